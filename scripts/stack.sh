@@ -1,0 +1,615 @@
+#!/usr/bin/env bash
+# Local ChatWarden stack: Kafka 4.1.x (KRaft, single node) + ClickHouse (Debian package),
+# real servers on 127.0.0.1, no containers. Everything lives under <repo>/.stack/.
+#
+#   scripts/stack.sh up                      install what is missing, start both, create default topics
+#   scripts/stack.sh down                    stop both (SIGTERM, wait, SIGKILL)
+#   scripts/stack.sh status                  does each server answer? (exit 0 only if both do)
+#   scripts/stack.sh env                     print export lines for the Go code / tests
+#   scripts/stack.sh topic NAME [PARTITIONS] create a topic (idempotent, replication factor 1)
+#   scripts/stack.sh topics                  list topics
+#   scripts/stack.sh kafka-stop|kafka-start|ch-stop|ch-start   one server only, same data
+#
+# Ports (env):
+#   CHATWARDEN_KAFKA_PORT            broker listener            (default 9092)
+#   CHATWARDEN_KAFKA_CONTROLLER_PORT KRaft controller listener  (default 9093)
+#   CHATWARDEN_CH_PORT               ClickHouse native protocol (default 9000)
+#   CHATWARDEN_CH_HTTP_PORT          ClickHouse HTTP            (default 8123)
+# Timeouts (seconds): CHATWARDEN_KAFKA_START_TIMEOUT (120), CHATWARDEN_CH_START_TIMEOUT (60),
+#   CHATWARDEN_STOP_TIMEOUT (45).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK="${CHATWARDEN_STACK_DIR:-$ROOT/.stack}"
+
+KAFKA_PORT="${CHATWARDEN_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${CHATWARDEN_KAFKA_CONTROLLER_PORT:-9093}"
+CH_PORT="${CHATWARDEN_CH_PORT:-9000}"
+CH_HTTP_PORT="${CHATWARDEN_CH_HTTP_PORT:-8123}"
+KAFKA_START_TIMEOUT="${CHATWARDEN_KAFKA_START_TIMEOUT:-120}"
+CH_START_TIMEOUT="${CHATWARDEN_CH_START_TIMEOUT:-60}"
+STOP_TIMEOUT="${CHATWARDEN_STOP_TIMEOUT:-45}"
+KAFKA_HEAP_OPTS="${CHATWARDEN_KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}"
+
+# name:partitions
+DEFAULT_TOPICS=("chatwarden.access.v1:4" "chatwarden.consent.v1:2" "chatwarden.deadletter.v1:2")
+
+KDIR="$STACK/kafka"
+KLIBS="$KDIR/libs"
+KDATA="$KDIR/data"
+KLOG="$KDIR/kafka.log"
+KPID="$KDIR/kafka.pid"
+KPOM="$ROOT/deploy/kafka/pom.xml"
+
+CDIR="$STACK/clickhouse"
+CLOGDIR="$CDIR/log"
+CPID="$CDIR/clickhouse.pid"
+
+export PATH="$PATH:/usr/sbin:/sbin:/usr/local/bin"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+	command -v apt-get >/dev/null || die "apt-get not found; install manually: $*"
+	if [ "$APT_UPDATED" -eq 0 ]; then
+		log "apt-get update"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+		APT_UPDATED=1
+	fi
+	log "apt-get install $*"
+	# Keep package postinst scripts from starting system services (e.g. the system
+	# clickhouse-server on :9000), which would collide with ours.
+	local policy=/usr/sbin/policy-rc.d created=0
+	if [ ! -e "$policy" ]; then
+		as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy"
+		created=1
+	fi
+	local rc=0
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 || rc=$?
+	if [ "$created" -eq 1 ]; then as_root rm -f "$policy"; fi
+	[ "$rc" -eq 0 ] || die "apt-get install $* failed (rc=$rc)"
+}
+
+# port_open PORT: is something accepting TCP connections on 127.0.0.1:PORT?
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1
+}
+
+# pid_alive PIDFILE MARKER: pidfile names a live process whose cmdline contains MARKER.
+pid_alive() {
+	local pidfile=$1 marker=$2 pid
+	[ -s "$pidfile" ] || return 1
+	pid=$(cat "$pidfile")
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	[ -r "/proc/$pid/cmdline" ] || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"
+}
+
+# stop_pid NAME PIDFILE MARKER
+stop_pid() {
+	local name=$1 pidfile=$2 marker=$3 pid i
+	if ! pid_alive "$pidfile" "$marker"; then
+		rm -f "$pidfile"
+		log "$name: not running"
+		return 0
+	fi
+	pid=$(cat "$pidfile")
+	log "$name: stopping pid $pid (SIGTERM)"
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < STOP_TIMEOUT * 5; i++)); do
+		[ -d "/proc/$pid" ] || break
+		# a zombie (already exited) counts as stopped
+		if grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then break; fi
+		sleep 0.2
+	done
+	if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+		log "$name: still alive after ${STOP_TIMEOUT}s, SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+	fi
+	rm -f "$pidfile"
+	log "$name: stopped"
+}
+
+# start_bg PIDFILE LOGFILE CMD...: start CMD in its own session (survives the caller's
+# process group being killed), stdout/stderr appended to LOGFILE, its pid in PIDFILE.
+start_bg() {
+	local pidfile=$1 logfile=$2
+	shift 2
+	rm -f "$pidfile"
+	# shellcheck disable=SC2016
+	# 9>&- : do not leak the stack.sh lock fd into the long-lived server.
+	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+	local i
+	for ((i = 0; i < 50; i++)); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
+	die "could not start: $*"
+}
+
+with_lock() {
+	mkdir -p "$STACK"
+	exec 9>"$STACK/.lock"
+	if ! flock -w 300 9; then die "timed out waiting for $STACK/.lock (another stack.sh running?)"; fi
+}
+
+# ---------------------------------------------------------------- java / kafka
+
+JAVA="${JAVA:-}"
+java_major() { "$1" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+
+# find_java: set JAVA to a Java >= 17 (Kafka 4 brokers need 17+) without installing anything.
+find_java() {
+	if [ -n "$JAVA" ] && [ "$(java_major "$JAVA")" -ge 17 ] 2>/dev/null; then return 0; fi
+	local cand
+	for cand in java /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/java-21-openjdk-*/bin/java; do
+		if command -v "$cand" >/dev/null 2>&1 && [ "$(java_major "$cand")" -ge 17 ] 2>/dev/null; then
+			JAVA=$(command -v "$cand")
+			return 0
+		fi
+	done
+	JAVA=""
+	return 1
+}
+
+ensure_java() {
+	find_java && return 0
+	apt_install openjdk-17-jre-headless
+	find_java || die "no Java >= 17 available after installing openjdk-17-jre-headless"
+}
+
+ensure_kafka_libs() {
+	[ -f "$KPOM" ] || die "missing $KPOM"
+	local stamp="$KLIBS/.pom.sha256" want
+	want=$(sha256sum "$KPOM" | cut -d' ' -f1)
+	if compgen -G "$KLIBS/kafka_2.13-*.jar" >/dev/null && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+		return 0
+	fi
+	command -v mvn >/dev/null || apt_install maven
+	log "fetching Kafka jars with Maven into $KLIBS"
+	rm -rf "$KLIBS.tmp"
+	mkdir -p "$KLIBS.tmp"
+	# (Debian's mvn -q still emits bare ANSI resets; strip them and blank lines)
+	mvn -q -B -Dstyle.color=never -f "$KPOM" dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory="$KLIBS.tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | awk 'NF' >&2 ||
+		die "mvn dependency:copy-dependencies failed"
+	compgen -G "$KLIBS.tmp/kafka_2.13-*.jar" >/dev/null || die "mvn did not produce kafka_2.13 jar"
+	echo "$want" >"$KLIBS.tmp/.pom.sha256"
+	rm -rf "$KLIBS"
+	mv "$KLIBS.tmp" "$KLIBS"
+}
+
+kafka_version() {
+	local j
+	j=$(compgen -G "$KLIBS/kafka_2.13-*.jar" | head -1) || true
+	j=${j##*/kafka_2.13-}
+	echo "${j%.jar}"
+}
+
+write_kafka_config() {
+	mkdir -p "$KDIR" "$KDATA"
+	cat >"$KDIR/server.properties.new" <<EOF
+# Generated by scripts/stack.sh - edits are overwritten.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KDATA
+auto.create.topics.enable=false
+num.partitions=4
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=168
+log.segment.bytes=1073741824
+EOF
+	mv "$KDIR/server.properties.new" "$KDIR/server.properties"
+
+	cat >"$KDIR/log4j2.properties" <<'EOF'
+# Broker logging: everything to stdout, which stack.sh appends to .stack/kafka/kafka.log
+status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.zk.name = org.apache.zookeeper
+logger.zk.level = WARN
+EOF
+
+	cat >"$KDIR/tools-log4j2.properties" <<'EOF'
+# CLI tools (TopicCommand, StorageTool): warnings only, on stderr
+status = warn
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.err.ref = STDERR
+EOF
+}
+
+kafka_tool() {
+	# kafka_tool MAINCLASS ARGS...
+	local cls=$1
+	shift
+	"$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+		-Dlog4j2.configurationFile="$KDIR/tools-log4j2.properties" \
+		-cp "$KLIBS/*" "$cls" "$@"
+}
+
+kafka_format_if_needed() {
+	if [ -f "$KDATA/meta.properties" ]; then return 0; fi
+	local cid
+	if [ -s "$KDIR/cluster.id" ]; then
+		cid=$(cat "$KDIR/cluster.id")
+	else
+		cid=$(kafka_tool kafka.tools.StorageTool random-uuid | tail -1)
+		echo "$cid" >"$KDIR/cluster.id"
+	fi
+	log "kafka: formatting storage $KDATA (cluster id $cid)"
+	# Static quorum (controller.quorum.voters), so no --standalone: changing the controller
+	# port later only needs a config change.
+	kafka_tool kafka.tools.StorageTool format --ignore-formatted \
+		--cluster-id "$cid" --config "$KDIR/server.properties" >>"$KLOG" 2>&1 ||
+		{ tail -n 30 "$KLOG" >&2; die "kafka storage format failed (see $KLOG)"; }
+}
+
+kafka_running() { pid_alive "$KPID" "kafka.Kafka"; }
+
+kafka_answers() {
+	port_open "$KAFKA_PORT" || return 1
+	kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+		--list >/dev/null 2>&1
+}
+
+kafka_start() {
+	if kafka_running; then
+		log "kafka: already running (pid $(cat "$KPID")) on 127.0.0.1:$KAFKA_PORT"
+		# still starting (e.g. another shell just launched it)? wait for it
+		port_open "$KAFKA_PORT" || { ensure_java; kafka_wait; }
+		return 0
+	fi
+	if port_open "$KAFKA_PORT"; then
+		die "port 127.0.0.1:$KAFKA_PORT is in use by a process not managed by $KPID (set CHATWARDEN_KAFKA_PORT?)"
+	fi
+	if port_open "$KAFKA_CONTROLLER_PORT"; then
+		die "controller port 127.0.0.1:$KAFKA_CONTROLLER_PORT is in use (set CHATWARDEN_KAFKA_CONTROLLER_PORT?)"
+	fi
+	ensure_java
+	ensure_kafka_libs
+	write_kafka_config
+	kafka_format_if_needed
+	log "kafka: starting $(kafka_version) on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT), log $KLOG"
+	echo "===== $(date -Is) stack.sh starting kafka =====" >>"$KLOG"
+	# shellcheck disable=SC2086
+	start_bg "$KPID" "$KLOG" "$JAVA" $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$KDIR/log4j2.properties" -Dkafka.logs.dir="$KDIR" \
+		-Dchatwarden.stack="$STACK" \
+		-cp "$KLIBS/*" kafka.Kafka "$KDIR/server.properties"
+	kafka_wait
+}
+
+kafka_wait() {
+	local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+	while ((SECONDS < deadline)); do
+		if ! kafka_running; then
+			tail -n 40 "$KLOG" >&2
+			die "kafka exited during startup (log: $KLOG)"
+		fi
+		if kafka_answers; then
+			log "kafka: up (pid $(cat "$KPID"))"
+			return 0
+		fi
+		sleep 1
+	done
+	tail -n 40 "$KLOG" >&2
+	die "kafka did not answer on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (log: $KLOG)"
+}
+
+kafka_stop() { stop_pid kafka "$KPID" "kafka.Kafka"; }
+
+kafka_topics_list() {
+	kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list
+}
+
+kafka_topic_create() {
+	local name=$1 parts=${2:-4}
+	[[ "$parts" =~ ^[0-9]+$ ]] || die "partitions must be a number: $parts"
+	kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+		--create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1 2>&1 |
+		grep -v "^WARNING: Due to limitations in metric names" >&2 || true
+	# (TopicCommand's exit status is lost in the pipe; verify instead)
+	kafka_topics_list | grep -qxF "$name" || die "kafka: topic $name was not created"
+	log "kafka: topic $name ready"
+}
+
+ensure_default_topics() {
+	local existing spec name parts
+	ensure_java
+	existing=$(kafka_topics_list) || die "kafka: cannot list topics on 127.0.0.1:$KAFKA_PORT (log: $KLOG)"
+	for spec in "${DEFAULT_TOPICS[@]}"; do
+		name=${spec%%:*}
+		parts=${spec##*:}
+		if grep -qxF "$name" <<<"$existing"; then continue; fi
+		kafka_topic_create "$name" "$parts"
+	done
+}
+
+# ---------------------------------------------------------------- clickhouse
+
+CH_SERVER=""
+CH_CLIENT=""
+
+ensure_clickhouse() {
+	CH_SERVER=$(command -v clickhouse-server || true)
+	CH_CLIENT=$(command -v clickhouse-client || true)
+	if [ -z "$CH_SERVER" ] || [ -z "$CH_CLIENT" ]; then
+		apt_install clickhouse-server clickhouse-client
+		CH_SERVER=$(command -v clickhouse-server || true)
+		CH_CLIENT=$(command -v clickhouse-client || true)
+	fi
+	[ -n "$CH_SERVER" ] && [ -n "$CH_CLIENT" ] || die "clickhouse-server/clickhouse-client not found after install"
+}
+
+write_clickhouse_config() {
+	mkdir -p "$CDIR/data" "$CDIR/tmp" "$CDIR/user_files" "$CDIR/format_schemas" "$CLOGDIR"
+	cat >"$CDIR/config.xml" <<EOF
+<?xml version="1.0"?>
+<!-- Generated by scripts/stack.sh - edits are overwritten. ClickHouse 18.16 syntax. -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$CLOGDIR/clickhouse-server.log</log>
+        <errorlog>$CLOGDIR/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>3</count>
+        <console>0</console>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <tcp_port>$CH_PORT</tcp_port>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <!-- no interserver_http_port: no replication, nothing else listens -->
+    <max_connections>1024</max_connections>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <uncompressed_cache_size>268435456</uncompressed_cache_size>
+    <mark_cache_size>268435456</mark_cache_size>
+    <path>$CDIR/data/</path>
+    <tmp_path>$CDIR/tmp/</tmp_path>
+    <user_files_path>$CDIR/user_files/</user_files_path>
+    <format_schema_path>$CDIR/format_schemas/</format_schema_path>
+    <users_config>$CDIR/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mlock_executable>false</mlock_executable>
+    <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
+    <max_session_timeout>3600</max_session_timeout>
+    <default_session_timeout>60</default_session_timeout>
+    <query_log>
+        <database>system</database>
+        <table>query_log</table>
+        <partition_by>toYYYYMM(event_date)</partition_by>
+        <flush_interval_milliseconds>7500</flush_interval_milliseconds>
+    </query_log>
+    <max_table_size_to_drop>0</max_table_size_to_drop>
+    <max_partition_size_to_drop>0</max_partition_size_to_drop>
+</yandex>
+EOF
+	cat >"$CDIR/users.xml" <<'EOF'
+<?xml version="1.0"?>
+<!-- Generated by scripts/stack.sh - edits are overwritten. -->
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>4000000000</max_memory_usage>
+            <use_uncompressed_cache>0</use_uncompressed_cache>
+            <load_balancing>random</load_balancing>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+                <ip>::ffff:127.0.0.1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default>
+            <interval>
+                <duration>3600</duration>
+                <queries>0</queries>
+                <errors>0</errors>
+                <result_rows>0</result_rows>
+                <read_rows>0</read_rows>
+                <execution_time>0</execution_time>
+            </interval>
+        </default>
+    </quotas>
+</yandex>
+EOF
+}
+
+ch_running() { pid_alive "$CPID" "$CDIR/config.xml"; }
+
+ch_query() {
+	"${CH_CLIENT:-clickhouse-client}" --host 127.0.0.1 --port "$CH_PORT" -q "$1"
+}
+
+ch_answers() {
+	port_open "$CH_PORT" || return 1
+	ch_query 'SELECT version()' >/dev/null 2>&1
+}
+
+ch_start() {
+	if ch_running; then
+		log "clickhouse: already running (pid $(cat "$CPID")) on 127.0.0.1:$CH_PORT"
+		ensure_clickhouse
+		ch_answers || ch_wait
+		return 0
+	fi
+	if port_open "$CH_PORT"; then
+		die "port 127.0.0.1:$CH_PORT is in use by a process not managed by $CPID (system clickhouse-server service? set CHATWARDEN_CH_PORT?)"
+	fi
+	if port_open "$CH_HTTP_PORT"; then
+		die "port 127.0.0.1:$CH_HTTP_PORT is in use (set CHATWARDEN_CH_HTTP_PORT?)"
+	fi
+	ensure_clickhouse
+	write_clickhouse_config
+	log "clickhouse: starting on 127.0.0.1:$CH_PORT (http :$CH_HTTP_PORT), logs $CLOGDIR/"
+	echo "===== $(date -Is) stack.sh starting clickhouse =====" >>"$CLOGDIR/stdout.log"
+	# Foreground mode (no --daemon) under setsid, so our pidfile is the server's pid.
+	# Run from $CDIR: 18.16 writes preprocessed configs relative to the config file.
+	(cd "$CDIR" && start_bg "$CPID" "$CLOGDIR/stdout.log" "$CH_SERVER" --config-file="$CDIR/config.xml")
+	ch_wait
+}
+
+ch_wait() {
+	local deadline=$((SECONDS + CH_START_TIMEOUT))
+	while ((SECONDS < deadline)); do
+		if ! ch_running; then
+			tail -n 20 "$CLOGDIR/stdout.log" "$CLOGDIR/clickhouse-server.err.log" >&2 2>/dev/null || true
+			die "clickhouse exited during startup (logs: $CLOGDIR/)"
+		fi
+		if ch_answers; then
+			log "clickhouse: up (pid $(cat "$CPID")), version $(ch_query 'SELECT version()')"
+			return 0
+		fi
+		sleep 0.5
+	done
+	tail -n 20 "$CLOGDIR/stdout.log" "$CLOGDIR/clickhouse-server.err.log" >&2 2>/dev/null || true
+	die "clickhouse did not answer on 127.0.0.1:$CH_PORT within ${CH_START_TIMEOUT}s (logs: $CLOGDIR/)"
+}
+
+ch_stop() { stop_pid clickhouse "$CPID" "$CDIR/config.xml"; }
+
+# ---------------------------------------------------------------- commands
+
+print_env() {
+	echo "export CHATWARDEN_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+	echo "export CHATWARDEN_CLICKHOUSE_ADDR=127.0.0.1:$CH_PORT"
+}
+
+cmd_up() {
+	with_lock
+	ensure_gitignore
+	kafka_start
+	ensure_default_topics
+	ch_start
+	log "stack up. logs: kafka $KLOG ; clickhouse $CLOGDIR/"
+	log "env: eval \"\$(scripts/stack.sh env)\""
+	print_env >&2
+}
+
+cmd_down() {
+	with_lock
+	kafka_stop
+	ch_stop
+}
+
+cmd_status() {
+	local ok=0
+	find_java || true
+	if kafka_running; then
+		if [ -n "$JAVA" ] && kafka_answers; then
+			echo "kafka:      UP      127.0.0.1:$KAFKA_PORT pid $(cat "$KPID") ($(kafka_version)) log $KLOG"
+		else
+			echo "kafka:      RUNNING but not answering on 127.0.0.1:$KAFKA_PORT pid $(cat "$KPID") log $KLOG"
+			ok=1
+		fi
+	else
+		echo "kafka:      DOWN"
+		ok=1
+	fi
+	CH_CLIENT=$(command -v clickhouse-client || true)
+	if ch_running; then
+		if [ -n "$CH_CLIENT" ] && ch_answers; then
+			echo "clickhouse: UP      127.0.0.1:$CH_PORT (http :$CH_HTTP_PORT) pid $(cat "$CPID") version $(ch_query 'SELECT version()') logs $CLOGDIR/"
+		else
+			echo "clickhouse: RUNNING but not answering on 127.0.0.1:$CH_PORT pid $(cat "$CPID") logs $CLOGDIR/"
+			ok=1
+		fi
+	else
+		echo "clickhouse: DOWN"
+		ok=1
+	fi
+	return $ok
+}
+
+ensure_gitignore() {
+	# .stack/ must never be committed (append only).
+	local gi="$ROOT/.gitignore"
+	if [ -d "$ROOT/.git" ] || [ -f "$ROOT/.git" ]; then
+		if ! grep -qxE '/?\.stack/?' "$gi" 2>/dev/null; then
+			[ -s "$gi" ] && [ -n "$(tail -c1 "$gi")" ] && echo >>"$gi"
+			echo ".stack/" >>"$gi"
+		fi
+	fi
+}
+
+usage() {
+	sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+main() {
+	local cmd=${1:-}
+	shift || true
+	case "$cmd" in
+	up) cmd_up ;;
+	down) cmd_down ;;
+	status) cmd_status ;;
+	env) print_env ;;
+	topic)
+		[ $# -ge 1 ] || die "usage: stack.sh topic NAME [PARTITIONS]"
+		ensure_java
+		ensure_kafka_libs
+		write_kafka_config
+		kafka_running || die "kafka is not running (scripts/stack.sh up)"
+		kafka_topic_create "$1" "${2:-4}"
+		;;
+	topics)
+		ensure_java
+		kafka_running || die "kafka is not running (scripts/stack.sh up)"
+		kafka_topics_list
+		;;
+	kafka-stop) with_lock; kafka_stop ;;
+	kafka-start) with_lock; kafka_start ;;
+	ch-stop) with_lock; ch_stop ;;
+	ch-start) with_lock; ch_start ;;
+	-h | --help | help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"

@@ -1,0 +1,420 @@
+package models
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Reason is a dead-letter reason code: why a message was rejected.
+type Reason string
+
+// The reason codes a message can be rejected with. They are stable: they are
+// stored with dead letters and used as metric labels.
+const (
+	ReasonBadJSON      Reason = "bad_json"      // not a JSON object
+	ReasonBadUTF8      Reason = "bad_utf8"      // bytes that are not UTF-8, or NUL characters
+	ReasonMissingField Reason = "missing_field" // a required field is absent or empty
+	ReasonBadType      Reason = "bad_type"      // a field has the wrong JSON type
+	ReasonBadEnum      Reason = "bad_enum"      // a value outside its enumeration
+	ReasonBadValue     Reason = "bad_value"     // a value of the right type that is out of range or malformed
+	ReasonTooLong      Reason = "too_long"      // a string or list over its length limit
+	ReasonTSFuture     Reason = "ts_future"     // ts more than the allowed skew in the future
+	ReasonTSTooOld     Reason = "ts_too_old"    // ts older than retention
+	ReasonTooLarge     Reason = "too_large"     // the whole message is over the size limit
+	ReasonBadSchema    Reason = "bad_schema"    // a schema name this decoder does not know
+)
+
+// Reasons lists every reason code.
+var Reasons = []Reason{ReasonBadJSON, ReasonBadUTF8, ReasonMissingField, ReasonBadType, ReasonBadEnum,
+	ReasonBadValue, ReasonTooLong, ReasonTSFuture, ReasonTSTooOld, ReasonTooLarge, ReasonBadSchema}
+
+// ValidationError says why an event was rejected: a reason code and the
+// field at fault (dotted path; empty for whole-message errors).
+type ValidationError struct {
+	Code   Reason
+	Field  string
+	Detail string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.Code, e.Detail)
+	}
+	return fmt.Sprintf("%s: field %q: %s", e.Code, e.Field, e.Detail)
+}
+
+func verr(code Reason, field, format string, args ...any) *ValidationError {
+	return &ValidationError{Code: code, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the reason code of err, or "" if err is not a
+// *ValidationError.
+func ReasonOf(err error) Reason {
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return ve.Code
+	}
+	return ""
+}
+
+// Limits bound what the decoder accepts. The zero value takes the defaults.
+type Limits struct {
+	// MaxMessageBytes is the largest message accepted (default 64 KiB).
+	MaxMessageBytes int
+	// MaxFuture is how far ahead of now a ts may be (default 24 h).
+	MaxFuture time.Duration
+	// MaxAge is how far behind now a ts may be, normally the retention
+	// (default 90 days).
+	MaxAge time.Duration
+}
+
+// Default limits.
+const (
+	DefaultMaxMessageBytes = 64 << 10
+	DefaultMaxFuture       = 24 * time.Hour
+	DefaultMaxAge          = 90 * 24 * time.Hour
+)
+
+// Per-field length limits.
+const (
+	MaxEventIDLen   = 128
+	MaxStringLen    = 256
+	MaxUserAgentLen = 1024
+	MaxFields       = 64
+	maxNesting      = 32
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if l.MaxFuture <= 0 {
+		l.MaxFuture = DefaultMaxFuture
+	}
+	if l.MaxAge <= 0 {
+		l.MaxAge = DefaultMaxAge
+	}
+	return l
+}
+
+// wire forms: pointers and raw strings so that absence, type and format
+// errors can be told apart and named.
+type wireActor struct {
+	ID     *string `json:"id"`
+	Type   *string `json:"type"`
+	Role   string  `json:"role"`
+	Vendor string  `json:"vendor"`
+}
+
+type wireAccess struct {
+	Schema       string       `json:"schema"`
+	EventID      *string      `json:"event_id"`
+	TS           *string      `json:"ts"`
+	Tenant       string       `json:"tenant"`
+	Actor        *wireActor   `json:"actor"`
+	Action       *string      `json:"action"`
+	Store        *string      `json:"store"`
+	Resource     *Resource    `json:"resource"`
+	SubjectID    string       `json:"subject_id"`
+	Records      *json.Number `json:"records"`
+	Bytes        *json.Number `json:"bytes"`
+	Fields       []string     `json:"fields"`
+	Purpose      string       `json:"purpose"`
+	Conversation Conversation `json:"conversation"`
+	Tool         string       `json:"tool"`
+	Result       string       `json:"result"`
+	Client       Client       `json:"client"`
+}
+
+type wireConsent struct {
+	Schema    string  `json:"schema"`
+	EventID   string  `json:"event_id"`
+	TS        *string `json:"ts"`
+	Tenant    string  `json:"tenant"`
+	SubjectID *string `json:"subject_id"`
+	Purpose   *string `json:"purpose"`
+	Granted   *bool   `json:"granted"`
+}
+
+// Schema names.
+const (
+	SchemaAccess  = "access.v1"
+	SchemaConsent = "consent.v1"
+)
+
+// SchemaOf returns the value of a top-level "schema" key of a JSON object
+// message, or SchemaAccess when there is none. It does not validate.
+func SchemaOf(b []byte) string {
+	var probe struct {
+		Schema string `json:"schema"`
+	}
+	if json.Unmarshal(b, &probe) != nil || probe.Schema == "" {
+		return SchemaAccess
+	}
+	return probe.Schema
+}
+
+// precheck applies the whole-message checks shared by every schema.
+func precheck(b []byte, l Limits) error {
+	if len(b) > l.MaxMessageBytes {
+		return verr(ReasonTooLarge, "", "message is %d bytes, limit %d", len(b), l.MaxMessageBytes)
+	}
+	if !utf8.Valid(b) {
+		return verr(ReasonBadUTF8, "", "message is not valid UTF-8")
+	}
+	if bytes.IndexByte(b, 0) >= 0 || bytes.Contains(b, []byte(`\u0000`)) {
+		return verr(ReasonBadUTF8, "", "message contains a NUL character")
+	}
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return verr(ReasonBadJSON, "", "message is not a JSON object")
+	}
+	if depth(trimmed) > maxNesting {
+		return verr(ReasonBadJSON, "", "JSON nested deeper than %d levels", maxNesting)
+	}
+	return nil
+}
+
+// depth returns the deepest nesting of objects and arrays in b, ignoring
+// brackets inside strings.
+func depth(b []byte) int {
+	d, deepest, inStr, esc := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '{' || c == '[':
+			d++
+			deepest = max(deepest, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return deepest
+}
+
+// unmarshal decodes b into v and turns decoder errors into validation errors.
+func unmarshal(b []byte, v any) error {
+	err := json.Unmarshal(b, v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			return verr(ReasonBadJSON, "", "message is not a JSON object")
+		}
+		return verr(ReasonBadType, field, "want %s, got JSON %s", te.Type, te.Value)
+	}
+	return verr(ReasonBadJSON, "", "%v", err)
+}
+
+func parseTS(s *string, field string, now time.Time, l Limits) (time.Time, error) {
+	if s == nil || *s == "" {
+		return time.Time{}, verr(ReasonMissingField, field, "required")
+	}
+	ts, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return time.Time{}, verr(ReasonBadValue, field, "not an RFC 3339 time")
+	}
+	ts = ts.UTC()
+	if ts.After(now.Add(l.MaxFuture)) {
+		return time.Time{}, verr(ReasonTSFuture, field, "%s is more than %s after now", ts.Format(time.RFC3339), l.MaxFuture)
+	}
+	if ts.Before(now.Add(-l.MaxAge)) {
+		return time.Time{}, verr(ReasonTSTooOld, field, "%s is older than retention %s", ts.Format(time.RFC3339), l.MaxAge)
+	}
+	return ts, nil
+}
+
+func required(s *string, field string, maxLen int) (string, error) {
+	if s == nil || strings.TrimSpace(*s) == "" {
+		return "", verr(ReasonMissingField, field, "required")
+	}
+	return *s, checkLen(*s, field, maxLen)
+}
+
+func checkLen(s, field string, maxLen int) error {
+	if len(s) > maxLen {
+		return verr(ReasonTooLong, field, "%d bytes, limit %d", len(s), maxLen)
+	}
+	return nil
+}
+
+func enum[T ~string](s *string, field string, valid []T) (T, error) {
+	if s == nil || *s == "" {
+		return "", verr(ReasonMissingField, field, "required")
+	}
+	if !slices.Contains(valid, T(*s)) {
+		return "", verr(ReasonBadEnum, field, "%q is not one of %v", *s, valid)
+	}
+	return T(*s), nil
+}
+
+func count(n *json.Number, field string, def uint64) (uint64, error) {
+	if n == nil {
+		return def, nil
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return 0, verr(ReasonBadValue, field, "%q is not an integer", n.String())
+	}
+	if i < 0 {
+		return 0, verr(ReasonBadValue, field, "%d is negative", i)
+	}
+	return uint64(i), nil
+}
+
+// DecodeAccess decodes and validates one access.v1 message. now is the clock
+// that ts is checked against. Unknown fields are ignored. The error, when not
+// nil, is a *ValidationError.
+func DecodeAccess(b []byte, now time.Time, l Limits) (Event, error) {
+	l = l.withDefaults()
+	if err := precheck(b, l); err != nil {
+		return Event{}, err
+	}
+	var w wireAccess
+	if err := unmarshal(b, &w); err != nil {
+		return Event{}, err
+	}
+	if w.Schema != "" && w.Schema != SchemaAccess {
+		return Event{}, verr(ReasonBadSchema, "schema", "%q is not %s", w.Schema, SchemaAccess)
+	}
+	return w.event(now, l)
+}
+
+func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
+	var (
+		e   Event
+		err error
+	)
+	if e.EventID, err = required(w.EventID, "event_id", MaxEventIDLen); err != nil {
+		return Event{}, err
+	}
+	if e.TS, err = parseTS(w.TS, "ts", now, l); err != nil {
+		return Event{}, err
+	}
+	e.Tenant = w.Tenant
+	if e.Tenant == "" {
+		e.Tenant = DefaultTenant
+	}
+	if w.Actor == nil {
+		return Event{}, verr(ReasonMissingField, "actor", "required")
+	}
+	if e.Actor.ID, err = required(w.Actor.ID, "actor.id", MaxStringLen); err != nil {
+		return Event{}, err
+	}
+	if e.Actor.Type, err = enum(w.Actor.Type, "actor.type", ActorTypes); err != nil {
+		return Event{}, err
+	}
+	e.Actor.Role, e.Actor.Vendor = w.Actor.Role, w.Actor.Vendor
+	if e.Action, err = enum(w.Action, "action", Actions); err != nil {
+		return Event{}, err
+	}
+	if e.Store, err = required(w.Store, "store", MaxStringLen); err != nil {
+		return Event{}, err
+	}
+	if w.Resource == nil {
+		return Event{}, verr(ReasonMissingField, "resource", "required")
+	}
+	if e.Resource.Type, err = required(&w.Resource.Type, "resource.type", MaxStringLen); err != nil {
+		return Event{}, err
+	}
+	e.Resource.ID = w.Resource.ID
+	e.SubjectID = w.SubjectID
+	if e.Records, err = count(w.Records, "records", 1); err != nil {
+		return Event{}, err
+	}
+	if e.Bytes, err = count(w.Bytes, "bytes", 0); err != nil {
+		return Event{}, err
+	}
+	if len(w.Fields) > MaxFields {
+		return Event{}, verr(ReasonTooLong, "fields", "%d categories, limit %d", len(w.Fields), MaxFields)
+	}
+	for _, f := range w.Fields {
+		if f == "" {
+			return Event{}, verr(ReasonBadValue, "fields", "empty data category")
+		}
+		if err := checkLen(f, "fields", MaxStringLen); err != nil {
+			return Event{}, err
+		}
+	}
+	e.Fields = w.Fields
+	e.Purpose, e.Conversation, e.Tool, e.Client = w.Purpose, w.Conversation, w.Tool, w.Client
+	e.Result = ResultAllowed
+	if w.Result != "" {
+		if e.Result, err = enum(&w.Result, "result", Results); err != nil {
+			return Event{}, err
+		}
+	}
+	if e.Client.IP != "" && !validIP(e.Client.IP) {
+		return Event{}, verr(ReasonBadValue, "client.ip", "not an IP address")
+	}
+	for field, s := range map[string]string{
+		"tenant": e.Tenant, "actor.role": e.Actor.Role, "actor.vendor": e.Actor.Vendor,
+		"resource.id": e.Resource.ID, "subject_id": e.SubjectID, "purpose": e.Purpose,
+		"conversation.id": e.Conversation.ID, "conversation.subject_id": e.Conversation.SubjectID,
+		"tool": e.Tool, "client.country": e.Client.Country,
+	} {
+		if err := checkLen(s, field, MaxStringLen); err != nil {
+			return Event{}, err
+		}
+	}
+	if err := checkLen(e.Client.UserAgent, "client.user_agent", MaxUserAgentLen); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// DecodeConsent decodes and validates one consent.v1 message.
+func DecodeConsent(b []byte, now time.Time, l Limits) (Consent, error) {
+	l = l.withDefaults()
+	if err := precheck(b, l); err != nil {
+		return Consent{}, err
+	}
+	var w wireConsent
+	if err := unmarshal(b, &w); err != nil {
+		return Consent{}, err
+	}
+	if w.Schema != "" && w.Schema != SchemaConsent {
+		return Consent{}, verr(ReasonBadSchema, "schema", "%q is not %s", w.Schema, SchemaConsent)
+	}
+	var (
+		c   Consent
+		err error
+	)
+	c.EventID = w.EventID
+	if err := checkLen(c.EventID, "event_id", MaxEventIDLen); err != nil {
+		return Consent{}, err
+	}
+	if c.TS, err = parseTS(w.TS, "ts", now, l); err != nil {
+		return Consent{}, err
+	}
+	c.Tenant = w.Tenant
+	if c.Tenant == "" {
+		c.Tenant = DefaultTenant
+	}
+	if c.SubjectID, err = required(w.SubjectID, "subject_id", MaxStringLen); err != nil {
+		return Consent{}, err
+	}
+	if c.Purpose, err = required(w.Purpose, "purpose", MaxStringLen); err != nil {
+		return Consent{}, err
+	}
+	if w.Granted == nil {
+		return Consent{}, verr(ReasonMissingField, "granted", "required")
+	}
+	c.Granted = *w.Granted
+	return c, nil
+}

@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// DeadLetter is a rejected message's record: where it came from and why.
+// The payload itself goes to the dead-letter topic only.
+type DeadLetter struct {
+	ReceivedAt time.Time
+	Topic      string
+	Partition  int32
+	Offset     int64
+	Reason     string
+	Field      string
+	Detail     string
+	Payload    []byte // hashed and measured on insert, never stored
+}
+
+// InsertDeadLetters records rejected messages.
+func (s *Store) InsertDeadLetters(ctx context.Context, dls []DeadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO dead_letters (received_at, topic, partition,
+offset, reason, field, detail, payload_bytes, payload_sha256)`)
+	if err != nil {
+		return fmt.Errorf("preparing insert of %d dead letters: %w", len(dls), err)
+	}
+	for _, d := range dls {
+		sum := sha256.Sum256(d.Payload)
+		if err := batch.Append(d.ReceivedAt.UTC(), d.Topic, d.Partition, d.Offset, d.Reason, d.Field,
+			d.Detail, uint32(len(d.Payload)), hex.EncodeToString(sum[:])); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("appending dead letter: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("inserting %d dead letters: %w", len(dls), err)
+	}
+	return nil
+}
+
+// DeadLetterCounts returns the number of distinct dead-lettered source
+// offsets per reason code.
+func (s *Store) DeadLetterCounts(ctx context.Context) (map[string]uint64, error) {
+	rows, err := s.conn.Query(ctx, `SELECT reason, count() FROM dead_letters FINAL GROUP BY reason`)
+	if err != nil {
+		return nil, fmt.Errorf("counting dead letters: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var r string
+		var n uint64
+		if err := rows.Scan(&r, &n); err != nil {
+			return nil, err
+		}
+		out[r] = n
+	}
+	return out, rows.Err()
+}

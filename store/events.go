@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+const insertEvents = `INSERT INTO events (event_id, ts, tenant, actor_id, actor_type, actor_role,
+actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields,
+purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country,
+client_user_agent, ingested_at)`
+
+// InsertEvents writes events in one native-protocol batch, column by column.
+// The materialized views fill event_ids, events_by_subject and actor_minute in
+// the same INSERT. Callers pass events whose customer ids are already
+// pseudonymized, and drop duplicates first (see ExistingEventIDs).
+func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	n := len(evs)
+	var (
+		ids, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids, subjects = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
+		purposes, convs, convSubjects, tools, results, ips, countries, agents                 = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
+		ts, ingested                                                                           = make([]time.Time, n), make([]time.Time, n)
+		records, bytes                                                                         = make([]uint64, n), make([]uint64, n)
+		fields                                                                                 = make([][]string, n)
+	)
+	at := ingestedAt.UTC().Truncate(time.Second)
+	for i := range evs {
+		e := &evs[i]
+		ids[i], ts[i], tenants[i] = e.EventID, e.TS.UTC(), e.Tenant
+		actors[i], atypes[i], roles[i], vendors[i] = e.Actor.ID, string(e.Actor.Type), e.Actor.Role, e.Actor.Vendor
+		actions[i], stores[i], rtypes[i], rids[i] = string(e.Action), e.Store, e.Resource.Type, e.Resource.ID
+		subjects[i], records[i], bytes[i] = e.SubjectID, e.Records, e.Bytes
+		fields[i] = e.Fields
+		if fields[i] == nil {
+			fields[i] = []string{}
+		}
+		purposes[i], convs[i], convSubjects[i], tools[i] = e.Purpose, e.Conversation.ID, e.Conversation.SubjectID, e.Tool
+		results[i], ips[i], countries[i], agents[i] = string(e.Result), e.Client.IP, e.Client.Country, e.Client.UserAgent
+		ingested[i] = at
+	}
+	batch, err := s.conn.PrepareBatch(ctx, insertEvents)
+	if err != nil {
+		return fmt.Errorf("preparing insert of %d events: %w", n, err)
+	}
+	cols := []any{ids, ts, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids,
+		subjects, records, bytes, fields, purposes, convs, convSubjects, tools, results, ips,
+		countries, agents, ingested}
+	for i, c := range cols {
+		if err := batch.Column(i).Append(c); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("appending column %d of %d events: %w", i, n, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("inserting %d events: %w", n, err)
+	}
+	return nil
+}
+
+func mk(n int) []string { return make([]string, n) }
+
+// existingIDsChunk bounds the IN list of one dedupe lookup.
+const existingIDsChunk = 5000
+
+// ExistingEventIDs returns which of ids are already stored, so that a
+// redelivered event is not inserted twice. The lookup reads event_ids, which
+// is ordered by event id.
+func (s *Store) ExistingEventIDs(ctx context.Context, ids []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	for start := 0; start < len(ids); start += existingIDsChunk {
+		chunk := ids[start:min(start+existingIDsChunk, len(ids))]
+		rows, err := s.conn.Query(ctx, "SELECT DISTINCT event_id FROM event_ids WHERE event_id IN ?", InList(chunk))
+		if err != nil {
+			return nil, fmt.Errorf("looking up %d event ids: %w", len(chunk), err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
+// InsertConsents writes consent events to the consent register.
+func (s *Store) InsertConsents(ctx context.Context, cs []models.Consent, ingestedAt time.Time) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO consents (tenant, subject_id, purpose, granted, ts, event_id, ingested_at)")
+	if err != nil {
+		return fmt.Errorf("preparing insert of %d consents: %w", len(cs), err)
+	}
+	for _, c := range cs {
+		var g uint8
+		if c.Granted {
+			g = 1
+		}
+		if err := batch.Append(c.Tenant, c.SubjectID, c.Purpose, g, c.TS.UTC(), c.EventID, ingestedAt.UTC()); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("appending consent: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("inserting %d consents: %w", len(cs), err)
+	}
+	return nil
+}
+
+// ConsentState is the latest consent decision for one (tenant, subject, purpose).
+type ConsentState struct {
+	Tenant    string
+	SubjectID string
+	Purpose   string
+	Granted   bool
+	TS        time.Time
+}
+
+// ConsentsFor returns the latest consent decision per purpose for the given
+// pseudonymized subjects.
+func (s *Store) ConsentsFor(ctx context.Context, tenant string, subjects []string) ([]ConsentState, error) {
+	if len(subjects) == 0 {
+		return nil, nil
+	}
+	rows, err := s.conn.Query(ctx, `SELECT subject_id, purpose, argMax(granted, ts), max(ts)
+FROM consents WHERE tenant = ? AND subject_id IN ?
+GROUP BY subject_id, purpose`, tenant, InList(subjects))
+	if err != nil {
+		return nil, fmt.Errorf("reading consents of %d subjects: %w", len(subjects), err)
+	}
+	defer rows.Close()
+	var out []ConsentState
+	for rows.Next() {
+		c := ConsentState{Tenant: tenant}
+		var g uint8
+		if err := rows.Scan(&c.SubjectID, &c.Purpose, &g, &c.TS); err != nil {
+			return nil, err
+		}
+		c.Granted = g == 1
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// AllConsents returns the latest consent decision of every (tenant, subject,
+// purpose): what detection loads into memory at start-up.
+func (s *Store) AllConsents(ctx context.Context) ([]ConsentState, error) {
+	rows, err := s.conn.Query(ctx, `SELECT tenant, subject_id, purpose, argMax(granted, ts), max(ts)
+FROM consents GROUP BY tenant, subject_id, purpose`)
+	if err != nil {
+		return nil, fmt.Errorf("reading consent register: %w", err)
+	}
+	defer rows.Close()
+	var out []ConsentState
+	for rows.Next() {
+		var c ConsentState
+		var g uint8
+		if err := rows.Scan(&c.Tenant, &c.SubjectID, &c.Purpose, &g, &c.TS); err != nil {
+			return nil, err
+		}
+		c.Granted = g == 1
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

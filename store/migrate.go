@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migration is one embedded, versioned schema change. Its statements are
+// idempotent (IF NOT EXISTS), so re-running a half-applied migration is safe.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+}
+
+// Migrations returns the embedded migrations in version order. File names are
+// NNNN_name.sql; statements are separated by a line ending in ";".
+func Migrations() ([]Migration, error) {
+	entries, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []Migration
+	seen := map[int]string{}
+	for _, path := range entries {
+		base := strings.TrimSuffix(strings.TrimPrefix(path, "migrations/"), ".sql")
+		num, name, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", path)
+		}
+		if other, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migration %s: version %d already used by %s", path, v, other)
+		}
+		seen[v] = path
+		b, err := migrationFS.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, Migration{Version: v, Name: name, Statements: splitStatements(string(b))})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
+	return ms, nil
+}
+
+// splitStatements splits SQL text into statements at lines that end in ";",
+// dropping "--" comment lines.
+func splitStatements(sql string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(sql, "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "--") || (t == "" && cur.Len() == 0) {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(t, ";") {
+			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// MigrationResult says what Migrate did.
+type MigrationResult struct {
+	Applied []int // versions applied by this call
+	Current int   // the schema version after the call
+}
+
+// Migrate applies every embedded migration not yet recorded in
+// schema_migrations. It is idempotent and safe to run at every start-up.
+func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, error) {
+	const createVersions = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32,
+    name String,
+    applied_at DateTime
+) ENGINE = MergeTree() ORDER BY version`
+	if err := s.exec(ctx, createVersions); err != nil {
+		return MigrationResult{}, fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	rows, err := s.conn.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return MigrationResult{}, fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return MigrationResult{}, err
+		}
+		applied[int(v)] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return MigrationResult{}, err
+	}
+	ms, err := Migrations()
+	if err != nil {
+		return MigrationResult{}, err
+	}
+	var res MigrationResult
+	for _, m := range ms {
+		if applied[m.Version] {
+			res.Current = m.Version
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := s.exec(ctx, stmt); err != nil {
+				return res, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		if err := s.insertRow(ctx, "INSERT INTO schema_migrations (version, name, applied_at)",
+			uint32(m.Version), m.Name, now.UTC()); err != nil {
+			return res, fmt.Errorf("recording migration %04d: %w", m.Version, err)
+		}
+		s.log.Info("applied migration", "version", m.Version, "name", m.Name)
+		res.Applied = append(res.Applied, m.Version)
+		res.Current = m.Version
+	}
+	return res, nil
+}

@@ -1,0 +1,304 @@
+// Package store is chatwarden's one place for SQL: the ClickHouse schema and
+// its migrations, batch inserts, and every query that detectors, the CLI and
+// the pages run. It speaks ClickHouse's native protocol through clickhouse-go
+// and returns models values, never driver rows.
+//
+// The SQL runs on Debian's ClickHouse 18.16 and on current ClickHouse
+// (24.x–26.x): no DateTime64, TTL, window functions, JSON functions, skip
+// indexes or server-side {name:Type} parameters; queries are bound
+// client-side with ? placeholders; INSERTs name their columns.
+// Version-specific settings are chosen from version() at connect.
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Config says how to reach ClickHouse. The zero value plus Addr works.
+type Config struct {
+	// Addr is host:port of the native protocol (default 127.0.0.1:9000).
+	Addr string `yaml:"addr"`
+	// Database is created if missing (default "chatwarden").
+	Database string `yaml:"database"`
+	// User and Password authenticate (default user "default", no password).
+	User         string `yaml:"user"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// TLS turns on TLS to the native port; TLSInsecure skips verification
+	// (tests with self-signed certificates only); TLSCAFile trusts a CA.
+	TLS         bool   `yaml:"tls"`
+	TLSCAFile   string `yaml:"tls_ca_file"`
+	TLSInsecure bool   `yaml:"tls_insecure"`
+	// DialTimeout bounds connecting (default 5s).
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// QueryTimeout bounds a single query (default 60s).
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// MaxOpenConns bounds the pool (default 8).
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:9000"
+	}
+	if c.Database == "" {
+		c.Database = "chatwarden"
+	}
+	if c.User == "" {
+		c.User = "default"
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = 60 * time.Second
+	}
+	if c.MaxOpenConns <= 0 {
+		c.MaxOpenConns = 8
+	}
+	return c
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if _, _, err := splitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("clickhouse.addr: %w", err)
+	}
+	if !identRe.MatchString(c.Database) {
+		return fmt.Errorf("clickhouse.database: %q is not a plain identifier", c.Database)
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		return errors.New("clickhouse.password and clickhouse.password_file: set one, not both")
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	i := strings.LastIndexByte(addr, ':')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	p, err := strconv.Atoi(addr[i+1:])
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%q has no valid port", addr)
+	}
+	return addr[:i], p, nil
+}
+
+// Version is a ClickHouse server version.
+type Version struct {
+	Major, Minor int
+	Raw          string
+}
+
+// ParseVersion parses the output of version(), e.g. "18.16.1" or "26.1.2.1".
+func ParseVersion(s string) (Version, error) {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 {
+		return Version{}, fmt.Errorf("parsing clickhouse version %q", s)
+	}
+	maj, err1 := strconv.Atoi(parts[0])
+	min, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return Version{}, fmt.Errorf("parsing clickhouse version %q", s)
+	}
+	return Version{Major: maj, Minor: min, Raw: s}, nil
+}
+
+// AtLeast reports whether v is major.minor or newer.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+// QuerySettings returns the settings chatwarden sends with every query on a
+// server of version v. Settings are integers or booleans (18.16 rejects
+// strings in the native protocol's settings block).
+func QuerySettings(v Version) clickhouse.Settings {
+	s := clickhouse.Settings{
+		// Big IN lists from event-id dedupe and responders' filters.
+		"max_query_size": 4 << 20,
+	}
+	_ = v // no version-specific setting is needed yet; this is where one goes.
+	return s
+}
+
+// Store is a connection pool to one chatwarden database.
+type Store struct {
+	conn    driver.Conn
+	cfg     Config
+	version Version
+	log     *slog.Logger
+}
+
+// Open connects to ClickHouse, reads the server's version and creates the
+// database if it is missing. It does not migrate.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	password := cfg.Password
+	if cfg.PasswordFile != "" {
+		b, err := readSecret(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.password_file: %w", err)
+		}
+		password = b
+	}
+	opts := func(db string, settings clickhouse.Settings) *clickhouse.Options {
+		o := &clickhouse.Options{
+			Protocol:        clickhouse.Native,
+			Addr:            []string{cfg.Addr},
+			Auth:            clickhouse.Auth{Database: db, Username: cfg.User, Password: password},
+			DialTimeout:     cfg.DialTimeout,
+			ReadTimeout:     cfg.QueryTimeout,
+			MaxOpenConns:    cfg.MaxOpenConns,
+			MaxIdleConns:    cfg.MaxOpenConns,
+			ConnMaxLifetime: time.Hour,
+			Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+			Settings:        settings,
+		}
+		if cfg.TLS {
+			tc, err := tlsConfig(cfg)
+			if err == nil {
+				o.TLS = tc
+			}
+		}
+		return o
+	}
+	if cfg.TLS {
+		if _, err := tlsConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
+	// First connect to "default" to learn the version and create the database.
+	boot, err := clickhouse.Open(opts("default", nil))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to clickhouse at %s: %w", cfg.Addr, err)
+	}
+	defer boot.Close()
+	var raw string
+	if err := boot.QueryRow(ctx, "SELECT version()").Scan(&raw); err != nil {
+		return nil, fmt.Errorf("reading clickhouse version at %s: %w", cfg.Addr, err)
+	}
+	v, err := ParseVersion(raw)
+	if err != nil {
+		return nil, err
+	}
+	// The database name is checked against identRe in Validate: it is an
+	// identifier, not user text, and identifiers cannot be bound.
+	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
+		return nil, fmt.Errorf("creating database %s: %w", cfg.Database, err)
+	}
+	conn, err := clickhouse.Open(opts(cfg.Database, QuerySettings(v)))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to clickhouse database %s: %w", cfg.Database, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("pinging clickhouse database %s: %w", cfg.Database, err)
+	}
+	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database, "version", raw)
+	return &Store{conn: conn, cfg: cfg, version: v, log: log}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.conn.Close() }
+
+// Version returns the server's version.
+func (s *Store) Version() Version { return s.version }
+
+// Database returns the database name.
+func (s *Store) Database() string { return s.cfg.Database }
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
+
+// DropDatabase drops the store's database. Tests and `chatwarden eval` use it.
+func (s *Store) DropDatabase(ctx context.Context) error {
+	return s.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.cfg.Database)
+}
+
+// exec runs a statement that returns no rows.
+func (s *Store) exec(ctx context.Context, query string, args ...any) error {
+	return s.conn.Exec(ctx, query, args...)
+}
+
+// InList binds a non-empty list of strings for "x IN ?": it renders as a
+// quoted tuple ('a', 'b'). (A plain slice binds as an array, which IN
+// rejects on 18.16.) Callers must not pass an empty list.
+func InList(ss []string) clickhouse.GroupSet {
+	vals := make([]any, len(ss))
+	for i, s := range ss {
+		vals[i] = s
+	}
+	return clickhouse.GroupSet{Value: vals}
+}
+
+// insertRow inserts one row through the native batch protocol. (On 18.16 an
+// INSERT ... VALUES with bound arguments through Exec hangs; batches work on
+// every version.)
+func (s *Store) insertRow(ctx context.Context, insert string, values ...any) error {
+	batch, err := s.conn.PrepareBatch(ctx, insert)
+	if err != nil {
+		return err
+	}
+	if err := batch.Append(values...); err != nil {
+		_ = batch.Abort()
+		return err
+	}
+	return batch.Send()
+}
+
+// IsRetryable reports whether err is worth retrying: the server is
+// unreachable, the connection broke or the server is overloaded, as opposed
+// to a schema or syntax error that will fail again.
+func IsRetryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		switch ex.Code {
+		case 159, 160, 164, 202, 203, 209, 210, 241, 242, 243, 252, 285, 319, 425, 999:
+			// timeout, too slow, readonly, too many simultaneous queries,
+			// no free connection, socket timeout, network error, memory
+			// limit, table is read only, not enough space, too many parts,
+			// too few live replicas, unknown status of insert, system error,
+			// keeper exception.
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+func tlsConfig(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLSInsecure} //nolint:gosec // opt-in for tests
+	if cfg.TLSCAFile != "" {
+		pool, err := loadCA(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.tls_ca_file: %w", err)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}

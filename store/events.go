@@ -25,9 +25,9 @@ func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt
 	var (
 		ids, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids, subjects = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
 		purposes, convs, convSubjects, tools, results, ips, countries, agents                 = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
-		ts, ingested                                                                           = make([]time.Time, n), make([]time.Time, n)
-		records, bytes                                                                         = make([]uint64, n), make([]uint64, n)
-		fields                                                                                 = make([][]string, n)
+		ts, ingested                                                                          = make([]time.Time, n), make([]time.Time, n)
+		records, bytes                                                                        = make([]uint64, n), make([]uint64, n)
+		fields                                                                                = make([][]string, n)
 	)
 	at := ingestedAt.UTC().Truncate(time.Second)
 	for i := range evs {

@@ -103,3 +103,31 @@ func TestDeadLettersDedupeByOffset(t *testing.T) {
 		t.Fatalf("dead letter counts = %v", c)
 	}
 }
+
+func TestSuppressions(t *testing.T) {
+	s := storetest.New(t)
+	ctx := t.Context()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	put := func(sp models.Suppression, v uint64) {
+		t.Helper()
+		if err := s.PutSuppression(ctx, sp, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(models.Suppression{ID: "a", Kind: models.SuppressAllow, ActorID: "svc-batch", CreatedAt: now, Author: "ana", Reason: "nightly job"}, 1)
+	put(models.Suppression{ID: "b", Kind: models.SuppressSilence, Detector: "volume_spike", CreatedAt: now, Until: now.Add(time.Hour), Author: "bo", Reason: "promo"}, 1)
+	put(models.Suppression{ID: "c", Kind: models.SuppressSilence, CreatedAt: now, Until: now.Add(-time.Minute), Author: "bo", Reason: "expired"}, 1)
+	put(models.Suppression{ID: "d", Kind: models.SuppressFalsePositive, ActorID: "x", CreatedAt: now, Author: "cy", Reason: "fp"}, 1)
+	put(models.Suppression{ID: "d", Kind: models.SuppressFalsePositive, ActorID: "x", CreatedAt: now, Author: "cy", Reason: "lifted", Deleted: true}, 2)
+	got, err := s.Suppressions(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, sp := range got {
+		ids[sp.ID] = true
+	}
+	if len(ids) != 2 || !ids["a"] || !ids["b"] {
+		t.Fatalf("active suppressions = %v", got)
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/chatwarden/chatwarden/pseudonym"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// Config is the whole configuration file. Each section is owned by the
+// package it configures; this type only gathers them.
+type Config struct {
+	ClickHouse store.Config    `yaml:"clickhouse"`
+	Pseudonym  PseudonymConfig `yaml:"pseudonym"`
+	Log        LogConfig       `yaml:"log"`
+}
+
+// PseudonymConfig says where the HMAC key for customer ids comes from.
+type PseudonymConfig struct {
+	// KeyFile holds the key (hex or raw bytes, at least 32 bytes).
+	KeyFile string `yaml:"key_file"`
+	// KeyEnv names an environment variable that holds the key
+	// (default CHATWARDEN_PSEUDONYM_KEY), used when KeyFile is empty.
+	KeyEnv string `yaml:"key_env"`
+	// KeyID is the current key's one-character id (default "1").
+	KeyID string `yaml:"key_id"`
+	// OldKeys are previous keys, kept to resolve older pseudonyms.
+	OldKeys []OldKey `yaml:"old_keys"`
+}
+
+// OldKey is a retired pseudonymization key.
+type OldKey struct {
+	ID      string `yaml:"id"`
+	KeyFile string `yaml:"key_file"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error (default info).
+	Level string `yaml:"level"`
+	// Format is text or json (default text).
+	Format string `yaml:"format"`
+}
+
+// loadConfig reads path (if not empty) strictly, applies CHATWARDEN_*
+// environment overrides, and validates. An unknown key is an error naming it.
+func loadConfig(path string) (Config, error) {
+	var c Config
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("reading config: %w", err)
+		}
+		if err := decodeStrict(b, &c); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	applyEnv(&c)
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// decodeStrict decodes YAML, rejecting unknown fields and trailing documents.
+func decodeStrict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file is the defaults
+		}
+		return err
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document")
+	}
+	return nil
+}
+
+// applyEnv applies the documented environment overrides.
+func applyEnv(c *Config) {
+	set := func(dst *string, name string) {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	set(&c.ClickHouse.Addr, "CHATWARDEN_CLICKHOUSE_ADDR")
+	set(&c.ClickHouse.Database, "CHATWARDEN_CLICKHOUSE_DATABASE")
+	set(&c.ClickHouse.User, "CHATWARDEN_CLICKHOUSE_USER")
+	set(&c.ClickHouse.Password, "CHATWARDEN_CLICKHOUSE_PASSWORD")
+	set(&c.Pseudonym.KeyFile, "CHATWARDEN_PSEUDONYM_KEY_FILE")
+	set(&c.Log.Level, "CHATWARDEN_LOG_LEVEL")
+}
+
+// Validate checks every section and names the bad field.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.ClickHouse.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if id := c.Pseudonym.KeyID; id != "" && (len(id) != 1 || !strings.ContainsAny(id, "0123456789abcdefghijklmnopqrstuvwxyz")) {
+		errs = append(errs, fmt.Errorf("pseudonym.key_id: %q must be one character 0-9 or a-z", id))
+	}
+	for i, k := range c.Pseudonym.OldKeys {
+		if len(k.ID) != 1 || k.KeyFile == "" {
+			errs = append(errs, fmt.Errorf("pseudonym.old_keys[%d]: needs a one-character id and a key_file", i))
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// pseudonymizer builds the HMAC pseudonymizer from the config.
+func (c Config) pseudonymizer() (*pseudonym.Pseudonymizer, error) {
+	p := c.Pseudonym
+	env := p.KeyEnv
+	if env == "" {
+		env = "CHATWARDEN_PSEUDONYM_KEY"
+	}
+	id := byte('1')
+	if p.KeyID != "" {
+		id = p.KeyID[0]
+	}
+	cur, err := pseudonym.LoadKey(p.KeyFile, env, id)
+	if err != nil {
+		return nil, err
+	}
+	var old []pseudonym.Key
+	for _, o := range p.OldKeys {
+		k, err := pseudonym.LoadKey(o.KeyFile, "", o.ID[0])
+		if err != nil {
+			return nil, fmt.Errorf("pseudonym.old_keys %s: %w", o.ID, err)
+		}
+		old = append(old, k)
+	}
+	return pseudonym.New(cur, old...)
+}

@@ -1,0 +1,115 @@
+// Package pseudonym turns raw customer identifiers into keyed HMAC-SHA256
+// pseudonyms. Ingest applies it to subject_id, conversation.subject_id and
+// resource.id before anything is stored; responders apply the same key to a
+// raw id they know to look it up. One key serves all three fields, so a
+// conversation's customer and the customer read still compare equal.
+//
+// A pseudonym is "p" + a one-character key id + 32 hex characters (128 bits
+// of HMAC-SHA256). The key id lets a rotated deployment keep resolving the
+// pseudonyms made under its previous keys (see docs/security.md).
+package pseudonym
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// MinKeyBytes is the shortest key accepted.
+const MinKeyBytes = 32
+
+// Key is one HMAC key with its one-character id.
+type Key struct {
+	ID     byte
+	Secret []byte
+}
+
+// Pseudonymizer hashes raw identifiers with the current key and can also
+// produce the pseudonyms of older keys for look-ups across a rotation.
+type Pseudonymizer struct {
+	current Key
+	old     []Key
+}
+
+// New returns a Pseudonymizer that hashes with current and also knows old
+// keys for look-ups.
+func New(current Key, old ...Key) (*Pseudonymizer, error) {
+	for _, k := range append([]Key{current}, old...) {
+		if len(k.Secret) < MinKeyBytes {
+			return nil, fmt.Errorf("pseudonymization key %q: %d bytes, need at least %d", k.ID, len(k.Secret), MinKeyBytes)
+		}
+		if !isKeyID(k.ID) {
+			return nil, fmt.Errorf("pseudonymization key id %q: want one of 0-9 a-z", k.ID)
+		}
+	}
+	return &Pseudonymizer{current: current, old: old}, nil
+}
+
+func isKeyID(b byte) bool { return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') }
+
+// Hash returns the pseudonym of raw under the current key; "" stays "".
+func (p *Pseudonymizer) Hash(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	return hashWith(p.current, raw)
+}
+
+// All returns the pseudonyms of raw under the current and every old key,
+// current first: what a look-up by raw id must search for.
+func (p *Pseudonymizer) All(raw string) []string {
+	if raw == "" {
+		return nil
+	}
+	out := []string{hashWith(p.current, raw)}
+	for _, k := range p.old {
+		out = append(out, hashWith(k, raw))
+	}
+	return out
+}
+
+// IsPseudonym reports whether s has the form of a pseudonym.
+func IsPseudonym(s string) bool {
+	if len(s) != 34 || s[0] != 'p' || !isKeyID(s[1]) {
+		return false
+	}
+	_, err := hex.DecodeString(s[2:])
+	return err == nil
+}
+
+func hashWith(k Key, raw string) string {
+	m := hmac.New(sha256.New, k.Secret)
+	m.Write([]byte(raw))
+	sum := m.Sum(nil)
+	return "p" + string(k.ID) + hex.EncodeToString(sum[:16])
+}
+
+// LoadKey reads a key given as "ID:HEX" or raw bytes from a file (file wins)
+// or from the value of an environment variable. The secret is never logged.
+func LoadKey(file, env string, id byte) (Key, error) {
+	var raw string
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return Key{}, fmt.Errorf("reading pseudonymization key file: %w", err)
+		}
+		raw = strings.TrimSpace(string(b))
+	case env != "":
+		raw = strings.TrimSpace(os.Getenv(env))
+		if raw == "" {
+			return Key{}, fmt.Errorf("pseudonymization key: environment variable %s is empty", env)
+		}
+	default:
+		return Key{}, errors.New("pseudonymization key: neither key_file nor key_env is set")
+	}
+	secret, err := hex.DecodeString(raw)
+	if err != nil {
+		secret = []byte(raw)
+	}
+	return Key{ID: id, Secret: secret}, nil
+}

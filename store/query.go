@@ -1,0 +1,442 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// HistoryFilter selects access events for an investigation. Empty fields
+// match anything. SubjectIDs are pseudonyms (every key version of one
+// customer); when set, the query reads events_by_subject, which is ordered by
+// customer. From and To bound ts (To exclusive); both are required.
+type HistoryFilter struct {
+	Tenant         string
+	ActorID        string
+	SubjectIDs     []string
+	Store          string
+	Action         string
+	ConversationID string
+	Purpose        string
+	From, To       time.Time
+	// Limit bounds the rows returned (default 1000, at most 100000).
+	Limit int
+}
+
+// Default and largest history page.
+const (
+	DefaultHistoryLimit = 1000
+	MaxHistoryLimit     = 100000
+)
+
+func (f HistoryFilter) limit() int {
+	switch {
+	case f.Limit <= 0:
+		return DefaultHistoryLimit
+	case f.Limit > MaxHistoryLimit:
+		return MaxHistoryLimit
+	}
+	return f.Limit
+}
+
+// BySubject reports whether the filter looks a customer up (and so reads
+// events_by_subject).
+func (f HistoryFilter) BySubject() bool { return len(f.SubjectIDs) > 0 }
+
+// Validate reports a filter that cannot run.
+func (f HistoryFilter) Validate() error {
+	if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
+		return fmt.Errorf("history filter: need from < to (got %s .. %s)", f.From.Format(time.RFC3339), f.To.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// where returns the WHERE clause and its arguments. The clause is assembled
+// from constant fragments only; every value is bound with "?".
+func (f HistoryFilter) where() (string, []any) {
+	conds := []string{"ts >= ?", "ts < ?"}
+	args := []any{f.From.UTC(), f.To.UTC()}
+	add := func(cond string, v any) {
+		conds = append(conds, cond)
+		args = append(args, v)
+	}
+	if f.Tenant != "" {
+		add("tenant = ?", f.Tenant)
+	}
+	if f.ActorID != "" {
+		add("actor_id = ?", f.ActorID)
+	}
+	if len(f.SubjectIDs) > 0 {
+		add("subject_id IN ?", InList(f.SubjectIDs))
+	}
+	if f.Store != "" {
+		add("store = ?", f.Store)
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if f.ConversationID != "" {
+		add("conversation_id = ?", f.ConversationID)
+	}
+	if f.Purpose != "" {
+		add("purpose = ?", f.Purpose)
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+func (f HistoryFilter) table() string {
+	if f.BySubject() {
+		return "events_by_subject"
+	}
+	return "events"
+}
+
+// History returns the events matching f, newest first, and whether more
+// matched than the limit. Events read by customer lack the columns that
+// events_by_subject does not keep (resource id, bytes, client ip and agent).
+func (s *Store) History(ctx context.Context, f HistoryFilter) ([]models.Event, bool, error) {
+	if err := f.Validate(); err != nil {
+		return nil, false, err
+	}
+	where, args := f.where()
+	cols := "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields, purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country, client_user_agent"
+	if f.BySubject() {
+		cols = "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, '', subject_id, records, toUInt64(0), fields, purpose, conversation_id, conversation_subject_id, tool, result, '', client_country, ''"
+	}
+	lim := f.limit()
+	q := "SELECT " + cols + " FROM " + f.table() + " WHERE " + where + " ORDER BY ts DESC, event_id LIMIT ?"
+	rows, err := s.conn.Query(ctx, q, append(args, uint64(lim+1))...)
+	if err != nil {
+		return nil, false, fmt.Errorf("querying history: %w", err)
+	}
+	defer rows.Close()
+	var out []models.Event
+	for rows.Next() {
+		var e models.Event
+		var atype, action, result string
+		if err := rows.Scan(&e.EventID, &e.TS, &e.Tenant, &e.Actor.ID, &atype, &e.Actor.Role, &e.Actor.Vendor,
+			&action, &e.Store, &e.Resource.Type, &e.Resource.ID, &e.SubjectID, &e.Records, &e.Bytes, &e.Fields,
+			&e.Purpose, &e.Conversation.ID, &e.Conversation.SubjectID, &e.Tool, &result, &e.Client.IP,
+			&e.Client.Country, &e.Client.UserAgent); err != nil {
+			return nil, false, fmt.Errorf("reading history row: %w", err)
+		}
+		e.Actor.Type, e.Action, e.Result = models.ActorType(atype), models.Action(action), models.Result(result)
+		e.TS = e.TS.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("reading history: %w", err)
+	}
+	more := len(out) > lim
+	if more {
+		out = out[:lim]
+	}
+	return out, more, nil
+}
+
+// Count is a named number.
+type Count struct {
+	Name  string `json:"name"`
+	Count uint64 `json:"count"`
+}
+
+// Exposure is the blast radius of a set of accesses: how many customers,
+// records, data categories and stores they touched.
+type Exposure struct {
+	Events   uint64    `json:"events"`
+	Subjects uint64    `json:"subjects"`
+	Records  uint64    `json:"records"`
+	Actors   uint64    `json:"actors"`
+	Exports  uint64    `json:"exports"`
+	Denied   uint64    `json:"denied"`
+	First    time.Time `json:"first,omitempty"`
+	Last     time.Time `json:"last,omitempty"`
+	// Categories counts the distinct customers per data category, most first.
+	Categories []Count `json:"categories"`
+	// Stores counts the events per store, most first.
+	Stores []Count `json:"stores"`
+	// Countries counts the events per client country, most first.
+	Countries []Count `json:"countries,omitempty"`
+}
+
+// SensitiveSubjects returns the largest distinct-customer count over the
+// sensitive categories: a lower bound of the customers whose sensitive data
+// was exposed.
+func (x Exposure) SensitiveSubjects() uint64 {
+	var n uint64
+	for _, c := range x.Categories {
+		if models.SensitiveCategories[c.Name] && c.Count > n {
+			n = c.Count
+		}
+	}
+	return n
+}
+
+// Exposure computes the blast radius of the events matching f (f.Limit is
+// ignored).
+func (s *Store) Exposure(ctx context.Context, f HistoryFilter) (Exposure, error) {
+	if err := f.Validate(); err != nil {
+		return Exposure{}, err
+	}
+	where, args := f.where()
+	return s.exposure(ctx, f.table(), where, args)
+}
+
+func (s *Store) exposure(ctx context.Context, table, where string, args []any) (Exposure, error) {
+	var x Exposure
+	err := s.conn.QueryRow(ctx, `SELECT count(), uniqExactIf(subject_id, subject_id != ''), sum(records),
+uniqExact(actor_id), countIf(action IN ('export', 'share')), countIf(result = 'denied'), min(ts), max(ts)
+FROM `+table+` WHERE `+where, args...).Scan(&x.Events, &x.Subjects, &x.Records, &x.Actors, &x.Exports, &x.Denied, &x.First, &x.Last)
+	if err != nil {
+		return x, fmt.Errorf("computing exposure: %w", err)
+	}
+	if x.Events == 0 {
+		x.First, x.Last = time.Time{}, time.Time{}
+		return x, nil
+	}
+	x.First, x.Last = x.First.UTC(), x.Last.UTC()
+	if x.Categories, err = s.counts(ctx, `SELECT cat, uniqExactIf(subject_id, subject_id != '') AS n
+FROM `+table+` ARRAY JOIN fields AS cat WHERE `+where+` GROUP BY cat ORDER BY n DESC, cat`, args); err != nil {
+		return x, fmt.Errorf("counting exposed categories: %w", err)
+	}
+	if x.Stores, err = s.counts(ctx, `SELECT store, count() AS n FROM `+table+` WHERE `+where+` GROUP BY store ORDER BY n DESC, store`, args); err != nil {
+		return x, fmt.Errorf("counting exposed stores: %w", err)
+	}
+	if x.Countries, err = s.counts(ctx, `SELECT client_country, count() AS n FROM `+table+` WHERE `+where+` AND client_country != '' GROUP BY client_country ORDER BY n DESC, client_country LIMIT 20`, args); err != nil {
+		return x, fmt.Errorf("counting client countries: %w", err)
+	}
+	return x, nil
+}
+
+func (s *Store) counts(ctx context.Context, q string, args []any) ([]Count, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Count{}
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.Name, &c.Count); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ActorWindow is one actor's time window, e.g. the span of an alert.
+type ActorWindow struct {
+	Tenant   string
+	ActorID  string
+	From, To time.Time
+}
+
+// MaxExposureWindows bounds how many windows one ExposureOfWindows call
+// reads; callers pass the most severe first.
+const MaxExposureWindows = 300
+
+// ExposureOfWindows computes the blast radius of the union of several actors'
+// windows (the accesses that alerts flagged). Only the first
+// MaxExposureWindows windows are read.
+func (s *Store) ExposureOfWindows(ctx context.Context, ws []ActorWindow) (Exposure, error) {
+	if len(ws) == 0 {
+		return Exposure{Categories: []Count{}, Stores: []Count{}}, nil
+	}
+	if len(ws) > MaxExposureWindows {
+		ws = ws[:MaxExposureWindows]
+	}
+	conds := make([]string, len(ws))
+	args := make([]any, 0, 4*len(ws))
+	for i, w := range ws {
+		conds[i] = "(tenant = ? AND actor_id = ? AND ts >= ? AND ts < ?)"
+		args = append(args, w.Tenant, w.ActorID, w.From.UTC(), w.To.UTC())
+	}
+	return s.exposure(ctx, "events", "("+strings.Join(conds, " OR ")+")", args)
+}
+
+// Point is one bucket of an actor's activity series.
+type Point struct {
+	T        time.Time `json:"t"`
+	Events   uint64    `json:"events"`
+	Records  uint64    `json:"records"`
+	Subjects uint64    `json:"subjects"`
+	Exports  uint64    `json:"exports"`
+	Denied   uint64    `json:"denied"`
+}
+
+// ActorSeries returns an actor's activity per bucket (time.Minute or
+// time.Hour; anything longer is per day) in [from, to) from actor_minute.
+// Buckets without activity are absent. An empty tenant matches any.
+func (s *Store) ActorSeries(ctx context.Context, tenant, actor string, from, to time.Time, bucket time.Duration) ([]Point, error) {
+	trunc := "minute"
+	switch {
+	case bucket >= 24*time.Hour:
+		trunc = "toStartOfDay(minute)"
+	case bucket >= time.Hour:
+		trunc = "toStartOfHour(minute)"
+	}
+	q := `SELECT ` + trunc + ` AS b, sumMerge(events), sumMerge(records_sum), uniqExactIfMerge(subjects),
+sumMerge(exports), sumMerge(denied)
+FROM actor_minute WHERE minute >= ? AND minute < ? AND actor_id = ?`
+	args := []any{from.UTC(), to.UTC(), actor}
+	if tenant != "" {
+		q += " AND tenant = ?"
+		args = append(args, tenant)
+	}
+	q += " GROUP BY b ORDER BY b"
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("querying series of actor: %w", err)
+	}
+	defer rows.Close()
+	var out []Point
+	for rows.Next() {
+		var p Point
+		if err := rows.Scan(&p.T, &p.Events, &p.Records, &p.Subjects, &p.Exports, &p.Denied); err != nil {
+			return nil, fmt.Errorf("reading actor series: %w", err)
+		}
+		p.T = p.T.UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// SubjectAccess is one line of a data-subject access report: who accessed a
+// customer's data, under which purpose and conversation, how often and when.
+type SubjectAccess struct {
+	Tenant         string    `json:"tenant"`
+	ActorID        string    `json:"actor_id"`
+	ActorType      string    `json:"actor_type"`
+	ActorRole      string    `json:"actor_role,omitempty"`
+	ActorVendor    string    `json:"actor_vendor,omitempty"`
+	Purpose        string    `json:"purpose"`
+	ConversationID string    `json:"conversation_id,omitempty"`
+	Stores         []string  `json:"stores"`
+	Actions        []string  `json:"actions"`
+	Categories     []string  `json:"categories"`
+	Events         uint64    `json:"events"`
+	Records        uint64    `json:"records"`
+	Denied         uint64    `json:"denied"`
+	First          time.Time `json:"first"`
+	Last           time.Time `json:"last"`
+}
+
+// MaxSubjectAccessLines bounds the lines of one data-subject report.
+const MaxSubjectAccessLines = 5000
+
+// SubjectAccesses returns who accessed the customers given by their
+// pseudonyms in [from, to), one line per (tenant, actor, purpose,
+// conversation), most recent first, and whether lines were cut at
+// MaxSubjectAccessLines.
+func (s *Store) SubjectAccesses(ctx context.Context, subjectIDs []string, from, to time.Time) ([]SubjectAccess, bool, error) {
+	if len(subjectIDs) == 0 {
+		return nil, false, fmt.Errorf("data-subject report: no subject id")
+	}
+	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, any(actor_type), any(actor_role), any(actor_vendor),
+purpose, conversation_id, groupUniqArray(store), groupUniqArray(action), groupUniqArrayArray(fields),
+count(), sum(records), countIf(result = 'denied'), min(ts) AS first_ts, max(ts) AS last_ts
+FROM events_by_subject
+WHERE subject_id IN ? AND ts >= ? AND ts < ?
+GROUP BY tenant, actor_id, purpose, conversation_id
+ORDER BY last_ts DESC, actor_id
+LIMIT ?`, InList(subjectIDs), from.UTC(), to.UTC(), uint64(MaxSubjectAccessLines+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("querying data-subject accesses: %w", err)
+	}
+	defer rows.Close()
+	var out []SubjectAccess
+	for rows.Next() {
+		var a SubjectAccess
+		if err := rows.Scan(&a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor, &a.Purpose,
+			&a.ConversationID, &a.Stores, &a.Actions, &a.Categories, &a.Events, &a.Records, &a.Denied,
+			&a.First, &a.Last); err != nil {
+			return nil, false, fmt.Errorf("reading data-subject access: %w", err)
+		}
+		sort.Strings(a.Stores)
+		sort.Strings(a.Actions)
+		sort.Strings(a.Categories)
+		a.First, a.Last = a.First.UTC(), a.Last.UTC()
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("reading data-subject accesses: %w", err)
+	}
+	more := len(out) > MaxSubjectAccessLines
+	if more {
+		out = out[:MaxSubjectAccessLines]
+	}
+	return out, more, nil
+}
+
+// DayVolume is one day's access volume.
+type DayVolume struct {
+	Day     time.Time `json:"day"`
+	Events  uint64    `json:"events"`
+	Records uint64    `json:"records"`
+	Exports uint64    `json:"exports"`
+	Denied  uint64    `json:"denied"`
+	Actors  uint64    `json:"actors"`
+}
+
+// DailyVolume returns the access volume per day in [from, to) from
+// actor_minute.
+func (s *Store) DailyVolume(ctx context.Context, from, to time.Time) ([]DayVolume, error) {
+	rows, err := s.conn.Query(ctx, `SELECT toStartOfDay(minute) AS d, sumMerge(events), sumMerge(records_sum),
+sumMerge(exports), sumMerge(denied), uniqExact(actor_id)
+FROM actor_minute WHERE minute >= ? AND minute < ?
+GROUP BY d ORDER BY d`, from.UTC(), to.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("querying daily volume: %w", err)
+	}
+	defer rows.Close()
+	var out []DayVolume
+	for rows.Next() {
+		var d DayVolume
+		if err := rows.Scan(&d.Day, &d.Events, &d.Records, &d.Exports, &d.Denied, &d.Actors); err != nil {
+			return nil, fmt.Errorf("reading daily volume: %w", err)
+		}
+		d.Day = d.Day.UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ActorInfo is what the store knows of an actor over a period.
+type ActorInfo struct {
+	Tenant   string `json:"tenant"`
+	ActorID  string `json:"actor_id"`
+	Type     string `json:"type"`
+	Role     string `json:"role,omitempty"`
+	Vendor   string `json:"vendor,omitempty"`
+	Events   uint64 `json:"events"`
+	Records  uint64 `json:"records"`
+	Subjects uint64 `json:"subjects"`
+}
+
+// VendorActivity returns the activity of every vendor actor in [from, to)
+// (from actor_minute), most records first.
+func (s *Store) VendorActivity(ctx context.Context, from, to time.Time) ([]ActorInfo, error) {
+	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, anyLastMerge(actor_type_any) AS t, anyLastMerge(actor_role_any),
+anyLastMerge(actor_vendor_any) AS v, sumMerge(events), sumMerge(records_sum) AS r, uniqExactIfMerge(subjects)
+FROM actor_minute WHERE minute >= ? AND minute < ?
+GROUP BY tenant, actor_id HAVING v != ''
+ORDER BY r DESC, actor_id LIMIT 200`, from.UTC(), to.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("querying vendor activity: %w", err)
+	}
+	defer rows.Close()
+	var out []ActorInfo
+	for rows.Next() {
+		var a ActorInfo
+		if err := rows.Scan(&a.Tenant, &a.ActorID, &a.Type, &a.Role, &a.Vendor, &a.Events, &a.Records, &a.Subjects); err != nil {
+			return nil, fmt.Errorf("reading vendor activity: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

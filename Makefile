@@ -10,6 +10,14 @@ stack-down:
 stack-status:
 	bash scripts/stack.sh status
 
-# Placeholder; owners of the test suite will expand it.
+# The whole suite against the real servers (start them with `make stack`;
+# .ci/run does), then the SQL conformance check: every migration and every
+# distinct query the suite just ran on ClickHouse 18.16 is replayed on
+# ClickHouse 26.x (embedded libchdb.so).
+STACK_ENV = eval "$$(bash scripts/stack.sh env)"
 test:
-	go test ./...
+	@since=$$(date +%s); $(STACK_ENV); set -e; \
+	go vet ./... ; \
+	go vet -tags conformance ./store/modern ; \
+	go test -count=1 -timeout 20m ./... ; \
+	CHATWARDEN_CONFORMANCE_SINCE=$$since go test -count=1 -tags conformance -v ./store/modern | tail -5

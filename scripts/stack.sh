@@ -45,6 +45,11 @@ CDIR="$STACK/clickhouse"
 CLOGDIR="$CDIR/log"
 CPID="$CDIR/clickhouse.pid"
 
+# The embedded modern ClickHouse (26.x) used by the SQL conformance test.
+CHDB_VERSION="${CHATWARDEN_CHDB_VERSION:-26.5.3}"
+CHDB_DIR="$STACK/chdb"
+CHDB_LIB="$CHDB_DIR/node_modules/@chdb/lib-linux-x64-gnu/libchdb.so"
+
 export PATH="$PATH:/usr/sbin:/sbin:/usr/local/bin"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -511,11 +516,29 @@ ch_wait() {
 
 ch_stop() { stop_pid clickhouse "$CPID" "$CDIR/config.xml"; }
 
+# ---------------------------------------------------------------- chdb
+
+# ensure_chdb installs libchdb.so (ClickHouse 26.x as a library) from the npm
+# package @chdb/lib-linux-x64-gnu, for the modern-ClickHouse SQL tests.
+ensure_chdb() {
+	if [ -f "$CHDB_LIB" ] && [ "$(cat "$CHDB_DIR/.version" 2>/dev/null)" = "$CHDB_VERSION" ]; then
+		return
+	fi
+	command -v npm >/dev/null || apt_install npm
+	log "installing @chdb/lib-linux-x64-gnu@$CHDB_VERSION (libchdb.so, ClickHouse 26.x) into $CHDB_DIR"
+	mkdir -p "$CHDB_DIR"
+	npm install --no-audit --no-fund --loglevel=error --prefix "$CHDB_DIR" "@chdb/lib-linux-x64-gnu@$CHDB_VERSION" >&2 \
+		|| die "npm install @chdb/lib-linux-x64-gnu@$CHDB_VERSION failed"
+	[ -f "$CHDB_LIB" ] || die "libchdb.so not found at $CHDB_LIB after npm install"
+	echo "$CHDB_VERSION" >"$CHDB_DIR/.version"
+}
+
 # ---------------------------------------------------------------- commands
 
 print_env() {
 	echo "export CHATWARDEN_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
 	echo "export CHATWARDEN_CLICKHOUSE_ADDR=127.0.0.1:$CH_PORT"
+	echo "export CHDB_LIB_PATH=$CHDB_LIB"
 }
 
 cmd_up() {
@@ -524,6 +547,7 @@ cmd_up() {
 	kafka_start
 	ensure_default_topics
 	ch_start
+	ensure_chdb
 	log "stack up. logs: kafka $KLOG ; clickhouse $CLOGDIR/"
 	log "env: eval \"\$(scripts/stack.sh env)\""
 	print_env >&2

@@ -75,6 +75,13 @@ func splitStatements(sql string) []string {
 	return out
 }
 
+// SchemaMigrationsDDL creates the table that records applied migrations.
+const SchemaMigrationsDDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32,
+    name String,
+    applied_at DateTime
+) ENGINE = MergeTree() ORDER BY version`
+
 // MigrationResult says what Migrate did.
 type MigrationResult struct {
 	Applied []int // versions applied by this call
@@ -84,12 +91,7 @@ type MigrationResult struct {
 // Migrate applies every embedded migration not yet recorded in
 // schema_migrations. It is idempotent and safe to run at every start-up.
 func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, error) {
-	const createVersions = `CREATE TABLE IF NOT EXISTS schema_migrations (
-    version UInt32,
-    name String,
-    applied_at DateTime
-) ENGINE = MergeTree() ORDER BY version`
-	if err := s.exec(ctx, createVersions); err != nil {
+	if err := s.exec(ctx, SchemaMigrationsDDL); err != nil {
 		return MigrationResult{}, fmt.Errorf("creating schema_migrations: %w", err)
 	}
 	applied := map[int]bool{}

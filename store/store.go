@@ -46,6 +46,10 @@ type Config struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// MaxOpenConns bounds the pool (default 8).
 	MaxOpenConns int `yaml:"max_open_conns"`
+	// LogQueries asks the server to write every query to system.query_log.
+	// The test suite turns it on so that the SQL conformance check can replay
+	// every query it ran on a current ClickHouse.
+	LogQueries bool `yaml:"log_queries"`
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -208,7 +212,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
 		return nil, fmt.Errorf("creating database %s: %w", cfg.Database, err)
 	}
-	conn, err := clickhouse.Open(opts(cfg.Database, QuerySettings(v)))
+	settings := QuerySettings(v)
+	if cfg.LogQueries {
+		settings["log_queries"] = 1
+	}
+	conn, err := clickhouse.Open(opts(cfg.Database, settings))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to clickhouse database %s: %w", cfg.Database, err)
 	}

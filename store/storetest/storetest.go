@@ -28,7 +28,9 @@ func Config(t testing.TB) store.Config {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return store.Config{Addr: Addr(), Database: "test_" + hex.EncodeToString(b)}
+	// Every test query is logged so that the conformance check
+	// (store/modern) can replay it on ClickHouse 26.x.
+	return store.Config{Addr: Addr(), Database: "test_" + hex.EncodeToString(b), LogQueries: true}
 }
 
 // New opens a fresh, migrated database and drops it when the test ends.

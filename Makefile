@@ -20,4 +20,4 @@ test:
 	go vet ./... ; \
 	go vet -tags conformance ./store/modern ; \
 	go test -count=1 -timeout 20m ./... ; \
-	CHATWARDEN_CONFORMANCE_SINCE=$$since go test -count=1 -tags conformance -v ./store/modern | tail -5
+	CHATWARDEN_CONFORMANCE_SINCE=$$since go test -count=1 -tags conformance -v ./store/modern

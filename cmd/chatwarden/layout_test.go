@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencyDirection enforces the layout of DESIGN.md and STYLE.md:
+// models at the bottom, store above it, the four middle packages never
+// importing each other, and each third-party client confined to its package.
+func TestDependencyDirection(t *testing.T) {
+	const mod = "github.com/chatwarden/chatwarden/"
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, mod+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	// allowed[pkg] lists the top-level chatwarden packages pkg may import
+	// (its own subpackages are always allowed).
+	allowed := map[string][]string{
+		"models":     {},
+		"pseudonym":  {},
+		"store":      {"models"},
+		"ingest":     {"models", "store"},
+		"detect":     {"models", "store"},
+		"alert":      {"models", "store"},
+		"report":     {"models", "store"},
+		"sim":        {"models"},
+		"dashboards": {"models", "store", "report", "pseudonym"},
+	}
+	// confined[third-party module] lists the top-level packages that may use it.
+	confined := map[string][]string{
+		"github.com/ClickHouse/clickhouse-go": {"store"},
+		"github.com/segmentio/kafka-go":       {"ingest", "sim", "cmd"},
+		"github.com/slack-go/slack":           {"alert/slack"},
+		"gonum.org/v1/gonum":                  {"detect", "report"},
+		"github.com/chdb-io/chdb-go":          {"store/modern"},
+	}
+	top := func(p string) string { return strings.SplitN(strings.TrimPrefix(p, mod), "/", 2)[0] }
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, imports := fields[0], fields[1:]
+		rel := strings.TrimPrefix(pkg, mod)
+		self := top(pkg)
+		for _, imp := range imports {
+			if strings.HasPrefix(imp, mod) {
+				dep := top(imp)
+				ok, rule := dep == self, allowed[self]
+				if rule == nil {
+					continue // cmd: wires everything
+				}
+				for _, a := range rule {
+					ok = ok || a == dep
+				}
+				if !ok {
+					t.Errorf("%s imports %s: %s may import only %v", rel, strings.TrimPrefix(imp, mod), self, rule)
+				}
+				checked++
+				continue
+			}
+			for module, owners := range confined {
+				if !strings.HasPrefix(imp, module) {
+					continue
+				}
+				ok := false
+				for _, o := range owners {
+					ok = ok || rel == o || strings.HasPrefix(rel, o+"/") || self == o
+				}
+				if !ok {
+					t.Errorf("%s imports %s, which is confined to %v", rel, imp, owners)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no imports were checked: go list returned nothing useful")
+	}
+}

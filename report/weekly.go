@@ -1,0 +1,587 @@
+// Package report builds chatwarden's weekly breach-risk summary for managers
+// and the data-protection officer (alert trend, top risks, exposure, consent,
+// purpose and vendor violations, time to acknowledge and resolve, detector
+// noise) and renders it as HTML, Markdown or JSON. It reads alerts and
+// event aggregates through small interfaces wired in cmd; it never imports
+// the alert or detect packages.
+package report
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// AlertRecord is an alert with the moments of its life the report measures.
+type AlertRecord struct {
+	Alert models.Alert
+	// AckedAt is when it was first acknowledged (or escalated, or marked a
+	// false positive: any human reaction); zero if never.
+	AckedAt time.Time
+	// ResolvedAt is when it was first resolved or marked a false positive;
+	// zero if never.
+	ResolvedAt time.Time
+}
+
+// AlertSource gives the report its alerts.
+type AlertSource interface {
+	// AlertRecords returns every alert first seen in [from, to) with its
+	// acknowledge and resolve times. An error fails the report.
+	AlertRecords(ctx context.Context, from, to time.Time) ([]AlertRecord, error)
+}
+
+// AlertSourceFunc adapts a function to AlertSource.
+type AlertSourceFunc func(ctx context.Context, from, to time.Time) ([]AlertRecord, error)
+
+// AlertRecords calls f.
+func (f AlertSourceFunc) AlertRecords(ctx context.Context, from, to time.Time) ([]AlertRecord, error) {
+	return f(ctx, from, to)
+}
+
+// EventSource gives the report access volume and the exposure of flagged
+// access. *store.Store implements it.
+type EventSource interface {
+	DailyVolume(ctx context.Context, from, to time.Time) ([]store.DayVolume, error)
+	ExposureOfWindows(ctx context.Context, ws []store.ActorWindow) (store.Exposure, error)
+	VendorActivity(ctx context.Context, from, to time.Time) ([]store.ActorInfo, error)
+}
+
+// Config says how alerts are classified. The zero value takes the defaults.
+type Config struct {
+	// ConsentDetectors, PurposeDetectors and VendorDetectors name the
+	// detectors whose alerts are consent, purpose and vendor-scope
+	// violations. A detector name containing "consent", "purpose" or
+	// "vendor" is also classified so by default.
+	ConsentDetectors []string `yaml:"consent_detectors"`
+	PurposeDetectors []string `yaml:"purpose_detectors"`
+	VendorDetectors  []string `yaml:"vendor_detectors"`
+	// TopN bounds the top-actor and top-vendor tables (default 10).
+	TopN int `yaml:"top_n"`
+	// TrendWeeks is the length of the trend (default 8).
+	TrendWeeks int `yaml:"trend_weeks"`
+}
+
+// Validate names a bad field.
+func (c Config) Validate() error {
+	if c.TopN < 0 || c.TopN > 100 {
+		return fmt.Errorf("report.top_n: %d is not in 0..100", c.TopN)
+	}
+	if c.TrendWeeks < 0 || c.TrendWeeks > 52 {
+		return fmt.Errorf("report.trend_weeks: %d is not in 0..52", c.TrendWeeks)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.TopN == 0 {
+		c.TopN = 10
+	}
+	if c.TrendWeeks == 0 {
+		c.TrendWeeks = 8
+	}
+	return c
+}
+
+// Violation kinds.
+const (
+	KindConsent = "consent"
+	KindPurpose = "purpose"
+	KindVendor  = "vendor"
+)
+
+func (c Config) kind(detector string) string {
+	switch {
+	case slices.Contains(c.ConsentDetectors, detector):
+		return KindConsent
+	case slices.Contains(c.PurposeDetectors, detector):
+		return KindPurpose
+	case slices.Contains(c.VendorDetectors, detector):
+		return KindVendor
+	}
+	d := strings.ToLower(detector)
+	switch {
+	case strings.Contains(d, "consent"):
+		return KindConsent
+	case strings.Contains(d, "purpose"):
+		return KindPurpose
+	case strings.Contains(d, "vendor"):
+		return KindVendor
+	}
+	return ""
+}
+
+// Reporter builds weekly summaries.
+type Reporter struct {
+	Alerts AlertSource
+	Events EventSource
+	Config Config
+}
+
+// Count is a named number.
+type Count struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+// WeekCount is one week of the alert trend.
+type WeekCount struct {
+	Week       string         `json:"week"`
+	Total      int            `json:"total"`
+	BySeverity map[string]int `json:"by_severity"`
+}
+
+// ActorRisk is an actor's share of the week's risk.
+type ActorRisk struct {
+	Tenant    string   `json:"tenant"`
+	ActorID   string   `json:"actor_id"`
+	ActorType string   `json:"actor_type,omitempty"`
+	Vendor    string   `json:"vendor,omitempty"`
+	Alerts    int      `json:"alerts"`
+	Score     float64  `json:"score"`
+	Worst     string   `json:"worst_severity"`
+	Detectors []string `json:"detectors"`
+}
+
+// VendorRisk is a vendor's share of the week's risk and access.
+type VendorRisk struct {
+	Vendor   string  `json:"vendor"`
+	Actors   int     `json:"actors"`
+	Alerts   int     `json:"alerts"`
+	Score    float64 `json:"score"`
+	Events   uint64  `json:"events"`
+	Records  uint64  `json:"records"`
+	Subjects uint64  `json:"subjects"`
+}
+
+// Violation is one actor's flagged consent, purpose or vendor-scope breaches.
+type Violation struct {
+	Kind     string    `json:"kind"`
+	Detector string    `json:"detector"`
+	Tenant   string    `json:"tenant"`
+	ActorID  string    `json:"actor_id"`
+	Alerts   int       `json:"alerts"`
+	Findings int       `json:"findings"`
+	Worst    string    `json:"worst_severity"`
+	Summary  string    `json:"summary"`
+	Last     time.Time `json:"last"`
+}
+
+// DetectorNoise is how often a detector's alerts were false positives.
+type DetectorNoise struct {
+	Detector       string  `json:"detector"`
+	Alerts         int     `json:"alerts"`
+	Reviewed       int     `json:"reviewed"`
+	FalsePositives int     `json:"false_positives"`
+	Rate           float64 `json:"false_positive_rate"`
+}
+
+// Timing is a mean duration over n alerts.
+type Timing struct {
+	N           int     `json:"n"`
+	MeanSeconds float64 `json:"mean_seconds"`
+	Mean        string  `json:"mean"`
+}
+
+// Summary is one week's breach-risk summary.
+type Summary struct {
+	Week        string    `json:"week"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Paragraph is the plain-language summary that comes first.
+	Paragraph string `json:"paragraph"`
+
+	Alerts     int         `json:"alerts"`
+	BySeverity []Count     `json:"by_severity"`
+	ByStatus   []Count     `json:"by_status"`
+	Trend      []WeekCount `json:"trend"`
+
+	TopActors  []ActorRisk  `json:"top_actors"`
+	TopVendors []VendorRisk `json:"top_vendors"`
+
+	// Exposure is the blast radius of the flagged accesses (the windows of
+	// the week's alerts that were not false positives).
+	Exposure       store.Exposure `json:"exposure"`
+	ExposureCapped bool           `json:"exposure_capped,omitempty"`
+
+	ConsentViolations []Violation `json:"consent_violations"`
+	PurposeViolations []Violation `json:"purpose_violations"`
+	VendorViolations  []Violation `json:"vendor_violations"`
+
+	TimeToAcknowledge Timing `json:"time_to_acknowledge"`
+	TimeToResolve     Timing `json:"time_to_resolve"`
+
+	Noise  []DetectorNoise   `json:"noise"`
+	Volume []store.DayVolume `json:"volume"`
+}
+
+// severityWeight is each severity's contribution to an actor's risk score.
+var severityWeight = map[models.Severity]float64{
+	models.SeverityInfo: 0, models.SeverityLow: 1, models.SeverityMedium: 3, models.SeverityHigh: 7, models.SeverityCritical: 15,
+}
+
+// Weekly builds the summary of week w. now is the report's generation time.
+func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary, error) {
+	cfg := r.Config.withDefaults()
+	from, to := w.Start(), w.End()
+	trendFrom := from.AddDate(0, 0, -7*(cfg.TrendWeeks-1))
+	all, err := r.Alerts.AlertRecords(ctx, trendFrom, to)
+	if err != nil {
+		return nil, fmt.Errorf("reading alerts of %s: %w", w, err)
+	}
+	s := &Summary{Week: w.String(), From: from, To: to, GeneratedAt: now.UTC()}
+	var week []AlertRecord
+	for _, a := range all {
+		if !a.Alert.FirstSeen.Before(from) && a.Alert.FirstSeen.Before(to) {
+			week = append(week, a)
+		}
+	}
+	sort.SliceStable(week, func(i, j int) bool {
+		ai, aj := week[i].Alert, week[j].Alert
+		if ai.Severity != aj.Severity {
+			return ai.Severity > aj.Severity
+		}
+		if !ai.FirstSeen.Equal(aj.FirstSeen) {
+			return ai.FirstSeen.Before(aj.FirstSeen)
+		}
+		return ai.ID < aj.ID
+	})
+	s.Alerts = len(week)
+	s.trend(all, w, cfg.TrendWeeks)
+	s.counts(week)
+	s.risks(week, cfg.TopN)
+	s.violations(week, cfg)
+	s.timings(week)
+	s.noise(week)
+
+	var windows []store.ActorWindow
+	for _, a := range week {
+		if a.Alert.Status == models.StatusFalsePositive {
+			continue
+		}
+		end := a.Alert.LastSeen
+		if !a.Alert.Latest.WindowEnd.IsZero() && a.Alert.Latest.WindowEnd.After(end) {
+			end = a.Alert.Latest.WindowEnd
+		}
+		start := a.Alert.FirstSeen
+		if ws := a.Alert.Latest.WindowStart; !ws.IsZero() && ws.Before(start) {
+			start = ws
+		}
+		if !end.After(start) {
+			end = start.Add(time.Minute)
+		}
+		windows = append(windows, store.ActorWindow{Tenant: a.Alert.Tenant, ActorID: a.Alert.ActorID, From: start, To: end})
+	}
+	s.ExposureCapped = len(windows) > store.MaxExposureWindows
+	if s.Exposure, err = r.Events.ExposureOfWindows(ctx, windows); err != nil {
+		return nil, fmt.Errorf("computing flagged exposure of %s: %w", w, err)
+	}
+	if s.Volume, err = r.Events.DailyVolume(ctx, from, to); err != nil {
+		return nil, fmt.Errorf("reading volume of %s: %w", w, err)
+	}
+	vendors, err := r.Events.VendorActivity(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("reading vendor activity of %s: %w", w, err)
+	}
+	s.vendors(week, vendors, cfg.TopN)
+	s.Paragraph = s.paragraph()
+	return s, nil
+}
+
+func (s *Summary) trend(all []AlertRecord, w Week, weeks int) {
+	for i := weeks - 1; i >= 0; i-- {
+		wk := w.Add(-i)
+		c := WeekCount{Week: wk.String(), BySeverity: map[string]int{}}
+		for _, a := range all {
+			if !a.Alert.FirstSeen.Before(wk.Start()) && a.Alert.FirstSeen.Before(wk.End()) {
+				c.Total++
+				c.BySeverity[a.Alert.Severity.String()]++
+			}
+		}
+		s.Trend = append(s.Trend, c)
+	}
+}
+
+func (s *Summary) counts(week []AlertRecord) {
+	sev := map[models.Severity]int{}
+	st := map[models.AlertStatus]int{}
+	for _, a := range week {
+		sev[a.Alert.Severity]++
+		st[a.Alert.Status]++
+	}
+	for v := models.SeverityCritical; v >= models.SeverityInfo; v-- {
+		s.BySeverity = append(s.BySeverity, Count{v.String(), sev[v]})
+	}
+	for _, v := range models.AlertStatuses {
+		s.ByStatus = append(s.ByStatus, Count{string(v), st[v]})
+	}
+}
+
+func (s *Summary) risks(week []AlertRecord, topN int) {
+	byActor := map[string]*ActorRisk{}
+	worst := map[string]models.Severity{}
+	for _, a := range week {
+		if a.Alert.Status == models.StatusFalsePositive {
+			continue
+		}
+		k := a.Alert.Tenant + "\x00" + a.Alert.ActorID
+		r := byActor[k]
+		if r == nil {
+			r = &ActorRisk{Tenant: a.Alert.Tenant, ActorID: a.Alert.ActorID, ActorType: string(a.Alert.ActorType), Vendor: a.Alert.Latest.ActorVendor}
+			byActor[k] = r
+			worst[k] = a.Alert.Severity
+		}
+		r.Alerts++
+		r.Score += severityWeight[a.Alert.Severity] * float64(max(1, min(a.Alert.Findings, 5)))
+		worst[k] = max(worst[k], a.Alert.Severity)
+		if !slices.Contains(r.Detectors, a.Alert.Detector) {
+			r.Detectors = append(r.Detectors, a.Alert.Detector)
+		}
+	}
+	s.TopActors = []ActorRisk{}
+	for k, r := range byActor {
+		r.Worst = worst[k].String()
+		sort.Strings(r.Detectors)
+		s.TopActors = append(s.TopActors, *r)
+	}
+	sort.Slice(s.TopActors, func(i, j int) bool {
+		a, b := s.TopActors[i], s.TopActors[j]
+		if a.Score != b.Score {
+			return a.Score > b.Score
+		}
+		return a.ActorID < b.ActorID
+	})
+	if len(s.TopActors) > topN {
+		s.TopActors = s.TopActors[:topN]
+	}
+}
+
+func (s *Summary) vendors(week []AlertRecord, activity []store.ActorInfo, topN int) {
+	by := map[string]*VendorRisk{}
+	get := func(v string) *VendorRisk {
+		if by[v] == nil {
+			by[v] = &VendorRisk{Vendor: v}
+		}
+		return by[v]
+	}
+	for _, a := range activity {
+		r := get(a.Vendor)
+		r.Actors++
+		r.Events += a.Events
+		r.Records += a.Records
+		r.Subjects += a.Subjects
+	}
+	for _, a := range week {
+		v := a.Alert.Latest.ActorVendor
+		if v == "" || a.Alert.Status == models.StatusFalsePositive {
+			continue
+		}
+		r := get(v)
+		r.Alerts++
+		r.Score += severityWeight[a.Alert.Severity] * float64(max(1, min(a.Alert.Findings, 5)))
+	}
+	s.TopVendors = []VendorRisk{}
+	for _, r := range by {
+		s.TopVendors = append(s.TopVendors, *r)
+	}
+	sort.Slice(s.TopVendors, func(i, j int) bool {
+		a, b := s.TopVendors[i], s.TopVendors[j]
+		if a.Score != b.Score {
+			return a.Score > b.Score
+		}
+		if a.Records != b.Records {
+			return a.Records > b.Records
+		}
+		return a.Vendor < b.Vendor
+	})
+	if len(s.TopVendors) > topN {
+		s.TopVendors = s.TopVendors[:topN]
+	}
+}
+
+func (s *Summary) violations(week []AlertRecord, cfg Config) {
+	s.ConsentViolations, s.PurposeViolations, s.VendorViolations = []Violation{}, []Violation{}, []Violation{}
+	for _, a := range week {
+		if a.Alert.Status == models.StatusFalsePositive {
+			continue
+		}
+		v := Violation{Kind: cfg.kind(a.Alert.Detector), Detector: a.Alert.Detector, Tenant: a.Alert.Tenant, ActorID: a.Alert.ActorID,
+			Alerts: 1, Findings: a.Alert.Findings, Worst: a.Alert.Severity.String(), Summary: a.Alert.Latest.Summary, Last: a.Alert.LastSeen.UTC()}
+		switch v.Kind {
+		case KindConsent:
+			s.ConsentViolations = append(s.ConsentViolations, v)
+		case KindPurpose:
+			s.PurposeViolations = append(s.PurposeViolations, v)
+		case KindVendor:
+			s.VendorViolations = append(s.VendorViolations, v)
+		}
+	}
+}
+
+func (s *Summary) timings(week []AlertRecord) {
+	var ack, res time.Duration
+	for _, a := range week {
+		if !a.AckedAt.IsZero() && !a.AckedAt.Before(a.Alert.FirstSeen) {
+			ack += a.AckedAt.Sub(a.Alert.FirstSeen)
+			s.TimeToAcknowledge.N++
+		}
+		if !a.ResolvedAt.IsZero() && !a.ResolvedAt.Before(a.Alert.FirstSeen) {
+			res += a.ResolvedAt.Sub(a.Alert.FirstSeen)
+			s.TimeToResolve.N++
+		}
+	}
+	mean := func(t *Timing, sum time.Duration) {
+		if t.N > 0 {
+			d := sum / time.Duration(t.N)
+			t.MeanSeconds = d.Seconds()
+			t.Mean = Human(d)
+		} else {
+			t.Mean = "n/a"
+		}
+	}
+	mean(&s.TimeToAcknowledge, ack)
+	mean(&s.TimeToResolve, res)
+}
+
+func (s *Summary) noise(week []AlertRecord) {
+	by := map[string]*DetectorNoise{}
+	for _, a := range week {
+		n := by[a.Alert.Detector]
+		if n == nil {
+			n = &DetectorNoise{Detector: a.Alert.Detector}
+			by[a.Alert.Detector] = n
+		}
+		n.Alerts++
+		switch a.Alert.Status {
+		case models.StatusFalsePositive:
+			n.FalsePositives++
+			n.Reviewed++
+		case models.StatusResolved, models.StatusAcknowledged, models.StatusEscalated:
+			n.Reviewed++
+		}
+	}
+	s.Noise = []DetectorNoise{}
+	for _, n := range by {
+		if n.Reviewed > 0 {
+			n.Rate = float64(n.FalsePositives) / float64(n.Reviewed)
+		}
+		s.Noise = append(s.Noise, *n)
+	}
+	sort.Slice(s.Noise, func(i, j int) bool {
+		a, b := s.Noise[i], s.Noise[j]
+		if a.Rate != b.Rate {
+			return a.Rate > b.Rate
+		}
+		if a.Alerts != b.Alerts {
+			return a.Alerts > b.Alerts
+		}
+		return a.Detector < b.Detector
+	})
+}
+
+// paragraph writes the plain-language summary.
+func (s *Summary) paragraph() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "In week %s (%s to %s) chatwarden raised %s", s.Week, s.From.Format("Mon 2 Jan"), s.To.Add(-time.Second).Format("Mon 2 Jan 2006"), plural(s.Alerts, "alert", "alerts"))
+	var sev []string
+	for _, c := range s.BySeverity {
+		if c.Count > 0 && (c.Name == "critical" || c.Name == "high") {
+			sev = append(sev, fmt.Sprintf("%d %s", c.Count, c.Name))
+		}
+	}
+	if len(sev) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(sev, ", "))
+	}
+	if len(s.Trend) >= 2 {
+		prev := s.Trend[len(s.Trend)-2].Total
+		switch {
+		case prev == 0 && s.Alerts == 0:
+			b.WriteString(", as in the week before")
+		case prev == 0:
+			b.WriteString(", up from none the week before")
+		case s.Alerts > prev:
+			fmt.Fprintf(&b, ", up %d%% on the previous week's %d", (s.Alerts-prev)*100/prev, prev)
+		case s.Alerts < prev:
+			fmt.Fprintf(&b, ", down %d%% on the previous week's %d", (prev-s.Alerts)*100/prev, prev)
+		default:
+			fmt.Fprintf(&b, ", the same as the previous week")
+		}
+	}
+	b.WriteString(". ")
+	if s.Exposure.Subjects > 0 {
+		fmt.Fprintf(&b, "Flagged access touched %s", plural(int(s.Exposure.Subjects), "customer", "customers"))
+		var sens []string
+		for _, c := range s.Exposure.Categories {
+			if models.SensitiveCategories[c.Name] {
+				sens = append(sens, c.Name)
+			}
+		}
+		if n := s.Exposure.SensitiveSubjects(); n > 0 {
+			fmt.Fprintf(&b, ", at least %d of them with sensitive data (%s)", n, strings.Join(sens, ", "))
+		}
+		b.WriteString(". ")
+	} else {
+		b.WriteString("No customer data was touched by flagged access. ")
+	}
+	if len(s.TopActors) > 0 {
+		a := s.TopActors[0]
+		who := a.ActorID
+		if a.Vendor != "" {
+			who += " (vendor " + a.Vendor + ")"
+		}
+		fmt.Fprintf(&b, "The riskiest actor was %s with %s. ", who, plural(a.Alerts, "alert", "alerts"))
+	}
+	cp := len(s.ConsentViolations) + len(s.PurposeViolations)
+	if cp > 0 || len(s.VendorViolations) > 0 {
+		fmt.Fprintf(&b, "There were %s and %s. ", plural(cp, "consent or purpose violation", "consent or purpose violations"),
+			plural(len(s.VendorViolations), "vendor access outside contract", "vendor accesses outside contract"))
+	} else {
+		b.WriteString("No consent, purpose or vendor-scope violation was flagged. ")
+	}
+	if s.TimeToAcknowledge.N > 0 {
+		fmt.Fprintf(&b, "Alerts were acknowledged in %s on average", s.TimeToAcknowledge.Mean)
+		if s.TimeToResolve.N > 0 {
+			fmt.Fprintf(&b, " and resolved in %s", s.TimeToResolve.Mean)
+		}
+		b.WriteString(". ")
+	}
+	fp, reviewed := 0, 0
+	for _, n := range s.Noise {
+		fp += n.FalsePositives
+		reviewed += n.Reviewed
+	}
+	if reviewed > 0 {
+		fmt.Fprintf(&b, "%d of %d reviewed alerts (%d%%) were false positives", fp, reviewed, fp*100/reviewed)
+		if fp > 0 && s.Noise[0].FalsePositives > 0 {
+			fmt.Fprintf(&b, ", most from %s", s.Noise[0].Detector)
+		}
+		b.WriteString(".")
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// Human formats a duration for people: "42s", "14 min", "3.2 h", "2.1 days".
+func Human(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%.1f h", d.Hours())
+	}
+	return fmt.Sprintf("%.1f days", d.Hours()/24)
+}

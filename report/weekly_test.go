@@ -1,0 +1,197 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+	"github.com/chatwarden/chatwarden/store/storetest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// fakeAlerts is a fixed alert history; it records the range asked for.
+type fakeAlerts struct {
+	recs     []AlertRecord
+	from, to time.Time
+}
+
+func (f *fakeAlerts) AlertRecords(_ context.Context, from, to time.Time) ([]AlertRecord, error) {
+	f.from, f.to = from, to
+	var out []AlertRecord
+	for _, r := range f.recs {
+		if !r.Alert.FirstSeen.Before(from) && r.Alert.FirstSeen.Before(to) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// simulatedWeek is week 2026-W47: events of four actors in ClickHouse, and
+// the alerts raised on them plus a tail of earlier weeks for the trend.
+func simulatedWeek(t *testing.T) (*store.Store, *fakeAlerts, Week) {
+	t.Helper()
+	s := storetest.New(t)
+	w := Week{2026, 47}
+	mon := w.Start()
+	var evs []models.Event
+	add := func(id string, ts time.Time, actor models.Actor, action models.Action, st, subject string, records uint64, purpose string, fields ...string) {
+		evs = append(evs, models.Event{EventID: id, TS: ts, Tenant: "retail", Actor: actor, Action: action, Store: st,
+			Resource: models.Resource{Type: "record"}, SubjectID: subject, Records: records, Fields: fields, Purpose: purpose, Result: models.ResultAllowed})
+	}
+	agent := models.Actor{ID: "agent-17", Type: models.ActorHuman, Role: "support"}
+	vendor := models.Actor{ID: "acme-ana", Type: models.ActorVendor, Vendor: "acme-bpo"}
+	bot := models.Actor{ID: "bot-returns", Type: models.ActorBot}
+	svc := models.Actor{ID: "svc-analytics", Type: models.ActorService}
+	for d := range 7 {
+		day := mon.AddDate(0, 0, d)
+		for i := range 20 {
+			add(fmt.Sprintf("n-%d-%d", d, i), day.Add(9*time.Hour+time.Duration(i)*time.Minute), agent, models.ActionRead, "crm", fmt.Sprintf("c%03d", i), 1, "support", "email", "name")
+		}
+	}
+	// Tuesday 02:00-02:30: agent-17 enumerates 120 customers' payment data.
+	for i := range 120 {
+		add(fmt.Sprintf("x-%d", i), mon.AddDate(0, 0, 1).Add(2*time.Hour+time.Duration(i)*15*time.Second), agent, models.ActionRead, "payments", fmt.Sprintf("c%03d", i), 1, "support", "payment", "name")
+	}
+	// Thursday 15:00: the vendor exports transcripts outside its hours.
+	add("v-1", mon.AddDate(0, 0, 3).Add(15*time.Hour), vendor, models.ActionExport, "transcripts", "c500", 400, "support", "transcript_text")
+	add("v-2", mon.AddDate(0, 0, 3).Add(15*time.Hour+time.Minute), vendor, models.ActionRead, "crm", "c501", 1, "support", "email", "dob")
+	// Saturday: the analytics service reads order history of customers who withdrew consent.
+	for i := range 5 {
+		add(fmt.Sprintf("a-%d", i), mon.AddDate(0, 0, 5).Add(11*time.Hour+time.Duration(i)*time.Minute), svc, models.ActionRead, "orders", fmt.Sprintf("c6%02d", i), 3, "analytics", "order_history")
+	}
+	// Sunday: the returns bot reads another customer's address (purpose support, category fine: false positive later).
+	add("b-1", mon.AddDate(0, 0, 6).Add(20*time.Hour), bot, models.ActionRead, "crm", "c700", 1, "support", "address")
+	if err := s.InsertEvents(t.Context(), evs, mon); err != nil {
+		t.Fatal(err)
+	}
+	alert := func(id, det string, actor models.Actor, sev models.Severity, st models.AlertStatus, first, last time.Time, findings int, ack, res time.Duration, summary string) AlertRecord {
+		r := AlertRecord{Alert: models.Alert{ID: id, Detector: det, Tenant: "retail", ActorID: actor.ID, ActorType: actor.Type, Severity: sev, Status: st,
+			FirstSeen: first, LastSeen: last, Findings: findings,
+			Latest: models.Finding{Detector: det, ActorVendor: actor.Vendor, WindowStart: first, WindowEnd: last, Summary: summary}}}
+		if ack > 0 {
+			r.AckedAt = first.Add(ack)
+		}
+		if res > 0 {
+			r.ResolvedAt = first.Add(res)
+		}
+		return r
+	}
+	tue2 := mon.AddDate(0, 0, 1).Add(2 * time.Hour)
+	thu15 := mon.AddDate(0, 0, 3).Add(15 * time.Hour)
+	sat11 := mon.AddDate(0, 0, 5).Add(11 * time.Hour)
+	sun20 := mon.AddDate(0, 0, 6).Add(20 * time.Hour)
+	recs := []AlertRecord{
+		alert("al-1", "enumeration", agent, models.SeverityCritical, models.StatusEscalated, tue2, tue2.Add(30*time.Minute), 4, 6*time.Minute, 0, "agent-17 read 120 customers in 30 min (baseline 20/day)"),
+		alert("al-2", "off_hours", agent, models.SeverityMedium, models.StatusAcknowledged, tue2.Add(time.Minute), tue2.Add(30*time.Minute), 2, 20*time.Minute, 0, "agent-17 active at 02:00, never before"),
+		alert("al-3", "vendor_scope", vendor, models.SeverityHigh, models.StatusResolved, thu15, thu15.Add(2*time.Minute), 2, 12*time.Minute, 3*time.Hour, "acme-ana exported transcripts at 15:00, outside 00:00-12:00"),
+		alert("al-4", "consent_withdrawn", svc, models.SeverityHigh, models.StatusOpen, sat11, sat11.Add(5*time.Minute), 5, 0, 0, "svc-analytics read 5 customers who withdrew analytics consent"),
+		alert("al-5", "purpose_category", vendor, models.SeverityMedium, models.StatusResolved, thu15.Add(time.Minute), thu15.Add(2*time.Minute), 1, 30*time.Minute, 90*time.Minute, "dob is not allowed for purpose support"),
+		alert("al-6", "cross_customer", bot, models.SeverityHigh, models.StatusFalsePositive, sun20, sun20.Add(time.Minute), 1, 4*time.Minute, 4*time.Minute, "bot-returns read a customer other than the conversation's"),
+		alert("al-7", "volume_spike", svc, models.SeverityLow, models.StatusResolved, sat11, sat11.Add(10*time.Minute), 1, time.Hour, 2*time.Hour, "svc-analytics 3x its usual Saturday volume"),
+	}
+	for wk := 1; wk <= 8; wk++ { // earlier weeks: a declining tail, one alert per week and severity rotating
+		ws := w.Add(-wk).Start().Add(10 * time.Hour)
+		for i := range 10 - wk {
+			recs = append(recs, alert(fmt.Sprintf("old-%d-%d", wk, i), "volume_spike", agent, models.Severity(i%5), models.StatusResolved, ws.Add(time.Duration(i)*time.Hour), ws.Add(time.Duration(i)*time.Hour+time.Minute), 1, time.Hour, 2*time.Hour, "old"))
+		}
+	}
+	return s, &fakeAlerts{recs: recs}, w
+}
+
+func TestWeeklyGolden(t *testing.T) {
+	s, alerts, w := simulatedWeek(t)
+	r := &Reporter{Alerts: alerts, Events: s}
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	sum, err := r.Weekly(t.Context(), w, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !alerts.from.Equal(w.Add(-7).Start()) || !alerts.to.Equal(w.End()) {
+		t.Fatalf("asked alerts for %s..%s, want 8 weeks", alerts.from, alerts.to)
+	}
+	rd, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []Format{FormatMarkdown, FormatJSON, FormatHTML} {
+		t.Run(string(f), func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := rd.Render(&buf, sum, f); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("testdata", "weekly-2026-W47."+string(f)), buf.Bytes())
+		})
+	}
+	t.Run("numbers", func(t *testing.T) {
+		// Hand-counted from the simulated week.
+		if sum.Alerts != 7 || sum.Trend[6].Total != 9 || sum.Trend[7].Total != 7 || len(sum.Trend) != 8 {
+			t.Fatalf("alerts %d trend %+v", sum.Alerts, sum.Trend)
+		}
+		// Flagged windows (false positive excluded): agent-17's 120 payment reads, the vendor's 2 customers, the service's 5.
+		if sum.Exposure.Subjects != 127 || sum.Exposure.SensitiveSubjects() != 120 {
+			t.Fatalf("exposure %+v", sum.Exposure)
+		}
+		if len(sum.ConsentViolations) != 1 || len(sum.PurposeViolations) != 1 || len(sum.VendorViolations) != 1 {
+			t.Fatalf("violations %d %d %d", len(sum.ConsentViolations), len(sum.PurposeViolations), len(sum.VendorViolations))
+		}
+		if sum.TopActors[0].ActorID != "agent-17" || sum.TopVendors[0].Vendor != "acme-bpo" {
+			t.Fatalf("top %+v %+v", sum.TopActors[0], sum.TopVendors[0])
+		}
+		// ack: 6+20+12+30+4+60 = 132 min / 6 = 22 min; resolve: 180+90+4+120 = 394/4 = 98.5 min
+		if sum.TimeToAcknowledge.N != 6 || sum.TimeToAcknowledge.MeanSeconds != 22*60 || sum.TimeToResolve.MeanSeconds != 98.5*60 {
+			t.Fatalf("timings %+v %+v", sum.TimeToAcknowledge, sum.TimeToResolve)
+		}
+		if sum.Noise[0].Detector != "cross_customer" || sum.Noise[0].Rate != 1 {
+			t.Fatalf("noise %+v", sum.Noise)
+		}
+		if !strings.HasPrefix(sum.Paragraph, "In week 2026-W47 (Mon 16 Nov to Sun 22 Nov 2026) chatwarden raised 7 alerts (1 critical, 3 high), down 22% on the previous week's 9.") {
+			t.Fatalf("paragraph: %s", sum.Paragraph)
+		}
+	})
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs from the golden file (run with -update after checking):\n%s", path, firstDiff(string(want), string(got)))
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, x, y)
+		}
+	}
+	return ""
+}

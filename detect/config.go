@@ -1,0 +1,389 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// Config is the detection section of the configuration file. The zero value
+// takes the defaults (WithDefaults); Validate names the first bad field of
+// every problem.
+type Config struct {
+	// Window is the length of a detection window (default 60s, a whole
+	// number of minutes).
+	Window time.Duration `yaml:"window"`
+	// Shard and Shards: this instance owns the actors whose
+	// cityHash64(actor_id) % Shards == Shard (default 0 of 1).
+	Shard  int `yaml:"shard"`
+	Shards int `yaml:"shards"`
+	// BackfillDays is how much actor_minute history rebuilds the baselines
+	// at start-up when no checkpoint is newer (default 28).
+	BackfillDays int `yaml:"backfill_days"`
+	// CheckpointEvery is how often baselines are checkpointed (default 1h).
+	CheckpointEvery time.Duration `yaml:"checkpoint_every"`
+	// RiskHalfLife is the half-life of a finding in the actor risk score
+	// (default 72h).
+	RiskHalfLife time.Duration `yaml:"risk_half_life"`
+	// TimeZones maps actor ids or roles to IANA time zones for the
+	// off-hours profile (actor wins over role; default UTC).
+	TimeZones TimeZones `yaml:"time_zones"`
+	// Rules configures the event rules.
+	Rules RulesConfig `yaml:"rules"`
+	// Detectors configures the window detectors.
+	Detectors DetectorsConfig `yaml:"detectors"`
+	// Severities overrides a detector's severity by name (e.g.
+	// off_hours: low).
+	Severities map[string]models.Severity `yaml:"severities"`
+	// Disabled lists detectors and rules that do not run.
+	Disabled []string `yaml:"disabled"`
+}
+
+// TimeZones names the time zone of actors and roles.
+type TimeZones struct {
+	Actors map[string]string `yaml:"actors"`
+	Roles  map[string]string `yaml:"roles"`
+}
+
+// RulesConfig configures the event rules.
+type RulesConfig struct {
+	// BulkRecords: a single read or export of more records than this is a
+	// finding (default 1000).
+	BulkRecords uint64 `yaml:"bulk_records"`
+	// ConversationSubjects: more distinct customers than this read within one
+	// conversation is a finding (default 3).
+	ConversationSubjects int `yaml:"conversation_subjects"`
+	// ConversationIdle forgets a conversation after this long without
+	// events (default 2h).
+	ConversationIdle time.Duration `yaml:"conversation_idle"`
+	// Purposes maps a declared purpose to the data categories it allows;
+	// "*" allows every category. Purposes not listed are not checked.
+	Purposes map[string][]string `yaml:"purposes"`
+	// ConsentGated lists the purposes that need the customer's consent
+	// (access after a withdrawal is a finding).
+	ConsentGated []string `yaml:"consent_gated"`
+	// Vendors are the vendor contracts, by vendor name.
+	Vendors map[string]VendorContract `yaml:"vendors"`
+	// UnknownVendor flags vendor actors whose vendor has no contract
+	// (default true).
+	UnknownVendor *bool `yaml:"unknown_vendor"`
+}
+
+// VendorContract is what a vendor may touch, and when.
+type VendorContract struct {
+	Stores     []string `yaml:"stores"`
+	Categories []string `yaml:"categories"`
+	// Hours is "HH:MM-HH:MM" in TimeZone (end exclusive; may wrap midnight).
+	Hours string `yaml:"hours"`
+	// Days are the weekdays allowed: mon tue wed thu fri sat sun.
+	Days     []string `yaml:"days"`
+	TimeZone string   `yaml:"time_zone"`
+	// Country is informational (the contracted location).
+	Country string `yaml:"country"`
+}
+
+// DetectorsConfig holds the thresholds of the window detectors.
+type DetectorsConfig struct {
+	// WarmupDays: an actor with fewer active days is judged against its
+	// peer group (default 3).
+	WarmupDays int `yaml:"warmup_days"`
+	// WarmupWindows: and at least this many active windows (default 60).
+	WarmupWindows int `yaml:"warmup_windows"`
+
+	// Volume spike on records per window.
+	VolumeZ        float64 `yaml:"volume_z"`         // robust z (default 8)
+	VolumeRatio    float64 `yaml:"volume_ratio"`     // observed / expected (default 6)
+	VolumeMin      float64 `yaml:"volume_min"`       // minimum excess records (default 200)
+	VolumeTailProb float64 `yaml:"volume_tail_prob"` // NB tail probability (default 1e-6)
+
+	// Enumeration: distinct customers per window and per day.
+	EnumWindowZ     float64 `yaml:"enum_window_z"`     // default 8
+	EnumWindowRatio float64 `yaml:"enum_window_ratio"` // default 6
+	EnumWindowMin   float64 `yaml:"enum_window_min"`   // minimum distinct customers (default 25)
+	EnumDayRatio    float64 `yaml:"enum_day_ratio"`    // day so far vs typical day (default 4)
+	EnumDayMin      float64 `yaml:"enum_day_min"`      // default 150
+
+	// Off-hours: share of the actor's activity profile at this hour below
+	// OffHoursShare, with at least OffHoursMinDays of history and
+	// OffHoursMinRecords records in the window.
+	OffHoursShare      float64 `yaml:"off_hours_share"`       // default 0.002
+	OffHoursMinDays    int     `yaml:"off_hours_min_days"`    // default 5
+	OffHoursMinRecords float64 `yaml:"off_hours_min_records"` // default 20
+
+	// FirstSeen: a store, resource type or category new to the actor (or
+	// rare among its peers while it warms up). Weight of a sensitive
+	// category vs an ordinary item; fires at FirstSeenScore.
+	FirstSeenSensitiveWeight float64 `yaml:"first_seen_sensitive_weight"` // default 3
+	FirstSeenScore           float64 `yaml:"first_seen_score"`            // default 3
+	FirstSeenPeerRare        float64 `yaml:"first_seen_peer_rare"`        // share of peers (default 0.1)
+
+	// Travel: impossible speed between countries, km/h (default 1000).
+	TravelKMH float64 `yaml:"travel_kmh"`
+	// NewCountry flags a country new to a warm actor and to its peers
+	// (default true).
+	NewCountry *bool `yaml:"new_country"`
+
+	// Denied burst: denied accesses per window.
+	DeniedMin      float64 `yaml:"denied_min"`       // default 10
+	DeniedTailProb float64 `yaml:"denied_tail_prob"` // Poisson tail (default 1e-6)
+
+	// Dormant: idle at least DormantDays, then activity DormantRatio above
+	// its old level (or touching something new).
+	DormantDays  float64 `yaml:"dormant_days"`  // default 10
+	DormantRatio float64 `yaml:"dormant_ratio"` // default 3
+
+	// Peer group deviation: robust z of the actor's window against its
+	// role's peers active in the same window.
+	PeerZ        float64 `yaml:"peer_z"`         // default 10
+	PeerRatio    float64 `yaml:"peer_ratio"`     // default 8
+	PeerMinPeers int     `yaml:"peer_min_peers"` // default 4
+
+	// Drift: daily records creeping up; fires when the last DriftDays days
+	// each (mostly) grew, the Theil-Sen slope is positive, the last day is
+	// DriftRatio times the days before the run, and the trend is significant.
+	DriftDays  int     `yaml:"drift_days"`  // default 5
+	DriftRatio float64 `yaml:"drift_ratio"` // default 2.5
+
+	// Mahalanobis: chi-square tail probability of the squared distance.
+	MahalanobisProb float64 `yaml:"mahalanobis_prob"` // default 1e-12
+	// MahalanobisSamples is the reservoir of deviation vectors behind the
+	// covariance (default 4000).
+	MahalanobisSamples int `yaml:"mahalanobis_samples"`
+}
+
+// DefaultPurposes is the default purpose policy.
+func DefaultPurposes() map[string][]string {
+	return map[string][]string{
+		"support":   {"email", "phone", "address", "name", "order_history", "transcript_text"},
+		"billing":   {"email", "name", "address", "payment"},
+		"fraud":     {"*"},
+		"marketing": {"email", "name"},
+		"analytics": {"order_history"},
+		"training":  {"transcript_text"},
+	}
+}
+
+// DefaultVendors is the default vendor contract list.
+func DefaultVendors() map[string]VendorContract {
+	return map[string]VendorContract{
+		"acme-bpo": {
+			Stores:     []string{"crm", "orders", "transcripts"},
+			Categories: []string{"email", "phone", "name", "address", "order_history", "transcript_text"},
+			Hours:      "00:00-12:00",
+			Days:       []string{"mon", "tue", "wed", "thu", "fri", "sat"},
+			TimeZone:   "UTC",
+			Country:    "PH",
+		},
+	}
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	def := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.Window == 0 {
+		c.Window = time.Minute
+	}
+	if c.Shards == 0 {
+		c.Shards = 1
+	}
+	defInt(&c.BackfillDays, 28)
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = time.Hour
+	}
+	if c.RiskHalfLife == 0 {
+		c.RiskHalfLife = 72 * time.Hour
+	}
+	r := &c.Rules
+	if r.BulkRecords == 0 {
+		r.BulkRecords = 1000
+	}
+	defInt(&r.ConversationSubjects, 3)
+	if r.ConversationIdle == 0 {
+		r.ConversationIdle = 2 * time.Hour
+	}
+	if r.Purposes == nil {
+		r.Purposes = DefaultPurposes()
+	}
+	if r.ConsentGated == nil {
+		r.ConsentGated = []string{"marketing", "analytics", "training"}
+	}
+	if r.Vendors == nil {
+		r.Vendors = DefaultVendors()
+	}
+	if r.UnknownVendor == nil {
+		t := true
+		r.UnknownVendor = &t
+	}
+	d := &c.Detectors
+	defInt(&d.WarmupDays, 3)
+	defInt(&d.WarmupWindows, 60)
+	def(&d.VolumeZ, 8)
+	def(&d.VolumeRatio, 6)
+	def(&d.VolumeMin, 200)
+	def(&d.VolumeTailProb, 1e-6)
+	def(&d.EnumWindowZ, 8)
+	def(&d.EnumWindowRatio, 6)
+	def(&d.EnumWindowMin, 25)
+	def(&d.EnumDayRatio, 4)
+	def(&d.EnumDayMin, 150)
+	def(&d.OffHoursShare, 0.002)
+	defInt(&d.OffHoursMinDays, 5)
+	def(&d.OffHoursMinRecords, 20)
+	def(&d.FirstSeenSensitiveWeight, 3)
+	def(&d.FirstSeenScore, 3)
+	def(&d.FirstSeenPeerRare, 0.1)
+	def(&d.TravelKMH, 1000)
+	if d.NewCountry == nil {
+		t := true
+		d.NewCountry = &t
+	}
+	def(&d.DeniedMin, 10)
+	def(&d.DeniedTailProb, 1e-6)
+	def(&d.DormantDays, 10)
+	def(&d.DormantRatio, 3)
+	def(&d.PeerZ, 10)
+	def(&d.PeerRatio, 8)
+	defInt(&d.PeerMinPeers, 4)
+	defInt(&d.DriftDays, 5)
+	def(&d.DriftRatio, 2.5)
+	def(&d.MahalanobisProb, 1e-12)
+	defInt(&d.MahalanobisSamples, 4000)
+	return c
+}
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday,
+	"wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// Validate checks c (after defaults) and names every bad field.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("detect.%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.Window < time.Minute || c.Window%time.Minute != 0 {
+		bad("window", "%s is not a whole number of minutes", c.Window)
+	}
+	if c.Window > 24*time.Hour || (24*time.Hour)%c.Window != 0 {
+		bad("window", "%s must divide a day", c.Window)
+	}
+	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
+		bad("shard", "%d of %d: want 0 <= shard < shards", c.Shard, c.Shards)
+	}
+	if c.BackfillDays < 0 {
+		bad("backfill_days", "%d is negative", c.BackfillDays)
+	}
+	if c.CheckpointEvery < 0 || c.RiskHalfLife < 0 {
+		bad("checkpoint_every/risk_half_life", "must not be negative")
+	}
+	for who, m := range map[string]map[string]string{"actors": c.TimeZones.Actors, "roles": c.TimeZones.Roles} {
+		for k, tz := range m {
+			if _, err := time.LoadLocation(tz); err != nil {
+				bad("time_zones."+who+"."+k, "%q: %v", tz, err)
+			}
+		}
+	}
+	r := c.Rules
+	if r.ConversationSubjects < 1 {
+		bad("rules.conversation_subjects", "%d: want >= 1", r.ConversationSubjects)
+	}
+	if r.ConversationIdle < 0 {
+		bad("rules.conversation_idle", "negative")
+	}
+	for p, cats := range r.Purposes {
+		if len(cats) == 0 {
+			bad("rules.purposes."+p, "lists no category (use \"*\" for every category)")
+		}
+	}
+	for _, p := range r.ConsentGated {
+		if strings.TrimSpace(p) == "" {
+			bad("rules.consent_gated", "empty purpose")
+		}
+	}
+	for name, v := range r.Vendors {
+		if _, _, err := parseHours(v.Hours); v.Hours != "" && err != nil {
+			bad("rules.vendors."+name+".hours", "%v", err)
+		}
+		for _, d := range v.Days {
+			if _, ok := weekdays[strings.ToLower(d)]; !ok {
+				bad("rules.vendors."+name+".days", "%q is not mon..sun", d)
+			}
+		}
+		if v.TimeZone != "" {
+			if _, err := time.LoadLocation(v.TimeZone); err != nil {
+				bad("rules.vendors."+name+".time_zone", "%v", err)
+			}
+		}
+	}
+	d := c.Detectors
+	pos := map[string]float64{"volume_z": d.VolumeZ, "volume_ratio": d.VolumeRatio, "enum_window_z": d.EnumWindowZ,
+		"enum_window_ratio": d.EnumWindowRatio, "enum_day_ratio": d.EnumDayRatio, "first_seen_score": d.FirstSeenScore,
+		"travel_kmh": d.TravelKMH, "dormant_days": d.DormantDays, "dormant_ratio": d.DormantRatio, "peer_z": d.PeerZ,
+		"peer_ratio": d.PeerRatio, "drift_ratio": d.DriftRatio, "first_seen_sensitive_weight": d.FirstSeenSensitiveWeight}
+	for k, v := range pos {
+		if v <= 0 {
+			bad("detectors."+k, "%g: want > 0", v)
+		}
+	}
+	probs := map[string]float64{"volume_tail_prob": d.VolumeTailProb, "denied_tail_prob": d.DeniedTailProb,
+		"mahalanobis_prob": d.MahalanobisProb, "off_hours_share": d.OffHoursShare, "first_seen_peer_rare": d.FirstSeenPeerRare}
+	for k, v := range probs {
+		if v <= 0 || v >= 1 {
+			bad("detectors."+k, "%g: want a probability in (0, 1)", v)
+		}
+	}
+	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
+		bad("detectors", "warmup_days/warmup_windows >= 0, off_hours_min_days >= 1, peer_min_peers >= 2, drift_days >= 3, mahalanobis_samples >= 100")
+	}
+	known := KnownDetectors()
+	for name := range c.Severities {
+		if !slices.Contains(known, name) {
+			bad("severities."+name, "unknown detector (known: %s)", strings.Join(known, " "))
+		}
+	}
+	for _, name := range c.Disabled {
+		if !slices.Contains(known, name) {
+			bad("disabled", "unknown detector %q (known: %s)", name, strings.Join(known, " "))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseHours parses "HH:MM-HH:MM" into minutes of the day.
+func parseHours(s string) (from, to int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not HH:MM-HH:MM", s)
+	}
+	if from, err = parseClock(a); err != nil {
+		return 0, 0, err
+	}
+	if to, err = parseClock(b); err != nil {
+		return 0, 0, err
+	}
+	return from, to, nil
+}
+
+func parseClock(s string) (int, error) {
+	h, m, ok := strings.Cut(strings.TrimSpace(s), ":")
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if !ok || err1 != nil || err2 != nil || hh < 0 || hh > 24 || mm < 0 || mm > 59 || (hh == 24 && mm != 0) {
+		return 0, fmt.Errorf("%q is not a time HH:MM", s)
+	}
+	return hh*60 + mm, nil
+}

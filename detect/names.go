@@ -1,0 +1,71 @@
+package detect
+
+import "github.com/chatwarden/chatwarden/models"
+
+// Detector and rule names, as they appear in findings, alerts and config.
+const (
+	RuleBulkAccess           = "bulk_access"
+	RuleBotCrossCustomer     = "bot_cross_customer"
+	RuleConversationSubjects = "conversation_subjects"
+	RuleConsentWithdrawn     = "consent_withdrawn"
+	RulePurposeCategory      = "purpose_category"
+	RuleVendorScope          = "vendor_scope"
+
+	DetVolumeSpike      = "volume_spike"
+	DetEnumeration      = "enumeration"
+	DetOffHours         = "off_hours"
+	DetFirstSeen        = "first_seen"
+	DetNewCountry       = "new_country"
+	DetImpossibleTravel = "impossible_travel"
+	DetDeniedBurst      = "denied_burst"
+	DetDormant          = "dormant_wake"
+	DetPeerDeviation    = "peer_deviation"
+	DetDrift            = "drift"
+	DetMahalanobis      = "mahalanobis"
+)
+
+// defaultSeverity is each detector's severity unless config overrides it.
+var defaultSeverity = map[string]models.Severity{
+	RuleBulkAccess:           models.SeverityHigh,
+	RuleBotCrossCustomer:     models.SeverityHigh,
+	RuleConversationSubjects: models.SeverityHigh,
+	RuleConsentWithdrawn:     models.SeverityHigh,
+	RulePurposeCategory:      models.SeverityMedium,
+	RuleVendorScope:          models.SeverityHigh,
+	DetVolumeSpike:           models.SeverityHigh,
+	DetEnumeration:           models.SeverityHigh,
+	DetOffHours:              models.SeverityMedium,
+	DetFirstSeen:             models.SeverityMedium,
+	DetNewCountry:            models.SeverityMedium,
+	DetImpossibleTravel:      models.SeverityHigh,
+	DetDeniedBurst:           models.SeverityMedium,
+	DetDormant:               models.SeverityHigh,
+	DetPeerDeviation:         models.SeverityMedium,
+	DetDrift:                 models.SeverityMedium,
+	DetMahalanobis:           models.SeverityMedium,
+}
+
+// KnownDetectors lists every detector and rule name.
+func KnownDetectors() []string {
+	return []string{RuleBulkAccess, RuleBotCrossCustomer, RuleConversationSubjects, RuleConsentWithdrawn,
+		RulePurposeCategory, RuleVendorScope, DetVolumeSpike, DetEnumeration, DetOffHours, DetFirstSeen,
+		DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis}
+}
+
+// severity returns the configured severity of detector name.
+func (c *Config) severity(name string) models.Severity {
+	if s, ok := c.Severities[name]; ok {
+		return s
+	}
+	return defaultSeverity[name]
+}
+
+// enabled reports whether detector name runs.
+func (c *Config) enabled(name string) bool {
+	for _, d := range c.Disabled {
+		if d == name {
+			return false
+		}
+	}
+	return true
+}

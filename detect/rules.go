@@ -1,0 +1,377 @@
+package detect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// Rules evaluates the event rules: per event, no history beyond the consent
+// register and the customers seen per open conversation. Findings of one
+// batch are folded per (rule, tenant, actor), so a scrape of ten thousand
+// events makes one finding per rule, not ten thousand. Safe for concurrent
+// use (calls are serialized).
+type Rules struct {
+	cfg      Config
+	consents *ConsentRegister
+	purposes map[string]map[string]bool // purpose -> allowed categories; nil map = every category
+	gated    map[string]bool
+	vendors  map[string]*vendorRule
+
+	mu        sync.Mutex
+	convs     map[convKey]*convState
+	lastSweep time.Time
+}
+
+type vendorRule struct {
+	name       string
+	stores     map[string]bool
+	categories map[string]bool
+	from, to   int // minutes of the day; from == to means all day
+	hasHours   bool
+	days       [7]bool
+	hasDays    bool
+	loc        *time.Location
+}
+
+type convKey struct{ tenant, id string }
+
+type convState struct {
+	subjects []string
+	last     time.Time
+	fired    bool
+}
+
+// NewRules builds the rules from cfg (defaults applied) over a consent
+// register.
+func NewRules(cfg Config, consents *ConsentRegister) (*Rules, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if consents == nil {
+		consents = NewConsentRegister()
+	}
+	r := &Rules{cfg: cfg, consents: consents, purposes: map[string]map[string]bool{}, gated: map[string]bool{},
+		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}}
+	for p, cats := range cfg.Rules.Purposes {
+		if slices.Contains(cats, "*") {
+			r.purposes[p] = nil
+			continue
+		}
+		r.purposes[p] = setOf(cats)
+	}
+	for _, p := range cfg.Rules.ConsentGated {
+		r.gated[p] = true
+	}
+	for name, v := range cfg.Rules.Vendors {
+		vr := &vendorRule{name: name, stores: setOf(v.Stores), categories: setOf(v.Categories), loc: time.UTC}
+		if v.Hours != "" {
+			vr.from, vr.to, _ = parseHours(v.Hours)
+			vr.hasHours = true
+		}
+		for _, d := range v.Days {
+			vr.days[weekdays[strings.ToLower(d)]] = true
+			vr.hasDays = true
+		}
+		if v.TimeZone != "" {
+			vr.loc, _ = time.LoadLocation(v.TimeZone)
+		}
+		r.vendors[name] = vr
+	}
+	return r, nil
+}
+
+func setOf(ss []string) map[string]bool {
+	m := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		m[s] = true
+	}
+	return m
+}
+
+// Consents returns the consent register the rules read.
+func (r *Rules) Consents() *ConsentRegister { return r.consents }
+
+// ruleHit accumulates one rule's matches for one actor within a batch.
+type ruleHit struct {
+	rule       string
+	ev         *models.Event // first matching event
+	first      time.Time
+	last       time.Time
+	count      int
+	records    uint64
+	ids        []string
+	subjects   []string
+	stores     []string
+	categories []string
+	reasons    []string
+	cond       string
+	observed   float64
+	limit      float64
+}
+
+type hitKey struct{ rule, tenant, actor string }
+
+const maxEvidenceIDs = 10
+
+// Check applies the consent events of the batch to the register, then runs
+// every rule over evs (pseudonymized, as stored) and returns the findings,
+// detected at now. It keeps no reference to evs.
+func (r *Rules) Check(now time.Time, evs []models.Event, cs []models.Consent) []models.Finding {
+	r.consents.Apply(cs)
+	if len(evs) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var hits map[hitKey]*ruleHit // allocated on first hit only
+	var order []hitKey
+	hit := func(rule string, e *models.Event, cond string, observed, limit float64, reason string, cats ...string) {
+		if !r.cfg.enabled(rule) {
+			return
+		}
+		if hits == nil {
+			hits = map[hitKey]*ruleHit{}
+		}
+		k := hitKey{rule, e.Tenant, e.Actor.ID}
+		h := hits[k]
+		if h == nil {
+			h = &ruleHit{rule: rule, ev: e, first: e.TS, last: e.TS, cond: cond, limit: limit}
+			hits[k] = h
+			order = append(order, k)
+		}
+		h.count++
+		h.records += e.Records
+		h.observed = max(h.observed, observed)
+		if e.TS.Before(h.first) {
+			h.first = e.TS
+		}
+		if e.TS.After(h.last) {
+			h.last = e.TS
+		}
+		if len(h.ids) < maxEvidenceIDs {
+			h.ids = append(h.ids, e.EventID)
+		}
+		h.subjects = addUnique(h.subjects, e.SubjectID, 10)
+		h.stores = addUnique(h.stores, e.Store, 10)
+		for _, c := range cats {
+			h.categories = addUnique(h.categories, c, 20)
+		}
+		if reason != "" {
+			h.reasons = addUnique(h.reasons, reason, 5)
+		}
+	}
+	for i := range evs {
+		e := &evs[i]
+		r.checkBulk(e, hit)
+		r.checkConversation(e, hit)
+		r.checkConsent(e, hit)
+		r.checkPurpose(e, hit)
+		r.checkVendor(e, hit)
+	}
+	r.sweep(now)
+	if len(order) == 0 {
+		return nil
+	}
+	out := make([]models.Finding, 0, len(order))
+	for _, k := range order {
+		out = append(out, r.finding(now, hits[k]))
+	}
+	return out
+}
+
+func addUnique(ss []string, s string, limit int) []string {
+	if s == "" || len(ss) >= limit || slices.Contains(ss, s) {
+		return ss
+	}
+	return append(ss, s)
+}
+
+type hitFunc func(rule string, e *models.Event, cond string, observed, limit float64, reason string, cats ...string)
+
+func (r *Rules) checkBulk(e *models.Event, hit hitFunc) {
+	if e.Records <= r.cfg.Rules.BulkRecords || e.Denied() {
+		return
+	}
+	switch e.Action {
+	case models.ActionRead, models.ActionExport, models.ActionShare, models.ActionSearch, models.ActionList:
+		hit(RuleBulkAccess, e, fmt.Sprintf("records > %d", r.cfg.Rules.BulkRecords), float64(e.Records),
+			float64(r.cfg.Rules.BulkRecords), string(e.Action), e.Fields...)
+	}
+}
+
+func (r *Rules) checkConversation(e *models.Event, hit hitFunc) {
+	if e.Conversation.ID == "" || e.SubjectID == "" {
+		return
+	}
+	if (e.Actor.Type == models.ActorBot || e.Tool != "") && e.Conversation.SubjectID != "" && e.SubjectID != e.Conversation.SubjectID {
+		hit(RuleBotCrossCustomer, e, "conversation_subject_id != '' AND subject_id != conversation_subject_id",
+			1, 0, "tool "+e.Tool, e.Fields...)
+	}
+	k := convKey{e.Tenant, e.Conversation.ID}
+	c := r.convs[k]
+	if c == nil {
+		c = &convState{}
+		r.convs[k] = c
+	}
+	if e.TS.After(c.last) {
+		c.last = e.TS
+	}
+	if c.fired || slices.Contains(c.subjects, e.SubjectID) {
+		return
+	}
+	c.subjects = append(c.subjects, e.SubjectID)
+	if len(c.subjects) > r.cfg.Rules.ConversationSubjects {
+		c.fired = true
+		hit(RuleConversationSubjects, e, "conversation_id = "+lit(e.Conversation.ID),
+			float64(len(c.subjects)), float64(r.cfg.Rules.ConversationSubjects), "conversation "+e.Conversation.ID, e.Fields...)
+	}
+}
+
+// sweep forgets idle conversations.
+func (r *Rules) sweep(now time.Time) {
+	idle := r.cfg.Rules.ConversationIdle
+	if now.Sub(r.lastSweep) < idle/4 && len(r.convs) < 100000 {
+		return
+	}
+	r.lastSweep = now
+	for k, c := range r.convs {
+		if now.Sub(c.last) > idle {
+			delete(r.convs, k)
+		}
+	}
+}
+
+func (r *Rules) checkConsent(e *models.Event, hit hitFunc) {
+	if e.SubjectID == "" || !r.gated[e.Purpose] || e.Denied() {
+		return
+	}
+	if w, at := r.consents.Withdrawn(e.Tenant, e.SubjectID, e.Purpose, e.TS); w {
+		hit(RuleConsentWithdrawn, e, "purpose = "+lit(e.Purpose)+" AND subject_id = "+lit(e.SubjectID),
+			1, 0, "purpose "+e.Purpose+" withdrawn "+at.UTC().Format(time.RFC3339), e.Fields...)
+	}
+}
+
+func (r *Rules) checkPurpose(e *models.Event, hit hitFunc) {
+	if e.Purpose == "" || len(e.Fields) == 0 || e.Denied() {
+		return
+	}
+	allowed, ok := r.purposes[e.Purpose]
+	if !ok || allowed == nil {
+		return
+	}
+	for _, f := range e.Fields {
+		if !allowed[f] {
+			var bad []string
+			for _, g := range e.Fields {
+				if !allowed[g] {
+					bad = append(bad, g)
+				}
+			}
+			hit(RulePurposeCategory, e, "purpose = "+lit(e.Purpose)+" AND hasAny(fields, ["+strings.Trim(litList(bad), "()")+"])",
+				float64(len(bad)), 0, "purpose "+e.Purpose, bad...)
+			return
+		}
+	}
+}
+
+func (r *Rules) checkVendor(e *models.Event, hit hitFunc) {
+	if e.Actor.Vendor == "" && e.Actor.Type != models.ActorVendor {
+		return
+	}
+	v := r.vendors[e.Actor.Vendor]
+	if v == nil {
+		if *r.cfg.Rules.UnknownVendor {
+			hit(RuleVendorScope, e, "", 1, 0, "no contract for vendor "+lit(e.Actor.Vendor))
+		}
+		return
+	}
+	var reasons []string
+	var cats []string
+	if len(v.stores) > 0 && !v.stores[e.Store] {
+		reasons = append(reasons, "store "+e.Store)
+	}
+	if len(v.categories) > 0 {
+		for _, f := range e.Fields {
+			if !v.categories[f] {
+				cats = append(cats, f)
+			}
+		}
+		if len(cats) > 0 {
+			reasons = append(reasons, "categories "+strings.Join(cats, ","))
+		}
+	}
+	if v.hasHours || v.hasDays {
+		t := e.TS.In(v.loc)
+		if v.hasDays && !v.days[t.Weekday()] {
+			reasons = append(reasons, "day "+t.Weekday().String())
+		} else if v.hasHours && !inHours(t.Hour()*60+t.Minute(), v.from, v.to) {
+			reasons = append(reasons, "time "+t.Format("15:04 MST"))
+		}
+	}
+	if len(reasons) == 0 {
+		return
+	}
+	hit(RuleVendorScope, e, "", float64(len(reasons)), 0, strings.Join(reasons, "; "), cats...)
+}
+
+// inHours reports whether minute m of the day is in [from, to), which may
+// wrap midnight; from == to means the whole day.
+func inHours(m, from, to int) bool {
+	switch {
+	case from == to:
+		return true
+	case from < to:
+		return m >= from && m < to
+	default:
+		return m >= from || m < to
+	}
+}
+
+func (r *Rules) finding(now time.Time, h *ruleHit) models.Finding {
+	e := h.ev
+	f := models.Finding{
+		Detector: h.rule, Tenant: e.Tenant, ActorID: e.Actor.ID, ActorType: e.Actor.Type,
+		ActorRole: e.Actor.Role, ActorVendor: e.Actor.Vendor,
+		WindowStart: h.first, WindowEnd: h.last, DetectedAt: now,
+		Score: float64(h.count), Severity: r.cfg.severity(h.rule),
+		Evidence: models.Evidence{
+			Observed: h.observed, Baseline: h.limit, Threshold: h.limit, BaselineSource: "rule",
+			TopSubjects: h.subjects, TopStores: h.stores, Categories: h.categories,
+			Records: h.records, Subjects: uint64(len(h.subjects)), EventIDs: h.ids,
+			Notes: map[string]float64{"events": float64(h.count)},
+		},
+	}
+	why := strings.Join(h.reasons, "; ")
+	cond := h.cond
+	switch h.rule {
+	case RuleBulkAccess:
+		f.Evidence.Metric = "records in one event"
+		f.Summary = fmt.Sprintf("%s read %.0f records in one %s (limit %.0f)", e.Actor.ID, h.observed, why, h.limit)
+	case RuleBotCrossCustomer:
+		f.Evidence.Metric = "reads of a customer other than the conversation's"
+		f.Summary = fmt.Sprintf("bot %s read %d record(s) of a customer other than the conversation's authenticated customer", e.Actor.ID, h.count)
+	case RuleConversationSubjects:
+		f.Evidence.Metric = "distinct customers in one conversation"
+		f.Summary = fmt.Sprintf("%s read %.0f distinct customers in one conversation (limit %.0f)", e.Actor.ID, h.observed, h.limit)
+	case RuleConsentWithdrawn:
+		f.Evidence.Metric = "accesses after consent withdrawal"
+		f.Summary = fmt.Sprintf("%s accessed %d record(s) for a purpose the customer withdrew consent for (%s)", e.Actor.ID, h.count, why)
+		if len(h.subjects) > 1 {
+			cond = "purpose = " + lit(e.Purpose) + " AND subject_id IN " + litList(h.subjects)
+		}
+	case RulePurposeCategory:
+		f.Evidence.Metric = "categories outside the purpose policy"
+		f.Summary = fmt.Sprintf("%s read %s under %s, which the purpose policy does not allow", e.Actor.ID, strings.Join(h.categories, ", "), why)
+	case RuleVendorScope:
+		f.Evidence.Metric = "accesses outside the vendor contract"
+		f.Summary = fmt.Sprintf("vendor %s user %s outside its contract: %s", e.Actor.Vendor, e.Actor.ID, why)
+	}
+	f.Evidence.Query = eventsQuery(e.Tenant, e.Actor.ID, h.first, h.last, cond)
+	return f
+}

@@ -1,0 +1,380 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// Shard selects the actors one detection instance owns: those whose
+// cityHash64(actor_id) modulo Count equals Index. Count 0 or 1 owns every actor.
+type Shard struct {
+	Index, Count int
+}
+
+// owns renders the shard predicate and its arguments ("" when unsharded).
+func (sh Shard) predicate() (string, []any) {
+	if sh.Count <= 1 {
+		return "", nil
+	}
+	return " AND cityHash64(actor_id) % ? = ?", []any{uint64(sh.Count), uint64(sh.Index)}
+}
+
+// WindowActivity is one actor's activity in one detection window, merged from
+// actor_minute.
+type WindowActivity struct {
+	WindowStart   time.Time
+	Tenant        string
+	ActorID       string
+	ActorType     string
+	ActorRole     string
+	ActorVendor   string
+	Events        uint64
+	Records       uint64
+	Bytes         uint64
+	Exports       uint64
+	ExportRecords uint64
+	Denied        uint64
+	Subjects      uint64
+	Stores        []string
+	ResourceTypes []string
+	Categories    []string
+	Countries     []string
+}
+
+// WindowAggregatesSQL is the query behind WindowAggregates, kept exported so
+// that findings can quote the exact query that reproduces their evidence.
+const WindowAggregatesSQL = `SELECT toDateTime(intDiv(toUInt32(minute), %d) * %d) AS window_start, tenant, actor_id,
+anyLastMerge(actor_type_any), anyLastMerge(actor_role_any), anyLastMerge(actor_vendor_any),
+sumMerge(events), sumMerge(records_sum), sumMerge(bytes_sum), sumMerge(exports),
+sumMerge(export_records), sumMerge(denied), uniqExactIfMerge(subjects),
+groupUniqArrayMerge(stores), groupUniqArrayMerge(resource_types),
+groupUniqArrayArrayMerge(categories), groupUniqArrayIfMerge(countries)
+FROM actor_minute
+WHERE minute >= ? AND minute < ?%s
+GROUP BY window_start, tenant, actor_id
+ORDER BY window_start, tenant, actor_id`
+
+// WindowAggregates returns every actor's activity per window of length
+// window (a whole number of minutes; windows aligned to the Unix epoch) for
+// the minutes in [from, to), restricted to shard, ordered by window then
+// actor. It reads actor_minute only, never raw events.
+func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window time.Duration, shard Shard) ([]WindowActivity, error) {
+	w := int64(window / time.Second)
+	if w < 60 || w%60 != 0 {
+		return nil, fmt.Errorf("reading window aggregates: window %s is not a whole number of minutes", window)
+	}
+	pred, pargs := shard.predicate()
+	// w is an integer we formatted, not user text; the times and shard are bound.
+	q := fmt.Sprintf(WindowAggregatesSQL, w, w, pred)
+	args := append([]any{from.UTC(), to.UTC()}, pargs...)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading window aggregates %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	var out []WindowActivity
+	for rows.Next() {
+		var a WindowActivity
+		if err := rows.Scan(&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
+			&a.Events, &a.Records, &a.Bytes, &a.Exports, &a.ExportRecords, &a.Denied, &a.Subjects,
+			&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries); err != nil {
+			return nil, fmt.Errorf("scanning window aggregates: %w", err)
+		}
+		a.WindowStart = a.WindowStart.UTC()
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ActorCount is a count per actor.
+type ActorCount struct {
+	Tenant  string
+	ActorID string
+	Count   uint64
+}
+
+// DistinctSubjectsSQL is the query behind DistinctSubjects.
+const DistinctSubjectsSQL = `SELECT tenant, actor_id, uniqExactIfMerge(subjects) AS n
+FROM actor_minute WHERE minute >= ? AND minute < ?%s
+GROUP BY tenant, actor_id HAVING n > 0`
+
+// DistinctSubjects returns the number of distinct customers each actor of
+// shard touched in the minutes [from, to) (e.g. the day so far), from
+// actor_minute.
+func (s *Store) DistinctSubjects(ctx context.Context, from, to time.Time, shard Shard) ([]ActorCount, error) {
+	pred, pargs := shard.predicate()
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(DistinctSubjectsSQL, pred), append([]any{from.UTC(), to.UTC()}, pargs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading distinct subjects per actor: %w", err)
+	}
+	defer rows.Close()
+	var out []ActorCount
+	for rows.Next() {
+		var c ActorCount
+		if err := rows.Scan(&c.Tenant, &c.ActorID, &c.Count); err != nil {
+			return nil, fmt.Errorf("scanning distinct subjects: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// TopSubjectsSQL is the query behind TopSubjects.
+const TopSubjectsSQL = `SELECT subject_id, count() AS n FROM events
+WHERE tenant = ? AND actor_id = ? AND ts >= ? AND ts < ? AND subject_id != ''
+GROUP BY subject_id ORDER BY n DESC, subject_id LIMIT ?`
+
+// TopSubjects returns the pseudonymized customers an actor touched most in
+// [from, to). It reads raw events by their primary key (tenant, actor_id, ts)
+// and is meant for the evidence of a finding, not for every cycle.
+func (s *Store) TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error) {
+	rows, err := s.conn.Query(ctx, TopSubjectsSQL, tenant, actor, from.UTC(), to.UTC(), uint64(n))
+	if err != nil {
+		return nil, fmt.Errorf("reading top subjects: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		var c uint64
+		if err := rows.Scan(&id, &c); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// StoredFinding is a finding as kept in the findings table.
+type StoredFinding struct {
+	models.Finding
+	// SuppressedBy is the id of the suppression that muted the finding, or
+	// "" when it was sent on to alerting.
+	SuppressedBy string
+}
+
+const insertFindings = `INSERT INTO findings (detected_at, window_start, window_end, tenant, actor_id,
+actor_type, actor_role, actor_vendor, detector, fingerprint, severity, severity_level, score,
+probability, summary, evidence, suppressed, suppression_id)`
+
+// InsertFindings appends findings to the findings table.
+func (s *Store) InsertFindings(ctx context.Context, fs []StoredFinding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, insertFindings)
+	if err != nil {
+		return fmt.Errorf("preparing insert of %d findings: %w", len(fs), err)
+	}
+	for i := range fs {
+		f := &fs[i]
+		ev, err := json.Marshal(f.Evidence)
+		if err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("encoding evidence of finding %s: %w", f.Detector, err)
+		}
+		var sup uint8
+		if f.SuppressedBy != "" {
+			sup = 1
+		}
+		if err := batch.Append(f.DetectedAt.UTC(), f.WindowStart.UTC(), f.WindowEnd.UTC(), f.Tenant, f.ActorID,
+			string(f.ActorType), f.ActorRole, f.ActorVendor, f.Detector, f.Fingerprint(), f.Severity.String(),
+			uint8(f.Severity), f.Score, f.Probability, f.Summary, string(ev), sup, f.SuppressedBy); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("appending finding: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("inserting %d findings: %w", len(fs), err)
+	}
+	return nil
+}
+
+// FindingFilter selects findings. Zero fields match anything; From/To bound
+// detected_at ([From, To)); Limit 0 means 1000.
+type FindingFilter struct {
+	From, To          time.Time
+	Tenant, ActorID   string
+	Detector          string
+	IncludeSuppressed bool
+	Limit             int
+}
+
+// Findings returns findings matching f, newest first.
+func (s *Store) Findings(ctx context.Context, f FindingFilter) ([]StoredFinding, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	if f.To.IsZero() {
+		f.To = time.Unix(1<<32-1, 0)
+	}
+	q := `SELECT detected_at, window_start, window_end, tenant, actor_id, actor_type, actor_role,
+actor_vendor, detector, severity, score, probability, summary, evidence, suppression_id
+FROM findings WHERE detected_at >= ? AND detected_at < ?
+AND (? = '' OR tenant = ?) AND (? = '' OR actor_id = ?) AND (? = '' OR detector = ?) AND (? = 1 OR suppressed = 0)
+ORDER BY detected_at DESC LIMIT ?`
+	var inc uint8
+	if f.IncludeSuppressed {
+		inc = 1
+	}
+	rows, err := s.conn.Query(ctx, q, f.From.UTC(), f.To.UTC(), f.Tenant, f.Tenant, f.ActorID, f.ActorID,
+		f.Detector, f.Detector, inc, uint64(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("reading findings: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredFinding
+	for rows.Next() {
+		var sf StoredFinding
+		var atype, sev, ev string
+		if err := rows.Scan(&sf.DetectedAt, &sf.WindowStart, &sf.WindowEnd, &sf.Tenant, &sf.ActorID, &atype,
+			&sf.ActorRole, &sf.ActorVendor, &sf.Detector, &sev, &sf.Score, &sf.Probability, &sf.Summary, &ev,
+			&sf.SuppressedBy); err != nil {
+			return nil, fmt.Errorf("scanning finding: %w", err)
+		}
+		sf.ActorType = models.ActorType(atype)
+		if v, err := models.ParseSeverity(sev); err == nil {
+			sf.Severity = v
+		}
+		if err := json.Unmarshal([]byte(ev), &sf.Evidence); err != nil {
+			return nil, fmt.Errorf("decoding evidence of finding %s: %w", sf.Detector, err)
+		}
+		out = append(out, sf)
+	}
+	return out, rows.Err()
+}
+
+// ActorRisk is an actor's risk score at a time.
+type ActorRisk struct {
+	TS          time.Time
+	Tenant      string
+	ActorID     string
+	ActorType   string
+	ActorRole   string
+	Score       float64
+	Findings    uint32
+	TopDetector string
+	MaxSeverity models.Severity
+}
+
+// InsertActorRisk appends risk scores.
+func (s *Store) InsertActorRisk(ctx context.Context, rs []ActorRisk) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO actor_risk (ts, tenant, actor_id, actor_type,
+actor_role, score, findings, top_detector, max_severity)`)
+	if err != nil {
+		return fmt.Errorf("preparing insert of %d risk scores: %w", len(rs), err)
+	}
+	for _, r := range rs {
+		if err := batch.Append(r.TS.UTC(), r.Tenant, r.ActorID, r.ActorType, r.ActorRole, r.Score,
+			r.Findings, r.TopDetector, r.MaxSeverity.String()); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("appending risk score: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("inserting %d risk scores: %w", len(rs), err)
+	}
+	return nil
+}
+
+// TopRiskyActors returns the n actors with the highest risk score recorded
+// in [from, to), each with its highest score in the range and the detector
+// and severity recorded with it, highest first.
+func (s *Store) TopRiskyActors(ctx context.Context, from, to time.Time, n int) ([]ActorRisk, error) {
+	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, max(score) AS top, argMax(ts, score),
+argMax(actor_type, score), argMax(actor_role, score), argMax(findings, score),
+argMax(top_detector, score), argMax(max_severity, score)
+FROM actor_risk WHERE ts >= ? AND ts < ?
+GROUP BY tenant, actor_id ORDER BY top DESC, tenant, actor_id LIMIT ?`, from.UTC(), to.UTC(), uint64(n))
+	if err != nil {
+		return nil, fmt.Errorf("reading top risky actors: %w", err)
+	}
+	defer rows.Close()
+	var out []ActorRisk
+	for rows.Next() {
+		var r ActorRisk
+		var sev string
+		if err := rows.Scan(&r.Tenant, &r.ActorID, &r.Score, &r.TS, &r.ActorType, &r.ActorRole, &r.Findings,
+			&r.TopDetector, &sev); err != nil {
+			return nil, fmt.Errorf("scanning risk score: %w", err)
+		}
+		r.MaxSeverity, _ = models.ParseSeverity(sev)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Checkpoint is a saved copy of one shard's detector baselines.
+type Checkpoint struct {
+	Shard     Shard
+	AsOf      time.Time
+	CreatedAt time.Time
+	Format    uint16
+	Actors    uint32
+	State     []byte
+}
+
+// PutCheckpoint stores a checkpoint.
+func (s *Store) PutCheckpoint(ctx context.Context, c Checkpoint) error {
+	err := s.insertRow(ctx, `INSERT INTO detect_checkpoints (shards, shard, as_of, created_at, format, actors, state)`,
+		uint16(c.Shard.Count), uint16(c.Shard.Index), c.AsOf.UTC(), c.CreatedAt.UTC(), c.Format, c.Actors, string(c.State))
+	if err != nil {
+		return fmt.Errorf("writing detection checkpoint: %w", err)
+	}
+	return nil
+}
+
+// LatestCheckpoint returns the newest checkpoint of shard; ok is false when
+// there is none.
+func (s *Store) LatestCheckpoint(ctx context.Context, shard Shard) (c Checkpoint, ok bool, err error) {
+	rows, err := s.conn.Query(ctx, `SELECT as_of, created_at, format, actors, state FROM detect_checkpoints
+WHERE shards = ? AND shard = ? ORDER BY as_of DESC, created_at DESC LIMIT 1`, uint16(shard.Count), uint16(shard.Index))
+	if err != nil {
+		return c, false, fmt.Errorf("reading detection checkpoint: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return c, false, rows.Err()
+	}
+	var st string
+	if err := rows.Scan(&c.AsOf, &c.CreatedAt, &c.Format, &c.Actors, &st); err != nil {
+		return c, false, fmt.Errorf("scanning detection checkpoint: %w", err)
+	}
+	c.Shard, c.State = shard, []byte(st)
+	return c, true, nil
+}
+
+// InsertDetectAudit records a tuning change: kind ("config", "suppression"),
+// who made it, what it concerns and the details.
+func (s *Store) InsertDetectAudit(ctx context.Context, ts time.Time, kind, author, subject, detail string) error {
+	if err := s.insertRow(ctx, `INSERT INTO detect_audit (ts, kind, author, subject, detail)`,
+		ts.UTC(), kind, author, subject, detail); err != nil {
+		return fmt.Errorf("writing detection audit row: %w", err)
+	}
+	return nil
+}
+
+// LatestDetectAudit returns the detail of the newest audit row of kind and
+// subject ("" when there is none).
+func (s *Store) LatestDetectAudit(ctx context.Context, kind, subject string) (string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT detail FROM detect_audit WHERE kind = ? AND subject = ?
+ORDER BY ts DESC LIMIT 1`, kind, subject)
+	if err != nil {
+		return "", fmt.Errorf("reading detection audit: %w", err)
+	}
+	defer rows.Close()
+	var d string
+	if rows.Next() {
+		if err := rows.Scan(&d); err != nil {
+			return "", err
+		}
+	}
+	return d, rows.Err()
+}

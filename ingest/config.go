@@ -1,0 +1,154 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// Default topic and group names shared by every chatwarden component.
+const (
+	DefaultAccessTopic     = "chatwarden.access.v1"
+	DefaultConsentTopic    = "chatwarden.consent.v1"
+	DefaultDeadLetterTopic = "chatwarden.deadletter.v1"
+	DefaultGroup           = "chatwarden-ingest"
+)
+
+// Config is the ingest section of the configuration file. The zero value
+// takes the defaults.
+type Config struct {
+	// Brokers are Kafka bootstrap addresses (default 127.0.0.1:9092;
+	// environment CHATWARDEN_KAFKA_BROKERS, comma separated).
+	Brokers []string `yaml:"brokers"`
+	// AccessTopic carries access.v1 events (default chatwarden.access.v1).
+	AccessTopic string `yaml:"access_topic"`
+	// ConsentTopic carries consent.v1 events (default chatwarden.consent.v1).
+	ConsentTopic string `yaml:"consent_topic"`
+	// DeadLetterTopic receives rejected messages (default chatwarden.deadletter.v1).
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// Group is the consumer group id (default chatwarden-ingest).
+	Group string `yaml:"group"`
+	// BatchSize is the most messages inserted at once (default 10000).
+	BatchSize int `yaml:"batch_size"`
+	// Linger is how long a batch waits for more messages after its first
+	// (default 200ms); event rules need events in ClickHouse within 2 s.
+	Linger time.Duration `yaml:"linger"`
+	// MaxMessageBytes rejects larger messages as too_large (default 64 KiB).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Retention rejects events older than this as ts_too_old (default 90 days).
+	Retention time.Duration `yaml:"retention"`
+	// MaxFuture rejects events further ahead than this as ts_future (default 24h).
+	MaxFuture time.Duration `yaml:"max_future"`
+	// FetchMaxBytes bounds one fetch response per partition (default 16 MiB).
+	FetchMaxBytes int `yaml:"fetch_max_bytes"`
+	// FetchMaxWait is how long the broker may hold a fetch waiting for data
+	// (default 250ms).
+	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
+	// SessionTimeout is the group session timeout: how long a crashed
+	// member holds its partitions (default 10s; the broker's minimum is 6s).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// ShutdownTimeout bounds the final flush after a stop is requested
+	// (default 15s); what is not flushed by then is redelivered later.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DecodeWorkers decode a batch in parallel (default GOMAXPROCS).
+	DecodeWorkers int `yaml:"decode_workers"`
+	// MaxBackoff caps the wait between retries (default 10s).
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{"127.0.0.1:9092"}
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.AccessTopic, DefaultAccessTopic)
+	def(&c.ConsentTopic, DefaultConsentTopic)
+	def(&c.DeadLetterTopic, DefaultDeadLetterTopic)
+	def(&c.Group, DefaultGroup)
+	if c.BatchSize <= 0 {
+		c.BatchSize = 10000
+	}
+	if c.Linger <= 0 {
+		c.Linger = 200 * time.Millisecond
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = models.DefaultMaxMessageBytes
+	}
+	if c.Retention <= 0 {
+		c.Retention = models.DefaultMaxAge
+	}
+	if c.MaxFuture <= 0 {
+		c.MaxFuture = models.DefaultMaxFuture
+	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = 16 << 20
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = 250 * time.Millisecond
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.DecodeWorkers <= 0 {
+		c.DecodeWorkers = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 10 * time.Second
+	}
+	return c
+}
+
+// Validate names the first bad field. Zero values are valid (defaults).
+func (c Config) Validate() error {
+	var errs []error
+	for i, b := range c.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p <= 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("ingest.brokers[%d]: %q is not host:port", i, b))
+		}
+	}
+	d := c.WithDefaults()
+	if d.AccessTopic == d.ConsentTopic || d.AccessTopic == d.DeadLetterTopic || d.ConsentTopic == d.DeadLetterTopic {
+		errs = append(errs, errors.New("ingest.access_topic, consent_topic, dead_letter_topic: must be three different topics"))
+	}
+	if c.BatchSize < 0 || c.BatchSize > 1_000_000 {
+		errs = append(errs, fmt.Errorf("ingest.batch_size: %d is not between 1 and 1000000", c.BatchSize))
+	}
+	if c.Linger < 0 || c.Linger > 2*time.Second {
+		errs = append(errs, fmt.Errorf("ingest.linger: %s is not between 0 and 2s (event rules need events within 2 s)", c.Linger))
+	}
+	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > 16<<20 {
+		errs = append(errs, fmt.Errorf("ingest.max_message_bytes: %d is not between 1 and 16 MiB", c.MaxMessageBytes))
+	}
+	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Hour) {
+		errs = append(errs, fmt.Errorf("ingest.retention: %s is shorter than an hour", c.Retention))
+	}
+	if c.MaxFuture < 0 {
+		errs = append(errs, fmt.Errorf("ingest.max_future: %s is negative", c.MaxFuture))
+	}
+	if c.SessionTimeout != 0 && c.SessionTimeout < 6*time.Second {
+		errs = append(errs, fmt.Errorf("ingest.session_timeout: %s is below the broker minimum of 6s", c.SessionTimeout))
+	}
+	if c.FetchMaxBytes < 0 || c.FetchMaxWait < 0 || c.ShutdownTimeout < 0 || c.DecodeWorkers < 0 || c.MaxBackoff < 0 {
+		errs = append(errs, errors.New("ingest.fetch_max_bytes, fetch_max_wait, shutdown_timeout, decode_workers, max_backoff: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// limits returns the decoder limits of c.
+func (c Config) limits() models.Limits {
+	return models.Limits{MaxMessageBytes: c.MaxMessageBytes, MaxFuture: c.MaxFuture, MaxAge: c.Retention}
+}

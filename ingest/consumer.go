@@ -1,0 +1,496 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// Hasher pseudonymizes one raw customer id; "" must stay "".
+// *pseudonym.Pseudonymizer is one.
+type Hasher interface {
+	Hash(raw string) string
+}
+
+// Store is where batches are written; *store.Store is one. Each method is
+// called with a whole batch and may be retried after an error that
+// store.IsRetryable accepts.
+type Store interface {
+	// ExistingEventIDs returns which of ids are already stored.
+	ExistingEventIDs(ctx context.Context, ids []string) (map[string]bool, error)
+	// InsertEvents stores pseudonymized, de-duplicated events.
+	InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error
+	// InsertConsents stores pseudonymized consent events.
+	InsertConsents(ctx context.Context, cs []models.Consent, ingestedAt time.Time) error
+	// InsertDeadLetters records rejected messages (idempotent per source offset).
+	InsertDeadLetters(ctx context.Context, dls []store.DeadLetter) error
+}
+
+// Source is a consumer-group reader; *kafka.Reader is one.
+type Source interface {
+	// FetchMessage blocks for the next message; it does not commit.
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	// CommitMessages commits, per partition, the offset after the highest
+	// message given.
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+	// Stats returns counters since the previous call (Rebalances is read).
+	Stats() kafka.ReaderStats
+}
+
+// MessageWriter writes messages to Kafka; *kafka.Writer is one.
+type MessageWriter interface {
+	// WriteMessages returns once every message is acknowledged, or an error.
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// BatchObserver sees each batch after it is durably inserted and before its
+// offsets are committed: the new (de-duplicated, pseudonymized) events and
+// consents. now is the clock the batch was validated against. It runs on the
+// ingest path, so it must not block long; a redelivered batch may be
+// observed again with the events that were not yet stored.
+type BatchObserver func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent)
+
+// Deps are what a Consumer works with.
+type Deps struct {
+	Source      Source
+	DeadLetters MessageWriter
+	Store       Store
+	Hasher      Hasher
+	// Observer, when set, is called for every inserted batch.
+	Observer BatchObserver
+	// Metrics, when nil, are created unregistered.
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Consumer runs the fetch, decode, batch, insert, commit loop.
+type Consumer struct {
+	cfg     Config
+	d       Deps
+	m       *Metrics
+	log     *slog.Logger
+	results []decoded
+	// pending holds the last message per partition of batches whose commit
+	// failed; it is merged into the next commit.
+	pending map[partitionKey]kafka.Message
+}
+
+type partitionKey struct {
+	topic     string
+	partition int
+}
+
+// New returns a Consumer. Source, DeadLetters, Store and Hasher are required.
+func New(cfg Config, d Deps) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Source == nil || d.DeadLetters == nil || d.Store == nil || d.Hasher == nil {
+		return nil, errors.New("ingest: Source, DeadLetters, Store and Hasher are required")
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Consumer{cfg: cfg.WithDefaults(), d: d, m: d.Metrics, log: d.Log, pending: map[partitionKey]kafka.Message{}}, nil
+}
+
+// Run consumes until ctx is cancelled, then shuts down softly: it stops
+// fetching, flushes and commits what it holds (for at most
+// Config.ShutdownTimeout), and returns nil. It returns an error only for a
+// failure that retrying cannot fix (for example a ClickHouse schema error);
+// nothing of the failed batch is committed then.
+func (c *Consumer) Run(ctx context.Context) error {
+	// flushCtx outlives ctx by ShutdownTimeout: the soft phase.
+	flushCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownTimeout, hardStop) })
+	defer stopAfter()
+
+	msgs := make(chan kafka.Message, c.cfg.BatchSize)
+	fetchDone := make(chan error, 1)
+	go func() { fetchDone <- c.fetch(ctx, msgs) }()
+
+	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	flush := func() error {
+		linger.Stop()
+		if len(batch) == 0 {
+			return nil
+		}
+		err := c.flush(flushCtx, batch)
+		batch = make([]kafka.Message, 0, c.cfg.BatchSize)
+		return err
+	}
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				ferr := <-fetchDone
+				err := flush()
+				if err == nil && ctx.Err() == nil {
+					err = ferr
+				}
+				if err == nil {
+					c.log.Info("ingest stopped: flushed and committed")
+				}
+				return err
+			}
+			batch = append(batch, m)
+			if len(batch) == 1 {
+				linger.Reset(c.cfg.Linger)
+			}
+			if len(batch) >= c.cfg.BatchSize {
+				if err := flush(); err != nil {
+					return c.abort(err, msgs, fetchDone)
+				}
+			}
+		case <-linger.C:
+			if err := flush(); err != nil {
+				return c.abort(err, msgs, fetchDone)
+			}
+		}
+	}
+}
+
+// abort ends Run after a permanent failure: the fetcher is left to end with
+// ctx (the caller closes the reader), and nothing more is committed.
+func (c *Consumer) abort(err error, msgs <-chan kafka.Message, _ <-chan error) error {
+	c.log.Error("ingest stopped: batch not committed, it will be redelivered", "err", err)
+	go func() {
+		for range msgs { // unblock the fetcher until the reader closes
+		}
+	}()
+	return err
+}
+
+// fetch reads messages into out until ctx ends or the reader closes.
+func (c *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) error {
+	defer close(out)
+	backoff := 100 * time.Millisecond
+	for {
+		m, err := c.d.Source.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("fetching messages: reader closed: %w", err)
+			}
+			c.m.Retries.WithLabelValues("fetch").Inc()
+			c.log.Warn("kafka fetch failed, retrying", "err", err, "backoff", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(2*backoff, c.cfg.MaxBackoff)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return nil // not committed: redelivered
+		}
+	}
+}
+
+// decoded is one message's decoding result.
+type decoded struct {
+	consent bool
+	ev      models.Event
+	cs      models.Consent
+	err     *models.ValidationError
+}
+
+// batchResult is a decoded batch, ready to store.
+type batchResult struct {
+	events   []models.Event
+	consents []models.Consent
+	dead     []kafka.Message    // dead-letter topic messages
+	rows     []store.DeadLetter // dead_letters table rows
+	dupes    int                // duplicates within the batch
+}
+
+// decodeBatch decodes, validates and pseudonymizes msgs in parallel, and
+// drops repeated event ids within the batch (the first wins).
+func (c *Consumer) decodeBatch(msgs []kafka.Message, now time.Time) batchResult {
+	if cap(c.results) < len(msgs) {
+		c.results = make([]decoded, len(msgs))
+	}
+	res := c.results[:len(msgs)]
+	workers := min(c.cfg.DecodeWorkers, max(1, len(msgs)/256))
+	chunk := (len(msgs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, len(msgs))
+		if lo >= hi {
+			break
+		}
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				res[i] = c.decodeOne(&msgs[i], now)
+			}
+		})
+	}
+	wg.Wait()
+
+	var out batchResult
+	out.events = make([]models.Event, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
+	for i := range res {
+		r := &res[i]
+		switch {
+		case r.err != nil:
+			out.dead = append(out.dead, deadLetterMessage(&msgs[i], r.err))
+			out.rows = append(out.rows, store.DeadLetter{ReceivedAt: now, Topic: msgs[i].Topic,
+				Partition: int32(msgs[i].Partition), Offset: msgs[i].Offset, Reason: string(r.err.Code),
+				Field: r.err.Field, Detail: r.err.Detail, Payload: msgs[i].Value})
+		case r.consent:
+			out.consents = append(out.consents, r.cs)
+		default:
+			if _, dup := seen[r.ev.EventID]; dup {
+				out.dupes++
+				continue
+			}
+			seen[r.ev.EventID] = struct{}{}
+			out.events = append(out.events, r.ev)
+		}
+		*r = decoded{} // drop references for the GC
+	}
+	return out
+}
+
+// decodeOne decodes one message by its topic and pseudonymizes its ids.
+func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
+	h := c.d.Hasher
+	if m.Topic == c.cfg.ConsentTopic {
+		cs, err := models.DecodeConsent(m.Value, now, c.cfg.limits())
+		if err != nil {
+			return decoded{err: asValidation(err)}
+		}
+		cs.SubjectID = h.Hash(cs.SubjectID)
+		return decoded{consent: true, cs: cs}
+	}
+	ev, err := models.DecodeAccess(m.Value, now, c.cfg.limits())
+	if err != nil {
+		return decoded{err: asValidation(err)}
+	}
+	ev.SubjectID = h.Hash(ev.SubjectID)
+	ev.Conversation.SubjectID = h.Hash(ev.Conversation.SubjectID)
+	ev.Resource.ID = h.Hash(ev.Resource.ID)
+	return decoded{ev: ev}
+}
+
+func asValidation(err error) *models.ValidationError {
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return &models.ValidationError{Code: models.ReasonBadJSON, Detail: err.Error()}
+}
+
+// maxDeadLetterValue bounds the original bytes copied to the dead-letter
+// topic (the broker's default message limit is 1 MiB).
+const maxDeadLetterValue = 900 << 10
+
+// deadLetterMessage is the dead-letter topic message for m: its original key
+// and bytes, and headers saying why and where from.
+func deadLetterMessage(m *kafka.Message, ve *models.ValidationError) kafka.Message {
+	hs := []kafka.Header{
+		{Key: "reason", Value: []byte(ve.Code)},
+		{Key: "field", Value: []byte(ve.Field)},
+		{Key: "detail", Value: []byte(ve.Detail)},
+		{Key: "source_topic", Value: []byte(m.Topic)},
+		{Key: "source_partition", Value: []byte(strconv.Itoa(m.Partition))},
+		{Key: "source_offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	}
+	v := m.Value
+	if len(v) > maxDeadLetterValue {
+		hs = append(hs, kafka.Header{Key: "truncated_from", Value: []byte(strconv.Itoa(len(v)))})
+		v = v[:maxDeadLetterValue]
+	}
+	return kafka.Message{Key: m.Key, Value: v, Headers: hs}
+}
+
+// flush stores one batch and commits its offsets.
+func (c *Consumer) flush(ctx context.Context, msgs []kafka.Message) error {
+	now := c.d.Now().UTC()
+	b := c.decodeBatch(msgs, now)
+	c.m.Messages.Add(float64(len(msgs)))
+	dupes := b.dupes
+
+	if len(b.dead) > 0 {
+		if err := c.retry(ctx, "dead_letter_topic", kafkaRetryable, func(ctx context.Context) error {
+			return c.d.DeadLetters.WriteMessages(ctx, b.dead...)
+		}); err != nil {
+			return err
+		}
+		if err := c.retry(ctx, "dead_letter_insert", store.IsRetryable, func(ctx context.Context) error {
+			return c.d.Store.InsertDeadLetters(ctx, b.rows)
+		}); err != nil {
+			return err
+		}
+		for _, r := range b.rows {
+			c.m.DeadLetters.WithLabelValues(r.Reason).Inc()
+		}
+		c.log.Warn("dead-lettered messages", "count", len(b.rows), "first_reason", b.rows[0].Reason, "first_field", b.rows[0].Field)
+	}
+
+	if len(b.events) > 0 {
+		ids := make([]string, len(b.events))
+		for i := range b.events {
+			ids[i] = b.events[i].EventID
+		}
+		var existing map[string]bool
+		if err := c.retry(ctx, "existing_ids", store.IsRetryable, func(ctx context.Context) error {
+			var err error
+			existing, err = c.d.Store.ExistingEventIDs(ctx, ids)
+			return err
+		}); err != nil {
+			return err
+		}
+		if len(existing) > 0 {
+			kept := b.events[:0]
+			for _, e := range b.events {
+				if !existing[e.EventID] {
+					kept = append(kept, e)
+				}
+			}
+			dupes += len(b.events) - len(kept)
+			b.events = kept
+		}
+	}
+	if len(b.events) > 0 {
+		start := time.Now()
+		if err := c.retry(ctx, "insert_events", store.IsRetryable, func(ctx context.Context) error {
+			return c.d.Store.InsertEvents(ctx, b.events, now)
+		}); err != nil {
+			return err
+		}
+		c.m.InsertDuration.Observe(time.Since(start).Seconds())
+	}
+	if len(b.consents) > 0 {
+		if err := c.retry(ctx, "insert_consents", store.IsRetryable, func(ctx context.Context) error {
+			return c.d.Store.InsertConsents(ctx, b.consents, now)
+		}); err != nil {
+			return err
+		}
+	}
+	if c.d.Observer != nil && (len(b.events) > 0 || len(b.consents) > 0) {
+		c.d.Observer(ctx, now, b.events, b.consents)
+	}
+	c.m.Events.Add(float64(len(b.events)))
+	c.m.Consents.Add(float64(len(b.consents)))
+	c.m.Duplicates.Add(float64(dupes))
+	c.m.Batches.Inc()
+	c.m.BatchSize.Observe(float64(len(msgs)))
+	c.m.Rebalances.Add(float64(c.d.Source.Stats().Rebalances))
+	c.commit(ctx, msgs)
+	c.log.Debug("batch stored", "messages", len(msgs), "events", len(b.events), "consents", len(b.consents),
+		"duplicates", dupes, "dead_letters", len(b.rows))
+	return nil
+}
+
+// commit commits the highest message per partition of msgs plus any
+// partitions whose earlier commit failed. A commit that keeps failing (for
+// example because a rebalance ended this member's generation) is given up:
+// the batch is stored, and redelivery is de-duplicated.
+func (c *Consumer) commit(ctx context.Context, msgs []kafka.Message) {
+	for i := range msgs {
+		k := partitionKey{msgs[i].Topic, msgs[i].Partition}
+		if p, ok := c.pending[k]; !ok || msgs[i].Offset > p.Offset {
+			c.pending[k] = msgs[i]
+		}
+	}
+	last := make([]kafka.Message, 0, len(c.pending))
+	for _, m := range c.pending {
+		last = append(last, m)
+	}
+	var err error
+	backoff := 200 * time.Millisecond
+	for attempt := 1; attempt <= 3; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err = c.d.Source.CommitMessages(actx, last...)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		c.m.Retries.WithLabelValues("commit").Inc()
+		c.log.Warn("kafka commit failed, retrying", "attempt", attempt, "err", err)
+		if !sleep(ctx, backoff) {
+			break
+		}
+		backoff *= 2
+	}
+	if err != nil {
+		c.m.CommitFailures.Inc()
+		c.log.Warn("kafka commit given up; the batch is stored and will be committed with the next one or de-duplicated on redelivery", "err", err)
+		return
+	}
+	for k, m := range c.pending {
+		c.m.setLag(k.topic, k.partition, m.HighWaterMark-m.Offset-1)
+		delete(c.pending, k)
+	}
+}
+
+// retry runs fn until it succeeds, fails with an error that retryable
+// rejects, or ctx ends; it waits with exponential backoff between attempts.
+func (c *Consumer) retry(ctx context.Context, op string, retryable func(error) bool, fn func(context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				c.log.Info("ingest step recovered", "op", op, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s (gave up at shutdown): %w", op, err)
+		}
+		if !retryable(err) {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		c.m.Retries.WithLabelValues(op).Inc()
+		c.log.Warn("ingest step failed, retrying; nothing is committed meanwhile", "op", op, "attempt", attempt, "backoff", backoff, "err", err)
+		if !sleep(ctx, backoff) {
+			return fmt.Errorf("%s (gave up at shutdown): %w", op, err)
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
+}
+
+// kafkaRetryable treats every Kafka write error as transient except a
+// message the broker will never accept.
+func kafkaRetryable(err error) bool {
+	return !errors.Is(err, kafka.MessageSizeTooLarge) && !errors.Is(err, context.Canceled)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,254 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// NewReader returns the consumer-group reader ingest uses, tuned for
+// throughput with bounded latency: large fetches (FetchMaxBytes) returned as
+// soon as any data is there (MinBytes 1) or after FetchMaxWait, a queue of up
+// to BatchSize messages, synchronous commits (CommitInterval 0, so a commit
+// returns only when the broker has it), a new group starting at the first
+// offset, and no partition watching (topics are created before readers).
+func NewReader(cfg Config, log *slog.Logger) *kafka.Reader {
+	cfg = cfg.WithDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     cfg.Brokers,
+		GroupID:     cfg.Group,
+		GroupTopics: []string{cfg.AccessTopic, cfg.ConsentTopic},
+		Dialer:      &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "chatwarden-ingest"},
+		// Every member must offer the same balancers; range keeps a
+		// member's partitions contiguous, round robin is the fallback.
+		GroupBalancers:         []kafka.GroupBalancer{kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}},
+		QueueCapacity:          min(cfg.BatchSize, 20000),
+		MinBytes:               1,
+		MaxBytes:               cfg.FetchMaxBytes,
+		MaxWait:                cfg.FetchMaxWait,
+		ReadBatchTimeout:       cfg.FetchMaxWait + 10*time.Second,
+		ReadLagInterval:        -1,
+		HeartbeatInterval:      max(cfg.SessionTimeout/10, time.Second),
+		SessionTimeout:         cfg.SessionTimeout,
+		RebalanceTimeout:       cfg.SessionTimeout,
+		JoinGroupBackoff:       time.Second,
+		CommitInterval:         0,
+		PartitionWatchInterval: 0,
+		WatchPartitionChanges:  false,
+		StartOffset:            kafka.FirstOffset,
+		ReadBackoffMin:         50 * time.Millisecond,
+		ReadBackoffMax:         time.Second,
+		MaxAttempts:            3,
+		IsolationLevel:         kafka.ReadCommitted,
+		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { log.Warn("kafka reader: " + fmt.Sprintf(f, a...)) }),
+	})
+}
+
+// NewDeadLetterWriter returns a synchronous writer to the dead-letter topic:
+// WriteMessages returns when every replica has the messages.
+func NewDeadLetterWriter(cfg Config) *kafka.Writer {
+	cfg = cfg.WithDefaults()
+	return &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.DeadLetterTopic,
+		Balancer:     kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond,
+		BatchSize:    1000,
+		BatchBytes:   8 << 20,
+		WriteTimeout: 10 * time.Second,
+		MaxAttempts:  3,
+	}
+}
+
+// Run consumes cfg's topics into st until ctx is cancelled, with its own
+// reader and dead-letter writer, and closes them (leaving the group) after
+// the final flush. It is what `chatwarden ingest` and `serve` run.
+func Run(ctx context.Context, cfg Config, st Store, h Hasher, obs BatchObserver, m *Metrics, log *slog.Logger) error {
+	cfg = cfg.WithDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := CheckTopics(ctx, cfg.Brokers, cfg.AccessTopic, cfg.ConsentTopic, cfg.DeadLetterTopic); err != nil {
+		return err
+	}
+	r := NewReader(cfg, log)
+	w := NewDeadLetterWriter(cfg)
+	c, err := New(cfg, Deps{Source: r, DeadLetters: w, Store: st, Hasher: h, Observer: obs, Metrics: m, Log: log})
+	if err != nil {
+		r.Close()
+		w.Close()
+		return err
+	}
+	log.Info("ingest started", "group", cfg.Group, "topics", []string{cfg.AccessTopic, cfg.ConsentTopic},
+		"batch_size", cfg.BatchSize, "linger", cfg.Linger)
+	err = c.Run(ctx)
+	return errors.Join(err, r.Close(), w.Close())
+}
+
+// CheckTopics returns an error naming any of topics that does not exist.
+func CheckTopics(ctx context.Context, brokers []string, topics ...string) error {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("reading kafka metadata from %v: %w", brokers, err)
+	}
+	var errs []error
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			errs = append(errs, fmt.Errorf("kafka topic %s: %w (create it first: scripts/stack.sh topic %s)", t.Name, t.Error, t.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TopicSpec is a topic to create.
+type TopicSpec struct {
+	Name       string
+	Partitions int
+}
+
+// CreateTopics creates topics on the cluster's controller (replication
+// factor 1 unless the cluster has more brokers: min(3, brokers)). Topics
+// that exist already are left alone.
+func CreateTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
+	var d kafka.Dialer
+	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("dialing kafka at %s: %w", brokers[0], err)
+	}
+	defer conn.Close()
+	bs, err := conn.Brokers()
+	if err != nil {
+		return fmt.Errorf("listing kafka brokers: %w", err)
+	}
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("finding kafka controller: %w", err)
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("dialing kafka controller: %w", err)
+	}
+	defer cc.Close()
+	rf := min(3, len(bs))
+	cfgs := make([]kafka.TopicConfig, len(specs))
+	for i, s := range specs {
+		cfgs[i] = kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: rf}
+	}
+	if err := cc.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("creating kafka topics: %w", err)
+	}
+	// Wait until every partition has a leader, so that readers and writers
+	// started next find them.
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		parts, err := cc.ReadPartitions(names...)
+		ready := err == nil
+		if ready {
+			count := map[string]int{}
+			for _, p := range parts {
+				if p.Leader.Host != "" {
+					count[p.Topic]++
+				}
+			}
+			for _, s := range specs {
+				if count[s.Name] < s.Partitions {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waiting for leaders of topics %v: %v", names, err)
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// PartitionLag is a consumer group's position in one partition.
+type PartitionLag struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Committed int64  `json:"committed"` // -1: nothing committed
+	End       int64  `json:"end"`       // the high watermark
+	Lag       int64  `json:"lag"`
+}
+
+// GroupLag returns group's committed offset, the end offset and the lag of
+// every partition of topics.
+func GroupLag(ctx context.Context, brokers []string, group string, topics ...string) ([]PartitionLag, error) {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("reading kafka metadata: %w", err)
+	}
+	parts := map[string][]int{}
+	ends := map[string][]kafka.OffsetRequest{}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return nil, fmt.Errorf("kafka topic %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			parts[t.Name] = append(parts[t.Name], p.ID)
+			ends[t.Name] = append(ends[t.Name], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	of, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: parts})
+	if err != nil {
+		return nil, fmt.Errorf("fetching offsets of group %s: %w", group, err)
+	}
+	if of.Error != nil {
+		return nil, fmt.Errorf("fetching offsets of group %s: %w", group, of.Error)
+	}
+	lo, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: ends})
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets: %w", err)
+	}
+	end := map[string]map[int]int64{}
+	for t, ps := range lo.Topics {
+		end[t] = map[int]int64{}
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("end offset of %s/%d: %w", t, p.Partition, p.Error)
+			}
+			end[t][p.Partition] = p.LastOffset
+		}
+	}
+	var out []PartitionLag
+	for t, ps := range of.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("committed offset of %s/%d: %w", t, p.Partition, p.Error)
+			}
+			pl := PartitionLag{Topic: t, Partition: p.Partition, Committed: p.CommittedOffset, End: end[t][p.Partition]}
+			pl.Lag = pl.End - max(pl.Committed, 0)
+			out = append(out, pl)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out, nil
+}

@@ -252,3 +252,41 @@ func GroupLag(ctx context.Context, brokers []string, group string, topics ...str
 	})
 	return out, nil
 }
+
+// ClusterInfo is what status shows of the Kafka cluster.
+type ClusterInfo struct {
+	ClusterID    string   `json:"cluster_id"`
+	Brokers      []string `json:"brokers"`
+	ControllerID int      `json:"controller_id"`
+	// Protocol names the highest Fetch and Produce API versions the
+	// bootstrap broker serves (Kafka reports no release string).
+	Protocol string `json:"protocol"`
+}
+
+// Cluster reads the cluster's metadata and API versions: a reachability check.
+func Cluster(ctx context.Context, brokers []string) (ClusterInfo, error) {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	if err != nil {
+		return ClusterInfo{}, fmt.Errorf("reading kafka metadata from %v: %w", brokers, err)
+	}
+	info := ClusterInfo{ClusterID: md.ClusterID, ControllerID: md.Controller.ID}
+	for _, b := range md.Brokers {
+		info.Brokers = append(info.Brokers, net.JoinHostPort(b.Host, strconv.Itoa(b.Port)))
+	}
+	av, err := cl.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	if err != nil {
+		return info, fmt.Errorf("reading kafka API versions: %w", err)
+	}
+	var fetch, produce int
+	for _, k := range av.ApiKeys {
+		switch k.ApiName {
+		case "Fetch":
+			fetch = k.MaxVersion
+		case "Produce":
+			produce = k.MaxVersion
+		}
+	}
+	info.Protocol = fmt.Sprintf("fetch v%d, produce v%d", fetch, produce)
+	return info, nil
+}

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -20,6 +21,8 @@ type Config struct {
 	ClickHouse store.Config    `yaml:"clickhouse"`
 	Pseudonym  PseudonymConfig `yaml:"pseudonym"`
 	Log        LogConfig       `yaml:"log"`
+	Ingest     ingest.Config   `yaml:"ingest"`
+	Serve      ServeConfig     `yaml:"serve"`
 }
 
 // PseudonymConfig says where the HMAC key for customer ids comes from.
@@ -99,12 +102,21 @@ func applyEnv(c *Config) {
 	set(&c.ClickHouse.Password, "CHATWARDEN_CLICKHOUSE_PASSWORD")
 	set(&c.Pseudonym.KeyFile, "CHATWARDEN_PSEUDONYM_KEY_FILE")
 	set(&c.Log.Level, "CHATWARDEN_LOG_LEVEL")
+	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {
+		c.Ingest.Brokers = strings.Split(v, ",")
+	}
 }
 
 // Validate checks every section and names the bad field.
 func (c Config) Validate() error {
 	var errs []error
 	if err := c.ClickHouse.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Ingest.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Serve.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if id := c.Pseudonym.KeyID; id != "" && (len(id) != 1 || !strings.ContainsAny(id, "0123456789abcdefghijklmnopqrstuvwxyz")) {

@@ -32,6 +32,10 @@ func commands() map[string]command {
 		"version": {"print the version", runVersion},
 		"migrate": {"create or upgrade the ClickHouse schema", runMigrate},
 		"config":  {"config check: validate a configuration file", runConfig},
+		"ingest":  {"consume access and consent events from Kafka into ClickHouse", runIngest},
+		"serve":   {"run ingest and the other components with /metrics and /healthz", runServe},
+		"produce": {"send a JSONL file of events to Kafka", runProduce},
+		"status":  {"show stored events, dead letters, consumer lag and server versions", runStatus},
 	}
 }
 

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// statusReport is what `chatwarden status` prints.
+type statusReport struct {
+	ClickHouse      *store.Summary        `json:"clickhouse,omitempty"`
+	ClickHouseError string                `json:"clickhouse_error,omitempty"`
+	Kafka           *ingest.ClusterInfo   `json:"kafka,omitempty"`
+	KafkaError      string                `json:"kafka_error,omitempty"`
+	Group           string                `json:"group"`
+	Lag             []ingest.PartitionLag `json:"lag,omitempty"`
+	TotalLag        int64                 `json:"total_lag"`
+}
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	fs, cfgPath := newFlags(e, "status")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	ic := c.Ingest.WithDefaults()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	rep := statusReport{Group: ic.Group}
+	var errs []error
+	if s, err := openStore(ctx, e, c); err != nil {
+		rep.ClickHouseError = err.Error()
+		errs = append(errs, err)
+	} else {
+		sum, err := s.Summary(ctx)
+		s.Close()
+		if err != nil {
+			rep.ClickHouseError = err.Error()
+			errs = append(errs, err)
+		} else {
+			rep.ClickHouse = &sum
+		}
+	}
+	if info, err := ingest.Cluster(ctx, ic.Brokers); err != nil {
+		rep.KafkaError = err.Error()
+		errs = append(errs, err)
+	} else {
+		rep.Kafka = &info
+		lag, err := ingest.GroupLag(ctx, ic.Brokers, ic.Group, ic.AccessTopic, ic.ConsentTopic)
+		if err != nil {
+			rep.KafkaError = err.Error()
+			errs = append(errs, err)
+		}
+		rep.Lag = lag
+		for _, l := range lag {
+			rep.TotalLag += l.Lag
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printStatus(e, rep)
+	}
+	return errors.Join(errs...)
+}
+
+func printStatus(e *env, r statusReport) {
+	w := e.stdout
+	if s := r.ClickHouse; s != nil {
+		fmt.Fprintf(w, "clickhouse   %s, database %s, schema version %d\n", s.Version, s.Database, s.SchemaVersion)
+		fmt.Fprintf(w, "events       %d stored, %d distinct event ids\n", s.Events, s.DistinctIDs)
+		if s.Events > 0 {
+			fmt.Fprintf(w, "last event   ts %s, ingested %s\n", s.LastEventTS.Format(time.RFC3339), s.LastIngested.Format(time.RFC3339))
+		}
+		fmt.Fprintf(w, "consents     %d\n", s.Consents)
+		var total uint64
+		reasons := make([]string, 0, len(s.DeadLetters))
+		for k, n := range s.DeadLetters {
+			reasons = append(reasons, k)
+			total += n
+		}
+		sort.Strings(reasons)
+		fmt.Fprintf(w, "dead letters %d", total)
+		for _, k := range reasons {
+			fmt.Fprintf(w, "  %s=%d", k, s.DeadLetters[k])
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintf(w, "clickhouse   UNREACHABLE: %s\n", r.ClickHouseError)
+	}
+	if k := r.Kafka; k != nil {
+		fmt.Fprintf(w, "kafka        reachable, cluster %s, %d broker(s), controller %d, protocol %s\n",
+			k.ClusterID, len(k.Brokers), k.ControllerID, k.Protocol)
+	}
+	if r.KafkaError != "" {
+		fmt.Fprintf(w, "kafka        ERROR: %s\n", r.KafkaError)
+	}
+	if len(r.Lag) > 0 {
+		fmt.Fprintf(w, "group %s: total lag %d\n", r.Group, r.TotalLag)
+		for _, l := range r.Lag {
+			committed := fmt.Sprint(l.Committed)
+			if l.Committed < 0 {
+				committed = "none"
+			}
+			fmt.Fprintf(w, "  %-28s p%-3d committed %-10s end %-10d lag %d\n", l.Topic, l.Partition, committed, l.End, l.Lag)
+		}
+	}
+}

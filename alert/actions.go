@@ -1,0 +1,160 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// ActionKind is a responder's action on an alert message.
+type ActionKind string
+
+// The actions a message's buttons offer.
+const (
+	ActionAcknowledge   ActionKind = "acknowledge"
+	ActionFalsePositive ActionKind = "false_positive"
+	ActionEscalate      ActionKind = "escalate"
+	ActionSilence       ActionKind = "silence_24h"
+)
+
+// Actions lists every action, in button order.
+var Actions = []ActionKind{ActionAcknowledge, ActionFalsePositive, ActionEscalate, ActionSilence}
+
+// SilenceFor is how long the Silence button silences.
+const SilenceFor = 24 * time.Hour
+
+// Action is a responder's click: what, on which message, by whom.
+type Action struct {
+	Kind      ActionKind
+	MessageID string
+	// User is the responder's stable id (e.g. the Slack user id); UserName
+	// their display name, recorded in the audit note.
+	User     string
+	UserName string
+}
+
+// ErrUnknownMessage is returned by Act for a message id alerting never sent.
+var ErrUnknownMessage = errors.New("unknown alert message")
+
+// Act applies a responder's action to the alerts a message shows: it writes
+// the suppression (false positive, silence) and the state changes with who
+// made them, then re-renders the affected messages. It returns
+// ErrUnknownMessage when the message does not exist.
+func (d *Dispatcher) Act(ctx context.Context, now time.Time, a Action) error {
+	valid := false
+	for _, k := range Actions {
+		valid = valid || k == a.Kind
+	}
+	if !valid {
+		return fmt.Errorf("unknown action %q", a.Kind)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureLoaded(ctx, now); err != nil {
+		return err
+	}
+	ms := d.msgs[a.MessageID]
+	var ids []string
+	if ms != nil {
+		ids = ms.row.AlertIDs
+	} else {
+		rows, err := d.st.AlertMessagesByID(ctx, []string{a.MessageID})
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return ErrUnknownMessage
+		}
+		ids = rows[0].AlertIDs
+		var missing []string
+		for _, id := range ids {
+			if d.alerts[id] == nil {
+				missing = append(missing, id)
+			}
+		}
+		more, err := d.st.AlertsByID(ctx, missing)
+		if err != nil {
+			return err
+		}
+		for _, r := range more {
+			d.alerts[r.Alert.ID] = &alertState{row: r}
+		}
+	}
+	by := "slack:" + a.User
+	note := fmt.Sprintf("%s by %s in Slack", a.Kind, a.UserName)
+	p := newPlan()
+	var sups []models.Suppression
+	silenced := map[string]string{} // tenant|actor -> suppression id
+	for _, id := range ids {
+		st := d.alerts[id]
+		if st == nil || terminal(st.row.Alert.Status) {
+			continue
+		}
+		r, _ := p.row(d, id)
+		switch a.Kind {
+		case ActionAcknowledge:
+			if !r.AckedAt.IsZero() {
+				continue
+			}
+			r.AckedAt = now
+			p.setStatus(d, now, r, models.StatusAcknowledged, by, note)
+		case ActionFalsePositive:
+			sp := models.Suppression{ID: "fp-" + id, Kind: models.SuppressFalsePositive, Tenant: r.Alert.Tenant,
+				ActorID: r.Alert.ActorID, Detector: r.Alert.Detector, CreatedAt: now, Author: by,
+				Reason: fmt.Sprintf("alert %s marked false positive by %s in Slack", id, a.UserName)}
+			if d.cfg.FalsePositiveFor > 0 {
+				sp.Until = now.Add(d.cfg.FalsePositiveFor)
+			}
+			sups = append(sups, sp)
+			p.setStatus(d, now, r, models.StatusFalsePositive, by, note)
+		case ActionEscalate:
+			d.planEscalation(p, now, id, by, note)
+		case ActionSilence:
+			k := r.Alert.Tenant + "|" + r.Alert.ActorID
+			sid, ok := silenced[k]
+			if !ok {
+				sid = "sl-" + shortHash(k) + "-" + strconv.FormatInt(now.UnixNano(), 36)
+				silenced[k] = sid
+				sups = append(sups, models.Suppression{ID: sid, Kind: models.SuppressSilence, Tenant: r.Alert.Tenant,
+					ActorID: r.Alert.ActorID, CreatedAt: now, Until: now.Add(SilenceFor), Author: by,
+					Reason: fmt.Sprintf("silenced for 24 h by %s from Slack message %s", a.UserName, a.MessageID)})
+			}
+			r.MutedBy = sid
+			p.setStatus(d, now, r, models.StatusSilenced, by, note)
+		}
+	}
+	for _, sp := range sups {
+		if err := d.st.PutSuppression(ctx, sp, d.nextVersion(now)); err != nil {
+			d.m.storeErrors.Inc()
+			return fmt.Errorf("writing %s suppression: %w", sp.Kind, err)
+		}
+		d.sups = append(d.sups, sp)
+	}
+	touched := append([]string(nil), p.order...)
+	p.after = append(p.after, func() {
+		for _, g := range d.groups {
+			for _, id := range touched {
+				if contains(g.alertIDs, id) {
+					g.nextFlush = now
+				}
+			}
+		}
+	})
+	if err := d.commit(ctx, p); err != nil {
+		return fmt.Errorf("persisting %s: %w", a.Kind, err)
+	}
+	d.m.interactions.WithLabelValues(string(a.Kind)).Inc()
+	var errs []error
+	if err := d.flushDue(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.updateEscalations(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	d.poke()
+	return errors.Join(errs...)
+}

@@ -59,6 +59,19 @@ type Config struct {
 	DecodeWorkers int `yaml:"decode_workers"`
 	// MaxBackoff caps the wait between retries (default 10s).
 	MaxBackoff time.Duration `yaml:"max_backoff"`
+
+	// TLS encrypts every broker connection; TLSCAFile trusts a CA (PEM)
+	// instead of the system roots. Broker names are always verified.
+	TLS       bool   `yaml:"tls"`
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// SASLMechanism authenticates to the brokers: scram-sha-512,
+	// scram-sha-256 or plain (plain only with tls); empty: none.
+	SASLMechanism string `yaml:"sasl_mechanism"`
+	// SASLUser and SASLPassword (or SASLPasswordFile, one trailing newline
+	// trimmed; environment CHATWARDEN_KAFKA_SASL_PASSWORD) are the credentials.
+	SASLUser         string `yaml:"sasl_user"`
+	SASLPassword     string `yaml:"sasl_password"`
+	SASLPasswordFile string `yaml:"sasl_password_file"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -144,6 +157,9 @@ func (c Config) Validate() error {
 	}
 	if c.FetchMaxBytes < 0 || c.FetchMaxWait < 0 || c.ShutdownTimeout < 0 || c.DecodeWorkers < 0 || c.MaxBackoff < 0 {
 		errs = append(errs, errors.New("ingest.fetch_max_bytes, fetch_max_wait, shutdown_timeout, decode_workers, max_backoff: must not be negative"))
+	}
+	if err := c.validateSecurity(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

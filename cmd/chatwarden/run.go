@@ -29,13 +29,14 @@ type command struct {
 // commands lists the subcommands. Each lives in its own cmd_*.go file.
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the version", runVersion},
-		"migrate": {"create or upgrade the ClickHouse schema", runMigrate},
-		"config":  {"config check: validate a configuration file", runConfig},
-		"ingest":  {"consume access and consent events from Kafka into ClickHouse", runIngest},
-		"serve":   {"run ingest and the other components with /metrics and /healthz", runServe},
-		"produce": {"send a JSONL file of events to Kafka", runProduce},
-		"status":  {"show stored events, dead letters, consumer lag and server versions", runStatus},
+		"version":  {"print the version", runVersion},
+		"migrate":  {"create or upgrade the ClickHouse schema", runMigrate},
+		"config":   {"config check: validate a configuration file", runConfig},
+		"ingest":   {"consume access and consent events from Kafka into ClickHouse", runIngest},
+		"serve":    {"run ingest and the other components with /metrics and /healthz", runServe},
+		"produce":  {"send a JSONL file of events to Kafka", runProduce},
+		"status":   {"show stored events, dead letters, consumer lag and server versions", runStatus},
+		"simulate": {"generate realistic labelled chatbot-platform traffic (file or Kafka)", runSimulate},
 	}
 }
 

@@ -39,7 +39,10 @@ func TestEndToEnd(t *testing.T) {
 		fmt.Fprintln(&buf, b.value)
 	}
 
-	prod := NewProducer(cfg, "")
+	prod, err := NewProducer(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ps, err := prod.ProduceJSONL(t.Context(), &buf, 0, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +69,7 @@ func TestEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(45 * time.Second)
 	var lag int64 = -1
 	for time.Now().Before(deadline) {
-		ls, err := GroupLag(t.Context(), cfg.Brokers, cfg.Group, cfg.AccessTopic, cfg.ConsentTopic)
+		ls, err := GroupLag(t.Context(), cfg, cfg.Group, cfg.AccessTopic, cfg.ConsentTopic)
 		if err == nil {
 			lag = 0
 			for _, l := range ls {

@@ -19,16 +19,22 @@ import (
 // to BatchSize messages, synchronous commits (CommitInterval 0, so a commit
 // returns only when the broker has it), a new group starting at the first
 // offset, and no partition watching (topics are created before readers).
-func NewReader(cfg Config, log *slog.Logger) *kafka.Reader {
+// Connections use cfg's TLS and SASL settings (Config.Dialer).
+func NewReader(cfg Config, log *slog.Logger) (*kafka.Reader, error) {
 	cfg = cfg.WithDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	d, err := cfg.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	d.ClientID = "chatwarden-ingest"
 	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     cfg.Brokers,
 		GroupID:     cfg.Group,
 		GroupTopics: []string{cfg.AccessTopic, cfg.ConsentTopic},
-		Dialer:      &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, ClientID: "chatwarden-ingest"},
+		Dialer:      d,
 		// Every member must offer the same balancers; range keeps a
 		// member's partitions contiguous, round robin is the fallback.
 		GroupBalancers:         []kafka.GroupBalancer{kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}},
@@ -51,15 +57,22 @@ func NewReader(cfg Config, log *slog.Logger) *kafka.Reader {
 		MaxAttempts:            3,
 		IsolationLevel:         kafka.ReadCommitted,
 		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { log.Warn("kafka reader: " + fmt.Sprintf(f, a...)) }),
-	})
+	}), nil
 }
 
 // NewDeadLetterWriter returns a synchronous writer to the dead-letter topic:
-// WriteMessages returns when every replica has the messages.
-func NewDeadLetterWriter(cfg Config) *kafka.Writer {
+// WriteMessages returns when every replica has the messages. Connections
+// use cfg's TLS and SASL settings (Config.Transport); close it with
+// closeWriter.
+func NewDeadLetterWriter(cfg Config) (*kafka.Writer, error) {
 	cfg = cfg.WithDefaults()
+	tr, err := cfg.Transport()
+	if err != nil {
+		return nil, err
+	}
 	return &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
+		Transport:    tr,
 		Topic:        cfg.DeadLetterTopic,
 		Balancer:     kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
@@ -68,7 +81,7 @@ func NewDeadLetterWriter(cfg Config) *kafka.Writer {
 		BatchBytes:   8 << 20,
 		WriteTimeout: 10 * time.Second,
 		MaxAttempts:  3,
-	}
+	}, nil
 }
 
 // Run consumes cfg's topics into st until ctx is cancelled, with its own
@@ -79,29 +92,41 @@ func Run(ctx context.Context, cfg Config, st Store, h Hasher, obs BatchObserver,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := CheckTopics(ctx, cfg.Brokers, cfg.AccessTopic, cfg.ConsentTopic, cfg.DeadLetterTopic); err != nil {
+	if err := CheckTopics(ctx, cfg, cfg.AccessTopic, cfg.ConsentTopic, cfg.DeadLetterTopic); err != nil {
 		return err
 	}
-	r := NewReader(cfg, log)
-	w := NewDeadLetterWriter(cfg)
+	r, err := NewReader(cfg, log)
+	if err != nil {
+		return err
+	}
+	w, err := NewDeadLetterWriter(cfg)
+	if err != nil {
+		r.Close()
+		return err
+	}
 	c, err := New(cfg, Deps{Source: r, DeadLetters: w, Store: st, Hasher: h, Observer: obs, Metrics: m, Log: log})
 	if err != nil {
 		r.Close()
-		w.Close()
+		closeWriter(w)
 		return err
 	}
 	log.Info("ingest started", "group", cfg.Group, "topics", []string{cfg.AccessTopic, cfg.ConsentTopic},
 		"batch_size", cfg.BatchSize, "linger", cfg.Linger)
 	err = c.Run(ctx)
-	return errors.Join(err, r.Close(), w.Close())
+	return errors.Join(err, r.Close(), closeWriter(w))
 }
 
-// CheckTopics returns an error naming any of topics that does not exist.
-func CheckTopics(ctx context.Context, brokers []string, topics ...string) error {
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+// CheckTopics returns an error naming any of topics that does not exist on
+// cfg's brokers.
+func CheckTopics(ctx context.Context, cfg Config, topics ...string) error {
+	cl, tr, err := cfg.client(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	defer tr.CloseIdleConnections()
 	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return fmt.Errorf("reading kafka metadata from %v: %w", brokers, err)
+		return fmt.Errorf("reading kafka metadata from %v: %w", cl.Addr, err)
 	}
 	var errs []error
 	for _, t := range md.Topics {
@@ -121,8 +146,12 @@ type TopicSpec struct {
 // CreateTopics creates topics on the cluster's controller (replication
 // factor 1 unless the cluster has more brokers: min(3, brokers)). Topics
 // that exist already are left alone.
-func CreateTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
-	var d kafka.Dialer
+func CreateTopics(ctx context.Context, cfg Config, specs ...TopicSpec) error {
+	d, err := cfg.Dialer()
+	if err != nil {
+		return err
+	}
+	brokers := cfg.WithDefaults().Brokers
 	conn, err := d.DialContext(ctx, "tcp", brokers[0])
 	if err != nil {
 		return fmt.Errorf("dialing kafka at %s: %w", brokers[0], err)
@@ -194,9 +223,13 @@ type PartitionLag struct {
 }
 
 // GroupLag returns group's committed offset, the end offset and the lag of
-// every partition of topics.
-func GroupLag(ctx context.Context, brokers []string, group string, topics ...string) ([]PartitionLag, error) {
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+// every partition of topics on cfg's brokers.
+func GroupLag(ctx context.Context, cfg Config, group string, topics ...string) ([]PartitionLag, error) {
+	cl, tr, err := cfg.client(10 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.CloseIdleConnections()
 	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return nil, fmt.Errorf("reading kafka metadata: %w", err)
@@ -263,12 +296,17 @@ type ClusterInfo struct {
 	Protocol string `json:"protocol"`
 }
 
-// Cluster reads the cluster's metadata and API versions: a reachability check.
-func Cluster(ctx context.Context, brokers []string) (ClusterInfo, error) {
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+// Cluster reads the metadata and API versions of cfg's cluster: a
+// reachability check.
+func Cluster(ctx context.Context, cfg Config) (ClusterInfo, error) {
+	cl, tr, err := cfg.client(5 * time.Second)
+	if err != nil {
+		return ClusterInfo{}, err
+	}
+	defer tr.CloseIdleConnections()
 	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
-		return ClusterInfo{}, fmt.Errorf("reading kafka metadata from %v: %w", brokers, err)
+		return ClusterInfo{}, fmt.Errorf("reading kafka metadata from %v: %w", cl.Addr, err)
 	}
 	info := ClusterInfo{ClusterID: md.ClusterID, ControllerID: md.Controller.ID}
 	for _, b := range md.Brokers {

@@ -42,7 +42,7 @@ func testConfig(t *testing.T) Config {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	err := CreateTopics(ctx, cfg.Brokers,
+	err := CreateTopics(ctx, cfg,
 		TopicSpec{cfg.AccessTopic, 4}, TopicSpec{cfg.ConsentTopic, 2}, TopicSpec{cfg.DeadLetterTopic, 2})
 	if err != nil {
 		t.Fatalf("kafka at %v is required (start it with `make stack`): %v", cfg.Brokers, err)

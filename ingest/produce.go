@@ -25,16 +25,21 @@ type Producer struct {
 	consent string
 }
 
-// NewProducer returns a Producer for cfg's brokers. topic, when not empty,
-// overrides the access topic.
-func NewProducer(cfg Config, topic string) *Producer {
+// NewProducer returns a Producer for cfg's brokers, connecting with cfg's
+// TLS and SASL settings. topic, when not empty, overrides the access topic.
+func NewProducer(cfg Config, topic string) (*Producer, error) {
 	cfg = cfg.WithDefaults()
 	if topic == "" {
 		topic = cfg.AccessTopic
 	}
+	tr, err := cfg.Transport()
+	if err != nil {
+		return nil, err
+	}
 	return &Producer{
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
+			Transport:    tr,
 			Balancer:     kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll,
 			BatchSize:    10000,
@@ -45,11 +50,11 @@ func NewProducer(cfg Config, topic string) *Producer {
 		},
 		access:  topic,
 		consent: cfg.ConsentTopic,
-	}
+	}, nil
 }
 
 // Close flushes and closes the writer.
-func (p *Producer) Close() error { return p.w.Close() }
+func (p *Producer) Close() error { return closeWriter(p.w) }
 
 // ProduceStats counts what ProduceJSONL sent.
 type ProduceStats struct {

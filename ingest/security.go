@@ -165,3 +165,13 @@ func (c Config) client(timeout time.Duration) (*kafka.Client, *kafka.Transport, 
 	}
 	return &kafka.Client{Addr: kafka.TCP(c.WithDefaults().Brokers...), Timeout: timeout, Transport: tr}, tr, nil
 }
+
+// closeWriter closes w and the idle connections of its transport (a
+// kafka.Writer closes only the idle connections of a transport it made).
+func closeWriter(w *kafka.Writer) error {
+	err := w.Close()
+	if tr, ok := w.Transport.(*kafka.Transport); ok {
+		tr.CloseIdleConnections()
+	}
+	return err
+}

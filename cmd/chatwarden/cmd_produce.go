@@ -36,7 +36,10 @@ func runProduce(ctx context.Context, e *env, args []string) error {
 		defer f.Close()
 		r = f
 	}
-	p := ingest.NewProducer(c.Ingest, *topic)
+	p, err := ingest.NewProducer(c.Ingest, *topic)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	lastShown := start
 	progress := func(st ingest.ProduceStats) {

@@ -51,12 +51,12 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			rep.ClickHouse = &sum
 		}
 	}
-	if info, err := ingest.Cluster(ctx, ic.Brokers); err != nil {
+	if info, err := ingest.Cluster(ctx, ic); err != nil {
 		rep.KafkaError = err.Error()
 		errs = append(errs, err)
 	} else {
 		rep.Kafka = &info
-		lag, err := ingest.GroupLag(ctx, ic.Brokers, ic.Group, ic.AccessTopic, ic.ConsentTopic)
+		lag, err := ingest.GroupLag(ctx, ic, ic.Group, ic.AccessTopic, ic.ConsentTopic)
 		if err != nil {
 			rep.KafkaError = err.Error()
 			errs = append(errs, err)

@@ -1035,16 +1035,16 @@ func (d *Dispatcher) render(ms *msgState) *Message {
 			to = end
 		}
 	}
-	sortViews(m.Alerts)
+	SortAlerts(m.Alerts)
 	if m.Kind != KindDigest && len(m.Alerts) > 0 {
 		m.InvestigateURL = d.investigateURL(m.Tenant, m.ActorID, from.Add(-15*time.Minute), to.Add(15*time.Minute))
 	}
 	return m
 }
 
-// sortViews orders alerts worst first: unmuted before muted, active before
+// SortAlerts orders alerts worst first: unmuted before muted, active before
 // ended, higher severity, more findings, then id.
-func sortViews(vs []AlertView) {
+func SortAlerts(vs []AlertView) {
 	rank := func(v *AlertView) int {
 		switch {
 		case terminal(v.Status):

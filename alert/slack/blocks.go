@@ -145,6 +145,10 @@ func Render(m *alert.Message) ([]slack.Block, string) {
 
 func renderAlerts(m *alert.Message, escalation bool) ([]slack.Block, string) {
 	first := BlockIDPrefix + m.ID
+	sorted := *m
+	sorted.Alerts = append([]alert.AlertView(nil), m.Alerts...)
+	alert.SortAlerts(sorted.Alerts)
+	m = &sorted
 	if len(m.Alerts) == 0 {
 		return []slack.Block{slack.NewSectionBlock(mrkdwn("Alert "+code(m.ID)+" (no details stored)"), nil, nil,
 			slack.SectionBlockOptionBlockID(first))}, "chatwarden alert"

@@ -1,0 +1,273 @@
+package dashboards
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// sessionCookie is the name of the session cookie.
+const sessionCookie = "cw_session"
+
+// principal is who is making a request.
+type principal struct {
+	Name string
+	Role Role
+	// CSRF is the session's anti-forgery token; empty for API tokens,
+	// which are not sent by browsers on their own and need none.
+	CSRF string
+	// Token is true when the request authenticated with an API token.
+	Token bool
+}
+
+type ctxKey struct{}
+
+func withPrincipal(ctx context.Context, p *principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+func principalOf(r *http.Request) *principal {
+	p, _ := r.Context().Value(ctxKey{}).(*principal)
+	return p
+}
+
+type session struct {
+	p       principal
+	expires time.Time
+}
+
+// sessions keeps the signed-in sessions in memory (a restart signs
+// everybody out).
+type sessions struct {
+	mu  sync.Mutex
+	m   map[string]*session
+	ttl time.Duration
+}
+
+func newSessions(ttl time.Duration) *sessions {
+	return &sessions{m: map[string]*session{}, ttl: ttl}
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *sessions) create(name string, role Role, now time.Time) (id string, sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.m { // drop expired sessions
+		if now.After(v.expires) {
+			delete(s.m, k)
+		}
+	}
+	id = randomToken()
+	sess = &session{p: principal{Name: name, Role: role, CSRF: randomToken()}, expires: now.Add(s.ttl)}
+	s.m[id] = sess
+	return id, sess
+}
+
+func (s *sessions) get(id string, now time.Time) (principal, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	if !ok {
+		return principal{}, false
+	}
+	if now.After(v.expires) {
+		delete(s.m, id)
+		return principal{}, false
+	}
+	return v.p, true
+}
+
+func (s *sessions) delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+// limiter counts failed login attempts per key (IP address, user name) in a
+// sliding window.
+type limiter struct {
+	mu     sync.Mutex
+	max    int
+	window time.Duration
+	fails  map[string][]time.Time
+}
+
+func newLimiter(max int, window time.Duration) *limiter {
+	return &limiter{max: max, window: window, fails: map[string][]time.Time{}}
+}
+
+func (l *limiter) prune(key string, now time.Time) []time.Time {
+	ts := l.fails[key]
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) >= l.window {
+		i++
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(l.fails, key)
+	} else {
+		l.fails[key] = ts
+	}
+	return ts
+}
+
+// blocked reports whether any key has used up its attempts, and when the
+// oldest counted attempt leaves the window.
+func (l *limiter) blocked(now time.Time, keys ...string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		if ts := l.prune(k, now); len(ts) >= l.max {
+			return true, l.window - now.Sub(ts[0])
+		}
+	}
+	return false, 0
+}
+
+func (l *limiter) fail(now time.Time, keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		l.fails[k] = append(l.prune(k, now), now)
+	}
+}
+
+func (l *limiter) reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fails, key)
+}
+
+// authenticator checks passwords and API tokens.
+type authenticator struct {
+	users  map[string]User
+	tokens []Token
+	// verified caches API tokens already checked with bcrypt, by SHA-256,
+	// so that each request does not pay bcrypt's cost.
+	mu       sync.Mutex
+	verified map[[32]byte]Token
+	dummy    []byte
+}
+
+func newAuthenticator(c Config) *authenticator {
+	a := &authenticator{users: map[string]User{}, tokens: c.Tokens, verified: map[[32]byte]Token{}}
+	for _, u := range c.Users {
+		a.users[u.Name] = u
+	}
+	a.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
+	return a
+}
+
+// password returns the user whose name and password match.
+func (a *authenticator) password(name, password string) (User, bool) {
+	u, ok := a.users[name]
+	hash := []byte(u.PasswordHash)
+	if !ok {
+		hash = a.dummy // same cost whether or not the user exists
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	return u, ok && err == nil
+}
+
+// token returns the API token that matches raw.
+func (a *authenticator) token(raw string) (Token, bool) {
+	if raw == "" {
+		return Token{}, false
+	}
+	sum := sha256.Sum256([]byte(raw))
+	a.mu.Lock()
+	t, ok := a.verified[sum]
+	a.mu.Unlock()
+	if ok {
+		return t, true
+	}
+	for _, t := range a.tokens {
+		if bcrypt.CompareHashAndPassword([]byte(t.Hash), []byte(raw)) == nil {
+			a.mu.Lock()
+			a.verified[sum] = t
+			a.mu.Unlock()
+			return t, true
+		}
+	}
+	return Token{}, false
+}
+
+// identify returns the principal of a request: a session cookie or a bearer
+// token; nil when there is neither.
+func (s *Server) identify(r *http.Request) *principal {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		if t, ok := s.auth.token(strings.TrimPrefix(h, "Bearer ")); ok {
+			return &principal{Name: "token:" + t.Name, Role: t.Role, Token: true}
+		}
+		return nil
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	p, ok := s.sessions.get(c.Value, s.now())
+	if !ok {
+		return nil
+	}
+	return &p
+}
+
+// csrfOK reports whether a state-changing request carries its session's
+// anti-forgery token (form field "csrf" or header X-CSRF-Token).
+func csrfOK(r *http.Request, p *principal) bool {
+	if p.Token {
+		return true
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf")
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(p.CSRF)) == 1
+}
+
+// clientIP is the remote address without its port. (Behind a proxy, put the
+// proxy's own rate limits in front: X-Forwarded-For is not trusted here.)
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, id string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: id, Path: "/", Expires: expires, MaxAge: int(s.cfg.SessionTTL.Seconds()),
+		Secure: !s.cfg.InsecureCookies, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		Secure: !s.cfg.InsecureCookies, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+// securityHeaders sets the headers every response carries.
+func securityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}

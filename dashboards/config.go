@@ -1,0 +1,122 @@
+package dashboards
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Role is what a signed-in user may see and do.
+type Role string
+
+// The roles.
+const (
+	RoleSecOps    Role = "secops"
+	RoleResponder Role = "responder"
+	RoleManager   Role = "manager"
+	RoleAdmin     Role = "admin"
+)
+
+// Roles lists every role.
+var Roles = []Role{RoleSecOps, RoleResponder, RoleManager, RoleAdmin}
+
+func validRole(r Role) bool {
+	for _, x := range Roles {
+		if r == x {
+			return true
+		}
+	}
+	return false
+}
+
+// User is a person who signs in with a password.
+type User struct {
+	Name string `yaml:"name"`
+	Role Role   `yaml:"role"`
+	// PasswordHash is a bcrypt hash (`chatwarden` never stores passwords).
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// Token is an API token for scripts: "Authorization: Bearer <token>".
+type Token struct {
+	Name string `yaml:"name"`
+	Role Role   `yaml:"role"`
+	// Hash is a bcrypt hash of the token.
+	Hash string `yaml:"hash"`
+}
+
+// Config is the dashboards section of the configuration file.
+type Config struct {
+	Users  []User  `yaml:"users"`
+	Tokens []Token `yaml:"tokens"`
+	// SessionTTL is how long a session lasts (default 12h).
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// InsecureCookies drops the Secure cookie flag, for plain-http
+	// development on 127.0.0.1 only (default false).
+	InsecureCookies bool `yaml:"insecure_cookies"`
+	// LoginAttempts is how many failed logins an IP address or a user
+	// name may have per LoginWindow before further attempts are refused
+	// (defaults 5 per 15m).
+	LoginAttempts int           `yaml:"login_attempts"`
+	LoginWindow   time.Duration `yaml:"login_window"`
+	// RefreshSeconds is the alert feed's auto-refresh period (default 30).
+	RefreshSeconds int `yaml:"refresh_seconds"`
+	// BaseURL is the external URL of the pages, for links (optional).
+	BaseURL string `yaml:"base_url"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.LoginAttempts <= 0 {
+		c.LoginAttempts = 5
+	}
+	if c.LoginWindow <= 0 {
+		c.LoginWindow = 15 * time.Minute
+	}
+	if c.RefreshSeconds <= 0 {
+		c.RefreshSeconds = 30
+	}
+	return c
+}
+
+// Validate names the first bad field of each user and token.
+func (c Config) Validate() error {
+	var errs []error
+	names := map[string]bool{}
+	for i, u := range c.Users {
+		switch {
+		case u.Name == "" || strings.ContainsAny(u.Name, " \t\n"):
+			errs = append(errs, fmt.Errorf("dashboards.users[%d].name: %q must be non-empty without spaces", i, u.Name))
+		case names[u.Name]:
+			errs = append(errs, fmt.Errorf("dashboards.users[%d].name: %q appears twice", i, u.Name))
+		}
+		names[u.Name] = true
+		if !validRole(u.Role) {
+			errs = append(errs, fmt.Errorf("dashboards.users[%d].role: %q is not one of %v", i, u.Role, Roles))
+		}
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			errs = append(errs, fmt.Errorf("dashboards.users[%d].password_hash: not a bcrypt hash", i))
+		}
+	}
+	for i, t := range c.Tokens {
+		if t.Name == "" {
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].name: required", i))
+		}
+		if !validRole(t.Role) {
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].role: %q is not one of %v", i, t.Role, Roles))
+		}
+		if _, err := bcrypt.Cost([]byte(t.Hash)); err != nil {
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].hash: not a bcrypt hash", i))
+		}
+	}
+	if c.SessionTTL < 0 || c.LoginWindow < 0 || c.LoginAttempts < 0 || c.RefreshSeconds < 0 {
+		errs = append(errs, errors.New("dashboards: session_ttl, login_window, login_attempts and refresh_seconds must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,390 @@
+package dashboards
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/pseudonym"
+	"github.com/chatwarden/chatwarden/report/chart"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// Search is an investigation's filter as the form and the API take it.
+type Search struct {
+	Tenant       string `json:"tenant,omitempty"`
+	Actor        string `json:"actor,omitempty"`
+	Subject      string `json:"-"` // raw customer id or pseudonym, as typed; never echoed back in JSON
+	Store        string `json:"store,omitempty"`
+	Action       string `json:"action,omitempty"`
+	Conversation string `json:"conversation,omitempty"`
+	Purpose      string `json:"purpose,omitempty"`
+	Since        string `json:"since,omitempty"`
+	From         string `json:"from,omitempty"`
+	To           string `json:"to,omitempty"`
+	Limit        int    `json:"limit,omitempty"`
+}
+
+// Empty reports whether no selector (actor, customer, store, action,
+// conversation, purpose) is set.
+func (q Search) Empty() bool {
+	return q.Actor == "" && q.Subject == "" && q.Store == "" && q.Action == "" && q.Conversation == "" && q.Purpose == ""
+}
+
+func searchOf(v url.Values) Search {
+	lim, _ := strconv.Atoi(v.Get("limit"))
+	return Search{Tenant: strings.TrimSpace(v.Get("tenant")), Actor: strings.TrimSpace(v.Get("actor")),
+		Subject: strings.TrimSpace(v.Get("subject")), Store: strings.TrimSpace(v.Get("store")),
+		Action: strings.TrimSpace(v.Get("action")), Conversation: strings.TrimSpace(v.Get("conversation")),
+		Purpose: strings.TrimSpace(v.Get("purpose")), Since: strings.TrimSpace(v.Get("since")),
+		From: strings.TrimSpace(v.Get("from")), To: strings.TrimSpace(v.Get("to")), Limit: lim}
+}
+
+// ParseTimeRange turns since ("24h", "7d") or from/to (RFC 3339, or the
+// browser's "2006-01-02T15:04") into [from, to). The default is the last 24h.
+func ParseTimeRange(since, from, to string, now time.Time) (time.Time, time.Time, error) {
+	end := now
+	if to != "" {
+		t, err := parseTime(to)
+		if err != nil {
+			return time.Time{}, time.Time{}, fmt.Errorf("to: %w", err)
+		}
+		end = t
+	}
+	if from != "" {
+		t, err := parseTime(from)
+		if err != nil {
+			return time.Time{}, time.Time{}, fmt.Errorf("from: %w", err)
+		}
+		if !t.Before(end) {
+			return time.Time{}, time.Time{}, fmt.Errorf("from %s is not before to %s", t.Format(time.RFC3339), end.Format(time.RFC3339))
+		}
+		return t, end, nil
+	}
+	d := 24 * time.Hour
+	if since != "" {
+		var err error
+		if d, err = ParseSince(since); err != nil {
+			return time.Time{}, time.Time{}, err
+		}
+	}
+	return end.Add(-d), end, nil
+}
+
+// ParseSince parses a look-back such as "90m", "24h" or "7d".
+func ParseSince(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return 0, fmt.Errorf("since: %q is not a number of days", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("since: %q is not a duration like 24h or 7d", s)
+	}
+	return d, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (want RFC 3339 or 2006-01-02T15:04)", s)
+}
+
+// subjectIDs turns what a responder typed into the pseudonyms to look for:
+// a pseudonym as is, a raw id hashed under every key version.
+func (s *Server) subjectIDs(typed string) []string {
+	if typed == "" {
+		return nil
+	}
+	if pseudonym.IsPseudonym(typed) {
+		return []string{typed}
+	}
+	return s.d.Pseudonymize(typed)
+}
+
+// filter builds the store filter of q.
+func (s *Server) filter(q Search) (store.HistoryFilter, error) {
+	from, to, err := ParseTimeRange(q.Since, q.From, q.To, s.now())
+	if err != nil {
+		return store.HistoryFilter{}, errorf(http.StatusBadRequest, "%v", err)
+	}
+	if q.Action != "" && !validAction(q.Action) {
+		return store.HistoryFilter{}, errorf(http.StatusBadRequest, "action %q is not one of %v", q.Action, models.Actions)
+	}
+	return store.HistoryFilter{Tenant: q.Tenant, ActorID: q.Actor, SubjectIDs: s.subjectIDs(q.Subject), Store: q.Store,
+		Action: q.Action, ConversationID: q.Conversation, Purpose: q.Purpose, From: from, To: to, Limit: q.Limit}, nil
+}
+
+func validAction(a string) bool {
+	for _, x := range models.Actions {
+		if string(x) == a {
+			return true
+		}
+	}
+	return false
+}
+
+// describe renders a filter for the audit trail: customer ids only as
+// pseudonyms.
+func describe(f store.HistoryFilter) string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	add("tenant", f.Tenant)
+	add("actor", f.ActorID)
+	add("subject", strings.Join(f.SubjectIDs, ","))
+	add("store", f.Store)
+	add("action", f.Action)
+	add("conversation", f.ConversationID)
+	add("purpose", f.Purpose)
+	add("from", f.From.Format(time.RFC3339))
+	add("to", f.To.Format(time.RFC3339))
+	return strings.Join(parts, " ")
+}
+
+// audit writes one audit entry. When it fails the caller must not answer
+// with the data.
+func (s *Server) audit(r *http.Request, action, detail string, rows int) error {
+	p := principalOf(r)
+	source := "web"
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		source = "api"
+	}
+	err := s.d.Audit.InsertAudit(r.Context(), store.AuditEntry{TS: s.now(), User: p.Name, Role: string(p.Role),
+		Source: source, Action: action, Detail: detail, Rows: uint64(rows), Remote: clientIP(r)})
+	if err != nil {
+		return fmt.Errorf("writing the audit trail: %w", err)
+	}
+	s.metrics.auditRows.WithLabelValues(action).Add(float64(rows))
+	return nil
+}
+
+// HistoryResult is what a history search returns.
+type HistoryResult struct {
+	Filter    Search         `json:"filter"`
+	From      time.Time      `json:"from"`
+	To        time.Time      `json:"to"`
+	Subjects  []string       `json:"subject_pseudonyms,omitempty"`
+	Events    []models.Event `json:"events"`
+	Truncated bool           `json:"truncated"`
+}
+
+// history runs and audits a history search.
+func (s *Server) history(r *http.Request, q Search, action string) (HistoryResult, store.HistoryFilter, error) {
+	f, err := s.filter(q)
+	if err != nil {
+		return HistoryResult{}, f, err
+	}
+	if q.Empty() {
+		return HistoryResult{}, f, errorf(http.StatusBadRequest, "give an actor, customer, store, action, conversation or purpose")
+	}
+	evs, more, err := s.d.Events.History(r.Context(), f)
+	if err != nil {
+		return HistoryResult{}, f, err
+	}
+	if err := s.audit(r, action, describe(f), len(evs)); err != nil {
+		return HistoryResult{}, f, err
+	}
+	if evs == nil {
+		evs = []models.Event{}
+	}
+	return HistoryResult{Filter: q, From: f.From, To: f.To, Subjects: f.SubjectIDs, Events: evs, Truncated: more}, f, nil
+}
+
+// BlastRadius is the exposure of an alert's or an actor's window.
+type BlastRadius struct {
+	Tenant   string         `json:"tenant,omitempty"`
+	Actor    string         `json:"actor,omitempty"`
+	AlertID  string         `json:"alert_id,omitempty"`
+	From     time.Time      `json:"from"`
+	To       time.Time      `json:"to"`
+	Exposure store.Exposure `json:"exposure"`
+}
+
+// blast computes and audits the blast radius of an alert (alert=ID) or of a
+// search's window.
+func (s *Server) blast(r *http.Request) (BlastRadius, error) {
+	v := r.URL.Query()
+	var f store.HistoryFilter
+	var b BlastRadius
+	if id := v.Get("alert"); id != "" {
+		a, found, err := s.d.Alerts.Alert(r.Context(), id)
+		if err != nil {
+			return b, err
+		}
+		if !found {
+			return b, errorf(http.StatusNotFound, "no alert %q", id)
+		}
+		from, to := alertWindow(a)
+		f = store.HistoryFilter{Tenant: a.Tenant, ActorID: a.ActorID, From: from, To: to}
+		b.AlertID = a.ID
+	} else {
+		q := searchOf(v)
+		if q.Subject != "" && principalOf(r).Role == RoleManager {
+			return b, errorf(http.StatusForbidden, "managers see aggregates, not per-customer queries")
+		}
+		var err error
+		if f, err = s.filter(q); err != nil {
+			return b, err
+		}
+		if q.Empty() {
+			return b, errorf(http.StatusBadRequest, "give an alert, or an actor, store, action, conversation or purpose")
+		}
+	}
+	x, err := s.d.Events.Exposure(r.Context(), f)
+	if err != nil {
+		return b, err
+	}
+	if err := s.audit(r, "blast_radius", describe(f), int(x.Events)); err != nil {
+		return b, err
+	}
+	b.Tenant, b.Actor, b.From, b.To, b.Exposure = f.Tenant, f.ActorID, f.From, f.To, x
+	return b, nil
+}
+
+// alertWindow is the span of an alert's findings.
+func alertWindow(a models.Alert) (time.Time, time.Time) {
+	from, to := a.FirstSeen, a.LastSeen
+	if ws := a.Latest.WindowStart; !ws.IsZero() && ws.Before(from) {
+		from = ws
+	}
+	if we := a.Latest.WindowEnd; we.After(to) {
+		to = we
+	}
+	if !to.After(from) {
+		to = from.Add(time.Minute)
+	}
+	return from, to
+}
+
+// SubjectReport is a data-subject access report.
+type SubjectReport struct {
+	Subjects  []string              `json:"subject_pseudonyms"`
+	From      time.Time             `json:"from"`
+	To        time.Time             `json:"to"`
+	Accesses  []store.SubjectAccess `json:"accesses"`
+	Truncated bool                  `json:"truncated"`
+	Actors    int                   `json:"actors"`
+	Events    uint64                `json:"events"`
+	// Categories lists every data category accessed.
+	Categories []string `json:"categories"`
+}
+
+// SubjectReportOf runs a data-subject access report (pages, API and CLI
+// share it). The caller audits it.
+func SubjectReportOf(ctx context.Context, q SubjectQueries, ids []string, from, to time.Time) (SubjectReport, error) {
+	acc, more, err := q.SubjectAccesses(ctx, ids, from, to)
+	if err != nil {
+		return SubjectReport{}, err
+	}
+	rep := SubjectReport{Subjects: ids, From: from, To: to, Accesses: acc, Truncated: more, Categories: []string{}}
+	if rep.Accesses == nil {
+		rep.Accesses = []store.SubjectAccess{}
+	}
+	actors, cats := map[string]bool{}, map[string]bool{}
+	for _, a := range acc {
+		actors[a.Tenant+"/"+a.ActorID] = true
+		rep.Events += a.Events
+		for _, c := range a.Categories {
+			if !cats[c] {
+				cats[c] = true
+				rep.Categories = append(rep.Categories, c)
+			}
+		}
+	}
+	rep.Actors = len(actors)
+	return rep, nil
+}
+
+// subject runs and audits a data-subject access report for the typed id.
+func (s *Server) subject(r *http.Request, typed string) (SubjectReport, error) {
+	ids := s.subjectIDs(typed)
+	if len(ids) == 0 {
+		return SubjectReport{}, errorf(http.StatusBadRequest, "no customer id")
+	}
+	v := r.URL.Query()
+	since := v.Get("since")
+	if since == "" && v.Get("from") == "" {
+		since = "90d"
+	}
+	from, to, err := ParseTimeRange(since, v.Get("from"), v.Get("to"), s.now())
+	if err != nil {
+		return SubjectReport{}, errorf(http.StatusBadRequest, "%v", err)
+	}
+	rep, err := SubjectReportOf(r.Context(), s.d.Subjects, ids, from, to)
+	if err != nil {
+		return rep, err
+	}
+	if err := s.audit(r, "dsar", "subject="+strings.Join(ids, ",")+" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), len(rep.Accesses)); err != nil {
+		return SubjectReport{}, err
+	}
+	return rep, nil
+}
+
+// evidenceChart draws an alert's actor series against the baseline band of
+// its finding's evidence.
+func (s *Server) evidenceChart(ctx context.Context, a models.Alert) (chartData, error) {
+	from, to := alertWindow(a)
+	ev := a.Latest.Evidence
+	metric := strings.ToLower(ev.Metric)
+	bucket := time.Minute
+	switch {
+	case strings.Contains(metric, "day"):
+		bucket = 24 * time.Hour
+	case strings.Contains(metric, "hour"):
+		bucket = time.Hour
+	}
+	span := max(to.Sub(from), bucket)
+	start := from.Add(-6 * span).Truncate(bucket)
+	end := to.Add(2 * span)
+	if end.After(s.now()) {
+		end = s.now().Add(bucket)
+	}
+	pts, err := s.d.Events.ActorSeries(ctx, a.Tenant, a.ActorID, start, end, bucket)
+	if err != nil {
+		return chartData{}, err
+	}
+	pick := func(p store.Point) float64 { return float64(p.Events) }
+	name := "events"
+	switch {
+	case strings.Contains(metric, "export"):
+		pick, name = func(p store.Point) float64 { return float64(p.Exports) }, "exports"
+	case strings.Contains(metric, "denied"):
+		pick, name = func(p store.Point) float64 { return float64(p.Denied) }, "denied accesses"
+	case strings.Contains(metric, "subject") || strings.Contains(metric, "customer"):
+		pick, name = func(p store.Point) float64 { return float64(p.Subjects) }, "distinct customers"
+	case strings.Contains(metric, "record"):
+		pick, name = func(p store.Point) float64 { return float64(p.Records) }, "records"
+	}
+	var ts []time.Time
+	var vs []float64
+	for _, p := range pts {
+		ts = append(ts, p.T)
+		vs = append(vs, pick(p))
+	}
+	band := chart.Band{Baseline: ev.Baseline, Threshold: ev.Threshold}
+	if ev.Spread > 0 {
+		band.Low, band.High = max(0, ev.Baseline-3*ev.Spread), ev.Baseline+3*ev.Spread
+	} else if ev.Baseline > 0 {
+		band.Low, band.High = 0, ev.Baseline
+	}
+	per := map[time.Duration]string{time.Minute: "minute", time.Hour: "hour", 24 * time.Hour: "day"}[bucket]
+	title := fmt.Sprintf("%s of %s per %s against its baseline", name, a.ActorID, per)
+	return chartData{Title: title, SVG: chart.Timeline(title, ts, vs, band, from, to), Points: len(pts)}, nil
+}

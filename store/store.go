@@ -89,6 +89,12 @@ func (c Config) Validate() error {
 	if c.Password != "" && c.PasswordFile != "" {
 		return errors.New("clickhouse.password and clickhouse.password_file: set one, not both")
 	}
+	if !c.TLS && (c.TLSCAFile != "" || c.TLSInsecure) {
+		return errors.New("clickhouse.tls_ca_file or tls_insecure: set, but clickhouse.tls is false (the connection would be plain text)")
+	}
+	if c.TLSInsecure && c.TLSCAFile != "" {
+		return errors.New("clickhouse.tls_insecure: skips certificate verification, so clickhouse.tls_ca_file would be ignored; set one")
+	}
 	return nil
 }
 

@@ -83,6 +83,7 @@ type wiring func(ctx context.Context, d *serveDeps) ([]component, error)
 func wirings() []wiring {
 	return []wiring{
 		wireIngest,
+		wireDashboards,
 	}
 }
 

@@ -10,19 +10,23 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/pseudonym"
+	"github.com/chatwarden/chatwarden/report"
 	"github.com/chatwarden/chatwarden/store"
 )
 
 // Config is the whole configuration file. Each section is owned by the
 // package it configures; this type only gathers them.
 type Config struct {
-	ClickHouse store.Config    `yaml:"clickhouse"`
-	Pseudonym  PseudonymConfig `yaml:"pseudonym"`
-	Log        LogConfig       `yaml:"log"`
-	Ingest     ingest.Config   `yaml:"ingest"`
-	Serve      ServeConfig     `yaml:"serve"`
+	ClickHouse store.Config      `yaml:"clickhouse"`
+	Pseudonym  PseudonymConfig   `yaml:"pseudonym"`
+	Log        LogConfig         `yaml:"log"`
+	Ingest     ingest.Config     `yaml:"ingest"`
+	Serve      ServeConfig       `yaml:"serve"`
+	Dashboards dashboards.Config `yaml:"dashboards"`
+	Report     report.Config     `yaml:"report"`
 }
 
 // PseudonymConfig says where the HMAC key for customer ids comes from.
@@ -117,6 +121,12 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Serve.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Dashboards.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Report.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if id := c.Pseudonym.KeyID; id != "" && (len(id) != 1 || !strings.ContainsAny(id, "0123456789abcdefghijklmnopqrstuvwxyz")) {

@@ -36,6 +36,9 @@ func commands() map[string]command {
 		"serve":    {"run ingest and the other components with /metrics and /healthz", runServe},
 		"produce":  {"send a JSONL file of events to Kafka", runProduce},
 		"status":   {"show stored events, dead letters, consumer lag and server versions", runStatus},
+		"history":  {"access history of an actor or a customer (audited)", runHistory},
+		"dsar":     {"data-subject access report: who accessed a customer's data (audited)", runDSAR},
+		"report":   {"report weekly: the weekly breach-risk summary (html, md or json)", runReport},
 		"simulate": {"generate realistic labelled chatbot-platform traffic (file or Kafka)", runSimulate},
 	}
 }

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// cliUser is who runs a CLI query: --as, else the OS user.
+func cliUser(as string) string {
+	if as != "" {
+		return as
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if n := os.Getenv("USER"); n != "" {
+		return n
+	}
+	return "unknown"
+}
+
+// auditCLI writes a CLI query to the audit trail; the query's result must not
+// be shown when it fails.
+func auditCLI(ctx context.Context, s *store.Store, who, action, detail string, rows int) error {
+	host, _ := os.Hostname()
+	return s.InsertAudit(ctx, store.AuditEntry{TS: time.Now(), User: who, Role: "cli", Source: "cli", Action: action,
+		Detail: detail, Rows: uint64(rows), Remote: host})
+}

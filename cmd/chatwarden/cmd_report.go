@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/report"
+)
+
+func runReport(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "weekly" {
+		fmt.Fprintln(e.stderr, "usage: chatwarden report weekly [--week 2026-W47] [--format html|md|json]")
+		return errUsage
+	}
+	fs, cfgPath := newFlags(e, "report weekly")
+	week := fs.String("week", "", "ISO week, e.g. 2026-W47 (default: the last complete week)")
+	format := fs.String("format", "md", "html, md or json")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	w := report.LastComplete(time.Now())
+	if *week != "" {
+		var err error
+		if w, err = report.ParseWeek(*week); err != nil {
+			return err
+		}
+	}
+	rd, err := report.NewRenderer()
+	if err != nil {
+		return err
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx, e, c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(e.stderr, "building the weekly report for %s ...\n", w)
+	start := time.Now()
+	sum, err := newReporter(s, c).Weekly(ctx, w, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "built in %s\n", time.Since(start).Round(time.Millisecond))
+	return rd.Render(e.stdout, sum, report.Format(*format))
+}

@@ -103,7 +103,11 @@ func plan(g *Generator) {
 			if sHi <= sLo || sLo >= w.end {
 				continue
 			}
-			sc, ok := planners[kind](g, t, sLo, sHi)
+			var sc *scenario
+			ok := false
+			for try := 0; try < 4 && !ok; try++ { // another actor may fit where this one did not
+				sc, ok = planners[kind](g, t, sLo, sHi)
+			}
 			if !ok {
 				continue
 			}
@@ -639,6 +643,7 @@ func planDormant(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 	}
 	a := w.addActor(t, r)
 	a.special, a.activeUntil = true, lastActive
+	a.workdays = satWed // a weekend rota: the range's last days may be a weekend
 	d := 60 + g.rng.Int64N(60)
 	from, ok := g.when(a, earliest, w.end-d-10, d)
 	if !ok {

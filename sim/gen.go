@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -73,6 +72,7 @@ type Generator struct {
 	seq      uint64
 	idPrefix []byte
 	evs      []event
+	order    []uint64 // sort keys of evs for the current minute
 	stats    Stats
 
 	scenarios []*scenario // sorted by from
@@ -242,9 +242,14 @@ func (g *Generator) Next(b *Batch) bool {
 		}
 	}
 	g.consents(m)
-	slices.SortStableFunc(g.evs, func(x, y event) int { return cmp.Compare(x.ms, y.ms) })
+	// sort small keys, not the events: ms within the minute, then creation order
+	g.order = g.order[:0]
 	for i := range g.evs {
-		e := &g.evs[i]
+		g.order = append(g.order, uint64(g.evs[i].ms-m*60000)<<32|uint64(i))
+	}
+	slices.Sort(g.order)
+	for _, k := range g.order {
+		e := &g.evs[uint32(k)]
 		start := len(b.Buf)
 		if e.consent {
 			b.Buf = g.appendConsent(b.Buf, e)
@@ -268,6 +273,9 @@ func (g *Generator) Next(b *Batch) bool {
 
 // profileID is the CRM record id of a customer.
 func profileID(s int32) uint64 { return 1_000_000 + uint64(s) }
+
+// eventAt returns the event of line i of the last batch.
+func (g *Generator) eventAt(i int) *event { return &g.evs[uint32(g.order[i])] }
 
 func customerID(s int32) string { return string(appendCustomer(nil, s)) }
 

@@ -1,0 +1,445 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// run generates cfg to the end and calls visit for each minute's batch with
+// the generator's internal events (same order as the batch's lines).
+func run(t testing.TB, cfg Config, visit func(g *Generator, b *Batch)) *Generator {
+	t.Helper()
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	var b Batch
+	for g.Next(&b) {
+		if len(b.Lines) != len(g.evs) {
+			t.Fatalf("minute %s: %d lines for %d events", b.Minute, len(b.Lines), len(g.evs))
+		}
+		visit(g, &b)
+	}
+	return g
+}
+
+func TestDeterministicBySeed(t *testing.T) {
+	cfg := Config{Seed: 7, Duration: 36 * time.Hour, Actors: 40, Attacks: AttackKinds, HardNegatives: true}
+	digest := func(cfg Config) []byte {
+		var all []byte
+		g := run(t, cfg, func(_ *Generator, b *Batch) { all = append(all, b.Buf...) })
+		for _, l := range append(g.Labels(), g.Negatives()...) {
+			j, _ := json.Marshal(l)
+			all = append(all, j...)
+		}
+		return all
+	}
+	a, b := digest(cfg), digest(cfg)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatalf("same seed gave different output (%d vs %d bytes)", len(a), len(b))
+	}
+	cfg.Seed = 8
+	if c := digest(cfg); bytes.Equal(a, c) {
+		t.Fatal("different seeds gave identical output")
+	}
+}
+
+// wire mirrors the hand-written encoding with encoding/json tags.
+type wireAccess struct {
+	EventID      string               `json:"event_id"`
+	TS           time.Time            `json:"ts"`
+	Tenant       string               `json:"tenant"`
+	Actor        models.Actor         `json:"actor"`
+	Action       models.Action        `json:"action"`
+	Store        string               `json:"store"`
+	Resource     models.Resource      `json:"resource"`
+	SubjectID    string               `json:"subject_id,omitempty"`
+	Records      uint64               `json:"records"`
+	Bytes        uint64               `json:"bytes,omitempty"`
+	Fields       []string             `json:"fields,omitempty"`
+	Purpose      string               `json:"purpose,omitempty"`
+	Conversation *models.Conversation `json:"conversation,omitempty"`
+	Tool         string               `json:"tool,omitempty"`
+	Result       models.Result        `json:"result"`
+	Client       models.Client        `json:"client"`
+}
+
+type wireConsent struct {
+	Schema    string    `json:"schema"`
+	EventID   string    `json:"event_id"`
+	TS        time.Time `json:"ts"`
+	Tenant    string    `json:"tenant"`
+	SubjectID string    `json:"subject_id"`
+	Purpose   string    `json:"purpose"`
+	Granted   bool      `json:"granted"`
+}
+
+// marshalStd encodes e with encoding/json, the reference for the fast encoder.
+func marshalStd(g *Generator, e *event, seq uint64) ([]byte, error) {
+	id := string(g.idPrefix) + itoa(seq)
+	ts := time.UnixMilli(e.ms).UTC()
+	if e.consent {
+		return json.Marshal(wireConsent{Schema: models.SchemaConsent, EventID: id, TS: ts, Tenant: g.w.tenants[e.tenant],
+			SubjectID: customerID(e.subject), Purpose: e.purpose, Granted: e.granted})
+	}
+	w := wireAccess{EventID: id, TS: ts, Tenant: g.w.tenants[e.a.tenant],
+		Actor:  models.Actor{ID: e.a.id, Type: roles[e.a.role].typ, Role: roles[e.a.role].name},
+		Action: e.action, Store: e.st.store, Resource: models.Resource{Type: e.st.resType},
+		Records: e.records, Bytes: e.bytes, Fields: e.fields.cats, Purpose: e.purpose, Tool: e.tool, Result: e.result,
+		Client: models.Client{IP: e.client.ip, Country: e.client.country, UserAgent: e.client.ua}}
+	if e.a.role == roleVendor {
+		w.Actor.Vendor = VendorName
+	}
+	if e.resID != 0 {
+		w.Resource.ID = e.st.idPrefix + itoa(e.resID)
+	}
+	if e.subject >= 0 {
+		w.SubjectID = customerID(e.subject)
+	}
+	if e.conv != 0 {
+		w.Conversation = &models.Conversation{ID: "conv-" + itoa(uint64(e.conv))}
+		if e.convSubject >= 0 {
+			w.Conversation.SubjectID = customerID(e.convSubject)
+		}
+	}
+	return json.Marshal(w)
+}
+
+func itoa(u uint64) string { return string(appendUint(nil, u)) }
+
+func appendUint(b []byte, u uint64) []byte {
+	var d [20]byte
+	i := len(d)
+	for {
+		i--
+		d[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	return append(b, d[i:]...)
+}
+
+func TestEncodingEqualsEncodingJSON(t *testing.T) {
+	cfg := Config{Seed: 3, Duration: 30 * time.Hour, Actors: 60, Attacks: AttackKinds, HardNegatives: true}
+	var n int
+	run(t, cfg, func(g *Generator, b *Batch) {
+		seq := g.seq - uint64(len(b.Lines))
+		for i := range b.Lines {
+			want, err := marshalStd(g, g.eventAt(i), seq+uint64(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Value(i); !bytes.Equal(got, want) {
+				t.Fatalf("line differs from encoding/json:\n got %s\nwant %s", got, want)
+			}
+			n++
+		}
+	})
+	if n < 10000 {
+		t.Fatalf("only %d lines compared", n)
+	}
+}
+
+func TestLinesDecodeAndAreOrdered(t *testing.T) {
+	cfg := Config{Seed: 11, Duration: 20 * time.Hour, Actors: 40, Attacks: AttackKinds, HardNegatives: true, Compact: true}
+	var access, consent int
+	var last int64
+	run(t, cfg, func(g *Generator, b *Batch) {
+		for i, l := range b.Lines {
+			v := b.Value(i)
+			if l.UnixMilli < last {
+				t.Fatalf("line %s out of order", v)
+			}
+			last = l.UnixMilli
+			now := time.UnixMilli(l.UnixMilli).Add(time.Minute)
+			switch models.SchemaOf(v) {
+			case models.SchemaConsent:
+				c, err := models.DecodeConsent(v, now, models.Limits{})
+				if err != nil {
+					t.Fatalf("consent %s: %v", v, err)
+				}
+				if c.TS.UnixMilli() != l.UnixMilli {
+					t.Fatalf("consent ts %s, line says %d", c.TS, l.UnixMilli)
+				}
+				consent++
+			default:
+				e, err := models.DecodeAccess(v, now, models.Limits{})
+				if err != nil {
+					t.Fatalf("access %s: %v", v, err)
+				}
+				if e.Actor.ID != l.Key || e.TS.UnixMilli() != l.UnixMilli {
+					t.Fatalf("decoded %s at %s, line says key %s at %d", e.Actor.ID, e.TS, l.Key, l.UnixMilli)
+				}
+				access++
+			}
+		}
+	})
+	if access < 20000 || consent < 100 {
+		t.Fatalf("%d access and %d consent lines; want plenty of both", access, consent)
+	}
+}
+
+// fullRun is the 14-day scenario suite the detectors are evaluated on,
+// generated once per test binary and summarized.
+type fullSummary struct {
+	g *Generator
+	// human events by local hour and by local weekday
+	humanHour [24]int
+	humanDay  [7]int
+	dayCount  [7]int // number of each local weekday in range (per actor, approx by range)
+	// per label: events by the label's actor inside its window
+	inWindow map[string]int
+	// bot events reading another customer than the conversation's, outside labelled windows
+	strayBotReads int
+	crossInLabel  map[string]int
+	// per actor first and last event minute
+	first, last map[string]int64
+	access      int
+	decoded     int
+	decodeErrs  []string
+	// records per hour-of-day for ETL
+}
+
+var full *fullSummary
+
+func fullRun(t *testing.T) *fullSummary {
+	t.Helper()
+	if full != nil {
+		return full
+	}
+	s := &fullSummary{inWindow: map[string]int{}, crossInLabel: map[string]int{}, first: map[string]int64{}, last: map[string]int64{}}
+	cfg := Config{Seed: 1, Actors: 120, Attacks: AttackKinds, HardNegatives: true}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byActor := map[string][]Label{}
+	for _, l := range append(slices.Clone(g.Labels()), g.Negatives()...) {
+		byActor[l.ActorID] = append(byActor[l.ActorID], l)
+	}
+	var b Batch
+	for g.Next(&b) {
+		for i := range g.evs {
+			if (s.access+i)%97 == 0 { // a sample of the 1.5 M lines through the real decoder
+				v, now := b.Value(i), time.UnixMilli(b.Lines[i].UnixMilli).Add(time.Minute)
+				var err error
+				if b.Lines[i].Consent {
+					_, err = models.DecodeConsent(v, now, models.Limits{})
+				} else {
+					_, err = models.DecodeAccess(v, now, models.Limits{})
+				}
+				if err != nil {
+					s.decodeErrs = append(s.decodeErrs, fmt.Sprintf("%s: %v", v, err))
+				}
+				s.decoded++
+			}
+			e := g.eventAt(i)
+			if e.consent {
+				continue
+			}
+			s.access++
+			a := e.a
+			m := e.ms / 60000
+			if _, ok := s.first[a.id]; !ok {
+				s.first[a.id] = m
+			}
+			s.last[a.id] = m
+			ts := time.UnixMilli(e.ms)
+			for _, l := range byActor[a.id] {
+				if !ts.Before(l.Start) && ts.Before(l.End) {
+					s.inWindow[l.ID]++
+				}
+			}
+			if a.role == roleSupportEU || a.role == roleSupportUS {
+				lt := ts.In(a.loc)
+				s.humanHour[lt.Hour()]++
+				s.humanDay[lt.Weekday()]++
+			}
+			if a.role == roleBot && e.subject >= 0 && e.subject != e.convSubject {
+				labelled := false
+				for _, l := range byActor[a.id] {
+					if (l.Kind == KindBotCrossCustomer || l.Kind == KindConversationManyCustomers) && !ts.Before(l.Start) && ts.Before(l.End) {
+						labelled = true
+						s.crossInLabel[l.ID]++
+					}
+				}
+				if !labelled {
+					s.strayBotReads++
+				}
+			}
+		}
+	}
+	s.g = g
+	full = s
+	return s
+}
+
+func TestFullRunDecodes(t *testing.T) {
+	s := fullRun(t)
+	if len(s.decodeErrs) > 0 || s.decoded < 10000 {
+		t.Fatalf("%d of %d sampled lines fail to decode, first: %v", len(s.decodeErrs), s.decoded, s.decodeErrs[:min(3, len(s.decodeErrs))])
+	}
+}
+
+func TestSeasonality(t *testing.T) {
+	s := fullRun(t)
+	night := s.humanHour[0] + s.humanHour[1] + s.humanHour[2] + s.humanHour[3] + s.humanHour[4]
+	day := s.humanHour[10] + s.humanHour[11] + s.humanHour[13] + s.humanHour[14] + s.humanHour[15]
+	if night*20 > day {
+		t.Errorf("human support events 00-05 local = %d, 10-16 local = %d: nights should be far quieter", night, day)
+	}
+	if s.humanHour[12]+s.humanHour[13] >= s.humanHour[10]+s.humanHour[11] {
+		t.Logf("lunch hours %d vs morning %d", s.humanHour[12]+s.humanHour[13], s.humanHour[10]+s.humanHour[11])
+	}
+	// the range holds two of every weekday
+	weekend := s.humanDay[time.Saturday] + s.humanDay[time.Sunday]
+	weekday := s.humanDay[time.Tuesday] + s.humanDay[time.Thursday]
+	if weekend*2 > weekday {
+		t.Errorf("human events on Sat+Sun = %d, Tue+Thu = %d: weekends should be lighter", weekend, weekday)
+	}
+}
+
+func TestBotsReadTheirOwnConversationsCustomer(t *testing.T) {
+	s := fullRun(t)
+	if s.strayBotReads != 0 {
+		t.Errorf("%d bot tool calls read another customer outside labelled windows", s.strayBotReads)
+	}
+	for _, l := range s.g.Labels() {
+		if l.Kind == KindBotCrossCustomer || l.Kind == KindConversationManyCustomers {
+			if s.crossInLabel[l.ID] == 0 {
+				t.Errorf("label %s (%s) has no cross-customer read", l.ID, l.Kind)
+			}
+		}
+	}
+}
+
+func TestEveryScenarioPresentInRange(t *testing.T) {
+	s := fullRun(t)
+	g := s.g
+	kinds := map[string]int{}
+	for _, l := range g.Labels() {
+		kinds[l.Kind]++
+		if l.Start.Before(g.Start()) || l.End.After(g.End()) || !l.End.After(l.Start) {
+			t.Errorf("label %+v outside the range %s..%s", l, g.Start(), g.End())
+		}
+		if s.inWindow[l.ID] == 0 {
+			t.Errorf("label %s %s %s: no event by the actor in its window", l.ID, l.Kind, l.ActorID)
+		}
+	}
+	for _, k := range AttackKinds {
+		if kinds[k] < 3 {
+			t.Errorf("attack kind %s occurs %d times, want at least 3", k, kinds[k])
+		}
+	}
+	negs := map[string]int{}
+	for _, l := range g.Negatives() {
+		negs[l.Kind]++
+		if l.Start.Before(g.Start()) || l.End.After(g.End()) {
+			t.Errorf("negative %+v outside the range", l)
+		}
+	}
+	for _, k := range NegativeKinds {
+		if negs[NegativePrefix+k] == 0 {
+			t.Errorf("hard negative %s missing", k)
+		}
+	}
+	if len(g.Skipped()) != 0 {
+		t.Errorf("skipped: %v", g.Skipped())
+	}
+}
+
+func TestScenarioShapes(t *testing.T) {
+	s := fullRun(t)
+	g := s.g
+	byID := map[string]*actor{}
+	for _, a := range g.w.actors {
+		byID[a.id] = a
+	}
+	for _, l := range g.Negatives() {
+		a := byID[l.ActorID]
+		switch l.Kind {
+		case NegativePrefix + NegNewHire:
+			if first := time.Unix(s.first[a.id]*60, 0); first.Before(l.Start.Add(-time.Hour)) {
+				t.Errorf("new hire %s active at %s, before its start %s", a.id, first, l.Start)
+			}
+		case NegativePrefix + NegBackFromLeave:
+			for m := a.offFrom; m < a.offTo; m += 60 {
+				if g.w.rateAt(a, m) != 0 {
+					t.Fatalf("%s works during its leave", a.id)
+				}
+			}
+		}
+	}
+	for _, l := range g.Labels() {
+		if l.Kind != KindDormantWakeup {
+			continue
+		}
+		a := byID[l.ActorID]
+		silence := l.Start.Sub(time.Unix(a.activeUntil*60, 0))
+		if silence < 10*24*time.Hour {
+			t.Errorf("dormant %s silent only %s before waking", a.id, silence)
+		}
+	}
+}
+
+func TestParseAttacks(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"all", len(AttackKinds), false},
+		{"none", 0, false},
+		{"", 0, false},
+		{"bulk_export, denied_burst,bulk_export", 2, false},
+		{"bulk_export,nope", 0, true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseAttacks(tc.in)
+			if (err != nil) != tc.wantErr || len(got) != tc.want {
+				t.Fatalf("ParseAttacks(%q) = %v, %v", tc.in, got, err)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, c := range map[string]Config{
+		"bad tenant":  {Tenants: []string{"Bad Tenant"}},
+		"bad attack":  {Attacks: []string{"teleport"}},
+		"many actors": {Actors: 1 << 20},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := New(c); err == nil {
+				t.Fatal("New accepted a bad config")
+			}
+		})
+	}
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	cfg := Config{Seed: 1, Duration: 2 * 24 * time.Hour, Attacks: AttackKinds}
+	var n, bytes uint64
+	b.ResetTimer()
+	for range b.N {
+		g, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var bt Batch
+		for g.Next(&bt) {
+			n += uint64(len(bt.Lines))
+			bytes += uint64(len(bt.Buf))
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(bytes)/float64(n), "bytes/event")
+}

@@ -36,17 +36,6 @@ type Store interface {
 	InsertDeadLetters(ctx context.Context, dls []store.DeadLetter) error
 }
 
-// Source is a consumer-group reader; *kafka.Reader is one.
-type Source interface {
-	// FetchMessage blocks for the next message; it does not commit.
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-	// CommitMessages commits, per partition, the offset after the highest
-	// message given.
-	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
-	// Stats returns counters since the previous call (Rebalances is read).
-	Stats() kafka.ReaderStats
-}
-
 // MessageWriter writes messages to Kafka; *kafka.Writer is one.
 type MessageWriter interface {
 	// WriteMessages returns once every message is acknowledged, or an error.
@@ -84,7 +73,8 @@ type Consumer struct {
 	results []decoded
 	// pending holds the last message per partition of batches whose commit
 	// failed; it is merged into the next commit.
-	pending map[partitionKey]kafka.Message
+	pending    map[partitionKey]kafka.Message
+	pendingGen int32
 }
 
 type partitionKey struct {
@@ -124,11 +114,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownTimeout, hardStop) })
 	defer stopAfter()
 
-	msgs := make(chan kafka.Message, c.cfg.BatchSize)
+	msgs := make(chan Fetched, c.cfg.BatchSize)
 	fetchDone := make(chan error, 1)
 	go func() { fetchDone <- c.fetch(ctx, msgs) }()
 
-	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+	batch := make([]Fetched, 0, c.cfg.BatchSize)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	flush := func() error {
@@ -137,7 +127,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return nil
 		}
 		err := c.flush(flushCtx, batch)
-		batch = make([]kafka.Message, 0, c.cfg.BatchSize)
+		batch = make([]Fetched, 0, c.cfg.BatchSize)
 		return err
 	}
 	for {
@@ -173,7 +163,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // abort ends Run after a permanent failure: the fetcher is left to end with
 // ctx (the caller closes the reader), and nothing more is committed.
-func (c *Consumer) abort(err error, msgs <-chan kafka.Message, _ <-chan error) error {
+func (c *Consumer) abort(err error, msgs <-chan Fetched, _ <-chan error) error {
 	c.log.Error("ingest stopped: batch not committed, it will be redelivered", "err", err)
 	go func() {
 		for range msgs { // unblock the fetcher until the reader closes
@@ -183,11 +173,11 @@ func (c *Consumer) abort(err error, msgs <-chan kafka.Message, _ <-chan error) e
 }
 
 // fetch reads messages into out until ctx ends or the reader closes.
-func (c *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) error {
+func (c *Consumer) fetch(ctx context.Context, out chan<- Fetched) error {
 	defer close(out)
 	backoff := 100 * time.Millisecond
 	for {
-		m, err := c.d.Source.FetchMessage(ctx)
+		m, err := c.d.Source.Fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -330,8 +320,32 @@ func deadLetterMessage(m *kafka.Message, ve *models.ValidationError) kafka.Messa
 	return kafka.Message{Key: m.Key, Value: v, Headers: hs}
 }
 
-// flush stores one batch and commits its offsets.
-func (c *Consumer) flush(ctx context.Context, msgs []kafka.Message) error {
+// flush stores one batch and commits its offsets, holding the consumer
+// group generation so that no rebalance hands its partitions to another
+// member meanwhile. Messages of an ended generation are dropped uninserted:
+// whoever owns their partition now re-reads them from the committed offset.
+func (c *Consumer) flush(ctx context.Context, batch []Fetched) error {
+	return c.d.Source.Hold(ctx, func(gen int32, commit CommitFunc) error {
+		msgs := make([]kafka.Message, 0, len(batch))
+		for i := range batch {
+			if batch[i].Generation == gen {
+				msgs = append(msgs, batch[i].Message)
+			}
+		}
+		if stale := len(batch) - len(msgs); stale > 0 {
+			c.m.Stale.Add(float64(stale))
+			c.log.Info("dropped messages of an ended consumer group generation; they are re-read from the committed offset",
+				"count", stale, "generation", gen)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		return c.store(ctx, gen, msgs, commit)
+	})
+}
+
+// store decodes, de-duplicates and stores msgs, then commits them.
+func (c *Consumer) store(ctx context.Context, gen int32, msgs []kafka.Message, commit CommitFunc) error {
 	now := c.d.Now().UTC()
 	b := c.decodeBatch(msgs, now)
 	c.m.Messages.Add(float64(len(msgs)))
@@ -402,8 +416,7 @@ func (c *Consumer) flush(ctx context.Context, msgs []kafka.Message) error {
 	c.m.Duplicates.Add(float64(dupes))
 	c.m.Batches.Inc()
 	c.m.BatchSize.Observe(float64(len(msgs)))
-	c.m.Rebalances.Add(float64(c.d.Source.Stats().Rebalances))
-	c.commit(ctx, msgs)
+	c.commit(ctx, gen, msgs, commit)
 	c.log.Debug("batch stored", "messages", len(msgs), "events", len(b.events), "consents", len(b.consents),
 		"duplicates", dupes, "dead_letters", len(b.rows))
 	return nil
@@ -413,7 +426,13 @@ func (c *Consumer) flush(ctx context.Context, msgs []kafka.Message) error {
 // partitions whose earlier commit failed. A commit that keeps failing (for
 // example because a rebalance ended this member's generation) is given up:
 // the batch is stored, and redelivery is de-duplicated.
-func (c *Consumer) commit(ctx context.Context, msgs []kafka.Message) {
+func (c *Consumer) commit(ctx context.Context, gen int32, msgs []kafka.Message, commitFn CommitFunc) {
+	if gen != c.pendingGen {
+		// Offsets that failed in an earlier generation: whoever owns the
+		// partition now re-reads from the committed offset.
+		clear(c.pending)
+		c.pendingGen = gen
+	}
 	for i := range msgs {
 		k := partitionKey{msgs[i].Topic, msgs[i].Partition}
 		if p, ok := c.pending[k]; !ok || msgs[i].Offset > p.Offset {
@@ -427,9 +446,7 @@ func (c *Consumer) commit(ctx context.Context, msgs []kafka.Message) {
 	var err error
 	backoff := 200 * time.Millisecond
 	for attempt := 1; attempt <= 3; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = c.d.Source.CommitMessages(actx, last...)
-		cancel()
+		err = commitFn(ctx, last)
 		if err == nil || ctx.Err() != nil {
 			break
 		}

@@ -51,50 +51,54 @@ func (j *journal) list() []string {
 
 type fakeSource struct {
 	j       *journal
-	msgs    chan kafka.Message
+	msgs    chan Fetched
 	mu      sync.Mutex
+	gen     int32 // the live generation
 	commits map[partitionKey]int64
 	failN   int // commit failures to return first
 }
 
 func newFakeSource(j *journal, msgs ...kafka.Message) *fakeSource {
-	s := &fakeSource{j: j, msgs: make(chan kafka.Message, len(msgs)+1), commits: map[partitionKey]int64{}}
+	s := &fakeSource{j: j, gen: 1, msgs: make(chan Fetched, len(msgs)+10), commits: map[partitionKey]int64{}}
 	for _, m := range msgs {
-		s.msgs <- m
+		s.msgs <- Fetched{Message: m, Generation: 1}
 	}
 	return s
 }
 
-func (s *fakeSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
+func (s *fakeSource) Fetch(ctx context.Context) (Fetched, error) {
 	select {
 	case m, ok := <-s.msgs:
 		if !ok {
-			return kafka.Message{}, io.EOF
+			return Fetched{}, io.EOF
 		}
 		return m, nil
 	case <-ctx.Done():
-		return kafka.Message{}, ctx.Err()
+		return Fetched{}, ctx.Err()
 	}
 }
 
-func (s *fakeSource) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
+func (s *fakeSource) Hold(_ context.Context, fn func(gen int32, commit CommitFunc) error) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failN > 0 {
-		s.failN--
-		return kafka.RebalanceInProgress
-	}
-	for _, m := range msgs {
-		k := partitionKey{m.Topic, m.Partition}
-		if m.Offset+1 > s.commits[k] {
-			s.commits[k] = m.Offset + 1
+	gen := s.gen
+	s.mu.Unlock()
+	return fn(gen, func(_ context.Context, msgs []kafka.Message) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.failN > 0 {
+			s.failN--
+			return kafka.RebalanceInProgress
 		}
-	}
-	s.j.add("commit")
-	return nil
+		for _, m := range msgs {
+			k := partitionKey{m.Topic, m.Partition}
+			if m.Offset+1 > s.commits[k] {
+				s.commits[k] = m.Offset + 1
+			}
+		}
+		s.j.add("commit")
+		return nil
+	})
 }
-
-func (s *fakeSource) Stats() kafka.ReaderStats { return kafka.ReaderStats{} }
 
 func (s *fakeSource) committed() map[partitionKey]int64 {
 	s.mu.Lock()
@@ -409,7 +413,7 @@ func TestFailedCommitCarriesOver(t *testing.T) {
 		for testutil.ToFloat64(m.CommitFailures) == 0 {
 			time.Sleep(5 * time.Millisecond)
 		}
-		src.msgs <- msg(DefaultAccessTopic, 1, 0, accessJSON("f2", ts, "u"))
+		src.msgs <- Fetched{Message: msg(DefaultAccessTopic, 1, 0, accessJSON("f2", ts, "u")), Generation: 1}
 	}()
 	if err := runConsumer(t, c, func() bool { return len(src.committed()) == 2 }); err != nil {
 		t.Fatal(err)
@@ -446,5 +450,33 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// TestStaleGenerationDropped: messages fetched in a generation that ended
+// before their batch was stored are neither inserted nor committed; the
+// partition's new owner re-reads them.
+func TestStaleGenerationDropped(t *testing.T) {
+	j := &journal{}
+	ts := testNow.Add(-time.Minute)
+	src := newFakeSource(j)
+	src.gen = 2
+	src.msgs <- Fetched{Message: msg(DefaultAccessTopic, 0, 5, accessJSON("old", ts, "u")), Generation: 1}
+	src.msgs <- Fetched{Message: msg(DefaultAccessTopic, 1, 9, accessJSON("new", ts, "u")), Generation: 2}
+	st := &fakeStore{j: j}
+	m := NewMetrics(nil)
+	c, _ := New(Config{BatchSize: 2}, Deps{Source: src, DeadLetters: &fakeWriter{j: j}, Store: st, Hasher: fakeHasher{}, Metrics: m, Now: func() time.Time { return testNow }})
+	if err := runConsumer(t, c, func() bool { return len(src.committed()) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.events) != 1 || st.events[0].EventID != "new" {
+		t.Fatalf("stored %+v, want only the live generation's event", st.events)
+	}
+	cm := src.committed()
+	if _, ok := cm[partitionKey{DefaultAccessTopic, 0}]; ok || cm[partitionKey{DefaultAccessTopic, 1}] != 10 {
+		t.Fatalf("commits %v: the stale partition must not be committed", cm)
+	}
+	if got := testutil.ToFloat64(m.Stale); got != 1 {
+		t.Fatalf("stale metric = %v", got)
 	}
 }

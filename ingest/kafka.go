@@ -13,53 +13,6 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// NewReader returns the consumer-group reader ingest uses, tuned for
-// throughput with bounded latency: large fetches (FetchMaxBytes) returned as
-// soon as any data is there (MinBytes 1) or after FetchMaxWait, a queue of up
-// to BatchSize messages, synchronous commits (CommitInterval 0, so a commit
-// returns only when the broker has it), a new group starting at the first
-// offset, and no partition watching (topics are created before readers).
-// Connections use cfg's TLS and SASL settings (Config.Dialer).
-func NewReader(cfg Config, log *slog.Logger) (*kafka.Reader, error) {
-	cfg = cfg.WithDefaults()
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	d, err := cfg.Dialer()
-	if err != nil {
-		return nil, err
-	}
-	d.ClientID = "chatwarden-ingest"
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     cfg.Brokers,
-		GroupID:     cfg.Group,
-		GroupTopics: []string{cfg.AccessTopic, cfg.ConsentTopic},
-		Dialer:      d,
-		// Every member must offer the same balancers; range keeps a
-		// member's partitions contiguous, round robin is the fallback.
-		GroupBalancers:         []kafka.GroupBalancer{kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}},
-		QueueCapacity:          min(cfg.BatchSize, 20000),
-		MinBytes:               1,
-		MaxBytes:               cfg.FetchMaxBytes,
-		MaxWait:                cfg.FetchMaxWait,
-		ReadBatchTimeout:       cfg.FetchMaxWait + 10*time.Second,
-		ReadLagInterval:        -1,
-		HeartbeatInterval:      max(cfg.SessionTimeout/10, time.Second),
-		SessionTimeout:         cfg.SessionTimeout,
-		RebalanceTimeout:       cfg.SessionTimeout,
-		JoinGroupBackoff:       time.Second,
-		CommitInterval:         0,
-		PartitionWatchInterval: 0,
-		WatchPartitionChanges:  false,
-		StartOffset:            kafka.FirstOffset,
-		ReadBackoffMin:         50 * time.Millisecond,
-		ReadBackoffMax:         time.Second,
-		MaxAttempts:            3,
-		IsolationLevel:         kafka.ReadCommitted,
-		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { log.Warn("kafka reader: " + fmt.Sprintf(f, a...)) }),
-	}), nil
-}
-
 // NewDeadLetterWriter returns a synchronous writer to the dead-letter topic:
 // WriteMessages returns when every replica has the messages. Connections
 // use cfg's TLS and SASL settings (Config.Transport); close it with
@@ -95,25 +48,25 @@ func Run(ctx context.Context, cfg Config, st Store, h Hasher, obs BatchObserver,
 	if err := CheckTopics(ctx, cfg, cfg.AccessTopic, cfg.ConsentTopic, cfg.DeadLetterTopic); err != nil {
 		return err
 	}
-	r, err := NewReader(cfg, log)
-	if err != nil {
-		return err
+	if m == nil {
+		m = NewMetrics(nil)
 	}
 	w, err := NewDeadLetterWriter(cfg)
 	if err != nil {
-		r.Close()
 		return err
 	}
-	c, err := New(cfg, Deps{Source: r, DeadLetters: w, Store: st, Hasher: h, Observer: obs, Metrics: m, Log: log})
+	src, err := NewGroupSource(cfg, m, log)
 	if err != nil {
-		r.Close()
-		closeWriter(w)
-		return err
+		return errors.Join(err, closeWriter(w))
+	}
+	c, err := New(cfg, Deps{Source: src, DeadLetters: w, Store: st, Hasher: h, Observer: obs, Metrics: m, Log: log})
+	if err != nil {
+		return errors.Join(err, src.Close(), closeWriter(w))
 	}
 	log.Info("ingest started", "group", cfg.Group, "topics", []string{cfg.AccessTopic, cfg.ConsentTopic},
 		"batch_size", cfg.BatchSize, "linger", cfg.Linger)
 	err = c.Run(ctx)
-	return errors.Join(err, r.Close(), closeWriter(w))
+	return errors.Join(err, src.Close(), closeWriter(w))
 }
 
 // CheckTopics returns an error naming any of topics that does not exist on

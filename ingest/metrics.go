@@ -20,6 +20,7 @@ type Metrics struct {
 	CommitFailures prometheus.Counter
 	Lag            *prometheus.GaugeVec
 	Rebalances     prometheus.Counter
+	Stale          prometheus.Counter
 }
 
 // NewMetrics creates ingest's metrics and registers them on reg (nil: not
@@ -52,10 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chatwarden_ingest_consumer_lag_messages", Help: "Messages behind the partition's high watermark after the last commit."}, []string{"topic", "partition"}),
 		Rebalances: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatwarden_ingest_rebalances_total", Help: "Consumer group generations joined by this instance."}),
+		Stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatwarden_ingest_stale_messages_total", Help: "Messages fetched in a consumer group generation that ended before they were stored; re-read by the partition's new owner."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Events, m.Consents, m.Duplicates, m.Batches, m.BatchSize,
-			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances)
+			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale)
 	}
 	return m
 }

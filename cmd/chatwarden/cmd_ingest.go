@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chatwarden/chatwarden/ingest"
 )
 
 func runIngest(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "ingest")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this address (e.g. 127.0.0.1:9464); serve does this on its own listener")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -25,5 +31,15 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	return ingest.Run(ctx, c.Ingest, s, p, nil, ingest.NewMetrics(nil), e.log)
+	reg := prometheus.NewRegistry()
+	m := ingest.NewMetrics(reg)
+	comps := []component{{name: "ingest", run: func(ctx context.Context) error {
+		return ingest.Run(ctx, c.Ingest, s, p, nil, m, e.log)
+	}}}
+	if *metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		comps = append(comps, httpComponent(*metricsAddr, mux, e.log))
+	}
+	return runComponents(ctx, e.log, c.Ingest.WithDefaults().ShutdownTimeout+5*time.Second, comps)
 }

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/store"
+	"github.com/chatwarden/chatwarden/store/storetest"
+)
+
+// These tests run the real binary against the stack's Kafka and ClickHouse,
+// each with its own topics, group and database.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+// chatwardenBinary builds the command once per test run.
+func chatwardenBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "chatwarden-bin-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "chatwarden")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// ingestEnv is one test's topics, group, database and config file.
+type ingestEnv struct {
+	cfg     ingest.Config
+	store   *store.Store
+	cfgFile string
+	env     []string
+}
+
+func newIngestEnv(t *testing.T) *ingestEnv {
+	t.Helper()
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	id := hex.EncodeToString(b)
+	brokers := []string{"127.0.0.1:9092"}
+	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {
+		brokers = strings.Split(v, ",")
+	}
+	cfg := ingest.Config{
+		Brokers:         brokers,
+		AccessTopic:     "test-" + id + "-access",
+		ConsentTopic:    "test-" + id + "-consent",
+		DeadLetterTopic: "test-" + id + "-deadletter",
+		Group:           "test-" + id,
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := ingest.CreateTopics(ctx, cfg, ingest.TopicSpec{Name: cfg.AccessTopic, Partitions: 4},
+		ingest.TopicSpec{Name: cfg.ConsentTopic, Partitions: 2}, ingest.TopicSpec{Name: cfg.DeadLetterTopic, Partitions: 2}); err != nil {
+		t.Fatalf("kafka at %v is required (start it with `make stack`): %v", brokers, err)
+	}
+	st := storetest.New(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "chatwarden.yaml")
+	yaml := fmt.Sprintf(`ingest:
+  access_topic: %s
+  consent_topic: %s
+  dead_letter_topic: %s
+  group: %s
+  batch_size: 2000
+  linger: 50ms
+  session_timeout: 6s
+`, cfg.AccessTopic, cfg.ConsentTopic, cfg.DeadLetterTopic, cfg.Group)
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(),
+		"CHATWARDEN_KAFKA_BROKERS="+strings.Join(brokers, ","),
+		"CHATWARDEN_CLICKHOUSE_ADDR="+storetest.Addr(),
+		"CHATWARDEN_CLICKHOUSE_DATABASE="+st.Database(),
+		"CHATWARDEN_PSEUDONYM_KEY="+hex.EncodeToString(key))
+	return &ingestEnv{cfg: cfg, store: st, cfgFile: file, env: env}
+}
+
+// produce sends n valid events with ids prefix-0..n-1 at rate per second
+// (0: at once).
+func (ie *ingestEnv) produce(t *testing.T, ctx context.Context, prefix string, n, rate int) error {
+	var buf bytes.Buffer
+	now := time.Now().UTC()
+	for i := range n {
+		fmt.Fprintf(&buf, `{"event_id":"%s-%d","ts":%q,"actor":{"id":"agent-%d","type":"human","role":"agent"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"r-%d"},"subject_id":"c-%d","fields":["email"]}`+"\n",
+			prefix, i, now.Add(-time.Duration(i%3600)*time.Second).Format(time.RFC3339), i%97, i, i%5000)
+	}
+	p, err := ingest.NewProducer(ie.cfg, "")
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	_, err = p.ProduceJSONL(ctx, &buf, rate, nil)
+	return err
+}
+
+// proc is a running `chatwarden ingest`.
+type proc struct {
+	cmd     *exec.Cmd
+	metrics string
+	mu      sync.Mutex
+	stderr  bytes.Buffer
+	done    chan error
+}
+
+func (ie *ingestEnv) start(t *testing.T) *proc {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := &proc{metrics: addr, done: make(chan error, 1)}
+	p.cmd = exec.Command(chatwardenBinary(t), "ingest", "-config", ie.cfgFile, "-metrics-addr", addr)
+	p.cmd.Env = ie.env
+	pipe, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.done <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("ingest pid %d stderr:\n%s", p.cmd.Process.Pid, p.stderr.String())
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+// eventsIn returns chatwarden_ingest_events_total of p, or -1 if unreadable.
+func (p *proc) eventsIn() float64 {
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "chatwarden_ingest_events_total "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// stop sends sig and waits for the process to exit.
+func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ingest did not exit 30s after %v", sig)
+		return nil
+	}
+}
+
+// waitFor polls cond every 100ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (ie *ingestEnv) summary(t *testing.T) store.Summary {
+	t.Helper()
+	s, err := ie.store.Summary(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (ie *ingestEnv) lag(t *testing.T) int64 {
+	t.Helper()
+	ls, err := ingest.GroupLag(t.Context(), ie.cfg, ie.cfg.Group, ie.cfg.AccessTopic)
+	if err != nil {
+		return -1
+	}
+	var lag int64
+	for _, l := range ls {
+		lag += l.Lag
+	}
+	return lag
+}
+
+// checkExactlyOnce checks that all n events are stored once and committed.
+func (ie *ingestEnv) checkExactlyOnce(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, 40*time.Second, fmt.Sprintf("%d events stored and committed", n), func() bool {
+		return ie.summary(t).DistinctIDs >= uint64(n) && ie.lag(t) == 0
+	})
+	s := ie.summary(t)
+	if s.Events != uint64(n) || s.DistinctIDs != uint64(n) {
+		t.Fatalf("stored %d rows with %d distinct ids, want %d of each (lost or duplicated)", s.Events, s.DistinctIDs, n)
+	}
+}
+
+// TestCrashRecovery SIGKILLs ingest mid-stream and restarts it: nothing may
+// be lost (offsets are committed only after the insert) or duplicated
+// (redelivered events are dropped by event_id).
+func TestCrashRecovery(t *testing.T) {
+	ie := newIngestEnv(t)
+	const n = 60000
+	if err := ie.produce(t, t.Context(), "crash", n, 0); err != nil {
+		t.Fatal(err)
+	}
+	p1 := ie.start(t)
+	waitFor(t, 30*time.Second, "the first events stored", func() bool { return ie.summary(t).Events >= n/5 })
+	_ = p1.stop(t, syscall.SIGKILL)
+	killedAt := ie.summary(t).Events
+	if killedAt >= n {
+		t.Fatalf("all %d events were stored before the kill; the test proves nothing", n)
+	}
+	t.Logf("killed with %d of %d events stored", killedAt, n)
+
+	p2 := ie.start(t)
+	ie.checkExactlyOnce(t, n)
+	if err := p2.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}
+
+// TestRebalance runs two ingest instances in one group while events stream
+// in: the second joins mid-stream (a rebalance under load), then the first
+// stops gracefully and the second takes over its partitions.
+func TestRebalance(t *testing.T) {
+	ie := newIngestEnv(t)
+	const n = 40000
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	prodErr := make(chan error, 1)
+	go func() { prodErr <- ie.produce(t, ctx, "rebal", n, 4000) }() // ~10 s of traffic
+
+	a := ie.start(t)
+	waitFor(t, 20*time.Second, "instance A ingesting", func() bool { return a.eventsIn() > 0 })
+	b := ie.start(t)
+	waitFor(t, 30*time.Second, "instance B ingesting after the rebalance", func() bool { return b.eventsIn() > 0 })
+	if err := a.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("instance A graceful stop: %v", err)
+	}
+	stored := ie.summary(t).DistinctIDs
+	if stored >= n {
+		t.Fatalf("all events were stored before A stopped; the test proves nothing")
+	}
+	t.Logf("A stopped with %d of %d events stored", stored, n)
+	if err := <-prodErr; err != nil {
+		t.Fatal(err)
+	}
+	ie.checkExactlyOnce(t, n)
+	if err := b.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("instance B graceful stop: %v", err)
+	}
+}

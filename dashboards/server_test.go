@@ -97,6 +97,10 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 			Resource: models.Resource{Type: "customer_profile"}, SubjectID: p.Hash("cust-1"), Records: 1, Fields: []string{"email"},
 			Purpose: "support", Conversation: models.Conversation{ID: "conv-42", SubjectID: p.Hash("cust-1")}, Result: models.ResultAllowed})
 	}
+	evs = append(evs, models.Event{EventID: "v1", TS: base.Add(-time.Hour), Tenant: "retail",
+		Actor: models.Actor{ID: "acme-ana", Type: models.ActorVendor, Vendor: "acme-bpo"}, Action: models.ActionRead, Store: "tickets",
+		Resource: models.Resource{Type: "ticket"}, SubjectID: p.Hash("cust-900"), Records: 2, Fields: []string{"transcript_text"},
+		Purpose: "support", Result: models.ResultAllowed, Client: models.Client{Country: "PH"}})
 	if err := s.InsertEvents(ctx, evs, testNow); err != nil {
 		t.Fatal(err)
 	}

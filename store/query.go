@@ -440,3 +440,20 @@ ORDER BY r DESC, actor_id LIMIT 200`, from.UTC(), to.UTC())
 	}
 	return out, rows.Err()
 }
+
+// ProbeQuery runs a read-only query text as is and returns its column names
+// and row count. It exists for tests that check SQL shipped outside this
+// package (the Grafana dashboards' panels); never pass it user input.
+func (s *Store) ProbeQuery(ctx context.Context, sql string) ([]string, int, error) {
+	rows, err := s.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	cols := rows.Columns()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return cols, n, rows.Err()
+}

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/report"
@@ -27,6 +28,7 @@ type Config struct {
 	Serve      ServeConfig       `yaml:"serve"`
 	Dashboards dashboards.Config `yaml:"dashboards"`
 	Report     report.Config     `yaml:"report"`
+	Detect     detect.Config     `yaml:"detect"`
 }
 
 // PseudonymConfig says where the HMAC key for customer ids comes from.
@@ -127,6 +129,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Report.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Detect.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if id := c.Pseudonym.KeyID; id != "" && (len(id) != 1 || !strings.ContainsAny(id, "0123456789abcdefghijklmnopqrstuvwxyz")) {

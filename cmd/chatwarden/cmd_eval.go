@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/chatwarden/chatwarden/detect/eval"
+)
+
+// runEval replays a labelled scenario through a fresh ClickHouse database
+// and the detection engine on a simulated clock, and prints the score.
+func runEval(ctx context.Context, e *env, args []string) error {
+	fs, cfgPath := newFlags(e, "eval")
+	events := fs.String("events", "", "JSONL scenario: access.v1 and consent.v1 lines (required)")
+	labels := fs.String("labels", "", "labels JSONL: {id, kind, tenant, actor_id, start, end} a line (required)")
+	negatives := fs.String("negatives", "", "hard-negative labels JSONL (kind negative:<name>)")
+	window := fs.Duration("window", 0, "detection window (default: detect.window, 60s)")
+	alertsOut := fs.String("alerts-out", "", "write the alerts, one JSON object a line, to this file")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *events == "" || *labels == "" {
+		fmt.Fprintln(e.stderr, "chatwarden eval: --events and --labels are required")
+		return errUsage
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *window != 0 {
+		c.Detect.Window = *window
+		if err := c.Detect.Validate(); err != nil {
+			return err
+		}
+	}
+	ls, err := eval.ReadLabels(*labels)
+	if err != nil {
+		return err
+	}
+	var negs []eval.Label
+	if *negatives != "" {
+		if negs, err = eval.ReadLabels(*negatives); err != nil {
+			return err
+		}
+	}
+	in, err := eval.OpenFile(*events)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	var alerts io.Writer
+	if *alertsOut != "" {
+		f, err := os.Create(*alertsOut)
+		if err != nil {
+			return fmt.Errorf("creating alerts file: %w", err)
+		}
+		defer f.Close()
+		alerts = f
+	}
+
+	// A fresh database of its own, dropped at the end.
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	c.ClickHouse.Database = "eval_" + hex.EncodeToString(b)
+	s, err := openStore(ctx, e, c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := s.DropDatabase(dctx); err != nil {
+			e.log.Error("dropping eval database", "database", c.ClickHouse.Database, "err", err)
+		}
+		s.Close()
+	}()
+	if _, err := s.Migrate(ctx, time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "eval: replaying %s into database %s (window %s)\n", *events, c.ClickHouse.Database, c.Detect.WithDefaults().Window)
+	sum, err := eval.Run(ctx, eval.Options{Events: in, Labels: ls, Negatives: negs, Config: c.Detect, Store: s,
+		Alerts: alerts, Progress: e.stderr})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	printSummary(e.stdout, sum)
+	return nil
+}
+
+func printSummary(w io.Writer, s *eval.Summary) {
+	fmt.Fprintf(w, "events %d  consents %d  rejected %d  actors %d  actor-days %d  windows %d\n",
+		s.Events, s.Consents, s.Rejected, s.Actors, s.ActorDays, s.Windows)
+	fmt.Fprintf(w, "alerts %d  true %d  false %d (once per actor, detector, hour)\n", s.Alerts, s.TrueAlerts, s.FalseAlerts)
+	fmt.Fprintf(w, "recall %.3f (mean over kinds %.3f)  precision %.3f  false alerts per 1000 actor-days %.2f\n",
+		s.Recall, s.KindsRecall, s.Precision, s.FalsePer1000)
+	fmt.Fprintf(w, "time to detect: median %.0fs (%.2f windows)  p95 %.0fs\n", s.TTDMedianS, s.TTDMedianWin, s.TTDP95S)
+	fmt.Fprintf(w, "replay %.0f events/s (%.1fs)\n", s.EventsPerS, s.ElapsedS)
+	kinds := make([]string, 0, len(s.ByKind))
+	for k := range s.ByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	fmt.Fprintln(w, "recall by kind:")
+	for _, k := range kinds {
+		ks := s.ByKind[k]
+		fmt.Fprintf(w, "  %-30s %d/%d  %.2f", k, ks.Detected, ks.Labels, ks.Recall)
+		if len(ks.Missed) > 0 {
+			fmt.Fprintf(w, "  missed %v", ks.Missed)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(s.FalseByDetector) > 0 {
+		fmt.Fprintln(w, "false alerts by detector:")
+		dets := make([]string, 0, len(s.FalseByDetector))
+		for d := range s.FalseByDetector {
+			dets = append(dets, d)
+		}
+		sort.Strings(dets)
+		for _, d := range dets {
+			fmt.Fprintf(w, "  %-30s %d\n", d, s.FalseByDetector[d])
+		}
+	}
+	if len(s.Negatives) > 0 {
+		fmt.Fprintln(w, "hard negatives (false alerts inside each):")
+		names := make([]string, 0, len(s.Negatives))
+		for n := range s.Negatives {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(w, "  %-30s %d\n", n, s.Negatives[n])
+		}
+	}
+}
+

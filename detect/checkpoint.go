@@ -1,0 +1,125 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// Checkpoints is where the engine saves and finds its baselines.
+// *store.Store implements it.
+type Checkpoints interface {
+	// PutCheckpoint saves a checkpoint.
+	PutCheckpoint(ctx context.Context, c store.Checkpoint) error
+	// LatestCheckpoint returns the newest checkpoint of shard; ok is false
+	// when there is none.
+	LatestCheckpoint(ctx context.Context, shard store.Shard) (store.Checkpoint, bool, error)
+}
+
+// Snapshot encodes the engine's baselines and risk scores.
+func (e *Engine) Snapshot() ([]byte, error) {
+	return encodeSnapshot(&snapshot{AsOf: e.next.Add(-e.cfg.Window).Unix(), Next: e.next.Unix(), Actors: e.actors, Risk: e.risk})
+}
+
+// Restore replaces the engine's baselines with a snapshot; evaluation
+// resumes with the window after the snapshot's last one.
+func (e *Engine) Restore(b []byte) error {
+	s, err := decodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	e.actors, e.risk = s.Actors, s.Risk
+	if e.actors == nil {
+		e.actors = map[actorKey]*actorState{}
+	}
+	if e.risk == nil {
+		e.risk = map[actorKey]*riskState{}
+	}
+	for k, st := range e.actors {
+		st.loc = e.location(k.Actor, st.Role)
+	}
+	e.next = time.Unix(s.Next, 0).UTC()
+	e.recomputePeers()
+	return nil
+}
+
+// Checkpoint saves the baselines to cp as of the last evaluated window.
+func (e *Engine) Checkpoint(ctx context.Context, cp Checkpoints, now time.Time) error {
+	b, err := e.Snapshot()
+	if err != nil {
+		return err
+	}
+	return cp.PutCheckpoint(ctx, store.Checkpoint{Shard: e.shard, AsOf: e.next.Add(-e.cfg.Window), CreatedAt: now,
+		Format: checkpointFormat, Actors: uint32(len(e.actors)), State: b})
+}
+
+// Start prepares the baselines at start-up: it restores the newest
+// checkpoint of the shard when there is a usable one, then learns the
+// history from there (or from now - BackfillDays) up to now from
+// actor_minute, without emitting findings. Detection then resumes at now.
+func (e *Engine) Start(ctx context.Context, cp Checkpoints, now time.Time) error {
+	from := now.Add(-time.Duration(e.cfg.BackfillDays) * 24 * time.Hour).Truncate(e.cfg.Window)
+	if cp != nil {
+		c, ok, err := cp.LatestCheckpoint(ctx, e.shard)
+		switch {
+		case err != nil:
+			e.log.Warn("reading checkpoint; rebuilding baselines from clickhouse", "err", err)
+		case ok && c.Format != checkpointFormat:
+			e.log.Warn("checkpoint format unknown; rebuilding baselines from clickhouse", "format", c.Format)
+		case ok && c.AsOf.After(from):
+			if err := e.Restore(c.State); err != nil {
+				e.log.Warn("checkpoint unreadable; rebuilding baselines from clickhouse", "err", err)
+			} else {
+				from = e.next.Add(-e.cfg.Window)
+				e.log.Info("restored detection checkpoint", "as_of", c.AsOf, "actors", len(e.actors))
+			}
+		}
+	}
+	end := now.Truncate(e.cfg.Window)
+	if from.Before(end) {
+		if err := e.Learn(ctx, from, end); err != nil {
+			return fmt.Errorf("back-filling baselines from %s: %w", from.Format(time.RFC3339), err)
+		}
+	}
+	e.StartAt(end.Add(e.cfg.Window))
+	e.log.Info("detection baselines ready", "actors", len(e.actors), "from", from, "to", end)
+	return nil
+}
+
+// Run evaluates windows on aligned ticks until ctx ends: every window it
+// calls Advance(now() - lateness), where lateness gives ingest time to land
+// the window's events, and checkpoints every CheckpointEvery. now is the
+// clock (cmd passes time.Now); detection itself never reads it.
+func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Duration, cp Checkpoints) error {
+	lastCP := now()
+	for {
+		t := now()
+		next := t.Truncate(e.cfg.Window).Add(e.cfg.Window).Add(lateness)
+		timer := time.NewTimer(next.Sub(t))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			if cp != nil {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				if err := e.Checkpoint(cctx, cp, now()); err != nil {
+					e.log.Error("checkpointing at shutdown", "err", err)
+				}
+				cancel()
+			}
+			return nil
+		case <-timer.C:
+		}
+		if err := e.Advance(ctx, now().Add(-lateness)); err != nil {
+			e.log.Error("detection cycle", "err", err)
+		}
+		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
+			if err := e.Checkpoint(ctx, cp, now()); err != nil {
+				e.log.Error("checkpointing baselines", "err", err)
+			} else {
+				lastCP = now()
+			}
+		}
+	}
+}

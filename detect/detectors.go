@@ -1,0 +1,620 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// rowCtx is what the detectors of one actor in one window share.
+type rowCtx struct {
+	c      *cycle
+	r      *windowRow
+	st     *actorState
+	warm   bool
+	how    int // hour of week in the actor's time zone
+	peer   *peerStats
+	idle   time.Duration // since the actor's previous active window
+	newIts []string      // items new to the actor this window
+	fired  map[string]bool
+	// expRec is the expected records (seasonal, times the tenant
+	// multiplier) used by volume and learning.
+	expRec float64
+}
+
+// base builds a finding with the fields every window detector fills.
+func (e *Engine) base(det string, x *rowCtx, score, prob float64, ev models.Evidence) models.Finding {
+	r := x.r
+	ev.TopStores = slices.Clone(r.Stores)
+	ev.Categories = slices.Clone(r.Categories)
+	ev.Records = r.Records
+	ev.Subjects = r.Subjects
+	if ev.Query == "" {
+		ev.Query = windowQuery(r.Tenant, r.ActorID, x.c.start.Add(-24*time.Hour), x.c.end, e.cfg.Window)
+	}
+	return models.Finding{Detector: det, Tenant: r.Tenant, ActorID: r.ActorID, ActorType: models.ActorType(r.ActorType),
+		ActorRole: r.ActorRole, ActorVendor: r.ActorVendor, WindowStart: x.c.start, WindowEnd: x.c.end,
+		DetectedAt: x.c.end, Score: score, Probability: prob, Severity: e.cfg.severity(det), Evidence: ev}
+}
+
+// detectRow runs the window detectors on one actor's window.
+func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Finding {
+	x := &rowCtx{c: c, r: r, st: st, warm: e.warm(st), how: hourOfWeek(c.start.In(e.locOf(st))),
+		peer: e.peers[peerKey{r.Tenant, r.ActorRole}], fired: map[string]bool{}}
+	if st.LastSeen > 0 {
+		x.idle = c.start.Sub(time.Unix(st.LastSeen, 0))
+	}
+	for _, set := range []struct{ have, now []string }{{st.Stores, r.Stores}, {st.ResourceTypes, r.ResourceTypes}, {st.Categories, r.Categories}} {
+		for _, it := range set.now {
+			if !slices.Contains(set.have, it) {
+				x.newIts = append(x.newIts, it)
+			}
+		}
+	}
+	e.scratch = st.stats(e.scratch)
+	var out []models.Finding
+	add := func(det string, f func(*rowCtx) (models.Finding, bool)) {
+		if !e.cfg.enabled(det) {
+			return
+		}
+		if fd, ok := f(x); ok {
+			x.fired[det] = true
+			out = append(out, fd)
+		}
+	}
+	add(DetVolumeSpike, e.detectVolume)
+	add(DetEnumeration, e.detectEnumWindow)
+	add(DetOffHours, e.detectOffHours)
+	add(DetFirstSeen, e.detectFirstSeen)
+	add(DetNewCountry, e.detectNewCountry)
+	add(DetImpossibleTravel, e.detectTravel)
+	add(DetDeniedBurst, e.detectDenied)
+	add(DetDormant, e.detectDormant)
+	add(DetPeerDeviation, e.detectPeer)
+	if len(out) == 0 {
+		add(DetMahalanobis, e.detectMahalanobis)
+	}
+	return out
+}
+
+// learnRow folds the window into the actor's baselines. After a volume or
+// enumeration finding the learned values are clipped, unless a
+// false-positive mark re-baselines exactly that pattern.
+func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Finding) {
+	rec, subj := float64(r.Records), float64(r.Subjects)
+	for _, f := range fs {
+		if e.falsePositive(f.Detector, r.Tenant, r.ActorID, c.end) {
+			continue
+		}
+		switch f.Detector {
+		case DetVolumeSpike, DetPeerDeviation, DetDormant, DetMahalanobis:
+			rec = clip(rec, math.Max(st.recMed, 1))
+			subj = clip(subj, math.Max(st.subjMed, 1))
+		case DetEnumeration:
+			subj = clip(subj, math.Max(st.subjMed, 1))
+		}
+	}
+	if e.warm(st) {
+		if v, ok := e.features(c, r, st); ok {
+			e.mahal.add(v)
+		}
+	}
+	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), rec, subj, float64(r.Denied), r)
+}
+
+// expected returns the expected records of the actor in this window, its
+// scale, and where it came from; ok is false while neither the actor nor
+// its peers have history.
+func (e *Engine) expected(x *rowCtx, subjects bool) (mu, scale float64, src string, ok bool) {
+	st := x.st
+	if x.warm {
+		if subjects {
+			mu = math.Max(st.subjMed, 0.5)
+			return mu, math.Max(madScale*st.subjMAD, math.Sqrt(mu)), "actor median", true
+		}
+		mu, _, src = st.seasonal(x.how)
+		mu = math.Max(mu, 0.5)
+		rel := 1.0
+		if st.recMed > 0 {
+			rel = mu / st.recMed
+		}
+		return mu, math.Max(madScale*st.recMAD*rel, math.Sqrt(mu)), src, true
+	}
+	if x.peer != nil && x.peer.members >= e.cfg.Detectors.PeerMinPeers {
+		mu, scale = x.peer.baseline(subjects)
+		return math.Max(mu, 0.5), math.Max(scale, 1), "peers", true
+	}
+	return 0, 0, "warming-up", false
+}
+
+func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	mu, scale, src, ok := e.expected(x, false)
+	if !ok {
+		return models.Finding{}, false
+	}
+	mult := x.c.multiplier(x.r.Tenant)
+	mu *= mult
+	scale *= mult
+	obs := float64(x.r.Records)
+	x.expRec = mu
+	if obs < d.VolumeRatio*mu || obs-mu < d.VolumeMin {
+		return models.Finding{}, false
+	}
+	z := (obs - mu) / math.Max(scale, 1)
+	if z < d.VolumeZ {
+		return models.Finding{}, false
+	}
+	p := countTail(obs, mu, scale*scale)
+	if p > d.VolumeTailProb {
+		return models.Finding{}, false
+	}
+	f := e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: "records per window", Observed: obs, Baseline: mu,
+		Spread: scale, Threshold: math.Max(d.VolumeRatio*mu, mu+d.VolumeZ*scale), BaselineSource: src,
+		Notes: map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p}})
+	e.peerInfo(&f, x)
+	f.Summary = fmt.Sprintf("%s read %.0f records in %s, %.0fx the expected %.1f (z %.1f, p %.1e)", x.r.ActorID, obs,
+		e.cfg.Window, obs/mu, mu, z, p)
+	return f, true
+}
+
+func (e *Engine) peerInfo(f *models.Finding, x *rowCtx) {
+	if f.Evidence.BaselineSource == "peers" && x.peer != nil {
+		f.Evidence.Peers = "role " + x.r.ActorRole
+		f.Evidence.PeerCount = x.peer.members
+	}
+}
+
+func (e *Engine) detectEnumWindow(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	mu, scale, src, ok := e.expected(x, true)
+	if !ok {
+		return models.Finding{}, false
+	}
+	mult := x.c.multiplier(x.r.Tenant)
+	mu *= mult
+	scale *= mult
+	obs := float64(x.r.Subjects)
+	if obs < d.EnumWindowMin || obs < d.EnumWindowRatio*mu {
+		return models.Finding{}, false
+	}
+	z := (obs - mu) / math.Max(scale, 1)
+	if z < d.EnumWindowZ {
+		return models.Finding{}, false
+	}
+	p := countTail(obs, mu, scale*scale)
+	f := e.base(DetEnumeration, x, z, p, models.Evidence{Metric: "distinct customers per window", Observed: obs,
+		Baseline: mu, Spread: scale, Threshold: math.Max(d.EnumWindowMin, d.EnumWindowRatio*mu), BaselineSource: src,
+		Notes: map[string]float64{"z": z, "tenant_multiplier": mult}})
+	e.peerInfo(&f, x)
+	f.Summary = fmt.Sprintf("%s touched %.0f distinct customers in %s, expected %.1f (z %.1f)", x.r.ActorID, obs, e.cfg.Window, mu, z)
+	return f, true
+}
+
+// detectDayEnumeration compares the day-so-far distinct customers with the
+// actor's typical full day (or its peers').
+func (e *Engine) detectDayEnumeration(st *actorState, c store.ActorCount, d int32, dayStart, t time.Time) (models.Finding, bool) {
+	cfg := e.cfg.Detectors
+	obs := float64(c.Count)
+	if obs < cfg.EnumDayMin || !e.cfg.enabled(DetEnumeration) {
+		return models.Finding{}, false
+	}
+	if st.lastEnumDay == d {
+		return models.Finding{}, false // reported today already
+	}
+	var typical []float64
+	for _, dt := range st.recentDays(d-dayRingLen, d-1) {
+		if dt.Subjects > 0 {
+			typical = append(typical, float64(dt.Subjects))
+		}
+	}
+	src := "actor days"
+	var base float64
+	if len(typical) >= cfg.WarmupDays {
+		slices.Sort(typical)
+		base = quantileSorted(typical, 0.9) // a busy day of its own
+	} else if p := e.peers[peerKey{c.Tenant, st.Role}]; p != nil && p.members >= cfg.PeerMinPeers {
+		// peers' typical windows times the actor's active windows today
+		base = p.subjMed * float64(st.day(d).Windows) * 1.5
+		src = "peers"
+	} else {
+		return models.Finding{}, false
+	}
+	base = math.Max(base, 1)
+	if obs < cfg.EnumDayRatio*base {
+		return models.Finding{}, false
+	}
+	st.lastEnumDay = d
+	p := poissonTail(obs, base)
+	f := models.Finding{Detector: DetEnumeration, Tenant: c.Tenant, ActorID: c.ActorID, ActorType: models.ActorType(st.Type),
+		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: dayStart, WindowEnd: t, DetectedAt: t,
+		Score: obs / base, Probability: p, Severity: e.cfg.severity(DetEnumeration),
+		Summary: fmt.Sprintf("%s touched %.0f distinct customers today so far, %.1fx a busy day (%.0f)", c.ActorID, obs, obs/base, base),
+		Evidence: models.Evidence{Metric: "distinct customers per day", Observed: obs, Baseline: base,
+			Threshold: cfg.EnumDayRatio * base, BaselineSource: src, Subjects: c.Count,
+			Query: fmt.Sprintf("SELECT uniqExactIfMerge(subjects) FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s",
+				lit(c.Tenant), lit(c.ActorID), litTime(dayStart), litTime(t))}}
+	return f, true
+}
+
+func (e *Engine) detectOffHours(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	st := x.st
+	if int(st.ActiveDays) < d.OffHoursMinDays || float64(x.r.Records) < d.OffHoursMinRecords {
+		return models.Finding{}, false
+	}
+	if x.c.start.Unix()-st.lastOffHours < 6*3600 {
+		return models.Finding{}, false
+	}
+	share := st.share(x.how)
+	if share >= d.OffHoursShare {
+		return models.Finding{}, false
+	}
+	peerShare := x.peer.hourShare(x.how)
+	if x.peer != nil && x.peer.members >= d.PeerMinPeers && peerShare >= 5*d.OffHoursShare {
+		return models.Finding{}, false // the role works at this hour (shifts)
+	}
+	st.lastOffHours = x.c.start.Unix()
+	tz := e.locOf(st).String()
+	f := e.base(DetOffHours, x, -math.Log10(math.Max(share, 1e-6)), share, models.Evidence{
+		Metric: "share of the actor's activity at this hour of the week", Observed: share, Baseline: 1.0 / 168,
+		Threshold: d.OffHoursShare, BaselineSource: "actor hour-of-week", Peers: "role " + x.r.ActorRole,
+		Notes: map[string]float64{"hour_of_week": float64(x.how), "peer_share": peerShare, "active_days": float64(st.ActiveDays)}})
+	if x.peer != nil {
+		f.Evidence.PeerCount = x.peer.members
+	}
+	f.Summary = fmt.Sprintf("%s active at %s (%s), an hour holding %.2f%% of its activity and %.2f%% of its peers'",
+		x.r.ActorID, x.c.start.In(e.locOf(st)).Format("Mon 15:04"), tz, 100*share, 100*peerShare)
+	return f, true
+}
+
+func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	if len(x.newIts) == 0 {
+		return models.Finding{}, false
+	}
+	havePeers := x.peer != nil && x.peer.members >= d.PeerMinPeers
+	if !x.warm && !havePeers {
+		return models.Finding{}, false
+	}
+	score := 0.0
+	var items []string
+	var sensitive int
+	for _, it := range x.newIts {
+		w := 1.0
+		if models.SensitiveCategories[it] {
+			w = d.FirstSeenSensitiveWeight
+			sensitive++
+		}
+		share := x.peer.share(it)
+		switch {
+		case havePeers && share < d.FirstSeenPeerRare:
+			w *= 2
+		case havePeers && share >= 0.5:
+			w *= 0.25
+		case havePeers:
+			w *= 0.5
+		}
+		if !x.warm && (!havePeers || share >= d.FirstSeenPeerRare) {
+			continue // new actors are judged against their peers only
+		}
+		score += w
+		items = append(items, it)
+	}
+	if score < d.FirstSeenScore {
+		return models.Finding{}, false
+	}
+	src := "actor"
+	if !x.warm {
+		src = "peers"
+	}
+	f := e.base(DetFirstSeen, x, score, 0, models.Evidence{Metric: "weighted first-seen stores, resource types and categories",
+		Observed: score, Threshold: d.FirstSeenScore, BaselineSource: src, Peers: "role " + x.r.ActorRole,
+		Notes: map[string]float64{"sensitive": float64(sensitive)}})
+	if x.peer != nil {
+		f.Evidence.PeerCount = x.peer.members
+		for _, it := range items {
+			f.Evidence.Notes["peer_share:"+it] = x.peer.share(it)
+		}
+	}
+	if sensitive > 0 {
+		f.Severity = max(f.Severity, models.SeverityHigh)
+	}
+	f.Summary = fmt.Sprintf("%s touched %s for the first time (rare among its peers)", x.r.ActorID, strings.Join(items, ", "))
+	return f, true
+}
+
+func (e *Engine) detectNewCountry(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	if !*d.NewCountry || !x.warm || len(x.st.Countries) == 0 {
+		return models.Finding{}, false
+	}
+	for _, c := range x.r.Countries {
+		if slices.Contains(x.st.Countries, c) {
+			continue
+		}
+		share := x.peer.share(c)
+		if share >= d.FirstSeenPeerRare {
+			continue
+		}
+		f := e.base(DetNewCountry, x, 1-share, share, models.Evidence{Metric: "new client country", BaselineSource: "actor",
+			Peers: "role " + x.r.ActorRole, Notes: map[string]float64{"peer_share": share}})
+		f.Evidence.TopStores = append(f.Evidence.TopStores, "country:"+c)
+		f.Summary = fmt.Sprintf("%s accessed from %s, a country new to it (known: %s) and to %.0f%% of its peers",
+			x.r.ActorID, c, strings.Join(x.st.Countries, ", "), 100*share)
+		return f, true
+	}
+	return models.Finding{}, false
+}
+
+func (e *Engine) detectTravel(x *rowCtx) (models.Finding, bool) {
+	st := x.st
+	cs := x.r.Countries
+	prev, prevAt := st.LastCountry, st.LastCountryAt
+	var best float64
+	var from, to string
+	var hours float64
+	check := func(a, b string, h float64) {
+		if a == "" || a == b {
+			return
+		}
+		km, ok := distanceKM(a, b)
+		if !ok {
+			return
+		}
+		h = math.Max(h, e.cfg.Window.Hours())
+		if v := km / h; v > best {
+			best, from, to, hours = v, a, b, h
+		}
+	}
+	for _, c := range cs {
+		if prev != "" {
+			check(prev, c, x.c.end.Sub(time.Unix(prevAt, 0)).Hours())
+		}
+	}
+	for i := range cs {
+		for j := i + 1; j < len(cs); j++ {
+			check(cs[i], cs[j], 0)
+		}
+	}
+	if best <= e.cfg.Detectors.TravelKMH {
+		return models.Finding{}, false
+	}
+	km, _ := distanceKM(from, to)
+	f := e.base(DetImpossibleTravel, x, best/e.cfg.Detectors.TravelKMH, 0, models.Evidence{Metric: "implied travel speed km/h",
+		Observed: best, Threshold: e.cfg.Detectors.TravelKMH, BaselineSource: "rule",
+		Notes: map[string]float64{"km": km, "hours": hours}})
+	f.Summary = fmt.Sprintf("%s accessed from %s then %s within %.1f h (%.0f km, %.0f km/h)", x.r.ActorID, from, to, hours, km, best)
+	return f, true
+}
+
+func (e *Engine) detectDenied(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	obs := float64(x.r.Denied)
+	if obs < d.DeniedMin {
+		return models.Finding{}, false
+	}
+	mu := math.Max(float64(x.st.DeniedMean), 0.05)
+	src := "actor"
+	if !x.warm {
+		mu, src = 0.5, "prior"
+	}
+	mu *= x.c.multiplier(x.r.Tenant)
+	if obs < 5*mu {
+		return models.Finding{}, false
+	}
+	p := poissonTail(obs, mu)
+	if p > d.DeniedTailProb {
+		return models.Finding{}, false
+	}
+	f := e.base(DetDeniedBurst, x, obs/mu, p, models.Evidence{Metric: "denied accesses per window", Observed: obs,
+		Baseline: mu, Threshold: d.DeniedMin, BaselineSource: src, Notes: map[string]float64{"tail_probability": p}})
+	f.Summary = fmt.Sprintf("%s was denied %.0f times in %s (usual %.2f, p %.1e)", x.r.ActorID, obs, e.cfg.Window, mu, p)
+	return f, true
+}
+
+func (e *Engine) detectDormant(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	st := x.st
+	if st.ActiveWindows < uint32(d.WarmupWindows/2) || x.idle < time.Duration(d.DormantDays*24*float64(time.Hour)) {
+		return models.Finding{}, false
+	}
+	mu := math.Max(st.recMed, 1)
+	smu := math.Max(st.subjMed, 1)
+	rec, subj := float64(x.r.Records), float64(x.r.Subjects)
+	var why []string
+	if rec >= d.DormantRatio*mu && rec-mu >= 10 {
+		why = append(why, fmt.Sprintf("%.0f records vs %.1f before", rec, mu))
+	}
+	if subj >= d.DormantRatio*smu && subj-smu >= 5 {
+		why = append(why, fmt.Sprintf("%.0f customers vs %.1f before", subj, smu))
+	}
+	if len(x.newIts) > 0 {
+		why = append(why, "new: "+strings.Join(x.newIts, ","))
+	}
+	if len(why) == 0 {
+		return models.Finding{}, false
+	}
+	days := x.idle.Hours() / 24
+	f := e.base(DetDormant, x, days, 0, models.Evidence{Metric: "days idle before this window", Observed: days,
+		Baseline: mu, Threshold: d.DormantDays, BaselineSource: "actor", Notes: map[string]float64{"records_ratio": rec / mu}})
+	f.Summary = fmt.Sprintf("%s woke after %.1f idle days: %s", x.r.ActorID, days, strings.Join(why, "; "))
+	return f, true
+}
+
+func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	pw := x.c.peersNow[peerKey{x.r.Tenant, x.r.ActorRole}]
+	if pw == nil || len(pw.records)-1 < d.PeerMinPeers || x.r.ActorRole == "" {
+		return models.Finding{}, false
+	}
+	obs := float64(x.r.Records)
+	med := math.Max(pw.recMed, 1)
+	scale := math.Max(madScale*pw.recMAD, math.Sqrt(med))
+	z := (obs - med) / scale
+	if z < d.PeerZ || obs < d.PeerRatio*med || obs-med < d.VolumeMin/2 {
+		return models.Finding{}, false
+	}
+	if x.warm {
+		mu, _, _ := x.st.seasonal(x.how)
+		if obs < 3*math.Max(mu, 1)*x.c.multiplier(x.r.Tenant) {
+			return models.Finding{}, false // it always works above its peers
+		}
+	}
+	f := e.base(DetPeerDeviation, x, z, 0, models.Evidence{Metric: "records per window vs role peers in the same window",
+		Observed: obs, Baseline: med, Spread: scale, Threshold: math.Max(d.PeerRatio*med, med+d.PeerZ*scale),
+		BaselineSource: "peers", Peers: "role " + x.r.ActorRole, PeerCount: len(pw.records) - 1,
+		Notes: map[string]float64{"z": z}})
+	f.Summary = fmt.Sprintf("%s read %.0f records, %.0fx the median of %d %s peers in the same window (z %.1f)",
+		x.r.ActorID, obs, obs/med, len(pw.records)-1, x.r.ActorRole, z)
+	return f, true
+}
+
+// features is the actor's deviation vector for the multivariate model.
+func (e *Engine) features(c *cycle, r *windowRow, st *actorState) ([mahalanobisDims]float64, bool) {
+	var v [mahalanobisDims]float64
+	if st.Records.N < 16 {
+		return v, false
+	}
+	mu, _, _ := st.seasonal(hourOfWeek(c.start.In(e.locOf(st))))
+	mu *= c.multiplier(r.Tenant)
+	v[0] = math.Log1p(float64(r.Records)) - math.Log1p(mu)
+	v[1] = math.Log1p(float64(r.Subjects)) - math.Log1p(st.subjMed)
+	v[2] = math.Log1p(float64(r.Denied))
+	n := 0
+	for _, set := range []struct{ have, now []string }{{st.Stores, r.Stores}, {st.ResourceTypes, r.ResourceTypes}, {st.Categories, r.Categories}} {
+		for _, it := range set.now {
+			if !slices.Contains(set.have, it) {
+				n++
+			}
+		}
+	}
+	v[3] = float64(n)
+	s := 0
+	for _, cat := range r.Categories {
+		if models.SensitiveCategories[cat] {
+			s++
+		}
+	}
+	v[4] = float64(s)
+	v[5] = math.Log1p(float64(r.Exports))
+	return v, true
+}
+
+func (e *Engine) detectMahalanobis(x *rowCtx) (models.Finding, bool) {
+	if !x.warm {
+		return models.Finding{}, false
+	}
+	v, ok := e.features(x.c, x.r, x.st)
+	if !ok {
+		return models.Finding{}, false
+	}
+	d2, contrib, ok := e.mahal.distance2(v)
+	if !ok {
+		return models.Finding{}, false
+	}
+	p := chiSquareTail(d2, mahalanobisDims)
+	if p > e.cfg.Detectors.MahalanobisProb {
+		return models.Finding{}, false
+	}
+	notes := map[string]float64{"shrinkage": e.mahal.shrink, "samples": float64(e.mahal.fitN)}
+	top, topV := "", 0.0
+	for i, c := range contrib {
+		notes["contribution:"+featureNames[i]] = c
+		notes["value:"+featureNames[i]] = v[i]
+		if c > topV {
+			top, topV = featureNames[i], c
+		}
+	}
+	f := e.base(DetMahalanobis, x, math.Sqrt(d2), p, models.Evidence{Metric: "Mahalanobis distance of the feature deviations",
+		Observed: math.Sqrt(d2), Baseline: math.Sqrt(mahalanobisDims), BaselineSource: "population (Ledoit-Wolf shrinkage covariance)",
+		Threshold: math.Sqrt(chiSquareQuantile(e.cfg.Detectors.MahalanobisProb)), Notes: notes})
+	f.Summary = fmt.Sprintf("%s's window is a multivariate outlier (distance %.1f, p %.1e; largest part: %s)", x.r.ActorID, math.Sqrt(d2), p, top)
+	return f, true
+}
+
+// chiSquareQuantile returns the squared distance whose tail probability is p.
+func chiSquareQuantile(p float64) float64 {
+	lo, hi := 0.0, 1000.0
+	for i := 0; i < 60; i++ {
+		mid := (lo + hi) / 2
+		if chiSquareTail(mid, mahalanobisDims) > p {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
+// detectDrift looks for daily records creeping up day after day.
+func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t time.Time) (models.Finding, bool) {
+	cfg := e.cfg.Detectors
+	if !e.cfg.enabled(DetDrift) || !e.warm(st) {
+		return models.Finding{}, false
+	}
+	days := st.recentDays(d-dayRingLen, d)
+	n := cfg.DriftDays
+	if len(days) < n+3 {
+		return models.Finding{}, false
+	}
+	run := days[len(days)-n:]
+	before := days[:len(days)-n]
+	var bs []float64
+	for _, b := range before {
+		bs = append(bs, float64(b.Records))
+	}
+	base := math.Max(median64(bs), 1)
+	ys := make([]float64, n)
+	for i, r := range run {
+		ys[i] = float64(r.Records)
+	}
+	last := ys[n-1]
+	// Today is partial until midnight: it counts only once it has passed
+	// yesterday.
+	if last < ys[n-2] {
+		return models.Finding{}, false
+	}
+	up := 0
+	for i := 1; i < n; i++ {
+		if ys[i] > ys[i-1] {
+			up++
+		}
+	}
+	// Mann-Kendall S over the run.
+	s := 0
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			switch {
+			case ys[j] > ys[i]:
+				s++
+			case ys[j] < ys[i]:
+				s--
+			}
+		}
+	}
+	maxS := n * (n - 1) / 2
+	slope := theilSen(ys)
+	if up < n-1 || s < maxS-1 || slope <= 0 || last < cfg.DriftRatio*base || ys[n-2] < 1.5*base {
+		return models.Finding{}, false
+	}
+	if st.lastDriftDay == d { // reported today already
+		return models.Finding{}, false
+	}
+	st.lastDriftDay = d
+	f := models.Finding{Detector: DetDrift, Tenant: k.Tenant, ActorID: k.Actor, ActorType: models.ActorType(st.Type),
+		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: time.Unix(int64(run[0].Day)*86400, 0).UTC(), WindowEnd: t,
+		DetectedAt: t, Score: last / base, Severity: e.cfg.severity(DetDrift),
+		Summary: fmt.Sprintf("%s's daily records rose %d days running to %.0f, %.1fx its earlier median %.0f (Theil-Sen slope %.0f/day)",
+			k.Actor, up, last, last/base, base, slope),
+		Evidence: models.Evidence{Metric: "records per active day", Observed: last, Baseline: base, Threshold: cfg.DriftRatio * base,
+			BaselineSource: "actor days", Notes: map[string]float64{"slope_per_day": slope, "mann_kendall_s": float64(s), "days_up": float64(up)},
+			Query: fmt.Sprintf("SELECT toDate(minute) AS day, sumMerge(records_sum) AS records FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s GROUP BY day ORDER BY day",
+				lit(k.Tenant), lit(k.Actor), litTime(time.Unix(int64(before[0].Day)*86400, 0)), litTime(t))}}
+	return f, true
+}

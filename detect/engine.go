@@ -1,0 +1,475 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// Aggregates is what the window detectors read from ClickHouse.
+// *store.Store implements it.
+type Aggregates interface {
+	// WindowAggregates returns each actor's activity per window for the
+	// minutes [from, to), windows of length window aligned to the epoch,
+	// ordered by window then actor, for the actors of shard.
+	WindowAggregates(ctx context.Context, from, to time.Time, window time.Duration, shard store.Shard) ([]store.WindowActivity, error)
+	// DistinctSubjects returns the distinct customers per actor of shard
+	// in the minutes [from, to).
+	DistinctSubjects(ctx context.Context, from, to time.Time, shard store.Shard) ([]store.ActorCount, error)
+	// TopSubjects returns the customers an actor touched most in [from,
+	// to), for evidence.
+	TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error)
+}
+
+// FindingSink receives the findings of a cycle that no suppression muted.
+// It is called once per cycle with findings, in detection order; an error is
+// logged and counted, and the cycle goes on.
+type FindingSink func(ctx context.Context, fs ...models.Finding) error
+
+// StoredSink receives every finding of a cycle, muted ones included (with
+// the suppression id), for the findings table.
+type StoredSink func(ctx context.Context, fs []store.StoredFinding) error
+
+// RiskSink receives actor risk scores to store.
+type RiskSink func(ctx context.Context, rs []store.ActorRisk) error
+
+// SuppressionSource returns the suppressions in force at now. It is called
+// once per cycle.
+type SuppressionSource func(ctx context.Context, now time.Time) ([]models.Suppression, error)
+
+// Options are the engine's collaborators; every field is optional.
+type Options struct {
+	Findings     FindingSink
+	Stored       StoredSink
+	Risk         RiskSink
+	Suppressions SuppressionSource
+	Log          *slog.Logger
+	Registerer   prometheus.Registerer
+	// BatchSpan bounds the minutes one aggregate query covers when the
+	// engine catches up (default 6h).
+	BatchSpan time.Duration
+}
+
+type windowRow = store.WindowActivity
+
+type actorKey struct{ Tenant, Actor string }
+
+// Engine runs the window detectors. It is not safe for concurrent use:
+// one goroutine calls Advance (Run does).
+type Engine struct {
+	cfg     Config
+	agg     Aggregates
+	opt     Options
+	log     *slog.Logger
+	metrics *metrics
+	shard   store.Shard
+
+	actors map[actorKey]*actorState
+	risk   map[actorKey]*riskState
+	peers  map[peerKey]*peerStats
+	mahal  *mahalanobis
+	supp   []models.Suppression
+	locs   map[string]*time.Location
+
+	next    time.Time // end of the next window to evaluate
+	scratch []float64
+	learnOnly bool
+}
+
+// New builds an engine over agg.
+func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.BatchSpan <= 0 {
+		opt.BatchSpan = 6 * time.Hour
+	}
+	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards},
+		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
+		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{}}
+	e.metrics = newMetrics(opt.Registerer)
+	for k, tz := range cfg.TimeZones.Actors {
+		e.locs["a:"+k], _ = time.LoadLocation(tz)
+	}
+	for k, tz := range cfg.TimeZones.Roles {
+		e.locs["r:"+k], _ = time.LoadLocation(tz)
+	}
+	return e, nil
+}
+
+// Window returns the window length.
+func (e *Engine) Window() time.Duration { return e.cfg.Window }
+
+// Next returns the end of the next window the engine will evaluate (zero
+// before the first Advance).
+func (e *Engine) Next() time.Time { return e.next }
+
+// Actors returns how many actors the engine holds baselines for.
+func (e *Engine) Actors() int { return len(e.actors) }
+
+// StartAt sets the end of the first window to evaluate (rounded up to a
+// window boundary). Without it, the first Advance evaluates only the latest
+// complete window.
+func (e *Engine) StartAt(t time.Time) {
+	w := e.cfg.Window
+	e.next = t.UTC().Truncate(w)
+	if e.next.Before(t) {
+		e.next = e.next.Add(w)
+	}
+}
+
+// Advance evaluates every complete window that ends at or before now and
+// was not evaluated yet, reading aggregates in batches, and hands findings to
+// the sinks. Errors of one sink do not stop the cycle; they are joined.
+func (e *Engine) Advance(ctx context.Context, now time.Time) error {
+	w := e.cfg.Window
+	now = now.UTC()
+	if e.next.IsZero() {
+		e.next = now.Truncate(w)
+		if e.next.After(now) || e.next.Equal(time.Time{}) {
+			return nil
+		}
+	}
+	var errs []error
+	if e.opt.Suppressions != nil && !e.learnOnly {
+		sp, err := e.opt.Suppressions(ctx, now)
+		if err != nil {
+			e.log.Warn("reading suppressions; keeping the previous set", "err", err)
+			errs = append(errs, err)
+		} else {
+			e.supp = sp
+		}
+	}
+	for !e.next.After(now) {
+		last := e.next
+		for last.Add(w).Before(now) || last.Add(w).Equal(now) {
+			if last.Add(w).Sub(e.next) > e.opt.BatchSpan {
+				break
+			}
+			last = last.Add(w)
+		}
+		from := e.next.Add(-w)
+		t0 := time.Now() //nolint:forbidigo // measures query latency only, never decides detection
+		rows, err := e.agg.WindowAggregates(ctx, from, last, w, e.shard)
+		e.metrics.queryDuration.Observe(time.Since(t0).Seconds())
+		if err != nil {
+			e.metrics.missed.Inc()
+			return errors.Join(append(errs, fmt.Errorf("reading aggregates for %s..%s: %w", from.Format(time.RFC3339), last.Format(time.RFC3339), err))...)
+		}
+		i := 0
+		for end := e.next; !end.After(last); end = end.Add(w) {
+			start := end.Add(-w)
+			j := i
+			for j < len(rows) && rows[j].WindowStart.Before(end) {
+				j++
+			}
+			if err := e.evaluate(ctx, start, end, rows[i:j]); err != nil {
+				errs = append(errs, err)
+			}
+			i = j
+			if end.Truncate(time.Hour).Equal(end) {
+				if err := e.hourly(ctx, end); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			e.next = end.Add(w)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Learn folds the history [from, to) into the baselines without emitting
+// findings: the start-up back-fill and a rebuild from ClickHouse.
+func (e *Engine) Learn(ctx context.Context, from, to time.Time) error {
+	e.learnOnly = true
+	defer func() { e.learnOnly = false }()
+	e.StartAt(from.Add(e.cfg.Window))
+	return e.Advance(ctx, to)
+}
+
+// evaluate runs every detector on one window's rows, learns, and emits.
+func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []windowRow) error {
+	e.metrics.windows.Inc()
+	if len(rows) == 0 {
+		return nil
+	}
+	cyc := e.newCycle(start, end, rows)
+	var out []models.Finding
+	for i := range rows {
+		r := &rows[i]
+		st := e.state(r)
+		fs := e.detectRow(cyc, r, st)
+		e.learnRow(cyc, r, st, fs)
+		out = append(out, fs...)
+	}
+	if e.learnOnly || len(out) == 0 {
+		return nil
+	}
+	return e.emit(ctx, end, out)
+}
+
+// state returns (creating) the state of the row's actor.
+func (e *Engine) state(r *windowRow) *actorState {
+	k := actorKey{r.Tenant, r.ActorID}
+	st := e.actors[k]
+	if st == nil {
+		st = &actorState{}
+		e.actors[k] = st
+	}
+	if r.ActorType != "" {
+		st.Type = r.ActorType
+	}
+	if r.ActorRole != "" || st.Role == "" {
+		st.Role = r.ActorRole
+	}
+	st.Vendor = r.ActorVendor
+	if st.loc == nil {
+		st.loc = e.location(r.ActorID, st.Role)
+	}
+	return st
+}
+
+func (e *Engine) location(actor, role string) *time.Location {
+	if l := e.locs["a:"+actor]; l != nil {
+		return l
+	}
+	if l := e.locs["r:"+role]; l != nil {
+		return l
+	}
+	return time.UTC
+}
+
+// warm reports whether the actor has enough history of its own.
+func (e *Engine) warm(st *actorState) bool {
+	return int(st.ActiveDays) >= e.cfg.Detectors.WarmupDays && int(st.ActiveWindows) >= e.cfg.Detectors.WarmupWindows
+}
+
+// emit applies suppressions, stores and forwards findings, and updates risk.
+func (e *Engine) emit(ctx context.Context, now time.Time, fs []models.Finding) error {
+	var errs []error
+	for i := range fs {
+		if len(fs[i].Evidence.TopSubjects) == 0 && wantsSubjects(fs[i].Detector) && e.agg != nil {
+			subs, err := e.agg.TopSubjects(ctx, fs[i].Tenant, fs[i].ActorID, fs[i].WindowStart, fs[i].WindowEnd, 10)
+			if err == nil {
+				fs[i].Evidence.TopSubjects = subs
+			}
+		}
+	}
+	stored := make([]store.StoredFinding, len(fs))
+	var pass []models.Finding
+	for i, f := range fs {
+		stored[i] = store.StoredFinding{Finding: f}
+		if sp := e.suppressedBy(&f); sp != nil {
+			stored[i].SuppressedBy = sp.ID
+			e.metrics.suppressed.WithLabelValues(f.Detector, string(sp.Kind)).Inc()
+			continue
+		}
+		e.metrics.findings.WithLabelValues(f.Detector, f.Severity.String()).Inc()
+		pass = append(pass, f)
+		e.addRisk(f)
+	}
+	if e.opt.Stored != nil {
+		if err := e.opt.Stored(ctx, stored); err != nil {
+			e.metrics.sinkErrors.WithLabelValues("stored").Inc()
+			e.log.Error("storing findings", "err", err)
+			errs = append(errs, err)
+		}
+	}
+	if e.opt.Findings != nil && len(pass) > 0 {
+		if err := e.opt.Findings(ctx, pass...); err != nil {
+			e.metrics.sinkErrors.WithLabelValues("findings").Inc()
+			e.log.Error("sending findings", "err", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func wantsSubjects(det string) bool {
+	switch det {
+	case DetVolumeSpike, DetEnumeration, DetPeerDeviation, DetDormant, DetMahalanobis:
+		return true
+	}
+	return false
+}
+
+// suppressedBy returns the first suppression in force that matches f.
+func (e *Engine) suppressedBy(f *models.Finding) *models.Suppression {
+	for i := range e.supp {
+		sp := &e.supp[i]
+		if !sp.Active(f.DetectedAt) {
+			continue
+		}
+		if sp.Store == "" {
+			if sp.Matches(f.Detector, f.Tenant, f.ActorID, "") {
+				return sp
+			}
+			continue
+		}
+		for _, st := range f.Evidence.TopStores {
+			if sp.Matches(f.Detector, f.Tenant, f.ActorID, st) {
+				return sp
+			}
+		}
+	}
+	return nil
+}
+
+// falsePositive reports whether a false-positive mark covers detector on
+// the actor: its observations are then learned unclipped (re-baselined).
+func (e *Engine) falsePositive(detector, tenant, actor string, at time.Time) bool {
+	for i := range e.supp {
+		sp := &e.supp[i]
+		if sp.Kind == models.SuppressFalsePositive && sp.Active(at) && sp.Matches(detector, tenant, actor, "") {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplySuppressions replaces the suppressions in force (tests and eval;
+// Advance refreshes them from Options.Suppressions).
+func (e *Engine) ApplySuppressions(sp []models.Suppression) { e.supp = sp }
+
+// hourly runs the per-hour work at hour boundary t: the daily enumeration
+// and drift checks, peer groups, the covariance model and risk scores.
+func (e *Engine) hourly(ctx context.Context, t time.Time) error {
+	var errs []error
+	e.recomputePeers()
+	e.mahal.refit()
+	if err := e.checkDays(ctx, t); err != nil {
+		errs = append(errs, err)
+	}
+	if !e.learnOnly {
+		if err := e.flushRisk(ctx, t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkDays reads the day-so-far distinct customers per actor and runs the
+// daily enumeration and drift detectors.
+func (e *Engine) checkDays(ctx context.Context, t time.Time) error {
+	dayStart := t.Add(-time.Nanosecond).Truncate(24 * time.Hour)
+	counts, err := e.agg.DistinctSubjects(ctx, dayStart, t, e.shard)
+	if err != nil {
+		e.metrics.missed.Inc()
+		return fmt.Errorf("reading distinct customers of the day: %w", err)
+	}
+	d := int32(dayStart.Unix() / 86400)
+	var out []models.Finding
+	for _, c := range counts {
+		st := e.actors[actorKey{c.Tenant, c.ActorID}]
+		if st == nil {
+			continue
+		}
+		if f, ok := e.detectDayEnumeration(st, c, d, dayStart, t); ok {
+			out = append(out, f)
+		}
+		st.day(d).Subjects = float32(c.Count)
+	}
+	for k, st := range e.actors {
+		if st.LastDay != d {
+			continue
+		}
+		if f, ok := e.detectDrift(k, st, d, dayStart, t); ok {
+			out = append(out, f)
+		}
+	}
+	if e.learnOnly || len(out) == 0 {
+		return nil
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ActorID < out[j].ActorID })
+	return e.emit(ctx, t, out)
+}
+
+// cycle holds the per-window population statistics.
+type cycle struct {
+	start, end time.Time
+	// mult is the tenant-wide activity multiplier this window (median
+	// observed/expected over warm actors, >= 1): a promotion day lifts
+	// everyone's expectation, not one actor's alarm.
+	mult map[string]float64
+	// peersNow are the role peers active in this window.
+	peersNow map[peerKey]*peerWindow
+}
+
+type peerWindow struct {
+	records, subjects []float64
+	recMed, recMAD    float64
+	subjMed, subjMAD  float64
+}
+
+func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
+	c := &cycle{start: start, end: end, mult: map[string]float64{}, peersNow: map[peerKey]*peerWindow{}}
+	ratios := map[string][]float64{}
+	for i := range rows {
+		r := &rows[i]
+		pk := peerKey{r.Tenant, r.ActorRole}
+		pw := c.peersNow[pk]
+		if pw == nil {
+			pw = &peerWindow{}
+			c.peersNow[pk] = pw
+		}
+		pw.records = append(pw.records, float64(r.Records))
+		pw.subjects = append(pw.subjects, float64(r.Subjects))
+		st := e.actors[actorKey{r.Tenant, r.ActorID}]
+		if st == nil || !e.warm(st) {
+			continue
+		}
+		e.scratch = st.stats(e.scratch)
+		mu, _, _ := st.seasonal(hourOfWeek(start.In(e.locOf(st))))
+		if mu > 0 {
+			ratios[r.Tenant] = append(ratios[r.Tenant], float64(r.Records)/mu)
+		}
+	}
+	for t, rs := range ratios {
+		m := 1.0
+		if len(rs) >= 10 {
+			m = math.Min(4, math.Max(1, median64(rs)))
+		}
+		c.mult[t] = m
+	}
+	for _, pw := range c.peersNow {
+		var mad float64
+		tmp := make([]float32, len(pw.records))
+		for i, v := range pw.records {
+			tmp[i] = float32(v)
+		}
+		pw.recMed, mad, e.scratch = medianMAD(tmp, e.scratch)
+		pw.recMAD = mad
+		for i, v := range pw.subjects {
+			tmp[i] = float32(v)
+		}
+		pw.subjMed, pw.subjMAD, e.scratch = medianMAD(tmp, e.scratch)
+	}
+	return c
+}
+
+func (e *Engine) locOf(st *actorState) *time.Location {
+	if st.loc == nil {
+		return time.UTC
+	}
+	return st.loc
+}
+
+func (c *cycle) multiplier(tenant string) float64 {
+	if m, ok := c.mult[tenant]; ok {
+		return m
+	}
+	return 1
+}

@@ -1,0 +1,347 @@
+// Package eval replays a labelled JSONL scenario through the real store and
+// the whole detection engine on a simulated clock, and scores the alerts it
+// would raise against the labels: `chatwarden eval`.
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/chatwarden/chatwarden/detect"
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/pseudonym"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// Options configure one replay.
+type Options struct {
+	// Events is the JSONL scenario (access.v1 and consent.v1 lines).
+	Events io.Reader
+	// Labels are the attack labels; Negatives the hard-negative labels
+	// (labels of kind negative:* may also sit in Labels).
+	Labels, Negatives []Label
+	// Config is the detection configuration (its Window is used).
+	Config detect.Config
+	// Store is a fresh, migrated database the replay fills.
+	Store *store.Store
+	// Alerts receives one JSON alert a line (optional).
+	Alerts io.Writer
+	// Progress receives progress lines (optional).
+	Progress io.Writer
+	// ChunkEvents is how many events one insert carries (default 20000).
+	ChunkEvents int
+	// Clock measures the replay speed (wall time; default time.Now).
+	Clock func() time.Time
+}
+
+// evalKey is the fixed pseudonymization key of replays: ids only have to
+// compare equal within one run.
+var evalKey = sha256.Sum256([]byte("chatwarden eval pseudonymization key"))
+
+// item is one decoded line.
+type item struct {
+	ev      models.Event
+	consent *models.Consent
+	ts      time.Time
+}
+
+// Run replays opts.Events and returns the scored summary.
+func Run(ctx context.Context, opts Options) (*Summary, error) {
+	cfg := opts.Config.WithDefaults()
+	if opts.ChunkEvents <= 0 {
+		opts.ChunkEvents = 20000
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	ps, err := pseudonym.New(pseudonym.Key{ID: 'e', Secret: evalKey[:]})
+	if err != nil {
+		return nil, err
+	}
+	rules, err := detect.NewRules(cfg, detect.NewConsentRegister())
+	if err != nil {
+		return nil, err
+	}
+	al := &alerter{out: opts.Alerts, last: map[alertKey]time.Time{}}
+	eng, err := detect.New(cfg, opts.Store, detect.Options{
+		Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) },
+		Stored:   opts.Store.InsertFindings,
+		Risk:     opts.Store.InsertActorRisk,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var attacks, negatives []Label
+	for _, l := range append(append([]Label{}, opts.Labels...), opts.Negatives...) {
+		if l.Negative() {
+			negatives = append(negatives, l)
+		} else {
+			attacks = append(attacks, l)
+		}
+	}
+
+	started := opts.Clock()
+	chunks := make(chan chunk, 2)
+	decodeErr := make(chan error, 1)
+	go func() { decodeErr <- decodeChunks(ctx, opts.Events, opts.ChunkEvents, chunks) }()
+
+	st := &Summary{}
+	type dayKey struct {
+		tenant, actor string
+		day           int64
+	}
+	actorDays := map[dayKey]bool{}
+	actors := map[[2]string]bool{}
+	var first, last time.Time
+	lastProgress := started
+	for ch := range chunks {
+		st.Rejected += ch.rejected
+		if len(ch.items) == 0 {
+			continue
+		}
+		if first.IsZero() {
+			first = ch.items[0].ts
+			eng.StartAt(first.Add(cfg.Window))
+		}
+		evs := make([]models.Event, 0, len(ch.items))
+		var cs []models.Consent
+		// Event rules run on sub-batches of at most 10 s of simulated
+		// time, as ingest's batches would, detected at the sub-batch's
+		// last event.
+		subStart := 0
+		var subEvs []models.Event
+		var subCs []models.Consent
+		flush := func(now time.Time) error {
+			fs := rules.Check(now, subEvs, subCs)
+			subEvs, subCs = subEvs[:0], subCs[:0]
+			if len(fs) == 0 {
+				return nil
+			}
+			stored := make([]store.StoredFinding, len(fs))
+			for i := range fs {
+				stored[i].Finding = fs[i]
+			}
+			if err := opts.Store.InsertFindings(ctx, stored); err != nil {
+				return err
+			}
+			return al.add(fs)
+		}
+		for i := range ch.items {
+			it := &ch.items[i]
+			if i > subStart && it.ts.Sub(ch.items[subStart].ts) >= 10*time.Second {
+				if err := flush(ch.items[i-1].ts); err != nil {
+					return nil, err
+				}
+				subStart = i
+			}
+			if it.consent != nil {
+				c := *it.consent
+				c.SubjectID = ps.Hash(c.SubjectID)
+				cs = append(cs, c)
+				subCs = append(subCs, c)
+				continue
+			}
+			e := it.ev
+			e.SubjectID = ps.Hash(e.SubjectID)
+			e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
+			e.Resource.ID = ps.Hash(e.Resource.ID)
+			evs = append(evs, e)
+			subEvs = append(subEvs, e)
+			actorDays[dayKey{e.Tenant, e.Actor.ID, e.TS.Unix() / 86400}] = true
+			actors[[2]string{e.Tenant, e.Actor.ID}] = true
+		}
+		if err := flush(ch.items[len(ch.items)-1].ts); err != nil {
+			return nil, err
+		}
+		last = ch.items[len(ch.items)-1].ts
+		if err := opts.Store.InsertConsents(ctx, cs, last); err != nil {
+			return nil, err
+		}
+		if err := opts.Store.InsertEvents(ctx, evs, last); err != nil {
+			return nil, err
+		}
+		st.Events += len(evs)
+		st.Consents += len(cs)
+		if err := eng.Advance(ctx, last); err != nil {
+			return nil, fmt.Errorf("detection at %s: %w", last.Format(time.RFC3339), err)
+		}
+		if w := opts.Clock(); opts.Progress != nil && w.Sub(lastProgress) >= 5*time.Second {
+			lastProgress = w
+			fmt.Fprintf(opts.Progress, "eval: %d events replayed, simulated clock %s, %.0f events/s, %d alerts\n",
+				st.Events, last.Format(time.RFC3339), float64(st.Events)/w.Sub(started).Seconds(), al.n)
+		}
+	}
+	if err := <-decodeErr; err != nil {
+		return nil, err
+	}
+	if !last.IsZero() {
+		// the window holding the last event, then the hour's close
+		if err := eng.Advance(ctx, last.Truncate(time.Hour).Add(time.Hour)); err != nil {
+			return nil, err
+		}
+	}
+	elapsed := opts.Clock().Sub(started)
+	sum := score(al.alerts, attacks, negatives, len(actorDays), cfg.Window)
+	sum.Events, sum.Consents, sum.Rejected = st.Events, st.Consents, st.Rejected
+	sum.Actors = len(actors)
+	if !first.IsZero() {
+		sum.Windows = int(last.Sub(first)/cfg.Window) + 1
+	}
+	sum.ElapsedS = elapsed.Seconds()
+	if elapsed > 0 {
+		sum.EventsPerS = float64(st.Events) / elapsed.Seconds()
+	}
+	if al.err != nil {
+		return sum, al.err
+	}
+	return sum, nil
+}
+
+type alertKey struct{ tenant, actor, detector string }
+
+// alerter turns findings into alerts: grouping off, one alert per finding
+// after a per-(detector, actor) dedupe within an hour.
+type alerter struct {
+	mu     sync.Mutex
+	out    io.Writer
+	last   map[alertKey]time.Time
+	alerts []Alert
+	n      int
+	err    error
+}
+
+func (a *alerter) add(fs []models.Finding) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, f := range fs {
+		k := alertKey{f.Tenant, f.ActorID, f.Detector}
+		if t, ok := a.last[k]; ok && f.DetectedAt.Sub(t) < time.Hour {
+			continue
+		}
+		a.last[k] = f.DetectedAt
+		al := Alert{Tenant: f.Tenant, ActorID: f.ActorID, Detector: f.Detector, Severity: f.Severity.String(),
+			TS: f.DetectedAt.UTC(), WindowStart: f.WindowStart.UTC(), WindowEnd: f.WindowEnd.UTC(), Score: f.Score,
+			Summary: f.Summary}
+		a.alerts = append(a.alerts, al)
+		a.n++
+		if a.out != nil && a.err == nil {
+			b, _ := json.Marshal(al)
+			if _, err := a.out.Write(append(b, '\n')); err != nil {
+				a.err = fmt.Errorf("writing alerts: %w", err)
+			}
+		}
+	}
+	return a.err
+}
+
+// chunk is a time-sorted run of decoded lines.
+type chunk struct {
+	items    []item
+	rejected int
+}
+
+// decodeChunks reads lines, decodes them on two workers per chunk and
+// sends time-sorted chunks in file order. Validation is ingest's, with time
+// checks relative to the replay clock (the latest timestamp seen before the
+// chunk).
+func decodeChunks(ctx context.Context, r io.Reader, size int, out chan<- chunk) error {
+	defer close(out)
+	br := bufio.NewReaderSize(r, 1<<20)
+	var clock time.Time
+	for {
+		lines := make([][]byte, 0, size)
+		for len(lines) < size {
+			b, err := br.ReadBytes('\n')
+			if len(bytes.TrimSpace(b)) > 0 {
+				lines = append(lines, b)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("reading events: %w", err)
+			}
+		}
+		if len(lines) == 0 {
+			return nil
+		}
+		if clock.IsZero() {
+			// The replay clock starts at the first line's own time.
+			if e, err := models.DecodeAccess(lines[0], time.Now(), models.Limits{MaxFuture: 100 * 365 * 24 * time.Hour, MaxAge: 100 * 365 * 24 * time.Hour}); err == nil {
+				clock = e.TS
+			} else if c, err := models.DecodeConsent(lines[0], time.Now(), models.Limits{MaxFuture: 100 * 365 * 24 * time.Hour, MaxAge: 100 * 365 * 24 * time.Hour}); err == nil {
+				clock = c.TS
+			}
+		}
+		items := make([]item, len(lines))
+		ok := make([]bool, len(lines))
+		var wg sync.WaitGroup
+		const workers = 2
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := w; i < len(lines); i += workers {
+					items[i], ok[i] = decodeLine(lines[i], clock)
+				}
+			}(w)
+		}
+		wg.Wait()
+		ch := chunk{items: items[:0]}
+		for i := range items {
+			if ok[i] {
+				ch.items = append(ch.items, items[i])
+			} else {
+				ch.rejected++
+			}
+		}
+		sort.SliceStable(ch.items, func(i, j int) bool { return ch.items[i].ts.Before(ch.items[j].ts) })
+		if n := len(ch.items); n > 0 && ch.items[n-1].ts.After(clock) {
+			clock = ch.items[n-1].ts
+		}
+		select {
+		case out <- ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if len(lines) < size {
+			return nil
+		}
+	}
+}
+
+func decodeLine(b []byte, clock time.Time) (item, bool) {
+	if models.SchemaOf(b) == models.SchemaConsent {
+		c, err := models.DecodeConsent(b, clock, models.Limits{})
+		if err != nil {
+			return item{}, false
+		}
+		return item{consent: &c, ts: c.TS}, true
+	}
+	e, err := models.DecodeAccess(b, clock, models.Limits{})
+	if err != nil {
+		return item{}, false
+	}
+	return item{ev: e, ts: e.TS}, true
+}
+
+// OpenFile opens path for reading ("-" is stdin).
+func OpenFile(path string) (io.ReadCloser, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening events: %w", err)
+	}
+	return f, nil
+}

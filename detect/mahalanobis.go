@@ -1,0 +1,87 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// mahalanobisDims is the length of the feature-deviation vector.
+const mahalanobisDims = 6
+
+// featureNames names the features of the vector, for evidence.
+var featureNames = [mahalanobisDims]string{
+	"log records vs own", "log customers vs own", "log denied", "new items", "sensitive categories", "log exports",
+}
+
+// mahalanobis is the multivariate model: a reservoir of warm actors'
+// feature-deviation vectors, refit hourly into a mean and a Ledoit-Wolf
+// shrinkage covariance (its Cholesky factor scores new vectors).
+type mahalanobis struct {
+	samples [][mahalanobisDims]float64
+	seen    int
+	rng     *rand.Rand
+	mean    []float64
+	chol    *mat.Cholesky
+	shrink  float64
+	fitN    int
+}
+
+func newMahalanobis(capacity int) *mahalanobis {
+	return &mahalanobis{samples: make([][mahalanobisDims]float64, 0, capacity), rng: rand.New(rand.NewPCG(1, 2))}
+}
+
+// add offers v to the reservoir (uniform reservoir sampling).
+func (m *mahalanobis) add(v [mahalanobisDims]float64) {
+	m.seen++
+	if len(m.samples) < cap(m.samples) {
+		m.samples = append(m.samples, v)
+		return
+	}
+	if j := m.rng.IntN(m.seen); j < len(m.samples) {
+		m.samples[j] = v
+	}
+}
+
+// refit recomputes mean and shrinkage covariance (needs 200 samples).
+func (m *mahalanobis) refit() {
+	n := len(m.samples)
+	if n < 200 {
+		return
+	}
+	x := mat.NewDense(n, mahalanobisDims, nil)
+	for i, s := range m.samples {
+		x.SetRow(i, s[:])
+	}
+	cov, mean, delta := ledoitWolf(x)
+	for i := 0; i < mahalanobisDims; i++ { // a floor keeps constant features invertible
+		cov.SetSym(i, i, cov.At(i, i)+1e-3)
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(cov) {
+		return
+	}
+	m.chol, m.mean, m.shrink, m.fitN = &ch, mean, delta, n
+}
+
+// distance2 returns the squared Mahalanobis distance of v and each
+// feature's share of it; ok is false before the first fit.
+func (m *mahalanobis) distance2(v [mahalanobisDims]float64) (d2 float64, contrib [mahalanobisDims]float64, ok bool) {
+	if m.chol == nil {
+		return 0, contrib, false
+	}
+	diff := mat.NewVecDense(mahalanobisDims, nil)
+	for i := range v {
+		diff.SetVec(i, v[i]-m.mean[i])
+	}
+	var sol mat.VecDense
+	if err := m.chol.SolveVecTo(&sol, diff); err != nil {
+		return 0, contrib, false
+	}
+	for i := 0; i < mahalanobisDims; i++ {
+		contrib[i] = diff.AtVec(i) * sol.AtVec(i)
+		d2 += contrib[i]
+	}
+	return math.Max(d2, 0), contrib, true
+}

@@ -1,0 +1,34 @@
+package detect
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the engine's Prometheus metrics.
+type metrics struct {
+	windows       prometheus.Counter
+	missed        prometheus.Counter
+	findings      *prometheus.CounterVec
+	suppressed    *prometheus.CounterVec
+	sinkErrors    *prometheus.CounterVec
+	queryDuration prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		windows: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_windows_total",
+			Help: "Detection windows evaluated."}),
+		missed: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_missed_cycles_total",
+			Help: "Detection cycles that could not read their aggregates (retried on the next tick)."}),
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_findings_total",
+			Help: "Findings sent on, by detector and severity."}, []string{"detector", "severity"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_suppressed_total",
+			Help: "Findings muted by an allow-list entry, silence or false-positive mark."}, []string{"detector", "kind"}),
+		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_sink_errors_total",
+			Help: "Errors handing findings on, by sink."}, []string{"sink"}),
+		queryDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatwarden_detect_query_duration_seconds",
+			Help: "Time to read one batch of window aggregates.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration)
+	}
+	return m
+}

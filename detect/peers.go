@@ -1,0 +1,92 @@
+package detect
+
+import "math"
+
+// peerKey is a peer group: the actors of one role in one tenant.
+type peerKey struct{ tenant, role string }
+
+// peerStats summarizes a peer group's warm members, recomputed hourly.
+type peerStats struct {
+	members int
+	// recMed/subjMed: median over members of their own median per active
+	// window; recMAD/subjMAD: median of their MADs.
+	recMed, recMAD, subjMed, subjMAD float64
+	// have counts the members that have used each store, resource type,
+	// category and country.
+	have map[string]int
+	// how is the members' pooled share of activity per hour of the week.
+	how [168]float64
+}
+
+// share returns the fraction of members that have used item.
+func (p *peerStats) share(item string) float64 {
+	if p == nil || p.members == 0 {
+		return 0
+	}
+	return float64(p.have[item]) / float64(p.members)
+}
+
+// hourShare is the pooled activity share of the peers at hour h (with
+// neighbours, as actorState.share).
+func (p *peerStats) hourShare(h int) float64 {
+	if p == nil {
+		return 0
+	}
+	return (p.how[h] + 0.5*p.how[(h+167)%168] + 0.5*p.how[(h+1)%168]) / 2
+}
+
+// recomputePeers rebuilds every peer group's summary from warm members.
+func (e *Engine) recomputePeers() {
+	type acc struct {
+		rm, ra, sm, sa []float64
+		p              *peerStats
+	}
+	accs := map[peerKey]*acc{}
+	for k, st := range e.actors {
+		if !e.warm(st) {
+			continue
+		}
+		pk := peerKey{k.Tenant, st.Role}
+		a := accs[pk]
+		if a == nil {
+			a = &acc{p: &peerStats{have: map[string]int{}}}
+			accs[pk] = a
+		}
+		e.scratch = st.stats(e.scratch)
+		a.rm = append(a.rm, st.recMed)
+		a.ra = append(a.ra, st.recMAD)
+		a.sm = append(a.sm, st.subjMed)
+		a.sa = append(a.sa, st.subjMAD)
+		a.p.members++
+		for _, set := range [][]string{st.Stores, st.ResourceTypes, st.Categories, st.Countries} {
+			for _, x := range set {
+				a.p.have[x]++
+			}
+		}
+		if st.HowTot > 0 {
+			for h := range st.How {
+				a.p.how[h] += float64(st.How[h]) / float64(st.HowTot)
+			}
+		}
+	}
+	peers := make(map[peerKey]*peerStats, len(accs))
+	for pk, a := range accs {
+		p := a.p
+		p.recMed, p.recMAD = median64(a.rm), median64(a.ra)
+		p.subjMed, p.subjMAD = median64(a.sm), median64(a.sa)
+		for h := range p.how {
+			p.how[h] /= float64(p.members)
+		}
+		peers[pk] = p
+	}
+	e.peers = peers
+}
+
+// peerBaseline returns the expected value and scale of records (or
+// subjects) per active window for an actor without history: its peers'.
+func (p *peerStats) baseline(subjects bool) (med, scale float64) {
+	if subjects {
+		return p.subjMed, math.Max(madScale*p.subjMAD, math.Sqrt(math.Max(p.subjMed, 1)))
+	}
+	return p.recMed, math.Max(madScale*p.recMAD, math.Sqrt(math.Max(p.recMed, 1)))
+}

@@ -1,0 +1,261 @@
+package detect
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/gob"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// ringLen is how many recent active windows the robust baselines keep.
+const ringLen = 64
+
+// dayRingLen is how many recent days of totals an actor keeps.
+const dayRingLen = 32
+
+// ring holds the most recent values of a per-window series.
+type ring struct {
+	V [ringLen]float32
+	N uint8 // values held (<= ringLen)
+	I uint8 // next slot
+}
+
+func (r *ring) add(x float64) {
+	r.V[r.I] = float32(x)
+	r.I = (r.I + 1) % ringLen
+	if r.N < ringLen {
+		r.N++
+	}
+}
+
+func (r *ring) values() []float32 { return r.V[:r.N] }
+
+// dayTotal is one day's activity of an actor.
+type dayTotal struct {
+	Day      int32 // days since the Unix epoch (UTC)
+	Records  float32
+	Subjects float32
+	Windows  uint16
+}
+
+// actorState is everything the window detectors remember about one actor.
+// Exported fields are what a checkpoint saves.
+type actorState struct {
+	Type, Role, Vendor string
+	FirstSeen          int64 // unix seconds of the first active window
+	LastSeen           int64 // unix seconds of the latest active window
+	ActiveWindows      uint32
+	ActiveDays         uint16
+	LastDay            int32
+
+	Records  ring // records per active window
+	Subjects ring // distinct customers per active window
+	// DeniedMean is the mean denied accesses per active window (EWMA).
+	DeniedMean float32
+
+	// How counts active windows per hour of the week (actor's time zone);
+	// HowRec sums their records. Both halve when How's total passes a cap,
+	// so old weeks fade.
+	How    [168]uint16
+	HowRec [168]float32
+	HowTot uint32
+
+	Days [dayRingLen]dayTotal
+
+	Stores, ResourceTypes, Categories, Countries []string
+	LastCountry                                  string
+	LastCountryAt                                int64
+
+	// cached robust statistics of Records and Subjects
+	recMed, recMAD, subjMed, subjMAD float64
+	cacheAge                         uint8
+	loc                              *time.Location
+	lastOffHours                     int64
+	lastEnumDay, lastDriftDay        int32
+}
+
+const howCap = 20000
+
+// hourOfWeek returns 0..167, Monday 00:00 = 0.
+func hourOfWeek(t time.Time) int {
+	wd := (int(t.Weekday()) + 6) % 7
+	return wd*24 + t.Hour()
+}
+
+// stats refreshes the cached medians and MADs when stale.
+func (s *actorState) stats(scratch []float64) []float64 {
+	if s.cacheAge > 0 && s.cacheAge < 8 {
+		return scratch
+	}
+	s.recMed, s.recMAD, scratch = medianMAD(s.Records.values(), scratch)
+	s.subjMed, s.subjMAD, scratch = medianMAD(s.Subjects.values(), scratch)
+	s.cacheAge = 1
+	return scratch
+}
+
+// seasonal returns the expected records of an active window at hour of
+// week h: the mean at h and its neighbours (tolerating a daylight-saving
+// shift), else the same hours of every day, else the robust median; and how
+// many windows it rests on.
+func (s *actorState) seasonal(h int) (mu float64, n float64, source string) {
+	var c, r float64
+	for d := -1; d <= 1; d++ {
+		k := (h + d + 168) % 168
+		c += float64(s.How[k])
+		r += float64(s.HowRec[k])
+	}
+	if c >= 8 {
+		return r / c, c, "actor hour-of-week"
+	}
+	c, r = 0, 0
+	hod := h % 24
+	for day := 0; day < 7; day++ {
+		for d := -1; d <= 1; d++ {
+			k := (day*24 + hod + d + 168) % 168
+			c += float64(s.How[k])
+			r += float64(s.HowRec[k])
+		}
+	}
+	if c >= 8 {
+		return r / c, c, "actor hour-of-day"
+	}
+	return s.recMed, float64(s.Records.N), "actor median"
+}
+
+// share returns the smoothed share of the actor's activity at hour of week
+// h (neighbours count half: daylight-saving shifts move work by an hour).
+func (s *actorState) share(h int) float64 {
+	if s.HowTot == 0 {
+		return 0
+	}
+	c := float64(s.How[h]) + 0.5*float64(s.How[(h+167)%168]) + 0.5*float64(s.How[(h+1)%168])
+	return c / (2 * float64(s.HowTot))
+}
+
+// day returns the totals slot of day d, resetting it when it held an
+// older day.
+func (s *actorState) day(d int32) *dayTotal {
+	t := &s.Days[int(d)%dayRingLen]
+	if t.Day != d {
+		*t = dayTotal{Day: d}
+	}
+	return t
+}
+
+// recentDays returns the totals of the active days in (from, to] (day
+// numbers), oldest first.
+func (s *actorState) recentDays(from, to int32) []dayTotal {
+	var out []dayTotal
+	for d := from + 1; d <= to; d++ {
+		t := s.Days[int(d)%dayRingLen]
+		if t.Day == d && t.Windows > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// learn folds one active window into the state. rec and subj are the
+// values to learn (clipped by the caller after a finding).
+func (s *actorState) learn(start time.Time, h int, rec, subj, denied float64, w *windowRow) {
+	ts := start.Unix()
+	if s.FirstSeen == 0 {
+		s.FirstSeen = ts
+	}
+	s.LastSeen = ts
+	s.ActiveWindows++
+	d := int32(ts / 86400)
+	if d != s.LastDay {
+		s.ActiveDays++
+		s.LastDay = d
+	}
+	s.Records.add(rec)
+	s.Subjects.add(subj)
+	s.cacheAge++
+	s.DeniedMean = 0.98*s.DeniedMean + 0.02*float32(denied)
+	s.How[h]++
+	s.HowRec[h] += float32(rec)
+	s.HowTot++
+	if s.HowTot > howCap {
+		s.HowTot = 0
+		for i := range s.How {
+			s.How[i] /= 2
+			s.HowRec[i] /= 2
+			s.HowTot += uint32(s.How[i])
+		}
+	}
+	t := s.day(d)
+	t.Records += float32(rec)
+	t.Windows++
+	s.Stores = mergeSet(s.Stores, w.Stores)
+	s.ResourceTypes = mergeSet(s.ResourceTypes, w.ResourceTypes)
+	s.Categories = mergeSet(s.Categories, w.Categories)
+	s.Countries = mergeSet(s.Countries, w.Countries)
+	if len(w.Countries) > 0 {
+		c := w.Countries[len(w.Countries)-1]
+		if slices.Contains(w.Countries, s.LastCountry) && len(w.Countries) > 1 {
+			// keep the previous country last only if it is the only one
+			for _, x := range w.Countries {
+				if x != s.LastCountry {
+					c = x
+				}
+			}
+		}
+		s.LastCountry, s.LastCountryAt = c, ts
+	}
+}
+
+func mergeSet(set, add []string) []string {
+	for _, a := range add {
+		if !slices.Contains(set, a) {
+			set = append(set, a)
+		}
+	}
+	return set
+}
+
+// Checkpoint encoding: a format number, then the flate-compressed gob of
+// the snapshot.
+const checkpointFormat = 1
+
+type snapshot struct {
+	AsOf   int64
+	Next   int64
+	Actors map[actorKey]*actorState
+	Risk   map[actorKey]*riskState
+}
+
+func encodeSnapshot(s *snapshot) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, flate.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if err := gob.NewEncoder(zw).Encode(s); err != nil {
+		return nil, fmt.Errorf("encoding detection state: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeSnapshot(b []byte) (*snapshot, error) {
+	var s snapshot
+	if err := gob.NewDecoder(flate.NewReader(bytes.NewReader(b))).Decode(&s); err != nil {
+		return nil, fmt.Errorf("decoding detection state: %w", err)
+	}
+	for _, a := range s.Actors {
+		a.cacheAge = 0
+	}
+	return &s, nil
+}
+
+// clip bounds a value learned after a finding so that an attack does not
+// poison the baseline: at most 3 times the expected value (plus one).
+func clip(x, expected float64) float64 {
+	return math.Min(x, 3*expected+1)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,6 +206,10 @@ type fullSummary struct {
 	access      int
 	decoded     int
 	decodeErrs  []string
+	// normal (unlabelled) events that break the purpose policy, the vendor
+	// contract or a withdrawn consent
+	policyBreaches []string
+	labelBreaches  map[string]int
 	// records per hour-of-day for ETL
 }
 
@@ -215,7 +220,7 @@ func fullRun(t *testing.T) *fullSummary {
 	if full != nil {
 		return full
 	}
-	s := &fullSummary{inWindow: map[string]int{}, crossInLabel: map[string]int{}, first: map[string]int64{}, last: map[string]int64{}}
+	s := &fullSummary{labelBreaches: map[string]int{}, inWindow: map[string]int{}, crossInLabel: map[string]int{}, first: map[string]int64{}, last: map[string]int64{}}
 	cfg := Config{Seed: 1, Actors: 120, Attacks: AttackKinds, HardNegatives: true}
 	g, err := New(cfg)
 	if err != nil {
@@ -225,6 +230,7 @@ func fullRun(t *testing.T) *fullSummary {
 	for _, l := range append(slices.Clone(g.Labels()), g.Negatives()...) {
 		byActor[l.ActorID] = append(byActor[l.ActorID], l)
 	}
+	withdrawn := map[uint64]bool{}
 	var b Batch
 	for g.Next(&b) {
 		for i := range g.evs {
@@ -243,6 +249,7 @@ func fullRun(t *testing.T) *fullSummary {
 			}
 			e := g.eventAt(i)
 			if e.consent {
+				withdrawn[consentKey(e.tenant, slices.Index(consentPurposes, e.purpose), e.subject)] = !e.granted
 				continue
 			}
 			s.access++
@@ -257,6 +264,19 @@ func fullRun(t *testing.T) *fullSummary {
 				if !ts.Before(l.Start) && ts.Before(l.End) {
 					s.inWindow[l.ID]++
 				}
+			}
+			attacked := false
+			bad := policyBreach(e, withdrawn)
+			for _, l := range byActor[a.id] {
+				if !strings.HasPrefix(l.Kind, NegativePrefix) && !ts.Before(l.Start) && ts.Before(l.End) {
+					attacked = true
+					if bad != "" {
+						s.labelBreaches[l.ID]++
+					}
+				}
+			}
+			if !attacked && bad != "" {
+				s.policyBreaches = append(s.policyBreaches, fmt.Sprintf("%s %s at %s: %s", a.id, e.st.store, ts.UTC(), bad))
 			}
 			if a.role == roleSupportEU || a.role == roleSupportUS {
 				lt := ts.In(a.loc)
@@ -286,6 +306,67 @@ func TestFullRunDecodes(t *testing.T) {
 	s := fullRun(t)
 	if len(s.decodeErrs) > 0 || s.decoded < 10000 {
 		t.Fatalf("%d of %d sampled lines fail to decode, first: %v", len(s.decodeErrs), s.decoded, s.decodeErrs[:min(3, len(s.decodeErrs))])
+	}
+}
+
+// the brief's default purpose policy and vendor contract
+var (
+	policy = map[string][]string{
+		"support":   {cEmail, cPhone, cAddr, cName, cOrder, cText},
+		"billing":   {cEmail, cName, cAddr, cPay},
+		"marketing": {cEmail, cName},
+		"analytics": {cOrder},
+		"training":  {cText},
+	}
+	vendorStores = []string{"crm", "orders", "transcripts"}
+	vendorCats   = []string{cEmail, cPhone, cName, cAddr, cOrder, cText}
+)
+
+// policyBreach says what rule an event breaks, or "".
+func policyBreach(e *event, withdrawn map[uint64]bool) string {
+	if e.purpose != "fraud" {
+		allowed, ok := policy[e.purpose]
+		if !ok {
+			return "unknown purpose " + e.purpose
+		}
+		for _, c := range e.fields.cats {
+			if !slices.Contains(allowed, c) {
+				return "category " + c + " not allowed for " + e.purpose
+			}
+		}
+	}
+	if pi := slices.Index(consentPurposes, e.purpose); pi >= 0 && e.subject >= 0 && withdrawn[consentKey(e.a.tenant, pi, e.subject)] {
+		return "subject withdrew consent for " + e.purpose
+	}
+	if e.a.role == roleVendor {
+		ts := time.UnixMilli(e.ms).UTC()
+		if !slices.Contains(vendorStores, e.st.store) {
+			return "vendor store"
+		}
+		for _, c := range e.fields.cats {
+			if !slices.Contains(vendorCats, c) {
+				return "vendor category " + c
+			}
+		}
+		if ts.Hour() >= 12 || ts.Weekday() == time.Sunday {
+			return "vendor outside contracted hours"
+		}
+	}
+	return ""
+}
+
+func TestNormalTrafficKeepsPolicyContractAndConsent(t *testing.T) {
+	s := fullRun(t)
+	if len(s.policyBreaches) > 0 {
+		t.Fatalf("%d unlabelled events break a rule, e.g. %v", len(s.policyBreaches), s.policyBreaches[:min(5, len(s.policyBreaches))])
+	}
+	for _, l := range s.g.Labels() {
+		switch l.Kind {
+		case KindPurposeViolation, KindConsentViolation, KindVendorOutOfScope:
+			if s.labelBreaches[l.ID] == 0 {
+				t.Errorf("label %s %s: no event in its window breaks the rule", l.ID, l.Kind)
+			}
+		}
 	}
 }
 

@@ -35,6 +35,8 @@ type Action struct {
 	// their display name, recorded in the audit note.
 	User     string
 	UserName string
+	// Source is where the click came from: "" (Slack) or "web".
+	Source string
 }
 
 // ErrUnknownMessage is returned by Act for a message id alerting never sent.
@@ -45,21 +47,16 @@ var ErrUnknownMessage = errors.New("unknown alert message")
 // made them, then re-renders the affected messages. It returns
 // ErrUnknownMessage when the message does not exist.
 func (d *Dispatcher) Act(ctx context.Context, now time.Time, a Action) error {
-	valid := false
-	for _, k := range Actions {
-		valid = valid || k == a.Kind
-	}
-	if !valid {
-		return fmt.Errorf("unknown action %q", a.Kind)
+	if err := validAction(a.Kind); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.ensureLoaded(ctx, now); err != nil {
 		return err
 	}
-	ms := d.msgs[a.MessageID]
 	var ids []string
-	if ms != nil {
+	if ms := d.msgs[a.MessageID]; ms != nil {
 		ids = ms.row.AlertIDs
 	} else {
 		rows, err := d.st.AlertMessagesByID(ctx, []string{a.MessageID})
@@ -70,12 +67,54 @@ func (d *Dispatcher) Act(ctx context.Context, now time.Time, a Action) error {
 			return ErrUnknownMessage
 		}
 		ids = rows[0].AlertIDs
-		var missing []string
-		for _, id := range ids {
-			if d.alerts[id] == nil {
-				missing = append(missing, id)
-			}
+	}
+	return d.applyLocked(ctx, now, a, ids)
+}
+
+// ErrUnknownAlert is returned by ActOnAlert for an alert id that does not exist.
+var ErrUnknownAlert = errors.New("unknown alert")
+
+// ActOnAlert applies a responder's action to one alert (the dashboards'
+// alert page offers the same buttons as Slack); user is recorded as "web:<user>".
+func (d *Dispatcher) ActOnAlert(ctx context.Context, now time.Time, alertID string, kind ActionKind, user string) error {
+	if err := validAction(kind); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureLoaded(ctx, now); err != nil {
+		return err
+	}
+	if d.alerts[alertID] == nil {
+		rows, err := d.st.AlertsByID(ctx, []string{alertID})
+		if err != nil {
+			return err
 		}
+		if len(rows) == 0 {
+			return ErrUnknownAlert
+		}
+	}
+	return d.applyLocked(ctx, now, Action{Kind: kind, User: user, UserName: user, Source: "web"}, []string{alertID})
+}
+
+func validAction(k ActionKind) error {
+	for _, a := range Actions {
+		if a == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown action %q", k)
+}
+
+// applyLocked applies a to the alerts ids; d.mu is held.
+func (d *Dispatcher) applyLocked(ctx context.Context, now time.Time, a Action, ids []string) error {
+	var missing []string
+	for _, id := range ids {
+		if d.alerts[id] == nil {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
 		more, err := d.st.AlertsByID(ctx, missing)
 		if err != nil {
 			return err
@@ -84,8 +123,11 @@ func (d *Dispatcher) Act(ctx context.Context, now time.Time, a Action) error {
 			d.alerts[r.Alert.ID] = &alertState{row: r}
 		}
 	}
-	by := "slack:" + a.User
-	note := fmt.Sprintf("%s by %s in Slack", a.Kind, a.UserName)
+	by, where := "slack:"+a.User, "Slack"
+	if a.Source == "web" {
+		by, where = "web:"+a.User, "the web UI"
+	}
+	note := fmt.Sprintf("%s by %s in %s", a.Kind, a.UserName, where)
 	p := newPlan()
 	var sups []models.Suppression
 	silenced := map[string]string{} // tenant|actor -> suppression id
@@ -105,7 +147,7 @@ func (d *Dispatcher) Act(ctx context.Context, now time.Time, a Action) error {
 		case ActionFalsePositive:
 			sp := models.Suppression{ID: "fp-" + id, Kind: models.SuppressFalsePositive, Tenant: r.Alert.Tenant,
 				ActorID: r.Alert.ActorID, Detector: r.Alert.Detector, CreatedAt: now, Author: by,
-				Reason: fmt.Sprintf("alert %s marked false positive by %s in Slack", id, a.UserName)}
+				Reason: fmt.Sprintf("alert %s marked false positive by %s in %s", id, a.UserName, where)}
 			if d.cfg.FalsePositiveFor > 0 {
 				sp.Until = now.Add(d.cfg.FalsePositiveFor)
 			}

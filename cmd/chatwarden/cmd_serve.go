@@ -73,6 +73,9 @@ type serveDeps struct {
 	mux *http.ServeMux
 	// observers see every batch ingest stores (event rules register here).
 	observers []ingest.BatchObserver
+	// findings delivers findings to alerting; wireAlert sets it (nil when
+	// alerting is not wired). Call it through d at run time.
+	findings findingNotifier
 }
 
 // wiring builds one package's components. It runs before any component
@@ -83,6 +86,7 @@ type wiring func(ctx context.Context, d *serveDeps) ([]component, error)
 func wirings() []wiring {
 	return []wiring{
 		wireIngest,
+		wireAlert, // before wireDashboards: it provides the alert buttons
 		wireDashboards,
 	}
 }

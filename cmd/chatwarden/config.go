@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/chatwarden/chatwarden/alert"
 	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/ingest"
@@ -29,6 +30,7 @@ type Config struct {
 	Dashboards dashboards.Config `yaml:"dashboards"`
 	Report     report.Config     `yaml:"report"`
 	Detect     detect.Config     `yaml:"detect"`
+	Alert      alert.Config      `yaml:"alert"`
 }
 
 // PseudonymConfig says where the HMAC key for customer ids comes from.
@@ -132,6 +134,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Detect.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Alert.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if id := c.Pseudonym.KeyID; id != "" && (len(id) != 1 || !strings.ContainsAny(id, "0123456789abcdefghijklmnopqrstuvwxyz")) {

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/alert"
+	aslack "github.com/chatwarden/chatwarden/alert/slack"
+	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/report"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// findingNotifier hands findings to alerting (detect.FindingSink has this
+// shape). wireAlert sets serveDeps.findings; detection's wiring calls it
+// through d at run time, so the order of wirings does not matter.
+type findingNotifier func(ctx context.Context, fs ...models.Finding) error
+
+// wireAlert builds the dispatcher, mounts Slack's interactivity endpoint
+// and offers the dispatcher as the sink for findings and the dashboards'
+// alert buttons. With no Slack token, alerts go to ClickHouse and the log.
+func wireAlert(_ context.Context, d *serveDeps) ([]component, error) {
+	disp, h, err := newAlerting(d.cfg, d.store, d)
+	if err != nil {
+		return nil, err
+	}
+	d.mux.Handle("POST /slack/interactivity", h)
+	d.findings = func(ctx context.Context, fs ...models.Finding) error {
+		return disp.Notify(ctx, time.Now(), fs...)
+	}
+	dashboardActions = func(*serveDeps) dashboards.AlertActions {
+		return dashboards.AlertActionsFunc(func(ctx context.Context, alertID, action, user string, now time.Time) error {
+			err := disp.ActOnAlert(ctx, now, alertID, alert.ActionKind(action), user)
+			if errors.Is(err, alert.ErrUnknownAlert) {
+				return fmt.Errorf("%w: %s", dashboards.ErrUnknownAlert, alertID)
+			}
+			return err
+		})
+	}
+	return []component{{name: "alert", run: disp.Run}}, nil
+}
+
+// newAlerting builds the dispatcher and the interactivity handler from the
+// configuration. Self-monitoring reads the store's sources and ingest's
+// consumer lag; the weekly digest comes from the report package.
+func newAlerting(c Config, s *store.Store, d *serveDeps) (*alert.Dispatcher, *aslack.Handler, error) {
+	log := d.log.With("component", "alert")
+	var poster alert.Poster
+	client, err := aslack.New(c.Alert.Slack, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if client != nil {
+		poster = client // a nil *Client must not become a non-nil interface
+	}
+	secret, err := aslack.SigningSecret(c.Alert.Slack)
+	if err != nil {
+		return nil, nil, err
+	}
+	ingestCfg := c.Ingest
+	reporter := newReporter(s, c)
+	disp, err := alert.New(c.Alert, alert.Options{
+		Store: s, Poster: poster, Log: log, Registerer: d.registry, Clock: time.Now,
+		Exposure: func(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, uint64, []string, error) {
+			x, err := s.ActorExposure(ctx, tenant, actor, from, to)
+			return x.Subjects, x.Records, x.Categories, err
+		},
+		Sources: s.LastEventByStore,
+		Lag: func(ctx context.Context) (int64, error) {
+			group := ingestCfg.Group
+			if group == "" {
+				group = ingest.DefaultGroup
+			}
+			topic := ingestCfg.AccessTopic
+			if topic == "" {
+				topic = ingest.DefaultAccessTopic
+			}
+			pls, err := ingest.GroupLag(ctx, ingestCfg, group, topic)
+			var total int64
+			for _, p := range pls {
+				total += p.Lag
+			}
+			return total, err
+		},
+		Digest: func(ctx context.Context, week time.Time) (alert.Digest, error) {
+			w := report.WeekOf(week.AddDate(0, 0, 3)) // the ISO week holding that Monday's Thursday
+			sum, err := reporter.Weekly(ctx, w, time.Now())
+			if err != nil {
+				return alert.Digest{}, err
+			}
+			return digestOf(sum, c.Alert.InvestigateURL), nil
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if secret == "" && client != nil {
+		log.Warn("alert.slack.signing_secret is not set: Slack buttons will be rejected")
+	}
+	return disp, aslack.NewHandler(secret, disp.Act, log), nil
+}
+
+// digestOf turns the weekly summary into the Slack digest.
+func digestOf(s *report.Summary, base string) alert.Digest {
+	dg := alert.Digest{Title: "Weekly breach-risk summary " + s.Week, Week: s.From}
+	if base != "" {
+		dg.URL = base + "/reports/weekly?week=" + s.Week
+	}
+	overview := []string{s.Paragraph, fmt.Sprintf("%d alerts", s.Alerts)}
+	for _, c := range s.BySeverity {
+		overview = append(overview, fmt.Sprintf("%s: %d", c.Name, c.Count))
+	}
+	dg.Sections = append(dg.Sections, alert.DigestSection{Title: "Overview", Lines: overview})
+	var top []string
+	for i, a := range s.TopActors {
+		if i == 5 {
+			break
+		}
+		top = append(top, fmt.Sprintf("%s (%s): risk %.1f, %d alerts, worst %s", a.ActorID, a.Tenant, a.Score, a.Alerts, a.Worst))
+	}
+	if len(top) > 0 {
+		dg.Sections = append(dg.Sections, alert.DigestSection{Title: "Top risks", Lines: top})
+	}
+	x := s.Exposure
+	dg.Sections = append(dg.Sections, alert.DigestSection{Title: "Exposure", Lines: []string{
+		fmt.Sprintf("%d customers, %d records, %d actors in flagged accesses", x.Subjects, x.Records, x.Actors)}})
+	dg.Sections = append(dg.Sections, alert.DigestSection{Title: "Violations", Lines: []string{
+		fmt.Sprintf("consent %d, purpose %d, vendor %d", len(s.ConsentViolations), len(s.PurposeViolations), len(s.VendorViolations))}})
+	dg.Sections = append(dg.Sections, alert.DigestSection{Title: "Response", Lines: []string{
+		fmt.Sprintf("time to acknowledge: %s (n=%d); time to resolve: %s (n=%d)",
+			s.TimeToAcknowledge.Mean, s.TimeToAcknowledge.N, s.TimeToResolve.Mean, s.TimeToResolve.N)}})
+	return dg
+}

@@ -378,6 +378,7 @@ func (s *Server) timeline(r *http.Request, f store.HistoryFilter, evs []models.E
 			ts = append(ts, p.T)
 			vs = append(vs, float64(p.Events))
 		}
+		ts, vs = zeroFill(ts, vs, f.From, f.To, bucket)
 		title = "Activity of " + f.ActorID + ": " + title
 	} else {
 		counts := map[time.Time]float64{}

@@ -378,6 +378,7 @@ func (s *Server) evidenceChart(ctx context.Context, a models.Alert) (chartData, 
 		ts = append(ts, p.T)
 		vs = append(vs, pick(p))
 	}
+	ts, vs = zeroFill(ts, vs, start, end, bucket)
 	band := chart.Band{Baseline: ev.Baseline, Threshold: ev.Threshold}
 	if ev.Spread > 0 {
 		band.Low, band.High = max(0, ev.Baseline-3*ev.Spread), ev.Baseline+3*ev.Spread
@@ -387,4 +388,25 @@ func (s *Server) evidenceChart(ctx context.Context, a models.Alert) (chartData, 
 	per := map[time.Duration]string{time.Minute: "minute", time.Hour: "hour", 24 * time.Hour: "day"}[bucket]
 	title := fmt.Sprintf("%s of %s per %s against its baseline", name, a.ActorID, per)
 	return chartData{Title: title, SVG: chart.Timeline(title, ts, vs, band, from, to), Points: len(pts)}, nil
+}
+
+// zeroFill adds the empty buckets between start and end (an actor that did
+// nothing in a minute has no row in actor_minute), so that a line does not
+// bridge idle time. Long ranges (over 2000 buckets) are left as they are.
+func zeroFill(ts []time.Time, vs []float64, start, end time.Time, bucket time.Duration) ([]time.Time, []float64) {
+	start, end = start.Truncate(bucket), end.Truncate(bucket)
+	if end.Sub(start)/bucket > 2000 || !start.Before(end) {
+		return ts, vs
+	}
+	have := make(map[time.Time]float64, len(ts))
+	for i, t := range ts {
+		have[t] = vs[i]
+	}
+	var ots []time.Time
+	var ovs []float64
+	for t := start; !t.After(end); t = t.Add(bucket) {
+		ots = append(ots, t)
+		ovs = append(ovs, have[t])
+	}
+	return ots, ovs
 }

@@ -1,0 +1,127 @@
+package dashboards
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's chromium (installed by scripts/deps.sh). A
+// missing browser fails the test: it is part of the suite's dependencies.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium is required for the browser tests: run scripts/deps.sh")
+	return ""
+}
+
+// screenshotDir is where the browser test leaves its screenshots:
+// $CHATWARDEN_SCREENSHOTS, else testdata/screenshots under the package.
+func screenshotDir(t *testing.T) string {
+	dir := os.Getenv("CHATWARDEN_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join("testdata", "screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestBrowser signs in with headless Chromium, opens every page, runs a
+// search, acknowledges an alert and saves a screenshot of each step.
+func TestBrowser(t *testing.T) {
+	f := newFixture(t, Config{})
+	dir := screenshotDir(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1366, 900),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	base := f.ts.URL
+	// The first action starts the browser; it runs without a timeout, as
+	// chromedp asks, and each later step gets its own.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/alerts")); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644)
+		}
+	}
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(sctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return s
+	}
+	step("login page", chromedp.WaitVisible(css(`input[name=user]`)), shot("01-login"))
+	step("sign in", chromedp.SendKeys(css(`input[name=user]`), "secops-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-secops"),
+		chromedp.Submit(css(`form.login`)), chromedp.WaitVisible(css(`table.feed`)), shot("02-alerts"))
+	if feed := text(`table.feed`); !strings.Contains(feed, "agent-17") || !strings.Contains(feed, "open") {
+		t.Fatalf("alert feed: %q", feed)
+	}
+	step("alert detail", chromedp.Click(css(`a[href="/alerts/al-crit"]`)), chromedp.WaitVisible(css(`svg.chart`)), shot("03-alert"))
+	step("acknowledge", chromedp.Click(css(`button[value=acknowledge]`)), chromedp.WaitVisible(css(`p.ok`)), shot("04-acknowledged"))
+	if st := text(`.card.head .status`); st != "acknowledged" {
+		t.Fatalf("status after acknowledge: %q", st)
+	}
+	step("investigate", chromedp.Navigate(base+"/investigate"), chromedp.WaitVisible(css(`#search`)),
+		chromedp.SendKeys(css(`#search input[name=actor]`), "agent-17"), chromedp.SetValue(css(`#search input[name=since]`), "24h"),
+		chromedp.Submit(css(`#search`)), chromedp.WaitVisible(css(`table.events`)), shot("05-investigate"))
+	if k := text(`.kpis`); !strings.Contains(k, "46") {
+		t.Fatalf("investigate KPIs: %q", k)
+	}
+	step("blast radius", chromedp.Navigate(base+"/investigate/blast?alert=al-crit"), chromedp.WaitVisible(css(`.kpis`)), shot("06-blast"))
+	step("weekly as secops", chromedp.Navigate(base+"/reports/weekly?week=2026-W48"), chromedp.WaitVisible(css(`.report`)), shot("07-weekly"))
+	if p := text(`.lede`); !strings.HasPrefix(p, "In week 2026-W48") {
+		t.Fatalf("weekly paragraph: %q", p)
+	}
+	step("sign out", chromedp.Click(css(`header .who button`)), chromedp.WaitVisible(css(`input[name=user]`)))
+	step("sign in as admin", chromedp.SendKeys(css(`input[name=user]`), "admin-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-admin"),
+		chromedp.Submit(css(`form.login`)), chromedp.WaitVisible(css(`table.feed`)))
+	step("data-subject report", chromedp.Navigate(base+"/investigate/subject/cust-1"), chromedp.WaitVisible(css(`p.lede`)), shot("08-subject"))
+	if p := text(`p.lede`); !strings.Contains(p, "7 accesses by 1 actors") {
+		t.Fatalf("subject report: %q", p)
+	}
+	step("audit", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css(`table`)), shot("09-audit"))
+	audit := text(`table`)
+	for _, want := range []string{"secops-user", "alert_action", "history", "dsar"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit page lacks %q", want)
+		}
+	}
+}

@@ -39,7 +39,7 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		comps = append(comps, httpComponent(*metricsAddr, mux, e.log))
+		comps = append(comps, httpComponent(*metricsAddr, nil, mux, e.log))
 	}
 	return runComponents(ctx, e.log, c.Ingest.WithDefaults().ShutdownTimeout+5*time.Second, comps)
 }

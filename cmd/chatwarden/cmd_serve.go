@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,10 @@ type ServeConfig struct {
 	// ShutdownTimeout is how long components may take to stop after a
 	// signal before serve gives up on them (default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TLSCertFile and TLSKeyFile (PEM), when both set, make the listener
+	// HTTPS only (see serve_tls.go).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 func (c ServeConfig) withDefaults() ServeConfig {
@@ -51,7 +56,7 @@ func (c ServeConfig) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("serve.shutdown_timeout: %s is negative", c.ShutdownTimeout)
 	}
-	return nil
+	return c.validateTLS()
 }
 
 // component is one long-running part of serve. run returns when ctx is
@@ -134,21 +139,35 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	comps = append(comps, httpComponent(c.Serve.withDefaults().Addr, d.mux, e.log))
+	tc, err := c.Serve.serverTLS()
+	if err != nil {
+		return err
+	}
+	comps = append(comps, httpComponent(c.Serve.withDefaults().Addr, tc, d.mux, e.log))
 	return runComponents(ctx, e.log, c.Serve.withDefaults().ShutdownTimeout, comps)
 }
 
-// httpComponent serves mux on addr until ctx ends, then shuts down gracefully.
-func httpComponent(addr string, mux http.Handler, log *slog.Logger) component {
+// httpComponent serves mux on addr until ctx ends, then shuts down
+// gracefully. With tc (not nil) it serves HTTPS only.
+func httpComponent(addr string, tc *tls.Config, mux http.Handler, log *slog.Logger) component {
 	return component{name: "http", run: func(ctx context.Context) error {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		log.Info("http listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc,
+			// TLS handshake failures (plain HTTP, untrusted clients) and
+			// other server errors go to our log, not the standard one.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo)}
+		log.Info("http listening", "addr", ln.Addr().String(), "tls", tc != nil, "paths", "/metrics /healthz")
 		errc := make(chan error, 1)
-		go func() { errc <- srv.Serve(ln) }()
+		go func() {
+			if tc != nil {
+				errc <- srv.ServeTLS(ln, "", "") // the certificate is in tc
+				return
+			}
+			errc <- srv.Serve(ln)
+		}()
 		select {
 		case err := <-errc:
 			return fmt.Errorf("serving http: %w", err)

@@ -108,6 +108,7 @@ func applyEnv(c *Config) {
 	set(&c.ClickHouse.Database, "CHATWARDEN_CLICKHOUSE_DATABASE")
 	set(&c.ClickHouse.User, "CHATWARDEN_CLICKHOUSE_USER")
 	set(&c.ClickHouse.Password, "CHATWARDEN_CLICKHOUSE_PASSWORD")
+	set(&c.Ingest.SASLPassword, "CHATWARDEN_KAFKA_SASL_PASSWORD")
 	set(&c.Pseudonym.KeyFile, "CHATWARDEN_PSEUDONYM_KEY_FILE")
 	set(&c.Log.Level, "CHATWARDEN_LOG_LEVEL")
 	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {

@@ -55,6 +55,9 @@ type RulesConfig struct {
 	// BulkRecords: a single read or export of more records than this is a
 	// finding (default 1000).
 	BulkRecords uint64 `yaml:"bulk_records"`
+	// BulkRecordsByType overrides BulkRecords per actor type (default
+	// service: 50000 — batch jobs list thousands of records by design).
+	BulkRecordsByType map[string]uint64 `yaml:"bulk_records_by_type"`
 	// ConversationSubjects: more distinct customers than this read within one
 	// conversation is a finding (default 3).
 	ConversationSubjects int `yaml:"conversation_subjects"`
@@ -95,11 +98,17 @@ type DetectorsConfig struct {
 	// WarmupWindows: and at least this many active windows (default 60).
 	WarmupWindows int `yaml:"warmup_windows"`
 
-	// Volume spike on records per window.
-	VolumeZ        float64 `yaml:"volume_z"`         // robust z (default 8)
-	VolumeRatio    float64 `yaml:"volume_ratio"`     // observed / expected (default 6)
-	VolumeMin      float64 `yaml:"volume_min"`       // minimum excess records (default 200)
-	VolumeTailProb float64 `yaml:"volume_tail_prob"` // NB tail probability (default 1e-6)
+	// Volume spike on records per window and per rolling VolumeSpan
+	// windows; also above VolumeMaxFactor times the actor's (slowly
+	// decaying) largest value seen, so heavy-tailed actors are judged by
+	// their own tail.
+	VolumeSpan      int     `yaml:"volume_span"`       // windows, default 15 (at most 32)
+	VolumeSpanRatio float64 `yaml:"volume_span_ratio"` // rolling observed / median, default 4
+	VolumeMaxFactor float64 `yaml:"volume_max_factor"` // default 1.5
+	VolumeZ         float64 `yaml:"volume_z"`          // robust z (default 8)
+	VolumeRatio     float64 `yaml:"volume_ratio"`      // observed / expected (default 6)
+	VolumeMin       float64 `yaml:"volume_min"`        // minimum excess records (default 200)
+	VolumeTailProb  float64 `yaml:"volume_tail_prob"`  // NB tail probability (default 1e-6)
 
 	// Enumeration: distinct customers per window and per day.
 	EnumWindowZ     float64 `yaml:"enum_window_z"`     // default 8
@@ -108,12 +117,15 @@ type DetectorsConfig struct {
 	EnumDayRatio    float64 `yaml:"enum_day_ratio"`    // day so far vs typical day (default 4)
 	EnumDayMin      float64 `yaml:"enum_day_min"`      // default 150
 
-	// Off-hours: share of the actor's activity profile at this hour below
-	// OffHoursShare, with at least OffHoursMinDays of history and
-	// OffHoursMinRecords records in the window.
-	OffHoursShare      float64 `yaml:"off_hours_share"`       // default 0.002
-	OffHoursMinDays    int     `yaml:"off_hours_min_days"`    // default 5
-	OffHoursMinRecords float64 `yaml:"off_hours_min_records"` // default 20
+	// Off-hours: a session that starts at least OffHoursGap hours away
+	// from every usual hour of the actor's day (an hour holding at least
+	// OffHoursShare of its activity, in its time zone), once the actor has
+	// OffHoursMinDays active days; fires at the session's
+	// OffHoursMinWindows-th active window.
+	OffHoursShare      float64 `yaml:"off_hours_share"`       // default 0.01
+	OffHoursGap        int     `yaml:"off_hours_gap"`         // hours, default 3
+	OffHoursMinDays    int     `yaml:"off_hours_min_days"`    // default 4
+	OffHoursMinWindows int     `yaml:"off_hours_min_windows"` // default 3
 
 	// FirstSeen: a store, resource type or category new to the actor (or
 	// rare among its peers while it warms up). Weight of a sensitive
@@ -136,6 +148,9 @@ type DetectorsConfig struct {
 	// its old level (or touching something new).
 	DormantDays  float64 `yaml:"dormant_days"`  // default 10
 	DormantRatio float64 `yaml:"dormant_ratio"` // default 3
+	// DormantWatch is how long after waking the actor stays watched
+	// (default 3h).
+	DormantWatch time.Duration `yaml:"dormant_watch"`
 
 	// Peer group deviation: robust z of the actor's window against its
 	// role's peers active in the same window.
@@ -211,6 +226,9 @@ func (c Config) WithDefaults() Config {
 	if r.BulkRecords == 0 {
 		r.BulkRecords = 1000
 	}
+	if r.BulkRecordsByType == nil {
+		r.BulkRecordsByType = map[string]uint64{"service": 50000}
+	}
 	defInt(&r.ConversationSubjects, 3)
 	if r.ConversationIdle == 0 {
 		r.ConversationIdle = 2 * time.Hour
@@ -231,6 +249,9 @@ func (c Config) WithDefaults() Config {
 	d := &c.Detectors
 	defInt(&d.WarmupDays, 3)
 	defInt(&d.WarmupWindows, 60)
+	defInt(&d.VolumeSpan, 15)
+	def(&d.VolumeSpanRatio, 4)
+	def(&d.VolumeMaxFactor, 1.5)
 	def(&d.VolumeZ, 8)
 	def(&d.VolumeRatio, 6)
 	def(&d.VolumeMin, 200)
@@ -240,9 +261,10 @@ func (c Config) WithDefaults() Config {
 	def(&d.EnumWindowMin, 25)
 	def(&d.EnumDayRatio, 4)
 	def(&d.EnumDayMin, 150)
-	def(&d.OffHoursShare, 0.002)
-	defInt(&d.OffHoursMinDays, 5)
-	def(&d.OffHoursMinRecords, 20)
+	def(&d.OffHoursShare, 0.01)
+	defInt(&d.OffHoursGap, 3)
+	defInt(&d.OffHoursMinDays, 4)
+	defInt(&d.OffHoursMinWindows, 3)
 	def(&d.FirstSeenSensitiveWeight, 3)
 	def(&d.FirstSeenScore, 3)
 	def(&d.FirstSeenPeerRare, 0.1)
@@ -255,6 +277,9 @@ func (c Config) WithDefaults() Config {
 	def(&d.DeniedTailProb, 1e-6)
 	def(&d.DormantDays, 10)
 	def(&d.DormantRatio, 3)
+	if d.DormantWatch == 0 {
+		d.DormantWatch = 3 * time.Hour
+	}
 	def(&d.PeerZ, 10)
 	def(&d.PeerRatio, 8)
 	defInt(&d.PeerMinPeers, 4)
@@ -346,7 +371,7 @@ func (c Config) Validate() error {
 			bad("detectors."+k, "%g: want a probability in (0, 1)", v)
 		}
 	}
-	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
+	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.OffHoursGap < 1 || d.OffHoursMinWindows < 1 || d.VolumeSpan < 2 || d.VolumeSpan > 32 || d.VolumeMaxFactor < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
 		bad("detectors", "warmup_days/warmup_windows >= 0, off_hours_min_days >= 1, peer_min_peers >= 2, drift_days >= 3, mahalanobis_samples >= 100")
 	}
 	known := KnownDetectors()

@@ -57,6 +57,7 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 		}
 	}
 	e.scratch = st.stats(e.scratch)
+	e.session(x)
 	var out []models.Finding
 	add := func(det string, f func(*rowCtx) (models.Finding, bool)) {
 		if !e.cfg.enabled(det) {
@@ -104,7 +105,8 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 			e.mahal.add(v)
 		}
 	}
-	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), rec, subj, float64(r.Denied), r)
+	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
+		rec, subj, float64(r.Denied), r)
 }
 
 // expected returns the expected records of the actor in this window, its
@@ -144,15 +146,18 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 	obs := float64(x.r.Records)
 	x.expRec = mu
 	if obs < d.VolumeRatio*mu || obs-mu < d.VolumeMin {
-		return models.Finding{}, false
+		return e.detectVolumeSpan(x, mult)
+	}
+	if x.warm && obs < d.VolumeMaxFactor*float64(x.st.RecMax)*mult {
+		return e.detectVolumeSpan(x, mult)
 	}
 	z := (obs - mu) / math.Max(scale, 1)
 	if z < d.VolumeZ {
-		return models.Finding{}, false
+		return e.detectVolumeSpan(x, mult)
 	}
 	p := countTail(obs, mu, scale*scale)
 	if p > d.VolumeTailProb {
-		return models.Finding{}, false
+		return e.detectVolumeSpan(x, mult)
 	}
 	f := e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: "records per window", Observed: obs, Baseline: mu,
 		Spread: scale, Threshold: math.Max(d.VolumeRatio*mu, mu+d.VolumeZ*scale), BaselineSource: src,
@@ -161,6 +166,58 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 	f.Summary = fmt.Sprintf("%s read %.0f records in %s, %.0fx the expected %.1f (z %.1f, p %.1e)", x.r.ActorID, obs,
 		e.cfg.Window, obs/mu, mu, z, p)
 	return f, true
+}
+
+// detectVolumeSpan judges the records of the last VolumeSpan windows
+// against the actor's own rolling sums: a sustained rise that no single
+// window shows.
+func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	st := x.st
+	if !x.warm || st.Span.N < 32 {
+		return models.Finding{}, false
+	}
+	w := x.c.start.Unix() / int64(e.cfg.Window/time.Second)
+	obs := st.rolling(w-1, d.VolumeSpan-1) + float64(x.r.Records)
+	mu := math.Max(st.spanMed, 1) * mult
+	scale := math.Max(madScale*st.spanMAD*mult, math.Sqrt(mu))
+	if obs < d.VolumeSpanRatio*mu || obs-mu < d.VolumeMin || obs < d.VolumeMaxFactor*float64(st.SpanMax)*mult {
+		return models.Finding{}, false
+	}
+	z := (obs - mu) / scale
+	p := countTail(obs, mu, scale*scale)
+	if z < d.VolumeZ || p > d.VolumeTailProb {
+		return models.Finding{}, false
+	}
+	span := time.Duration(d.VolumeSpan) * e.cfg.Window
+	f := e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: fmt.Sprintf("records per %s (rolling)", span), Observed: obs,
+		Baseline: mu, Spread: scale, Threshold: math.Max(d.VolumeSpanRatio*mu, d.VolumeMaxFactor*float64(st.SpanMax)*mult),
+		BaselineSource: "actor rolling median",
+		Notes:          map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p, "largest_seen": float64(st.SpanMax)}})
+	f.WindowStart = x.c.end.Add(-span)
+	f.Summary = fmt.Sprintf("%s read %.0f records in the last %s, %.1fx its usual %.0f and above its largest %.0f (z %.1f, p %.1e)",
+		x.r.ActorID, obs, span, obs/mu, mu, st.SpanMax, z, p)
+	return f, true
+}
+
+// session tracks the actor's current run of activity and dormancy.
+func (e *Engine) session(x *rowCtx) {
+	st := x.st
+	ts := x.c.start.Unix()
+	if st.LastSeen == 0 || x.idle > 30*time.Minute {
+		st.SessStart, st.SessWins = ts, 0
+		st.SessGap = int8(st.hourGap(x.c.start.In(e.locOf(st)).Hour(), e.cfg.Detectors.OffHoursShare))
+	}
+	if st.LastSeen > 0 && x.idle >= time.Duration(e.cfg.Detectors.DormantDays*24*float64(time.Hour)) {
+		st.WokeAt, st.WokeWins = ts, 0
+	}
+	if st.WokeAt > 0 && x.c.start.Sub(time.Unix(st.WokeAt, 0)) > e.cfg.Detectors.DormantWatch {
+		st.WokeAt = 0
+	}
+	st.SessWins++
+	if st.WokeAt > 0 {
+		st.WokeWins++
+	}
 }
 
 func (e *Engine) peerInfo(f *models.Finding, x *rowCtx) {
@@ -245,31 +302,24 @@ func (e *Engine) detectDayEnumeration(st *actorState, c store.ActorCount, d int3
 func (e *Engine) detectOffHours(x *rowCtx) (models.Finding, bool) {
 	d := e.cfg.Detectors
 	st := x.st
-	if int(st.ActiveDays) < d.OffHoursMinDays || float64(x.r.Records) < d.OffHoursMinRecords {
+	if int(st.ActiveDays) < d.OffHoursMinDays || int(st.SessWins) != d.OffHoursMinWindows || int(st.SessGap) < d.OffHoursGap {
 		return models.Finding{}, false
 	}
-	if x.c.start.Unix()-st.lastOffHours < 6*3600 {
-		return models.Finding{}, false
-	}
-	share := st.share(x.how)
-	if share >= d.OffHoursShare {
-		return models.Finding{}, false
-	}
-	peerShare := x.peer.hourShare(x.how)
-	if x.peer != nil && x.peer.members >= d.PeerMinPeers && peerShare >= 5*d.OffHoursShare {
-		return models.Finding{}, false // the role works at this hour (shifts)
-	}
-	st.lastOffHours = x.c.start.Unix()
-	tz := e.locOf(st).String()
-	f := e.base(DetOffHours, x, -math.Log10(math.Max(share, 1e-6)), share, models.Evidence{
-		Metric: "share of the actor's activity at this hour of the week", Observed: share, Baseline: 1.0 / 168,
-		Threshold: d.OffHoursShare, BaselineSource: "actor hour-of-week", Peers: "role " + x.r.ActorRole,
-		Notes: map[string]float64{"hour_of_week": float64(x.how), "peer_share": peerShare, "active_days": float64(st.ActiveDays)}})
+	loc := e.locOf(st)
+	startLocal := time.Unix(st.SessStart, 0).In(loc)
+	share := st.share(hourOfWeek(startLocal))
+	peerShare := x.peer.hourShare(hourOfWeek(startLocal))
+	f := e.base(DetOffHours, x, float64(st.SessGap), share, models.Evidence{
+		Metric: "hours between the session start and the actor's nearest usual hour", Observed: float64(st.SessGap),
+		Threshold: float64(d.OffHoursGap), BaselineSource: "actor hour-of-day profile", Peers: "role " + x.r.ActorRole,
+		Notes: map[string]float64{"hour_of_week_share": share, "peer_share": peerShare, "active_days": float64(st.ActiveDays),
+			"session_windows": float64(st.SessWins)}})
 	if x.peer != nil {
 		f.Evidence.PeerCount = x.peer.members
 	}
-	f.Summary = fmt.Sprintf("%s active at %s (%s), an hour holding %.2f%% of its activity and %.2f%% of its peers'",
-		x.r.ActorID, x.c.start.In(e.locOf(st)).Format("Mon 15:04"), tz, 100*share, 100*peerShare)
+	f.WindowStart = time.Unix(st.SessStart, 0).UTC()
+	f.Summary = fmt.Sprintf("%s started a session at %s (%s), %d hours from its usual hours (this hour of the week holds %.2f%% of its activity, %.2f%% of its peers')",
+		x.r.ActorID, startLocal.Format("Mon 15:04"), loc, st.SessGap, 100*share, 100*peerShare)
 	return f, true
 }
 
@@ -421,29 +471,25 @@ func (e *Engine) detectDenied(x *rowCtx) (models.Finding, bool) {
 func (e *Engine) detectDormant(x *rowCtx) (models.Finding, bool) {
 	d := e.cfg.Detectors
 	st := x.st
-	if st.ActiveWindows < uint32(d.WarmupWindows/2) || x.idle < time.Duration(d.DormantDays*24*float64(time.Hour)) {
+	if st.WokeAt == 0 || st.WokeWins != 3 || st.ActiveWindows < uint32(d.WarmupWindows/2) {
 		return models.Finding{}, false
+	}
+	var idle float64
+	// the idle time is measured at waking: from the activity before it
+	for _, dt := range st.recentDays(int32(st.WokeAt/86400)-dayRingLen, int32(st.WokeAt/86400)-1) {
+		idle = float64(st.WokeAt/86400 - int64(dt.Day))
+	}
+	if idle == 0 {
+		idle = d.DormantDays
 	}
 	mu := math.Max(st.recMed, 1)
-	smu := math.Max(st.subjMed, 1)
-	rec, subj := float64(x.r.Records), float64(x.r.Subjects)
-	var why []string
-	if rec >= d.DormantRatio*mu && rec-mu >= 10 {
-		why = append(why, fmt.Sprintf("%.0f records vs %.1f before", rec, mu))
-	}
-	if subj >= d.DormantRatio*smu && subj-smu >= 5 {
-		why = append(why, fmt.Sprintf("%.0f customers vs %.1f before", subj, smu))
-	}
-	if len(x.newIts) > 0 {
-		why = append(why, "new: "+strings.Join(x.newIts, ","))
-	}
-	if len(why) == 0 {
-		return models.Finding{}, false
-	}
-	days := x.idle.Hours() / 24
-	f := e.base(DetDormant, x, days, 0, models.Evidence{Metric: "days idle before this window", Observed: days,
-		Baseline: mu, Threshold: d.DormantDays, BaselineSource: "actor", Notes: map[string]float64{"records_ratio": rec / mu}})
-	f.Summary = fmt.Sprintf("%s woke after %.1f idle days: %s", x.r.ActorID, days, strings.Join(why, "; "))
+	rec := float64(x.r.Records)
+	f := e.base(DetDormant, x, idle, 0, models.Evidence{Metric: "days idle before waking", Observed: idle,
+		Baseline: mu, Threshold: d.DormantDays, BaselineSource: "actor",
+		Notes: map[string]float64{"records_ratio": rec / mu, "windows_since_waking": float64(st.WokeWins)}})
+	f.WindowStart = time.Unix(st.WokeAt, 0).UTC()
+	f.Summary = fmt.Sprintf("%s woke after about %.0f idle days (threshold %.0f) and has been active in %d windows since",
+		x.r.ActorID, idle, d.DormantDays, st.WokeWins)
 	return f, true
 }
 
@@ -519,10 +565,11 @@ func (e *Engine) detectMahalanobis(x *rowCtx) (models.Finding, bool) {
 		return models.Finding{}, false
 	}
 	p := chiSquareTail(d2, mahalanobisDims)
-	if p > e.cfg.Detectors.MahalanobisProb {
+	thr := math.Max(chiSquareQuantile(e.cfg.Detectors.MahalanobisProb), 2*e.mahal.empirical)
+	if p > e.cfg.Detectors.MahalanobisProb || d2 < thr {
 		return models.Finding{}, false
 	}
-	notes := map[string]float64{"shrinkage": e.mahal.shrink, "samples": float64(e.mahal.fitN)}
+	notes := map[string]float64{"shrinkage": e.mahal.shrink, "samples": float64(e.mahal.fitN), "empirical_q999_d2": e.mahal.empirical}
 	top, topV := "", 0.0
 	for i, c := range contrib {
 		notes["contribution:"+featureNames[i]] = c
@@ -533,7 +580,7 @@ func (e *Engine) detectMahalanobis(x *rowCtx) (models.Finding, bool) {
 	}
 	f := e.base(DetMahalanobis, x, math.Sqrt(d2), p, models.Evidence{Metric: "Mahalanobis distance of the feature deviations",
 		Observed: math.Sqrt(d2), Baseline: math.Sqrt(mahalanobisDims), BaselineSource: "population (Ledoit-Wolf shrinkage covariance)",
-		Threshold: math.Sqrt(chiSquareQuantile(e.cfg.Detectors.MahalanobisProb)), Notes: notes})
+		Threshold: math.Sqrt(thr), Notes: notes})
 	f.Summary = fmt.Sprintf("%s's window is a multivariate outlier (distance %.1f, p %.1e; largest part: %s)", x.r.ActorID, math.Sqrt(d2), p, top)
 	return f, true
 }

@@ -80,8 +80,8 @@ type Engine struct {
 	supp   []models.Suppression
 	locs   map[string]*time.Location
 
-	next    time.Time // end of the next window to evaluate
-	scratch []float64
+	next      time.Time // end of the next window to evaluate
+	scratch   []float64
 	learnOnly bool
 }
 

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"slices"
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/mat"
@@ -26,6 +27,10 @@ type mahalanobis struct {
 	chol    *mat.Cholesky
 	shrink  float64
 	fitN    int
+	// empirical is the 99.9th percentile of the reservoir's own squared
+	// distances at the last fit: heavy tails make the chi-square tail too
+	// optimistic, so the threshold is at least twice this.
+	empirical float64
 }
 
 func newMahalanobis(capacity int) *mahalanobis {
@@ -63,6 +68,14 @@ func (m *mahalanobis) refit() {
 		return
 	}
 	m.chol, m.mean, m.shrink, m.fitN = &ch, mean, delta, n
+	d2s := make([]float64, 0, n)
+	for _, s := range m.samples {
+		if d2, _, ok := m.distance2(s); ok {
+			d2s = append(d2s, d2)
+		}
+	}
+	slices.Sort(d2s)
+	m.empirical = quantileSorted(d2s, 0.999)
 }
 
 // distance2 returns the squared Mahalanobis distance of v and each

@@ -195,13 +195,17 @@ func addUnique(ss []string, s string, limit int) []string {
 type hitFunc func(rule string, e *models.Event, cond string, observed, limit float64, reason string, cats ...string)
 
 func (r *Rules) checkBulk(e *models.Event, hit hitFunc) {
-	if e.Records <= r.cfg.Rules.BulkRecords || e.Denied() {
+	limit := r.cfg.Rules.BulkRecords
+	if l, ok := r.cfg.Rules.BulkRecordsByType[string(e.Actor.Type)]; ok {
+		limit = l
+	}
+	if e.Records <= limit || e.Denied() {
 		return
 	}
 	switch e.Action {
 	case models.ActionRead, models.ActionExport, models.ActionShare, models.ActionSearch, models.ActionList:
-		hit(RuleBulkAccess, e, fmt.Sprintf("records > %d", r.cfg.Rules.BulkRecords), float64(e.Records),
-			float64(r.cfg.Rules.BulkRecords), string(e.Action), e.Fields...)
+		hit(RuleBulkAccess, e, fmt.Sprintf("records > %d", limit), float64(e.Records),
+			float64(limit), string(e.Action), e.Fields...)
 	}
 }
 

@@ -53,6 +53,24 @@ type actorState struct {
 
 	Records  ring // records per active window
 	Subjects ring // distinct customers per active window
+	// RecMax is the largest records per window seen, decaying slowly
+	// (half-life about 1400 active windows).
+	RecMax float32
+	// Roll holds the records of the latest windows by window number, for
+	// the rolling span; Span is the rolling span's value at each active
+	// window and SpanMax its decaying maximum.
+	Roll    [rollLen]float32
+	RollWin [rollLen]int64
+	Span    ring
+	SpanMax float32
+	// Session: the current run of activity (gaps under 30 minutes).
+	SessStart int64
+	SessWins  uint16
+	SessGap   int8
+	// WokeAt is when a dormant actor woke (0: not dormant); WokeWins counts
+	// its windows since.
+	WokeAt   int64
+	WokeWins uint16
 	// DeniedMean is the mean denied accesses per active window (EWMA).
 	DeniedMean float32
 
@@ -71,6 +89,7 @@ type actorState struct {
 
 	// cached robust statistics of Records and Subjects
 	recMed, recMAD, subjMed, subjMAD float64
+	spanMed, spanMAD                 float64
 	cacheAge                         uint8
 	loc                              *time.Location
 	lastOffHours                     int64
@@ -78,6 +97,51 @@ type actorState struct {
 }
 
 const howCap = 20000
+
+// rollLen bounds the rolling span (windows).
+const rollLen = 32
+
+// maxDecay is the per-active-window decay of RecMax and SpanMax.
+const maxDecay = 0.9995
+
+// rolling returns the records of the actor in the span windows ending with
+// window number w (including it when already recorded).
+func (s *actorState) rolling(w int64, span int) float64 {
+	var sum float64
+	for i := range s.Roll {
+		if s.RollWin[i] > w-int64(span) && s.RollWin[i] <= w {
+			sum += float64(s.Roll[i])
+		}
+	}
+	return sum
+}
+
+// hourGap returns how many hours hour-of-day h is from the nearest hour of
+// the day holding at least share of the actor's activity (-1 when none).
+func (s *actorState) hourGap(h int, share float64) int {
+	if s.HowTot == 0 {
+		return -1
+	}
+	best := -1
+	for u := 0; u < 24; u++ {
+		var c float64
+		for d := 0; d < 7; d++ {
+			c += float64(s.How[d*24+u])
+		}
+		if c/float64(s.HowTot) < share {
+			continue
+		}
+		g := h - u
+		if g < 0 {
+			g = -g
+		}
+		g = min(g, 24-g)
+		if best < 0 || g < best {
+			best = g
+		}
+	}
+	return best
+}
 
 // hourOfWeek returns 0..167, Monday 00:00 = 0.
 func hourOfWeek(t time.Time) int {
@@ -92,6 +156,7 @@ func (s *actorState) stats(scratch []float64) []float64 {
 	}
 	s.recMed, s.recMAD, scratch = medianMAD(s.Records.values(), scratch)
 	s.subjMed, s.subjMAD, scratch = medianMAD(s.Subjects.values(), scratch)
+	s.spanMed, s.spanMAD, scratch = medianMAD(s.Span.values(), scratch)
 	s.cacheAge = 1
 	return scratch
 }
@@ -160,7 +225,7 @@ func (s *actorState) recentDays(from, to int32) []dayTotal {
 
 // learn folds one active window into the state. rec and subj are the
 // values to learn (clipped by the caller after a finding).
-func (s *actorState) learn(start time.Time, h int, rec, subj, denied float64, w *windowRow) {
+func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, subj, denied float64, w *windowRow) {
 	ts := start.Unix()
 	if s.FirstSeen == 0 {
 		s.FirstSeen = ts
@@ -174,6 +239,13 @@ func (s *actorState) learn(start time.Time, h int, rec, subj, denied float64, w 
 	}
 	s.Records.add(rec)
 	s.Subjects.add(subj)
+	s.RecMax = max(s.RecMax*maxDecay, float32(rec))
+	wn := start.Unix() / winSec
+	slot := int(wn % rollLen)
+	s.Roll[slot], s.RollWin[slot] = float32(rec), wn
+	sp := s.rolling(wn, span)
+	s.Span.add(sp)
+	s.SpanMax = max(s.SpanMax*maxDecay, float32(sp))
 	s.cacheAge++
 	s.DeniedMean = 0.98*s.DeniedMean + 0.02*float32(denied)
 	s.How[h]++

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"time"
 
@@ -24,6 +26,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	window := fs.Duration("window", 0, "detection window (default: detect.window, 60s)")
 	alertsOut := fs.String("alerts-out", "", "write the alerts, one JSON object a line, to this file")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the replay to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -85,6 +88,20 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	if _, err := s.Migrate(ctx, time.Now()); err != nil {
 		return err
 	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("creating cpu profile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("starting cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	// A replay allocates decoded events at a high rate; trading memory for
+	// less collection work is worth it here.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	fmt.Fprintf(e.stderr, "eval: replaying %s into database %s (window %s)\n", *events, c.ClickHouse.Database, c.Detect.WithDefaults().Window)
 	sum, err := eval.Run(ctx, eval.Options{Events: in, Labels: ls, Negatives: negs, Config: c.Detect, Store: s,
 		Alerts: alerts, Progress: e.stderr})

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+
 	"github.com/chatwarden/chatwarden/models"
 )
 
@@ -65,32 +68,41 @@ func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt
 
 func mk(n int) []string { return make([]string, n) }
 
-// existingIDsChunk bounds the IN list of one dedupe lookup.
-const existingIDsChunk = 5000
-
 // ExistingEventIDs returns which of ids are already stored, so that a
 // redelivered event is not inserted twice. The lookup reads event_ids, which
-// is ordered by event id.
+// is ordered by event id. The ids travel as an external table (native
+// protocol "external data") rather than as an IN literal: parsing a literal
+// of 10,000 strings costs ClickHouse 18.16 about 20 times more than the
+// lookup itself.
 func (s *Store) ExistingEventIDs(ctx context.Context, ids []string) (map[string]bool, error) {
 	found := map[string]bool{}
-	for start := 0; start < len(ids); start += existingIDsChunk {
-		chunk := ids[start:min(start+existingIDsChunk, len(ids))]
-		rows, err := s.conn.Query(ctx, "SELECT DISTINCT event_id FROM event_ids WHERE event_id IN ?", InList(chunk))
-		if err != nil {
-			return nil, fmt.Errorf("looking up %d event ids: %w", len(chunk), err)
+	if len(ids) == 0 {
+		return found, nil
+	}
+	tbl, err := ext.NewTable("batch_event_ids", ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, fmt.Errorf("building event id table: %w", err)
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id); err != nil {
+			return nil, fmt.Errorf("building event id table: %w", err)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			found[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+	}
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)),
+		"SELECT DISTINCT event_id FROM event_ids WHERE event_id IN batch_event_ids")
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d event ids: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
+		found[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up %d event ids: %w", len(ids), err)
 	}
 	return found, nil
 }

@@ -21,3 +21,9 @@ test:
 	go vet -tags conformance ./store/modern ; \
 	go test -count=1 -timeout 20m ./... ; \
 	CHATWARDEN_CONFORMANCE_SINCE=$$since go test -count=1 -tags conformance -v ./store/modern
+
+# Investigation query benchmark: loads 10M synthetic events into a scratch
+# database (bench_query), then prints p95 of actor history and data-subject
+# report and the weekly report's time; last line history_p95_ms=.. dsar_p95_ms=.. weekly_ms=..
+bench-query:
+	go run ./dashboards/benchquery

@@ -1,0 +1,171 @@
+// Command benchquery measures the investigation queries on a large data set:
+// it loads synthetic events (10 million by default) into a scratch
+// ClickHouse database, then times the actor-history query, the data-subject
+// report and the weekly report the way the pages and the CLI run them. Its
+// last line is "history_p95_ms=<n> dsar_p95_ms=<n> weekly_ms=<n>".
+// Run it with `make bench-query`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"slices"
+	"time"
+
+	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/report"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchquery:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	addr := flag.String("addr", envOr("CHATWARDEN_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address")
+	db := flag.String("database", "bench_query", "scratch database (dropped and re-created)")
+	events := flag.Uint64("events", 10_000_000, "events to load")
+	runs := flag.Int("runs", 50, "queries per measurement")
+	keep := flag.Bool("keep", false, "keep the database afterwards")
+	flag.Parse()
+
+	s, err := store.Open(ctx, store.Config{Addr: *addr, Database: *db, QueryTimeout: 10 * time.Minute}, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.DropDatabase(ctx); err != nil {
+		return err
+	}
+	s.Close()
+	if s, err = store.Open(ctx, store.Config{Addr: *addr, Database: *db, QueryTimeout: 10 * time.Minute}, nil); err != nil {
+		return err
+	}
+	if !*keep {
+		defer s.DropDatabase(context.Background()) //nolint:errcheck // best effort
+	}
+	if _, err := s.Migrate(ctx, time.Now()); err != nil {
+		return err
+	}
+	week := report.Week{Year: 2026, Num: 47}
+	from, to := week.Start(), week.End()
+	now := to.Add(time.Hour)
+	fmt.Fprintf(os.Stderr, "loading %d events over %s into %s ...\n", *events, week, *db)
+	start := time.Now()
+	err = s.LoadSyntheticEvents(ctx, *events, from, to, func(done uint64) {
+		fmt.Fprintf(os.Stderr, "  %d/%d events (%.0f/s)\n", done, *events, float64(done)/time.Since(start).Seconds())
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "loaded in %s\n", time.Since(start).Round(time.Second))
+	if err := loadAlerts(ctx, s, from); err != nil {
+		return err
+	}
+	actors, err := s.SampleActors(ctx, from, to, 500)
+	if err != nil {
+		return err
+	}
+	subjects, err := s.SampleSubjects(ctx, to.Add(-24*time.Hour), to, 500)
+	if err != nil {
+		return err
+	}
+	if len(actors) == 0 || len(subjects) == 0 {
+		return fmt.Errorf("no actors or subjects to sample")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+
+	// Actor history: the last 24 hours of one actor, the page's default.
+	hist, err := measure(*runs, func() error {
+		a := actors[rng.IntN(len(actors))]
+		_, _, err := s.History(ctx, store.HistoryFilter{ActorID: a, From: to.Add(-24 * time.Hour), To: to, Limit: store.DefaultHistoryLimit})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	// Data-subject report: 90 days of one customer.
+	dsar, err := measure(*runs, func() error {
+		sub := subjects[rng.IntN(len(subjects))]
+		_, err := dashboards.SubjectReportOf(ctx, s, []string{sub}, to.Add(-90*24*time.Hour), to)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dsar: %w", err)
+	}
+	rep := &report.Reporter{Events: s, Alerts: report.AlertSourceFunc(func(ctx context.Context, from, to time.Time) ([]report.AlertRecord, error) {
+		lives, err := s.AlertLives(ctx, from, to)
+		out := make([]report.AlertRecord, len(lives))
+		for i, l := range lives {
+			out[i] = report.AlertRecord{Alert: l.Alert, AckedAt: l.AckedAt, ResolvedAt: l.ResolvedAt}
+		}
+		return out, err
+	})}
+	weekly, err := measure(3, func() error {
+		_, err := rep.Weekly(ctx, week, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("weekly: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "history: p50 %s p95 %s (%d runs); dsar: p50 %s p95 %s; weekly: median of 3 %s\n",
+		pct(hist, 50), pct(hist, 95), len(hist), pct(dsar, 50), pct(dsar, 95), pct(weekly, 50))
+	fmt.Printf("history_p95_ms=%d dsar_p95_ms=%d weekly_ms=%d\n", pct(hist, 95).Milliseconds(), pct(dsar, 95).Milliseconds(), pct(weekly, 50).Milliseconds())
+	return nil
+}
+
+// loadAlerts writes 300 alerts spread over the week, with state changes,
+// so that the weekly report has flagged windows to measure.
+func loadAlerts(ctx context.Context, s *store.Store, from time.Time) error {
+	dets := []string{"volume_spike", "enumeration", "off_hours", "consent_withdrawn", "purpose_category", "vendor_scope"}
+	var rows []store.AlertRow
+	var changes []store.AlertChange
+	for i := range 300 {
+		first := from.Add(time.Duration(i) * 33 * time.Minute)
+		a := models.Alert{ID: fmt.Sprintf("bench-%d", i), Detector: dets[i%len(dets)], Tenant: "default", ActorID: fmt.Sprintf("actor-%d", i%150),
+			Severity: models.Severity(i % 5), Status: models.AlertStatuses[i%4], FirstSeen: first, LastSeen: first.Add(20 * time.Minute), Findings: 1 + i%4,
+			Latest: models.Finding{WindowStart: first, WindowEnd: first.Add(20 * time.Minute), Summary: "bench"}}
+		rows = append(rows, store.AlertRow{Alert: a, Version: 1})
+		changes = append(changes, store.AlertChange{AlertID: a.ID, At: first.Add(time.Duration(5+i%60) * time.Minute), Status: models.StatusAcknowledged})
+	}
+	if err := s.PutAlerts(ctx, rows); err != nil {
+		return err
+	}
+	return s.PutAlertChanges(ctx, changes)
+}
+
+func measure(n int, f func() error) ([]time.Duration, error) {
+	var ds []time.Duration
+	for range n {
+		t := time.Now()
+		if err := f(); err != nil {
+			return nil, err
+		}
+		ds = append(ds, time.Since(t))
+	}
+	slices.Sort(ds)
+	return ds, nil
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	i := (len(ds)*p + 99) / 100
+	return ds[max(0, min(len(ds)-1, i-1))]
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

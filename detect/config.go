@@ -56,7 +56,7 @@ type RulesConfig struct {
 	// finding (default 1000).
 	BulkRecords uint64 `yaml:"bulk_records"`
 	// BulkRecordsByType overrides BulkRecords per actor type (default
-	// service: 50000 — batch jobs list thousands of records by design).
+	// service: 200000 — batch jobs list thousands of records by design).
 	BulkRecordsByType map[string]uint64 `yaml:"bulk_records_by_type"`
 	// ConversationSubjects: more distinct customers than this read within one
 	// conversation is a finding (default 3).
@@ -105,17 +105,22 @@ type DetectorsConfig struct {
 	VolumeSpan      int     `yaml:"volume_span"`       // windows, default 15 (at most 32)
 	VolumeSpanRatio float64 `yaml:"volume_span_ratio"` // rolling observed / median, default 4
 	VolumeMaxFactor float64 `yaml:"volume_max_factor"` // default 1.5
-	VolumeZ         float64 `yaml:"volume_z"`          // robust z (default 8)
-	VolumeRatio     float64 `yaml:"volume_ratio"`      // observed / expected (default 6)
-	VolumeMin       float64 `yaml:"volume_min"`        // minimum excess records (default 200)
-	VolumeTailProb  float64 `yaml:"volume_tail_prob"`  // NB tail probability (default 1e-6)
+	// VolumeMaxFactorByType overrides VolumeMaxFactor per actor type
+	// (default service: 4 — batch jobs legitimately run 3x at month end).
+	VolumeMaxFactorByType map[string]float64 `yaml:"volume_max_factor_by_type"`
+	VolumeZ               float64            `yaml:"volume_z"`         // robust z (default 8)
+	VolumeRatio           float64            `yaml:"volume_ratio"`     // observed / expected (default 6)
+	VolumeMin             float64            `yaml:"volume_min"`       // minimum excess records (default 200)
+	VolumeTailProb        float64            `yaml:"volume_tail_prob"` // NB tail probability (default 1e-6)
 
 	// Enumeration: distinct customers per window and per day.
 	EnumWindowZ     float64 `yaml:"enum_window_z"`     // default 8
 	EnumWindowRatio float64 `yaml:"enum_window_ratio"` // default 6
 	EnumWindowMin   float64 `yaml:"enum_window_min"`   // minimum distinct customers (default 25)
-	EnumDayRatio    float64 `yaml:"enum_day_ratio"`    // day so far vs typical day (default 4)
-	EnumDayMin      float64 `yaml:"enum_day_min"`      // default 150
+	EnumDayRatio    float64 `yaml:"enum_day_ratio"`    // day so far vs a busy day (default 3)
+	EnumDayMin      float64 `yaml:"enum_day_min"`      // default 100
+	EnumHourRatio   float64 `yaml:"enum_hour_ratio"`   // last hour vs a busy hour (default 4)
+	EnumHourMin     float64 `yaml:"enum_hour_min"`     // default 25
 
 	// Off-hours: a session that starts at least OffHoursGap hours away
 	// from every usual hour of the actor's day (an hour holding at least
@@ -140,7 +145,8 @@ type DetectorsConfig struct {
 	// (default true).
 	NewCountry *bool `yaml:"new_country"`
 
-	// Denied burst: denied accesses per window.
+	// Denied burst: denied accesses per window, and per rolling
+	// VolumeSpan windows.
 	DeniedMin      float64 `yaml:"denied_min"`       // default 10
 	DeniedTailProb float64 `yaml:"denied_tail_prob"` // Poisson tail (default 1e-6)
 
@@ -162,7 +168,7 @@ type DetectorsConfig struct {
 	// each (mostly) grew, the Theil-Sen slope is positive, the last day is
 	// DriftRatio times the days before the run, and the trend is significant.
 	DriftDays  int     `yaml:"drift_days"`  // default 5
-	DriftRatio float64 `yaml:"drift_ratio"` // default 2.5
+	DriftRatio float64 `yaml:"drift_ratio"` // default 1.8
 
 	// Mahalanobis: chi-square tail probability of the squared distance.
 	MahalanobisProb float64 `yaml:"mahalanobis_prob"` // default 1e-12
@@ -227,7 +233,7 @@ func (c Config) WithDefaults() Config {
 		r.BulkRecords = 1000
 	}
 	if r.BulkRecordsByType == nil {
-		r.BulkRecordsByType = map[string]uint64{"service": 50000}
+		r.BulkRecordsByType = map[string]uint64{"service": 200000}
 	}
 	defInt(&r.ConversationSubjects, 3)
 	if r.ConversationIdle == 0 {
@@ -252,6 +258,9 @@ func (c Config) WithDefaults() Config {
 	defInt(&d.VolumeSpan, 15)
 	def(&d.VolumeSpanRatio, 4)
 	def(&d.VolumeMaxFactor, 1.5)
+	if d.VolumeMaxFactorByType == nil {
+		d.VolumeMaxFactorByType = map[string]float64{"service": 4}
+	}
 	def(&d.VolumeZ, 8)
 	def(&d.VolumeRatio, 6)
 	def(&d.VolumeMin, 200)
@@ -259,8 +268,10 @@ func (c Config) WithDefaults() Config {
 	def(&d.EnumWindowZ, 8)
 	def(&d.EnumWindowRatio, 6)
 	def(&d.EnumWindowMin, 25)
-	def(&d.EnumDayRatio, 4)
-	def(&d.EnumDayMin, 150)
+	def(&d.EnumDayRatio, 3)
+	def(&d.EnumDayMin, 100)
+	def(&d.EnumHourRatio, 4)
+	def(&d.EnumHourMin, 25)
 	def(&d.OffHoursShare, 0.01)
 	defInt(&d.OffHoursGap, 3)
 	defInt(&d.OffHoursMinDays, 4)
@@ -284,7 +295,7 @@ func (c Config) WithDefaults() Config {
 	def(&d.PeerRatio, 8)
 	defInt(&d.PeerMinPeers, 4)
 	defInt(&d.DriftDays, 5)
-	def(&d.DriftRatio, 2.5)
+	def(&d.DriftRatio, 1.8)
 	def(&d.MahalanobisProb, 1e-12)
 	defInt(&d.MahalanobisSamples, 4000)
 	return c

@@ -148,7 +148,7 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 	if obs < d.VolumeRatio*mu || obs-mu < d.VolumeMin {
 		return e.detectVolumeSpan(x, mult)
 	}
-	if x.warm && obs < d.VolumeMaxFactor*float64(x.st.RecMax)*mult {
+	if x.warm && obs < e.maxFactor(x)*math.Max(float64(x.st.RecMax), x.peerMax(false))*mult {
 		return e.detectVolumeSpan(x, mult)
 	}
 	z := (obs - mu) / math.Max(scale, 1)
@@ -181,7 +181,8 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 	obs := st.rolling(w-1, d.VolumeSpan-1) + float64(x.r.Records)
 	mu := math.Max(st.spanMed, 1) * mult
 	scale := math.Max(madScale*st.spanMAD*mult, math.Sqrt(mu))
-	if obs < d.VolumeSpanRatio*mu || obs-mu < d.VolumeMin || obs < d.VolumeMaxFactor*float64(st.SpanMax)*mult {
+	largest := math.Max(float64(st.SpanMax), x.peerMax(true))
+	if obs < d.VolumeSpanRatio*mu || obs-mu < d.VolumeMin || obs < e.maxFactor(x)*largest*mult {
 		return models.Finding{}, false
 	}
 	z := (obs - mu) / scale
@@ -191,13 +192,32 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 	}
 	span := time.Duration(d.VolumeSpan) * e.cfg.Window
 	f := e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: fmt.Sprintf("records per %s (rolling)", span), Observed: obs,
-		Baseline: mu, Spread: scale, Threshold: math.Max(d.VolumeSpanRatio*mu, d.VolumeMaxFactor*float64(st.SpanMax)*mult),
+		Baseline: mu, Spread: scale, Threshold: math.Max(d.VolumeSpanRatio*mu, e.maxFactor(x)*largest*mult),
 		BaselineSource: "actor rolling median",
-		Notes:          map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p, "largest_seen": float64(st.SpanMax)}})
+		Notes:          map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p, "largest_seen": float64(st.SpanMax), "peers_largest": x.peerMax(true)}})
 	f.WindowStart = x.c.end.Add(-span)
-	f.Summary = fmt.Sprintf("%s read %.0f records in the last %s, %.1fx its usual %.0f and above its largest %.0f (z %.1f, p %.1e)",
-		x.r.ActorID, obs, span, obs/mu, mu, st.SpanMax, z, p)
+	f.Summary = fmt.Sprintf("%s read %.0f records in the last %s, %.1fx its usual %.0f and above the largest seen %.0f (z %.1f, p %.1e)",
+		x.r.ActorID, obs, span, obs/mu, mu, largest, z, p)
 	return f, true
+}
+
+// maxFactor is how far above the largest value seen a volume must be.
+func (e *Engine) maxFactor(x *rowCtx) float64 {
+	if f, ok := e.cfg.Detectors.VolumeMaxFactorByType[x.r.ActorType]; ok {
+		return f
+	}
+	return e.cfg.Detectors.VolumeMaxFactor
+}
+
+// peerMax is the peers' upper-quartile largest window (or rolling span).
+func (x *rowCtx) peerMax(span bool) float64 {
+	if x.peer == nil {
+		return 0
+	}
+	if span {
+		return x.peer.spanMax
+	}
+	return x.peer.recMax
 }
 
 // session tracks the actor's current run of activity and dormancy.
@@ -253,49 +273,60 @@ func (e *Engine) detectEnumWindow(x *rowCtx) (models.Finding, bool) {
 	return f, true
 }
 
-// detectDayEnumeration compares the day-so-far distinct customers with the
-// actor's typical full day (or its peers').
-func (e *Engine) detectDayEnumeration(st *actorState, c store.ActorCount, d int32, dayStart, t time.Time) (models.Finding, bool) {
+// detectCountEnumeration compares distinct customers over a period (the
+// day so far, or the last hour) with the actor's busy day or hour (its 90th
+// percentile), or its peers' while it has too little history.
+func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hourly bool, from, t time.Time) (models.Finding, bool) {
 	cfg := e.cfg.Detectors
 	obs := float64(c.Count)
-	if obs < cfg.EnumDayMin || !e.cfg.enabled(DetEnumeration) {
+	ratio, minimum, what := cfg.EnumDayRatio, cfg.EnumDayMin, "today so far"
+	if hourly {
+		ratio, minimum, what = cfg.EnumHourRatio, cfg.EnumHourMin, "in the last hour"
+	}
+	if obs < minimum || !e.cfg.enabled(DetEnumeration) {
 		return models.Finding{}, false
 	}
-	if st.lastEnumDay == d {
+	d := int32(from.Unix() / 86400)
+	if !hourly && st.lastEnumDay == d {
 		return models.Finding{}, false // reported today already
 	}
-	var typical []float64
-	for _, dt := range st.recentDays(d-dayRingLen, d-1) {
-		if dt.Subjects > 0 {
-			typical = append(typical, float64(dt.Subjects))
-		}
-	}
-	src := "actor days"
+	p := e.peers[peerKey{c.Tenant, st.Role}]
 	var base float64
-	if len(typical) >= cfg.WarmupDays {
-		slices.Sort(typical)
-		base = quantileSorted(typical, 0.9) // a busy day of its own
-	} else if p := e.peers[peerKey{c.Tenant, st.Role}]; p != nil && p.members >= cfg.PeerMinPeers {
-		// peers' typical windows times the actor's active windows today
-		base = p.subjMed * float64(st.day(d).Windows) * 1.5
-		src = "peers"
-	} else {
+	src := "actor"
+	own, ok := st.busyDay(d)
+	if hourly {
+		own, ok = st.busyHour(), st.HourSubj.N >= 8
+	}
+	switch {
+	case ok:
+		base = own
+	case p != nil && p.members >= cfg.PeerMinPeers:
+		base, src = p.daySubj, "peers"
+		if hourly {
+			base = p.hourSubj
+		}
+	default:
 		return models.Finding{}, false
 	}
 	base = math.Max(base, 1)
-	if obs < cfg.EnumDayRatio*base {
+	if obs < ratio*base {
 		return models.Finding{}, false
 	}
-	st.lastEnumDay = d
-	p := poissonTail(obs, base)
+	if !hourly {
+		st.lastEnumDay = d
+	}
+	prob := poissonTail(obs, base)
 	f := models.Finding{Detector: DetEnumeration, Tenant: c.Tenant, ActorID: c.ActorID, ActorType: models.ActorType(st.Type),
-		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: dayStart, WindowEnd: t, DetectedAt: t,
-		Score: obs / base, Probability: p, Severity: e.cfg.severity(DetEnumeration),
-		Summary: fmt.Sprintf("%s touched %.0f distinct customers today so far, %.1fx a busy day (%.0f)", c.ActorID, obs, obs/base, base),
-		Evidence: models.Evidence{Metric: "distinct customers per day", Observed: obs, Baseline: base,
-			Threshold: cfg.EnumDayRatio * base, BaselineSource: src, Subjects: c.Count,
+		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: from, WindowEnd: t, DetectedAt: t,
+		Score: obs / base, Probability: prob, Severity: e.cfg.severity(DetEnumeration),
+		Summary: fmt.Sprintf("%s touched %.0f distinct customers %s, %.1fx a busy period of its %s (%.0f)", c.ActorID, obs, what, obs/base, src, base),
+		Evidence: models.Evidence{Metric: "distinct customers " + what, Observed: obs, Baseline: base,
+			Threshold: ratio * base, BaselineSource: src, Subjects: c.Count,
 			Query: fmt.Sprintf("SELECT uniqExactIfMerge(subjects) FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s",
-				lit(c.Tenant), lit(c.ActorID), litTime(dayStart), litTime(t))}}
+				lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))}}
+	if src == "peers" && p != nil {
+		f.Evidence.Peers, f.Evidence.PeerCount = "role "+st.Role, p.members
+	}
 	return f, true
 }
 
@@ -445,26 +476,33 @@ func (e *Engine) detectTravel(x *rowCtx) (models.Finding, bool) {
 
 func (e *Engine) detectDenied(x *rowCtx) (models.Finding, bool) {
 	d := e.cfg.Detectors
-	obs := float64(x.r.Denied)
-	if obs < d.DeniedMin {
+	st := x.st
+	span := d.VolumeSpan
+	w := x.c.start.Unix() / int64(e.cfg.Window/time.Second)
+	obs := st.rollingDenied(w-1, span-1) + float64(x.r.Denied)
+	if obs < d.DeniedMin || x.r.Denied == 0 {
 		return models.Finding{}, false
 	}
-	mu := math.Max(float64(x.st.DeniedMean), 0.05)
+	// Fire once per burst: not again while the previous window's rolling
+	// count already crossed the threshold.
+	prev := st.rollingDenied(w-1, span)
+	perWin := math.Max(float64(st.DeniedMean), 0.02)
 	src := "actor"
 	if !x.warm {
-		mu, src = 0.5, "prior"
+		perWin, src = 0.1, "prior"
 	}
-	mu *= x.c.multiplier(x.r.Tenant)
+	mu := perWin * float64(span) * x.c.multiplier(x.r.Tenant)
 	if obs < 5*mu {
 		return models.Finding{}, false
 	}
 	p := poissonTail(obs, mu)
-	if p > d.DeniedTailProb {
+	if p > d.DeniedTailProb || (prev >= d.DeniedMin && poissonTail(prev, mu) <= d.DeniedTailProb) {
 		return models.Finding{}, false
 	}
-	f := e.base(DetDeniedBurst, x, obs/mu, p, models.Evidence{Metric: "denied accesses per window", Observed: obs,
-		Baseline: mu, Threshold: d.DeniedMin, BaselineSource: src, Notes: map[string]float64{"tail_probability": p}})
-	f.Summary = fmt.Sprintf("%s was denied %.0f times in %s (usual %.2f, p %.1e)", x.r.ActorID, obs, e.cfg.Window, mu, p)
+	f := e.base(DetDeniedBurst, x, obs/mu, p, models.Evidence{Metric: fmt.Sprintf("denied accesses per %s (rolling)", time.Duration(span)*e.cfg.Window),
+		Observed: obs, Baseline: mu, Threshold: d.DeniedMin, BaselineSource: src, Notes: map[string]float64{"tail_probability": p}})
+	f.WindowStart = x.c.end.Add(-time.Duration(span) * e.cfg.Window)
+	f.Summary = fmt.Sprintf("%s was denied %.0f times in %s (usual %.2f, p %.1e)", x.r.ActorID, obs, time.Duration(span)*e.cfg.Window, mu, p)
 	return f, true
 }
 
@@ -565,7 +603,7 @@ func (e *Engine) detectMahalanobis(x *rowCtx) (models.Finding, bool) {
 		return models.Finding{}, false
 	}
 	p := chiSquareTail(d2, mahalanobisDims)
-	thr := math.Max(chiSquareQuantile(e.cfg.Detectors.MahalanobisProb), 2*e.mahal.empirical)
+	thr := math.Max(chiSquareQuantile(e.cfg.Detectors.MahalanobisProb), 3*e.mahal.empirical)
 	if p > e.cfg.Detectors.MahalanobisProb || d2 < thr {
 		return models.Finding{}, false
 	}
@@ -647,7 +685,7 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	}
 	maxS := n * (n - 1) / 2
 	slope := theilSen(ys)
-	if up < n-1 || s < maxS-1 || slope <= 0 || last < cfg.DriftRatio*base || ys[n-2] < 1.5*base {
+	if up < n-2 || s < maxS-3 || slope <= 0 || last < cfg.DriftRatio*base || ys[n-2] < 1.3*base {
 		return models.Finding{}, false
 	}
 	if st.lastDriftDay == d { // reported today already

@@ -361,23 +361,42 @@ func (e *Engine) hourly(ctx context.Context, t time.Time) error {
 	return errors.Join(errs...)
 }
 
-// checkDays reads the day-so-far distinct customers per actor and runs the
-// daily enumeration and drift detectors.
+// checkDays reads the distinct customers per actor of the last hour and of
+// the day so far, and runs the hourly and daily enumeration and the drift
+// detectors.
 func (e *Engine) checkDays(ctx context.Context, t time.Time) error {
 	dayStart := t.Add(-time.Nanosecond).Truncate(24 * time.Hour)
-	counts, err := e.agg.DistinctSubjects(ctx, dayStart, t, e.shard)
+	hourStart := t.Add(-time.Hour)
+	hours, err := e.agg.DistinctSubjects(ctx, hourStart, t, e.shard)
+	if err != nil {
+		e.metrics.missed.Inc()
+		return fmt.Errorf("reading distinct customers of the hour: %w", err)
+	}
+	days, err := e.agg.DistinctSubjects(ctx, dayStart, t, e.shard)
 	if err != nil {
 		e.metrics.missed.Inc()
 		return fmt.Errorf("reading distinct customers of the day: %w", err)
 	}
 	d := int32(dayStart.Unix() / 86400)
 	var out []models.Finding
-	for _, c := range counts {
+	for _, c := range hours {
 		st := e.actors[actorKey{c.Tenant, c.ActorID}]
 		if st == nil {
 			continue
 		}
-		if f, ok := e.detectDayEnumeration(st, c, d, dayStart, t); ok {
+		if f, ok := e.detectCountEnumeration(st, c, true, hourStart, t); ok {
+			out = append(out, f)
+			st.HourSubj.add(math.Min(float64(c.Count), 2*math.Max(st.busyHour(), 1)))
+		} else {
+			st.HourSubj.add(float64(c.Count))
+		}
+	}
+	for _, c := range days {
+		st := e.actors[actorKey{c.Tenant, c.ActorID}]
+		if st == nil {
+			continue
+		}
+		if f, ok := e.detectCountEnumeration(st, c, false, dayStart, t); ok {
 			out = append(out, f)
 		}
 		st.day(d).Subjects = float32(c.Count)

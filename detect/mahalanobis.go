@@ -2,8 +2,8 @@ package detect
 
 import (
 	"math"
-	"slices"
 	"math/rand/v2"
+	"slices"
 
 	"gonum.org/v1/gonum/mat"
 )

@@ -1,6 +1,9 @@
 package detect
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // peerKey is a peer group: the actors of one role in one tenant.
 type peerKey struct{ tenant, role string }
@@ -11,6 +14,10 @@ type peerStats struct {
 	// recMed/subjMed: median over members of their own median per active
 	// window; recMAD/subjMAD: median of their MADs.
 	recMed, recMAD, subjMed, subjMAD float64
+	// recMax, spanMax: upper quartile of members' largest window and
+	// rolling span; daySubj, hourSubj: median of members' busy (p90) day
+	// and hour of distinct customers.
+	recMax, spanMax, daySubj, hourSubj float64
 	// have counts the members that have used each store, resource type,
 	// category and country.
 	have map[string]int
@@ -38,8 +45,8 @@ func (p *peerStats) hourShare(h int) float64 {
 // recomputePeers rebuilds every peer group's summary from warm members.
 func (e *Engine) recomputePeers() {
 	type acc struct {
-		rm, ra, sm, sa []float64
-		p              *peerStats
+		rm, ra, sm, sa, mx, sx, ds, hs []float64
+		p                              *peerStats
 	}
 	accs := map[peerKey]*acc{}
 	for k, st := range e.actors {
@@ -57,6 +64,14 @@ func (e *Engine) recomputePeers() {
 		a.ra = append(a.ra, st.recMAD)
 		a.sm = append(a.sm, st.subjMed)
 		a.sa = append(a.sa, st.subjMAD)
+		a.mx = append(a.mx, float64(st.RecMax))
+		a.sx = append(a.sx, float64(st.SpanMax))
+		if v, ok := st.busyDay(st.LastDay); ok {
+			a.ds = append(a.ds, v)
+		}
+		if st.HourSubj.N >= 8 {
+			a.hs = append(a.hs, st.busyHour())
+		}
 		a.p.members++
 		for _, set := range [][]string{st.Stores, st.ResourceTypes, st.Categories, st.Countries} {
 			for _, x := range set {
@@ -74,6 +89,10 @@ func (e *Engine) recomputePeers() {
 		p := a.p
 		p.recMed, p.recMAD = median64(a.rm), median64(a.ra)
 		p.subjMed, p.subjMAD = median64(a.sm), median64(a.sa)
+		slices.Sort(a.mx)
+		slices.Sort(a.sx)
+		p.recMax, p.spanMax = quantileSorted(a.mx, 0.75), quantileSorted(a.sx, 0.75)
+		p.daySubj, p.hourSubj = median64(a.ds), median64(a.hs)
 		for h := range p.how {
 			p.how[h] /= float64(p.members)
 		}

@@ -60,9 +60,12 @@ type actorState struct {
 	// the rolling span; Span is the rolling span's value at each active
 	// window and SpanMax its decaying maximum.
 	Roll    [rollLen]float32
+	RollDen [rollLen]float32
 	RollWin [rollLen]int64
-	Span    ring
-	SpanMax float32
+	// HourSubj holds the distinct customers of each past active hour.
+	HourSubj ring
+	Span     ring
+	SpanMax  float32
 	// Session: the current run of activity (gaps under 30 minutes).
 	SessStart int64
 	SessWins  uint16
@@ -111,6 +114,17 @@ func (s *actorState) rolling(w int64, span int) float64 {
 	for i := range s.Roll {
 		if s.RollWin[i] > w-int64(span) && s.RollWin[i] <= w {
 			sum += float64(s.Roll[i])
+		}
+	}
+	return sum
+}
+
+// rollingDenied is rolling for denied accesses.
+func (s *actorState) rollingDenied(w int64, span int) float64 {
+	var sum float64
+	for i := range s.RollDen {
+		if s.RollWin[i] > w-int64(span) && s.RollWin[i] <= w {
+			sum += float64(s.RollDen[i])
 		}
 	}
 	return sum
@@ -242,7 +256,7 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.RecMax = max(s.RecMax*maxDecay, float32(rec))
 	wn := start.Unix() / winSec
 	slot := int(wn % rollLen)
-	s.Roll[slot], s.RollWin[slot] = float32(rec), wn
+	s.Roll[slot], s.RollDen[slot], s.RollWin[slot] = float32(rec), float32(denied), wn
 	sp := s.rolling(wn, span)
 	s.Span.add(sp)
 	s.SpanMax = max(s.SpanMax*maxDecay, float32(sp))
@@ -330,4 +344,31 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 // poison the baseline: at most 3 times the expected value (plus one).
 func clip(x, expected float64) float64 {
 	return math.Min(x, 3*expected+1)
+}
+
+// busyDay returns the 90th percentile of the actor's daily distinct
+// customers over the days it holds (ok false with fewer than 3 days).
+func (s *actorState) busyDay(exclude int32) (float64, bool) {
+	var xs []float64
+	for _, d := range s.Days {
+		if d.Windows > 0 && d.Subjects > 0 && d.Day != exclude {
+			xs = append(xs, float64(d.Subjects))
+		}
+	}
+	if len(xs) < 3 {
+		return 0, false
+	}
+	slices.Sort(xs)
+	return quantileSorted(xs, 0.9), true
+}
+
+// busyHour returns the 90th percentile of the actor's hourly distinct
+// customers.
+func (s *actorState) busyHour() float64 {
+	xs := make([]float64, 0, s.HourSubj.N)
+	for _, v := range s.HourSubj.values() {
+		xs = append(xs, float64(v))
+	}
+	slices.Sort(xs)
+	return quantileSorted(xs, 0.9)
 }

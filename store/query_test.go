@@ -123,6 +123,14 @@ func TestExposure(t *testing.T) {
 	if w.Events != 4 || w.Subjects != 3 || w.Records != 202 {
 		t.Fatalf("window exposure = %+v", w)
 	}
+	// A window of another tenant must not pull in the same actor's events here.
+	cross, err := s.ExposureOfWindows(t.Context(), []store.ActorWindow{
+		{Tenant: "t1", ActorID: "vendor-1", From: base, To: base.Add(2 * time.Hour)},
+		{Tenant: "t2", ActorID: "agent-1", From: base, To: base.Add(2 * time.Hour)},
+	})
+	if err != nil || cross.Events != 2 || cross.Subjects != 2 {
+		t.Fatalf("cross-tenant window exposure = %+v %v", cross, err)
+	}
 	empty, err := s.ExposureOfWindows(t.Context(), nil)
 	if err != nil || empty.Events != 0 {
 		t.Fatalf("empty windows: %+v %v", empty, err)

@@ -264,6 +264,16 @@ func Timeline(title string, ts []time.Time, values []float64, band Band, markFro
 		t := t0.Add(time.Duration(span * float64(i) / 4 * float64(time.Second)))
 		s.f(`<text x="%.1f" y="%.1f" text-anchor="middle" fill="#475569">%s</text>`, xOf(t), padT+plotH+14, t.UTC().Format(layout))
 	}
-	s.legend([]Series{{Name: "observed", Color: "#0f172a"}, {Name: "baseline band", Color: "#dbeafe"}, {Name: "threshold", Color: "#dc2626"}, {Name: "alert window", Color: "#fee2e2"}}, h)
+	leg := []Series{{Name: "observed", Color: "#0f172a"}}
+	if band.High > 0 || band.Low > 0 {
+		leg = append(leg, Series{Name: "baseline band", Color: "#dbeafe"})
+	}
+	if band.Threshold > 0 {
+		leg = append(leg, Series{Name: "threshold", Color: "#dc2626"})
+	}
+	if !markFrom.IsZero() && !markTo.IsZero() {
+		leg = append(leg, Series{Name: "alert window", Color: "#fee2e2"})
+	}
+	s.legend(leg, h)
 	return s.end()
 }

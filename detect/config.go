@@ -119,8 +119,11 @@ type DetectorsConfig struct {
 	EnumWindowMin   float64 `yaml:"enum_window_min"`   // minimum distinct customers (default 25)
 	EnumDayRatio    float64 `yaml:"enum_day_ratio"`    // day so far vs a busy day (default 3)
 	EnumDayMin      float64 `yaml:"enum_day_min"`      // default 100
-	EnumHourRatio   float64 `yaml:"enum_hour_ratio"`   // last hour vs a busy hour (default 4)
-	EnumHourMin     float64 `yaml:"enum_hour_min"`     // default 25
+	EnumHourRatio   float64 `yaml:"enum_hour_ratio"`   // last hour vs a busy hour (default 3)
+	// EnumEvery is how often the hour and day counts are checked
+	// (default 10m; a whole number of windows).
+	EnumEvery   time.Duration `yaml:"enum_every"`
+	EnumHourMin float64       `yaml:"enum_hour_min"` // default 25
 
 	// Off-hours: a session that starts at least OffHoursGap hours away
 	// from every usual hour of the actor's day (an hour holding at least
@@ -270,7 +273,10 @@ func (c Config) WithDefaults() Config {
 	def(&d.EnumWindowMin, 25)
 	def(&d.EnumDayRatio, 3)
 	def(&d.EnumDayMin, 100)
-	def(&d.EnumHourRatio, 4)
+	def(&d.EnumHourRatio, 3)
+	if d.EnumEvery == 0 {
+		d.EnumEvery = 10 * time.Minute
+	}
 	def(&d.EnumHourMin, 25)
 	def(&d.OffHoursShare, 0.01)
 	defInt(&d.OffHoursGap, 3)
@@ -316,6 +322,9 @@ func (c Config) Validate() error {
 	}
 	if c.Window > 24*time.Hour || (24*time.Hour)%c.Window != 0 {
 		bad("window", "%s must divide a day", c.Window)
+	}
+	if e := c.Detectors.EnumEvery; e < c.Window || e%c.Window != 0 || time.Hour%e != 0 {
+		bad("detectors.enum_every", "%s must be a whole number of windows dividing an hour", e)
 	}
 	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
 		bad("shard", "%d of %d: want 0 <= shard < shards", c.Shard, c.Shards)

@@ -209,7 +209,7 @@ func (e *Engine) maxFactor(x *rowCtx) float64 {
 	return e.cfg.Detectors.VolumeMaxFactor
 }
 
-// peerMax is the peers' upper-quartile largest window (or rolling span).
+// peerMax is the peers' 90th-percentile largest window (or rolling span).
 func (x *rowCtx) peerMax(span bool) float64 {
 	if x.peer == nil {
 		return 0
@@ -300,11 +300,10 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	switch {
 	case ok:
 		base = own
-	case p != nil && p.members >= cfg.PeerMinPeers:
+	case p != nil && !hourly && p.dayN >= cfg.PeerMinPeers:
 		base, src = p.daySubj, "peers"
-		if hourly {
-			base = p.hourSubj
-		}
+	case p != nil && hourly && p.hourN >= cfg.PeerMinPeers:
+		base, src = p.hourSubj, "peers"
 	default:
 		return models.Finding{}, false
 	}

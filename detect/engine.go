@@ -184,6 +184,10 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 				if err := e.hourly(ctx, end); err != nil {
 					errs = append(errs, err)
 				}
+			} else if end.Truncate(e.cfg.Detectors.EnumEvery).Equal(end) {
+				if err := e.checkDays(ctx, end, false); err != nil {
+					errs = append(errs, err)
+				}
 			}
 			e.next = end.Add(w)
 		}
@@ -350,7 +354,7 @@ func (e *Engine) hourly(ctx context.Context, t time.Time) error {
 	var errs []error
 	e.recomputePeers()
 	e.mahal.refit()
-	if err := e.checkDays(ctx, t); err != nil {
+	if err := e.checkDays(ctx, t, true); err != nil {
 		errs = append(errs, err)
 	}
 	if !e.learnOnly {
@@ -364,7 +368,7 @@ func (e *Engine) hourly(ctx context.Context, t time.Time) error {
 // checkDays reads the distinct customers per actor of the last hour and of
 // the day so far, and runs the hourly and daily enumeration and the drift
 // detectors.
-func (e *Engine) checkDays(ctx context.Context, t time.Time) error {
+func (e *Engine) checkDays(ctx context.Context, t time.Time, hourEnd bool) error {
 	dayStart := t.Add(-time.Nanosecond).Truncate(24 * time.Hour)
 	hourStart := t.Add(-time.Hour)
 	hours, err := e.agg.DistinctSubjects(ctx, hourStart, t, e.shard)
@@ -384,8 +388,14 @@ func (e *Engine) checkDays(ctx context.Context, t time.Time) error {
 		if st == nil {
 			continue
 		}
-		if f, ok := e.detectCountEnumeration(st, c, true, hourStart, t); ok {
+		f, ok := e.detectCountEnumeration(st, c, true, hourStart, t)
+		if ok {
 			out = append(out, f)
+		}
+		if !hourEnd {
+			continue // the rolling hour is checked; only whole hours are learned
+		}
+		if ok {
 			st.HourSubj.add(math.Min(float64(c.Count), 2*math.Max(st.busyHour(), 1)))
 		} else {
 			st.HourSubj.add(float64(c.Count))
@@ -402,7 +412,7 @@ func (e *Engine) checkDays(ctx context.Context, t time.Time) error {
 		st.day(d).Subjects = float32(c.Count)
 	}
 	for k, st := range e.actors {
-		if st.LastDay != d {
+		if st.LastDay != d || !hourEnd {
 			continue
 		}
 		if f, ok := e.detectDrift(k, st, d, dayStart, t); ok {

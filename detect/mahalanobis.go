@@ -49,10 +49,13 @@ func (m *mahalanobis) add(v [mahalanobisDims]float64) {
 	}
 }
 
-// refit recomputes mean and shrinkage covariance (needs 200 samples).
+// minFitSamples is how many deviation vectors the first fit needs.
+const minFitSamples = 2000
+
+// refit recomputes mean and shrinkage covariance.
 func (m *mahalanobis) refit() {
 	n := len(m.samples)
-	if n < 200 {
+	if n < minFitSamples || n < cap(m.samples)/2 {
 		return
 	}
 	x := mat.NewDense(n, mahalanobisDims, nil)

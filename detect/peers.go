@@ -14,10 +14,12 @@ type peerStats struct {
 	// recMed/subjMed: median over members of their own median per active
 	// window; recMAD/subjMAD: median of their MADs.
 	recMed, recMAD, subjMed, subjMAD float64
-	// recMax, spanMax: upper quartile of members' largest window and
+	// recMax, spanMax: 90th percentile of members' largest window and
 	// rolling span; daySubj, hourSubj: median of members' busy (p90) day
 	// and hour of distinct customers.
 	recMax, spanMax, daySubj, hourSubj float64
+	// dayN, hourN: members whose busy day / hour is known.
+	dayN, hourN int
 	// have counts the members that have used each store, resource type,
 	// category and country.
 	have map[string]int
@@ -91,8 +93,9 @@ func (e *Engine) recomputePeers() {
 		p.subjMed, p.subjMAD = median64(a.sm), median64(a.sa)
 		slices.Sort(a.mx)
 		slices.Sort(a.sx)
-		p.recMax, p.spanMax = quantileSorted(a.mx, 0.75), quantileSorted(a.sx, 0.75)
+		p.recMax, p.spanMax = quantileSorted(a.mx, 0.9), quantileSorted(a.sx, 0.9)
 		p.daySubj, p.hourSubj = median64(a.ds), median64(a.hs)
+		p.dayN, p.hourN = len(a.ds), len(a.hs)
 		for h := range p.how {
 			p.how[h] /= float64(p.members)
 		}

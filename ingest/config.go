@@ -44,7 +44,7 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	// MaxFuture rejects events further ahead than this as ts_future (default 24h).
 	MaxFuture time.Duration `yaml:"max_future"`
-	// FetchMaxBytes bounds one fetch response per partition (default 16 MiB).
+	// FetchMaxBytes bounds one fetch response per partition (default 4 MiB).
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// FetchMaxWait is how long the broker may hold a fetch waiting for data
 	// (default 250ms).
@@ -104,7 +104,7 @@ func (c Config) WithDefaults() Config {
 		c.MaxFuture = models.DefaultMaxFuture
 	}
 	if c.FetchMaxBytes <= 0 {
-		c.FetchMaxBytes = 16 << 20
+		c.FetchMaxBytes = 4 << 20
 	}
 	if c.FetchMaxWait <= 0 {
 		c.FetchMaxWait = 250 * time.Millisecond

@@ -66,11 +66,10 @@ type Deps struct {
 
 // Consumer runs the fetch, decode, batch, insert, commit loop.
 type Consumer struct {
-	cfg     Config
-	d       Deps
-	m       *Metrics
-	log     *slog.Logger
-	results []decoded
+	cfg Config
+	d   Deps
+	m   *Metrics
+	log *slog.Logger
 	// pending holds the last message per partition of batches whose commit
 	// failed; it is merged into the next commit.
 	pending    map[partitionKey]kafka.Message
@@ -107,69 +106,98 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 // Config.ShutdownTimeout), and returns nil. It returns an error only for a
 // failure that retrying cannot fix (for example a ClickHouse schema error);
 // nothing of the failed batch is committed then.
+//
+// Three goroutines form a pipeline with small bounded queues: fetch (Kafka),
+// collect (batching by size and linger, then parallel decoding), and store
+// (this one: dedupe, insert, observe, commit). While one batch is inserted
+// the next is fetched and decoded; a slow ClickHouse slows fetching instead
+// of growing memory.
 func (c *Consumer) Run(ctx context.Context) error {
 	// flushCtx outlives ctx by ShutdownTimeout: the soft phase.
 	flushCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardStop()
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownTimeout, hardStop) })
 	defer stopAfter()
+	// fetchCtx ends with ctx, or when storing fails for good.
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
 
 	msgs := make(chan Fetched, c.cfg.BatchSize)
 	fetchDone := make(chan error, 1)
-	go func() { fetchDone <- c.fetch(ctx, msgs) }()
+	go func() { fetchDone <- c.fetch(fetchCtx, msgs) }()
+	batches := make(chan *pendingBatch, 1)
+	abandon := make(chan struct{})
+	go c.collect(msgs, batches, abandon)
 
+	for b := range batches {
+		if err := c.flush(flushCtx, b); err != nil {
+			c.log.Error("ingest stopped: batch not committed, it will be redelivered", "err", err)
+			stopFetch()
+			close(abandon)
+			for range batches { // let collect finish
+			}
+			return err
+		}
+	}
+	ferr := <-fetchDone
+	if ctx.Err() == nil && ferr != nil {
+		return ferr
+	}
+	c.log.Info("ingest stopped: flushed and committed")
+	return nil
+}
+
+// pendingBatch is a batch of fetched messages, decoded.
+type pendingBatch struct {
+	msgs []Fetched
+	res  []decoded
+	now  time.Time // the clock messages were validated against
+}
+
+// collect batches msgs by size and linger, decodes each batch and hands it
+// to out. It closes out when msgs is closed, after the last batch.
+func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abandon <-chan struct{}) {
+	defer close(out)
 	batch := make([]Fetched, 0, c.cfg.BatchSize)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
-	flush := func() error {
+	send := func() bool {
 		linger.Stop()
 		if len(batch) == 0 {
-			return nil
+			return true
 		}
-		err := c.flush(flushCtx, batch)
+		now := c.d.Now().UTC()
+		pb := &pendingBatch{msgs: batch, res: c.decodeAll(batch, now), now: now}
 		batch = make([]Fetched, 0, c.cfg.BatchSize)
-		return err
+		select {
+		case out <- pb:
+			return true
+		case <-abandon:
+			return false
+		}
 	}
 	for {
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				ferr := <-fetchDone
-				err := flush()
-				if err == nil && ctx.Err() == nil {
-					err = ferr
-				}
-				if err == nil {
-					c.log.Info("ingest stopped: flushed and committed")
-				}
-				return err
+				send()
+				return
 			}
 			batch = append(batch, m)
 			if len(batch) == 1 {
 				linger.Reset(c.cfg.Linger)
 			}
-			if len(batch) >= c.cfg.BatchSize {
-				if err := flush(); err != nil {
-					return c.abort(err, msgs, fetchDone)
-				}
+			if len(batch) >= c.cfg.BatchSize && !send() {
+				return
 			}
 		case <-linger.C:
-			if err := flush(); err != nil {
-				return c.abort(err, msgs, fetchDone)
+			if !send() {
+				return
 			}
+		case <-abandon:
+			return
 		}
 	}
-}
-
-// abort ends Run after a permanent failure: the fetcher is left to end with
-// ctx (the caller closes the reader), and nothing more is committed.
-func (c *Consumer) abort(err error, msgs <-chan Fetched, _ <-chan error) error {
-	c.log.Error("ingest stopped: batch not committed, it will be redelivered", "err", err)
-	go func() {
-		for range msgs { // unblock the fetcher until the reader closes
-		}
-	}()
-	return err
 }
 
 // fetch reads messages into out until ctx ends or the reader closes.
@@ -217,15 +245,12 @@ type batchResult struct {
 	dead     []kafka.Message    // dead-letter topic messages
 	rows     []store.DeadLetter // dead_letters table rows
 	dupes    int                // duplicates within the batch
+	stale    int                // messages of an ended generation
 }
 
-// decodeBatch decodes, validates and pseudonymizes msgs in parallel, and
-// drops repeated event ids within the batch (the first wins).
-func (c *Consumer) decodeBatch(msgs []kafka.Message, now time.Time) batchResult {
-	if cap(c.results) < len(msgs) {
-		c.results = make([]decoded, len(msgs))
-	}
-	res := c.results[:len(msgs)]
+// decodeAll decodes, validates and pseudonymizes msgs in parallel.
+func (c *Consumer) decodeAll(msgs []Fetched, now time.Time) []decoded {
+	res := make([]decoded, len(msgs))
 	workers := min(c.cfg.DecodeWorkers, max(1, len(msgs)/256))
 	chunk := (len(msgs) + workers - 1) / workers
 	var wg sync.WaitGroup
@@ -236,23 +261,35 @@ func (c *Consumer) decodeBatch(msgs []kafka.Message, now time.Time) batchResult 
 		}
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				res[i] = c.decodeOne(&msgs[i], now)
+				res[i] = c.decodeOne(&msgs[i].Message, now)
 			}
 		})
 	}
 	wg.Wait()
+	return res
+}
 
+// gather sorts the decoded messages of generation gen into events,
+// consents and dead letters, dropping repeated event ids within the batch
+// (the first wins). It returns the messages of gen: the ones to commit.
+func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 	var out batchResult
-	out.events = make([]models.Event, 0, len(msgs))
-	seen := make(map[string]struct{}, len(msgs))
-	for i := range res {
-		r := &res[i]
+	live := make([]kafka.Message, 0, len(pb.msgs))
+	out.events = make([]models.Event, 0, len(pb.msgs))
+	seen := make(map[string]struct{}, len(pb.msgs))
+	for i := range pb.res {
+		if pb.msgs[i].Generation != gen {
+			out.stale++
+			continue
+		}
+		m, r := &pb.msgs[i].Message, &pb.res[i]
+		live = append(live, *m)
 		switch {
 		case r.err != nil:
-			out.dead = append(out.dead, deadLetterMessage(&msgs[i], r.err))
-			out.rows = append(out.rows, store.DeadLetter{ReceivedAt: now, Topic: msgs[i].Topic,
-				Partition: int32(msgs[i].Partition), Offset: msgs[i].Offset, Reason: string(r.err.Code),
-				Field: r.err.Field, Detail: r.err.Detail, Payload: msgs[i].Value})
+			out.dead = append(out.dead, deadLetterMessage(m, r.err))
+			out.rows = append(out.rows, store.DeadLetter{ReceivedAt: pb.now, Topic: m.Topic,
+				Partition: int32(m.Partition), Offset: m.Offset, Reason: string(r.err.Code),
+				Field: r.err.Field, Detail: r.err.Detail, Payload: m.Value})
 		case r.consent:
 			out.consents = append(out.consents, r.cs)
 		default:
@@ -263,9 +300,8 @@ func (c *Consumer) decodeBatch(msgs []kafka.Message, now time.Time) batchResult 
 			seen[r.ev.EventID] = struct{}{}
 			out.events = append(out.events, r.ev)
 		}
-		*r = decoded{} // drop references for the GC
 	}
-	return out
+	return out, live
 }
 
 // decodeOne decodes one message by its topic and pseudonymizes its ids.
@@ -324,36 +360,28 @@ func deadLetterMessage(m *kafka.Message, ve *models.ValidationError) kafka.Messa
 // group generation so that no rebalance hands its partitions to another
 // member meanwhile. Messages of an ended generation are dropped uninserted:
 // whoever owns their partition now re-reads them from the committed offset.
-func (c *Consumer) flush(ctx context.Context, batch []Fetched) error {
+func (c *Consumer) flush(ctx context.Context, pb *pendingBatch) error {
 	return c.d.Source.Hold(ctx, func(gen int32, commit CommitFunc) error {
-		msgs := make([]kafka.Message, 0, len(batch))
-		for i := range batch {
-			if batch[i].Generation == gen {
-				msgs = append(msgs, batch[i].Message)
-			}
-		}
-		if stale := len(batch) - len(msgs); stale > 0 {
-			c.m.Stale.Add(float64(stale))
+		b, msgs := gather(pb, gen)
+		if b.stale > 0 {
+			c.m.Stale.Add(float64(b.stale))
 			c.log.Info("dropped messages of an ended consumer group generation; they are re-read from the committed offset",
-				"count", stale, "generation", gen)
+				"count", b.stale, "generation", gen)
 		}
 		if len(msgs) == 0 {
 			return nil
 		}
-		return c.store(ctx, gen, msgs, commit)
+		return c.store(ctx, gen, pb.now, b, msgs, commit)
 	})
 }
 
-// store decodes, de-duplicates and stores msgs, then commits them.
-func (c *Consumer) store(ctx context.Context, gen int32, msgs []kafka.Message, commit CommitFunc) error {
-	now := c.d.Now().UTC()
-	b := c.decodeBatch(msgs, now)
-	c.m.Messages.Add(float64(len(msgs)))
+// store de-duplicates and stores a gathered batch, then commits msgs.
+func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchResult, msgs []kafka.Message, commit CommitFunc) error {
 	dupes := b.dupes
 
 	if len(b.dead) > 0 {
 		if err := c.retry(ctx, "dead_letter_topic", kafkaRetryable, func(ctx context.Context) error {
-			return c.d.DeadLetters.WriteMessages(ctx, b.dead...)
+			return summarize(c.d.DeadLetters.WriteMessages(ctx, b.dead...))
 		}); err != nil {
 			return err
 		}
@@ -417,6 +445,7 @@ func (c *Consumer) store(ctx context.Context, gen int32, msgs []kafka.Message, c
 	c.m.Batches.Inc()
 	c.m.BatchSize.Observe(float64(len(msgs)))
 	c.commit(ctx, gen, msgs, commit)
+	c.m.Messages.Add(float64(len(msgs)))
 	c.log.Debug("batch stored", "messages", len(msgs), "events", len(b.events), "consents", len(b.consents),
 		"duplicates", dupes, "dead_letters", len(b.rows))
 	return nil

@@ -202,7 +202,7 @@ func TestDecodeBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := c.decodeBatch(msgs, testNow)
+	b := decodeBatch(c, msgs, testNow)
 
 	t.Run("unique events, pseudonymized", func(t *testing.T) {
 		if len(b.events) != 2 || b.dupes != 1 {
@@ -247,6 +247,16 @@ func TestDecodeBatch(t *testing.T) {
 			}
 		}
 	})
+}
+
+// decodeBatch decodes and gathers msgs as one batch of generation 1.
+func decodeBatch(c *Consumer, msgs []kafka.Message, now time.Time) batchResult {
+	fs := make([]Fetched, len(msgs))
+	for i, m := range msgs {
+		fs[i] = Fetched{Message: m, Generation: 1}
+	}
+	b, _ := gather(&pendingBatch{msgs: fs, res: c.decodeAll(fs, now), now: now}, 1)
+	return b
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -156,7 +156,7 @@ func (s *GroupSource) readPartition(gctx context.Context, gen int32, topic strin
 		Dialer:           s.dialer,
 		Topic:            topic,
 		Partition:        partition,
-		QueueCapacity:    min(s.cfg.BatchSize, 10000),
+		QueueCapacity:    min(s.cfg.BatchSize, 2000),
 		MinBytes:         1, // return as soon as anything is there...
 		MaxBytes:         s.cfg.FetchMaxBytes,
 		MaxWait:          s.cfg.FetchMaxWait, // ...or after this, when caught up

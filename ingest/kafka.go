@@ -31,7 +31,7 @@ func NewDeadLetterWriter(cfg Config) (*kafka.Writer, error) {
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
 		BatchSize:    1000,
-		BatchBytes:   8 << 20,
+		BatchBytes:   maxRequestBytes,
 		WriteTimeout: 10 * time.Second,
 		MaxAttempts:  3,
 	}, nil
@@ -280,4 +280,24 @@ func Cluster(ctx context.Context, cfg Config) (ClusterInfo, error) {
 	}
 	info.Protocol = fmt.Sprintf("fetch v%d, produce v%d", fetch, produce)
 	return info, nil
+}
+
+// DeleteTopics deletes topics (benchmarks and tests clean up with it).
+func DeleteTopics(ctx context.Context, cfg Config, topics ...string) error {
+	cl, tr, err := cfg.client(30 * time.Second)
+	if err != nil {
+		return err
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("deleting kafka topics: %w", err)
+	}
+	var errs []error
+	for t, e := range resp.Errors {
+		if e != nil {
+			errs = append(errs, fmt.Errorf("deleting kafka topic %s: %w", t, e))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -43,7 +43,7 @@ func NewProducer(cfg Config, topic string) (*Producer, error) {
 			Balancer:     kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll,
 			BatchSize:    10000,
-			BatchBytes:   16 << 20,
+			BatchBytes:   maxRequestBytes, // the broker's default message.max.bytes
 			BatchTimeout: 10 * time.Millisecond,
 			WriteTimeout: 30 * time.Second,
 			MaxAttempts:  5,
@@ -83,7 +83,7 @@ func (p *Producer) ProduceJSONL(ctx context.Context, r io.Reader, rate int, prog
 			return nil
 		}
 		if err := p.w.WriteMessages(ctx, buf...); err != nil {
-			return fmt.Errorf("producing %d messages after %d: %w", len(buf), st.Access+st.Consents, err)
+			return fmt.Errorf("producing %d messages after %d: %w", len(buf), st.Access+st.Consents, summarize(err))
 		}
 		for _, m := range buf {
 			if m.Topic == p.consent {
@@ -147,4 +147,26 @@ func (p *Producer) message(line []byte) kafka.Message {
 		m.Key = []byte(probe.Actor.ID)
 	}
 	return m
+}
+
+// maxRequestBytes bounds one produce batch per partition: Kafka's default
+// message.max.bytes is 1 MB.
+const maxRequestBytes = 1_000_000
+
+// summarize shortens kafka.WriteErrors (one error per message) to a count
+// and the distinct errors.
+func summarize(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	seen := map[string]bool{}
+	var distinct []error
+	for _, e := range we {
+		if e != nil && !seen[e.Error()] {
+			seen[e.Error()] = true
+			distinct = append(distinct, e)
+		}
+	}
+	return fmt.Errorf("%d of %d messages failed: %w", we.Count(), len(we), errors.Join(distinct...))
 }

@@ -1,0 +1,527 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// runBenchIngest measures ingest end to end on the local stack: it produces
+// a simulated events file to fresh topics, times a `chatwarden ingest`
+// process consuming all of it into a fresh database, then times ClickHouse's
+// own Kafka engine on the same topic and, when that cannot run,
+// clickhouse-client loading the same events as JSONEachRow from a file.
+// The last line it prints is the summary the Makefile target promises.
+func runBenchIngest(ctx context.Context, e *env, args []string) error {
+	fs, cfgPath := newFlags(e, "bench-ingest")
+	n := fs.Int("events", 1_000_000, "simulated events to generate (ignored with -file)")
+	file := fs.String("file", "", "events JSONL file (default: generate .bench/events-N.jsonl with chatwarden simulate)")
+	engineWait := fs.Duration("engine-timeout", 60*time.Second, "how long the Kafka engine may go without progress")
+	keep := fs.Bool("keep", false, "keep the bench databases and topics")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b := &bench{e: e, self: self, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36)}
+
+	// 1. The events.
+	if *file == "" {
+		*file = filepath.Join(".bench", fmt.Sprintf("events-%d.jsonl", *n))
+		if _, err := os.Stat(*file); err != nil {
+			if err := os.MkdirAll(filepath.Dir(*file), 0o755); err != nil {
+				return err
+			}
+			b.say("generating %d simulated events into %s", *n, *file)
+			if err := b.self_(ctx, nil, "simulate", "-out-events", *file+".tmp", "-events", strconv.Itoa(*n)); err != nil {
+				return err
+			}
+			if err := os.Rename(*file+".tmp", *file); err != nil {
+				return err
+			}
+		}
+	}
+	lines, err := countLines(*file)
+	if err != nil {
+		return err
+	}
+
+	// 2. Fresh topics and databases.
+	ic := c.Ingest.WithDefaults()
+	ic.AccessTopic = "bench-" + b.id + "-access"
+	ic.ConsentTopic = "bench-" + b.id + "-consent"
+	ic.DeadLetterTopic = "bench-" + b.id + "-deadletter"
+	ic.Group = "bench-" + b.id
+	b.cfg.Ingest = ic
+	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: ic.AccessTopic, Partitions: 4},
+		ingest.TopicSpec{Name: ic.ConsentTopic, Partitions: 2}, ingest.TopicSpec{Name: ic.DeadLetterTopic, Partitions: 2}); err != nil {
+		return err
+	}
+	dbIngest, dbBase, dbEngine := "bench_"+b.id+"_ingest", "bench_"+b.id+"_jsoneachrow", "bench_"+b.id+"_kafka_engine"
+	for _, db := range []string{dbIngest, dbBase, dbEngine} {
+		if err := b.self_(ctx, []string{"CHATWARDEN_CLICKHOUSE_DATABASE=" + db}, "migrate"); err != nil {
+			return err
+		}
+	}
+	if !*keep {
+		defer b.cleanup(dbIngest, dbBase, dbEngine)
+	}
+
+	// 3. Produce.
+	f, err := os.Open(*file)
+	if err != nil {
+		return err
+	}
+	p, err := ingest.NewProducer(ic, "")
+	if err != nil {
+		f.Close()
+		return err
+	}
+	start := time.Now()
+	ps, err := p.ProduceJSONL(ctx, f, 0, nil)
+	f.Close()
+	p.Close()
+	if err != nil {
+		return err
+	}
+	b.say("produced %d messages (%d access, %d consent) in %s: %.0f msg/s",
+		ps.Access+ps.Consents, ps.Access, ps.Consents, time.Since(start).Round(time.Millisecond), float64(ps.Access+ps.Consents)/time.Since(start).Seconds())
+
+	// 4. chatwarden ingest.
+	ingestEPS, rssMB, err := b.timeIngest(ctx, dbIngest, lines)
+	if err != nil {
+		return err
+	}
+	if err := b.checkStored(ctx, dbIngest, ps.Access); err != nil {
+		return err
+	}
+
+	// 5. ClickHouse's Kafka engine on the same topic, else JSONEachRow.
+	engineEPS, engineErr := b.kafkaEngine(ctx, dbEngine, ps.Access, *engineWait)
+	if engineErr == nil {
+		fmt.Fprintf(e.stdout, "ingest_eps=%.0f kafka_engine_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, engineEPS, ingestEPS/engineEPS, rssMB)
+		return nil
+	}
+	b.say("ClickHouse Kafka engine could not consume from this broker: %v", engineErr)
+	b.say("baseline instead: clickhouse-client loading the same events as JSONEachRow from a file")
+	baseEPS, err := b.jsonEachRow(ctx, dbBase, *file)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "ingest_eps=%.0f jsoneachrow_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, baseEPS, ingestEPS/baseEPS, rssMB)
+	return nil
+}
+
+type bench struct {
+	e    *env
+	self string
+	cfg  Config
+	id   string
+}
+
+func (b *bench) say(format string, args ...any) { fmt.Fprintf(b.e.stdout, "bench-ingest: "+format+"\n", args...) }
+
+// self_ runs this binary with args and extra environment.
+func (b *bench) self_(ctx context.Context, env []string, args ...string) error {
+	cmd := exec.CommandContext(ctx, b.self, args...)
+	cmd.Env = append(append(os.Environ(), b.env()...), env...)
+	cmd.Stdout, cmd.Stderr = io.Discard, b.e.stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("running chatwarden %s: %w", args[0], err)
+	}
+	return nil
+}
+
+// env passes the bench's ingest settings to child processes.
+func (b *bench) env() []string {
+	env := []string{"CHATWARDEN_KAFKA_BROKERS=" + strings.Join(b.cfg.Ingest.Brokers, ",")}
+	if os.Getenv("CHATWARDEN_PSEUDONYM_KEY") == "" && b.cfg.Pseudonym.KeyFile == "" {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		env = append(env, "CHATWARDEN_PSEUDONYM_KEY="+hex.EncodeToString(key)) // a throwaway key
+	}
+	return env
+}
+
+// timeIngest runs `chatwarden ingest` until it has committed lines
+// messages and returns events per second and its peak RSS in MiB.
+func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssMB float64, err error) {
+	ic := b.cfg.Ingest
+	dir, err := os.MkdirTemp("", "chatwarden-bench-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	cfgFile := filepath.Join(dir, "ingest.yaml")
+	yaml := fmt.Sprintf("ingest:\n  access_topic: %s\n  consent_topic: %s\n  dead_letter_topic: %s\n  group: %s\n",
+		ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		return 0, 0, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, b.self, "ingest", "-config", cfgFile, "-metrics-addr", addr)
+	cmd.Env = append(append(os.Environ(), b.env()...), "CHATWARDEN_CLICKHOUSE_DATABASE="+db, "CHATWARDEN_LOG_LEVEL=warn")
+	cmd.Stderr = b.e.stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	last, lastChange := -1.0, time.Now()
+	for {
+		select {
+		case err := <-exited:
+			return 0, 0, fmt.Errorf("ingest exited early: %v", err)
+		default:
+		}
+		got := scrape(addr, "chatwarden_ingest_messages_total")
+		if got >= float64(lines) {
+			break
+		}
+		if got != last {
+			last, lastChange = got, time.Now()
+		}
+		if time.Since(lastChange) > 60*time.Second {
+			return 0, 0, fmt.Errorf("ingest stalled at %.0f of %d messages", got, lines)
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return 0, 0, ctx.Err()
+		}
+	}
+	el := time.Since(start)
+	rss := vmHWM(cmd.Process.Pid)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		return 0, 0, fmt.Errorf("ingest exit: %w", err)
+	}
+	eps = float64(lines) / el.Seconds()
+	b.say("chatwarden ingest: %d messages in %s (from process start, group join included): %.0f events/s, peak RSS %.0f MiB",
+		lines, el.Round(time.Millisecond), eps, rss)
+	return eps, rss, nil
+}
+
+// checkStored verifies the ingested database holds each access event once.
+func (b *bench) checkStored(ctx context.Context, db string, want int) error {
+	cfg := b.cfg.ClickHouse
+	cfg.Database = db
+	s, err := store.Open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sum, err := s.Summary(ctx)
+	if err != nil {
+		return err
+	}
+	var dead uint64
+	for _, n := range sum.DeadLetters {
+		dead += n
+	}
+	b.say("stored %d events (%d distinct ids), %d dead letters", sum.Events, sum.DistinctIDs, dead)
+	if sum.DistinctIDs != sum.Events || sum.Events+dead < uint64(want) {
+		return fmt.Errorf("stored %d events with %d distinct ids and %d dead letters, want %d", sum.Events, sum.DistinctIDs, dead, want)
+	}
+	return nil
+}
+
+// clickhouse runs clickhouse-client with a query and optional stdin.
+func (b *bench) clickhouse(ctx context.Context, db, query string, stdin io.Reader) (string, error) {
+	host, port, err := net.SplitHostPort(b.cfg.ClickHouse.WithDefaults().Addr)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", port, "--database", db, "--query", query)
+	cmd.Stdin = stdin
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("clickhouse-client: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// kafkaEngine reads the access topic with ClickHouse's Kafka table engine
+// into a MergeTree table and returns events per second.
+func (b *bench) kafkaEngine(ctx context.Context, db string, want int, wait time.Duration) (float64, error) {
+	ic := b.cfg.Ingest
+	cols := "event_id String, ts String, tenant String, action String, store String, records UInt64, bytes UInt64, purpose String, tool String, result String"
+	stmts := []string{
+		"CREATE TABLE engine_sink (" + cols + ") ENGINE = MergeTree() ORDER BY event_id",
+		fmt.Sprintf("CREATE TABLE kafka_access (%s) ENGINE = Kafka('%s', '%s', '%s', 'JSONEachRow')",
+			cols, strings.Join(ic.Brokers, ","), ic.AccessTopic, ic.Group+"-kafka-engine"),
+		"CREATE MATERIALIZED VIEW engine_mv TO engine_sink AS SELECT * FROM kafka_access",
+	}
+	for _, q := range stmts {
+		if _, err := b.clickhouse(ctx, db, q, nil); err != nil {
+			return 0, err
+		}
+	}
+	defer func() { _, _ = b.clickhouse(context.Background(), db, "DROP TABLE IF EXISTS engine_mv", nil) }()
+	errLog := filepath.Join(".stack", "clickhouse", "log", "clickhouse-server.err.log")
+	logStart := fileSize(errLog)
+	start := time.Now()
+	last, lastChange := -1, time.Now()
+	for {
+		out, err := b.clickhouse(ctx, db, "SELECT count() FROM engine_sink", nil)
+		if err != nil {
+			return 0, err
+		}
+		got, _ := strconv.Atoi(out)
+		if got >= want {
+			el := time.Since(start)
+			b.say("ClickHouse Kafka engine: %d events in %s", got, el.Round(time.Millisecond))
+			return float64(got) / el.Seconds(), nil
+		}
+		if got != last {
+			last, lastChange = got, time.Now()
+		}
+		if time.Since(lastChange) > wait {
+			return 0, fmt.Errorf("no progress for %s (%d of %d rows); ClickHouse server log says: %s", wait, got, want, kafkaLogLines(errLog, logStart))
+		}
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// jsonEachRow flattens the access events of file to the events table's
+// columns (outside the timing) and times clickhouse-client inserting them.
+func (b *bench) jsonEachRow(ctx context.Context, db, file string) (float64, error) {
+	flat := file + ".flat.jsonl"
+	n, err := flatten(file, flat)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(flat)
+	f, err := os.Open(flat)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	start := time.Now()
+	if _, err := b.clickhouse(ctx, db, "INSERT INTO events ("+flatColumns+") FORMAT JSONEachRow", bufio.NewReaderSize(f, 1<<20)); err != nil {
+		return 0, err
+	}
+	el := time.Since(start)
+	out, err := b.clickhouse(ctx, db, "SELECT count() FROM events", nil)
+	if err != nil {
+		return 0, err
+	}
+	b.say("clickhouse-client JSONEachRow: %s rows in %s", out, el.Round(time.Millisecond))
+	return float64(n) / el.Seconds(), nil
+}
+
+const flatColumns = "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields, purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country, client_user_agent, ingested_at"
+
+// flatten writes the valid access events of in as flat JSONEachRow rows.
+func flatten(in, out string) (int, error) {
+	f, err := os.Open(in)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	o, err := os.Create(out)
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriterSize(o, 1<<20)
+	enc := json.NewEncoder(w)
+	now := time.Now()
+	at := now.UTC().Format("2006-01-02 15:04:05")
+	br := bufio.NewReaderSize(f, 1<<20)
+	n := 0
+	for {
+		line, rerr := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 && models.SchemaOf(line) == models.SchemaAccess {
+			ev, err := models.DecodeAccess(line, now, models.Limits{})
+			if err == nil {
+				n++
+				fields := ev.Fields
+				if fields == nil {
+					fields = []string{}
+				}
+				if err := enc.Encode(map[string]any{
+					"event_id": ev.EventID, "ts": ev.TS.UTC().Format("2006-01-02 15:04:05"), "tenant": ev.Tenant,
+					"actor_id": ev.Actor.ID, "actor_type": ev.Actor.Type, "actor_role": ev.Actor.Role, "actor_vendor": ev.Actor.Vendor,
+					"action": ev.Action, "store": ev.Store, "resource_type": ev.Resource.Type, "resource_id": ev.Resource.ID,
+					"subject_id": ev.SubjectID, "records": ev.Records, "bytes": ev.Bytes, "fields": fields, "purpose": ev.Purpose,
+					"conversation_id": ev.Conversation.ID, "conversation_subject_id": ev.Conversation.SubjectID, "tool": ev.Tool,
+					"result": ev.Result, "client_ip": ev.Client.IP, "client_country": ev.Client.Country,
+					"client_user_agent": ev.Client.UserAgent, "ingested_at": at,
+				}); err != nil {
+					o.Close()
+					return 0, err
+				}
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			o.Close()
+			return 0, rerr
+		}
+	}
+	if err := w.Flush(); err != nil {
+		o.Close()
+		return 0, err
+	}
+	return n, o.Close()
+}
+
+func (b *bench) cleanup(dbs ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, db := range dbs {
+		_, _ = b.clickhouse(ctx, "default", "DROP DATABASE IF EXISTS "+db, nil)
+	}
+	ic := b.cfg.Ingest
+	if err := ingest.DeleteTopics(ctx, ic, ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic); err != nil {
+		b.say("deleting bench topics: %v", err)
+	}
+}
+
+// scrape returns the value of an unlabelled metric at addr, or -1.
+func scrape(addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// vmHWM returns the peak resident set size of pid in MiB, or 0.
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func countLines(file string) (int, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	n := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return 0, err
+		}
+	}
+}
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// kafkaLogLines returns the distinct Kafka-related lines the ClickHouse
+// server logged since offset, shortened.
+func kafkaLogLines(p string, offset int64) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return "(no server log at " + p + ")"
+	}
+	defer f.Close()
+	_, _ = f.Seek(offset, io.SeekStart)
+	seen := map[string]bool{}
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.Contains(strings.ToLower(l), "kafka") {
+			continue
+		}
+		if i := strings.Index(l, "> "); i >= 0 {
+			l = l[i+2:]
+		}
+		if len(l) > 300 {
+			l = l[:300]
+		}
+		if !seen[l] && len(out) < 8 {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return "(no Kafka lines in " + p + ")"
+	}
+	return strings.Join(out, " | ")
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

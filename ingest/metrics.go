@@ -28,7 +28,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Messages: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chatwarden_ingest_messages_total", Help: "Kafka messages fetched and processed (valid or not)."}),
+			Name: "chatwarden_ingest_messages_total", Help: "Kafka messages stored (valid or dead-lettered) and committed (or their commit given up)."}),
 		Events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatwarden_ingest_events_total", Help: "Valid access.v1 events inserted into ClickHouse (after dedupe)."}),
 		Consents: prometheus.NewCounter(prometheus.CounterOpts{

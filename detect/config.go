@@ -124,6 +124,9 @@ type DetectorsConfig struct {
 	// (default 10m; a whole number of windows).
 	EnumEvery   time.Duration `yaml:"enum_every"`
 	EnumHourMin float64       `yaml:"enum_hour_min"` // default 25
+	// EnumRatioFactorByType multiplies the day and hour ratios per actor
+	// type (default service: 1.7 — batch jobs grow at month end).
+	EnumRatioFactorByType map[string]float64 `yaml:"enum_ratio_factor_by_type"`
 
 	// Off-hours: a session that starts at least OffHoursGap hours away
 	// from every usual hour of the actor's day (an hour holding at least
@@ -278,6 +281,9 @@ func (c Config) WithDefaults() Config {
 		d.EnumEvery = 10 * time.Minute
 	}
 	def(&d.EnumHourMin, 25)
+	if d.EnumRatioFactorByType == nil {
+		d.EnumRatioFactorByType = map[string]float64{"service": 1.7}
+	}
 	def(&d.OffHoursShare, 0.01)
 	defInt(&d.OffHoursGap, 3)
 	defInt(&d.OffHoursMinDays, 4)

@@ -93,7 +93,7 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 			continue
 		}
 		switch f.Detector {
-		case DetVolumeSpike, DetPeerDeviation, DetDormant, DetMahalanobis:
+		case DetVolumeSpike, DetPeerDeviation, DetDormant:
 			rec = clip(rec, math.Max(st.recMed, 1))
 			subj = clip(subj, math.Max(st.subjMed, 1))
 		case DetEnumeration:
@@ -283,6 +283,9 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	if hourly {
 		ratio, minimum, what = cfg.EnumHourRatio, cfg.EnumHourMin, "in the last hour"
 	}
+	if f, ok := cfg.EnumRatioFactorByType[st.Type]; ok {
+		ratio *= f
+	}
 	if obs < minimum || !e.cfg.enabled(DetEnumeration) {
 		return models.Finding{}, false
 	}
@@ -308,7 +311,7 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 		return models.Finding{}, false
 	}
 	base = math.Max(base, 1)
-	if obs < ratio*base {
+	if obs <= ratio*base {
 		return models.Finding{}, false
 	}
 	if !hourly {

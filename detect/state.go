@@ -66,6 +66,10 @@ type actorState struct {
 	HourSubj ring
 	Span     ring
 	SpanMax  float32
+	// SpanMaxDay is today's largest span, folded into SpanMax when the day
+	// ends, so that a ramp within the day does not raise its own bar.
+	SpanMaxDay float32
+	SpanDay    int32
 	// Session: the current run of activity (gaps under 30 minutes).
 	SessStart int64
 	SessWins  uint16
@@ -240,6 +244,7 @@ func (s *actorState) recentDays(from, to int32) []dayTotal {
 // learn folds one active window into the state. rec and subj are the
 // values to learn (clipped by the caller after a finding).
 func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, subj, denied float64, w *windowRow) {
+	raw := float64(w.Records) // rolling sums keep what happened; baselines learn rec
 	ts := start.Unix()
 	if s.FirstSeen == 0 {
 		s.FirstSeen = ts
@@ -256,10 +261,17 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.RecMax = max(s.RecMax*maxDecay, float32(rec))
 	wn := start.Unix() / winSec
 	slot := int(wn % rollLen)
-	s.Roll[slot], s.RollDen[slot], s.RollWin[slot] = float32(rec), float32(denied), wn
+	s.Roll[slot], s.RollDen[slot], s.RollWin[slot] = float32(raw), float32(denied), wn
 	sp := s.rolling(wn, span)
+	if rec < raw { // a finding: the baselines do not learn the attack
+		sp = math.Min(sp, 3*s.spanMed+1)
+	}
 	s.Span.add(sp)
-	s.SpanMax = max(s.SpanMax*maxDecay, float32(sp))
+	if d != s.SpanDay {
+		s.SpanMax, s.SpanMaxDay, s.SpanDay = max(s.SpanMax, s.SpanMaxDay), 0, d
+	}
+	s.SpanMax *= maxDecay
+	s.SpanMaxDay = max(s.SpanMaxDay, float32(sp))
 	s.cacheAge++
 	s.DeniedMean = 0.98*s.DeniedMean + 0.02*float32(denied)
 	s.How[h]++

@@ -1,0 +1,146 @@
+package detect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// monday is the start of every fixture: Monday 2026-01-05 00:00 UTC.
+var monday = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+// workday is one day of an agent: idle until 09:00, eight busy hours of
+// about 5 records a minute (the busy pattern), idle until midnight.
+func workday(busy string) string { return "(-*540 " + busy + " -*420)" }
+
+const (
+	normal = "(4 6 5 7 5 3)*80" // 480 windows, mean 5
+	double = "(8 12 10 14 10 6)*80"
+)
+
+// team writes one records line per support agent (a1 and peers p1..p5)
+// for the given days, a1's days possibly different.
+func team(peerDays, a1Days string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "actor=a1 role=support records: %s\n", a1Days)
+	for i := 1; i <= 5; i++ {
+		fmt.Fprintf(&b, "actor=p%d role=support records: %s\n", i, peerDays)
+	}
+	return b.String()
+}
+
+func days(n int, day string) string { return fmt.Sprintf("(%s)*%d", day, n) }
+
+func TestWindowDetectors(t *testing.T) {
+	cfg := Config{}
+	four := days(4, workday(normal))
+	tests := []struct {
+		name     string
+		fixture  string
+		want     []string // findings that must fire
+		wantNone []string // detectors (or "detector actor") that must not fire; "*" = nothing at all
+	}{
+		{
+			name:    "volume spike on one window",
+			fixture: team(four+" "+workday(normal), four+" "+workday("(5*100 900 5*379)")),
+			want:    []string{"volume_spike a1"},
+		},
+		{
+			name:    "sustained volume rise over a rolling span",
+			fixture: team(four+" "+workday(normal), four+" "+workday("(5*100 (30 60)*8 5*364)")),
+			want:    []string{"volume_spike a1"},
+		},
+		{
+			name:     "hard negative: promotion day doubles everyone",
+			fixture:  team(four+" "+workday(double), four+" "+workday(double)),
+			wantNone: []string{"*"},
+		},
+		{
+			name: "hard negative: new hire with no history",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=h1 role=support records: " + days(4, "-*1440") + " " + workday(normal) + "\n",
+			wantNone: []string{"*"},
+		},
+		{
+			name: "hard negative: month-end batch job three times its size",
+			fixture: "actor=svc type=service role=etl records: (-*120 (2000 1800 2200)*20 -*1260)*4 -*120 (6000 5400 6600)*20 -*1260\n" +
+				"actor=svc type=service role=etl subjects: (-*120 (200 180 220)*20 -*1260)*4 -*120 (600 540 660)*20 -*1260\n",
+			wantNone: []string{"*"},
+		},
+		{
+			name: "enumeration: many distinct customers in one window",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=a1 role=support subjects: " + days(4, workday("(1 2)*240")) + " " + workday("(1 2)*50 90 (1 2)*214 1") + "\n",
+			want: []string{"enumeration a1"},
+		},
+		{
+			name:    "off-hours session at 03:00",
+			fixture: team(days(5, workday(normal)), days(5, workday(normal))+" -*180 5*10"),
+			want:    []string{"off_hours a1"},
+		},
+		{
+			name:     "hard negative: agent moves to the evening shift",
+			fixture:  team(days(6, workday(normal)), days(5, workday(normal))+" (-*960 "+normal+")"),
+			wantNone: []string{"off_hours"},
+		},
+		{
+			name:     "hard negative: daylight-saving change moves the shift an hour",
+			fixture:  team(days(7, workday(normal)), days(5, workday(normal))+" "+days(2, "(-*480 "+normal+" -*480)")),
+			wantNone: []string{"*"},
+		},
+		{
+			name:    "dormant account wakes after eleven idle days",
+			fixture: team(days(15, workday(normal)), days(3, workday(normal))+" -*15840 "+workday(normal)),
+			want:    []string{"dormant_wake a1"},
+		},
+		{
+			name:     "hard negative: back from a week off",
+			fixture:  team(days(12, workday(normal)), days(3, workday(normal))+" -*10080 "+days(2, workday(normal))),
+			wantNone: []string{"dormant_wake", "volume_spike", "off_hours"},
+		},
+		{
+			name: "burst of denied access",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=a1 role=support denied: " + four + " " + workday("(0*100 4*10 0*370)") + "\n",
+			want: []string{"denied_burst a1"},
+		},
+		{
+			name: "first-seen sensitive category",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=a1 role=support categories: " + days(4, workday("(name,email)*480")) + " " + workday("name,email*200 payment,name (name,email)*279") + "\n",
+			want: []string{"first_seen a1"},
+		},
+		{
+			name: "impossible travel between countries",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=a1 role=support countries: " + days(4, workday("US*480")) + " " + workday("US*200 DE US*279") + "\n",
+			want: []string{"impossible_travel a1"},
+		},
+		{
+			name: "slow drift: daily volume creeping up",
+			fixture: team(days(10, workday(normal)),
+				days(4, workday(normal))+" "+workday("(7 9)*240")+" "+workday("(9 11)*240")+" "+workday("(12 14)*240")+
+					" "+workday("(15 17)*240")+" "+workday("(18 20)*240")+" "+workday("(21 23)*240")),
+			want: []string{"drift a1"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := firing(t, cfg, monday, tc.fixture)
+			for _, w := range tc.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("want %q among findings, got %v", w, got)
+				}
+			}
+			for _, n := range tc.wantNone {
+				for _, g := range got {
+					if n == "*" || g == n || strings.HasPrefix(g, n+" ") {
+						t.Errorf("unexpected finding %q (must not fire: %s)", g, n)
+					}
+				}
+			}
+		})
+	}
+}

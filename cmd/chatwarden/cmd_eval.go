@@ -162,4 +162,3 @@ func printSummary(w io.Writer, s *eval.Summary) {
 		}
 	}
 }
-

@@ -91,6 +91,7 @@ type wiring func(ctx context.Context, d *serveDeps) ([]component, error)
 func wirings() []wiring {
 	return []wiring{
 		wireIngest,
+		wireDetect,
 		wireAlert, // before wireDashboards: it provides the alert buttons
 		wireDashboards,
 	}

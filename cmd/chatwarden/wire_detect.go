@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/detect"
+	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+var (
+	_ detect.Aggregates  = (*store.Store)(nil)
+	_ detect.Checkpoints = (*store.Store)(nil)
+)
+
+// detectLateness is how long after a window ends detection waits for
+// ingest to land the window's events.
+const detectLateness = 10 * time.Second
+
+type storeFinding = store.StoredFinding
+
+// wireDetect registers the event rules as an ingest batch observer and
+// runs the window detectors on aligned ticks.
+func wireDetect(ctx context.Context, d *serveDeps) ([]component, error) {
+	cfg := d.cfg.Detect
+	consents := detect.NewConsentRegister()
+	states, err := d.store.AllConsents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading the consent register: %w", err)
+	}
+	consents.Load(states)
+	d.log.Info("consent register loaded", "decisions", consents.Len())
+	rules, err := detect.NewRules(cfg, consents)
+	if err != nil {
+		return nil, err
+	}
+	// Findings go to alerting through d.findings, which wireAlert sets
+	// (possibly after this wiring ran): read it at call time.
+	send := func(ctx context.Context, fs ...models.Finding) error {
+		if d.findings == nil {
+			return nil
+		}
+		return d.findings(ctx, fs...)
+	}
+	st := d.store
+	d.observers = append(d.observers, ingest.BatchObserver(func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent) {
+		fs := rules.Check(now, evs, cs)
+		if len(fs) == 0 {
+			return
+		}
+		stored := make([]storeFinding, len(fs))
+		for i := range fs {
+			stored[i].Finding = fs[i]
+		}
+		if err := st.InsertFindings(ctx, stored); err != nil {
+			d.log.Error("storing rule findings", "err", err)
+		}
+		if err := send(ctx, fs...); err != nil {
+			d.log.Error("forwarding rule findings to alerting", "err", err)
+		}
+	}))
+	eng, err := detect.New(cfg, st, detect.Options{
+		Findings:     send,
+		Stored:       st.InsertFindings,
+		Risk:         st.InsertActorRisk,
+		Suppressions: st.Suppressions,
+		Log:          d.log.With("component", "detect"),
+		Registerer:   d.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []component{{name: "detect", run: func(ctx context.Context) error {
+		if err := eng.Start(ctx, st, time.Now()); err != nil {
+			return err
+		}
+		return eng.Run(ctx, time.Now, detectLateness, st)
+	}}}, nil
+}

@@ -1,0 +1,165 @@
+package detect
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+func ev(actor string, typ models.ActorType, mod func(e *models.Event)) models.Event {
+	e := models.Event{EventID: "e-" + actor, TS: time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC), Tenant: "default",
+		Actor: models.Actor{ID: actor, Type: typ, Role: "support"}, Action: models.ActionRead, Store: "crm",
+		Resource: models.Resource{Type: "customer_profile"}, SubjectID: "pA", Records: 1,
+		Fields: []string{"name", "email"}, Purpose: "support", Result: models.ResultAllowed}
+	if mod != nil {
+		mod(&e)
+	}
+	return e
+}
+
+func TestRules(t *testing.T) {
+	at := time.Date(2026, 1, 6, 10, 0, 5, 0, time.UTC)
+	withdrawn := []store.ConsentState{{Tenant: "default", SubjectID: "pW", Purpose: "marketing", Granted: false,
+		TS: at.Add(-24 * time.Hour)}}
+	tests := []struct {
+		name string
+		evs  []models.Event
+		cs   []models.Consent
+		want []string // rule names, in order
+	}{
+		{"normal support read", []models.Event{ev("a1", models.ActorHuman, nil)}, nil, nil},
+		{"bulk export over the limit", []models.Event{ev("a1", models.ActorHuman, func(e *models.Event) {
+			e.Action, e.Records = models.ActionExport, 5000
+		})}, nil, []string{RuleBulkAccess}},
+		{"service list under its own limit", []models.Event{ev("svc", models.ActorService, func(e *models.Event) {
+			e.Action, e.Records = models.ActionList, 5000
+		})}, nil, nil},
+		{"denied bulk read is not exposure", []models.Event{ev("a1", models.ActorHuman, func(e *models.Event) {
+			e.Records, e.Result = 5000, models.ResultDenied
+		})}, nil, nil},
+		{"bot reads the conversation's own customer", []models.Event{ev("bot", models.ActorBot, func(e *models.Event) {
+			e.Tool, e.Conversation = "get_profile", models.Conversation{ID: "c1", SubjectID: "pA"}
+		})}, nil, nil},
+		{"bot reads another customer", []models.Event{ev("bot", models.ActorBot, func(e *models.Event) {
+			e.Tool, e.Conversation = "get_profile", models.Conversation{ID: "c1", SubjectID: "pB"}
+		})}, nil, []string{RuleBotCrossCustomer}},
+		{"many customers in one conversation", func() []models.Event {
+			var out []models.Event
+			for _, s := range []string{"p1", "p2", "p3", "p4", "p5"} {
+				out = append(out, ev("h1", models.ActorHuman, func(e *models.Event) {
+					e.SubjectID, e.Conversation = s, models.Conversation{ID: "c9"}
+				}))
+			}
+			return out
+		}(), nil, []string{RuleConversationSubjects}},
+		{"consent-gated purpose after withdrawal", []models.Event{ev("mkt", models.ActorHuman, func(e *models.Event) {
+			e.Purpose, e.SubjectID, e.Fields = "marketing", "pW", []string{"email"}
+		})}, nil, []string{RuleConsentWithdrawn}},
+		{"withdrawal in the same batch", []models.Event{ev("mkt", models.ActorHuman, func(e *models.Event) {
+			e.Purpose, e.SubjectID, e.Fields = "marketing", "pX", []string{"email"}
+		})}, []models.Consent{{Tenant: "default", SubjectID: "pX", Purpose: "marketing", Granted: false, TS: at.Add(-time.Hour)}},
+			[]string{RuleConsentWithdrawn}},
+		{"consent granted again", []models.Event{ev("mkt", models.ActorHuman, func(e *models.Event) {
+			e.Purpose, e.SubjectID, e.Fields = "marketing", "pY", []string{"email"}
+		})}, []models.Consent{{Tenant: "default", SubjectID: "pY", Purpose: "marketing", Granted: false, TS: at.Add(-2 * time.Hour)},
+			{Tenant: "default", SubjectID: "pY", Purpose: "marketing", Granted: true, TS: at.Add(-time.Hour)}}, nil},
+		{"category the purpose does not allow", []models.Event{ev("a1", models.ActorHuman, func(e *models.Event) {
+			e.Fields = []string{"name", "payment"}
+		})}, nil, []string{RulePurposeCategory}},
+		{"fraud may read everything", []models.Event{ev("a1", models.ActorHuman, func(e *models.Event) {
+			e.Purpose, e.Fields = "fraud", []string{"payment", "government_id"}
+		})}, nil, nil},
+		{"vendor inside its contract", []models.Event{ev("v1", models.ActorVendor, func(e *models.Event) {
+			e.Actor.Vendor = "acme-bpo"
+			e.TS = time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC) // Tuesday 10:00 UTC
+		})}, nil, nil},
+		{"vendor in a store outside its contract", []models.Event{ev("v1", models.ActorVendor, func(e *models.Event) {
+			e.Actor.Vendor, e.Store, e.Fields, e.Purpose = "acme-bpo", "payments", []string{"name"}, "billing"
+		})}, nil, []string{RuleVendorScope}},
+		{"vendor after contracted hours", []models.Event{ev("v1", models.ActorVendor, func(e *models.Event) {
+			e.Actor.Vendor, e.TS = "acme-bpo", time.Date(2026, 1, 6, 15, 0, 0, 0, time.UTC)
+		})}, nil, []string{RuleVendorScope}},
+		{"vendor on Sunday", []models.Event{ev("v1", models.ActorVendor, func(e *models.Event) {
+			e.Actor.Vendor, e.TS = "acme-bpo", time.Date(2026, 1, 4, 10, 0, 0, 0, time.UTC)
+		})}, nil, []string{RuleVendorScope}},
+		{"vendor without a contract", []models.Event{ev("v2", models.ActorVendor, func(e *models.Event) {
+			e.Actor.Vendor = "unknown-bpo"
+		})}, nil, []string{RuleVendorScope}},
+		{"a batch of violations folds into one finding per rule and actor", func() []models.Event {
+			var out []models.Event
+			for i := 0; i < 50; i++ {
+				out = append(out, ev("a1", models.ActorHuman, func(e *models.Event) { e.Fields = []string{"health"} }))
+			}
+			return out
+		}(), nil, []string{RulePurposeCategory}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := NewConsentRegister()
+			reg.Load(withdrawn)
+			r, err := NewRules(Config{}, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs := r.Check(at, tc.evs, tc.cs)
+			var got []string
+			for _, f := range fs {
+				got = append(got, f.Detector)
+				if f.Evidence.Query == "" || f.Summary == "" || len(f.Evidence.EventIDs) == 0 || !f.DetectedAt.Equal(at) {
+					t.Errorf("finding %s lacks evidence: %+v", f.Detector, f)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("rules fired %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []Config{
+		{Window: 90 * time.Second},
+		{Shard: 2, Shards: 2},
+		{Severities: map[string]models.Severity{"no_such_detector": models.SeverityLow}},
+		{Rules: RulesConfig{Vendors: map[string]VendorContract{"x": {Hours: "25:00-26:00"}}}},
+		{Rules: RulesConfig{Purposes: map[string][]string{"support": {}}}},
+		{Detectors: DetectorsConfig{VolumeTailProb: 2}},
+		{TimeZones: TimeZones{Roles: map[string]string{"support": "Mars/Olympus"}}},
+	}
+	for i, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("config %d: want a validation error", i)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	four := days(4, workday(normal))
+	fx := parseFixture(t, monday, team(four, four))
+	e, err := New(Config{}, fx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.StartAt(monday.Add(time.Minute))
+	if err := e.Advance(t.Context(), monday.Add(3*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := New(Config{}, fx, Options{})
+	if err := e2.Restore(b); err != nil {
+		t.Fatal(err)
+	}
+	a, b2 := e.actors[actorKey{"default", "a1"}], e2.actors[actorKey{"default", "a1"}]
+	if a == nil || b2 == nil || a.ActiveWindows != b2.ActiveWindows || a.Records != b2.Records || a.How != b2.How || !e2.Next().Equal(e.Next()) {
+		t.Fatalf("restored state differs: %+v vs %+v", a, b2)
+	}
+}

@@ -1,0 +1,57 @@
+package detect
+
+import (
+	"math"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+func TestCountTail(t *testing.T) {
+	tests := []struct {
+		name      string
+		x, mu, v  float64
+		want      float64
+		tolerance float64
+	}{
+		{"poisson P(X>=3) with mean 1", 3, 1, 1, 1 - distuv.Poisson{Lambda: 1}.CDF(2), 1e-12},
+		{"zero observed is never surprising", 0, 5, 5, 1, 0},
+		// NB with mean 4, variance 12: p = 1/3, r = 2; P(X >= 1) = 1 - p^r.
+		{"negative binomial P(X>=1)", 1, 4, 12, 1 - math.Pow(1.0/3, 2), 1e-9},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := countTail(tc.x, tc.mu, tc.v); math.Abs(got-tc.want) > tc.tolerance {
+				t.Errorf("countTail(%g, %g, %g) = %g, want %g", tc.x, tc.mu, tc.v, got, tc.want)
+			}
+		})
+	}
+	if countTail(30, 5, 50) <= countTail(30, 5, 5) {
+		t.Error("overdispersion must make a large count less surprising")
+	}
+}
+
+func TestLedoitWolfShrinks(t *testing.T) {
+	// Few samples of 4 features: the sample covariance is singular; the
+	// shrinkage estimate must be invertible and shrink towards identity.
+	x := mat.NewDense(3, 4, []float64{1, 2, 3, 4, 2, 4, 6, 8, 3, 6, 9, 12.5})
+	cov, means, delta := ledoitWolf(x)
+	if delta <= 0 || delta > 1 {
+		t.Fatalf("shrinkage %g not in (0, 1]", delta)
+	}
+	if math.Abs(means[0]-2) > 1e-12 {
+		t.Errorf("mean %g, want 2", means[0])
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(cov) {
+		t.Error("shrunk covariance is not positive definite")
+	}
+}
+
+func TestMedianMAD(t *testing.T) {
+	med, mad, _ := medianMAD([]float32{1, 2, 3, 4, 100}, nil)
+	if med != 3 || mad != 1 {
+		t.Errorf("median %g MAD %g, want 3 and 1", med, mad)
+	}
+}

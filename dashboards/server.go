@@ -202,14 +202,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 func (s *Server) now() time.Time { return s.d.Now().UTC() }
 
 var (
-	anyRole       = []Role{RoleSecOps, RoleResponder, RoleManager, RoleAdmin}
-	alertRoles    = []Role{RoleSecOps, RoleResponder, RoleAdmin}
-	historyRoles  = []Role{RoleSecOps, RoleResponder, RoleAdmin}
-	subjectRoles  = []Role{RoleResponder, RoleAdmin}
-	blastRoles    = []Role{RoleSecOps, RoleResponder, RoleManager, RoleAdmin}
-	adminRoles    = []Role{RoleAdmin}
-	reportRoles   = anyRole
-	publicRoute   []Role
+	anyRole      = []Role{RoleSecOps, RoleResponder, RoleManager, RoleAdmin}
+	alertRoles   = []Role{RoleSecOps, RoleResponder, RoleAdmin}
+	historyRoles = []Role{RoleSecOps, RoleResponder, RoleAdmin}
+	subjectRoles = []Role{RoleResponder, RoleAdmin}
+	blastRoles   = []Role{RoleSecOps, RoleResponder, RoleManager, RoleAdmin}
+	adminRoles   = []Role{RoleAdmin}
+	reportRoles  = anyRole
+	publicRoute  []Role
 )
 
 // routeTable lists every endpoint and who may call it.

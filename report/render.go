@@ -29,11 +29,11 @@ type Renderer struct {
 // them to its own templates to embed the weekly body.
 func Funcs() template.FuncMap {
 	return template.FuncMap{
-		"pct":     func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
-		"day":     func(t time.Time) string { return t.UTC().Format("Mon 2 Jan") },
-		"ts":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
-		"join":    strings.Join,
-		"charts":  Charts,
+		"pct":       func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+		"day":       func(t time.Time) string { return t.UTC().Format("Mon 2 Jan") },
+		"ts":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"join":      strings.Join,
+		"charts":    Charts,
 		"sensitive": func(c string) bool { return models.SensitiveCategories[c] },
 	}
 }

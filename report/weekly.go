@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
@@ -279,15 +280,24 @@ func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary,
 		windows = append(windows, store.ActorWindow{Tenant: a.Alert.Tenant, ActorID: a.Alert.ActorID, From: start, To: end})
 	}
 	s.ExposureCapped = len(windows) > store.MaxExposureWindows
-	if s.Exposure, err = r.Events.ExposureOfWindows(ctx, windows); err != nil {
-		return nil, fmt.Errorf("computing flagged exposure of %s: %w", w, err)
+	// The three reads are independent: run them at once.
+	var (
+		wg                      sync.WaitGroup
+		vendors                 []store.ActorInfo
+		errExp, errVol, errVend error
+	)
+	wg.Go(func() { s.Exposure, errExp = r.Events.ExposureOfWindows(ctx, windows) })
+	wg.Go(func() { s.Volume, errVol = r.Events.DailyVolume(ctx, from, to) })
+	wg.Go(func() { vendors, errVend = r.Events.VendorActivity(ctx, from, to) })
+	wg.Wait()
+	if errExp != nil {
+		return nil, fmt.Errorf("computing flagged exposure of %s: %w", w, errExp)
 	}
-	if s.Volume, err = r.Events.DailyVolume(ctx, from, to); err != nil {
-		return nil, fmt.Errorf("reading volume of %s: %w", w, err)
+	if errVol != nil {
+		return nil, fmt.Errorf("reading volume of %s: %w", w, errVol)
 	}
-	vendors, err := r.Events.VendorActivity(ctx, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("reading vendor activity of %s: %w", w, err)
+	if errVend != nil {
+		return nil, fmt.Errorf("reading vendor activity of %s: %w", w, errVend)
 	}
 	s.vendors(week, vendors, cfg.TopN)
 	s.Paragraph = s.paragraph()

@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/chatwarden/chatwarden/models"
 )
@@ -196,21 +199,70 @@ FROM `+table+` WHERE `+where, args...).Scan(&x.Events, &x.Subjects, &x.Records, 
 		return x, fmt.Errorf("computing exposure: %w", err)
 	}
 	if x.Events == 0 {
-		x.First, x.Last = time.Time{}, time.Time{}
-		return x, nil
+		return Exposure{Categories: []Count{}, Stores: []Count{}}, nil
 	}
 	x.First, x.Last = x.First.UTC(), x.Last.UTC()
-	if x.Categories, err = s.counts(ctx, `SELECT cat, uniqExactIf(subject_id, subject_id != '') AS n
-FROM `+table+` ARRAY JOIN fields AS cat WHERE `+where+` GROUP BY cat ORDER BY n DESC, cat`, args); err != nil {
-		return x, fmt.Errorf("counting exposed categories: %w", err)
-	}
-	if x.Stores, err = s.counts(ctx, `SELECT store, count() AS n FROM `+table+` WHERE `+where+` GROUP BY store ORDER BY n DESC, store`, args); err != nil {
-		return x, fmt.Errorf("counting exposed stores: %w", err)
-	}
-	if x.Countries, err = s.counts(ctx, `SELECT client_country, count() AS n FROM `+table+` WHERE `+where+` AND client_country != '' GROUP BY client_country ORDER BY n DESC, client_country LIMIT 20`, args); err != nil {
-		return x, fmt.Errorf("counting client countries: %w", err)
+	// Stores and countries in one grouped pass (18.16's sumMap takes only
+	// numeric keys), and customers per category, at the same time.
+	var wg sync.WaitGroup
+	var errStores, errCats error
+	wg.Go(func() {
+		rows, err := s.conn.Query(ctx, `SELECT store, client_country, count() FROM `+table+` WHERE `+where+` GROUP BY store, client_country`, args...)
+		if err != nil {
+			errStores = fmt.Errorf("counting exposed stores: %w", err)
+			return
+		}
+		defer rows.Close()
+		stores, countries := map[string]uint64{}, map[string]uint64{}
+		for rows.Next() {
+			var st, co string
+			var n uint64
+			if err := rows.Scan(&st, &co, &n); err != nil {
+				errStores = fmt.Errorf("reading exposed stores: %w", err)
+				return
+			}
+			stores[st] += n
+			countries[co] += n
+		}
+		if err := rows.Err(); err != nil {
+			errStores = fmt.Errorf("reading exposed stores: %w", err)
+			return
+		}
+		x.Stores, x.Countries = sortedCounts(stores, 0), sortedCounts(countries, 20)
+	})
+	wg.Go(func() {
+		x.Categories, errCats = s.counts(ctx, `SELECT cat, uniqExactIf(subject_id, subject_id != '') AS n
+FROM `+table+` ARRAY JOIN fields AS cat WHERE `+where+` GROUP BY cat ORDER BY n DESC, cat`, args)
+		if errCats != nil {
+			errCats = fmt.Errorf("counting exposed categories: %w", errCats)
+		}
+	})
+	wg.Wait()
+	if err := errors.Join(errStores, errCats); err != nil {
+		return x, err
 	}
 	return x, nil
+}
+
+// sortedCounts turns a map into counts sorted by count (then name),
+// without the empty name; limit > 0 keeps the first limit.
+func sortedCounts(m map[string]uint64, limit int) []Count {
+	out := []Count{}
+	for n, c := range m {
+		if n != "" {
+			out = append(out, Count{Name: n, Count: c})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Name < out[j].Name
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
 }
 
 func (s *Store) counts(ctx context.Context, q string, args []any) ([]Count, error) {
@@ -277,21 +329,25 @@ func (s *Store) ExposureOfWindows(ctx context.Context, ws []ActorWindow) (Exposu
 	if total/time.Minute > maxExposureMinutes {
 		step, fn = time.Hour, "toStartOfHour"
 	}
-	seen := map[string]bool{}
-	var slots []string
+	type slot struct {
+		tenant, actor string
+		t             int64
+	}
+	seen := map[slot]bool{}
+	var slots []any
 	for _, w := range ws {
 		for t := w.From.Truncate(step); t.Before(w.To); t = t.Add(step) {
-			k := w.Tenant + "/" + w.ActorID + "/" + strconv.FormatInt(t.Unix(), 10)
+			k := slot{w.Tenant, w.ActorID, t.Unix()}
 			if !seen[k] {
 				seen[k] = true
-				slots = append(slots, k)
+				slots = append(slots, clickhouse.GroupSet{Value: []any{w.Tenant, w.ActorID, uint32(t.Unix())}})
 			}
 		}
 	}
 	lo, hi = lo.Truncate(step), hi.Truncate(step).Add(step)
 	where := `tenant IN ? AND actor_id IN ? AND ts >= ? AND ts < ?
-AND concat(tenant, '/', actor_id, '/', toString(toUInt32(` + fn + `(ts)))) IN ?`
-	return s.exposure(ctx, "events", where, []any{InList(tenants), InList(actors), lo.UTC(), hi.UTC(), InList(slots)})
+AND (tenant, actor_id, toUInt32(` + fn + `(ts))) IN ?`
+	return s.exposure(ctx, "events", where, []any{InList(tenants), InList(actors), lo.UTC(), hi.UTC(), clickhouse.GroupSet{Value: slots}})
 }
 
 // maxExposureMinutes bounds the minute slots of ExposureOfWindows.
@@ -470,13 +526,15 @@ type ActorInfo struct {
 	Subjects uint64 `json:"subjects"`
 }
 
-// VendorActivity returns the activity of every vendor actor in [from, to)
-// (from actor_minute), most records first.
+// VendorActivity returns the activity of every vendor actor in [from, to),
+// most records first.
 func (s *Store) VendorActivity(ctx context.Context, from, to time.Time) ([]ActorInfo, error) {
-	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, anyLastMerge(actor_type_any) AS t, anyLastMerge(actor_role_any),
-anyLastMerge(actor_vendor_any) AS v, sumMerge(events), sumMerge(records_sum) AS r, uniqExactIfMerge(subjects)
-FROM actor_minute WHERE minute >= ? AND minute < ?
-GROUP BY tenant, actor_id HAVING v != ''
+	// Read from events: the vendor column filters first, so only vendor
+	// rows are aggregated (actor_minute would merge every actor's states).
+	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, any(actor_type), any(actor_role), any(actor_vendor),
+count(), sum(records) AS r, uniqExactIf(subject_id, subject_id != '')
+FROM events WHERE ts >= ? AND ts < ? AND actor_vendor != ''
+GROUP BY tenant, actor_id
 ORDER BY r DESC, actor_id LIMIT 200`, from.UTC(), to.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("querying vendor activity: %w", err)

@@ -58,7 +58,11 @@ func TestHistoryFilters(t *testing.T) {
 		{"store", with(func(f *store.HistoryFilter) { f.Store = "payments" }), []string{"v1", "v0"}, false},
 		{"action", with(func(f *store.HistoryFilter) { f.Action = "export"; f.Tenant = "t1" }), []string{"v1", "v0"}, false},
 		{"conversation", with(func(f *store.HistoryFilter) { f.ConversationID = "c-9" }), []string{"b0"}, false},
-		{"time range", with(func(f *store.HistoryFilter) { f.ActorID = "agent-1"; f.From = base.Add(time.Minute); f.To = base.Add(3 * time.Minute) }), []string{"a2", "a1"}, false},
+		{"time range", with(func(f *store.HistoryFilter) {
+			f.ActorID = "agent-1"
+			f.From = base.Add(time.Minute)
+			f.To = base.Add(3 * time.Minute)
+		}), []string{"a2", "a1"}, false},
 		{"other tenant", with(func(f *store.HistoryFilter) { f.Tenant = "t2" }), nil, false},
 	}
 	for _, c := range cases {

@@ -17,7 +17,7 @@ type benchAggregates struct{ rows []store.WindowActivity }
 func (b *benchAggregates) WindowAggregates(_ context.Context, from, to time.Time, _ time.Duration, _ store.Shard) ([]store.WindowActivity, error) {
 	return b.rows, nil
 }
-func (b *benchAggregates) DistinctSubjects(context.Context, time.Time, time.Time, store.Shard) ([]store.ActorCount, error) {
+func (b *benchAggregates) RecentSubjects(context.Context, time.Time, time.Time, time.Time, store.Shard) ([]store.SubjectCounts, error) {
 	return nil, nil
 }
 func (b *benchAggregates) TopSubjects(context.Context, string, string, time.Time, time.Time, int) ([]string, error) {

@@ -22,9 +22,9 @@ type Aggregates interface {
 	// minutes [from, to), windows of length window aligned to the epoch,
 	// ordered by window then actor, for the actors of shard.
 	WindowAggregates(ctx context.Context, from, to time.Time, window time.Duration, shard store.Shard) ([]store.WindowActivity, error)
-	// DistinctSubjects returns the distinct customers per actor of shard
-	// in the minutes [from, to).
-	DistinctSubjects(ctx context.Context, from, to time.Time, shard store.Shard) ([]store.ActorCount, error)
+	// RecentSubjects returns the distinct customers per actor of shard in
+	// the minutes [hourFrom, to) and [dayFrom, to).
+	RecentSubjects(ctx context.Context, hourFrom, dayFrom, to time.Time, shard store.Shard) ([]store.SubjectCounts, error)
 	// TopSubjects returns the customers an actor touched most in [from,
 	// to), for evidence.
 	TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error)
@@ -371,23 +371,19 @@ func (e *Engine) hourly(ctx context.Context, t time.Time) error {
 func (e *Engine) checkDays(ctx context.Context, t time.Time, hourEnd bool) error {
 	dayStart := t.Add(-time.Nanosecond).Truncate(24 * time.Hour)
 	hourStart := t.Add(-time.Hour)
-	hours, err := e.agg.DistinctSubjects(ctx, hourStart, t, e.shard)
+	counts, err := e.agg.RecentSubjects(ctx, hourStart, dayStart, t, e.shard)
 	if err != nil {
 		e.metrics.missed.Inc()
-		return fmt.Errorf("reading distinct customers of the hour: %w", err)
-	}
-	days, err := e.agg.DistinctSubjects(ctx, dayStart, t, e.shard)
-	if err != nil {
-		e.metrics.missed.Inc()
-		return fmt.Errorf("reading distinct customers of the day: %w", err)
+		return fmt.Errorf("reading distinct customers of the hour and day: %w", err)
 	}
 	d := int32(dayStart.Unix() / 86400)
 	var out []models.Finding
-	for _, c := range hours {
-		st := e.actors[actorKey{c.Tenant, c.ActorID}]
-		if st == nil {
+	for _, sc := range counts {
+		st := e.actors[actorKey{sc.Tenant, sc.ActorID}]
+		if st == nil || sc.Hour == 0 {
 			continue
 		}
+		c := store.ActorCount{Tenant: sc.Tenant, ActorID: sc.ActorID, Count: sc.Hour}
 		f, ok := e.detectCountEnumeration(st, c, true, hourStart, t)
 		if ok {
 			out = append(out, f)
@@ -401,11 +397,12 @@ func (e *Engine) checkDays(ctx context.Context, t time.Time, hourEnd bool) error
 			st.HourSubj.add(float64(c.Count))
 		}
 	}
-	for _, c := range days {
-		st := e.actors[actorKey{c.Tenant, c.ActorID}]
-		if st == nil {
+	for _, sc := range counts {
+		st := e.actors[actorKey{sc.Tenant, sc.ActorID}]
+		if st == nil || sc.Day == 0 {
 			continue
 		}
+		c := store.ActorCount{Tenant: sc.Tenant, ActorID: sc.ActorID, Count: sc.Day}
 		if f, ok := e.detectCountEnumeration(st, c, false, dayStart, t); ok {
 			out = append(out, f)
 		}

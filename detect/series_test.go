@@ -175,22 +175,31 @@ func (f *fixture) WindowAggregates(_ context.Context, from, to time.Time, window
 	return out, nil
 }
 
-// DistinctSubjects sums per-window customers: the fixtures' customers
-// never repeat across windows.
-func (f *fixture) DistinctSubjects(_ context.Context, from, to time.Time, _ store.Shard) ([]store.ActorCount, error) {
-	sums := map[actorKey]uint64{}
-	for w := int64(from.Sub(f.start) / f.window); w < int64(to.Sub(f.start)/f.window); w++ {
-		for k, r := range f.rows[w] {
-			sums[k] += r.Subjects
+// RecentSubjects sums per-window customers: the fixtures' customers never
+// repeat across windows.
+func (f *fixture) RecentSubjects(_ context.Context, hourFrom, dayFrom, to time.Time, _ store.Shard) ([]store.SubjectCounts, error) {
+	sum := func(from time.Time) map[actorKey]uint64 {
+		sums := map[actorKey]uint64{}
+		for w := int64(from.Sub(f.start) / f.window); w < int64(to.Sub(f.start)/f.window); w++ {
+			for k, r := range f.rows[w] {
+				sums[k] += r.Subjects
+			}
+		}
+		return sums
+	}
+	hours, days := sum(hourFrom), sum(dayFrom)
+	var out []store.SubjectCounts
+	for k, n := range days {
+		if n > 0 || hours[k] > 0 {
+			out = append(out, store.SubjectCounts{Tenant: k.Tenant, ActorID: k.Actor, Hour: hours[k], Day: n})
 		}
 	}
-	var out []store.ActorCount
-	for k, n := range sums {
-		if n > 0 {
-			out = append(out, store.ActorCount{Tenant: k.Tenant, ActorID: k.Actor, Count: n})
+	for k, n := range hours {
+		if _, ok := days[k]; !ok && n > 0 {
+			out = append(out, store.SubjectCounts{Tenant: k.Tenant, ActorID: k.Actor, Hour: n})
 		}
 	}
-	slices.SortFunc(out, func(a, b store.ActorCount) int { return strings.Compare(a.ActorID, b.ActorID) })
+	slices.SortFunc(out, func(a, b store.SubjectCounts) int { return strings.Compare(a.ActorID, b.ActorID) })
 	return out, nil
 }
 

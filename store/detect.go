@@ -97,26 +97,40 @@ type ActorCount struct {
 	Count   uint64
 }
 
-// DistinctSubjectsSQL is the query behind DistinctSubjects.
-const DistinctSubjectsSQL = `SELECT tenant, actor_id, uniqExactIfMerge(subjects) AS n
-FROM actor_minute WHERE minute >= ? AND minute < ?%s
-GROUP BY tenant, actor_id HAVING n > 0`
+// SubjectCounts is the number of distinct customers an actor touched in
+// the last hour and in the day so far.
+type SubjectCounts struct {
+	Tenant  string
+	ActorID string
+	Hour    uint64
+	Day     uint64
+}
 
-// DistinctSubjects returns the number of distinct customers each actor of
-// shard touched in the minutes [from, to) (e.g. the day so far), from
-// actor_minute.
-func (s *Store) DistinctSubjects(ctx context.Context, from, to time.Time, shard Shard) ([]ActorCount, error) {
+// RecentSubjectsSQL is the query behind RecentSubjects.
+const RecentSubjectsSQL = `SELECT tenant, actor_id,
+uniqExactIfMergeIf(subjects, minute >= ?) AS hour_n, uniqExactIfMergeIf(subjects, minute >= ?) AS day_n
+FROM actor_minute WHERE minute >= ? AND minute < ?%s
+GROUP BY tenant, actor_id HAVING hour_n > 0 OR day_n > 0`
+
+// RecentSubjects returns, per actor of shard, the distinct customers in the
+// minutes [hourFrom, to) and [dayFrom, to), from actor_minute in one pass.
+func (s *Store) RecentSubjects(ctx context.Context, hourFrom, dayFrom, to time.Time, shard Shard) ([]SubjectCounts, error) {
 	pred, pargs := shard.predicate()
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(DistinctSubjectsSQL, pred), append([]any{from.UTC(), to.UTC()}, pargs...)...)
+	from := hourFrom
+	if dayFrom.Before(from) {
+		from = dayFrom
+	}
+	args := append([]any{hourFrom.UTC(), dayFrom.UTC(), from.UTC(), to.UTC()}, pargs...)
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(RecentSubjectsSQL, pred), args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading distinct subjects per actor: %w", err)
+		return nil, fmt.Errorf("reading distinct customers per actor: %w", err)
 	}
 	defer rows.Close()
-	var out []ActorCount
+	var out []SubjectCounts
 	for rows.Next() {
-		var c ActorCount
-		if err := rows.Scan(&c.Tenant, &c.ActorID, &c.Count); err != nil {
-			return nil, fmt.Errorf("scanning distinct subjects: %w", err)
+		var c SubjectCounts
+		if err := rows.Scan(&c.Tenant, &c.ActorID, &c.Hour, &c.Day); err != nil {
+			return nil, fmt.Errorf("scanning distinct customers: %w", err)
 		}
 		out = append(out, c)
 	}

@@ -14,6 +14,7 @@ import (
 var (
 	_ detect.Aggregates  = (*store.Store)(nil)
 	_ detect.Checkpoints = (*store.Store)(nil)
+	_ detect.Auditor     = (*store.Store)(nil)
 )
 
 // detectLateness is how long after a window ends detection waits for
@@ -26,6 +27,9 @@ type storeFinding = store.StoredFinding
 // runs the window detectors on aligned ticks.
 func wireDetect(ctx context.Context, d *serveDeps) ([]component, error) {
 	cfg := d.cfg.Detect
+	if _, err := detect.AuditConfig(ctx, d.store, cfg, "chatwarden serve", time.Now(), d.log); err != nil {
+		return nil, fmt.Errorf("auditing the detection config: %w", err)
+	}
 	consents := detect.NewConsentRegister()
 	states, err := d.store.AllConsents(ctx)
 	if err != nil {

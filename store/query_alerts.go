@@ -121,7 +121,9 @@ func (s *Store) scanAlerts(ctx context.Context, q string, args ...any) ([]models
 type AlertLife struct {
 	Alert models.Alert
 	// AckedAt is the first change to acknowledged, escalated or
-	// false_positive; zero if none.
+	// false_positive made by a person; zero if none. An automatic
+	// escalation (by "chatwarden", the alert was not acknowledged in time)
+	// is not a reaction.
 	AckedAt time.Time
 	// ResolvedAt is the first change to resolved or false_positive; zero if
 	// none.
@@ -148,9 +150,9 @@ HAVING argMax(first_seen, version) >= ? AND argMax(first_seen, version) < ? ORDE
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
 		rows, err := s.conn.Query(ctx, `SELECT alert_id,
-minIf(at, status IN ('acknowledged', 'escalated', 'false_positive')) AS acked,
+minIf(at, status IN ('acknowledged', 'escalated', 'false_positive') AND by != 'chatwarden') AS acked,
 minIf(at, status IN ('resolved', 'false_positive')) AS resolved,
-countIf(status IN ('acknowledged', 'escalated', 'false_positive')), countIf(status IN ('resolved', 'false_positive'))
+countIf(status IN ('acknowledged', 'escalated', 'false_positive') AND by != 'chatwarden'), countIf(status IN ('resolved', 'false_positive'))
 FROM alert_changes WHERE alert_id IN ? GROUP BY alert_id`, InList(part))
 		if err != nil {
 			return nil, fmt.Errorf("reading alert changes: %w", err)

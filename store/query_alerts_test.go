@@ -63,21 +63,33 @@ func TestQueryAlertsAndLives(t *testing.T) {
 	if _, found, err := s.Alert(ctx, "nope"); found || err != nil {
 		t.Fatalf("missing alert: found=%v err=%v", found, err)
 	}
+	if err := s.PutAlerts(ctx, []store.AlertRow{mk("a4", "bulk_access", "agent-4", models.SeverityCritical, models.StatusEscalated, t0.Add(2*time.Hour), 1)}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.PutAlertChanges(ctx, []store.AlertChange{
 		{AlertID: "a1", At: t0.Add(5 * time.Minute), Status: models.StatusAcknowledged, Previous: models.StatusOpen, By: "sam"},
 		{AlertID: "a1", At: t0.Add(50 * time.Minute), Status: models.StatusResolved, Previous: models.StatusAcknowledged, By: "sam"},
 		{AlertID: "a1", At: t0.Add(70 * time.Minute), Status: models.StatusEscalated, Previous: models.StatusResolved, By: "sam"},
+		// a2 was escalated automatically (not acknowledged in time), then
+		// acknowledged by a person: only the person's change is a reaction.
+		{AlertID: "a2", At: t0.Add(75 * time.Minute), Status: models.StatusEscalated, Previous: models.StatusOpen, By: "chatwarden"},
+		{AlertID: "a2", At: t0.Add(90 * time.Minute), Status: models.StatusAcknowledged, Previous: models.StatusEscalated, By: "slack:U1"},
+		// a4 was escalated automatically and nobody ever reacted.
+		{AlertID: "a4", At: t0.Add(20 * time.Minute), Status: models.StatusEscalated, Previous: models.StatusOpen, By: "chatwarden"},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	lives, err := s.AlertLives(ctx, t0.Add(-time.Hour), t0.Add(24*time.Hour))
-	if err != nil || len(lives) != 2 {
+	if err != nil || len(lives) != 3 {
 		t.Fatalf("lives = %+v err=%v", lives, err)
 	}
 	if lives[0].Alert.ID != "a1" || !lives[0].AckedAt.Equal(t0.Add(5*time.Minute)) || !lives[0].ResolvedAt.Equal(t0.Add(50*time.Minute)) {
 		t.Fatalf("a1 life = %+v", lives[0])
 	}
-	if !lives[1].AckedAt.IsZero() || !lives[1].ResolvedAt.IsZero() {
-		t.Fatalf("a2 life = %+v", lives[1])
+	if lives[1].Alert.ID != "a2" || !lives[1].AckedAt.Equal(t0.Add(90*time.Minute)) || !lives[1].ResolvedAt.IsZero() {
+		t.Fatalf("a2 life = %+v, want acknowledged at +90m (the automatic escalation at +75m is no reaction)", lives[1])
+	}
+	if lives[2].Alert.ID != "a4" || !lives[2].AckedAt.IsZero() {
+		t.Fatalf("a4 life = %+v, want never acknowledged (only escalated automatically)", lives[2])
 	}
 }

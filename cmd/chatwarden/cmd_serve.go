@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/store"
@@ -81,6 +82,9 @@ type serveDeps struct {
 	// findings delivers findings to alerting; wireAlert sets it (nil when
 	// alerting is not wired). Call it through d at run time.
 	findings findingNotifier
+	// alertActions are the dashboards' alert buttons; wireAlert sets them
+	// before wireDashboards reads them (nil leaves the buttons disabled).
+	alertActions dashboards.AlertActions
 }
 
 // wiring builds one package's components. It runs before any component

@@ -32,15 +32,13 @@ func wireAlert(_ context.Context, d *serveDeps) ([]component, error) {
 	d.findings = func(ctx context.Context, fs ...models.Finding) error {
 		return disp.Notify(ctx, time.Now(), fs...)
 	}
-	dashboardActions = func(*serveDeps) dashboards.AlertActions {
-		return dashboards.AlertActionsFunc(func(ctx context.Context, alertID, action, user string, now time.Time) error {
-			err := disp.ActOnAlert(ctx, now, alertID, alert.ActionKind(action), user)
-			if errors.Is(err, alert.ErrUnknownAlert) {
-				return fmt.Errorf("%w: %s", dashboards.ErrUnknownAlert, alertID)
-			}
-			return err
-		})
-	}
+	d.alertActions = dashboards.AlertActionsFunc(func(ctx context.Context, alertID, action, user string, now time.Time) error {
+		err := disp.ActOnAlert(ctx, now, alertID, alert.ActionKind(action), user)
+		if errors.Is(err, alert.ErrUnknownAlert) {
+			return fmt.Errorf("%w: %s", dashboards.ErrUnknownAlert, alertID)
+		}
+		return err
+	})
 	return []component{{name: "alert", run: disp.Run}}, nil
 }
 

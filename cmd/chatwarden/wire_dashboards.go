@@ -34,18 +34,11 @@ func newReporter(s *store.Store, c Config) *report.Reporter {
 		})}
 }
 
-// dashboardActions is set by the alert wiring when it runs in this process:
-// the pages' alert buttons call it. Nil leaves the buttons disabled.
-var dashboardActions func(d *serveDeps) dashboards.AlertActions
-
 // wireDashboards mounts the web pages and the JSON API on serve's mux.
 // Routes mounted more specifically by others (/metrics, /healthz,
 // /slack/interactivity) keep precedence.
 func wireDashboards(_ context.Context, d *serveDeps) ([]component, error) {
-	var acts dashboards.AlertActions
-	if dashboardActions != nil {
-		acts = dashboardActions(d)
-	}
+	acts := d.alertActions // set by wireAlert, which runs first (nil: buttons disabled)
 	srv, err := dashboards.New(d.cfg.Dashboards, dashboards.Deps{
 		Events: d.store, Subjects: d.store, Audit: d.store, Alerts: d.store, Actions: acts,
 		Weekly: newReporter(d.store, d.cfg).Weekly, Pseudonymize: d.pseudo.All, Log: d.log.With("component", "dashboards"),

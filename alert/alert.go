@@ -1,7 +1,9 @@
 // Package alert turns findings into alerts and delivers them, modelled on
 // Prometheus Alertmanager: a fingerprint per (detector, tenant, actor);
 // aggregation groups per (channel, tenant, actor) with group_wait,
-// group_interval and repeat_interval timers; dedupe; inhibition (a critical
+// group_interval and repeat_interval timers (a group holding a high or
+// critical alert waits urgent_group_wait, default 0, before its first
+// message, so a window detector's finding is not held 30 s); dedupe; inhibition (a critical
 // alert on an actor mutes the lower ones on that actor); silences shared
 // with detection through the suppressions register; routing by severity,
 // detector, tenant and actor type; escalation of unacknowledged critical

@@ -137,6 +137,49 @@ func TestRouting(t *testing.T) {
 	}
 }
 
+// TestUrgentGroupWait: the first message of a group holding a high or
+// critical alert waits urgent_group_wait instead of group_wait.
+func TestUrgentGroupWait(t *testing.T) {
+	crit := models.SeverityCritical
+	tests := []struct {
+		name     string
+		cfg      Config
+		severity models.Severity
+		postAt   time.Duration // first second at which the group is posted
+	}{
+		{"high skips group_wait by default", Config{}, models.SeverityHigh, 0},
+		{"critical skips group_wait by default", Config{}, models.SeverityCritical, 0},
+		{"medium waits group_wait", Config{}, models.SeverityMedium, 30 * time.Second},
+		{"configured urgent wait", Config{UrgentGroupWait: 5 * time.Second}, models.SeverityHigh, 5 * time.Second},
+		{"high below urgent_severity critical", Config{UrgentSeverity: &crit}, models.SeverityHigh, 30 * time.Second},
+		{"turned off", Config{UrgentGroupWait: 30 * time.Second}, models.SeverityCritical, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			poster := &fakePoster{}
+			tc.cfg.DefaultChannel = "C1"
+			d := newTestDispatcher(t, tc.cfg, storetest.New(t), Options{Poster: poster})
+			if err := d.Notify(t.Context(), t0, testFinding("volume_spike", "a1", tc.severity, t0)); err != nil {
+				t.Fatal(err)
+			}
+			for at := time.Duration(0); at <= 31*time.Second; at += time.Second {
+				step(t, d, t0.Add(at))
+				posts, _ := poster.counts()
+				if want := btoi(at >= tc.postAt); posts != want {
+					t.Fatalf("at %s: %d posts, want %d (first post at %s)", at, posts, want, tc.postAt)
+				}
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func TestConfigValidateNamesField(t *testing.T) {
 	neg := -time.Second
 	tests := []struct {
@@ -147,6 +190,8 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{"defaults", Config{}, ""},
 		{"negative wait", Config{GroupWait: neg}, "alert.group_wait"},
 		{"repeat shorter", Config{GroupInterval: time.Hour, RepeatInterval: time.Minute}, "alert.repeat_interval"},
+		{"urgent wait negative", Config{UrgentGroupWait: neg}, "alert.urgent_group_wait"},
+		{"urgent wait longer", Config{UrgentGroupWait: time.Minute}, "alert.urgent_group_wait"},
 		{"route channel", Config{Routes: []Route{{}}}, "alert.routes[0].channel"},
 		{"actor type", Config{Routes: []Route{{Channel: "C", ActorTypes: []models.ActorType{"robot"}}}}, "alert.routes[0].actor_types"},
 		{"token needs channel", Config{Slack: SlackConfig{Token: "x"}}, "alert.default_channel"},

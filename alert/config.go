@@ -14,8 +14,19 @@ import (
 // plus a channel works; WithDefaults fills the rest.
 type Config struct {
 	// GroupWait is how long a new group waits for more alerts before its
-	// first message (default 30s). Critical event-rule alerts skip it.
+	// first message (default 30s). Critical event-rule alerts skip it, and
+	// groups holding an urgent alert wait UrgentGroupWait instead.
 	GroupWait time.Duration `yaml:"group_wait"`
+	// UrgentGroupWait replaces GroupWait for the first message of a group
+	// that holds an alert at or above UrgentSeverity (default 0: notified at
+	// once, so a window detector's high finding reaches Slack within a
+	// detection cycle instead of 30 s later). Storms still collapse: later
+	// alerts on the same actor join the group and update its one message
+	// every GroupInterval. Set it equal to GroupWait to turn it off.
+	UrgentGroupWait time.Duration `yaml:"urgent_group_wait"`
+	// UrgentSeverity is the least severity that takes UrgentGroupWait
+	// (default high).
+	UrgentSeverity *models.Severity `yaml:"urgent_severity"`
 	// GroupInterval is how long a group waits before updating its message
 	// with changed alerts (default 5m).
 	GroupInterval time.Duration `yaml:"group_interval"`
@@ -125,6 +136,10 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	def(&c.GroupWait, 30*time.Second)
+	if c.UrgentSeverity == nil {
+		high := models.SeverityHigh
+		c.UrgentSeverity = &high
+	}
 	def(&c.GroupInterval, 5*time.Minute)
 	def(&c.RepeatInterval, 4*time.Hour)
 	def(&c.ResolveTimeout, time.Hour)
@@ -167,7 +182,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("alert.%s: "+format, append([]any{field}, args...)...))
 	}
 	for name, d := range map[string]time.Duration{
-		"group_wait": c.GroupWait, "group_interval": c.GroupInterval, "repeat_interval": c.RepeatInterval,
+		"group_wait": c.GroupWait, "urgent_group_wait": c.UrgentGroupWait, "group_interval": c.GroupInterval, "repeat_interval": c.RepeatInterval,
 		"resolve_timeout": c.ResolveTimeout, "escalate_after": c.EscalateAfter, "send_every": c.SendEvery,
 		"slack.per_channel_interval": c.Slack.PerChannelInterval, "slack.timeout": c.Slack.Timeout,
 		"self.check_every": c.Self.CheckEvery, "self.source_silent_after": c.Self.SourceSilentAfter,
@@ -176,6 +191,9 @@ func (c Config) Validate() error {
 		if d < 0 {
 			bad(name, "%s is negative", d)
 		}
+	}
+	if c.UrgentGroupWait > c.GroupWait {
+		bad("urgent_group_wait", "%s is longer than group_wait %s", c.UrgentGroupWait, c.GroupWait)
 	}
 	if c.RepeatInterval < c.GroupInterval {
 		bad("repeat_interval", "%s is shorter than group_interval %s", c.RepeatInterval, c.GroupInterval)

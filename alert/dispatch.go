@@ -399,8 +399,10 @@ func (d *Dispatcher) commit(ctx context.Context, p *plan) error {
 }
 
 // Notify folds findings into alerts and persists them. A critical
-// event-rule finding flushes its group at once; the rest wait for their
-// group's timer (Tick). It returns an error when the alerts could not be
+// event-rule finding flushes its group at once; a new group holding an
+// urgent alert (severity >= urgent_severity) waits urgent_group_wait (by
+// default it is flushed at once too); the rest wait for their group's timer
+// (Tick). It returns an error when the alerts could not be
 // written; nothing is sent in that case, and calling again with the same
 // findings is safe (they are deduplicated).
 func (d *Dispatcher) Notify(ctx context.Context, now time.Time, fs ...models.Finding) error {
@@ -424,6 +426,7 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 	p := newPlan()
 	fps := map[string]string{} // fingerprints opened in this call
 	immediate := map[string]bool{}
+	urgent := map[string]bool{}
 	inhibitors := d.inhibitors(p)
 	for i := range fs {
 		f := fs[i]
@@ -498,16 +501,28 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 		if r.Alert.Severity == models.SeverityCritical && d.isEventRule(&f) && (isNew || rose) {
 			immediate[r.Alert.ID] = true
 		}
+		if r.Alert.Severity >= *d.cfg.UrgentSeverity && muted == "" && (isNew || rose) {
+			urgent[r.Alert.ID] = true
+		}
 	}
 	// Group membership follows the commit: the alert rows exist first.
 	ids := append([]string(nil), p.order...)
+	due := false
 	p.after = append(p.after, func() {
 		for _, id := range ids {
 			a := d.alerts[id]
 			for _, ch := range d.cfg.channels(&a.row.Alert) {
 				g := d.addToGroup(ch, a, now, now.Add(d.cfg.GroupWait))
-				if immediate[id] {
+				switch {
+				case immediate[id]:
 					g.nextFlush = now
+				case urgent[id] && g.msgID == "" && g.nextFlush.After(now.Add(d.cfg.UrgentGroupWait)):
+					// The group's first message waits urgent_group_wait
+					// only; once posted, the group_interval applies.
+					g.nextFlush = now.Add(d.cfg.UrgentGroupWait)
+				}
+				if !g.nextFlush.After(now) {
+					due = true
 				}
 			}
 		}
@@ -515,7 +530,7 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 	if err := d.commit(ctx, p); err != nil {
 		return fmt.Errorf("persisting alerts of %d findings: %w", len(fs), err)
 	}
-	if len(immediate) > 0 {
+	if len(immediate) > 0 || due {
 		if err := d.flushDue(ctx, now); err != nil {
 			return err
 		}

@@ -46,3 +46,15 @@ eval:
 # memory): time per cycle and heap in use. Targets: <= 2 s, <= 500 MB.
 bench-detect:
 	go test -run '^$$' -bench BenchmarkDetectCycle -benchtime 3x ./detect/
+
+# End-to-end alert latency through the real serve components in-process
+# (ingest, event rules, window detectors, alerting) on the local stack, a
+# scratch database and topics, Slack on slack-go's slacktest: an event
+# produced to Kafka until its Slack message arrives, p50/p95 for an event
+# rule (bot_cross_customer) and a window detector (volume spike after a
+# warmed baseline, default 60 s window; about 8 minutes). Targets: p95 <= 5 s
+# and <= one window + 10 s. Last line event_rule_p95_ms=.. window_p95_ms=..
+bench-latency:
+	@$(STACK_ENV); set -e; mkdir -p .bench; \
+	go build -o .bench/chatwarden ./cmd/chatwarden; \
+	.bench/chatwarden bench-latency

@@ -29,19 +29,20 @@ type command struct {
 // commands lists the subcommands. Each lives in its own cmd_*.go file.
 func commands() map[string]command {
 	return map[string]command{
-		"version":      {"print the version", runVersion},
-		"migrate":      {"create or upgrade the ClickHouse schema", runMigrate},
-		"config":       {"config check: validate a configuration file", runConfig},
-		"ingest":       {"consume access and consent events from Kafka into ClickHouse", runIngest},
-		"serve":        {"run ingest and the other components with /metrics and /healthz", runServe},
-		"produce":      {"send a JSONL file of events to Kafka", runProduce},
-		"status":       {"show stored events, dead letters, consumer lag and server versions", runStatus},
-		"bench-ingest": {"benchmark ingest against ClickHouse's Kafka engine / JSONEachRow on the local stack", runBenchIngest},
-		"eval":         {"replay a labelled scenario through the store and detectors and score the alerts", runEval},
-		"history":      {"access history of an actor or a customer (audited)", runHistory},
-		"dsar":         {"data-subject access report: who accessed a customer's data (audited)", runDSAR},
-		"report":       {"report weekly: the weekly breach-risk summary (html, md or json)", runReport},
-		"simulate":     {"generate realistic labelled chatbot-platform traffic (file or Kafka)", runSimulate},
+		"version":       {"print the version", runVersion},
+		"migrate":       {"create or upgrade the ClickHouse schema", runMigrate},
+		"config":        {"config check: validate a configuration file", runConfig},
+		"ingest":        {"consume access and consent events from Kafka into ClickHouse", runIngest},
+		"serve":         {"run ingest and the other components with /metrics and /healthz", runServe},
+		"produce":       {"send a JSONL file of events to Kafka", runProduce},
+		"status":        {"show stored events, dead letters, consumer lag and server versions", runStatus},
+		"bench-ingest":  {"benchmark ingest against ClickHouse's Kafka engine / JSONEachRow on the local stack", runBenchIngest},
+		"eval":          {"replay a labelled scenario through the store and detectors and score the alerts", runEval},
+		"history":       {"access history of an actor or a customer (audited)", runHistory},
+		"dsar":          {"data-subject access report: who accessed a customer's data (audited)", runDSAR},
+		"report":        {"report weekly: the weekly breach-risk summary (html, md or json)", runReport},
+		"simulate":      {"generate realistic labelled chatbot-platform traffic (file or Kafka)", runSimulate},
+		"bench-latency": {"benchmark end-to-end alert latency (Kafka to Slack) for an event rule and a window detector", runBenchLatency},
 	}
 }
 

@@ -1,0 +1,501 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	aslack "github.com/chatwarden/chatwarden/alert/slack"
+	"github.com/chatwarden/chatwarden/detect"
+	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// Slack channels of the latency benchmark: event-rule alerts, the window
+// detectors' alerts on the sample actors, and everything else (bots' other
+// findings, the readiness probe), so that one kind never waits for the
+// other's per-channel rate limit.
+const (
+	benchChanRules  = "CBENCHRULES"
+	benchChanWindow = "CBENCHWINDOW"
+	benchChanOther  = "CBENCHOTHER"
+)
+
+// runBenchLatency measures end-to-end alert latency: an event produced to
+// Kafka until its Slack message reaches a slacktest server, through the real
+// serve components (ingest, event rules, window detectors, alerting) run in
+// this process against the local Kafka and ClickHouse, on a scratch
+// database and topics.
+func runBenchLatency(ctx context.Context, e *env, args []string) error {
+	fs, _ := newFlags(e, "bench-latency")
+	samples := fs.Int("samples", 16, "samples per kind (event rule, window detector)")
+	window := fs.Duration("window", time.Minute, "detection window (detect.window)")
+	historyDays := fs.Int("history-days", 4, "days of baseline history inserted before serve starts")
+	keep := fs.Bool("keep", false, "keep the scratch database and topics")
+	verbose := fs.Bool("v", false, "log serve's info messages")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *samples < 1 || *historyDays < 3 {
+		return fmt.Errorf("bench-latency: -samples must be >= 1 and -history-days >= 3 (detection warm-up)")
+	}
+	c, err := loadConfig("") // defaults plus CHATWARDEN_* (stack addresses)
+	if err != nil {
+		return err
+	}
+	id := benchID()
+	brokers := c.Ingest.Brokers
+	if len(brokers) == 0 {
+		brokers = []string{"127.0.0.1:9092"}
+	}
+	chAddr := c.ClickHouse.Addr
+	if chAddr == "" {
+		chAddr = "127.0.0.1:9000"
+	}
+	ic := ingest.Config{Brokers: brokers, AccessTopic: "bench-latency-" + id + "-access",
+		ConsentTopic: "bench-latency-" + id + "-consent", DeadLetterTopic: "bench-latency-" + id + "-deadletter",
+		Group: "bench-latency-" + id}
+	db := "bench_latency_" + id
+	fmt.Fprintf(e.stdout, "bench-latency: database %s, topics bench-latency-%s-*, window %s, %d samples per kind\n", db, id, *window, *samples)
+
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelSetup()
+	if err := ingest.CreateTopics(setupCtx, ic, ingest.TopicSpec{Name: ic.AccessTopic, Partitions: 4},
+		ingest.TopicSpec{Name: ic.ConsentTopic, Partitions: 2}, ingest.TopicSpec{Name: ic.DeadLetterTopic, Partitions: 2}); err != nil {
+		return fmt.Errorf("creating topics (is Kafka at %v running?): %w", brokers, err)
+	}
+	st, err := store.Open(setupCtx, store.Config{Addr: chAddr, Database: db}, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	defer func() {
+		if *keep {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := st.DropDatabase(cctx); err != nil {
+			e.log.Warn("dropping the scratch database", "database", db, "err", err)
+		}
+		if err := ingest.DeleteTopics(cctx, ic, ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic); err != nil {
+			e.log.Warn("deleting the scratch topics", "err", err)
+		}
+	}()
+	if _, err := st.Migrate(setupCtx, time.Now()); err != nil {
+		return err
+	}
+
+	// Baseline history of the window actors: a steady 5 records every 10
+	// minutes for historyDays, so each is warm (its own baseline) when serve
+	// starts and back-fills detection from actor_minute.
+	winActors := make([]string, *samples)
+	for i := range winActors {
+		winActors[i] = fmt.Sprintf("lat-agent-%03d", i)
+	}
+	start := time.Now()
+	n, err := benchHistory(setupCtx, st, winActors, *historyDays, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "history: %d events for %d actors over %d days inserted in %s\n", n, len(winActors), *historyDays, time.Since(start).Round(time.Millisecond))
+
+	// Slack: a slacktest server recording when each message arrives.
+	arrivals := newArrivalLog()
+	rec := aslack.NewRecorder(arrivals.add)
+	defer rec.Stop()
+
+	dir, err := os.MkdirTemp("", "chatwarden-bench-latency-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keyFile := filepath.Join(dir, "pseudonym.key")
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+		return err
+	}
+	cfgFile := filepath.Join(dir, "chatwarden.yaml")
+	yaml := fmt.Sprintf(`clickhouse:
+  addr: %s
+  database: %s
+pseudonym:
+  key_file: %s
+ingest:
+  brokers: [%s]
+  access_topic: %s
+  consent_topic: %s
+  dead_letter_topic: %s
+  group: %s
+  session_timeout: 6s
+serve:
+  addr: 127.0.0.1:0
+detect:
+  window: %s
+  backfill_days: %d
+  severities:
+    bot_cross_customer: critical
+alert:
+  default_channel: %s
+  routes:
+    - channel: %s
+      detectors: [bot_cross_customer]
+    - channel: %s
+      tenants: [probe, chatwarden]
+    - channel: %s
+      actor_types: [bot]
+  self:
+    check_every: 1h
+  slack:
+    token: xoxb-bench-latency
+    api_url: %s
+`, chAddr, db, keyFile, strings.Join(brokers, ", "), ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group,
+		*window, *historyDays+1, benchChanWindow, benchChanRules, benchChanOther, benchChanOther, rec.URL())
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		return err
+	}
+
+	// serve, in this process, with a log that tells us when detection has
+	// its baselines.
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	logger := slog.New(&watchHandler{Handler: slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}),
+		msg: "detection baselines ready", fire: func() { readyOnce.Do(func() { close(ready) }) }})
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	served := make(chan error, 1)
+	start = time.Now()
+	go func() {
+		served <- runServe(serveCtx, &env{stdout: e.stdout, stderr: e.stderr, log: logger}, []string{"-config", cfgFile})
+	}()
+	stop := func() error {
+		stopServe()
+		select {
+		case err := <-served:
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		case <-time.After(45 * time.Second):
+			return errors.New("serve did not stop within 45s")
+		}
+	}
+	select {
+	case <-ready:
+	case err := <-served:
+		return fmt.Errorf("serve stopped before detection was ready: %w", err)
+	case <-time.After(5 * time.Minute):
+		_ = stop()
+		return errors.New("detection baselines not ready after 5 minutes")
+	}
+	prod, err := ingest.NewProducer(ic, "")
+	if err != nil {
+		_ = stop()
+		return err
+	}
+	defer prod.Close()
+	produce := func(evs ...models.Event) (time.Time, error) {
+		var b bytes.Buffer
+		for i := range evs {
+			line, err := json.Marshal(&evs[i])
+			if err != nil {
+				return time.Time{}, err
+			}
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+		t := time.Now()
+		_, err := prod.ProduceJSONL(ctx, &b, 0, nil)
+		return t, err
+	}
+	// Ingest is consuming once a probe event is in ClickHouse.
+	probe := benchEvent("probe", "lat-probe", models.ActorHuman, time.Now().UTC())
+	if _, err := produce(probe); err != nil {
+		_ = stop()
+		return fmt.Errorf("producing the probe event: %w", err)
+	}
+	if err := waitStored(ctx, st, probe.EventID, 2*time.Minute); err != nil {
+		_ = stop()
+		return err
+	}
+	fmt.Fprintf(e.stdout, "serve ready in %s (baselines back-filled, ingest consuming)\n", time.Since(start).Round(time.Millisecond))
+
+	// (a) Event rule: a bot reads a customer other than its conversation's
+	// authenticated customer (bot_cross_customer, configured critical).
+	// One sample at a time, a second apart (Slack's per-channel limit).
+	var ruleLat []time.Duration
+	ruleMissing := 0
+	for i := 0; i < *samples; i++ {
+		actor := fmt.Sprintf("lat-bot-%03d", i)
+		ev := benchEvent("bench", actor, models.ActorBot, time.Now().UTC())
+		ev.Tool, ev.Conversation = "lookup_customer", models.Conversation{ID: "conv-" + actor, SubjectID: "cust-auth-" + actor}
+		ev.SubjectID = "cust-other-" + actor
+		t, err := produce(ev)
+		if err != nil {
+			_ = stop()
+			return fmt.Errorf("producing rule sample %d: %w", i, err)
+		}
+		at, ok := arrivals.wait(ctx, benchChanRules, actor, t, 30*time.Second)
+		if !ok {
+			ruleMissing++
+			fmt.Fprintf(e.stdout, "event_rule sample %2d %s: no Slack message within 30s\n", i, actor)
+			continue
+		}
+		ruleLat = append(ruleLat, at.Sub(t))
+		fmt.Fprintf(e.stdout, "event_rule sample %2d %s: %d ms\n", i, actor, at.Sub(t).Milliseconds())
+		time.Sleep(time.Second)
+	}
+
+	// (b) Window detector: each sample actor reads 1,500 records of 60
+	// customers at once (its baseline is 5 records per active window): a
+	// volume spike / enumeration. Samples are spread evenly over the phases
+	// of the window (4 per window, each at a random point of its quarter),
+	// because the wait until the window closes depends on the phase.
+	perWindow := 4
+	slot := *window / time.Duration(perWindow)
+	t0 := time.Now().Truncate(*window).Add(*window)
+	time.Sleep(time.Until(t0))
+	type winSample struct {
+		actor string
+		at    time.Time
+	}
+	var sent []winSample
+	for i, actor := range winActors {
+		due := t0.Add(time.Duration(i)*slot + randDuration(slot))
+		time.Sleep(time.Until(due))
+		now := time.Now().UTC()
+		evs := make([]models.Event, 60)
+		for j := range evs {
+			evs[j] = benchEvent("bench", actor, models.ActorHuman, now)
+			evs[j].Records = 25
+			evs[j].SubjectID = fmt.Sprintf("cust-%s-%02d", actor, j)
+		}
+		t, err := produce(evs...)
+		if err != nil {
+			_ = stop()
+			return fmt.Errorf("producing window sample %d: %w", i, err)
+		}
+		sent = append(sent, winSample{actor, t})
+		fmt.Fprintf(e.stdout, "window sample %2d %s produced %.1fs into its window\n", i, actor, t.Sub(t.Truncate(*window)).Seconds())
+	}
+	var winLat []time.Duration
+	winMissing := 0
+	for i, s := range sent {
+		at, ok := arrivals.wait(ctx, benchChanWindow, s.actor, s.at, time.Until(s.at.Add(2**window+30*time.Second)))
+		if !ok {
+			winMissing++
+			fmt.Fprintf(e.stdout, "window sample %2d %s: no Slack message within 2 windows + 30s\n", i, s.actor)
+			continue
+		}
+		winLat = append(winLat, at.Sub(s.at))
+		fmt.Fprintf(e.stdout, "window sample %2d %s: %d ms (%s)\n", i, s.actor, at.Sub(s.at).Milliseconds(),
+			strings.Join(arrivals.detectors(benchChanWindow, s.actor), ","))
+	}
+	if err := stop(); err != nil {
+		e.log.Warn("stopping serve", "err", err)
+	}
+	if len(ruleLat) == 0 || len(winLat) == 0 {
+		return fmt.Errorf("no latency measured (event rule %d/%d, window %d/%d messages arrived)",
+			len(ruleLat), *samples, len(winLat), *samples)
+	}
+	fmt.Fprintf(e.stdout, "event rule (bot_cross_customer, critical): n=%d missing=%d p50=%d ms p95=%d ms max=%d ms (target p95 <= 5000 ms)\n",
+		len(ruleLat), ruleMissing, pct(ruleLat, 0.50).Milliseconds(), pct(ruleLat, 0.95).Milliseconds(), slices.Max(ruleLat).Milliseconds())
+	fmt.Fprintf(e.stdout, "window detector (window %s, lateness %s): n=%d missing=%d p50=%d ms p95=%d ms max=%d ms (target p95 <= %d ms)\n",
+		*window, detectLateness, len(winLat), winMissing, pct(winLat, 0.50).Milliseconds(), pct(winLat, 0.95).Milliseconds(),
+		slices.Max(winLat).Milliseconds(), (*window + 10*time.Second).Milliseconds())
+	fmt.Fprintf(e.stdout, "event_rule_p95_ms=%d window_p95_ms=%d\n", pct(ruleLat, 0.95).Milliseconds(), pct(winLat, 0.95).Milliseconds())
+	return nil
+}
+
+// benchHistory inserts the window actors' steady baseline: one event of 5
+// records every 10 minutes for days days before now.
+func benchHistory(ctx context.Context, st *store.Store, actors []string, days int, now time.Time) (int, error) {
+	from := now.Add(-time.Duration(days) * 24 * time.Hour).Truncate(10 * time.Minute)
+	end := now.Add(-10 * time.Minute)
+	var batch []models.Event
+	n := 0
+	for t := from; t.Before(end); t = t.Add(10 * time.Minute) {
+		for _, a := range actors {
+			ev := benchEvent("bench", a, models.ActorHuman, t)
+			ev.SubjectID = fmt.Sprintf("cust-%s-%d", a, t.Unix()/600%7)
+			batch = append(batch, ev)
+		}
+		if len(batch) >= 20000 {
+			if err := st.InsertEvents(ctx, batch, now); err != nil {
+				return n, fmt.Errorf("inserting history: %w", err)
+			}
+			n += len(batch)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		if err := st.InsertEvents(ctx, batch, now); err != nil {
+			return n, fmt.Errorf("inserting history: %w", err)
+		}
+		n += len(batch)
+	}
+	return n, nil
+}
+
+// benchEvent is an ordinary support read of one customer profile.
+func benchEvent(tenant, actor string, typ models.ActorType, ts time.Time) models.Event {
+	return models.Event{EventID: "lat-" + benchID() + benchID(), TS: ts, Tenant: tenant,
+		Actor: models.Actor{ID: actor, Type: typ, Role: "agent"}, Action: models.ActionRead, Store: "crm",
+		Resource: models.Resource{Type: "customer_profile", ID: "prof-" + actor}, SubjectID: "cust-" + actor,
+		Records: 5, Fields: []string{"name", "email"}, Purpose: "support", Result: models.ResultAllowed,
+		Client: models.Client{IP: "10.0.0.1", Country: "US"}}
+}
+
+func waitStored(ctx context.Context, st *store.Store, eventID string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ids, err := st.ExistingEventIDs(ctx, []string{eventID})
+		if err == nil && len(ids) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("probe event not in ClickHouse after %s (ingest not consuming?): %v", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// arrivalLog keeps the Slack calls the recorder received.
+type arrivalLog struct {
+	mu   sync.Mutex
+	cond chan struct{} // closed and replaced on every arrival
+	all  []aslack.Arrival
+}
+
+func newArrivalLog() *arrivalLog { return &arrivalLog{cond: make(chan struct{})} }
+
+func (l *arrivalLog) add(a aslack.Arrival) {
+	l.mu.Lock()
+	l.all = append(l.all, a)
+	close(l.cond)
+	l.cond = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// mentions reports whether a's message names actor (shown as `actor`).
+func mentions(a *aslack.Arrival, actor string) bool {
+	return strings.Contains(a.Text, actor) || strings.Contains(a.Blocks, actor)
+}
+
+// wait returns when the first message in channel naming actor arrived at
+// or after since.
+func (l *arrivalLog) wait(ctx context.Context, channel, actor string, since time.Time, timeout time.Duration) (time.Time, bool) {
+	deadline := time.After(timeout)
+	for {
+		l.mu.Lock()
+		for i := range l.all {
+			a := &l.all[i]
+			if a.Channel == channel && !a.At.Before(since) && mentions(a, actor) {
+				l.mu.Unlock()
+				return a.At, true
+			}
+		}
+		cond := l.cond
+		l.mu.Unlock()
+		select {
+		case <-cond:
+		case <-deadline:
+			return time.Time{}, false
+		case <-ctx.Done():
+			return time.Time{}, false
+		}
+	}
+}
+
+// detectors lists the detector names the first message about actor in
+// channel shows.
+func (l *arrivalLog) detectors(channel, actor string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for i := range l.all {
+		a := &l.all[i]
+		if a.Channel != channel || !mentions(a, actor) {
+			continue
+		}
+		for _, d := range detect.KnownDetectors() {
+			if strings.Contains(a.Text+a.Blocks, "`"+d+"`") {
+				out = append(out, d)
+			}
+		}
+		break
+	}
+	return out
+}
+
+// watchHandler passes records on and calls fire when one has message msg.
+type watchHandler struct {
+	slog.Handler
+	msg  string
+	fire func()
+}
+
+func (h *watchHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *watchHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.fire()
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *watchHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &watchHandler{Handler: h.Handler.WithAttrs(as), msg: h.msg, fire: h.fire}
+}
+
+func (h *watchHandler) WithGroup(name string) slog.Handler {
+	return &watchHandler{Handler: h.Handler.WithGroup(name), msg: h.msg, fire: h.fire}
+}
+
+// pct is the nearest-rank percentile p of ds.
+func pct(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func randDuration(d time.Duration) time.Duration {
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(d)))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n.Int64())
+}
+
+func benchID() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -653,13 +653,14 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	run := days[len(days)-n:]
 	before := days[:len(days)-n]
 	var bs []float64
+	// Daily totals net of tenant-wide swings (a promotion day).
 	for _, b := range before {
-		bs = append(bs, float64(b.Records))
+		bs = append(bs, float64(b.Records)/e.dayMultiplier(k.Tenant, b.Day))
 	}
 	base := math.Max(median64(bs), 1)
 	ys := make([]float64, n)
 	for i, r := range run {
-		ys[i] = float64(r.Records)
+		ys[i] = float64(r.Records) / e.dayMultiplier(k.Tenant, r.Day)
 	}
 	last := ys[n-1]
 	// Today is partial until midnight: it counts only once it has passed

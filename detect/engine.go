@@ -83,6 +83,9 @@ type Engine struct {
 	next      time.Time // end of the next window to evaluate
 	scratch   []float64
 	learnOnly bool
+	// dayMult accumulates each tenant's window multipliers per day, so
+	// that daily totals can be judged net of tenant-wide swings.
+	dayMult map[tenantDay][2]float64
 }
 
 // New builds an engine over agg.
@@ -99,7 +102,8 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards},
 		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
-		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{}}
+		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
+		dayMult: map[tenantDay][2]float64{}}
 	e.metrics = newMetrics(opt.Registerer)
 	for k, tz := range cfg.TimeZones.Actors {
 		e.locs["a:"+k], _ = time.LoadLocation(tz)
@@ -434,6 +438,21 @@ type cycle struct {
 	peersNow map[peerKey]*peerWindow
 }
 
+type tenantDay struct {
+	tenant string
+	day    int32
+}
+
+// dayMultiplier is the tenant's mean window multiplier on day d (1 when
+// unknown).
+func (e *Engine) dayMultiplier(tenant string, d int32) float64 {
+	acc := e.dayMult[tenantDay{tenant, d}]
+	if acc[1] == 0 {
+		return 1
+	}
+	return acc[0] / acc[1]
+}
+
 type peerWindow struct {
 	records, subjects []float64
 	recMed, recMAD    float64
@@ -463,12 +482,15 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 			ratios[r.Tenant] = append(ratios[r.Tenant], float64(r.Records)/mu)
 		}
 	}
+	day := int32(start.Unix() / 86400)
 	for t, rs := range ratios {
 		m := 1.0
 		if len(rs) >= 10 {
 			m = math.Min(4, math.Max(1, median64(rs)))
 		}
 		c.mult[t] = m
+		acc := e.dayMult[tenantDay{t, day}]
+		e.dayMult[tenantDay{t, day}] = [2]float64{acc[0] + m, acc[1] + 1}
 	}
 	for _, pw := range c.peersNow {
 		var mad float64

@@ -72,11 +72,14 @@ func (m *mahalanobis) refit() {
 	}
 	m.chol, m.mean, m.shrink, m.fitN = &ch, mean, delta, n
 	d2s := make([]float64, 0, n)
+	seen := m.seen
+	m.seen = max(m.seen, 5*cap(m.samples)) // score the reservoir itself
 	for _, s := range m.samples {
 		if d2, _, ok := m.distance2(s); ok {
 			d2s = append(d2s, d2)
 		}
 	}
+	m.seen = seen
 	slices.Sort(d2s)
 	m.empirical = quantileSorted(d2s, 0.999)
 }
@@ -84,8 +87,8 @@ func (m *mahalanobis) refit() {
 // distance2 returns the squared Mahalanobis distance of v and each
 // feature's share of it; ok is false before the first fit.
 func (m *mahalanobis) distance2(v [mahalanobisDims]float64) (d2 float64, contrib [mahalanobisDims]float64, ok bool) {
-	if m.chol == nil {
-		return 0, contrib, false
+	if m.chol == nil || m.seen < 5*cap(m.samples) {
+		return 0, contrib, false // not before the reservoir has seen a broad history
 	}
 	diff := mat.NewVecDense(mahalanobisDims, nil)
 	for i := range v {

@@ -122,7 +122,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 
-	msgs := make(chan Fetched, c.cfg.BatchSize)
+	msgs := make(chan Fetched, min(c.cfg.BatchSize, 4096))
 	fetchDone := make(chan error, 1)
 	go func() { fetchDone <- c.fetch(fetchCtx, msgs) }()
 	batches := make(chan *pendingBatch, 1)

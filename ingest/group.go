@@ -98,7 +98,7 @@ func NewGroupSource(cfg Config, m *Metrics, log *slog.Logger) (*GroupSource, err
 		return nil, fmt.Errorf("creating consumer group %s: %w", cfg.Group, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &GroupSource{cfg: cfg, cg: cg, dialer: dialer, log: log, m: m, out: make(chan Fetched, min(cfg.BatchSize, 20000)),
+	s := &GroupSource{cfg: cfg, cg: cg, dialer: dialer, log: log, m: m, out: make(chan Fetched, min(cfg.BatchSize, 4096)),
 		stop: stop, done: make(chan struct{})}
 	go s.run(ctx)
 	return s, nil
@@ -156,7 +156,7 @@ func (s *GroupSource) readPartition(gctx context.Context, gen int32, topic strin
 		Dialer:           s.dialer,
 		Topic:            topic,
 		Partition:        partition,
-		QueueCapacity:    min(s.cfg.BatchSize, 2000),
+		QueueCapacity:    min(s.cfg.BatchSize, 1000),
 		MinBytes:         1, // return as soon as anything is there...
 		MaxBytes:         s.cfg.FetchMaxBytes,
 		MaxWait:          s.cfg.FetchMaxWait, // ...or after this, when caught up

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,8 @@ func runBenchIngest(ctx context.Context, e *env, args []string) error {
 	file := fs.String("file", "", "events JSONL file (default: generate .bench/events-N.jsonl with chatwarden simulate)")
 	engineWait := fs.Duration("engine-timeout", 60*time.Second, "how long the Kafka engine may go without progress")
 	keep := fs.Bool("keep", false, "keep the bench databases and topics")
+	batchSize := fs.Int("batch-size", 0, "ingest.batch_size for the run (default: the configured one)")
+	ingestOnly := fs.Bool("ingest-only", false, "measure chatwarden ingest only (no Kafka engine, no JSONEachRow baseline)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -77,6 +80,9 @@ func runBenchIngest(ctx context.Context, e *env, args []string) error {
 	ic.ConsentTopic = "bench-" + b.id + "-consent"
 	ic.DeadLetterTopic = "bench-" + b.id + "-deadletter"
 	ic.Group = "bench-" + b.id
+	if *batchSize > 0 {
+		ic.BatchSize = *batchSize
+	}
 	b.cfg.Ingest = ic
 	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: ic.AccessTopic, Partitions: 4},
 		ingest.TopicSpec{Name: ic.ConsentTopic, Partitions: 2}, ingest.TopicSpec{Name: ic.DeadLetterTopic, Partitions: 2}); err != nil {
@@ -121,6 +127,10 @@ func runBenchIngest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
+	if *ingestOnly {
+		fmt.Fprintf(e.stdout, "ingest_eps=%.0f rss_mb=%.0f\n", ingestEPS, rssMB)
+		return nil
+	}
 	// 5. ClickHouse's Kafka engine on the same topic, else JSONEachRow.
 	engineEPS, engineErr := b.kafkaEngine(ctx, dbEngine, ps.Access, *engineWait)
 	if engineErr == nil {
@@ -178,8 +188,8 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 	}
 	defer os.RemoveAll(dir)
 	cfgFile := filepath.Join(dir, "ingest.yaml")
-	yaml := fmt.Sprintf("ingest:\n  access_topic: %s\n  consent_topic: %s\n  dead_letter_topic: %s\n  group: %s\n",
-		ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group)
+	yaml := fmt.Sprintf("ingest:\n  access_topic: %s\n  consent_topic: %s\n  dead_letter_topic: %s\n  group: %s\n  batch_size: %d\n",
+		ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group, ic.BatchSize)
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		return 0, 0, err
 	}
@@ -192,6 +202,7 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 	cmd := exec.CommandContext(ctx, b.self, "ingest", "-config", cfgFile, "-metrics-addr", addr)
 	cmd.Env = append(append(os.Environ(), b.env()...), "CHATWARDEN_CLICKHOUSE_DATABASE="+db, "CHATWARDEN_LOG_LEVEL=warn")
 	cmd.Stderr = b.e.stderr
+	chCPU0, kafkaCPU0 := procCPU(stackPID("clickhouse")), procCPU(stackPID("kafka"))
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err
@@ -227,6 +238,8 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 	}
 	el := time.Since(start)
 	rss := vmHWM(cmd.Process.Pid)
+	ownCPU := procCPU(cmd.Process.Pid)
+	chCPU, kafkaCPU := procCPU(stackPID("clickhouse"))-chCPU0, procCPU(stackPID("kafka"))-kafkaCPU0
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-exited; err != nil {
 		return 0, 0, fmt.Errorf("ingest exit: %w", err)
@@ -234,6 +247,10 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 	eps = float64(lines) / el.Seconds()
 	b.say("chatwarden ingest: %d messages in %s (from process start, group join included): %.0f events/s, peak RSS %.0f MiB",
 		lines, el.Round(time.Millisecond), eps, rss)
+	total := ownCPU + chCPU + kafkaCPU
+	b.say("CPU seconds meanwhile: ingest %.1f, clickhouse-server %.1f, kafka %.1f (servers include other load on the machine, %s); "+
+		"on %d otherwise idle cores that CPU bounds ingest at %.0f events/s",
+		ownCPU, chCPU, kafkaCPU, loadAvg(), runtime.NumCPU(), float64(lines)/total*float64(runtime.NumCPU()))
 	return eps, rss, nil
 }
 
@@ -335,11 +352,13 @@ func (b *bench) jsonEachRow(ctx context.Context, db, file string) (float64, erro
 		return 0, err
 	}
 	defer f.Close()
+	chCPU0 := procCPU(stackPID("clickhouse"))
 	start := time.Now()
 	if _, err := b.clickhouse(ctx, db, "INSERT INTO events ("+flatColumns+") FORMAT JSONEachRow", bufio.NewReaderSize(f, 1<<20)); err != nil {
 		return 0, err
 	}
 	el := time.Since(start)
+	b.say("clickhouse-server CPU seconds for the JSONEachRow insert: %.1f (%s)", procCPU(stackPID("clickhouse"))-chCPU0, loadAvg())
 	out, err := b.clickhouse(ctx, db, "SELECT count() FROM events", nil)
 	if err != nil {
 		return 0, err
@@ -524,4 +543,46 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// stackPID returns the pid scripts/stack.sh recorded for a server, or 0.
+func stackPID(name string) int {
+	for _, p := range []string{filepath.Join(".stack", name, name+".pid"), filepath.Join(".stack", name, "clickhouse.pid")} {
+		if b, err := os.ReadFile(p); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// procCPU returns the user+system CPU seconds pid has used, or 0.
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	// Fields after the parenthesized command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (100 per second).
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(rest) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(rest[11], 64)
+	st, _ := strconv.ParseFloat(rest[12], 64)
+	return (u + st) / 100
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load unknown"
+	}
+	f := strings.Fields(string(b))
+	return "load average " + f[0]
 }

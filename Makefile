@@ -1,4 +1,4 @@
-.PHONY: stack stack-down stack-status test eval bench-detect
+.PHONY: stack stack-down stack-status test eval bench-detect demo bench bench-ingest
 
 # Local stack (Kafka 4.1.x KRaft + ClickHouse on 127.0.0.1, data under .stack/): see scripts/stack.sh
 stack:
@@ -58,3 +58,23 @@ bench-latency:
 	@$(STACK_ENV); set -e; mkdir -p .bench; \
 	go build -o .bench/chatwarden ./cmd/chatwarden; \
 	.bench/chatwarden bench-latency
+
+# The demo: stack up, migrate, `chatwarden serve`, simulated traffic with
+# attacks through Kafka; until Ctrl-C, or DEMO_SECONDS=n.
+demo:
+	bash scripts/demo.sh
+
+# Ingest benchmark: 1M simulated events (BENCH_EVENTS=n to change) produced to
+# fresh topics, consumed by `chatwarden ingest` into a fresh database, compared
+# with ClickHouse's Kafka engine or, when that cannot talk to the broker,
+# clickhouse-client loading the same events as JSONEachRow. Last line:
+# ingest_eps=.. kafka_engine_eps=..|jsoneachrow_eps=.. ratio=.. rss_mb=..
+bench-ingest:
+	@$(STACK_ENV); set -e; mkdir -p .bench; \
+	go build -o .bench/chatwarden ./cmd/chatwarden; \
+	.bench/chatwarden bench-ingest -events $${BENCH_EVENTS:-1000000}
+
+# Every bench-* target of this Makefile, one after the other.
+bench:
+	@set -e; for t in $$(grep -oE '^bench-[a-z0-9-]+:' Makefile | tr -d :); do \
+		echo "== make $$t"; $(MAKE) --no-print-directory $$t; done

@@ -1104,9 +1104,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			d.flushOnStop(ctx)
 			return nil
 		case <-t.C:
 		case <-d.wake:
 		}
 	}
+}
+
+// flushOnStop records delivery results whose write the cancelled context
+// interrupted (a message Slack shows but ClickHouse does not know was sent),
+// so that a restart updates it instead of searching Slack's history for it.
+func (d *Dispatcher) flushOnStop(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writeDirty(wctx, d.clock())
 }

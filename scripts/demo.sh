@@ -28,8 +28,26 @@ export CHATWARDEN_PSEUDONYM_KEY_FILE="$PWD/$key"
 export CHATWARDEN_CLICKHOUSE_DATABASE="${CHATWARDEN_CLICKHOUSE_DATABASE:-chatwarden}"
 addr="${DEMO_ADDR:-127.0.0.1:8080}"
 
+# A demo login for the web UI (plain http on 127.0.0.1), made once.
+cfg=.stack/demo/chatwarden.yaml
+pwfile=.stack/demo/password
+if [ ! -s "$cfg" ] || [ ! -s "$pwfile" ]; then
+	head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$pwfile"
+	chmod 600 "$pwfile"
+	hash=$(go run ./scripts/demohash < "$pwfile")
+	cat > "$cfg" <<YAML
+# Written by scripts/demo.sh for the demo only.
+dashboards:
+  insecure_cookies: true
+  users:
+    - name: demo
+      role: admin
+      password_hash: "$hash"
+YAML
+fi
+
 say "migrating ClickHouse database $CHATWARDEN_CLICKHOUSE_DATABASE"
-"$cw" migrate
+"$cw" migrate -config "$cfg"
 
 say "creating Kafka topics"
 bash scripts/stack.sh topic chatwarden.access.v1 4
@@ -51,7 +69,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 say "starting chatwarden serve on http://$addr (log: $serve_log)"
-"$cw" serve -addr "$addr" > "$serve_log" 2>&1 &
+"$cw" serve -config "$cfg" -addr "$addr" > "$serve_log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 60); do
 	curl -fsS "http://$addr/healthz" > /dev/null 2>&1 && break
@@ -79,7 +97,7 @@ JSON
 cat <<TXT
 
 Where to look:
-  http://$addr/            web UI (alerts, investigate, weekly report; see README for login)
+  http://$addr/            web UI (alerts, investigate, weekly report): user demo, password $(cat "$pwfile")
   http://$addr/metrics     Prometheus metrics (chatwarden_ingest_*, chatwarden_detect_*, chatwarden_alert_*)
   http://$addr/healthz     health
   $cw status               events stored, dead letters by reason, consumer lag
@@ -95,10 +113,11 @@ while :; do
 	say "after ${elapsed}s"
 	"$cw" status 2>/dev/null | grep -E '^(events|last event|dead letters|group)' || true
 	if [ -s .stack/demo/labels.jsonl ]; then
-		echo "attacks injected so far: $(wc -l < .stack/demo/labels.jsonl)"
+		echo "attacks injected so far ($(wc -l < .stack/demo/labels.jsonl)):"
+		sed -E 's/.*"kind":"([^"]*)".*"actor_id":"([^"]*)".*/    \1 by \2/' .stack/demo/labels.jsonl | tail -5
 	fi
-	alerts=$(grep -c 'alert' "$serve_log" 2>/dev/null || true)
-	echo "serve log lines mentioning alerts: ${alerts:-0} (tail $serve_log)"
+	echo "alerts raised so far ($(grep 'msg="alert' "$serve_log" | grep -c ' detector=' || true)):"
+	grep 'msg="alert' "$serve_log" | grep ' detector=' | sed -E 's/.*detector=([^ ]+).*actor=([^ ]+) severity=([^ ]+).*summary="([^"]*)".*/    [\3] \1 \2: \4/' | tail -5 || true
 	for p in "${pids[@]}"; do
 		kill -0 "$p" 2>/dev/null || { echo "a demo process exited; see $serve_log and $sim_log"; exit 1; }
 	done

@@ -2,11 +2,9 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -190,57 +188,72 @@ func (s *Store) Exposure(ctx context.Context, f HistoryFilter) (Exposure, error)
 	return s.exposure(ctx, f.table(), where, args)
 }
 
+// exposureSQL computes a blast radius in one pass over the matching rows
+// (the filter, a per-row set lookup for alert windows, is the expensive
+// part, so it runs once). The innermost query filters; the middle one
+// groups the matching events by store, country and data category, each
+// event once more with the empty category (pos = 1) so that the totals,
+// stores and countries count it exactly once; the outer one fans those
+// groups out to the rows the caller reads, one per kind and name: the
+// total, each store, each country and each category. Distinct customers and actors merge
+// exact states, so they are exact across the groups. %s is the table and
+// %s the WHERE clause (constant fragments; values are bound).
+const exposureSQL = `SELECT k.1 AS kind, k.2 AS name, sum(n), sum(rec), sum(exps), sum(den),
+uniqExactIfMerge(subj), uniqExactMerge(act), min(first_ts), max(last_ts)
+FROM (
+    SELECT store, client_country, pos = 1 AS is_all, cat, count() AS n, sum(records) AS rec,
+    countIf(action IN ('export', 'share')) AS exps, countIf(result = 'denied') AS den,
+    uniqExactIfState(subject_id, subject_id != '') AS subj, uniqExactState(actor_id) AS act,
+    min(ts) AS first_ts, max(ts) AS last_ts
+    FROM (SELECT store, client_country, fields, records, action, result, subject_id, actor_id, ts FROM %s WHERE %s)
+    ARRAY JOIN arrayConcat([''], fields) AS cat, arrayEnumerate(arrayConcat([''], fields)) AS pos
+    GROUP BY store, client_country, is_all, cat
+)
+ARRAY JOIN if(is_all, [('total', ''), ('store', store), ('country', client_country)], [('category', cat)]) AS k
+GROUP BY kind, name`
+
 func (s *Store) exposure(ctx context.Context, table, where string, args []any) (Exposure, error) {
-	var x Exposure
-	err := s.conn.QueryRow(ctx, `SELECT count(), uniqExactIf(subject_id, subject_id != ''), sum(records),
-uniqExact(actor_id), countIf(action IN ('export', 'share')), countIf(result = 'denied'), min(ts), max(ts)
-FROM `+table+` WHERE `+where, args...).Scan(&x.Events, &x.Subjects, &x.Records, &x.Actors, &x.Exports, &x.Denied, &x.First, &x.Last)
+	rows, err := s.conn.Query(ctx, fmt.Sprintf(exposureSQL, table, where), args...)
 	if err != nil {
-		return x, fmt.Errorf("computing exposure: %w", err)
+		return Exposure{}, fmt.Errorf("computing exposure: %w", err)
+	}
+	defer rows.Close()
+	var x Exposure
+	stores, countries := map[string]uint64{}, map[string]uint64{}
+	x.Categories = []Count{}
+	for rows.Next() {
+		var kind, name string
+		var n, rec, exps, den, subj, act uint64
+		var first, last time.Time
+		if err := rows.Scan(&kind, &name, &n, &rec, &exps, &den, &subj, &act, &first, &last); err != nil {
+			return Exposure{}, fmt.Errorf("reading exposure: %w", err)
+		}
+		switch kind {
+		case "total":
+			x.Events, x.Records, x.Exports, x.Denied, x.Subjects, x.Actors = n, rec, exps, den, subj, act
+			x.First, x.Last = first.UTC(), last.UTC()
+		case "store":
+			stores[name] += n
+		case "country":
+			countries[name] += n
+		case "category":
+			x.Categories = append(x.Categories, Count{Name: name, Count: subj})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Exposure{}, fmt.Errorf("reading exposure: %w", err)
 	}
 	if x.Events == 0 {
 		return Exposure{Categories: []Count{}, Stores: []Count{}}, nil
 	}
-	x.First, x.Last = x.First.UTC(), x.Last.UTC()
-	// Stores and countries in one grouped pass (18.16's sumMap takes only
-	// numeric keys), and customers per category, at the same time.
-	var wg sync.WaitGroup
-	var errStores, errCats error
-	wg.Go(func() {
-		rows, err := s.conn.Query(ctx, `SELECT store, client_country, count() FROM `+table+` WHERE `+where+` GROUP BY store, client_country`, args...)
-		if err != nil {
-			errStores = fmt.Errorf("counting exposed stores: %w", err)
-			return
+	sort.Slice(x.Categories, func(i, j int) bool {
+		a, b := x.Categories[i], x.Categories[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
 		}
-		defer rows.Close()
-		stores, countries := map[string]uint64{}, map[string]uint64{}
-		for rows.Next() {
-			var st, co string
-			var n uint64
-			if err := rows.Scan(&st, &co, &n); err != nil {
-				errStores = fmt.Errorf("reading exposed stores: %w", err)
-				return
-			}
-			stores[st] += n
-			countries[co] += n
-		}
-		if err := rows.Err(); err != nil {
-			errStores = fmt.Errorf("reading exposed stores: %w", err)
-			return
-		}
-		x.Stores, x.Countries = sortedCounts(stores, 0), sortedCounts(countries, 20)
+		return a.Name < b.Name
 	})
-	wg.Go(func() {
-		x.Categories, errCats = s.counts(ctx, `SELECT cat, uniqExactIf(subject_id, subject_id != '') AS n
-FROM `+table+` ARRAY JOIN fields AS cat WHERE `+where+` GROUP BY cat ORDER BY n DESC, cat`, args)
-		if errCats != nil {
-			errCats = fmt.Errorf("counting exposed categories: %w", errCats)
-		}
-	})
-	wg.Wait()
-	if err := errors.Join(errStores, errCats); err != nil {
-		return x, err
-	}
+	x.Stores, x.Countries = sortedCounts(stores, 0), sortedCounts(countries, 20)
 	return x, nil
 }
 
@@ -303,12 +316,19 @@ func (s *Store) ExposureOfWindows(ctx context.Context, ws []ActorWindow) (Exposu
 	if len(ws) > MaxExposureWindows {
 		ws = ws[:MaxExposureWindows]
 	}
-	// A prefilter on the actors and the overall span uses the primary key;
-	// then each event's (tenant, actor, minute) is looked up in the set of
-	// flagged minutes, a hash lookup per row. Windows are widened to whole
-	// minutes (whole hours when they would cover more than
-	// maxExposureMinutes). (One OR term per window, or a lambda over the
-	// windows, makes 18.16 evaluate hundreds of conditions per row.)
+	where, args := windowsWhere(ws)
+	return s.exposure(ctx, "events", where, args)
+}
+
+// windowsWhere renders the filter of the events in the windows ws
+// (non-empty): a prefilter on the actors and the overall span uses the
+// primary key; then each event's (tenant, actor, minute) is looked up in the
+// set of flagged minutes, a hash lookup per row. Windows are widened to whole
+// minutes (whole hours when they would cover more than maxExposureMinutes).
+// (One OR term per window, or a lambda over the windows, makes 18.16
+// evaluate hundreds of conditions per row; one UNION ALL branch per window
+// still reads a granule per window and part.)
+func windowsWhere(ws []ActorWindow) (string, []any) {
 	seenT, seenA := map[string]bool{}, map[string]bool{}
 	var tenants, actors []string
 	lo, hi := ws[0].From, ws[0].To
@@ -347,7 +367,7 @@ func (s *Store) ExposureOfWindows(ctx context.Context, ws []ActorWindow) (Exposu
 	lo, hi = lo.Truncate(step), hi.Truncate(step).Add(step)
 	where := `tenant IN ? AND actor_id IN ? AND ts >= ? AND ts < ?
 AND (tenant, actor_id, toUInt32(` + fn + `(ts))) IN ?`
-	return s.exposure(ctx, "events", where, []any{InList(tenants), InList(actors), lo.UTC(), hi.UTC(), clickhouse.GroupSet{Value: slots}})
+	return where, []any{InList(tenants), InList(actors), lo.UTC(), hi.UTC(), clickhouse.GroupSet{Value: slots}}
 }
 
 // maxExposureMinutes bounds the minute slots of ExposureOfWindows.

@@ -1,0 +1,53 @@
+package store
+
+import "context"
+
+// exposureThreePass is the blast-radius query as it was before the one-pass
+// exposureSQL: totals, stores with countries, and customers per category in
+// three separate passes over the matching rows. It is kept here only as the
+// reference the one-pass query must agree with.
+func exposureThreePass(ctx context.Context, s *Store, table, where string, args []any) (Exposure, error) {
+	var x Exposure
+	err := s.conn.QueryRow(ctx, `SELECT count(), uniqExactIf(subject_id, subject_id != ''), sum(records),
+uniqExact(actor_id), countIf(action IN ('export', 'share')), countIf(result = 'denied'), min(ts), max(ts)
+FROM `+table+` WHERE `+where, args...).Scan(&x.Events, &x.Subjects, &x.Records, &x.Actors, &x.Exports, &x.Denied, &x.First, &x.Last)
+	if err != nil {
+		return x, err
+	}
+	if x.Events == 0 {
+		return Exposure{Categories: []Count{}, Stores: []Count{}}, nil
+	}
+	x.First, x.Last = x.First.UTC(), x.Last.UTC()
+	rows, err := s.conn.Query(ctx, `SELECT store, client_country, count() FROM `+table+` WHERE `+where+` GROUP BY store, client_country`, args...)
+	if err != nil {
+		return x, err
+	}
+	stores, countries := map[string]uint64{}, map[string]uint64{}
+	for rows.Next() {
+		var st, co string
+		var n uint64
+		if err := rows.Scan(&st, &co, &n); err != nil {
+			return x, err
+		}
+		stores[st] += n
+		countries[co] += n
+	}
+	rows.Close()
+	x.Stores, x.Countries = sortedCounts(stores, 0), sortedCounts(countries, 20)
+	x.Categories, err = s.counts(ctx, `SELECT cat, uniqExactIf(subject_id, subject_id != '') AS n
+FROM `+table+` ARRAY JOIN fields AS cat WHERE `+where+` GROUP BY cat ORDER BY n DESC, cat`, args)
+	return x, err
+}
+
+// ExposureThreePass runs the former three-pass blast radius of a filter.
+func ExposureThreePass(ctx context.Context, s *Store, f HistoryFilter) (Exposure, error) {
+	where, args := f.where()
+	return exposureThreePass(ctx, s, f.table(), where, args)
+}
+
+// ExposureOfWindowsThreePass runs the former three-pass blast radius of
+// alert windows (ws non-empty, at most MaxExposureWindows).
+func ExposureOfWindowsThreePass(ctx context.Context, s *Store, ws []ActorWindow) (Exposure, error) {
+	where, args := windowsWhere(ws)
+	return exposureThreePass(ctx, s, "events", where, args)
+}

@@ -319,8 +319,15 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
 	if err != nil {
 		return decoded{err: asValidation(err)}
 	}
+	// A bot reading its own conversation's customer (the common case)
+	// carries the same id twice: hash it once.
+	same := ev.Conversation.SubjectID == ev.SubjectID
 	ev.SubjectID = h.Hash(ev.SubjectID)
-	ev.Conversation.SubjectID = h.Hash(ev.Conversation.SubjectID)
+	if same {
+		ev.Conversation.SubjectID = ev.SubjectID
+	} else {
+		ev.Conversation.SubjectID = h.Hash(ev.Conversation.SubjectID)
+	}
 	ev.Resource.ID = h.Hash(ev.Resource.ID)
 	return decoded{ev: ev}
 }

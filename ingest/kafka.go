@@ -282,21 +282,68 @@ func Cluster(ctx context.Context, cfg Config) (ClusterInfo, error) {
 	return info, nil
 }
 
-// DeleteTopics deletes topics (benchmarks and tests clean up with it).
+// DeleteTopics deletes topics on the cluster's controller (benchmarks and
+// tests clean up with it).
 func DeleteTopics(ctx context.Context, cfg Config, topics ...string) error {
-	cl, tr, err := cfg.client(30 * time.Second)
+	d, err := cfg.Dialer()
+	if err != nil {
+		return err
+	}
+	brokers := cfg.WithDefaults().Brokers
+	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("dialing kafka at %s: %w", brokers[0], err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("finding kafka controller: %w", err)
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("dialing kafka controller: %w", err)
+	}
+	defer cc.Close()
+	if err := cc.DeleteTopics(topics...); err != nil {
+		return fmt.Errorf("deleting kafka topics %v: %w", topics, err)
+	}
+	return nil
+}
+
+// ResetGroupOffsets commits offset for every partition of topic on behalf
+// of group, which must have no active members (an administrative commit,
+// like kafka-consumer-groups.sh --reset-offsets). Benchmarks use it to make
+// another consumer start from the beginning.
+func ResetGroupOffsets(ctx context.Context, cfg Config, group, topic string, offset int64) error {
+	cl, tr, err := cfg.client(10 * time.Second)
 	if err != nil {
 		return err
 	}
 	defer tr.CloseIdleConnections()
-	resp, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return fmt.Errorf("deleting kafka topics: %w", err)
+		return fmt.Errorf("reading kafka metadata: %w", err)
+	}
+	var commits []kafka.OffsetCommit
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return fmt.Errorf("kafka topic %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			commits = append(commits, kafka.OffsetCommit{Partition: p.ID, Offset: offset})
+		}
+	}
+	resp, err := cl.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{topic: commits}})
+	if err != nil {
+		return fmt.Errorf("committing offsets of group %s: %w", group, err)
 	}
 	var errs []error
-	for t, e := range resp.Errors {
-		if e != nil {
-			errs = append(errs, fmt.Errorf("deleting kafka topic %s: %w", t, e))
+	for _, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				errs = append(errs, fmt.Errorf("committing %s/%d for group %s: %w", topic, p.Partition, group, p.Error))
+			}
 		}
 	}
 	return errors.Join(errs...)

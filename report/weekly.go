@@ -53,6 +53,20 @@ type EventSource interface {
 	VendorActivity(ctx context.Context, from, to time.Time) ([]store.ActorInfo, error)
 }
 
+// RiskSource gives the report the actor risk scores detection records
+// (the decayed sum of an actor's findings). *store.Store implements it.
+type RiskSource interface {
+	// TopRiskyActors returns the n actors with the highest risk score
+	// recorded in [from, to), each with its highest score in the range,
+	// highest first. No rows (detection not running) is not an error.
+	TopRiskyActors(ctx context.Context, from, to time.Time, n int) ([]store.ActorRisk, error)
+}
+
+// maxRiskActors bounds the risk rows one report reads: enough for the top
+// actors and for every vendor actor in practice; an actor ranked below
+// counts as having no risk row.
+const maxRiskActors = 1000
+
 // Config says how alerts are classified. The zero value takes the defaults.
 type Config struct {
 	// ConsentDetectors, PurposeDetectors and VendorDetectors name the
@@ -121,6 +135,10 @@ func (c Config) kind(detector string) string {
 type Reporter struct {
 	Alerts AlertSource
 	Events EventSource
+	// Risk, when set, ranks actors and vendors by detection's risk scores;
+	// an actor without a risk row in the week (or every actor, when Risk is
+	// nil) is scored by its severity-weighted alert count instead.
+	Risk   RiskSource
 	Config Config
 }
 
@@ -137,16 +155,28 @@ type WeekCount struct {
 	BySeverity map[string]int `json:"by_severity"`
 }
 
+// Where a risk score comes from.
+const (
+	// ScoreRisk is detection's decayed risk score (actor_risk), the
+	// highest the actor reached in the week.
+	ScoreRisk = "risk"
+	// ScoreAlerts is the severity-weighted count of the week's alerts
+	// (false positives excluded), for actors without a risk row.
+	ScoreAlerts = "alerts"
+)
+
 // ActorRisk is an actor's share of the week's risk.
 type ActorRisk struct {
-	Tenant    string   `json:"tenant"`
-	ActorID   string   `json:"actor_id"`
-	ActorType string   `json:"actor_type,omitempty"`
-	Vendor    string   `json:"vendor,omitempty"`
-	Alerts    int      `json:"alerts"`
-	Score     float64  `json:"score"`
-	Worst     string   `json:"worst_severity"`
-	Detectors []string `json:"detectors"`
+	Tenant    string  `json:"tenant"`
+	ActorID   string  `json:"actor_id"`
+	ActorType string  `json:"actor_type,omitempty"`
+	Vendor    string  `json:"vendor,omitempty"`
+	Alerts    int     `json:"alerts"`
+	Score     float64 `json:"score"`
+	// ScoreSource is ScoreRisk or ScoreAlerts.
+	ScoreSource string   `json:"score_source"`
+	Worst       string   `json:"worst_severity"`
+	Detectors   []string `json:"detectors"`
 }
 
 // VendorRisk is a vendor's share of the week's risk and access.
@@ -205,6 +235,11 @@ type Summary struct {
 
 	TopActors  []ActorRisk  `json:"top_actors"`
 	TopVendors []VendorRisk `json:"top_vendors"`
+	// RiskScored and AlertScored count the actors (of every actor
+	// considered, not only the top ones) scored by detection's risk score
+	// and by the alert-count fallback.
+	RiskScored  int `json:"risk_scored"`
+	AlertScored int `json:"alert_scored"`
 
 	// Exposure is the blast radius of the flagged accesses (the windows of
 	// the week's alerts that were not false positives).
@@ -221,6 +256,9 @@ type Summary struct {
 	Noise  []DetectorNoise   `json:"noise"`
 	Volume []store.DayVolume `json:"volume"`
 }
+
+// ScoredActors is the number of actors the risk ranking considered.
+func (s *Summary) ScoredActors() int { return s.RiskScored + s.AlertScored }
 
 // severityWeight is each severity's contribution to an actor's risk score.
 var severityWeight = map[models.Severity]float64{
@@ -256,7 +294,6 @@ func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary,
 	s.Alerts = len(week)
 	s.trend(all, w, cfg.TrendWeeks)
 	s.counts(week)
-	s.risks(week, cfg.TopN)
 	s.violations(week, cfg)
 	s.timings(week)
 	s.noise(week)
@@ -280,15 +317,19 @@ func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary,
 		windows = append(windows, store.ActorWindow{Tenant: a.Alert.Tenant, ActorID: a.Alert.ActorID, From: start, To: end})
 	}
 	s.ExposureCapped = len(windows) > store.MaxExposureWindows
-	// The three reads are independent: run them at once.
+	// The reads are independent: run them at once.
 	var (
-		wg                      sync.WaitGroup
-		vendors                 []store.ActorInfo
-		errExp, errVol, errVend error
+		wg                               sync.WaitGroup
+		vendors                          []store.ActorInfo
+		risk                             []store.ActorRisk
+		errExp, errVol, errVend, errRisk error
 	)
 	wg.Go(func() { s.Exposure, errExp = r.Events.ExposureOfWindows(ctx, windows) })
 	wg.Go(func() { s.Volume, errVol = r.Events.DailyVolume(ctx, from, to) })
 	wg.Go(func() { vendors, errVend = r.Events.VendorActivity(ctx, from, to) })
+	if r.Risk != nil {
+		wg.Go(func() { risk, errRisk = r.Risk.TopRiskyActors(ctx, from, to, maxRiskActors) })
+	}
 	wg.Wait()
 	if errExp != nil {
 		return nil, fmt.Errorf("computing flagged exposure of %s: %w", w, errExp)
@@ -299,7 +340,12 @@ func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary,
 	if errVend != nil {
 		return nil, fmt.Errorf("reading vendor activity of %s: %w", w, errVend)
 	}
-	s.vendors(week, vendors, cfg.TopN)
+	if errRisk != nil {
+		return nil, fmt.Errorf("reading risk scores of %s: %w", w, errRisk)
+	}
+	actors := s.risks(week, risk, vendors)
+	s.topActors(actors, cfg.TopN)
+	s.vendors(week, actors, vendors, cfg.TopN)
 	s.Paragraph = s.paragraph()
 	return s, nil
 }
@@ -333,37 +379,94 @@ func (s *Summary) counts(week []AlertRecord) {
 	}
 }
 
-func (s *Summary) risks(week []AlertRecord, topN int) {
-	byActor := map[string]*ActorRisk{}
-	worst := map[string]models.Severity{}
+// actorKey is a tenant and an actor.
+type actorKey struct{ tenant, actor string }
+
+// alertScore is an alert's weight in the alert-count fallback.
+func alertScore(a models.Alert) float64 {
+	return severityWeight[a.Severity] * float64(max(1, min(a.Findings, 5)))
+}
+
+// risks scores every actor that had an alert (false positives aside) or a
+// risk row in the week: by its highest risk score when it has a risk row,
+// else by its severity-weighted alert count. vendors names the vendor of
+// vendor actors without alerts.
+func (s *Summary) risks(week []AlertRecord, risk []store.ActorRisk, vendors []store.ActorInfo) map[actorKey]*ActorRisk {
+	by := map[actorKey]*ActorRisk{}
+	worst := map[actorKey]models.Severity{}
+	alertScores := map[actorKey]float64{}
 	for _, a := range week {
 		if a.Alert.Status == models.StatusFalsePositive {
 			continue
 		}
-		k := a.Alert.Tenant + "\x00" + a.Alert.ActorID
-		r := byActor[k]
+		k := actorKey{a.Alert.Tenant, a.Alert.ActorID}
+		r := by[k]
 		if r == nil {
 			r = &ActorRisk{Tenant: a.Alert.Tenant, ActorID: a.Alert.ActorID, ActorType: string(a.Alert.ActorType), Vendor: a.Alert.Latest.ActorVendor}
-			byActor[k] = r
+			by[k] = r
 			worst[k] = a.Alert.Severity
 		}
 		r.Alerts++
-		r.Score += severityWeight[a.Alert.Severity] * float64(max(1, min(a.Alert.Findings, 5)))
+		alertScores[k] += alertScore(a.Alert)
 		worst[k] = max(worst[k], a.Alert.Severity)
 		if !slices.Contains(r.Detectors, a.Alert.Detector) {
 			r.Detectors = append(r.Detectors, a.Alert.Detector)
 		}
 	}
-	s.TopActors = []ActorRisk{}
-	for k, r := range byActor {
+	hasRisk := map[actorKey]bool{}
+	for _, x := range risk {
+		if x.Score <= 0 {
+			continue
+		}
+		k := actorKey{x.Tenant, x.ActorID}
+		r := by[k]
+		if r == nil {
+			r = &ActorRisk{Tenant: x.Tenant, ActorID: x.ActorID, ActorType: x.ActorType}
+			if x.TopDetector != "" {
+				r.Detectors = []string{x.TopDetector}
+			}
+			by[k] = r
+			worst[k] = x.MaxSeverity
+		}
+		hasRisk[k] = true
+		r.Score, r.ScoreSource = x.Score, ScoreRisk
+		worst[k] = max(worst[k], x.MaxSeverity)
+	}
+	vendorOf := map[actorKey]string{}
+	for _, v := range vendors {
+		vendorOf[actorKey{v.Tenant, v.ActorID}] = v.Vendor
+	}
+	for k, r := range by {
+		if !hasRisk[k] {
+			r.Score, r.ScoreSource = alertScores[k], ScoreAlerts
+			s.AlertScored++
+		} else {
+			s.RiskScored++
+		}
+		if r.Vendor == "" {
+			r.Vendor = vendorOf[k]
+		}
 		r.Worst = worst[k].String()
+		if r.Detectors == nil {
+			r.Detectors = []string{}
+		}
 		sort.Strings(r.Detectors)
+	}
+	return by
+}
+
+func (s *Summary) topActors(by map[actorKey]*ActorRisk, topN int) {
+	s.TopActors = []ActorRisk{}
+	for _, r := range by {
 		s.TopActors = append(s.TopActors, *r)
 	}
 	sort.Slice(s.TopActors, func(i, j int) bool {
 		a, b := s.TopActors[i], s.TopActors[j]
 		if a.Score != b.Score {
 			return a.Score > b.Score
+		}
+		if a.Tenant != b.Tenant {
+			return a.Tenant < b.Tenant
 		}
 		return a.ActorID < b.ActorID
 	})
@@ -372,7 +475,9 @@ func (s *Summary) risks(week []AlertRecord, topN int) {
 	}
 }
 
-func (s *Summary) vendors(week []AlertRecord, activity []store.ActorInfo, topN int) {
+// vendors sums, per vendor, the activity of its actors, their alerts and
+// their scores (as risks scored them).
+func (s *Summary) vendors(week []AlertRecord, actors map[actorKey]*ActorRisk, activity []store.ActorInfo, topN int) {
 	by := map[string]*VendorRisk{}
 	get := func(v string) *VendorRisk {
 		if by[v] == nil {
@@ -392,9 +497,12 @@ func (s *Summary) vendors(week []AlertRecord, activity []store.ActorInfo, topN i
 		if v == "" || a.Alert.Status == models.StatusFalsePositive {
 			continue
 		}
-		r := get(v)
-		r.Alerts++
-		r.Score += severityWeight[a.Alert.Severity] * float64(max(1, min(a.Alert.Findings, 5)))
+		get(v).Alerts++
+	}
+	for _, r := range actors {
+		if r.Vendor != "" {
+			get(r.Vendor).Score += r.Score
+		}
 	}
 	s.TopVendors = []VendorRisk{}
 	for _, r := range by {
@@ -545,7 +653,11 @@ func (s *Summary) paragraph() string {
 		if a.Vendor != "" {
 			who += " (vendor " + a.Vendor + ")"
 		}
-		fmt.Fprintf(&b, "The riskiest actor was %s with %s. ", who, plural(a.Alerts, "alert", "alerts"))
+		if a.ScoreSource == ScoreRisk {
+			fmt.Fprintf(&b, "The riskiest actor was %s (risk score %.0f, %s). ", who, a.Score, plural(a.Alerts, "alert", "alerts"))
+		} else {
+			fmt.Fprintf(&b, "The riskiest actor was %s with %s. ", who, plural(a.Alerts, "alert", "alerts"))
+		}
 	}
 	cp := len(s.ConsentViolations) + len(s.PurposeViolations)
 	if cp > 0 || len(s.VendorViolations) > 0 {

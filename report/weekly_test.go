@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,20 @@ func simulatedWeek(t *testing.T) (*store.Store, *fakeAlerts, Week) {
 		}
 		return r
 	}
+	// Risk scores detection recorded: agent-17 peaks on Tuesday (a higher
+	// score the week before must not count), the vendor user on Thursday,
+	// the returns bot (whose alert was a false positive) on Sunday; the
+	// analytics service has none, so it falls back to its alert count.
+	risk := []store.ActorRisk{
+		{TS: w.Add(-1).Start().Add(30 * time.Hour), Tenant: "retail", ActorID: "agent-17", ActorType: "human", Score: 99, Findings: 9, TopDetector: "volume_spike", MaxSeverity: models.SeverityCritical},
+		{TS: mon.AddDate(0, 0, 1).Add(3 * time.Hour), Tenant: "retail", ActorID: "agent-17", ActorType: "human", Score: 41.7, Findings: 6, TopDetector: "enumeration", MaxSeverity: models.SeverityCritical},
+		{TS: mon.AddDate(0, 0, 2).Add(3 * time.Hour), Tenant: "retail", ActorID: "agent-17", ActorType: "human", Score: 20.8, Findings: 6, TopDetector: "enumeration", MaxSeverity: models.SeverityCritical},
+		{TS: mon.AddDate(0, 0, 3).Add(16 * time.Hour), Tenant: "retail", ActorID: "acme-ana", ActorType: "vendor", Score: 9.5, Findings: 3, TopDetector: "vendor_scope", MaxSeverity: models.SeverityHigh},
+		{TS: mon.AddDate(0, 0, 6).Add(21 * time.Hour), Tenant: "retail", ActorID: "bot-returns", ActorType: "bot", Score: 3.4, Findings: 1, TopDetector: "cross_customer", MaxSeverity: models.SeverityHigh},
+	}
+	if err := s.InsertActorRisk(t.Context(), risk); err != nil {
+		t.Fatal(err)
+	}
 	tue2 := mon.AddDate(0, 0, 1).Add(2 * time.Hour)
 	thu15 := mon.AddDate(0, 0, 3).Add(15 * time.Hour)
 	sat11 := mon.AddDate(0, 0, 5).Add(11 * time.Hour)
@@ -109,7 +124,7 @@ func simulatedWeek(t *testing.T) (*store.Store, *fakeAlerts, Week) {
 
 func TestWeeklyGolden(t *testing.T) {
 	s, alerts, w := simulatedWeek(t)
-	r := &Reporter{Alerts: alerts, Events: s}
+	r := &Reporter{Alerts: alerts, Events: s, Risk: s}
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	sum, err := r.Weekly(t.Context(), w, now)
 	if err != nil {
@@ -143,8 +158,21 @@ func TestWeeklyGolden(t *testing.T) {
 		if len(sum.ConsentViolations) != 1 || len(sum.PurposeViolations) != 1 || len(sum.VendorViolations) != 1 {
 			t.Fatalf("violations %d %d %d", len(sum.ConsentViolations), len(sum.PurposeViolations), len(sum.VendorViolations))
 		}
-		if sum.TopActors[0].ActorID != "agent-17" || sum.TopVendors[0].Vendor != "acme-bpo" {
-			t.Fatalf("top %+v %+v", sum.TopActors[0], sum.TopVendors[0])
+		// agent-17 and the vendor user by their highest risk score of the
+		// week, the analytics service by its alerts (high 7x5 + low 1x1),
+		// the returns bot by its risk score alone (its alert was a false positive).
+		var top []string
+		for _, a := range sum.TopActors {
+			top = append(top, fmt.Sprintf("%s=%.1f/%s/%d", a.ActorID, a.Score, a.ScoreSource, a.Alerts))
+		}
+		if want := []string{"agent-17=41.7/risk/2", "svc-analytics=36.0/alerts/2", "acme-ana=9.5/risk/2", "bot-returns=3.4/risk/0"}; !slices.Equal(top, want) {
+			t.Fatalf("top actors %v, want %v", top, want)
+		}
+		if sum.RiskScored != 3 || sum.AlertScored != 1 || sum.TopActors[2].Vendor != "acme-bpo" {
+			t.Fatalf("scored %d by risk, %d by alerts; %+v", sum.RiskScored, sum.AlertScored, sum.TopActors[2])
+		}
+		if len(sum.TopVendors) != 1 || sum.TopVendors[0].Vendor != "acme-bpo" || sum.TopVendors[0].Score != 9.5 || sum.TopVendors[0].Alerts != 2 {
+			t.Fatalf("top vendors %+v", sum.TopVendors)
 		}
 		// ack: 6+20+12+30+4+60 = 132 min / 6 = 22 min; resolve: 180+90+4+120 = 394/4 = 98.5 min
 		if sum.TimeToAcknowledge.N != 6 || sum.TimeToAcknowledge.MeanSeconds != 22*60 || sum.TimeToResolve.MeanSeconds != 98.5*60 {
@@ -157,6 +185,27 @@ func TestWeeklyGolden(t *testing.T) {
 			t.Fatalf("paragraph: %s", sum.Paragraph)
 		}
 	})
+}
+
+// TestWeeklyWithoutRisk: with no risk source every actor is scored by its
+// severity-weighted alert count, as before detection recorded risk.
+func TestWeeklyWithoutRisk(t *testing.T) {
+	s, alerts, w := simulatedWeek(t)
+	sum, err := (&Reporter{Alerts: alerts, Events: s}).Weekly(t.Context(), w, time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top []string
+	for _, a := range sum.TopActors {
+		top = append(top, fmt.Sprintf("%s=%.0f/%s", a.ActorID, a.Score, a.ScoreSource))
+	}
+	// enumeration critical 15x4 + off_hours medium 3x2; consent high 7x5 + volume low 1x1; vendor_scope high 7x2 + purpose medium 3x1.
+	if want := []string{"agent-17=66/alerts", "svc-analytics=36/alerts", "acme-ana=17/alerts"}; !slices.Equal(top, want) || sum.RiskScored != 0 || sum.AlertScored != 3 {
+		t.Fatalf("top actors %v (risk %d, alerts %d), want %v", top, sum.RiskScored, sum.AlertScored, want)
+	}
+	if sum.TopVendors[0].Score != 17 || !strings.Contains(sum.Paragraph, "The riskiest actor was agent-17 with 2 alerts.") {
+		t.Fatalf("vendor %+v paragraph %s", sum.TopVendors[0], sum.Paragraph)
+	}
 }
 
 func golden(t *testing.T, path string, got []byte) {

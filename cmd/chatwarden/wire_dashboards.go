@@ -16,11 +16,12 @@ var (
 	_ dashboards.AuditLog       = (*store.Store)(nil)
 	_ dashboards.AlertReader    = (*store.Store)(nil)
 	_ report.EventSource        = (*store.Store)(nil)
+	_ report.RiskSource         = (*store.Store)(nil)
 )
 
 // newReporter builds the weekly reporter over the store.
 func newReporter(s *store.Store, c Config) *report.Reporter {
-	return &report.Reporter{Events: s, Config: c.Report, Alerts: report.AlertSourceFunc(
+	return &report.Reporter{Events: s, Risk: s, Config: c.Report, Alerts: report.AlertSourceFunc(
 		func(ctx context.Context, from, to time.Time) ([]report.AlertRecord, error) {
 			lives, err := s.AlertLives(ctx, from, to)
 			if err != nil {

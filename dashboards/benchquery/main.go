@@ -104,7 +104,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dsar: %w", err)
 	}
-	rep := &report.Reporter{Events: s, Alerts: report.AlertSourceFunc(func(ctx context.Context, from, to time.Time) ([]report.AlertRecord, error) {
+	rep := &report.Reporter{Events: s, Risk: s, Alerts: report.AlertSourceFunc(func(ctx context.Context, from, to time.Time) ([]report.AlertRecord, error) {
 		lives, err := s.AlertLives(ctx, from, to)
 		out := make([]report.AlertRecord, len(lives))
 		for i, l := range lives {
@@ -126,7 +126,8 @@ func run(ctx context.Context) error {
 }
 
 // loadAlerts writes 300 alerts spread over the week, with state changes,
-// so that the weekly report has flagged windows to measure.
+// and hourly risk scores, so that the weekly report has flagged windows and
+// risk to measure.
 func loadAlerts(ctx context.Context, s *store.Store, from time.Time) error {
 	dets := []string{"volume_spike", "enumeration", "off_hours", "consent_withdrawn", "purpose_category", "vendor_scope"}
 	var rows []store.AlertRow
@@ -142,7 +143,19 @@ func loadAlerts(ctx context.Context, s *store.Store, from time.Time) error {
 	if err := s.PutAlerts(ctx, rows); err != nil {
 		return err
 	}
-	return s.PutAlertChanges(ctx, changes)
+	if err := s.PutAlertChanges(ctx, changes); err != nil {
+		return err
+	}
+	// Hourly risk scores of the first 120 alerted actors (the rest fall back
+	// to their alert count), as detection writes them.
+	var risk []store.ActorRisk
+	for h := range 7 * 24 {
+		for a := range 120 {
+			risk = append(risk, store.ActorRisk{TS: from.Add(time.Duration(h) * time.Hour), Tenant: "default", ActorID: fmt.Sprintf("actor-%d", a),
+				ActorType: "human", Score: float64((a*7+h)%50) + 0.5, Findings: uint32(1 + a%5), TopDetector: dets[a%len(dets)], MaxSeverity: models.Severity(a % 5)})
+		}
+	}
+	return s.InsertActorRisk(ctx, risk)
 }
 
 func measure(n int, f func() error) ([]time.Duration, error) {

@@ -465,11 +465,17 @@ func (s *Store) SubjectAccesses(ctx context.Context, subjectIDs []string, from, 
 	if len(subjectIDs) == 0 {
 		return nil, false, fmt.Errorf("data-subject report: no subject id")
 	}
+	// The customer's pseudonyms (every key version) select the primary-key
+	// ranges of events_by_subject (ordered by tenant, subject, ts; with the
+	// tenant unknown, only granules at a tenant boundary are read in vain).
+	// PREWHERE reads the wide columns only of the rows of the customer, not
+	// of every row of those granules (about 5x fewer bytes).
 	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, any(actor_type), any(actor_role), any(actor_vendor),
 purpose, conversation_id, groupUniqArray(store), groupUniqArray(action), groupUniqArrayArray(fields),
 count(), sum(records), countIf(result = 'denied'), min(ts) AS first_ts, max(ts) AS last_ts
 FROM events_by_subject
-WHERE subject_id IN ? AND ts >= ? AND ts < ?
+PREWHERE subject_id IN ?
+WHERE ts >= ? AND ts < ?
 GROUP BY tenant, actor_id, purpose, conversation_id
 ORDER BY last_ts DESC, actor_id
 LIMIT ?`, InList(subjectIDs), from.UTC(), to.UTC(), uint64(MaxSubjectAccessLines+1))

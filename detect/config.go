@@ -124,6 +124,11 @@ type DetectorsConfig struct {
 	// (default 10m; a whole number of windows).
 	EnumEvery   time.Duration `yaml:"enum_every"`
 	EnumHourMin float64       `yaml:"enum_hour_min"` // default 25
+	// EnumTailProb: an hour whose distinct customers are this improbable
+	// under the negative binomial of the actor's own hours (median, MAD)
+	// needs only EnumHourTailRatio times its busy hour (defaults 1e-6, 2).
+	EnumTailProb      float64 `yaml:"enum_tail_prob"`
+	EnumHourTailRatio float64 `yaml:"enum_hour_tail_ratio"`
 	// EnumRatioFactorByType multiplies the day and hour ratios per actor
 	// type (default service: 1.7 — batch jobs grow at month end).
 	EnumRatioFactorByType map[string]float64 `yaml:"enum_ratio_factor_by_type"`
@@ -281,6 +286,8 @@ func (c Config) WithDefaults() Config {
 		d.EnumEvery = 10 * time.Minute
 	}
 	def(&d.EnumHourMin, 25)
+	def(&d.EnumTailProb, 1e-6)
+	def(&d.EnumHourTailRatio, 2)
 	if d.EnumRatioFactorByType == nil {
 		d.EnumRatioFactorByType = map[string]float64{"service": 1.7}
 	}
@@ -384,13 +391,13 @@ func (c Config) Validate() error {
 	pos := map[string]float64{"volume_z": d.VolumeZ, "volume_ratio": d.VolumeRatio, "enum_window_z": d.EnumWindowZ,
 		"enum_window_ratio": d.EnumWindowRatio, "enum_day_ratio": d.EnumDayRatio, "first_seen_score": d.FirstSeenScore,
 		"travel_kmh": d.TravelKMH, "dormant_days": d.DormantDays, "dormant_ratio": d.DormantRatio, "peer_z": d.PeerZ,
-		"peer_ratio": d.PeerRatio, "drift_ratio": d.DriftRatio, "first_seen_sensitive_weight": d.FirstSeenSensitiveWeight}
+		"peer_ratio": d.PeerRatio, "drift_ratio": d.DriftRatio, "enum_hour_tail_ratio": d.EnumHourTailRatio, "first_seen_sensitive_weight": d.FirstSeenSensitiveWeight}
 	for k, v := range pos {
 		if v <= 0 {
 			bad("detectors."+k, "%g: want > 0", v)
 		}
 	}
-	probs := map[string]float64{"volume_tail_prob": d.VolumeTailProb, "denied_tail_prob": d.DeniedTailProb,
+	probs := map[string]float64{"volume_tail_prob": d.VolumeTailProb, "enum_tail_prob": d.EnumTailProb, "denied_tail_prob": d.DeniedTailProb,
 		"mahalanobis_prob": d.MahalanobisProb, "off_hours_share": d.OffHoursShare, "first_seen_peer_rare": d.FirstSeenPeerRare}
 	for k, v := range probs {
 		if v <= 0 || v >= 1 {

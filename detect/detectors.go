@@ -106,7 +106,7 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 		}
 	}
 	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
-		rec, subj, float64(r.Denied), r)
+		rec, subj, float64(r.Denied), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin), r)
 }
 
 // expected returns the expected records of the actor in this window, its
@@ -174,7 +174,7 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool) {
 	d := e.cfg.Detectors
 	st := x.st
-	if !x.warm || st.Span.N < 32 {
+	if !x.warm || st.Span.N < 16 {
 		return models.Finding{}, false
 	}
 	w := x.c.start.Unix() / int64(e.cfg.Window/time.Second)
@@ -190,11 +190,35 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 	if z < d.VolumeZ || p > d.VolumeTailProb {
 		return models.Finding{}, false
 	}
+	// A rare-but-heavy actor (a marketer pulling a segment of a few
+	// hundred records twice a day) is judged by how often it makes heavy
+	// calls: the span is explained when its heavy windows are no more
+	// than a Poisson count at the actor's own heavy-call rate makes
+	// plausible, none is above the largest window it has made, and the
+	// rest of the span is ordinary.
+	heavy := st.heavyThreshold(d.VolumeMin)
+	k, heavySum, biggest, active := st.heavyInSpan(w-1, d.VolumeSpan-1, heavy)
+	if rec := float64(x.r.Records); rec >= heavy {
+		k, heavySum, biggest = k+1, heavySum+rec, math.Max(biggest, rec)
+	}
+	active++
+	var heavyP float64 = 1
+	if k > 0 {
+		lambda := st.heavyRate() * float64(active) * mult
+		heavyP = poissonTail(float64(k), lambda)
+		light := obs - heavySum
+		if heavyP > d.VolumeTailProb && light < d.VolumeSpanRatio*mu &&
+			biggest <= e.maxFactor(x)*math.Max(float64(st.RecMax), x.peerMax(false))*mult {
+			return models.Finding{}, false
+		}
+	}
 	span := time.Duration(d.VolumeSpan) * e.cfg.Window
 	f := e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: fmt.Sprintf("records per %s (rolling)", span), Observed: obs,
 		Baseline: mu, Spread: scale, Threshold: math.Max(d.VolumeSpanRatio*mu, e.maxFactor(x)*largest*mult),
 		BaselineSource: "actor rolling median",
-		Notes:          map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p, "largest_seen": float64(st.SpanMax), "peers_largest": x.peerMax(true)}})
+		Notes: map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p,
+			"largest_seen": float64(st.SpanMax), "peers_largest": x.peerMax(true), "heavy_windows": float64(k),
+			"heavy_rate": st.heavyRate(), "heavy_count_probability": heavyP}})
 	f.WindowStart = x.c.end.Add(-span)
 	f.Summary = fmt.Sprintf("%s read %.0f records in the last %s, %.1fx its usual %.0f and above the largest seen %.0f (z %.1f, p %.1e)",
 		x.r.ActorID, obs, span, obs/mu, mu, largest, z, p)
@@ -287,6 +311,9 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 		ratio *= f
 	}
 	if obs < minimum || !e.cfg.enabled(DetEnumeration) {
+		if hourly {
+			st.enumHourOn = false
+		}
 		return models.Finding{}, false
 	}
 	d := int32(from.Unix() / 86400)
@@ -297,8 +324,15 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	var base float64
 	src := "actor"
 	own, ok := st.busyDay(d)
+	// Baselines are learned net of tenant-wide swings; the bar is lifted
+	// by the actor's current tenant multiplier (a promotion day).
+	mult := 1.0
+	if t := st.Days[int(d)%dayRingLen]; t.Day == d {
+		mult = t.mult()
+	}
 	if hourly {
 		own, ok = st.busyHour(), st.HourSubj.N >= 8
+		mult = st.multAvg()
 	}
 	switch {
 	case ok:
@@ -310,20 +344,46 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	default:
 		return models.Finding{}, false
 	}
-	base = math.Max(base, 1)
-	if obs <= ratio*base {
+	base = math.Max(base, 1) * mult
+	// An hour is also judged by the count distribution of the actor's own
+	// hours (median and MAD of its past hourly distinct customers, net of
+	// tenant swings): far in the negative-binomial tail and at least
+	// enum_hour_tail_ratio times its busy hour is enough, so that a slow
+	// trickle of strangers on top of a steady queue of tickets shows.
+	prob := poissonTail(obs, base)
+	thr := ratio * base
+	if hourly && src == "actor" {
+		med, mad, _ := medianMAD(st.HourSubj.values(), e.scratch[:0])
+		mu := math.Max(med, 1) * mult
+		sd := math.Max(madScale*mad*mult, math.Sqrt(mu))
+		prob = countTail(obs, mu, sd*sd)
+		if prob <= cfg.EnumTailProb {
+			thr = math.Min(thr, cfg.EnumHourTailRatio*base)
+		}
+	}
+	if obs <= thr {
+		if hourly {
+			st.enumHourOn = false
+		}
 		return models.Finding{}, false
+	}
+	if hourly {
+		// once per burst: the rolling hour is checked every few
+		// minutes, and an ongoing burst was reported when it started
+		if st.enumHourOn {
+			return models.Finding{}, false
+		}
+		st.enumHourOn = true
 	}
 	if !hourly {
 		st.lastEnumDay = d
 	}
-	prob := poissonTail(obs, base)
 	f := models.Finding{Detector: DetEnumeration, Tenant: c.Tenant, ActorID: c.ActorID, ActorType: models.ActorType(st.Type),
 		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: from, WindowEnd: t, DetectedAt: t,
 		Score: obs / base, Probability: prob, Severity: e.cfg.severity(DetEnumeration),
 		Summary: fmt.Sprintf("%s touched %.0f distinct customers %s, %.1fx a busy period of its %s (%.0f)", c.ActorID, obs, what, obs/base, src, base),
 		Evidence: models.Evidence{Metric: "distinct customers " + what, Observed: obs, Baseline: base,
-			Threshold: ratio * base, BaselineSource: src, Subjects: c.Count,
+			Threshold: thr, BaselineSource: src, Subjects: c.Count, Notes: map[string]float64{"tenant_multiplier": mult, "tail_probability": prob},
 			Query: fmt.Sprintf("SELECT uniqExactIfMerge(subjects) FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s",
 				lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))}}
 	if src == "peers" && p != nil {
@@ -652,20 +712,32 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	}
 	run := days[len(days)-n:]
 	before := days[:len(days)-n]
-	var bs []float64
-	// Daily totals net of tenant-wide swings (a promotion day).
+	// Daily totals of ordinary (not heavy) windows, net of tenant-wide
+	// swings (a promotion day): each window's records divided by that
+	// window's tenant multiplier.
+	var bs, logs []float64
 	for _, b := range before {
-		bs = append(bs, float64(b.Records)/e.dayMultiplier(k.Tenant, b.Day))
+		bs = append(bs, float64(b.Light))
+		logs = append(logs, math.Log(math.Max(float64(b.Light), 1)))
 	}
 	base := math.Max(median64(bs), 1)
+	// The bar rises with the actor's own day-to-day spread: an actor whose
+	// days vary a lot must climb further (3 robust standard deviations of
+	// its log daily totals).
+	medLog := median64(logs)
+	for i := range logs {
+		logs[i] = math.Abs(logs[i] - medLog)
+	}
+	ratio := math.Max(cfg.DriftRatio, math.Exp(3*madScale*median64(logs)))
 	ys := make([]float64, n)
 	for i, r := range run {
-		ys[i] = float64(r.Records) / e.dayMultiplier(k.Tenant, r.Day)
+		ys[i] = float64(r.Light)
 	}
 	last := ys[n-1]
 	// Today is partial until midnight: it counts only once it has passed
-	// yesterday.
-	if last < ys[n-2] {
+	// yesterday, or when the day is over.
+	complete := !t.Before(dayStart.Add(24 * time.Hour))
+	if !complete && last < ys[n-2] {
 		return models.Finding{}, false
 	}
 	up := 0
@@ -688,7 +760,7 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	}
 	maxS := n * (n - 1) / 2
 	slope := theilSen(ys)
-	if up < n-2 || s < maxS-3 || slope <= 0 || last < cfg.DriftRatio*base || ys[n-2] < 1.3*base {
+	if up < n-2 || s < maxS-3 || slope <= 0 || last < ratio*base || ys[n-2] < 1.3*base {
 		return models.Finding{}, false
 	}
 	if st.lastDriftDay == d { // reported today already
@@ -700,8 +772,9 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 		DetectedAt: t, Score: last / base, Severity: e.cfg.severity(DetDrift),
 		Summary: fmt.Sprintf("%s's daily records rose %d days running to %.0f, %.1fx its earlier median %.0f (Theil-Sen slope %.0f/day)",
 			k.Actor, up, last, last/base, base, slope),
-		Evidence: models.Evidence{Metric: "records per active day", Observed: last, Baseline: base, Threshold: cfg.DriftRatio * base,
-			BaselineSource: "actor days", Notes: map[string]float64{"slope_per_day": slope, "mann_kendall_s": float64(s), "days_up": float64(up)},
+		Evidence: models.Evidence{Metric: "records per active day in ordinary windows (net of tenant-wide swings)", Observed: last, Baseline: base, Threshold: ratio * base,
+			BaselineSource: "actor days", Notes: map[string]float64{"slope_per_day": slope, "mann_kendall_s": float64(s), "days_up": float64(up),
+				"raw_records_last_day": float64(run[n-1].Records)},
 			Query: fmt.Sprintf("SELECT toDate(minute) AS day, sumMerge(records_sum) AS records FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s GROUP BY day ORDER BY day",
 				lit(k.Tenant), lit(k.Actor), litTime(time.Unix(int64(before[0].Day)*86400, 0)), litTime(t))}}
 	return f, true

@@ -83,9 +83,6 @@ type Engine struct {
 	next      time.Time // end of the next window to evaluate
 	scratch   []float64
 	learnOnly bool
-	// dayMult accumulates each tenant's window multipliers per day, so
-	// that daily totals can be judged net of tenant-wide swings.
-	dayMult map[tenantDay][2]float64
 }
 
 // New builds an engine over agg.
@@ -102,8 +99,7 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards},
 		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
-		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
-		dayMult: map[tenantDay][2]float64{}}
+		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{}}
 	e.metrics = newMetrics(opt.Registerer)
 	for k, tz := range cfg.TimeZones.Actors {
 		e.locs["a:"+k], _ = time.LoadLocation(tz)
@@ -395,11 +391,13 @@ func (e *Engine) checkDays(ctx context.Context, t time.Time, hourEnd bool) error
 		if !hourEnd {
 			continue // the rolling hour is checked; only whole hours are learned
 		}
+		// Learned net of tenant-wide swings: a promotion's busy hours do
+		// not raise the bar for the week after.
+		n := float64(c.Count) / st.multAvg()
 		if ok {
-			st.HourSubj.add(math.Min(float64(c.Count), 2*math.Max(st.busyHour(), 1)))
-		} else {
-			st.HourSubj.add(float64(c.Count))
+			n = math.Min(n, 2*math.Max(st.busyHour(), 1))
 		}
+		st.HourSubj.add(n)
 	}
 	for _, sc := range counts {
 		st := e.actors[actorKey{sc.Tenant, sc.ActorID}]
@@ -438,21 +436,6 @@ type cycle struct {
 	peersNow map[peerKey]*peerWindow
 }
 
-type tenantDay struct {
-	tenant string
-	day    int32
-}
-
-// dayMultiplier is the tenant's mean window multiplier on day d (1 when
-// unknown).
-func (e *Engine) dayMultiplier(tenant string, d int32) float64 {
-	acc := e.dayMult[tenantDay{tenant, d}]
-	if acc[1] == 0 {
-		return 1
-	}
-	return acc[0] / acc[1]
-}
-
 type peerWindow struct {
 	records, subjects []float64
 	recMed, recMAD    float64
@@ -461,7 +444,12 @@ type peerWindow struct {
 
 func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 	c := &cycle{start: start, end: end, mult: map[string]float64{}, peersNow: map[peerKey]*peerWindow{}}
+	// The tenant multiplier is the median, over the tenant's warm actors
+	// active now, of each actor's recent observed / expected records
+	// (time-decayed sums, so that one window's small counts do not make
+	// the ratio noisy); one actor's attack cannot move a median.
 	ratios := map[string][]float64{}
+	wn := start.Unix() / int64(e.cfg.Window/time.Second)
 	for i := range rows {
 		r := &rows[i]
 		pk := peerKey{r.Tenant, r.ActorRole}
@@ -478,19 +466,26 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 		}
 		e.scratch = st.stats(e.scratch)
 		mu, _, _ := st.seasonal(hourOfWeek(start.In(e.locOf(st))))
-		if mu > 0 {
-			ratios[r.Tenant] = append(ratios[r.Tenant], float64(r.Records)/mu)
+		if mu <= 0 {
+			continue
+		}
+		decay := float32(1)
+		if st.MultAt > 0 && wn > st.MultAt {
+			decay = float32(math.Pow(multDecay, float64(wn-st.MultAt)))
+		}
+		st.MultObs = st.MultObs*decay + float32(r.Records)
+		st.MultExp = st.MultExp*decay + float32(mu)
+		st.MultAt = wn
+		if lv, ok := st.level(); ok {
+			ratios[r.Tenant] = append(ratios[r.Tenant], lv)
 		}
 	}
-	day := int32(start.Unix() / 86400)
 	for t, rs := range ratios {
 		m := 1.0
 		if len(rs) >= 10 {
 			m = math.Min(4, math.Max(1, median64(rs)))
 		}
 		c.mult[t] = m
-		acc := e.dayMult[tenantDay{t, day}]
-		e.dayMult[tenantDay{t, day}] = [2]float64{acc[0] + m, acc[1] + 1}
 	}
 	for _, pw := range c.peersNow {
 		var mad float64

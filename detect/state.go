@@ -39,6 +39,25 @@ type dayTotal struct {
 	Records  float32
 	Subjects float32
 	Windows  uint16
+	// Deflated is the day's records with each window divided by the
+	// tenant multiplier of that window (a promotion day counts as a
+	// normal day); MultSum sums those multipliers, so MultSum/Windows is
+	// the actor's mean multiplier of the day.
+	Deflated float32
+	MultSum  float32
+	// Light is Deflated without the heavy windows (heavyThreshold): the
+	// actor's ordinary work, which a slow drift raises; rare heavy calls
+	// make daily totals too noisy to see a creep in.
+	Light float32
+}
+
+// mult returns the actor's mean tenant multiplier over the day (1 when
+// unknown).
+func (t dayTotal) mult() float64 {
+	if t.Windows == 0 || t.MultSum <= 0 {
+		return 1
+	}
+	return math.Max(1, float64(t.MultSum)/float64(t.Windows))
 }
 
 // actorState is everything the window detectors remember about one actor.
@@ -80,6 +99,19 @@ type actorState struct {
 	WokeWins uint16
 	// DeniedMean is the mean denied accesses per active window (EWMA).
 	DeniedMean float32
+	// MultObs and MultExp are time-decayed sums of the actor's observed
+	// and expected records (per window decay multDecay, last updated at
+	// window number MultAt): their ratio is the actor's recent activity
+	// level, whose median over a tenant's actors is the tenant multiplier.
+	MultObs, MultExp float32
+	MultAt           int64
+	// MultAvg is the tenant multiplier averaged over the actor's recent
+	// active windows (EWMA), to deflate its hourly distinct customers.
+	MultAvg float32
+	// HeavyN counts (decaying like RecMax) the active windows with at
+	// least heavyThreshold records, and WinN all active windows: their
+	// ratio is how often the actor makes a rare heavy call.
+	HeavyN, WinN float32
 
 	// How counts active windows per hour of the week (actor's time zone);
 	// HowRec sums their records. Both halve when How's total passes a cap,
@@ -98,6 +130,7 @@ type actorState struct {
 	recMed, recMAD, subjMed, subjMAD float64
 	spanMed, spanMAD                 float64
 	cacheAge                         uint8
+	enumHourOn                       bool // the rolling-hour enumeration is firing (once per burst)
 	loc                              *time.Location
 	lastOffHours                     int64
 	lastEnumDay, lastDriftDay        int32
@@ -111,6 +144,38 @@ const rollLen = 32
 // maxDecay is the per-active-window decay of RecMax and SpanMax.
 const maxDecay = 0.9995
 
+// spanEvery is how many active windows apart the span ring samples.
+const spanEvery = 4
+
+// multDecay is the per-window decay of MultObs and MultExp (half-life
+// about 23 windows).
+const multDecay = 0.97
+
+// heavyThreshold is the records of a window that count as a heavy call
+// for the actor: volume_min/2, or 10 times its median window when larger.
+func (s *actorState) heavyThreshold(volumeMin float64) float64 {
+	return math.Max(volumeMin/2, 10*math.Max(s.recMed, 1))
+}
+
+// multAvg is the actor's recent mean tenant multiplier (>= 1).
+func (s *actorState) multAvg() float64 { return math.Max(1, float64(s.MultAvg)) }
+
+// heavyRate is the share of the actor's active windows that were heavy,
+// with half a window of prior so that a never-seen heavy call is rare, not
+// impossible.
+func (s *actorState) heavyRate() float64 {
+	return (float64(s.HeavyN) + 0.5) / (float64(s.WinN) + 1)
+}
+
+// level is the actor's recent observed / expected records, ok when the
+// expectation is large enough to be a stable ratio.
+func (s *actorState) level() (float64, bool) {
+	if s.MultExp < 10 {
+		return 0, false
+	}
+	return float64(s.MultObs) / float64(s.MultExp), true
+}
+
 // rolling returns the records of the actor in the span windows ending with
 // window number w (including it when already recorded).
 func (s *actorState) rolling(w int64, span int) float64 {
@@ -121,6 +186,23 @@ func (s *actorState) rolling(w int64, span int) float64 {
 		}
 	}
 	return sum
+}
+
+// heavyInSpan returns, over the span windows ending with window number w,
+// how many held at least heavy records, their sum, the largest, and how
+// many windows were active.
+func (s *actorState) heavyInSpan(w int64, span int, heavy float64) (k int, sum, biggest float64, active int) {
+	for i := range s.Roll {
+		if s.RollWin[i] > w-int64(span) && s.RollWin[i] <= w {
+			active++
+			if v := float64(s.Roll[i]); v >= heavy {
+				k++
+				sum += v
+				biggest = math.Max(biggest, v)
+			}
+		}
+	}
+	return k, sum, biggest, active
 }
 
 // rollingDenied is rolling for denied accesses.
@@ -243,7 +325,7 @@ func (s *actorState) recentDays(from, to int32) []dayTotal {
 
 // learn folds one active window into the state. rec and subj are the
 // values to learn (clipped by the caller after a finding).
-func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, subj, denied float64, w *windowRow) {
+func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, subj, denied, mult, heavy float64, w *windowRow) {
 	raw := float64(w.Records) // rolling sums keep what happened; baselines learn rec
 	ts := start.Unix()
 	if s.FirstSeen == 0 {
@@ -266,7 +348,12 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	if rec < raw { // a finding: the baselines do not learn the attack
 		sp = math.Min(sp, 3*s.spanMed+1)
 	}
-	s.Span.add(sp)
+	// The span ring takes every spanEvery-th active window: consecutive
+	// spans overlap, so this covers a longer history with less
+	// autocorrelation, and an attack of an hour barely moves its median.
+	if s.ActiveWindows%spanEvery == 0 {
+		s.Span.add(sp)
+	}
 	if d != s.SpanDay {
 		s.SpanMax, s.SpanMaxDay, s.SpanDay = max(s.SpanMax, s.SpanMaxDay), 0, d
 	}
@@ -287,7 +374,20 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	}
 	t := s.day(d)
 	t.Records += float32(rec)
+	t.Deflated += float32(rec / mult)
+	t.MultSum += float32(mult)
 	t.Windows++
+	if s.MultAvg == 0 {
+		s.MultAvg = 1
+	}
+	s.MultAvg = 0.9*s.MultAvg + 0.1*float32(mult)
+	s.WinN = s.WinN*maxDecay + 1
+	s.HeavyN *= maxDecay
+	if raw >= heavy {
+		s.HeavyN++
+	} else {
+		t.Light += float32(rec / mult)
+	}
 	s.Stores = mergeSet(s.Stores, w.Stores)
 	s.ResourceTypes = mergeSet(s.ResourceTypes, w.ResourceTypes)
 	s.Categories = mergeSet(s.Categories, w.Categories)
@@ -364,7 +464,7 @@ func (s *actorState) busyDay(exclude int32) (float64, bool) {
 	var xs []float64
 	for _, d := range s.Days {
 		if d.Windows > 0 && d.Subjects > 0 && d.Day != exclude {
-			xs = append(xs, float64(d.Subjects))
+			xs = append(xs, float64(d.Subjects)/d.mult()) // net of tenant-wide swings
 		}
 	}
 	if len(xs) < 3 {

@@ -258,7 +258,7 @@ type Summary struct {
 }
 
 // ScoredActors is the number of actors the risk ranking considered.
-func (s *Summary) ScoredActors() int { return s.RiskScored + s.AlertScored }
+func (s Summary) ScoredActors() int { return s.RiskScored + s.AlertScored }
 
 // severityWeight is each severity's contribution to an actor's risk score.
 var severityWeight = map[models.Severity]float64{

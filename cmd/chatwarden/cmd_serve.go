@@ -98,6 +98,7 @@ func wirings() []wiring {
 		wireDetect,
 		wireAlert, // before wireDashboards: it provides the alert buttons
 		wireDashboards,
+		wireRetention,
 	}
 }
 

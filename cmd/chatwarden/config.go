@@ -22,15 +22,16 @@ import (
 // Config is the whole configuration file. Each section is owned by the
 // package it configures; this type only gathers them.
 type Config struct {
-	ClickHouse store.Config      `yaml:"clickhouse"`
-	Pseudonym  PseudonymConfig   `yaml:"pseudonym"`
-	Log        LogConfig         `yaml:"log"`
-	Ingest     ingest.Config     `yaml:"ingest"`
-	Serve      ServeConfig       `yaml:"serve"`
-	Dashboards dashboards.Config `yaml:"dashboards"`
-	Report     report.Config     `yaml:"report"`
-	Detect     detect.Config     `yaml:"detect"`
-	Alert      alert.Config      `yaml:"alert"`
+	ClickHouse store.Config          `yaml:"clickhouse"`
+	Pseudonym  PseudonymConfig       `yaml:"pseudonym"`
+	Log        LogConfig             `yaml:"log"`
+	Ingest     ingest.Config         `yaml:"ingest"`
+	Serve      ServeConfig           `yaml:"serve"`
+	Dashboards dashboards.Config     `yaml:"dashboards"`
+	Report     report.Config         `yaml:"report"`
+	Detect     detect.Config         `yaml:"detect"`
+	Alert      alert.Config          `yaml:"alert"`
+	Retention  store.RetentionConfig `yaml:"retention"`
 }
 
 // PseudonymConfig says where the HMAC key for customer ids comes from.
@@ -126,6 +127,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Serve.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Retention.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Dashboards.Validate(); err != nil {

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// retainer is what retention needs of the store.
+type retainer interface {
+	Retain(ctx context.Context, cfg store.RetentionConfig, now time.Time) (store.RetentionResult, error)
+	InsertAudit(ctx context.Context, a store.AuditEntry) error
+}
+
+// retainOnce runs retention and writes one audit entry per dropped partition.
+func retainOnce(ctx context.Context, r retainer, cfg store.RetentionConfig, now time.Time, user, source string) (store.RetentionResult, error) {
+	res, err := r.Retain(ctx, cfg, now)
+	for _, dp := range res.Dropped { // audit what was dropped even if a later drop failed
+		detail, _ := json.Marshal(dp)
+		if aerr := r.InsertAudit(ctx, store.AuditEntry{TS: now, User: user, Role: "system", Source: source,
+			Action: "retention_drop", Detail: string(detail), Rows: dp.Rows}); aerr != nil {
+			return res, fmt.Errorf("auditing retention drop of %s %s: %w", dp.Table, dp.Partition, aerr)
+		}
+	}
+	return res, err
+}
+
+// wireRetention runs retention at start-up and then every interval.
+func wireRetention(_ context.Context, d *serveDeps) ([]component, error) {
+	cfg := d.cfg.Retention.WithDefaults()
+	run := func(ctx context.Context) error {
+		t := time.NewTicker(cfg.Interval)
+		defer t.Stop()
+		for {
+			res, err := retainOnce(ctx, d.store, cfg, time.Now(), "chatwarden", "serve")
+			if err != nil {
+				d.log.Error("retention failed; retrying next interval", "err", err, "interval", cfg.Interval)
+			} else if len(res.Unmanaged) > 0 {
+				d.log.Warn("partitioned tables without a retention class are kept", "tables", res.Unmanaged)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	}
+	d.log.Info("retention on", "events_days", cfg.EventsDays, "dead_letters_days", cfg.DeadLettersDays,
+		"alerts_days", cfg.AlertsDays, "audit_days", cfg.AuditDays, "interval", cfg.Interval)
+	return []component{{name: "retention", run: run}}, nil
+}
+
+func runRetention(ctx context.Context, e *env, args []string) error {
+	fs, cfgPath := newFlags(e, "retention")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx, e, c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	res, err := retainOnce(ctx, s, c.Retention.WithDefaults(), time.Now(), cliUser(""), "cli")
+	for _, dp := range res.Dropped {
+		fmt.Fprintf(e.stdout, "dropped %s partition %s (%d rows)\n", dp.Table, dp.Partition, dp.Rows)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "retention: %d partitions dropped\n", len(res.Dropped))
+	return nil
+}

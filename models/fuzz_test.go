@@ -1,14 +1,18 @@
 package models
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
 // FuzzDecodeAccess checks that no input crashes the decoder, that every
 // rejection carries a known reason code, and that every accepted event is
-// within the contract's limits and survives a JSON round trip.
+// within the contract's limits, has no duplicated or case-folded known key
+// (checked by an independent token walk), and survives a JSON round trip.
+// Seeds: the f.Add calls below and testdata/fuzz/FuzzDecodeAccess.
 func FuzzDecodeAccess(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte(`{}`))
@@ -30,6 +34,9 @@ func FuzzDecodeAccess(f *testing.F) {
 				t.Fatalf("error %v (%T) is not a ValidationError with a known reason", err, err)
 			}
 			return
+		}
+		if k := ambiguousKey(b, accessKeys); k != "" {
+			t.Fatalf("accepted a message with the known key %q twice or case-folded", k)
 		}
 		if e.EventID == "" || len(e.EventID) > MaxEventIDLen || e.Actor.ID == "" || e.Store == "" || e.Resource.Type == "" {
 			t.Fatalf("accepted event misses required fields: %+v", e)
@@ -71,5 +78,58 @@ func FuzzDecodeConsent(f *testing.F) {
 		if c.SubjectID == "" || c.Purpose == "" || c.TS.IsZero() {
 			t.Fatalf("accepted consent misses fields: %+v", c)
 		}
+		if k := ambiguousKey(b, consentKeys); k != "" {
+			t.Fatalf("accepted a message with the known key %q twice or case-folded", k)
+		}
 	})
+}
+
+// ambiguousKey walks b with encoding/json's tokenizer (independently of
+// checkKeys) and returns the first known key that appears twice in one
+// object, or that matches a known key only case-insensitively.
+func ambiguousKey(b []byte, known keySet) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var walk func(known keySet, check bool) string
+	walk = func(known keySet, check bool) string {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return ""
+				}
+				key := kt.(string)
+				var child keySet
+				isKnown := false
+				if check {
+					for k, c := range known {
+						if strings.EqualFold(k, key) {
+							if k != key || seen[k] {
+								return key
+							}
+							seen[k], child, isKnown = true, c, true
+						}
+					}
+				}
+				if bad := walk(child, isKnown && child != nil); bad != "" {
+					return bad
+				}
+			}
+			_, _ = dec.Token()
+		case json.Delim('['):
+			for dec.More() {
+				if bad := walk(nil, false); bad != "" {
+					return bad
+				}
+			}
+			_, _ = dec.Token()
+		}
+		return ""
+	}
+	return walk(known, true)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,7 +18,7 @@ type Reason string
 // The reason codes a message can be rejected with. They are stable: they are
 // stored with dead letters and used as metric labels.
 const (
-	ReasonBadJSON      Reason = "bad_json"      // not a JSON object
+	ReasonBadJSON      Reason = "bad_json"      // not a JSON object, or a known key given twice
 	ReasonBadUTF8      Reason = "bad_utf8"      // bytes that are not UTF-8, or NUL characters
 	ReasonMissingField Reason = "missing_field" // a required field is absent or empty
 	ReasonBadType      Reason = "bad_type"      // a field has the wrong JSON type
@@ -113,23 +114,23 @@ type wireActor struct {
 }
 
 type wireAccess struct {
-	Schema       string       `json:"schema"`
-	EventID      *string      `json:"event_id"`
-	TS           *string      `json:"ts"`
-	Tenant       string       `json:"tenant"`
-	Actor        *wireActor   `json:"actor"`
-	Action       *string      `json:"action"`
-	Store        *string      `json:"store"`
-	Resource     *Resource    `json:"resource"`
-	SubjectID    string       `json:"subject_id"`
-	Records      *json.Number `json:"records"`
-	Bytes        *json.Number `json:"bytes"`
-	Fields       []string     `json:"fields"`
-	Purpose      string       `json:"purpose"`
-	Conversation Conversation `json:"conversation"`
-	Tool         string       `json:"tool"`
-	Result       string       `json:"result"`
-	Client       Client       `json:"client"`
+	Schema       string          `json:"schema"`
+	EventID      *string         `json:"event_id"`
+	TS           *string         `json:"ts"`
+	Tenant       string          `json:"tenant"`
+	Actor        *wireActor      `json:"actor"`
+	Action       *string         `json:"action"`
+	Store        *string         `json:"store"`
+	Resource     *Resource       `json:"resource"`
+	SubjectID    string          `json:"subject_id"`
+	Records      json.RawMessage `json:"records"`
+	Bytes        json.RawMessage `json:"bytes"`
+	Fields       []string        `json:"fields"`
+	Purpose      string          `json:"purpose"`
+	Conversation Conversation    `json:"conversation"`
+	Tool         string          `json:"tool"`
+	Result       string          `json:"result"`
+	Client       Client          `json:"client"`
 }
 
 type wireConsent struct {
@@ -263,18 +264,38 @@ func enum[T ~string](s *string, field string, valid []T) (T, error) {
 	return T(*s), nil
 }
 
-func count(n *json.Number, field string, def uint64) (uint64, error) {
-	if n == nil {
+// count reads a non-negative integer. A JSON string, even one holding
+// digits, is a wrong type: encoding/json would accept "5" for a json.Number.
+func count(raw json.RawMessage, field string, def uint64) (uint64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
 		return def, nil
 	}
-	i, err := n.Int64()
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, verr(ReasonBadType, field, "want an integer, got JSON %s", jsonKind(c))
+	}
+	i, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
-		return 0, verr(ReasonBadValue, field, "%q is not an integer", n.String())
+		return 0, verr(ReasonBadValue, field, "%q is not an integer", raw)
 	}
 	if i < 0 {
 		return 0, verr(ReasonBadValue, field, "%d is negative", i)
 	}
 	return uint64(i), nil
+}
+
+// jsonKind names the JSON type of a value by its first byte.
+func jsonKind(c byte) string {
+	switch c {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	}
+	return "value"
 }
 
 // DecodeAccess decodes and validates one access.v1 message. now is the clock
@@ -287,6 +308,9 @@ func DecodeAccess(b []byte, now time.Time, l Limits) (Event, error) {
 	}
 	var w wireAccess
 	if err := unmarshal(b, &w); err != nil {
+		return Event{}, err
+	}
+	if err := checkKeys(b, accessKeys); err != nil {
 		return Event{}, err
 	}
 	if w.Schema != "" && w.Schema != SchemaAccess {
@@ -386,6 +410,9 @@ func DecodeConsent(b []byte, now time.Time, l Limits) (Consent, error) {
 	}
 	var w wireConsent
 	if err := unmarshal(b, &w); err != nil {
+		return Consent{}, err
+	}
+	if err := checkKeys(b, consentKeys); err != nil {
 		return Consent{}, err
 	}
 	if w.Schema != "" && w.Schema != SchemaConsent {

@@ -1,4 +1,4 @@
-.PHONY: stack stack-down stack-status test eval bench-detect demo bench bench-ingest
+.PHONY: stack stack-down stack-status test eval bench-detect demo bench bench-ingest drills
 
 # Local stack (Kafka 4.1.x KRaft + ClickHouse on 127.0.0.1, data under .stack/): see scripts/stack.sh
 stack:
@@ -78,3 +78,12 @@ bench-ingest:
 bench:
 	@set -e; for t in $$(grep -oE '^bench-[a-z0-9-]+:' Makefile | tr -d :); do \
 		echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
+
+# Fault drills (docs/reliability.md): the real binary against a Kafka and a
+# ClickHouse of their own (.stack-drills/, ports 19092/19093/19000/18123,
+# ClickHouse data on a tmpfs; needs root for the mount; the shared stack is
+# never touched), each injecting a fault and checking the invariants. About
+# 10 minutes; DRILLS=regexp picks drills, DRILL_SLACK_OUTAGE=5m the full
+# Slack outage. The table goes to .stack-drills/drills.md.
+drills:
+	go test -count=1 -tags drills -timeout 40m -v -run "$${DRILLS:-Drill}" ./drills/

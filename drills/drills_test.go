@@ -1,0 +1,384 @@
+//go:build drills
+
+package drills
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// envDuration reads a duration from the environment (def when unset).
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
+
+// background produces data at rate in a goroutine; wait returns its error.
+func (d *drill) background(t *testing.T, w *workload, data []byte, rate int) (wait func()) {
+	errc := make(chan error, 1)
+	lines := strings.Count(string(data), "\n")
+	go func() {
+		_, err := d.produce(t.Context(), data, rate)
+		errc <- err
+	}()
+	return func() {
+		t.Helper()
+		if err := <-errc; err != nil {
+			t.Fatalf("producing: %v", err)
+		}
+		w.produced += lines
+	}
+}
+
+// TestDrillIngestKilledMidBatch injects three SIGKILLs of `chatwarden
+// ingest` while it works through 60,000 events (batches of 2,000), each
+// followed by a restart; it checks that nothing is lost (offsets are
+// committed after the insert) or visible twice (re-read ids are dropped).
+func TestDrillIngestKilledMidBatch(t *testing.T) {
+	d := newDrill(t, drillOptions{})
+	w := newWorkload()
+	d.produceAll(t, w, w.lines("kill", 60000, 500, 0), 0)
+	r := result{Drill: "1 ingest SIGKILL mid-batch", Injected: "SIGKILL of `chatwarden ingest` at 15%, 40% and 70% of 60,000 events, restart after each"}
+	p := d.start(t, "ingest")
+	var restarted time.Time
+	for _, frac := range []float64{0.15, 0.40, 0.70} {
+		at := uint64(frac * float64(w.valid))
+		waitFor(t, 60*time.Second, fmt.Sprintf("%d events stored", at), func() bool { return d.stored(t) >= at })
+		_ = p.stop(t, syscall.SIGKILL)
+		t.Logf("killed with %d of %d events stored", d.stored(t), w.valid)
+		p = d.start(t, "ingest")
+		restarted = time.Now()
+	}
+	if d.stored(t) >= uint64(w.valid) {
+		t.Fatal("every event was stored before the last kill; the drill proves nothing")
+	}
+	r.Recovery = d.caughtUp(t, w, 2*time.Minute).Sub(restarted)
+	r.Outcome = "killed; recovered on restart"
+	d.verify(t, w, &r)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+// TestDrillKafkaRestart stops the Kafka broker for 20 s while ingest works
+// through a backlog, starts it again and produces more; ingest must keep
+// running, retry, and store everything once.
+func TestDrillKafkaRestart(t *testing.T) {
+	d := newDrill(t, drillOptions{})
+	w := newWorkload()
+	d.produceAll(t, w, w.lines("kbefore", 40000, 400, 0), 0)
+	down := envDuration(t, "DRILL_KAFKA_OUTAGE", 20*time.Second)
+	r := result{Drill: "2 Kafka broker restart", Injected: fmt.Sprintf("broker stopped (SIGTERM) for %s during ingest, then restarted; 40,000 events before, 20,000 after", down)}
+	p := d.start(t, "ingest")
+	waitFor(t, 60*time.Second, "ingest under way", func() bool { return d.stored(t) >= 4000 })
+	if err := stackCmd("kafka-stop"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker stopped with %d of %d events stored", d.stored(t), w.valid)
+	time.Sleep(down)
+	if err := stackCmd("kafka-start"); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Now()
+	if p.exited() {
+		t.Logf("ingest exited while the broker was down: %s", p.lastLine())
+		r.Outcome = "exited: " + p.lastLine() + "; recovered on restart"
+		p = d.start(t, "ingest")
+	}
+	d.produceAll(t, w, w.lines("kafter", 20000, 400, 0), 0)
+	r.Recovery = d.caughtUp(t, w, 3*time.Minute).Sub(up)
+	if p.exited() {
+		t.Errorf("ingest exited after the broker came back: %s", p.lastLine())
+	}
+	if r.Outcome == "" {
+		r.Outcome = "recovered by itself"
+	}
+	d.verify(t, w, &r)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+// chOutage stops the drill ClickHouse for down, then starts it again; it
+// returns when the server answers.
+func chOutage(t *testing.T, down time.Duration) time.Time {
+	t.Helper()
+	if err := stackCmd("ch-stop"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(down)
+	if err := stackCmd("ch-start"); err != nil {
+		t.Fatal(err)
+	}
+	return time.Now()
+}
+
+// TestDrillClickHouseDownDuringIngest stops ClickHouse for 60 s while
+// events stream in at 500/s; ingest must retry without committing, keep
+// running, and store everything once when ClickHouse is back.
+func TestDrillClickHouseDownDuringIngest(t *testing.T) {
+	d := newDrill(t, drillOptions{})
+	w := newWorkload()
+	down := envDuration(t, "DRILL_CH_OUTAGE", 60*time.Second)
+	n := int((down + 30*time.Second).Seconds() * 500)
+	wait := d.background(t, w, w.lines("chingest", n, 250, 0), 500)
+	r := result{Drill: "3a ClickHouse down during ingest", Injected: fmt.Sprintf("ClickHouse stopped for %s while %d events stream in at 500/s", down, n)}
+	p := d.start(t, "ingest")
+	waitFor(t, 60*time.Second, "ingest under way", func() bool { return d.stored(t) >= 2000 })
+	up := chOutage(t, down)
+	if p.exited() {
+		r.Outcome = "exited: " + p.lastLine() + "; recovered on restart"
+		t.Errorf("ingest exited while ClickHouse was down: %s", p.lastLine())
+		p = d.start(t, "ingest")
+	}
+	wait()
+	r.Recovery = d.caughtUp(t, w, 3*time.Minute).Sub(up)
+	if r.Outcome == "" {
+		r.Outcome = "recovered by itself"
+	}
+	d.verify(t, w, &r)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+// TestDrillClickHouseDownDuringDetection runs `chatwarden serve` (ingest,
+// event rules, window detectors, alerting to a fake Slack) and stops
+// ClickHouse for 60 s while events stream in, bulk exports among them;
+// every bulk export must raise its alert and reach Slack exactly once.
+func TestDrillClickHouseDownDuringDetection(t *testing.T) {
+	d := newDrill(t, drillOptions{slack: true})
+	w := newWorkload()
+	down := envDuration(t, "DRILL_CH_OUTAGE", 60*time.Second)
+	n := int((down + 30*time.Second).Seconds() * 200)
+	wait := d.background(t, w, w.lines("chdetect", n, 250, 6), 200)
+	r := result{Drill: "3b ClickHouse down during detection", Injected: fmt.Sprintf("ClickHouse stopped for %s under `chatwarden serve` while %d events (6 bulk exports) stream in at 200/s", down, n)}
+	p := d.start(t, "serve")
+	waitFor(t, 60*time.Second, "serve ingesting", func() bool { return d.stored(t) >= 1000 })
+	up := chOutage(t, down)
+	if p.exited() {
+		r.Outcome = "exited: " + p.lastLine() + "; recovered on restart"
+		t.Errorf("serve exited while ClickHouse was down: %s", p.lastLine())
+		p = d.start(t, "serve")
+	}
+	wait()
+	d.caughtUp(t, w, 3*time.Minute)
+	waitFor(t, 2*time.Minute, "a Slack post per bulk export", func() bool {
+		got := d.slack.postsMentioning(w.exporter)
+		for _, a := range w.exporter {
+			if got[a] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	r.Recovery = time.Since(up)
+	if p.exited() {
+		t.Errorf("serve exited after ClickHouse came back: %s", p.lastLine())
+	}
+	if resp, err := http.Get("http://" + p.metrics + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("serve /healthz after recovery: %v %v", resp, err)
+	}
+	if r.Outcome == "" {
+		r.Outcome = "recovered by itself"
+	}
+	time.Sleep(3 * time.Second) // let a late double post show
+	d.verify(t, w, &r)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+// TestDrillRebalanceKill runs two ingest instances in one group while
+// events stream in, and SIGKILLs the first while the second is joining (a
+// rebalance in progress); the second must take every partition over after
+// the session timeout and store everything once.
+func TestDrillRebalanceKill(t *testing.T) {
+	d := newDrill(t, drillOptions{})
+	w := newWorkload()
+	wait := d.background(t, w, w.lines("rebal", 50000, 500, 0), 4000) // ~12 s of traffic
+	r := result{Drill: "4 rebalance kill", Injected: "two ingest instances; A SIGKILLed 1 s after B starts joining (rebalance in progress), 50,000 events at 4,000/s"}
+	a := d.start(t, "ingest")
+	waitFor(t, 30*time.Second, "instance A ingesting", func() bool { return a.metric("chatwarden_ingest_events_total") > 0 })
+	b := d.start(t, "ingest")
+	time.Sleep(time.Second)
+	_ = a.stop(t, syscall.SIGKILL)
+	killed := time.Now()
+	t.Logf("A killed with %d of %d events stored", d.stored(t), w.valid)
+	wait()
+	r.Recovery = d.caughtUp(t, w, 2*time.Minute).Sub(killed)
+	if b.exited() {
+		t.Errorf("instance B exited: %s", b.lastLine())
+	}
+	r.Outcome = "survivor took over by itself"
+	d.verify(t, w, &r)
+	if err := b.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+// fillDisk fills the drill ClickHouse's tmpfs with a file; the returned
+// function removes it.
+func fillDisk(t *testing.T) (free func()) {
+	t.Helper()
+	filler := filepath.Join(chDataDir(), "drill-filler")
+	// dd stops with "No space left on device": that is the point.
+	out, _ := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M").CombinedOutput()
+	if !strings.Contains(string(out), "No space left") {
+		t.Fatalf("filling %s: %s", chDataDir(), out)
+	}
+	return func() {
+		if err := os.Remove(filler); err != nil {
+			t.Errorf("freeing the disk: %v", err)
+		}
+	}
+}
+
+// readOnlyDisk remounts the drill ClickHouse's tmpfs read-only; the returned
+// function makes it writable again.
+func readOnlyDisk(t *testing.T) (writable func()) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,ro", chDataDir()).CombinedOutput(); err != nil {
+		t.Fatalf("remounting %s read-only: %v %s", chDataDir(), err, out)
+	}
+	return func() {
+		if out, err := exec.Command("mount", "-o", "remount,rw", chDataDir()).CombinedOutput(); err != nil {
+			t.Errorf("remounting %s read-write: %v %s", chDataDir(), err, out)
+		}
+	}
+}
+
+// TestDrillDisk fills ClickHouse's data folder (ENOSPC), or makes it
+// read-only (EROFS), while ingest has events to store; ingest must either
+// keep retrying or exit with an error naming the cause, and after the disk
+// is writable again store everything once (restarted if it exited; the
+// server restarted if it died).
+func TestDrillDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name, injected string
+		inject         func(*testing.T) func()
+	}{
+		{"full", "ClickHouse data folder full (tmpfs filled, ENOSPC) for 30 s during ingest", fillDisk},
+		{"read-only", "ClickHouse data folder remounted read-only (EROFS) for 30 s during ingest", readOnlyDisk},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDrill(t, drillOptions{})
+			w := newWorkload()
+			r := result{Drill: "5 disk " + tc.name, Injected: tc.injected}
+			d.produceAll(t, w, w.lines("disk1", 10000, 250, 0), 0)
+			p := d.start(t, "ingest")
+			d.caughtUp(t, w, time.Minute)
+			undo := tc.inject(t)
+			d.produceAll(t, w, w.lines("disk2", 20000, 250, 0), 0)
+			time.Sleep(30 * time.Second)
+			exitedDuring := p.exited()
+			t.Logf("after 30 s of a %s disk: ingest exited=%v, stored %d of %d; last log line: %s", tc.name, exitedDuring, d.stored(t), w.valid, p.lastLine())
+			undo()
+			freed := time.Now()
+			var notes []string
+			if ch := exec.Command("bash", filepath.Join(repoRoot, "scripts/stack.sh"), "status"); true {
+				ch.Env = append(os.Environ(), "CHATWARDEN_STACK_DIR="+stackDir, "CHATWARDEN_KAFKA_PORT="+kafkaPort, "CHATWARDEN_CH_PORT="+chPort)
+				if out, _ := ch.CombinedOutput(); !strings.Contains(string(out), "clickhouse: UP") {
+					notes = append(notes, "ClickHouse server died; restarted")
+					if err := stackCmd("ch-start"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if p.exited() {
+				notes = append(notes, "exited: "+p.lastLine()+"; recovered on restart")
+				p = d.start(t, "ingest")
+			} else {
+				notes = append(notes, "retried and recovered by itself")
+			}
+			r.Recovery = d.caughtUp(t, w, 3*time.Minute).Sub(freed)
+			r.Outcome = strings.Join(notes, "; ")
+			d.verify(t, w, &r)
+			if err := p.stop(t, syscall.SIGTERM); err != nil {
+				t.Errorf("graceful stop after the drill: %v", err)
+			}
+			record(r)
+		})
+	}
+}
+
+// TestDrillSlackFailing runs `chatwarden serve` against a Slack that answers
+// every call with 500 or 429 (Retry-After 7 s), alternating by second, for
+// DRILL_SLACK_OUTAGE (default 2m; the issue's 5 minutes with
+// DRILL_SLACK_OUTAGE=5m), while bulk exports raise critical alerts; when
+// Slack is back every alert must be posted, none twice.
+func TestDrillSlackFailing(t *testing.T) {
+	d := newDrill(t, drillOptions{slack: true})
+	w := newWorkload()
+	down := envDuration(t, "DRILL_SLACK_OUTAGE", 2*time.Minute)
+	outageEnd := time.Now().Add(down + 10*time.Second)
+	d.slack.setFault(func(string) (int, int) {
+		now := time.Now()
+		if now.After(outageEnd) {
+			return 0, 0
+		}
+		if now.Unix()%2 == 0 {
+			return http.StatusTooManyRequests, 7
+		}
+		return http.StatusInternalServerError, 0
+	})
+	r := result{Drill: "6 Slack 500/429", Injected: fmt.Sprintf("Slack answers 500 or 429 (Retry-After 7 s) to every call for %s while 8 bulk exports raise alerts", down)}
+	p := d.start(t, "serve")
+	// Exporters spread over the first half of the outage.
+	n := int(down.Seconds()/2) * 100
+	wait := d.background(t, w, w.lines("slack", n, 250, 8), 100)
+	wait()
+	d.caughtUp(t, w, 2*time.Minute)
+	if rest := time.Until(outageEnd); rest > 0 {
+		time.Sleep(rest)
+	}
+	end := time.Now()
+	waitFor(t, 3*time.Minute, "a Slack post per bulk export", func() bool {
+		got := d.slack.postsMentioning(w.exporter)
+		for _, a := range w.exporter {
+			if got[a] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	r.Recovery = time.Since(end)
+	time.Sleep(5 * time.Second) // let a late double post show
+	calls, failed, posts := d.slack.stats()
+	t.Logf("Slack calls %v, injected failures %v, posts %d", calls, failed, posts)
+	if failed[http.StatusTooManyRequests] == 0 || failed[http.StatusInternalServerError] == 0 {
+		t.Errorf("the outage was not exercised: failures %v", failed)
+	}
+	if p.exited() {
+		t.Errorf("serve exited: %s", p.lastLine())
+	}
+	r.Outcome = fmt.Sprintf("recovered by itself (%d x 500, %d x 429 answered)", failed[500], failed[429])
+	d.verify(t, w, &r)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+var _ = context.Background

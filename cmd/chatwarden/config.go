@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -82,7 +83,11 @@ func loadConfig(path string) (Config, error) {
 }
 
 // decodeStrict decodes YAML, rejecting unknown fields and trailing documents.
+// Every error names a line (or a field).
 func decodeStrict(b []byte, v any) error {
+	if err := checkYAMLText(b); err != nil {
+		return err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
@@ -91,9 +96,30 @@ func decodeStrict(b []byte, v any) error {
 		}
 		return err
 	}
-	var extra any
+	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("more than one YAML document")
+		return fmt.Errorf("yaml: line %d: more than one YAML document", extra.Line)
+	}
+	return nil
+}
+
+// checkYAMLText rejects what the YAML reader refuses without saying where
+// (invalid UTF-8, control characters), naming the line and column.
+func checkYAMLText(b []byte) error {
+	line, col := 1, 1
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			return fmt.Errorf("yaml: line %d column %d: invalid UTF-8", line, col)
+		case r == '\n':
+			line, col = line+1, 0
+		case r == '\t' || r == '\r' || r == 0xFEFF && i == 0:
+		case r < 0x20 || r == 0x7F || (r >= 0x80 && r < 0xA0 && r != 0x85) || r == 0xFFFE || r == 0xFFFF:
+			return fmt.Errorf("yaml: line %d column %d: control character %U is not allowed", line, col, r)
+		}
+		i += n
+		col++
 	}
 	return nil
 }

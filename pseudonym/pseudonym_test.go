@@ -28,3 +28,39 @@ func TestHash(t *testing.T) {
 		t.Fatal("short key accepted")
 	}
 }
+
+func TestHashConcurrentMatchesFresh(t *testing.T) {
+	k := Key{ID: '3', Secret: bytes.Repeat([]byte{7}, 40)}
+	p, _ := New(k)
+	done := make(chan bool)
+	for g := range 4 {
+		go func() {
+			for i := range 500 {
+				raw := string(rune('a'+g)) + string(bytes.Repeat([]byte{'x'}, i%90))
+				if got, want := p.Hash(raw), hashWith(k, raw); got != want {
+					t.Errorf("pooled %q != fresh %q", got, want)
+				}
+			}
+			done <- true
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
+
+func BenchmarkHash(b *testing.B) {
+	p, _ := New(Key{ID: '1', Secret: bytes.Repeat([]byte{1}, 32)})
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Hash("cust-0001234")
+	}
+}
+
+func BenchmarkHashFresh(b *testing.B) {
+	k := Key{ID: '1', Secret: bytes.Repeat([]byte{1}, 32)}
+	b.ReportAllocs()
+	for b.Loop() {
+		hashWith(k, "cust-0001234")
+	}
+}

@@ -302,16 +302,25 @@ func jsonKind(c byte) string {
 // that ts is checked against. Unknown fields are ignored. The error, when not
 // nil, is a *ValidationError.
 func DecodeAccess(b []byte, now time.Time, l Limits) (Event, error) {
+	return decodeAccess(b, now, l, true)
+}
+
+// decodeAccess decodes with the one-pass fast path when fast is set and the
+// message allows it (see fastpath.go), else with encoding/json and checkKeys.
+func decodeAccess(b []byte, now time.Time, l Limits, fast bool) (Event, error) {
 	l = l.withDefaults()
 	if err := precheck(b, l); err != nil {
 		return Event{}, err
 	}
 	var w wireAccess
-	if err := unmarshal(b, &w); err != nil {
-		return Event{}, err
-	}
-	if err := checkKeys(b, accessKeys); err != nil {
-		return Event{}, err
+	if !fast || !fastAccess(b, &w) {
+		w = wireAccess{}
+		if err := unmarshal(b, &w); err != nil {
+			return Event{}, err
+		}
+		if err := checkKeys(b, accessKeys); err != nil {
+			return Event{}, err
+		}
 	}
 	if w.Schema != "" && w.Schema != SchemaAccess {
 		return Event{}, verr(ReasonBadSchema, "schema", "%q is not %s", w.Schema, SchemaAccess)
@@ -386,13 +395,13 @@ func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
 	if e.Client.IP != "" && !validIP(e.Client.IP) {
 		return Event{}, verr(ReasonBadValue, "client.ip", "not an IP address")
 	}
-	for field, s := range map[string]string{
-		"tenant": e.Tenant, "actor.role": e.Actor.Role, "actor.vendor": e.Actor.Vendor,
-		"resource.id": e.Resource.ID, "subject_id": e.SubjectID, "purpose": e.Purpose,
-		"conversation.id": e.Conversation.ID, "conversation.subject_id": e.Conversation.SubjectID,
-		"tool": e.Tool, "client.country": e.Client.Country,
-	} {
-		if err := checkLen(s, field, MaxStringLen); err != nil {
+	for _, f := range [...]struct{ name, value string }{
+		{"tenant", e.Tenant}, {"actor.role", e.Actor.Role}, {"actor.vendor", e.Actor.Vendor},
+		{"resource.id", e.Resource.ID}, {"subject_id", e.SubjectID}, {"purpose", e.Purpose},
+		{"conversation.id", e.Conversation.ID}, {"conversation.subject_id", e.Conversation.SubjectID},
+		{"tool", e.Tool}, {"client.country", e.Client.Country},
+	} { // in a fixed order, so that the field named is stable
+		if err := checkLen(f.value, f.name, MaxStringLen); err != nil {
 			return Event{}, err
 		}
 	}

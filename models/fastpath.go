@@ -1,0 +1,406 @@
+package models
+
+import (
+	"bytes"
+	"strings"
+)
+
+// The fast path parses the common, well-formed access.v1 message in one pass
+// without reflection. It accepts only messages for which encoding/json and
+// checkKeys would produce exactly the wireAccess it builds and no error:
+// plain strings (no escapes), canonical known keys given once, values of the
+// expected JSON type, unknown keys that no known key matches under case
+// folding. On anything else it gives up (ok false) and DecodeAccess takes the
+// reflective path, which produces the error or the unusual value. A test and
+// a fuzz target check that both paths agree on every input.
+
+type fastParser struct {
+	b []byte
+	i int
+}
+
+func (p *fastParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after white space, or 0 at the end.
+func (p *fastParser) peek() byte {
+	p.ws()
+	if p.i >= len(p.b) {
+		return 0
+	}
+	return p.b[p.i]
+}
+
+func (p *fastParser) eat(c byte) bool {
+	if p.peek() != c {
+		return false
+	}
+	p.i++
+	return true
+}
+
+// plainString reads a string token with no escapes and no control
+// characters and returns its content (a copy, so events do not pin the
+// message buffer).
+func (p *fastParser) plainString() (string, bool) {
+	if p.peek() != '"' {
+		return "", false
+	}
+	start := p.i + 1
+	for j := start; j < len(p.b); j++ {
+		c := p.b[j]
+		if c == '"' {
+			p.i = j + 1
+			return string(p.b[start:j]), true
+		}
+		if c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// key reads an object key without copying it: plain, ASCII only (a
+// non-ASCII key could match a known key under encoding/json's Unicode case
+// folding).
+func (p *fastParser) key() ([]byte, bool) {
+	if p.peek() != '"' {
+		return nil, false
+	}
+	start := p.i + 1
+	for j := start; j < len(p.b); j++ {
+		c := p.b[j]
+		if c == '"' {
+			p.i = j + 1
+			if !p.eat(':') {
+				return nil, false
+			}
+			return p.b[start:j], true
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// number reads a JSON number token and returns its bytes.
+func (p *fastParser) number() ([]byte, bool) {
+	p.ws()
+	b, i := p.b, p.i
+	start := i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return nil, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	p.i = i
+	return append([]byte(nil), b[start:i]...), true
+}
+
+// skip validates and skips any JSON value (of an unknown key).
+func (p *fastParser) skip(depth int) bool {
+	if depth > maxNesting {
+		return false
+	}
+	switch p.peek() {
+	case '"':
+		return p.skipString()
+	case '{':
+		p.i++
+		if p.eat('}') {
+			return true
+		}
+		for {
+			if p.peek() != '"' || !p.skipString() || !p.eat(':') || !p.skip(depth+1) {
+				return false
+			}
+			if p.eat('}') {
+				return true
+			}
+			if !p.eat(',') {
+				return false
+			}
+		}
+	case '[':
+		p.i++
+		if p.eat(']') {
+			return true
+		}
+		for {
+			if !p.skip(depth + 1) {
+				return false
+			}
+			if p.eat(']') {
+				return true
+			}
+			if !p.eat(',') {
+				return false
+			}
+		}
+	case 't':
+		return p.literal("true")
+	case 'f':
+		return p.literal("false")
+	case 'n':
+		return p.literal("null")
+	default:
+		_, ok := p.number()
+		return ok
+	}
+}
+
+func (p *fastParser) literal(s string) bool {
+	if !strings.HasPrefix(string(p.b[p.i:min(len(p.b), p.i+len(s))]), s) {
+		return false
+	}
+	p.i += len(s)
+	return true
+}
+
+// skipString validates a string token, escapes included.
+func (p *fastParser) skipString() bool {
+	b := p.b
+	for j := p.i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			p.i = j + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return false
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) {
+					return false
+				}
+				for _, h := range b[j+1 : j+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				j += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// object walks an object, calling member for each key. member returns false
+// to give up. A key seen twice, or an unknown key that case-folds to a known
+// one, gives up too; unknown keys are validated and skipped.
+func (p *fastParser) object(known []string, member func(k string) bool) bool {
+	if !p.eat('{') {
+		return false
+	}
+	if p.eat('}') {
+		return true
+	}
+	var seen uint32 // bit i: known[i] was given
+	for {
+		k, ok := p.key()
+		if !ok {
+			return false
+		}
+		idx := -1
+		for i, kk := range known {
+			if kk == string(k) {
+				idx = i
+				break
+			}
+			if bytes.EqualFold([]byte(kk), k) {
+				return false
+			}
+		}
+		if idx >= 0 {
+			if seen&(1<<idx) != 0 || !member(known[idx]) {
+				return false
+			}
+			seen |= 1 << idx
+		} else if !p.skip(1) {
+			return false
+		}
+		if p.eat('}') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
+// str stores a plain string value.
+func (p *fastParser) str(dst *string) bool {
+	s, ok := p.plainString()
+	*dst = s
+	return ok
+}
+
+// strp stores a plain string value behind a new pointer.
+func (p *fastParser) strp(dst **string) bool {
+	s, ok := p.plainString()
+	if ok {
+		*dst = &s
+	}
+	return ok
+}
+
+var (
+	fastTopKeys   = []string{"schema", "event_id", "ts", "tenant", "actor", "action", "store", "resource", "subject_id", "records", "bytes", "fields", "purpose", "conversation", "tool", "result", "client"}
+	fastActorKeys = []string{"id", "type", "role", "vendor"}
+	fastResKeys   = []string{"type", "id"}
+	fastConvKeys  = []string{"id", "subject_id"}
+	fastClientKey = []string{"ip", "country", "user_agent"}
+)
+
+// fastAccess parses b into w; ok false means "use the reflective path".
+func fastAccess(b []byte, w *wireAccess) bool {
+	p := fastParser{b: b}
+	ok := p.object(fastTopKeys, func(k string) bool {
+		switch k {
+		case "schema":
+			return p.str(&w.Schema)
+		case "event_id":
+			return p.strp(&w.EventID)
+		case "ts":
+			return p.strp(&w.TS)
+		case "tenant":
+			return p.str(&w.Tenant)
+		case "action":
+			return p.strp(&w.Action)
+		case "store":
+			return p.strp(&w.Store)
+		case "subject_id":
+			return p.str(&w.SubjectID)
+		case "purpose":
+			return p.str(&w.Purpose)
+		case "tool":
+			return p.str(&w.Tool)
+		case "result":
+			return p.str(&w.Result)
+		case "records":
+			n, ok := p.number()
+			w.Records = n
+			return ok
+		case "bytes":
+			n, ok := p.number()
+			w.Bytes = n
+			return ok
+		case "fields":
+			return p.strings(&w.Fields)
+		case "actor":
+			a := &wireActor{}
+			w.Actor = a
+			return p.object(fastActorKeys, func(k string) bool {
+				switch k {
+				case "id":
+					return p.strp(&a.ID)
+				case "type":
+					return p.strp(&a.Type)
+				case "role":
+					return p.str(&a.Role)
+				default:
+					return p.str(&a.Vendor)
+				}
+			})
+		case "resource":
+			r := &Resource{}
+			w.Resource = r
+			return p.object(fastResKeys, func(k string) bool {
+				if k == "type" {
+					return p.str(&r.Type)
+				}
+				return p.str(&r.ID)
+			})
+		case "conversation":
+			c := &w.Conversation
+			return p.object(fastConvKeys, func(k string) bool {
+				if k == "id" {
+					return p.str(&c.ID)
+				}
+				return p.str(&c.SubjectID)
+			})
+		default: // client
+			c := &w.Client
+			return p.object(fastClientKey, func(k string) bool {
+				switch k {
+				case "ip":
+					return p.str(&c.IP)
+				case "country":
+					return p.str(&c.Country)
+				default:
+					return p.str(&c.UserAgent)
+				}
+			})
+		}
+	})
+	return ok && p.peek() == 0
+}
+
+// strings reads an array of plain strings; an empty array is an empty,
+// non-nil slice, as encoding/json makes it.
+func (p *fastParser) strings(dst *[]string) bool {
+	if !p.eat('[') {
+		return false
+	}
+	out := []string{}
+	if !p.eat(']') {
+		for {
+			s, ok := p.plainString()
+			if !ok {
+				return false
+			}
+			out = append(out, s)
+			if p.eat(']') {
+				break
+			}
+			if !p.eat(',') {
+				return false
+			}
+		}
+	}
+	*dst = out
+	return true
+}

@@ -1,0 +1,129 @@
+package models
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// sameDecode checks that the fast path and the reflective path agree on b.
+func sameDecode(t *testing.T, b []byte) {
+	t.Helper()
+	fe, ferr := decodeAccess(b, now, Limits{}, true)
+	se, serr := decodeAccess(b, now, Limits{}, false)
+	if (ferr == nil) != (serr == nil) {
+		t.Fatalf("fast err %v, slow err %v\n%s", ferr, serr, b)
+	}
+	if ferr != nil {
+		fv, sv := ferr.(*ValidationError), serr.(*ValidationError)
+		if fv.Code != sv.Code || fv.Field != sv.Field {
+			t.Fatalf("fast %v, slow %v\n%s", ferr, serr, b)
+		}
+		return
+	}
+	if !reflect.DeepEqual(fe, se) {
+		t.Fatalf("fast and slow events differ:\n%+v\n%+v\n%s", fe, se, b)
+	}
+}
+
+// corpus returns the decoder's seed corpus files and the table inputs.
+func corpus(t *testing.T) [][]byte {
+	t.Helper()
+	var out [][]byte
+	files, _ := filepath.Glob("testdata/fuzz/FuzzDecodeAccess/*")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// go test fuzz v1 format: a header line, then []byte("...").
+		lines := strings.SplitN(string(b), "\n", 2)
+		if len(lines) == 2 {
+			if v, ok := parseFuzzBytes(strings.TrimSpace(lines[1])); ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+func TestFastPathMatchesReflectivePath(t *testing.T) {
+	inputs := corpus(t)
+	if len(inputs) < 50 {
+		t.Fatalf("only %d corpus inputs; the seed corpus under testdata/fuzz is missing", len(inputs))
+	}
+	fastTaken := 0
+	variants := []string{
+		good,
+		strings.Replace(good, `"crm"`, `"crm","STORE":"payments"`, 1),
+		strings.Replace(good, `"crm"`, `"cr\u006d"`, 1),
+		strings.Replace(good, `"unknown":{"x":1}`, `"unknown":{"x":[1,2.5e3,true,null,"a\"b"]}`, 1),
+		strings.Replace(good, `"unknown":{"x":1}`, `"ſtore":"payments"`, 1),
+		strings.Replace(good, `"fields":["email"]`, `"fields":[]`, 1),
+		strings.Replace(good, `"fields":["email"]`, `"fields":null`, 1),
+		strings.Replace(good, `"fields":["email"]`, `"records":1e2`, 1),
+		strings.Replace(good, `"fields":["email"]`, `"records":007`, 1),
+		strings.Replace(good, `"fields":["email"]`, `"records":-0`, 1),
+		strings.Replace(good, `"subject_id":"c1"`, `"subject_id":"c1","subject_id":"c2"`, 1),
+		strings.Replace(good, `{"id":"bot-1","type":"bot"}`, `{"id":"bot-1","type":"bot","Id":"x"}`, 1),
+		strings.Replace(good, `}`, `} `, 1) + "\n",
+		good + "x",
+	}
+	for _, v := range variants {
+		inputs = append(inputs, []byte(v))
+	}
+	for _, b := range inputs {
+		sameDecode(t, b)
+		var w wireAccess
+		if fastAccess(b, &w) {
+			fastTaken++
+		}
+	}
+	if fastTaken == 0 {
+		t.Fatal("the fast path took no input: it is not being exercised")
+	}
+	t.Logf("%d inputs, %d through the fast path", len(inputs), fastTaken)
+}
+
+// FuzzFastPathMatchesReflectivePath looks for an input on which the two
+// decoding paths disagree.
+func FuzzFastPathMatchesReflectivePath(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte(strings.Replace(good, `"crm"`, `"crm","Store":"x"`, 1)))
+	f.Fuzz(func(t *testing.T, b []byte) { sameDecode(t, b) })
+}
+
+func BenchmarkDecodeAccess(b *testing.B) {
+	msg := []byte(`{"event_id":"sim1-20261019T0000-0","ts":"2026-11-28T00:00:02.941Z","tenant":"brand-b","actor":{"id":"assistant-0098","type":"bot","role":"chat-assistant"},"action":"read","store":"orders","resource":{"type":"order","id":"ord-79130954"},"subject_id":"cust-020153","records":2,"bytes":5484,"fields":["order_history"],"purpose":"support","conversation":{"id":"conv-12","subject_id":"cust-020153"},"tool":"lookup_order","result":"allowed","client":{"ip":"10.20.1.193","country":"US","user_agent":"assistant-runtime/2.7 (tool-calls)"}}`)
+	for _, fast := range []bool{true, false} {
+		name := "reflective"
+		if fast {
+			name = "fast"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if _, err := decodeAccess(msg, now, Limits{}, fast); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// parseFuzzBytes reads a corpus line of the form []byte("...").
+func parseFuzzBytes(line string) ([]byte, bool) {
+	const pre, suf = "[]byte(", ")"
+	if !strings.HasPrefix(line, pre) || !strings.HasSuffix(line, suf) {
+		return nil, false
+	}
+	s, err := strconv.Unquote(line[len(pre) : len(line)-len(suf)])
+	if err != nil {
+		return nil, false
+	}
+	return []byte(s), true
+}

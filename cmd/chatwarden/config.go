@@ -132,6 +132,7 @@ func applyEnv(c *Config) {
 		}
 	}
 	set(&c.ClickHouse.Addr, "CHATWARDEN_CLICKHOUSE_ADDR")
+	set(&c.ClickHouse.Compression, "CHATWARDEN_CLICKHOUSE_COMPRESSION")
 	set(&c.ClickHouse.Database, "CHATWARDEN_CLICKHOUSE_DATABASE")
 	set(&c.ClickHouse.User, "CHATWARDEN_CLICKHOUSE_USER")
 	set(&c.ClickHouse.Password, "CHATWARDEN_CLICKHOUSE_PASSWORD")

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/report"
@@ -148,7 +149,11 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 
 // safeNext keeps a post-login redirect on this site.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+	// Browsers drop tabs and newlines from a URL and read a backslash as a
+	// slash: "/\t/evil.example" would leave the site. No control character
+	// has a place in a path of ours.
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") ||
+		strings.ContainsFunc(next, unicode.IsControl) {
 		return ""
 	}
 	return next
@@ -490,6 +495,9 @@ func (s *Server) weekOf(r *http.Request) (report.Week, error) {
 		w, err := report.ParseWeek(v)
 		if err != nil {
 			return w, errorf(http.StatusBadRequest, "%v", err)
+		}
+		if w.Start().Before(minQueryTime) || w.End().After(maxQueryTime) {
+			return w, errorf(http.StatusBadRequest, "week %s: want a week between 1970 and 2105", v)
 		}
 		return w, nil
 	}

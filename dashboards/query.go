@@ -47,8 +47,21 @@ func searchOf(v url.Values) Search {
 		From: strings.TrimSpace(v.Get("from")), To: strings.TrimSpace(v.Get("to")), Limit: lim}
 }
 
+// The times ClickHouse's DateTime can hold. A range reaching outside is
+// clipped to it (nothing is stored outside it): sent as is, the server would
+// turn such a time into 1970-01-01 or 0000-00-00 and answer the wrong
+// question.
+var (
+	minQueryTime = time.Unix(0, 0).UTC()
+	maxQueryTime = time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// MaxSince is the longest look-back ParseSince accepts.
+const MaxSince = 100 * 365 * 24 * time.Hour
+
 // ParseTimeRange turns since ("24h", "7d") or from/to (RFC 3339, or the
-// browser's "2006-01-02T15:04") into [from, to). The default is the last 24h.
+// browser's "2006-01-02T15:04") into [from, to), clipped to 1970-01-01 ..
+// 2106-01-01. The default is the last 24h.
 func ParseTimeRange(since, from, to string, now time.Time) (time.Time, time.Time, error) {
 	end := now
 	if to != "" {
@@ -58,38 +71,61 @@ func ParseTimeRange(since, from, to string, now time.Time) (time.Time, time.Time
 		}
 		end = t
 	}
-	if from != "" {
+	start := end.Add(-24 * time.Hour)
+	switch {
+	case from != "":
 		t, err := parseTime(from)
 		if err != nil {
 			return time.Time{}, time.Time{}, fmt.Errorf("from: %w", err)
 		}
-		if !t.Before(end) {
-			return time.Time{}, time.Time{}, fmt.Errorf("from %s is not before to %s", t.Format(time.RFC3339), end.Format(time.RFC3339))
-		}
-		return t, end, nil
-	}
-	d := 24 * time.Hour
-	if since != "" {
-		var err error
-		if d, err = ParseSince(since); err != nil {
+		start = t
+	case since != "":
+		d, err := ParseSince(since)
+		if err != nil {
 			return time.Time{}, time.Time{}, err
 		}
+		start = end.Add(-d)
 	}
-	return end.Add(-d), end, nil
+	if !start.Before(end) {
+		return time.Time{}, time.Time{}, fmt.Errorf("from %s is not before to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	start, end = clipTime(start), clipTime(end)
+	if !start.Before(end) {
+		return time.Time{}, time.Time{}, fmt.Errorf("the range %s to %s holds no time between 1970 and 2106",
+			start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	return start, end, nil
 }
 
-// ParseSince parses a look-back such as "90m", "24h" or "7d".
+func clipTime(t time.Time) time.Time {
+	switch {
+	case t.Before(minQueryTime):
+		return minQueryTime
+	case t.After(maxQueryTime):
+		return maxQueryTime
+	}
+	return t
+}
+
+// ParseSince parses a look-back such as "90m", "24h" or "7d", at most
+// MaxSince.
 func ParseSince(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
 		if err != nil || days <= 0 {
 			return 0, fmt.Errorf("since: %q is not a number of days", s)
 		}
+		if days > int(MaxSince/(24*time.Hour)) {
+			return 0, fmt.Errorf("since: %q is longer than %d days", s, MaxSince/(24*time.Hour))
+		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("since: %q is not a duration like 24h or 7d", s)
+	}
+	if d > MaxSince {
+		return 0, fmt.Errorf("since: %q is longer than %d days", s, MaxSince/(24*time.Hour))
 	}
 	return d, nil
 }

@@ -79,13 +79,42 @@ func (e *Engine) Start(ctx context.Context, cp Checkpoints, now time.Time) error
 	}
 	end := now.Truncate(e.cfg.Window)
 	if from.Before(end) {
-		if err := e.Learn(ctx, from, end); err != nil {
+		if err := e.backfill(ctx, from, end); err != nil {
 			return fmt.Errorf("back-filling baselines from %s: %w", from.Format(time.RFC3339), err)
 		}
 	}
 	e.StartAt(end.Add(e.cfg.Window))
 	e.log.Info("detection baselines ready", "actors", len(e.actors), "from", from, "to", end)
 	return nil
+}
+
+// backfill learns [from, to) like Learn, but a read that fails with an
+// error store.IsRetryable accepts (ClickHouse restarting, a broken
+// connection) is retried with backoff, resuming at the first window not yet
+// learned: an outage during start-up delays detection instead of stopping
+// serve (found by the ClickHouse-outage fault drill). Other errors, and
+// the end of ctx, are returned.
+func (e *Engine) backfill(ctx context.Context, from, to time.Time) error {
+	e.learnOnly = true
+	defer func() { e.learnOnly = false }()
+	e.StartAt(from.Add(e.cfg.Window))
+	wait := time.Second
+	for {
+		err := e.Advance(ctx, to)
+		if err == nil || ctx.Err() != nil || !store.IsRetryable(err) {
+			return err
+		}
+		e.log.Warn("back-filling baselines: reading clickhouse failed; resuming where it stopped",
+			"err", err, "retry_in", wait, "learned_to", e.next.Add(-e.cfg.Window))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }
 
 // Run evaluates windows on aligned ticks until ctx ends: every window it

@@ -1,0 +1,97 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// flakyAggregates fails its first failures window reads with err, then
+// serves the fixture.
+type flakyAggregates struct {
+	*fixture
+	failures int
+	err      error
+	calls    int
+}
+
+func (f *flakyAggregates) WindowAggregates(ctx context.Context, from, to time.Time, w time.Duration, s store.Shard) ([]store.WindowActivity, error) {
+	f.calls++
+	if f.calls > 1 && f.failures > 0 { // the first batch succeeds: the outage hits mid back-fill
+		f.failures--
+		return nil, f.err
+	}
+	return f.fixture.WindowAggregates(ctx, from, to, w, s)
+}
+
+// TestStartResumesBackfillAfterOutage: a ClickHouse outage during the
+// start-up back-fill is waited out, and the baselines learned are exactly
+// those of an uninterrupted back-fill (no window learned twice or skipped);
+// an error retrying cannot fix is returned at once.
+func TestStartResumesBackfillAfterOutage(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) // a Monday
+	text := `actor=a1 role=support records: (5*480 -*960)*8
+actor=a2 role=support records: (-*480 3*480 -*480)*8
+`
+	now := start.Add(8*24*time.Hour + 7*time.Minute)
+	cfg := Config{BackfillDays: 9}
+	reference := func() []byte {
+		e, err := New(cfg, parseFixture(t, start, text), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(t.Context(), nil, now); err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	tests := []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{
+		{"connection refused twice", refused, false},
+		{"schema error", &clickhouse.Exception{Code: 60, Name: "DB::Exception", Message: "Table chatwarden.actor_minute doesn't exist"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			agg := &flakyAggregates{fixture: parseFixture(t, start, text), failures: 2, err: tc.err}
+			e, err := New(cfg, agg, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = e.Start(t.Context(), nil, now)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("Start succeeded past an error retrying cannot fix")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			if agg.failures != 0 {
+				t.Fatalf("%d injected failures left: the outage was not exercised", agg.failures)
+			}
+			got, err := e.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, reference) {
+				t.Error("baselines after a resumed back-fill differ from an uninterrupted one")
+			}
+		})
+	}
+}

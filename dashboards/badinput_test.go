@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"iter"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -228,4 +229,28 @@ func TestQueryParamDefects(t *testing.T) {
 			t.Errorf("login redirect: %d to %q", w.Code, loc)
 		}
 	})
+}
+
+// TestErrorLogHasNoRawCustomerID: a failing data-subject query is logged
+// with its route, not its path, which holds the raw customer id typed.
+func TestErrorLogHasNoRawCustomerID(t *testing.T) {
+	srv, q, cookie := fakeServer(t, "x")
+	var logs strings.Builder
+	srv.log = slog.New(slog.NewTextHandler(&logs, nil))
+	q.fail = true
+	for _, p := range []string{"/api/subjects/RAW-cust-981", "/investigate/subject/RAW-cust-981"} {
+		r := httptest.NewRequest(http.MethodGet, p, nil)
+		r.AddCookie(cookie)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != http.StatusInternalServerError {
+			t.Fatalf("GET %s: %d, want 500", p, w.Code)
+		}
+		if strings.Contains(w.Body.String(), "RAW-cust-981") {
+			t.Errorf("GET %s: the error page shows the raw id", p)
+		}
+	}
+	if !strings.Contains(logs.String(), "serving page") || strings.Contains(logs.String(), "RAW-cust-981") {
+		t.Errorf("log: %s", logs.String())
+	}
 }

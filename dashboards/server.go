@@ -325,7 +325,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, api bool, err erro
 	case errors.Is(err, context.Canceled):
 		return
 	default:
-		s.log.Error("serving page", "path", r.URL.Path, "err", err)
+		// The route, not the path: a path can hold a raw customer id
+		// (/api/subjects/{id}).
+		s.log.Error("serving page", "route", r.Pattern, "err", err)
 	}
 	if api || strings.HasPrefix(r.URL.Path, "/api/") {
 		writeJSON(w, code, map[string]string{"error": msg})

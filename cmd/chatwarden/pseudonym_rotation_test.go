@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// TestPseudonymKeyRotation follows docs/security.md "Pseudonymization key
+// rotation": events are ingested under key 1; the config is rotated to key
+// 2 with key 1 kept in old_keys; more events of the same customer are
+// ingested by serve under key 2. A look-up by the raw customer id (the
+// dashboards API, `chatwarden history`, `chatwarden dsar`) finds the events
+// under both keys; without the old key only the new ones are found.
+func TestPseudonymKeyRotation(t *testing.T) {
+	le := newLeakEnv(t)
+	k1 := le.writeKey(t, "key1", "1111111111111111111111111111111111111111111111111111111111111111")
+	k2 := le.writeKey(t, "key2", "2222222222222222222222222222222222222222222222222222222222222222")
+	const customer = "cust-rotated-77"
+	token := "cw-rotation-token"
+	hash, err := bcrypt.GenerateFromPassword([]byte(token), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dash := fmt.Sprintf("serve:\n  addr: 127.0.0.1:0\ndashboards:\n  tokens:\n    - name: rot\n      role: responder\n      hash: %q\n", hash)
+	cfg1 := le.config(t, "v1.yaml", "pseudonym:\n  key_file: "+k1, "")
+	cfg2 := le.config(t, "v2.yaml", "pseudonym:\n  key_file: "+k2+"\n  key_id: \"2\"\n  old_keys:\n    - id: \"1\"\n      key_file: "+k1, dash)
+	cfgNoOld := le.config(t, "v2-no-old.yaml", "pseudonym:\n  key_file: "+k2+"\n  key_id: \"2\"", "")
+	quiet := slog.New(slog.DiscardHandler)
+	now := time.Now().UTC().Add(-time.Minute)
+
+	// Key 1: `chatwarden ingest`.
+	le.produce(t, event("rot-old", "agent-r", "human", customer, "", "", "", now.Add(-time.Hour)))
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runIngest(ctx, &env{stdout: io.Discard, stderr: io.Discard, log: quiet}, []string{"-config", cfg1}) }()
+	le.waitStored(t, 1, 0)
+	stop()
+	if err := <-done; err != nil && ctx.Err() == nil {
+		t.Fatal(err)
+	}
+
+	// Key 2, key 1 kept as old: `chatwarden serve`.
+	le.produce(t, event("rot-new", "agent-r", "human", customer, "", "", "", now))
+	logs := &syncBuffer{}
+	ctx, stop = context.WithCancel(t.Context())
+	defer stop()
+	go func() {
+		done <- runServe(ctx, &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(logs, nil))},
+			[]string{"-config", cfg2})
+	}()
+	le.waitStored(t, 2, 0)
+	var base string
+	for deadline := time.Now().Add(30 * time.Second); base == ""; time.Sleep(100 * time.Millisecond) {
+		if m := regexp.MustCompile(`msg="http listening" addr=(\S+)`).FindStringSubmatch(logs.String()); m != nil {
+			base = "http://" + m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("serve not listening:\n%s", logs)
+		}
+	}
+	api := func(path string) string {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	var rep struct {
+		Subjects []string `json:"subject_pseudonyms"`
+		Events   uint64   `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(api("/api/subjects/"+customer)), &rep); err != nil || rep.Events != 2 || len(rep.Subjects) != 2 ||
+		!strings.HasPrefix(rep.Subjects[0], "p2") || !strings.HasPrefix(rep.Subjects[1], "p1") {
+		t.Errorf("API data-subject report after rotation: %+v %v, want 2 events under p2... and p1...", rep, err)
+	}
+	hist := api("/api/history?subject=" + customer + "&since=3h")
+	if !strings.Contains(hist, `"rot-old"`) || !strings.Contains(hist, `"rot-new"`) {
+		t.Errorf("API history after rotation misses an event: %.400s", hist)
+	}
+	stop()
+	if err := <-done; err != nil && ctx.Err() == nil {
+		t.Fatal(err)
+	}
+
+	// The CLI, with and without the old key.
+	cli := func(run func(context.Context, *env, []string) error, args ...string) string {
+		var out syncBuffer
+		if err := run(t.Context(), &env{stdout: &out, stderr: io.Discard, log: quiet}, args); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out.String()
+	}
+	for _, tc := range []struct {
+		name, cfg string
+		want      []string
+		notWant   []string
+	}{
+		{"history with old key", cfg2, []string{`"rot-old"`, `"rot-new"`}, nil},
+		{"history without old key", cfgNoOld, []string{`"rot-new"`}, []string{`"rot-old"`}},
+	} {
+		out := cli(runHistory, "-config", tc.cfg, "-subject", customer, "-since", "3h", "-format", "json", "-as", "test")
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: %s missing from %.300s", tc.name, w, out)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(out, w) {
+				t.Errorf("%s: %s found: the check cannot tell key versions apart", tc.name, w)
+			}
+		}
+	}
+	var dsar struct {
+		Events uint64 `json:"events"`
+	}
+	out := cli(runDSAR, "-config", cfg2, "-subject", customer, "-format", "json", "-as", "test")
+	if err := json.Unmarshal([]byte(out), &dsar); err != nil || dsar.Events != 2 {
+		t.Errorf("dsar after rotation: %d events (%v), want 2: %.300s", dsar.Events, err, out)
+	}
+}

@@ -1,4 +1,4 @@
-.PHONY: stack stack-down stack-status test eval bench-detect demo bench bench-ingest drills
+.PHONY: stack stack-down stack-status test eval bench-detect demo bench bench-ingest fuzz-short drills
 
 # Local stack (Kafka 4.1.x KRaft + ClickHouse on 127.0.0.1, data under .stack/): see scripts/stack.sh
 stack:
@@ -87,3 +87,19 @@ bench:
 # Slack outage. The table goes to .stack-drills/drills.md.
 drills:
 	go test -count=1 -tags drills -timeout 40m -v -run "$${DRILLS:-Drill}" ./drills/
+
+# Every Go fuzz target (func FuzzXxx in a *_test.go) for FUZZTIME each
+# (default 10s), one after the other; CI runs this after `make test`. A
+# crasher is written to the package's testdata/fuzz/<FuzzName>/ and fails
+# the run. The longer run: make fuzz-short FUZZTIME=5m (docs/reliability.md,
+# "Fuzzing").
+FUZZTIME ?= 10s
+fuzz-short:
+	@set -e; for f in $$(go list -f '{{range .TestGoFiles}}{{$$.Dir}}/{{.}} {{end}}{{range .XTestGoFiles}}{{$$.Dir}}/{{.}} {{end}}' ./... | \
+		xargs grep -lE '^func Fuzz[A-Z]'); do \
+		pkg=./$$(realpath --relative-to=. $$(dirname $$f)); \
+		for t in $$(grep -oE '^func Fuzz[A-Za-z0-9_]+' $$f | cut -d' ' -f2); do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done

@@ -44,6 +44,7 @@ type Pseudonymizer struct {
 // New returns a Pseudonymizer that hashes with current and also knows old
 // keys for look-ups.
 func New(current Key, old ...Key) (*Pseudonymizer, error) {
+	ids := map[byte]bool{}
 	for _, k := range append([]Key{current}, old...) {
 		if len(k.Secret) < MinKeyBytes {
 			return nil, fmt.Errorf("pseudonymization key %q: %d bytes, need at least %d", k.ID, len(k.Secret), MinKeyBytes)
@@ -51,6 +52,12 @@ func New(current Key, old ...Key) (*Pseudonymizer, error) {
 		if !isKeyID(k.ID) {
 			return nil, fmt.Errorf("pseudonymization key id %q: want one of 0-9 a-z", k.ID)
 		}
+		// A reused id would make two keys' pseudonyms look alike: a look-up
+		// could not tell which key made a pseudonym.
+		if ids[k.ID] {
+			return nil, fmt.Errorf("pseudonymization key id %q is used by two keys; give each key its own id", k.ID)
+		}
+		ids[k.ID] = true
 	}
 	p := &Pseudonymizer{current: current, old: old}
 	p.macs.New = func() any { return hmac.New(sha256.New, current.Secret) }
@@ -113,8 +120,10 @@ func encode(id byte, m hash.Hash, raw string) string {
 	return string(out[:])
 }
 
-// LoadKey reads a key given as "ID:HEX" or raw bytes from a file (file wins)
-// or from the value of an environment variable. The secret is never logged.
+// LoadKey reads a key, hex-encoded or else taken as raw bytes (surrounding
+// white space trimmed), from a file (file wins) or from the value of an
+// environment variable, and gives it id. The secret is never logged, and
+// no error message holds it.
 func LoadKey(file, env string, id byte) (Key, error) {
 	var raw string
 	switch {

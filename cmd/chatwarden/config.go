@@ -94,6 +94,12 @@ func decodeStrict(b []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file is the defaults
 		}
+		// yaml.v3 leaves the position out of syntax errors on the first
+		// line (its marks are 0-based and 0 means "none").
+		if msg, ok := strings.CutPrefix(err.Error(), "yaml: "); ok && !strings.HasPrefix(msg, "line ") &&
+			!strings.HasPrefix(msg, "unmarshal errors") && !strings.Contains(msg, "aliasing") {
+			return fmt.Errorf("yaml: line 1: %s", msg)
+		}
 		return err
 	}
 	var extra yaml.Node

@@ -19,6 +19,10 @@ func checkConfigError(t *testing.T, err error) {
 	// yaml.v3 lists type errors under one header line.
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
 	for line := range strings.SplitSeq(msg, "\n") {
+		// Alias expansion over yaml.v3's limit is about the whole document.
+		if line == "yaml: document contains excessive aliasing" {
+			continue
+		}
 		if !configFieldOrPosition.MatchString(line) {
 			t.Fatalf("config error line %q names neither a field nor a position (whole error: %v)", line, err)
 		}
@@ -82,6 +86,9 @@ func TestConfigErrorsNameTheirPlace(t *testing.T) {
 		"a: 1\n---\nb: 2\n",
 		"log:\n  level: info\n---\nlog: {}\n",
 		"clickhouse:\n\taddr: x\n",
+		"\"",
+		"[",
+		"log: {level: [}",
 		"clickhouse:\n  addr: \"a\x01b\"\n",
 		"clickhouse:\n  addr: a\xffb\n",
 		"a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n",

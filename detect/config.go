@@ -141,7 +141,7 @@ type DetectorsConfig struct {
 	OffHoursShare      float64 `yaml:"off_hours_share"`       // default 0.01
 	OffHoursGap        int     `yaml:"off_hours_gap"`         // hours, default 3
 	OffHoursMinDays    int     `yaml:"off_hours_min_days"`    // default 4
-	OffHoursMinWindows int     `yaml:"off_hours_min_windows"` // default 3
+	OffHoursMinWindows int     `yaml:"off_hours_min_windows"` // default 1
 
 	// FirstSeen: a store, resource type or category new to the actor (or
 	// rare among its peers while it warms up). Weight of a sensitive
@@ -168,6 +168,9 @@ type DetectorsConfig struct {
 	// DormantWatch is how long after waking the actor stays watched
 	// (default 3h).
 	DormantWatch time.Duration `yaml:"dormant_watch"`
+	// DormantMinWindows: the finding fires at the first active window
+	// from this one on after waking that touches customer data (default 1).
+	DormantMinWindows int `yaml:"dormant_min_windows"`
 
 	// Peer group deviation: robust z of the actor's window against its
 	// role's peers active in the same window.
@@ -294,7 +297,7 @@ func (c Config) WithDefaults() Config {
 	def(&d.OffHoursShare, 0.01)
 	defInt(&d.OffHoursGap, 3)
 	defInt(&d.OffHoursMinDays, 4)
-	defInt(&d.OffHoursMinWindows, 3)
+	defInt(&d.OffHoursMinWindows, 1)
 	def(&d.FirstSeenSensitiveWeight, 3)
 	def(&d.FirstSeenScore, 3)
 	def(&d.FirstSeenPeerRare, 0.1)
@@ -307,6 +310,7 @@ func (c Config) WithDefaults() Config {
 	def(&d.DeniedTailProb, 1e-6)
 	def(&d.DormantDays, 10)
 	def(&d.DormantRatio, 3)
+	defInt(&d.DormantMinWindows, 1)
 	if d.DormantWatch == 0 {
 		d.DormantWatch = 3 * time.Hour
 	}
@@ -404,7 +408,7 @@ func (c Config) Validate() error {
 			bad("detectors."+k, "%g: want a probability in (0, 1)", v)
 		}
 	}
-	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.OffHoursGap < 1 || d.OffHoursMinWindows < 1 || d.VolumeSpan < 2 || d.VolumeSpan > 32 || d.VolumeMaxFactor < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
+	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.OffHoursGap < 1 || d.OffHoursMinWindows < 1 || d.DormantMinWindows < 1 || d.VolumeSpan < 2 || d.VolumeSpan > 32 || d.VolumeMaxFactor < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
 		bad("detectors", "warmup_days/warmup_windows >= 0, off_hours_min_days >= 1, peer_min_peers >= 2, drift_days >= 3, mahalanobis_samples >= 100")
 	}
 	known := KnownDetectors()

@@ -88,8 +88,12 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 // false-positive mark re-baselines exactly that pattern.
 func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Finding) {
 	rec, subj := float64(r.Records), float64(r.Subjects)
+	warm := e.warm(st)
 	for _, f := range fs {
-		if e.falsePositive(f.Detector, r.Tenant, r.ActorID, c.end) {
+		// While an actor warms up (judged against its peers) its own
+		// baseline learns what it does: censoring it would make a new
+		// account's routine heavy calls look new forever.
+		if !warm || e.falsePositive(f.Detector, r.Tenant, r.ActorID, c.end) {
 			continue
 		}
 		switch f.Detector {
@@ -100,7 +104,7 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 			subj = clip(subj, math.Max(st.subjMed, 1))
 		}
 	}
-	if e.warm(st) {
+	if warm {
 		if v, ok := e.features(c, r, st); ok {
 			e.mahal.add(v)
 		}
@@ -186,7 +190,14 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 		return models.Finding{}, false
 	}
 	z := (obs - mu) / scale
-	p := countTail(obs, mu, scale*scale)
+	// Overlapping spans are not independent, and a negative binomial
+	// through their median and MAD has a fatter tail than the actor
+	// shows: the tail probability is an exponential tail calibrated on the
+	// largest span the actor has made over about WinN/VolumeSpan spans.
+	p, ok := expTail(obs, mu, float64(st.SpanMax)*mult, float64(st.WinN)/float64(d.VolumeSpan))
+	if !ok {
+		p = countTail(obs, mu, scale*scale)
+	}
 	if z < d.VolumeZ || p > d.VolumeTailProb {
 		return models.Finding{}, false
 	}
@@ -375,9 +386,9 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 		}
 		st.enumHourOn = true
 	}
-	if !hourly {
-		st.lastEnumDay = d
-	}
+	// The day's count holds the customers of an hour already reported: one
+	// incident, one enumeration finding a day.
+	st.lastEnumDay = d
 	f := models.Finding{Detector: DetEnumeration, Tenant: c.Tenant, ActorID: c.ActorID, ActorType: models.ActorType(st.Type),
 		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: from, WindowEnd: t, DetectedAt: t,
 		Score: obs / base, Probability: prob, Severity: e.cfg.severity(DetEnumeration),
@@ -395,9 +406,13 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 func (e *Engine) detectOffHours(x *rowCtx) (models.Finding, bool) {
 	d := e.cfg.Detectors
 	st := x.st
-	if int(st.ActiveDays) < d.OffHoursMinDays || int(st.SessWins) != d.OffHoursMinWindows || int(st.SessGap) < d.OffHoursGap {
+	// Once per session, at its first active window from the
+	// OffHoursMinWindows-th on that touches customer data.
+	if int(st.ActiveDays) < d.OffHoursMinDays || int(st.SessWins) < d.OffHoursMinWindows || int(st.SessGap) < d.OffHoursGap ||
+		x.r.Subjects == 0 || st.lastOffHours == st.SessStart {
 		return models.Finding{}, false
 	}
+	st.lastOffHours = st.SessStart
 	loc := e.locOf(st)
 	startLocal := time.Unix(st.SessStart, 0).In(loc)
 	share := st.share(hourOfWeek(startLocal))
@@ -571,9 +586,13 @@ func (e *Engine) detectDenied(x *rowCtx) (models.Finding, bool) {
 func (e *Engine) detectDormant(x *rowCtx) (models.Finding, bool) {
 	d := e.cfg.Detectors
 	st := x.st
-	if st.WokeAt == 0 || st.WokeWins != 3 || st.ActiveWindows < uint32(d.WarmupWindows/2) {
+	// Once per wake-up, at its first active window from the
+	// DormantMinWindows-th on that touches customer data.
+	if st.WokeAt == 0 || int(st.WokeWins) < d.DormantMinWindows || st.ActiveWindows < uint32(d.WarmupWindows/2) ||
+		x.r.Subjects == 0 || st.lastDormant == st.WokeAt {
 		return models.Finding{}, false
 	}
+	st.lastDormant = st.WokeAt
 	var idle float64
 	// the idle time is measured at waking: from the activity before it
 	for _, dt := range st.recentDays(int32(st.WokeAt/86400)-dayRingLen, int32(st.WokeAt/86400)-1) {
@@ -608,8 +627,9 @@ func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
 	}
 	if x.warm {
 		mu, _, _ := x.st.seasonal(x.how)
-		if obs < 3*math.Max(mu, 1)*x.c.multiplier(x.r.Tenant) {
-			return models.Finding{}, false // it always works above its peers
+		mult := x.c.multiplier(x.r.Tenant)
+		if obs < 3*math.Max(mu, 1)*mult || obs < e.maxFactor(x)*float64(x.st.RecMax)*mult {
+			return models.Finding{}, false // it always works above its peers, or has done this before
 		}
 	}
 	f := e.base(DetPeerDeviation, x, z, 0, models.Evidence{Metric: "records per window vs role peers in the same window",
@@ -648,7 +668,9 @@ func (e *Engine) features(c *cycle, r *windowRow, st *actorState) ([mahalanobisD
 		}
 	}
 	v[4] = float64(s)
-	v[5] = math.Log1p(float64(r.Exports))
+	// exports beyond the most the actor has made in a window (a nightly
+	// job's own export is not unusual for it)
+	v[5] = math.Max(0, math.Log1p(float64(r.Exports))-math.Log1p(float64(st.ExportMax)))
 	return v, true
 }
 
@@ -735,8 +757,9 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	}
 	last := ys[n-1]
 	// Today is partial until midnight: it counts only once it has passed
-	// yesterday, or when the day is over.
-	complete := !t.Before(dayStart.Add(24 * time.Hour))
+	// the day before, or when it is over (a session started yesterday may
+	// be the latest day).
+	complete := run[n-1].Day < d || !t.Before(dayStart.Add(24*time.Hour))
 	if !complete && last < ys[n-2] {
 		return models.Finding{}, false
 	}

@@ -31,6 +31,17 @@ func team(peerDays, a1Days string) string {
 	return b.String()
 }
 
+// marketers writes m1's records and four peers that pull a segment twice a
+// day at other times.
+func marketers(m1 string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "actor=m1 role=marketing records: %s\n", m1)
+	for i := 2; i <= 5; i++ {
+		fmt.Fprintf(&b, "actor=m%d role=marketing records: %s\n", i, days(6, workday(fmt.Sprintf("(1*%d 300 1*%d)*2", 20*i, 239-20*i))))
+	}
+	return b.String()
+}
+
 func days(n int, day string) string { return fmt.Sprintf("(%s)*%d", day, n) }
 
 func TestWindowDetectors(t *testing.T) {
@@ -39,8 +50,9 @@ func TestWindowDetectors(t *testing.T) {
 	tests := []struct {
 		name     string
 		fixture  string
-		want     []string // findings that must fire
-		wantNone []string // detectors (or "detector actor") that must not fire; "*" = nothing at all
+		want     []string  // findings that must fire
+		wantNone []string  // detectors (or "detector actor") that must not fire; "*" = nothing at all
+		from     time.Time // findings before it are ignored (zero: all)
 	}{
 		{
 			name:    "volume spike on one window",
@@ -70,15 +82,29 @@ func TestWindowDetectors(t *testing.T) {
 			wantNone: []string{"*"},
 		},
 		{
+			// two segments a day of a few hundred records each: two in a
+			// quarter hour is rare, not improbable for this actor
+			name:     "hard negative: a marketer pulling two segments within minutes",
+			fixture:  marketers(days(5, workday("(1*120 300 1*119)*2")) + " " + workday("1*120 350 1*5 420 1*353")),
+			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"volume_spike", "peer_deviation"},
+		},
+		{
+			name:    "volume spike: a marketer pulling segment after segment",
+			fixture: marketers(days(5, workday("(1*120 300 1*119)*2")) + " " + workday("1*120 (300 1)*8 1*344")),
+			want:    []string{"volume_spike m1"},
+		},
+		{
 			name: "enumeration: many distinct customers in one window",
 			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
 				"actor=a1 role=support subjects: " + days(4, workday("(1 2)*240")) + " " + workday("(1 2)*50 90 (1 2)*214 1") + "\n",
 			want: []string{"enumeration a1"},
 		},
 		{
-			name:    "off-hours session at 03:00",
-			fixture: team(days(5, workday(normal)), days(5, workday(normal))+" -*180 5*10"),
-			want:    []string{"off_hours a1"},
+			name: "off-hours session at 03:00",
+			fixture: team(days(5, workday(normal)), days(5, workday(normal))+" -*180 5*10") +
+				"actor=a1 role=support subjects: " + days(5, workday("1*480")) + " -*180 1*10\n",
+			want: []string{"off_hours a1"},
 		},
 		{
 			name:     "hard negative: agent moves to the evening shift",
@@ -91,9 +117,10 @@ func TestWindowDetectors(t *testing.T) {
 			wantNone: []string{"*"},
 		},
 		{
-			name:    "dormant account wakes after eleven idle days",
-			fixture: team(days(15, workday(normal)), days(3, workday(normal))+" -*15840 "+workday(normal)),
-			want:    []string{"dormant_wake a1"},
+			name: "dormant account wakes after eleven idle days",
+			fixture: team(days(15, workday(normal)), days(3, workday(normal))+" -*15840 "+workday(normal)) +
+				"actor=a1 role=support subjects: " + days(3, workday("1*480")) + " -*15840 " + workday("1*480") + "\n",
+			want: []string{"dormant_wake a1"},
 		},
 		{
 			name:     "hard negative: back from a week off",
@@ -128,7 +155,7 @@ func TestWindowDetectors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := firing(t, cfg, monday, tc.fixture)
+			got := firingAfter(t, cfg, monday, tc.from, tc.fixture)
 			for _, w := range tc.want {
 				if !slices.Contains(got, w) {
 					t.Errorf("want %q among findings, got %v", w, got)

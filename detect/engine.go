@@ -465,7 +465,7 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 			continue
 		}
 		e.scratch = st.stats(e.scratch)
-		mu, _, _ := st.seasonal(hourOfWeek(start.In(e.locOf(st))))
+		mu, _, _ := st.seasonalFrom(hourOfWeek(start.In(e.locOf(st))), true)
 		if mu <= 0 {
 			continue
 		}
@@ -482,7 +482,7 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 	}
 	for t, rs := range ratios {
 		m := 1.0
-		if len(rs) >= 10 {
+		if len(rs) >= multMinActors {
 			m = math.Min(4, math.Max(1, median64(rs)))
 		}
 		c.mult[t] = m
@@ -509,6 +509,10 @@ func (e *Engine) locOf(st *actorState) *time.Location {
 	}
 	return st.loc
 }
+
+// multMinActors is how many of a tenant's warm actors with a stable
+// activity level must be active for a multiplier other than 1.
+const multMinActors = 5
 
 func (c *cycle) multiplier(tenant string) float64 {
 	if m, ok := c.mult[tenant]; ok {

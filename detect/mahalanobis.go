@@ -13,7 +13,7 @@ const mahalanobisDims = 6
 
 // featureNames names the features of the vector, for evidence.
 var featureNames = [mahalanobisDims]string{
-	"log records vs own", "log customers vs own", "log denied", "new items", "sensitive categories", "log exports",
+	"log records vs own", "log customers vs own", "log denied", "new items", "sensitive categories", "log exports above own most",
 }
 
 // mahalanobis is the multivariate model: a reservoir of warm actors'

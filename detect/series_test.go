@@ -140,6 +140,8 @@ func parseFixture(t *testing.T, start time.Time, text string) *fixture {
 				r.Subjects = num()
 			case "denied":
 				r.Denied = num()
+			case "exports":
+				r.Exports = num()
 			case "stores":
 				r.Stores = strings.Split(v, ",")
 			case "categories":
@@ -211,12 +213,24 @@ func (f *fixture) TopSubjects(context.Context, string, string, time.Time, time.T
 // for every finding, in order, deduplicated.
 func firing(t *testing.T, cfg Config, start time.Time, text string) []string {
 	t.Helper()
+	return firingAfter(t, cfg, start, time.Time{}, text)
+}
+
+// firingAfter is firing for the findings detected at or after from only.
+func firingAfter(t *testing.T, cfg Config, start, from time.Time, text string) []string {
+	t.Helper()
 	fx := parseFixture(t, start, text)
 	var got []string
 	e, err := New(cfg, fx, Options{Findings: func(_ context.Context, fs ...models.Finding) error {
 		for _, f := range fs {
+			if f.DetectedAt.Before(from) {
+				continue
+			}
 			s := f.Detector + " " + f.ActorID
 			if !slices.Contains(got, s) {
+				if testing.Verbose() {
+					t.Logf("%s %s: %s", f.DetectedAt.Format(time.RFC3339), s, f.Summary)
+				}
 				got = append(got, s)
 			}
 			if f.Evidence.Query == "" || f.Summary == "" {

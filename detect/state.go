@@ -75,6 +75,9 @@ type actorState struct {
 	// RecMax is the largest records per window seen, decaying slowly
 	// (half-life about 1400 active windows).
 	RecMax float32
+	// ExportMax is the most exports the actor made in one window
+	// (decaying like RecMax).
+	ExportMax float32
 	// Roll holds the records of the latest windows by window number, for
 	// the rolling span; Span is the rolling span's value at each active
 	// window and SpanMax its decaying maximum.
@@ -119,6 +122,13 @@ type actorState struct {
 	How    [168]uint16
 	HowRec [168]float32
 	HowTot uint32
+	// TodayN and TodayRec are the current day's share of How and HowRec
+	// (hours of the day of weekday TodayWD, UTC day TodayDay), so that the
+	// tenant multiplier compares today with the days before it.
+	TodayN   [24]uint16
+	TodayRec [24]float32
+	TodayWD  int8
+	TodayDay int32
 
 	Days [dayRingLen]dayTotal
 
@@ -132,7 +142,7 @@ type actorState struct {
 	cacheAge                         uint8
 	enumHourOn                       bool // the rolling-hour enumeration is firing (once per burst)
 	loc                              *time.Location
-	lastOffHours                     int64
+	lastOffHours, lastDormant        int64 // session / wake-up already reported
 	lastEnumDay, lastDriftDay        int32
 }
 
@@ -143,6 +153,9 @@ const rollLen = 32
 
 // maxDecay is the per-active-window decay of RecMax and SpanMax.
 const maxDecay = 0.9995
+
+// maxShift is the longest session whose windows count as one working day.
+const maxShift = 16 * time.Hour
 
 // spanEvery is how many active windows apart the span ring samples.
 const spanEvery = 4
@@ -266,11 +279,25 @@ func (s *actorState) stats(scratch []float64) []float64 {
 // shift), else the same hours of every day, else the robust median; and how
 // many windows it rests on.
 func (s *actorState) seasonal(h int) (mu float64, n float64, source string) {
+	return s.seasonalFrom(h, false)
+}
+
+// seasonalFrom is seasonal, leaving out the current day's windows when
+// past is set: the reference of the tenant multiplier, which must not learn
+// a promotion while it happens.
+func (s *actorState) seasonalFrom(h int, past bool) (mu float64, n float64, source string) {
+	bin := func(k int) (float64, float64) {
+		c, r := float64(s.How[k]), float64(s.HowRec[k])
+		if past && int8(k/24) == s.TodayWD && s.TodayDay != 0 {
+			c = math.Max(0, c-float64(s.TodayN[k%24]))
+			r = math.Max(0, r-float64(s.TodayRec[k%24]))
+		}
+		return c, r
+	}
 	var c, r float64
 	for d := -1; d <= 1; d++ {
-		k := (h + d + 168) % 168
-		c += float64(s.How[k])
-		r += float64(s.HowRec[k])
+		bc, br := bin((h + d + 168) % 168)
+		c, r = c+bc, r+br
 	}
 	if c >= 8 {
 		return r / c, c, "actor hour-of-week"
@@ -279,9 +306,8 @@ func (s *actorState) seasonal(h int) (mu float64, n float64, source string) {
 	hod := h % 24
 	for day := 0; day < 7; day++ {
 		for d := -1; d <= 1; d++ {
-			k := (day*24 + hod + d + 168) % 168
-			c += float64(s.How[k])
-			r += float64(s.HowRec[k])
+			bc, br := bin((day*24 + hod + d + 168) % 168)
+			c, r = c+bc, r+br
 		}
 	}
 	if c >= 8 {
@@ -338,9 +364,12 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 		s.ActiveDays++
 		s.LastDay = d
 	}
+	mult = math.Max(mult, 1)
+	nrec := rec / mult // net of the tenant multiplier
 	s.Records.add(rec)
 	s.Subjects.add(subj)
 	s.RecMax = max(s.RecMax*maxDecay, float32(rec))
+	s.ExportMax = max(s.ExportMax*maxDecay, float32(w.Exports))
 	wn := start.Unix() / winSec
 	slot := int(wn % rollLen)
 	s.Roll[slot], s.RollDen[slot], s.RollWin[slot] = float32(raw), float32(denied), wn
@@ -363,18 +392,32 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.DeniedMean = 0.98*s.DeniedMean + 0.02*float32(denied)
 	s.How[h]++
 	s.HowRec[h] += float32(rec)
+	if wd := int8(h / 24); wd != s.TodayWD || d != s.TodayDay {
+		s.TodayWD, s.TodayDay, s.TodayN, s.TodayRec = wd, d, [24]uint16{}, [24]float32{}
+	}
+	s.TodayN[h%24]++
+	s.TodayRec[h%24] += float32(rec)
 	s.HowTot++
 	if s.HowTot > howCap {
 		s.HowTot = 0
+		s.TodayN, s.TodayRec = [24]uint16{}, [24]float32{}
 		for i := range s.How {
 			s.How[i] /= 2
 			s.HowRec[i] /= 2
 			s.HowTot += uint32(s.How[i])
 		}
 	}
-	t := s.day(d)
+	// Day totals go to the day the session started (UTC): a shift that
+	// runs past midnight UTC stays one working day, not a long day and a
+	// stub. Round-the-clock actors (bots, sessions over maxShift) count by
+	// the window's day.
+	sd := d
+	if s.SessStart > 0 && ts-s.SessStart < int64(maxShift/time.Second) {
+		sd = int32(s.SessStart / 86400)
+	}
+	t := s.day(sd)
 	t.Records += float32(rec)
-	t.Deflated += float32(rec / mult)
+	t.Deflated += float32(nrec)
 	t.MultSum += float32(mult)
 	t.Windows++
 	if s.MultAvg == 0 {
@@ -386,7 +429,7 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	if raw >= heavy {
 		s.HeavyN++
 	} else {
-		t.Light += float32(rec / mult)
+		t.Light += float32(nrec)
 	}
 	s.Stores = mergeSet(s.Stores, w.Stores)
 	s.ResourceTypes = mergeSet(s.ResourceTypes, w.ResourceTypes)

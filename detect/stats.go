@@ -78,6 +78,22 @@ func countTail(x, mu, v float64) float64 {
 	return math.Max(0, 1-cdf)
 }
 
+// expTail returns P(X >= x) under an exponential upper tail above the
+// median med, calibrated so that max is the expected largest of n
+// independent draws: P(X >= x) = 0.5 exp(-(x-med)/b), b = (max-med) /
+// ln(n/2). ok is false when max or n say nothing (max at the median,
+// fewer than 4 draws).
+func expTail(x, med, maxSeen, n float64) (float64, bool) {
+	if n < 4 || maxSeen <= med*1.01 || maxSeen-med < 1 {
+		return 0, false
+	}
+	b := (maxSeen - med) / math.Log(n/2)
+	if x <= med {
+		return 1, true
+	}
+	return math.Min(1, 0.5*math.Exp(-(x-med)/b)), true
+}
+
 // poissonTail returns P(X >= x) for X ~ Poisson(mu).
 func poissonTail(x, mu float64) float64 { return countTail(x, mu, mu) }
 

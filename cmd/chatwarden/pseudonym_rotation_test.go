@@ -42,7 +42,9 @@ func TestPseudonymKeyRotation(t *testing.T) {
 	le.produce(t, event("rot-old", "agent-r", "human", customer, "", "", "", now.Add(-time.Hour)))
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- runIngest(ctx, &env{stdout: io.Discard, stderr: io.Discard, log: quiet}, []string{"-config", cfg1}) }()
+	go func() {
+		done <- runIngest(ctx, &env{stdout: io.Discard, stderr: io.Discard, log: quiet}, []string{"-config", cfg1})
+	}()
 	le.waitStored(t, 1, 0)
 	stop()
 	if err := <-done; err != nil && ctx.Err() == nil {

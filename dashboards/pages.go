@@ -156,6 +156,9 @@ func safeNext(next string) string {
 		strings.ContainsFunc(next, unicode.IsControl) {
 		return ""
 	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
+		return ""
+	}
 	return next
 }
 

@@ -142,7 +142,7 @@ func TestDrillClickHouseDownDuringIngest(t *testing.T) {
 	wait := d.background(t, w, w.lines("chingest", n, 250, 0), 500)
 	r := result{Drill: "3a ClickHouse down during ingest", Injected: fmt.Sprintf("ClickHouse stopped for %s while %d events stream in at 500/s", down, n)}
 	p := d.start(t, "ingest")
-	waitFor(t, 60*time.Second, "ingest under way", func() bool { return d.stored(t) >= 2000 })
+	waitFor(t, 3*time.Minute, "ingest under way", func() bool { return d.stored(t) >= 2000 })
 	up := chOutage(t, down)
 	if p.exited() {
 		r.Outcome = "exited: " + p.lastLine() + "; recovered on restart"
@@ -173,7 +173,7 @@ func TestDrillClickHouseDownDuringDetection(t *testing.T) {
 	wait := d.background(t, w, w.lines("chdetect", n, 250, 6), 200)
 	r := result{Drill: "3b ClickHouse down during detection", Injected: fmt.Sprintf("ClickHouse stopped for 10 s during the start-up back-fill, then for %s while windows are evaluated, under `chatwarden serve` with %d events (6 bulk exports) streaming in at 200/s", down, n)}
 	p := d.start(t, "serve")
-	waitFor(t, 60*time.Second, "serve ingesting", func() bool { return d.stored(t) >= 1000 })
+	waitFor(t, 3*time.Minute, "serve ingesting", func() bool { return d.stored(t) >= 1000 })
 	// A short outage while detection back-fills its baselines at start-up
 	// (this stopped serve before the fix in detect.Engine.Start), then the
 	// long one once detection runs its windows.
@@ -181,7 +181,7 @@ func TestDrillClickHouseDownDuringDetection(t *testing.T) {
 		t.Log("detection was ready before the first outage; the back-fill case is not exercised")
 	}
 	chOutage(t, 10*time.Second)
-	waitFor(t, 2*time.Minute, "detection baselines ready", func() bool {
+	waitFor(t, 5*time.Minute, "detection baselines ready", func() bool {
 		return p.exited() || strings.Contains(p.log(), "detection baselines ready")
 	})
 	up := time.Now()

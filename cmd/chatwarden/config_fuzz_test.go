@@ -11,20 +11,28 @@ import (
 // field ("ingest.batch_size: ...", "alert.routes[0].channel ...").
 var configFieldOrPosition = regexp.MustCompile(`line \d+|(^|[\s"'(])[a-z][a-z0-9_]*(\[\d+\])?(\.[a-z0-9_]+(\[\d+\])?)+(:|\s|$)`)
 
-// checkConfigError fails when err does not name a field or a position on
-// every line (errors.Join puts one problem per line).
+// checkConfigError fails when err does not say where the problem is. A
+// YAML error names its line (yaml.v3's type errors list one "line N:" entry
+// each, and a quoted value may span lines); validation errors, joined one
+// per line, each name their field.
 func checkConfigError(t *testing.T, err error) {
 	t.Helper()
 	msg := err.Error()
-	// yaml.v3 lists type errors under one header line.
-	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
-	for line := range strings.SplitSeq(msg, "\n") {
-		// Alias expansion over yaml.v3's limit is about the whole document.
-		if line == "yaml: document contains excessive aliasing" {
-			continue
+	switch {
+	case strings.HasPrefix(msg, "yaml: unmarshal errors:\n"):
+		if !regexp.MustCompile(`^yaml: unmarshal errors:\n  line \d+: `).MatchString(msg) {
+			t.Fatalf("config type error without a line: %v", err)
 		}
-		if !configFieldOrPosition.MatchString(line) {
-			t.Fatalf("config error line %q names neither a field nor a position (whole error: %v)", line, err)
+	case msg == "yaml: document contains excessive aliasing": // about the whole document
+	case strings.HasPrefix(msg, "yaml: "):
+		if !regexp.MustCompile(`^yaml: line \d+`).MatchString(msg) {
+			t.Fatalf("config syntax error without a line: %v", err)
+		}
+	default:
+		for line := range strings.SplitSeq(msg, "\n") {
+			if !configFieldOrPosition.MatchString(line) {
+				t.Fatalf("config error line %q names no field (whole error: %v)", line, err)
+			}
 		}
 	}
 }

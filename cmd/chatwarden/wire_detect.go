@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/chatwarden/chatwarden/detect"
@@ -63,12 +64,14 @@ func wireDetect(ctx context.Context, d *serveDeps) ([]component, error) {
 		for i := range fs {
 			stored[i].Finding = fs[i]
 		}
-		if err := st.InsertFindings(ctx, stored); err != nil {
-			d.log.Error("storing rule findings", "err", err)
-		}
-		if err := send(ctx, fs...); err != nil {
-			d.log.Error("forwarding rule findings to alerting", "err", err)
-		}
+		// The batch's offsets are committed when this returns, so a rule
+		// finding must be durable first: retry until it is (or serve stops).
+		retryUntilDone(ctx, d.log, "storing rule findings", func(ctx context.Context) error {
+			return st.InsertFindings(ctx, stored)
+		})
+		retryUntilDone(ctx, d.log, "forwarding rule findings to alerting", func(ctx context.Context) error {
+			return send(ctx, fs...)
+		})
 	}))
 	eng, err := detect.New(cfg, st, detect.Options{
 		Findings:     send,
@@ -87,4 +90,30 @@ func wireDetect(ctx context.Context, d *serveDeps) ([]component, error) {
 		}
 		return eng.Run(ctx, time.Now, detectLateness, st)
 	}}}, nil
+}
+
+// retryUntilDone runs op until it succeeds or ctx ends, backing off from
+// 200 ms to 10 s and logging each failure. Alerting's entry point and the
+// findings insert are safe to repeat.
+func retryUntilDone(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) {
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := op(ctx)
+		if err == nil {
+			if attempt > 1 {
+				log.Info(what+" succeeded after retries", "attempts", attempt)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			log.Error(what+" abandoned: shutting down", "err", err, "attempts", attempt)
+			return
+		}
+		log.Warn(what+" failed; retrying", "err", err, "attempt", attempt, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -38,5 +41,26 @@ func TestRetentionIsAudited(t *testing.T) {
 	sum, err := s.Summary(ctx)
 	if err != nil || sum.Events != 0 {
 		t.Fatalf("events after retention: %d (%v)", sum.Events, err)
+	}
+}
+
+func TestRetryUntilDone(t *testing.T) {
+	calls := 0
+	retryUntilDone(t.Context(), slog.New(slog.DiscardHandler), "op", func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return errors.New("clickhouse down")
+		}
+		return nil
+	})
+	if calls != 3 {
+		t.Fatalf("op ran %d times, want 3 (two failures, then success)", calls)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	n := 0
+	retryUntilDone(ctx, slog.New(slog.DiscardHandler), "op", func(context.Context) error { n++; return errors.New("down") })
+	if n != 1 {
+		t.Fatalf("after shutdown op ran %d times, want 1", n)
 	}
 }

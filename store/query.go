@@ -61,7 +61,7 @@ func (f HistoryFilter) Validate() error {
 // from constant fragments only; every value is bound with "?".
 func (f HistoryFilter) where() (string, []any) {
 	conds := []string{"ts >= ?", "ts < ?"}
-	args := []any{f.From.UTC(), f.To.UTC()}
+	args := []any{f.From.UTC(), ceilSecond(f.To)}
 	add := func(cond string, v any) {
 		conds = append(conds, cond)
 		args = append(args, v)
@@ -478,7 +478,7 @@ PREWHERE subject_id IN ?
 WHERE ts >= ? AND ts < ?
 GROUP BY tenant, actor_id, purpose, conversation_id
 ORDER BY last_ts DESC, actor_id
-LIMIT ?`, InList(subjectIDs), from.UTC(), to.UTC(), uint64(MaxSubjectAccessLines+1))
+LIMIT ?`, InList(subjectIDs), from.UTC(), ceilSecond(to), uint64(MaxSubjectAccessLines+1))
 	if err != nil {
 		return nil, false, fmt.Errorf("querying data-subject accesses: %w", err)
 	}
@@ -592,4 +592,15 @@ func (s *Store) ProbeQuery(ctx context.Context, sql string) ([]string, int, erro
 		n++
 	}
 	return cols, n, rows.Err()
+}
+
+// ceilSecond rounds an exclusive upper bound up to a whole second: events are
+// stored with second precision, so "ts < 12:00:00.4" must include the events
+// of 12:00:00 (a look-up "until now" would otherwise miss the current second).
+func ceilSecond(t time.Time) time.Time {
+	t = t.UTC()
+	if c := t.Truncate(time.Second); !c.Equal(t) {
+		return c.Add(time.Second)
+	}
+	return t
 }

@@ -68,6 +68,14 @@ func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt
 
 func mk(n int) []string { return make([]string, n) }
 
+// eventIDsExternal is the external table ExistingEventIDs sends its ids in.
+const eventIDsExternal = "batch_event_ids"
+
+// ExternalTables lists the external (client-sent) tables that store queries
+// read, with their columns, so that the SQL conformance check can stand them
+// in when it replays those queries on another ClickHouse.
+var ExternalTables = map[string]string{eventIDsExternal: "event_id String"}
+
 // ExistingEventIDs returns which of ids are already stored, so that a
 // redelivered event is not inserted twice. The lookup reads event_ids, which
 // is ordered by event id. The ids travel as an external table (native
@@ -79,7 +87,7 @@ func (s *Store) ExistingEventIDs(ctx context.Context, ids []string) (map[string]
 	if len(ids) == 0 {
 		return found, nil
 	}
-	tbl, err := ext.NewTable("batch_event_ids", ext.Column("event_id", "String"))
+	tbl, err := ext.NewTable(eventIDsExternal, ext.Column("event_id", "String"))
 	if err != nil {
 		return nil, fmt.Errorf("building event id table: %w", err)
 	}

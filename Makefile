@@ -1,3 +1,7 @@
+# Go 1.26.11: 1.26.8 (the machine's) has standard-library vulnerabilities that
+# govulncheck reports; the go command fetches 1.26.11 from the module proxy.
+export GOTOOLCHAIN := go1.26.11
+
 .PHONY: stack stack-down stack-status test eval bench-detect demo bench bench-ingest fuzz-short drills
 
 # Local stack (Kafka 4.1.x KRaft + ClickHouse on 127.0.0.1, data under .stack/): see scripts/stack.sh

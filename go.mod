@@ -2,6 +2,10 @@ module github.com/chatwarden/chatwarden
 
 go 1.26.8
 
+// The standard library of 1.26.8 has known vulnerabilities (scripts/vulncheck.sh);
+// the Makefile and .ci/run select this toolchain, which the Go module proxy serves.
+toolchain go1.26.11
+
 require (
 	github.com/ClickHouse/clickhouse-go/v2 v2.51.0
 	github.com/chdb-io/chdb-go v1.11.0

@@ -11,6 +11,7 @@ DIR="${CHATWARDEN_STACK_DIR:-$ROOT/.stack}/vulndb"
 VULNDB_VERSION="${CHATWARDEN_VULNDB_VERSION:-latest}"
 GOVULNCHECK_VERSION="${CHATWARDEN_GOVULNCHECK_VERSION:-v1.9.0}"
 export PATH="/usr/local/go/bin:$PATH"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.26.11}"
 mkdir -p "$DIR/bin"
 
 if [ ! -x "$DIR/bin/govulncheck" ]; then

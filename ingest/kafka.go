@@ -96,33 +96,45 @@ type TopicSpec struct {
 	Partitions int
 }
 
+// dialController connects to the first bootstrap broker and to the
+// cluster's controller (where topic changes go); the caller closes both.
+func dialController(ctx context.Context, cfg Config) (conn, ctrlConn *kafka.Conn, err error) {
+	d, err := cfg.Dialer()
+	if err != nil {
+		return nil, nil, err
+	}
+	brokers := cfg.WithDefaults().Brokers
+	conn, err = d.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("dialing kafka at %s: %w", brokers[0], err)
+	}
+	ctrl, err := conn.Controller()
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("finding kafka controller: %w", err)
+	}
+	ctrlConn, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("dialing kafka controller: %w", err)
+	}
+	return conn, ctrlConn, nil
+}
+
 // CreateTopics creates topics on the cluster's controller (replication
 // factor 1 unless the cluster has more brokers: min(3, brokers)). Topics
 // that exist already are left alone.
 func CreateTopics(ctx context.Context, cfg Config, specs ...TopicSpec) error {
-	d, err := cfg.Dialer()
+	conn, cc, err := dialController(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	brokers := cfg.WithDefaults().Brokers
-	conn, err := d.DialContext(ctx, "tcp", brokers[0])
-	if err != nil {
-		return fmt.Errorf("dialing kafka at %s: %w", brokers[0], err)
-	}
 	defer conn.Close()
+	defer cc.Close()
 	bs, err := conn.Brokers()
 	if err != nil {
 		return fmt.Errorf("listing kafka brokers: %w", err)
 	}
-	ctrl, err := conn.Controller()
-	if err != nil {
-		return fmt.Errorf("finding kafka controller: %w", err)
-	}
-	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		return fmt.Errorf("dialing kafka controller: %w", err)
-	}
-	defer cc.Close()
 	rf := min(3, len(bs))
 	cfgs := make([]kafka.TopicConfig, len(specs))
 	for i, s := range specs {
@@ -285,24 +297,11 @@ func Cluster(ctx context.Context, cfg Config) (ClusterInfo, error) {
 // DeleteTopics deletes topics on the cluster's controller (benchmarks and
 // tests clean up with it).
 func DeleteTopics(ctx context.Context, cfg Config, topics ...string) error {
-	d, err := cfg.Dialer()
+	conn, cc, err := dialController(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	brokers := cfg.WithDefaults().Brokers
-	conn, err := d.DialContext(ctx, "tcp", brokers[0])
-	if err != nil {
-		return fmt.Errorf("dialing kafka at %s: %w", brokers[0], err)
-	}
 	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		return fmt.Errorf("finding kafka controller: %w", err)
-	}
-	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		return fmt.Errorf("dialing kafka controller: %w", err)
-	}
 	defer cc.Close()
 	if err := cc.DeleteTopics(topics...); err != nil {
 		return fmt.Errorf("deleting kafka topics %v: %w", topics, err)

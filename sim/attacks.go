@@ -226,17 +226,27 @@ func (g *Generator) subjectEvent(sc *scenario, m int64, st *storeDef, act models
 	return e
 }
 
-func planBulkExport(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS, roleBilling)
+// place picks an actor of one of roles for tenant t, a duration of about
+// minutes, and a start between lo and hi when the actor is normally active,
+// and opens the scenario; ok is false when no actor or no start fits.
+func (g *Generator) place(t int, lo, hi, minutes int64, roles ...role) (*scenario, bool) {
+	a := g.pickActor(t, roles...)
 	if a == nil {
 		return nil, false
 	}
-	d := g.dur(15)
+	d := g.dur(minutes)
 	from, ok := g.when(a, lo, hi, d)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
+	return g.newScenario(a, from, d), true
+}
+
+func planBulkExport(g *Generator, t int, lo, hi int64) (*scenario, bool) {
+	sc, ok := g.place(t, lo, hi, 15, roleSupportEU, roleSupportUS, roleBilling)
+	if !ok {
+		return nil, false
+	}
 	sc.n = 1 + g.rng.IntN(2)
 	sc.inject = func(g *Generator, sc *scenario, m int64) {
 		k := m - sc.from
@@ -254,16 +264,10 @@ func planBulkExport(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planSlowEnumeration(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(360)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 360, roleSupportEU, roleSupportUS)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
 	rate := 0.6
 	if g.cfg.Compact {
 		rate = 5
@@ -340,16 +344,10 @@ func planConversationMany(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planDeniedBurst(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS, roleVendor)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(12)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 12, roleSupportEU, roleSupportUS, roleVendor)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
 	sc.inject = func(g *Generator, sc *scenario, m int64) {
 		for range g.poisson(3.2) {
 			var e *event
@@ -365,16 +363,11 @@ func planDeniedBurst(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planConsentViolation(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleMarketing, roleAnalytics)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(90)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 90, roleMarketing, roleAnalytics)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
+	a, from := sc.a, sc.from
 	pi := 0
 	if a.role == roleAnalytics {
 		pi = 1
@@ -410,16 +403,10 @@ func planConsentViolation(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planPurposeViolation(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS, roleBilling)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(30)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 30, roleSupportEU, roleSupportUS, roleBilling)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
 	want := float64(3 + g.rng.IntN(6))
 	sc.inject = func(g *Generator, sc *scenario, m int64) {
 		for range g.perMinute(sc, want) {
@@ -500,16 +487,10 @@ func planVendorOutOfScope(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planVolumeSpike(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS, roleFraud)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(60)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 60, roleSupportEU, roleSupportUS, roleFraud)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
 	sc.inject = func(g *Generator, sc *scenario, m int64) {
 		for range g.poisson(0.5) {
 			g.subjectEvent(sc, m, stOrders, models.ActionList, fOrders, uint64(15+g.rng.IntN(45)), -1)
@@ -553,16 +534,10 @@ func planOffHours(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planRareSensitive(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleFraud, roleSupportEU, roleSupportUS)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(30)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 30, roleFraud, roleSupportEU, roleSupportUS)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
 	want := float64(3 + g.rng.IntN(4))
 	sc.inject = func(g *Generator, sc *scenario, m int64) {
 		for range g.perMinute(sc, want) {
@@ -605,17 +580,11 @@ func planNewCountry(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planImpossibleTravel(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS, roleBilling, roleFraud, roleVendor)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(60)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 60, roleSupportEU, roleSupportUS, roleBilling, roleFraud, roleVendor)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
-	sc.client, sc.clientFrom = g.foreignClient(a), from+d/2
+	sc.client, sc.clientFrom = g.foreignClient(sc.a), sc.from+(sc.to-sc.from)/2
 	sc.inject = func(g *Generator, sc *scenario, m int64) {
 		md := mods{rate: 1, recs: 1}
 		if m >= sc.clientFrom {
@@ -663,16 +632,10 @@ func planDormant(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planPeerDeviation(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(300)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 300, roleSupportEU, roleSupportUS)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
 	sc.inject = func(g *Generator, sc *scenario, m int64) {
 		for range g.poisson(1.2) {
 			r := g.rng.Float64()
@@ -716,16 +679,10 @@ func planSlowDrift(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 }
 
 func planMultivariate(g *Generator, t int, lo, hi int64) (*scenario, bool) {
-	a := g.pickActor(t, roleSupportEU, roleSupportUS)
-	if a == nil {
-		return nil, false
-	}
-	d := g.dur(90)
-	from, ok := g.when(a, lo, hi, d)
+	sc, ok := g.place(t, lo, hi, 90, roleSupportEU, roleSupportUS)
 	if !ok {
 		return nil, false
 	}
-	sc := g.newScenario(a, from, d)
 	sc.rateMul = func(int64) float64 { return 1.6 }
 	sc.recMul, sc.shortTickets = 1.8, true
 	sc.inject = func(g *Generator, sc *scenario, m int64) {

@@ -14,12 +14,17 @@ stack-down:
 stack-status:
 	bash scripts/stack.sh status
 
-# The whole suite against the real servers (start them with `make stack`;
-# .ci/run does), then the SQL conformance check: every migration and every
-# distinct query the suite just ran on ClickHouse 18.16 is replayed on
-# ClickHouse 26.x (embedded libchdb.so).
+# The whole suite against the real servers, then the SQL conformance check:
+# every migration and every distinct query the suite just ran on ClickHouse
+# 18.16 is replayed on ClickHouse 26.x (embedded libchdb.so). `make test`
+# alone works on a fresh machine: it installs what the tests need
+# (scripts/deps.sh: chromium) and starts the local stack if it is not
+# running (scripts/stack.sh up is idempotent; it leaves a running stack as it
+# is). `make stack-down` stops the stack afterwards.
 STACK_ENV = eval "$$(bash scripts/stack.sh env)"
 test:
+	@bash scripts/deps.sh
+	@bash scripts/stack.sh up
 	@since=$$(date +%s); $(STACK_ENV); set -e; \
 	go vet ./... ; \
 	go vet -tags conformance ./store/modern ; \

@@ -1,0 +1,99 @@
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+// ensureLoaded reads active alerts and live messages from the store once.
+func (d *Dispatcher) ensureLoaded(ctx context.Context, now time.Time) error {
+	if d.loaded {
+		return nil
+	}
+	rows, err := d.st.ActiveAlerts(ctx)
+	if err != nil {
+		return fmt.Errorf("loading active alerts: %w", err)
+	}
+	msgs, err := d.st.OpenAlertMessages(ctx)
+	if err != nil {
+		return fmt.Errorf("loading alert messages: %w", err)
+	}
+	for _, r := range rows {
+		d.alerts[r.Alert.ID] = &alertState{row: r, lastKey: findingKey(&r.Alert.Latest)}
+		d.byFP[r.Alert.Fingerprint] = r.Alert.ID
+		d.ver = max(d.ver, r.Version)
+	}
+	var missing []string
+	for _, m := range msgs {
+		ms := &msgState{row: m, uncertain: m.TS == "" && !m.IntentAt.IsZero()}
+		if m.Body != "" {
+			if err := json.Unmarshal([]byte(m.Body), &ms.body); err != nil {
+				return fmt.Errorf("decoding body of alert message %s: %w", m.ID, err)
+			}
+		}
+		d.msgs[m.ID] = ms
+		d.ver = max(d.ver, m.Version)
+		for _, id := range m.AlertIDs {
+			if d.alerts[id] == nil {
+				missing = append(missing, id)
+			}
+		}
+		if m.Kind == string(KindDigest) {
+			d.digestDone[m.ID] = true
+		}
+	}
+	if len(missing) > 0 {
+		more, err := d.st.AlertsByID(ctx, missing)
+		if err != nil {
+			return fmt.Errorf("loading alerts of live messages: %w", err)
+		}
+		for _, r := range more {
+			d.alerts[r.Alert.ID] = &alertState{row: r}
+			d.ver = max(d.ver, r.Version)
+		}
+	}
+	grouped := map[string]bool{}
+	for _, ms := range d.msgs {
+		m := ms.row
+		if m.Kind != string(KindGroup) || m.Closed {
+			continue
+		}
+		g := &group{key: m.GroupKey, channel: m.Channel, tenant: m.Tenant, actor: m.ActorID, created: m.CreatedAt,
+			alertIDs: append([]string(nil), m.AlertIDs...), msgID: m.ID, nextFlush: now, lastNotify: m.UpdatedAt}
+		if !ms.body.RemindedAt.IsZero() {
+			g.lastNotify = ms.body.RemindedAt
+		}
+		g.hash = d.groupHash(g)
+		d.groups[g.key] = g
+		for _, id := range g.alertIDs {
+			grouped[id+"|"+g.channel] = true
+		}
+	}
+	for _, ms := range d.msgs {
+		if ms.row.Kind == string(KindEscalation) {
+			ms.hash = d.escalationHash(ms)
+		}
+	}
+	// Active alerts whose group had not been notified before a restart.
+	for _, a := range d.alerts {
+		if terminal(a.row.Alert.Status) {
+			continue
+		}
+		for _, ch := range d.cfg.channels(&a.row.Alert) {
+			if !grouped[a.row.Alert.ID+"|"+ch] {
+				d.addToGroup(ch, a, now, now)
+			}
+		}
+	}
+	d.loaded = true
+	d.log.Info("alert state loaded", "active_alerts", len(rows), "live_messages", len(msgs), "groups", len(d.groups))
+	return nil
+}
+
+func terminal(s models.AlertStatus) bool {
+	return s == models.StatusResolved || s == models.StatusFalsePositive
+}

@@ -41,6 +41,10 @@ type Config struct {
 	Linger time.Duration `yaml:"linger"`
 	// MaxMessageBytes rejects larger messages as too_large (default 64 KiB).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxKeyBytes rejects messages whose Kafka key is longer as
+	// key_too_large (default 1 KiB; the key is the actor id, at most 256
+	// bytes). The dead-letter copy keeps at most 1 KiB of the key.
+	MaxKeyBytes int `yaml:"max_key_bytes"`
 	// Retention rejects events older than this as ts_too_old (default 90 days).
 	Retention time.Duration `yaml:"retention"`
 	// MaxFuture rejects events further ahead than this as ts_future (default 24h).
@@ -98,6 +102,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = models.DefaultMaxMessageBytes
 	}
+	if c.MaxKeyBytes <= 0 {
+		c.MaxKeyBytes = 1 << 10
+	}
 	if c.Retention <= 0 {
 		c.Retention = models.DefaultMaxAge
 	}
@@ -146,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > 16<<20 {
 		errs = append(errs, fmt.Errorf("ingest.max_message_bytes: %d is not between 1 and 16 MiB", c.MaxMessageBytes))
+	}
+	if c.MaxKeyBytes < 0 || c.MaxKeyBytes > 64<<10 {
+		errs = append(errs, fmt.Errorf("ingest.max_key_bytes: %d is not between 1 and 64 KiB", c.MaxKeyBytes))
 	}
 	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Hour) {
 		errs = append(errs, fmt.Errorf("ingest.retention: %s is shorter than an hour", c.Retention))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -306,6 +307,10 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 
 // decodeOne decodes one message by its topic and pseudonymizes its ids.
 func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
+	if len(m.Key) > c.cfg.MaxKeyBytes {
+		return decoded{err: &models.ValidationError{Code: models.ReasonKeyTooLarge, Field: "key",
+			Detail: fmt.Sprintf("key is %d bytes, limit %d", len(m.Key), c.cfg.MaxKeyBytes)}}
+	}
 	h := c.d.Hasher
 	if m.Topic == c.cfg.ConsentTopic {
 		cs, err := models.DecodeConsent(m.Value, now, c.cfg.limits())
@@ -340,27 +345,106 @@ func asValidation(err error) *models.ValidationError {
 	return &models.ValidationError{Code: models.ReasonBadJSON, Detail: err.Error()}
 }
 
-// maxDeadLetterValue bounds the original bytes copied to the dead-letter
-// topic (the broker's default message limit is 1 MiB).
-const maxDeadLetterValue = 900 << 10
+// Limits of a dead-letter copy. The dead-letter writer's batches are at
+// most maxRequestBytes (1,000,000) and the broker's default message limit is
+// 1 MiB; a copy of key, value and headers is at most maxDeadLetterBytes, so
+// that whatever the source message held (a 100 KB key, a 10 MB value, a
+// validation detail quoting a huge value), its copy fits and no single
+// message can stop ingest.
+const (
+	maxDeadLetterBytes  = 900 << 10
+	maxDeadLetterKey    = 1 << 10
+	maxDeadLetterDetail = 1 << 10
+)
 
 // deadLetterMessage is the dead-letter topic message for m: its original key
-// and bytes, and headers saying why and where from.
+// and bytes (cut to fit, saying so in key_truncated_from and
+// truncated_from), and headers saying why and where from.
 func deadLetterMessage(m *kafka.Message, ve *models.ValidationError) kafka.Message {
+	detail := ve.Detail
+	if len(detail) > maxDeadLetterDetail {
+		detail = strings.ToValidUTF8(detail[:maxDeadLetterDetail], "")
+	}
+	field := ve.Field
+	if len(field) > maxDeadLetterDetail {
+		field = field[:maxDeadLetterDetail]
+	}
 	hs := []kafka.Header{
 		{Key: "reason", Value: []byte(ve.Code)},
-		{Key: "field", Value: []byte(ve.Field)},
-		{Key: "detail", Value: []byte(ve.Detail)},
+		{Key: "field", Value: []byte(field)},
+		{Key: "detail", Value: []byte(detail)},
 		{Key: "source_topic", Value: []byte(m.Topic)},
 		{Key: "source_partition", Value: []byte(strconv.Itoa(m.Partition))},
 		{Key: "source_offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
 	}
-	v := m.Value
-	if len(v) > maxDeadLetterValue {
-		hs = append(hs, kafka.Header{Key: "truncated_from", Value: []byte(strconv.Itoa(len(v)))})
-		v = v[:maxDeadLetterValue]
+	k := m.Key
+	if len(k) > maxDeadLetterKey {
+		hs = append(hs, kafka.Header{Key: "key_truncated_from", Value: []byte(strconv.Itoa(len(k)))})
+		k = k[:maxDeadLetterKey]
 	}
-	return kafka.Message{Key: m.Key, Value: v, Headers: hs}
+	// Room for the value: the limit less key and headers (and the
+	// truncated_from header added below).
+	room := maxDeadLetterBytes - len(k) - len("truncated_from") - 20
+	for _, h := range hs {
+		room -= len(h.Key) + len(h.Value)
+	}
+	v := m.Value
+	if len(v) > room {
+		hs = append(hs, kafka.Header{Key: "truncated_from", Value: []byte(strconv.Itoa(len(v)))})
+		v = v[:max(room, 0)]
+	}
+	return kafka.Message{Key: k, Value: v, Headers: hs}
+}
+
+// writeDeadLetters writes msgs to the dead-letter topic. If the broker
+// refuses one as too large anyway (a dead-letter topic configured with a
+// smaller max.message.bytes), each refused copy is sent again without its
+// key and value, with its headers: a single message never stops ingest.
+func (c *Consumer) writeDeadLetters(ctx context.Context, msgs []kafka.Message) error {
+	var refused []kafka.Message
+	for len(msgs) > 0 {
+		err := c.d.DeadLetters.WriteMessages(ctx, msgs...)
+		var mtl kafka.MessageTooLargeError
+		if errors.As(err, &mtl) && len(mtl.Remaining) < len(msgs) {
+			// Refused by the writer before sending: nothing was written.
+			refused = append(refused, mtl.Message)
+			msgs = mtl.Remaining
+			continue
+		}
+		if err == nil || !errors.Is(err, kafka.MessageSizeTooLarge) {
+			if err != nil {
+				return summarize(err)
+			}
+			break
+		}
+		var we kafka.WriteErrors
+		if !errors.As(err, &we) || len(we) != len(msgs) {
+			refused = append(refused, msgs...)
+			break
+		}
+		for i, e := range we {
+			if e == nil {
+				continue
+			}
+			if !errors.Is(e, kafka.MessageSizeTooLarge) {
+				return summarize(err)
+			}
+			refused = append(refused, msgs[i])
+		}
+		break
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	stripped := make([]kafka.Message, len(refused))
+	for i, m := range refused {
+		hs := append([]kafka.Header(nil), m.Headers...)
+		hs = append(hs, kafka.Header{Key: "content_dropped", Value: []byte(strconv.Itoa(len(m.Key) + len(m.Value)))})
+		stripped[i] = kafka.Message{Headers: hs}
+	}
+	c.m.Retries.WithLabelValues("dead_letter_too_large").Add(float64(len(stripped)))
+	c.log.Warn("dead-letter copies refused as too large; sent again without key and value", "count", len(stripped))
+	return summarize(c.d.DeadLetters.WriteMessages(ctx, stripped...))
 }
 
 // flush stores one batch and commits its offsets, holding the consumer
@@ -388,7 +472,7 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 
 	if len(b.dead) > 0 {
 		if err := c.retry(ctx, "dead_letter_topic", kafkaRetryable, func(ctx context.Context) error {
-			return summarize(c.d.DeadLetters.WriteMessages(ctx, b.dead...))
+			return c.writeDeadLetters(ctx, b.dead)
 		}); err != nil {
 			return err
 		}

@@ -29,9 +29,14 @@ const (
 	ReasonTSTooOld     Reason = "ts_too_old"    // ts older than retention
 	ReasonTooLarge     Reason = "too_large"     // the whole message is over the size limit
 	ReasonBadSchema    Reason = "bad_schema"    // a schema name this decoder does not know
+
+	// ReasonKeyTooLarge: the Kafka message key is over ingest's key limit.
+	// Ingest checks it before decoding; the decoders never return it, so it
+	// is not in Reasons.
+	ReasonKeyTooLarge Reason = "key_too_large"
 )
 
-// Reasons lists every reason code.
+// Reasons lists every reason code the decoders return.
 var Reasons = []Reason{ReasonBadJSON, ReasonBadUTF8, ReasonMissingField, ReasonBadType, ReasonBadEnum,
 	ReasonBadValue, ReasonTooLong, ReasonTSFuture, ReasonTSTooOld, ReasonTooLarge, ReasonBadSchema}
 

@@ -3,11 +3,11 @@ package dashboards
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -108,6 +108,10 @@ type limiter struct {
 	fails  map[string][]time.Time
 }
 
+// maxLimiterKeys is how many keys a limiter holds before it sweeps expired
+// ones on the next failure.
+const maxLimiterKeys = 10000
+
 func newLimiter(max int, window time.Duration) *limiter {
 	return &limiter{max: max, window: window, fails: map[string][]time.Time{}}
 }
@@ -143,6 +147,11 @@ func (l *limiter) blocked(now time.Time, keys ...string) (bool, time.Duration) {
 func (l *limiter) fail(now time.Time, keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.fails) >= maxLimiterKeys { // many clients: forget the expired ones
+		for k := range l.fails {
+			l.prune(k, now)
+		}
+	}
 	for _, k := range keys {
 		l.fails[k] = append(l.prune(k, now), now)
 	}
@@ -157,16 +166,12 @@ func (l *limiter) reset(key string) {
 // authenticator checks passwords and API tokens.
 type authenticator struct {
 	users  map[string]User
-	tokens []Token
-	// verified caches API tokens already checked with bcrypt, by SHA-256,
-	// so that each request does not pay bcrypt's cost.
-	mu       sync.Mutex
-	verified map[[32]byte]Token
-	dummy    []byte
+	tokens *tokenTable
+	dummy  []byte
 }
 
 func newAuthenticator(c Config) *authenticator {
-	a := &authenticator{users: map[string]User{}, tokens: c.Tokens, verified: map[[32]byte]Token{}}
+	a := &authenticator{users: map[string]User{}, tokens: newTokenTable(c.Tokens)}
 	for _, u := range c.Users {
 		a.users[u.Name] = u
 	}
@@ -185,47 +190,40 @@ func (a *authenticator) password(name, password string) (User, bool) {
 	return u, ok && err == nil
 }
 
-// token returns the API token that matches raw.
+// token returns the API token that raw is: one SHA-256 and a map look-up,
+// whatever raw and however many tokens are configured.
 func (a *authenticator) token(raw string) (Token, bool) {
-	if raw == "" {
-		return Token{}, false
-	}
-	sum := sha256.Sum256([]byte(raw))
-	a.mu.Lock()
-	t, ok := a.verified[sum]
-	a.mu.Unlock()
-	if ok {
-		return t, true
-	}
-	for _, t := range a.tokens {
-		if bcrypt.CompareHashAndPassword([]byte(t.Hash), []byte(raw)) == nil {
-			a.mu.Lock()
-			a.verified[sum] = t
-			a.mu.Unlock()
-			return t, true
-		}
-	}
-	return Token{}, false
+	return a.tokens.lookup(raw)
 }
 
 // identify returns the principal of a request: a session cookie or a bearer
-// token; nil when there is neither.
-func (s *Server) identify(r *http.Request) *principal {
+// token; nil when there is neither. A wrong bearer token counts against the
+// client; a client with too many is answered 429 before its token is looked
+// at.
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (*principal, error) {
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		if t, ok := s.auth.token(strings.TrimPrefix(h, "Bearer ")); ok {
-			return &principal{Name: "token:" + t.Name, Role: t.Role, Token: true}
+		now, key := s.now(), "ip:"+s.clientIP(r)
+		if blocked, wait := s.tokenLimiter.blocked(now, key); blocked {
+			s.metrics.tokenFailures.WithLabelValues("rate_limited").Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			return nil, errorf(http.StatusTooManyRequests, "too many requests with a wrong API token; try again later")
 		}
-		return nil
+		if t, ok := s.auth.token(strings.TrimPrefix(h, "Bearer ")); ok {
+			return &principal{Name: "token:" + t.Name, Role: t.Role, Token: true}, nil
+		}
+		s.tokenLimiter.fail(now, key)
+		s.metrics.tokenFailures.WithLabelValues("wrong").Inc()
+		return nil, nil
 	}
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	p, ok := s.sessions.get(c.Value, s.now())
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	return &p
+	return &p, nil
 }
 
 // csrfOK reports whether a state-changing request carries its session's
@@ -243,7 +241,7 @@ func csrfOK(r *http.Request, p *principal) bool {
 
 // clientIP is the remote address without its port. (Behind a proxy, put the
 // proxy's own rate limits in front: X-Forwarded-For is not trusted here.)
-func clientIP(r *http.Request) string {
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

@@ -41,10 +41,18 @@ type User struct {
 }
 
 // Token is an API token for scripts: "Authorization: Bearer <token>".
+// `chatwarden token new -name N -role R` mints one and prints this entry.
 type Token struct {
 	Name string `yaml:"name"`
 	Role Role   `yaml:"role"`
-	// Hash is a bcrypt hash of the token.
+	// ID is the token's 16-hex-digit id, the part after "cw_": the server
+	// finds the token by it.
+	ID string `yaml:"id"`
+	// SHA256 is the hex SHA-256 of the whole token (cw_<id>_<secret>).
+	SHA256 string `yaml:"sha256"`
+	// Hash was a bcrypt hash of the token. It is refused: checking it cost
+	// a bcrypt run per configured token for every request, an
+	// unauthenticated CPU exhaustion. Mint a new token instead.
 	Hash string `yaml:"hash"`
 }
 
@@ -62,6 +70,11 @@ type Config struct {
 	// (defaults 5 per 15m).
 	LoginAttempts int           `yaml:"login_attempts"`
 	LoginWindow   time.Duration `yaml:"login_window"`
+	// TokenAttempts is how many requests with a wrong API token a client
+	// may send per TokenWindow before its bearer requests are answered 429
+	// without being checked (defaults 20 per 1m).
+	TokenAttempts int           `yaml:"token_attempts"`
+	TokenWindow   time.Duration `yaml:"token_window"`
 	// RefreshSeconds is the alert feed's auto-refresh period (default 30).
 	RefreshSeconds int `yaml:"refresh_seconds"`
 	// BaseURL is the external URL of the pages, for links (optional).
@@ -81,6 +94,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RefreshSeconds <= 0 {
 		c.RefreshSeconds = 30
+	}
+	if c.TokenAttempts <= 0 {
+		c.TokenAttempts = 20
+	}
+	if c.TokenWindow <= 0 {
+		c.TokenWindow = time.Minute
 	}
 	return c
 }
@@ -104,6 +123,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("dashboards.users[%d].password_hash: not a bcrypt hash", i))
 		}
 	}
+	ids := map[string]bool{}
 	for i, t := range c.Tokens {
 		if t.Name == "" {
 			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].name: required", i))
@@ -111,12 +131,25 @@ func (c Config) Validate() error {
 		if !validRole(t.Role) {
 			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].role: %q is not one of %v", i, t.Role, Roles))
 		}
-		if _, err := bcrypt.Cost([]byte(t.Hash)); err != nil {
-			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].hash: not a bcrypt hash", i))
+		if t.Hash != "" {
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].hash: bcrypt API token hashes are no longer accepted "+
+				"(each request paid a bcrypt check per token); mint a token with `chatwarden token new -name %s -role %s` "+
+				"and configure its id and sha256 instead", i, t.Name, t.Role))
+			continue
+		}
+		switch {
+		case len(t.ID) != tokenIDLen || !isLowerHex(t.ID):
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].id: %q is not the 16 hex digits after cw_ (mint with `chatwarden token new`)", i, t.ID))
+		case ids[t.ID]:
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].id: %q appears twice", i, t.ID))
+		}
+		ids[t.ID] = true
+		if len(t.SHA256) != 64 || !isLowerHex(t.SHA256) {
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].sha256: want the 64 lower-case hex digits of the token's SHA-256", i))
 		}
 	}
-	if c.SessionTTL < 0 || c.LoginWindow < 0 || c.LoginAttempts < 0 || c.RefreshSeconds < 0 {
-		errs = append(errs, errors.New("dashboards: session_ttl, login_window, login_attempts and refresh_seconds must not be negative"))
+	if c.SessionTTL < 0 || c.LoginWindow < 0 || c.LoginAttempts < 0 || c.RefreshSeconds < 0 || c.TokenAttempts < 0 || c.TokenWindow < 0 {
+		errs = append(errs, errors.New("dashboards: session_ttl, login_window, login_attempts, token_attempts, token_window and refresh_seconds must not be negative"))
 	}
 	return errors.Join(errs...)
 }

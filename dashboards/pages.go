@@ -171,7 +171,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	name, password := r.PostFormValue("user"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
 	now := s.now()
-	ipKey, userKey := "ip:"+clientIP(r), "user:"+name
+	ipKey, userKey := "ip:"+s.clientIP(r), "user:"+name
 	fail := func(code int, msg string) error {
 		s.metrics.loginFailures.Inc()
 		w.WriteHeader(code)
@@ -179,7 +179,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	if blocked, wait := s.limiter.blocked(now, ipKey, userKey); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		s.log.Warn("login rate-limited", "user", name, "ip", clientIP(r))
+		s.log.Warn("login rate-limited", "user", name, "ip", s.clientIP(r))
 		return fail(http.StatusTooManyRequests, "Too many failed attempts. Try again later.")
 	}
 	u, ok := s.auth.password(name, password)

@@ -203,7 +203,7 @@ func (s *Server) audit(r *http.Request, action, detail string, rows int) error {
 		source = "api"
 	}
 	err := s.d.Audit.InsertAudit(r.Context(), store.AuditEntry{TS: s.now(), User: p.Name, Role: string(p.Role),
-		Source: source, Action: action, Detail: detail, Rows: uint64(rows), Remote: clientIP(r)})
+		Source: source, Action: action, Detail: detail, Rows: uint64(rows), Remote: s.clientIP(r)})
 	if err != nil {
 		return fmt.Errorf("writing the audit trail: %w", err)
 	}

@@ -127,17 +127,20 @@ type Server struct {
 	auth     *authenticator
 	sessions *sessions
 	limiter  *limiter
-	tmpl     map[string]*template.Template
-	renderer *report.Renderer
-	mux      *http.ServeMux
-	routes   []route
-	metrics  *metrics
-	log      *slog.Logger
+	// tokenLimiter counts wrong API tokens per client.
+	tokenLimiter *limiter
+	tmpl         map[string]*template.Template
+	renderer     *report.Renderer
+	mux          *http.ServeMux
+	routes       []route
+	metrics      *metrics
+	log          *slog.Logger
 }
 
 type metrics struct {
 	requests      *prometheus.CounterVec
 	loginFailures prometheus.Counter
+	tokenFailures *prometheus.CounterVec
 	auditRows     *prometheus.CounterVec
 }
 
@@ -147,11 +150,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
 		loginFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_dashboards_login_failures_total",
 			Help: "Failed or rate-limited sign-in attempts."}),
+		tokenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_dashboards_token_failures_total",
+			Help: "Requests with a wrong API token (wrong) or refused unchecked after too many (rate_limited)."}, []string{"result"}),
 		auditRows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_dashboards_audited_rows_total",
 			Help: "Rows returned by audited queries, by action."}, []string{"action"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.loginFailures, m.auditRows)
+		reg.MustRegister(m.requests, m.loginFailures, m.tokenFailures, m.auditRows)
 	}
 	return m
 }
@@ -185,7 +190,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, d: d, auth: newAuthenticator(cfg), sessions: newSessions(cfg.SessionTTL),
-		limiter: newLimiter(cfg.LoginAttempts, cfg.LoginWindow), renderer: rd, metrics: newMetrics(d.Registerer), log: d.Log}
+		limiter: newLimiter(cfg.LoginAttempts, cfg.LoginWindow), tokenLimiter: newLimiter(cfg.TokenAttempts, cfg.TokenWindow), renderer: rd, metrics: newMetrics(d.Registerer), log: d.Log}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -290,7 +295,11 @@ func (s *Server) wrap(rt route) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() { s.metrics.requests.WithLabelValues(name, fmt.Sprint(max(sw.code, 200))).Inc() }()
 		if rt.roles != nil {
-			p := s.identify(r)
+			p, err := s.identify(sw, r)
+			if err != nil {
+				s.fail(sw, r, true, err)
+				return
+			}
 			if p == nil {
 				if rt.api || strings.HasPrefix(r.URL.Path, "/api/") || r.Method != http.MethodGet {
 					s.fail(sw, r, rt.api, errorf(http.StatusUnauthorized, "sign in or send an API token"))

@@ -28,7 +28,8 @@ import (
 // testNow is the fixed clock of the handler tests: Wednesday of 2026-W48.
 var testNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-const apiToken = "cw-test-token-for-scripts"
+// apiToken is the fixture's API token, in the minted cw_<id>_<secret> shape.
+const apiToken = "cw_0123456789abcdef_c2NyaXB0LXRva2VuLWZvci10ZXN0cy1vbmx5LTAxMjM"
 
 // fakeActions plays the alert engine: it records the action and writes the
 // new status as a new alert version, as alerting does.
@@ -123,7 +124,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 		for _, r := range Roles {
 			cfg.Users = append(cfg.Users, User{Name: string(r) + "-user", Role: r, PasswordHash: hash(t, "pw-"+string(r))})
 		}
-		cfg.Tokens = []Token{{Name: "script", Role: RoleResponder, Hash: hash(t, apiToken)}}
+		cfg.Tokens = []Token{{Name: "script", Role: RoleResponder, ID: "0123456789abcdef", SHA256: TokenHash(apiToken)}}
 	}
 	cfg.InsecureCookies = true
 	acts := &fakeActions{s: s}
@@ -666,7 +667,14 @@ func TestConfigValidate(t *testing.T) {
 		{"bad role", Config{Users: []User{{Name: "a", Role: "root", PasswordHash: good}}}, "users[0].role"},
 		{"plain password", Config{Users: []User{{Name: "a", Role: RoleAdmin, PasswordHash: "hunter2"}}}, "users[0].password_hash"},
 		{"duplicate", Config{Users: []User{{Name: "a", Role: RoleAdmin, PasswordHash: good}, {Name: "a", Role: RoleAdmin, PasswordHash: good}}}, "users[1].name"},
-		{"token hash", Config{Tokens: []Token{{Name: "t", Role: RoleAdmin, Hash: "x"}}}, "tokens[0].hash"},
+		{"token ok", Config{Tokens: []Token{{Name: "t", Role: RoleAdmin, ID: "0123456789abcdef", SHA256: TokenHash(apiToken)}}}, ""},
+		{"token bad sha256", Config{Tokens: []Token{{Name: "t", Role: RoleAdmin, ID: "0123456789abcdef", SHA256: "x"}}}, "tokens[0].sha256"},
+		{"token bad id", Config{Tokens: []Token{{Name: "t", Role: RoleAdmin, ID: "ABC", SHA256: TokenHash(apiToken)}}}, "tokens[0].id"},
+		{"token duplicate id", Config{Tokens: []Token{{Name: "t", Role: RoleAdmin, ID: "0123456789abcdef", SHA256: TokenHash(apiToken)},
+			{Name: "u", Role: RoleAdmin, ID: "0123456789abcdef", SHA256: TokenHash(apiToken)}}}, "tokens[1].id"},
+		// TestConfigValidate/bcrypt_token_refused (issue 10 item 4): a bcrypt
+		// token hash, accepted before, is refused with the field and the fix.
+		{"bcrypt token refused", Config{Tokens: []Token{{Name: "t", Role: RoleAdmin, Hash: good}}}, "tokens[0].hash: bcrypt API token hashes are no longer accepted"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,9 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	aslack "github.com/chatwarden/chatwarden/alert/slack"
+	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/store"
 	"github.com/chatwarden/chatwarden/store/storetest"
@@ -188,8 +187,7 @@ func TestNoRawCustomerIDOrKeyLeaks(t *testing.T) {
 		slackMu.Unlock()
 	})
 	defer rec.Stop()
-	token := "cw-leak-test-token"
-	hash, err := bcrypt.GenerateFromPassword([]byte(token), bcrypt.MinCost)
+	token, tok, err := dashboards.NewToken("leak-test", dashboards.RoleResponder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,8 +207,9 @@ dashboards:
   tokens:
     - name: leak-test
       role: responder
-      hash: %q
-`, rec.URL(), hash))
+      id: %q
+      sha256: %q
+`, rec.URL(), tok.ID, tok.SHA256))
 
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/chatwarden/chatwarden/dashboards"
 )
 
 // TestPseudonymKeyRotation follows docs/security.md "Pseudonymization key
@@ -26,12 +26,11 @@ func TestPseudonymKeyRotation(t *testing.T) {
 	k1 := le.writeKey(t, "key1", "1111111111111111111111111111111111111111111111111111111111111111")
 	k2 := le.writeKey(t, "key2", "2222222222222222222222222222222222222222222222222222222222222222")
 	const customer = "cust-rotated-77"
-	token := "cw-rotation-token"
-	hash, err := bcrypt.GenerateFromPassword([]byte(token), bcrypt.MinCost)
+	token, tok, err := dashboards.NewToken("rot", dashboards.RoleResponder)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dash := fmt.Sprintf("serve:\n  addr: 127.0.0.1:0\ndashboards:\n  tokens:\n    - name: rot\n      role: responder\n      hash: %q\n", hash)
+	dash := fmt.Sprintf("serve:\n  addr: 127.0.0.1:0\ndashboards:\n  tokens:\n    - name: rot\n      role: responder\n      id: %q\n      sha256: %q\n", tok.ID, tok.SHA256)
 	cfg1 := le.config(t, "v1.yaml", "pseudonym:\n  key_file: "+k1, "")
 	cfg2 := le.config(t, "v2.yaml", "pseudonym:\n  key_file: "+k2+"\n  key_id: \"2\"\n  old_keys:\n    - id: \"1\"\n      key_file: "+k1, dash)
 	cfgNoOld := le.config(t, "v2-no-old.yaml", "pseudonym:\n  key_file: "+k2+"\n  key_id: \"2\"", "")

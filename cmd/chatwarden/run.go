@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"dsar":          {"data-subject access report: who accessed a customer's data (audited)", runDSAR},
 		"report":        {"report weekly: the weekly breach-risk summary (html, md or json)", runReport},
 		"simulate":      {"generate realistic labelled chatbot-platform traffic (file or Kafka)", runSimulate},
+		"token":         {"token new -name N -role R: mint an API token for the dashboards' JSON API", runToken},
 		"bench-latency": {"benchmark end-to-end alert latency (Kafka to Slack) for an event rule and a window detector", runBenchLatency},
 	}
 }

@@ -14,8 +14,18 @@ import (
 )
 
 type grafanaDashboard struct {
-	UID    string `json:"uid"`
-	Title  string `json:"title"`
+	UID        string `json:"uid"`
+	Title      string `json:"title"`
+	Refresh    string `json:"refresh"`
+	Templating struct {
+		List []struct {
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Query      string `json:"query"`
+			IncludeAll bool   `json:"includeAll"`
+			AllValue   string `json:"allValue"`
+		} `json:"list"`
+	} `json:"templating"`
 	Panels []struct {
 		Title      string `json:"title"`
 		Type       string `json:"type"`
@@ -30,15 +40,6 @@ type grafanaDashboard struct {
 }
 
 var timeFilter = regexp.MustCompile(`\$__timeFilter\((\w+)\)`)
-
-// expandMacros substitutes the grafana-clickhouse-datasource macros and the
-// dashboards' variables with concrete values, as Grafana would.
-func expandMacros(sql string, from, to time.Time, tenant string) string {
-	f := "toDateTime(" + from.Format("'2006-01-02 15:04:05'") + ")"
-	t := "toDateTime(" + to.Format("'2006-01-02 15:04:05'") + ")"
-	sql = timeFilter.ReplaceAllString(sql, "$1 >= "+f+" AND $1 <= "+t)
-	return strings.NewReplacer("$__fromTime", f, "$__toTime", t, "$__interval_s", "60", "${tenant}", tenant).Replace(sql)
-}
 
 // TestGrafanaPanelsRun executes every panel's SQL against the real
 // ClickHouse, with data in every table the panels read.
@@ -73,8 +74,8 @@ func TestGrafanaPanelsRun(t *testing.T) {
 					if p.Datasource.Type != "grafana-clickhouse-datasource" {
 						t.Fatalf("datasource type %q", p.Datasource.Type)
 					}
-					for _, tenant := range []string{"", "retail"} {
-						sql := expandMacros(tg.RawSQL, testNow.Add(-14*24*time.Hour), testNow, tenant)
+					for _, tenant := range []string{"__all__", "retail"} {
+						sql := grafanaRender(t, tg.RawSQL, testNow.Add(-14*24*time.Hour), testNow, time.Hour, map[string]string{"tenant": tenant})
 						if strings.Contains(sql, "$") {
 							t.Fatalf("unexpanded macro in:\n%s", sql)
 						}

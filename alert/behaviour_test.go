@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 func TestInhibitionAndSilences(t *testing.T) {
 	ctx := t.Context()
-	st := storetest.New(t)
+	st := newMemStore()
 	poster := &fakePoster{}
 	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, st, Options{Poster: poster})
 	now := t0
@@ -74,7 +73,7 @@ func TestInhibitionAndSilences(t *testing.T) {
 
 func TestDedupeFoldsFindings(t *testing.T) {
 	ctx := t.Context()
-	st := storetest.New(t)
+	st := newMemStore()
 	d := newTestDispatcher(t, Config{}, st, Options{})
 	f := testFinding("enumeration", "a1", models.SeverityMedium, t0)
 	for i := 0; i < 3; i++ {
@@ -158,7 +157,7 @@ func TestUrgentGroupWait(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			poster := &fakePoster{}
 			tc.cfg.DefaultChannel = "C1"
-			d := newTestDispatcher(t, tc.cfg, storetest.New(t), Options{Poster: poster})
+			d := newTestDispatcher(t, tc.cfg, newMemStore(), Options{Poster: poster})
 			if err := d.Notify(t.Context(), t0, testFinding("volume_spike", "a1", tc.severity, t0)); err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +216,7 @@ func TestConfigValidateNamesField(t *testing.T) {
 }
 
 func TestDigestPostedOncePerWeek(t *testing.T) {
-	st := storetest.New(t)
+	st := newMemStore()
 	var weeks []time.Time
 	fn := func(_ context.Context, week time.Time) (Digest, error) {
 		weeks = append(weeks, week)
@@ -255,7 +254,7 @@ func TestDigestPostedOncePerWeek(t *testing.T) {
 
 func TestSelfMonitoring(t *testing.T) {
 	ctx := t.Context()
-	st := storetest.New(t)
+	st := newMemStore()
 	lag := int64(20000)
 	sources := func(context.Context, time.Time) (map[string]time.Time, error) {
 		return map[string]time.Time{"crm": t0.Add(-20 * time.Minute), "orders": t0.Add(-time.Minute)}, nil
@@ -308,7 +307,7 @@ func TestSelfMonitoring(t *testing.T) {
 
 func TestSlackOffStillPersistsAndLogs(t *testing.T) {
 	ctx := t.Context()
-	st := storetest.New(t)
+	st := newMemStore()
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	d := newTestDispatcher(t, Config{}, st, Options{Log: log})

@@ -16,7 +16,7 @@ import (
 // Options are the Dispatcher's collaborators. Store is required; every
 // other field may be left zero.
 type Options struct {
-	Store *store.Store
+	Store Store
 	// Poster delivers to Slack; nil means Slack is off and notifications go
 	// to the log only (alerts are still persisted).
 	Poster Poster
@@ -39,7 +39,7 @@ type Options struct {
 // groups' messages. Its methods are safe for concurrent use.
 type Dispatcher struct {
 	cfg      Config
-	st       *store.Store
+	st       Store
 	poster   Poster
 	log      *slog.Logger
 	m        *metrics

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
-	"github.com/chatwarden/chatwarden/store"
 	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
@@ -61,7 +60,7 @@ func (f *fakePoster) counts() (int, int) {
 	return len(f.posts), f.updates
 }
 
-func newTestDispatcher(t *testing.T, cfg Config, st *store.Store, o Options) *Dispatcher {
+func newTestDispatcher(t *testing.T, cfg Config, st Store, o Options) *Dispatcher {
 	t.Helper()
 	o.Store = st
 	d, err := New(cfg, o)
@@ -98,15 +97,28 @@ func parseOffset(t *testing.T, s string) time.Duration {
 	return d
 }
 
-// TestGroupingScript replays testdata/grouping.script on a simulated clock.
+// TestGroupingScript replays testdata/grouping.script on a simulated clock,
+// with the alert state in memory.
 func TestGroupingScript(t *testing.T) {
+	runGroupingScript(t, newMemStore())
+}
+
+// TestGroupingScriptClickHouse replays the same script with the alert state
+// in a real ClickHouse: alerting end to end through *store.Store.
+func TestGroupingScriptClickHouse(t *testing.T) {
+	t.Parallel()
+	runGroupingScript(t, storetest.New(t))
+}
+
+func runGroupingScript(t *testing.T, st Store) {
+	t.Helper()
 	f, err := os.Open("testdata/grouping.script")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	poster := &fakePoster{}
-	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, storetest.New(t), Options{Poster: poster})
+	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, st, Options{Poster: poster})
 	now, stepBy := t0, time.Second
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {

@@ -15,6 +15,9 @@ import (
 	"github.com/chatwarden/chatwarden/store"
 )
 
+// The ClickHouse store is what alerting keeps its state in.
+var _ alert.Store = (*store.Store)(nil)
+
 // findingNotifier hands findings to alerting (detect.FindingSink has this
 // shape). wireAlert sets serveDeps.findings; detection's wiring calls it
 // through d at run time, so the order of wirings does not matter.

@@ -185,7 +185,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	u, ok := s.auth.password(name, password)
 	if !ok {
 		s.limiter.fail(now, ipKey, userKey)
+		s.auditLogin(r, name, false)
 		return fail(http.StatusUnauthorized, "Wrong user name or password.")
+	}
+	if err := s.auditLogin(r, u.Name, true); err != nil {
+		return err // no session without its audit entry
 	}
 	s.limiter.reset(userKey)
 	id, sess := s.sessions.create(u.Name, u.Role, now)
@@ -280,6 +284,10 @@ func (s *Server) alertDetail(r *http.Request) (alertView, error) {
 	from, to := alertWindow(a)
 	x, err := s.d.Events.Exposure(r.Context(), store.HistoryFilter{Tenant: a.Tenant, ActorID: a.ActorID, From: from, To: to})
 	if err != nil {
+		return alertView{}, err
+	}
+	if err := s.audit(r, "blast_radius", "alert="+a.ID+" tenant="+a.Tenant+" actor="+a.ActorID+
+		" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), int(x.Events)); err != nil {
 		return alertView{}, err
 	}
 	return alertView{Alert: a, Chart: c, Blast: BlastRadius{Tenant: a.Tenant, Actor: a.ActorID, AlertID: a.ID, From: from, To: to, Exposure: x},

@@ -211,6 +211,30 @@ func (s *Server) audit(r *http.Request, action, detail string, rows int) error {
 	return nil
 }
 
+// auditLogin writes a sign-in to the audit trail: action login, or
+// login_failed for a wrong name or password (attempts refused by the rate
+// limiter are only counted in chatwarden_dashboards_login_failures_total,
+// so that a flood cannot fill the trail). A name that is no configured user
+// is recorded as "(unknown)": people type passwords into the name field.
+// A failed write of a failed attempt is logged; of a success, returned.
+func (s *Server) auditLogin(r *http.Request, name string, ok bool) error {
+	u, known := s.auth.users[name]
+	e := store.AuditEntry{TS: s.now(), User: name, Role: string(u.Role), Source: "web", Action: "login", Remote: clientIP(r)}
+	if !ok {
+		e.Action = "login_failed"
+		if !known {
+			e.User, e.Detail = "(unknown)", "no such user"
+		}
+	}
+	if err := s.d.Audit.InsertAudit(r.Context(), e); err != nil {
+		if !ok {
+			s.log.Error("writing a failed sign-in to the audit trail", "err", err)
+		}
+		return fmt.Errorf("writing the audit trail: %w", err)
+	}
+	return nil
+}
+
 // HistoryResult is what a history search returns.
 type HistoryResult struct {
 	Filter    Search         `json:"filter"`

@@ -545,8 +545,8 @@ func (failingAudit) InsertAudit(context.Context, store.AuditEntry) error {
 
 func TestNoDataWithoutAudit(t *testing.T) {
 	f := newFixture(t, Config{})
+	c, _ := f.login(t, RoleResponder) // signing in is audited too
 	f.srv.d.Audit = failingAudit{f.srv.d.Audit}
-	c, _ := f.login(t, RoleResponder)
 	resp, body := get(t, c, f.ts.URL+"/api/history?actor=agent-17")
 	if resp.StatusCode != http.StatusInternalServerError || strings.Contains(body, "agent-17") {
 		t.Fatalf("unaudited query answered: %d %s", resp.StatusCode, body)

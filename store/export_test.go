@@ -51,3 +51,10 @@ func ExposureOfWindowsThreePass(ctx context.Context, s *Store, ws []ActorWindow)
 	where, args := windowsWhere(ws)
 	return exposureThreePass(ctx, s, "events", where, args)
 }
+
+// InsertAuditRowForTest writes an audit row exactly as given (chain fields
+// included), bypassing the chain: a forged or replayed row.
+func InsertAuditRowForTest(ctx context.Context, s *Store, a AuditEntry) error {
+	return s.insertRow(ctx, "INSERT INTO audit_log (ts, user, role, source, action, detail, rows, remote, os_user, writer, seq, prev_hash, hash)",
+		a.TS.UTC(), a.User, a.Role, a.Source, a.Action, a.Detail, a.Rows, a.Remote, a.OSUser, a.Writer, a.Seq, a.PrevHash, a.Hash)
+}

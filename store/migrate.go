@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,6 +76,26 @@ func splitStatements(sql string) []string {
 	return out
 }
 
+// addColumnRe matches a migration statement that adds one column. ClickHouse
+// 18.16 has no ADD COLUMN IF NOT EXISTS, so Migrate checks system.columns
+// itself: a migration that stopped half-way re-runs without an error.
+var addColumnRe = regexp.MustCompile(`^(?i:ALTER\s+TABLE)\s+([A-Za-z_][A-Za-z0-9_]*)\s+(?i:ADD\s+COLUMN)\s+([A-Za-z_][A-Za-z0-9_]*)\s+[^,]+$`)
+
+// columnAlreadyAdded reports whether stmt adds one column that the table
+// already has.
+func (s *Store) columnAlreadyAdded(ctx context.Context, stmt string) (bool, error) {
+	m := addColumnRe.FindStringSubmatch(strings.TrimSpace(stmt))
+	if m == nil {
+		return false, nil
+	}
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+		s.cfg.Database, m[1], m[2]).Scan(&n); err != nil {
+		return false, fmt.Errorf("reading the columns of %s: %w", m[1], err)
+	}
+	return n > 0, nil
+}
+
 // SchemaMigrationsDDL creates the table that records applied migrations.
 const SchemaMigrationsDDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
@@ -122,6 +143,11 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, er
 			continue
 		}
 		for i, stmt := range m.Statements {
+			if done, err := s.columnAlreadyAdded(ctx, stmt); err != nil {
+				return res, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			} else if done {
+				continue
+			}
 			if err := s.exec(ctx, stmt); err != nil {
 				return res, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}

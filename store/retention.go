@@ -21,6 +21,10 @@ type RetentionConfig struct {
 	AlertsDays int `yaml:"alerts_days"`
 	// AuditDays covers the audit trail (default 730).
 	AuditDays int `yaml:"audit_days"`
+	// AuditSeparately leaves audit_log alone: its partitions are dropped by
+	// an administrator with a ClickHouse user of their own, because the
+	// service user has no right to drop them (docs/security.md).
+	AuditSeparately bool `yaml:"audit_separately"`
 	// Interval is how often retention runs in serve (default 1h).
 	Interval time.Duration `yaml:"interval"`
 }
@@ -142,8 +146,12 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 		if _, ok := partitionEnd(p.partition); !ok {
 			continue // not time-partitioned (e.g. tuple())
 		}
-		if _, ok := retentionClass[p.table]; !ok {
+		class, ok := retentionClass[p.table]
+		if !ok {
 			unmanaged[p.table] = true
+			continue
+		}
+		if class == "audit" && cfg.AuditSeparately {
 			continue
 		}
 		parts = append(parts, p)

@@ -161,6 +161,7 @@ type Store struct {
 	cfg     Config
 	version Version
 	log     *slog.Logger
+	chain   *auditChain
 }
 
 // Open connects to ClickHouse, reads the server's version and creates the
@@ -241,11 +242,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("pinging clickhouse database %s: %w", cfg.Database, err)
 	}
 	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database, "version", raw)
-	return &Store{conn: conn, cfg: cfg, version: v, log: log}, nil
+	return &Store{conn: conn, cfg: cfg, version: v, log: log, chain: newAuditChain()}, nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() error { return s.conn.Close() }
+// Close closes the pool and the audit copier, if any.
+func (s *Store) Close() error {
+	err := s.conn.Close()
+	if c := s.chain.copy; c != nil {
+		err = errors.Join(err, c.Close())
+	}
+	return err
+}
 
 // Version returns the server's version.
 func (s *Store) Version() Version { return s.version }

@@ -14,6 +14,13 @@ func cliUser(as string) string {
 	if as != "" {
 		return as
 	}
+	return osUser()
+}
+
+// osUser is the operating-system account running the process, as the kernel
+// knows it (the user id looked up in the password database). $USER is used
+// only when that look-up fails, since anyone can set it.
+func osUser() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		return u.Username
 	}
@@ -23,10 +30,10 @@ func cliUser(as string) string {
 	return "unknown"
 }
 
-// auditCLI writes a CLI query to the audit trail; the query's result must not
-// be shown when it fails.
+// auditCLI writes a CLI query to the audit trail with the OS account next to
+// who (the --as name); the query's result must not be shown when it fails.
 func auditCLI(ctx context.Context, s *store.Store, who, action, detail string, rows int) error {
 	host, _ := os.Hostname()
-	return s.InsertAudit(ctx, store.AuditEntry{TS: time.Now(), User: who, Role: "cli", Source: "cli", Action: action,
-		Detail: detail, Rows: uint64(rows), Remote: host})
+	return s.InsertAudit(ctx, store.AuditEntry{TS: time.Now(), User: who, OSUser: osUser(), Role: "cli", Source: "cli",
+		Action: action, Detail: detail, Rows: uint64(rows), Remote: host})
 }

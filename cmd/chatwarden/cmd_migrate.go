@@ -5,12 +5,24 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/store"
 )
 
-// openStore opens the configured ClickHouse database.
+// openStore connects to ClickHouse and, with audit.kafka_topic set, copies
+// every audit entry written through the store to that topic.
 func openStore(ctx context.Context, e *env, c Config) (*store.Store, error) {
-	return store.Open(ctx, c.ClickHouse, e.log)
+	s, err := store.Open(ctx, c.ClickHouse, e.log)
+	if err != nil || c.Audit.KafkaTopic == "" {
+		return s, err
+	}
+	cp, err := ingest.NewAuditCopier(c.Ingest, c.Audit.KafkaTopic)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("audit.kafka_topic: %w", err)
+	}
+	s.SetAuditCopy(cp)
+	return s, nil
 }
 
 func runMigrate(ctx context.Context, e *env, args []string) error {

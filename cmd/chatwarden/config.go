@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -33,6 +34,27 @@ type Config struct {
 	Detect     detect.Config         `yaml:"detect"`
 	Alert      alert.Config          `yaml:"alert"`
 	Retention  store.RetentionConfig `yaml:"retention"`
+	Audit      AuditConfig           `yaml:"audit"`
+}
+
+// AuditConfig sets where the audit trail is kept besides ClickHouse.
+type AuditConfig struct {
+	// KafkaTopic, when set, receives a copy of every audit entry (JSON,
+	// keyed by writer) on ingest.brokers with ingest's TLS and SASL
+	// settings; an audited action is refused when its copy fails. The
+	// topic must exist. `chatwarden audit verify -kafka` compares it with
+	// the audit_log table.
+	KafkaTopic string `yaml:"kafka_topic"`
+}
+
+var kafkaTopicRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// Validate names the bad field.
+func (c AuditConfig) Validate() error {
+	if c.KafkaTopic != "" && !kafkaTopicRe.MatchString(c.KafkaTopic) {
+		return fmt.Errorf("audit.kafka_topic: %q is not a Kafka topic name (letters, digits, '.', '_', '-', at most 249)", c.KafkaTopic)
+	}
+	return nil
 }
 
 // PseudonymConfig says where the HMAC key for customer ids comes from.
@@ -163,6 +185,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Audit.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Dashboards.Validate(); err != nil {

@@ -30,6 +30,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version":       {"print the version", runVersion},
+		"audit":         {"audit verify: check the audit trail's hash chains (and its Kafka copy) for dropped, edited or inserted rows", runAudit},
 		"retention":     {"drop partitions older than their retention now (serve does it every interval)", runRetention},
 		"migrate":       {"create or upgrade the ClickHouse schema", runMigrate},
 		"config":        {"config check: validate a configuration file", runConfig},

@@ -21,7 +21,7 @@ func retainOnce(ctx context.Context, r retainer, cfg store.RetentionConfig, now 
 	for _, dp := range res.Dropped { // audit what was dropped even if a later drop failed
 		detail, _ := json.Marshal(dp)
 		if aerr := r.InsertAudit(ctx, store.AuditEntry{TS: now, User: user, Role: "system", Source: source,
-			Action: "retention_drop", Detail: string(detail), Rows: dp.Rows}); aerr != nil {
+			Action: "retention_drop", Detail: string(detail), Rows: dp.Rows, OSUser: osUser()}); aerr != nil {
 			return res, fmt.Errorf("auditing retention drop of %s %s: %w", dp.Table, dp.Partition, aerr)
 		}
 	}

@@ -219,7 +219,7 @@ func (s *Server) audit(r *http.Request, action, detail string, rows int) error {
 // A failed write of a failed attempt is logged; of a success, returned.
 func (s *Server) auditLogin(r *http.Request, name string, ok bool) error {
 	u, known := s.auth.users[name]
-	e := store.AuditEntry{TS: s.now(), User: name, Role: string(u.Role), Source: "web", Action: "login", Remote: clientIP(r)}
+	e := store.AuditEntry{TS: s.now(), User: name, Role: string(u.Role), Source: "web", Action: "login", Remote: s.clientIP(r)}
 	if !ok {
 		e.Action = "login_failed"
 		if !known {

@@ -139,6 +139,7 @@ type Server struct {
 
 type metrics struct {
 	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
 	loginFailures prometheus.Counter
 	tokenFailures *prometheus.CounterVec
 	auditRows     *prometheus.CounterVec
@@ -148,6 +149,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_dashboards_requests_total",
 			Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chatwarden_dashboards_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route (method and pattern).",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}}, []string{"route"}),
 		loginFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_dashboards_login_failures_total",
 			Help: "Failed or rate-limited sign-in attempts."}),
 		tokenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_dashboards_token_failures_total",
@@ -156,7 +160,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Rows returned by audited queries, by action."}, []string{"action"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.loginFailures, m.tokenFailures, m.auditRows)
+		reg.MustRegister(m.requests, m.duration, m.loginFailures, m.tokenFailures, m.auditRows)
 	}
 	return m
 }
@@ -293,7 +297,11 @@ func (s *Server) wrap(rt route) http.Handler {
 	name := rt.method + " " + rt.path
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
-		defer func() { s.metrics.requests.WithLabelValues(name, fmt.Sprint(max(sw.code, 200))).Inc() }()
+		start := time.Now()
+		defer func() {
+			s.metrics.requests.WithLabelValues(name, fmt.Sprint(max(sw.code, 200))).Inc()
+			s.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		}()
 		if rt.roles != nil {
 			p, err := s.identify(sw, r)
 			if err != nil {

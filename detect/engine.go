@@ -135,6 +135,8 @@ func (e *Engine) StartAt(t time.Time) {
 // was not evaluated yet, reading aggregates in batches, and hands findings to
 // the sinks. Errors of one sink do not stop the cycle; they are joined.
 func (e *Engine) Advance(ctx context.Context, now time.Time) error {
+	cycleStart := time.Now() //nolint:forbidigo // measures the cycle's duration only, never decides detection
+	defer func() { e.metrics.cycleDuration.Observe(time.Since(cycleStart).Seconds()) }()
 	w := e.cfg.Window
 	now = now.UTC()
 	if e.next.IsZero() {
@@ -190,6 +192,7 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 				}
 			}
 			e.next = end.Add(w)
+			e.metrics.lastWindowEnd.Set(float64(end.Unix()))
 		}
 	}
 	return errors.Join(errs...)

@@ -10,6 +10,8 @@ type metrics struct {
 	suppressed    *prometheus.CounterVec
 	sinkErrors    *prometheus.CounterVec
 	queryDuration prometheus.Histogram
+	cycleDuration prometheus.Histogram
+	lastWindowEnd prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,9 +28,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Errors handing findings on, by sink."}, []string{"sink"}),
 		queryDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatwarden_detect_query_duration_seconds",
 			Help: "Time to read one batch of window aggregates.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+		cycleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatwarden_detect_cycle_duration_seconds",
+			Help: "Time of one detection cycle (every window due, its detectors and sinks).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		lastWindowEnd: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_last_window_end_timestamp_seconds",
+			Help: "End of the newest window evaluated (Unix seconds, the engine's clock): time() minus this is how far detection is behind."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration)
+		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd)
 	}
 	return m
 }

@@ -531,6 +531,9 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 		c.d.Observer(ctx, now, b.events, b.consents)
 	}
 	c.m.Events.Add(float64(len(b.events)))
+	for i := range b.events {
+		c.m.sawEvent(b.events[i].Store, b.events[i].TS)
+	}
 	c.m.Consents.Add(float64(len(b.consents)))
 	c.m.Duplicates.Add(float64(dupes))
 	c.m.Batches.Inc()

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,7 +23,18 @@ type Metrics struct {
 	Lag            *prometheus.GaugeVec
 	Rebalances     prometheus.Counter
 	Stale          prometheus.Counter
+	// SourceLastEvent is the event time of the newest event stored per
+	// store (source): Prometheus' "no events from a source" rule reads it.
+	// At most maxSourceLabels stores get their own series; later ones
+	// share store="other", so a producer cannot grow it without bound.
+	SourceLastEvent *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	sources map[string]float64
 }
+
+// maxSourceLabels bounds the store label of SourceLastEvent.
+const maxSourceLabels = 200
 
 // NewMetrics creates ingest's metrics and registers them on reg (nil: not
 // registered, for tests and one-shot commands).
@@ -55,14 +68,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chatwarden_ingest_rebalances_total", Help: "Consumer group generations joined by this instance."}),
 		Stale: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatwarden_ingest_stale_messages_total", Help: "Messages fetched in a consumer group generation that ended before they were stored; re-read by the partition's new owner."}),
+		SourceLastEvent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chatwarden_ingest_source_last_event_timestamp_seconds", Help: "Event time (ts) of the newest event stored, per store; the first 200 stores get their own series, later ones store=\"other\"."}, []string{"store"}),
+		sources: map[string]float64{},
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Events, m.Consents, m.Duplicates, m.Batches, m.BatchSize,
-			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale)
+			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale, m.SourceLastEvent)
 	}
 	return m
 }
 
 func (m *Metrics) setLag(topic string, partition int, lag int64) {
 	m.Lag.WithLabelValues(topic, strconv.Itoa(partition)).Set(float64(max(lag, 0)))
+}
+
+// sawEvent moves store's last-event time forward to ts (never back).
+func (m *Metrics) sawEvent(store string, ts time.Time) {
+	v := float64(ts.Unix())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.sources[store]; !ok && len(m.sources) >= maxSourceLabels {
+		store = "other"
+	}
+	if old, ok := m.sources[store]; ok && old >= v {
+		return
+	}
+	m.sources[store] = v
+	m.SourceLastEvent.WithLabelValues(store).Set(v)
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chatwarden/chatwarden/ingest"
@@ -31,7 +30,7 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	reg := prometheus.NewRegistry()
+	reg := newRegistry()
 	m := ingest.NewMetrics(reg)
 	comps := []component{{name: "ingest", run: func(ctx context.Context) error {
 		return ingest.Run(ctx, c.Ingest, s, p, nil, m, e.log)

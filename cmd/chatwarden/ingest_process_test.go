@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -185,6 +186,21 @@ func (ie *ingestEnv) start(t *testing.T) *proc {
 	return p
 }
 
+// metricsText returns p's /metrics page.
+func (p *proc) metricsText(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // eventsIn returns chatwarden_ingest_events_total of p, or -1 if unreadable.
 func (p *proc) eventsIn() float64 {
 	resp, err := http.Get("http://" + p.metrics + "/metrics")
@@ -281,6 +297,13 @@ func TestCrashRecovery(t *testing.T) {
 
 	p2 := ie.start(t)
 	ie.checkExactlyOnce(t, n)
+	// `chatwarden ingest` exposes the same process-level metrics as serve.
+	text := p2.metricsText(t)
+	for _, want := range []string{"chatwarden_build_info{", "go_goroutines ", "process_resident_memory_bytes ", "chatwarden_ingest_source_last_event_timestamp_seconds{store="} {
+		if !strings.Contains(text, want) {
+			t.Errorf("ingest /metrics has no %q", want)
+		}
+	}
 	if err := p2.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -12,14 +13,16 @@ import (
 // 18.16 has no TTL, so retention drops whole partitions on a schedule.
 type RetentionConfig struct {
 	// EventsDays covers raw events and everything derived from them
-	// (event ids, the subject-ordered copy, per-minute aggregates) (default 90).
+	// (event ids, the subject-ordered copy, per-minute aggregates, detection
+	// checkpoints but the latest of each shard) (default 90).
 	EventsDays int `yaml:"events_days"`
 	// DeadLettersDays covers the dead-letter records (default 30).
 	DeadLettersDays int `yaml:"dead_letters_days"`
-	// AlertsDays covers findings, alerts, their state changes and risk
-	// scores (default 730).
+	// AlertsDays covers findings, alerts, their state changes, Slack
+	// messages, risk scores and ended suppressions (default 730).
 	AlertsDays int `yaml:"alerts_days"`
-	// AuditDays covers the audit trail (default 730).
+	// AuditDays covers the audit trail and detection's tuning audit
+	// (default 730).
 	AuditDays int `yaml:"audit_days"`
 	// AuditSeparately leaves audit_log alone: its partitions are dropped by
 	// an administrator with a ClickHouse user of their own, because the
@@ -67,20 +70,69 @@ func (c RetentionConfig) Validate() error {
 	return nil
 }
 
-// retentionClass maps each partitioned table to its class. A partitioned
-// table not listed here is never dropped (and Retain reports it).
-var retentionClass = map[string]string{
-	"events":            "events",
-	"event_ids":         "events",
-	"events_by_subject": "events",
-	"actor_minute":      "events",
-	"actor_hour":        "events",
-	"dead_letters":      "dead_letters",
-	"findings":          "alerts",
-	"alerts":            "alerts",
-	"alert_events":      "alerts",
-	"actor_risk":        "alerts",
-	"audit_log":         "audit",
+// tablePolicy is how one table's old rows go.
+type tablePolicy struct {
+	// class picks the age limit: events, dead_letters, alerts or audit.
+	class string
+	// rows is empty for a table whose whole partitions are dropped.
+	// Otherwise the table has no time partition (or its rows of one thing
+	// span partitions) and old rows are removed with ALTER TABLE ... DELETE
+	// WHERE rows; every ? in rows is bound to the cutoff time.
+	rows string
+}
+
+// retentionPolicy gives every table of the schema, except the exempt ones,
+// its retention. TestEveryTableHasRetention reads the migrations and fails
+// on a table that is in neither map, or on a name that is no table.
+var retentionPolicy = map[string]tablePolicy{
+	"events":            {class: "events"},
+	"event_ids":         {class: "events"},
+	"events_by_subject": {class: "events"},
+	"actor_minute":      {class: "events"},
+	// A checkpoint older than the events cannot be back-filled from; the
+	// latest of each shard stays whatever its age.
+	"detect_checkpoints": {class: "events", rows: "as_of < ? AND (shards, shard, as_of) NOT IN " +
+		"(SELECT shards, shard, max(as_of) FROM detect_checkpoints GROUP BY shards, shard)"},
+	"dead_letters":  {class: "dead_letters"},
+	"findings":      {class: "alerts"},
+	"actor_risk":    {class: "alerts"},
+	"alert_changes": {class: "alerts"},
+	// Alerts and their Slack messages are versioned rows read with argMax:
+	// all versions of one go together, once its last version is older
+	// than the cutoff (a time partition would split them).
+	"alerts":         {class: "alerts", rows: "id IN (SELECT id FROM alerts GROUP BY id HAVING max(updated_at) < ? AND max(last_seen) < ?)"},
+	"alert_messages": {class: "alerts", rows: "id IN (SELECT id FROM alert_messages GROUP BY id HAVING max(updated_at) < ?)"},
+	// A suppression goes when it ended (expired) before the cutoff, or
+	// was lifted and created before it; one that never expires and is in
+	// force stays.
+	"suppressions": {class: "alerts", rows: "id IN (SELECT id FROM suppressions GROUP BY id HAVING " +
+		"(argMax(until, version) > toDateTime(0) AND argMax(until, version) < ?) OR (argMax(deleted, version) = 1 AND max(created_at) < ?))"},
+	"audit_log":    {class: "audit"},
+	"detect_audit": {class: "audit"},
+}
+
+// retentionExempt lists the tables retention never touches, with the reason.
+var retentionExempt = map[string]string{
+	"consents": "the current consent register, not history: ReplacingMergeTree keeps one row per (tenant, customer, purpose) " +
+		"after merges, and a withdrawal must be enforced until the customer decides again, however old it is",
+	"schema_migrations": "the schema's own version record: a few rows, one per migration",
+}
+
+// RetentionPolicy describes every table's retention for documentation and
+// tests: "class" (partitions dropped), "class, rows" (ALTER DELETE) or
+// "exempt: reason".
+func RetentionPolicy() map[string]string {
+	out := map[string]string{}
+	for t, p := range retentionPolicy {
+		out[t] = p.class
+		if p.rows != "" {
+			out[t] += ", rows"
+		}
+	}
+	for t, why := range retentionExempt {
+		out[t] = "exempt: " + why
+	}
+	return out
 }
 
 func (c RetentionConfig) maxAge(class string) time.Duration {
@@ -99,8 +151,19 @@ type DroppedPartition struct {
 // RetentionResult says what a retention run did.
 type RetentionResult struct {
 	Dropped []DroppedPartition `json:"dropped"`
+	// Deleted lists the row deletions (mutations) retention started.
+	Deleted []DeletedRows `json:"deleted,omitempty"`
 	// Unmanaged lists partitioned tables that have no retention class.
 	Unmanaged []string `json:"unmanaged,omitempty"`
+}
+
+// DeletedRows is one ALTER TABLE ... DELETE that retention started: the
+// rows of Table older than Before (by the table's policy). ClickHouse
+// applies it in the background.
+type DeletedRows struct {
+	Table  string    `json:"table"`
+	Before time.Time `json:"before"`
+	Rows   uint64    `json:"rows"`
 }
 
 // partitionEnd returns the first instant after a partition of a
@@ -146,12 +209,14 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 		if _, ok := partitionEnd(p.partition); !ok {
 			continue // not time-partitioned (e.g. tuple())
 		}
-		class, ok := retentionClass[p.table]
+		pol, ok := retentionPolicy[p.table]
 		if !ok {
-			unmanaged[p.table] = true
+			if _, exempt := retentionExempt[p.table]; !exempt {
+				unmanaged[p.table] = true
+			}
 			continue
 		}
-		if class == "audit" && cfg.AuditSeparately {
+		if pol.rows != "" || p.table == "audit_log" && cfg.AuditSeparately {
 			continue
 		}
 		parts = append(parts, p)
@@ -165,7 +230,7 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 	})
 	for _, p := range parts {
 		end, _ := partitionEnd(p.partition)
-		if !end.Before(now.Add(-cfg.maxAge(retentionClass[p.table]))) {
+		if !end.Before(now.Add(-cfg.maxAge(retentionPolicy[p.table].class))) {
 			continue
 		}
 		if !identRe.MatchString(p.table) {
@@ -179,9 +244,56 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 		res.Dropped = append(res.Dropped, DroppedPartition{Table: p.table, Partition: p.partition, Rows: p.rows})
 		s.log.Info("retention dropped partition", "table", p.table, "partition", p.partition, "rows", p.rows)
 	}
+	if err := s.retainRows(ctx, cfg, now, &res); err != nil {
+		return res, err
+	}
 	for t := range unmanaged {
 		res.Unmanaged = append(res.Unmanaged, t)
 	}
 	sort.Strings(res.Unmanaged)
 	return res, nil
+}
+
+// retainRows starts an ALTER TABLE ... DELETE on every row-policy table that
+// has rows past its cutoff, unless a mutation of that table is still
+// running (the next run catches up).
+func (s *Store) retainRows(ctx context.Context, cfg RetentionConfig, now time.Time, res *RetentionResult) error {
+	tables := make([]string, 0, len(retentionPolicy))
+	for t, p := range retentionPolicy {
+		if p.rows != "" {
+			tables = append(tables, t)
+		}
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		p := retentionPolicy[t]
+		cutoff := now.Add(-cfg.maxAge(p.class)).UTC().Truncate(time.Second)
+		args := make([]any, strings.Count(p.rows, "?"))
+		for i := range args {
+			args[i] = cutoff
+		}
+		var n uint64
+		if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+t+" WHERE "+p.rows, args...).Scan(&n); err != nil {
+			return fmt.Errorf("counting expired rows of %s: %w", t, err)
+		}
+		if n == 0 {
+			continue
+		}
+		var pending uint64
+		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
+			s.cfg.Database, t).Scan(&pending); err != nil {
+			return fmt.Errorf("reading the mutations of %s: %w", t, err)
+		}
+		if pending > 0 {
+			continue
+		}
+		// t is a key of retentionPolicy and rows a constant of it: no user
+		// text reaches the statement; the cutoff is bound.
+		if err := s.exec(ctx, "ALTER TABLE "+t+" DELETE WHERE "+p.rows, args...); err != nil {
+			return fmt.Errorf("deleting expired rows of %s: %w", t, err)
+		}
+		res.Deleted = append(res.Deleted, DeletedRows{Table: t, Before: cutoff, Rows: n})
+		s.log.Info("retention deleting rows", "table", t, "before", cutoff, "rows", n)
+	}
+	return nil
 }

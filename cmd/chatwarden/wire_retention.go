@@ -25,6 +25,13 @@ func retainOnce(ctx context.Context, r retainer, cfg store.RetentionConfig, now 
 			return res, fmt.Errorf("auditing retention drop of %s %s: %w", dp.Table, dp.Partition, aerr)
 		}
 	}
+	for _, d := range res.Deleted {
+		detail, _ := json.Marshal(d)
+		if aerr := r.InsertAudit(ctx, store.AuditEntry{TS: now, User: user, Role: "system", Source: source,
+			Action: "retention_delete", Detail: string(detail), Rows: d.Rows, OSUser: osUser()}); aerr != nil {
+			return res, fmt.Errorf("auditing retention delete of %s: %w", d.Table, aerr)
+		}
+	}
 	return res, err
 }
 
@@ -70,6 +77,9 @@ func runRetention(ctx context.Context, e *env, args []string) error {
 	res, err := retainOnce(ctx, s, c.Retention.WithDefaults(), time.Now(), cliUser(""), "cli")
 	for _, dp := range res.Dropped {
 		fmt.Fprintf(e.stdout, "dropped %s partition %s (%d rows)\n", dp.Table, dp.Partition, dp.Rows)
+	}
+	for _, d := range res.Deleted {
+		fmt.Fprintf(e.stdout, "deleting %d rows of %s older than %s\n", d.Rows, d.Table, d.Before.Format(time.RFC3339))
 	}
 	if err != nil {
 		return err

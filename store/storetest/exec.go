@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -18,17 +19,53 @@ func Exec(t testing.TB, cfg store.Config, query string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.Addr}, Auth: clickhouse.Auth{Database: cfg.Database}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dial(t, cfg)
 	defer conn.Close()
 	if err := conn.Exec(ctx, query, args...); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
+	waitMutations(ctx, t, conn, cfg.Database)
+}
+
+// WaitMutations waits until every mutation (ALTER UPDATE/DELETE) of cfg's
+// database is done, e.g. the row deletions retention started.
+func WaitMutations(t testing.TB, cfg store.Config) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := dial(t, cfg)
+	defer conn.Close()
+	waitMutations(ctx, t, conn, cfg.Database)
+}
+
+// Count runs a SELECT count() (or any one-UInt64 query) on cfg's database
+// over a connection of its own (not in the query log the conformance check
+// replays).
+func Count(t testing.TB, cfg store.Config, query string, args ...any) uint64 {
+	t.Helper()
+	conn := dial(t, cfg)
+	defer conn.Close()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func dial(t testing.TB, cfg store.Config) driver.Conn {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.Addr}, Auth: clickhouse.Auth{Database: cfg.Database}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func waitMutations(ctx context.Context, t testing.TB, conn driver.Conn, db string) {
+	t.Helper()
 	for {
 		var n uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0", cfg.Database).Scan(&n); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0", db).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {
@@ -36,7 +73,7 @@ func Exec(t testing.TB, cfg store.Config, query string, args ...any) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("waiting for the mutations of %s: %v", query, ctx.Err())
+			t.Fatalf("waiting for the mutations of %s: %v", db, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -27,11 +27,17 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	alertsOut := fs.String("alerts-out", "", "write the alerts, one JSON object a line, to this file")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the replay to this file")
+	maxRejected := fs.Float64("max-rejected", eval.DefaultMaxRejected,
+		"fail (exit 1) when more than this fraction of the lines is rejected (0.001 = 0.1%)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *events == "" || *labels == "" {
 		fmt.Fprintln(e.stderr, "chatwarden eval: --events and --labels are required")
+		return errUsage
+	}
+	if *maxRejected < 0 || *maxRejected > 1 {
+		fmt.Fprintln(e.stderr, "chatwarden eval: --max-rejected must be a fraction between 0 and 1")
 		return errUsage
 	}
 	c, err := loadConfig(*cfgPath)
@@ -111,15 +117,48 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	} else {
+		printSummary(e.stdout, sum)
 	}
-	printSummary(e.stdout, sum)
+	if r := sum.RejectedRatio(); r > *maxRejected {
+		printRejected(e.stderr, sum)
+		return fmt.Errorf("%d of %d lines (%.3f%%) were rejected, more than --max-rejected %.3f%%: the scores above do not describe the whole file",
+			sum.Rejected, sum.Lines, 100*r, 100**maxRejected)
+	}
 	return nil
 }
 
+// printRejected prints rejected lines by reason code, as `status` prints
+// dead letters, with the first lines of each reason.
+func printRejected(w io.Writer, s *eval.Summary) {
+	reasons := make([]string, 0, len(s.RejectedByReason))
+	for r := range s.RejectedByReason {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	fmt.Fprintf(w, "rejected %d of %d lines", s.Rejected, s.Lines)
+	for _, r := range reasons {
+		fmt.Fprintf(w, "  %s=%d", r, s.RejectedByReason[r])
+	}
+	fmt.Fprintln(w)
+	for _, x := range s.RejectedExamples {
+		field := ""
+		if x.Field != "" {
+			field = fmt.Sprintf(" field %q:", x.Field)
+		}
+		fmt.Fprintf(w, "  line %d: %s:%s %s\n", x.Line, x.Reason, field, x.Detail)
+	}
+}
+
 func printSummary(w io.Writer, s *eval.Summary) {
-	fmt.Fprintf(w, "events %d  consents %d  rejected %d  actors %d  actor-days %d  windows %d\n",
-		s.Events, s.Consents, s.Rejected, s.Actors, s.ActorDays, s.Windows)
+	fmt.Fprintf(w, "lines %d  events %d  consents %d  rejected %d  actors %d  actor-days %d  windows %d\n",
+		s.Lines, s.Events, s.Consents, s.Rejected, s.Actors, s.ActorDays, s.Windows)
+	if s.Rejected > 0 {
+		printRejected(w, s)
+	}
 	fmt.Fprintf(w, "alerts %d  true %d  false %d (once per actor, detector, hour)\n", s.Alerts, s.TrueAlerts, s.FalseAlerts)
 	fmt.Fprintf(w, "recall %.3f (mean over kinds %.3f)  precision %.3f  false alerts per 1000 actor-days %.2f\n",
 		s.Recall, s.KindsRecall, s.Precision, s.FalsePer1000)

@@ -148,3 +148,69 @@ func TestEvalSummaryAgreesWithAlerts(t *testing.T) {
 		t.Errorf("no progress on stderr: %q", stderr.String())
 	}
 }
+
+// TestEvalExitsNonZeroOnRejections: eval fails when more than 0.1% of the
+// lines are rejected (the scores would not describe the file), printing the
+// rejected lines by reason code; --max-rejected raises the limit, and
+// exactly 0.1% passes.
+func TestEvalExitsNonZeroOnRejections(t *testing.T) {
+	t.Setenv("CHATWARDEN_CLICKHOUSE_ADDR", storetest.Addr())
+	dir := t.TempDir()
+	events, labels := evalScenario(t, dir) // 542 valid lines
+	good, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 458 more valid lines: 1,000 with the scenario's.
+	var more strings.Builder
+	ts := time.Date(2026, 3, 2, 13, 0, 0, 0, time.UTC)
+	for i := range 458 {
+		fmt.Fprintf(&more, `{"event_id":"x-%d","ts":%q,"actor":{"id":"a4","type":"human","role":"support"},"action":"read","store":"crm","resource":{"type":"customer_profile"}}`+"\n",
+			i, ts.Add(time.Duration(i)*time.Second).Format(time.RFC3339))
+	}
+	bad := `{"event_id":"bad-1","ts":"2026-03-02T10:00:00Z","actor":{"id":"x","type":"robot"},"action":"read","store":"crm","resource":{"type":"customer_profile"}}` + "\n"
+	write := func(name string, nBad int) string {
+		p := filepath.Join(dir, name)
+		body := string(good) + more.String()
+		if nBad == 1 {
+			body = string(good) + more.String()[strings.Index(more.String(), "\n")+1:] + bad // 999 good + 1 bad
+		} else {
+			body += strings.Repeat(bad, nBad) // 1,000 good + nBad bad
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name     string
+		bad      int
+		args     []string
+		wantCode int
+	}{
+		{"one in a thousand passes", 1, nil, 0},
+		{"two in 1002 fail", 2, nil, 1},
+		{"a raised limit passes", 2, []string{"--max-rejected", "0.01"}, 0},
+		{"a lowered limit fails", 1, []string{"--max-rejected", "0"}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := write(strings.ReplaceAll(tc.name, " ", "_")+".jsonl", tc.bad)
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"eval", "--events", path, "--labels", labels}, tc.args...)
+			code := run(t.Context(), args, &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), fmt.Sprintf("rejected %d", tc.bad)) || !strings.Contains(stdout.String(), fmt.Sprintf("bad_enum=%d", tc.bad)) {
+				t.Errorf("stdout does not count %d rejected lines by reason:\n%s", tc.bad, stdout.String())
+			}
+			if !strings.Contains(stdout.String(), `bad_enum: field "actor.type"`) {
+				t.Errorf("stdout does not show the rejected line's reason and field:\n%s", stdout.String())
+			}
+			if tc.wantCode != 0 && !strings.Contains(stderr.String(), "--max-rejected") {
+				t.Errorf("the failure does not name --max-rejected:\n%s", stderr.String())
+			}
+		})
+	}
+}

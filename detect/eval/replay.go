@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -94,9 +95,14 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 
 	started := opts.Clock()
-	chunks := make(chan chunk, 2)
-	decodeErr := make(chan error, 1)
-	go func() { decodeErr <- decodeChunks(ctx, opts.Events, opts.ChunkEvents, chunks) }()
+	dec, err := decodeAll(ctx, opts.Events, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "eval: %d lines decoded and sorted by time (%d rejected) in %.1fs\n",
+			dec.lines, dec.lines-len(dec.items), opts.Clock().Sub(started).Seconds())
+	}
 
 	st := &Summary{}
 	type dayKey struct {
@@ -108,16 +114,14 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	var first, last time.Time
 	var insertTime, detectTime time.Duration
 	lastProgress := started
-	for ch := range chunks {
-		st.Rejected += ch.rejected
-		if len(ch.items) == 0 {
-			continue
-		}
+	for from := 0; from < len(dec.items); {
+		to := nextChunk(dec.items, from, opts.ChunkEvents)
+		items := dec.items[from:to]
 		if first.IsZero() {
-			first = ch.items[0].ts
+			first = items[0].ts
 			eng.StartAt(first.Add(cfg.Window))
 		}
-		evs := make([]models.Event, 0, len(ch.items))
+		evs := make([]models.Event, 0, len(items))
 		var cs []models.Consent
 		// Event rules run on sub-batches of at most 10 s of simulated
 		// time, as ingest's batches would, detected at the sub-batch's
@@ -138,10 +142,10 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 			_ = buf.addFindings(ctx, stored)
 			return al.add(fs)
 		}
-		for i := range ch.items {
-			it := &ch.items[i]
-			if i > subStart && it.ts.Sub(ch.items[subStart].ts) >= 10*time.Second {
-				if err := flush(ch.items[i-1].ts); err != nil {
+		for i := range items {
+			it := &items[i]
+			if i > subStart && it.ts.Sub(items[subStart].ts) >= 10*time.Second {
+				if err := flush(items[i-1].ts); err != nil {
 					return nil, err
 				}
 				subStart = i
@@ -162,11 +166,14 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 			actorDays[dayKey{e.Tenant, e.Actor.ID, e.TS.Unix() / 86400}] = true
 			actors[[2]string{e.Tenant, e.Actor.ID}] = true
 		}
-		if err := flush(ch.items[len(ch.items)-1].ts); err != nil {
+		if err := flush(items[len(items)-1].ts); err != nil {
 			return nil, err
 		}
 		prevLast := last
-		last = ch.items[len(ch.items)-1].ts
+		last = items[len(items)-1].ts
+		// The decoded lines of this chunk are not needed any more.
+		clear(items)
+		from = to
 		// Insert this chunk while the detectors evaluate the windows the
 		// previous chunks completed (they need only what is stored).
 		insErr := make(chan error, 1)
@@ -202,9 +209,6 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 				st.Events, last.Format(time.RFC3339), float64(st.Events)/w.Sub(started).Seconds(), al.n, insertTime.Seconds(), detectTime.Seconds())
 		}
 	}
-	if err := <-decodeErr; err != nil {
-		return nil, err
-	}
 	if !last.IsZero() {
 		// the window holding the last event, then the hour's close
 		if err := eng.Advance(ctx, last.Truncate(time.Hour).Add(time.Hour)); err != nil {
@@ -216,7 +220,13 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	elapsed := opts.Clock().Sub(started)
 	sum := score(al.alerts, attacks, negatives, len(actorDays), cfg.Window)
-	sum.Events, sum.Consents, sum.Rejected = st.Events, st.Consents, st.Rejected
+	sum.Events, sum.Consents = st.Events, st.Consents
+	sum.Lines, sum.Rejected = dec.lines, dec.lines-len(dec.items)
+	sum.RejectedByReason = map[string]int{}
+	for r, n := range dec.rejected {
+		sum.RejectedByReason[string(r)] = n
+	}
+	sum.RejectedExamples = dec.examples
 	sum.Actors = len(actors)
 	if !first.IsZero() {
 		sum.Windows = int(last.Sub(first)/cfg.Window) + 1
@@ -321,47 +331,79 @@ func (a *alerter) add(fs []models.Finding) error {
 	return a.err
 }
 
-// chunk is a time-sorted run of decoded lines.
-type chunk struct {
-	items    []item
-	rejected int
+// Rejection is one line the replay rejected: its 1-based line number in the
+// file and the validation error (its reason code is the dead-letter reason
+// ingest would have given).
+type Rejection struct {
+	Line   int           `json:"line"`
+	Reason models.Reason `json:"reason"`
+	Field  string        `json:"field,omitempty"`
+	Detail string        `json:"detail"`
 }
 
-// decodeChunks reads lines, decodes them on two workers per chunk and
-// sends time-sorted chunks in file order. Validation is ingest's, with time
-// checks relative to the replay clock (the latest timestamp seen before the
-// chunk).
-func decodeChunks(ctx context.Context, r io.Reader, size int, out chan<- chunk) error {
-	defer close(out)
+// maxExamples is how many rejected lines per reason a summary keeps.
+const maxExamples = 3
+
+// decoded is a whole scenario file, decoded and sorted by time.
+type decoded struct {
+	items    []item
+	lines    int
+	rejected map[models.Reason]int
+	examples []Rejection
+}
+
+// The time range the store holds (ClickHouse DateTime: seconds since 1970 in
+// a UInt32). A replayed event outside it cannot be stored.
+var (
+	minStorable = time.Unix(0, 0).UTC()
+	maxStorable = time.Unix(1<<32-1, 0).UTC()
+)
+
+// replayNow and replayLimits make the decoder's time checks vacuous: a
+// replay has no "now" apart from the events themselves. Each event arrives
+// at its own time, so none is ahead of the replay clock, and none is older
+// than retention when it arrives; the replay checks only that the store can
+// hold the time (checkStorable).
+var (
+	replayNow    = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	replayLimits = models.Limits{MaxFuture: 250 * 365 * 24 * time.Hour, MaxAge: 250 * 365 * 24 * time.Hour}
+)
+
+// decodeAll reads every line of r, decodes them on two workers with
+// ingest's validation (times judged against the events themselves), and
+// returns the valid ones sorted by time (file order among equal times):
+// access and consent lines may come in any order.
+func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, error) {
+	const block = 50000
 	br := bufio.NewReaderSize(r, 1<<20)
-	var clock time.Time
+	d := &decoded{rejected: map[models.Reason]int{}}
+	lineNo := 0
 	for {
-		lines := make([][]byte, 0, size)
-		for len(lines) < size {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		lines := make([][]byte, 0, block)
+		nums := make([]int, 0, block)
+		eof := false
+		for len(lines) < block {
 			b, err := br.ReadBytes('\n')
+			if len(b) > 0 {
+				lineNo++
+			}
 			if len(bytes.TrimSpace(b)) > 0 {
 				lines = append(lines, b)
+				nums = append(nums, lineNo)
 			}
 			if err == io.EOF {
+				eof = true
 				break
 			}
 			if err != nil {
-				return fmt.Errorf("reading events: %w", err)
-			}
-		}
-		if len(lines) == 0 {
-			return nil
-		}
-		if clock.IsZero() {
-			// The replay clock starts at the first line's own time.
-			if e, err := models.DecodeAccess(lines[0], time.Now(), models.Limits{MaxFuture: 100 * 365 * 24 * time.Hour, MaxAge: 100 * 365 * 24 * time.Hour}); err == nil {
-				clock = e.TS
-			} else if c, err := models.DecodeConsent(lines[0], time.Now(), models.Limits{MaxFuture: 100 * 365 * 24 * time.Hour, MaxAge: 100 * 365 * 24 * time.Hour}); err == nil {
-				clock = c.TS
+				return nil, fmt.Errorf("reading events: %w", err)
 			}
 		}
 		items := make([]item, len(lines))
-		ok := make([]bool, len(lines))
+		errs := make([]error, len(lines))
 		var wg sync.WaitGroup
 		const workers = 2
 		for w := 0; w < workers; w++ {
@@ -369,49 +411,89 @@ func decodeChunks(ctx context.Context, r io.Reader, size int, out chan<- chunk) 
 			go func(w int) {
 				defer wg.Done()
 				for i := w; i < len(lines); i += workers {
-					items[i], ok[i] = decodeLine(lines[i], clock)
+					items[i], errs[i] = decodeLine(lines[i])
 				}
 			}(w)
 		}
 		wg.Wait()
-		ch := chunk{items: items[:0]}
+		d.lines += len(lines)
 		for i := range items {
-			if ok[i] {
-				ch.items = append(ch.items, items[i])
-			} else {
-				ch.rejected++
+			if errs[i] == nil {
+				d.items = append(d.items, items[i])
+				continue
+			}
+			rj := Rejection{Line: nums[i], Reason: models.ReasonOf(errs[i]), Detail: errs[i].Error()}
+			var ve *models.ValidationError
+			if errors.As(errs[i], &ve) {
+				rj.Field, rj.Detail = ve.Field, ve.Detail
+			}
+			if rj.Reason == "" {
+				rj.Reason = models.ReasonBadJSON
+			}
+			d.rejected[rj.Reason]++
+			if d.rejected[rj.Reason] <= maxExamples {
+				d.examples = append(d.examples, rj)
 			}
 		}
-		sort.SliceStable(ch.items, func(i, j int) bool { return ch.items[i].ts.Before(ch.items[j].ts) })
-		if n := len(ch.items); n > 0 && ch.items[n-1].ts.After(clock) {
-			clock = ch.items[n-1].ts
+		if progress != nil && d.lines%(20*block) == 0 && d.lines > 0 {
+			fmt.Fprintf(progress, "eval: %d lines decoded\n", d.lines)
 		}
-		select {
-		case out <- ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if len(lines) < size {
-			return nil
+		if eof {
+			break
 		}
 	}
+	sort.SliceStable(d.items, func(i, j int) bool { return d.items[i].ts.Before(d.items[j].ts) })
+	return d, nil
 }
 
-func decodeLine(b []byte, clock time.Time) (item, bool) {
+// decodeLine decodes one line with ingest's validation; its time is judged
+// against itself (see replayLimits) and the range the store holds.
+func decodeLine(b []byte) (item, error) {
 	// SchemaOf parses the whole line; only lines that mention consent can
 	// be consent events, so the cheap test goes first.
 	if bytes.Contains(b, []byte("consent")) && models.SchemaOf(b) == models.SchemaConsent {
-		c, err := models.DecodeConsent(b, clock, models.Limits{})
+		c, err := models.DecodeConsent(b, replayNow, replayLimits)
 		if err != nil {
-			return item{}, false
+			return item{}, err
 		}
-		return item{consent: &c, ts: c.TS}, true
+		if err := checkStorable(c.TS); err != nil {
+			return item{}, err
+		}
+		return item{consent: &c, ts: c.TS}, nil
 	}
-	e, err := models.DecodeAccess(b, clock, models.Limits{})
+	e, err := models.DecodeAccess(b, replayNow, replayLimits)
 	if err != nil {
-		return item{}, false
+		return item{}, err
 	}
-	return item{ev: e, ts: e.TS}, true
+	if err := checkStorable(e.TS); err != nil {
+		return item{}, err
+	}
+	return item{ev: e, ts: e.TS}, nil
+}
+
+func checkStorable(ts time.Time) error {
+	if ts.Before(minStorable) || ts.After(maxStorable) {
+		return &models.ValidationError{Code: models.ReasonBadValue, Field: "ts",
+			Detail: fmt.Sprintf("%s is outside the time range the store holds (%s .. %s)",
+				ts.Format(time.RFC3339), minStorable.Format(time.RFC3339), maxStorable.Format(time.RFC3339))}
+	}
+	return nil
+}
+
+// maxChunkDays bounds the days one chunk's insert spans: tables are
+// partitioned by day, and ClickHouse refuses an insert block that touches
+// more than max_partitions_per_insert_block (default 100) partitions.
+const maxChunkDays = 60
+
+// nextChunk returns the end (exclusive) of the chunk that starts at
+// items[from]: at most size items, spanning fewer than maxChunkDays days.
+func nextChunk(items []item, from, size int) int {
+	to := min(len(items), from+size)
+	limit := items[from].ts.Truncate(24 * time.Hour).Add(maxChunkDays * 24 * time.Hour)
+	if !items[to-1].ts.Before(limit) {
+		to = from + sort.Search(to-from, func(i int) bool { return !items[from+i].ts.Before(limit) })
+	}
+	return to
 }
 
 // OpenFile opens path for reading ("-" is stdin).

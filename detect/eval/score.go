@@ -33,32 +33,51 @@ type KindScore struct {
 
 // Summary is what eval prints.
 type Summary struct {
-	Events       int                   `json:"events"`
-	Consents     int                   `json:"consents"`
-	Rejected     int                   `json:"rejected"`
-	Actors       int                   `json:"actors"`
-	ActorDays    int                   `json:"actor_days"`
-	Windows      int                   `json:"windows"`
-	Alerts       int                   `json:"alerts"`
-	TrueAlerts   int                   `json:"true_alerts"`
-	FalseAlerts  int                   `json:"false_alerts"`
-	FalsePer1000 float64               `json:"false_alerts_per_1000_actor_days"`
-	Precision    float64               `json:"precision"`
-	Recall       float64               `json:"recall"`
-	KindsRecall  float64               `json:"recall_mean_over_kinds"`
-	TTDMedianS   float64               `json:"ttd_median_seconds"`
-	TTDP95S      float64               `json:"ttd_p95_seconds"`
-	TTDMedianWin float64               `json:"ttd_median_windows"`
-	WindowS      float64               `json:"window_seconds"`
-	EventsPerS   float64               `json:"replay_events_per_second"`
-	ElapsedS     float64               `json:"elapsed_seconds"`
-	ByKind       map[string]*KindScore `json:"by_kind"`
+	// Lines counts the non-blank lines read; Events, Consents and
+	// Rejected split them.
+	Lines    int `json:"lines"`
+	Events   int `json:"events"`
+	Consents int `json:"consents"`
+	Rejected int `json:"rejected"`
+	// RejectedByReason counts rejected lines per dead-letter reason code;
+	// RejectedExamples holds the first few of each reason.
+	RejectedByReason map[string]int        `json:"rejected_by_reason,omitempty"`
+	RejectedExamples []Rejection           `json:"rejected_examples,omitempty"`
+	Actors           int                   `json:"actors"`
+	ActorDays        int                   `json:"actor_days"`
+	Windows          int                   `json:"windows"`
+	Alerts           int                   `json:"alerts"`
+	TrueAlerts       int                   `json:"true_alerts"`
+	FalseAlerts      int                   `json:"false_alerts"`
+	FalsePer1000     float64               `json:"false_alerts_per_1000_actor_days"`
+	Precision        float64               `json:"precision"`
+	Recall           float64               `json:"recall"`
+	KindsRecall      float64               `json:"recall_mean_over_kinds"`
+	TTDMedianS       float64               `json:"ttd_median_seconds"`
+	TTDP95S          float64               `json:"ttd_p95_seconds"`
+	TTDMedianWin     float64               `json:"ttd_median_windows"`
+	WindowS          float64               `json:"window_seconds"`
+	EventsPerS       float64               `json:"replay_events_per_second"`
+	ElapsedS         float64               `json:"elapsed_seconds"`
+	ByKind           map[string]*KindScore `json:"by_kind"`
 	// FalseByDetector counts false alerts (once per actor, detector, hour)
 	// per detector.
 	FalseByDetector map[string]int `json:"false_by_detector,omitempty"`
 	// Negatives counts, per hard negative, the false alerts that fell in
 	// it (0 means it fooled no detector).
 	Negatives map[string]int `json:"negatives,omitempty"`
+}
+
+// DefaultMaxRejected is the share of rejected lines above which `eval`
+// fails: more than 0.1% of a scenario missing makes its scores meaningless.
+const DefaultMaxRejected = 0.001
+
+// RejectedRatio is the share of the lines that were rejected.
+func (s *Summary) RejectedRatio() float64 {
+	if s.Lines == 0 {
+		return 0
+	}
+	return float64(s.Rejected) / float64(s.Lines)
 }
 
 // score matches alerts to labels.

@@ -1,0 +1,195 @@
+package eval
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/detect"
+	"github.com/chatwarden/chatwarden/store/storetest"
+)
+
+// scenario builds JSONL lines for replay tests.
+type scenario struct {
+	lines []string
+	n     int
+}
+
+func (s *scenario) access(ts time.Time, actor, purpose, subject string, records int) {
+	s.n++
+	s.lines = append(s.lines, fmt.Sprintf(`{"event_id":"e-%d","ts":%q,"tenant":"default","actor":{"id":%q,"type":"human","role":"support"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"r-%d"},"subject_id":%q,"records":%d,"fields":["name","email"],"purpose":%q,"result":"allowed","client":{"country":"US"}}`,
+		s.n, ts.UTC().Format(time.RFC3339), actor, s.n, subject, records, purpose))
+}
+
+func (s *scenario) consent(ts time.Time, subject, purpose string, granted bool) {
+	s.n++
+	s.lines = append(s.lines, fmt.Sprintf(`{"schema":"consent.v1","event_id":"c-%d","ts":%q,"tenant":"default","subject_id":%q,"purpose":%q,"granted":%t}`,
+		s.n, ts.UTC().Format(time.RFC3339), subject, purpose, granted))
+}
+
+func (s *scenario) text() string { return strings.Join(s.lines, "\n") + "\n" }
+
+func replay(t *testing.T, events string, labels []Label, cfg detect.Config) *Summary {
+	t.Helper()
+	var progress bytes.Buffer
+	sum, err := Run(t.Context(), Options{Events: strings.NewReader(events), Labels: labels, Config: cfg,
+		Store: storetest.New(t), Progress: &progress})
+	if err != nil {
+		t.Fatalf("replay: %v\nprogress:\n%s", err, progress.String())
+	}
+	return sum
+}
+
+func assertNoRejections(t *testing.T, sum *Summary, events, consents int) {
+	t.Helper()
+	if sum.Rejected != 0 || len(sum.RejectedByReason) != 0 {
+		t.Errorf("rejected %d lines %v, e.g. %+v; want none", sum.Rejected, sum.RejectedByReason, sum.RejectedExamples)
+	}
+	if sum.Events != events || sum.Consents != consents || sum.Lines != events+consents {
+		t.Errorf("replayed %d events and %d consents of %d lines; want %d and %d", sum.Events, sum.Consents, sum.Lines, events, consents)
+	}
+}
+
+// TestReplayLowVolumeFourteenDays: a small deployment's 14 days (20 agents,
+// about 1,600 events a day), the consent register first and dated a day
+// before the traffic, and a 3-day gap (an outage, a holiday) in the middle.
+// Every line is within the contract, so none may be rejected. Before the
+// replay judged times against the events themselves, everything more than
+// 24 h after the first consent was rejected as ts_future.
+func TestReplayLowVolumeFourteenDays(t *testing.T) {
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	var s scenario
+	for i := range 200 {
+		s.consent(start.Add(-24*time.Hour+time.Duration(i)*time.Minute), fmt.Sprintf("cust-%d", i), "marketing", i%7 != 0)
+	}
+	events := 0
+	for day := range 14 {
+		if day >= 6 && day < 9 {
+			continue // the gap
+		}
+		for m := 8 * 60; m < 18*60; m += 6 {
+			for a := range 20 {
+				s.access(start.Add(time.Duration(day*24*60+m)*time.Minute+time.Duration(a)*time.Second),
+					fmt.Sprintf("agent-%d", a), "support", fmt.Sprintf("cust-%d", (day*97+m+a)%500), 1)
+				events++
+			}
+		}
+	}
+	sum := replay(t, s.text(), nil, detect.Config{Window: 10 * time.Minute})
+	assertNoRejections(t, sum, events, 200)
+	if sum.ActorDays != 20*11 {
+		t.Errorf("actor-days %d, want %d", sum.ActorDays, 20*11)
+	}
+}
+
+// TestReplayAnyOrderSpanningDays: 60,000 lines over three days, a chunk's
+// worth spanning more than a day, in random order; a consent withdrawal
+// that comes last in the file precedes, in time, a marketing read it makes
+// a violation. The replay sorts by time: nothing is rejected and the
+// violation is found.
+func TestReplayAnyOrderSpanningDays(t *testing.T) {
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	var s scenario
+	events := 0
+	for i := range 60000 {
+		ts := start.Add(time.Duration(i) * 3 * 24 * time.Hour / 60000)
+		s.access(ts, fmt.Sprintf("agent-%d", i%30), "support", fmt.Sprintf("cust-%d", i%1000), 1)
+		events++
+	}
+	withdrawn := start.Add(30 * time.Hour)
+	read := start.Add(50 * time.Hour)
+	s.access(read, "marketer", "marketing", "cust-withdrawn", 1)
+	events++
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(s.lines), func(i, j int) { s.lines[i], s.lines[j] = s.lines[j], s.lines[i] })
+	s.consent(withdrawn, "cust-withdrawn", "marketing", false) // last line, earlier time
+	labels := []Label{{ID: "atk-1", Kind: "consent_violation", Tenant: "default", ActorID: "marketer",
+		Start: read.Add(-time.Minute), End: read.Add(5 * time.Minute)}}
+	sum := replay(t, s.text(), labels, detect.Config{Window: 10 * time.Minute})
+	assertNoRejections(t, sum, events, 1)
+	if ks := sum.ByKind["consent_violation"]; ks == nil || ks.Detected != 1 {
+		t.Errorf("consent violation after a withdrawal listed later in the file: %+v; want detected", ks)
+	}
+}
+
+// TestReplayFiveMinuteCountSeries: one actor's count series, one event per
+// 5-minute point with records = value, 65 days (18,720 points, so 50,000
+// lines would be 173 days; one chunk would span more daily partitions than
+// the replay lets one insert touch). Every point is replayed.
+func TestReplayFiveMinuteCountSeries(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var s scenario
+	const points = 65 * 24 * 12
+	for i := range points {
+		ts := start.Add(time.Duration(i) * 5 * time.Minute)
+		v := 100 + 50*((i/12)%24)/23 // a daily ramp
+		s.access(ts, "series-1", "support", "", v)
+	}
+	sum := replay(t, s.text(), nil, detect.Config{Window: 5 * time.Minute})
+	assertNoRejections(t, sum, points, 0)
+	if want := points; sum.Windows != want {
+		t.Errorf("windows %d, want %d", sum.Windows, want)
+	}
+}
+
+// TestReplayRejectsOnlyContractBreaks: lines that break the contract are
+// rejected with ingest's reason codes and their line numbers; a time far
+// from the others is not a reason.
+func TestReplayRejectsOnlyContractBreaks(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var s scenario
+	for i := range 100 {
+		s.access(start.Add(time.Duration(i)*time.Minute), "a1", "support", "cust-1", 1)
+	}
+	s.access(start.Add(40*24*time.Hour), "a1", "support", "cust-1", 1) // far ahead: fine in a replay
+	s.lines = append(s.lines,
+		`{"event_id":"bad-1","ts":"2026-03-02T10:00:00Z","actor":{"id":"x","type":"robot"},"action":"read","store":"crm","resource":{"type":"customer_profile"}}`,
+		`{"event_id":"bad-2","ts":"yesterday","actor":{"id":"x","type":"human"},"action":"read","store":"crm","resource":{"type":"customer_profile"}}`,
+		`{"event_id":"bad-3","ts":"2200-01-01T00:00:00Z","actor":{"id":"x","type":"human"},"action":"read","store":"crm","resource":{"type":"customer_profile"}}`,
+		`not json`)
+	sum := replay(t, s.text(), nil, detect.Config{Window: 10 * time.Minute})
+	if sum.Events != 101 || sum.Lines != 105 || sum.Rejected != 4 {
+		t.Errorf("events %d, lines %d, rejected %d; want 101, 105, 4", sum.Events, sum.Lines, sum.Rejected)
+	}
+	want := map[string]int{"bad_enum": 1, "bad_value": 2, "bad_json": 1}
+	if fmt.Sprint(sum.RejectedByReason) != fmt.Sprint(want) {
+		t.Errorf("rejected by reason %v, want %v", sum.RejectedByReason, want)
+	}
+	lines := []int{}
+	for _, x := range sum.RejectedExamples {
+		lines = append(lines, x.Line)
+	}
+	if fmt.Sprint(lines) != "[102 103 104 105]" {
+		t.Errorf("rejected line numbers %v, want [102 103 104 105]", lines)
+	}
+	if r := sum.RejectedRatio(); r != 4.0/105 {
+		t.Errorf("rejected ratio %g", r)
+	}
+}
+
+func TestNextChunkBoundsDays(t *testing.T) {
+	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var items []item
+	for d := range 150 {
+		items = append(items, item{ts: start.Add(time.Duration(d) * 24 * time.Hour)}, item{ts: start.Add(time.Duration(d)*24*time.Hour + time.Hour)})
+	}
+	var sizes []int
+	for from := 0; from < len(items); {
+		to := nextChunk(items, from, 1000)
+		first, last := items[from].ts.Truncate(24*time.Hour), items[to-1].ts.Truncate(24*time.Hour)
+		if days := int(last.Sub(first)/(24*time.Hour)) + 1; days > maxChunkDays {
+			t.Fatalf("chunk [%d,%d) spans %d days", from, to, days)
+		}
+		sizes = append(sizes, to-from)
+		from = to
+	}
+	if fmt.Sprint(sizes) != "[120 120 60]" {
+		t.Errorf("chunk sizes %v, want [120 120 60]", sizes)
+	}
+	if to := nextChunk(items, 0, 7); to != 7 {
+		t.Errorf("size bound: %d, want 7", to)
+	}
+}

@@ -29,6 +29,7 @@ test:
 	go vet ./... ; \
 	go vet -tags conformance ./store/modern ; \
 	go test -count=1 -timeout 20m ./... ; \
+	(cd deploy/prometheus && go vet ./... && go test -count=1 ./...) ; \
 	CHATWARDEN_CONFORMANCE_SINCE=$$since go test -count=1 -tags conformance -v ./store/modern
 
 # Investigation query benchmark: loads 10M synthetic events into a scratch

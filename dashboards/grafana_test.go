@@ -27,14 +27,21 @@ type grafanaDashboard struct {
 		} `json:"list"`
 	} `json:"templating"`
 	Panels []struct {
-		Title      string `json:"title"`
-		Type       string `json:"type"`
+		Title       string `json:"title"`
+		Type        string `json:"type"`
+		FieldConfig struct {
+			Defaults struct {
+				Unit string `json:"unit"`
+			} `json:"defaults"`
+		} `json:"fieldConfig"`
 		Datasource struct {
 			Type string `json:"type"`
 		} `json:"datasource"`
 		Targets []struct {
 			RawSQL string `json:"rawSql"`
-			Format int    `json:"format"`
+			// Format is the ClickHouse plugin's 0 (time series) or 1
+			// (table); Prometheus targets say "table" or "time_series".
+			Format any `json:"format"`
 		} `json:"targets"`
 	} `json:"panels"`
 }
@@ -51,10 +58,10 @@ func TestGrafanaPanelsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, err := filepath.Glob("grafana/*.json")
-	if err != nil || len(files) != 3 {
+	if err != nil || len(files) != 4 {
 		t.Fatalf("grafana dashboards: %v %v", files, err)
 	}
-	panels := 0
+	panels, clickhouseBoards := 0, 0
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -67,15 +74,34 @@ func TestGrafanaPanelsRun(t *testing.T) {
 		if d.UID == "" || d.Title == "" || len(d.Panels) == 0 {
 			t.Fatalf("%s: no uid, title or panels", file)
 		}
+		if d.Panels[0].Datasource.Type == "prometheus" {
+			continue // chatwarden-self.json: deploy/prometheus's TestSelfMonitoringDashboard
+		}
+		clickhouseBoards++
+		if d.UID == "chatwarden-weekly" && d.Refresh != "" {
+			t.Errorf("%s: auto-refresh %q on a weekly board", file, d.Refresh)
+		}
 		for _, p := range d.Panels {
+			if p.FieldConfig.Defaults.Unit == "" {
+				t.Errorf("%s: panel %q has no unit", file, p.Title)
+			}
 			for _, tg := range p.Targets {
 				panels++
 				t.Run(filepath.Base(file)+"/"+p.Title, func(t *testing.T) {
 					if p.Datasource.Type != "grafana-clickhouse-datasource" {
 						t.Fatalf("datasource type %q", p.Datasource.Type)
 					}
-					for _, tenant := range []string{"__all__", "retail"} {
-						sql := grafanaRender(t, tg.RawSQL, testNow.Add(-14*24*time.Hour), testNow, time.Hour, map[string]string{"tenant": tenant})
+					// Time series bucket by Grafana's interval (or by day or
+					// week), never one point per minute or hour over the range.
+					if tg.Format == float64(0) && (strings.Contains(tg.RawSQL, "toStartOfMinute(") || strings.Contains(tg.RawSQL, "toStartOfHour(")) {
+						t.Errorf("fixed per-minute or per-hour buckets; use $__interval_s:\n%s", tg.RawSQL)
+					}
+					for _, c := range []struct {
+						tenant   string
+						interval time.Duration
+					}{{"__all__", time.Minute}, {"retail", time.Minute}, {"__all__", 6 * time.Hour}, {"retail", 6 * time.Hour}} {
+						tenant := c.tenant
+						sql := grafanaRender(t, tg.RawSQL, testNow.Add(-14*24*time.Hour), testNow, c.interval, map[string]string{"tenant": tenant})
 						if strings.Contains(sql, "$") {
 							t.Fatalf("unexpanded macro in:\n%s", sql)
 						}
@@ -86,13 +112,16 @@ func TestGrafanaPanelsRun(t *testing.T) {
 						if n == 0 && !strings.Contains(p.Title, "risky") && !strings.Contains(p.Title, "Consent") {
 							t.Errorf("tenant %q: no rows from a panel whose tables have data:\n%s", tenant, sql)
 						}
-						if tg.Format == 0 && (len(cols) == 0 || cols[0] != "time") {
+						if tg.Format == float64(0) && (len(cols) == 0 || cols[0] != "time") {
 							t.Errorf("time series panel's first column is %v, want time", cols)
 						}
 					}
 				})
 			}
 		}
+	}
+	if clickhouseBoards != 3 {
+		t.Errorf("%d ClickHouse dashboards, want 3", clickhouseBoards)
 	}
 	if panels < 12 {
 		t.Fatalf("only %d panels", panels)

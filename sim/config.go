@@ -92,6 +92,15 @@ type Config struct {
 	Warmup time.Duration
 	// AttackEvery is the spacing of compact-mode attacks (default 1 min).
 	AttackEvery time.Duration
+	// NoVendors leaves out the vendor agents (and so vendor attacks).
+	NoVendors bool
+	// SparseShare is the share of support agents who work one fixed
+	// weekday a week (default 0).
+	SparseShare float64
+	// Zones gives each tenant, in order, the IANA time zone of its
+	// customers and in-house staff (default: Europe/Berlin and
+	// America/New_York alternating for customers, staff by role).
+	Zones []string
 }
 
 var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -156,6 +165,17 @@ func (c Config) Validate() error {
 	}
 	if c.Duration < 0 {
 		errs = append(errs, errors.New("duration: negative"))
+	}
+	if c.SparseShare < 0 || c.SparseShare > 1 {
+		errs = append(errs, fmt.Errorf("sparse_share: %g is not within 0..1", c.SparseShare))
+	}
+	if len(c.Zones) > 0 && len(c.Zones) != max(1, len(c.Tenants)) && len(c.Tenants) > 0 {
+		errs = append(errs, fmt.Errorf("zones: %d zones for %d tenants", len(c.Zones), len(c.Tenants)))
+	}
+	for _, z := range c.Zones {
+		if _, err := time.LoadLocation(z); err != nil || z == "" {
+			errs = append(errs, fmt.Errorf("zones: %q is not an IANA time zone", z))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -524,3 +524,60 @@ func BenchmarkGenerate(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(bytes)/float64(n), "bytes/event")
 }
+
+// TestShapeOptions: NoVendors leaves no vendor actor, Zones puts a
+// tenant's staff in its zone's country, SparseShare makes support agents
+// who work one weekday.
+func TestShapeOptions(t *testing.T) {
+	cfg := Config{Seed: 2, Actors: 60, Duration: 14 * 24 * time.Hour, Tenants: []string{"a", "b", "c"},
+		Zones: []string{"Europe/Berlin", "America/Los_Angeles", "Asia/Tokyo"}, NoVendors: true, SparseShare: 0.5}
+	vendors := 0
+	countries := map[string]map[string]bool{}
+	days := map[string]map[time.Weekday]bool{}
+	run(t, cfg, func(g *Generator, b *Batch) {
+		for i := range b.Lines {
+			if b.Lines[i].Consent {
+				continue
+			}
+			e, err := models.DecodeAccess(b.Value(i), b.Minute.Add(time.Hour), models.Limits{MaxAge: 1 << 62})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Actor.Vendor != "" {
+				vendors++
+			}
+			if e.Actor.Type == models.ActorHuman {
+				if countries[e.Tenant] == nil {
+					countries[e.Tenant] = map[string]bool{}
+				}
+				countries[e.Tenant][e.Client.Country] = true
+			}
+			if strings.HasPrefix(e.Actor.Role, "support") {
+				if days[e.Actor.ID] == nil {
+					days[e.Actor.ID] = map[time.Weekday]bool{}
+				}
+				days[e.Actor.ID][e.TS.Weekday()] = true
+			}
+		}
+	})
+	if vendors != 0 {
+		t.Errorf("%d vendor events with NoVendors", vendors)
+	}
+	for tenant, want := range map[string]string{"a": "DE", "b": "US", "c": "JP"} {
+		if len(countries[tenant]) != 1 || !countries[tenant][want] {
+			t.Errorf("tenant %s: staff countries %v, want only %s", tenant, countries[tenant], want)
+		}
+	}
+	weekly := 0
+	for _, d := range days {
+		if len(d) == 1 {
+			weekly++
+		}
+	}
+	if weekly < 3 {
+		t.Errorf("%d support agents work one weekday (of %d) with SparseShare 0.5", weekly, len(days))
+	}
+	if err := (Config{SparseShare: 2}).Validate(); err == nil {
+		t.Error("SparseShare 2 accepted")
+	}
+}

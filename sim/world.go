@@ -152,7 +152,7 @@ const (
 // countryNet is the first two octets of a plausible address block per country.
 var countryNet = map[string][2]int{
 	"DE": {91, 64}, "IE": {86, 40}, "ES": {83, 45}, "PL": {83, 24}, "GB": {81, 2}, "US": {73, 162},
-	"PH": {112, 198}, "RU": {95, 24}, "NG": {105, 112}, "BR": {177, 33}, "VN": {113, 160}, "RO": {86, 120},
+	"PH": {112, 198}, "JP": {126, 11}, "AU": {101, 160}, "RU": {95, 24}, "NG": {105, 112}, "BR": {177, 33}, "VN": {113, 160}, "RO": {86, 120},
 }
 
 func ipIn(country string, h uint64) string {
@@ -235,7 +235,14 @@ type world struct {
 	end      int64
 	seed     uint64
 	nextConv int64
+	zones    []string // per tenant: staff time zone (Config.Zones)
+	sparse   float64  // Config.SparseShare
 }
+
+// zoneCountry is the country staff of a tenant zone connect from.
+var zoneCountry = map[string]string{"Europe/Berlin": "DE", "Europe/Dublin": "IE", "Europe/Madrid": "ES", "Europe/Warsaw": "PL",
+	"Europe/London": "GB", "America/New_York": "US", "America/Chicago": "US", "America/Los_Angeles": "US",
+	"Asia/Manila": "PH", "Asia/Tokyo": "JP", "Australia/Sydney": "AU"}
 
 // mix64 is splitmix64: a stateless hash for per-(actor, day) jitter.
 func mix64(x uint64) uint64 {
@@ -287,8 +294,12 @@ var roleShares = []struct {
 func newWorld(cfg Config) *world {
 	w := &world{tenants: cfg.Tenants, seed: cfg.Seed,
 		start: cfg.Start.Unix() / 60, end: cfg.Start.Add(cfg.Duration).Unix() / 60}
+	w.zones = cfg.Zones
+	w.sparse = cfg.SparseShare
 	for i := range cfg.Tenants {
-		if i%2 == 0 {
+		if len(cfg.Zones) > i {
+			w.markets = append(w.markets, mustLoc(cfg.Zones[i]))
+		} else if i%2 == 0 {
 			w.markets = append(w.markets, mustLoc("Europe/Berlin"))
 		} else {
 			w.markets = append(w.markets, mustLoc("America/New_York"))
@@ -301,6 +312,9 @@ func newWorld(cfg Config) *world {
 			n++
 		}
 		for _, rs := range roleShares {
+			if rs.r == roleVendor && cfg.NoVendors {
+				continue
+			}
 			k := max(rs.min, int(math.Round(float64(n*rs.share)/1000)))
 			for range k {
 				w.addActor(t, rs.r)
@@ -373,6 +387,16 @@ func (w *world) addActor(t int, r role) *actor {
 	}
 	if ri.typ == models.ActorAdmin {
 		ua = uaCurl
+	}
+	if t < len(w.zones) && ri.human && r != roleVendor {
+		// a tenant's staff work in its own zone (Config.Zones)
+		z = zone{w.zones[t], zoneCountry[w.zones[t]]}
+		if z.country == "" {
+			z.country = "US"
+		}
+	}
+	if (r == roleSupportEU || r == roleSupportUS) && w.hash01(uint64(i), 0x5a) < w.sparse {
+		a.workdays = 1 << time.Weekday(1+(h>>40)%5) // one fixed weekday a week
 	}
 	a.loc = mustLoc(z.name)
 	a.hourCached = -1

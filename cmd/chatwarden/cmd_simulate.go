@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -37,6 +38,8 @@ type simulateFlags struct {
 	rateScale     float64
 	warmup        time.Duration
 	attackEvery   time.Duration
+	model         string
+	shape         string
 }
 
 func runSimulate(ctx context.Context, e *env, args []string) error {
@@ -61,8 +64,16 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&f.rateScale, "rate-scale", 1, "multiply every actor's activity")
 	fs.DurationVar(&f.warmup, "warmup", 2*time.Minute, "realtime only: simulated time before the first attack")
 	fs.DurationVar(&f.attackEvery, "attack-every", time.Minute, "realtime only: simulated time between attacks")
+	fs.StringVar(&f.model, "model", modelOffice, "traffic model: office (package sim: office shifts, Zipf customers) or rota (package sim/rota: 24/7 rota, demand-driven); rota writes files only, with every attack and hard negative")
+	fs.StringVar(&f.shape, "shape", "", "rota only: one of eval-matrix's traffic shapes ("+shapeNames()+") instead of -days/-actors/-tenants")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if f.model == modelRota {
+		return simulateRota(e, f)
+	}
+	if f.model != modelOffice {
+		return fmt.Errorf("-model: unknown model %q (known: %s)", f.model, strings.Join(trafficModels, ", "))
 	}
 	daysSet := false
 	fs.Visit(func(fl *flag.Flag) { daysSet = daysSet || fl.Name == "days" })
@@ -333,4 +344,62 @@ func (o *simOutput) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// simulateRota writes the rota model's traffic and labels to files.
+func simulateRota(e *env, f simulateFlags) error {
+	if f.kafka != "" || f.realtime {
+		return errors.New("-model rota: writes files only (no -kafka, no -realtime)")
+	}
+	start, err := parseStart(f.start)
+	if err != nil {
+		return err
+	}
+	sh := trafficShape{name: "custom", days: f.days, actors: f.actors, rotaRate: f.rateScale}
+	for _, t := range strings.Split(f.tenants, ",") {
+		if strings.TrimSpace(t) != "" {
+			sh.tenants++
+		}
+	}
+	if f.shape != "" {
+		i := slices.IndexFunc(matrixShapes, func(s trafficShape) bool { return s.name == f.shape })
+		if i < 0 {
+			return fmt.Errorf("-shape: unknown shape %q (known: %s)", f.shape, shapeNames())
+		}
+		sh = matrixShapes[i]
+	}
+	var out io.Writer = e.stdout
+	if f.outEvents != "" && f.outEvents != "-" {
+		fh, err := os.Create(f.outEvents)
+		if err != nil {
+			return fmt.Errorf("creating output: %w", err)
+		}
+		defer fh.Close()
+		out = fh
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	began := time.Now()
+	tr, err := generateCell(modelRota, sh, f.seed, start, bw)
+	if err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing events: %w", err)
+	}
+	if f.outLabels != "" {
+		if err := writeLabels(f.outLabels, tr.labels); err != nil {
+			return err
+		}
+	}
+	if f.outNegatives != "" {
+		if err := writeLabels(f.outNegatives, tr.negatives); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.stderr, "simulate: model rota: %d events (%d access, %d consent) from %d actors, %g days, %d attack labels, %d hard-negative labels, in %s\n",
+		tr.access+tr.consent, tr.access, tr.consent, tr.actors, sh.days, len(tr.labels), len(tr.negatives), time.Since(began).Round(time.Millisecond))
+	for _, s := range tr.skipped {
+		fmt.Fprintf(e.stderr, "simulate: skipped %s\n", s)
+	}
+	return nil
 }

@@ -99,3 +99,32 @@ func TestSimulateCommand(t *testing.T) {
 		t.Fatal("an unknown attack kind was accepted")
 	}
 }
+
+// TestSimulateRotaModel: -model rota writes the second traffic model's
+// events (valid access.v1 and consent.v1 lines) and its labels.
+func TestSimulateRotaModel(t *testing.T) {
+	dir := t.TempDir()
+	ev, lb := filepath.Join(dir, "e.jsonl"), filepath.Join(dir, "l.jsonl")
+	stderr, code := runSimulateCLI(t, "-model", "rota", "-days", "5", "-actors", "30", "-out-events", ev, "-out-labels", lb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	evs := lines(t, ev)
+	if len(evs) < 1000 || !strings.Contains(stderr, "model rota") {
+		t.Fatalf("%d events; stderr %s", len(evs), stderr)
+	}
+	for i, l := range evs {
+		if models.SchemaOf([]byte(l)) == models.SchemaConsent {
+			continue
+		}
+		if _, err := models.DecodeAccess([]byte(l), time.Now().AddDate(10, 0, 0), models.Limits{MaxFuture: 1 << 62, MaxAge: 1 << 62}); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+	}
+	if ls := lines(t, lb); len(ls) == 0 || !strings.Contains(ls[0], `"kind"`) {
+		t.Fatalf("labels: %v", ls)
+	}
+	if _, code := runSimulateCLI(t, "-model", "nope"); code == 0 {
+		t.Fatal("unknown model accepted")
+	}
+}

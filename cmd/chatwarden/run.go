@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"status":        {"show stored events, dead letters, consumer lag and server versions", runStatus},
 		"bench-ingest":  {"benchmark ingest against ClickHouse's Kafka engine / JSONEachRow on the local stack", runBenchIngest},
 		"eval":          {"replay a labelled scenario through the store and detectors and score the alerts", runEval},
+		"eval-matrix":   {"evaluate every traffic model x shape x seed, each scored on its own, worst cell first", runEvalMatrix},
 		"history":       {"access history of an actor or a customer (audited)", runHistory},
 		"dsar":          {"data-subject access report: who accessed a customer's data (audited)", runDSAR},
 		"report":        {"report weekly: the weekly breach-risk summary (html, md or json)", runReport},

@@ -32,6 +32,10 @@ type scenario struct {
 	rateMul      func(m int64) float64
 	recMul       float64
 	client       *clientInfo
+	// label is 1 + the index of the scenario's attack label (0: none);
+	// shown turns true at its first injected event.
+	label int
+	shown bool
 	clientFrom   int64
 	shortTickets bool
 	inject       func(g *Generator, sc *scenario, m int64)
@@ -125,6 +129,38 @@ func plan(g *Generator) {
 	slices.SortStableFunc(g.pending, func(x, y pendingConsent) int { return cmp.Compare(x.m, y.m) })
 	sortLabels(g.labels, "atk")
 	sortLabels(g.negatives, "neg")
+	for _, sc := range g.scenarios {
+		for i, l := range g.labels {
+			if sc.a != nil && l.Kind == sc.kind && l.ActorID == sc.a.id && l.Start.Unix() == sc.from*60 {
+				sc.label = i + 1
+				break
+			}
+		}
+	}
+}
+
+// injected moves the start of sc's label to its first injected event
+// (evs were added by sc.inject): time to detect is measured from where
+// an attack first shows in the data, not from a quiet lead-in. Scenarios
+// that change the actor's own traffic from their start (a rate, a client)
+// keep their start.
+func (g *Generator) injected(sc *scenario, evs []event) {
+	if sc.shown || sc.label == 0 || sc.rateMul != nil || sc.client != nil {
+		return
+	}
+	first := int64(-1)
+	for i := range evs {
+		if !evs[i].consent && evs[i].a == sc.a && (first < 0 || evs[i].ms < first) {
+			first = evs[i].ms
+		}
+	}
+	if first < 0 {
+		return
+	}
+	sc.shown = true
+	if t := time.UnixMilli(first).UTC().Truncate(time.Second); t.After(g.labels[sc.label-1].Start) {
+		g.labels[sc.label-1].Start = t
+	}
 }
 
 func label(g *Generator, kind string, t int, actorID string, from, to int64) Label {

@@ -124,7 +124,10 @@ func New(cfg Config) (*Generator, error) {
 	return g, nil
 }
 
-// Labels returns every planned attack label, ordered by start.
+// Labels returns every planned attack label, ordered by planned start.
+//
+// A label's Start moves to the scenario's first injected event when the
+// generator reaches it: read the labels after the last minute.
 func (g *Generator) Labels() []Label { return g.labels }
 
 // Negatives returns every planned hard-negative label, ordered by start.
@@ -238,7 +241,9 @@ func (g *Generator) Next(b *Batch) bool {
 	}
 	for _, sc := range g.active {
 		if m >= sc.from && m < sc.to && sc.inject != nil {
+			n0 := len(g.evs)
 			sc.inject(g, sc, m)
+			g.injected(sc, g.evs[n0:])
 		}
 	}
 	g.consents(m)

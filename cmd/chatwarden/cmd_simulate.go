@@ -161,6 +161,9 @@ loop:
 			}
 			n++
 			last = ts
+			if !f.realtime {
+				continue // labels are written at the end, with their final starts
+			}
 			for ; labelsAt < len(labels) && !labels[labelsAt].Start.After(ts); labelsAt++ {
 				if err := out.label(labels[labelsAt]); err != nil {
 					return err
@@ -174,6 +177,22 @@ loop:
 		}
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	if !f.realtime {
+		// A label's start moves to its attack's first event while the
+		// generator runs: write the labels of the span covered now.
+		labels = slices.Clone(labels)
+		sort.SliceStable(labels, func(i, j int) bool { return labels[i].Start.Before(labels[j].Start) })
+		for ; labelsAt < len(labels) && !labels[labelsAt].Start.After(last); labelsAt++ {
+			if err := out.label(labels[labelsAt]); err != nil {
+				return err
+			}
+		}
+		for ; negsAt < len(negs) && !negs[negsAt].Start.After(last); negsAt++ {
+			if err := out.negative(negs[negsAt]); err != nil {
+				return err
+			}
 		}
 	}
 	if err := out.flush(context.WithoutCancel(ctx)); err != nil {

@@ -55,7 +55,11 @@ func (g *generator) planAttacks() {
 			var from, to time.Time
 			ok := false
 			for try := 0; try < 6 && !ok; try++ {
+				mark := len(g.extra)
 				a, from, to, ok = planners[kind](g, rng, t, sLo, sLo.Add(seg))
+				if ok {
+					from = firstEvent(g.extra[mark:], a.id, from)
+				}
 			}
 			if !ok {
 				continue
@@ -68,6 +72,22 @@ func (g *generator) planAttacks() {
 			g.res.Skipped = append(g.res.Skipped, kind+": no actor and time fit the span")
 		}
 	}
+}
+
+// firstEvent returns the time of the first access event of actor id in
+// recs at or after from (else from): a label starts where the attack
+// first shows in the data, so time to detect is measured from there.
+func firstEvent(recs []rec, id string, from time.Time) time.Time {
+	first := time.Time{}
+	for _, r := range recs {
+		if r.ev != nil && r.ev.Actor.ID == id && !r.ts.Before(from) && (first.IsZero() || r.ts.Before(first)) {
+			first = r.ts
+		}
+	}
+	if first.IsZero() {
+		return from
+	}
+	return first.Truncate(time.Second)
 }
 
 // pick returns an unpicked actor of tenant t of one of the kinds, else

@@ -189,6 +189,18 @@ type DetectorsConfig struct {
 	// MahalanobisSamples is the reservoir of deviation vectors behind the
 	// covariance (default 4000).
 	MahalanobisSamples int `yaml:"mahalanobis_samples"`
+
+	// Seasonal count series (seasonal_count): an actor active in at least
+	// SeriesCoverage of its windows is judged against a seasonal-naive
+	// decomposition of its own count series (docs/detectors.md). It runs
+	// when the window is at least SeriesMinWindow (default 5m; shorter
+	// windows would make SeriesWeeks of history too large to keep).
+	SeriesMinWindow time.Duration `yaml:"series_min_window"`
+	SeriesCoverage  float64       `yaml:"series_coverage"`   // default 0.9
+	SeriesWeeks     int           `yaml:"series_weeks"`      // history kept, default 4 (2..8)
+	SeriesSpans     []int         `yaml:"series_spans"`      // windows summed (default 1 6 24)
+	SeriesTailProb  float64       `yaml:"series_tail_prob"`  // default 1e-6
+	SeriesMinChange float64       `yaml:"series_min_change"` // |observed-expected|/expected, default 0.2
 }
 
 // DefaultPurposes is the default purpose policy.
@@ -321,6 +333,16 @@ func (c Config) WithDefaults() Config {
 	def(&d.DriftRatio, 1.8)
 	def(&d.MahalanobisProb, 1e-12)
 	defInt(&d.MahalanobisSamples, 4000)
+	if d.SeriesMinWindow == 0 {
+		d.SeriesMinWindow = 5 * time.Minute
+	}
+	def(&d.SeriesCoverage, 0.9)
+	defInt(&d.SeriesWeeks, 4)
+	if d.SeriesSpans == nil {
+		d.SeriesSpans = []int{1, 3, 12, 48}
+	}
+	def(&d.SeriesTailProb, 1e-6)
+	def(&d.SeriesMinChange, 0.2)
 	return c
 }
 
@@ -402,7 +424,8 @@ func (c Config) Validate() error {
 		}
 	}
 	probs := map[string]float64{"volume_tail_prob": d.VolumeTailProb, "enum_tail_prob": d.EnumTailProb, "denied_tail_prob": d.DeniedTailProb,
-		"mahalanobis_prob": d.MahalanobisProb, "off_hours_share": d.OffHoursShare, "first_seen_peer_rare": d.FirstSeenPeerRare}
+		"mahalanobis_prob": d.MahalanobisProb, "off_hours_share": d.OffHoursShare, "first_seen_peer_rare": d.FirstSeenPeerRare,
+		"series_tail_prob": d.SeriesTailProb, "series_coverage": d.SeriesCoverage}
 	for k, v := range probs {
 		if v <= 0 || v >= 1 {
 			bad("detectors."+k, "%g: want a probability in (0, 1)", v)
@@ -410,6 +433,23 @@ func (c Config) Validate() error {
 	}
 	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.OffHoursGap < 1 || d.OffHoursMinWindows < 1 || d.DormantMinWindows < 1 || d.VolumeSpan < 2 || d.VolumeSpan > 32 || d.VolumeMaxFactor < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
 		bad("detectors", "warmup_days/warmup_windows >= 0, off_hours_min_days >= 1, peer_min_peers >= 2, drift_days >= 3, mahalanobis_samples >= 100")
+	}
+	if d.SeriesWeeks < 2 || d.SeriesWeeks > 8 {
+		bad("detectors.series_weeks", "%d: want 2..8", d.SeriesWeeks)
+	}
+	if d.SeriesMinWindow < time.Minute {
+		bad("detectors.series_min_window", "%s: want >= 1m", d.SeriesMinWindow)
+	}
+	if d.SeriesMinChange < 0 {
+		bad("detectors.series_min_change", "%g: want >= 0", d.SeriesMinChange)
+	}
+	if len(d.SeriesSpans) == 0 {
+		bad("detectors.series_spans", "empty: want window counts such as 1 6 24")
+	}
+	for _, n := range d.SeriesSpans {
+		if n < 1 || n > 288 {
+			bad("detectors.series_spans", "%d: want 1..288 windows", n)
+		}
 	}
 	known := KnownDetectors()
 	for name := range c.Severities {

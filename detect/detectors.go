@@ -25,6 +25,9 @@ type rowCtx struct {
 	// expRec is the expected records (seasonal, times the tenant
 	// multiplier) used by volume and learning.
 	expRec float64
+	// ser is the actor's count series prepared for this window (nil
+	// when the actor is not a continuous series).
+	ser *seriesState
 }
 
 // base builds a finding with the fields every window detector fills.
@@ -57,6 +60,7 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 		}
 	}
 	e.scratch = st.stats(e.scratch)
+	x.ser = e.seriesPrepare(st, c.start.Unix()/int64(e.cfg.Window/time.Second))
 	e.session(x)
 	var out []models.Finding
 	add := func(det string, f func(*rowCtx) (models.Finding, bool)) {
@@ -77,6 +81,7 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 	add(DetDeniedBurst, e.detectDenied)
 	add(DetDormant, e.detectDormant)
 	add(DetPeerDeviation, e.detectPeer)
+	add(DetSeasonal, e.detectSeasonal)
 	if len(out) == 0 {
 		add(DetMahalanobis, e.detectMahalanobis)
 	}
@@ -108,6 +113,9 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 		if v, ok := e.features(c, r, st); ok {
 			e.mahal.add(v)
 		}
+	}
+	if st.Series != nil {
+		st.Series.learn(c.start.Unix()/int64(e.cfg.Window/time.Second), float64(r.Records))
 	}
 	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
 		rec, subj, float64(r.Denied), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin), r)

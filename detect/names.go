@@ -22,6 +22,7 @@ const (
 	DetPeerDeviation    = "peer_deviation"
 	DetDrift            = "drift"
 	DetMahalanobis      = "mahalanobis"
+	DetSeasonal         = "seasonal_count"
 )
 
 // defaultSeverity is each detector's severity unless config overrides it.
@@ -43,13 +44,14 @@ var defaultSeverity = map[string]models.Severity{
 	DetPeerDeviation:         models.SeverityMedium,
 	DetDrift:                 models.SeverityMedium,
 	DetMahalanobis:           models.SeverityMedium,
+	DetSeasonal:              models.SeverityMedium,
 }
 
 // KnownDetectors lists every detector and rule name.
 func KnownDetectors() []string {
 	return []string{RuleBulkAccess, RuleBotCrossCustomer, RuleConversationSubjects, RuleConsentWithdrawn,
 		RulePurposeCategory, RuleVendorScope, DetVolumeSpike, DetEnumeration, DetOffHours, DetFirstSeen,
-		DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis}
+		DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis, DetSeasonal}
 }
 
 // severity returns the configured severity of detector name.

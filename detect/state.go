@@ -132,6 +132,10 @@ type actorState struct {
 
 	Days [dayRingLen]dayTotal
 
+	// Series is the count series of a continuous actor (seasonal_count;
+	// nil for everyone else).
+	Series *seriesState
+
 	Stores, ResourceTypes, Categories, Countries []string
 	LastCountry                                  string
 	LastCountryAt                                int64

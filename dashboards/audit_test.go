@@ -1,12 +1,15 @@
 package dashboards
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -63,5 +66,33 @@ func TestLoginAndAlertBlastRadiusAudited(t *testing.T) {
 	}
 	if got := post("secops-user", "pw-secops"); got != http.StatusInternalServerError {
 		t.Fatalf("sign-in without its audit entry: %d", got)
+	}
+}
+
+// TestAlertsLimitCapped: /api/alerts?limit= larger than
+// store.MaxAlertsLimit returns that many alerts, not every alert.
+func TestAlertsLimitCapped(t *testing.T) {
+	f := newFixture(t, Config{})
+	var rows []store.AlertRow
+	for i := range store.MaxAlertsLimit + 5 {
+		rows = append(rows, store.AlertRow{Version: 1, Alert: models.Alert{ID: fmt.Sprintf("bulk-%04d", i), Fingerprint: "b", Detector: "volume",
+			Tenant: "retail", ActorID: "a", Severity: models.SeverityLow, Status: models.StatusOpen, FirstSeen: testNow.Add(-time.Hour),
+			LastSeen: testNow.Add(-time.Hour), UpdatedAt: testNow.Add(-time.Hour)}})
+	}
+	if err := f.store.PutAlerts(t.Context(), rows); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.login(t, RoleSecOps)
+	for _, lim := range []string{"1000000", "9223372036854775807"} {
+		resp, body := get(t, c, f.ts.URL+"/api/alerts?limit="+lim)
+		var got struct {
+			Alerts []json.RawMessage `json:"alerts"`
+		}
+		if err := json.Unmarshal([]byte(body), &got); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("limit=%s: %d %v %.200s", lim, resp.StatusCode, err, body)
+		}
+		if len(got.Alerts) != store.MaxAlertsLimit {
+			t.Fatalf("limit=%s returned %d alerts, want the cap %d", lim, len(got.Alerts), store.MaxAlertsLimit)
+		}
 	}
 }

@@ -20,7 +20,7 @@ type AlertQuery struct {
 	ActorID  string
 	// From and To bound last_seen (To exclusive); zero means unbounded.
 	From, To time.Time
-	// Limit bounds the alerts (default 200).
+	// Limit bounds the alerts (default 200, at most MaxAlertsLimit).
 	Limit int
 }
 
@@ -72,9 +72,15 @@ func (s *Store) QueryAlerts(ctx context.Context, q AlertQuery) ([]models.Alert, 
 	if lim <= 0 {
 		lim = 200
 	}
+	lim = min(lim, MaxAlertsLimit)
 	sql += " ORDER BY ls DESC, id LIMIT ?"
 	return s.scanAlerts(ctx, sql, append(args, uint64(lim))...)
 }
+
+// MaxAlertsLimit is the most alerts one QueryAlerts returns: a larger limit
+// is cut to it, so that one request cannot make the server read and render
+// every alert ever raised.
+const MaxAlertsLimit = 1000
 
 // Alert returns the latest version of one alert; found is false when no
 // alert has the id.

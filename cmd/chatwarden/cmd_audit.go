@@ -25,7 +25,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}

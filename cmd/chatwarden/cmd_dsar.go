@@ -28,7 +28,7 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -58,12 +58,13 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 		return enc.Encode(rep)
 	}
 	fmt.Fprintf(e.stdout, "Data-subject access report, %s to %s UTC\n", from.Format("2006-01-02 15:04"), to.Format("2006-01-02 15:04"))
-	fmt.Fprintf(e.stdout, "%d accesses by %d actors; data categories: %s\n\n", rep.Events, rep.Actors, strings.Join(rep.Categories, ", "))
+	fmt.Fprintf(e.stdout, "%d accesses by %d actors; data categories: %s\n\n", rep.Events, rep.Actors, strings.Join(termSafeAll(rep.Categories), ", "))
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTOR\tTYPE\tVENDOR\tPURPOSE\tCONVERSATION\tSTORES\tCATEGORIES\tACCESSES\tRECORDS\tFIRST\tLAST")
 	for _, a := range rep.Accesses {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", a.ActorID, a.ActorType, a.ActorVendor, a.Purpose, a.ConversationID,
-			strings.Join(a.Stores, ","), strings.Join(a.Categories, ","), a.Events, a.Records, a.First.Format("2006-01-02 15:04"), a.Last.Format("2006-01-02 15:04"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", termSafe(a.ActorID), termSafe(string(a.ActorType)),
+			termSafe(a.ActorVendor), termSafe(a.Purpose), termSafe(a.ConversationID), strings.Join(termSafeAll(a.Stores), ","),
+			strings.Join(termSafeAll(a.Categories), ","), a.Events, a.Records, a.First.Format("2006-01-02 15:04"), a.Last.Format("2006-01-02 15:04"))
 	}
 	if rep.Truncated {
 		fmt.Fprintln(tw, "(cut at the line limit: narrow --since)")

@@ -40,7 +40,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "chatwarden eval: --max-rejected must be a fraction between 0 and 1")
 		return errUsage
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -80,8 +80,10 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 		if len(sub) > 14 {
 			sub = sub[:14] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", ev.TS.Format("2006-01-02 15:04:05"), ev.Actor.ID, ev.Action,
-			ev.Store, ev.Resource.Type, sub, ev.Records, strings.Join(ev.Fields, ","), ev.Purpose, ev.Conversation.ID, ev.Result)
+		// Every string came from a producer: escaped for the terminal.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", ev.TS.Format("2006-01-02 15:04:05"), termSafe(ev.Actor.ID),
+			termSafe(string(ev.Action)), termSafe(ev.Store), termSafe(ev.Resource.Type), termSafe(sub), ev.Records,
+			strings.Join(termSafeAll(ev.Fields), ","), termSafe(ev.Purpose), termSafe(ev.Conversation.ID), termSafe(string(ev.Result)))
 	}
 	return tw.Flush()
 }

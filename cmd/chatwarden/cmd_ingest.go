@@ -17,7 +17,7 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		comps = append(comps, httpComponent(*metricsAddr, nil, mux, e.log))
+		comps = append(comps, httpComponent("metrics", *metricsAddr, nil, mux, ServeConfig{}.withDefaults(), e.log))
 	}
 	return runComponents(ctx, e.log, c.Ingest.WithDefaults().ShutdownTimeout+5*time.Second, comps)
 }

@@ -23,7 +23,7 @@ func runProduce(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "produce: -file is required")
 		return errUsage
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}

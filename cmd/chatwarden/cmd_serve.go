@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -34,11 +37,37 @@ type ServeConfig struct {
 	// HTTPS only (see serve_tls.go).
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// MetricsAddr, when set, serves /metrics on a listener of its own (with
+	// the same TLS setting) and no longer on Addr, which the web UI and
+	// Slack reach: bind it to an address only Prometheus reaches.
+	MetricsAddr string `yaml:"metrics_addr"`
+	// MetricsTokenFile, when set, holds a bearer token (at least 16
+	// characters) that /metrics requires: "Authorization: Bearer <token>".
+	MetricsTokenFile string `yaml:"metrics_token_file"`
+	// ReadHeaderTimeout (default 10s), ReadTimeout (default 1m),
+	// WriteTimeout (default 5m: a large CSV export) and IdleTimeout (default
+	// 2m) bound what one slow or idle client can hold on the listeners.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
 func (c ServeConfig) withDefaults() ServeConfig {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = time.Minute
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Minute
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
@@ -53,8 +82,19 @@ func (c ServeConfig) Validate() error {
 			return fmt.Errorf("serve.addr: %q is not host:port", c.Addr)
 		}
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("serve.metrics_addr: %q is not host:port", c.MetricsAddr)
+		}
+	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("serve.shutdown_timeout: %s is negative", c.ShutdownTimeout)
+	}
+	for name, v := range map[string]time.Duration{"read_header_timeout": c.ReadHeaderTimeout, "read_timeout": c.ReadTimeout,
+		"write_timeout": c.WriteTimeout, "idle_timeout": c.IdleTimeout} {
+		if v < 0 {
+			return fmt.Errorf("serve.%s: %s is negative", name, v)
+		}
 	}
 	return c.validateTLS()
 }
@@ -107,7 +147,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -133,7 +173,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 		comps = append(comps, cs...)
 	}
-	d.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	sc := c.Serve.withDefaults()
+	metrics, err := sc.metricsHandler(reg)
+	if err != nil {
+		return err
+	}
+	if sc.MetricsAddr == "" {
+		d.mux.Handle("GET /metrics", metrics)
+	}
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -147,23 +194,71 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	comps = append(comps, httpComponent(c.Serve.withDefaults().Addr, tc, d.mux, e.log))
-	return runComponents(ctx, e.log, c.Serve.withDefaults().ShutdownTimeout, comps)
+	comps = append(comps, httpComponent("http", sc.Addr, tc, withHSTS(tc, d.mux), sc, e.log))
+	if sc.MetricsAddr != "" {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metrics)
+		comps = append(comps, httpComponent("metrics", sc.MetricsAddr, tc, withHSTS(tc, mm), sc, e.log))
+	}
+	return runComponents(ctx, e.log, sc.ShutdownTimeout, comps)
+}
+
+// metricsHandler serves reg, behind serve.metrics_token_file's bearer token
+// when one is set (compared in constant time).
+func (c ServeConfig) metricsHandler(reg *prometheus.Registry) (http.Handler, error) {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if c.MetricsTokenFile == "" {
+		return h, nil
+	}
+	b, err := os.ReadFile(c.MetricsTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("serve.metrics_token_file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if len(token) < 16 {
+		return nil, errors.New("serve.metrics_token_file: the token must have at least 16 characters")
+	}
+	want := sha256.Sum256([]byte("Bearer " + token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			http.Error(w, "metrics need the bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), nil
+}
+
+// withHSTS makes browsers keep to HTTPS for a year once they saw the
+// listener over TLS (tc not nil); over plain HTTP the header would be
+// ignored, and is not sent.
+func withHSTS(tc *tls.Config, h http.Handler) http.Handler {
+	if tc == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // httpComponent serves mux on addr until ctx ends, then shuts down
-// gracefully. With tc (not nil) it serves HTTPS only.
-func httpComponent(addr string, tc *tls.Config, mux http.Handler, log *slog.Logger) component {
-	return component{name: "http", run: func(ctx context.Context) error {
+// gracefully. With tc (not nil) it serves HTTPS only. sc gives the
+// timeouts (its defaults applied by the caller).
+func httpComponent(name, addr string, tc *tls.Config, mux http.Handler, sc ServeConfig, log *slog.Logger) component {
+	return component{name: name, run: func(ctx context.Context) error {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc,
+		srv := &http.Server{Handler: mux, TLSConfig: tc,
+			ReadHeaderTimeout: sc.ReadHeaderTimeout, ReadTimeout: sc.ReadTimeout,
+			WriteTimeout: sc.WriteTimeout, IdleTimeout: sc.IdleTimeout,
 			// TLS handshake failures (plain HTTP, untrusted clients) and
 			// other server errors go to our log, not the standard one.
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo)}
-		log.Info("http listening", "addr", ln.Addr().String(), "tls", tc != nil, "paths", "/metrics /healthz")
+		log.Info(name+" listening", "addr", ln.Addr().String(), "tls", tc != nil)
 		errc := make(chan error, 1)
 		go func() {
 			if tc != nil {

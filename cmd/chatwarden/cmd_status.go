@@ -29,7 +29,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*cfgPath)
+	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}

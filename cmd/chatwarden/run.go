@@ -18,6 +18,39 @@ var version = "dev"
 type env struct {
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	// logTo, when set (by run), is where the logger writes: loading the
+	// configuration rebuilds the logger there with log.level and
+	// log.format. A test that passes its own logger leaves it nil.
+	logTo io.Writer
+}
+
+// loadConfig loads the configuration file and applies its log section
+// (level, format; CHATWARDEN_LOG_LEVEL wins over the file) to e's logger.
+func (e *env) loadConfig(path string) (Config, error) {
+	c, err := loadConfig(path)
+	if err == nil && e.logTo != nil {
+		e.log = newLogger(e.logTo, c.Log)
+	}
+	return c, err
+}
+
+// newLogger builds the process logger: text (default) or JSON lines at
+// the configured level (default info). The config is validated already.
+func newLogger(w io.Writer, c LogConfig) *slog.Logger {
+	level := slog.LevelInfo
+	switch c.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // command is one subcommand.
@@ -57,7 +90,7 @@ var errUsage = errors.New("usage")
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	e := &env{stdout: stdout, stderr: stderr, log: newLogger(stderr, LogConfig{}), logTo: stderr}
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr, cmds)

@@ -144,6 +144,9 @@ serve:
 			if resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
 				t.Fatalf("GET %s: connection state %+v, want TLS 1.2+", url, resp.TLS)
 			}
+			if h := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(h, "max-age=31536000") {
+				t.Fatalf("GET %s over HTTPS: Strict-Transport-Security %q, want max-age of a year", url, h)
+			}
 			break
 		}
 		select {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 // ActionKind is a responder's action on an alert message.
@@ -50,15 +51,19 @@ func (d *Dispatcher) Act(ctx context.Context, now time.Time, a Action) error {
 	if err := validAction(a.Kind); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.ensureLoaded(ctx, now); err != nil {
+	if err := d.loadOnce(ctx, now); err != nil {
 		return err
 	}
+	d.step.Lock()
+	defer d.step.Unlock()
+	d.mu.Lock()
 	var ids []string
-	if ms := d.msgs[a.MessageID]; ms != nil {
-		ids = ms.row.AlertIDs
-	} else {
+	ms := d.msgs[a.MessageID]
+	if ms != nil {
+		ids = append(ids, ms.row.AlertIDs...)
+	}
+	d.mu.Unlock()
+	if ms == nil {
 		rows, err := d.st.AlertMessagesByID(ctx, []string{a.MessageID})
 		if err != nil {
 			return err
@@ -80,12 +85,15 @@ func (d *Dispatcher) ActOnAlert(ctx context.Context, now time.Time, alertID stri
 	if err := validAction(kind); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.ensureLoaded(ctx, now); err != nil {
+	if err := d.loadOnce(ctx, now); err != nil {
 		return err
 	}
-	if d.alerts[alertID] == nil {
+	d.step.Lock()
+	defer d.step.Unlock()
+	d.mu.Lock()
+	known := d.alerts[alertID] != nil
+	d.mu.Unlock()
+	if !known {
 		rows, err := d.st.AlertsByID(ctx, []string{alertID})
 		if err != nil {
 			return err
@@ -106,22 +114,28 @@ func validAction(k ActionKind) error {
 	return fmt.Errorf("unknown action %q", k)
 }
 
-// applyLocked applies a to the alerts ids; d.mu is held.
+// applyLocked applies a to the alerts ids; d.step is held, d.mu is not
+// (it is taken for the work in memory, and released for every store call).
 func (d *Dispatcher) applyLocked(ctx context.Context, now time.Time, a Action, ids []string) error {
 	var missing []string
+	d.mu.Lock()
 	for _, id := range ids {
 		if d.alerts[id] == nil {
 			missing = append(missing, id)
 		}
 	}
+	d.mu.Unlock()
+	var more []store.AlertRow
 	if len(missing) > 0 {
-		more, err := d.st.AlertsByID(ctx, missing)
-		if err != nil {
+		var err error
+		if more, err = d.st.AlertsByID(ctx, missing); err != nil {
 			return err
 		}
-		for _, r := range more {
-			d.alerts[r.Alert.ID] = &alertState{row: r}
-		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range more {
+		d.alerts[r.Alert.ID] = &alertState{row: r}
 	}
 	by, where := "slack:"+a.User, "Slack"
 	if a.Source == "web" {
@@ -169,12 +183,8 @@ func (d *Dispatcher) applyLocked(ctx context.Context, now time.Time, a Action, i
 			p.setStatus(d, now, r, models.StatusSilenced, by, note)
 		}
 	}
-	for _, sp := range sups {
-		if err := d.st.PutSuppression(ctx, sp, d.nextVersion(now)); err != nil {
-			d.m.storeErrors.Inc()
-			return fmt.Errorf("writing %s suppression: %w", sp.Kind, err)
-		}
-		d.sups = append(d.sups, sp)
+	if err := d.putSuppressions(ctx, now, sups); err != nil {
+		return err
 	}
 	touched := append([]string(nil), p.order...)
 	p.after = append(p.after, func() {
@@ -199,4 +209,32 @@ func (d *Dispatcher) applyLocked(ctx context.Context, now time.Time, a Action, i
 	}
 	d.poke()
 	return errors.Join(errs...)
+}
+
+// putSuppressions writes sups and adds those written to the ones in force;
+// d.mu is held and released during the writes.
+func (d *Dispatcher) putSuppressions(ctx context.Context, now time.Time, sups []models.Suppression) error {
+	if len(sups) == 0 {
+		return nil
+	}
+	versions := make([]uint64, len(sups))
+	for i := range sups {
+		versions[i] = d.nextVersion(now)
+	}
+	d.mu.Unlock()
+	var err error
+	n := 0
+	for ; n < len(sups); n++ {
+		if err = d.st.PutSuppression(ctx, sups[n], versions[n]); err != nil {
+			break
+		}
+	}
+	d.mu.Lock()
+	d.sups = append(d.sups, sups[:n]...)
+	d.supsGen++ // a suppressions read begun before now may miss these: it is not installed
+	if err != nil {
+		d.m.storeErrors.Inc()
+		return fmt.Errorf("writing %s suppression: %w", sups[n].Kind, err)
+	}
+	return nil
 }

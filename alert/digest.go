@@ -76,8 +76,13 @@ func (d *Dispatcher) scheduleDigest(ctx context.Context, now time.Time) error {
 	if dg.Week.IsZero() {
 		dg.Week = week
 	}
+	d.step.Lock()
+	defer d.step.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.digestDone[id] {
+		return nil
+	}
 	if d.poster == nil {
 		d.log.Info("weekly digest (Slack is off)", "week", week.Format("2006-01-02"), "title", dg.Title, "sections", len(dg.Sections))
 		d.digestDone[id] = true

@@ -53,6 +53,12 @@ type Dispatcher struct {
 	digestAt time.Duration
 	wake     chan struct{}
 
+	// step serializes the steps that change persisted state (plan, write,
+	// apply) and every store write, so that no plan is built on state a
+	// concurrent write is about to replace. It is taken before mu.
+	step sync.Mutex
+	// mu guards the fields below. It is held only for work in memory and
+	// never across a store or Slack call: commit releases it while it writes.
 	mu         sync.Mutex
 	loaded     bool
 	ver        uint64
@@ -62,6 +68,8 @@ type Dispatcher struct {
 	msgs       map[string]*msgState   // live messages by id
 	sups       []models.Suppression
 	supsAt     time.Time
+	supsGen    uint64 // counts suppressions written here, so a read begun before one is not installed
+	supsBusy   bool   // a suppressions read is under way
 	chanNext   map[string]time.Time
 	digestDone map[string]bool
 	selfNext   time.Time
@@ -208,6 +216,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) flushOnStop(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	d.step.Lock()
+	defer d.step.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.writeDirty(wctx, d.clock())

@@ -36,12 +36,15 @@ func (d *Dispatcher) Notify(ctx context.Context, now time.Time, fs ...models.Fin
 	if len(fs) == 0 {
 		return nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.ensureLoaded(ctx, now); err != nil {
+	if err := d.loadOnce(ctx, now); err != nil {
 		return err
 	}
+	fs = d.withExposure(ctx, fs)
 	d.refreshSuppressions(ctx, now, false)
+	d.step.Lock()
+	defer d.step.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := d.notifyLocked(ctx, now, fs); err != nil {
 		return err
 	}
@@ -49,6 +52,8 @@ func (d *Dispatcher) Notify(ctx context.Context, now time.Time, fs ...models.Fin
 	return nil
 }
 
+// notifyLocked folds fs into alerts and commits them; d.step and d.mu are
+// held. The findings' blast radius was looked up before (withExposure).
 func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []models.Finding) error {
 	p := newPlan()
 	fps := map[string]string{} // fingerprints opened in this call
@@ -79,7 +84,6 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 		}
 		rose := false
 		if isNew {
-			d.fillExposure(ctx, &f)
 			id = fp + "-" + strconv.FormatInt(now.UnixNano(), 36)
 			r = store.AlertRow{Alert: models.Alert{ID: id, Fingerprint: fp, Detector: f.Detector, Tenant: f.Tenant,
 				ActorID: f.ActorID, ActorType: f.ActorType, Severity: f.Severity, FirstSeen: now, LastSeen: now,
@@ -174,6 +178,44 @@ func restored(r store.AlertRow) models.AlertStatus {
 		return models.StatusEscalated
 	}
 	return models.StatusOpen
+}
+
+// withExposure returns fs with the blast radius filled in for each finding
+// that will open a new alert and carries none. The look-ups (queries over
+// the events) run with no lock held, so a slow one delays only this call.
+// Should the alert of a finding end between this look-up and the fold, the
+// new alert shows no blast radius, as when the look-up fails.
+func (d *Dispatcher) withExposure(ctx context.Context, fs []models.Finding) []models.Finding {
+	if d.exposure == nil {
+		return fs
+	}
+	out := append([]models.Finding(nil), fs...)
+	need := make([]bool, len(out))
+	seen := map[string]bool{}
+	d.mu.Lock()
+	for i := range out {
+		if out[i].Tenant == "" {
+			out[i].Tenant = "default" // as the fold does
+		}
+		fp := out[i].Fingerprint()
+		if seen[fp] {
+			continue // a later finding of one new alert folds into it
+		}
+		seen[fp] = true
+		if id, ok := d.byFP[fp]; ok {
+			if a := d.alerts[id]; a != nil && !terminal(a.row.Alert.Status) {
+				continue
+			}
+		}
+		need[i] = true
+	}
+	d.mu.Unlock()
+	for i := range out {
+		if need[i] {
+			d.fillExposure(ctx, &out[i])
+		}
+	}
+	return out
 }
 
 // fillExposure adds the blast radius to a finding that carries none.

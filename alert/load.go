@@ -7,11 +7,30 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
 )
 
+// loadOnce reads the alerting state from the store on first use.
+func (d *Dispatcher) loadOnce(ctx context.Context, now time.Time) error {
+	d.mu.Lock()
+	loaded := d.loaded
+	d.mu.Unlock()
+	if loaded {
+		return nil // without waiting for a step under way
+	}
+	d.step.Lock()
+	defer d.step.Unlock()
+	return d.ensureLoaded(ctx, now)
+}
+
 // ensureLoaded reads active alerts and live messages from the store once.
+// d.step is held and d.mu is not: the reads run without the state lock,
+// which is taken to install what they returned.
 func (d *Dispatcher) ensureLoaded(ctx context.Context, now time.Time) error {
-	if d.loaded {
+	d.mu.Lock()
+	loaded := d.loaded
+	d.mu.Unlock()
+	if loaded {
 		return nil
 	}
 	rows, err := d.st.ActiveAlerts(ctx)
@@ -22,12 +41,12 @@ func (d *Dispatcher) ensureLoaded(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("loading alert messages: %w", err)
 	}
+	have := map[string]bool{}
 	for _, r := range rows {
-		d.alerts[r.Alert.ID] = &alertState{row: r, lastKey: findingKey(&r.Alert.Latest)}
-		d.byFP[r.Alert.Fingerprint] = r.Alert.ID
-		d.ver = max(d.ver, r.Version)
+		have[r.Alert.ID] = true
 	}
 	var missing []string
+	states := make([]*msgState, 0, len(msgs))
 	for _, m := range msgs {
 		ms := &msgState{row: m, uncertain: m.TS == "" && !m.IntentAt.IsZero()}
 		if m.Body != "" {
@@ -35,26 +54,38 @@ func (d *Dispatcher) ensureLoaded(ctx context.Context, now time.Time) error {
 				return fmt.Errorf("decoding body of alert message %s: %w", m.ID, err)
 			}
 		}
-		d.msgs[m.ID] = ms
-		d.ver = max(d.ver, m.Version)
+		states = append(states, ms)
 		for _, id := range m.AlertIDs {
-			if d.alerts[id] == nil {
+			if !have[id] {
+				have[id] = true
 				missing = append(missing, id)
 			}
 		}
-		if m.Kind == string(KindDigest) {
-			d.digestDone[m.ID] = true
-		}
 	}
+	var more []store.AlertRow
 	if len(missing) > 0 {
-		more, err := d.st.AlertsByID(ctx, missing)
+		more, err = d.st.AlertsByID(ctx, missing)
 		if err != nil {
 			return fmt.Errorf("loading alerts of live messages: %w", err)
 		}
-		for _, r := range more {
-			d.alerts[r.Alert.ID] = &alertState{row: r}
-			d.ver = max(d.ver, r.Version)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range rows {
+		d.alerts[r.Alert.ID] = &alertState{row: r, lastKey: findingKey(&r.Alert.Latest)}
+		d.byFP[r.Alert.Fingerprint] = r.Alert.ID
+		d.ver = max(d.ver, r.Version)
+	}
+	for _, ms := range states {
+		d.msgs[ms.row.ID] = ms
+		d.ver = max(d.ver, ms.row.Version)
+		if ms.row.Kind == string(KindDigest) {
+			d.digestDone[ms.row.ID] = true
 		}
+	}
+	for _, r := range more {
+		d.alerts[r.Alert.ID] = &alertState{row: r}
+		d.ver = max(d.ver, r.Version)
 	}
 	grouped := map[string]bool{}
 	for _, ms := range d.msgs {

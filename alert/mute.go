@@ -8,15 +8,31 @@ import (
 )
 
 // refreshSuppressions re-reads the suppressions register every 10 s (of now).
+// It takes d.mu only around memory (callers hold neither lock for the read,
+// and may hold d.step): a slow read delays only its own caller, and while
+// one is under way the others keep the suppressions they have. A read
+// begun before a suppression was written here is not installed.
 func (d *Dispatcher) refreshSuppressions(ctx context.Context, now time.Time, force bool) {
-	if !force && !d.supsAt.IsZero() && now.Sub(d.supsAt) < 10*time.Second && !now.Before(d.supsAt) {
+	d.mu.Lock()
+	if (!force && !d.supsAt.IsZero() && now.Sub(d.supsAt) < 10*time.Second && !now.Before(d.supsAt)) ||
+		(d.supsBusy && !d.supsAt.IsZero()) {
+		d.mu.Unlock()
 		return
 	}
+	d.supsBusy = true
+	gen := d.supsGen
+	d.mu.Unlock()
 	sups, err := d.st.Suppressions(ctx, now)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.supsBusy = false
 	if err != nil {
 		d.m.storeErrors.Inc()
 		d.log.Warn("reading suppressions; keeping the previous ones", "err", err)
 		return
+	}
+	if gen != d.supsGen {
+		return // one was written meanwhile; the next call reads again
 	}
 	d.sups, d.supsAt = sups, now
 }

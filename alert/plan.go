@@ -61,7 +61,8 @@ func (p *plan) putMsg(d *Dispatcher, now time.Time, m store.AlertMessage) {
 }
 
 // commit writes the plan (alerts, then changes, then messages) and applies
-// it to memory when every write succeeded.
+// it to memory when every write succeeded. The caller holds d.step and
+// d.mu; d.mu is released during the writes and held again on return.
 func (d *Dispatcher) commit(ctx context.Context, p *plan) error {
 	if p.empty() {
 		for _, f := range p.after {
@@ -73,20 +74,17 @@ func (d *Dispatcher) commit(ctx context.Context, p *plan) error {
 	for _, id := range p.order {
 		rows = append(rows, p.alerts[id])
 	}
-	if err := d.st.PutAlerts(ctx, rows); err != nil {
-		d.m.storeErrors.Inc()
-		return err
-	}
-	if err := d.st.PutAlertChanges(ctx, p.changes); err != nil {
-		d.m.storeErrors.Inc()
-		return err
-	}
 	msgs := make([]store.AlertMessage, 0, len(p.msgs))
 	for _, m := range p.msgs {
 		msgs = append(msgs, m)
 	}
 	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
-	if err := d.st.PutAlertMessages(ctx, msgs); err != nil {
+	// The writes run without d.mu (d.step keeps other writers out), so that
+	// a slow ClickHouse does not stall readers of the state.
+	d.mu.Unlock()
+	err := d.persist(ctx, rows, p.changes, msgs)
+	d.mu.Lock()
+	if err != nil {
 		d.m.storeErrors.Inc()
 		return err
 	}
@@ -124,4 +122,15 @@ func (d *Dispatcher) commit(ctx context.Context, p *plan) error {
 		f()
 	}
 	return nil
+}
+
+// persist writes the rows of one step: alerts, then changes, then messages.
+func (d *Dispatcher) persist(ctx context.Context, rows []store.AlertRow, cs []store.AlertChange, msgs []store.AlertMessage) error {
+	if err := d.st.PutAlerts(ctx, rows); err != nil {
+		return err
+	}
+	if err := d.st.PutAlertChanges(ctx, cs); err != nil {
+		return err
+	}
+	return d.st.PutAlertMessages(ctx, msgs)
 }

@@ -58,6 +58,8 @@ func (d *Dispatcher) selfCheck(ctx context.Context, now time.Time) error {
 				now.Add(-time.Duration(d.cfg.Self.LagChecks-1)*d.cfg.Self.CheckEvery))
 		}
 	}
+	d.step.Lock()
+	defer d.step.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sp := range d.sups {

@@ -24,11 +24,10 @@ func (d *Dispatcher) Deliver(ctx context.Context, now time.Time) (int, error) {
 	if d.poster == nil {
 		return 0, nil
 	}
-	d.mu.Lock()
-	if err := d.ensureLoaded(ctx, now); err != nil {
-		d.mu.Unlock()
+	if err := d.loadOnce(ctx, now); err != nil {
 		return 0, err
 	}
+	d.mu.Lock()
 	var due []*msgState
 	for _, ms := range d.msgs {
 		if ms.row.Rev > ms.row.SentRev && !ms.inflight && !now.Before(ms.nextTry) {
@@ -66,25 +65,25 @@ func (d *Dispatcher) Deliver(ctx context.Context, now time.Time) (int, error) {
 	return sent, errors.Join(errs...)
 }
 
+// deliverOne sends one message. It renders under d.mu, calls Slack with no
+// lock held, and takes d.step (then d.mu) for the bookkeeping that changes
+// the message's row, releasing d.mu while that row is written.
 func (d *Dispatcher) deliverOne(ctx context.Context, now time.Time, ms *msgState) error {
 	d.mu.Lock()
 	ch := ms.row.Channel
 	msg := d.render(ms)
 	rev := ms.row.Rev
 	ts, posted := ms.row.TS, ms.row.PostedChannel
-	if ts == "" && ms.row.IntentAt.IsZero() {
+	needIntent := ts == "" && ms.row.IntentAt.IsZero()
+	d.mu.Unlock()
+	if needIntent {
 		// Record the intent before the first post, so that after a crash we
 		// know to look for the message before posting again.
-		ms.row.IntentAt = now
-		ms.row.Version, ms.row.UpdatedAt = d.nextVersion(now), now
-		if err := d.st.PutAlertMessages(ctx, []store.AlertMessage{ms.row}); err != nil {
-			ms.row.IntentAt = time.Time{}
-			d.m.storeErrors.Inc()
-			d.failLocked(now, ms, "intent", err, false)
-			d.mu.Unlock()
+		if err := d.recordIntent(ctx, now, ms); err != nil {
 			return fmt.Errorf("recording intent to post: %w", err)
 		}
 	}
+	d.mu.Lock()
 	intent, uncertain := ms.row.IntentAt, ms.uncertain
 	d.mu.Unlock()
 
@@ -94,9 +93,7 @@ func (d *Dispatcher) deliverOne(ctx context.Context, now time.Time, ms *msgState
 		c, t, err := d.poster.Find(cctx, ch, msg.ID, intent.Add(-lookupMargin))
 		if err != nil {
 			d.m.sendErrors.WithLabelValues("find").Inc()
-			d.mu.Lock()
-			d.failLocked(now, ms, "find", err, false)
-			d.mu.Unlock()
+			d.fail(now, ms, "find", err, false, "", "")
 			return fmt.Errorf("looking up an earlier post: %w", err)
 		}
 		d.m.messages.WithLabelValues("find").Inc()
@@ -112,21 +109,18 @@ func (d *Dispatcher) deliverOne(ctx context.Context, now time.Time, ms *msgState
 		op = "post"
 		c, t, err := d.poster.Post(cctx, ch, msg)
 		if err != nil {
-			d.mu.Lock()
-			d.failLocked(now, ms, op, err, true)
-			d.mu.Unlock()
+			d.fail(now, ms, op, err, true, "", "")
 			return fmt.Errorf("posting: %w", err)
 		}
 		ts, posted = t, c
 	} else if err := d.poster.Update(cctx, posted, ts, msg); err != nil {
-		d.mu.Lock()
-		ms.row.TS, ms.row.PostedChannel = ts, posted // keep a found ts
-		d.failLocked(now, ms, op, err, false)
-		d.mu.Unlock()
+		d.fail(now, ms, op, err, false, ts, posted) // keep a found ts
 		return fmt.Errorf("updating: %w", err)
 	}
 	d.m.messages.WithLabelValues(op).Inc()
 
+	d.step.Lock()
+	defer d.step.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if op == "post" && ms.row.Kind == string(KindGroup) && !ms.firstQueue.IsZero() {
@@ -136,7 +130,11 @@ func (d *Dispatcher) deliverOne(ctx context.Context, now time.Time, ms *msgState
 	ms.row.TS, ms.row.PostedChannel, ms.row.SentRev = ts, posted, max(ms.row.SentRev, rev)
 	d.chanNext[ch] = now.Add(d.cfg.Slack.PerChannelInterval)
 	ms.row.Version, ms.row.UpdatedAt = d.nextVersion(now), now
-	if err := d.st.PutAlertMessages(ctx, []store.AlertMessage{ms.row}); err != nil {
+	row := ms.row
+	d.mu.Unlock()
+	err := d.st.PutAlertMessages(ctx, []store.AlertMessage{row})
+	d.mu.Lock()
+	if err != nil {
 		// Slack shows it; the ts is kept in memory and written by a later Tick.
 		ms.dirty = true
 		d.m.storeErrors.Inc()
@@ -145,6 +143,40 @@ func (d *Dispatcher) deliverOne(ctx context.Context, now time.Time, ms *msgState
 	d.m.unsent.Set(float64(d.unsentLocked()))
 	d.forgetDone()
 	return nil
+}
+
+// recordIntent writes that ms is about to be posted for the first time.
+func (d *Dispatcher) recordIntent(ctx context.Context, now time.Time, ms *msgState) error {
+	d.step.Lock()
+	defer d.step.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ms.row.IntentAt = now
+	ms.row.Version, ms.row.UpdatedAt = d.nextVersion(now), now
+	row := ms.row
+	d.mu.Unlock()
+	err := d.st.PutAlertMessages(ctx, []store.AlertMessage{row})
+	d.mu.Lock()
+	if err != nil {
+		ms.row.IntentAt = time.Time{}
+		d.m.storeErrors.Inc()
+		d.failLocked(now, ms, "intent", err, false)
+		return err
+	}
+	return nil
+}
+
+// fail records a failed Slack call (see failLocked); a non-empty ts is a
+// post found before the call and is kept.
+func (d *Dispatcher) fail(now time.Time, ms *msgState, op string, err error, posting bool, ts, posted string) {
+	d.step.Lock()
+	defer d.step.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ts != "" {
+		ms.row.TS, ms.row.PostedChannel = ts, posted
+	}
+	d.failLocked(now, ms, op, err, posting)
 }
 
 // failLocked records a failed Slack call: it backs off (honouring a

@@ -15,12 +15,12 @@ import (
 // escalation, group flushes, the weekly digest and self-monitoring. Run
 // calls it; tests call it with a simulated clock.
 func (d *Dispatcher) Tick(ctx context.Context, now time.Time) error {
-	d.mu.Lock()
-	if err := d.ensureLoaded(ctx, now); err != nil {
-		d.mu.Unlock()
+	if err := d.loadOnce(ctx, now); err != nil {
 		return err
 	}
 	d.refreshSuppressions(ctx, now, false)
+	d.step.Lock()
+	d.mu.Lock()
 	var errs []error
 	if err := d.evaluate(ctx, now); err != nil {
 		errs = append(errs, err)
@@ -38,6 +38,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) error {
 		d.selfNext = now.Add(d.cfg.Self.CheckEvery)
 	}
 	d.mu.Unlock()
+	d.step.Unlock()
 	if selfDue {
 		if err := d.selfCheck(ctx, now); err != nil {
 			errs = append(errs, err)
@@ -97,7 +98,8 @@ func (d *Dispatcher) evaluate(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// writeDirty retries writes of delivery results that failed before.
+// writeDirty retries writes of delivery results that failed before. The
+// caller holds d.step and d.mu; d.mu is released during the write.
 func (d *Dispatcher) writeDirty(ctx context.Context, now time.Time) {
 	var rows []store.AlertMessage
 	var dirty []*msgState
@@ -111,7 +113,10 @@ func (d *Dispatcher) writeDirty(ctx context.Context, now time.Time) {
 	if len(rows) == 0 {
 		return
 	}
-	if err := d.st.PutAlertMessages(ctx, rows); err != nil {
+	d.mu.Unlock()
+	err := d.st.PutAlertMessages(ctx, rows)
+	d.mu.Lock()
+	if err != nil {
 		d.m.storeErrors.Inc()
 		d.log.Warn("recording delivered messages; will retry", "messages", len(rows), "err", err)
 		return

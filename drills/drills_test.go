@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -259,16 +260,22 @@ func TestDrillRebalanceKill(t *testing.T) {
 func fillDisk(t *testing.T, _ *drill) (free func()) {
 	t.Helper()
 	filler := filepath.Join(chDataDir(), "drill-filler")
+	var once sync.Once
+	free = func() {
+		once.Do(func() {
+			if err := os.Remove(filler); err != nil && !os.IsNotExist(err) {
+				t.Errorf("freeing the disk: %v", err)
+			}
+		})
+	}
+	// Whatever happens to the drill, the next one gets its disk back.
+	t.Cleanup(free)
 	// dd stops with "No space left on device": that is the point.
 	out, _ := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M").CombinedOutput()
 	if !strings.Contains(string(out), "No space left") {
 		t.Fatalf("filling %s: %s", chDataDir(), out)
 	}
-	return func() {
-		if err := os.Remove(filler); err != nil {
-			t.Errorf("freeing the disk: %v", err)
-		}
-	}
+	return free
 }
 
 // readOnlyDisk makes the drill database's data folder read-only (EROFS):
@@ -278,48 +285,77 @@ func fillDisk(t *testing.T, _ *drill) (free func()) {
 func readOnlyDisk(t *testing.T, d *drill) (writable func()) {
 	t.Helper()
 	dir := filepath.Join(chDataDir(), "data", d.st.Database())
+	var once sync.Once
+	writable = func() {
+		once.Do(func() {
+			if exec.Command("mountpoint", "-q", dir).Run() != nil {
+				return
+			}
+			if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v %s", dir, err, out)
+			}
+		})
+	}
+	// Registered before the database is dropped: unmounted first.
+	t.Cleanup(writable)
 	for _, args := range [][]string{{"--bind", dir, dir}, {"-o", "remount,bind,ro", dir}} {
 		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
 			t.Fatalf("mount %v: %v %s", args, err, out)
 		}
 	}
-	return func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	}
+	return writable
 }
 
 // TestDrillDisk fills ClickHouse's data folder (ENOSPC), or makes it
-// read-only (EROFS), while ingest has events to store; ingest must either
-// keep retrying or exit with an error naming the cause, and after the disk
-// is writable again store everything once (restarted if it exited; the
-// server restarted if it died).
+// read-only (EROFS), while `chatwarden ingest` (or `serve`) has events to
+// store. It must keep running (issue 10 item 13: before, it exited and
+// under serve took every component down): retry with back-off, report
+// itself unhealthy on /healthz (503) and /metrics
+// (chatwarden_ingest_store_failing 1), commit nothing, and once the disk is
+// writable again store everything once by itself (the ClickHouse server is
+// restarted if it died).
 func TestDrillDisk(t *testing.T) {
 	for _, tc := range []struct {
-		name, injected string
-		inject         func(*testing.T, *drill) func()
+		name, injected, command string
+		inject                  func(*testing.T, *drill) func()
 	}{
-		{"full", "ClickHouse data folder full (tmpfs filled, ENOSPC) for 30 s during ingest", fillDisk},
-		{"read-only", "the drill database's ClickHouse data folder read-only (EROFS, bind mount) for 30 s during ingest", readOnlyDisk},
+		{"full", "ClickHouse data folder full (tmpfs filled, ENOSPC) for 30 s during `chatwarden ingest`", "ingest", fillDisk},
+		{"read-only", "the drill database's ClickHouse data folder read-only (EROFS, bind mount) for 30 s during `chatwarden ingest`", "ingest", readOnlyDisk},
+		{"full-serve", "ClickHouse data folder full (ENOSPC) for 30 s under `chatwarden serve`", "serve", fillDisk},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDrill(t, drillOptions{})
 			w := newWorkload()
 			r := result{Drill: "5 disk " + tc.name, Injected: tc.injected}
 			d.produceAll(t, w, w.lines("disk1", 10000, 250, 0), 0)
-			p := d.start(t, "ingest")
-			d.caughtUp(t, w, time.Minute)
+			p := d.start(t, tc.command)
+			d.caughtUp(t, w, 2*time.Minute)
 			undo := tc.inject(t, d)
+			before := d.stored(t)
 			d.produceAll(t, w, w.lines("disk2", 20000, 250, 0), 0)
-			time.Sleep(30 * time.Second)
+			var unhealthy, failing bool
+			var health string
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) && !p.exited() {
+				code, body := p.healthz()
+				if code == http.StatusServiceUnavailable {
+					unhealthy, health = true, body
+				}
+				if p.metric("chatwarden_ingest_store_failing") == 1 {
+					failing = true
+				}
+				time.Sleep(time.Second)
+			}
 			exitedDuring := p.exited()
-			t.Logf("after 30 s of a %s disk: ingest exited=%v, stored %d of %d; last log line: %s", tc.name, exitedDuring, d.stored(t), w.valid, p.lastLine())
+			lagDuring := d.lag(t)
+			storedDuring := d.stored(t)
+			t.Logf("after 30 s of a %s disk: %s exited=%v, unhealthy=%v (%s), store_failing=%v, stored %d (before %d) of %d, lag %d; last log line: %s",
+				tc.name, tc.command, exitedDuring, unhealthy, firstLine(health), failing, storedDuring, before, w.valid, lagDuring, p.lastLine())
 			undo()
 			freed := time.Now()
 			var notes []string
 			if ch := exec.Command("bash", filepath.Join(repoRoot, "scripts/stack.sh"), "status"); true {
-				ch.Env = append(os.Environ(), "CHATWARDEN_STACK_DIR="+stackDir, "CHATWARDEN_KAFKA_PORT="+kafkaPort, "CHATWARDEN_CH_PORT="+chPort)
+				ch.Env = append(baseEnv(), "CHATWARDEN_STACK_DIR="+stackDir, "CHATWARDEN_KAFKA_PORT="+kafkaPort, "CHATWARDEN_CH_PORT="+chPort)
 				if out, _ := ch.CombinedOutput(); !strings.Contains(string(out), "clickhouse: UP") {
 					notes = append(notes, "ClickHouse server died; restarted")
 					if err := stackCmd("ch-start"); err != nil {
@@ -327,13 +363,26 @@ func TestDrillDisk(t *testing.T) {
 					}
 				}
 			}
-			if p.exited() {
+			if exitedDuring {
+				t.Errorf("%s exited on a %s disk: %s", tc.command, tc.name, p.lastLine())
 				notes = append(notes, "exited: "+p.lastLine()+"; recovered on restart")
-				p = d.start(t, "ingest")
+				p = d.start(t, tc.command)
 			} else {
-				notes = append(notes, "retried and recovered by itself")
+				if !unhealthy || !failing {
+					t.Errorf("%s did not report the %s disk: /healthz 503 seen %v, chatwarden_ingest_store_failing 1 seen %v", tc.command, tc.name, unhealthy, failing)
+				}
+				if lagDuring == 0 {
+					t.Errorf("everything committed while the disk was %s", tc.name)
+				}
+				notes = append(notes, fmt.Sprintf("kept running, /healthz 503 and store_failing 1 while %s, retried and recovered by itself", tc.name))
 			}
 			r.Recovery = d.caughtUp(t, w, 3*time.Minute).Sub(freed)
+			if code, body := p.healthz(); code != http.StatusOK {
+				t.Errorf("/healthz after recovery: %d %s", code, body)
+			}
+			if p.exited() {
+				t.Errorf("%s exited after the disk was writable again: %s", tc.command, p.lastLine())
+			}
 			r.Outcome = strings.Join(notes, "; ")
 			d.verify(t, w, &r)
 			if err := p.stop(t, syscall.SIGTERM); err != nil {
@@ -342,6 +391,14 @@ func TestDrillDisk(t *testing.T) {
 			record(r)
 		})
 	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
 }
 
 // TestDrillSlackFailing runs `chatwarden serve` against a Slack that answers
@@ -403,3 +460,34 @@ func TestDrillSlackFailing(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestDrillCallerEnvironmentIgnored (issue 10 item 13): the caller's
+// exported CHATWARDEN_* variables must not change what a drill's
+// subprocess does. With a relative key file and an invalid log level
+// exported (before: the subprocess inherited them and exited on the
+// missing key file), ingest still runs with the drill's own settings and
+// stores everything.
+func TestDrillCallerEnvironmentIgnored(t *testing.T) {
+	t.Setenv("CHATWARDEN_PSEUDONYM_KEY_FILE", "relative/does-not-exist.key")
+	t.Setenv("CHATWARDEN_LOG_LEVEL", "shout")
+	t.Setenv("CHATWARDEN_CLICKHOUSE_DATABASE", "not_the_drills")
+	d := newDrill(t, drillOptions{})
+	w := newWorkload()
+	d.produceAll(t, w, w.lines("env", 2000, 250, 0), 0)
+	r := result{Drill: "7 caller's environment", Injected: "CHATWARDEN_PSEUDONYM_KEY_FILE (relative, missing), CHATWARDEN_LOG_LEVEL=shout and CHATWARDEN_CLICKHOUSE_DATABASE exported by the caller"}
+	p := d.start(t, "ingest")
+	start := time.Now()
+	waitFor(t, 2*time.Minute, "ingest storing the drill's events", func() bool {
+		if p.exited() {
+			t.Fatalf("ingest exited: %s", p.lastLine())
+		}
+		return d.stored(t) >= uint64(w.valid)
+	})
+	r.Recovery = d.caughtUp(t, w, time.Minute).Sub(start)
+	r.Outcome = "the subprocess ignored the caller's CHATWARDEN_* variables"
+	d.verify(t, w, &r)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}

@@ -117,10 +117,26 @@ func mainRun(m *testing.M) int {
 	return code
 }
 
+// baseEnv is the environment every drill subprocess starts from, built
+// from scratch: the caller's PATH, HOME and temporary folder, and nothing
+// else. An exported CHATWARDEN_* variable (a relative
+// CHATWARDEN_PSEUDONYM_KEY_FILE, a log level, another database) or a
+// JAVA/KAFKA setting of the caller must not change what a drill's
+// subprocess does.
+func baseEnv() []string {
+	env := []string{"LANG=C.UTF-8"}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
 // stackCmd runs scripts/stack.sh SUB on the drill stack.
 func stackCmd(sub string) error {
 	cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts/stack.sh"), sub)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(baseEnv(),
 		"CHATWARDEN_STACK_DIR="+stackDir,
 		"CHATWARDEN_KAFKA_PORT="+kafkaPort,
 		"CHATWARDEN_KAFKA_CONTROLLER_PORT="+kafkaCtrlPort,
@@ -152,9 +168,32 @@ func setUpStack() error {
 			}
 		}
 	}
-	// ClickHouse's data on a tmpfs of its own (the disk-full drill fills it).
+	// ClickHouse's data on a tmpfs of its own (the disk-full drill fills it),
+	// fresh for every run: a run that was killed (a test binary timeout
+	// skips the tear-down) may have left its servers, a filler file, a
+	// read-only bind mount or its databases behind.
 	if err := os.MkdirAll(chDataDir(), 0o755); err != nil {
 		return err
+	}
+	if exec.Command("mountpoint", "-q", chDataDir()).Run() == nil {
+		fmt.Fprintln(os.Stderr, "drills: a drill tmpfs is still mounted (an earlier run was killed); stopping its servers and starting from an empty one")
+		for _, sub := range []string{"kafka-stop", "ch-stop"} {
+			if err := stackCmd(sub); err != nil {
+				fmt.Fprintln(os.Stderr, "drills:", err)
+			}
+		}
+		// Inner bind mounts first (the read-only drill), then the tmpfs.
+		for exec.Command("umount", "-R", chDataDir()).Run() == nil && exec.Command("mountpoint", "-q", chDataDir()).Run() == nil {
+		}
+		if exec.Command("mountpoint", "-q", chDataDir()).Run() == nil {
+			return fmt.Errorf("cannot unmount the old drill tmpfs %s", chDataDir())
+		}
+		if err := os.RemoveAll(chDataDir()); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(chDataDir(), 0o755); err != nil {
+			return err
+		}
 	}
 	if exec.Command("mountpoint", "-q", chDataDir()).Run() != nil {
 		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+chDataSize, "tmpfs", chDataDir()).CombinedOutput(); err != nil {
@@ -236,6 +275,16 @@ func newDrill(t *testing.T, o drillOptions) *drill {
 		ingest.TopicSpec{Name: d.icfg.ConsentTopic, Partitions: 2}, ingest.TopicSpec{Name: d.icfg.DeadLetterTopic, Partitions: 2}); err != nil {
 		t.Fatalf("creating the drill's topics on 127.0.0.1:%s: %v", kafkaPort, err)
 	}
+	t.Cleanup(func() {
+		// Registered before the database (cleanups run last first): the
+		// database is dropped, then the topics, then the disk checked.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := ingest.DeleteTopics(ctx, d.icfg, d.icfg.AccessTopic, d.icfg.ConsentTopic, d.icfg.DeadLetterTopic); err != nil {
+			t.Logf("deleting the drill's topics: %v", err)
+		}
+		t.Logf("drill ClickHouse tmpfs after clean-up: %s", tmpfsUsage())
+	})
 	d.st = storetest.New(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -267,12 +316,22 @@ func newDrill(t *testing.T, o drillOptions) *drill {
 	if err := os.WriteFile(d.cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.env = append(os.Environ(),
+	d.env = append(baseEnv(),
 		"CHATWARDEN_KAFKA_BROKERS=127.0.0.1:"+kafkaPort,
 		"CHATWARDEN_CLICKHOUSE_ADDR=127.0.0.1:"+chPort,
 		"CHATWARDEN_CLICKHOUSE_DATABASE="+d.st.Database(),
 		"CHATWARDEN_PSEUDONYM_KEY="+hex.EncodeToString(key))
 	return d
+}
+
+// tmpfsUsage is the drill ClickHouse tmpfs's use, as df says it.
+func tmpfsUsage() string {
+	out, err := exec.Command("df", "-h", "--output=used,size,pcent", chDataDir()).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("df: %v %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.Join(strings.Fields(lines[len(lines)-1]), " ")
 }
 
 // --- the workload
@@ -501,6 +560,19 @@ func (p *proc) metric(name string) float64 {
 		return -1
 	}
 	return sum
+}
+
+// healthz returns the status and body of the process's /healthz (0 if
+// unreachable).
+func (p *proc) healthz() (int, string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + p.metrics + "/healthz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // waitFor polls cond every 200 ms until it holds or timeout passes.

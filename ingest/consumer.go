@@ -598,6 +598,7 @@ func (c *Consumer) retry(ctx context.Context, op string, retryable func(error) b
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
+			c.m.stepOK()
 			if attempt > 1 {
 				c.log.Info("ingest step recovered", "op", op, "attempts", attempt)
 			}
@@ -610,6 +611,7 @@ func (c *Consumer) retry(ctx context.Context, op string, retryable func(error) b
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		c.m.Retries.WithLabelValues(op).Inc()
+		c.m.stepFailed(op, err, time.Now())
 		c.log.Warn("ingest step failed, retrying; nothing is committed meanwhile", "op", op, "attempt", attempt, "backoff", backoff, "err", err)
 		if !sleep(ctx, backoff) {
 			return fmt.Errorf("%s (gave up at shutdown): %w", op, err)

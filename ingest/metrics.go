@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -29,8 +30,21 @@ type Metrics struct {
 	// share store="other", so a producer cannot grow it without bound.
 	SourceLastEvent *prometheus.GaugeVec
 
-	mu      sync.Mutex
+	// StoreFailing is 1 while a write (ClickHouse insert, dead-letter topic)
+	// keeps failing and is retried: nothing is committed meanwhile.
+	StoreFailing prometheus.Gauge
+
+	mu      sync.Mutex // guards sources and failing
 	sources map[string]float64
+	failing *failure // nil: healthy
+}
+
+// failure is the write step that is failing now.
+type failure struct {
+	op       string
+	since    time.Time
+	attempts int
+	err      error
 }
 
 // maxSourceLabels bounds the store label of SourceLastEvent.
@@ -70,11 +84,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chatwarden_ingest_stale_messages_total", Help: "Messages fetched in a consumer group generation that ended before they were stored; re-read by the partition's new owner."}),
 		SourceLastEvent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "chatwarden_ingest_source_last_event_timestamp_seconds", Help: "Event time (ts) of the newest event stored, per store; the first 200 stores get their own series, later ones store=\"other\"."}, []string{"store"}),
+		StoreFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chatwarden_ingest_store_failing", Help: "1 while a write to ClickHouse or the dead-letter topic keeps failing and is retried (a disk full or read-only, a server down); nothing is committed meanwhile."}),
 		sources: map[string]float64{},
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Events, m.Consents, m.Duplicates, m.Batches, m.BatchSize,
-			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale, m.SourceLastEvent)
+			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale, m.SourceLastEvent, m.StoreFailing)
 	}
 	return m
 }
@@ -96,4 +112,40 @@ func (m *Metrics) sawEvent(store string, ts time.Time) {
 	}
 	m.sources[store] = v
 	m.SourceLastEvent.WithLabelValues(store).Set(v)
+}
+
+// Health returns nil while ingest stores batches, or an error naming the
+// write step that keeps failing, since when and its last error (for
+// /healthz).
+func (m *Metrics) Health() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failing == nil {
+		return nil
+	}
+	f := m.failing
+	return fmt.Errorf("ingest: %s failing since %s (%d attempts, nothing committed meanwhile): %w",
+		f.op, f.since.UTC().Format(time.RFC3339), f.attempts, f.err)
+}
+
+// stepFailed records a failed attempt of op.
+func (m *Metrics) stepFailed(op string, err error, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failing == nil || m.failing.op != op {
+		m.failing = &failure{op: op, since: now}
+	}
+	m.failing.attempts++
+	m.failing.err = err
+	m.StoreFailing.Set(1)
+}
+
+// stepOK records that a write step succeeded.
+func (m *Metrics) stepOK() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failing != nil {
+		m.failing = nil
+		m.StoreFailing.Set(0)
+	}
 }

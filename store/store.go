@@ -316,6 +316,14 @@ func IsRetryable(err error) bool {
 			// too few live replicas, unknown status of insert, system error,
 			// keeper exception.
 			return true
+		case 75, 76, 1000:
+			// The server's disk: cannot write to a file (errno 28, "No
+			// space left on device"), cannot open a file (EROFS), and the
+			// Poco exception 18.16 answers for "File is read-only". They
+			// last until an operator frees or remounts the disk; the caller
+			// retries with back-off and reports itself unhealthy meanwhile
+			// rather than stopping (issue 10 item 13).
+			return true
 		}
 		return false
 	}

@@ -13,7 +13,7 @@ import (
 
 func runIngest(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "ingest")
-	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this address (e.g. 127.0.0.1:9464); serve does this on its own listener")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464); serve does this on its own listener")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,6 +38,7 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.Handle("GET /healthz", healthHandler(s.Ping, m.Health))
 		comps = append(comps, httpComponent("metrics", *metricsAddr, nil, mux, ServeConfig{}.withDefaults(), e.log))
 	}
 	return runComponents(ctx, e.log, c.Ingest.WithDefaults().ShutdownTimeout+5*time.Second, comps)

@@ -121,6 +121,9 @@ type serveDeps struct {
 	// findings delivers findings to alerting; wireAlert sets it (nil when
 	// alerting is not wired). Call it through d at run time.
 	findings findingNotifier
+	// health are the components' health checks for /healthz (each nil
+	// while healthy); wirings append to it.
+	health []func() error
 	// alertActions are the dashboards' alert buttons; wireAlert sets them
 	// before wireDashboards reads them (nil leaves the buttons disabled).
 	alertActions dashboards.AlertActions
@@ -181,15 +184,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if sc.MetricsAddr == "" {
 		d.mux.Handle("GET /metrics", metrics)
 	}
-	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.Ping(pctx); err != nil {
-			http.Error(w, "clickhouse unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	d.mux.Handle("GET /healthz", healthHandler(s.Ping, d.health...))
 	tc, err := c.Serve.serverTLS()
 	if err != nil {
 		return err
@@ -240,6 +235,30 @@ func withHSTS(tc *tls.Config, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		h.ServeHTTP(w, r)
+	})
+}
+
+// healthHandler answers /healthz: 200 "ok" when ping reaches ClickHouse and
+// every check is nil, else 503 naming what is wrong (ClickHouse away, or
+// ingest retrying a write that fails: a disk full or read-only).
+func healthHandler(ping func(context.Context) error, checks ...func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var bad []string
+		if err := ping(pctx); err != nil {
+			bad = append(bad, "clickhouse unreachable")
+		}
+		for _, c := range checks {
+			if err := c(); err != nil {
+				bad = append(bad, err.Error())
+			}
+		}
+		if len(bad) > 0 {
+			http.Error(w, strings.Join(bad, "\n"), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
 	})
 }
 

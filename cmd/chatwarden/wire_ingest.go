@@ -15,6 +15,7 @@ var _ ingest.Store = (*store.Store)(nil)
 // see every stored batch, in registration order.
 func wireIngest(_ context.Context, d *serveDeps) ([]component, error) {
 	m := ingest.NewMetrics(d.registry)
+	d.health = append(d.health, m.Health)
 	return []component{{name: "ingest", run: func(ctx context.Context) error {
 		obs := d.observers
 		var observe ingest.BatchObserver

@@ -1,0 +1,36 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// TestIsRetryable: a server that is away, overloaded or whose disk is full
+// or read-only is worth retrying; a schema or syntax error is not.
+func TestIsRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", errors.New("dial tcp 127.0.0.1:9000: connect: connection refused"), true},
+		{"disk full", &clickhouse.Exception{Code: 75, Message: "Cannot write to file, errno: 28, strerror: No space left on device"}, true},
+		{"cannot open file (EROFS)", &clickhouse.Exception{Code: 76, Message: "Cannot open file, errno: 30, strerror: Read-only file system"}, true},
+		{"18.16 read-only file", &clickhouse.Exception{Code: 1000, Message: "File is read-only: /x"}, true},
+		{"not enough space", &clickhouse.Exception{Code: 243}, true},
+		{"table read-only", &clickhouse.Exception{Code: 242}, true},
+		{"unknown table", &clickhouse.Exception{Code: 60}, false},
+		{"syntax error", &clickhouse.Exception{Code: 62}, false},
+		{"cancelled", context.Canceled, false},
+		{"nil", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsRetryable(tc.err); got != tc.want {
+				t.Fatalf("IsRetryable(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}

@@ -462,8 +462,51 @@ func (c *Consumer) flush(ctx context.Context, pb *pendingBatch) error {
 		if len(msgs) == 0 {
 			return nil
 		}
-		return c.store(ctx, gen, pb.now, b, msgs, commit)
+		err := c.store(ctx, gen, pb.now, b, msgs, commit)
+		if errors.Is(err, ErrGenerationEnded) {
+			// Not inserted, not committed: the partitions' owner in the
+			// next generation re-reads the batch.
+			c.m.Stale.Add(float64(len(msgs)))
+			c.log.Warn("batch not inserted: its consumer group generation ended while it was held; it is re-read from the committed offset",
+				"messages", len(msgs), "generation", gen, "err", err)
+			return nil
+		}
+		return err
 	})
+}
+
+// fence checks that gen still owns msgs' partitions, retrying while the
+// coordinator cannot be asked; an error wrapping ErrGenerationEnded means
+// the batch must not be inserted.
+func (c *Consumer) fence(ctx context.Context, gen int32, msgs []kafka.Message) error {
+	return c.retry(ctx, "fence", func(err error) bool { return !errors.Is(err, ErrGenerationEnded) }, func(ctx context.Context) error {
+		return c.d.Source.Fence(ctx, gen, msgs)
+	})
+}
+
+func eventIDs(evs []models.Event) []string {
+	ids := make([]string, len(evs))
+	for i := range evs {
+		ids[i] = evs[i].EventID
+	}
+	return ids
+}
+
+// dropExisting removes the events whose ids are in existing from evs and
+// returns how many it removed.
+func dropExisting(evs *[]models.Event, existing map[string]bool) int {
+	if len(existing) == 0 {
+		return 0
+	}
+	kept := (*evs)[:0]
+	for _, e := range *evs {
+		if !existing[e.EventID] {
+			kept = append(kept, e)
+		}
+	}
+	n := len(*evs) - len(kept)
+	*evs = kept
+	return n
 }
 
 // store de-duplicates and stores a gathered batch, then commits msgs.
@@ -488,10 +531,7 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 	}
 
 	if len(b.events) > 0 {
-		ids := make([]string, len(b.events))
-		for i := range b.events {
-			ids[i] = b.events[i].EventID
-		}
+		ids := eventIDs(b.events)
 		var existing map[string]bool
 		if err := c.retry(ctx, "existing_ids", store.IsRetryable, func(ctx context.Context) error {
 			var err error
@@ -500,20 +540,39 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 		}); err != nil {
 			return err
 		}
-		if len(existing) > 0 {
-			kept := b.events[:0]
-			for _, e := range b.events {
-				if !existing[e.EventID] {
-					kept = append(kept, e)
-				}
-			}
-			dupes += len(b.events) - len(kept)
-			b.events = kept
+		dupes += dropExisting(&b.events, existing)
+	}
+	if len(b.events) > 0 || len(b.consents) > 0 {
+		if err := c.fence(ctx, gen, msgs); err != nil {
+			return err
 		}
 	}
 	if len(b.events) > 0 {
 		start := time.Now()
-		if err := c.retry(ctx, "insert_events", store.IsRetryable, func(ctx context.Context) error {
+		attempt := 0
+		retryable := func(err error) bool { return !errors.Is(err, ErrGenerationEnded) && store.IsRetryable(err) }
+		if err := c.retry(ctx, "insert_events", retryable, func(ctx context.Context) error {
+			attempt++
+			if attempt > 1 {
+				// The failed attempt may have stored some or all rows (an
+				// answer lost on the way back, a part per day written
+				// before a failure): re-check, and re-fence, before
+				// inserting again.
+				if err := c.fence(ctx, gen, msgs); err != nil {
+					return err
+				}
+				existing, err := c.d.Store.ExistingEventIDs(ctx, eventIDs(b.events))
+				if err != nil {
+					return err
+				}
+				if n := dropExisting(&b.events, existing); n > 0 {
+					dupes += n
+					c.log.Info("an insert that failed had stored rows; retrying with the rest", "stored", n, "rest", len(b.events))
+				}
+				if len(b.events) == 0 {
+					return nil
+				}
+			}
 			return c.d.Store.InsertEvents(ctx, b.events, now)
 		}); err != nil {
 			return err

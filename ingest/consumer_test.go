@@ -100,6 +100,8 @@ func (s *fakeSource) Hold(_ context.Context, fn func(gen int32, commit CommitFun
 	})
 }
 
+func (s *fakeSource) Fence(context.Context, int32, []kafka.Message) error { return nil }
+
 func (s *fakeSource) committed() map[partitionKey]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -32,7 +32,19 @@ type Source interface {
 	// a rebalance waits until fn returns, so no other member is handed
 	// this member's partitions while it is still inserting their messages.
 	Hold(ctx context.Context, fn func(gen int32, commit CommitFunc) error) error
+	// Fence is called inside Hold's fn, before a batch is inserted. It
+	// returns nil when the group coordinator still has this member in
+	// generation gen (it commits, per partition, the offset of the first of
+	// msgs: everything before it is stored), an error wrapping
+	// ErrGenerationEnded when gen is over (another member may own the
+	// partitions and re-read the batch: it must not be inserted), or another
+	// error when it cannot tell (retry).
+	Fence(ctx context.Context, gen int32, msgs []kafka.Message) error
 }
+
+// ErrGenerationEnded says that a consumer group generation is over: its
+// messages belong to whoever owns their partitions now.
+var ErrGenerationEnded = errors.New("consumer group generation ended")
 
 // GroupSource is a kafka-go consumer group with one partition reader per
 // assigned partition. Unlike kafka.Reader with a GroupID, it lets ingest hold
@@ -50,8 +62,9 @@ type GroupSource struct {
 	m      *Metrics
 	out    chan Fetched
 
-	mu  sync.Mutex // held by Hold and by a generation's end
-	gen *kafka.Generation
+	mu    sync.Mutex // held by Hold and by a generation's end
+	gen   *kafka.Generation
+	ended chan struct{} // closed when gen's context ends (before mu is taken)
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -124,8 +137,9 @@ func (s *GroupSource) run(ctx context.Context) {
 		}
 		backoff = 100 * time.Millisecond
 		s.m.Rebalances.Inc()
+		ended := make(chan struct{})
 		s.mu.Lock()
-		s.gen = gen
+		s.gen, s.ended = gen, ended
 		s.mu.Unlock()
 		n := 0
 		for topic, parts := range gen.Assignments {
@@ -138,6 +152,7 @@ func (s *GroupSource) run(ctx context.Context) {
 		// batch being stored under Hold, then retires the generation.
 		gen.Start(func(gctx context.Context) {
 			<-gctx.Done()
+			close(ended) // seen by Fence while a Hold keeps mu
 			s.mu.Lock()
 			if s.gen == gen {
 				s.gen = nil
@@ -229,6 +244,47 @@ func (s *GroupSource) Hold(ctx context.Context, fn func(gen int32, commit Commit
 		}
 		return gen.CommitOffsets(offsets)
 	})
+}
+
+// Fence checks with the group coordinator that gen is still this
+// member's generation; it must be called inside Hold's fn. A batch held
+// past the rebalance timeout (a long ClickHouse outage during a
+// rebalance) finds its generation ended and is not inserted, so two
+// members never insert the same batch.
+func (s *GroupSource) Fence(ctx context.Context, gen int32, msgs []kafka.Message) error {
+	g, ended := s.gen, s.ended // stable: the caller holds mu through Hold
+	if g == nil || g.ID != gen {
+		return fmt.Errorf("fencing generation %d: %w", gen, ErrGenerationEnded)
+	}
+	select {
+	case <-ended:
+		return fmt.Errorf("fencing generation %d: %w", gen, ErrGenerationEnded)
+	default:
+	}
+	first := map[string]map[int]int64{}
+	for _, m := range msgs {
+		if first[m.Topic] == nil {
+			first[m.Topic] = map[int]int64{}
+		}
+		if o, ok := first[m.Topic][m.Partition]; !ok || m.Offset < o {
+			first[m.Topic][m.Partition] = m.Offset
+		}
+	}
+	err := g.CommitOffsets(first)
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-ended:
+		return fmt.Errorf("fencing generation %d: %w: %w", gen, ErrGenerationEnded, err)
+	default:
+	}
+	if errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.FencedInstanceID) {
+		// The coordinator has moved on: a newer generation exists or this
+		// member was removed.
+		return fmt.Errorf("fencing generation %d: %w: %w", gen, ErrGenerationEnded, err)
+	}
+	return fmt.Errorf("fencing generation %d: %w", gen, err)
 }
 
 // Close leaves the group (after any Hold in progress) and stops reading.

@@ -83,7 +83,16 @@ type Engine struct {
 	next      time.Time // end of the next window to evaluate
 	scratch   []float64
 	learnOnly bool
+
+	// Findings whose hand-off failed (ClickHouse or alerting away): sent
+	// again at the start of every Advance, oldest first, at most
+	// maxPendingFindings of each (the oldest dropped and counted beyond).
+	pendStored   []store.StoredFinding
+	pendFindings []models.Finding
 }
+
+// maxPendingFindings bounds the findings kept for a retry per sink.
+const maxPendingFindings = 10000
 
 // New builds an engine over agg.
 func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
@@ -146,6 +155,9 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 		}
 	}
 	var errs []error
+	if err := e.retryPending(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if e.opt.Suppressions != nil && !e.learnOnly {
 		sp, err := e.opt.Suppressions(ctx, now)
 		if err != nil {
@@ -291,17 +303,58 @@ func (e *Engine) emit(ctx context.Context, now time.Time, fs []models.Finding) e
 	if e.opt.Stored != nil {
 		if err := e.opt.Stored(ctx, stored); err != nil {
 			e.metrics.sinkErrors.WithLabelValues("stored").Inc()
-			e.log.Error("storing findings", "err", err)
+			e.log.Error("storing findings; kept for a retry", "err", err, "findings", len(stored))
+			e.pendStored = keepPending(e, "stored", e.pendStored, stored)
 			errs = append(errs, err)
 		}
 	}
 	if e.opt.Findings != nil && len(pass) > 0 {
 		if err := e.opt.Findings(ctx, pass...); err != nil {
 			e.metrics.sinkErrors.WithLabelValues("findings").Inc()
-			e.log.Error("sending findings", "err", err)
+			e.log.Error("sending findings; kept for a retry", "err", err, "findings", len(pass))
+			e.pendFindings = keepPending(e, "findings", e.pendFindings, pass)
 			errs = append(errs, err)
 		}
 	}
+	e.metrics.pending.Set(float64(len(e.pendStored) + len(e.pendFindings)))
+	return errors.Join(errs...)
+}
+
+// keepPending appends add to pend, dropping (and counting) the oldest
+// beyond maxPendingFindings.
+func keepPending[T any](e *Engine, sink string, pend, add []T) []T {
+	pend = append(pend, add...)
+	if over := len(pend) - maxPendingFindings; over > 0 {
+		e.metrics.dropped.WithLabelValues(sink).Add(float64(over))
+		e.log.Error("findings dropped: too many waiting for a retry", "sink", sink, "dropped", over)
+		pend = append(pend[:0:0], pend[over:]...)
+	}
+	return pend
+}
+
+// retryPending hands on the findings whose hand-off failed before, like
+// the event rules' findings are retried: a window finding is not lost to a
+// ClickHouse or alerting outage (the sinks are idempotent). It returns the
+// sinks' errors; what failed stays pending.
+func (e *Engine) retryPending(ctx context.Context) error {
+	var errs []error
+	if len(e.pendStored) > 0 && e.opt.Stored != nil {
+		if err := e.opt.Stored(ctx, e.pendStored); err != nil {
+			errs = append(errs, fmt.Errorf("retrying %d findings to store: %w", len(e.pendStored), err))
+		} else {
+			e.log.Info("stored findings that had failed before", "findings", len(e.pendStored))
+			e.pendStored = nil
+		}
+	}
+	if len(e.pendFindings) > 0 && e.opt.Findings != nil {
+		if err := e.opt.Findings(ctx, e.pendFindings...); err != nil {
+			errs = append(errs, fmt.Errorf("retrying %d findings to alerting: %w", len(e.pendFindings), err))
+		} else {
+			e.log.Info("sent findings that had failed before", "findings", len(e.pendFindings))
+			e.pendFindings = nil
+		}
+	}
+	e.metrics.pending.Set(float64(len(e.pendStored) + len(e.pendFindings)))
 	return errors.Join(errs...)
 }
 

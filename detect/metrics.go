@@ -12,6 +12,8 @@ type metrics struct {
 	queryDuration prometheus.Histogram
 	cycleDuration prometheus.Histogram
 	lastWindowEnd prometheus.Gauge
+	pending       prometheus.Gauge
+	dropped       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,9 +34,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time of one detection cycle (every window due, its detectors and sinks).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		lastWindowEnd: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_last_window_end_timestamp_seconds",
 			Help: "End of the newest window evaluated (Unix seconds, the engine's clock): time() minus this is how far detection is behind."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_findings_pending",
+			Help: "Window findings whose hand-off (findings table, alerting) failed, waiting to be retried on the next cycle."}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_findings_dropped_total",
+			Help: "Window findings dropped because too many were waiting for a retry, by sink."}, []string{"sink"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd)
+		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd,
+			m.pending, m.dropped)
 	}
 	return m
 }

@@ -35,6 +35,13 @@ type Store interface {
 	InsertConsents(ctx context.Context, cs []models.Consent, ingestedAt time.Time) error
 	// InsertDeadLetters records rejected messages (idempotent per source offset).
 	InsertDeadLetters(ctx context.Context, dls []store.DeadLetter) error
+	// MarkBatches records batches' offset ranges: before their events are
+	// inserted (Judged false) and after the batch observer has seen them
+	// (Judged true); idempotent. Called only when there is an observer.
+	MarkBatches(ctx context.Context, ranges []store.OffsetRange, at time.Time) error
+	// BatchMarks returns the marked ranges of one partition that overlap
+	// [first, last], judged if ever marked judged.
+	BatchMarks(ctx context.Context, topic string, partition int32, first, last int64) ([]store.OffsetRange, error)
 }
 
 // MessageWriter writes messages to Kafka; *kafka.Writer is one.
@@ -45,9 +52,13 @@ type MessageWriter interface {
 
 // BatchObserver sees each batch after it is durably inserted and before its
 // offsets are committed: the new (de-duplicated, pseudonymized) events and
-// consents. now is the clock the batch was validated against. It runs on the
-// ingest path, so it must not block long; a redelivered batch may be
-// observed again with the events that were not yet stored.
+// consents, and the events a redelivered batch found already stored but
+// never observed (an ingest stopped between its insert and its observer:
+// the batch's source offsets were marked as inserted but never as judged,
+// see Store.MarkBatches). now is the clock the batch was validated against. It
+// runs on the ingest path, so it must not block long; it must be durable
+// when it returns (the marker is written next, then the offsets are
+// committed).
 type BatchObserver func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent)
 
 // Deps are what a Consumer works with.
@@ -247,6 +258,14 @@ type batchResult struct {
 	rows     []store.DeadLetter // dead_letters table rows
 	dupes    int                // duplicates within the batch
 	stale    int                // messages of an ended generation
+	pos      map[string]msgPos  // the source of each event, by event id
+}
+
+// msgPos is where a message came from.
+type msgPos struct {
+	topic     string
+	partition int
+	offset    int64
 }
 
 // decodeAll decodes, validates and pseudonymizes msgs in parallel.
@@ -278,6 +297,7 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 	live := make([]kafka.Message, 0, len(pb.msgs))
 	out.events = make([]models.Event, 0, len(pb.msgs))
 	seen := make(map[string]struct{}, len(pb.msgs))
+	out.pos = make(map[string]msgPos, len(pb.msgs))
 	for i := range pb.res {
 		if pb.msgs[i].Generation != gen {
 			out.stale++
@@ -299,6 +319,7 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 				continue
 			}
 			seen[r.ev.EventID] = struct{}{}
+			out.pos[r.ev.EventID] = msgPos{m.Topic, m.Partition, m.Offset}
 			out.events = append(out.events, r.ev)
 		}
 	}
@@ -484,6 +505,78 @@ func (c *Consumer) fence(ctx context.Context, gen int32, msgs []kafka.Message) e
 	})
 }
 
+// unjudged returns the events of b that existing says are stored and whose
+// source offsets belong to a batch marked inserted but never judged. (An
+// event stored at offsets no batch covers is a producer's duplicate of an
+// event judged with its first copy.)
+func (c *Consumer) unjudged(ctx context.Context, b batchResult, existing map[string]bool) ([]models.Event, error) {
+	type part struct {
+		topic     string
+		partition int
+	}
+	span := map[part][2]int64{}
+	for _, e := range b.events {
+		if !existing[e.EventID] {
+			continue
+		}
+		p := b.pos[e.EventID]
+		k := part{p.topic, p.partition}
+		if sp, ok := span[k]; !ok {
+			span[k] = [2]int64{p.offset, p.offset}
+		} else {
+			span[k] = [2]int64{min(sp[0], p.offset), max(sp[1], p.offset)}
+		}
+	}
+	marks := map[part][]store.OffsetRange{}
+	for k, sp := range span {
+		rs, err := c.d.Store.BatchMarks(ctx, k.topic, int32(k.partition), sp[0], sp[1])
+		if err != nil {
+			return nil, err
+		}
+		marks[k] = rs
+	}
+	var out []models.Event
+	for _, e := range b.events {
+		if !existing[e.EventID] {
+			continue
+		}
+		p := b.pos[e.EventID]
+		pending, judged := false, false
+		for _, r := range marks[part{p.topic, p.partition}] {
+			if p.offset >= r.First && p.offset <= r.Last {
+				if r.Judged {
+					judged = true
+				} else {
+					pending = true
+				}
+			}
+		}
+		if pending && !judged {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// offsetRanges returns, per partition, the lowest and highest offset of
+// msgs.
+func offsetRanges(msgs []kafka.Message) []store.OffsetRange {
+	idx := map[partitionKey]int{}
+	var out []store.OffsetRange
+	for _, m := range msgs {
+		k := partitionKey{m.Topic, m.Partition}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			out = append(out, store.OffsetRange{Topic: m.Topic, Partition: int32(m.Partition), First: m.Offset, Last: m.Offset})
+			continue
+		}
+		out[i].First = min(out[i].First, m.Offset)
+		out[i].Last = max(out[i].Last, m.Offset)
+	}
+	return out
+}
+
 func eventIDs(evs []models.Event) []string {
 	ids := make([]string, len(evs))
 	for i := range evs {
@@ -512,6 +605,7 @@ func dropExisting(evs *[]models.Event, existing map[string]bool) int {
 // store de-duplicates and stores a gathered batch, then commits msgs.
 func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchResult, msgs []kafka.Message, commit CommitFunc) error {
 	dupes := b.dupes
+	var unjudged []models.Event // stored before, never seen by the observer
 
 	if len(b.dead) > 0 {
 		if err := c.retry(ctx, "dead_letter_topic", kafkaRetryable, func(ctx context.Context) error {
@@ -540,10 +634,31 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 		}); err != nil {
 			return err
 		}
+		if c.d.Observer != nil && len(existing) > 0 {
+			if err := c.retry(ctx, "batch_marks", store.IsRetryable, func(ctx context.Context) error {
+				var err error
+				unjudged, err = c.unjudged(ctx, b, existing)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
 		dupes += dropExisting(&b.events, existing)
 	}
 	if len(b.events) > 0 || len(b.consents) > 0 {
 		if err := c.fence(ctx, gen, msgs); err != nil {
+			return err
+		}
+	}
+	var ranges []store.OffsetRange
+	if c.d.Observer != nil && len(b.events) > 0 {
+		// Marked before the insert: if ingest stops between the insert and
+		// the observer, the redelivered batch finds its events stored at
+		// offsets of a batch never judged, and has them judged.
+		ranges = offsetRanges(msgs)
+		if err := c.retry(ctx, "mark_batch", store.IsRetryable, func(ctx context.Context) error {
+			return c.d.Store.MarkBatches(ctx, ranges, now)
+		}); err != nil {
 			return err
 		}
 	}
@@ -586,8 +701,24 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 			return err
 		}
 	}
-	if c.d.Observer != nil && (len(b.events) > 0 || len(b.consents) > 0) {
-		c.d.Observer(ctx, now, b.events, b.consents)
+	if c.d.Observer != nil {
+		if len(unjudged) > 0 {
+			c.m.Unjudged.Add(float64(len(unjudged)))
+			c.log.Warn("events stored by an earlier run but never judged by the event rules; judging them now", "count", len(unjudged))
+		}
+		if seen := append(unjudged, b.events...); len(seen) > 0 || len(b.consents) > 0 {
+			c.d.Observer(ctx, now, seen, b.consents)
+		}
+		if len(ranges) > 0 {
+			for i := range ranges {
+				ranges[i].Judged = true
+			}
+			if err := c.retry(ctx, "mark_judged", store.IsRetryable, func(ctx context.Context) error {
+				return c.d.Store.MarkBatches(ctx, ranges, now)
+			}); err != nil {
+				return err
+			}
+		}
 	}
 	c.m.Events.Add(float64(len(b.events)))
 	for i := range b.events {

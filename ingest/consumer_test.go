@@ -132,6 +132,7 @@ type fakeStore struct {
 	events   []models.Event
 	consents []models.Consent
 	dead     []store.DeadLetter
+	marks    []store.OffsetRange
 	failN    int   // InsertEvents failures to return first
 	failErr  error // the error returned
 	inserts  int
@@ -180,6 +181,32 @@ func (s *fakeStore) InsertDeadLetters(_ context.Context, dls []store.DeadLetter)
 	s.dead = append(s.dead, dls...)
 	s.j.add("insert_dead_letters")
 	return nil
+}
+
+func (s *fakeStore) MarkBatches(_ context.Context, rs []store.OffsetRange, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marks = append(s.marks, rs...)
+	for _, r := range rs {
+		if r.Judged {
+			s.j.add("mark_judged")
+		} else {
+			s.j.add("mark_batch")
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) BatchMarks(_ context.Context, topic string, partition int32, first, last int64) ([]store.OffsetRange, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.OffsetRange
+	for _, r := range s.marks {
+		if r.Topic == topic && r.Partition == partition && r.Last >= first && r.First <= last {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func msg(topic string, part int, off int64, v string) kafka.Message {

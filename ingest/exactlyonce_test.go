@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 // ambiguousStore stores a batch and then reports a broken connection, once:
@@ -95,5 +98,80 @@ func TestFencedBatchNotInserted(t *testing.T) {
 	}
 	if src.commits.Load() == 0 {
 		t.Fatal("the generation was never checked before the insert")
+	}
+}
+
+// TestStoredButUnjudgedEventsAreObserved (issue 10 item 7): an ingest that
+// stopped between its insert and the event rules left its batch marked
+// inserted but not judged; the redelivered batch finds the events stored
+// and must hand them to the rules instead of dropping them as duplicates.
+// Events stored and judged, and a producer's duplicate of an event judged
+// at another offset, are not handed on again.
+func TestStoredButUnjudgedEventsAreObserved(t *testing.T) {
+	j := &journal{}
+	ts := testNow.Add(-time.Minute)
+	const topic = DefaultAccessTopic
+	src := newFakeSource(j,
+		msg(topic, 0, 10, accessJSON("crashed1", ts, "u")), // stored by the crashed run, never judged
+		msg(topic, 0, 11, accessJSON("crashed2", ts, "u")),
+		msg(topic, 1, 20, accessJSON("judged1", ts, "u")), // stored and judged; its commit was lost
+		msg(topic, 1, 21, accessJSON("dup1", ts, "u")),    // a producer's second copy of an event judged at offset 5
+		msg(topic, 0, 12, accessJSON("new1", ts, "u")),
+	)
+	st := &fakeStore{j: j,
+		events: []models.Event{{EventID: "crashed1"}, {EventID: "crashed2"}, {EventID: "judged1"}, {EventID: "dup1"}},
+		marks: []store.OffsetRange{
+			{Topic: topic, Partition: 0, First: 10, Last: 11},
+			{Topic: topic, Partition: 1, First: 20, Last: 20}, {Topic: topic, Partition: 1, First: 20, Last: 20, Judged: true},
+			{Topic: topic, Partition: 1, First: 5, Last: 5}, {Topic: topic, Partition: 1, First: 5, Last: 5, Judged: true},
+		}}
+	var observed []string
+	m := NewMetrics(nil)
+	c, _ := New(Config{BatchSize: 5}, Deps{Source: src, DeadLetters: &fakeWriter{j: j}, Store: st, Hasher: fakeHasher{}, Metrics: m,
+		Now: func() time.Time { return testNow },
+		Observer: func(_ context.Context, _ time.Time, evs []models.Event, _ []models.Consent) {
+			for _, e := range evs {
+				observed = append(observed, e.EventID)
+			}
+		}})
+	if err := runConsumer(t, c, func() bool { return src.committed()[partitionKey{topic, 0}] == 13 }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(observed)
+	if want := []string{"crashed1", "crashed2", "new1"}; !slices.Equal(observed, want) {
+		t.Fatalf("observed %v, want %v", observed, want)
+	}
+	if len(st.events) != 5 {
+		t.Fatalf("%d events stored, want 5 (only new1 inserted)", len(st.events))
+	}
+	judged := 0
+	for _, r := range st.marks {
+		if r.Judged && r.Topic == topic && r.Partition == 0 && r.First <= 10 && r.Last >= 12 {
+			judged++
+		}
+	}
+	if judged == 0 {
+		t.Fatalf("the batch was not marked judged: %+v", st.marks)
+	}
+	if got := testutil.ToFloat64(m.Unjudged); got != 2 {
+		t.Fatalf("unjudged metric = %v, want 2", got)
+	}
+}
+
+// TestBatchMarkedBeforeInsertJudgedAfterObserver: with an observer, the
+// batch is marked before its insert and judged after the observer, and
+// only then committed.
+func TestBatchMarkedBeforeInsertJudgedAfterObserver(t *testing.T) {
+	j := &journal{}
+	src := newFakeSource(j, msg(DefaultAccessTopic, 0, 0, accessJSON("o1", testNow.Add(-time.Minute), "u")))
+	st := &fakeStore{j: j}
+	c, _ := New(Config{BatchSize: 1}, Deps{Source: src, DeadLetters: &fakeWriter{j: j}, Store: st, Hasher: fakeHasher{},
+		Now:      func() time.Time { return testNow },
+		Observer: func(context.Context, time.Time, []models.Event, []models.Consent) { j.add("observe") }})
+	if err := runConsumer(t, c, func() bool { return src.committed()[partitionKey{DefaultAccessTopic, 0}] == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := j.list(), []string{"mark_batch", "insert_events", "observe", "mark_judged", "commit"}; !slices.Equal(got, want) {
+		t.Fatalf("steps %v, want %v", got, want)
 	}
 }

@@ -17,6 +17,8 @@
 #   CHATWARDEN_CH_HTTP_PORT          ClickHouse HTTP            (default 8123)
 # Grafana's read-only ClickHouse user: CHATWARDEN_CH_GRAFANA_USER (grafana),
 #   CHATWARDEN_CH_GRAFANA_PASSWORD (grafana-readonly); docs/security.md, "Grafana".
+# ClickHouse: CHATWARDEN_CH_OLD_PARTS_LIFETIME (seconds a merged-away part stays on disk;
+#   ClickHouse's default 480; the drills' small tmpfs uses 15).
 # Timeouts (seconds): CHATWARDEN_KAFKA_START_TIMEOUT (120), CHATWARDEN_CH_START_TIMEOUT (60),
 #   CHATWARDEN_STOP_TIMEOUT (45).
 set -euo pipefail
@@ -31,6 +33,7 @@ CH_HTTP_PORT="${CHATWARDEN_CH_HTTP_PORT:-8123}"
 # Grafana's read-only ClickHouse user (docs/security.md, "Grafana").
 CH_GRAFANA_USER="${CHATWARDEN_CH_GRAFANA_USER:-grafana}"
 CH_GRAFANA_PASSWORD="${CHATWARDEN_CH_GRAFANA_PASSWORD:-grafana-readonly}"
+CH_OLD_PARTS_LIFETIME="${CHATWARDEN_CH_OLD_PARTS_LIFETIME:-480}"
 KAFKA_START_TIMEOUT="${CHATWARDEN_KAFKA_START_TIMEOUT:-120}"
 CH_START_TIMEOUT="${CHATWARDEN_CH_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${CHATWARDEN_STOP_TIMEOUT:-45}"
@@ -425,6 +428,9 @@ write_clickhouse_config() {
         <partition_by>toYYYYMM(event_date)</partition_by>
         <flush_interval_milliseconds>7500</flush_interval_milliseconds>
     </query_log>
+    <merge_tree>
+        <old_parts_lifetime>$CH_OLD_PARTS_LIFETIME</old_parts_lifetime>
+    </merge_tree>
     <max_table_size_to_drop>0</max_table_size_to_drop>
     <max_partition_size_to_drop>0</max_partition_size_to_drop>
 </yandex>

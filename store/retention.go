@@ -16,7 +16,8 @@ type RetentionConfig struct {
 	// (event ids, the subject-ordered copy, per-minute aggregates, detection
 	// checkpoints but the latest of each shard) (default 90).
 	EventsDays int `yaml:"events_days"`
-	// DeadLettersDays covers the dead-letter records (default 30).
+	// DeadLettersDays covers the dead-letter records and the event-rule
+	// batch markers of ingest (ingest_batches) (default 30).
 	DeadLettersDays int `yaml:"dead_letters_days"`
 	// AlertsDays covers findings, alerts, their state changes, Slack
 	// messages, risk scores and ended suppressions (default 730).
@@ -93,10 +94,13 @@ var retentionPolicy = map[string]tablePolicy{
 	// latest of each shard stays whatever its age.
 	"detect_checkpoints": {class: "events", rows: "as_of < ? AND (shards, shard, as_of) NOT IN " +
 		"(SELECT shards, shard, max(as_of) FROM detect_checkpoints GROUP BY shards, shard)"},
-	"dead_letters":  {class: "dead_letters"},
-	"findings":      {class: "alerts"},
-	"actor_risk":    {class: "alerts"},
-	"alert_changes": {class: "alerts"},
+	"dead_letters": {class: "dead_letters"},
+	// ingest's batch markers: a redelivery older than a month is not
+	// expected (Kafka's retention is shorter).
+	"ingest_batches": {class: "dead_letters"},
+	"findings":       {class: "alerts"},
+	"actor_risk":     {class: "alerts"},
+	"alert_changes":  {class: "alerts"},
 	// Alerts and their Slack messages are versioned rows read with argMax:
 	// all versions of one go together, once its last version is older
 	// than the cutoff (a time partition would split them).

@@ -141,7 +141,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewServer(openAPIValidated(t, srv)) // every /api answer is checked against openapi.json
 	t.Cleanup(ts.Close)
 	return &fixture{srv: srv, ts: ts, store: s, actions: acts, pseudo: p}
 }

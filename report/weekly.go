@@ -257,6 +257,23 @@ type Summary struct {
 	Volume []store.DayVolume `json:"volume"`
 }
 
+// emptyListsNotNull makes every list of the summary encode as [] rather
+// than null when it is empty (a quiet week), as the API document
+// (dashboards/openapi.json) promises.
+func (s *Summary) emptyListsNotNull() {
+	s.BySeverity, s.ByStatus, s.Trend = orEmpty(s.BySeverity), orEmpty(s.ByStatus), orEmpty(s.Trend)
+	s.TopActors, s.TopVendors = orEmpty(s.TopActors), orEmpty(s.TopVendors)
+	s.ConsentViolations, s.PurposeViolations, s.VendorViolations = orEmpty(s.ConsentViolations), orEmpty(s.PurposeViolations), orEmpty(s.VendorViolations)
+	s.Noise, s.Volume = orEmpty(s.Noise), orEmpty(s.Volume)
+}
+
+func orEmpty[T any](l []T) []T {
+	if l == nil {
+		return []T{}
+	}
+	return l
+}
+
 // ScoredActors is the number of actors the risk ranking considered.
 func (s Summary) ScoredActors() int { return s.RiskScored + s.AlertScored }
 
@@ -347,6 +364,7 @@ func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary,
 	s.topActors(actors, cfg.TopN)
 	s.vendors(week, actors, vendors, cfg.TopN)
 	s.Paragraph = s.paragraph()
+	s.emptyListsNotNull()
 	return s, nil
 }
 

@@ -28,61 +28,63 @@ var Actions = []ActionKind{ActionAcknowledge, ActionFalsePositive, ActionEscalat
 // SilenceFor is how long the Silence button silences.
 const SilenceFor = 24 * time.Hour
 
-// Action is a responder's click: what, on which message, by whom.
+// Action is a responder's click: what, on which message or alert, by whom.
 type Action struct {
 	Kind      ActionKind
 	MessageID string
-	// User is the responder's stable id (e.g. the Slack user id); UserName
-	// their display name, recorded in the audit note.
+	// AlertID is the one alert the action applies to. A false-positive mark
+	// requires it (it never spreads to the other alerts a message folds
+	// in); for the other actions an empty AlertID means every alert of
+	// MessageID.
+	AlertID string
+	// User is the responder's stable id (the Slack user id, or the web user
+	// name); UserName their display name, recorded in the audit note.
 	User     string
 	UserName string
+	// Identity is the chatwarden user the Slack user maps to, and Role that
+	// user's role (secops, responder, manager, admin): MayAct decides with
+	// it. An action without a role is refused.
+	Identity string
+	Role     string
+	// Reason is why; a false-positive mark requires one.
+	Reason string
 	// Source is where the click came from: "" (Slack) or "web".
 	Source string
+	// dryRun is set by Authorize: check, do not apply.
+	dryRun bool
 }
 
 // ErrUnknownMessage is returned by Act for a message id alerting never sent.
 var ErrUnknownMessage = errors.New("unknown alert message")
 
-// Act applies a responder's action to the alerts a message shows: it writes
-// the suppression (false positive, silence) and the state changes with who
-// made them, then re-renders the affected messages. It returns
-// ErrUnknownMessage when the message does not exist.
+// Act applies a responder's action to the alerts a message shows (a
+// false-positive mark: to the one alert a.AlertID): it checks the role
+// (MayAct), writes the suppression (false positive, silence) and the state
+// changes with who made them, then re-renders the affected messages. It
+// returns ErrUnknownMessage when the message does not exist, ErrUnknownAlert
+// when the alert does not or is not on the message, and an error wrapping
+// ErrNotAllowed or ErrReasonRequired when nothing was changed for those
+// reasons.
 func (d *Dispatcher) Act(ctx context.Context, now time.Time, a Action) error {
-	if err := validAction(a.Kind); err != nil {
-		return err
-	}
-	if err := d.loadOnce(ctx, now); err != nil {
-		return err
-	}
-	d.step.Lock()
-	defer d.step.Unlock()
-	d.mu.Lock()
-	var ids []string
-	ms := d.msgs[a.MessageID]
-	if ms != nil {
-		ids = append(ids, ms.row.AlertIDs...)
-	}
-	d.mu.Unlock()
-	if ms == nil {
-		rows, err := d.st.AlertMessagesByID(ctx, []string{a.MessageID})
-		if err != nil {
-			return err
-		}
-		if len(rows) == 0 {
-			return ErrUnknownMessage
-		}
-		ids = rows[0].AlertIDs
-	}
-	return d.applyLocked(ctx, now, a, ids)
+	a.dryRun = false
+	return d.act(ctx, now, a)
 }
 
 // ErrUnknownAlert is returned by ActOnAlert for an alert id that does not exist.
 var ErrUnknownAlert = errors.New("unknown alert")
 
 // ActOnAlert applies a responder's action to one alert (the dashboards'
-// alert page offers the same buttons as Slack); user is recorded as "web:<user>".
-func (d *Dispatcher) ActOnAlert(ctx context.Context, now time.Time, alertID string, kind ActionKind, user string) error {
-	if err := validAction(kind); err != nil {
+// alert page offers the same buttons as Slack) with the same role check and
+// reason rule as Act; user is recorded as "web:<user>".
+func (d *Dispatcher) ActOnAlert(ctx context.Context, now time.Time, alertID string, kind ActionKind, user, role, reason string) error {
+	return d.act(ctx, now, Action{Kind: kind, AlertID: alertID, User: user, UserName: user, Identity: user, Role: role,
+		Reason: reason, Source: "web"})
+}
+
+// act checks a, finds the alerts it applies to, authorizes it against each
+// and, unless it is a dry run, applies it.
+func (d *Dispatcher) act(ctx context.Context, now time.Time, a Action) error {
+	if err := checkAction(&a); err != nil {
 		return err
 	}
 	if err := d.loadOnce(ctx, now); err != nil {
@@ -90,19 +92,17 @@ func (d *Dispatcher) ActOnAlert(ctx context.Context, now time.Time, alertID stri
 	}
 	d.step.Lock()
 	defer d.step.Unlock()
-	d.mu.Lock()
-	known := d.alerts[alertID] != nil
-	d.mu.Unlock()
-	if !known {
-		rows, err := d.st.AlertsByID(ctx, []string{alertID})
-		if err != nil {
-			return err
-		}
-		if len(rows) == 0 {
-			return ErrUnknownAlert
-		}
+	ids, err := d.targets(ctx, a)
+	if err != nil {
+		return err
 	}
-	return d.applyLocked(ctx, now, Action{Kind: kind, User: user, UserName: user, Source: "web"}, []string{alertID})
+	d.mu.Lock()
+	err = d.authorizeLocked(a, ids)
+	d.mu.Unlock()
+	if err != nil || a.dryRun {
+		return err
+	}
+	return d.applyLocked(ctx, now, a, ids)
 }
 
 func validAction(k ActionKind) error {
@@ -137,11 +137,18 @@ func (d *Dispatcher) applyLocked(ctx context.Context, now time.Time, a Action, i
 	for _, r := range more {
 		d.alerts[r.Alert.ID] = &alertState{row: r}
 	}
-	by, where := "slack:"+a.User, "Slack"
+	by, where := authorOf(a), "Slack"
 	if a.Source == "web" {
-		by, where = "web:"+a.User, "the web UI"
+		where = "the web UI"
 	}
-	note := fmt.Sprintf("%s by %s in %s", a.Kind, a.UserName, where)
+	who := a.UserName
+	if a.Identity != "" && a.Identity != a.UserName {
+		who = fmt.Sprintf("%s (%s)", a.Identity, a.UserName)
+	}
+	note := fmt.Sprintf("%s by %s in %s", a.Kind, who, where)
+	if a.Reason != "" {
+		note += ": " + a.Reason
+	}
 	p := newPlan()
 	var sups []models.Suppression
 	silenced := map[string]string{} // tenant|actor -> suppression id
@@ -161,10 +168,8 @@ func (d *Dispatcher) applyLocked(ctx context.Context, now time.Time, a Action, i
 		case ActionFalsePositive:
 			sp := models.Suppression{ID: "fp-" + id, Kind: models.SuppressFalsePositive, Tenant: r.Alert.Tenant,
 				ActorID: r.Alert.ActorID, Detector: r.Alert.Detector, CreatedAt: now, Author: by,
-				Reason: fmt.Sprintf("alert %s marked false positive by %s in %s", id, a.UserName, where)}
-			if d.cfg.FalsePositiveFor > 0 {
-				sp.Until = now.Add(d.cfg.FalsePositiveFor)
-			}
+				Until:  now.Add(d.cfg.FalsePositiveFor),
+				Reason: fmt.Sprintf("alert %s marked false positive by %s in %s: %s", id, who, where, a.Reason)}
 			sups = append(sups, sp)
 			p.setStatus(d, now, r, models.StatusFalsePositive, by, note)
 		case ActionEscalate:
@@ -177,7 +182,7 @@ func (d *Dispatcher) applyLocked(ctx context.Context, now time.Time, a Action, i
 				silenced[k] = sid
 				sups = append(sups, models.Suppression{ID: sid, Kind: models.SuppressSilence, Tenant: r.Alert.Tenant,
 					ActorID: r.Alert.ActorID, CreatedAt: now, Until: now.Add(SilenceFor), Author: by,
-					Reason: fmt.Sprintf("silenced for 24 h by %s from Slack message %s", a.UserName, a.MessageID)})
+					Reason: fmt.Sprintf("silenced for 24 h by %s from %s (message %s)", who, where, a.MessageID)})
 			}
 			r.MutedBy = sid
 			p.setStatus(d, now, r, models.StatusSilenced, by, note)

@@ -165,10 +165,15 @@ const (
 	DetectorSourceSilent      = "self_source_silent"
 	DetectorConsumerLag       = "self_consumer_lag"
 	DetectorSilenceEverything = "self_silence_everything"
+	// DetectorMassSuppression: one person silenced or marked false positive
+	// alerts on more than self.suppress_actors_per_day actors in 24 hours
+	// (the alert's actor is "person:<user>").
+	DetectorMassSuppression = "self_mass_suppression"
 	// SelfTenant is the tenant of chatwarden's alerts about itself.
 	SelfTenant = "chatwarden"
 )
 
 func isSelf(detector string) bool {
-	return detector == DetectorSourceSilent || detector == DetectorConsumerLag || detector == DetectorSilenceEverything
+	return detector == DetectorSourceSilent || detector == DetectorConsumerLag || detector == DetectorSilenceEverything ||
+		detector == DetectorMassSuppression
 }

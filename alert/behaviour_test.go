@@ -198,6 +198,9 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{"tz", Config{Digest: DigestConfig{TZ: "Mars/Olympus"}}, "alert.digest.tz"},
 		{"at", Config{Digest: DigestConfig{At: "9am"}}, "alert.digest.at"},
 		{"url", Config{InvestigateURL: "not a url"}, "alert.investigate_url"},
+		{"false positive for ever", Config{FalsePositiveFor: 10 * 365 * 24 * time.Hour}, "alert.false_positive_for"},
+		{"slack user id", Config{Slack: SlackConfig{Users: []SlackUser{{User: "ann"}}}}, "alert.slack.users[0].slack_id"},
+		{"slack user name", Config{Slack: SlackConfig{Users: []SlackUser{{SlackID: "U1"}}}}, "alert.slack.users[0].user"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,7 +57,8 @@ type Config struct {
 	// rest are summarized as a count.
 	MaxListed int `yaml:"max_listed"`
 	// FalsePositiveFor is how long a false-positive mark suppresses the
-	// pattern (default 0: no expiry).
+	// pattern (default 720h, 30 days; at most 8760h). A mark never lasts
+	// for ever: the actor's detector comes back and is judged again.
 	FalsePositiveFor time.Duration `yaml:"false_positive_for"`
 	// SendEvery is how often the dispatcher evaluates timers and delivers
 	// (default 250ms).
@@ -101,6 +102,20 @@ type SlackConfig struct {
 	PerChannelInterval time.Duration `yaml:"per_channel_interval"`
 	// Timeout bounds one Slack API call (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
+	// Users maps Slack user ids to chatwarden users (dashboards.users), whose
+	// role decides what the buttons may do. A Slack user not listed here is
+	// matched by the e-mail address Slack's users.info reports (scope
+	// users:read.email) against dashboards.users[].email; guests never are.
+	// Anybody else's clicks are refused.
+	Users []SlackUser `yaml:"users"`
+}
+
+// SlackUser links one Slack user to a chatwarden user.
+type SlackUser struct {
+	// SlackID is the Slack user id (U0123...).
+	SlackID string `yaml:"slack_id"`
+	// User is the chatwarden user name (a dashboards.users entry).
+	User string `yaml:"user"`
 }
 
 // DigestConfig schedules the weekly digest.
@@ -126,7 +141,14 @@ type SelfConfig struct {
 	// LagMin, raise an alert (defaults 5 and 10000).
 	LagChecks int   `yaml:"lag_checks"`
 	LagMin    int64 `yaml:"lag_min"`
+	// SuppressActorsPerDay: one person who silences or marks false positive
+	// alerts on more than this many distinct actors within 24 hours raises
+	// a self-monitoring alert (default 5).
+	SuppressActorsPerDay int `yaml:"suppress_actors_per_day"`
 }
+
+// MaxFalsePositiveFor is the longest false_positive_for accepted.
+const MaxFalsePositiveFor = 365 * 24 * time.Hour
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -150,6 +172,10 @@ func (c Config) WithDefaults() Config {
 	def(&c.Self.CheckEvery, time.Minute)
 	def(&c.Self.SourceSilentAfter, 15*time.Minute)
 	def(&c.Self.SourceLookback, 24*time.Hour)
+	def(&c.FalsePositiveFor, 30*24*time.Hour)
+	if c.Self.SuppressActorsPerDay <= 0 {
+		c.Self.SuppressActorsPerDay = 5
+	}
 	if c.EscalationChannel == "" {
 		c.EscalationChannel = c.DefaultChannel
 	}
@@ -191,6 +217,25 @@ func (c Config) Validate() error {
 		if d < 0 {
 			bad(name, "%s is negative", d)
 		}
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Slack.Users {
+		switch {
+		case u.SlackID == "" || strings.ContainsAny(u.SlackID, " \t\n"):
+			bad(fmt.Sprintf("slack.users[%d].slack_id", i), "%q must be a Slack user id (U0123...)", u.SlackID)
+		case seen[u.SlackID]:
+			bad(fmt.Sprintf("slack.users[%d].slack_id", i), "%q appears twice", u.SlackID)
+		}
+		seen[u.SlackID] = true
+		if u.User == "" {
+			bad(fmt.Sprintf("slack.users[%d].user", i), "required: the chatwarden user (dashboards.users[].name)")
+		}
+	}
+	if c.FalsePositiveFor > MaxFalsePositiveFor {
+		bad("false_positive_for", "%s is longer than %s: a false-positive mark must expire", c.FalsePositiveFor, MaxFalsePositiveFor)
+	}
+	if c.Self.SuppressActorsPerDay < 0 {
+		bad("self.suppress_actors_per_day", "%d is negative", c.Self.SuppressActorsPerDay)
 	}
 	if c.UrgentGroupWait > c.GroupWait {
 		bad("urgent_group_wait", "%s is longer than group_wait %s", c.UrgentGroupWait, c.GroupWait)

@@ -63,7 +63,7 @@ func TestSlowExposureBlocksNoOne(t *testing.T) {
 	}()
 	<-entered
 	now := t0.Add(10 * time.Second)
-	finishes(t, "ActOnAlert", func() error { return d.ActOnAlert(ctx, now, a1, ActionAcknowledge, "ann") })
+	finishes(t, "ActOnAlert", func() error { return d.ActOnAlert(ctx, now, a1, ActionAcknowledge, "ann", RoleSecOps, "") })
 	finishes(t, "Notify of an open alert", func() error {
 		return d.Notify(ctx, now, bareFinding("volume_spike", "a1", models.SeverityHigh, now.Add(time.Minute)))
 	})
@@ -133,7 +133,7 @@ func TestBlockedWriteBlocksNoReader(t *testing.T) {
 	step(t, d, t0)
 	now := t0.Add(10 * time.Second)
 	a1 := d.byFP[models.Fingerprint("volume_spike", "acme", "a1")]
-	if err := d.ActOnAlert(ctx, now, a1, ActionAcknowledge, "ann"); err != nil {
+	if err := d.ActOnAlert(ctx, now, a1, ActionAcknowledge, "ann", RoleSecOps, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := d.Unsent(); n != 1 {

@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
 )
 
 // selfCheck raises chatwarden's alerts about itself: a data store whose
-// events stopped arriving, a consumer lag that keeps growing, and a
-// suppression that matches everything.
+// events stopped arriving, a consumer lag that keeps growing, a
+// suppression that matches everything, and one person suppressing alerts
+// on many actors in a day.
 func (d *Dispatcher) selfCheck(ctx context.Context, now time.Time) error {
 	var fs []models.Finding
 	var errs []error
@@ -73,6 +75,25 @@ func (d *Dispatcher) selfCheck(ctx context.Context, now time.Time) error {
 		self(DetectorSilenceEverything, "suppression:"+sp.ID,
 			fmt.Sprintf("A %s by %s matches every alert (%s): %s", sp.Kind, sp.Author, until, sp.Reason),
 			models.Evidence{Metric: "matchers set", Observed: 0, BaselineSource: "rule"}, sp.CreatedAt)
+	}
+	mass := d.massSuppressorsLocked(now, d.cfg.Self.SuppressActorsPerDay)
+	people := make([]string, 0, len(mass))
+	for who := range mass {
+		people = append(people, who)
+	}
+	sort.Strings(people)
+	for _, who := range people {
+		as := mass[who]
+		shown := as
+		if len(shown) > 10 {
+			shown = shown[:10]
+		}
+		self(DetectorMassSuppression, "person:"+who,
+			fmt.Sprintf("%s silenced or marked false positive alerts on %d actors in 24 h (more than %d): %s",
+				who, len(as), d.cfg.Self.SuppressActorsPerDay, strings.Join(shown, ", ")),
+			models.Evidence{Metric: "actors suppressed by one person in 24 h", Observed: float64(len(as)),
+				Threshold: float64(d.cfg.Self.SuppressActorsPerDay), BaselineSource: "rule"},
+			now.Add(-24*time.Hour))
 	}
 	if len(fs) > 0 {
 		if err := d.notifyLocked(ctx, now, fs); err != nil {

@@ -38,13 +38,14 @@ func (s *Server) apiAlert(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) apiAlertAction(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Action string `json:"action"`
+		Reason string `json:"reason"`
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		return errorf(http.StatusBadRequest, "want a JSON body {\"action\": ...}")
 	}
 	id := r.PathValue("id")
-	if err := s.act(r, id, body.Action); err != nil {
+	if err := s.act(r, id, body.Action, body.Reason); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"alert_id": id, "action": body.Action, "result": "ok"})

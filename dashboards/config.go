@@ -38,6 +38,10 @@ type User struct {
 	Role Role   `yaml:"role"`
 	// PasswordHash is a bcrypt hash (`chatwarden` never stores passwords).
 	PasswordHash string `yaml:"password_hash"`
+	// Email is the user's address (optional): a Slack user whose address
+	// Slack reports as this one acts in Slack as this user, with this role
+	// (alert.slack.users links Slack ids explicitly).
+	Email string `yaml:"email"`
 }
 
 // Token is an API token for scripts: "Authorization: Bearer <token>".
@@ -121,6 +125,9 @@ func (c Config) Validate() error {
 		}
 		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
 			errs = append(errs, fmt.Errorf("dashboards.users[%d].password_hash: not a bcrypt hash", i))
+		}
+		if u.Email != "" && (strings.Count(u.Email, "@") != 1 || strings.ContainsAny(u.Email, " \t\n<>")) {
+			errs = append(errs, fmt.Errorf("dashboards.users[%d].email: %q is not an e-mail address", i, u.Email))
 		}
 	}
 	ids := map[string]bool{}

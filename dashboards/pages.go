@@ -304,7 +304,7 @@ func (s *Server) alertPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 // act carries out an alert action for the signed-in user.
-func (s *Server) act(r *http.Request, id, action string) error {
+func (s *Server) act(r *http.Request, id, action, reason string) error {
 	if !slices.Contains(Actions, action) {
 		return errorf(http.StatusBadRequest, "action %q is not one of %v", action, Actions)
 	}
@@ -312,18 +312,29 @@ func (s *Server) act(r *http.Request, id, action string) error {
 		return errorf(http.StatusServiceUnavailable, "alert actions are not wired in this process")
 	}
 	p := principalOf(r)
-	if err := s.d.Actions.Act(r.Context(), id, action, p.Name, s.now()); err != nil {
-		if errors.Is(err, ErrUnknownAlert) {
-			return errorf(http.StatusNotFound, "no alert %q", id)
-		}
+	reason = strings.TrimSpace(reason)
+	err := s.d.Actions.Act(r.Context(), ActionRequest{AlertID: id, Action: action, User: p.Name, Role: p.Role, Reason: reason}, s.now())
+	switch {
+	case errors.Is(err, ErrUnknownAlert):
+		return errorf(http.StatusNotFound, "no alert %q", id)
+	case errors.Is(err, ErrActionNotAllowed):
+		_ = s.audit(r, "alert_action_refused", "alert="+id+" action="+action, 0)
+		return errorf(http.StatusForbidden, "%v", err)
+	case errors.Is(err, ErrActionNeedsReason):
+		return errorf(http.StatusBadRequest, "a false-positive mark needs a reason")
+	case err != nil:
 		return err
 	}
-	return s.audit(r, "alert_action", "alert="+id+" action="+action, 1)
+	detail := "alert=" + id + " action=" + action
+	if reason != "" {
+		detail += " reason=" + strconv.Quote(reason)
+	}
+	return s.audit(r, "alert_action", detail, 1)
 }
 
 func (s *Server) alertActionForm(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if err := s.act(r, id, r.PostFormValue("action")); err != nil {
+	if err := s.act(r, id, r.PostFormValue("action"), r.PostFormValue("reason")); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/alerts/"+url.PathEscape(id)+"?done="+url.QueryEscape(r.PostFormValue("action")), http.StatusSeeOther)

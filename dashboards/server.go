@@ -75,25 +75,45 @@ type AlertReader interface {
 	Alert(ctx context.Context, id string) (models.Alert, bool, error)
 }
 
+// ActionRequest is one alert action asked for in the web UI or the API.
+type ActionRequest struct {
+	AlertID, Action string
+	// User and Role are the signed-in user's (or "token:<name>" and the
+	// token's role); alerting checks the role per action and severity.
+	User string
+	Role Role
+	// Reason is why; a false-positive mark requires one.
+	Reason string
+}
+
 // AlertActions carries out what the Slack buttons do, wired in cmd to the
 // alert package.
 type AlertActions interface {
-	// Act applies action (one of Actions) to the alert on behalf of user
-	// at now. An error means nothing changed.
-	Act(ctx context.Context, alertID, action, user string, now time.Time) error
+	// Act applies req at now. An error means nothing changed: one wrapping
+	// ErrUnknownAlert (404), ErrActionNotAllowed (403) or
+	// ErrActionNeedsReason (400), or another failure.
+	Act(ctx context.Context, req ActionRequest, now time.Time) error
 }
 
 // AlertActionsFunc adapts a function to AlertActions.
-type AlertActionsFunc func(ctx context.Context, alertID, action, user string, now time.Time) error
+type AlertActionsFunc func(ctx context.Context, req ActionRequest, now time.Time) error
 
 // Act calls f.
-func (f AlertActionsFunc) Act(ctx context.Context, alertID, action, user string, now time.Time) error {
-	return f(ctx, alertID, action, user, now)
+func (f AlertActionsFunc) Act(ctx context.Context, req ActionRequest, now time.Time) error {
+	return f(ctx, req, now)
 }
 
 // ErrUnknownAlert is what AlertActions returns for an alert id that does not
 // exist (the pages answer 404).
 var ErrUnknownAlert = errors.New("unknown alert")
+
+// ErrActionNotAllowed is what AlertActions returns when the role may not take
+// the action on that alert (e.g. a responder silencing a critical alert).
+var ErrActionNotAllowed = errors.New("action not allowed")
+
+// ErrActionNeedsReason is what AlertActions returns for a false-positive mark
+// without a reason.
+var ErrActionNeedsReason = errors.New("action needs a reason")
 
 // Actions are the actions an alert offers, as on the Slack buttons.
 var Actions = []string{"acknowledge", "false_positive", "escalate", "silence_24h"}

@@ -37,9 +37,19 @@ type fakeActions struct {
 	s     *store.Store
 	mu    sync.Mutex
 	calls []string
+	reqs  []ActionRequest
+	// refuse, when set, is returned for every request (alerting's answer).
+	refuse error
 }
 
-func (f *fakeActions) Act(ctx context.Context, id, action, user string, now time.Time) error {
+func (f *fakeActions) Act(ctx context.Context, req ActionRequest, now time.Time) error {
+	id, action, user := req.AlertID, req.Action, req.User
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	if f.refuse != nil {
+		return f.refuse
+	}
 	a, found, err := f.s.Alert(ctx, id)
 	if err != nil {
 		return err
@@ -592,6 +602,49 @@ func TestAlertPagesAndActions(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s: %d want %d", tc.path, tc.action, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestAlertActionRoleAndReason (issue 10 item 1): the web form and the API
+// pass the user's role and the reason to alerting; a refusal is 403 and
+// audited, a missing reason 400; the reason lands in the audit row.
+func TestAlertActionRoleAndReason(t *testing.T) {
+	f := newFixture(t, Config{})
+	c, token := f.login(t, RoleResponder)
+	post := func(v url.Values) int {
+		v.Set("csrf", token)
+		resp, err := c.PostForm(f.ts.URL+"/alerts/al-crit/action", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(url.Values{"action": {"false_positive"}, "reason": {"  known batch job CHG-9 "}}); got != http.StatusSeeOther {
+		t.Fatalf("false positive: %d", got)
+	}
+	if r := f.actions.reqs[0]; r.Role != RoleResponder || r.Reason != "known batch job CHG-9" || r.User != "responder-user" {
+		t.Fatalf("request %+v", r)
+	}
+	f.actions.refuse = fmt.Errorf("%w: role responder may not silence_24h a critical alert", ErrActionNotAllowed)
+	if got := post(url.Values{"action": {"silence_24h"}}); got != http.StatusForbidden {
+		t.Fatalf("refused silence: %d, want 403", got)
+	}
+	f.actions.refuse = fmt.Errorf("%w", ErrActionNeedsReason)
+	if got := post(url.Values{"action": {"false_positive"}}); got != http.StatusBadRequest {
+		t.Fatalf("no reason: %d, want 400", got)
+	}
+	es, err := f.store.AuditLog(t.Context(), store.AuditFilter{From: testNow.Add(-time.Hour), To: testNow.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied, refused bool
+	for _, e := range es {
+		applied = applied || (e.Action == "alert_action" && strings.Contains(e.Detail, `reason="known batch job CHG-9"`))
+		refused = refused || (e.Action == "alert_action_refused" && strings.Contains(e.Detail, "action=silence_24h"))
+	}
+	if !applied || !refused {
+		t.Fatalf("audit rows %+v", es)
 	}
 }
 

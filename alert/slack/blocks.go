@@ -191,8 +191,11 @@ func renderAlerts(m *alert.Message, escalation bool) ([]slack.Block, string) {
 			}
 			return b
 		}
-		elems = append(elems, btn(alert.ActionAcknowledge, "Acknowledge", slack.StylePrimary),
-			btn(alert.ActionFalsePositive, "False positive", ""))
+		// A false-positive mark is for one alert, the one this message
+		// shows first: its button carries "<message id>|<alert id>".
+		fp := btn(alert.ActionFalsePositive, "False positive", "")
+		fp.Value = m.ID + "|" + top.ID
+		elems = append(elems, btn(alert.ActionAcknowledge, "Acknowledge", slack.StylePrimary), fp)
 		if !escalation {
 			elems = append(elems, btn(alert.ActionEscalate, "Escalate", slack.StyleDanger))
 		}

@@ -329,7 +329,7 @@ func TestEscalationReNotifiesAndSaysSo(t *testing.T) {
 			}
 			if tc.ackAt > 0 {
 				id := messageID(t, r.slack.messages(chAlerts)[0])
-				if err := r.d.Act(ctx, t0.Add(tc.ackAt), alert.Action{Kind: alert.ActionAcknowledge, MessageID: id, User: "U1", UserName: "ann"}); err != nil {
+				if err := r.d.Act(ctx, t0.Add(tc.ackAt), alert.Action{Kind: alert.ActionAcknowledge, MessageID: id, User: "U1", UserName: "ann", Identity: "ann", Role: alert.RoleSecOps}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -389,21 +389,25 @@ func TestFalsePositiveButtonReachesDetection(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages, want 1", len(msgs))
 	}
-	id := messageID(t, msgs[0])
-	h := aslack.NewHandler(secret, r.d.Act, nil)
-	h.Now = func() time.Time { return r.now }
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, signed(secret, time.Now(), clickBody("false_positive", id, "U42")))
-	if rec.Code != http.StatusOK {
+	h := r.interactivity(t)
+	if rec := serve(t, h, click("false_positive", buttons(t, msgs[0])["false_positive"], "UANN")); rec.Code != http.StatusOK {
 		t.Fatalf("handler answered %d: %s", rec.Code, rec.Body)
+	}
+	views := r.slack.opened()
+	if len(views) != 1 {
+		t.Fatalf("%d dialogs opened, want 1", len(views))
+	}
+	meta, _ := views[0].View["private_metadata"].(string)
+	if rec := serve(t, h, submit(meta, "UANN", "scheduled export job, ticket OPS-77")); rec.Code != http.StatusOK {
+		t.Fatalf("submission answered %d: %s", rec.Code, rec.Body)
 	}
 	sups, err := r.st.Suppressions(ctx, r.now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sups) != 1 || sups[0].Kind != models.SuppressFalsePositive || sups[0].Detector != "bulk_export" ||
-		sups[0].ActorID != "bot-9" || sups[0].Author != "slack:U42" {
-		t.Errorf("suppressions = %+v, want one false_positive on bulk_export/bot-9 by slack:U42", sups)
+		sups[0].ActorID != "bot-9" || sups[0].Author != "slack:UANN:ann" {
+		t.Errorf("suppressions = %+v, want one false_positive on bulk_export/bot-9 by slack:UANN:ann", sups)
 	}
 	r.advance(t, 2*time.Second, time.Second)
 	after := r.slack.messages(chAlerts)[0]
@@ -431,7 +435,7 @@ func TestFalsePositiveButtonReachesDetection(t *testing.T) {
 func TestInteractivityRejectsBadRequests(t *testing.T) {
 	var acted []alert.Action
 	act := func(_ context.Context, _ time.Time, a alert.Action) error { acted = append(acted, a); return nil }
-	h := aslack.NewHandler(secret, act, nil)
+	h := newTestHandler(t, act)
 	body := clickBody("acknowledge", "g1", "U1")
 	tests := []struct {
 		name string
@@ -469,7 +473,26 @@ func TestInteractivityRejectsBadRequests(t *testing.T) {
 			}
 		})
 	}
-	if len(acted) != 1 || acted[0].Kind != alert.ActionAcknowledge || acted[0].User != "U1" || acted[0].MessageID != "g1" {
+	if len(acted) != 1 || acted[0].Kind != alert.ActionAcknowledge || acted[0].User != "U1" || acted[0].MessageID != "g1" ||
+		acted[0].Identity != "ann" || acted[0].Role != alert.RoleSecOps {
 		t.Errorf("actions applied = %+v, want exactly the valid acknowledge", acted)
 	}
+}
+
+// newTestHandler is an interactivity endpoint without a workspace: Slack
+// user U1 is ann (secops); act both authorizes and applies; the audit rows
+// are dropped.
+func newTestHandler(t testing.TB, act aslack.ActFunc) *aslack.Handler {
+	t.Helper()
+	dir, err := aslack.NewDirectory([]aslack.Person{{Name: "ann", Role: alert.RoleSecOps}}, []alert.SlackUser{{SlackID: "U1", User: "ann"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := aslack.NewHandler(aslack.HandlerOptions{Secret: secret, Act: act,
+		Authorize: func(context.Context, time.Time, alert.Action) error { return nil },
+		Directory: dir, Audit: func(context.Context, store.AuditEntry) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -26,10 +26,30 @@ type fakeSlack struct {
 	updates   int
 	histories int
 	calls     map[string]int
+	// users is the workspace's people for users.info, by Slack id.
+	users map[string]fakeUser
+	// views are the dialogs opened (views.open), ephemerals the replies
+	// sent (chat.postEphemeral).
+	views      []fakeView
+	ephemerals []fakeEphemeral
 	// fault decides, per call, whether to fail it: method is "post",
 	// "update" or "history". status 429 answers with Retry-After
 	// retryAfter; status 500 fails; lost=true records a post but answers 500.
 	fault func(method string) (status, retryAfter int, lost bool)
+}
+
+type fakeUser struct {
+	Email string
+	Guest bool
+}
+
+type fakeView struct {
+	TriggerID string
+	View      map[string]any
+}
+
+type fakeEphemeral struct {
+	Channel, User, Text string
 }
 
 type fakeMsg struct {
@@ -42,11 +62,14 @@ type fakeMsg struct {
 
 func newFakeSlack(t *testing.T) *fakeSlack {
 	t.Helper()
-	f := &fakeSlack{channels: map[string][]*fakeMsg{}, calls: map[string]int{}}
+	f := &fakeSlack{channels: map[string][]*fakeMsg{}, calls: map[string]int{}, users: map[string]fakeUser{}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/chat.postMessage", f.post)
 		c.Handle("/chat.update", f.update)
 		c.Handle("/conversations.history", f.history)
+		c.Handle("/users.info", f.userInfo)
+		c.Handle("/views.open", f.viewsOpen)
+		c.Handle("/chat.postEphemeral", f.postEphemeral)
 	})
 	f.srv.Start()
 	t.Cleanup(f.srv.Stop)
@@ -176,4 +199,69 @@ func (f *fakeSlack) setFault(fn func(method string) (int, int, bool)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fault = fn
+}
+
+// userInfo answers users.info from f.users (user_not_found otherwise).
+func (f *fakeSlack) userInfo(w http.ResponseWriter, r *http.Request) {
+	v := form(r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["users.info"]++
+	id := v.Get("user")
+	u, ok := f.users[id]
+	if !ok {
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "user_not_found"})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "user": map[string]any{"id": id, "name": "n-" + id,
+		"is_restricted": u.Guest, "is_ultra_restricted": false, "profile": map[string]any{"email": u.Email}}})
+}
+
+// viewsOpen records a dialog (views.open, a JSON body); the trigger id must
+// be set.
+func (f *fakeSlack) viewsOpen(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		TriggerID string         `json:"trigger_id"`
+		View      map[string]any `json:"view"`
+	}
+	err := json.NewDecoder(r.Body).Decode(&req)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err != nil || req.View == nil:
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_arguments"})
+		return
+	case req.TriggerID == "":
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_trigger_id"})
+		return
+	}
+	f.views = append(f.views, fakeView{TriggerID: req.TriggerID, View: req.View})
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "view": map[string]any{"id": fmt.Sprintf("V%d", len(f.views))}})
+}
+
+// postEphemeral records an ephemeral reply (chat.postEphemeral).
+func (f *fakeSlack) postEphemeral(w http.ResponseWriter, r *http.Request) {
+	v := form(r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ephemerals = append(f.ephemerals, fakeEphemeral{Channel: v.Get("channel"), User: v.Get("user"), Text: v.Get("text")})
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "message_ts": "1700000000.000001"})
+}
+
+func (f *fakeSlack) setUser(id string, u fakeUser) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users[id] = u
+}
+
+func (f *fakeSlack) opened() []fakeView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeView(nil), f.views...)
+}
+
+func (f *fakeSlack) replies() []fakeEphemeral {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeEphemeral(nil), f.ephemerals...)
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/alert"
-	aslack "github.com/chatwarden/chatwarden/alert/slack"
 )
 
 // FuzzInteractivity sends arbitrary, correctly signed bodies to the
@@ -45,7 +44,7 @@ func FuzzInteractivity(f *testing.F) {
 			}
 			return nil
 		}
-		h := aslack.NewHandler(secret, act, nil)
+		h := newTestHandler(t, act)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, signed(secret, time.Now(), body))
 		switch w.Code {

@@ -202,6 +202,15 @@ func (c Config) Validate() error {
 	if err := c.Alert.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	users := map[string]bool{}
+	for _, u := range c.Dashboards.Users {
+		users[u.Name] = true
+	}
+	for i, l := range c.Alert.Slack.Users {
+		if l.User != "" && !users[l.User] {
+			errs = append(errs, fmt.Errorf("alert.slack.users[%d].user: %q is not a dashboards.users name", i, l.User))
+		}
+	}
 	if id := c.Pseudonym.KeyID; id != "" && (len(id) != 1 || !strings.ContainsAny(id, "0123456789abcdefghijklmnopqrstuvwxyz")) {
 		errs = append(errs, fmt.Errorf("pseudonym.key_id: %q must be one character 0-9 or a-z", id))
 	}

@@ -35,10 +35,15 @@ func wireAlert(_ context.Context, d *serveDeps) ([]component, error) {
 	d.findings = func(ctx context.Context, fs ...models.Finding) error {
 		return disp.Notify(ctx, time.Now(), fs...)
 	}
-	d.alertActions = dashboards.AlertActionsFunc(func(ctx context.Context, alertID, action, user string, now time.Time) error {
-		err := disp.ActOnAlert(ctx, now, alertID, alert.ActionKind(action), user)
-		if errors.Is(err, alert.ErrUnknownAlert) {
-			return fmt.Errorf("%w: %s", dashboards.ErrUnknownAlert, alertID)
+	d.alertActions = dashboards.AlertActionsFunc(func(ctx context.Context, req dashboards.ActionRequest, now time.Time) error {
+		err := disp.ActOnAlert(ctx, now, req.AlertID, alert.ActionKind(req.Action), req.User, string(req.Role), req.Reason)
+		switch {
+		case errors.Is(err, alert.ErrUnknownAlert):
+			return fmt.Errorf("%w: %s", dashboards.ErrUnknownAlert, req.AlertID)
+		case errors.Is(err, alert.ErrNotAllowed):
+			return fmt.Errorf("%w: %v", dashboards.ErrActionNotAllowed, err)
+		case errors.Is(err, alert.ErrReasonRequired):
+			return fmt.Errorf("%w: %v", dashboards.ErrActionNeedsReason, err)
 		}
 		return err
 	})
@@ -102,7 +107,20 @@ func newAlerting(c Config, s *store.Store, d *serveDeps) (*alert.Dispatcher, *as
 	if secret == "" && client != nil {
 		log.Warn("alert.slack.signing_secret is not set: Slack buttons will be rejected")
 	}
-	return disp, aslack.NewHandler(secret, disp.Act, log), nil
+	people := make([]aslack.Person, len(c.Dashboards.Users))
+	for i, u := range c.Dashboards.Users {
+		people[i] = aslack.Person{Name: u.Name, Role: string(u.Role), Email: u.Email}
+	}
+	dir, err := aslack.NewDirectory(people, c.Alert.Slack.Users, client)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := aslack.NewHandler(aslack.HandlerOptions{Secret: secret, Act: disp.Act, Authorize: disp.Authorize,
+		Directory: dir, Client: client, Audit: s.InsertAudit, FalsePositiveFor: disp.Config().FalsePositiveFor, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return disp, h, nil
 }
 
 // digestOf turns the weekly summary into the Slack digest.

@@ -1,0 +1,76 @@
+package alert
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store/storetest"
+)
+
+// TestMayAct is the per-action role table (issue 10 item 1).
+func TestMayAct(t *testing.T) {
+	tests := []struct {
+		role string
+		kind ActionKind
+		sev  models.Severity
+		want bool
+	}{
+		{RoleResponder, ActionAcknowledge, models.SeverityCritical, true},
+		{RoleResponder, ActionEscalate, models.SeverityCritical, true},
+		{RoleResponder, ActionSilence, models.SeverityCritical, false},
+		{RoleResponder, ActionFalsePositive, models.SeverityHigh, false},
+		{RoleResponder, ActionSilence, models.SeverityMedium, true},
+		{RoleResponder, ActionFalsePositive, models.SeverityLow, true},
+		{RoleSecOps, ActionFalsePositive, models.SeverityCritical, true},
+		{RoleAdmin, ActionSilence, models.SeverityCritical, true},
+		{RoleManager, ActionAcknowledge, models.SeverityLow, false},
+		{"", ActionAcknowledge, models.SeverityLow, false},
+		{"guest", ActionAcknowledge, models.SeverityLow, false},
+	}
+	for _, tc := range tests {
+		if got := MayAct(tc.role, tc.kind, tc.sev); got != tc.want {
+			t.Errorf("MayAct(%q, %s, %s) = %v, want %v", tc.role, tc.kind, tc.sev, got, tc.want)
+		}
+	}
+}
+
+// TestWebActionsSameRules (issue 10 item 1): the web UI's ActOnAlert applies
+// the same role table and reason rule as Slack, and a false-positive mark
+// expires after 30 days by default (it never expired before).
+func TestWebActionsSameRules(t *testing.T) {
+	ctx := t.Context()
+	st := storetest.New(t)
+	d := newTestDispatcher(t, Config{DefaultChannel: "C1", GroupWait: time.Second}, st, Options{Poster: &fakePoster{}})
+	now := t0
+	f := models.Finding{Detector: "enumeration", Tenant: "acme", ActorID: "agent-1", ActorType: models.ActorHuman,
+		WindowStart: now.Add(-time.Minute), WindowEnd: now, DetectedAt: now, Severity: models.SeverityCritical, Summary: "x"}
+	if err := d.Notify(ctx, now, f); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ActiveAlerts(ctx)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("alerts %v %v", rows, err)
+	}
+	id := rows[0].Alert.ID
+	if err := d.ActOnAlert(ctx, now, id, ActionSilence, "rob", RoleResponder, ""); !errors.Is(err, ErrNotAllowed) {
+		t.Fatalf("responder silence of a critical alert: %v, want ErrNotAllowed", err)
+	}
+	if err := d.ActOnAlert(ctx, now, id, ActionFalsePositive, "ann", RoleSecOps, " "); !errors.Is(err, ErrReasonRequired) {
+		t.Fatalf("false positive without reason: %v, want ErrReasonRequired", err)
+	}
+	if err := d.ActOnAlert(ctx, now, id, ActionFalsePositive, "ann", "", "x"); !errors.Is(err, ErrNotAllowed) {
+		t.Fatalf("action without a role: %v, want ErrNotAllowed", err)
+	}
+	if err := d.ActOnAlert(ctx, now, id, ActionFalsePositive, "ann", RoleSecOps, "known batch job"); err != nil {
+		t.Fatal(err)
+	}
+	sups, err := st.Suppressions(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sups) != 1 || !sups[0].Until.Equal(now.Add(30*24*time.Hour)) || sups[0].Author != "web:ann" {
+		t.Fatalf("suppressions %+v, want one by web:ann until +30d", sups)
+	}
+}

@@ -37,8 +37,12 @@ func (e *Engine) Restore(b []byte) error {
 	if e.risk == nil {
 		e.risk = map[actorKey]*riskState{}
 	}
+	e.series = map[actorKey]*actorState{}
 	for k, st := range e.actors {
 		st.loc = e.location(k.Actor, st.Role)
+		if st.Series != nil {
+			e.series[k] = st
+		}
 	}
 	e.next = time.Unix(s.Next, 0).UTC()
 	e.recomputePeers()

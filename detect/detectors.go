@@ -61,6 +61,9 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 	}
 	e.scratch = st.stats(e.scratch)
 	x.ser = e.seriesPrepare(st, c.start.Unix()/int64(e.cfg.Window/time.Second))
+	if x.ser != nil {
+		e.series[actorKey{r.Tenant, r.ActorID}] = st
+	}
 	e.session(x)
 	var out []models.Finding
 	add := func(det string, f func(*rowCtx) (models.Finding, bool)) {

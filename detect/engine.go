@@ -80,6 +80,10 @@ type Engine struct {
 	supp   []models.Suppression
 	locs   map[string]*time.Location
 
+	// series are the actors with a count series (seasonal_count): a
+	// window in which one is silent is judged as a zero count.
+	series map[actorKey]*actorState
+
 	next      time.Time // end of the next window to evaluate
 	scratch   []float64
 	learnOnly bool
@@ -108,7 +112,8 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards},
 		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
-		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{}}
+		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
+		series: map[actorKey]*actorState{}}
 	e.metrics = newMetrics(opt.Registerer)
 	for k, tz := range cfg.TimeZones.Actors {
 		e.locs["a:"+k], _ = time.LoadLocation(tz)
@@ -222,7 +227,7 @@ func (e *Engine) Learn(ctx context.Context, from, to time.Time) error {
 // evaluate runs every detector on one window's rows, learns, and emits.
 func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []windowRow) error {
 	e.metrics.windows.Inc()
-	if len(rows) == 0 {
+	if len(rows) == 0 && len(e.series) == 0 {
 		return nil
 	}
 	cyc := e.newCycle(start, end, rows)
@@ -234,6 +239,7 @@ func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []wind
 		e.learnRow(cyc, r, st, fs)
 		out = append(out, fs...)
 	}
+	out = append(out, e.evaluateSilent(cyc, rows)...)
 	if e.learnOnly || len(out) == 0 {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/mathext"
@@ -323,4 +324,52 @@ func (e *Engine) detectSeasonal(x *rowCtx) (models.Finding, bool) {
 	f.Summary = fmt.Sprintf("%s made %.0f records in the last %s, %s the expected %.1f (seasonal base %.1f x level %.2f, spread %.1f; z %.1f, p %.1e)",
 		x.r.ActorID, best.obs, spanDur, best.dir, best.exp, s.b, s.rho, best.sd, best.z, best.p)
 	return f, true
+}
+
+// evaluateSilent judges, as a zero count, the window of every count-series
+// actor that has no row in it: a feed that stops (an outage, a blinded
+// source) sends nothing at all. After a day of silence the actor is no
+// longer judged until it is active again.
+func (e *Engine) evaluateSilent(c *cycle, rows []windowRow) []models.Finding {
+	if len(e.series) == 0 {
+		return nil
+	}
+	g, ok := e.seriesGeom()
+	if !ok {
+		return nil
+	}
+	present := make(map[actorKey]bool, len(rows))
+	for i := range rows {
+		present[actorKey{rows[i].Tenant, rows[i].ActorID}] = true
+	}
+	w := c.start.Unix() / int64(e.cfg.Window/time.Second)
+	var out []models.Finding
+	for k, st := range e.series {
+		if present[k] {
+			continue
+		}
+		if st.Series == nil || w-st.Series.At > g.perDay {
+			delete(e.series, k)
+			continue
+		}
+		r := windowRow{WindowStart: c.start, Tenant: k.Tenant, ActorID: k.Actor, ActorType: st.Type, ActorRole: st.Role, ActorVendor: st.Vendor}
+		x := &rowCtx{c: c, r: &r, st: st, fired: map[string]bool{}}
+		if x.ser = e.seriesPrepare(st, w); x.ser == nil {
+			delete(e.series, k)
+			continue
+		}
+		if f, ok := e.detectSeasonal(x); ok {
+			f.Summary += " (no events at all in the window)"
+			out = append(out, f)
+		}
+		x.ser.learn(w, 0)
+	}
+	// map order: findings in a stable order for the sinks
+	slices.SortFunc(out, func(a, b models.Finding) int {
+		if a.Tenant != b.Tenant {
+			return strings.Compare(a.Tenant, b.Tenant)
+		}
+		return strings.Compare(a.ActorID, b.ActorID)
+	})
+	return out
 }

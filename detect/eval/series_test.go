@@ -22,6 +22,9 @@ type seriesAgg struct {
 	start time.Time
 	step  time.Duration
 	ss    []sim.Series
+	// silent, when set, drops the rows it returns true for (a feed that
+	// sends nothing).
+	silent func(s *sim.Series, i int) bool
 }
 
 func (a *seriesAgg) WindowAggregates(_ context.Context, from, to time.Time, window time.Duration, _ store.Shard) ([]store.WindowActivity, error) {
@@ -31,8 +34,9 @@ func (a *seriesAgg) WindowAggregates(_ context.Context, from, to time.Time, wind
 	var out []store.WindowActivity
 	for t := from; t.Before(to); t = t.Add(window) {
 		i := int(t.Sub(a.start) / a.step)
-		for _, s := range a.ss {
-			if i < 0 || i >= len(s.Values) {
+		for k := range a.ss {
+			s := &a.ss[k]
+			if i < 0 || i >= len(s.Values) || (a.silent != nil && a.silent(s, i)) {
 				continue
 			}
 			out = append(out, store.WindowActivity{WindowStart: t, Tenant: s.Tenant, ActorID: s.Actor, ActorType: "service",
@@ -55,13 +59,20 @@ func (a *seriesAgg) TopSubjects(context.Context, string, string, time.Time, time
 // the same per-(detector, actor) hourly dedupe as eval.
 func replaySeries(t *testing.T, cfg detect.Config, ss []sim.Series) []Alert {
 	t.Helper()
+	return replaySilent(t, cfg, ss, nil)
+}
+
+// replaySilent is replaySeries with the rows silent returns true for left
+// out.
+func replaySilent(t *testing.T, cfg detect.Config, ss []sim.Series, silent func(*sim.Series, int) bool) []Alert {
+	t.Helper()
 	step := ss[0].Step
 	cfg.Window = step
 	if cfg.Detectors.EnumEvery == 0 && step > 10*time.Minute {
 		cfg.Detectors.EnumEvery = step // the 10m default refuses longer windows today
 	}
 	al := &alerter{last: map[alertKey]time.Time{}}
-	agg := &seriesAgg{start: ss[0].Start, step: step, ss: ss}
+	agg := &seriesAgg{start: ss[0].Start, step: step, ss: ss, silent: silent}
 	e, err := detect.New(cfg, agg, detect.Options{Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) }})
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +138,41 @@ func TestSeriesAnomaliesDetected(t *testing.T) {
 		if found[k] == 0 || 3*found[k] < 2*total[k] {
 			t.Errorf("%s: %d of %d detected, want at least one and 2 in 3", k, found[k], total[k])
 		}
+	}
+}
+
+// TestSeriesOutage: a busy feed that stops sending altogether (no events,
+// not zero counts) for three hours of a weekday afternoon is reported by
+// seasonal_count while it is silent, judged as zero counts.
+func TestSeriesOutage(t *testing.T) {
+	ss := sim.GenerateSeries(sim.SeriesOptions{Seed: 5, Step: 5 * time.Minute, Count: 1, Days: 35})
+	s := &ss[0]
+	out0 := time.Date(2026, 1, 29, 13, 0, 0, 0, time.UTC) // a Thursday, day 24
+	for _, w := range s.Windows {
+		if w.End.After(out0.Add(-4*24*time.Hour)) && w.Start.Before(out0.Add(24*time.Hour)) {
+			t.Fatalf("a labelled anomaly %+v is near the outage: pick another time", w)
+		}
+	}
+	first := int(out0.Sub(s.Start) / s.Step)
+	alerts := replaySilent(t, detect.Config{}, ss, func(_ *sim.Series, i int) bool { return i >= first && i < first+36 })
+	var hit, before int
+	for _, a := range alerts {
+		switch {
+		case a.Detector == detect.DetSeasonal && !a.WindowEnd.Before(out0) && !a.WindowEnd.After(out0.Add(3*time.Hour)):
+			hit++
+			if !strings.Contains(a.Summary, "no events at all") {
+				t.Errorf("outage finding without the silence in its summary: %s", a.Summary)
+			}
+		case a.WindowEnd.Before(out0) && a.WindowEnd.After(out0.Add(-3*24*time.Hour)):
+			before++
+			t.Logf("before: %s %s %s", a.WindowEnd.Format(time.RFC3339), a.Detector, a.Summary)
+		}
+	}
+	if hit == 0 {
+		t.Errorf("a three-hour outage of a busy feed at %s was not reported (alerts %d)", out0, len(alerts))
+	}
+	if before > 0 {
+		t.Errorf("%d alerts in the three quiet days before the outage", before)
 	}
 }
 

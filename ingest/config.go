@@ -49,7 +49,17 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	// MaxFuture rejects events further ahead than this as ts_future (default 24h).
 	MaxFuture time.Duration `yaml:"max_future"`
-	// FetchMaxBytes bounds one fetch response per partition (default 4 MiB).
+	// MaxBufferBytes bounds the bytes of fetched messages ingest holds
+	// (default 256 MiB): five eighths for the messages between fetch and
+	// commit (a batch closes at a third of that, whatever batch_size says),
+	// a quarter for the partition readers' queues and fetch buffers (sized
+	// for messages up to 1 MiB, the broker's default limit), an eighth for
+	// the hand-off between them. A slow ClickHouse then stops fetching
+	// instead of growing memory. Messages larger than 1 MiB can exceed it
+	// by one message per partition.
+	MaxBufferBytes int64 `yaml:"max_buffer_bytes"`
+	// FetchMaxBytes bounds one fetch response per partition (default 4 MiB;
+	// lowered to the readers' share of max_buffer_bytes).
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// FetchMaxWait is how long the broker may hold a fetch waiting for data
 	// (default 250ms).
@@ -114,6 +124,9 @@ func (c Config) WithDefaults() Config {
 	if c.FetchMaxBytes <= 0 {
 		c.FetchMaxBytes = 4 << 20
 	}
+	if c.MaxBufferBytes <= 0 {
+		c.MaxBufferBytes = 256 << 20
+	}
 	if c.FetchMaxWait <= 0 {
 		c.FetchMaxWait = 250 * time.Millisecond
 	}
@@ -156,6 +169,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxKeyBytes < 0 || c.MaxKeyBytes > 64<<10 {
 		errs = append(errs, fmt.Errorf("ingest.max_key_bytes: %d is not between 1 and 64 KiB", c.MaxKeyBytes))
+	}
+	if c.MaxBufferBytes < 0 || (c.MaxBufferBytes > 0 && c.MaxBufferBytes < 16<<20) || c.MaxBufferBytes > 64<<30 {
+		errs = append(errs, fmt.Errorf("ingest.max_buffer_bytes: %d is not between 16 MiB and 64 GiB", c.MaxBufferBytes))
+	} else if mb := c.WithDefaults(); mb.MaxBufferBytes < 8*int64(mb.MaxMessageBytes) {
+		errs = append(errs, fmt.Errorf("ingest.max_buffer_bytes: %d is less than 8 times ingest.max_message_bytes (%d)", mb.MaxBufferBytes, mb.MaxMessageBytes))
 	}
 	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Hour) {
 		errs = append(errs, fmt.Errorf("ingest.retention: %s is shorter than an hour", c.Retention))

@@ -86,6 +86,8 @@ type Consumer struct {
 	// failed; it is merged into the next commit.
 	pending    map[partitionKey]kafka.Message
 	pendingGen int32
+	// budget bounds the bytes of the messages between fetch and commit.
+	budget *byteBudget
 }
 
 type partitionKey struct {
@@ -110,7 +112,9 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Consumer{cfg: cfg.WithDefaults(), d: d, m: d.Metrics, log: d.Log, pending: map[partitionKey]kafka.Message{}}, nil
+	cfg = cfg.WithDefaults()
+	return &Consumer{cfg: cfg, d: d, m: d.Metrics, log: d.Log, pending: map[partitionKey]kafka.Message{},
+		budget: newByteBudget(cfg.pipelineBudget())}, nil
 }
 
 // Run consumes until ctx is cancelled, then shuts down softly: it stops
@@ -142,7 +146,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go c.collect(msgs, batches, abandon)
 
 	for b := range batches {
-		if err := c.flush(flushCtx, b); err != nil {
+		err := c.flush(flushCtx, b)
+		c.budget.release(b.bytes)
+		c.m.BufferedBytes.Set(float64(c.budget.inUse()))
+		if err != nil {
 			c.log.Error("ingest stopped: batch not committed, it will be redelivered", "err", err)
 			stopFetch()
 			close(abandon)
@@ -161,16 +168,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // pendingBatch is a batch of fetched messages, decoded.
 type pendingBatch struct {
-	msgs []Fetched
-	res  []decoded
-	now  time.Time // the clock messages were validated against
+	msgs  []Fetched
+	res   []decoded
+	now   time.Time // the clock messages were validated against
+	bytes int64     // the messages' bytes held in the budget
 }
 
 // collect batches msgs by size and linger, decodes each batch and hands it
 // to out. It closes out when msgs is closed, after the last batch.
 func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abandon <-chan struct{}) {
 	defer close(out)
-	batch := make([]Fetched, 0, c.cfg.BatchSize)
+	batch := make([]Fetched, 0, min(c.cfg.BatchSize, 4096))
+	var bytes int64
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	send := func() bool {
@@ -179,8 +188,8 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 			return true
 		}
 		now := c.d.Now().UTC()
-		pb := &pendingBatch{msgs: batch, res: c.decodeAll(batch, now), now: now}
-		batch = make([]Fetched, 0, c.cfg.BatchSize)
+		pb := &pendingBatch{msgs: batch, res: c.decodeAll(batch, now), now: now, bytes: bytes}
+		batch, bytes = make([]Fetched, 0, min(c.cfg.BatchSize, 4096)), 0
 		select {
 		case out <- pb:
 			return true
@@ -196,10 +205,11 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 				return
 			}
 			batch = append(batch, m)
+			bytes += min(messageBytes(&m), c.budget.total)
 			if len(batch) == 1 {
 				linger.Reset(c.cfg.Linger)
 			}
-			if len(batch) >= c.cfg.BatchSize && !send() {
+			if (len(batch) >= c.cfg.BatchSize || bytes >= c.cfg.batchBytes()) && !send() {
 				return
 			}
 		case <-linger.C:
@@ -234,6 +244,10 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- Fetched) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		if err := c.budget.acquire(ctx, messageBytes(&m)); err != nil {
+			return nil // not committed: redelivered
+		}
+		c.m.BufferedBytes.Set(float64(c.budget.inUse()))
 		select {
 		case out <- m:
 		case <-ctx.Done():

@@ -475,6 +475,9 @@ func TestConfigValidate(t *testing.T) {
 		{"linger too long", Config{Linger: 5 * time.Second}, "ingest.linger"},
 		{"session too short", Config{SessionTimeout: time.Second}, "ingest.session_timeout"},
 		{"huge messages", Config{MaxMessageBytes: 1 << 30}, "ingest.max_message_bytes"},
+		{"tiny buffer", Config{MaxBufferBytes: 1 << 20}, "ingest.max_buffer_bytes"},
+		{"buffer under eight messages", Config{MaxBufferBytes: 32 << 20, MaxMessageBytes: 8 << 20}, "ingest.max_buffer_bytes"},
+		{"huge key limit", Config{MaxKeyBytes: 1 << 20}, "ingest.max_key_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -111,7 +111,7 @@ func NewGroupSource(cfg Config, m *Metrics, log *slog.Logger) (*GroupSource, err
 		return nil, fmt.Errorf("creating consumer group %s: %w", cfg.Group, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &GroupSource{cfg: cfg, cg: cg, dialer: dialer, log: log, m: m, out: make(chan Fetched, min(cfg.BatchSize, 4096)),
+	s := &GroupSource{cfg: cfg, cg: cg, dialer: dialer, log: log, m: m, out: make(chan Fetched, cfg.handoffQueue()),
 		stop: stop, done: make(chan struct{})}
 	go s.run(ctx)
 	return s, nil
@@ -142,10 +142,15 @@ func (s *GroupSource) run(ctx context.Context) {
 		s.gen, s.ended = gen, ended
 		s.mu.Unlock()
 		n := 0
+		for _, parts := range gen.Assignments {
+			n += len(parts)
+		}
+		queue, fetchBytes := s.cfg.readerSizing(n)
 		for topic, parts := range gen.Assignments {
 			for _, pa := range parts {
-				n++
-				gen.Start(func(gctx context.Context) { s.readPartition(gctx, gen.ID, topic, pa.ID, pa.Offset) })
+				gen.Start(func(gctx context.Context) {
+					s.readPartition(gctx, gen.ID, topic, pa.ID, pa.Offset, queue, fetchBytes)
+				})
 			}
 		}
 		// The generation ends only after this returns: it waits for a
@@ -164,16 +169,17 @@ func (s *GroupSource) run(ctx context.Context) {
 }
 
 // readPartition reads one assigned partition from offset until the
-// generation ends.
-func (s *GroupSource) readPartition(gctx context.Context, gen int32, topic string, partition int, offset int64) {
+// generation ends, with a queue of queue messages and fetches of at most
+// fetchBytes (Config.readerSizing).
+func (s *GroupSource) readPartition(gctx context.Context, gen int32, topic string, partition int, offset int64, queue, fetchBytes int) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:          s.cfg.Brokers,
 		Dialer:           s.dialer,
 		Topic:            topic,
 		Partition:        partition,
-		QueueCapacity:    min(s.cfg.BatchSize, 1000),
+		QueueCapacity:    queue,
 		MinBytes:         1, // return as soon as anything is there...
-		MaxBytes:         s.cfg.FetchMaxBytes,
+		MaxBytes:         fetchBytes,
 		MaxWait:          s.cfg.FetchMaxWait, // ...or after this, when caught up
 		ReadBatchTimeout: s.cfg.FetchMaxWait + 10*time.Second,
 		ReadLagInterval:  -1,

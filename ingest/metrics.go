@@ -33,6 +33,9 @@ type Metrics struct {
 	// StoreFailing is 1 while a write (ClickHouse insert, dead-letter topic)
 	// keeps failing and is retried: nothing is committed meanwhile.
 	StoreFailing prometheus.Gauge
+	// BufferedBytes is the bytes of fetched messages held between fetch
+	// and commit (bounded by ingest.max_buffer_bytes).
+	BufferedBytes prometheus.Gauge
 	// Unjudged counts events a redelivered batch found stored but never
 	// seen by the batch observer (the event rules), observed then.
 	Unjudged prometheus.Counter
@@ -87,6 +90,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chatwarden_ingest_stale_messages_total", Help: "Messages fetched in a consumer group generation that ended before they were stored; re-read by the partition's new owner."}),
 		SourceLastEvent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "chatwarden_ingest_source_last_event_timestamp_seconds", Help: "Event time (ts) of the newest event stored, per store; the first 200 stores get their own series, later ones store=\"other\"."}, []string{"store"}),
+		BufferedBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chatwarden_ingest_buffered_bytes", Help: "Bytes of fetched messages held between fetch and commit (at most five eighths of ingest.max_buffer_bytes)."}),
 		Unjudged: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatwarden_ingest_unjudged_events_total", Help: "Events found already stored on redelivery but never seen by the event rules (ingest stopped between insert and rules); judged then."}),
 		StoreFailing: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -96,7 +101,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Events, m.Consents, m.Duplicates, m.Batches, m.BatchSize,
 			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale, m.SourceLastEvent, m.StoreFailing,
-			m.Unjudged)
+			m.Unjudged, m.BufferedBytes)
 	}
 	return m
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 var t0 = time.Date(2025, 1, 6, 10, 0, 0, 0, time.UTC) // a Monday

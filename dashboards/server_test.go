@@ -18,11 +18,11 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/report"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // testNow is the fixed clock of the handler tests: Wednesday of 2026-W48.

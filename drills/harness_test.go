@@ -26,8 +26,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // The drills' own stack: never the shared one on 9092/9000.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // TestTenMegabyteMessage is the bad-input matrix's row that needs the real

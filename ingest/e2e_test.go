@@ -10,9 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/pseudonym"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // TestEndToEnd produces valid events (some repeated), consents and one

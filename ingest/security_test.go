@@ -14,8 +14,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/chatwarden/chatwarden/store/storetest"
-	"github.com/chatwarden/chatwarden/testsecure"
+	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/internal/testsecure"
 )
 
 func TestSecurityValidate(t *testing.T) {

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")

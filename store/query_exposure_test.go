@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // TestExposureOnePassMatchesThreePass runs the one-pass blast radius and

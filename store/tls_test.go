@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/testsecure"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/testsecure"
 )
 
 // TestEncryptedConnection runs a ClickHouse whose only port is the native

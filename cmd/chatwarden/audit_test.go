@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // TestAuditVerifyCommand: CLI queries are audited with the OS account next

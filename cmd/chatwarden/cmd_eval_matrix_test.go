@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chatwarden/chatwarden/store/storetest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 // TestEvalMatrixScoresEachCell runs a two-cell matrix (both traffic

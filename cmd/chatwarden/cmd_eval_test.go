@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/detect/eval"
-	"github.com/chatwarden/chatwarden/store/storetest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 // evalScenario writes a small scenario: three support agents and a

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // These tests run the real binary against the stack's Kafka and ClickHouse,

@@ -20,26 +20,40 @@ func TestDependencyDirection(t *testing.T) {
 	// allowed[pkg] lists the top-level chatwarden packages pkg may import
 	// (its own subpackages are always allowed).
 	allowed := map[string][]string{
-		"models":     {},
-		"pseudonym":  {},
-		"store":      {"models"},
-		"ingest":     {"models", "store", "pseudonym"},
-		"detect":     {"models", "store", "pseudonym"},
-		"alert":      {"models", "store"},
-		"report":     {"models", "store"},
-		"testsecure": {},
-		"sim":        {"models"},
-		"dashboards": {"models", "store", "report", "pseudonym"},
+		"models":    {},
+		"pseudonym": {},
+		"store":     {"models"},
+		"ingest":    {"models", "store", "pseudonym"},
+		"detect":    {"models", "store", "pseudonym"},
+		"alert":     {"models", "store"},
+		"report":    {"models", "store"},
+		// internal/: packages that are not the product's API. The test
+		// helpers start and reach real servers for tests only.
+		"internal/testsecure": {},
+		"internal/storetest":  {"models", "store"},
+		"sim":                 {"models"},
+		"dashboards":          {"models", "store", "report", "pseudonym"},
 	}
 	// confined[third-party module] lists the top-level packages that may use it.
 	confined := map[string][]string{
-		"github.com/ClickHouse/clickhouse-go": {"store"},
+		"github.com/ClickHouse/clickhouse-go": {"store", "internal/storetest"},
 		"github.com/segmentio/kafka-go":       {"ingest", "sim", "cmd"},
 		"github.com/slack-go/slack":           {"alert/slack"},
 		"gonum.org/v1/gonum":                  {"detect", "report"},
 		"github.com/chdb-io/chdb-go":          {"store/modern"},
 	}
-	top := func(p string) string { return strings.SplitN(strings.TrimPrefix(p, mod), "/", 2)[0] }
+	// top is the unit a package belongs to: its top-level directory, or
+	// internal/<name> under internal/.
+	top := func(p string) string {
+		parts := strings.SplitN(strings.TrimPrefix(p, mod), "/", 3)
+		if parts[0] == "internal" && len(parts) > 1 {
+			return parts[0] + "/" + parts[1]
+		}
+		return parts[0]
+	}
+	// testOnly packages may be imported by tests (and each other) only,
+	// never by code that is built into a binary.
+	testOnly := map[string]bool{"internal/testsecure": true, "internal/storetest": true}
 	checked := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
@@ -49,6 +63,9 @@ func TestDependencyDirection(t *testing.T) {
 		for _, imp := range imports {
 			if strings.HasPrefix(imp, mod) {
 				dep := top(imp)
+				if testOnly[dep] && !testOnly[self] {
+					t.Errorf("%s imports %s, a test helper, outside its tests", rel, strings.TrimPrefix(imp, mod))
+				}
 				ok, rule := dep == self, allowed[self]
 				if rule == nil {
 					continue // cmd: wires everything

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chatwarden/chatwarden/store/storetest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 // TestLogConfigApplied: log.level, log.format and CHATWARDEN_LOG_LEVEL set

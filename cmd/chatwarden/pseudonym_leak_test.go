@@ -22,8 +22,8 @@ import (
 	aslack "github.com/chatwarden/chatwarden/alert/slack"
 	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.

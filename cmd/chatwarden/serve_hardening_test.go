@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
-	"github.com/chatwarden/chatwarden/store/storetest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 // freeAddr returns a 127.0.0.1 address nothing listens on right now.

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
-	"github.com/chatwarden/chatwarden/store/storetest"
-	"github.com/chatwarden/chatwarden/testsecure"
+	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/internal/testsecure"
 )
 
 func TestServeTLSConfig(t *testing.T) {

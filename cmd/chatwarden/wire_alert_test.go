@@ -8,8 +8,8 @@ import (
 
 	"github.com/chatwarden/chatwarden/alert"
 	"github.com/chatwarden/chatwarden/detect"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // countingPoster records posts in memory.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/detect"
-	"github.com/chatwarden/chatwarden/store/storetest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 // scenario builds JSONL lines for replay tests.

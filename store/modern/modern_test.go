@@ -15,8 +15,8 @@ import (
 
 	"github.com/chdb-io/chdb-go/chdb"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 var (

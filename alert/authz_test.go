@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // TestMayAct is the per-action role table (issue 10 item 1).

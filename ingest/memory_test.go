@@ -12,8 +12,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
-	"github.com/chatwarden/chatwarden/store/storetest"
 )
 
 // blockedStore holds every InsertEvents until open is closed: ClickHouse

@@ -60,6 +60,10 @@ type seriesState struct {
 	scratch, cand []float64
 }
 
+// seriesMinLife is how many windows an actor must have been seen over,
+// active in series_coverage of them, before it gets a series state.
+const seriesMinLife = 12
+
 // seriesGeom is the window geometry of the series detector.
 type seriesGeom struct {
 	perDay, perWeek int64
@@ -100,13 +104,17 @@ func (e *Engine) seriesPrepare(st *actorState, w int64) *seriesState {
 		return nil
 	}
 	winSec := int64(e.cfg.Window / time.Second)
-	if st.FirstSeen > 0 {
-		life := (st.LastSeen-st.FirstSeen)/winSec + 2 // this window included
-		cov := float64(st.ActiveWindows+1) / float64(life)
-		if life >= g.perDay && cov < e.cfg.Detectors.SeriesCoverage {
-			st.Series = nil
-			return nil
-		}
+	if st.FirstSeen == 0 {
+		return nil
+	}
+	life := (st.LastSeen-st.FirstSeen)/winSec + 2 // this window included
+	cov := float64(st.ActiveWindows+1) / float64(life)
+	if (life >= g.perDay || st.Series == nil) && cov < e.cfg.Detectors.SeriesCoverage {
+		st.Series = nil
+		return nil
+	}
+	if st.Series == nil && life < seriesMinLife {
+		return nil // not yet: every new actor would hold weeks of slots
 	}
 	s := st.Series
 	if s != nil && (w-s.At > int64(len(s.Hist)) || w <= s.At) {
@@ -314,9 +322,17 @@ func (e *Engine) detectSeasonal(x *rowCtx) (models.Finding, bool) {
 		best.z = (y - s.mu) / math.Sqrt(s.v)
 	}
 	spanDur := time.Duration(best.span) * e.cfg.Window
+	// The threshold, in records, is where the normal approximation of the
+	// test reaches series_tail_prob (and the minimum change), on the side
+	// of the deviation.
+	zq := distuv.UnitNormal.Quantile(1 - d.SeriesTailProb)
+	thr := math.Max(best.exp+zq*best.sd, best.exp*(1+d.SeriesMinChange))
+	if best.dir == "below" {
+		thr = math.Max(0, math.Min(best.exp-zq*best.sd, best.exp*(1-d.SeriesMinChange)))
+	}
 	f := e.base(DetSeasonal, x, math.Abs(best.z), best.p, models.Evidence{
 		Metric: fmt.Sprintf("records per %s", spanDur), Observed: best.obs, Baseline: best.exp, Spread: best.sd,
-		Threshold: d.SeriesTailProb, BaselineSource: s.mode,
+		Threshold: thr, BaselineSource: s.mode,
 		Notes: map[string]float64{"z": best.z, "tail_probability": best.p, "span_windows": float64(best.span),
 			"seasonal_base": s.b, "seasonal_base_spread": s.sb, "level_ratio": s.rho, "residual_spread": s.kappa,
 			"ratio": (best.obs + 0.5) / (best.exp + 0.5)}})

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/chatwarden/chatwarden/models"
 )
 
 // seasonalFixture is a noiseless count series of 30-minute points: a daily
@@ -26,10 +28,12 @@ func feedSeries(t *testing.T, e *Engine, st *actorState, from, to int64, lvl fun
 	t.Helper()
 	for w := from; w < to; w++ {
 		s := e.seriesPrepare(st, w)
-		if s == nil {
+		if s == nil && w-from >= seriesMinLife {
 			t.Fatalf("window %d: no series state", w)
 		}
-		s.learn(w, seasonalFixture(w, lvl))
+		if s != nil {
+			s.learn(w, seasonalFixture(w, lvl))
+		}
 		st.ActiveWindows++
 		if st.FirstSeen == 0 {
 			st.FirstSeen = w * 1800
@@ -140,5 +144,50 @@ func TestCountLower(t *testing.T) {
 	// NB mean 10 variance 40: P(X <= 0) = p^r with p = 0.25, r = 10/3
 	if got, want := countLower(0, 10, 40), math.Pow(0.25, 10.0/3); math.Abs(got-want) > 1e-9 {
 		t.Errorf("NB P(X<=0) = %g, want %g", got, want)
+	}
+}
+
+// TestSeasonalFindingEvidence: a spike and a dip each give a finding whose
+// evidence a person can check: observed beyond the threshold beyond the
+// expected value, the spread, a tail probability under series_tail_prob,
+// and the base it came from.
+func TestSeasonalFindingEvidence(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).Unix() / 1800
+	one := func(int64) float64 { return 1 }
+	for _, c := range []struct {
+		name   string
+		factor float64
+		above  bool
+	}{{"spike", 4, true}, {"dip", 0.1, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := seriesEngine(t)
+			st := &actorState{Type: "service"}
+			to := start + 25*48 + 24 // a Tuesday noon
+			feedSeries(t, e, st, start, to, one)
+			ws := time.Unix(to*1800, 0).UTC()
+			row := windowRow{WindowStart: ws, Tenant: "default", ActorID: "feed", ActorType: "service",
+				Records: uint64(c.factor * seasonalFixture(to, one))}
+			cyc := e.newCycle(ws, ws.Add(30*time.Minute), []windowRow{row})
+			var f *models.Finding
+			for _, fd := range e.detectRow(cyc, &row, st) {
+				if fd.Detector == DetSeasonal {
+					f = &fd
+				}
+			}
+			if f == nil {
+				t.Fatalf("no %s finding for %d records (expected %.0f)", DetSeasonal, row.Records, seasonalFixture(to, one))
+			}
+			ev := f.Evidence
+			between := ev.Observed > ev.Threshold && ev.Threshold > ev.Baseline
+			if !c.above {
+				between = ev.Observed < ev.Threshold && ev.Threshold < ev.Baseline
+			}
+			if !between || ev.Spread <= 0 || f.Probability > 1e-6 || ev.BaselineSource != "same slot, past weeks" ||
+				ev.Notes["level_ratio"] == 0 || ev.Notes["residual_spread"] < 1 || f.Summary == "" {
+				t.Errorf("evidence: observed %.0f threshold %.1f expected %.1f spread %.1f p %g source %q notes %v",
+					ev.Observed, ev.Threshold, ev.Baseline, ev.Spread, f.Probability, ev.BaselineSource, ev.Notes)
+			}
+			t.Log(f.Summary)
+		})
 	}
 }

@@ -55,8 +55,8 @@ EVAL_MODELS ?= office,rota
 eval:
 	@$(STACK_ENV); set -e; mkdir -p .bench .eval; \
 	go build -o .bench/chatwarden ./cmd/chatwarden; \
-	.bench/chatwarden eval-matrix --seeds $(EVAL_SEEDS) --shapes $(EVAL_SHAPES) --models $(EVAL_MODELS) \
-		--work .eval/matrix --json .eval/matrix.json
+	.bench/chatwarden eval-matrix -seeds $(EVAL_SEEDS) -shapes $(EVAL_SHAPES) -models $(EVAL_MODELS) \
+		-work .eval/matrix -json .eval/matrix.json
 
 # The matrix with one seed per (model, shape): 12 cells, about 5 minutes.
 eval-quick:
@@ -67,16 +67,16 @@ eval-quick:
 eval-scenario:
 	@$(STACK_ENV); set -e; mkdir -p .bench .eval; \
 	go build -o .bench/chatwarden ./cmd/chatwarden; \
-	.bench/chatwarden simulate --days 14 --actors 120 --attacks all --hard-negatives \
-		--out-events .eval/events.jsonl --out-labels .eval/labels.jsonl --out-negatives .eval/negatives.jsonl; \
-	.bench/chatwarden eval --events .eval/events.jsonl --labels .eval/labels.jsonl \
-		--negatives .eval/negatives.jsonl --alerts-out .eval/alerts.jsonl
+	.bench/chatwarden simulate -days 14 -actors 120 -attacks all -hard-negatives \
+		-out-events .eval/events.jsonl -out-labels .eval/labels.jsonl -out-negatives .eval/negatives.jsonl; \
+	.bench/chatwarden eval -events .eval/events.jsonl -labels .eval/labels.jsonl \
+		-negatives .eval/negatives.jsonl -alerts-out .eval/alerts.jsonl
 
 # Count series: generate labelled seasonal count series (daily and weekly
 # cycles, trend, Poisson or overdispersed noise; spikes, dips, level shifts
 # up and down, drifts) with 5-minute points (6 series x 60 days) and
 # 30-minute points (6 series x 120 days), replay each set through
-# `chatwarden eval` (real store and engine, --window = the point spacing,
+# `chatwarden eval` (real store and engine, -window = the point spacing,
 # shipped defaults) and score the alerts with NAB's standard profile.
 # SERIES_SEED picks the set (default 11: not one of the tuning seeds 1-3,
 # see docs/detectors.md). Last line nab_standard=<0..100>.
@@ -86,17 +86,17 @@ eval-series:
 	go build -o .bench/chatwarden ./cmd/chatwarden; \
 	for step in 5m 30m; do \
 		days=60; [ $$step = 30m ] && days=120; \
-		.bench/chatwarden simulate-series --seed $(SERIES_SEED) --step $$step --count 6 --days $$days \
-			--out-events .eval-series/events-$$step.jsonl --out-labels .eval-series/labels-$$step.jsonl \
-			--out-series .eval-series/series-$$step.json; \
-		cfg=""; [ $$step = 30m ] && cfg="--config detect/eval/testdata/series-30m.yaml"; \
-		.bench/chatwarden eval $$cfg --window $$step --events .eval-series/events-$$step.jsonl \
-			--labels .eval-series/labels-$$step.jsonl --alerts-out .eval-series/alerts-$$step.jsonl \
+		.bench/chatwarden simulate-series -seed $(SERIES_SEED) -step $$step -count 6 -days $$days \
+			-out-events .eval-series/events-$$step.jsonl -out-labels .eval-series/labels-$$step.jsonl \
+			-out-series .eval-series/series-$$step.json; \
+		cfg=""; [ $$step = 30m ] && cfg="-config detect/eval/testdata/series-30m.yaml"; \
+		.bench/chatwarden eval $$cfg -window $$step -events .eval-series/events-$$step.jsonl \
+			-labels .eval-series/labels-$$step.jsonl -alerts-out .eval-series/alerts-$$step.jsonl \
 			> .eval-series/eval-$$step.txt; \
 		cat .eval-series/eval-$$step.txt; \
 	done; \
-	.bench/chatwarden nab-score --series .eval-series/series-5m.json,.eval-series/series-30m.json \
-		--alerts .eval-series/alerts-5m.jsonl,.eval-series/alerts-30m.jsonl
+	.bench/chatwarden nab-score -series .eval-series/series-5m.json,.eval-series/series-30m.json \
+		-alerts .eval-series/alerts-5m.jsonl,.eval-series/alerts-30m.jsonl
 
 # One detection cycle over 100,000 active actors (aggregates generated in
 # memory): time per cycle and heap in use. Targets: <= 2 s, <= 500 MB.

@@ -18,7 +18,7 @@ import (
 )
 
 // TestAuditVerifyCommand: CLI queries are audited with the OS account next
-// to the --as name, every audit entry is copied to a Kafka topic (the real
+// to the -as name, every audit entry is copied to a Kafka topic (the real
 // broker), and `chatwarden audit verify` finds an edited row from the chain
 // alone and a wholly erased row (which no chain can show) by comparing with
 // the Kafka copy.

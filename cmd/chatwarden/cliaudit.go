@@ -9,7 +9,7 @@ import (
 	"github.com/chatwarden/chatwarden/store"
 )
 
-// cliUser is who runs a CLI query: --as, else the OS user.
+// cliUser is who runs a CLI query: -as, else the OS user.
 func cliUser(as string) string {
 	if as != "" {
 		return as
@@ -31,7 +31,7 @@ func osUser() string {
 }
 
 // auditCLI writes a CLI query to the audit trail with the OS account next to
-// who (the --as name); the query's result must not be shown when it fails.
+// who (the -as name); the query's result must not be shown when it fails.
 func auditCLI(ctx context.Context, s *store.Store, who, action, detail string, rows int) error {
 	host, _ := os.Hostname()
 	return s.InsertAudit(ctx, store.AuditEntry{TS: time.Now(), User: who, OSUser: osUser(), Role: "cli", Source: "cli",

@@ -16,13 +16,17 @@ var errAuditTampered = errors.New("the audit trail is not what its writers wrote
 // runAudit runs `chatwarden audit verify`.
 func runAudit(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(e.stderr, "usage: chatwarden audit verify [-config FILE] [-kafka] [-json]")
+		fmt.Fprintln(e.stderr, "usage: chatwarden audit verify [-config FILE] [-kafka] [-format text|json]")
 		return errUsage
 	}
 	fs, cfgPath := newFlags(e, "audit verify")
 	withKafka := fs.Bool("kafka", false, "also compare audit_log with its Kafka copy (audit.kafka_topic)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
+	format := addFormatFlag(fs, "text", "json").withJSONAlias(fs)
 	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	out, err := format.get(e.stderr)
+	if err != nil {
 		return err
 	}
 	c, err := e.loadConfig(*cfgPath)
@@ -48,7 +52,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if out == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {

@@ -15,13 +15,17 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "dsar")
 	subject := fs.String("subject", "", "customer id (raw: pseudonymized with every configured key) or pseudonym")
 	since := fs.String("since", "90d", "look-back, e.g. 30d")
-	format := fs.String("format", "table", "table or json")
+	format := addFormatFlag(fs, "text", "json").withAlias("table", "text")
 	as := fs.String("as", "", "user recorded in the audit trail (default: the OS user)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	out, err := format.get(e.stderr)
+	if err != nil {
+		return err
+	}
 	if *subject == "" {
-		fmt.Fprintln(e.stderr, "chatwarden dsar: --subject is required")
+		fmt.Fprintln(e.stderr, "chatwarden dsar: -subject is required")
 		return errUsage
 	}
 	d, err := dashboards.ParseSince(*since)
@@ -52,7 +56,7 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 	if err := auditCLI(ctx, s, cliUser(*as), "dsar", detail, len(rep.Accesses)); err != nil {
 		return fmt.Errorf("not showing results: %w", err)
 	}
-	if *format == "json" {
+	if out == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -67,7 +71,7 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 			strings.Join(termSafeAll(a.Categories), ","), a.Events, a.Records, a.First.Format("2006-01-02 15:04"), a.Last.Format("2006-01-02 15:04"))
 	}
 	if rep.Truncated {
-		fmt.Fprintln(tw, "(cut at the line limit: narrow --since)")
+		fmt.Fprintln(tw, "(cut at the line limit: narrow -since)")
 	}
 	return tw.Flush()
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/detect/eval"
+	"github.com/chatwarden/chatwarden/internal/progress"
 )
 
 // runEval replays a labelled scenario through a fresh ClickHouse database
@@ -25,19 +26,23 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	negatives := fs.String("negatives", "", "hard-negative labels JSONL (kind negative:<name>)")
 	window := fs.Duration("window", 0, "detection window (default: detect.window, 60s)")
 	alertsOut := fs.String("alerts-out", "", "write the alerts, one JSON object a line, to this file")
-	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	format := addFormatFlag(fs, "text", "json").withJSONAlias(fs)
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the replay to this file")
 	maxRejected := fs.Float64("max-rejected", eval.DefaultMaxRejected,
 		"fail (exit 1) when more than this fraction of the lines is rejected (0.001 = 0.1%)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	out, err := format.get(e.stderr)
+	if err != nil {
+		return err
+	}
 	if *events == "" || *labels == "" {
-		fmt.Fprintln(e.stderr, "chatwarden eval: --events and --labels are required")
+		fmt.Fprintln(e.stderr, "chatwarden eval: -events and -labels are required")
 		return errUsage
 	}
 	if *maxRejected < 0 || *maxRejected > 1 {
-		fmt.Fprintln(e.stderr, "chatwarden eval: --max-rejected must be a fraction between 0 and 1")
+		fmt.Fprintln(e.stderr, "chatwarden eval: -max-rejected must be a fraction between 0 and 1")
 		return errUsage
 	}
 	c, err := e.loadConfig(*cfgPath)
@@ -109,12 +114,23 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	// less collection work is worth it here.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	fmt.Fprintf(e.stderr, "eval: replaying %s into database %s (window %s)\n", *events, c.ClickHouse.Database, c.Detect.WithDefaults().Window)
-	sum, err := eval.Run(ctx, eval.Options{Events: in, Labels: ls, Negatives: negs, Config: c.Detect, Store: s,
-		Alerts: alerts, Progress: e.stderr})
+	// On a terminal a bar with rate and ETA; otherwise eval's own line
+	// every 5 s (with the simulated clock and the insert/detect split).
+	opts := eval.Options{Events: in, Labels: ls, Negatives: negs, Config: c.Detect, Store: s, Alerts: alerts, Progress: e.stderr}
+	var bar *progress.Bar
+	if progress.IsTerminal(e.stderr) {
+		bar = progress.New(e.stderr, "eval replay", "events", progress.Options{})
+		opts.Tick = func(done, total int) { bar.Update(int64(done), float64(done)/float64(max(total, 1))) }
+		opts.Progress = nil
+	}
+	sum, err := eval.Run(ctx, opts)
+	if bar != nil {
+		bar.Done()
+	}
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if out == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(sum); err != nil {
@@ -125,7 +141,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	}
 	if r := sum.RejectedRatio(); r > *maxRejected {
 		printRejected(e.stderr, sum)
-		return fmt.Errorf("%d of %d lines (%.3f%%) were rejected, more than --max-rejected %.3f%%: the scores above do not describe the whole file",
+		return fmt.Errorf("%d of %d lines (%.3f%%) were rejected, more than -max-rejected %.3f%%: the scores above do not describe the whole file",
 			sum.Rejected, sum.Lines, 100*r, 100**maxRejected)
 	}
 	return nil

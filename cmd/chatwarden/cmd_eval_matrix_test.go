@@ -21,8 +21,8 @@ func TestEvalMatrixScoresEachCell(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "cells.json")
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"eval-matrix", "--seeds", "1", "--shapes", "cold-start", "--days", "2",
-		"--work", dir, "--json", jsonPath}, &stdout, &stderr)
+	code := run(t.Context(), []string{"eval-matrix", "-seeds", "1", "-shapes", "cold-start", "-days", "2",
+		"-work", dir, "-json", jsonPath}, &stdout, &stderr)
 	var cells []matrixCell
 	b, err := os.ReadFile(jsonPath)
 	if err != nil {

@@ -67,7 +67,7 @@ func TestEvalSummaryAgreesWithAlerts(t *testing.T) {
 	events, labels := evalScenario(t, dir)
 	alertsPath := filepath.Join(dir, "alerts.jsonl")
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"eval", "--events", events, "--labels", labels, "--alerts-out", alertsPath, "--json"}, &stdout, &stderr)
+	code := run(t.Context(), []string{"eval", "-events", events, "-labels", labels, "-alerts-out", alertsPath, "-format", "json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("eval exited %d: %s", code, stderr.String())
 	}
@@ -151,7 +151,7 @@ func TestEvalSummaryAgreesWithAlerts(t *testing.T) {
 
 // TestEvalExitsNonZeroOnRejections: eval fails when more than 0.1% of the
 // lines are rejected (the scores would not describe the file), printing the
-// rejected lines by reason code; --max-rejected raises the limit, and
+// rejected lines by reason code; -max-rejected raises the limit, and
 // exactly 0.1% passes.
 func TestEvalExitsNonZeroOnRejections(t *testing.T) {
 	t.Setenv("CHATWARDEN_CLICKHOUSE_ADDR", storetest.Addr())
@@ -190,14 +190,14 @@ func TestEvalExitsNonZeroOnRejections(t *testing.T) {
 	}{
 		{"one in a thousand passes", 1, nil, 0},
 		{"two in 1002 fail", 2, nil, 1},
-		{"a raised limit passes", 2, []string{"--max-rejected", "0.01"}, 0},
-		{"a lowered limit fails", 1, []string{"--max-rejected", "0"}, 1},
+		{"a raised limit passes", 2, []string{"-max-rejected", "0.01"}, 0},
+		{"a lowered limit fails", 1, []string{"-max-rejected", "0"}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := write(strings.ReplaceAll(tc.name, " ", "_")+".jsonl", tc.bad)
 			var stdout, stderr bytes.Buffer
-			args := append([]string{"eval", "--events", path, "--labels", labels}, tc.args...)
+			args := append([]string{"eval", "-events", path, "-labels", labels}, tc.args...)
 			code := run(t.Context(), args, &stdout, &stderr)
 			if code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout.String(), stderr.String())
@@ -208,8 +208,8 @@ func TestEvalExitsNonZeroOnRejections(t *testing.T) {
 			if !strings.Contains(stdout.String(), `bad_enum: field "actor.type"`) {
 				t.Errorf("stdout does not show the rejected line's reason and field:\n%s", stdout.String())
 			}
-			if tc.wantCode != 0 && !strings.Contains(stderr.String(), "--max-rejected") {
-				t.Errorf("the failure does not name --max-rejected:\n%s", stderr.String())
+			if tc.wantCode != 0 && !strings.Contains(stderr.String(), "-max-rejected") {
+				t.Errorf("the failure does not name -max-rejected:\n%s", stderr.String())
 			}
 		})
 	}

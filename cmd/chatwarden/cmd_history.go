@@ -21,17 +21,18 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	tenant := fs.String("tenant", "", "tenant (default: all)")
 	since := fs.String("since", "24h", "look-back, e.g. 90m, 24h, 7d")
 	limit := fs.Int("limit", 1000, "rows at most (up to 100000)")
-	format := fs.String("format", "table", "table, csv or json")
+	format := addFormatFlag(fs, "text", "csv", "json").withAlias("table", "text")
 	as := fs.String("as", "", "user recorded in the audit trail (default: the OS user)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if (*actor == "") == (*subject == "") {
-		fmt.Fprintln(e.stderr, "chatwarden history: give exactly one of --actor or --subject")
+		fmt.Fprintln(e.stderr, "chatwarden history: give exactly one of -actor or -subject")
 		return errUsage
 	}
-	if *format != "table" && *format != "csv" && *format != "json" {
-		return fmt.Errorf("--format %q: want table, csv or json", *format)
+	out, err := format.get(e.stderr)
+	if err != nil {
+		return err
 	}
 	d, err := dashboards.ParseSince(*since)
 	if err != nil {
@@ -64,8 +65,8 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	if err := auditCLI(ctx, s, cliUser(*as), "history", detail, len(evs)); err != nil {
 		return fmt.Errorf("not showing results: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "%d events in %s%s\n", len(evs), time.Since(start).Round(time.Millisecond), map[bool]string{true: " (more matched: raise --limit)", false: ""}[more])
-	switch *format {
+	fmt.Fprintf(e.stderr, "%d events in %s%s\n", len(evs), time.Since(start).Round(time.Millisecond), map[bool]string{true: " (more matched: raise -limit)", false: ""}[more])
+	switch out {
 	case "json":
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

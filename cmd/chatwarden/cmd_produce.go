@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/progress"
 )
 
 func runProduce(ctx context.Context, e *env, args []string) error {
@@ -28,6 +29,7 @@ func runProduce(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var r io.Reader = os.Stdin
+	var size int64 // 0: unknown (stdin)
 	if *file != "-" {
 		f, err := os.Open(*file)
 		if err != nil {
@@ -35,23 +37,30 @@ func runProduce(ctx context.Context, e *env, args []string) error {
 		}
 		defer f.Close()
 		r = f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
 	}
 	p, err := ingest.NewProducer(c.Ingest, *topic)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	lastShown := start
-	progress := func(st ingest.ProduceStats) {
-		if *quiet || time.Since(lastShown) < time.Second {
+	bar := progress.New(e.stderr, "produce", "messages", progress.Options{})
+	show := func(st ingest.ProduceStats) {
+		if *quiet {
 			return
 		}
-		lastShown = time.Now()
-		el := time.Since(start).Seconds()
-		fmt.Fprintf(e.stderr, "produced %d messages (%d access, %d consent), %.0f msg/s\n",
-			st.Access+st.Consents, st.Access, st.Consents, float64(st.Access+st.Consents)/el)
+		frac := -1.0
+		if size > 0 {
+			frac = float64(st.Bytes+int64(st.Access+st.Consents)) / float64(size) // values and their newlines
+		}
+		bar.Update(int64(st.Access+st.Consents), frac)
 	}
-	st, err := p.ProduceJSONL(ctx, r, *rate, progress)
+	st, err := p.ProduceJSONL(ctx, r, *rate, show)
+	if !*quiet {
+		bar.Done()
+	}
 	if cerr := p.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing producer: %w", cerr)
 	}

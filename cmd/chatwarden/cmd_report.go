@@ -10,13 +10,17 @@ import (
 
 func runReport(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "weekly" {
-		fmt.Fprintln(e.stderr, "usage: chatwarden report weekly [--week 2026-W47] [--format html|md|json]")
+		fmt.Fprintln(e.stderr, "usage: chatwarden report weekly [-week 2026-W47] [-format md|html|json]")
 		return errUsage
 	}
 	fs, cfgPath := newFlags(e, "report weekly")
 	week := fs.String("week", "", "ISO week, e.g. 2026-W47 (default: the last complete week)")
-	format := fs.String("format", "md", "html, md or json")
+	format := addFormatFlag(fs, "md", "html", "json").withAlias("text", "md")
 	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	out, err := format.get(e.stderr)
+	if err != nil {
 		return err
 	}
 	w := report.LastComplete(time.Now())
@@ -46,5 +50,5 @@ func runReport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "built in %s\n", time.Since(start).Round(time.Millisecond))
-	return rd.Render(e.stdout, sum, report.Format(*format))
+	return rd.Render(e.stdout, sum, report.Format(out))
 }

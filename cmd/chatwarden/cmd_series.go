@@ -19,7 +19,7 @@ import (
 func runSimulateSeries(_ context.Context, e *env, args []string) error {
 	fs, _ := newFlags(e, "simulate-series")
 	seed := fs.Int64("seed", 1, "random seed")
-	step := fs.Duration("step", 5*time.Minute, "point spacing (use it as eval --window)")
+	step := fs.Duration("step", 5*time.Minute, "point spacing (use it as eval -window)")
 	count := fs.Int("count", 6, "number of series")
 	days := fs.Int("days", 60, "days per series")
 	outEvents := fs.String("out-events", "", "events JSONL file (required)")
@@ -29,11 +29,11 @@ func runSimulateSeries(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if *outEvents == "" || *outLabels == "" || *outSeries == "" {
-		fmt.Fprintln(e.stderr, "chatwarden simulate-series: --out-events, --out-labels and --out-series are required")
+		fmt.Fprintln(e.stderr, "chatwarden simulate-series: -out-events, -out-labels and -out-series are required")
 		return errUsage
 	}
 	if *step <= 0 || *count < 1 || *days < 7 {
-		fmt.Fprintln(e.stderr, "chatwarden simulate-series: want --step > 0, --count >= 1, --days >= 7")
+		fmt.Fprintln(e.stderr, "chatwarden simulate-series: want -step > 0, -count >= 1, -days >= 7")
 		return errUsage
 	}
 	ss := sim.GenerateSeries(sim.SeriesOptions{Seed: *seed, Step: *step, Count: *count, Days: *days})
@@ -66,13 +66,13 @@ func runSimulateSeries(_ context.Context, e *env, args []string) error {
 // nab_standard=<score>.
 func runNABScore(_ context.Context, e *env, args []string) error {
 	fs, _ := newFlags(e, "nab-score")
-	series := fs.String("series", "", "comma-separated series manifests (simulate-series --out-series)")
-	alerts := fs.String("alerts", "", "comma-separated alerts JSONL files (eval --alerts-out)")
+	series := fs.String("series", "", "comma-separated series manifests (simulate-series -out-series)")
+	alerts := fs.String("alerts", "", "comma-separated alerts JSONL files (eval -alerts-out)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *series == "" || *alerts == "" {
-		fmt.Fprintln(e.stderr, "chatwarden nab-score: --series and --alerts are required")
+		fmt.Fprintln(e.stderr, "chatwarden nab-score: -series and -alerts are required")
 		return errUsage
 	}
 	var ms []eval.SeriesManifest

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/sim"
 )
 
@@ -136,6 +137,19 @@ func simulate(ctx context.Context, e *env, f simulateFlags, daysSet bool, now fu
 		simZero = began
 	}
 	labels, negs := g.Labels(), g.Negatives()
+	// Progress: the share of the simulated span (or of -events) done. In
+	// -realtime mode the pace is the clock's, so there is none.
+	var bar *progress.Bar
+	if !f.realtime {
+		bar = progress.New(e.stderr, "simulate", "events", progress.Options{})
+	}
+	showProgress := func(ts time.Time) {
+		frac := float64(ts.Sub(cfg.Start)) / float64(cfg.Duration)
+		if f.events > 0 {
+			frac = max(frac, float64(n)/float64(f.events))
+		}
+		bar.Update(int64(n), frac)
+	}
 loop:
 	for g.Next(&b) {
 		for i := range b.Lines {
@@ -162,6 +176,9 @@ loop:
 			n++
 			last = ts
 			if !f.realtime {
+				if n%4096 == 0 {
+					showProgress(ts)
+				}
 				continue // labels are written at the end, with their final starts
 			}
 			for ; labelsAt < len(labels) && !labels[labelsAt].Start.After(ts); labelsAt++ {
@@ -197,6 +214,10 @@ loop:
 	}
 	if err := out.flush(context.WithoutCancel(ctx)); err != nil {
 		return err
+	}
+	if bar != nil {
+		showProgress(last)
+		bar.Done()
 	}
 	if err := out.close(); err != nil {
 		return err

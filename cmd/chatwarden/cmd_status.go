@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -25,14 +26,65 @@ type statusReport struct {
 
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "status")
-	asJSON := fs.Bool("json", false, "print JSON")
+	format := addFormatFlag(fs, "text", "json").withJSONAlias(fs)
+	watch := fs.Duration("watch", 0, "refresh every interval (e.g. 5s) until interrupted; 0: once")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	out, err := format.get(e.stderr)
+	if err != nil {
+		return err
+	}
+	if *watch < 0 || (*watch > 0 && *watch < time.Second) {
+		return fmt.Errorf("-watch %s: want 0 (once) or at least 1s", *watch)
 	}
 	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
+	if *watch == 0 {
+		rep, err := collectStatus(ctx, e, c)
+		if perr := printStatusAs(e, rep, out); perr != nil {
+			return perr
+		}
+		return err
+	}
+	// -watch: redraw in place on a terminal, a dated block per refresh
+	// otherwise; errors are shown, not fatal, until ctx ends.
+	term := progress.IsTerminal(e.stdout)
+	t := time.NewTicker(*watch)
+	defer t.Stop()
+	for {
+		rep, err := collectStatus(ctx, e, c)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if term && out == "text" {
+			fmt.Fprint(e.stdout, "\033[H\033[2J")
+		}
+		if out == "text" {
+			fmt.Fprintf(e.stdout, "chatwarden status at %s (every %s, Ctrl-C stops)\n", time.Now().UTC().Format(time.RFC3339), *watch)
+		}
+		if perr := printStatusAs(e, rep, out); perr != nil {
+			return perr
+		}
+		if err != nil && out == "text" {
+			fmt.Fprintf(e.stdout, "errors: %v\n", err)
+		}
+		if !term && out == "text" {
+			fmt.Fprintln(e.stdout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// collectStatus reads the store's summary and the Kafka cluster and lag;
+// what it could not read is in the report's *Error fields and the error.
+func collectStatus(ctx context.Context, e *env, c Config) (statusReport, error) {
 	ic := c.Ingest.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -66,16 +118,18 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			rep.TotalLag += l.Lag
 		}
 	}
-	if *asJSON {
+	return rep, errors.Join(errs...)
+}
+
+// printStatusAs prints rep as text or JSON.
+func printStatusAs(e *env, rep statusReport, format string) error {
+	if format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return err
-		}
-	} else {
-		printStatus(e, rep)
+		return enc.Encode(rep)
 	}
-	return errors.Join(errs...)
+	printStatus(e, rep)
+	return nil
 }
 
 func printStatus(e *env, r statusReport) {

@@ -12,7 +12,7 @@ import (
 	"github.com/chatwarden/chatwarden/sim/rota"
 )
 
-// Traffic models `simulate --model` and `eval-matrix` know.
+// Traffic models `simulate -model` and `eval-matrix` know.
 const (
 	modelOffice = "office" // package sim: office shifts, Zipf customers
 	modelRota   = "rota"   // package sim/rota: 24/7 rota, demand-driven, open cases

@@ -38,6 +38,9 @@ type Options struct {
 	Alerts io.Writer
 	// Progress receives progress lines (optional).
 	Progress io.Writer
+	// Tick, when set, is called after every chunk with the events and
+	// consents replayed so far and the total to replay (for a progress bar).
+	Tick func(done, total int)
 	// ChunkEvents is how many events one insert carries (default 50000).
 	ChunkEvents int
 	// Clock measures the replay speed (wall time; default time.Now).
@@ -203,6 +206,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		}
 		st.Events += len(evs)
 		st.Consents += len(cs)
+		if opts.Tick != nil {
+			opts.Tick(st.Events+st.Consents, len(dec.items))
+		}
 		if w := opts.Clock(); opts.Progress != nil && w.Sub(lastProgress) >= 5*time.Second {
 			lastProgress = w
 			fmt.Fprintf(opts.Progress, "eval: %d events replayed, simulated clock %s, %.0f events/s, %d alerts (insert %.1fs, detect %.1fs)\n",

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatwarden/chatwarden/store/storetest"
+	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 func TestFormatFlag(t *testing.T) {

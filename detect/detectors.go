@@ -174,6 +174,11 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 	if p > d.VolumeTailProb {
 		return e.detectVolumeSpan(x, mult)
 	}
+	if hp, ok := x.st.heavyExplains(obs, mult, x.st.heavyThreshold(d.VolumeMin)); ok && hp > d.VolumeTailProb {
+		// a rare-but-heavy actor's call of a size its own heavy calls
+		// make plausible: judged by the span detector, not alone
+		return e.detectVolumeSpan(x, mult)
+	}
 	f := e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: "records per window", Observed: obs, Baseline: mu,
 		Spread: scale, Threshold: math.Max(d.VolumeRatio*mu, mu+d.VolumeZ*scale), BaselineSource: src,
 		Notes: map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p}})
@@ -189,7 +194,10 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool) {
 	d := e.cfg.Detectors
 	st := x.st
-	if !x.warm || st.Span.N < 16 {
+	if !x.warm {
+		return e.detectVolumeSpanPeers(x, mult)
+	}
+	if st.Span.N < 16 {
 		return models.Finding{}, false
 	}
 	w := x.c.start.Unix() / int64(e.cfg.Window/time.Second)
@@ -229,8 +237,11 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 		lambda := st.heavyRate() * float64(active) * mult
 		heavyP = poissonTail(float64(k), lambda)
 		light := obs - heavySum
-		if heavyP > d.VolumeTailProb && light < d.VolumeSpanRatio*mu &&
-			biggest <= e.maxFactor(x)*math.Max(float64(st.RecMax), x.peerMax(false))*mult {
+		sizeOK := biggest <= e.maxFactor(x)*math.Max(float64(st.RecMax), x.peerMax(false))*mult
+		if hp, ok := st.heavyExplains(biggest, mult, heavy); ok && hp > d.VolumeTailProb {
+			sizeOK = true // a size its own heavy calls make plausible
+		}
+		if heavyP > d.VolumeTailProb && light < d.VolumeSpanRatio*mu && sizeOK {
 			return models.Finding{}, false
 		}
 	}
@@ -244,6 +255,47 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 	f.WindowStart = x.c.end.Add(-span)
 	f.Summary = fmt.Sprintf("%s read %.0f records in the last %s, %.1fx its usual %.0f and above the largest seen %.0f (z %.1f, p %.1e)",
 		x.r.ActorID, obs, span, obs/mu, mu, largest, z, p)
+	return f, true
+}
+
+// detectVolumeSpanPeers judges the rolling span of an actor still warming
+// up against its peers' rolling spans: above volume_max_factor times their
+// 90th-percentile largest span, volume_span_ratio times their median span,
+// and an exponential tail calibrated on that largest span as improbable as
+// volume_tail_prob. A new account that starts by pulling a thousand
+// records in a quarter hour has no own history to be judged by.
+func (e *Engine) detectVolumeSpanPeers(x *rowCtx, mult float64) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	p := x.peer
+	if p == nil || p.members < d.PeerMinPeers || p.spanMax <= 0 {
+		return models.Finding{}, false
+	}
+	w := x.c.start.Unix() / int64(e.cfg.Window/time.Second)
+	obs := x.st.rolling(w-1, d.VolumeSpan-1) + float64(x.r.Records)
+	mu := math.Max(p.spanMed, 1) * mult
+	largest := p.spanMax * mult
+	if obs < d.VolumeSpanRatio*mu || obs-mu < d.VolumeMin || obs < e.maxFactor(x)*largest {
+		return models.Finding{}, false
+	}
+	prob, ok := expTail(obs, mu, largest, p.spanN)
+	if !ok {
+		// the peers' largest span says nothing (as regular as their
+		// median): a Poisson tail through their median
+		prob = poissonTail(obs, mu)
+	}
+	if prob > d.VolumeTailProb {
+		return models.Finding{}, false
+	}
+	span := time.Duration(d.VolumeSpan) * e.cfg.Window
+	f := e.base(DetVolumeSpike, x, obs/mu, prob, models.Evidence{Metric: fmt.Sprintf("records per %s (rolling)", span),
+		Observed: obs, Baseline: mu, Threshold: math.Max(d.VolumeSpanRatio*mu, e.maxFactor(x)*largest),
+		BaselineSource: "peers rolling",
+		Notes: map[string]float64{"ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": prob,
+			"peers_largest": p.spanMax, "peers_spans": p.spanN}})
+	e.peerInfo(&f, x)
+	f.WindowStart = x.c.end.Add(-span)
+	f.Summary = fmt.Sprintf("%s (warming up) read %.0f records in the last %s, %.1fx its peers' usual %.0f and above their largest %.0f (p %.1e)",
+		x.r.ActorID, obs, span, obs/mu, mu, largest, prob)
 	return f, true
 }
 
@@ -642,6 +694,9 @@ func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
 		if obs < 3*math.Max(mu, 1)*mult || obs < e.maxFactor(x)*float64(x.st.RecMax)*mult {
 			return models.Finding{}, false // it always works above its peers, or has done this before
 		}
+	}
+	if hp, ok := x.st.heavyExplains(obs, x.c.multiplier(x.r.Tenant), x.st.heavyThreshold(d.VolumeMin)); ok && hp > d.VolumeTailProb {
+		return models.Finding{}, false // a size its own rare heavy calls make plausible
 	}
 	f := e.base(DetPeerDeviation, x, z, 0, models.Evidence{Metric: "records per window vs role peers in the same window",
 		Observed: obs, Baseline: med, Spread: scale, Threshold: math.Max(d.PeerRatio*med, med+d.PeerZ*scale),

@@ -90,6 +90,24 @@ func TestWindowDetectors(t *testing.T) {
 			wantNone: []string{"volume_spike", "peer_deviation"},
 		},
 		{
+			// segments of 200-300 records for five days, then one of 600:
+			// larger than any before, but a size its own pulls make
+			// plausible (log-size spread, Student-t with few pulls)
+			name: "hard negative: a marketer's largest segment pull so far",
+			fixture: marketers(days(5, workday("1*120 200 1*119 1*60 300 1*59 1*60 250 1*59")) + " " +
+				workday("1*120 600 1*359")),
+			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"volume_spike", "peer_deviation"},
+		},
+		{
+			// a new account (no own history) pulls eighty records a
+			// minute for a quarter hour: judged by its peers' spans
+			name: "volume spike: a new account's first quarter hour, against its peers' spans",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=h1 role=support records: " + days(4, "-*1440") + " " + workday("5*100 80*15 5*365") + "\n",
+			want: []string{"volume_spike h1"},
+		},
+		{
 			name:    "volume spike: a marketer pulling segment after segment",
 			fixture: marketers(days(5, workday("(1*120 300 1*119)*2")) + " " + workday("1*120 (300 1)*8 1*344")),
 			want:    []string{"volume_spike m1"},

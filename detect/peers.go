@@ -18,6 +18,10 @@ type peerStats struct {
 	// rolling span; daySubj, hourSubj: median of members' busy (p90) day
 	// and hour of distinct customers.
 	recMax, spanMax, daySubj, hourSubj float64
+	// spanMed is the median over members of their median rolling span,
+	// spanN the median number of spans a member's largest rests on
+	// (active windows / span length).
+	spanMed, spanN float64
 	// dayN, hourN: members whose busy day / hour is known.
 	dayN, hourN int
 	// have counts the members that have used each store, resource type,
@@ -47,8 +51,8 @@ func (p *peerStats) hourShare(h int) float64 {
 // recomputePeers rebuilds every peer group's summary from warm members.
 func (e *Engine) recomputePeers() {
 	type acc struct {
-		rm, ra, sm, sa, mx, sx, ds, hs []float64
-		p                              *peerStats
+		rm, ra, sm, sa, mx, sx, ds, hs, spm, spn []float64
+		p                                        *peerStats
 	}
 	accs := map[peerKey]*acc{}
 	for k, st := range e.actors {
@@ -68,6 +72,8 @@ func (e *Engine) recomputePeers() {
 		a.sa = append(a.sa, st.subjMAD)
 		a.mx = append(a.mx, float64(st.RecMax))
 		a.sx = append(a.sx, float64(st.SpanMax))
+		a.spm = append(a.spm, st.spanMed)
+		a.spn = append(a.spn, float64(st.WinN)/float64(max(1, e.cfg.Detectors.VolumeSpan)))
 		if v, ok := st.busyDay(st.LastDay); ok {
 			a.ds = append(a.ds, v)
 		}
@@ -95,6 +101,7 @@ func (e *Engine) recomputePeers() {
 		slices.Sort(a.sx)
 		p.recMax, p.spanMax = quantileSorted(a.mx, 0.9), quantileSorted(a.sx, 0.9)
 		p.daySubj, p.hourSubj = median64(a.ds), median64(a.hs)
+		p.spanMed, p.spanN = median64(a.spm), median64(a.spn)
 		p.dayN, p.hourN = len(a.ds), len(a.hs)
 		for h := range p.how {
 			p.how[h] /= float64(p.members)

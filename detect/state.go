@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"encoding/gob"
 	"fmt"
+	"gonum.org/v1/gonum/stat/distuv"
 	"math"
 	"slices"
 	"time"
@@ -115,6 +116,10 @@ type actorState struct {
 	// least heavyThreshold records, and WinN all active windows: their
 	// ratio is how often the actor makes a rare heavy call.
 	HeavyN, WinN float32
+	// HeavyLog holds the natural log of the records of the actor's
+	// latest heavy windows (learned values: an attack's clipped window is
+	// not heavy): the size distribution of its rare heavy calls.
+	HeavyLog ring
 
 	// How counts active windows per hour of the week (actor's time zone);
 	// HowRec sums their records. Both halve when How's total passes a cap,
@@ -176,6 +181,34 @@ func (s *actorState) heavyThreshold(volumeMin float64) float64 {
 
 // multAvg is the actor's recent mean tenant multiplier (>= 1).
 func (s *actorState) multAvg() float64 { return math.Max(1, float64(s.MultAvg)) }
+
+// heavyExplains returns how probable a window of obs records is for an
+// actor that makes rare heavy calls: the chance that a window is heavy
+// (its own heavy rate, times the tenant multiplier) times the chance that
+// a heavy call is at least this large, from a Student-t predictive
+// distribution of its heavy calls' log sizes (k-1 degrees of freedom, so
+// a short history is judged leniently). ok is false below the heavy
+// threshold or with fewer than three heavy calls on record.
+func (s *actorState) heavyExplains(obs, mult, heavy float64) (float64, bool) {
+	k := int(s.HeavyLog.N)
+	if obs < heavy || k < 3 {
+		return 0, false
+	}
+	var sum, sq float64
+	for _, v := range s.HeavyLog.values() {
+		sum += float64(v)
+	}
+	mean := sum / float64(k)
+	for _, v := range s.HeavyLog.values() {
+		sq += (float64(v) - mean) * (float64(v) - mean)
+	}
+	// a floor of a tenth of a log unit: identical sizes say "this size",
+	// not "no other size"
+	sd := math.Max(math.Sqrt(sq/float64(k-1)), 0.1) * math.Sqrt(1+1/float64(k))
+	t := (math.Log(obs/math.Max(mult, 1)) - mean) / sd
+	size := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(k - 1)}.Survival(t)
+	return math.Min(1, s.heavyRate()*math.Max(mult, 1)) * size, true
+}
 
 // heavyRate is the share of the actor's active windows that were heavy,
 // with half a window of prior so that a never-seen heavy call is rare, not
@@ -432,6 +465,9 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.HeavyN *= maxDecay
 	if raw >= heavy {
 		s.HeavyN++
+		if rec >= heavy {
+			s.HeavyLog.add(math.Log(rec))
+		}
 	} else {
 		t.Light += float32(nrec)
 	}

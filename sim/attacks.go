@@ -29,13 +29,13 @@ type scenario struct {
 	a        *actor
 	from, to int64
 
-	rateMul      func(m int64) float64
-	recMul       float64
-	client       *clientInfo
+	rateMul func(m int64) float64
+	recMul  float64
+	client  *clientInfo
 	// label is 1 + the index of the scenario's attack label (0: none);
 	// shown turns true at its first injected event.
-	label int
-	shown bool
+	label        int
+	shown        bool
 	clientFrom   int64
 	shortTickets bool
 	inject       func(g *Generator, sc *scenario, m int64)

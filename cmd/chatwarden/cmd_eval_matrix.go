@@ -122,9 +122,10 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 	began := time.Now()
 	var cells []*matrixCell
 	total := len(ms) * len(shs) * *seeds
-	for _, sh := range shs {
-		for _, m := range ms {
-			for seed := 1; seed <= *seeds; seed++ {
+	// seed by seed, so that a run cut short has covered every shape
+	for seed := 1; seed <= *seeds; seed++ {
+		for _, sh := range shs {
+			for _, m := range ms {
 				cell, err := runCell(ctx, e, c, m, sh, uint64(seed), start, *work)
 				if err != nil {
 					return fmt.Errorf("cell %s/%s/seed %d: %w", m, sh.name, seed, err)
@@ -219,12 +220,8 @@ func runCell(ctx context.Context, e *env, c Config, model string, sh trafficShap
 		return nil, fmt.Errorf("creating alerts file: %w", err)
 	}
 	defer af.Close()
-	// Chunks of at most half a day of traffic: a chunk's lines are
-	// validated against the time before it, and a chunk spanning more
-	// than ingest's 24 h future limit would lose its later lines.
-	chunk := min(50000, max(500, int(float64(tr.access)/sh.days/2)))
 	sum, err := eval.Run(ctx, eval.Options{Events: in, Labels: tr.labels, Negatives: tr.negatives, Config: c.Detect,
-		Store: st, Alerts: af, ChunkEvents: chunk})
+		Store: st, Alerts: af})
 	if err != nil {
 		return nil, err
 	}

@@ -75,12 +75,14 @@ func (g *generator) planAttacks() {
 }
 
 // firstEvent returns the time of the first access event of actor id in
-// recs at or after from (else from): a label starts where the attack
-// first shows in the data, so time to detect is measured from there.
+// recs, the attack's own events (else from): a label starts where the
+// attack first shows in the data, so time to detect is measured from
+// there (and an attack session that starts a few minutes early is inside
+// its label).
 func firstEvent(recs []rec, id string, from time.Time) time.Time {
 	first := time.Time{}
 	for _, r := range recs {
-		if r.ev != nil && r.ev.Actor.ID == id && !r.ts.Before(from) && (first.IsZero() || r.ts.Before(first)) {
+		if r.ev != nil && r.ev.Actor.ID == id && (first.IsZero() || r.ts.Before(first)) {
 			first = r.ts
 		}
 	}
@@ -426,6 +428,8 @@ func planDormant(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor,
 	}
 	a := w.add(t, kDormant)
 	a.until, a.picked = quiet, true
+	// on duty from the first day, so it has a history before it goes quiet
+	a.phase = (8 - rotaDay(localMidnight(w.start, a.loc))%8) % 8
 	d := 75 * time.Minute
 	from := earliest.Add(time.Duration(rng.Int64N(int64(w.end.Sub(earliest) - d - time.Hour)))).Truncate(time.Second)
 	imp := &actor{id: a.id, kind: kAgent, tenant: a.tenant, loc: a.loc, client: a.client, speed: 1.2}

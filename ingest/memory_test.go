@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -81,8 +82,15 @@ func TestMemoryBoundedByBytes(t *testing.T) {
 		v := strings.Replace(accessJSON(fmt.Sprintf("mem-%d", i), now, "agent-m"), `{`, `{"transcript":"`+pad+`",`, 1)
 		msgs = append(msgs, kafka.Message{Value: []byte(v)})
 		if len(msgs) == 20 || i == n-1 {
-			if err := w.WriteMessages(t.Context(), msgs...); err != nil {
-				t.Fatalf("producing 1 MB messages: %v", err)
+			for try := 0; ; try++ {
+				err := w.WriteMessages(t.Context(), msgs...)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, kafka.UnknownTopicOrPartition) || try == 50 { // a new topic takes a moment to appear
+					t.Fatalf("producing 1 MB messages: %v", err)
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 			msgs = msgs[:0]
 		}

@@ -110,6 +110,18 @@ func TestBrowser(t *testing.T) {
 	if p := text(`.lede`); !strings.HasPrefix(p, "In week 2026-W48") {
 		t.Fatalf("weekly paragraph: %q", p)
 	}
+	// Without a week: the last complete one (W47) is empty in the fixture,
+	// so the page opens on the current week so far and says so; the week
+	// picker then opens W47 as asked.
+	step("weekly default", chromedp.Navigate(base+"/reports/weekly"), chromedp.WaitVisible(css(`p.note`)), shot("07b-weekly-default"))
+	if n, p := text(`p.note`), text(`.lede`); !strings.Contains(n, "2026-W47, the last complete week, has no alerts") || !strings.HasPrefix(p, "In week 2026-W48") {
+		t.Fatalf("weekly default: note %q, paragraph %q", n, p)
+	}
+	step("weekly picker", chromedp.SetValue(css(`input[name=week]`), "2026-W47"), chromedp.Submit(css(`form.pager`)),
+		chromedp.WaitVisible(css(`.report`)))
+	if p := text(`.lede`); !strings.HasPrefix(p, "In week 2026-W47") {
+		t.Fatalf("weekly after picking 2026-W47: %q", p)
+	}
 	step("sign out", chromedp.Click(css(`header .who button`)), chromedp.WaitVisible(css(`input[name=user]`)))
 	step("sign in as admin", chromedp.SendKeys(css(`input[name=user]`), "admin-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-admin"),
 		chromedp.Submit(css(`form.login`)), chromedp.WaitVisible(css(`table.feed`)))

@@ -421,7 +421,7 @@ func (s *Server) timeline(r *http.Request, f store.HistoryFilter, evs []models.E
 		}
 		title = "Matching events shown: " + title
 	}
-	return chartData{Title: title, SVG: chart.Timeline(title, ts, vs, chart.Band{}, time.Time{}, time.Time{}), Points: len(ts)}, nil
+	return chartData{Title: title, SVG: chart.WideTimeline(title, ts, vs, chart.Band{}, time.Time{}, time.Time{}), Points: len(ts)}, nil
 }
 
 // exportHistory writes a history search as CSV or JSON (up to 100,000 rows).
@@ -531,12 +531,45 @@ func (s *Server) weeklyPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sum, err := s.d.Weekly(r.Context(), wk, s.now())
+	now := s.now()
+	sum, err := s.d.Weekly(r.Context(), wk, now)
 	if err != nil {
 		return err
 	}
+	// On a new installation the last complete week is all zeros: open on
+	// the current week so far instead, and say so. A week asked for by
+	// name is shown as it is.
+	var note string
+	if r.URL.Query().Get("week") == "" && !weekHasData(sum) {
+		cur := report.WeekOf(now)
+		cs, err := s.d.Weekly(r.Context(), cur, now)
+		if err != nil {
+			return err
+		}
+		note = fmt.Sprintf("%s, the last complete week, has no alerts and no access events: showing the current week so far (%s, from %s to now). Pick another week above.",
+			wk, cur, cur.Start().Format("Mon 2 Jan"))
+		wk, sum = cur, cs
+	}
 	return s.render(w, "weekly", s.pageData(r, "Weekly breach-risk summary "+wk.String(),
-		map[string]any{"Summary": sum, "Prev": wk.Add(-1).String(), "Next": wk.Add(1).String(), "HasNext": wk.Add(1).End().Before(s.now().Add(7 * 24 * time.Hour))}))
+		map[string]any{"Summary": sum, "Prev": wk.Add(-1).String(), "Next": wk.Add(1).String(), "HasNext": wk.Add(1).End().Before(now.Add(7 * 24 * time.Hour)),
+			"Note": note, "Current": report.WeekOf(now).String()}))
+}
+
+// weekHasData reports whether a weekly summary has any alert or access
+// event.
+func weekHasData(sum *report.Summary) bool {
+	if sum == nil {
+		return false
+	}
+	if sum.Alerts > 0 {
+		return true
+	}
+	for _, d := range sum.Volume {
+		if d.Events > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) auditEntries(r *http.Request) ([]store.AuditEntry, error) {

@@ -68,13 +68,19 @@ func trim(s string) string { return strings.Replace(s, ".0", "", 1) }
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
-type svg struct{ b strings.Builder }
+type svg struct {
+	b strings.Builder
+	w float64 // viewBox width
+}
 
 func (s *svg) f(format string, args ...any) { fmt.Fprintf(&s.b, format, args...) }
 
-func begin(title string, h float64) *svg {
-	s := &svg{}
-	s.f(`<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`, width, h, esc(title))
+func begin(title string, h float64) *svg { return beginW(title, "chart", width, h) }
+
+// beginW starts an SVG of viewBox width w with the CSS class class.
+func beginW(title, class string, w, h float64) *svg {
+	s := &svg{w: w}
+	s.f(`<svg class="%s" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`, class, w, h, esc(title))
 	s.f(`<title>%s</title>`, esc(title))
 	return s
 }
@@ -84,7 +90,7 @@ func (s *svg) yAxis(maxV, h float64) {
 	for i := 0; i <= 4; i++ {
 		v := maxV * float64(i) / 4
 		y := padT + plotH - plotH*float64(i)/4
-		s.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e2e8f0"/>`, padL, y, width-padR, y)
+		s.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e2e8f0"/>`, padL, y, s.w-padR, y)
 		s.f(`<text x="%.1f" y="%.1f" text-anchor="end" fill="#475569">%s</text>`, padL-6, y+4, num(v))
 	}
 }
@@ -206,9 +212,19 @@ type Band struct {
 // baseline band, marking the span [markFrom, markTo) (e.g. the alert
 // window) when it is not zero.
 func Timeline(title string, ts []time.Time, values []float64, band Band, markFrom, markTo time.Time) template.HTML {
+	return timeline(width, "chart", title, ts, values, band, markFrom, markTo)
+}
+
+// WideTimeline is Timeline drawn for a full-width card (a viewBox twice as
+// wide, CSS class "chart wide"): the same text size, a longer time axis.
+func WideTimeline(title string, ts []time.Time, values []float64, band Band, markFrom, markTo time.Time) template.HTML {
+	return timeline(2*width, "chart wide", title, ts, values, band, markFrom, markTo)
+}
+
+func timeline(w float64, class, title string, ts []time.Time, values []float64, band Band, markFrom, markTo time.Time) template.HTML {
 	h := height
-	s := begin(title, h)
-	plotW, plotH := width-padL-padR, h-padT-padB
+	s := beginW(title, class, w, h)
+	plotW, plotH := w-padL-padR, h-padT-padB
 	maxV := math.Max(band.High, band.Threshold)
 	for _, v := range values {
 		maxV = math.Max(maxV, v)
@@ -216,7 +232,7 @@ func Timeline(title string, ts []time.Time, values []float64, band Band, markFro
 	maxV = niceMax(maxV * 1.05)
 	s.yAxis(maxV, h)
 	if len(ts) == 0 {
-		s.f(`<text x="%.1f" y="%.1f" text-anchor="middle" fill="#64748b">no activity in this window</text>`, width/2, h/2)
+		s.f(`<text x="%.1f" y="%.1f" text-anchor="middle" fill="#64748b">no activity in this window</text>`, w/2, h/2)
 		return s.end()
 	}
 	t0, t1 := ts[0], ts[len(ts)-1]
@@ -242,11 +258,11 @@ func Timeline(title string, ts []time.Time, values []float64, band Band, markFro
 	}
 	if band.Baseline > 0 {
 		s.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#2563eb" stroke-width="1.5"><title>baseline %s</title></line>`,
-			padL, yOf(band.Baseline), width-padR, yOf(band.Baseline), num(band.Baseline))
+			padL, yOf(band.Baseline), w-padR, yOf(band.Baseline), num(band.Baseline))
 	}
 	if band.Threshold > 0 {
 		s.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#dc2626" stroke-dasharray="5 4"><title>threshold %s</title></line>`,
-			padL, yOf(band.Threshold), width-padR, yOf(band.Threshold), num(band.Threshold))
+			padL, yOf(band.Threshold), w-padR, yOf(band.Threshold), num(band.Threshold))
 	}
 	var pts []string
 	for i, t := range ts {
@@ -262,7 +278,13 @@ func Timeline(title string, ts []time.Time, values []float64, band Band, markFro
 	}
 	for i := 0; i <= 4; i++ {
 		t := t0.Add(time.Duration(span * float64(i) / 4 * float64(time.Second)))
-		s.f(`<text x="%.1f" y="%.1f" text-anchor="middle" fill="#475569">%s</text>`, xOf(t), padT+plotH+14, t.UTC().Format(layout))
+		// The first label starts and the last ends at the plot's edge, so
+		// neither runs past the picture.
+		anchor := map[int]string{0: "start", 4: "end"}[i]
+		if anchor == "" {
+			anchor = "middle"
+		}
+		s.f(`<text x="%.1f" y="%.1f" text-anchor="%s" fill="#475569">%s</text>`, xOf(t), padT+plotH+14, anchor, t.UTC().Format(layout))
 	}
 	leg := []Series{{Name: "observed", Color: "#0f172a"}}
 	if band.High > 0 || band.Low > 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,13 @@ type principal struct {
 	CSRF string
 	// Token is true when the request authenticated with an API token.
 	Token bool
+	// Tenants are the tenants the principal may see; nil means all.
+	Tenants []string
+}
+
+// mayTenant reports whether p may see tenant t's data.
+func (p *principal) mayTenant(t string) bool {
+	return len(p.Tenants) == 0 || slices.Contains(p.Tenants, t)
 }
 
 type ctxKey struct{}
@@ -65,7 +73,7 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessions) create(name string, role Role, now time.Time) (id string, sess *session) {
+func (s *sessions) create(name string, role Role, tenants []string, now time.Time) (id string, sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.m { // drop expired sessions
@@ -74,7 +82,7 @@ func (s *sessions) create(name string, role Role, now time.Time) (id string, ses
 		}
 	}
 	id = randomToken()
-	sess = &session{p: principal{Name: name, Role: role, CSRF: randomToken()}, expires: now.Add(s.ttl)}
+	sess = &session{p: principal{Name: name, Role: role, CSRF: randomToken(), Tenants: tenants}, expires: now.Add(s.ttl)}
 	s.m[id] = sess
 	return id, sess
 }
@@ -209,7 +217,7 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (*principal, e
 			return nil, errorf(http.StatusTooManyRequests, "too many requests with a wrong API token; try again later")
 		}
 		if t, ok := s.auth.token(strings.TrimPrefix(h, "Bearer ")); ok {
-			return &principal{Name: "token:" + t.Name, Role: t.Role, Token: true}, nil
+			return &principal{Name: "token:" + t.Name, Role: t.Role, Token: true, Tenants: t.Tenants}, nil
 		}
 		s.tokenLimiter.fail(now, key)
 		s.metrics.tokenFailures.WithLabelValues("wrong").Inc()

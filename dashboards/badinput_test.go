@@ -121,7 +121,7 @@ func TestHostileDataRenderedEscaped(t *testing.T) {
 		}
 	}
 	pages := []string{"/alerts", "/alerts/al-1", "/investigate?actor=a&since=24h", "/investigate/blast?actor=a",
-		"/investigate/subject/cust-1", "/reports/weekly", "/audit"}
+		"/investigate/subject/cust-1?tenant=retail", "/reports/weekly", "/audit"}
 	for _, s := range hostile {
 		t.Run(s, func(t *testing.T) {
 			srv, _, cookie := fakeServer(t, s)

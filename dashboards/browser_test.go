@@ -125,7 +125,7 @@ func TestBrowser(t *testing.T) {
 	step("sign out", chromedp.Click(css(`header .who button`)), chromedp.WaitVisible(css(`input[name=user]`)))
 	step("sign in as admin", chromedp.SendKeys(css(`input[name=user]`), "admin-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-admin"),
 		chromedp.Submit(css(`form.login`)), chromedp.WaitVisible(css(`table.feed`)))
-	step("data-subject report", chromedp.Navigate(base+"/investigate/subject/cust-1"), chromedp.WaitVisible(css(`p.lede`)), shot("08-subject"))
+	step("data-subject report", chromedp.Navigate(base+"/investigate/subject/cust-1?tenant=retail"), chromedp.WaitVisible(css(`p.lede`)), shot("08-subject"))
 	if p := text(`p.lede`); !strings.Contains(p, "7 accesses by 1 actors") {
 		t.Fatalf("subject report: %q", p)
 	}

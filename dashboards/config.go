@@ -42,6 +42,10 @@ type User struct {
 	// Slack reports as this one acts in Slack as this user, with this role
 	// (alert.slack.users links Slack ids explicitly).
 	Email string `yaml:"email"`
+	// Tenants lists the tenants whose data the user may see; empty means
+	// every tenant. Enforced on every page, API call and (with --as) CLI
+	// query: history, blast radius, data-subject reports, alerts.
+	Tenants []string `yaml:"tenants"`
 }
 
 // Token is an API token for scripts: "Authorization: Bearer <token>".
@@ -58,6 +62,9 @@ type Token struct {
 	// a bcrypt run per configured token for every request, an
 	// unauthenticated CPU exhaustion. Mint a new token instead.
 	Hash string `yaml:"hash"`
+	// Tenants lists the tenants the token may read; empty means every
+	// tenant (as for users).
+	Tenants []string `yaml:"tenants"`
 }
 
 // Config is the dashboards section of the configuration file.
@@ -158,5 +165,30 @@ func (c Config) Validate() error {
 	if c.SessionTTL < 0 || c.LoginWindow < 0 || c.LoginAttempts < 0 || c.RefreshSeconds < 0 || c.TokenAttempts < 0 || c.TokenWindow < 0 {
 		errs = append(errs, errors.New("dashboards: session_ttl, login_window, login_attempts, token_attempts, token_window and refresh_seconds must not be negative"))
 	}
+	for i, u := range c.Users {
+		if err := validTenants(u.Tenants); err != nil {
+			errs = append(errs, fmt.Errorf("dashboards.users[%d].tenants: %w", i, err))
+		}
+	}
+	for i, t := range c.Tokens {
+		if err := validTenants(t.Tenants); err != nil {
+			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].tenants: %w", i, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// validTenants refuses an empty or padded tenant name and a repeated one.
+func validTenants(ts []string) error {
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if t == "" || strings.TrimSpace(t) != t {
+			return fmt.Errorf("%q is not a tenant name", t)
+		}
+		if seen[t] {
+			return fmt.Errorf("%q appears twice", t)
+		}
+		seen[t] = true
+	}
+	return nil
 }

@@ -116,7 +116,7 @@ func (q *fakeQueries) ActorSeries(_ context.Context, _, _ string, from, to time.
 	return []store.Point{{T: from, Events: 3}}, nil
 }
 
-func (q *fakeQueries) SubjectAccesses(_ context.Context, ids []string, from, to time.Time) ([]store.SubjectAccess, bool, error) {
+func (q *fakeQueries) SubjectAccesses(_ context.Context, _, ids []string, from, to time.Time) ([]store.SubjectAccess, bool, error) {
 	q.check("subject", from, to)
 	if q.fail {
 		return nil, false, fmt.Errorf("reading subject %v: connection reset", ids)
@@ -174,7 +174,7 @@ func fakeServer(t testing.TB, s string) (*Server, *fakeQueries, *http.Cookie) {
 			TopActors: []report.ActorRisk{}, Exposure: store.Exposure{Categories: []store.Count{{Name: s, Count: 1}}}}, nil
 	}
 	cfg := Config{InsecureCookies: true, Users: []User{{Name: "admin", Role: RoleAdmin, PasswordHash: hash(t, "pw")}}}
-	srv, err := New(cfg, Deps{Events: q, Subjects: q, Audit: q, Alerts: q, Weekly: weekly, Pseudonymize: p.All,
+	srv, err := New(cfg, Deps{Events: q, Subjects: q, Audit: q, Alerts: q, Weekly: weekly, Pseudonymize: p.AllTenant,
 		Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)

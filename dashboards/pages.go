@@ -192,7 +192,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err // no session without its audit entry
 	}
 	s.limiter.reset(userKey)
-	id, sess := s.sessions.create(u.Name, u.Role, now)
+	id, sess := s.sessions.create(u.Name, u.Role, u.Tenants, now)
 	s.setSessionCookie(w, id, sess.expires)
 	if next == "" {
 		next = homeOf(u.Role)
@@ -226,6 +226,11 @@ func (s *Server) queryAlerts(r *http.Request) ([]models.Alert, error) {
 	if q.Status != "" && !slices.Contains(models.AlertStatuses, models.AlertStatus(q.Status)) {
 		return nil, errorf(http.StatusBadRequest, "status %q is not one of %v", q.Status, models.AlertStatuses)
 	}
+	scope, err := tenantScope(r, q.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	q.Tenants = scope
 	as, err := s.d.Alerts.QueryAlerts(r.Context(), q)
 	if as == nil {
 		as = []models.Alert{}
@@ -274,7 +279,7 @@ func (s *Server) alertDetail(r *http.Request) (alertView, error) {
 	if err != nil {
 		return alertView{}, err
 	}
-	if !found {
+	if !found || !principalOf(r).mayTenant(a.Tenant) { // another tenant's alert does not exist for them
 		return alertView{}, errorf(http.StatusNotFound, "no alert %q", r.PathValue("id"))
 	}
 	c, err := s.evidenceChart(r.Context(), a)
@@ -312,6 +317,15 @@ func (s *Server) act(r *http.Request, id, action, reason string) error {
 		return errorf(http.StatusServiceUnavailable, "alert actions are not wired in this process")
 	}
 	p := principalOf(r)
+	if len(p.Tenants) > 0 {
+		a, found, err := s.d.Alerts.Alert(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if !found || !p.mayTenant(a.Tenant) {
+			return errorf(http.StatusNotFound, "no alert %q", id)
+		}
+	}
 	reason = strings.TrimSpace(reason)
 	err := s.d.Actions.Act(r.Context(), ActionRequest{AlertID: id, Action: action, User: p.Name, Role: p.Role, Reason: reason}, s.now())
 	switch {
@@ -396,7 +410,10 @@ func (s *Server) timeline(r *http.Request, f store.HistoryFilter, evs []models.E
 	var ts []time.Time
 	var vs []float64
 	title := "events per " + map[time.Duration]string{time.Minute: "minute", time.Hour: "hour", 24 * time.Hour: "day"}[bucket]
-	if f.ActorID != "" && !f.BySubject() && f.Store == "" && f.Action == "" && f.ConversationID == "" && f.Purpose == "" {
+	// The actor series covers one tenant or all: not for a principal
+	// limited to some tenants who named none.
+	if f.ActorID != "" && !f.BySubject() && f.Store == "" && f.Action == "" && f.ConversationID == "" && f.Purpose == "" &&
+		(f.Tenant != "" || len(f.Tenants) == 0) {
 		pts, err := s.d.Events.ActorSeries(r.Context(), f.Tenant, f.ActorID, f.From, f.To, bucket)
 		if err != nil {
 			return chartData{}, err
@@ -513,6 +530,11 @@ func (s *Server) subjectPage(w http.ResponseWriter, r *http.Request) error {
 
 // weekOf reads ?week= or takes the last complete week.
 func (s *Server) weekOf(r *http.Request) (report.Week, error) {
+	// The weekly summary covers every tenant: not for a principal limited
+	// to some.
+	if len(principalOf(r).Tenants) > 0 {
+		return report.Week{}, errorf(http.StatusForbidden, "the weekly report covers every tenant; yours are limited to %v", principalOf(r).Tenants)
+	}
 	if v := r.URL.Query().Get("week"); v != "" {
 		w, err := report.ParseWeek(v)
 		if err != nil {

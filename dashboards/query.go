@@ -140,19 +140,55 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // subjectIDs turns what a responder typed into the pseudonyms to look for:
-// a pseudonym as is, a raw id hashed under every key version.
-func (s *Server) subjectIDs(typed string) []string {
+// a pseudonym as is, a raw id hashed for tenant under every key version and
+// both pseudonym schemes (the caller filters on that tenant).
+func (s *Server) subjectIDs(tenant, typed string) []string {
 	if typed == "" {
 		return nil
 	}
 	if pseudonym.IsPseudonym(typed) {
 		return []string{typed}
 	}
-	return s.d.Pseudonymize(typed)
+	return s.d.Pseudonymize(tenant, typed)
 }
 
-// filter builds the store filter of q.
-func (s *Server) filter(q Search) (store.HistoryFilter, error) {
+// tenantScope returns the tenants a query of r may read when it asked for
+// tenant asked ("" for none): [asked] when the principal may see it (403
+// when not), else the principal's tenants (nil: every tenant).
+func tenantScope(r *http.Request, asked string) ([]string, error) {
+	p := principalOf(r)
+	if asked != "" {
+		if !p.mayTenant(asked) {
+			return nil, errorf(http.StatusForbidden, "tenant %q is not one of yours", asked)
+		}
+		return []string{asked}, nil
+	}
+	return p.Tenants, nil
+}
+
+// subjectTenant is the tenant a raw customer id is looked up in: the one
+// asked for, else the principal's only tenant, else models.DefaultTenant.
+// The same raw id in two tenants is two people, so a look-up by raw id
+// always names one tenant.
+func subjectTenant(r *http.Request, asked string) (string, error) {
+	p := principalOf(r)
+	t := asked
+	switch {
+	case t != "":
+	case len(p.Tenants) == 1:
+		t = p.Tenants[0]
+	default:
+		t = models.DefaultTenant
+	}
+	if !p.mayTenant(t) {
+		return "", errorf(http.StatusForbidden, "tenant %q is not one of yours: name the tenant to look the customer up in", t)
+	}
+	return t, nil
+}
+
+// filter builds the store filter of q for the principal of r: only its
+// tenants; a raw customer id is looked up in one tenant.
+func (s *Server) filter(r *http.Request, q Search) (store.HistoryFilter, error) {
 	from, to, err := ParseTimeRange(q.Since, q.From, q.To, s.now())
 	if err != nil {
 		return store.HistoryFilter{}, errorf(http.StatusBadRequest, "%v", err)
@@ -160,7 +196,17 @@ func (s *Server) filter(q Search) (store.HistoryFilter, error) {
 	if q.Action != "" && !validAction(q.Action) {
 		return store.HistoryFilter{}, errorf(http.StatusBadRequest, "action %q is not one of %v", q.Action, models.Actions)
 	}
-	return store.HistoryFilter{Tenant: q.Tenant, ActorID: q.Actor, SubjectIDs: s.subjectIDs(q.Subject), Store: q.Store,
+	tenant := q.Tenant
+	if q.Subject != "" && !pseudonym.IsPseudonym(q.Subject) {
+		if tenant, err = subjectTenant(r, q.Tenant); err != nil {
+			return store.HistoryFilter{}, err
+		}
+	}
+	scope, err := tenantScope(r, tenant)
+	if err != nil {
+		return store.HistoryFilter{}, err
+	}
+	return store.HistoryFilter{Tenant: tenant, Tenants: scope, ActorID: q.Actor, SubjectIDs: s.subjectIDs(tenant, q.Subject), Store: q.Store,
 		Action: q.Action, ConversationID: q.Conversation, Purpose: q.Purpose, From: from, To: to, Limit: q.Limit}, nil
 }
 
@@ -247,7 +293,7 @@ type HistoryResult struct {
 
 // history runs and audits a history search.
 func (s *Server) history(r *http.Request, q Search, action string) (HistoryResult, store.HistoryFilter, error) {
-	f, err := s.filter(q)
+	f, err := s.filter(r, q)
 	if err != nil {
 		return HistoryResult{}, f, err
 	}
@@ -288,7 +334,7 @@ func (s *Server) blast(r *http.Request) (BlastRadius, error) {
 		if err != nil {
 			return b, err
 		}
-		if !found {
+		if !found || !principalOf(r).mayTenant(a.Tenant) {
 			return b, errorf(http.StatusNotFound, "no alert %q", id)
 		}
 		from, to := alertWindow(a)
@@ -300,7 +346,7 @@ func (s *Server) blast(r *http.Request) (BlastRadius, error) {
 			return b, errorf(http.StatusForbidden, "managers see aggregates, not per-customer queries")
 		}
 		var err error
-		if f, err = s.filter(q); err != nil {
+		if f, err = s.filter(r, q); err != nil {
 			return b, err
 		}
 		if q.Empty() {
@@ -335,6 +381,9 @@ func alertWindow(a models.Alert) (time.Time, time.Time) {
 
 // SubjectReport is a data-subject access report.
 type SubjectReport struct {
+	// Tenants are the tenants searched (empty: every tenant, for a
+	// pseudonym given as is).
+	Tenants   []string              `json:"tenants,omitempty"`
 	Subjects  []string              `json:"subject_pseudonyms"`
 	From      time.Time             `json:"from"`
 	To        time.Time             `json:"to"`
@@ -348,12 +397,13 @@ type SubjectReport struct {
 
 // SubjectReportOf runs a data-subject access report (pages, API and CLI
 // share it). The caller audits it.
-func SubjectReportOf(ctx context.Context, q SubjectQueries, ids []string, from, to time.Time) (SubjectReport, error) {
-	acc, more, err := q.SubjectAccesses(ctx, ids, from, to)
+// tenants (nil: every tenant) bounds where the customer is looked for.
+func SubjectReportOf(ctx context.Context, q SubjectQueries, tenants, ids []string, from, to time.Time) (SubjectReport, error) {
+	acc, more, err := q.SubjectAccesses(ctx, tenants, ids, from, to)
 	if err != nil {
 		return SubjectReport{}, err
 	}
-	rep := SubjectReport{Subjects: ids, From: from, To: to, Accesses: acc, Truncated: more, Categories: []string{}}
+	rep := SubjectReport{Tenants: tenants, Subjects: ids, From: from, To: to, Accesses: acc, Truncated: more, Categories: []string{}}
 	if rep.Accesses == nil {
 		rep.Accesses = []store.SubjectAccess{}
 	}
@@ -374,11 +424,22 @@ func SubjectReportOf(ctx context.Context, q SubjectQueries, ids []string, from, 
 
 // subject runs and audits a data-subject access report for the typed id.
 func (s *Server) subject(r *http.Request, typed string) (SubjectReport, error) {
-	ids := s.subjectIDs(typed)
+	v := r.URL.Query()
+	tenant := v.Get("tenant")
+	if typed != "" && !pseudonym.IsPseudonym(typed) {
+		var err error
+		if tenant, err = subjectTenant(r, tenant); err != nil {
+			return SubjectReport{}, err
+		}
+	}
+	tenants, err := tenantScope(r, tenant)
+	if err != nil {
+		return SubjectReport{}, err
+	}
+	ids := s.subjectIDs(tenant, typed)
 	if len(ids) == 0 {
 		return SubjectReport{}, errorf(http.StatusBadRequest, "no customer id")
 	}
-	v := r.URL.Query()
 	since := v.Get("since")
 	if since == "" && v.Get("from") == "" {
 		since = "90d"
@@ -387,11 +448,11 @@ func (s *Server) subject(r *http.Request, typed string) (SubjectReport, error) {
 	if err != nil {
 		return SubjectReport{}, errorf(http.StatusBadRequest, "%v", err)
 	}
-	rep, err := SubjectReportOf(r.Context(), s.d.Subjects, ids, from, to)
+	rep, err := SubjectReportOf(r.Context(), s.d.Subjects, tenants, ids, from, to)
 	if err != nil {
 		return rep, err
 	}
-	if err := s.audit(r, "dsar", "subject="+strings.Join(ids, ",")+" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), len(rep.Accesses)); err != nil {
+	if err := s.audit(r, "dsar", "tenant="+strings.Join(tenants, ",")+" subject="+strings.Join(ids, ",")+" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), len(rep.Accesses)); err != nil {
 		return SubjectReport{}, err
 	}
 	return rep, nil

@@ -55,7 +55,8 @@ type EventQueries interface {
 type SubjectQueries interface {
 	// SubjectAccesses returns who accessed the customers (pseudonyms) in
 	// [from, to), and whether lines were cut.
-	SubjectAccesses(ctx context.Context, subjectIDs []string, from, to time.Time) ([]store.SubjectAccess, bool, error)
+	// tenants (nil: all) bounds the tenants searched.
+	SubjectAccesses(ctx context.Context, tenants, subjectIDs []string, from, to time.Time) ([]store.SubjectAccess, bool, error)
 }
 
 // AuditLog is the audit trail. *store.Store implements it.
@@ -130,9 +131,9 @@ type Deps struct {
 	// Actions may be nil: the action buttons are then disabled.
 	Actions AlertActions
 	Weekly  WeeklyFunc
-	// Pseudonymize returns the pseudonyms of a raw customer id under every
-	// key version (pseudonym.Pseudonymizer.All).
-	Pseudonymize func(raw string) []string
+	// Pseudonymize returns the pseudonyms of a raw customer id of a tenant
+	// under every key version and scheme (pseudonym.Pseudonymizer.AllTenant).
+	Pseudonymize func(tenant, raw string) []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger

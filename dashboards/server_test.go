@@ -147,7 +147,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 		return out, err
 	})}
 	srv, err := New(cfg, Deps{Events: s, Subjects: s, Audit: s, Alerts: s, Actions: acts, Weekly: rep.Weekly,
-		Pseudonymize: p.All, Now: func() time.Time { return testNow }})
+		Pseudonymize: p.AllTenant, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func concrete(path string) string {
 	case "/investigate/export":
 		p += "?actor=agent-17&format=csv"
 	case "/investigate/subject/{id}", "/api/subjects/{id}":
-		p = strings.Replace(path, "{id}", "cust-1", 1)
+		p = strings.Replace(path, "{id}", "cust-1", 1) + "?tenant=retail"
 	}
 	return p
 }
@@ -339,7 +339,7 @@ func TestSecurityHeadersAndCookie(t *testing.T) {
 	})
 	t.Run("expired session", func(t *testing.T) {
 		sess := newSessions(time.Minute)
-		id, _ := sess.create("u", RoleAdmin, testNow)
+		id, _ := sess.create("u", RoleAdmin, nil, testNow)
 		if _, ok := sess.get(id, testNow.Add(30*time.Second)); !ok {
 			t.Fatal("fresh session not found")
 		}
@@ -453,7 +453,7 @@ func TestInvestigateAndAudit(t *testing.T) {
 	f := newFixture(t, Config{})
 	c, _ := f.login(t, RoleResponder)
 	t.Run("history by raw customer id", func(t *testing.T) {
-		resp, body := get(t, c, f.ts.URL+"/api/history?subject=cust-1&since=24h")
+		resp, body := get(t, c, f.ts.URL+"/api/history?subject=cust-1&tenant=retail&since=24h")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
@@ -461,7 +461,10 @@ func TestInvestigateAndAudit(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &res); err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Events) != 7 || res.Subjects[0] != f.pseudo.Hash("cust-1") || strings.Contains(body, `"cust-1"`) {
+		// The tenant-scoped pseudonym first, then the pre-tenant one the
+		// fixture's rows carry.
+		if len(res.Events) != 7 || res.Subjects[0] != f.pseudo.HashTenant("retail", "cust-1") ||
+			!slices.Contains(res.Subjects, f.pseudo.Hash("cust-1")) || strings.Contains(body, `"cust-1"`) {
 			t.Fatalf("events %d subjects %v", len(res.Events), res.Subjects)
 		}
 	})
@@ -479,7 +482,7 @@ func TestInvestigateAndAudit(t *testing.T) {
 		}
 	})
 	t.Run("dsar", func(t *testing.T) {
-		resp, body := get(t, c, f.ts.URL+"/api/subjects/cust-3")
+		resp, body := get(t, c, f.ts.URL+"/api/subjects/cust-3?tenant=retail")
 		var rep SubjectReport
 		if err := json.Unmarshal([]byte(body), &rep); err != nil || resp.StatusCode != 200 {
 			t.Fatal(resp.StatusCode, err, body)

@@ -17,10 +17,12 @@ import (
 	"github.com/chatwarden/chatwarden/store"
 )
 
-// Hasher pseudonymizes one raw customer id; "" must stay "".
-// *pseudonym.Pseudonymizer is one.
+// Hasher pseudonymizes one raw customer id of a tenant; "" must stay "".
+// The tenant is part of the pseudonym, so that the same raw id in two
+// tenants (two different people) stays apart. *pseudonym.Pseudonymizer is
+// one.
 type Hasher interface {
-	Hash(raw string) string
+	HashTenant(tenant, raw string) string
 }
 
 // Store is where batches are written; *store.Store is one. Each method is
@@ -352,7 +354,7 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
 		if err != nil {
 			return decoded{err: asValidation(err)}
 		}
-		cs.SubjectID = h.Hash(cs.SubjectID)
+		cs.SubjectID = h.HashTenant(cs.Tenant, cs.SubjectID)
 		return decoded{consent: true, cs: cs}
 	}
 	ev, err := models.DecodeAccess(m.Value, now, c.cfg.limits())
@@ -362,13 +364,13 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
 	// A bot reading its own conversation's customer (the common case)
 	// carries the same id twice: hash it once.
 	same := ev.Conversation.SubjectID == ev.SubjectID
-	ev.SubjectID = h.Hash(ev.SubjectID)
+	ev.SubjectID = h.HashTenant(ev.Tenant, ev.SubjectID)
 	if same {
 		ev.Conversation.SubjectID = ev.SubjectID
 	} else {
-		ev.Conversation.SubjectID = h.Hash(ev.Conversation.SubjectID)
+		ev.Conversation.SubjectID = h.HashTenant(ev.Tenant, ev.Conversation.SubjectID)
 	}
-	ev.Resource.ID = h.Hash(ev.Resource.ID)
+	ev.Resource.ID = h.HashTenant(ev.Tenant, ev.Resource.ID)
 	return decoded{ev: ev}
 }
 

@@ -24,7 +24,7 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 // fakeHasher marks hashed values so that tests see what was pseudonymized.
 type fakeHasher struct{}
 
-func (fakeHasher) Hash(s string) string {
+func (fakeHasher) HashTenant(_, s string) string {
 	if s == "" {
 		return ""
 	}

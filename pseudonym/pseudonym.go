@@ -4,14 +4,20 @@
 // raw id they know to look it up. One key serves all three fields, so a
 // conversation's customer and the customer read still compare equal.
 //
-// A pseudonym is "p" + a one-character key id + 32 hex characters (128 bits
-// of HMAC-SHA256). The key id lets a rotated deployment keep resolving the
-// pseudonyms made under its previous keys (see docs/security.md).
+// A pseudonym is a scheme letter + a one-character key id + 32 hex
+// characters (128 bits of HMAC-SHA256). Scheme "t" (HashTenant, what ingest
+// writes) hashes the tenant with the id, so the same raw id in two tenants
+// (two different people) gives two pseudonyms; scheme "p" (Hash, before
+// tenant separation) hashes the id alone and is still searched, within the
+// tenant, for rows stored before. The key id lets a rotated deployment keep
+// resolving the pseudonyms made under its previous keys (see
+// docs/security.md).
 package pseudonym
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,8 +84,38 @@ func (p *Pseudonymizer) Hash(raw string) string {
 	return s
 }
 
-// All returns the pseudonyms of raw under the current and every old key,
-// current first: what a look-up by raw id must search for.
+// HashTenant returns the tenant-scoped pseudonym ("t" scheme) of raw in
+// tenant under the current key; "" stays "". The HMAC input is the tenant's
+// length (4 bytes, big-endian), the tenant and raw, so that no two
+// (tenant, raw) pairs share an input.
+func (p *Pseudonymizer) HashTenant(tenant, raw string) string {
+	if raw == "" {
+		return ""
+	}
+	m := p.macs.Get().(hash.Hash)
+	m.Reset()
+	s := encodeTenant(p.current.ID, m, tenant, raw)
+	p.macs.Put(m)
+	return s
+}
+
+// AllTenant returns what a look-up of raw in tenant must search for, within
+// that tenant: its "t" pseudonyms under the current and every old key, then
+// its "p" (pre-tenant) pseudonyms under them. A query must also filter on
+// the tenant, or "p" rows of another tenant's customer would match.
+func (p *Pseudonymizer) AllTenant(tenant, raw string) []string {
+	if raw == "" {
+		return nil
+	}
+	out := []string{encodeTenant(p.current.ID, hmac.New(sha256.New, p.current.Secret), tenant, raw)}
+	for _, k := range p.old {
+		out = append(out, encodeTenant(k.ID, hmac.New(sha256.New, k.Secret), tenant, raw))
+	}
+	return append(out, p.All(raw)...)
+}
+
+// All returns the pre-tenant ("p") pseudonyms of raw under the current and
+// every old key, current first.
 func (p *Pseudonymizer) All(raw string) []string {
 	if raw == "" {
 		return nil
@@ -93,7 +129,7 @@ func (p *Pseudonymizer) All(raw string) []string {
 
 // IsPseudonym reports whether s has the form of a pseudonym.
 func IsPseudonym(s string) bool {
-	if len(s) != 34 || s[0] != 'p' || !isKeyID(s[1]) {
+	if len(s) != 34 || (s[0] != 'p' && s[0] != 't') || !isKeyID(s[1]) {
 		return false
 	}
 	_, err := hex.DecodeString(s[2:])
@@ -104,7 +140,28 @@ func hashWith(k Key, raw string) string {
 	return encode(k.ID, hmac.New(sha256.New, k.Secret), raw)
 }
 
-// encode writes raw into the keyed mac m and formats the pseudonym.
+// encodeTenant writes len(tenant), tenant and raw into the keyed mac m and
+// formats the "t" pseudonym.
+func encodeTenant(id byte, m hash.Hash, tenant, raw string) string {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(tenant)))
+	m.Write(n[:])
+	m.Write([]byte(tenant))
+	m.Write([]byte(raw))
+	return format('t', id, m)
+}
+
+// format renders the pseudonym of the sum of m.
+func format(scheme, id byte, m hash.Hash) string {
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	var out [34]byte
+	out[0], out[1] = scheme, id
+	hex.Encode(out[2:], sum[:16])
+	return string(out[:])
+}
+
+// encode writes raw into the keyed mac m and formats the "p" pseudonym.
 func encode(id byte, m hash.Hash, raw string) string {
 	var in [64]byte
 	if len(raw) <= len(in) {
@@ -112,12 +169,7 @@ func encode(id byte, m hash.Hash, raw string) string {
 	} else {
 		m.Write([]byte(raw))
 	}
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	var out [34]byte
-	out[0], out[1] = 'p', id
-	hex.Encode(out[2:], sum[:16])
-	return string(out[:])
+	return format('p', id, m)
 }
 
 // LoadKey reads a key, hex-encoded or else taken as raw bytes (surrounding

@@ -17,7 +17,10 @@ import (
 // customer); when set, the query reads events_by_subject, which is ordered by
 // customer. From and To bound ts (To exclusive); both are required.
 type HistoryFilter struct {
-	Tenant         string
+	Tenant string
+	// Tenants, when not empty, is the set of tenants the asker may see:
+	// rows of any other tenant never match (dashboards.User.Tenants).
+	Tenants        []string
 	ActorID        string
 	SubjectIDs     []string
 	Store          string
@@ -68,6 +71,9 @@ func (f HistoryFilter) where() (string, []any) {
 	}
 	if f.Tenant != "" {
 		add("tenant = ?", f.Tenant)
+	}
+	if len(f.Tenants) > 0 {
+		add("tenant IN ?", InList(f.Tenants))
 	}
 	if f.ActorID != "" {
 		add("actor_id = ?", f.ActorID)
@@ -461,9 +467,13 @@ const MaxSubjectAccessLines = 5000
 // pseudonyms in [from, to), one line per (tenant, actor, purpose,
 // conversation), most recent first, and whether lines were cut at
 // MaxSubjectAccessLines.
-func (s *Store) SubjectAccesses(ctx context.Context, subjectIDs []string, from, to time.Time) ([]SubjectAccess, bool, error) {
+func (s *Store) SubjectAccesses(ctx context.Context, tenants, subjectIDs []string, from, to time.Time) ([]SubjectAccess, bool, error) {
 	if len(subjectIDs) == 0 {
 		return nil, false, fmt.Errorf("data-subject report: no subject id")
+	}
+	where, args := "", []any{InList(subjectIDs)}
+	if len(tenants) > 0 {
+		where, args = "tenant IN ? AND ", []any{InList(tenants), InList(subjectIDs)}
 	}
 	// The customer's pseudonyms (every key version) select the primary-key
 	// ranges of events_by_subject (ordered by tenant, subject, ts; with the
@@ -474,11 +484,11 @@ func (s *Store) SubjectAccesses(ctx context.Context, subjectIDs []string, from, 
 purpose, conversation_id, groupUniqArray(store), groupUniqArray(action), groupUniqArrayArray(fields),
 count(), sum(records), countIf(result = 'denied'), min(ts) AS first_ts, max(ts) AS last_ts
 FROM events_by_subject
-PREWHERE subject_id IN ?
+PREWHERE `+where+`subject_id IN ?
 WHERE ts >= ? AND ts < ?
 GROUP BY tenant, actor_id, purpose, conversation_id
 ORDER BY last_ts DESC, actor_id
-LIMIT ?`, InList(subjectIDs), from.UTC(), ceilSecond(to), uint64(MaxSubjectAccessLines+1))
+LIMIT ?`, append(args, from.UTC(), ceilSecond(to), uint64(MaxSubjectAccessLines+1))...)
 	if err != nil {
 		return nil, false, fmt.Errorf("querying data-subject accesses: %w", err)
 	}

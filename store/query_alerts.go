@@ -17,7 +17,9 @@ type AlertQuery struct {
 	Status   string
 	Detector string
 	Tenant   string
-	ActorID  string
+	// Tenants, when not empty, is the set of tenants the asker may see.
+	Tenants []string
+	ActorID string
 	// From and To bound last_seen (To exclusive); zero means unbounded.
 	From, To time.Time
 	// Limit bounds the alerts (default 200, at most MaxAlertsLimit).
@@ -54,6 +56,9 @@ func (s *Store) QueryAlerts(ctx context.Context, q AlertQuery) ([]models.Alert, 
 	}
 	if q.Tenant != "" {
 		add("ten = ?", q.Tenant)
+	}
+	if len(q.Tenants) > 0 {
+		add("ten IN ?", InList(q.Tenants))
 	}
 	if q.ActorID != "" {
 		add("act = ?", q.ActorID)

@@ -158,7 +158,7 @@ func TestActorSeriesAndSubjectAccesses(t *testing.T) {
 	if len(hrs) != 1 || hrs[0].Events != 5 || hrs[0].Subjects != 5 {
 		t.Fatalf("hour series = %+v", hrs)
 	}
-	acc, more, err := s.SubjectAccesses(ctx, []string{"s1"}, base.Add(-time.Hour), base.Add(24*time.Hour))
+	acc, more, err := s.SubjectAccesses(ctx, nil, []string{"s1"}, base.Add(-time.Hour), base.Add(24*time.Hour))
 	if err != nil || more {
 		t.Fatal(err, more)
 	}

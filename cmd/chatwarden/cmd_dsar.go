@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/pseudonym"
 )
 
 func runDSAR(ctx context.Context, e *env, args []string) error {
@@ -17,6 +18,7 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 	since := fs.String("since", "90d", "look-back, e.g. 30d")
 	format := addFormatFlag(fs, "text", "json").withAlias("table", "text")
 	as := fs.String("as", "", "user recorded in the audit trail (default: the OS user)")
+	tenant := fs.String("tenant", "", "tenant the customer belongs to (for a raw --subject: default the user's only tenant, else \"default\")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,7 +38,11 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ids, err := subjectPseudonyms(c, *subject)
+	ten, tenants, err := cliTenants(c, cliUser(*as), *tenant, !pseudonym.IsPseudonym(*subject))
+	if err != nil {
+		return err
+	}
+	ids, err := subjectPseudonyms(c, ten, *subject)
 	if err != nil {
 		return err
 	}
@@ -48,11 +54,11 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 	to := time.Now().UTC()
 	from := to.Add(-d)
 	fmt.Fprintf(e.stderr, "data-subject access report %s .. %s ...\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
-	rep, err := dashboards.SubjectReportOf(ctx, s, ids, from, to)
+	rep, err := dashboards.SubjectReportOf(ctx, s, tenants, ids, from, to)
 	if err != nil {
 		return err
 	}
-	detail := "subject=" + strings.Join(ids, ",") + " from=" + from.Format(time.RFC3339) + " to=" + to.Format(time.RFC3339)
+	detail := "tenant=" + strings.Join(tenants, ",") + " subject=" + strings.Join(ids, ",") + " from=" + from.Format(time.RFC3339) + " to=" + to.Format(time.RFC3339)
 	if err := auditCLI(ctx, s, cliUser(*as), "dsar", detail, len(rep.Accesses)); err != nil {
 		return fmt.Errorf("not showing results: %w", err)
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -18,7 +20,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "history")
 	actor := fs.String("actor", "", "actor id")
 	subject := fs.String("subject", "", "customer id (raw: pseudonymized with every configured key) or pseudonym")
-	tenant := fs.String("tenant", "", "tenant (default: all)")
+	tenant := fs.String("tenant", "", "tenant (default: all; for a raw --subject: the user's only tenant, else \"default\")")
 	since := fs.String("since", "24h", "look-back, e.g. 90m, 24h, 7d")
 	limit := fs.Int("limit", 1000, "rows at most (up to 100000)")
 	format := addFormatFlag(fs, "text", "csv", "json").withAlias("table", "text")
@@ -42,10 +44,14 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	f := store.HistoryFilter{Tenant: *tenant, ActorID: *actor, To: time.Now().UTC(), Limit: *limit}
+	f := store.HistoryFilter{ActorID: *actor, To: time.Now().UTC(), Limit: *limit}
 	f.From = f.To.Add(-d)
+	raw := *subject != "" && !pseudonym.IsPseudonym(*subject)
+	if f.Tenant, f.Tenants, err = cliTenants(c, cliUser(*as), *tenant, raw); err != nil {
+		return err
+	}
 	if *subject != "" {
-		if f.SubjectIDs, err = subjectPseudonyms(c, *subject); err != nil {
+		if f.SubjectIDs, err = subjectPseudonyms(c, f.Tenant, *subject); err != nil {
 			return err
 		}
 	}
@@ -89,8 +95,9 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-// subjectPseudonyms turns a typed customer id into the pseudonyms to search.
-func subjectPseudonyms(c Config, typed string) ([]string, error) {
+// subjectPseudonyms turns a typed customer id into the pseudonyms to search:
+// a pseudonym as is, a raw id hashed for tenant under every key and scheme.
+func subjectPseudonyms(c Config, tenant, typed string) ([]string, error) {
 	if pseudonym.IsPseudonym(typed) {
 		return []string{typed}, nil
 	}
@@ -98,5 +105,34 @@ func subjectPseudonyms(c Config, typed string) ([]string, error) {
 	if err != nil {
 		return nil, errors.Join(errors.New("a raw customer id needs the pseudonymization key"), err)
 	}
-	return p.All(typed), nil
+	return p.AllTenant(tenant, typed), nil
+}
+
+// cliTenants applies dashboards.users[].tenants of the CLI's user (--as, or
+// the OS account, when it names a configured user) to a query that asked
+// for tenant ("" for none): it returns the tenant to use (for a raw
+// customer id: the one asked for, else the user's only tenant, else
+// "default") and the tenants the query may read (nil: all). The CLI holds
+// the ClickHouse credentials, so this keeps honest users in their tenants;
+// it is not a barrier against someone who can run queries themselves.
+func cliTenants(c Config, user, tenant string, rawSubject bool) (string, []string, error) {
+	var allowed []string
+	for _, u := range c.Dashboards.Users {
+		if u.Name == user {
+			allowed = u.Tenants
+		}
+	}
+	if rawSubject && tenant == "" {
+		tenant = models.DefaultTenant
+		if len(allowed) == 1 {
+			tenant = allowed[0]
+		}
+	}
+	if tenant != "" {
+		if len(allowed) > 0 && !slices.Contains(allowed, tenant) {
+			return "", nil, fmt.Errorf("--tenant %q: user %s may see only tenants %v", tenant, user, allowed)
+		}
+		return tenant, []string{tenant}, nil
+	}
+	return "", allowed, nil
 }

@@ -278,13 +278,13 @@ dashboards:
 	var rep struct {
 		Events uint64 `json:"events"`
 	}
-	if err := json.Unmarshal([]byte(get("/api/subjects/"+raw[0])), &rep); err != nil || rep.Events != 2 {
-		t.Fatalf("data-subject report by raw id: %d events (%v), want 2: %s", rep.Events, err, get("/api/subjects/"+raw[0]))
+	if err := json.Unmarshal([]byte(get("/api/subjects/"+raw[0]+"?tenant=acme")), &rep); err != nil || rep.Events != 2 {
+		t.Fatalf("data-subject report by raw id: %d events (%v), want 2: %s", rep.Events, err, get("/api/subjects/"+raw[0]+"?tenant=acme"))
 	}
 	var hist struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if err := json.Unmarshal([]byte(get("/api/history?subject="+raw[0]+"&since=2h")), &hist); err != nil || len(hist.Events) != 2 {
+	if err := json.Unmarshal([]byte(get("/api/history?subject="+raw[0]+"&tenant=acme&since=2h")), &hist); err != nil || len(hist.Events) != 2 {
 		t.Fatalf("history by raw id: %d events (%v), want 2", len(hist.Events), err)
 	}
 	metricsText := get("/metrics")
@@ -323,7 +323,7 @@ dashboards:
 	}
 	// The data is there, as pseudonyms: the search above could have found it.
 	for _, r := range raw[:4] {
-		if !strings.Contains(tables, p.Hash(r)) {
+		if !strings.Contains(tables, p.HashTenant("acme", r)) {
 			t.Errorf("clickhouse holds no pseudonym of %s", r)
 		}
 	}

@@ -86,11 +86,14 @@ func TestPseudonymKeyRotation(t *testing.T) {
 		Subjects []string `json:"subject_pseudonyms"`
 		Events   uint64   `json:"events"`
 	}
-	if err := json.Unmarshal([]byte(api("/api/subjects/"+customer)), &rep); err != nil || rep.Events != 2 || len(rep.Subjects) != 2 ||
-		!strings.HasPrefix(rep.Subjects[0], "p2") || !strings.HasPrefix(rep.Subjects[1], "p1") {
-		t.Errorf("API data-subject report after rotation: %+v %v, want 2 events under p2... and p1...", rep, err)
+	// The customer's pseudonyms in tenant acme: tenant-scoped under key 2
+	// and key 1, then pre-tenant under key 2 and key 1.
+	if err := json.Unmarshal([]byte(api("/api/subjects/"+customer+"?tenant=acme")), &rep); err != nil || rep.Events != 2 || len(rep.Subjects) != 4 ||
+		!strings.HasPrefix(rep.Subjects[0], "t2") || !strings.HasPrefix(rep.Subjects[1], "t1") ||
+		!strings.HasPrefix(rep.Subjects[2], "p2") || !strings.HasPrefix(rep.Subjects[3], "p1") {
+		t.Errorf("API data-subject report after rotation: %+v %v, want 2 events under t2, t1, p2, p1 pseudonyms", rep, err)
 	}
-	hist := api("/api/history?subject=" + customer + "&since=3h")
+	hist := api("/api/history?subject=" + customer + "&tenant=acme&since=3h")
 	if !strings.Contains(hist, `"rot-old"`) || !strings.Contains(hist, `"rot-new"`) {
 		t.Errorf("API history after rotation misses an event: %.400s", hist)
 	}
@@ -115,7 +118,7 @@ func TestPseudonymKeyRotation(t *testing.T) {
 		{"history with old key", cfg2, []string{`"rot-old"`, `"rot-new"`}, nil},
 		{"history without old key", cfgNoOld, []string{`"rot-new"`}, []string{`"rot-old"`}},
 	} {
-		out := cli(runHistory, "-config", tc.cfg, "-subject", customer, "-since", "3h", "-format", "json", "-as", "test")
+		out := cli(runHistory, "-config", tc.cfg, "-subject", customer, "-tenant", "acme", "-since", "3h", "-format", "json", "-as", "test")
 		for _, w := range tc.want {
 			if !strings.Contains(out, w) {
 				t.Errorf("%s: %s missing from %.300s", tc.name, w, out)
@@ -130,7 +133,7 @@ func TestPseudonymKeyRotation(t *testing.T) {
 	var dsar struct {
 		Events uint64 `json:"events"`
 	}
-	out := cli(runDSAR, "-config", cfg2, "-subject", customer, "-format", "json", "-as", "test")
+	out := cli(runDSAR, "-config", cfg2, "-subject", customer, "-tenant", "acme", "-format", "json", "-as", "test")
 	if err := json.Unmarshal([]byte(out), &dsar); err != nil || dsar.Events != 2 {
 		t.Errorf("dsar after rotation: %d events (%v), want 2: %.300s", dsar.Events, err, out)
 	}

@@ -42,7 +42,7 @@ func wireDashboards(_ context.Context, d *serveDeps) ([]component, error) {
 	acts := d.alertActions // set by wireAlert, which runs first (nil: buttons disabled)
 	srv, err := dashboards.New(d.cfg.Dashboards, dashboards.Deps{
 		Events: d.store, Subjects: d.store, Audit: d.store, Alerts: d.store, Actions: acts,
-		Weekly: newReporter(d.store, d.cfg).Weekly, Pseudonymize: d.pseudo.All, Log: d.log.With("component", "dashboards"),
+		Weekly: newReporter(d.store, d.cfg).Weekly, Pseudonymize: d.pseudo.AllTenant, Log: d.log.With("component", "dashboards"),
 		Registerer: d.registry,
 	})
 	if err != nil {

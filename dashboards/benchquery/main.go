@@ -98,7 +98,7 @@ func run(ctx context.Context) error {
 	// Data-subject report: 90 days of one customer.
 	dsar, err := measure(*runs, func() error {
 		sub := subjects[rng.IntN(len(subjects))]
-		_, err := dashboards.SubjectReportOf(ctx, s, []string{sub}, to.Add(-90*24*time.Hour), to)
+		_, err := dashboards.SubjectReportOf(ctx, s, nil, []string{sub}, to.Add(-90*24*time.Hour), to)
 		return err
 	})
 	if err != nil {

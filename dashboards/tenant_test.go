@@ -1,0 +1,149 @@
+package dashboards
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// TestTenantSeparation: one raw customer id in two tenants is two people.
+// A data-subject report or history by raw id covers one tenant (also for
+// rows stored under the pre-tenant pseudonym, which is the same in both);
+// a user or token limited to a tenant sees nothing of another tenant on any
+// page or API: history, blast radius, subjects, alerts, alert actions, the
+// weekly report.
+func TestTenantSeparation(t *testing.T) {
+	const bankToken = "cw_fedcba9876543210_YmFuay1vbmx5LXRva2VuLWZvci10ZXN0cy0wMTIzNDU"
+	cfg := Config{Users: []User{
+		{Name: "all-resp", Role: RoleResponder, PasswordHash: hash(t, "pw-all")},
+		{Name: "retail-resp", Role: RoleResponder, PasswordHash: hash(t, "pw-retail"), Tenants: []string{"retail"}},
+		{Name: "retail-secops", Role: RoleSecOps, PasswordHash: hash(t, "pw-secops"), Tenants: []string{"retail"}},
+	}, Tokens: []Token{{Name: "bank", Role: RoleResponder, ID: "fedcba9876543210", SHA256: TokenHash(bankToken), Tenants: []string{"bank"}}}}
+	f := newFixture(t, cfg)
+	at := testNow.Add(-2 * time.Hour)
+	ev := func(id, tenant, actor, subject string) models.Event {
+		return models.Event{EventID: id, TS: at, Tenant: tenant, Actor: models.Actor{ID: actor, Type: models.ActorHuman},
+			Action: models.ActionRead, Store: "crm", Resource: models.Resource{Type: "customer_profile"}, SubjectID: subject,
+			Records: 1, Fields: []string{"email"}, Purpose: "support", Result: models.ResultAllowed}
+	}
+	if err := f.store.InsertEvents(t.Context(), []models.Event{
+		// As ingest now stores them: the tenant is in the pseudonym.
+		ev("r1", "retail", "agent-r", f.pseudo.HashTenant("retail", "cust-shared")),
+		ev("b1", "bank", "agent-b", f.pseudo.HashTenant("bank", "cust-shared")),
+		// As ingest stored them before: one pseudonym for both people.
+		ev("r2", "retail", "agent-r", f.pseudo.Hash("cust-legacy")),
+		ev("b2", "bank", "agent-b", f.pseudo.Hash("cust-legacy")),
+	}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.PutAlerts(t.Context(), []store.AlertRow{{Version: 1, Alert: models.Alert{ID: "al-bank", Fingerprint: "fb",
+		Detector: "volume", Tenant: "bank", ActorID: "agent-b", Severity: models.SeverityHigh, Status: models.StatusOpen,
+		FirstSeen: at, LastSeen: at, UpdatedAt: at}}}); err != nil {
+		t.Fatal(err)
+	}
+	login := func(name, pw string) (*http.Client, string) {
+		c := f.client(t)
+		resp, err := c.PostForm(f.ts.URL+"/login", url.Values{"user": {name}, "password": {pw}})
+		if err != nil || resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login %s: %v %v", name, resp, err)
+		}
+		resp.Body.Close()
+		_, body := get(t, c, f.ts.URL+"/api/me")
+		var me struct {
+			CSRF string `json:"csrf_token"`
+		}
+		_ = json.Unmarshal([]byte(body), &me)
+		return c, me.CSRF
+	}
+	actors := func(body string) string { // the actors whose rows a JSON answer holds (not the echoed filter)
+		var cb bytes.Buffer
+		if json.Compact(&cb, []byte(body)) == nil {
+			body = cb.String()
+		}
+		var out []string
+		for _, a := range []string{"agent-r", "agent-b"} {
+			if strings.Contains(body, `"id":"`+a+`"`) || strings.Contains(body, `"actor_id":"`+a+`"`) {
+				out = append(out, a)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	check := func(t *testing.T, c *http.Client, auth, path string, wantCode int, wantActors string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, f.ts.URL+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		if resp.StatusCode != wantCode || (wantCode == 200 && actors(b.String()) != wantActors) {
+			t.Errorf("GET %s: %d naming [%s]; want %d naming [%s]\n%.300s", path, resp.StatusCode, actors(b.String()), wantCode, wantActors, b.String())
+		}
+	}
+
+	t.Run("one raw id in two tenants is two people", func(t *testing.T) {
+		c, _ := login("all-resp", "pw-all")
+		check(t, c, "", "/api/subjects/cust-shared?tenant=retail", 200, "agent-r")
+		check(t, c, "", "/api/subjects/cust-shared?tenant=bank", 200, "agent-b")
+		check(t, c, "", "/api/subjects/cust-legacy?tenant=retail", 200, "agent-r")
+		check(t, c, "", "/api/history?subject=cust-legacy&tenant=bank&since=24h", 200, "agent-b")
+		check(t, c, "", "/api/history?actor=agent-b&since=24h", 200, "agent-b")
+	})
+	t.Run("user limited to retail", func(t *testing.T) {
+		c, csrf := login("retail-resp", "pw-retail")
+		check(t, c, "", "/api/subjects/cust-shared", 200, "agent-r") // its only tenant
+		check(t, c, "", "/api/subjects/cust-legacy", 200, "agent-r")
+		check(t, c, "", "/api/subjects/cust-shared?tenant=bank", http.StatusForbidden, "")
+		check(t, c, "", "/api/history?actor=agent-b&since=24h", 200, "")
+		check(t, c, "", "/api/history?actor=agent-b&tenant=bank&since=24h", http.StatusForbidden, "")
+		if _, body := get(t, c, f.ts.URL+"/api/blast-radius?actor=agent-b&since=24h"); !strings.Contains(strings.ReplaceAll(body, " ", ""), `"events":0`) {
+			t.Errorf("blast radius of another tenant's actor: %.300s", body)
+		}
+		check(t, c, "", "/api/blast-radius?alert=al-bank", http.StatusNotFound, "")
+		check(t, c, "", "/api/alerts/al-bank", http.StatusNotFound, "")
+		check(t, c, "", "/alerts/al-bank", http.StatusNotFound, "")
+		check(t, c, "", "/api/reports/weekly", http.StatusForbidden, "")
+		_, body := get(t, c, f.ts.URL+"/api/alerts")
+		if strings.Contains(body, "al-bank") || !strings.Contains(body, "al-crit") {
+			t.Errorf("alert list of a retail user: %.300s", body)
+		}
+		resp, err := c.PostForm(f.ts.URL+"/alerts/al-bank/action", url.Values{"csrf": {csrf}, "action": {"acknowledge"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || len(f.actions.calls) != 0 {
+			t.Errorf("a retail user acted on a bank alert: %d %v", resp.StatusCode, f.actions.calls)
+		}
+	})
+	t.Run("token limited to bank", func(t *testing.T) {
+		c := f.client(t)
+		check(t, c, bankToken, "/api/subjects/cust-shared", 200, "agent-b")
+		check(t, c, bankToken, "/api/history?actor=agent-r&since=24h", 200, "")
+		check(t, c, bankToken, "/api/alerts/al-crit", http.StatusNotFound, "")
+		check(t, c, bankToken, "/api/alerts/al-bank", 200, "agent-b")
+	})
+}
+
+func TestTenantsConfigValidate(t *testing.T) {
+	for _, ts := range [][]string{{""}, {" retail"}, {"retail", "retail"}} {
+		c := Config{Users: []User{{Name: "u", Role: RoleAdmin, PasswordHash: hash(t, "x"), Tenants: ts}}}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "dashboards.users[0].tenants") {
+			t.Errorf("tenants %q: %v, want an error naming dashboards.users[0].tenants", ts, err)
+		}
+	}
+}
+

@@ -146,4 +146,3 @@ func TestTenantsConfigValidate(t *testing.T) {
 		}
 	}
 }
-

@@ -11,9 +11,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/pseudonym"
-	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 // TestCLITenantScope: `chatwarden history` and `dsar` look a raw customer

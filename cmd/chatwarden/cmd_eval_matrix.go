@@ -63,7 +63,9 @@ func (c *matrixCell) fails() int {
 // generated, replayed into a fresh database and scored on its own.
 func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "eval-matrix")
-	seeds := fs.Int("seeds", 5, "seeds per (model, shape): 1..seeds")
+	seeds := fs.Int("seeds", 5, "seeds per (model, shape): first-seed..first-seed+seeds-1")
+	firstSeed := fs.Int("first-seed", 1, "first seed (split a matrix over several runs)")
+	report := fs.String("report", "", "print the table of the cells in these --json files (comma list) and exit; nothing is run")
 	models := fs.String("models", strings.Join(trafficModels, ","), "traffic models (comma list)")
 	shapes := fs.String("shapes", "all", "traffic shapes (comma list or all): "+shapeNames())
 	work := fs.String("work", ".eval/matrix", "directory for each cell's events, labels and alerts")
@@ -72,6 +74,9 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 	days := fs.Float64("days", 0, "override every shape's days (a quick look; the targets assume the shapes' own spans)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *report != "" {
+		return reportMatrix(e, strings.Split(*report, ","))
 	}
 	c, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -123,7 +128,7 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 	var cells []*matrixCell
 	total := len(ms) * len(shs) * *seeds
 	// seed by seed, so that a run cut short has covered every shape
-	for seed := 1; seed <= *seeds; seed++ {
+	for seed := *firstSeed; seed < *firstSeed+*seeds; seed++ {
 		for _, sh := range shs {
 			for _, m := range ms {
 				cell, err := runCell(ctx, e, c, m, sh, uint64(seed), start, *work)
@@ -131,19 +136,52 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 					return fmt.Errorf("cell %s/%s/seed %d: %w", m, sh.name, seed, err)
 				}
 				cells = append(cells, cell)
+				if *jsonOut != "" { // after every cell: a run cut short keeps what it scored
+					if err := writeCells(*jsonOut, cells); err != nil {
+						return err
+					}
+				}
 				s := cell.Summary
 				fmt.Fprintf(e.stderr, "eval-matrix: [%d/%d] %s %s seed %d: recall %.3f false/1k %.2f ttd %.2f win rejected %d (%d events, %.0fs)\n",
 					len(cells), total, m, sh.name, seed, s.Recall, s.FalsePer1000, s.TTDMedianWin, s.Rejected, s.Events, s.ElapsedS+cell.GenerateS)
 			}
 		}
 	}
-	printMatrix(e.stdout, cells, shs, time.Since(began))
-	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(cells, "", "  ")
-		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", *jsonOut, err)
-		}
+	printMatrix(e.stdout, cells, time.Since(began))
+	return matrixVerdict(cells)
+}
+
+func writeCells(path string, cells []*matrixCell) error {
+	b, _ := json.MarshalIndent(cells, "", "  ")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	return nil
+}
+
+// reportMatrix prints the table of cells read from --json files.
+func reportMatrix(e *env, paths []string) error {
+	var cells []*matrixCell
+	for _, p := range paths {
+		b, err := os.ReadFile(strings.TrimSpace(p))
+		if err != nil {
+			return fmt.Errorf("reading cells: %w", err)
+		}
+		var cs []*matrixCell
+		if err := json.Unmarshal(b, &cs); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		cells = append(cells, cs...)
+	}
+	if len(cells) == 0 {
+		return errors.New("eval-matrix: no cells in the report files")
+	}
+	printMatrix(e.stdout, cells, 0)
+	return matrixVerdict(cells)
+}
+
+// matrixVerdict fails when a cell misses a target.
+func matrixVerdict(cells []*matrixCell) error {
 	failed := 0
 	for _, cl := range cells {
 		if cl.fails() > 0 {
@@ -251,7 +289,7 @@ func yes(ok bool) string {
 
 // printMatrix prints every cell, worst first, then the pass count per
 // target and per (model, shape).
-func printMatrix(w io.Writer, cells []*matrixCell, shapes []trafficShape, elapsed time.Duration) {
+func printMatrix(w io.Writer, cells []*matrixCell, elapsed time.Duration) {
 	sorted := slices.Clone(cells)
 	slices.SortStableFunc(sorted, func(a, b *matrixCell) int {
 		if c := cmp.Compare(b.fails(), a.fails()); c != 0 {
@@ -311,7 +349,6 @@ func printMatrix(w io.Writer, cells []*matrixCell, shapes []trafficShape, elapse
 	n := len(cells)
 	fmt.Fprintf(w, "targets: recall %d/%d  false alerts %d/%d  time to detect %d/%d  rejected %d/%d  all %d/%d cells\n",
 		pr, n, pf, n, pt, n, pj, n, all, n)
-	_ = shapes
 }
 
 func b2i(b bool) int {

@@ -581,3 +581,30 @@ func TestShapeOptions(t *testing.T) {
 		t.Error("SparseShare 2 accepted")
 	}
 }
+
+// TestLabelStartsAtFirstAttackEvent: a label of an attack that only adds
+// events starts at its first event (truncated to the second), not at a
+// quiet lead-in before it.
+func TestLabelStartsAtFirstAttackEvent(t *testing.T) {
+	cfg := Config{Seed: 4, Actors: 40, Duration: 5 * 24 * time.Hour, Attacks: []string{KindBulkExport, KindPurposeViolation, KindDeniedBurst}}
+	seen := map[string][]time.Time{}
+	g := run(t, cfg, func(g *Generator, b *Batch) {
+		for i := range b.Lines {
+			if !b.Lines[i].Consent {
+				seen[b.Lines[i].Key] = append(seen[b.Lines[i].Key], time.UnixMilli(b.Lines[i].UnixMilli).UTC())
+			}
+		}
+	})
+	if len(g.Labels()) == 0 {
+		t.Fatal("no labels")
+	}
+	for _, l := range g.Labels() {
+		at := false
+		for _, ts := range seen[l.ActorID] {
+			at = at || ts.Truncate(time.Second).Equal(l.Start)
+		}
+		if !at {
+			t.Errorf("label %s (%s, %s) starts at %s, where the actor has no event", l.ID, l.Kind, l.ActorID, l.Start)
+		}
+	}
+}

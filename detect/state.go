@@ -186,27 +186,30 @@ func (s *actorState) multAvg() float64 { return math.Max(1, float64(s.MultAvg)) 
 // actor that makes rare heavy calls: the chance that a window is heavy
 // (its own heavy rate, times the tenant multiplier) times the chance that
 // a heavy call is at least this large, from a Student-t predictive
-// distribution of its heavy calls' log sizes (k-1 degrees of freedom, so
-// a short history is judged leniently). ok is false below the heavy
-// threshold or with fewer than three heavy calls on record.
+// distribution of its heavy calls' log sizes. The log-SD has a prior of
+// ln 2 worth two calls (a call half or twice the usual size is
+// unremarkable), so one or two calls on record are judged leniently and
+// many by their own spread; calls over rules.bulk_records are the bulk
+// rule's in any case. ok is false below the heavy threshold or with no
+// heavy call on record.
 func (s *actorState) heavyExplains(obs, mult, heavy float64) (float64, bool) {
-	k := int(s.HeavyLog.N)
-	if obs < heavy || k < 3 {
+	const priorSD, priorN = math.Ln2, 2.0
+	k := float64(s.HeavyLog.N)
+	if obs < heavy || k < 1 {
 		return 0, false
 	}
 	var sum, sq float64
 	for _, v := range s.HeavyLog.values() {
 		sum += float64(v)
 	}
-	mean := sum / float64(k)
+	mean := sum / k
 	for _, v := range s.HeavyLog.values() {
 		sq += (float64(v) - mean) * (float64(v) - mean)
 	}
-	// a floor of a tenth of a log unit: identical sizes say "this size",
-	// not "no other size"
-	sd := math.Max(math.Sqrt(sq/float64(k-1)), 0.1) * math.Sqrt(1+1/float64(k))
+	df := k - 1 + priorN
+	sd := math.Sqrt((sq+priorN*priorSD*priorSD)/df) * math.Sqrt(1+1/k)
 	t := (math.Log(obs/math.Max(mult, 1)) - mean) / sd
-	size := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(k - 1)}.Survival(t)
+	size := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Survival(t)
 	return math.Min(1, s.heavyRate()*math.Max(mult, 1)) * size, true
 }
 

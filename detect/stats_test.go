@@ -55,3 +55,34 @@ func TestMedianMAD(t *testing.T) {
 		t.Errorf("median %g MAD %g, want 3 and 1", med, mad)
 	}
 }
+
+// TestHeavyExplains: a rare heavy caller's size is judged by its own
+// heavy calls, leniently with one on record, by its spread with many.
+func TestHeavyExplains(t *testing.T) {
+	withCalls := func(sizes ...float64) *actorState {
+		s := &actorState{WinN: 500, HeavyN: float32(len(sizes))}
+		for _, v := range sizes {
+			s.HeavyLog.add(math.Log(v))
+		}
+		return s
+	}
+	tight := withCalls(300, 310, 290, 305, 295, 300, 302, 298, 300, 301)
+	for _, tc := range []struct {
+		name    string
+		s       *actorState
+		obs     float64
+		explain bool // probability above 1e-6
+	}{
+		{"one call on record, 2.3x its size", withCalls(190), 443, true},
+		{"ten calls of 300, one of 450", tight, 450, true},
+		{"ten calls of 300, one of 3000", tight, 3000, false},
+	} {
+		p, ok := tc.s.heavyExplains(tc.obs, 1, 100)
+		if !ok || (p > 1e-6) != tc.explain {
+			t.Errorf("%s: p %.2g ok %v, want explained %v", tc.name, p, ok, tc.explain)
+		}
+	}
+	if _, ok := (&actorState{}).heavyExplains(500, 1, 100); ok {
+		t.Error("no heavy call on record, yet an explanation")
+	}
+}

@@ -18,11 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/chatwarden/chatwarden/dashboards"
-	"github.com/chatwarden/chatwarden/ingest"
-	"github.com/chatwarden/chatwarden/pseudonym"
-	"github.com/chatwarden/chatwarden/store"
 )
 
 // ServeConfig is the serve section: the HTTP listener shared by /metrics,
@@ -106,44 +101,6 @@ type component struct {
 	run  func(ctx context.Context) error
 }
 
-// serveDeps is what each package's wiring (wire_<pkg>.go) builds on.
-type serveDeps struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Store
-	pseudo   *pseudonym.Pseudonymizer
-	registry *prometheus.Registry
-	// mux is the HTTP server's router: wirings mount their handlers on it
-	// (the web UI, the JSON API, Slack's interactivity endpoint).
-	mux *http.ServeMux
-	// observers see every batch ingest stores (event rules register here).
-	observers []ingest.BatchObserver
-	// findings delivers findings to alerting; wireAlert sets it (nil when
-	// alerting is not wired). Call it through d at run time.
-	findings findingNotifier
-	// health are the components' health checks for /healthz (each nil
-	// while healthy); wirings append to it.
-	health []func() error
-	// alertActions are the dashboards' alert buttons; wireAlert sets them
-	// before wireDashboards reads them (nil leaves the buttons disabled).
-	alertActions dashboards.AlertActions
-}
-
-// wiring builds one package's components. It runs before any component
-// starts, so a wiring may register observers or handlers for the others.
-type wiring func(ctx context.Context, d *serveDeps) ([]component, error)
-
-// wirings lists every package's wiring: add ONE line per package.
-func wirings() []wiring {
-	return []wiring{
-		wireIngest,
-		wireDetect,
-		wireAlert, // before wireDashboards: it provides the alert buttons
-		wireDashboards,
-		wireRetention,
-	}
-}
-
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "serve")
 	addr := fs.String("addr", "", "HTTP listen address (overrides serve.addr)")
@@ -167,29 +124,43 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	defer s.Close()
 	reg := newRegistry()
-	d := &serveDeps{cfg: c, log: e.log, store: s, pseudo: p, registry: reg, mux: http.NewServeMux()}
-	var comps []component
-	for _, w := range wirings() {
-		cs, err := w(ctx, d)
-		if err != nil {
-			return err
-		}
-		comps = append(comps, cs...)
+	// serve's graph, built once in dependency order: store -> alert ->
+	// detect -> ingest (with detection's observer) -> dashboards -> http.
+	// Each constructor takes what it needs; nothing is set afterwards.
+	log := e.log
+	al, err := wireAlert(c, s, reg, log)
+	if err != nil {
+		return err
 	}
+	det, err := wireDetect(ctx, c.Detect, s, reg, log, al.notify)
+	if err != nil {
+		return err
+	}
+	in := wireIngest(c.Ingest, s, p, reg, log, det.observer)
+	dash, err := wireDashboards(c, s, p, reg, log, al.actions)
+	if err != nil {
+		return err
+	}
+	comps := []component{in.component, det.component, al.component, wireRetention(c.Retention, s, log)}
+	mux := http.NewServeMux()
+	mux.Handle("POST /slack/interactivity", al.interactivity)
+	// Routes mounted more specifically (/metrics, /healthz,
+	// /slack/interactivity) keep precedence over the dashboards' "/".
+	mux.Handle("/", dash)
 	sc := c.Serve.withDefaults()
 	metrics, err := sc.metricsHandler(reg)
 	if err != nil {
 		return err
 	}
 	if sc.MetricsAddr == "" {
-		d.mux.Handle("GET /metrics", metrics)
+		mux.Handle("GET /metrics", metrics)
 	}
-	d.mux.Handle("GET /healthz", healthHandler(s.Ping, d.health...))
+	mux.Handle("GET /healthz", healthHandler(s.Ping, in.health))
 	tc, err := c.Serve.serverTLS()
 	if err != nil {
 		return err
 	}
-	comps = append(comps, httpComponent("http", sc.Addr, tc, withHSTS(tc, d.mux), sc, e.log))
+	comps = append(comps, httpComponent("http", sc.Addr, tc, withHSTS(tc, mux), sc, e.log))
 	if sc.MetricsAddr != "" {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", metrics)

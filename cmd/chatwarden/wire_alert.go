@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatwarden/chatwarden/alert"
 	aslack "github.com/chatwarden/chatwarden/alert/slack"
@@ -19,23 +23,30 @@ import (
 var _ alert.Store = (*store.Store)(nil)
 
 // findingNotifier hands findings to alerting (detect.FindingSink has this
-// shape). wireAlert sets serveDeps.findings; detection's wiring calls it
-// through d at run time, so the order of wirings does not matter.
+// shape).
 type findingNotifier func(ctx context.Context, fs ...models.Finding) error
 
-// wireAlert builds the dispatcher, mounts Slack's interactivity endpoint
-// and offers the dispatcher as the sink for findings and the dashboards'
-// alert buttons. With no Slack token, alerts go to ClickHouse and the log.
-func wireAlert(_ context.Context, d *serveDeps) ([]component, error) {
-	disp, h, err := newAlerting(d.cfg, d.store, d)
+// alerting is what serve's alerting offers the others: its component, the
+// entry point for findings, the dashboards' alert buttons and Slack's
+// interactivity endpoint.
+type alerting struct {
+	component     component
+	notify        findingNotifier
+	actions       dashboards.AlertActions
+	interactivity http.Handler
+}
+
+// wireAlert builds the dispatcher and Slack's interactivity handler. With
+// no Slack token, alerts go to ClickHouse and the log.
+func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger) (alerting, error) {
+	disp, h, err := newAlerting(c, s, reg, log)
 	if err != nil {
-		return nil, err
+		return alerting{}, err
 	}
-	d.mux.Handle("POST /slack/interactivity", h)
-	d.findings = func(ctx context.Context, fs ...models.Finding) error {
+	notify := func(ctx context.Context, fs ...models.Finding) error {
 		return disp.Notify(ctx, time.Now(), fs...)
 	}
-	d.alertActions = dashboards.AlertActionsFunc(func(ctx context.Context, req dashboards.ActionRequest, now time.Time) error {
+	actions := dashboards.AlertActionsFunc(func(ctx context.Context, req dashboards.ActionRequest, now time.Time) error {
 		err := disp.ActOnAlert(ctx, now, req.AlertID, alert.ActionKind(req.Action), req.User, string(req.Role), req.Reason)
 		switch {
 		case errors.Is(err, alert.ErrUnknownAlert):
@@ -47,14 +58,15 @@ func wireAlert(_ context.Context, d *serveDeps) ([]component, error) {
 		}
 		return err
 	})
-	return []component{{name: "alert", run: disp.Run}}, nil
+	return alerting{component: component{name: "alert", run: disp.Run}, notify: notify, actions: actions,
+		interactivity: h}, nil
 }
 
 // newAlerting builds the dispatcher and the interactivity handler from the
 // configuration. Self-monitoring reads the store's sources and ingest's
 // consumer lag; the weekly digest comes from the report package.
-func newAlerting(c Config, s *store.Store, d *serveDeps) (*alert.Dispatcher, *aslack.Handler, error) {
-	log := d.log.With("component", "alert")
+func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger) (*alert.Dispatcher, *aslack.Handler, error) {
+	log = log.With("component", "alert")
 	var poster alert.Poster
 	client, err := aslack.New(c.Alert.Slack, log)
 	if err != nil {
@@ -70,7 +82,7 @@ func newAlerting(c Config, s *store.Store, d *serveDeps) (*alert.Dispatcher, *as
 	ingestCfg := c.Ingest
 	reporter := newReporter(s, c)
 	disp, err := alert.New(c.Alert, alert.Options{
-		Store: s, Poster: poster, Log: log, Registerer: d.registry, Clock: time.Now,
+		Store: s, Poster: poster, Log: log, Registerer: reg, Clock: time.Now,
 		Exposure: func(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, uint64, []string, error) {
 			x, err := s.ActorExposure(ctx, tenant, actor, from, to)
 			return x.Subjects, x.Records, x.Categories, err

@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/report"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -35,19 +40,17 @@ func newReporter(s *store.Store, c Config) *report.Reporter {
 		})}
 }
 
-// wireDashboards mounts the web pages and the JSON API on serve's mux.
-// Routes mounted more specifically by others (/metrics, /healthz,
-// /slack/interactivity) keep precedence.
-func wireDashboards(_ context.Context, d *serveDeps) ([]component, error) {
-	acts := d.alertActions // set by wireAlert, which runs first (nil: buttons disabled)
-	srv, err := dashboards.New(d.cfg.Dashboards, dashboards.Deps{
-		Events: d.store, Subjects: d.store, Audit: d.store, Alerts: d.store, Actions: acts,
-		Weekly: newReporter(d.store, d.cfg).Weekly, Pseudonymize: d.pseudo.AllTenant, Log: d.log.With("component", "dashboards"),
-		Registerer: d.registry,
+// wireDashboards builds the web pages and the JSON API; actions are
+// alerting's alert buttons.
+func wireDashboards(c Config, s *store.Store, p *pseudonym.Pseudonymizer, reg prometheus.Registerer, log *slog.Logger,
+	actions dashboards.AlertActions) (http.Handler, error) {
+	srv, err := dashboards.New(c.Dashboards, dashboards.Deps{
+		Events: s, Subjects: s, Audit: s, Alerts: s, Actions: actions,
+		Weekly: newReporter(s, c).Weekly, Pseudonymize: p.AllTenant, Log: log.With("component", "dashboards"),
+		Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building dashboards: %w", err)
 	}
-	d.mux.Handle("/", srv)
-	return nil, nil
+	return srv, nil
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/models"
@@ -28,34 +30,33 @@ const detectLateness = 5 * time.Second
 
 type storeFinding = store.StoredFinding
 
-// wireDetect registers the event rules as an ingest batch observer and
-// runs the window detectors on aligned ticks.
-func wireDetect(ctx context.Context, d *serveDeps) ([]component, error) {
-	cfg := d.cfg.Detect
-	if _, err := detect.AuditConfig(ctx, d.store, cfg, "chatwarden serve", time.Now(), d.log); err != nil {
-		return nil, fmt.Errorf("auditing the detection config: %w", err)
+// detecting is serve's detection: the window detectors' component and the
+// event rules, which see each batch ingest stores.
+type detecting struct {
+	component component
+	observer  ingest.BatchObserver
+}
+
+// wireDetect builds the event rules (an ingest batch observer) and the
+// window detectors, which run on aligned ticks. Findings go to notify
+// (alerting's entry point).
+func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg prometheus.Registerer, log *slog.Logger,
+	notify findingNotifier) (detecting, error) {
+	if _, err := detect.AuditConfig(ctx, st, cfg, "chatwarden serve", time.Now(), log); err != nil {
+		return detecting{}, fmt.Errorf("auditing the detection config: %w", err)
 	}
 	consents := detect.NewConsentRegister()
-	states, err := d.store.AllConsents(ctx)
+	states, err := st.AllConsents(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("loading the consent register: %w", err)
+		return detecting{}, fmt.Errorf("loading the consent register: %w", err)
 	}
 	consents.Load(states)
-	d.log.Info("consent register loaded", "decisions", consents.Len())
+	log.Info("consent register loaded", "decisions", consents.Len())
 	rules, err := detect.NewRules(cfg, consents)
 	if err != nil {
-		return nil, err
+		return detecting{}, err
 	}
-	// Findings go to alerting through d.findings, which wireAlert sets
-	// (possibly after this wiring ran): read it at call time.
-	send := func(ctx context.Context, fs ...models.Finding) error {
-		if d.findings == nil {
-			return nil
-		}
-		return d.findings(ctx, fs...)
-	}
-	st := d.store
-	d.observers = append(d.observers, ingest.BatchObserver(func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent) {
+	observer := ingest.BatchObserver(func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent) {
 		fs := rules.Check(now, evs, cs)
 		if len(fs) == 0 {
 			return
@@ -66,25 +67,25 @@ func wireDetect(ctx context.Context, d *serveDeps) ([]component, error) {
 		}
 		// The batch's offsets are committed when this returns, so a rule
 		// finding must be durable first: retry until it is (or serve stops).
-		retryUntilDone(ctx, d.log, "storing rule findings", func(ctx context.Context) error {
+		retryUntilDone(ctx, log, "storing rule findings", func(ctx context.Context) error {
 			return st.InsertFindings(ctx, stored)
 		})
-		retryUntilDone(ctx, d.log, "forwarding rule findings to alerting", func(ctx context.Context) error {
-			return send(ctx, fs...)
+		retryUntilDone(ctx, log, "forwarding rule findings to alerting", func(ctx context.Context) error {
+			return notify(ctx, fs...)
 		})
-	}))
+	})
 	eng, err := detect.New(cfg, st, detect.Options{
-		Findings:     send,
+		Findings:     detect.FindingSink(notify),
 		Stored:       st.InsertFindings,
 		Risk:         st.InsertActorRisk,
 		Suppressions: st.Suppressions,
-		Log:          d.log.With("component", "detect"),
-		Registerer:   d.registry,
+		Log:          log.With("component", "detect"),
+		Registerer:   reg,
 	})
 	if err != nil {
-		return nil, err
+		return detecting{}, err
 	}
-	return []component{{name: "detect", run: func(ctx context.Context) error {
+	return detecting{observer: observer, component: component{name: "detect", run: func(ctx context.Context) error {
 		if err := eng.Start(ctx, st, time.Now()); err != nil {
 			return err
 		}

@@ -2,30 +2,30 @@ package main
 
 import (
 	"context"
-	"time"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatwarden/chatwarden/ingest"
-	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/store"
 )
 
 var _ ingest.Store = (*store.Store)(nil)
 
-// wireIngest runs the Kafka consumer. Observers registered by other wirings
-// see every stored batch, in registration order.
-func wireIngest(_ context.Context, d *serveDeps) ([]component, error) {
-	m := ingest.NewMetrics(d.registry)
-	d.health = append(d.health, m.Health)
-	return []component{{name: "ingest", run: func(ctx context.Context) error {
-		obs := d.observers
-		var observe ingest.BatchObserver
-		if len(obs) > 0 {
-			observe = func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent) {
-				for _, o := range obs {
-					o(ctx, now, evs, cs)
-				}
-			}
-		}
-		return ingest.Run(ctx, d.cfg.Ingest, d.store, d.pseudo, observe, m, d.log)
-	}}}, nil
+// ingesting is serve's Kafka consumer: its component and its health check
+// (nil while healthy) for /healthz.
+type ingesting struct {
+	component component
+	health    func() error
+}
+
+// wireIngest runs the Kafka consumer; observe (nil: none) sees every
+// stored batch before its offsets are committed.
+func wireIngest(c ingest.Config, s *store.Store, p *pseudonym.Pseudonymizer, reg prometheus.Registerer, log *slog.Logger,
+	observe ingest.BatchObserver) ingesting {
+	m := ingest.NewMetrics(reg)
+	return ingesting{health: m.Health, component: component{name: "ingest", run: func(ctx context.Context) error {
+		return ingest.Run(ctx, c, s, p, observe, m, log)
+	}}}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/chatwarden/chatwarden/store"
@@ -36,17 +37,17 @@ func retainOnce(ctx context.Context, r retainer, cfg store.RetentionConfig, now 
 }
 
 // wireRetention runs retention at start-up and then every interval.
-func wireRetention(_ context.Context, d *serveDeps) ([]component, error) {
-	cfg := d.cfg.Retention.WithDefaults()
+func wireRetention(rc store.RetentionConfig, st *store.Store, log *slog.Logger) component {
+	cfg := rc.WithDefaults()
 	run := func(ctx context.Context) error {
 		t := time.NewTicker(cfg.Interval)
 		defer t.Stop()
 		for {
-			res, err := retainOnce(ctx, d.store, cfg, time.Now(), "chatwarden", "serve")
+			res, err := retainOnce(ctx, st, cfg, time.Now(), "chatwarden", "serve")
 			if err != nil {
-				d.log.Error("retention failed; retrying next interval", "err", err, "interval", cfg.Interval)
+				log.Error("retention failed; retrying next interval", "err", err, "interval", cfg.Interval)
 			} else if len(res.Unmanaged) > 0 {
-				d.log.Warn("partitioned tables without a retention class are kept", "tables", res.Unmanaged)
+				log.Warn("partitioned tables without a retention class are kept", "tables", res.Unmanaged)
 			}
 			select {
 			case <-ctx.Done():
@@ -55,9 +56,9 @@ func wireRetention(_ context.Context, d *serveDeps) ([]component, error) {
 			}
 		}
 	}
-	d.log.Info("retention on", "events_days", cfg.EventsDays, "dead_letters_days", cfg.DeadLettersDays,
+	log.Info("retention on", "events_days", cfg.EventsDays, "dead_letters_days", cfg.DeadLettersDays,
 		"alerts_days", cfg.AlertsDays, "audit_days", cfg.AuditDays, "interval", cfg.Interval)
-	return []component{{name: "retention", run: run}}, nil
+	return component{name: "retention", run: run}
 }
 
 func runRetention(ctx context.Context, e *env, args []string) error {

@@ -128,10 +128,14 @@ func (e *Engine) seriesPrepare(st *actorState, w int64) *seriesState {
 	}
 	// Windows without activity between the latest value and this one
 	// are zero counts.
+	// (their level ratio and residual are unknown: a ring slot must not
+	// keep a value from a day or more before).
+	nan := float32(math.NaN())
 	for v := s.At + 1; v < w; v++ {
 		s.Hist[v%int64(len(s.Hist))] = 0
 		i := v % int64(len(s.Var))
 		s.Dev[i], s.Var[i], s.Exp[i], s.Obs[i] = 0, 0, 0, 0
+		s.Ratio[v%int64(len(s.Ratio))], s.Resid[v%int64(len(s.Resid))] = nan, nan
 	}
 	s.w, s.ok, s.rho = w, false, 1
 	s.b, s.sb, s.mode, s.ok = s.base(w, g)
@@ -228,6 +232,7 @@ func (s *seriesState) learn(w int64, y float64) {
 	s.Obs[i] = float32(y)
 	if !s.ok {
 		s.Dev[i], s.Var[i], s.Exp[i] = 0, 0, 0
+		s.Ratio[w%int64(len(s.Ratio))], s.Resid[w%int64(len(s.Resid))] = float32(math.NaN()), float32(math.NaN())
 		return
 	}
 	sd := math.Sqrt(s.v)

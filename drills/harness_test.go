@@ -27,6 +27,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/internal/subproc"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -105,11 +106,8 @@ func mainRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(bin)
-	binPath = filepath.Join(bin, "chatwarden")
-	build := exec.Command("go", "build", "-o", binPath, "./cmd/chatwarden")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "drills: go build: %v\n%s", err, out)
+	if binPath, err = subproc.Build(repoRoot, bin); err != nil {
+		fmt.Fprintf(os.Stderr, "drills: %v\n", err)
 		return 1
 	}
 	code := m.Run()
@@ -123,15 +121,7 @@ func mainRun(m *testing.M) int {
 // CHATWARDEN_PSEUDONYM_KEY_FILE, a log level, another database) or a
 // JAVA/KAFKA setting of the caller must not change what a drill's
 // subprocess does.
-func baseEnv() []string {
-	env := []string{"LANG=C.UTF-8"}
-	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
-}
+func baseEnv() []string { return subproc.Env() }
 
 // stackCmd runs scripts/stack.sh SUB on the drill stack.
 func stackCmd(sub string) error {

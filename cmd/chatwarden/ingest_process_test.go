@@ -22,6 +22,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/internal/subproc"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -43,11 +44,7 @@ func chatwardenBinary(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		binPath = filepath.Join(buildDir, "chatwarden")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		binPath, buildErr = subproc.Build("../..", buildDir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -110,7 +107,9 @@ func newIngestEnv(t *testing.T) *ingestEnv {
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(),
+	// From scratch: an exported CHATWARDEN_* variable must not change
+	// what the subprocess does.
+	env := subproc.Env(
 		"CHATWARDEN_KAFKA_BROKERS="+strings.Join(brokers, ","),
 		"CHATWARDEN_CLICKHOUSE_ADDR="+storetest.Addr(),
 		"CHATWARDEN_CLICKHOUSE_DATABASE="+st.Database(),

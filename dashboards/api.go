@@ -53,7 +53,11 @@ func (s *Server) apiAlertAction(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) error {
-	res, _, err := s.history(r, searchOf(r.URL.Query()), "history")
+	q, _, err := s.searchOfRequest(w, r)
+	if err != nil {
+		return err
+	}
+	res, _, err := s.history(r, q, "history")
 	if err != nil {
 		return err
 	}
@@ -62,7 +66,11 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) apiBlast(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.blast(r)
+	q, alertID, err := s.searchOfRequest(w, r)
+	if err != nil {
+		return err
+	}
+	b, err := s.blast(r, q, alertID)
 	if err != nil {
 		return err
 	}
@@ -71,7 +79,11 @@ func (s *Server) apiBlast(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) apiSubject(w http.ResponseWriter, r *http.Request) error {
-	rep, err := s.subject(r, r.PathValue("id"))
+	q, _, err := s.searchOfRequest(w, r)
+	if err != nil {
+		return err
+	}
+	rep, err := s.subject(r, q)
 	if err != nil {
 		return err
 	}

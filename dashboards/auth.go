@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -247,14 +246,10 @@ func csrfOK(r *http.Request, p *principal) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(p.CSRF)) == 1
 }
 
-// clientIP is the remote address without its port. (Behind a proxy, put the
-// proxy's own rate limits in front: X-Forwarded-For is not trusted here.)
+// clientIP is the address of the client: the remote address, or behind a
+// trusted proxy (dashboards.trusted_proxies) the client it forwarded for.
 func (s *Server) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return s.proxies.client(r)
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, id string, expires time.Time) {

@@ -121,7 +121,7 @@ func TestHostileDataRenderedEscaped(t *testing.T) {
 		}
 	}
 	pages := []string{"/alerts", "/alerts/al-1", "/investigate?actor=a&since=24h", "/investigate/blast?actor=a",
-		"/investigate/subject/cust-1?tenant=retail", "/reports/weekly", "/audit"}
+		"/investigate/subject?tenant=retail&subject=" + testPseudonym, "/reports/weekly", "/audit"}
 	for _, s := range hostile {
 		t.Run(s, func(t *testing.T) {
 			srv, _, cookie := fakeServer(t, s)
@@ -231,23 +231,40 @@ func TestQueryParamDefects(t *testing.T) {
 	})
 }
 
-// TestErrorLogHasNoRawCustomerID: a failing data-subject query is logged
-// with its route, not its path, which holds the raw customer id typed.
+// TestErrorLogHasNoRawCustomerID: a failing data-subject query (the API's
+// POST, and the page reached through its handle) is logged with its route,
+// and neither the answer nor the log holds the raw customer id typed.
 func TestErrorLogHasNoRawCustomerID(t *testing.T) {
 	srv, q, cookie := fakeServer(t, "x")
 	var logs strings.Builder
 	srv.log = slog.New(slog.NewTextHandler(&logs, nil))
 	q.fail = true
-	for _, p := range []string{"/api/subjects/RAW-cust-981", "/investigate/subject/RAW-cust-981"} {
-		r := httptest.NewRequest(http.MethodGet, p, nil)
+	sess, _ := srv.sessions.get(cookie.Value, srv.now())
+	post := func(path, ctype, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", ctype)
+		r.Header.Set("X-CSRF-Token", sess.CSRF)
 		r.AddCookie(cookie)
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, r)
+		return w
+	}
+	form := post("/investigate/subject", "application/x-www-form-urlencoded", "subject=RAW-cust-981")
+	page := form.Header().Get("Location")
+	if form.Code != http.StatusSeeOther || !strings.HasPrefix(page, "/investigate/subject?h=") || strings.Contains(page, "RAW") {
+		t.Fatalf("POST /investigate/subject: %d to %q", form.Code, page)
+	}
+	r := httptest.NewRequest(http.MethodGet, page, nil)
+	r.AddCookie(cookie)
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, r)
+	for name, w := range map[string]*httptest.ResponseRecorder{"POST /api/subjects": post("/api/subjects", "application/json", `{"subject":"RAW-cust-981"}`),
+		"GET " + page: w} {
 		if w.Code != http.StatusInternalServerError {
-			t.Fatalf("GET %s: %d, want 500", p, w.Code)
+			t.Fatalf("%s: %d, want 500", name, w.Code)
 		}
 		if strings.Contains(w.Body.String(), "RAW-cust-981") {
-			t.Errorf("GET %s: the error page shows the raw id", p)
+			t.Errorf("%s: the error page shows the raw id", name)
 		}
 	}
 	if !strings.Contains(logs.String(), "serving page") || strings.Contains(logs.String(), "RAW-cust-981") {

@@ -125,11 +125,40 @@ func TestBrowser(t *testing.T) {
 	step("sign out", chromedp.Click(css(`header .who button`)), chromedp.WaitVisible(css(`input[name=user]`)))
 	step("sign in as admin", chromedp.SendKeys(css(`input[name=user]`), "admin-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-admin"),
 		chromedp.Submit(css(`form.login`)), chromedp.WaitVisible(css(`table.feed`)))
-	step("data-subject report", chromedp.Navigate(base+"/investigate/subject/cust-1?tenant=retail"), chromedp.WaitVisible(css(`p.lede`)), shot("08-subject"))
+	// A customer look-up is a POST; the pages it leads to are addressed by
+	// an opaque handle, so the raw id is in no URL the browser keeps
+	// (issue 10 item 10).
+	location := func() string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		u, err := chromedp.Run(sctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	step("customer search", chromedp.Navigate(base+"/investigate"), chromedp.WaitVisible(css(`#search`)),
+		chromedp.SendKeys(css(`#search input[name=subject]`), "cust-1"), chromedp.SendKeys(css(`#search input[name=tenant]`), "retail"),
+		chromedp.SetValue(css(`#search input[name=since]`), "24h"),
+		chromedp.Submit(css(`#search`)), chromedp.WaitVisible(css(`table.events`)), shot("08-customer-search"))
+	if u := location(); strings.Contains(u, "cust-1") || !strings.Contains(u, "/investigate?h=") {
+		t.Fatalf("customer search landed on %q", u)
+	}
+	step("data-subject report", chromedp.Click(css(`a[href^="/investigate/subject?h="]`)), chromedp.WaitVisible(css(`p.lede`)), shot("09-subject"))
 	if p := text(`p.lede`); !strings.Contains(p, "7 accesses by 1 actors") {
 		t.Fatalf("subject report: %q", p)
 	}
-	step("audit", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css(`table`)), shot("09-audit"))
+	if u := location(); strings.Contains(u, "cust-1") {
+		t.Fatalf("data-subject report at %q", u)
+	}
+	sctx, cancelH := context.WithTimeout(ctx, 20*time.Second)
+	visited, err := chromedp.Run(sctx, chromedp.Evaluate[string](`performance.getEntriesByType("navigation").map(e => e.name).join(" ") + " " + document.referrer`))
+	cancelH()
+	if err != nil || strings.Contains(visited, "cust-1") {
+		t.Fatalf("navigation entries %q %v", visited, err)
+	}
+	step("audit", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css(`table`)), shot("10-audit"))
 	audit := text(`table`)
 	for _, want := range []string{"secops-user", "alert_action", "history", "dsar"} {
 		if !strings.Contains(audit, want) {

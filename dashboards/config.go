@@ -76,11 +76,27 @@ type Config struct {
 	// InsecureCookies drops the Secure cookie flag, for plain-http
 	// development on 127.0.0.1 only (default false).
 	InsecureCookies bool `yaml:"insecure_cookies"`
-	// LoginAttempts is how many failed logins an IP address or a user
-	// name may have per LoginWindow before further attempts are refused
-	// (defaults 5 per 15m).
+	// LoginAttempts is how many failed sign-ins a user name may have in a
+	// row before each further attempt must wait, 1s after the first extra
+	// failure and twice as long after each next one, up to LoginWindow
+	// (defaults 5 and 15m). The back-off is per user name: one person's
+	// mistakes never lock out anybody else. A user name with no failure
+	// for LoginWindow starts afresh.
 	LoginAttempts int           `yaml:"login_attempts"`
 	LoginWindow   time.Duration `yaml:"login_window"`
+	// LoginIPAttempts is how many failed sign-ins one client address may
+	// have per LoginWindow, across all user names, before its attempts are
+	// refused (default 50: against password spraying, and high enough that
+	// an office behind one NAT is not locked out by a few typos).
+	LoginIPAttempts int `yaml:"login_ip_attempts"`
+	// TrustedProxies are the reverse proxies (CIDRs or addresses) whose
+	// X-Forwarded-For is believed: the client is the right-most address in
+	// it that is not a trusted proxy. Without it (the default) the client is
+	// the connection's remote address and X-Forwarded-For is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// LookupTTL is how long the opaque handle of a customer look-up
+	// (/investigate?h=...) stays valid (default 15m).
+	LookupTTL time.Duration `yaml:"lookup_ttl"`
 	// TokenAttempts is how many requests with a wrong API token a client
 	// may send per TokenWindow before its bearer requests are answered 429
 	// without being checked (defaults 20 per 1m).
@@ -102,6 +118,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = 15 * time.Minute
+	}
+	if c.LoginIPAttempts <= 0 {
+		c.LoginIPAttempts = 50
+	}
+	if c.LookupTTL <= 0 {
+		c.LookupTTL = 15 * time.Minute
 	}
 	if c.RefreshSeconds <= 0 {
 		c.RefreshSeconds = 30
@@ -161,6 +183,14 @@ func (c Config) Validate() error {
 		if len(t.SHA256) != 64 || !isLowerHex(t.SHA256) {
 			errs = append(errs, fmt.Errorf("dashboards.tokens[%d].sha256: want the 64 lower-case hex digits of the token's SHA-256", i))
 		}
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			errs = append(errs, fmt.Errorf("dashboards.trusted_proxies[%d]: %q is not a CIDR (10.0.0.0/8) or an IP address", i, p))
+		}
+	}
+	if c.LoginIPAttempts < 0 || c.LookupTTL < 0 {
+		errs = append(errs, errors.New("dashboards: login_ip_attempts and lookup_ttl must not be negative"))
 	}
 	if c.SessionTTL < 0 || c.LoginWindow < 0 || c.LoginAttempts < 0 || c.RefreshSeconds < 0 || c.TokenAttempts < 0 || c.TokenWindow < 0 {
 		errs = append(errs, errors.New("dashboards: session_ttl, login_window, login_attempts, token_attempts, token_window and refresh_seconds must not be negative"))

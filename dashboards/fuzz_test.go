@@ -195,8 +195,8 @@ func fakeServer(t testing.TB, s string) (*Server, *fakeQueries, *http.Cookie) {
 // getRoutes are the GET pages and API endpoints whose query parameters and
 // ids the fuzzer varies.
 var getRoutes = []string{"/alerts", "/alerts/{id}", "/investigate", "/investigate/export", "/investigate/blast",
-	"/investigate/subject/{id}", "/reports/weekly", "/audit", "/api/alerts", "/api/alerts/{id}", "/api/history",
-	"/api/blast-radius", "/api/subjects/{id}", "/api/reports/weekly", "/api/audit", "/login"}
+	"/investigate/subject", "/reports/weekly", "/audit", "/api/alerts", "/api/alerts/{id}", "/api/history",
+	"/api/blast-radius", "/api/reports/weekly", "/api/audit", "/login"}
 
 // FuzzQueryParams requests every GET page and API endpoint as an admin
 // with an arbitrary query string and id. No request may panic or answer

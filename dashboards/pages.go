@@ -171,27 +171,35 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	name, password := r.PostFormValue("user"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
 	now := s.now()
-	ipKey, userKey := "ip:"+s.clientIP(r), "user:"+name
+	ipKey := "ip:" + s.clientIP(r)
 	fail := func(code int, msg string) error {
 		s.metrics.loginFailures.Inc()
 		w.WriteHeader(code)
 		return s.render(w, "login", s.pageData(r, "Sign in", map[string]string{"Next": next, "Error": msg, "User": name}))
 	}
-	if blocked, wait := s.limiter.blocked(now, ipKey, userKey); blocked {
+	// Per client address: many failures across names (spraying). Per user
+	// name: a back-off that grows with each failure in a row, so that
+	// guessing one account's password is slow and nobody else is held up.
+	wait := s.backoff.wait(name, now)
+	if blocked, ipWait := s.limiter.blocked(now, ipKey); blocked {
+		wait = max(wait, ipWait)
+	}
+	if wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		s.log.Warn("login rate-limited", "user", name, "ip", s.clientIP(r))
-		return fail(http.StatusTooManyRequests, "Too many failed attempts. Try again later.")
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %s.", report.Human(wait.Round(time.Second))))
 	}
 	u, ok := s.auth.password(name, password)
 	if !ok {
-		s.limiter.fail(now, ipKey, userKey)
+		s.limiter.fail(now, ipKey)
+		s.backoff.fail(name, now)
 		s.auditLogin(r, name, false)
 		return fail(http.StatusUnauthorized, "Wrong user name or password.")
 	}
 	if err := s.auditLogin(r, u.Name, true); err != nil {
 		return err // no session without its audit entry
 	}
-	s.limiter.reset(userKey)
+	s.backoff.reset(name)
 	id, sess := s.sessions.create(u.Name, u.Role, u.Tenants, now)
 	s.setSessionCookie(w, id, sess.expires)
 	if next == "" {
@@ -365,10 +373,15 @@ type investigateView struct {
 	ExportCSV template.URL
 	ExportJS  template.URL
 	CanDSAR   bool
+	// DSAR links to the data-subject report of the search's customer.
+	DSAR template.URL
 }
 
 func (s *Server) investigatePage(w http.ResponseWriter, r *http.Request) error {
-	q := searchOf(r.URL.Query())
+	q, err := s.searchFrom(r)
+	if err != nil {
+		return err
+	}
 	v := investigateView{Search: q, CanDSAR: can(principalOf(r).Role, "subject")}
 	if !q.Empty() {
 		res, f, err := s.history(r, q, "history")
@@ -386,11 +399,18 @@ func (s *Server) investigatePage(w http.ResponseWriter, r *http.Request) error {
 			if v.Timeline, err = s.timeline(r, f, res.Events); err != nil {
 				return err
 			}
-			ex := r.URL.Query()
+			ex := r.URL.Query() // a handle, or a query without customer ids
 			ex.Set("format", "csv")
 			v.ExportCSV = template.URL("/investigate/export?" + ex.Encode()) //nolint:gosec // encoded query
 			ex.Set("format", "json")
 			v.ExportJS = template.URL("/investigate/export?" + ex.Encode()) //nolint:gosec // encoded query
+			if q.Subject != "" {
+				dv := url.Values{"subject": {q.Subject}} // a pseudonym
+				if h := r.URL.Query().Get("h"); h != "" {
+					dv = url.Values{"h": {h}}
+				}
+				v.DSAR = template.URL("/investigate/subject?" + dv.Encode()) //nolint:gosec // encoded query
+			}
 		}
 	}
 	return s.render(w, "investigate", s.pageData(r, "Investigate", v))
@@ -443,7 +463,10 @@ func (s *Server) timeline(r *http.Request, f store.HistoryFilter, evs []models.E
 
 // exportHistory writes a history search as CSV or JSON (up to 100,000 rows).
 func (s *Server) exportHistory(w http.ResponseWriter, r *http.Request) error {
-	q := searchOf(r.URL.Query())
+	q, err := s.searchFrom(r)
+	if err != nil {
+		return err
+	}
 	if q.Limit <= 0 {
 		q.Limit = store.MaxHistoryLimit
 	}
@@ -497,9 +520,14 @@ func WriteCSV(w interface{ Write([]byte) (int, error) }, evs []models.Event) err
 }
 
 func (s *Server) blastPage(w http.ResponseWriter, r *http.Request) error {
-	v := map[string]any{"Search": searchOf(r.URL.Query()), "Alert": r.URL.Query().Get("alert")}
-	if r.URL.Query().Get("alert") != "" || !searchOf(r.URL.Query()).Empty() {
-		b, err := s.blast(r)
+	q, err := s.searchFrom(r)
+	if err != nil {
+		return err
+	}
+	alertID := r.URL.Query().Get("alert")
+	v := map[string]any{"Search": q, "Alert": alertID}
+	if alertID != "" || !q.Empty() {
+		b, err := s.blast(r, q, alertID)
 		var he *httpError
 		switch {
 		case errors.As(err, &he) && he.code == http.StatusBadRequest:
@@ -521,7 +549,11 @@ func (s *Server) blastPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) subjectPage(w http.ResponseWriter, r *http.Request) error {
-	rep, err := s.subject(r, r.PathValue("id"))
+	q, err := s.searchFrom(r)
+	if err != nil {
+		return err
+	}
+	rep, err := s.subject(r, q)
 	if err != nil {
 		return err
 	}

@@ -325,11 +325,10 @@ type BlastRadius struct {
 
 // blast computes and audits the blast radius of an alert (alert=ID) or of a
 // search's window.
-func (s *Server) blast(r *http.Request) (BlastRadius, error) {
-	v := r.URL.Query()
+func (s *Server) blast(r *http.Request, q Search, alertID string) (BlastRadius, error) {
 	var f store.HistoryFilter
 	var b BlastRadius
-	if id := v.Get("alert"); id != "" {
+	if id := alertID; id != "" {
 		a, found, err := s.d.Alerts.Alert(r.Context(), id)
 		if err != nil {
 			return b, err
@@ -341,7 +340,6 @@ func (s *Server) blast(r *http.Request) (BlastRadius, error) {
 		f = store.HistoryFilter{Tenant: a.Tenant, ActorID: a.ActorID, From: from, To: to}
 		b.AlertID = a.ID
 	} else {
-		q := searchOf(v)
 		if q.Subject != "" && principalOf(r).Role == RoleManager {
 			return b, errorf(http.StatusForbidden, "managers see aggregates, not per-customer queries")
 		}
@@ -422,11 +420,12 @@ func SubjectReportOf(ctx context.Context, q SubjectQueries, tenants, ids []strin
 	return rep, nil
 }
 
-// subject runs and audits a data-subject access report for the typed id.
-func (s *Server) subject(r *http.Request, typed string) (SubjectReport, error) {
-	v := r.URL.Query()
-	tenant := v.Get("tenant")
-	if typed != "" && !pseudonym.IsPseudonym(typed) {
+// subject runs and audits a data-subject access report for q's customer
+// (raw id or pseudonym, looked up in q's tenant) over q's time range
+// (default the last 90 days).
+func (s *Server) subject(r *http.Request, q Search) (SubjectReport, error) {
+	tenant := q.Tenant
+	if q.Subject != "" && !pseudonym.IsPseudonym(q.Subject) {
 		var err error
 		if tenant, err = subjectTenant(r, tenant); err != nil {
 			return SubjectReport{}, err
@@ -436,15 +435,15 @@ func (s *Server) subject(r *http.Request, typed string) (SubjectReport, error) {
 	if err != nil {
 		return SubjectReport{}, err
 	}
-	ids := s.subjectIDs(tenant, typed)
+	ids := s.subjectIDs(tenant, q.Subject)
 	if len(ids) == 0 {
 		return SubjectReport{}, errorf(http.StatusBadRequest, "no customer id")
 	}
-	since := v.Get("since")
-	if since == "" && v.Get("from") == "" {
+	since := q.Since
+	if since == "" && q.From == "" {
 		since = "90d"
 	}
-	from, to, err := ParseTimeRange(since, v.Get("from"), v.Get("to"), s.now())
+	from, to, err := ParseTimeRange(since, q.From, q.To, s.now())
 	if err != nil {
 		return SubjectReport{}, errorf(http.StatusBadRequest, "%v", err)
 	}

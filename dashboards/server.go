@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/report"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -147,7 +148,12 @@ type Server struct {
 	d        Deps
 	auth     *authenticator
 	sessions *sessions
-	limiter  *limiter
+	// limiter counts failed sign-ins per client address; backoff delays
+	// them per user name.
+	limiter *limiter
+	backoff *backoff
+	proxies proxies
+	lookups *lookups
 	// tokenLimiter counts wrong API tokens per client.
 	tokenLimiter *limiter
 	tmpl         map[string]*template.Template
@@ -215,7 +221,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, d: d, auth: newAuthenticator(cfg), sessions: newSessions(cfg.SessionTTL),
-		limiter: newLimiter(cfg.LoginAttempts, cfg.LoginWindow), tokenLimiter: newLimiter(cfg.TokenAttempts, cfg.TokenWindow), renderer: rd, metrics: newMetrics(d.Registerer), log: d.Log}
+		limiter: newLimiter(cfg.LoginIPAttempts, cfg.LoginWindow), backoff: newBackoff(cfg.LoginAttempts, cfg.LoginWindow),
+		proxies: newProxies(cfg.TrustedProxies), lookups: newLookups(cfg.LookupTTL), tokenLimiter: newLimiter(cfg.TokenAttempts, cfg.TokenWindow), renderer: rd, metrics: newMetrics(d.Registerer), log: d.Log}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -255,9 +262,11 @@ func (s *Server) routeTable() []route {
 		{"GET", "/alerts/{id}", alertRoles, false, s.alertPage},
 		{"POST", "/alerts/{id}/action", alertRoles, false, s.alertActionForm},
 		{"GET", "/investigate", historyRoles, false, s.investigatePage},
+		{"POST", "/investigate", historyRoles, false, s.investigateSubmit},
 		{"GET", "/investigate/export", historyRoles, false, s.exportHistory},
 		{"GET", "/investigate/blast", blastRoles, false, s.blastPage},
-		{"GET", "/investigate/subject/{id}", subjectRoles, false, s.subjectPage},
+		{"GET", "/investigate/subject", subjectRoles, false, s.subjectPage},
+		{"POST", "/investigate/subject", subjectRoles, false, s.subjectSubmit},
 		{"GET", "/reports/weekly", reportRoles, false, s.weeklyPage},
 		{"GET", "/audit", adminRoles, false, s.auditPage},
 
@@ -267,8 +276,10 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/alerts/{id}", alertRoles, true, s.apiAlert},
 		{"POST", "/api/alerts/{id}/action", alertRoles, true, s.apiAlertAction},
 		{"GET", "/api/history", historyRoles, true, s.apiHistory},
+		{"POST", "/api/history", historyRoles, true, s.apiHistory},
 		{"GET", "/api/blast-radius", blastRoles, true, s.apiBlast},
-		{"GET", "/api/subjects/{id}", subjectRoles, true, s.apiSubject},
+		{"POST", "/api/blast-radius", blastRoles, true, s.apiBlast},
+		{"POST", "/api/subjects", subjectRoles, true, s.apiSubject},
 		{"GET", "/api/reports/weekly", reportRoles, true, s.apiWeekly},
 		{"GET", "/api/audit", adminRoles, true, s.apiAudit},
 	}
@@ -334,7 +345,11 @@ func (s *Server) wrap(rt route) http.Handler {
 					s.fail(sw, r, rt.api, errorf(http.StatusUnauthorized, "sign in or send an API token"))
 					return
 				}
-				http.Redirect(sw, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				next := r.URL.RequestURI()
+				if q := searchOf(r.URL.Query()); q.Subject != "" && !pseudonym.IsPseudonym(q.Subject) {
+					next = r.URL.Path // never carry a customer id on to /login
+				}
+				http.Redirect(sw, r, "/login?next="+urlQueryEscape(next), http.StatusSeeOther)
 				return
 			}
 			if !slices.Contains(rt.roles, p.Role) {

@@ -262,7 +262,11 @@ dashboards:
 	// A responder looks the customer up by the raw id: found, and the
 	// audit trail records only pseudonyms.
 	get := func(path string) string {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		method, body := http.MethodGet, ""
+		if p, b, ok := strings.Cut(path, " "); ok { // "path JSON": a POST look-up
+			method, path, body = http.MethodPost, p, b
+		}
+		req, _ := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -271,20 +275,21 @@ dashboards:
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 		}
 		return string(b)
 	}
 	var rep struct {
 		Events uint64 `json:"events"`
 	}
-	if err := json.Unmarshal([]byte(get("/api/subjects/"+raw[0]+"?tenant=acme")), &rep); err != nil || rep.Events != 2 {
-		t.Fatalf("data-subject report by raw id: %d events (%v), want 2: %s", rep.Events, err, get("/api/subjects/"+raw[0]+"?tenant=acme"))
+	subjectReq := `/api/subjects {"subject":"` + raw[0] + `","tenant":"acme"}`
+	if err := json.Unmarshal([]byte(get(subjectReq)), &rep); err != nil || rep.Events != 2 {
+		t.Fatalf("data-subject report by raw id: %d events (%v), want 2: %s", rep.Events, err, get(subjectReq))
 	}
 	var hist struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if err := json.Unmarshal([]byte(get("/api/history?subject="+raw[0]+"&tenant=acme&since=2h")), &hist); err != nil || len(hist.Events) != 2 {
+	if err := json.Unmarshal([]byte(get(`/api/history {"subject":"`+raw[0]+`","tenant":"acme","since":"2h"}`)), &hist); err != nil || len(hist.Events) != 2 {
 		t.Fatalf("history by raw id: %d events (%v), want 2", len(hist.Events), err)
 	}
 	metricsText := get("/metrics")

@@ -68,8 +68,8 @@ func TestPseudonymKeyRotation(t *testing.T) {
 			t.Fatalf("serve not listening:\n%s", logs)
 		}
 	}
-	api := func(path string) string {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+	api := func(path, body string) string { // a look-up by customer id is a POST
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -78,7 +78,7 @@ func TestPseudonymKeyRotation(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
 		}
 		return string(b)
 	}
@@ -88,12 +88,12 @@ func TestPseudonymKeyRotation(t *testing.T) {
 	}
 	// The customer's pseudonyms in tenant acme: tenant-scoped under key 2
 	// and key 1, then pre-tenant under key 2 and key 1.
-	if err := json.Unmarshal([]byte(api("/api/subjects/"+customer+"?tenant=acme")), &rep); err != nil || rep.Events != 2 || len(rep.Subjects) != 4 ||
+	if err := json.Unmarshal([]byte(api("/api/subjects", `{"subject":"`+customer+`","tenant":"acme"}`)), &rep); err != nil || rep.Events != 2 || len(rep.Subjects) != 4 ||
 		!strings.HasPrefix(rep.Subjects[0], "t2") || !strings.HasPrefix(rep.Subjects[1], "t1") ||
 		!strings.HasPrefix(rep.Subjects[2], "p2") || !strings.HasPrefix(rep.Subjects[3], "p1") {
 		t.Errorf("API data-subject report after rotation: %+v %v, want 2 events under t2, t1, p2, p1 pseudonyms", rep, err)
 	}
-	hist := api("/api/history?subject=" + customer + "&tenant=acme&since=3h")
+	hist := api("/api/history", `{"subject":"`+customer+`","tenant":"acme","since":"3h"}`)
 	if !strings.Contains(hist, `"rot-old"`) || !strings.Contains(hist, `"rot-new"`) {
 		t.Errorf("API history after rotation misses an event: %.400s", hist)
 	}

@@ -26,7 +26,7 @@ func TestNoCustomerIDInURLs(t *testing.T) {
 		}
 	}
 	// Without the CSRF token the form is refused.
-	resp, err := c.PostForm(f.ts.URL+"/investigate", url.Values{"subject": {raw}, "since": {"24h"}})
+	resp, err := c.PostForm(f.ts.URL+"/investigate", url.Values{"subject": {raw}, "tenant": {"retail"}, "since": {"24h"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestNoCustomerIDInURLs(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("POST /investigate without CSRF: %d", resp.StatusCode)
 	}
-	resp, err = c.PostForm(f.ts.URL+"/investigate", url.Values{"csrf": {csrf}, "subject": {raw}, "since": {"24h"}})
+	resp, err = c.PostForm(f.ts.URL+"/investigate", url.Values{"csrf": {csrf}, "subject": {raw}, "tenant": {"retail"}, "since": {"24h"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestNoCustomerIDInURLs(t *testing.T) {
 			t.Errorf("GET %s: %d, want 400", u, resp.StatusCode)
 		}
 	}
-	if resp, _ := get(t, c, f.ts.URL+"/api/history?since=24h&subject="+f.pseudo.Hash(raw)); resp.StatusCode != http.StatusOK {
+	if resp, _ := get(t, c, f.ts.URL+"/api/history?since=24h&tenant=retail&subject="+f.pseudo.HashTenant("retail", raw)); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /api/history by pseudonym: %d", resp.StatusCode)
 	}
 	// A handle is its user's only.

@@ -30,6 +30,14 @@ type Config struct {
 	// RiskHalfLife is the half-life of a finding in the actor risk score
 	// (default 72h).
 	RiskHalfLife time.Duration `yaml:"risk_half_life"`
+	// EvictIdleAfter forgets the baseline of an actor without an active
+	// window for this long (default 2160h, the default event retention:
+	// back-fill could not rebuild it either), at the hourly pass, so that
+	// the state does not grow with every actor ever seen. An evicted actor
+	// that comes back starts over: judged against its peers while warming
+	// up. At least twice detectors.dormant_days, so that the dormant
+	// detector still sees long sleepers.
+	EvictIdleAfter time.Duration `yaml:"evict_idle_after"`
 	// TimeZones maps actor ids or roles to IANA time zones for the
 	// off-hours profile (actor wins over role; default UTC).
 	TimeZones TimeZones `yaml:"time_zones"`
@@ -241,6 +249,9 @@ func (c Config) WithDefaults() Config {
 			*p = v
 		}
 	}
+	if c.EvictIdleAfter == 0 {
+		c.EvictIdleAfter = 90 * 24 * time.Hour
+	}
 	if c.Window == 0 {
 		c.Window = time.Minute
 	}
@@ -370,6 +381,9 @@ func (c Config) Validate() error {
 	}
 	if c.BackfillDays < 0 {
 		bad("backfill_days", "%d is negative", c.BackfillDays)
+	}
+	if min := time.Duration(2 * c.Detectors.DormantDays * float64(24*time.Hour)); c.EvictIdleAfter < min {
+		bad("evict_idle_after", "%s is shorter than twice detectors.dormant_days (%s)", c.EvictIdleAfter, min)
 	}
 	if c.CheckpointEvery < 0 || c.RiskHalfLife < 0 {
 		bad("checkpoint_every/risk_half_life", "must not be negative")

@@ -83,3 +83,22 @@ func (r *ConsentRegister) Len() int {
 	defer r.mu.RUnlock()
 	return len(r.m)
 }
+
+// EvictGranted forgets the granted decisions made before cutoff and returns
+// how many. For the consent rule a grant is the same as no decision, so
+// only memory goes; a withdrawal is kept however old, since it must be
+// enforced until the customer decides again. (A withdrawal older than an
+// evicted grant that arrives late would then count: consent events more
+// than detect.evict_idle_after late are not expected.)
+func (r *ConsentRegister) EvictGranted(cutoff time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for k, s := range r.m {
+		if s.granted && s.ts.Before(cutoff) {
+			delete(r.m, k)
+			n++
+		}
+	}
+	return n
+}

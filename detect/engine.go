@@ -414,6 +414,7 @@ func (e *Engine) ApplySuppressions(sp []models.Suppression) { e.supp = sp }
 // and drift checks, peer groups, the covariance model and risk scores.
 func (e *Engine) hourly(ctx context.Context, t time.Time) error {
 	var errs []error
+	e.evictIdle(t)
 	e.recomputePeers()
 	e.mahal.refit()
 	if err := e.checkDays(ctx, t, true); err != nil {
@@ -581,4 +582,27 @@ func (c *cycle) multiplier(tenant string) float64 {
 		return m
 	}
 	return 1
+}
+
+// evictIdle forgets the actors without an active window since
+// cfg.EvictIdleAfter before t (their baseline, count series and risk
+// score), counting them. One pass over the actors, at the hourly work.
+func (e *Engine) evictIdle(t time.Time) {
+	cutoff := t.Add(-e.cfg.EvictIdleAfter).Unix()
+	n := 0
+	for k, st := range e.actors {
+		if st.LastSeen < cutoff {
+			delete(e.actors, k)
+			delete(e.series, k)
+			delete(e.risk, k)
+			n++
+		}
+	}
+	for k, r := range e.risk { // risk of actors seen only by event rules
+		if _, ok := e.actors[k]; !ok && r.At < cutoff {
+			delete(e.risk, k)
+		}
+	}
+	e.metrics.evicted.Add(float64(n))
+	e.metrics.actors.Set(float64(len(e.actors)))
 }

@@ -14,6 +14,8 @@ type metrics struct {
 	lastWindowEnd prometheus.Gauge
 	pending       prometheus.Gauge
 	dropped       *prometheus.CounterVec
+	evicted       prometheus.Counter
+	actors        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,10 +40,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Window findings whose hand-off (findings table, alerting) failed, waiting to be retried on the next cycle."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_findings_dropped_total",
 			Help: "Window findings dropped because too many were waiting for a retry, by sink."}, []string{"sink"}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_actors_evicted_total",
+			Help: "Actor baselines forgotten after detect.evict_idle_after without activity."}),
+		actors: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_actors",
+			Help: "Actors the engine holds a baseline for (after the last eviction pass)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd,
-			m.pending, m.dropped)
+			m.pending, m.dropped, m.evicted, m.actors)
 	}
 	return m
 }

@@ -141,7 +141,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	comps := []component{in.component, det.component, al.component, wireRetention(c.Retention, s, log)}
+	comps := []component{in.component, det.component, det.eviction, al.component, wireRetention(c.Retention, s, log)}
 	mux := http.NewServeMux()
 	mux.Handle("POST /slack/interactivity", al.interactivity)
 	// Routes mounted more specifically (/metrics, /healthz,

@@ -175,8 +175,15 @@ func TestServeHTTPHardening(t *testing.T) {
 				t.Fatalf("/metrics with Authorization %q: %d", auth, code)
 			}
 		}
-		if code, body := get("http://"+maddr+"/metrics", "Bearer "+token); code != 200 || !strings.Contains(body, "chatwarden_") {
+		code, body := get("http://"+maddr+"/metrics", "Bearer "+token)
+		if code != 200 || !strings.Contains(body, "chatwarden_") {
 			t.Fatalf("/metrics with the token: %d %.200s", code, body)
+		}
+		// The eviction passes report on the same registry.
+		for _, m := range []string{"chatwarden_detect_consent_decisions ", "chatwarden_detect_consents_evicted_total ", "chatwarden_detect_actors_evicted_total "} {
+			if !strings.Contains(body, m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
 		}
 	})
 }

@@ -35,6 +35,8 @@ type storeFinding = store.StoredFinding
 type detecting struct {
 	component component
 	observer  ingest.BatchObserver
+	// eviction forgets the consent register's old grants every hour.
+	eviction component
 }
 
 // wireDetect builds the event rules (an ingest batch observer) and the
@@ -90,7 +92,32 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 			return err
 		}
 		return eng.Run(ctx, time.Now, detectLateness, st)
-	}}}, nil
+	}}, eviction: consentEviction(consents, cfg.WithDefaults().EvictIdleAfter, reg, log)}, nil
+}
+
+// consentEviction forgets, every hour, the consent register's grants older
+// than maxAge (withdrawals stay), counting them.
+func consentEviction(r *detect.ConsentRegister, maxAge time.Duration, reg prometheus.Registerer, log *slog.Logger) component {
+	evicted := prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_consents_evicted_total",
+		Help: "Consent grants forgotten by the in-memory register after detect.evict_idle_after (withdrawals are kept)."})
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chatwarden_detect_consent_decisions",
+		Help: "Consent decisions held by the in-memory register."}, func() float64 { return float64(r.Len()) })
+	reg.MustRegister(evicted, held)
+	return component{name: "consent-eviction", run: func(ctx context.Context) error {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n := r.EvictGranted(time.Now().Add(-maxAge)); n > 0 {
+				evicted.Add(float64(n))
+				log.Info("consent register: old grants forgotten", "decisions", n)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	}}
 }
 
 // retryUntilDone runs op until it succeeds or ctx ends, backing off from

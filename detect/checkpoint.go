@@ -123,7 +123,9 @@ func (e *Engine) backfill(ctx context.Context, from, to time.Time) error {
 
 // Run evaluates windows on aligned ticks until ctx ends: every window it
 // calls Advance(now() - lateness), where lateness gives ingest time to land
-// the window's events, and checkpoints every CheckpointEvery. now is the
+// the window's events, or to Options.Watermark's low watermark less
+// Config.AllowedLateness when that is earlier (consumer lag), and
+// checkpoints every CheckpointEvery. now is the
 // clock (cmd passes time.Now); detection itself never reads it.
 func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Duration, cp Checkpoints) error {
 	lastCP := now()
@@ -144,9 +146,10 @@ func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Du
 			return nil
 		case <-timer.C:
 		}
-		if err := e.Advance(ctx, now().Add(-lateness)); err != nil {
+		if err := e.Advance(ctx, e.closeTo(now(), lateness)); err != nil {
 			e.log.Error("detection cycle", "err", err)
 		}
+		e.closed.Store(e.next.Add(-e.cfg.Window).Unix())
 		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
 			if err := e.Checkpoint(ctx, cp, now()); err != nil {
 				e.log.Error("checkpointing baselines", "err", err)
@@ -154,5 +157,42 @@ func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Du
 				lastCP = now()
 			}
 		}
+	}
+}
+
+// closeTo is the time up to which Run evaluates windows at now: the wall
+// clock less lateness, held back to ingest's low watermark less the allowed
+// lateness while a partition is behind.
+func (e *Engine) closeTo(now time.Time, lateness time.Duration) time.Time {
+	t := now.Add(-lateness)
+	if e.opt.Watermark != nil {
+		if wm, ok := e.opt.Watermark(); ok {
+			if held := wm.Add(-e.cfg.AllowedLateness); held.Before(t) {
+				e.metrics.heldBack.Set(t.Sub(held).Seconds())
+				return held
+			}
+		}
+	}
+	e.metrics.heldBack.Set(0)
+	return t
+}
+
+// NoteEvents counts the events (by event time) that arrive for windows Run
+// has already evaluated (chatwarden_detect_late_events_total): later than
+// the allowed lateness behind the watermark. Safe to call from ingest's
+// batch observer while Run runs.
+func (e *Engine) NoteEvents(ts []time.Time) {
+	closed := e.closed.Load()
+	if closed == 0 {
+		return
+	}
+	n := 0
+	for _, t := range ts {
+		if t.Unix() < closed {
+			n++
+		}
+	}
+	if n > 0 {
+		e.metrics.late.Add(float64(n))
 	}
 }

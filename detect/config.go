@@ -27,6 +27,12 @@ type Config struct {
 	BackfillDays int `yaml:"backfill_days"`
 	// CheckpointEvery is how often baselines are checkpointed (default 1h).
 	CheckpointEvery time.Duration `yaml:"checkpoint_every"`
+	// AllowedLateness is how far behind ingest's low watermark (the event
+	// time every partition with messages still to read has stored) a
+	// window's end must stay before serve evaluates it (default 5s; 0 to
+	// 1h). With consumer lag, windows wait for their events instead of
+	// being evaluated empty on the wall clock.
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 	// RiskHalfLife is the half-life of a finding in the actor risk score
 	// (default 72h).
 	RiskHalfLife time.Duration `yaml:"risk_half_life"`
@@ -259,6 +265,9 @@ func (c Config) WithDefaults() Config {
 		c.Shards = 1
 	}
 	defInt(&c.BackfillDays, 28)
+	if c.AllowedLateness == 0 {
+		c.AllowedLateness = 5 * time.Second
+	}
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = time.Hour
 	}
@@ -378,6 +387,9 @@ func (c Config) Validate() error {
 	}
 	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
 		bad("shard", "%d of %d: want 0 <= shard < shards", c.Shard, c.Shards)
+	}
+	if c.AllowedLateness < 0 || c.AllowedLateness > time.Hour {
+		bad("allowed_lateness", "%s is not between 0 and 1h", c.AllowedLateness)
 	}
 	if c.BackfillDays < 0 {
 		bad("backfill_days", "%d is negative", c.BackfillDays)

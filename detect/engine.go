@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,8 +47,17 @@ type RiskSink func(ctx context.Context, rs []store.ActorRisk) error
 // once per cycle.
 type SuppressionSource func(ctx context.Context, now time.Time) ([]models.Suppression, error)
 
+// Watermark returns ingest's low watermark: the event time up to which
+// every partition that still has messages to read has stored its events,
+// and true; false when no partition is behind (event time holds nothing
+// back). cmd wires it from ingest; Run reads it once per cycle.
+type Watermark func() (time.Time, bool)
+
 // Options are the engine's collaborators; every field is optional.
 type Options struct {
+	// Watermark, when set, holds Run's windows open until ingest's low
+	// watermark has passed their end plus Config.AllowedLateness.
+	Watermark    Watermark
 	Findings     FindingSink
 	Stored       StoredSink
 	Risk         RiskSink
@@ -93,6 +103,10 @@ type Engine struct {
 	// maxPendingFindings of each (the oldest dropped and counted beyond).
 	pendStored   []store.StoredFinding
 	pendFindings []models.Finding
+
+	// closed is the end (Unix seconds) before which every window is
+	// evaluated: an event older than it arrives late (NoteEvents).
+	closed atomic.Int64
 }
 
 // maxPendingFindings bounds the findings kept for a retry per sink.

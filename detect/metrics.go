@@ -13,6 +13,8 @@ type metrics struct {
 	cycleDuration prometheus.Histogram
 	lastWindowEnd prometheus.Gauge
 	pending       prometheus.Gauge
+	heldBack      prometheus.Gauge
+	late          prometheus.Counter
 	dropped       *prometheus.CounterVec
 	evicted       prometheus.Counter
 	actors        prometheus.Gauge
@@ -36,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time of one detection cycle (every window due, its detectors and sinks).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		lastWindowEnd: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_last_window_end_timestamp_seconds",
 			Help: "End of the newest window evaluated (Unix seconds, the engine's clock): time() minus this is how far detection is behind."}),
+		heldBack: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_watermark_held_back_seconds",
+			Help: "How far ingest's low watermark (consumer lag) held the last cycle back behind the wall clock."}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_late_events_total",
+			Help: "Events stored for windows detection had already evaluated (later than the allowed lateness behind the watermark)."}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_findings_pending",
 			Help: "Window findings whose hand-off (findings table, alerting) failed, waiting to be retried on the next cycle."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_findings_dropped_total",
@@ -47,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd,
-			m.pending, m.dropped, m.evicted, m.actors)
+			m.pending, m.dropped, m.evicted, m.actors, m.heldBack, m.late)
 	}
 	return m
 }

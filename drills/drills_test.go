@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatwarden/chatwarden/ingest"
 )
 
 // envDuration reads a duration from the environment (def when unset).
@@ -486,6 +488,123 @@ func TestDrillCallerEnvironmentIgnored(t *testing.T) {
 	r.Recovery = d.caughtUp(t, w, time.Minute).Sub(start)
 	r.Outcome = "the subprocess ignored the caller's CHATWARDEN_* variables"
 	d.verify(t, w, &r)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+// liveTraffic produces, every second until ctx ends, perSecond events of 20
+// support agents (role agent, a record each, event time = now) to the
+// drill's access topic, and returns how many it produced.
+func (d *drill) liveTraffic(ctx context.Context, t *testing.T, prefix string, perSecond int) (wait func() int) {
+	done := make(chan int, 1)
+	go func() {
+		p, err := ingest.NewProducer(d.icfg, "")
+		if err != nil {
+			t.Errorf("producer: %v", err)
+			done <- 0
+			return
+		}
+		defer p.Close()
+		n := 0
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			var buf strings.Builder
+			now := time.Now().UTC().Format(time.RFC3339)
+			for range perSecond {
+				fmt.Fprintf(&buf, `{"event_id":"%s-%d","ts":%q,"actor":{"id":"agent-%d","type":"human","role":"agent"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"r-%d"},"subject_id":"c-%d","fields":["email"],"purpose":"support"}`+"\n",
+					prefix, n, now, n%20, n, n%5000)
+				n++
+			}
+			if _, err := p.ProduceJSONL(ctx, strings.NewReader(buf.String()), 0, nil); err != nil && ctx.Err() == nil {
+				t.Errorf("producing live traffic: %v", err)
+			}
+			select {
+			case <-ctx.Done():
+				done <- n
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int { return <-done }
+}
+
+// TestDrillConsumerLag (issue 10 item 6): `chatwarden serve` is paused
+// (SIGSTOP) for DRILL_LAG (default 10 minutes) while live traffic goes on,
+// so that ingest falls that far behind; in the middle of the lag an agent
+// pulls 600 customers' records in one minute (600 small reads: no single
+// event trips an event rule). When serve resumes, ingest catches up; the
+// window detectors must still see the burst: without the event-time
+// watermark, detection evaluated the lagged windows on the wall clock
+// before their events were stored, and the burst went unseen.
+func TestDrillConsumerLag(t *testing.T) {
+	d := newDrill(t, drillOptions{})
+	lag := envDuration(t, "DRILL_LAG", 10*time.Minute)
+	r := result{Drill: "8 consumer lag", Injected: fmt.Sprintf("`chatwarden serve` paused (SIGSTOP) for %s of live traffic (20 agents, 20 events/s); inside the lag one agent reads 600 customers in a minute", lag)}
+	p := d.start(t, "serve")
+	ctx, stopTraffic := context.WithCancel(t.Context())
+	defer stopTraffic()
+	traffic := d.liveTraffic(ctx, t, "live", 20)
+	waitFor(t, 3*time.Minute, "detection baselines ready", func() bool {
+		return p.exited() || strings.Contains(p.log(), "detection baselines ready")
+	})
+	// Three windows of peer traffic: the burst is judged against its peers.
+	time.Sleep(3*time.Minute + 10*time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	t.Logf("serve paused with %d events stored", d.stored(t))
+	time.Sleep(lag / 2)
+	exfil := "exfil-" + d.id
+	var buf strings.Builder
+	now := time.Now().UTC().Format(time.RFC3339)
+	for i := range 600 {
+		fmt.Fprintf(&buf, `{"event_id":"exfil-%d","ts":%q,"actor":{"id":%q,"type":"human","role":"agent"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"x-%d"},"subject_id":"victim-%d","records":5,"fields":["email","phone","address"],"purpose":"support"}`+"\n",
+			i, now, exfil, i, i)
+	}
+	if _, err := d.produce(t.Context(), []byte(buf.String()), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(lag - time.Since(stopped))
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	t.Logf("serve resumed after %s; group lag %d", resumed.Sub(stopped).Round(time.Second), d.lag(t))
+	var found string
+	var held float64
+	waitFor(t, 5*time.Minute, "a window detector's alert on the burst", func() bool {
+		held = max(held, p.metric("chatwarden_detect_watermark_held_back_seconds"))
+		rows, err := d.st.RecentAlerts(t.Context(), time.Now().Add(-24*time.Hour), time.Now().Add(time.Hour), 1000)
+		if err != nil {
+			return false
+		}
+		for _, a := range rows {
+			if a.Alert.ActorID == exfil {
+				found = a.Alert.Detector
+				return true
+			}
+		}
+		return false
+	})
+	r.Recovery = time.Since(resumed)
+	if p.exited() {
+		t.Errorf("serve exited: %s", p.lastLine())
+	}
+	stopTraffic()
+	n := traffic()
+	r.Produced = n + 600
+	if s, ok := d.summary(t); ok {
+		r.Stored = s.DistinctIDs
+		r.Duplicates = s.Events - s.DistinctIDs
+	}
+	r.Outcome = fmt.Sprintf("the burst raised %s after serve resumed; detection held back by the watermark up to %.0f s (chatwarden_detect_watermark_held_back_seconds, sampled)",
+		found, held)
+	r.Outcome += fmt.Sprintf("; ClickHouse tmpfs peak %d MB", d.peakMB())
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("graceful stop after the drill: %v", err)
 	}

@@ -76,6 +76,8 @@ type Deps struct {
 	Log     *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Watermark, when set, follows the event time committed per partition.
+	Watermark *Watermark
 }
 
 // Consumer runs the fetch, decode, batch, insert, commit loop.
@@ -270,11 +272,12 @@ type decoded struct {
 type batchResult struct {
 	events   []models.Event
 	consents []models.Consent
-	dead     []kafka.Message    // dead-letter topic messages
-	rows     []store.DeadLetter // dead_letters table rows
-	dupes    int                // duplicates within the batch
-	stale    int                // messages of an ended generation
-	pos      map[string]msgPos  // the source of each event, by event id
+	dead     []kafka.Message            // dead-letter topic messages
+	rows     []store.DeadLetter         // dead_letters table rows
+	dupes    int                        // duplicates within the batch
+	stale    int                        // messages of an ended generation
+	pos      map[string]msgPos          // the source of each event, by event id
+	newest   map[partitionKey]time.Time // the newest event time per partition
 }
 
 // msgPos is where a message came from.
@@ -314,6 +317,7 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 	out.events = make([]models.Event, 0, len(pb.msgs))
 	seen := make(map[string]struct{}, len(pb.msgs))
 	out.pos = make(map[string]msgPos, len(pb.msgs))
+	out.newest = map[partitionKey]time.Time{}
 	for i := range pb.res {
 		if pb.msgs[i].Generation != gen {
 			out.stale++
@@ -330,6 +334,9 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 		case r.consent:
 			out.consents = append(out.consents, r.cs)
 		default:
+			if k := (partitionKey{m.Topic, m.Partition}); r.ev.TS.After(out.newest[k]) {
+				out.newest[k] = r.ev.TS
+			}
 			if _, dup := seen[r.ev.EventID]; dup {
 				out.dupes++
 				continue
@@ -744,7 +751,17 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 	c.m.Duplicates.Add(float64(dupes))
 	c.m.Batches.Inc()
 	c.m.BatchSize.Observe(float64(len(msgs)))
-	c.commit(ctx, gen, msgs, commit)
+	if c.commit(ctx, gen, msgs, commit) && c.d.Watermark != nil {
+		last := map[partitionKey]kafka.Message{}
+		for _, m := range msgs {
+			if k := (partitionKey{m.Topic, m.Partition}); m.Topic == c.cfg.AccessTopic && m.Offset >= last[k].Offset {
+				last[k] = m
+			}
+		}
+		for k, m := range last {
+			c.d.Watermark.committed(k, b.newest[k], m.HighWaterMark-m.Offset-1 > 0)
+		}
+	}
 	c.m.Messages.Add(float64(len(msgs)))
 	c.log.Debug("batch stored", "messages", len(msgs), "events", len(b.events), "consents", len(b.consents),
 		"duplicates", dupes, "dead_letters", len(b.rows))
@@ -752,15 +769,16 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 }
 
 // commit commits the highest message per partition of msgs plus any
-// partitions whose earlier commit failed. A commit that keeps failing (for
+// partitions whose earlier commit failed, and reports whether it did. A commit that keeps failing (for
 // example because a rebalance ended this member's generation) is given up:
 // the batch is stored, and redelivery is de-duplicated.
-func (c *Consumer) commit(ctx context.Context, gen int32, msgs []kafka.Message, commitFn CommitFunc) {
+func (c *Consumer) commit(ctx context.Context, gen int32, msgs []kafka.Message, commitFn CommitFunc) bool {
 	if gen != c.pendingGen {
 		// Offsets that failed in an earlier generation: whoever owns the
 		// partition now re-reads from the committed offset.
 		clear(c.pending)
 		c.pendingGen = gen
+		c.d.Watermark.reset()
 	}
 	for i := range msgs {
 		k := partitionKey{msgs[i].Topic, msgs[i].Partition}
@@ -789,12 +807,13 @@ func (c *Consumer) commit(ctx context.Context, gen int32, msgs []kafka.Message, 
 	if err != nil {
 		c.m.CommitFailures.Inc()
 		c.log.Warn("kafka commit given up; the batch is stored and will be committed with the next one or de-duplicated on redelivery", "err", err)
-		return
+		return false
 	}
 	for k, m := range c.pending {
 		c.m.setLag(k.topic, k.partition, m.HighWaterMark-m.Offset-1)
 		delete(c.pending, k)
 	}
+	return true
 }
 
 // retry runs fn until it succeeds, fails with an error that retryable

@@ -40,7 +40,7 @@ func NewDeadLetterWriter(cfg Config) (*kafka.Writer, error) {
 // Run consumes cfg's topics into st until ctx is cancelled, with its own
 // reader and dead-letter writer, and closes them (leaving the group) after
 // the final flush. It is what `chatwarden ingest` and `serve` run.
-func Run(ctx context.Context, cfg Config, st Store, h Hasher, obs BatchObserver, m *Metrics, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, st Store, h Hasher, obs BatchObserver, m *Metrics, log *slog.Logger, opts ...RunOption) error {
 	cfg = cfg.WithDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -59,7 +59,18 @@ func Run(ctx context.Context, cfg Config, st Store, h Hasher, obs BatchObserver,
 	if err != nil {
 		return errors.Join(err, closeWriter(w))
 	}
-	c, err := New(cfg, Deps{Source: src, DeadLetters: w, Store: st, Hasher: h, Observer: obs, Metrics: m, Log: log})
+	deps := Deps{Source: src, DeadLetters: w, Store: st, Hasher: h, Observer: obs, Metrics: m, Log: log}
+	for _, o := range opts {
+		o(&deps)
+	}
+	if deps.Watermark != nil {
+		deps.Watermark.mu.Lock()
+		deps.Watermark.lag = func(ctx context.Context) ([]PartitionLag, error) {
+			return GroupLag(ctx, cfg, cfg.Group, cfg.AccessTopic)
+		}
+		deps.Watermark.mu.Unlock()
+	}
+	c, err := New(cfg, deps)
 	if err != nil {
 		return errors.Join(err, src.Close(), closeWriter(w))
 	}
@@ -68,6 +79,13 @@ func Run(ctx context.Context, cfg Config, st Store, h Hasher, obs BatchObserver,
 	err = c.Run(ctx)
 	return errors.Join(err, src.Close(), closeWriter(w))
 }
+
+// RunOption sets an optional collaborator of Run.
+type RunOption func(*Deps)
+
+// WithWatermark makes Run follow the event time it commits in w
+// (Deps.Watermark).
+func WithWatermark(w *Watermark) RunOption { return func(d *Deps) { d.Watermark = w } }
 
 // CheckTopics returns an error naming any of topics that does not exist on
 // cfg's brokers.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatwarden/chatwarden/ingest"
 )
 
 // ServeConfig is the serve section: the HTTP listener shared by /metrics,
@@ -132,11 +134,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	det, err := wireDetect(ctx, c.Detect, s, reg, log, al.notify)
+	// Ingest's event-time progress holds detection's windows open while
+	// ingest lags.
+	wm := ingest.NewWatermark()
+	det, err := wireDetect(ctx, c.Detect, s, reg, log, al.notify, wm.Low)
 	if err != nil {
 		return err
 	}
-	in := wireIngest(c.Ingest, s, p, reg, log, det.observer)
+	in := wireIngest(c.Ingest, s, p, reg, log, det.observer, wm)
 	dash, err := wireDashboards(c, s, p, reg, log, al.actions)
 	if err != nil {
 		return err

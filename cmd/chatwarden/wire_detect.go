@@ -40,10 +40,11 @@ type detecting struct {
 }
 
 // wireDetect builds the event rules (an ingest batch observer) and the
-// window detectors, which run on aligned ticks. Findings go to notify
-// (alerting's entry point).
+// window detectors, which run on aligned ticks, their windows held open
+// until ingest's watermark wm (nil: the wall clock only) has passed them.
+// Findings go to notify (alerting's entry point).
 func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg prometheus.Registerer, log *slog.Logger,
-	notify findingNotifier) (detecting, error) {
+	notify findingNotifier, wm detect.Watermark) (detecting, error) {
 	if _, err := detect.AuditConfig(ctx, st, cfg, "chatwarden serve", time.Now(), log); err != nil {
 		return detecting{}, fmt.Errorf("auditing the detection config: %w", err)
 	}
@@ -58,7 +59,13 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 	if err != nil {
 		return detecting{}, err
 	}
+	var eng *detect.Engine
 	observer := ingest.BatchObserver(func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent) {
+		ts := make([]time.Time, len(evs))
+		for i := range evs {
+			ts[i] = evs[i].TS
+		}
+		eng.NoteEvents(ts) // late events, counted
 		fs := rules.Check(now, evs, cs)
 		if len(fs) == 0 {
 			return
@@ -76,13 +83,14 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 			return notify(ctx, fs...)
 		})
 	})
-	eng, err := detect.New(cfg, st, detect.Options{
+	eng, err = detect.New(cfg, st, detect.Options{
 		Findings:     detect.FindingSink(notify),
 		Stored:       st.InsertFindings,
 		Risk:         st.InsertActorRisk,
 		Suppressions: st.Suppressions,
 		Log:          log.With("component", "detect"),
 		Registerer:   reg,
+		Watermark:    wm,
 	})
 	if err != nil {
 		return detecting{}, err

@@ -36,7 +36,7 @@ test:
 # database (bench_query), then prints p95 of actor history and data-subject
 # report and the weekly report's time; last line history_p95_ms=.. dsar_p95_ms=.. weekly_ms=..
 bench-query:
-	go run ./dashboards/benchquery
+	go run ./cmd/chatwarden-bench query
 
 # Detection quality, as a matrix: two independently written traffic models
 # (office: package sim; rota: package sim/rota) x six traffic shapes that
@@ -112,8 +112,8 @@ bench-detect:
 # and <= one window + 10 s. Last line event_rule_p95_ms=.. window_p95_ms=..
 bench-latency:
 	@$(STACK_ENV); set -e; mkdir -p .bench; \
-	go build -o .bench/chatwarden ./cmd/chatwarden; \
-	.bench/chatwarden bench-latency
+	go build -o .bench/chatwarden ./cmd/chatwarden; go build -o .bench/chatwarden-bench ./cmd/chatwarden-bench; \
+	.bench/chatwarden-bench latency
 
 # The demo: stack up, migrate, `chatwarden serve`, simulated traffic with
 # attacks through Kafka; until Ctrl-C, or DEMO_SECONDS=n.
@@ -127,8 +127,8 @@ demo:
 # ingest_eps=.. kafka_engine_eps=..|jsoneachrow_eps=.. ratio=.. rss_mb=..
 bench-ingest:
 	@$(STACK_ENV); set -e; mkdir -p .bench; \
-	go build -o .bench/chatwarden ./cmd/chatwarden; \
-	.bench/chatwarden bench-ingest -events $${BENCH_EVENTS:-1000000}
+	go build -o .bench/chatwarden ./cmd/chatwarden; go build -o .bench/chatwarden-bench ./cmd/chatwarden-bench; \
+	.bench/chatwarden-bench ingest -events $${BENCH_EVENTS:-1000000}
 
 # Every bench-* target of this Makefile, one after the other.
 bench:

@@ -25,7 +25,7 @@ type Arrival struct {
 }
 
 // Recorder is a Slack workspace stand-in on slack-go's slacktest server for
-// measurements (chatwarden bench-latency): it answers chat.postMessage,
+// measurements (chatwarden-bench latency): it answers chat.postMessage,
 // chat.update (which slacktest lacks) and conversations.history, and hands
 // every post and update to a callback with its arrival time. Point
 // alert.slack.api_url at URL().

@@ -31,8 +31,11 @@ func TestDependencyDirection(t *testing.T) {
 		// helpers start and reach real servers for tests only.
 		"internal/testsecure": {},
 		"internal/storetest":  {"models", "store"},
-		"sim":                 {"models"},
-		"dashboards":          {"models", "store", "report", "pseudonym"},
+		// The benchmark drivers sit above the product packages, like cmd,
+		// and no product package imports them.
+		"internal/bench": {"models", "store", "ingest", "detect", "alert", "report", "dashboards"},
+		"sim":            {"models"},
+		"dashboards":     {"models", "store", "report", "pseudonym"},
 	}
 	// confined[third-party module] lists the top-level packages that may use it.
 	confined := map[string][]string{
@@ -54,6 +57,8 @@ func TestDependencyDirection(t *testing.T) {
 	// testOnly packages may be imported by tests (and each other) only,
 	// never by code that is built into a binary.
 	testOnly := map[string]bool{"internal/testsecure": true, "internal/storetest": true}
+	// benchOnly packages are for the benchmark command only.
+	benchOnly := map[string]bool{"internal/bench": true}
 	checked := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
@@ -65,6 +70,9 @@ func TestDependencyDirection(t *testing.T) {
 				dep := top(imp)
 				if testOnly[dep] && !testOnly[self] {
 					t.Errorf("%s imports %s, a test helper, outside its tests", rel, strings.TrimPrefix(imp, mod))
+				}
+				if benchOnly[dep] && self != dep && rel != "cmd/chatwarden-bench" {
+					t.Errorf("%s imports %s: only cmd/chatwarden-bench runs the benchmarks", rel, strings.TrimPrefix(imp, mod))
 				}
 				ok, rule := dep == self, allowed[self]
 				if rule == nil {

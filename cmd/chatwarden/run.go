@@ -71,7 +71,6 @@ func commands() map[string]command {
 		"serve":           {"run ingest and the other components with /metrics and /healthz", runServe},
 		"produce":         {"send a JSONL file of events to Kafka", runProduce},
 		"status":          {"show stored events, dead letters, consumer lag and server versions", runStatus},
-		"bench-ingest":    {"benchmark ingest against ClickHouse's Kafka engine / JSONEachRow on the local stack", runBenchIngest},
 		"eval":            {"replay a labelled scenario through the store and detectors and score the alerts", runEval},
 		"eval-matrix":     {"evaluate every traffic model x shape x seed, each scored on its own, worst cell first", runEvalMatrix},
 		"history":         {"access history of an actor or a customer (audited)", runHistory},
@@ -81,7 +80,6 @@ func commands() map[string]command {
 		"token":           {"token new -name N -role R: mint an API token for the dashboards' JSON API", runToken},
 		"simulate-series": {"generate labelled seasonal count series (events, labels, manifest) for eval and nab-score", runSimulateSeries},
 		"nab-score":       {"score eval alerts on generated series with NAB's standard profile", runNABScore},
-		"bench-latency":   {"benchmark end-to-end alert latency (Kafka to Slack) for an event rule and a window detector", runBenchLatency},
 	}
 }
 

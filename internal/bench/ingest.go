@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -26,32 +26,25 @@ import (
 	"github.com/chatwarden/chatwarden/store"
 )
 
-// runBenchIngest measures ingest end to end on the local stack: it produces
+// Ingest measures ingest end to end on the local stack: it produces
 // a simulated events file to fresh topics, times a `chatwarden ingest`
 // process consuming all of it into a fresh database, then times ClickHouse's
 // own Kafka engine on the same topic and, when that cannot run,
 // clickhouse-client loading the same events as JSONEachRow from a file.
 // The last line it prints is the summary the Makefile target promises.
-func runBenchIngest(ctx context.Context, e *env, args []string) error {
-	fs, cfgPath := newFlags(e, "bench-ingest")
+func Ingest(ctx context.Context, e *Env, args []string) error {
+	fs := e.flags("ingest")
 	n := fs.Int("events", 1_000_000, "simulated events to generate (ignored with -file)")
 	file := fs.String("file", "", "events JSONL file (default: generate .bench/events-N.jsonl with chatwarden simulate)")
 	engineWait := fs.Duration("engine-timeout", 60*time.Second, "how long the Kafka engine may go without progress")
 	keep := fs.Bool("keep", false, "keep the bench databases and topics")
 	batchSize := fs.Int("batch-size", 0, "ingest.batch_size for the run (default: the configured one)")
 	ingestOnly := fs.Bool("ingest-only", false, "measure chatwarden ingest only (no Kafka engine, no JSONEachRow baseline)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c, err := e.loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	b := &bench{e: e, self: self, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36)}
+	c := settingsFromEnv()
+	b := &bench{e: e, self: e.Chatwarden, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36)}
 
 	// 1. The events.
 	if *file == "" {
@@ -128,7 +121,7 @@ func runBenchIngest(ctx context.Context, e *env, args []string) error {
 	}
 
 	if *ingestOnly {
-		fmt.Fprintf(e.stdout, "ingest_eps=%.0f rss_mb=%.0f\n", ingestEPS, rssMB)
+		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f rss_mb=%.0f\n", ingestEPS, rssMB)
 		return nil
 	}
 	// 5. The same events flattened to the events table's columns (outside
@@ -149,31 +142,31 @@ func runBenchIngest(ctx context.Context, e *env, args []string) error {
 	// 7. ClickHouse's Kafka engine, else JSONEachRow as the baseline.
 	engineEPS, engineErr := b.kafkaEngine(ctx, dbEngine, flat, nFlat, *engineWait)
 	if engineErr == nil {
-		fmt.Fprintf(e.stdout, "ingest_eps=%.0f kafka_engine_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, engineEPS, ingestEPS/engineEPS, rssMB)
+		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f kafka_engine_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, engineEPS, ingestEPS/engineEPS, rssMB)
 		return nil
 	}
 	b.say("ClickHouse Kafka engine could not consume from this broker: %v", engineErr)
 	b.say("baseline instead: clickhouse-client loading the same events as JSONEachRow from a file")
-	fmt.Fprintf(e.stdout, "ingest_eps=%.0f jsoneachrow_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, baseEPS, ingestEPS/baseEPS, rssMB)
+	fmt.Fprintf(e.Stdout, "ingest_eps=%.0f jsoneachrow_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, baseEPS, ingestEPS/baseEPS, rssMB)
 	return nil
 }
 
 type bench struct {
-	e    *env
+	e    *Env
 	self string
-	cfg  Config
+	cfg  settings
 	id   string
 }
 
 func (b *bench) say(format string, args ...any) {
-	fmt.Fprintf(b.e.stdout, "bench-ingest: "+format+"\n", args...)
+	fmt.Fprintf(b.e.Stdout, "bench-ingest: "+format+"\n", args...)
 }
 
 // self_ runs this binary with args and extra environment.
 func (b *bench) self_(ctx context.Context, env []string, args ...string) error {
 	cmd := exec.CommandContext(ctx, b.self, args...)
 	cmd.Env = append(append(os.Environ(), b.env()...), env...)
-	cmd.Stdout, cmd.Stderr = io.Discard, b.e.stderr
+	cmd.Stdout, cmd.Stderr = io.Discard, b.e.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("running chatwarden %s: %w", args[0], err)
 	}
@@ -214,7 +207,7 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 	ln.Close()
 	cmd := exec.CommandContext(ctx, b.self, "ingest", "-config", cfgFile, "-metrics-addr", addr)
 	cmd.Env = append(append(os.Environ(), b.env()...), "CHATWARDEN_CLICKHOUSE_DATABASE="+db, "CHATWARDEN_LOG_LEVEL=warn")
-	cmd.Stderr = b.e.stderr
+	cmd.Stderr = b.e.Stderr
 	chCPU0, kafkaCPU0 := procCPU(stackPID("clickhouse")), procCPU(stackPID("kafka"))
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -1,18 +1,16 @@
-// Command benchquery measures the investigation queries on a large data set:
-// it loads synthetic events (10 million by default) into a scratch
+package bench
+
+// Query measures the investigation queries on a large data set: it loads synthetic events (10 million by default) into a scratch
 // ClickHouse database, then times the actor-history query, the data-subject
 // report and the weekly report the way the pages and the CLI run them. Its
 // last line is "history_p95_ms=<n> dsar_p95_ms=<n> weekly_ms=<n>".
 // Run it with `make bench-query`.
-package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"slices"
 	"time"
 
@@ -22,23 +20,16 @@ import (
 	"github.com/chatwarden/chatwarden/store"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchquery:", err)
-		os.Exit(1)
+func Query(ctx context.Context, e *Env, args []string) error {
+	fs := e.flags("query")
+	addr := fs.String("addr", envOr("CHATWARDEN_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address")
+	db := fs.String("database", "bench_query", "scratch database (dropped and re-created)")
+	events := fs.Uint64("events", 10_000_000, "events to load")
+	runs := fs.Int("runs", 50, "queries per measurement")
+	keep := fs.Bool("keep", false, "keep the database afterwards")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-}
-
-func run(ctx context.Context) error {
-	addr := flag.String("addr", envOr("CHATWARDEN_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address")
-	db := flag.String("database", "bench_query", "scratch database (dropped and re-created)")
-	events := flag.Uint64("events", 10_000_000, "events to load")
-	runs := flag.Int("runs", 50, "queries per measurement")
-	keep := flag.Bool("keep", false, "keep the database afterwards")
-	flag.Parse()
 
 	s, err := store.Open(ctx, store.Config{Addr: *addr, Database: *db, QueryTimeout: 10 * time.Minute}, nil)
 	if err != nil {
@@ -61,15 +52,15 @@ func run(ctx context.Context) error {
 	week := report.Week{Year: 2026, Num: 47}
 	from, to := week.Start(), week.End()
 	now := to.Add(time.Hour)
-	fmt.Fprintf(os.Stderr, "loading %d events over %s into %s ...\n", *events, week, *db)
+	fmt.Fprintf(e.Stderr, "loading %d events over %s into %s ...\n", *events, week, *db)
 	start := time.Now()
 	err = s.LoadSyntheticEvents(ctx, *events, from, to, func(done uint64) {
-		fmt.Fprintf(os.Stderr, "  %d/%d events (%.0f/s)\n", done, *events, float64(done)/time.Since(start).Seconds())
+		fmt.Fprintf(e.Stderr, "  %d/%d events (%.0f/s)\n", done, *events, float64(done)/time.Since(start).Seconds())
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "loaded in %s\n", time.Since(start).Round(time.Second))
+	fmt.Fprintf(e.Stderr, "loaded in %s\n", time.Since(start).Round(time.Second))
 	if err := loadAlerts(ctx, s, from); err != nil {
 		return err
 	}
@@ -119,9 +110,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("weekly: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "history: p50 %s p95 %s (%d runs); dsar: p50 %s p95 %s; weekly: median of 3 %s\n",
-		pct(hist, 50), pct(hist, 95), len(hist), pct(dsar, 50), pct(dsar, 95), pct(weekly, 50))
-	fmt.Printf("history_p95_ms=%d dsar_p95_ms=%d weekly_ms=%d\n", pct(hist, 95).Milliseconds(), pct(dsar, 95).Milliseconds(), pct(weekly, 50).Milliseconds())
+	fmt.Fprintf(e.Stderr, "history: p50 %s p95 %s (%d runs); dsar: p50 %s p95 %s; weekly: median of 3 %s\n",
+		percentile(hist, 50), percentile(hist, 95), len(hist), percentile(dsar, 50), percentile(dsar, 95), percentile(weekly, 50))
+	fmt.Fprintf(e.Stdout, "history_p95_ms=%d dsar_p95_ms=%d weekly_ms=%d\n", percentile(hist, 95).Milliseconds(), percentile(dsar, 95).Milliseconds(), percentile(weekly, 50).Milliseconds())
 	return nil
 }
 
@@ -171,7 +162,7 @@ func measure(n int, f func() error) ([]time.Duration, error) {
 	return ds, nil
 }
 
-func pct(ds []time.Duration, p int) time.Duration {
+func percentile(ds []time.Duration, p int) time.Duration {
 	i := (len(ds)*p + 99) / 100
 	return ds[max(0, min(len(ds)-1, i-1))]
 }

@@ -1,6 +1,7 @@
-package main
+package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,14 +9,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
 	"math"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	aslack "github.com/chatwarden/chatwarden/alert/slack"
@@ -24,6 +27,11 @@ import (
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
+
+// DetectLateness is how long after a window ends serve's detection waits
+// for ingest (cmd/chatwarden's detectLateness; a test there keeps the two
+// equal). Latency prints it with the window detector's figures.
+const DetectLateness = 5 * time.Second
 
 // Slack channels of the latency benchmark: event-rule alerts, the window
 // detectors' alerts on the sample actors, and everything else (bots' other
@@ -35,28 +43,25 @@ const (
 	benchChanOther  = "CBENCHOTHER"
 )
 
-// runBenchLatency measures end-to-end alert latency: an event produced to
+// Latency measures end-to-end alert latency: an event produced to
 // Kafka until its Slack message reaches a slacktest server, through the real
-// serve components (ingest, event rules, window detectors, alerting) run in
-// this process against the local Kafka and ClickHouse, on a scratch
-// database and topics.
-func runBenchLatency(ctx context.Context, e *env, args []string) error {
-	fs, _ := newFlags(e, "bench-latency")
+// serve components (ingest, event rules, window detectors, alerting) of a
+// `chatwarden serve` child process against the local Kafka and ClickHouse,
+// on a scratch database and topics.
+func Latency(ctx context.Context, e *Env, args []string) error {
+	fs := e.flags("latency")
 	samples := fs.Int("samples", 16, "samples per kind (event rule, window detector)")
 	window := fs.Duration("window", time.Minute, "detection window (detect.window)")
 	historyDays := fs.Int("history-days", 4, "days of baseline history inserted before serve starts")
 	keep := fs.Bool("keep", false, "keep the scratch database and topics")
 	verbose := fs.Bool("v", false, "log serve's info messages")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *samples < 1 || *historyDays < 3 {
 		return fmt.Errorf("bench-latency: -samples must be >= 1 and -history-days >= 3 (detection warm-up)")
 	}
-	c, err := loadConfig("") // defaults plus CHATWARDEN_* (stack addresses)
-	if err != nil {
-		return err
-	}
+	c := settingsFromEnv() // CHATWARDEN_* (stack addresses)
 	id := benchID()
 	brokers := c.Ingest.Brokers
 	if len(brokers) == 0 {
@@ -70,7 +75,7 @@ func runBenchLatency(ctx context.Context, e *env, args []string) error {
 		ConsentTopic: "bench-latency-" + id + "-consent", DeadLetterTopic: "bench-latency-" + id + "-deadletter",
 		Group: "bench-latency-" + id}
 	db := "bench_latency_" + id
-	fmt.Fprintf(e.stdout, "bench-latency: database %s, topics bench-latency-%s-*, window %s, %d samples per kind\n", db, id, *window, *samples)
+	fmt.Fprintf(e.Stdout, "bench-latency: database %s, topics bench-latency-%s-*, window %s, %d samples per kind\n", db, id, *window, *samples)
 
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelSetup()
@@ -90,10 +95,10 @@ func runBenchLatency(ctx context.Context, e *env, args []string) error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := st.DropDatabase(cctx); err != nil {
-			e.log.Warn("dropping the scratch database", "database", db, "err", err)
+			e.Log.Warn("dropping the scratch database", "database", db, "err", err)
 		}
 		if err := ingest.DeleteTopics(cctx, ic, ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic); err != nil {
-			e.log.Warn("deleting the scratch topics", "err", err)
+			e.Log.Warn("deleting the scratch topics", "err", err)
 		}
 	}()
 	if _, err := st.Migrate(setupCtx, time.Now()); err != nil {
@@ -112,7 +117,7 @@ func runBenchLatency(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "history: %d events for %d actors over %d days inserted in %s\n", n, len(winActors), *historyDays, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.Stdout, "history: %d events for %d actors over %d days inserted in %s\n", n, len(winActors), *historyDays, time.Since(start).Round(time.Millisecond))
 
 	// Slack: a slacktest server recording when each message arrives.
 	arrivals := newArrivalLog()
@@ -170,39 +175,46 @@ alert:
 		return err
 	}
 
-	// serve, in this process, with a log that tells us when detection has
-	// its baselines.
-	level := slog.LevelWarn
-	if *verbose {
-		level = slog.LevelInfo
-	}
+	// serve, as a child process, with a log that tells us when detection
+	// has its baselines.
 	ready := make(chan struct{})
 	var readyOnce sync.Once
-	logger := slog.New(&watchHandler{Handler: slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}),
-		msg: "detection baselines ready", fire: func() { readyOnce.Do(func() { close(ready) }) }})
-	serveCtx, stopServe := context.WithCancel(ctx)
-	defer stopServe()
-	served := make(chan error, 1)
 	start = time.Now()
-	go func() {
-		served <- runServe(serveCtx, &env{stdout: e.stdout, stderr: e.stderr, log: logger}, []string{"-config", cfgFile})
-	}()
-	stop := func() error {
-		stopServe()
-		select {
-		case err := <-served:
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return err
-		case <-time.After(45 * time.Second):
-			return errors.New("serve did not stop within 45s")
-		}
+	srv := exec.Command(e.Chatwarden, "serve", "-config", cfgFile)
+	srv.Env = append(os.Environ(), "CHATWARDEN_LOG_LEVEL=info")
+	srv.Stdout = e.Stderr
+	logs, err := srv.StderrPipe()
+	if err != nil {
+		return err
 	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("starting chatwarden serve: %w", err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		watchLog(logs, e.Stderr, *verbose, "detection baselines ready", func() { readyOnce.Do(func() { close(ready) }) })
+		served <- srv.Wait()
+	}()
+	var stopOnce sync.Once
+	var stopErr error
+	stop := func() error {
+		stopOnce.Do(func() {
+			_ = srv.Process.Signal(syscall.SIGTERM)
+			select {
+			case stopErr = <-served:
+			case <-time.After(45 * time.Second):
+				_ = srv.Process.Kill()
+				<-served
+				stopErr = errors.New("serve did not stop within 45s")
+			}
+		})
+		return stopErr
+	}
+	defer func() { _ = stop() }()
 	select {
 	case <-ready:
 	case err := <-served:
-		return fmt.Errorf("serve stopped before detection was ready: %w", err)
+		return fmt.Errorf("serve stopped before detection was ready: %v", err)
 	case <-time.After(5 * time.Minute):
 		_ = stop()
 		return errors.New("detection baselines not ready after 5 minutes")
@@ -237,7 +249,7 @@ alert:
 		_ = stop()
 		return err
 	}
-	fmt.Fprintf(e.stdout, "serve ready in %s (baselines back-filled, ingest consuming)\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.Stdout, "serve ready in %s (baselines back-filled, ingest consuming)\n", time.Since(start).Round(time.Millisecond))
 
 	// (a) Event rule: a bot reads a customer other than its conversation's
 	// authenticated customer (bot_cross_customer, configured critical).
@@ -257,11 +269,11 @@ alert:
 		at, ok := arrivals.wait(ctx, benchChanRules, actor, t, 30*time.Second)
 		if !ok {
 			ruleMissing++
-			fmt.Fprintf(e.stdout, "event_rule sample %2d %s: no Slack message within 30s\n", i, actor)
+			fmt.Fprintf(e.Stdout, "event_rule sample %2d %s: no Slack message within 30s\n", i, actor)
 			continue
 		}
 		ruleLat = append(ruleLat, at.Sub(t))
-		fmt.Fprintf(e.stdout, "event_rule sample %2d %s: %d ms\n", i, actor, at.Sub(t).Milliseconds())
+		fmt.Fprintf(e.Stdout, "event_rule sample %2d %s: %d ms\n", i, actor, at.Sub(t).Milliseconds())
 		time.Sleep(time.Second)
 	}
 
@@ -295,7 +307,7 @@ alert:
 			return fmt.Errorf("producing window sample %d: %w", i, err)
 		}
 		sent = append(sent, winSample{actor, t})
-		fmt.Fprintf(e.stdout, "window sample %2d %s produced %.1fs into its window\n", i, actor, t.Sub(t.Truncate(*window)).Seconds())
+		fmt.Fprintf(e.Stdout, "window sample %2d %s produced %.1fs into its window\n", i, actor, t.Sub(t.Truncate(*window)).Seconds())
 	}
 	var winLat []time.Duration
 	winMissing := 0
@@ -303,26 +315,26 @@ alert:
 		at, ok := arrivals.wait(ctx, benchChanWindow, s.actor, s.at, time.Until(s.at.Add(2**window+30*time.Second)))
 		if !ok {
 			winMissing++
-			fmt.Fprintf(e.stdout, "window sample %2d %s: no Slack message within 2 windows + 30s\n", i, s.actor)
+			fmt.Fprintf(e.Stdout, "window sample %2d %s: no Slack message within 2 windows + 30s\n", i, s.actor)
 			continue
 		}
 		winLat = append(winLat, at.Sub(s.at))
-		fmt.Fprintf(e.stdout, "window sample %2d %s: %d ms (%s)\n", i, s.actor, at.Sub(s.at).Milliseconds(),
+		fmt.Fprintf(e.Stdout, "window sample %2d %s: %d ms (%s)\n", i, s.actor, at.Sub(s.at).Milliseconds(),
 			strings.Join(arrivals.detectors(benchChanWindow, s.actor), ","))
 	}
 	if err := stop(); err != nil {
-		e.log.Warn("stopping serve", "err", err)
+		e.Log.Warn("stopping serve", "err", err)
 	}
 	if len(ruleLat) == 0 || len(winLat) == 0 {
 		return fmt.Errorf("no latency measured (event rule %d/%d, window %d/%d messages arrived)",
 			len(ruleLat), *samples, len(winLat), *samples)
 	}
-	fmt.Fprintf(e.stdout, "event rule (bot_cross_customer, critical): n=%d missing=%d p50=%d ms p95=%d ms max=%d ms (target p95 <= 5000 ms)\n",
+	fmt.Fprintf(e.Stdout, "event rule (bot_cross_customer, critical): n=%d missing=%d p50=%d ms p95=%d ms max=%d ms (target p95 <= 5000 ms)\n",
 		len(ruleLat), ruleMissing, pct(ruleLat, 0.50).Milliseconds(), pct(ruleLat, 0.95).Milliseconds(), slices.Max(ruleLat).Milliseconds())
-	fmt.Fprintf(e.stdout, "window detector (window %s, lateness %s): n=%d missing=%d p50=%d ms p95=%d ms max=%d ms (target p95 <= %d ms)\n",
-		*window, detectLateness, len(winLat), winMissing, pct(winLat, 0.50).Milliseconds(), pct(winLat, 0.95).Milliseconds(),
+	fmt.Fprintf(e.Stdout, "window detector (window %s, lateness %s): n=%d missing=%d p50=%d ms p95=%d ms max=%d ms (target p95 <= %d ms)\n",
+		*window, DetectLateness, len(winLat), winMissing, pct(winLat, 0.50).Milliseconds(), pct(winLat, 0.95).Milliseconds(),
 		slices.Max(winLat).Milliseconds(), (*window + 10*time.Second).Milliseconds())
-	fmt.Fprintf(e.stdout, "event_rule_p95_ms=%d window_p95_ms=%d\n", pct(ruleLat, 0.95).Milliseconds(), pct(winLat, 0.95).Milliseconds())
+	fmt.Fprintf(e.Stdout, "event_rule_p95_ms=%d window_p95_ms=%d\n", pct(ruleLat, 0.95).Milliseconds(), pct(winLat, 0.95).Milliseconds())
 	return nil
 }
 
@@ -451,31 +463,26 @@ func (l *arrivalLog) detectors(channel, actor string) []string {
 	return out
 }
 
-// watchHandler passes records on and calls fire when one has message msg.
-type watchHandler struct {
-	slog.Handler
-	msg  string
-	fire func()
-}
-
-func (h *watchHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *watchHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == h.msg {
-		h.fire()
+// watchLog copies serve's log from r to out (every line when verbose, else
+// warnings and errors only) and calls fire when a line carries msg. It
+// reads r to its end, so that serve never blocks writing its log.
+func watchLog(r io.Reader, out io.Writer, verbose bool, msg string, fire func()) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			if strings.Contains(line, msg) {
+				fire()
+			}
+			if verbose || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") ||
+				strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				_, _ = io.WriteString(out, line)
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
-	if !h.Handler.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *watchHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &watchHandler{Handler: h.Handler.WithAttrs(as), msg: h.msg, fire: h.fire}
-}
-
-func (h *watchHandler) WithGroup(name string) slog.Handler {
-	return &watchHandler{Handler: h.Handler.WithGroup(name), msg: h.msg, fire: h.fire}
 }
 
 // pct is the nearest-rank percentile p of ds.

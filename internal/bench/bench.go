@@ -1,0 +1,67 @@
+// Package bench holds chatwarden's benchmark drivers, run by the separate
+// chatwarden-bench command (cmd/chatwarden-bench) and the Makefile's bench-*
+// targets: Ingest (Kafka to ClickHouse through `chatwarden ingest`, against
+// ClickHouse's own loaders), Latency (an event produced to Kafka until its
+// Slack message, through `chatwarden serve`) and Query (the investigation
+// queries on 10M events). They drive the chatwarden binary as a user would,
+// on the local stack (scripts/stack.sh), and print their figures; the last
+// line of each is the summary the Makefile target documents.
+package bench
+
+import (
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// Env is what a benchmark runs with: where it prints, its log, and the
+// chatwarden binary it drives.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Log            *slog.Logger
+	// Chatwarden is the path of the chatwarden binary (simulate, migrate,
+	// ingest and serve run as its subcommands).
+	Chatwarden string
+}
+
+// flags returns a flag set for benchmark name that reports to e.Stderr.
+func (e *Env) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("chatwarden-bench "+name, flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	return fs
+}
+
+// settings are the stack's addresses and credentials, as chatwarden reads
+// them from its CHATWARDEN_* environment (scripts/stack.sh env prints them).
+type settings struct {
+	Ingest     ingest.Config
+	ClickHouse store.Config
+	Pseudonym  struct{ KeyFile string }
+}
+
+// settingsFromEnv reads the CHATWARDEN_* variables chatwarden's own
+// configuration documents for the stack's addresses and credentials.
+func settingsFromEnv() settings {
+	var c settings
+	set := func(dst *string, name string) {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	set(&c.ClickHouse.Addr, "CHATWARDEN_CLICKHOUSE_ADDR")
+	set(&c.ClickHouse.Compression, "CHATWARDEN_CLICKHOUSE_COMPRESSION")
+	set(&c.ClickHouse.Database, "CHATWARDEN_CLICKHOUSE_DATABASE")
+	set(&c.ClickHouse.User, "CHATWARDEN_CLICKHOUSE_USER")
+	set(&c.ClickHouse.Password, "CHATWARDEN_CLICKHOUSE_PASSWORD")
+	set(&c.Ingest.SASLPassword, "CHATWARDEN_KAFKA_SASL_PASSWORD")
+	set(&c.Pseudonym.KeyFile, "CHATWARDEN_PSEUDONYM_KEY_FILE")
+	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {
+		c.Ingest.Brokers = strings.Split(v, ",")
+	}
+	return c
+}

@@ -290,7 +290,7 @@ func (b *bench) clickhouse(ctx context.Context, db, query string, stdin io.Reade
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "clickhouse-client", "-host", host, "-port", port, "-database", db, "-query", query)
+	cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", port, "--database", db, "--query", query)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -378,8 +378,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, api bool, err erro
 	case errors.Is(err, context.Canceled):
 		return
 	default:
-		// The route, not the path: a path can hold a raw customer id
-		// (/api/subjects/{id}).
+		// The route, not the URL: a refused GET can still carry a raw
+		// customer id in its query (?subject=).
 		s.log.Error("serving page", "route", r.Pattern, "err", err)
 	}
 	if api || strings.HasPrefix(r.URL.Path, "/api/") {

@@ -17,6 +17,7 @@ import (
 // the blast radius shown on an alert page and its API twin reach the audit
 // trail; without the audit trail there is no session and no alert page.
 func TestLoginAndAlertBlastRadiusAudited(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	post := func(user, pw string) int {
 		resp, err := f.client(t).PostForm(f.ts.URL+"/login", url.Values{"user": {user}, "password": {pw}})
@@ -72,6 +73,7 @@ func TestLoginAndAlertBlastRadiusAudited(t *testing.T) {
 // TestAlertsLimitCapped: /api/alerts?limit= larger than
 // store.MaxAlertsLimit returns that many alerts, not every alert.
 func TestAlertsLimitCapped(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	var rows []store.AlertRow
 	for i := range store.MaxAlertsLimit + 5 {

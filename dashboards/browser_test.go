@@ -41,6 +41,7 @@ func screenshotDir(t *testing.T) string {
 // TestBrowser signs in with headless Chromium, opens every page, runs a
 // search, acknowledges an alert and saves a screenshot of each step.
 func TestBrowser(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	dir := screenshotDir(t)
 	opts := []chromedp.ExecAllocatorOption{

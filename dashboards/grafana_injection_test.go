@@ -148,6 +148,7 @@ func leakCheck(ctx context.Context, t *testing.T, p *store.Probe, sql string) []
 // user cannot write, drop or read another database (docs/security.md,
 // "Grafana").
 func TestGrafanaInjection(t *testing.T) {
+	t.Parallel() // a database of its own
 	lockGrafanaDB(t)
 	ctx := t.Context()
 	addr := storetest.Addr()

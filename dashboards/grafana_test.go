@@ -51,6 +51,7 @@ var timeFilter = regexp.MustCompile(`\$__timeFilter\((\w+)\)`)
 // TestGrafanaPanelsRun executes every panel's SQL against the real
 // ClickHouse, with data in every table the panels read.
 func TestGrafanaPanelsRun(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	ctx := t.Context()
 	if err := f.store.PutAlertChanges(ctx, []store.AlertChange{{AlertID: "al-crit", At: testNow.Add(-9 * time.Hour), Status: models.StatusAcknowledged,

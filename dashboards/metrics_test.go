@@ -11,6 +11,7 @@ import (
 // TestRequestDurationHistogram: every request is timed in
 // chatwarden_dashboards_request_duration_seconds under its route.
 func TestRequestDurationHistogram(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c := f.client(t)
 	for range 3 {

@@ -232,6 +232,7 @@ func postBody(path string) string {
 }
 
 func TestRouteRoleMatrix(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	clients := map[string]*http.Client{"anonymous": f.client(t)}
 	csrf := map[string]string{}
@@ -305,6 +306,7 @@ func TestRouteRoleMatrix(t *testing.T) {
 }
 
 func TestSecurityHeadersAndCookie(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c := f.client(t)
 	resp, err := c.PostForm(f.ts.URL+"/login", url.Values{"user": {"admin-user"}, "password": {"pw-admin"}})
@@ -365,6 +367,7 @@ func TestSecurityHeadersAndCookie(t *testing.T) {
 }
 
 func TestCSRF(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c, token := f.login(t, RoleSecOps)
 	cases := []struct {
@@ -427,6 +430,7 @@ func TestCSRF(t *testing.T) {
 }
 
 func TestLoginRateLimit(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{LoginAttempts: 3, LoginWindow: time.Minute})
 	c := f.client(t)
 	try := func(user, pw string) int {
@@ -467,6 +471,7 @@ func TestLoginRateLimit(t *testing.T) {
 }
 
 func TestInvestigateAndAudit(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c, _ := f.login(t, RoleResponder)
 	t.Run("history by raw customer id", func(t *testing.T) {
@@ -574,6 +579,7 @@ func (failingAudit) InsertAudit(context.Context, store.AuditEntry) error {
 }
 
 func TestNoDataWithoutAudit(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c, _ := f.login(t, RoleResponder) // signing in is audited too
 	f.srv.d.Audit = failingAudit{f.srv.d.Audit}
@@ -584,6 +590,7 @@ func TestNoDataWithoutAudit(t *testing.T) {
 }
 
 func TestAlertPagesAndActions(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c, token := f.login(t, RoleSecOps)
 	resp, body := get(t, c, f.ts.URL+"/alerts?severity=high")
@@ -629,6 +636,7 @@ func TestAlertPagesAndActions(t *testing.T) {
 // pass the user's role and the reason to alerting; a refusal is 403 and
 // audited, a missing reason 400; the reason lands in the audit row.
 func TestAlertActionRoleAndReason(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c, token := f.login(t, RoleResponder)
 	post := func(v url.Values) int {
@@ -669,6 +677,7 @@ func TestAlertActionRoleAndReason(t *testing.T) {
 }
 
 func TestWeeklyPage(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c, _ := f.login(t, RoleManager)
 	resp, body := get(t, c, f.ts.URL+"/reports/weekly?week=2026-W48")

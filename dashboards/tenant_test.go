@@ -21,6 +21,7 @@ import (
 // page or API: history, blast radius, subjects, alerts, alert actions, the
 // weekly report.
 func TestTenantSeparation(t *testing.T) {
+	t.Parallel() // a database of its own
 	const bankToken = "cw_fedcba9876543210_YmFuay1vbmx5LXRva2VuLWZvci10ZXN0cy0wMTIzNDU"
 	cfg := Config{Users: []User{
 		{Name: "all-resp", Role: RoleResponder, PasswordHash: hash(t, "pw-all")},

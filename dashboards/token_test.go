@@ -53,6 +53,7 @@ func TestNewToken(t *testing.T) {
 // checked; another client, and a good token from it, are unaffected; the
 // failures are counted.
 func TestAPITokenFailuresRateLimited(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{TokenAttempts: 5, TokenWindow: time.Minute})
 	reg := prometheus.NewPedanticRegistry()
 	f.srv.metrics = newMetrics(reg)

@@ -13,6 +13,7 @@ import (
 // complete week when it has data, and on the current week so far (saying
 // so) when it has none; a week asked for is shown as it is.
 func TestWeeklyDefaultWeek(t *testing.T) {
+	t.Parallel() // a database of its own
 	f := newFixture(t, Config{})
 	c, _ := f.login(t, RoleManager)
 	// The fixture's data is all in 2026-W48, the current week.

@@ -59,6 +59,7 @@ func mutate(t *testing.T, s *store.Store, q string, args ...any) {
 // edited and an inserted row, and a dropped partition, and accepts what
 // retention removed.
 func TestAuditVerifyDetectsTampering(t *testing.T) {
+	t.Parallel() // a database of its own
 	start := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	t.Run("intact", func(t *testing.T) {
 		cfg := storetest.Config(t)
@@ -170,6 +171,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 // TestMigrateReRunsAddColumn: a migration that adds columns can run again
 // after it stopped half-way (18.16 has no ADD COLUMN IF NOT EXISTS).
 func TestMigrateReRunsAddColumn(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	mutate(t, s, "ALTER TABLE schema_migrations DELETE WHERE version = 301")
 	mutate(t, s, "ALTER TABLE audit_log DROP COLUMN hash")

@@ -13,6 +13,7 @@ import (
 // offsets, of their own topic and partition only, once each, judged when
 // any mark of the range was.
 func TestBatchMarks(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	inserting := []store.OffsetRange{{"acc", 0, 0, 99, false}, {"acc", 0, 100, 199, false}, {"acc", 1, 0, 50, false}, {"other", 0, 0, 1000, false}}

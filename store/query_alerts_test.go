@@ -11,6 +11,7 @@ import (
 )
 
 func TestQueryAlertsAndLives(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	t0 := time.Date(2026, 11, 17, 2, 0, 0, 0, time.UTC)

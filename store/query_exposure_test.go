@@ -17,6 +17,7 @@ import (
 // or without categories, exports, denials) for filters and alert windows,
 // and wants identical results.
 func TestExposureOnePassMatchesThreePass(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	base := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)

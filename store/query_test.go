@@ -183,6 +183,7 @@ func TestActorSeriesAndSubjectAccesses(t *testing.T) {
 }
 
 func TestAuditLog(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	t0 := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)

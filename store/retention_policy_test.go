@@ -60,6 +60,7 @@ func TestEveryTableHasRetention(t *testing.T) {
 // checkpoints and ended suppressions expire; what is still alive or in
 // force stays.
 func TestRetentionCoversAlertTables(t *testing.T) {
+	t.Parallel() // a database of its own
 	cfg := storetest.Config(t)
 	s := storetest.Open(t, cfg)
 	ctx := t.Context()

@@ -10,6 +10,7 @@ import (
 )
 
 func TestRetentionDropsOnlyExpiredPartitions(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)

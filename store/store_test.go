@@ -10,6 +10,7 @@ import (
 )
 
 func TestMigrateIdempotent(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	res, err := s.Migrate(t.Context(), time.Now())
 	if err != nil {
@@ -25,6 +26,7 @@ func TestMigrateIdempotent(t *testing.T) {
 }
 
 func TestInsertEventsAndViews(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -61,6 +63,7 @@ func TestInsertEventsAndViews(t *testing.T) {
 }
 
 func TestConsentsLatestWins(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -86,6 +89,7 @@ func TestConsentsLatestWins(t *testing.T) {
 }
 
 func TestDeadLettersDedupeByOffset(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	now := time.Now()
@@ -105,6 +109,7 @@ func TestDeadLettersDedupeByOffset(t *testing.T) {
 }
 
 func TestSuppressions(t *testing.T) {
+	t.Parallel() // a database of its own
 	s := storetest.New(t)
 	ctx := t.Context()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)

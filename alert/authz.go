@@ -175,7 +175,7 @@ func (d *Dispatcher) authorizeLocked(a Action, ids []string) error {
 		if !MayAct(a.Role, a.Kind, al.Severity) {
 			return fmt.Errorf("%w: role %s may not %s a %s alert (%s)", ErrNotAllowed, a.Role, a.Kind, al.Severity, id)
 		}
-		if a.Kind != ActionAcknowledge && a.Identity != "" && al.Detector == DetectorMassSuppression && al.ActorID == "person:"+a.Identity {
+		if (a.Kind == ActionSilence || a.Kind == ActionFalsePositive) && a.Identity != "" && al.Detector == DetectorMassSuppression && al.ActorID == "person:"+a.Identity {
 			return fmt.Errorf("%w: %s may not %s the alert about their own suppressions", ErrNotAllowed, a.Identity, a.Kind)
 		}
 	}

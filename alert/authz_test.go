@@ -74,3 +74,35 @@ func TestWebActionsSameRules(t *testing.T) {
 		t.Fatalf("suppressions %+v, want one by web:ann until +30d", sups)
 	}
 }
+
+// TestNoOneHidesTheAlertAboutThemselves (issue 10 item 1): the
+// self-monitoring alert about a person's suppressions may be acknowledged
+// or escalated by them but not silenced or marked false positive; another
+// secops may.
+func TestNoOneHidesTheAlertAboutThemselves(t *testing.T) {
+	ctx := t.Context()
+	st := storetest.New(t)
+	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, st, Options{Poster: &fakePoster{}})
+	now := t0
+	f := models.Finding{Detector: DetectorMassSuppression, Tenant: SelfTenant, ActorID: "person:ann", ActorType: models.ActorService,
+		WindowStart: now.Add(-24 * time.Hour), WindowEnd: now, DetectedAt: now, Severity: models.SeverityHigh, Summary: "ann suppressed 9 actors"}
+	if err := d.Notify(ctx, now, f); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ActiveAlerts(ctx)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("alerts %v %v", rows, err)
+	}
+	id := rows[0].Alert.ID
+	for _, k := range []ActionKind{ActionSilence, ActionFalsePositive} {
+		if err := d.ActOnAlert(ctx, now, id, k, "ann", RoleSecOps, "it was me"); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("ann %s on the alert about ann: %v, want ErrNotAllowed", k, err)
+		}
+	}
+	if err := d.ActOnAlert(ctx, now, id, ActionAcknowledge, "ann", RoleSecOps, ""); err != nil {
+		t.Fatalf("ann acknowledges: %v", err)
+	}
+	if err := d.ActOnAlert(ctx, now, id, ActionSilence, "bob", RoleSecOps, ""); err != nil {
+		t.Fatalf("bob silences: %v", err)
+	}
+}

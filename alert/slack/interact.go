@@ -301,7 +301,7 @@ func (h *Handler) blockActions(w http.ResponseWriter, ctx context.Context, now t
 // apply audits and applies an allowed action. The audit row comes first:
 // an action the trail cannot record is not taken.
 func (h *Handler) apply(ctx context.Context, now time.Time, c *click) error {
-	if err := h.audit(ctx, now, c, auditApplied, "applied"); err != nil {
+	if err := h.audit(ctx, now, c, auditApplied, "authorized"); err != nil {
 		h.reply(ctx, c, "chatwarden could not record your action in its audit trail, so it was not applied. Try again.")
 		return err
 	}
@@ -411,7 +411,7 @@ func (h *Handler) submission(w http.ResponseWriter, ctx context.Context, now tim
 		dialogError(msg)
 		return
 	}
-	if err := h.audit(ctx, now, c, auditApplied, "applied"); err != nil {
+	if err := h.audit(ctx, now, c, auditApplied, "authorized"); err != nil {
 		dialogError("chatwarden could not record the mark in its audit trail, so it was not applied. Try again.")
 		return
 	}

@@ -68,8 +68,9 @@ eval-scenario:
 	@$(STACK_ENV); set -e; mkdir -p .bench .eval; \
 	go build -o .bench/chatwarden ./cmd/chatwarden; \
 	.bench/chatwarden simulate -days 14 -actors 120 -attacks all -hard-negatives \
-		-out-events .eval/events.jsonl -out-labels .eval/labels.jsonl -out-negatives .eval/negatives.jsonl; \
-	.bench/chatwarden eval -events .eval/events.jsonl -labels .eval/labels.jsonl \
+		-out-events .eval/events.jsonl -out-labels .eval/labels.jsonl -out-negatives .eval/negatives.jsonl \
+		-out-config .eval/config.yaml; \
+	.bench/chatwarden eval -config .eval/config.yaml -events .eval/events.jsonl -labels .eval/labels.jsonl \
 		-negatives .eval/negatives.jsonl -alerts-out .eval/alerts.jsonl
 
 # Count series: generate labelled seasonal count series (daily and weekly

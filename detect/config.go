@@ -79,29 +79,32 @@ type RulesConfig struct {
 	// events (default 2h).
 	ConversationIdle time.Duration `yaml:"conversation_idle"`
 	// Purposes maps a declared purpose to the data categories it allows;
-	// "*" allows every category. Purposes not listed are not checked.
-	Purposes map[string][]string `yaml:"purposes"`
+	// "*" allows every category. Purposes not listed are not checked
+	// (default: none; a policy is the deployment's own).
+	Purposes map[string][]string `yaml:"purposes,omitempty"`
 	// ConsentGated lists the purposes that need the customer's consent
-	// (access after a withdrawal is a finding).
-	ConsentGated []string `yaml:"consent_gated"`
-	// Vendors are the vendor contracts, by vendor name.
-	Vendors map[string]VendorContract `yaml:"vendors"`
-	// UnknownVendor flags vendor actors whose vendor has no contract
-	// (default true).
-	UnknownVendor *bool `yaml:"unknown_vendor"`
+	// (access after a withdrawal is a finding; default marketing,
+	// analytics, training: the purposes that rest on consent under GDPR).
+	ConsentGated []string `yaml:"consent_gated,omitempty"`
+	// Vendors are the vendor contracts, by vendor name (default: none).
+	Vendors map[string]VendorContract `yaml:"vendors,omitempty"`
+	// UnknownVendor reports a vendor with no contract in Vendors, at most
+	// once a week per vendor, as a low-severity vendor_no_contract finding
+	// (default true). Its accesses are judged by the window detectors.
+	UnknownVendor *bool `yaml:"unknown_vendor,omitempty"`
 }
 
 // VendorContract is what a vendor may touch, and when.
 type VendorContract struct {
-	Stores     []string `yaml:"stores"`
-	Categories []string `yaml:"categories"`
+	Stores     []string `yaml:"stores,omitempty"`
+	Categories []string `yaml:"categories,omitempty"`
 	// Hours is "HH:MM-HH:MM" in TimeZone (end exclusive; may wrap midnight).
-	Hours string `yaml:"hours"`
+	Hours string `yaml:"hours,omitempty"`
 	// Days are the weekdays allowed: mon tue wed thu fri sat sun.
-	Days     []string `yaml:"days"`
-	TimeZone string   `yaml:"time_zone"`
+	Days     []string `yaml:"days,omitempty"`
+	TimeZone string   `yaml:"time_zone,omitempty"`
 	// Country is informational (the contracted location).
-	Country string `yaml:"country"`
+	Country string `yaml:"country,omitempty"`
 }
 
 // DetectorsConfig holds the thresholds of the window detectors.
@@ -217,32 +220,6 @@ type DetectorsConfig struct {
 	SeriesMinChange float64       `yaml:"series_min_change"` // |observed-expected|/expected, default 0.2
 }
 
-// DefaultPurposes is the default purpose policy.
-func DefaultPurposes() map[string][]string {
-	return map[string][]string{
-		"support":   {"email", "phone", "address", "name", "order_history", "transcript_text"},
-		"billing":   {"email", "name", "address", "payment"},
-		"fraud":     {"*"},
-		"marketing": {"email", "name"},
-		"analytics": {"order_history"},
-		"training":  {"transcript_text"},
-	}
-}
-
-// DefaultVendors is the default vendor contract list.
-func DefaultVendors() map[string]VendorContract {
-	return map[string]VendorContract{
-		"acme-bpo": {
-			Stores:     []string{"crm", "orders", "transcripts"},
-			Categories: []string{"email", "phone", "name", "address", "order_history", "transcript_text"},
-			Hours:      "00:00-12:00",
-			Days:       []string{"mon", "tue", "wed", "thu", "fri", "sat"},
-			TimeZone:   "UTC",
-			Country:    "PH",
-		},
-	}
-}
-
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	def := func(p *float64, v float64) {
@@ -285,14 +262,8 @@ func (c Config) WithDefaults() Config {
 	if r.ConversationIdle == 0 {
 		r.ConversationIdle = 2 * time.Hour
 	}
-	if r.Purposes == nil {
-		r.Purposes = DefaultPurposes()
-	}
 	if r.ConsentGated == nil {
 		r.ConsentGated = []string{"marketing", "analytics", "training"}
-	}
-	if r.Vendors == nil {
-		r.Vendors = DefaultVendors()
 	}
 	if r.UnknownVendor == nil {
 		t := true

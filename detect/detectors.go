@@ -48,7 +48,7 @@ func (e *Engine) base(det string, x *rowCtx, score, prob float64, ev models.Evid
 // detectRow runs the window detectors on one actor's window.
 func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Finding {
 	x := &rowCtx{c: c, r: r, st: st, warm: e.warm(st), how: hourOfWeek(c.start.In(e.locOf(st))),
-		peer: e.peers[peerKey{r.Tenant, r.ActorRole}], fired: map[string]bool{}}
+		peer: e.peers[peerKey{r.Tenant, peerGroup(r.ActorRole, r.ActorVendor)}], fired: map[string]bool{}}
 	if st.LastSeen > 0 {
 		x.idle = c.start.Sub(time.Unix(st.LastSeen, 0))
 	}
@@ -340,7 +340,7 @@ func (e *Engine) session(x *rowCtx) {
 
 func (e *Engine) peerInfo(f *models.Finding, x *rowCtx) {
 	if f.Evidence.BaselineSource == "peers" && x.peer != nil {
-		f.Evidence.Peers = "role " + x.r.ActorRole
+		f.Evidence.Peers = peerGroup(x.r.ActorRole, x.r.ActorVendor)
 		f.Evidence.PeerCount = x.peer.members
 	}
 }
@@ -394,7 +394,7 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	if !hourly && st.lastEnumDay == d {
 		return models.Finding{}, false // reported today already
 	}
-	p := e.peers[peerKey{c.Tenant, st.Role}]
+	p := e.peers[peerKey{c.Tenant, peerGroup(st.Role, st.Vendor)}]
 	var base float64
 	src := "actor"
 	own, ok := st.busyDay(d)
@@ -461,7 +461,7 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 			Query: fmt.Sprintf("SELECT uniqExactIfMerge(subjects) FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s",
 				lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))}}
 	if src == "peers" && p != nil {
-		f.Evidence.Peers, f.Evidence.PeerCount = "role "+st.Role, p.members
+		f.Evidence.Peers, f.Evidence.PeerCount = peerGroup(st.Role, st.Vendor), p.members
 	}
 	return f, true
 }
@@ -482,7 +482,7 @@ func (e *Engine) detectOffHours(x *rowCtx) (models.Finding, bool) {
 	peerShare := x.peer.hourShare(hourOfWeek(startLocal))
 	f := e.base(DetOffHours, x, float64(st.SessGap), share, models.Evidence{
 		Metric: "hours between the session start and the actor's nearest usual hour", Observed: float64(st.SessGap),
-		Threshold: float64(d.OffHoursGap), BaselineSource: "actor hour-of-day profile", Peers: "role " + x.r.ActorRole,
+		Threshold: float64(d.OffHoursGap), BaselineSource: "actor hour-of-day profile", Peers: peerGroup(x.r.ActorRole, x.r.ActorVendor),
 		Notes: map[string]float64{"hour_of_week_share": share, "peer_share": peerShare, "active_days": float64(st.ActiveDays),
 			"session_windows": float64(st.SessWins)}})
 	if x.peer != nil {
@@ -535,7 +535,7 @@ func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
 		src = "peers"
 	}
 	f := e.base(DetFirstSeen, x, score, 0, models.Evidence{Metric: "weighted first-seen stores, resource types and categories",
-		Observed: score, Threshold: d.FirstSeenScore, BaselineSource: src, Peers: "role " + x.r.ActorRole,
+		Observed: score, Threshold: d.FirstSeenScore, BaselineSource: src, Peers: peerGroup(x.r.ActorRole, x.r.ActorVendor),
 		Notes: map[string]float64{"sensitive": float64(sensitive)}})
 	if x.peer != nil {
 		f.Evidence.PeerCount = x.peer.members
@@ -564,7 +564,7 @@ func (e *Engine) detectNewCountry(x *rowCtx) (models.Finding, bool) {
 			continue
 		}
 		f := e.base(DetNewCountry, x, 1-share, share, models.Evidence{Metric: "new client country", BaselineSource: "actor",
-			Peers: "role " + x.r.ActorRole, Notes: map[string]float64{"peer_share": share}})
+			Peers: peerGroup(x.r.ActorRole, x.r.ActorVendor), Notes: map[string]float64{"peer_share": share}})
 		f.Evidence.TopStores = append(f.Evidence.TopStores, "country:"+c)
 		f.Summary = fmt.Sprintf("%s accessed from %s, a country new to it (known: %s) and to %.0f%% of its peers",
 			x.r.ActorID, c, strings.Join(x.st.Countries, ", "), 100*share)
@@ -677,8 +677,9 @@ func (e *Engine) detectDormant(x *rowCtx) (models.Finding, bool) {
 
 func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
 	d := e.cfg.Detectors
-	pw := x.c.peersNow[peerKey{x.r.Tenant, x.r.ActorRole}]
-	if pw == nil || len(pw.records)-1 < d.PeerMinPeers || x.r.ActorRole == "" {
+	group := peerGroup(x.r.ActorRole, x.r.ActorVendor)
+	pw := x.c.peersNow[peerKey{x.r.Tenant, group}]
+	if pw == nil || len(pw.records)-1 < d.PeerMinPeers || group == "" {
 		return models.Finding{}, false
 	}
 	obs := float64(x.r.Records)
@@ -698,12 +699,12 @@ func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
 	if hp, ok := x.st.heavyExplains(obs, x.c.multiplier(x.r.Tenant), x.st.heavyThreshold(d.VolumeMin)); ok && hp > d.VolumeTailProb {
 		return models.Finding{}, false // a size its own rare heavy calls make plausible
 	}
-	f := e.base(DetPeerDeviation, x, z, 0, models.Evidence{Metric: "records per window vs role peers in the same window",
+	f := e.base(DetPeerDeviation, x, z, 0, models.Evidence{Metric: "records per window vs peers in the same window",
 		Observed: obs, Baseline: med, Spread: scale, Threshold: math.Max(d.PeerRatio*med, med+d.PeerZ*scale),
-		BaselineSource: "peers", Peers: "role " + x.r.ActorRole, PeerCount: len(pw.records) - 1,
+		BaselineSource: "peers", Peers: peerGroup(x.r.ActorRole, x.r.ActorVendor), PeerCount: len(pw.records) - 1,
 		Notes: map[string]float64{"z": z}})
-	f.Summary = fmt.Sprintf("%s read %.0f records, %.0fx the median of %d %s peers in the same window (z %.1f)",
-		x.r.ActorID, obs, obs/med, len(pw.records)-1, x.r.ActorRole, z)
+	f.Summary = fmt.Sprintf("%s read %.0f records, %.0fx the median of its %d peers (%s) in the same window (z %.1f)",
+		x.r.ActorID, obs, obs/med, len(pw.records)-1, group, z)
 	return f, true
 }
 

@@ -529,7 +529,7 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 	wn := start.Unix() / int64(e.cfg.Window/time.Second)
 	for i := range rows {
 		r := &rows[i]
-		pk := peerKey{r.Tenant, r.ActorRole}
+		pk := peerKey{r.Tenant, peerGroup(r.ActorRole, r.ActorVendor)}
 		pw := c.peersNow[pk]
 		if pw == nil {
 			pw = &peerWindow{}

@@ -10,6 +10,7 @@ const (
 	RuleConsentWithdrawn     = "consent_withdrawn"
 	RulePurposeCategory      = "purpose_category"
 	RuleVendorScope          = "vendor_scope"
+	RuleVendorNoContract     = "vendor_no_contract"
 
 	DetVolumeSpike      = "volume_spike"
 	DetEnumeration      = "enumeration"
@@ -33,6 +34,7 @@ var defaultSeverity = map[string]models.Severity{
 	RuleConsentWithdrawn:     models.SeverityHigh,
 	RulePurposeCategory:      models.SeverityMedium,
 	RuleVendorScope:          models.SeverityHigh,
+	RuleVendorNoContract:     models.SeverityLow,
 	DetVolumeSpike:           models.SeverityHigh,
 	DetEnumeration:           models.SeverityHigh,
 	DetOffHours:              models.SeverityMedium,
@@ -50,7 +52,7 @@ var defaultSeverity = map[string]models.Severity{
 // KnownDetectors lists every detector and rule name.
 func KnownDetectors() []string {
 	return []string{RuleBulkAccess, RuleBotCrossCustomer, RuleConversationSubjects, RuleConsentWithdrawn,
-		RulePurposeCategory, RuleVendorScope, DetVolumeSpike, DetEnumeration, DetOffHours, DetFirstSeen,
+		RulePurposeCategory, RuleVendorScope, RuleVendorNoContract, DetVolumeSpike, DetEnumeration, DetOffHours, DetFirstSeen,
 		DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis, DetSeasonal}
 }
 

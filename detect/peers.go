@@ -5,8 +5,22 @@ import (
 	"slices"
 )
 
-// peerKey is a peer group: the actors of one role in one tenant.
-type peerKey struct{ tenant, role string }
+// peerKey is a peer group in one tenant (group as peerGroup names it).
+type peerKey struct{ tenant, group string }
+
+// peerGroup names an actor's peer group: a vendor's users are compared
+// with their own vendor organisation (a contractor's learned scope is its
+// company's, whatever role it is given), everyone else with its role; ""
+// is no group.
+func peerGroup(role, vendor string) string {
+	switch {
+	case vendor != "":
+		return "vendor " + vendor
+	case role != "":
+		return "role " + role
+	}
+	return ""
+}
 
 // peerStats summarizes a peer group's warm members, recomputed hourly.
 type peerStats struct {
@@ -59,7 +73,7 @@ func (e *Engine) recomputePeers() {
 		if !e.warm(st) {
 			continue
 		}
-		pk := peerKey{k.Tenant, st.Role}
+		pk := peerKey{k.Tenant, peerGroup(st.Role, st.Vendor)}
 		a := accs[pk]
 		if a == nil {
 			a = &acc{p: &peerStats{have: map[string]int{}}}

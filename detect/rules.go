@@ -25,7 +25,15 @@ type Rules struct {
 	mu        sync.Mutex
 	convs     map[convKey]*convState
 	lastSweep time.Time
+	// noContract holds, per (tenant, vendor) without a contract, when
+	// vendor_no_contract last fired.
+	noContract map[convKey]time.Time
 }
+
+// NoContractEvery is how often, at most, vendor_no_contract fires for one
+// vendor: the missing contract is a configuration gap to close, not an
+// incident; the vendor's behaviour is judged by the window detectors.
+const NoContractEvery = 7 * 24 * time.Hour
 
 type vendorRule struct {
 	name       string
@@ -57,7 +65,7 @@ func NewRules(cfg Config, consents *ConsentRegister) (*Rules, error) {
 		consents = NewConsentRegister()
 	}
 	r := &Rules{cfg: cfg, consents: consents, purposes: map[string]map[string]bool{}, gated: map[string]bool{},
-		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}}
+		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}, noContract: map[convKey]time.Time{}}
 	for p, cats := range cfg.Rules.Purposes {
 		if slices.Contains(cats, "*") {
 			r.purposes[p] = nil
@@ -290,9 +298,23 @@ func (r *Rules) checkVendor(e *models.Event, hit hitFunc) {
 	}
 	v := r.vendors[e.Actor.Vendor]
 	if v == nil {
-		if *r.cfg.Rules.UnknownVendor {
-			hit(RuleVendorScope, e, "", 1, 0, "no contract for vendor "+lit(e.Actor.Vendor))
+		// No contract: the window detectors judge the vendor by its learned
+		// scope (first_seen, off_hours against its own history, else its
+		// vendor organisation's peers); the gap itself is reported once a
+		// week per vendor.
+		if !*r.cfg.Rules.UnknownVendor {
+			return
 		}
+		k := convKey{e.Tenant, e.Actor.Vendor}
+		if last, ok := r.noContract[k]; ok && e.TS.Sub(last) < NoContractEvery {
+			return
+		}
+		r.noContract[k] = e.TS
+		name := e.Actor.Vendor
+		if name == "" {
+			name = "(none named)"
+		}
+		hit(RuleVendorNoContract, e, "", 1, 0, "vendor "+name)
 		return
 	}
 	var reasons []string
@@ -372,6 +394,10 @@ func (r *Rules) finding(now time.Time, h *ruleHit) models.Finding {
 	case RulePurposeCategory:
 		f.Evidence.Metric = "categories outside the purpose policy"
 		f.Summary = fmt.Sprintf("%s read %s under %s, which the purpose policy does not allow", e.Actor.ID, strings.Join(h.categories, ", "), why)
+	case RuleVendorNoContract:
+		f.Evidence.Metric = "vendor without a configured contract"
+		f.Summary = fmt.Sprintf("%s has no contract configured (rules.vendors); its accesses are judged statistically against its own history and its vendor's other users; first seen with user %s (reported at most once a week)",
+			why, e.Actor.ID)
 	case RuleVendorScope:
 		f.Evidence.Metric = "accesses outside the vendor contract"
 		f.Summary = fmt.Sprintf("vendor %s user %s outside its contract: %s", e.Actor.Vendor, e.Actor.ID, why)

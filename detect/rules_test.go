@@ -20,6 +20,66 @@ func ev(actor string, typ models.ActorType, mod func(e *models.Event)) models.Ev
 	return e
 }
 
+// testPolicy is a deployment's own purpose policy and vendor contract (the
+// product defaults have neither).
+func testPolicy() Config {
+	return Config{Rules: RulesConfig{
+		Purposes: map[string][]string{
+			"support":   {"email", "phone", "address", "name", "order_history", "transcript_text"},
+			"billing":   {"email", "name", "address", "payment"},
+			"fraud":     {"*"},
+			"marketing": {"email", "name"},
+		},
+		Vendors: map[string]VendorContract{"acme-bpo": {
+			Stores:     []string{"crm", "orders", "transcripts"},
+			Categories: []string{"email", "phone", "name", "address", "order_history", "transcript_text"},
+			Hours:      "00:00-12:00", Days: []string{"mon", "tue", "wed", "thu", "fri", "sat"}, TimeZone: "UTC",
+		}},
+	}}
+}
+
+// TestDefaultsOnAStrangersTraffic: the product defaults carry no purpose
+// policy and no vendor contract. A vendor nobody configured, reading any
+// store and category at any hour for eight days, makes one low-severity
+// vendor_no_contract finding per week (two), never one per hour; purposes
+// are not checked against a policy nobody wrote.
+func TestDefaultsOnAStrangersTraffic(t *testing.T) {
+	def := Config{}.WithDefaults()
+	if len(def.Rules.Vendors) != 0 || len(def.Rules.Purposes) != 0 {
+		t.Fatalf("defaults carry vendors %v and purposes %v; want none", def.Rules.Vendors, def.Rules.Purposes)
+	}
+	r, err := NewRules(Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var got []models.Finding
+	for m := 0; m < 8*24*60; m += 10 {
+		at := start.Add(time.Duration(m) * time.Minute)
+		evs := []models.Event{
+			ev("fb-1", models.ActorVendor, func(e *models.Event) {
+				e.TS, e.Actor.Vendor, e.Actor.Role, e.Store, e.Fields, e.Purpose = at, "foreign-bpo", "agent", "payments", []string{"payment", "dob"}, "support"
+			}),
+			ev("fb-2", models.ActorVendor, func(e *models.Event) {
+				e.TS, e.Actor.Vendor, e.Store = at, "other-bpo", "tickets"
+			}),
+			ev("a1", models.ActorHuman, func(e *models.Event) { e.TS, e.Fields = at, []string{"health", "government_id"} }),
+		}
+		got = append(got, r.Check(at, evs, nil)...)
+	}
+	per := map[string]int{}
+	for _, f := range got {
+		if f.Detector != RuleVendorNoContract || f.Severity != models.SeverityLow {
+			t.Errorf("unexpected finding %s (%s): %s", f.Detector, f.Severity, f.Summary)
+			continue
+		}
+		per[f.ActorVendor]++
+	}
+	if per["foreign-bpo"] != 2 || per["other-bpo"] != 2 || len(per) != 2 {
+		t.Errorf("vendor_no_contract findings per vendor over 8 days: %v; want 2 each", per)
+	}
+}
+
 func TestRules(t *testing.T) {
 	at := time.Date(2026, 1, 6, 10, 0, 5, 0, time.UTC)
 	withdrawn := []store.ConsentState{{Tenant: "default", SubjectID: "pW", Purpose: "marketing", Granted: false,
@@ -87,7 +147,7 @@ func TestRules(t *testing.T) {
 		})}, nil, []string{RuleVendorScope}},
 		{"vendor without a contract", []models.Event{ev("v2", models.ActorVendor, func(e *models.Event) {
 			e.Actor.Vendor = "unknown-bpo"
-		})}, nil, []string{RuleVendorScope}},
+		})}, nil, []string{RuleVendorNoContract}},
 		{"a batch of violations folds into one finding per rule and actor", func() []models.Event {
 			var out []models.Event
 			for i := 0; i < 50; i++ {
@@ -100,7 +160,7 @@ func TestRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := NewConsentRegister()
 			reg.Load(withdrawn)
-			r, err := NewRules(Config{}, reg)
+			r, err := NewRules(testPolicy(), reg)
 			if err != nil {
 				t.Fatal(err)
 			}

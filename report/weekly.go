@@ -188,7 +188,15 @@ type VendorRisk struct {
 	Events   uint64  `json:"events"`
 	Records  uint64  `json:"records"`
 	Subjects uint64  `json:"subjects"`
+	// NoContract: detection reported that the vendor has no contract
+	// configured (a vendor_no_contract alert this week); its access is
+	// judged statistically only.
+	NoContract bool `json:"no_contract,omitempty"`
 }
+
+// NoContractDetector is the detector that reports a vendor without a
+// configured contract (detect.RuleVendorNoContract).
+const NoContractDetector = "vendor_no_contract"
 
 // Violation is one actor's flagged consent, purpose or vendor-scope breaches.
 type Violation struct {
@@ -514,6 +522,9 @@ func (s *Summary) vendors(week []AlertRecord, actors map[actorKey]*ActorRisk, ac
 		v := a.Alert.Latest.ActorVendor
 		if v == "" || a.Alert.Status == models.StatusFalsePositive {
 			continue
+		}
+		if a.Alert.Detector == NoContractDetector {
+			get(v).NoContract = true
 		}
 		get(v).Alerts++
 	}

@@ -228,8 +228,10 @@ func runCell(ctx context.Context, e *env, c Config, model string, sh trafficShap
 	cell := &matrixCell{Model: model, Shape: sh.name, Seed: seed, Days: sh.days, Access: tr.access,
 		Labels: len(tr.labels), Skipped: tr.skipped, GenerateS: time.Since(t0).Seconds()}
 
-	// the deployment's own configuration for this traffic: its vendors' contracts
+	// the deployment's own configuration for this traffic: its vendors'
+	// contracts and its purpose policy
 	c.Detect.Rules.Vendors = tr.vendors
+	c.Detect.Rules.Purposes = tr.purposes
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	c.ClickHouse.Database = "evalm_" + hex.EncodeToString(b)

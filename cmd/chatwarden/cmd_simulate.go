@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/sim"
 )
@@ -31,6 +34,7 @@ type simulateFlags struct {
 	outEvents     string
 	outLabels     string
 	outNegatives  string
+	outConfig     string
 	kafka         string
 	accessTopic   string
 	consentTopic  string
@@ -57,6 +61,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.outEvents, "out-events", "", `events JSONL file, "-" for stdout (default "-" unless -kafka is set)`)
 	fs.StringVar(&f.outLabels, "out-labels", "", "attack labels JSONL file (optional)")
 	fs.StringVar(&f.outNegatives, "out-negatives", "", "hard-negative labels JSONL file (optional)")
+	fs.StringVar(&f.outConfig, "out-config", "", "write the simulated platform's own configuration (purpose policy, consent-gated purposes, vendor contracts) as a chatwarden YAML config file, for eval and the demo (optional)")
 	fs.StringVar(&f.kafka, "kafka", "", "comma-separated Kafka brokers: send events there instead of a file")
 	fs.StringVar(&f.accessTopic, "access-topic", sim.DefaultAccessTopic, "Kafka topic for access.v1 events")
 	fs.StringVar(&f.consentTopic, "consent-topic", sim.DefaultConsentTopic, "Kafka topic for consent.v1 events")
@@ -115,6 +120,11 @@ func simulate(ctx context.Context, e *env, f simulateFlags, daysSet bool, now fu
 	g, err := sim.New(cfg)
 	if err != nil {
 		return err
+	}
+	if f.outConfig != "" {
+		if err := writeSimConfig(f.outConfig, sim.DefaultPolicy()); err != nil {
+			return err
+		}
 	}
 
 	out, err := newSimOutput(ctx, e, f)
@@ -440,6 +450,40 @@ func simulateRota(e *env, f simulateFlags) error {
 		tr.access+tr.consent, tr.access, tr.consent, tr.actors, sh.days, len(tr.labels), len(tr.negatives), time.Since(began).Round(time.Millisecond))
 	for _, s := range tr.skipped {
 		fmt.Fprintf(e.stderr, "simulate: skipped %s\n", s)
+	}
+	return nil
+}
+
+// simConfigFile is the part of the configuration file `simulate
+// --out-config` writes: the simulated platform's detection rules.
+type simConfigFile struct {
+	Detect struct {
+		Rules struct {
+			Purposes     map[string][]string              `yaml:"purposes"`
+			ConsentGated []string                         `yaml:"consent_gated"`
+			Vendors      map[string]detect.VendorContract `yaml:"vendors"`
+		} `yaml:"rules"`
+	} `yaml:"detect"`
+}
+
+// writeSimConfig writes p as a chatwarden configuration file.
+func writeSimConfig(path string, p sim.Policy) error {
+	var c simConfigFile
+	c.Detect.Rules.Purposes = p.Purposes
+	c.Detect.Rules.ConsentGated = p.ConsentGated
+	c.Detect.Rules.Vendors = map[string]detect.VendorContract{}
+	for name, v := range p.Vendors {
+		c.Detect.Rules.Vendors[name] = detect.VendorContract{Stores: v.Stores, Categories: v.Categories,
+			Hours: v.Hours, Days: v.Days, TimeZone: v.TimeZone, Country: v.Country}
+	}
+	b, err := yaml.Marshal(&c)
+	if err != nil {
+		return fmt.Errorf("encoding the simulated platform's configuration: %w", err)
+	}
+	head := "# Written by `chatwarden simulate --out-config`: the simulated platform's own\n" +
+		"# purpose policy, consent-gated purposes and vendor contracts (not product defaults).\n"
+	if err := os.WriteFile(path, append([]byte(head), b...), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

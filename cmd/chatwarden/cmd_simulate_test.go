@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/sim"
 )
 
 func runSimulateCLI(t *testing.T, args ...string) (stderr string, code int) {
@@ -126,5 +128,40 @@ func TestSimulateRotaModel(t *testing.T) {
 	}
 	if _, code := runSimulateCLI(t, "-model", "nope"); code == 0 {
 		t.Fatal("unknown model accepted")
+	}
+}
+
+// TestSimulateWritesItsOwnConfig: the simulated platform's purpose policy
+// and vendor contract are not product defaults; simulate --out-config
+// writes them as a configuration file that loads and validates, for eval
+// and the demo.
+func TestSimulateWritesItsOwnConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "sim.yaml")
+	stderr, code := runSimulateCLI(t, "-days", "0.01", "-actors", "10", "-attacks", "none",
+		"-out-events", filepath.Join(dir, "ev.jsonl"), "-out-config", cfgPath)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	c, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatalf("the written config does not load: %v", err)
+	}
+	if err := c.Detect.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Detect.Rules
+	if v, ok := r.Vendors[sim.VendorName]; !ok || v.Hours != "00:00-12:00" || len(v.Stores) != 3 {
+		t.Errorf("vendor contract %+v, want the simulator's acme-bpo", r.Vendors)
+	}
+	if len(r.Purposes["support"]) == 0 || !slices.Equal(r.ConsentGated, []string{"marketing", "analytics", "training"}) {
+		t.Errorf("purposes %v, consent-gated %v", r.Purposes, r.ConsentGated)
+	}
+	def, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := def.Detect.WithDefaults().Rules; len(d.Vendors) != 0 || len(d.Purposes) != 0 {
+		t.Errorf("product defaults carry the simulator's vendors %v / purposes %v", d.Vendors, d.Purposes)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/store"
@@ -22,6 +24,9 @@ type statusReport struct {
 	Group           string                `json:"group"`
 	Lag             []ingest.PartitionLag `json:"lag,omitempty"`
 	TotalLag        int64                 `json:"total_lag"`
+	// NoContract lists the vendors detection reported without a configured
+	// contract (vendor_no_contract) in the last 8 days, as tenant/vendor.
+	NoContract []string `json:"vendors_without_contract,omitempty"`
 }
 
 func runStatus(ctx context.Context, e *env, args []string) error {
@@ -95,6 +100,9 @@ func collectStatus(ctx context.Context, e *env, c Config) (statusReport, error) 
 		errs = append(errs, err)
 	} else {
 		sum, err := s.Summary(ctx)
+		if err == nil {
+			rep.NoContract, err = vendorsWithoutContract(ctx, s, time.Now())
+		}
 		s.Close()
 		if err != nil {
 			rep.ClickHouseError = err.Error()
@@ -132,6 +140,28 @@ func printStatusAs(e *env, rep statusReport, format string) error {
 	return nil
 }
 
+// vendorsWithoutContract lists, as tenant/vendor, the vendors that
+// vendor_no_contract reported in the 8 days before now (it fires at most
+// once a week per vendor).
+func vendorsWithoutContract(ctx context.Context, s *store.Store, now time.Time) ([]string, error) {
+	fs, err := s.Findings(ctx, store.FindingFilter{From: now.Add(-8 * 24 * time.Hour), Detector: detect.RuleVendorNoContract,
+		IncludeSuppressed: true, Limit: 1000})
+	if err != nil {
+		return nil, fmt.Errorf("reading vendor_no_contract findings: %w", err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range fs {
+		k := f.Tenant + "/" + f.ActorVendor
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 func printStatus(e *env, r statusReport) {
 	w := e.stdout
 	if s := r.ClickHouse; s != nil {
@@ -153,6 +183,10 @@ func printStatus(e *env, r statusReport) {
 			fmt.Fprintf(w, "  %s=%d", k, s.DeadLetters[k])
 		}
 		fmt.Fprintln(w)
+		if len(r.NoContract) > 0 {
+			fmt.Fprintf(w, "vendors      %d without a configured contract (detect.rules.vendors), judged statistically only: %s\n",
+				len(r.NoContract), strings.Join(r.NoContract, " "))
+		}
 	} else {
 		fmt.Fprintf(w, "clickhouse   UNREACHABLE: %s\n", r.ClickHouseError)
 	}

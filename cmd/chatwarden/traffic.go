@@ -67,6 +67,9 @@ type cellTraffic struct {
 	// vendors are the contracts the deployment would configure for the
 	// model's vendors.
 	vendors map[string]detect.VendorContract
+	// purposes is the purpose policy the deployment would configure (the
+	// product ships none): both models' traffic follows the simulator's.
+	purposes map[string][]string
 }
 
 // officeVendors is the contract of package sim's vendor (acme-bpo).
@@ -119,7 +122,7 @@ func generateCell(model string, sh trafficShape, seed uint64, start time.Time, w
 		}
 		st := g.Stats()
 		return &cellTraffic{labels: fromSim(g.Labels()), negatives: fromSim(g.Negatives()), access: int(st.Access),
-			consent: int(st.Consent), actors: g.Actors(), skipped: g.Skipped(), vendors: officeVendors()}, nil
+			consent: int(st.Consent), actors: g.Actors(), skipped: g.Skipped(), vendors: officeVendors(), purposes: sim.DefaultPolicy().Purposes}, nil
 	case modelRota:
 		cfg := rota.Config{Seed: seed, Start: start, Duration: dur, Actors: sh.actors, RateScale: sh.rotaRate,
 			NoVendors: sh.noVendors, SparseShare: sh.sparse, Attacks: true, HardNegatives: true}
@@ -136,7 +139,7 @@ func generateCell(model string, sh trafficShape, seed uint64, start time.Time, w
 			return nil, err
 		}
 		return &cellTraffic{labels: fromRota(r.Labels), negatives: fromRota(r.Negatives), access: r.Access,
-			consent: r.Consent, actors: r.Actors, skipped: r.Skipped, vendors: rotaVendors()}, nil
+			consent: r.Consent, actors: r.Actors, skipped: r.Skipped, vendors: rotaVendors(), purposes: sim.DefaultPolicy().Purposes}, nil
 	}
 	return nil, fmt.Errorf("unknown traffic model %q (known: %s)", model, strings.Join(trafficModels, ", "))
 }

@@ -15,8 +15,9 @@ import (
 // takes the defaults (WithDefaults); Validate names the first bad field of
 // every problem.
 type Config struct {
-	// Window is the length of a detection window (default 60s, a whole
-	// number of minutes).
+	// Window is the length of a detection window (default 60s): from 10s
+	// to 1h, a whole number of seconds dividing an hour. Windows of whole
+	// minutes read the per-minute aggregates; shorter ones raw events.
 	Window time.Duration `yaml:"window"`
 	// Shard and Shards: this instance owns the actors whose
 	// cityHash64(actor_id) % Shards == Shard (default 0 of 1).
@@ -112,14 +113,16 @@ type DetectorsConfig struct {
 	// WarmupDays: an actor with fewer active days is judged against its
 	// peer group (default 3).
 	WarmupDays int `yaml:"warmup_days"`
-	// WarmupWindows: and at least this many active windows (default 60).
+	// WarmupWindows: and at least this many active windows (default: an
+	// hour of windows, at least 12 and at most 60: 60 at 60s, 12 at 5m
+	// and longer).
 	WarmupWindows int `yaml:"warmup_windows"`
 
 	// Volume spike on records per window and per rolling VolumeSpan
 	// windows; also above VolumeMaxFactor times the actor's (slowly
 	// decaying) largest value seen, so heavy-tailed actors are judged by
 	// their own tail.
-	VolumeSpan      int     `yaml:"volume_span"`       // windows, default 15 (at most 32)
+	VolumeSpan      int     `yaml:"volume_span"`       // windows, default 15 minutes of windows (2 to 32: 15 at 60s)
 	VolumeSpanRatio float64 `yaml:"volume_span_ratio"` // rolling observed / median, default 4
 	VolumeMaxFactor float64 `yaml:"volume_max_factor"` // default 1.5
 	// VolumeMaxFactorByType overrides VolumeMaxFactor per actor type
@@ -137,8 +140,10 @@ type DetectorsConfig struct {
 	EnumDayRatio    float64 `yaml:"enum_day_ratio"`    // day so far vs a busy day (default 3)
 	EnumDayMin      float64 `yaml:"enum_day_min"`      // default 100
 	EnumHourRatio   float64 `yaml:"enum_hour_ratio"`   // last hour vs a busy hour (default 3)
-	// EnumEvery is how often the hour and day counts are checked
-	// (default 10m; a whole number of windows).
+	// EnumEvery is how often the hour and day counts are checked: whole
+	// minutes, a whole number of windows, dividing an hour (default: the
+	// first such value from 10m on: 10m for windows up to 10m, else the
+	// window).
 	EnumEvery   time.Duration `yaml:"enum_every"`
 	EnumHourMin float64       `yaml:"enum_hour_min"` // default 25
 	// EnumTailProb: an hour whose distinct customers are this improbable
@@ -271,8 +276,8 @@ func (c Config) WithDefaults() Config {
 	}
 	d := &c.Detectors
 	defInt(&d.WarmupDays, 3)
-	defInt(&d.WarmupWindows, 60)
-	defInt(&d.VolumeSpan, 15)
+	defInt(&d.WarmupWindows, windowsIn(time.Hour, c.Window, 12, 60))
+	defInt(&d.VolumeSpan, windowsIn(15*time.Minute, c.Window, 2, 32))
 	def(&d.VolumeSpanRatio, 4)
 	def(&d.VolumeMaxFactor, 1.5)
 	if d.VolumeMaxFactorByType == nil {
@@ -289,7 +294,7 @@ func (c Config) WithDefaults() Config {
 	def(&d.EnumDayMin, 100)
 	def(&d.EnumHourRatio, 3)
 	if d.EnumEvery == 0 {
-		d.EnumEvery = 10 * time.Minute
+		d.EnumEvery = defaultEnumEvery(c.Window)
 	}
 	def(&d.EnumHourMin, 25)
 	def(&d.EnumTailProb, 1e-6)
@@ -337,6 +342,37 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// windowsIn is how many windows of length w make up span, rounded, within
+// [lo, hi]: the window-count defaults that stand for a length of time.
+func windowsIn(span, w time.Duration, lo, hi int) int {
+	if w <= 0 {
+		return lo
+	}
+	n := int((span + w/2) / w)
+	return min(max(n, lo), hi)
+}
+
+// defaultEnumEvery is the first whole number of windows from 10 minutes on
+// that is a whole number of minutes and divides an hour (the window itself
+// when it is longer; an hour at most).
+func defaultEnumEvery(w time.Duration) time.Duration {
+	if w <= 0 || time.Hour%w != 0 {
+		return 10 * time.Minute // Validate reports the window
+	}
+	for e := w; e <= time.Hour; e += w {
+		if e >= 10*time.Minute && e%time.Minute == 0 && time.Hour%e == 0 {
+			return e
+		}
+	}
+	return time.Hour
+}
+
+// MinWindow and MaxWindow bound detect.window.
+const (
+	MinWindow = 10 * time.Second
+	MaxWindow = time.Hour
+)
+
 var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday,
 	"wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
 
@@ -347,14 +383,14 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("detect.%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if c.Window < time.Minute || c.Window%time.Minute != 0 {
-		bad("window", "%s is not a whole number of minutes", c.Window)
+	windowOK := c.Window >= MinWindow && c.Window <= MaxWindow && c.Window%time.Second == 0 && time.Hour%c.Window == 0
+	if !windowOK {
+		bad("window", "%s: want %s to %s, a whole number of seconds dividing an hour (10s 15s 20s 30s 1m 2m 5m 10m 15m 20m 30m 1h ...)",
+			c.Window, MinWindow, MaxWindow)
 	}
-	if c.Window > 24*time.Hour || (24*time.Hour)%c.Window != 0 {
-		bad("window", "%s must divide a day", c.Window)
-	}
-	if e := c.Detectors.EnumEvery; e < c.Window || e%c.Window != 0 || time.Hour%e != 0 {
-		bad("detectors.enum_every", "%s must be a whole number of windows dividing an hour", e)
+	if e := c.Detectors.EnumEvery; windowOK && (e < c.Window || e%c.Window != 0 || e%time.Minute != 0 || time.Hour%e != 0) {
+		bad("detectors.enum_every", "%s with window %s: want whole minutes, a whole number of windows, dividing an hour (set it to %s, or leave it unset)",
+			e, c.Window, defaultEnumEvery(c.Window))
 	}
 	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
 		bad("shard", "%d of %d: want 0 <= shard < shards", c.Shard, c.Shards)
@@ -428,7 +464,11 @@ func (c Config) Validate() error {
 			bad("detectors."+k, "%g: want a probability in (0, 1)", v)
 		}
 	}
-	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.OffHoursGap < 1 || d.OffHoursMinWindows < 1 || d.DormantMinWindows < 1 || d.VolumeSpan < 2 || d.VolumeSpan > 32 || d.VolumeMaxFactor < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
+	if d.VolumeSpan < 2 || d.VolumeSpan > 32 {
+		bad("detectors.volume_span", "%d windows: want 2 to 32 (default %d with window %s)", d.VolumeSpan,
+			windowsIn(15*time.Minute, c.Window, 2, 32), c.Window)
+	}
+	if d.WarmupDays < 0 || d.WarmupWindows < 0 || d.OffHoursMinDays < 1 || d.OffHoursGap < 1 || d.OffHoursMinWindows < 1 || d.DormantMinWindows < 1 || d.VolumeMaxFactor < 1 || d.PeerMinPeers < 2 || d.DriftDays < 3 || d.MahalanobisSamples < 100 {
 		bad("detectors", "warmup_days/warmup_windows >= 0, off_hours_min_days >= 1, peer_min_peers >= 2, drift_days >= 3, mahalanobis_samples >= 100")
 	}
 	if d.SeriesWeeks < 2 || d.SeriesWeeks > 8 {

@@ -31,9 +31,19 @@ func litList(ss []string) string {
 }
 
 // windowQuery is the actor_minute query behind a window detector's evidence:
-// the actor's per-window aggregates from `from` to `to`.
+// the actor's per-window aggregates from `from` to `to` (from raw events for
+// a window that is not whole minutes).
 func windowQuery(tenant, actor string, from, to time.Time, window time.Duration) string {
 	w := int64(window / time.Second)
+	if w%60 != 0 { // shorter than the per-minute aggregates: raw events
+		return fmt.Sprintf(`SELECT toDateTime(intDiv(toUInt32(ts), %d) * %d) AS window_start,
+count() AS events, sum(records) AS records, uniqExactIf(subject_id, subject_id != '') AS subjects,
+countIf(result = 'denied') AS denied, groupUniqArray(store) AS stores, groupUniqArray(resource_type) AS resource_types,
+groupUniqArrayArray(fields) AS categories, groupUniqArrayIf(client_country, client_country != '') AS countries
+FROM events
+WHERE tenant = %s AND actor_id = %s AND ts >= %s AND ts < %s
+GROUP BY window_start ORDER BY window_start`, w, w, lit(tenant), lit(actor), litTime(from), litTime(to))
+	}
 	return fmt.Sprintf(`SELECT toDateTime(intDiv(toUInt32(minute), %d) * %d) AS window_start,
 sumMerge(events) AS events, sumMerge(records_sum) AS records, uniqExactIfMerge(subjects) AS subjects,
 sumMerge(denied) AS denied, groupUniqArrayMerge(stores) AS stores, groupUniqArrayMerge(resource_types) AS resource_types,

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,7 +182,7 @@ func TestRules(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	bad := []Config{
-		{Window: 90 * time.Second},
+		{Window: 7 * time.Minute}, {Window: 5 * time.Second}, {Window: 2 * time.Hour},
 		{Shard: 2, Shards: 2},
 		{Severities: map[string]models.Severity{"no_such_detector": models.SeverityLow}},
 		{Rules: RulesConfig{Vendors: map[string]VendorContract{"x": {Hours: "25:00-26:00"}}}},
@@ -221,5 +222,57 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	a, b2 := e.actors[actorKey{"default", "a1"}], e2.actors[actorKey{"default", "a1"}]
 	if a == nil || b2 == nil || a.ActiveWindows != b2.ActiveWindows || a.Records != b2.Records || a.How != b2.How || !e2.Next().Equal(e.Next()) {
 		t.Fatalf("restored state differs: %+v vs %+v", a, b2)
+	}
+}
+
+// TestAnyWindow: every window from 10s to 1h that divides an hour is
+// accepted with the defaults, and the settings counted in windows stand for
+// the same lengths of time (enum_every about 10 minutes, volume_span 15
+// minutes, warm-up an hour) within their bounds. A setting that does not fit
+// the window names the value to set.
+func TestAnyWindow(t *testing.T) {
+	tests := []struct {
+		window                    time.Duration
+		enumEvery                 time.Duration
+		volumeSpan, warmupWindows int
+	}{
+		{10 * time.Second, 10 * time.Minute, 32, 60},
+		{15 * time.Second, 10 * time.Minute, 32, 60},
+		{30 * time.Second, 10 * time.Minute, 30, 60},
+		{time.Minute, 10 * time.Minute, 15, 60},
+		{2 * time.Minute, 10 * time.Minute, 8, 30},
+		{5 * time.Minute, 10 * time.Minute, 3, 12},
+		{10 * time.Minute, 10 * time.Minute, 2, 12},
+		{15 * time.Minute, 15 * time.Minute, 2, 12},
+		{20 * time.Minute, 20 * time.Minute, 2, 12},
+		{30 * time.Minute, 30 * time.Minute, 2, 12},
+		{time.Hour, time.Hour, 2, 12},
+	}
+	for _, tc := range tests {
+		t.Run(tc.window.String(), func(t *testing.T) {
+			c := Config{Window: tc.window}
+			if err := c.Validate(); err != nil {
+				t.Fatalf("defaults refuse window %s: %v", tc.window, err)
+			}
+			d := c.WithDefaults().Detectors
+			if d.EnumEvery != tc.enumEvery || d.VolumeSpan != tc.volumeSpan || d.WarmupWindows != tc.warmupWindows {
+				t.Errorf("enum_every %s, volume_span %d, warmup_windows %d; want %s, %d, %d",
+					d.EnumEvery, d.VolumeSpan, d.WarmupWindows, tc.enumEvery, tc.volumeSpan, tc.warmupWindows)
+			}
+			if _, err := NewRules(c, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(c, nil, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	err := Config{Window: 30 * time.Minute, Detectors: DetectorsConfig{EnumEvery: 10 * time.Minute}}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "detect.detectors.enum_every") || !strings.Contains(err.Error(), "set it to 30m0s") {
+		t.Errorf("enum_every 10m with a 30m window: %v; want a message naming enum_every and the value to set", err)
+	}
+	err = Config{Window: 7 * time.Minute}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "detect.window") {
+		t.Errorf("window 7m: %v; want a message naming detect.window", err)
 	}
 }

@@ -58,18 +58,37 @@ WHERE minute >= ? AND minute < ?%s
 GROUP BY window_start, tenant, actor_id
 ORDER BY window_start, tenant, actor_id`
 
+// WindowAggregatesRawSQL is WindowAggregatesSQL for windows shorter than
+// a minute, or not a whole number of minutes: the same columns, computed from
+// raw events (the per-minute aggregates are too coarse).
+const WindowAggregatesRawSQL = `SELECT toDateTime(intDiv(toUInt32(ts), %d) * %d) AS window_start, tenant, actor_id,
+anyLast(actor_type), anyLast(actor_role), anyLast(actor_vendor),
+count(), sum(records), sum(bytes), countIf(action IN ('export', 'share')),
+sumIf(records, action IN ('export', 'share')), countIf(result = 'denied'), uniqExactIf(subject_id, subject_id != ''),
+groupUniqArray(store), groupUniqArray(resource_type),
+groupUniqArrayArray(fields), groupUniqArrayIf(client_country, client_country != '')
+FROM events
+WHERE ts >= ? AND ts < ?%s
+GROUP BY window_start, tenant, actor_id
+ORDER BY window_start, tenant, actor_id`
+
 // WindowAggregates returns every actor's activity per window of length
-// window (a whole number of minutes; windows aligned to the Unix epoch) for
-// the minutes in [from, to), restricted to shard, ordered by window then
-// actor. It reads actor_minute only, never raw events.
+// window (a whole number of seconds dividing an hour; windows aligned to
+// the Unix epoch) for [from, to), restricted to shard, ordered by window
+// then actor. A window of whole minutes reads actor_minute only, never raw
+// events; a shorter one (10s, 15s, 30s ...) reads the events of [from, to)
+// (one day's partition per cycle).
 func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window time.Duration, shard Shard) ([]WindowActivity, error) {
 	w := int64(window / time.Second)
-	if w < 60 || w%60 != 0 {
-		return nil, fmt.Errorf("reading window aggregates: window %s is not a whole number of minutes", window)
+	if w < 1 || window%time.Second != 0 {
+		return nil, fmt.Errorf("reading window aggregates: window %s is not a whole number of seconds", window)
 	}
 	pred, pargs := shard.predicate()
 	// w is an integer we formatted, not user text; the times and shard are bound.
 	q := fmt.Sprintf(WindowAggregatesSQL, w, w, pred)
+	if w%60 != 0 {
+		q = fmt.Sprintf(WindowAggregatesRawSQL, w, w, pred)
+	}
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
 	rows, err := s.conn.Query(ctx, q, args...)
 	if err != nil {

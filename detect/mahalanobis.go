@@ -16,6 +16,15 @@ var featureNames = [mahalanobisDims]string{
 	"log records vs own", "log customers vs own", "log denied", "new items", "sensitive categories", "log exports above own most",
 }
 
+// featureVarFloor is the smallest variance of each feature: a count
+// feature that (almost) never moved in the reservoir says nothing about
+// how unusual its smallest step is, so one step — ln 2 for a log count
+// (one denied access, one export above the most), 1 for a count of items —
+// is at most one standard deviation, not hundreds. Found by the evaluation
+// matrix: with no denied access in the reservoir, one refused read made
+// fifteen ordinary windows of a high-volume cell multivariate outliers.
+var featureVarFloor = [mahalanobisDims]float64{0, 0, math.Ln2 * math.Ln2, 1, 1, math.Ln2 * math.Ln2}
+
 // mahalanobis is the multivariate model: a reservoir of warm actors'
 // feature-deviation vectors, refit hourly into a mean and a Ledoit-Wolf
 // shrinkage covariance (its Cholesky factor scores new vectors).
@@ -64,7 +73,7 @@ func (m *mahalanobis) refit() {
 	}
 	cov, mean, delta := ledoitWolf(x)
 	for i := 0; i < mahalanobisDims; i++ { // a floor keeps constant features invertible
-		cov.SetSym(i, i, cov.At(i, i)+1e-3)
+		cov.SetSym(i, i, math.Max(cov.At(i, i)+1e-3, featureVarFloor[i]))
 	}
 	var ch mat.Cholesky
 	if !ch.Factorize(cov) {

@@ -52,16 +52,29 @@ func TestMahalanobisFixtures(t *testing.T) {
 		wantNone []string
 	}{
 		{
-			// three times its records and customers, two denied reads and
-			// an export in one window: each below its own detector's bar
+			// six times its records, seven times its customers, four
+			// denied reads and two exports in one window: each below its
+			// own detector's bar (a combination carried by the records and
+			// customers, not by one denied read in a reservoir that never
+			// saw one: featureVarFloor)
 			name: "a combination no single detector sees",
 			fixture: crew(6, eight+" "+workday(normal), eightSubj+" "+workday(subj)) +
-				"actor=a1 role=support records: " + eight + " " + workday("(4 6 5 7 5 3)*40 15 (4 6 5 7 5 3)*39 4 6 5 7 5") + "\n" +
-				"actor=a1 role=support subjects: " + eightSubj + " " + workday("(1 2 1 1 2 1)*40 5 (1 2 1 1 2 1)*39 1 2 1 1 2") + "\n" +
-				"actor=a1 role=support denied: " + days(8, workday("0*480")) + " " + workday("0*240 2 0*239") + "\n" +
-				"actor=a1 role=support exports: " + days(8, workday("0*480")) + " " + workday("0*240 1 0*239") + "\n",
+				"actor=a1 role=support records: " + eight + " " + workday("(4 6 5 7 5 3)*40 30 (4 6 5 7 5 3)*39 4 6 5 7 5") + "\n" +
+				"actor=a1 role=support subjects: " + eightSubj + " " + workday("(1 2 1 1 2 1)*40 10 (1 2 1 1 2 1)*39 1 2 1 1 2") + "\n" +
+				"actor=a1 role=support denied: " + days(8, workday("0*480")) + " " + workday("0*240 4 0*239") + "\n" +
+				"actor=a1 role=support exports: " + days(8, workday("0*480")) + " " + workday("0*240 2 0*239") + "\n",
 			want:     []string{"mahalanobis a1"},
 			wantNone: []string{"volume_spike", "enumeration", "denied_burst", "peer_deviation"},
+		},
+		{
+			// one refused read in an otherwise ordinary window, in a
+			// reservoir that never saw a denied access
+			name: "hard negative: a single denied access",
+			fixture: crew(6, eight+" "+workday(normal), eightSubj+" "+workday(subj)) +
+				"actor=a1 role=support records: " + eight + " " + workday(normal) + "\n" +
+				"actor=a1 role=support subjects: " + eightSubj + " " + workday(subj) + "\n" +
+				"actor=a1 role=support denied: " + days(8, workday("0*480")) + " " + workday("0*240 1 0*239") + "\n",
+			wantNone: []string{"*"},
 		},
 		{
 			name:     "hard negative: ordinary day-to-day variation",

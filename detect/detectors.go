@@ -66,27 +66,14 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 	}
 	e.session(x)
 	var out []models.Finding
-	add := func(det string, f func(*rowCtx) (models.Finding, bool)) {
-		if !e.cfg.enabled(det) {
-			return
+	for _, d := range windowDetectors {
+		if !e.cfg.enabled(d.name) || (d.alone && len(out) > 0) {
+			continue
 		}
-		if fd, ok := f(x); ok {
-			x.fired[det] = true
+		if fd, ok := d.check(e, x); ok {
+			x.fired[d.name] = true
 			out = append(out, fd)
 		}
-	}
-	add(DetVolumeSpike, e.detectVolume)
-	add(DetEnumeration, e.detectEnumWindow)
-	add(DetOffHours, e.detectOffHours)
-	add(DetFirstSeen, e.detectFirstSeen)
-	add(DetNewCountry, e.detectNewCountry)
-	add(DetImpossibleTravel, e.detectTravel)
-	add(DetDeniedBurst, e.detectDenied)
-	add(DetDormant, e.detectDormant)
-	add(DetPeerDeviation, e.detectPeer)
-	add(DetSeasonal, e.detectSeasonal)
-	if len(out) == 0 {
-		add(DetMahalanobis, e.detectMahalanobis)
 	}
 	return out
 }

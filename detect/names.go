@@ -49,11 +49,19 @@ var defaultSeverity = map[string]models.Severity{
 	DetSeasonal:              models.SeverityMedium,
 }
 
+// ruleNames are the per-event rules (rules.go), in docs/detectors.md's order.
+var ruleNames = []string{RuleBulkAccess, RuleBotCrossCustomer, RuleConversationSubjects, RuleConsentWithdrawn,
+	RulePurposeCategory, RuleVendorScope, RuleVendorNoContract}
+
+// detectorNames are the statistical detectors (the window detectors of
+// windowDetectors, and drift, run on daily counts), in docs/detectors.md's
+// order.
+var detectorNames = []string{DetVolumeSpike, DetEnumeration, DetOffHours, DetFirstSeen,
+	DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis, DetSeasonal}
+
 // KnownDetectors lists every detector and rule name.
 func KnownDetectors() []string {
-	return []string{RuleBulkAccess, RuleBotCrossCustomer, RuleConversationSubjects, RuleConsentWithdrawn,
-		RulePurposeCategory, RuleVendorScope, RuleVendorNoContract, DetVolumeSpike, DetEnumeration, DetOffHours, DetFirstSeen,
-		DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis, DetSeasonal}
+	return append(append([]string(nil), ruleNames...), detectorNames...)
 }
 
 // severity returns the configured severity of detector name.

@@ -1,0 +1,33 @@
+package detect
+
+import "github.com/chatwarden/chatwarden/models"
+
+// windowDetector is one detector run on each actor's window: its name (as
+// findings, config and docs/detectors.md name it) and its check. A check
+// reads the window through x and returns a finding when it fires.
+type windowDetector struct {
+	name  string
+	check func(e *Engine, x *rowCtx) (models.Finding, bool)
+	// alone runs the check only when no detector before it fired for the
+	// actor in the window (it sees combinations the others do not).
+	alone bool
+}
+
+// windowDetectors are the window detectors, in the order detectRow runs
+// them. The count detectors (enumeration's hour and day, drift) run on the
+// actor's hourly and daily counts instead (engine.go); the per-event rules are in
+// rules.go. TestDocsListEveryDetector holds docs/detectors.md to
+// ruleNames and detectorNames.
+var windowDetectors = []windowDetector{
+	{name: DetVolumeSpike, check: (*Engine).detectVolume},
+	{name: DetEnumeration, check: (*Engine).detectEnumWindow},
+	{name: DetOffHours, check: (*Engine).detectOffHours},
+	{name: DetFirstSeen, check: (*Engine).detectFirstSeen},
+	{name: DetNewCountry, check: (*Engine).detectNewCountry},
+	{name: DetImpossibleTravel, check: (*Engine).detectTravel},
+	{name: DetDeniedBurst, check: (*Engine).detectDenied},
+	{name: DetDormant, check: (*Engine).detectDormant},
+	{name: DetPeerDeviation, check: (*Engine).detectPeer},
+	{name: DetSeasonal, check: (*Engine).detectSeasonal},
+	{name: DetMahalanobis, check: (*Engine).detectMahalanobis, alone: true},
+}

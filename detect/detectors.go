@@ -153,6 +153,11 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 	if x.warm && obs < e.maxFactor(x)*math.Max(float64(x.st.RecMax), x.peerMax(false))*mult {
 		return e.detectVolumeSpan(x, mult)
 	}
+	if !x.warm && obs < e.maxFactor(x)*x.peerMax(false)*mult {
+		// warming up: judged by what its peers do at most, not only by
+		// their typical window (a new marketer's first segment pull)
+		return e.detectVolumeSpan(x, mult)
+	}
 	z := (obs - mu) / math.Max(scale, 1)
 	if z < d.VolumeZ {
 		return e.detectVolumeSpan(x, mult)
@@ -682,6 +687,8 @@ func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
 		if obs < 3*math.Max(mu, 1)*mult || obs < e.maxFactor(x)*float64(x.st.RecMax)*mult {
 			return models.Finding{}, false // it always works above its peers, or has done this before
 		}
+	} else if obs < e.maxFactor(x)*x.peerMax(false)*x.c.multiplier(x.r.Tenant) {
+		return models.Finding{}, false // warming up, within what its peers do at most
 	}
 	if hp, ok := x.st.heavyExplains(obs, x.c.multiplier(x.r.Tenant), x.st.heavyThreshold(d.VolumeMin)); ok && hp > d.VolumeTailProb {
 		return models.Finding{}, false // a size its own rare heavy calls make plausible

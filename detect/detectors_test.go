@@ -108,6 +108,14 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"volume_spike h1"},
 		},
 		{
+			// a new marketer (no own history) pulls a segment the size of
+			// its peers' pulls: judged by their largest windows
+			name:     "hard negative: a new marketer's first segment pull",
+			fixture:  marketers(days(5, "-*1440") + " " + workday("1*120 350 1*359")),
+			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"volume_spike", "peer_deviation"},
+		},
+		{
 			name:    "volume spike: a marketer pulling segment after segment",
 			fixture: marketers(days(5, workday("(1*120 300 1*119)*2")) + " " + workday("1*120 (300 1)*8 1*344")),
 			want:    []string{"volume_spike m1"},

@@ -117,8 +117,8 @@ type actorState struct {
 	// ratio is how often the actor makes a rare heavy call.
 	HeavyN, WinN float32
 	// HeavyLog holds the natural log of the records of the actor's
-	// latest heavy windows (learned values: an attack's clipped window is
-	// not heavy): the size distribution of its rare heavy calls.
+	// latest heavy windows, as they happened: the size distribution of
+	// its rare heavy calls.
 	HeavyLog ring
 
 	// How counts active windows per hour of the week (actor's time zone);
@@ -467,10 +467,12 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.WinN = s.WinN*maxDecay + 1
 	s.HeavyN *= maxDecay
 	if raw >= heavy {
+		// counted and sized as it happened, like HeavyN: a warm actor
+		// whose first heavy calls were findings would otherwise never
+		// learn its habit (the finding was raised; the next call of that
+		// size is its habit, not news)
 		s.HeavyN++
-		if rec >= heavy {
-			s.HeavyLog.add(math.Log(rec))
-		}
+		s.HeavyLog.add(math.Log(raw))
 	} else {
 		t.Light += float32(nrec)
 	}

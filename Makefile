@@ -2,7 +2,7 @@
 # govulncheck reports; the go command fetches 1.26.11 from the module proxy.
 export GOTOOLCHAIN := go1.26.11
 
-.PHONY: stack stack-down stack-status test eval eval-quick eval-scenario eval-series bench-detect demo bench bench-ingest fuzz-short drills
+.PHONY: lint stack stack-down stack-status test eval eval-quick eval-scenario eval-series bench-detect demo bench bench-ingest fuzz-short drills
 
 # Local stack (Kafka 4.1.x KRaft + ClickHouse on 127.0.0.1, data under .stack/): see scripts/stack.sh
 stack:
@@ -31,6 +31,12 @@ test:
 	go test -count=1 -timeout 20m ./... ; \
 	(cd deploy/prometheus && go vet ./... && go test -count=1 ./...) ; \
 	CHATWARDEN_CONFORMANCE_SINCE=$$since go test -count=1 -tags conformance -v ./store/modern
+
+# golangci-lint (pinned, installed once per machine by scripts/lint.sh)
+# with .golangci.yml: errorlint, depguard (the layering), forbidigo
+# (time.Now in detect and alert), gocognit (> 50). CI runs it.
+lint:
+	bash scripts/lint.sh
 
 # Investigation query benchmark: loads 10M synthetic events into a scratch
 # database (bench_query), then prints p95 of actor history and data-subject

@@ -54,7 +54,7 @@ func (d *Dispatcher) Notify(ctx context.Context, now time.Time, fs ...models.Fin
 
 // notifyLocked folds fs into alerts and commits them; d.step and d.mu are
 // held. The findings' blast radius was looked up before (withExposure).
-func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []models.Finding) error {
+func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []models.Finding) error { //nolint:gocognit // folding one finding into its alert (dedupe, mute, severity, escalation) is the plan step of plan, persist, apply; kept whole so the state it reads under the lock is visible in one place
 	p := newPlan()
 	fps := map[string]string{} // fingerprints opened in this call
 	immediate := map[string]bool{}

@@ -55,7 +55,7 @@ func shortHash(s string) string {
 }
 
 // flushDue evaluates every group whose timer is due at now.
-func (d *Dispatcher) flushDue(ctx context.Context, now time.Time) error {
+func (d *Dispatcher) flushDue(ctx context.Context, now time.Time) error { //nolint:gocognit // the group timers (group_wait, group_interval, repeat_interval) decided in one loop, as Alertmanager's aggrGroup does
 	p := newPlan()
 	var notified []*group
 	type upd struct {

@@ -626,7 +626,7 @@ func dropExisting(evs *[]models.Event, existing map[string]bool) int {
 }
 
 // store de-duplicates and stores a gathered batch, then commits msgs.
-func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchResult, msgs []kafka.Message, commit CommitFunc) error {
+func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchResult, msgs []kafka.Message, commit CommitFunc) error { //nolint:gocognit // the batch's store sequence (dedupe, fence, insert, rules, commit) reads top to bottom; each step's retry is where it happens
 	dupes := b.dupes
 	var unjudged []models.Event // stored before, never seen by the observer
 

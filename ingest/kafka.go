@@ -188,7 +188,7 @@ func CreateTopics(ctx context.Context, cfg Config, specs ...TopicSpec) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for leaders of topics %v: %v", names, err)
+			return fmt.Errorf("waiting for leaders of topics %v: %w", names, err)
 		}
 		if !sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()

@@ -3,6 +3,7 @@ package models
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -292,7 +293,8 @@ func TestBadInputMatrixAccess(t *testing.T) {
 				}
 				return
 			}
-			ve, ok := err.(*ValidationError)
+			var ve *ValidationError
+			ok := errors.As(err, &ve)
 			if !ok {
 				t.Fatalf("got %v (%+v), want a *ValidationError %s %q", err, e, tc.code, tc.field)
 			}
@@ -364,7 +366,8 @@ func TestBadInputMatrixConsent(t *testing.T) {
 				}
 				return
 			}
-			ve, ok := err.(*ValidationError)
+			var ve *ValidationError
+			ok := errors.As(err, &ve)
 			if !ok || ve.Code != tc.code || ve.Field != tc.field {
 				t.Fatalf("got %v, want %s %q", err, tc.code, tc.field)
 			}

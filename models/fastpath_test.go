@@ -1,6 +1,7 @@
 package models
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,8 +19,8 @@ func sameDecode(t *testing.T, b []byte) {
 		t.Fatalf("fast err %v, slow err %v\n%s", ferr, serr, b)
 	}
 	if ferr != nil {
-		fv, sv := ferr.(*ValidationError), serr.(*ValidationError)
-		if fv.Code != sv.Code || fv.Field != sv.Field {
+		var fv, sv *ValidationError
+		if !errors.As(ferr, &fv) || !errors.As(serr, &sv) || fv.Code != sv.Code || fv.Field != sv.Field {
 			t.Fatalf("fast %v, slow %v\n%s", ferr, serr, b)
 		}
 		return

@@ -3,6 +3,7 @@ package models
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -29,7 +30,8 @@ func FuzzDecodeAccess(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeAccess(b, now, Limits{})
 		if err != nil {
-			ve, ok := err.(*ValidationError)
+			var ve *ValidationError
+			ok := errors.As(err, &ve)
 			if !ok || !known[ve.Code] {
 				t.Fatalf("error %v (%T) is not a ValidationError with a known reason", err, err)
 			}

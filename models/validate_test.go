@@ -1,6 +1,7 @@
 package models
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,8 @@ func TestDecodeAccessReasons(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeAccess([]byte(tt.msg), now, Limits{})
-			ve, ok := err.(*ValidationError)
+			var ve *ValidationError
+			ok := errors.As(err, &ve)
 			if !ok {
 				t.Fatalf("got %v, want a *ValidationError", err)
 			}

@@ -90,7 +90,7 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{o: o, log: log, Now: time.Now, seen: map[string]time.Time{}}, nil
+	return &Handler{o: o, log: log, Now: time.Now, seen: map[string]time.Time{}}, nil //nolint:forbidigo // Now is an exported field the caller replaces; the wall clock is the production default for signature freshness
 }
 
 // replayed remembers sig and reports whether it was seen within the window.

@@ -88,7 +88,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 
 // simulate runs the generator with the clock passed in (used only for
 // -realtime start and pacing, and for the summary's elapsed time).
-func simulate(ctx context.Context, e *env, f simulateFlags, daysSet bool, now func() time.Time) error {
+func simulate(ctx context.Context, e *env, f simulateFlags, daysSet bool, now func() time.Time) error { //nolint:gocognit // one pass over the generator for three outputs (file, Kafka, real-time pacing) with label flushing; split per mode it would repeat the loop
 	attacks, err := sim.ParseAttacks(f.attacks)
 	if err != nil {
 		return fmt.Errorf("-attacks: %w", err)

@@ -31,6 +31,8 @@ func TestDependencyDirection(t *testing.T) {
 		// helpers start and reach real servers for tests only.
 		"internal/testsecure": {},
 		"internal/storetest":  {"models", "store"},
+		"internal/progress":   {},
+		"internal/subproc":    {},
 		// The benchmark drivers sit above the product packages, like cmd,
 		// and no product package imports them.
 		"internal/bench": {"models", "store", "ingest", "detect", "alert", "report", "dashboards"},

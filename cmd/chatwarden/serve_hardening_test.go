@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -116,8 +117,8 @@ func TestServeHTTPHardening(t *testing.T) {
 	closedWithin := func(conn net.Conn, limit time.Duration) bool {
 		_ = conn.SetReadDeadline(time.Now().Add(limit))
 		_, err := io.Copy(io.Discard, conn)
-		ne, timeout := err.(net.Error)
-		return !(timeout && ne.Timeout())
+		var ne net.Error
+		return !errors.As(err, &ne) || !ne.Timeout()
 	}
 	t.Run("a request body that never comes", func(t *testing.T) {
 		conn, err := net.Dial("tcp", addr)

@@ -52,9 +52,9 @@ func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Lo
 		case errors.Is(err, alert.ErrUnknownAlert):
 			return fmt.Errorf("%w: %s", dashboards.ErrUnknownAlert, req.AlertID)
 		case errors.Is(err, alert.ErrNotAllowed):
-			return fmt.Errorf("%w: %v", dashboards.ErrActionNotAllowed, err)
+			return fmt.Errorf("%w: %w", dashboards.ErrActionNotAllowed, err)
 		case errors.Is(err, alert.ErrReasonRequired):
-			return fmt.Errorf("%w: %v", dashboards.ErrActionNeedsReason, err)
+			return fmt.Errorf("%w: %w", dashboards.ErrActionNeedsReason, err)
 		}
 		return err
 	})

@@ -59,13 +59,13 @@ type item struct {
 }
 
 // Run replays opts.Events and returns the scored summary.
-func Run(ctx context.Context, opts Options) (*Summary, error) {
+func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocognit // the replay loop (chunk, insert and detect overlapped, progress); its state is the loop's, and splitting it would pass that state around
 	cfg := opts.Config.WithDefaults()
 	if opts.ChunkEvents <= 0 {
 		opts.ChunkEvents = 50000
 	}
 	if opts.Clock == nil {
-		opts.Clock = time.Now
+		opts.Clock = time.Now //nolint:forbidigo // Clock measures the replay speed (wall time) only; detection runs on the events' simulated clock
 	}
 	p, err := pseudonym.New(pseudonym.Key{ID: 'e', Secret: evalKey[:]})
 	if err != nil {

@@ -225,7 +225,7 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 	for {
 		select {
 		case err := <-exited:
-			return 0, 0, fmt.Errorf("ingest exited early: %v", err)
+			return 0, 0, fmt.Errorf("ingest exited early: %w", err)
 		default:
 		}
 		got := scrape(addr, "chatwarden_ingest_messages_total")

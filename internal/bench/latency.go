@@ -214,7 +214,7 @@ alert:
 	select {
 	case <-ready:
 	case err := <-served:
-		return fmt.Errorf("serve stopped before detection was ready: %v", err)
+		return fmt.Errorf("serve stopped before detection was ready: %w", err)
 	case <-time.After(5 * time.Minute):
 		_ = stop()
 		return errors.New("detection baselines not ready after 5 minutes")
@@ -385,7 +385,7 @@ func waitStored(ctx context.Context, st *store.Store, eventID string, timeout ti
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("probe event not in ClickHouse after %s (ingest not consuming?): %v", timeout, err)
+			return fmt.Errorf("probe event not in ClickHouse after %s (ingest not consuming?): %w", timeout, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -31,6 +31,10 @@ type RetentionConfig struct {
 	AuditSeparately bool `yaml:"audit_separately"`
 	// Interval is how often retention runs in serve (default 1h).
 	Interval time.Duration `yaml:"interval"`
+	// Progress, when set, is called after each expired partition is
+	// dropped with how many are done of how many. Not configuration: the
+	// CLI sets it to show a progress bar.
+	Progress func(done, total int) `yaml:"-"`
 }
 
 // WithDefaults fills zero fields.
@@ -232,11 +236,13 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 	sort.Slice(parts, func(i, j int) bool {
 		return parts[i].table < parts[j].table || (parts[i].table == parts[j].table && parts[i].partition < parts[j].partition)
 	})
+	expired := parts[:0]
 	for _, p := range parts {
-		end, _ := partitionEnd(p.partition)
-		if !end.Before(now.Add(-cfg.maxAge(retentionPolicy[p.table].class))) {
-			continue
+		if end, _ := partitionEnd(p.partition); end.Before(now.Add(-cfg.maxAge(retentionPolicy[p.table].class))) {
+			expired = append(expired, p)
 		}
+	}
+	for i, p := range expired {
 		if !identRe.MatchString(p.table) {
 			return res, fmt.Errorf("table name %q is not a plain identifier", p.table)
 		}
@@ -247,6 +253,9 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 		}
 		res.Dropped = append(res.Dropped, DroppedPartition{Table: p.table, Partition: p.partition, Rows: p.rows})
 		s.log.Info("retention dropped partition", "table", p.table, "partition", p.partition, "rows", p.rows)
+		if cfg.Progress != nil {
+			cfg.Progress(i+1, len(expired))
+		}
 	}
 	if err := s.retainRows(ctx, cfg, now, &res); err != nil {
 		return res, err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -75,7 +76,11 @@ func runRetention(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	res, err := retainOnce(ctx, s, c.Retention.WithDefaults(), time.Now(), cliUser(""), "cli")
+	rc := c.Retention.WithDefaults()
+	bar := progress.New(e.stderr, "retention", "partitions dropped", progress.Options{})
+	rc.Progress = func(done, total int) { bar.Update(int64(done), float64(done)/float64(total)) }
+	res, err := retainOnce(ctx, s, rc, time.Now(), cliUser(""), "cli")
+	bar.Done()
 	for _, dp := range res.Dropped {
 		fmt.Fprintf(e.stdout, "dropped %s partition %s (%d rows)\n", dp.Table, dp.Partition, dp.Rows)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -222,6 +223,7 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 		}
 	}()
 	last, lastChange := -1.0, time.Now()
+	bar := progress.New(b.e.Stderr, "chatwarden ingest", "messages", progress.Options{})
 	for {
 		select {
 		case err := <-exited:
@@ -229,7 +231,9 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 		default:
 		}
 		got := scrape(addr, "chatwarden_ingest_messages_total")
+		bar.Update(int64(max(got, 0)), max(got, 0)/float64(lines))
 		if got >= float64(lines) {
+			bar.Done()
 			break
 		}
 		if got != last {
@@ -362,13 +366,16 @@ func (b *bench) kafkaEngine(ctx context.Context, db, flat string, want int, wait
 		return 0, err
 	}
 	last, lastChange := -1, time.Now()
+	bar := progress.New(b.e.Stderr, "Kafka engine", "rows", progress.Options{})
 	for {
 		out, err := b.clickhouse(ctx, db, "SELECT count() FROM events", nil)
 		if err != nil {
 			return 0, err
 		}
 		got, _ := strconv.Atoi(out)
+		bar.Update(int64(got), float64(got)/float64(want))
 		if got >= want {
+			bar.Done()
 			el := time.Since(start)
 			b.say("ClickHouse Kafka engine (1 consumer, flat JSONEachRow rows): %d events in %s; clickhouse-server CPU seconds %.1f (%s)",
 				got, el.Round(time.Millisecond), procCPU(stackPID("clickhouse"))-chCPU0, loadAvg())

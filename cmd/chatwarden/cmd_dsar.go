@@ -18,7 +18,7 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 	since := fs.String("since", "90d", "look-back, e.g. 30d")
 	format := addFormatFlag(fs, "text", "json").withAlias("table", "text")
 	as := fs.String("as", "", "user recorded in the audit trail (default: the OS user)")
-	tenant := fs.String("tenant", "", "tenant the customer belongs to (for a raw --subject: default the user's only tenant, else \"default\")")
+	tenant := fs.String("tenant", "", "tenant the customer belongs to (for a raw -subject: default the user's only tenant, else \"default\")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "eval-matrix")
 	seeds := fs.Int("seeds", 5, "seeds per (model, shape): first-seed..first-seed+seeds-1")
 	firstSeed := fs.Int("first-seed", 1, "first seed (split a matrix over several runs)")
-	report := fs.String("report", "", "print the table of the cells in these --json files (comma list) and exit; nothing is run")
+	report := fs.String("report", "", "print the table of the cells in these -json files (comma list) and exit; nothing is run")
 	models := fs.String("models", strings.Join(trafficModels, ","), "traffic models (comma list)")
 	shapes := fs.String("shapes", "all", "traffic shapes (comma list or all): "+shapeNames())
 	work := fs.String("work", ".eval/matrix", "directory for each cell's events, labels and alerts")

@@ -20,7 +20,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "history")
 	actor := fs.String("actor", "", "actor id")
 	subject := fs.String("subject", "", "customer id (raw: pseudonymized with every configured key) or pseudonym")
-	tenant := fs.String("tenant", "", "tenant (default: all; for a raw --subject: the user's only tenant, else \"default\")")
+	tenant := fs.String("tenant", "", "tenant (default: all; for a raw -subject: the user's only tenant, else \"default\")")
 	since := fs.String("since", "24h", "look-back, e.g. 90m, 24h, 7d")
 	limit := fs.Int("limit", 1000, "rows at most (up to 100000)")
 	format := addFormatFlag(fs, "text", "csv", "json").withAlias("table", "text")
@@ -130,7 +130,7 @@ func cliTenants(c Config, user, tenant string, rawSubject bool) (string, []strin
 	}
 	if tenant != "" {
 		if len(allowed) > 0 && !slices.Contains(allowed, tenant) {
-			return "", nil, fmt.Errorf("--tenant %q: user %s may see only tenants %v", tenant, user, allowed)
+			return "", nil, fmt.Errorf("-tenant %q: user %s may see only tenants %v", tenant, user, allowed)
 		}
 		return tenant, []string{tenant}, nil
 	}

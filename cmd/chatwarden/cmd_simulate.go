@@ -480,7 +480,7 @@ func writeSimConfig(path string, p sim.Policy) error {
 	if err != nil {
 		return fmt.Errorf("encoding the simulated platform's configuration: %w", err)
 	}
-	head := "# Written by `chatwarden simulate --out-config`: the simulated platform's own\n" +
+	head := "# Written by `chatwarden simulate -out-config`: the simulated platform's own\n" +
 		"# purpose policy, consent-gated purposes and vendor contracts (not product defaults).\n"
 	if err := os.WriteFile(path, append([]byte(head), b...), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -606,13 +606,7 @@ func (p *proc) healthz() (int, string) {
 // waitFor polls cond every 200 ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	subproc.WaitFor(t, timeout, what, cond)
 }
 
 // --- measuring

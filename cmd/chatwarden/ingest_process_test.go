@@ -233,13 +233,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
 // waitFor polls cond every 100ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	subproc.WaitFor(t, timeout, what, cond)
 }
 
 func (ie *ingestEnv) summary(t *testing.T) store.Summary {

@@ -1,5 +1,6 @@
 // Package subproc is how tests and drills run chatwarden as a subprocess:
-// one way to build the binary and one way to build its environment. The
+// one way to build the binary, one way to build its environment and one
+// way to wait for what it does. The
 // environment is built from scratch, so an exported CHATWARDEN_* variable
 // of the caller (a database, a log level, a relative key file) never
 // changes what a test's subprocess does.
@@ -10,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
+	"time"
 )
 
 // Env returns a subprocess environment holding only LANG=C.UTF-8, the
@@ -34,4 +37,17 @@ func Build(repoRoot, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/chatwarden: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// WaitFor polls cond every 100 ms until it holds, and fails the test when
+// timeout passes first, naming what it waited for.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -603,7 +603,7 @@ func (p *proc) healthz() (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// waitFor polls cond every 200 ms until it holds or timeout passes.
+// waitFor is subproc.WaitFor (polls every 100 ms).
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	subproc.WaitFor(t, timeout, what, cond)

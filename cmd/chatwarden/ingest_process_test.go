@@ -230,7 +230,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
-// waitFor polls cond every 100ms until it holds or timeout passes.
+// waitFor is subproc.WaitFor.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	subproc.WaitFor(t, timeout, what, cond)

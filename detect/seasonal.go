@@ -163,8 +163,13 @@ func (e *Engine) seriesPrepare(st *actorState, w int64) *seriesState {
 		s.scratch = scr
 		s.kappa = math.Max(1, madScale*mad)
 	}
-	s.mu = math.Max(s.rho*s.b, 0.5)
-	s.v = math.Max(s.mu, math.Max(math.Pow(s.rho*s.sb, 2), s.kappa*s.kappa*s.mu))
+	// The expectation is not floored (a slot that was always empty
+	// expects nothing, so silence there is no dip); the variance is, at
+	// half a record, so that a count out of nowhere is judged by a Poisson
+	// of mean ½ rather than by a degenerate one.
+	s.mu = s.rho * s.b
+	m := math.Max(s.mu, 0.5)
+	s.v = math.Max(m, math.Max(math.Pow(s.rho*s.sb, 2), s.kappa*s.kappa*m))
 	return s
 }
 
@@ -275,7 +280,7 @@ func (e *Engine) detectSeasonal(x *rowCtx) (models.Finding, bool) {
 	best := test{p: 1}
 	// one window: negative binomial tails
 	if y > s.mu {
-		if p := countTail(y, s.mu, s.v); p < best.p {
+		if p := countTail(y, math.Max(s.mu, 0.5), s.v); p < best.p {
 			best = test{span: 1, obs: y, exp: s.mu, sd: math.Sqrt(s.v), p: p, dir: "above"}
 		}
 	} else if p := countLower(y, s.mu, s.v); p < best.p {

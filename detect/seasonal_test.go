@@ -191,3 +191,38 @@ func TestSeasonalFindingEvidence(t *testing.T) {
 		})
 	}
 }
+
+// TestSeasonalQuietSlots: an actor active in every 5-minute window whose
+// nights carry zero records (a rota agent's heartbeats) expects nothing at
+// night, so a night of zeros is no dip.
+func TestSeasonalQuietSlots(t *testing.T) {
+	cfg := Config{Window: 5 * time.Minute}
+	e, err := New(cfg, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const step = 300
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).Unix() / step
+	y := func(w int64) float64 {
+		if h := time.Unix(w*step, 0).UTC().Hour(); h >= 8 && h < 18 {
+			return 20
+		}
+		return 0
+	}
+	st := &actorState{Type: "human"}
+	to := start + 24*288 + 4*12 // 04:00, eight hours into a night of zeros
+	for w := start; w < to; w++ {
+		ws := time.Unix(w*step, 0).UTC()
+		row := windowRow{WindowStart: ws, Tenant: "default", ActorID: "agent", ActorType: "human", Records: uint64(y(w))}
+		cyc := e.newCycle(ws, ws.Add(5*time.Minute), []windowRow{row})
+		for _, f := range e.detectRow(cyc, &row, st) {
+			if f.Detector == DetSeasonal && w >= start+22*288 {
+				t.Errorf("%s: %s", ws.Format(time.RFC3339), f.Summary)
+			}
+		}
+		e.learnRow(cyc, &row, st, nil)
+	}
+	if st.Series == nil || !st.Series.ok {
+		t.Fatalf("no warm series state: %+v", st.Series)
+	}
+}

@@ -105,3 +105,37 @@ actor=a2 role=support records: (-*480 3*480 -*480)*8
 		})
 	}
 }
+
+// TestStepOnEvents: on detect.clock: events, windows close on the ingest
+// watermark minus the lateness, not on the wall clock: nothing happens
+// before the first event, a watermark inside the next window (plus
+// lateness) closes nothing, and one that is ten windows on closes all ten.
+func TestStepOnEvents(t *testing.T) {
+	start := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	e, err := New(Config{AllowedLateness: 30 * time.Second}, parseFixture(t, start, "actor=a1 role=support records: 5*30\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.StartAt(start.Add(time.Minute))
+	steps := []struct {
+		wm       time.Time
+		advanced bool
+		next     time.Time
+	}{
+		{time.Time{}, false, start.Add(time.Minute)},
+		{start.Add(70 * time.Second), false, start.Add(time.Minute)},                    // 1m10s - 30s < 1m
+		{start.Add(90 * time.Second), true, start.Add(2 * time.Minute)},                 // closes 9:00-9:01
+		{start.Add(10*time.Minute + 45*time.Second), true, start.Add(11 * time.Minute)}, // closes up to 9:10
+		{start.Add(10*time.Minute + 50*time.Second), false, start.Add(11 * time.Minute)},
+	}
+	for i, s := range steps {
+		adv, err := e.stepOnEvents(t.Context(), s.wm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if adv != s.advanced || !e.Next().Equal(s.next) {
+			t.Errorf("step %d (watermark %s): advanced %v, next window ends %s; want %v, %s", i, s.wm.Format(time.TimeOnly),
+				adv, e.Next().Format(time.TimeOnly), s.advanced, s.next.Format(time.TimeOnly))
+		}
+	}
+}

@@ -196,3 +196,54 @@ func (e *Engine) NoteEvents(ts []time.Time) {
 		e.metrics.late.Add(float64(n))
 	}
 }
+
+// RunOnEvents is Run on event time (detect.clock: events): every poll (wall
+// time) it evaluates the windows that closed before watermark() less
+// Config.AllowedLateness, where watermark is the latest event time ingest
+// has stored (zero: none yet), and checkpoints every CheckpointEvery of
+// wall time (now). For simulated traffic streamed faster than real time;
+// with no new events no window closes.
+func (e *Engine) RunOnEvents(ctx context.Context, watermark, now func() time.Time, poll time.Duration, cp Checkpoints) error {
+	lastCP := now()
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if cp != nil {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				if err := e.Checkpoint(cctx, cp, now()); err != nil {
+					e.log.Error("checkpointing at shutdown", "err", err)
+				}
+				cancel()
+			}
+			return nil
+		case <-tick.C:
+		}
+		if _, err := e.stepOnEvents(ctx, watermark()); err != nil {
+			e.log.Error("detection cycle", "err", err)
+		}
+		e.closed.Store(e.next.Add(-e.cfg.Window).Unix())
+		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
+			if err := e.Checkpoint(ctx, cp, now()); err != nil {
+				e.log.Error("checkpointing baselines", "err", err)
+			} else {
+				lastCP = now()
+			}
+		}
+	}
+}
+
+// stepOnEvents evaluates the windows that closed before wm less the allowed
+// lateness; it reports whether it evaluated any (none for a zero wm: no
+// events yet, or when no window closed since the last step).
+func (e *Engine) stepOnEvents(ctx context.Context, wm time.Time) (bool, error) {
+	if wm.IsZero() {
+		return false, nil
+	}
+	to := wm.Add(-e.cfg.AllowedLateness)
+	if !e.next.IsZero() && to.Before(e.next) {
+		return false, nil
+	}
+	return true, e.Advance(ctx, to)
+}

@@ -19,6 +19,12 @@ type Config struct {
 	// to 1h, a whole number of seconds dividing an hour. Windows of whole
 	// minutes read the per-minute aggregates; shorter ones raw events.
 	Window time.Duration `yaml:"window"`
+	// Clock says what closes a window in serve: "wall" (default) the wall
+	// clock (held back by ingest's watermark while it lags); "events" the
+	// latest event time ingest has stored less AllowedLateness, for a
+	// simulation streamed faster than real time (the demo). On the events
+	// clock detection waits while no events arrive.
+	Clock string `yaml:"clock"`
 	// Shard and Shards: this instance owns the actors whose
 	// cityHash64(actor_id) % Shards == Shard (default 0 of 1).
 	Shard  int `yaml:"shard"`
@@ -246,6 +252,9 @@ func (c Config) WithDefaults() Config {
 	if c.Shards == 0 {
 		c.Shards = 1
 	}
+	if c.Clock == "" {
+		c.Clock = ClockWall
+	}
 	defInt(&c.BackfillDays, 28)
 	if c.AllowedLateness == 0 {
 		c.AllowedLateness = 5 * time.Second
@@ -367,6 +376,12 @@ func defaultEnumEvery(w time.Duration) time.Duration {
 	return time.Hour
 }
 
+// The clocks that close windows in serve (Config.Clock).
+const (
+	ClockWall   = "wall"
+	ClockEvents = "events"
+)
+
 // MinWindow and MaxWindow bound detect.window.
 const (
 	MinWindow = 10 * time.Second
@@ -391,6 +406,9 @@ func (c Config) Validate() error { //nolint:gocognit // one flat check per field
 	if e := c.Detectors.EnumEvery; windowOK && (e < c.Window || e%c.Window != 0 || e%time.Minute != 0 || time.Hour%e != 0) {
 		bad("detectors.enum_every", "%s with window %s: want whole minutes, a whole number of windows, dividing an hour (set it to %s, or leave it unset)",
 			e, c.Window, defaultEnumEvery(c.Window))
+	}
+	if c.Clock != ClockWall && c.Clock != ClockEvents {
+		bad("clock", "%q: want %s or %s", c.Clock, ClockWall, ClockEvents)
 	}
 	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
 		bad("shard", "%d of %d: want 0 <= shard < shards", c.Shard, c.Shards)

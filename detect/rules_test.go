@@ -182,7 +182,7 @@ func TestRules(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	bad := []Config{
-		{Window: 7 * time.Minute}, {Window: 5 * time.Second}, {Window: 2 * time.Hour},
+		{Window: 7 * time.Minute}, {Window: 5 * time.Second}, {Window: 2 * time.Hour}, {Clock: "sundial"},
 		{Shard: 2, Shards: 2},
 		{Severities: map[string]models.Severity{"no_such_detector": models.SeverityLow}},
 		{Rules: RulesConfig{Vendors: map[string]VendorContract{"x": {Hours: "25:00-26:00"}}}},

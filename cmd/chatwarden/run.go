@@ -72,6 +72,7 @@ func commands() map[string]command {
 		"produce":         {"send a JSONL file of events to Kafka", runProduce},
 		"status":          {"show stored events, dead letters, consumer lag and server versions", runStatus},
 		"eval":            {"replay a labelled scenario through the store and detectors and score the alerts", runEval},
+		"load":            {"store a JSONL history straight into ClickHouse (the replay path, no Kafka, no detection)", runLoad},
 		"eval-matrix":     {"evaluate every traffic model x shape x seed, each scored on its own, worst cell first", runEvalMatrix},
 		"history":         {"access history of an actor or a customer (audited)", runHistory},
 		"dsar":            {"data-subject access report: who accessed a customer's data (audited)", runDSAR},

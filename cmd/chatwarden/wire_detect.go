@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,10 +61,16 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 		return detecting{}, err
 	}
 	var eng *detect.Engine
+	// The newest event time stored, for detect.clock: events (batch
+	// observers run after the batch is stored).
+	var newest atomic.Int64
 	observer := ingest.BatchObserver(func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent) {
 		ts := make([]time.Time, len(evs))
 		for i := range evs {
 			ts[i] = evs[i].TS
+			if n := evs[i].TS.UnixNano(); n > newest.Load() {
+				newest.Store(n)
+			}
 		}
 		eng.NoteEvents(ts) // late events, counted
 		fs := rules.Check(now, evs, cs)
@@ -98,6 +105,15 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 	return detecting{observer: observer, component: component{name: "detect", run: func(ctx context.Context) error {
 		if err := eng.Start(ctx, st, time.Now()); err != nil {
 			return err
+		}
+		if cfg.WithDefaults().Clock == detect.ClockEvents {
+			log.Info("detection windows close on event time (detect.clock: events)")
+			return eng.RunOnEvents(ctx, func() time.Time {
+				if n := newest.Load(); n != 0 {
+					return time.Unix(0, n).UTC()
+				}
+				return time.Time{}
+			}, time.Now, time.Second, st)
 		}
 		return eng.Run(ctx, time.Now, detectLateness, st)
 	}}, eviction: consentEviction(consents, cfg.WithDefaults().EvictIdleAfter, reg, log)}, nil

@@ -29,7 +29,7 @@ func TestDependencyDirection(t *testing.T) {
 		"report":    {"models", "store"},
 		// internal/: packages that are not the product's API. The test
 		// helpers start and reach real servers for tests only.
-		"internal/testsecure": {},
+		"internal/testsecure": {"internal/subproc"},
 		"internal/storetest":  {"models", "store"},
 		"internal/progress":   {},
 		"internal/subproc":    {},

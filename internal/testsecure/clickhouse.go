@@ -4,13 +4,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/chatwarden/chatwarden/internal/subproc"
 )
 
 // ClickHouse is a running clickhouse-server whose only listener is the
@@ -49,20 +51,15 @@ func StartClickHouse(t testing.TB, pki *PKI) *ClickHouse {
 	ch := &ClickHouse{User: "chatwarden", Password: randomSecret(), PKI: pki, Dir: dir}
 	port := freePorts(t, 1)[0]
 	ch.Addr = "127.0.0.1:" + strconv.Itoa(port)
-	for _, sub := range []string{"data", "tmp", "user_files", "format_schemas", "log"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The configuration comes from scripts/stack.sh, which writes the
+	// stack's and the drills' too: one place for ClickHouse's config.
 	sum := sha256.Sum256([]byte(ch.Password))
-	files := map[string]string{
-		"config.xml": fmt.Sprintf(clickhouseConfig, dir, port, pki.CertFile, pki.KeyFile),
-		"users.xml":  fmt.Sprintf(clickhouseUsers, ch.User, hex.EncodeToString(sum[:])),
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	gen := exec.Command("bash", filepath.Join(repoRoot(), "scripts", "stack.sh"), "ch-config", dir)
+	gen.Env = subproc.Env("CHATWARDEN_CH_PORT="+strconv.Itoa(port),
+		"CHATWARDEN_CH_TLS_CERT="+pki.CertFile, "CHATWARDEN_CH_TLS_KEY="+pki.KeyFile,
+		"CHATWARDEN_CH_SOLE_USER="+ch.User, "CHATWARDEN_CH_SOLE_USER_SHA256="+hex.EncodeToString(sum[:]))
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/stack.sh ch-config: %v\n%s", err, out)
 	}
 	// 18.16 writes preprocessed configs next to the config file's working
 	// directory: run it from dir.
@@ -85,83 +82,8 @@ func randomSecret() string {
 	return hex.EncodeToString(b)
 }
 
-// clickhouseConfig is an 18.16 server configuration with only the secure
-// native port: directory, port, certificate file, key file.
-const clickhouseConfig = `<?xml version="1.0"?>
-<yandex>
-    <logger>
-        <level>information</level>
-        <log>%[1]s/log/clickhouse-server.log</log>
-        <errorlog>%[1]s/log/clickhouse-server.err.log</errorlog>
-        <size>10M</size>
-        <count>1</count>
-        <console>0</console>
-    </logger>
-    <listen_host>127.0.0.1</listen_host>
-    <!-- no tcp_port and no http_port: TLS only -->
-    <tcp_port_secure>%[2]d</tcp_port_secure>
-    <openSSL>
-        <server>
-            <certificateFile>%[3]s</certificateFile>
-            <privateKeyFile>%[4]s</privateKeyFile>
-            <verificationMode>none</verificationMode>
-            <loadDefaultCAFile>false</loadDefaultCAFile>
-            <cacheSessions>true</cacheSessions>
-            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
-            <preferServerCiphers>true</preferServerCiphers>
-        </server>
-    </openSSL>
-    <max_connections>256</max_connections>
-    <keep_alive_timeout>3</keep_alive_timeout>
-    <max_concurrent_queries>50</max_concurrent_queries>
-    <uncompressed_cache_size>67108864</uncompressed_cache_size>
-    <mark_cache_size>67108864</mark_cache_size>
-    <path>%[1]s/data/</path>
-    <tmp_path>%[1]s/tmp/</tmp_path>
-    <user_files_path>%[1]s/user_files/</user_files_path>
-    <format_schema_path>%[1]s/format_schemas/</format_schema_path>
-    <users_config>%[1]s/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <mlock_executable>false</mlock_executable>
-    <max_table_size_to_drop>0</max_table_size_to_drop>
-    <max_partition_size_to_drop>0</max_partition_size_to_drop>
-</yandex>
-`
-
-// clickhouseUsers has one user: name, SHA-256 of the password (hex).
-const clickhouseUsers = `<?xml version="1.0"?>
-<yandex>
-    <profiles>
-        <default>
-            <max_memory_usage>2000000000</max_memory_usage>
-            <use_uncompressed_cache>0</use_uncompressed_cache>
-        </default>
-    </profiles>
-    <users>
-        <%[1]s>
-            <password_sha256_hex>%[2]s</password_sha256_hex>
-            <networks>
-                <ip>127.0.0.1</ip>
-                <ip>::1</ip>
-                <ip>::ffff:127.0.0.1</ip>
-            </networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </%[1]s>
-    </users>
-    <quotas>
-        <default>
-            <interval>
-                <duration>3600</duration>
-                <queries>0</queries>
-                <errors>0</errors>
-                <result_rows>0</result_rows>
-                <read_rows>0</read_rows>
-                <execution_time>0</execution_time>
-            </interval>
-        </default>
-    </quotas>
-</yandex>
-`
+// repoRoot is the repository this package is in (two levels up).
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}

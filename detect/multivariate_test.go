@@ -77,6 +77,14 @@ func TestMahalanobisFixtures(t *testing.T) {
 			wantNone: []string{"*"},
 		},
 		{
+			// a marketer's segment pull of its usual size: its records
+			// are one of its own heavy calls, not a deviation
+			name: "hard negative: a marketer's usual segment pull",
+			fixture: crew(6, eight+" "+workday(normal), eightSubj+" "+workday(subj)) +
+				"actor=m1 role=marketing records: " + days(8, workday("1*100 280 1*150 320 1*228")) + " " + workday("1*200 350 1*279") + "\n",
+			wantNone: []string{"mahalanobis m1", "volume_spike m1"},
+		},
+		{
 			name:     "hard negative: ordinary day-to-day variation",
 			fixture:  crew(6, eight+" "+workday(double), eightSubj+" "+workday("(2 3 2 2 3 2)*80")),
 			wantNone: []string{"mahalanobis"},

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatwarden/chatwarden/internal/subproc"
 )
 
 // Kafka is a running single-node KRaft broker whose only client listener
@@ -50,13 +52,14 @@ func StartKafka(t testing.TB, pki *PKI) *Kafka {
 	brokerPassword := randomSecret()
 	ports := freePorts(t, 2)
 	k.Addr = "127.0.0.1:" + strconv.Itoa(ports[0])
-	props := fmt.Sprintf(kafkaProperties, ports[0], ports[1], filepath.Join(dir, "data"),
-		pki.KeyCertFile, pki.CAFile, brokerPassword)
-	files := map[string]string{"server.properties": props, "log4j2.properties": kafkaLog4j}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	// The configuration comes from scripts/stack.sh, which writes the
+	// stack's and the drills' too: one place for Kafka's config.
+	gen := exec.Command("bash", filepath.Join(repoRoot(), "scripts", "stack.sh"), "kafka-config", dir)
+	gen.Env = subproc.Env("CHATWARDEN_KAFKA_PORT="+strconv.Itoa(ports[0]), "CHATWARDEN_KAFKA_CONTROLLER_PORT="+strconv.Itoa(ports[1]),
+		"CHATWARDEN_KAFKA_SSL_KEYSTORE="+pki.KeyCertFile, "CHATWARDEN_KAFKA_SSL_TRUSTSTORE="+pki.CAFile,
+		"CHATWARDEN_KAFKA_BROKER_PASSWORD="+brokerPassword)
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/stack.sh kafka-config: %v\n%s", err, out)
 	}
 	jvm := func(heap string, args ...string) []string {
 		return append([]string{java, heap, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Djava.awt.headless=true",
@@ -153,50 +156,3 @@ func clusterID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return base64.RawURLEncoding.EncodeToString(b)
 }
-
-// kafkaProperties: broker port, controller port, data directory, PEM key
-// store (key then certificate), PEM trust store (CA), the broker's own
-// SCRAM password.
-const kafkaProperties = `process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:%[2]d
-listeners=SASL_SSL://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=SASL_SSL://127.0.0.1:%[1]d
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
-inter.broker.listener.name=SASL_SSL
-sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="%[6]s";
-ssl.keystore.type=PEM
-ssl.keystore.location=%[4]s
-ssl.truststore.type=PEM
-ssl.truststore.location=%[5]s
-ssl.client.auth=none
-ssl.enabled.protocols=TLSv1.3,TLSv1.2
-log.dirs=%[3]s
-auto.create.topics.enable=false
-num.partitions=2
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-num.network.threads=2
-num.io.threads=2
-`
-
-const kafkaLog4j = `status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = STDOUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-`

@@ -92,10 +92,29 @@ func TestStatusWatch(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
+	// Interrupted once two refreshes are out (not after a fixed 2.5 s: one
+	// status under heavy load can take longer than the 1 s interval).
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr bytes.Buffer
-	code := run(ctx, []string{"status", "-config", cfg, "-watch", "1s"}, &stdout, &stderr)
+	var stdout, stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"status", "-config", cfg, "-watch", "1s"}, &stdout, &stderr) }()
+	var code int
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if strings.Count(stdout.String(), "chatwarden status at ") >= 2 {
+			cancel()
+			code = <-exit
+			break
+		}
+		select {
+		case code = <-exit:
+			t.Fatalf("status -watch exited (%d) before its second refresh:\n%s\n%s", code, stdout.String(), stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no second refresh after 3 minutes:\n%s", stdout.String())
+		}
+	}
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}

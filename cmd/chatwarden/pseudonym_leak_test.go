@@ -116,7 +116,7 @@ func (le *leakEnv) produce(t *testing.T, lines ...string) {
 // letters.
 func (le *leakEnv) waitStored(t *testing.T, events uint64, dead uint64) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(progressWait)
 	for {
 		sum, err := le.store.Summary(t.Context())
 		var dl uint64
@@ -127,7 +127,7 @@ func (le *leakEnv) waitStored(t *testing.T, events uint64, dead uint64) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 90s: %d events and %d dead letters stored, want %d and %d (err %v)", sum.Events, dl, events, dead, err)
+			t.Fatalf("after %s: %d events and %d dead letters stored, want %d and %d (err %v)", progressWait, sum.Events, dl, events, dead, err)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -222,7 +222,7 @@ dashboards:
 	}()
 	addrRE := regexp.MustCompile(`msg="http listening" addr=(\S+)`)
 	var base string
-	for deadline := time.Now().Add(60 * time.Second); base == ""; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(progressWait); base == ""; time.Sleep(100 * time.Millisecond) {
 		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
 			base = "http://" + m[1]
 		}
@@ -232,7 +232,7 @@ dashboards:
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve not listening after 60s:\n%s", logs)
+			t.Fatalf("serve not listening after %s:\n%s", progressWait, logs)
 		}
 	}
 
@@ -247,7 +247,7 @@ dashboards:
 		`{"event_id":"leak-bad","ts":"`+now.Format(time.RFC3339)+`","actor":{"id":"x","type":"human"},"action":"steal","store":"crm","resource":{"type":"t"},"subject_id":"`+raw[4]+`"}`,
 	)
 	le.waitStored(t, 3, 1)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(progressWait); ; time.Sleep(200 * time.Millisecond) {
 		slackMu.Lock()
 		n := len(slackMsgs)
 		slackMu.Unlock()
@@ -255,7 +255,7 @@ dashboards:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no Slack message within 60s; log:\n%s", logs)
+			t.Fatalf("no Slack message within %s; log:\n%s", progressWait, logs)
 		}
 	}
 
@@ -303,8 +303,8 @@ dashboards:
 		if err != nil && ctx.Err() == nil {
 			t.Fatalf("serve: %v", err)
 		}
-	case <-time.After(45 * time.Second):
-		t.Fatal("serve did not stop within 45s")
+	case <-time.After(exitWait):
+		t.Fatalf("serve did not stop within %s", exitWait)
 	}
 
 	p, err := (Config{Pseudonym: PseudonymConfig{KeyFile: keyFile}}).pseudonymizer()

@@ -61,7 +61,7 @@ func TestPseudonymKeyRotation(t *testing.T) {
 	}()
 	le.waitStored(t, 2, 0)
 	var base string
-	for deadline := time.Now().Add(30 * time.Second); base == ""; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(progressWait); base == ""; time.Sleep(100 * time.Millisecond) {
 		if m := regexp.MustCompile(`msg="http listening" addr=(\S+)`).FindStringSubmatch(logs.String()); m != nil {
 			base = "http://" + m[1]
 		} else if time.Now().After(deadline) {

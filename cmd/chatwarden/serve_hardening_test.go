@@ -77,11 +77,11 @@ func startServe(t *testing.T, addr, serveYAML string) {
 			if code != 0 {
 				t.Errorf("serve exited with %d:\n%s", code, stderr.String())
 			}
-		case <-time.After(40 * time.Second):
-			t.Errorf("serve did not stop within 40s")
+		case <-time.After(exitWait):
+			t.Errorf("serve did not stop within %s", exitWait)
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(progressWait); ; time.Sleep(200 * time.Millisecond) {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()

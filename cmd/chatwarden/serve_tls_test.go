@@ -125,14 +125,14 @@ serve:
 			if code != 0 {
 				t.Errorf("serve exited with %d:\n%s", code, stderr.String())
 			}
-		case <-time.After(40 * time.Second):
-			t.Errorf("serve did not stop within 40s")
+		case <-time.After(exitWait):
+			t.Errorf("serve did not stop within %s", exitWait)
 		}
 	}()
 
 	trusting := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLS()}}
 	url := "https://" + addr + "/healthz"
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(progressWait)
 	for {
 		resp, err := trusting.Get(url)
 		if err == nil {

@@ -74,6 +74,14 @@ type Config struct {
 	DecodeWorkers int `yaml:"decode_workers"`
 	// MaxBackoff caps the wait between retries (default 10s).
 	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// PII is what happens to an access event whose free string fields hold
+	// something that looks like personal data (an e-mail address, phone,
+	// card number, SSN, IBAN; see docs/contract.md): dead_letter (default)
+	// rejects it as pii_in_payload with the values masked in the
+	// dead-letter copy; pseudonymize stores it with those fields replaced
+	// by keyed HMAC pseudonyms. Both count it in
+	// chatwarden_ingest_pii_total{store,kind}.
+	PII string `yaml:"pii"`
 
 	// TLS encrypts every broker connection; TLSCAFile trusts a CA (PEM)
 	// instead of the system roots. Broker names are always verified.
@@ -142,6 +150,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 10 * time.Second
 	}
+	if c.PII == "" {
+		c.PII = PIIDeadLetter
+	}
 	return c
 }
 
@@ -187,13 +198,23 @@ func (c Config) Validate() error {
 	if c.FetchMaxBytes < 0 || c.FetchMaxWait < 0 || c.ShutdownTimeout < 0 || c.DecodeWorkers < 0 || c.MaxBackoff < 0 {
 		errs = append(errs, errors.New("ingest.fetch_max_bytes, fetch_max_wait, shutdown_timeout, decode_workers, max_backoff: must not be negative"))
 	}
+	if c.PII != "" && c.PII != PIIDeadLetter && c.PII != PIIPseudonymize {
+		errs = append(errs, fmt.Errorf("ingest.pii: %q is not %s or %s", c.PII, PIIDeadLetter, PIIPseudonymize))
+	}
 	if err := c.validateSecurity(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// limits returns the decoder limits of c.
+// The values of Config.PII.
+const (
+	PIIDeadLetter   = "dead_letter"
+	PIIPseudonymize = "pseudonymize"
+)
+
+// limits returns the decoder limits of c. The payload PII check is ingest's
+// own (decodeOne), so that it knows the event's store and the policy.
 func (c Config) limits() models.Limits {
-	return models.Limits{MaxMessageBytes: c.MaxMessageBytes, MaxFuture: c.MaxFuture, MaxAge: c.Retention}
+	return models.Limits{MaxMessageBytes: c.MaxMessageBytes, MaxFuture: c.MaxFuture, MaxAge: c.Retention, AllowPII: true}
 }

@@ -266,6 +266,8 @@ type decoded struct {
 	ev      models.Event
 	cs      models.Consent
 	err     *models.ValidationError
+	pii     []models.PIIHit // payload PII found (dead-lettered or pseudonymized)
+	piiFrom string          // the event's store, for the pii metric
 }
 
 // batchResult is a decoded batch, ready to store.
@@ -274,6 +276,7 @@ type batchResult struct {
 	consents []models.Consent
 	dead     []kafka.Message            // dead-letter topic messages
 	rows     []store.DeadLetter         // dead_letters table rows
+	pii      []piiCount                 // payload PII found, per producer and kind
 	dupes    int                        // duplicates within the batch
 	stale    int                        // messages of an ended generation
 	pos      map[string]msgPos          // the source of each event, by event id
@@ -325,12 +328,23 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 		}
 		m, r := &pb.msgs[i].Message, &pb.res[i]
 		live = append(live, *m)
+		for _, h := range r.pii {
+			out.pii = append(out.pii, piiCount{r.piiFrom, h.Kind})
+		}
 		switch {
 		case r.err != nil:
-			out.dead = append(out.dead, deadLetterMessage(m, r.err))
+			dm := deadLetterMessage(m, r.err)
+			payload := m.Value
+			if r.err.Code == models.ReasonPIIInPayload {
+				// The copies must not hold the personal data they were
+				// rejected for: mask every such string (ids included).
+				payload = models.MaskPIIJSON(m.Value)
+				dm.Value = models.MaskPIIJSON(dm.Value)
+			}
+			out.dead = append(out.dead, dm)
 			out.rows = append(out.rows, store.DeadLetter{ReceivedAt: pb.now, Topic: m.Topic,
 				Partition: int32(m.Partition), Offset: m.Offset, Reason: string(r.err.Code),
-				Field: r.err.Field, Detail: r.err.Detail, Payload: m.Value})
+				Field: r.err.Field, Detail: r.err.Detail, Payload: payload})
 		case r.consent:
 			out.consents = append(out.consents, r.cs)
 		default:
@@ -368,6 +382,19 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
 	if err != nil {
 		return decoded{err: asValidation(err)}
 	}
+	var out decoded
+	if hit, ok := models.FindPII(&ev); ok { // the rare path: clean events stop here
+		out.piiFrom = piiStoreLabel(&ev)
+		if c.cfg.PII != PIIPseudonymize || hit.Field == "tenant" {
+			return decoded{err: models.PIIError(hit), pii: []models.PIIHit{hit}, piiFrom: out.piiFrom}
+		}
+		out.pii = models.PseudonymizePII(&ev, func(field, v string) string {
+			if field == "resource.id" {
+				return v // pseudonymized below like every resource id
+			}
+			return h.HashTenant(ev.Tenant, v)
+		})
+	}
 	// A bot reading its own conversation's customer (the common case)
 	// carries the same id twice: hash it once.
 	same := ev.Conversation.SubjectID == ev.SubjectID
@@ -378,7 +405,24 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
 		ev.Conversation.SubjectID = h.HashTenant(ev.Tenant, ev.Conversation.SubjectID)
 	}
 	ev.Resource.ID = h.HashTenant(ev.Tenant, ev.Resource.ID)
-	return decoded{ev: ev}
+	out.ev = ev
+	return out
+}
+
+// piiCount is one payload PII finding, for chatwarden_ingest_pii_total.
+type piiCount struct {
+	store string
+	kind  models.PIIKind
+}
+
+// piiStoreLabel is the store label of an event with payload PII: its store,
+// or "redacted" when the store itself is what looks like personal data (a
+// metric label must not carry it).
+func piiStoreLabel(ev *models.Event) string {
+	if _, ok := models.PIIIn(ev.Store); ok {
+		return "redacted"
+	}
+	return ev.Store
 }
 
 func asValidation(err error) *models.ValidationError {
@@ -644,6 +688,7 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 		for _, r := range b.rows {
 			c.m.DeadLetters.WithLabelValues(r.Reason).Inc()
 		}
+
 		c.log.Warn("dead-lettered messages", "count", len(b.rows), "first_reason", b.rows[0].Reason, "first_field", b.rows[0].Field)
 	}
 
@@ -744,6 +789,7 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 		}
 	}
 	c.m.Events.Add(float64(len(b.events)))
+	c.m.countPII(b.pii)
 	for i := range b.events {
 		c.m.sawEvent(b.events[i].Store, b.events[i].TS)
 	}

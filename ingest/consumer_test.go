@@ -271,7 +271,7 @@ func TestDecodeBatch(t *testing.T) {
 				h["source_partition"] != "2" || h["source_offset"] != itoa(i) || h["detail"] == "" {
 				t.Errorf("%s: headers %v", want.reason, h)
 			}
-			if string(dm.Value) != want.value {
+			if string(dm.Value) != want.dlqValue() {
 				t.Errorf("%s: dead-letter value is not the original bytes", want.reason)
 			}
 		}

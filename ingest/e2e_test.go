@@ -128,7 +128,7 @@ func TestEndToEnd(t *testing.T) {
 		byReason[h["reason"]] = msg.Value
 	}
 	for _, b := range bads {
-		if !bytes.Equal(byReason[string(b.reason)], []byte(b.value)) {
+		if !bytes.Equal(byReason[string(b.reason)], []byte(b.dlqValue())) {
 			t.Errorf("dead letter %s: value is not the original message", b.reason)
 		}
 	}

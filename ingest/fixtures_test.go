@@ -25,6 +25,15 @@ type badMessage struct {
 	reason models.Reason
 	field  string
 	value  string
+	masked string // the dead-letter copy's value when it differs from value (PII masked)
+}
+
+// dlqValue is what the dead-letter copy of b must hold.
+func (b badMessage) dlqValue() string {
+	if b.masked != "" {
+		return b.masked
+	}
+	return b.value
 }
 
 // badMessages returns one malformed message for every reason code, checked
@@ -36,27 +45,30 @@ func badMessages(now time.Time) []badMessage {
 		var b badMessage
 		switch r {
 		case models.ReasonBadJSON:
-			b = badMessage{r, "", good[:40]}
+			b = badMessage{r, "", good[:40], ""}
 		case models.ReasonBadUTF8:
-			b = badMessage{r, "", strings.Replace(good, `"crm"`, "\"cr\xff\"", 1)}
+			b = badMessage{r, "", strings.Replace(good, `"crm"`, "\"cr\xff\"", 1), ""}
 		case models.ReasonMissingField:
-			b = badMessage{r, "store", strings.Replace(good, `"store":"crm",`, "", 1)}
+			b = badMessage{r, "store", strings.Replace(good, `"store":"crm",`, "", 1), ""}
 		case models.ReasonBadType:
-			b = badMessage{r, "actor", strings.Replace(good, `{"id":"agent-x","type":"human","role":"agent"}`, `"agent-x"`, 1)}
+			b = badMessage{r, "actor", strings.Replace(good, `{"id":"agent-x","type":"human","role":"agent"}`, `"agent-x"`, 1), ""}
 		case models.ReasonBadEnum:
-			b = badMessage{r, "action", strings.Replace(good, `"read"`, `"steal"`, 1)}
+			b = badMessage{r, "action", strings.Replace(good, `"read"`, `"steal"`, 1), ""}
 		case models.ReasonBadValue:
-			b = badMessage{r, "records", strings.Replace(good, `"store"`, `"records":-1,"store"`, 1)}
+			b = badMessage{r, "records", strings.Replace(good, `"store"`, `"records":-1,"store"`, 1), ""}
 		case models.ReasonTooLong:
-			b = badMessage{r, "event_id", strings.Replace(good, `"bad-base"`, `"`+strings.Repeat("e", 200)+`"`, 1)}
+			b = badMessage{r, "event_id", strings.Replace(good, `"bad-base"`, `"`+strings.Repeat("e", 200)+`"`, 1), ""}
 		case models.ReasonTSFuture:
-			b = badMessage{r, "ts", accessJSON("bad-future", now.Add(72*time.Hour), "agent-x")}
+			b = badMessage{r, "ts", accessJSON("bad-future", now.Add(72*time.Hour), "agent-x"), ""}
 		case models.ReasonTSTooOld:
-			b = badMessage{r, "ts", accessJSON("bad-old", now.Add(-200*24*time.Hour), "agent-x")}
+			b = badMessage{r, "ts", accessJSON("bad-old", now.Add(-200*24*time.Hour), "agent-x"), ""}
 		case models.ReasonTooLarge:
-			b = badMessage{r, "", strings.Replace(good, `"purpose"`, `"padding":"`+strings.Repeat("x", 70<<10)+`","purpose"`, 1)}
+			b = badMessage{r, "", strings.Replace(good, `"purpose"`, `"padding":"`+strings.Repeat("x", 70<<10)+`","purpose"`, 1), ""}
 		case models.ReasonBadSchema:
-			b = badMessage{r, "schema", strings.Replace(good, `{"event_id"`, `{"schema":"access.v9","event_id"`, 1)}
+			b = badMessage{r, "schema", strings.Replace(good, `{"event_id"`, `{"schema":"access.v9","event_id"`, 1), ""}
+		case models.ReasonPIIInPayload:
+			v := strings.Replace(good, `"rec-`, `"4111111111111111-`, 1)
+			b = badMessage{r, "resource.id", v, strings.Replace(v, "4111111111111111", "****************", 1)}
 		default:
 			panic("no fixture for reason " + string(r))
 		}

@@ -39,10 +39,16 @@ type Metrics struct {
 	// Unjudged counts events a redelivered batch found stored but never
 	// seen by the batch observer (the event rules), observed then.
 	Unjudged prometheus.Counter
+	// PII counts access events whose free string fields looked like
+	// personal data (dead-lettered or stored pseudonymized, per
+	// ingest.pii), per producer store and kind. At most maxSourceLabels
+	// stores get their own series, later ones store="other".
+	PII *prometheus.CounterVec
 
-	mu      sync.Mutex // guards sources and failing
-	sources map[string]float64
-	failing *failure // nil: healthy
+	mu        sync.Mutex // guards sources, piiStores and failing
+	sources   map[string]float64
+	piiStores map[string]bool
+	failing   *failure // nil: healthy
 }
 
 // failure is the write step that is failing now.
@@ -96,12 +102,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chatwarden_ingest_unjudged_events_total", Help: "Events found already stored on redelivery but never seen by the event rules (ingest stopped between insert and rules); judged then."}),
 		StoreFailing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chatwarden_ingest_store_failing", Help: "1 while a write to ClickHouse or the dead-letter topic keeps failing and is retried (a disk full or read-only, a server down); nothing is committed meanwhile."}),
-		sources: map[string]float64{},
+		PII: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatwarden_ingest_pii_total", Help: "Access events with a free string field that looks like personal data (email, phone, card, ssn, iban), dead-lettered or stored pseudonymized per ingest.pii, by producer store (the first 200; later ones store=\"other\") and kind."}, []string{"store", "kind"}),
+		sources:   map[string]float64{},
+		piiStores: map[string]bool{},
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Events, m.Consents, m.Duplicates, m.Batches, m.BatchSize,
 			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale, m.SourceLastEvent, m.StoreFailing,
-			m.Unjudged, m.BufferedBytes)
+			m.Unjudged, m.BufferedBytes, m.PII)
 	}
 	return m
 }
@@ -123,6 +132,27 @@ func (m *Metrics) sawEvent(store string, ts time.Time) {
 	}
 	m.sources[store] = v
 	m.SourceLastEvent.WithLabelValues(store).Set(v)
+}
+
+// countPII counts payload PII findings; the store label is bounded like
+// SourceLastEvent's.
+func (m *Metrics) countPII(cs []piiCount) {
+	if len(cs) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range cs {
+		st := c.store
+		if !m.piiStores[st] {
+			if len(m.piiStores) >= maxSourceLabels {
+				st = "other"
+			} else {
+				m.piiStores[st] = true
+			}
+		}
+		m.PII.WithLabelValues(st, string(c.kind)).Inc()
+	}
 }
 
 // Health returns nil while ingest stores batches, or an error naming the

@@ -278,6 +278,20 @@ func accessMatrix(t *testing.T) []badCase {
 	for i, inj := range Injections {
 		add("injection in fields #"+string(rune('a'+i)), with(b, "fields", []any{inj}), "", "")
 	}
+
+	// Payload PII: events carry data categories, never data. Each kind in
+	// a free field is rejected, naming the field; the near-misses are ids.
+	for _, pc := range PIICases {
+		add("pii "+pc.Name+" in "+pc.Field, with(b, pc.Field, pc.Value), ReasonPIIInPayload, pc.Field)
+	}
+	add("pii email in fields[1]", with(b, "fields", []any{"email", "jane.doe@example.com"}), ReasonPIIInPayload, "fields[1]")
+	raw("pii escaped email in tool", strings.Replace(string(encode(t, b)), `"tool":"lookup"`, `"tool":"jane\u0040example.com"`, 1), ReasonPIIInPayload, "tool")
+	for _, f := range []string{"subject_id", "conversation.subject_id", "actor.id"} {
+		add("email as id in "+f, with(b, f, "jane.doe@example.com"), "", "")
+	}
+	for _, nm := range PIINearMisses {
+		add("near miss "+nm.Name, with(b, "resource.id", nm.Value), "", "")
+	}
 	return cs
 }
 

@@ -100,19 +100,26 @@ func FuzzFastPathMatchesReflectivePath(f *testing.F) {
 func BenchmarkDecodeAccess(b *testing.B) {
 	msg := []byte(`{"event_id":"sim1-20261019T0000-0","ts":"2026-11-28T00:00:02.941Z","tenant":"brand-b","actor":{"id":"assistant-0098","type":"bot","role":"chat-assistant"},"action":"read","store":"orders","resource":{"type":"order","id":"ord-79130954"},"subject_id":"cust-020153","records":2,"bytes":5484,"fields":["order_history"],"purpose":"support","conversation":{"id":"conv-12","subject_id":"cust-020153"},"tool":"lookup_order","result":"allowed","client":{"ip":"10.20.1.193","country":"US","user_agent":"assistant-runtime/2.7 (tool-calls)"}}`)
 	for _, fast := range []bool{true, false} {
-		name := "reflective"
-		if fast {
-			name = "fast"
-		}
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(msg)))
-			for b.Loop() {
-				if _, err := decodeAccess(msg, now, Limits{}, fast); err != nil {
-					b.Fatal(err)
-				}
+		for _, pii := range []bool{true, false} {
+			name := "reflective"
+			if fast {
+				name = "fast"
 			}
-		})
+			if pii {
+				name += "/pii_check"
+			} else {
+				name += "/no_pii_check"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(msg)))
+				for b.Loop() {
+					if _, err := decodeAccess(msg, now, Limits{AllowPII: !pii}, fast); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -135,3 +135,26 @@ func ambiguousKey(b []byte, known keySet) string {
 	}
 	return walk(known, true)
 }
+
+// FuzzMaskPII checks that a masked string keeps its length and holds
+// nothing that still looks like personal data, and that a masked JSON
+// message stays JSON when it was.
+func FuzzMaskPII(f *testing.F) {
+	for _, c := range PIICases {
+		f.Add(c.Value)
+	}
+	f.Add("a@b.co4111111111111111")
+	f.Add(good)
+	f.Fuzz(func(t *testing.T, s string) {
+		m := MaskPII(s)
+		if len(m) != len(s) {
+			t.Fatalf("length %d -> %d", len(s), len(m))
+		}
+		if k, ok := PIIIn(m); ok {
+			t.Fatalf("masked %q still holds %s", m, k)
+		}
+		if json.Valid([]byte(s)) && !json.Valid(MaskPIIJSON([]byte(s))) {
+			t.Fatalf("masking broke JSON: %q", MaskPIIJSON([]byte(s)))
+		}
+	})
+}

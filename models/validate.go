@@ -18,17 +18,18 @@ type Reason string
 // The reason codes a message can be rejected with. They are stable: they are
 // stored with dead letters and used as metric labels.
 const (
-	ReasonBadJSON      Reason = "bad_json"      // not a JSON object, or a known key given twice
-	ReasonBadUTF8      Reason = "bad_utf8"      // bytes that are not UTF-8, or NUL characters
-	ReasonMissingField Reason = "missing_field" // a required field is absent or empty
-	ReasonBadType      Reason = "bad_type"      // a field has the wrong JSON type
-	ReasonBadEnum      Reason = "bad_enum"      // a value outside its enumeration
-	ReasonBadValue     Reason = "bad_value"     // a value of the right type that is out of range or malformed
-	ReasonTooLong      Reason = "too_long"      // a string or list over its length limit
-	ReasonTSFuture     Reason = "ts_future"     // ts more than the allowed skew in the future
-	ReasonTSTooOld     Reason = "ts_too_old"    // ts older than retention
-	ReasonTooLarge     Reason = "too_large"     // the whole message is over the size limit
-	ReasonBadSchema    Reason = "bad_schema"    // a schema name this decoder does not know
+	ReasonBadJSON      Reason = "bad_json"       // not a JSON object, or a known key given twice
+	ReasonBadUTF8      Reason = "bad_utf8"       // bytes that are not UTF-8, or NUL characters
+	ReasonMissingField Reason = "missing_field"  // a required field is absent or empty
+	ReasonBadType      Reason = "bad_type"       // a field has the wrong JSON type
+	ReasonBadEnum      Reason = "bad_enum"       // a value outside its enumeration
+	ReasonBadValue     Reason = "bad_value"      // a value of the right type that is out of range or malformed
+	ReasonTooLong      Reason = "too_long"       // a string or list over its length limit
+	ReasonTSFuture     Reason = "ts_future"      // ts more than the allowed skew in the future
+	ReasonTSTooOld     Reason = "ts_too_old"     // ts older than retention
+	ReasonTooLarge     Reason = "too_large"      // the whole message is over the size limit
+	ReasonBadSchema    Reason = "bad_schema"     // a schema name this decoder does not know
+	ReasonPIIInPayload Reason = "pii_in_payload" // a free string field looks like personal data (see pii.go)
 
 	// ReasonKeyTooLarge: the Kafka message key is over ingest's key limit.
 	// Ingest checks it before decoding; the decoders never return it, so it
@@ -38,7 +39,7 @@ const (
 
 // Reasons lists every reason code the decoders return.
 var Reasons = []Reason{ReasonBadJSON, ReasonBadUTF8, ReasonMissingField, ReasonBadType, ReasonBadEnum,
-	ReasonBadValue, ReasonTooLong, ReasonTSFuture, ReasonTSTooOld, ReasonTooLarge, ReasonBadSchema}
+	ReasonBadValue, ReasonTooLong, ReasonTSFuture, ReasonTSTooOld, ReasonTooLarge, ReasonBadSchema, ReasonPIIInPayload}
 
 // ValidationError says why an event was rejected: a reason code and the
 // field at fault (dotted path; empty for whole-message errors).
@@ -78,6 +79,9 @@ type Limits struct {
 	// MaxAge is how far behind now a ts may be, normally the retention
 	// (default 90 days).
 	MaxAge time.Duration
+	// AllowPII skips the payload PII check of access.v1 (pii_in_payload):
+	// the caller then pseudonymizes the fields itself (PseudonymizePII).
+	AllowPII bool
 }
 
 // Default limits.
@@ -412,6 +416,11 @@ func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
 	}
 	if err := checkLen(e.Client.UserAgent, "client.user_agent", MaxUserAgentLen); err != nil {
 		return Event{}, err
+	}
+	if !l.AllowPII {
+		if h, ok := FindPII(&e); ok {
+			return Event{}, PIIError(h)
+		}
 	}
 	return e, nil
 }

@@ -608,3 +608,30 @@ func TestLabelStartsAtFirstAttackEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPayloadPII: the simulator's events carry data categories, never
+// data: no free string field looks like an e-mail, phone, card number, SSN
+// or IBAN, so ingest (ingest.pii) stores every one of them.
+func TestNoPayloadPII(t *testing.T) {
+	cfg := Config{Seed: 7, Duration: 36 * time.Hour, Actors: 40, Attacks: AttackKinds, HardNegatives: true}
+	n := 0
+	run(t, cfg, func(_ *Generator, b *Batch) {
+		for i := range b.Lines {
+			v := b.Value(i)
+			if models.SchemaOf(v) != models.SchemaAccess {
+				continue
+			}
+			e, err := models.DecodeAccess(v, b.Minute, models.Limits{AllowPII: true, MaxFuture: 1000 * time.Hour, MaxAge: 1 << 62})
+			if err != nil {
+				t.Fatalf("%v: %s", err, v)
+			}
+			if h, ok := models.FindPII(&e); ok {
+				t.Fatalf("%s looks like %s: %s", h.Field, h.Kind, v)
+			}
+			n++
+		}
+	})
+	if n == 0 {
+		t.Fatal("no access events generated")
+	}
+}

@@ -219,6 +219,17 @@ load 1m
 eval instant at 15m EXPR
   {job="cw",instance="a"} 20
 `},
+		{"ChatwardenPayloadPII", `
+load 1m
+  chatwarden_ingest_pii_total{job="cw",instance="a",store="crm",kind="card"} 0+0x10 1+0x20
+  chatwarden_ingest_pii_total{job="cw",instance="b",store="crm",kind="card"} 0+0x10 2+0x20
+  chatwarden_ingest_pii_total{job="cw",instance="a",store="orders",kind="email"} 5+0x30
+`, `
+eval instant at 9m EXPR
+
+eval instant at 15m EXPR
+  {job="cw",store="crm",kind="card"} 3
+`}, // crm's card counts rose after 10m (on two instances); orders' e-mails are old
 	} {
 		t.Run(tc.alert, func(t *testing.T) {
 			expr := strings.ReplaceAll(ruleExpr(t, groups, tc.alert), "\n", " ")

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
-	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
 // TestWindowAggregatesAnyWindow: windows of whole minutes come from

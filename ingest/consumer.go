@@ -344,7 +344,7 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 			out.dead = append(out.dead, dm)
 			out.rows = append(out.rows, store.DeadLetter{ReceivedAt: pb.now, Topic: m.Topic,
 				Partition: int32(m.Partition), Offset: m.Offset, Reason: string(r.err.Code),
-				Field: r.err.Field, Detail: r.err.Detail, Payload: payload})
+				Field: r.err.Field, Detail: r.err.Detail, Store: r.piiFrom, Payload: payload})
 		case r.consent:
 			out.consents = append(out.consents, r.cs)
 		default:

@@ -103,6 +103,9 @@ func TestPIIDeadLetteredMasked(t *testing.T) {
 	if sum.Events != 2 || sum.DeadLetters[string(models.ReasonPIIInPayload)] != 1 || len(sum.DeadLetters) != 1 {
 		t.Fatalf("stored %d events, dead letters %v; want 2 and one pii_in_payload", sum.Events, sum.DeadLetters)
 	}
+	if len(sum.PIIByStore) != 1 || sum.PIIByStore["crm"] != 1 {
+		t.Fatalf("pii dead letters by store %v, want crm=1", sum.PIIByStore)
+	}
 	ids, err := st.ExistingEventIDs(t.Context(), []string{"pii-before", "pii-card", "pii-after"})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,10 @@ type DeadLetter struct {
 	Reason     string
 	Field      string
 	Detail     string
-	Payload    []byte // hashed and measured on insert, never stored
+	// Store is the producer store of a pii_in_payload event ("" for other
+	// reasons), for the per-producer counts of status.
+	Store   string
+	Payload []byte // hashed and measured on insert, never stored
 }
 
 // InsertDeadLetters records rejected messages.
@@ -27,14 +30,14 @@ func (s *Store) InsertDeadLetters(ctx context.Context, dls []DeadLetter) error {
 		return nil
 	}
 	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO dead_letters (received_at, topic, partition,
-offset, reason, field, detail, payload_bytes, payload_sha256)`)
+offset, reason, field, detail, payload_bytes, payload_sha256, store)`)
 	if err != nil {
 		return fmt.Errorf("preparing insert of %d dead letters: %w", len(dls), err)
 	}
 	for _, d := range dls {
 		sum := sha256.Sum256(d.Payload)
 		if err := batch.Append(d.ReceivedAt.UTC(), d.Topic, d.Partition, d.Offset, d.Reason, d.Field,
-			d.Detail, uint32(len(d.Payload)), hex.EncodeToString(sum[:])); err != nil {
+			d.Detail, uint32(len(d.Payload)), hex.EncodeToString(sum[:]), d.Store); err != nil {
 			_ = batch.Abort()
 			return fmt.Errorf("appending dead letter: %w", err)
 		}
@@ -61,6 +64,27 @@ func (s *Store) DeadLetterCounts(ctx context.Context) (map[string]uint64, error)
 			return nil, err
 		}
 		out[r] = n
+	}
+	return out, rows.Err()
+}
+
+// PIIDeadLetterCounts returns the number of distinct source offsets
+// dead-lettered as pii_in_payload per producer store (the 50 largest).
+func (s *Store) PIIDeadLetterCounts(ctx context.Context) (map[string]uint64, error) {
+	rows, err := s.conn.Query(ctx, `SELECT store, count() AS n FROM dead_letters FINAL
+WHERE reason = 'pii_in_payload' GROUP BY store ORDER BY n DESC, store LIMIT 50`)
+	if err != nil {
+		return nil, fmt.Errorf("counting pii dead letters: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var st string
+		var n uint64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
 	}
 	return out, rows.Err()
 }

@@ -17,6 +17,8 @@ type Summary struct {
 	LastIngested  time.Time         `json:"last_ingested_at"`
 	Consents      uint64            `json:"consents"`
 	DeadLetters   map[string]uint64 `json:"dead_letters"`
+	// PIIByStore counts pii_in_payload dead letters per producer store.
+	PIIByStore map[string]uint64 `json:"pii_dead_letters_by_store"`
 }
 
 // Summary counts what is stored.
@@ -42,5 +44,10 @@ func (s *Store) Summary(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	sum.DeadLetters = dl
+	if dl["pii_in_payload"] > 0 {
+		if sum.PIIByStore, err = s.PIIDeadLetterCounts(ctx); err != nil {
+			return sum, err
+		}
+	}
 	return sum, nil
 }

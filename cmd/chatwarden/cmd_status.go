@@ -183,6 +183,18 @@ func printStatus(e *env, r statusReport) {
 			fmt.Fprintf(w, "  %s=%d", k, s.DeadLetters[k])
 		}
 		fmt.Fprintln(w)
+		if len(s.PIIByStore) > 0 {
+			stores := make([]string, 0, len(s.PIIByStore))
+			for k := range s.PIIByStore {
+				stores = append(stores, k)
+			}
+			sort.Strings(stores)
+			fmt.Fprintf(w, "payload pii  dead-lettered per producer store (ingest.pii; pseudonymized ones on /metrics):")
+			for _, k := range stores {
+				fmt.Fprintf(w, "  %s=%d", k, s.PIIByStore[k])
+			}
+			fmt.Fprintln(w)
+		}
 		if len(r.NoContract) > 0 {
 			fmt.Fprintf(w, "vendors      %d without a configured contract (detect.rules.vendors), judged statistically only: %s\n",
 				len(r.NoContract), strings.Join(r.NoContract, " "))

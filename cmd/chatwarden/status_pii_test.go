@@ -1,0 +1,28 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/chatwarden/chatwarden/store"
+)
+
+// TestStatusPrintsPIIPerStore: status shows the pii_in_payload dead letters
+// per producer store, and no such line when there are none.
+func TestStatusPrintsPIIPerStore(t *testing.T) {
+	var out bytes.Buffer
+	e := &env{stdout: &out, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	sum := store.Summary{DeadLetters: map[string]uint64{"pii_in_payload": 3}, PIIByStore: map[string]uint64{"orders": 1, "crm": 2}}
+	printStatus(e, statusReport{ClickHouse: &sum})
+	if !strings.Contains(out.String(), "payload pii  dead-lettered per producer store") || !strings.Contains(out.String(), "crm=2  orders=1") {
+		t.Fatalf("status output:\n%s", out.String())
+	}
+	out.Reset()
+	printStatus(e, statusReport{ClickHouse: &store.Summary{DeadLetters: map[string]uint64{}}})
+	if strings.Contains(out.String(), "payload pii") {
+		t.Fatalf("a pii line without pii dead letters:\n%s", out.String())
+	}
+}

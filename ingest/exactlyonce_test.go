@@ -84,7 +84,7 @@ func TestFencedBatchNotInserted(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // generous: a limit for a stuck run, not a speed target
 	for src.commits.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -43,7 +43,7 @@ func createTopic(t *testing.T, name string, parts int) {
 	}
 	// wait until every partition has a leader: a writer sent to a topic
 	// whose metadata has not spread yet gets Unknown Topic Or Partition
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		ps, err := conn.ReadPartitions(name)
 		ready := err == nil && len(ps) == parts
@@ -54,7 +54,7 @@ func createTopic(t *testing.T, name string, parts int) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("topic %s has no leaders after 30 s: %v", name, err)
+			t.Fatalf("topic %s has no leaders after 3 minutes: %v", name, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

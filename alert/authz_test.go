@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 )
 
@@ -41,7 +40,7 @@ func TestMayAct(t *testing.T) {
 // expires after 30 days by default (it never expired before).
 func TestWebActionsSameRules(t *testing.T) {
 	ctx := t.Context()
-	st := storetest.New(t)
+	st := newMemStore()
 	d := newTestDispatcher(t, Config{DefaultChannel: "C1", GroupWait: time.Second}, st, Options{Poster: &fakePoster{}})
 	now := t0
 	f := models.Finding{Detector: "enumeration", Tenant: "acme", ActorID: "agent-1", ActorType: models.ActorHuman,
@@ -81,7 +80,7 @@ func TestWebActionsSameRules(t *testing.T) {
 // secops may.
 func TestNoOneHidesTheAlertAboutThemselves(t *testing.T) {
 	ctx := t.Context()
-	st := storetest.New(t)
+	st := newMemStore()
 	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, st, Options{Poster: &fakePoster{}})
 	now := t0
 	f := models.Finding{Detector: DetectorMassSuppression, Tenant: SelfTenant, ActorID: "person:ann", ActorType: models.ActorService,

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="${CHATWARDEN_GOLANGCI_LINT_VERSION:-v2.15.0}"
 export PATH="/usr/local/go/bin:$PATH"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.26.11}"
-BIN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/chatwarden/golangci-lint-$VERSION"
+BIN_DIR="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/chatwarden/golangci-lint-$VERSION"
 if [ ! -x "$BIN_DIR/golangci-lint" ]; then
 	echo "lint: installing golangci-lint $VERSION into $BIN_DIR (go install, once per machine)" >&2
 	mkdir -p "$BIN_DIR"

@@ -31,6 +31,10 @@ type Hasher interface {
 type Store interface {
 	// ExistingEventIDs returns which of ids are already stored.
 	ExistingEventIDs(ctx context.Context, ids []string) (map[string]bool, error)
+	// StoredEventIDs returns which of ids are in the events table itself
+	// with a ts in [from, to]: after a failed insert, which may have
+	// written the events but not the views ExistingEventIDs reads.
+	StoredEventIDs(ctx context.Context, ids []string, from, to time.Time) (map[string]bool, error)
 	// InsertEvents stores pseudonymized, de-duplicated events.
 	InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error
 	// InsertConsents stores pseudonymized consent events.
@@ -644,6 +648,20 @@ func offsetRanges(msgs []kafka.Message) []store.OffsetRange {
 	return out
 }
 
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func eventIDs(evs []models.Event) []string {
 	ids := make([]string, len(evs))
 	for i := range evs {
@@ -739,12 +757,18 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 			if attempt > 1 {
 				// The failed attempt may have stored some or all rows (an
 				// answer lost on the way back, a part per day written
-				// before a failure): re-check, and re-fence, before
-				// inserting again.
+				// before a failure, the events table written but a
+				// materialized view not, on a full disk): re-check the
+				// events table itself, and re-fence, before inserting
+				// again.
 				if err := c.fence(ctx, gen, msgs); err != nil {
 					return err
 				}
-				existing, err := c.d.Store.ExistingEventIDs(ctx, eventIDs(b.events))
+				from, to := b.events[0].TS, b.events[0].TS
+				for _, e := range b.events {
+					from, to = minTime(from, e.TS), maxTime(to, e.TS)
+				}
+				existing, err := c.d.Store.StoredEventIDs(ctx, eventIDs(b.events), from, to)
 				if err != nil {
 					return err
 				}

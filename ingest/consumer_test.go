@@ -154,6 +154,10 @@ func (s *fakeStore) ExistingEventIDs(_ context.Context, ids []string) (map[strin
 	return out, nil
 }
 
+func (s *fakeStore) StoredEventIDs(ctx context.Context, ids []string, _, _ time.Time) (map[string]bool, error) {
+	return s.ExistingEventIDs(ctx, ids)
+}
+
 func (s *fakeStore) InsertEvents(_ context.Context, evs []models.Event, _ time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -196,3 +196,43 @@ FROM consents GROUP BY tenant, subject_id, purpose`)
 	}
 	return out, rows.Err()
 }
+
+// StoredEventIDs returns which of ids are in the events table itself, whose
+// ts is in [from, to]. It is for the retry of a failed insert: ClickHouse
+// writes the events table before it pushes the rows to the materialized
+// views (event_ids among them), so an insert that failed in a view (a full
+// disk) may have stored rows that ExistingEventIDs does not see. It reads
+// the days of [from, to] of events, so it is slower than ExistingEventIDs.
+func (s *Store) StoredEventIDs(ctx context.Context, ids []string, from, to time.Time) (map[string]bool, error) {
+	found := map[string]bool{}
+	if len(ids) == 0 {
+		return found, nil
+	}
+	tbl, err := ext.NewTable(eventIDsExternal, ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, fmt.Errorf("building event id table: %w", err)
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id); err != nil {
+			return nil, fmt.Errorf("building event id table: %w", err)
+		}
+	}
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)),
+		"SELECT DISTINCT event_id FROM events WHERE ts >= ? AND ts <= ? AND event_id IN batch_event_ids",
+		from.UTC().Truncate(time.Second), to.UTC().Truncate(time.Second).Add(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d event ids in events: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		found[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up %d event ids in events: %w", len(ids), err)
+	}
+	return found, nil
+}

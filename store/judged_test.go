@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -38,5 +39,31 @@ func TestBatchMarks(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("marks overlapping acc/1 51..60: %+v, want none", got)
+	}
+}
+
+// TestStoredEventIDs: the events table itself is searched, within the ts
+// range given.
+func TestStoredEventIDs(t *testing.T) {
+	s := storetest.New(t)
+	ts := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	ev := models.Event{EventID: "stored-1", TS: ts, Tenant: "t", Actor: models.Actor{ID: "a", Type: models.ActorHuman},
+		Action: models.ActionRead, Store: "crm", Resource: models.Resource{Type: "customer_profile"}, Records: 1}
+	if err := s.InsertEvents(t.Context(), []models.Event{ev}, ts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.StoredEventIDs(t.Context(), []string{"stored-1", "other"}, ts, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got["stored-1"] || got["other"] || len(got) != 1 {
+		t.Fatalf("StoredEventIDs = %v, want stored-1 only", got)
+	}
+	got, err = s.StoredEventIDs(t.Context(), []string{"stored-1"}, ts.Add(time.Hour), ts.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("StoredEventIDs outside the range = %v, want none", got)
 	}
 }

@@ -1,7 +1,6 @@
 package rota
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -203,7 +202,7 @@ func planCrossCustomer(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*
 		own := g.customer(a.tenant, rng, from)
 		e := g.event(a, models.ActionRead, "crm", "customer_profile", customerID(a.tenant, rng.IntN(g.w.cfg.Customers)), 1, fProfile)
 		e.Tool = "get_customer"
-		e.Conversation = models.Conversation{ID: fmt.Sprintf("cv-x-%d", rng.Uint64()%1e12), SubjectID: own}
+		e.Conversation = models.Conversation{ID: "cv-x-" + convID(rng), SubjectID: own}
 		return e
 	})
 	return a, from, from.Add(d), true
@@ -216,7 +215,7 @@ func planManyCustomers(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*
 	}
 	d := 10 * time.Minute
 	from := lo.Add(time.Duration(rng.Int64N(int64(hi.Sub(lo) - d)))).Truncate(time.Second)
-	conv := models.Conversation{ID: fmt.Sprintf("cv-m-%d", rng.Uint64()%1e12), SubjectID: g.customer(a.tenant, rng, from)}
+	conv := models.Conversation{ID: "cv-m-" + convID(rng), SubjectID: g.customer(a.tenant, rng, from)}
 	n := 5 + rng.IntN(4)
 	for k := range n {
 		s := conv.SubjectID

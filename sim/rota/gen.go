@@ -142,6 +142,19 @@ func (g *generator) encode(b []byte, r *rec) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// convID is a conversation id: a random number in base 36 (letters
+// between digits: a long run of digits reads as a card number to ingest's
+// PII check).
+func convID(rng *rand.Rand) string {
+	b := []byte(strconv.FormatUint(rng.Uint64()%(1<<48), 36))
+	for i := 3; i < len(b); i += 4 {
+		if b[i] >= '0' && b[i] <= '9' {
+			b[i] = 'a' + (b[i] - '0') // never four digits in a row
+		}
+	}
+	return string(b)
+}
+
 // customerID is the raw id of customer n of tenant t.
 func customerID(t, n int) string { return fmt.Sprintf("t%dc%07d", t, n) }
 
@@ -311,7 +324,7 @@ func (g *generator) workShift(a *actor, rng *rand.Rand, from, to time.Time, emit
 		var conv models.Conversation
 		if rng.Float64() < 0.4 {
 			g.convSeq++
-			conv = models.Conversation{ID: fmt.Sprintf("esc-%d-%d", g.w.cfg.Seed, rng.Uint64()%1e12), SubjectID: c}
+			conv = models.Conversation{ID: "esc-" + convID(rng), SubjectID: c}
 		}
 		for k, s := range steps {
 			if rng.Float64() >= s.p {
@@ -345,7 +358,7 @@ func (g *generator) botTraffic(i int, a *actor, from, to time.Time, emit func(re
 
 // conversation emits one conversation's tool calls, all for customer c.
 func (g *generator) conversation(a *actor, rng *rand.Rand, at time.Time, c string, emit func(rec)) models.Conversation {
-	conv := models.Conversation{ID: fmt.Sprintf("cv-%d-%d", g.w.cfg.Seed, rng.Uint64()%1e13), SubjectID: c}
+	conv := models.Conversation{ID: "cv-" + convID(rng), SubjectID: c}
 	calls := 2 + rng.IntN(3)
 	for k := range calls {
 		var e *models.Event

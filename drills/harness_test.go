@@ -518,6 +518,10 @@ func (d *drill) start(t *testing.T, command string) *proc {
 		}
 		if t.Failed() {
 			t.Logf("%s pid %d stderr (last 60 lines):\n%s", p.name, p.cmd.Process.Pid, p.tail(60))
+			file := filepath.Join(stackDir, fmt.Sprintf("%s-%s-%d.log", strings.NewReplacer("/", "_").Replace(t.Name()), p.name, p.cmd.Process.Pid))
+			if err := os.WriteFile(file, []byte(p.log()), 0o644); err == nil {
+				t.Logf("%s's whole stderr: %s", p.name, file)
+			}
 		}
 	})
 	return p

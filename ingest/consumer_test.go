@@ -427,12 +427,23 @@ func TestShutdownFlushesPartialBatch(t *testing.T) {
 	j := &journal{}
 	src := newFakeSource(j, msg(DefaultAccessTopic, 3, 41, accessJSON("s1", testNow.Add(-time.Minute), "u")))
 	st := &fakeStore{j: j}
-	c, _ := New(Config{BatchSize: 100, Linger: 2 * time.Second}, Deps{Source: src, DeadLetters: &fakeWriter{j: j}, Store: st, Hasher: fakeHasher{}, Now: func() time.Time { return testNow }})
+	const linger = 2 * time.Second // the longest ingest.linger allowed
+	c, _ := New(Config{BatchSize: 100, Linger: linger}, Deps{Source: src, DeadLetters: &fakeWriter{j: j}, Store: st, Hasher: fakeHasher{}, Now: func() time.Time { return testNow }})
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
+	started := time.Now()
 	go func() { errc <- c.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond) // fetched, waiting for linger
-	if len(st.events) != 0 {
+	// Fetched (not a fixed 100 ms: a slow run may not have fetched yet), then
+	// a moment in the batch, waiting for linger.
+	for deadline := time.Now().Add(2 * time.Minute); len(src.msgs) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the message was not fetched in 2 minutes")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	// Only while the linger cannot have passed (a run starved for 2 s under
+	// load flushes on linger, as it should).
+	if len(st.events) != 0 && time.Since(started) < linger {
 		t.Fatal("flushed before linger")
 	}
 	cancel()

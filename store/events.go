@@ -83,36 +83,8 @@ var ExternalTables = map[string]string{eventIDsExternal: "event_id String"}
 // of 10,000 strings costs ClickHouse 18.16 about 20 times more than the
 // lookup itself.
 func (s *Store) ExistingEventIDs(ctx context.Context, ids []string) (map[string]bool, error) {
-	found := map[string]bool{}
-	if len(ids) == 0 {
-		return found, nil
-	}
-	tbl, err := ext.NewTable(eventIDsExternal, ext.Column("event_id", "String"))
-	if err != nil {
-		return nil, fmt.Errorf("building event id table: %w", err)
-	}
-	for _, id := range ids {
-		if err := tbl.Append(id); err != nil {
-			return nil, fmt.Errorf("building event id table: %w", err)
-		}
-	}
-	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)),
+	return s.eventIDsIn(ctx, ids, "event ids",
 		"SELECT DISTINCT event_id FROM event_ids WHERE event_id IN batch_event_ids")
-	if err != nil {
-		return nil, fmt.Errorf("looking up %d event ids: %w", len(ids), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		found[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up %d event ids: %w", len(ids), err)
-	}
-	return found, nil
 }
 
 // InsertConsents writes consent events to the consent register.
@@ -204,6 +176,15 @@ FROM consents GROUP BY tenant, subject_id, purpose`)
 // disk) may have stored rows that ExistingEventIDs does not see. It reads
 // the days of [from, to] of events, so it is slower than ExistingEventIDs.
 func (s *Store) StoredEventIDs(ctx context.Context, ids []string, from, to time.Time) (map[string]bool, error) {
+	return s.eventIDsIn(ctx, ids, "event ids in events",
+		"SELECT DISTINCT event_id FROM events WHERE ts >= ? AND ts <= ? AND event_id IN batch_event_ids",
+		from.UTC().Truncate(time.Second), to.UTC().Truncate(time.Second).Add(time.Second))
+}
+
+// eventIDsIn runs query, which reads event ids from the external table
+// batch_event_ids holding ids, and returns the ids it found; what names the
+// look-up in errors.
+func (s *Store) eventIDsIn(ctx context.Context, ids []string, what, query string, args ...any) (map[string]bool, error) {
 	found := map[string]bool{}
 	if len(ids) == 0 {
 		return found, nil
@@ -217,11 +198,9 @@ func (s *Store) StoredEventIDs(ctx context.Context, ids []string, from, to time.
 			return nil, fmt.Errorf("building event id table: %w", err)
 		}
 	}
-	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)),
-		"SELECT DISTINCT event_id FROM events WHERE ts >= ? AND ts <= ? AND event_id IN batch_event_ids",
-		from.UTC().Truncate(time.Second), to.UTC().Truncate(time.Second).Add(time.Second))
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("looking up %d event ids in events: %w", len(ids), err)
+		return nil, fmt.Errorf("looking up %d %s: %w", len(ids), what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -232,7 +211,7 @@ func (s *Store) StoredEventIDs(ctx context.Context, ids []string, from, to time.
 		found[id] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up %d event ids in events: %w", len(ids), err)
+		return nil, fmt.Errorf("looking up %d %s: %w", len(ids), what, err)
 	}
 	return found, nil
 }

@@ -68,32 +68,7 @@ func TestTenMegabyteMessage(t *testing.T) {
 
 	st := storetest.New(t)
 	m := NewMetrics(nil)
-	runCtx, stop := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- Run(runCtx, cfg, st, testPseudonymizer(t), nil, m, nil) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ls, err := GroupLag(t.Context(), cfg, cfg.Group, cfg.AccessTopic)
-		lag := int64(-1)
-		if err == nil && len(ls) > 0 {
-			lag = 0
-			for _, l := range ls {
-				lag += l.Lag
-			}
-		}
-		if lag == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("lag %d after 60s (err %v): ingest stalled on the 10 MB message", lag, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	stop()
-	if err := <-errc; err != nil {
-		t.Fatalf("ingest: %v", err)
-	}
+	runToCommitted(t, cfg, st, m, "the 10 MB message")
 	sum, err := st.Summary(t.Context())
 	if err != nil {
 		t.Fatal(err)

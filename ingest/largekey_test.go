@@ -51,37 +51,7 @@ func TestLargeKeyDoesNotStopIngest(t *testing.T) {
 	w.Close()
 
 	st := storetest.New(t)
-	runCtx, stop := context.WithCancel(t.Context())
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- Run(runCtx, cfg, st, testPseudonymizer(t), nil, NewMetrics(nil), nil) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-errc:
-			t.Fatalf("ingest stopped on a message with a 100 KB key: %v", err)
-		default:
-		}
-		ls, err := GroupLag(t.Context(), cfg, cfg.Group, cfg.AccessTopic)
-		lag := int64(-1)
-		if err == nil && len(ls) > 0 {
-			lag = 0
-			for _, l := range ls {
-				lag += l.Lag
-			}
-		}
-		if lag == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lag %d after 60s (err %v): ingest stalled on the big key", lag, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	stop()
-	if err := <-errc; err != nil {
-		t.Fatalf("ingest: %v", err)
-	}
+	runToCommitted(t, cfg, st, NewMetrics(nil), "a message with a 100 KB key")
 	sum, err := st.Summary(t.Context())
 	if err != nil {
 		t.Fatal(err)

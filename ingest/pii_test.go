@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -45,43 +44,6 @@ func piiMessages(t *testing.T, cfg Config, now time.Time) {
 	}
 }
 
-// runToCommitted runs ingest until the group has committed every offset of
-// the access topic (lag 0), then stops it.
-func runToCommitted(t *testing.T, cfg Config, st *store.Store, m *Metrics) {
-	t.Helper()
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, cfg, st, testPseudonymizer(t), nil, m, nil) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-errc:
-			t.Fatalf("ingest stopped: %v", err)
-		default:
-		}
-		ls, err := GroupLag(t.Context(), cfg, cfg.Group, cfg.AccessTopic)
-		lag := int64(-1)
-		if err == nil && len(ls) > 0 {
-			lag = 0
-			for _, l := range ls {
-				lag += l.Lag
-			}
-		}
-		if lag == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lag %d after 60s (err %v)", lag, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	stop()
-	if err := <-errc; err != nil {
-		t.Fatalf("ingest: %v", err)
-	}
-}
-
 // TestPIIDeadLetteredMasked (issue 14 item 4), through the real broker: an
 // event with a card number in resource.id (and an e-mail in fields) between
 // two valid events is dead-lettered as pii_in_payload naming resource.id,
@@ -94,7 +56,7 @@ func TestPIIDeadLetteredMasked(t *testing.T) {
 	piiMessages(t, cfg, now)
 	st := storetest.New(t)
 	m := NewMetrics(nil)
-	runToCommitted(t, cfg, st, m)
+	runToCommitted(t, cfg, st, m, "PII events")
 
 	sum, err := st.Summary(t.Context())
 	if err != nil {
@@ -151,7 +113,7 @@ func TestPIIPseudonymized(t *testing.T) {
 	piiMessages(t, cfg, now)
 	st := storetest.New(t)
 	m := NewMetrics(nil)
-	runToCommitted(t, cfg, st, m)
+	runToCommitted(t, cfg, st, m, "PII events")
 
 	sum, err := st.Summary(t.Context())
 	if err != nil {

@@ -114,6 +114,20 @@ func (g *generator) pick(rng *rand.Rand, t int, kinds ...kind) *actor {
 	return c[rng.IntN(len(c))]
 }
 
+// place picks an actor of one of kinds (pick) and a d-long stretch of its
+// duty between lo and hi (during); ok is false when either finds none.
+func (g *generator) place(rng *rand.Rand, t int, lo, hi time.Time, d time.Duration, kinds ...kind) (*actor, time.Time, bool) {
+	a := g.pick(rng, t, kinds...)
+	if a == nil {
+		return nil, lo, false
+	}
+	from, ok := g.during(rng, a, lo, hi, d)
+	if !ok {
+		return nil, lo, false
+	}
+	return a, from, true
+}
+
 // during picks a start in [lo, hi) inside one of a's shifts with room for d
 // (30 minutes clear of the shift's edges).
 func (g *generator) during(rng *rand.Rand, a *actor, lo, hi time.Time, d time.Duration) (time.Time, bool) {
@@ -144,12 +158,8 @@ func (g *generator) spread(rng *rand.Rand, from, to time.Time, n int, mk func(k 
 }
 
 func planBulk(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, time.Time, time.Time, bool) {
-	a := g.pick(rng, t, kAgent)
-	if a == nil {
-		return nil, lo, lo, false
-	}
 	d := 15 * time.Minute
-	from, ok := g.during(rng, a, lo, hi, d)
+	a, from, ok := g.place(rng, t, lo, hi, d, kAgent)
 	if !ok {
 		return nil, lo, lo, false
 	}
@@ -230,12 +240,8 @@ func planManyCustomers(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*
 }
 
 func planDenied(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, time.Time, time.Time, bool) {
-	a := g.pick(rng, t, kAgent, kVendor)
-	if a == nil {
-		return nil, lo, lo, false
-	}
 	d := 10 * time.Minute
-	from, ok := g.during(rng, a, lo, hi, d)
+	a, from, ok := g.place(rng, t, lo, hi, d, kAgent, kVendor)
 	if !ok {
 		return nil, lo, lo, false
 	}
@@ -248,12 +254,8 @@ func planDenied(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, 
 }
 
 func planConsent(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, time.Time, time.Time, bool) {
-	a := g.pick(rng, t, kMarketer)
-	if a == nil {
-		return nil, lo, lo, false
-	}
 	d := time.Hour
-	from, ok := g.during(rng, a, lo, hi, d)
+	a, from, ok := g.place(rng, t, lo, hi, d, kMarketer)
 	if !ok {
 		return nil, lo, lo, false
 	}
@@ -273,12 +275,8 @@ func planConsent(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor,
 }
 
 func planPurpose(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, time.Time, time.Time, bool) {
-	a := g.pick(rng, t, kAgent)
-	if a == nil {
-		return nil, lo, lo, false
-	}
 	d := 30 * time.Minute
-	from, ok := g.during(rng, a, lo, hi, d)
+	a, from, ok := g.place(rng, t, lo, hi, d, kAgent)
 	if !ok {
 		return nil, lo, lo, false
 	}
@@ -327,12 +325,8 @@ func planVendor(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, 
 }
 
 func planSpike(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, time.Time, time.Time, bool) {
-	a := g.pick(rng, t, kAgent, kVendor)
-	if a == nil {
-		return nil, lo, lo, false
-	}
 	d := 25 * time.Minute
-	from, ok := g.during(rng, a, lo, hi, d)
+	a, from, ok := g.place(rng, t, lo, hi, d, kAgent, kVendor)
 	if !ok {
 		return nil, lo, lo, false
 	}
@@ -387,12 +381,8 @@ func (g *generator) foreignWork(rng *rand.Rand, a *actor, from, to time.Time) {
 }
 
 func planNewCountry(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, time.Time, time.Time, bool) {
-	a := g.pick(rng, t, kAgent)
-	if a == nil {
-		return nil, lo, lo, false
-	}
 	d := 2 * time.Hour
-	from, ok := g.during(rng, a, lo, hi, d)
+	a, from, ok := g.place(rng, t, lo, hi, d, kAgent)
 	if !ok {
 		return nil, lo, lo, false
 	}
@@ -401,12 +391,8 @@ func planNewCountry(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*act
 }
 
 func planTravel(g *generator, rng *rand.Rand, t int, lo, hi time.Time) (*actor, time.Time, time.Time, bool) {
-	a := g.pick(rng, t, kAgent, kVendor)
-	if a == nil {
-		return nil, lo, lo, false
-	}
 	d := time.Hour
-	from, ok := g.during(rng, a, lo, hi, d)
+	a, from, ok := g.place(rng, t, lo, hi, d, kAgent, kVendor)
 	if !ok {
 		return nil, lo, lo, false
 	}

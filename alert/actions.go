@@ -46,6 +46,10 @@ type Action struct {
 	// it. An action without a role is refused.
 	Identity string
 	Role     string
+	// Tenants are the tenants the identity may act on (its
+	// dashboards.users tenants); empty means every tenant. An action that
+	// reaches an alert of another tenant is refused (ErrNotAllowed).
+	Tenants []string
 	// Reason is why; a false-positive mark requires one.
 	Reason string
 	// Source is where the click came from: "" (Slack) or "web".

@@ -162,7 +162,8 @@ func (d *Dispatcher) targets(ctx context.Context, a Action) ([]string, error) {
 	return ids, nil
 }
 
-// authorizeLocked checks a's role against every alert it applies to, and
+// authorizeLocked checks a's tenants and role against every alert it
+// applies to (one alert of another tenant refuses the whole action), and
 // that nobody hides the self-monitoring alert about their own suppressions.
 // d.mu is held.
 func (d *Dispatcher) authorizeLocked(a Action, ids []string) error {
@@ -172,6 +173,9 @@ func (d *Dispatcher) authorizeLocked(a Action, ids []string) error {
 			continue
 		}
 		al := st.row.Alert
+		if len(a.Tenants) > 0 && !slices.Contains(a.Tenants, al.Tenant) {
+			return fmt.Errorf("%w: alert %s is of tenant %s, and you may act only on %s", ErrNotAllowed, id, al.Tenant, strings.Join(a.Tenants, ", "))
+		}
 		if !MayAct(a.Role, a.Kind, al.Severity) {
 			return fmt.Errorf("%w: role %s may not %s a %s alert (%s)", ErrNotAllowed, a.Role, a.Kind, al.Severity, id)
 		}

@@ -105,3 +105,60 @@ func TestNoOneHidesTheAlertAboutThemselves(t *testing.T) {
 		t.Fatalf("bob silences: %v", err)
 	}
 }
+
+// TestActionsTenantScoped (issue 10 item 8): a user limited to tenant acme
+// may not acknowledge, escalate, silence or mark false positive an alert of
+// tenant bank, from Slack or from the web; nothing changes. On acme's alert
+// the same user may act.
+func TestActionsTenantScoped(t *testing.T) {
+	ctx := t.Context()
+	st := newMemStore()
+	d := newTestDispatcher(t, Config{DefaultChannel: "C1", GroupWait: time.Second}, st, Options{Poster: &fakePoster{}})
+	now := t0
+	fd := func(tenant string) models.Finding {
+		return models.Finding{Detector: "enumeration", Tenant: tenant, ActorID: "agent-1", ActorType: models.ActorHuman,
+			WindowStart: now.Add(-time.Minute), WindowEnd: now, DetectedAt: now, Severity: models.SeverityMedium, Summary: "x"}
+	}
+	if err := d.Notify(ctx, now, fd("acme"), fd("bank")); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ActiveAlerts(ctx)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("alerts %v %v", rows, err)
+	}
+	ids := map[string]string{}
+	for _, r := range rows {
+		ids[r.Alert.Tenant] = r.Alert.ID
+	}
+	for _, src := range []string{"", "web"} {
+		for _, k := range Actions {
+			a := Action{Kind: k, AlertID: ids["bank"], User: "UAL", Identity: "al", Role: RoleSecOps, Tenants: []string{"acme"},
+				Reason: "not us", Source: src}
+			if err := d.Authorize(ctx, now, a); !errors.Is(err, ErrNotAllowed) {
+				t.Errorf("source %q: authorize %s on bank's alert by an acme user: %v, want ErrNotAllowed", src, k, err)
+			}
+			if err := d.Act(ctx, now, a); !errors.Is(err, ErrNotAllowed) {
+				t.Errorf("source %q: %s on bank's alert by an acme user: %v, want ErrNotAllowed", src, k, err)
+			}
+		}
+	}
+	if sups, _ := st.Suppressions(ctx, now); len(sups) != 0 {
+		t.Fatalf("suppressions written across tenants: %+v", sups)
+	}
+	if rows, _ = st.ActiveAlerts(ctx); len(rows) != 2 {
+		t.Fatalf("alerts changed across tenants: %+v", rows)
+	}
+	for _, r := range rows {
+		if r.Alert.Status != models.StatusOpen || !r.AckedAt.IsZero() {
+			t.Fatalf("alert of %s changed across tenants: %+v", r.Alert.Tenant, r.Alert)
+		}
+	}
+	if err := d.Act(ctx, now, Action{Kind: ActionAcknowledge, AlertID: ids["acme"], User: "al", Identity: "al", Role: RoleSecOps,
+		Tenants: []string{"acme"}, Source: "web"}); err != nil {
+		t.Fatalf("acme user acknowledges acme's alert: %v", err)
+	}
+	if err := d.Act(ctx, now, Action{Kind: ActionAcknowledge, AlertID: ids["bank"], User: "sam", Identity: "sam", Role: RoleSecOps,
+		Source: "web"}); err != nil {
+		t.Fatalf("a user of every tenant acknowledges bank's alert: %v", err)
+	}
+}

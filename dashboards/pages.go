@@ -335,7 +335,7 @@ func (s *Server) act(r *http.Request, id, action, reason string) error {
 		}
 	}
 	reason = strings.TrimSpace(reason)
-	err := s.d.Actions.Act(r.Context(), ActionRequest{AlertID: id, Action: action, User: p.Name, Role: p.Role, Reason: reason}, s.now())
+	err := s.d.Actions.Act(r.Context(), ActionRequest{AlertID: id, Action: action, User: p.Name, Role: p.Role, Tenants: p.Tenants, Reason: reason}, s.now())
 	switch {
 	case errors.Is(err, ErrUnknownAlert):
 		return errorf(http.StatusNotFound, "no alert %q", id)

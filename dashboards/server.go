@@ -84,6 +84,9 @@ type ActionRequest struct {
 	// token's role); alerting checks the role per action and severity.
 	User string
 	Role Role
+	// Tenants are the principal's tenants (empty: every tenant); alerting
+	// refuses an action on an alert of another tenant.
+	Tenants []string
 	// Reason is why; a false-positive mark requires one.
 	Reason string
 }

@@ -17,6 +17,9 @@ import (
 // dashboards.users entry and its e-mail address (optional).
 type Person struct {
 	Name, Role, Email string
+	// Tenants are the user's tenants (dashboards.users[].tenants): the
+	// alerts they may act on. Empty means every tenant.
+	Tenants []string
 }
 
 // ErrUnmapped is returned by Directory.Resolve for a Slack user who is no

@@ -22,9 +22,12 @@ var people = []aslack.Person{
 	{Name: "mia", Role: "manager"},
 	{Name: "eve", Role: "secops", Email: "Eve@Corp.example"},
 	{Name: "ron", Role: "responder", Email: "ron@corp.example"},
+	{Name: "bea", Role: "secops", Tenants: []string{"bank"}},
+	{Name: "al", Role: "secops", Tenants: []string{"acme"}},
 }
 
-var links = []alert.SlackUser{{SlackID: "UANN", User: "ann"}, {SlackID: "UROB", User: "rob"}, {SlackID: "UMIA", User: "mia"}}
+var links = []alert.SlackUser{{SlackID: "UANN", User: "ann"}, {SlackID: "UROB", User: "rob"}, {SlackID: "UMIA", User: "mia"},
+	{SlackID: "UBEA", User: "bea"}, {SlackID: "UAL", User: "al"}}
 
 // interactivity is the Slack endpoint wired as serve wires it: the rig's
 // dispatcher, the real slack-go client on slacktest, the directory, and the
@@ -360,5 +363,73 @@ func TestSelfAlertOnMassSuppression(t *testing.T) {
 		if sp.ActorID == "person:rob" {
 			t.Fatalf("rob silenced the alert about his own silences: %+v", sp)
 		}
+	}
+}
+
+// TestSlackTenantLimitedUser (issue 10 item 8): a Slack user who acts as a
+// chatwarden user limited to tenant bank cannot acknowledge, escalate,
+// silence or mark false positive an alert of tenant acme (no dialog opens,
+// and a dialog opened by someone else cannot be submitted by them): nothing
+// changes, they get an ephemeral reply naming the tenant, each refusal is
+// audited. A user limited to acme may act.
+func TestSlackTenantLimitedUser(t *testing.T) {
+	r := newRig(t, alert.Config{GroupWait: time.Second})
+	m := r.postOne(t, finding("volume_spike", "agent-5", models.SeverityMedium, r.now)) // tenant acme
+	h := r.interactivity(t)
+	btn := buttons(t, m)
+	for _, kind := range alert.Actions {
+		if rec := serve(t, h, click(string(kind), btn[string(kind)], "UBEA")); rec.Code != http.StatusOK {
+			t.Fatalf("bea %s: %d %s", kind, rec.Code, rec.Body)
+		}
+	}
+	if v := r.slack.opened(); len(v) != 0 {
+		t.Fatalf("a false-positive dialog opened for a user of another tenant: %+v", v)
+	}
+	// ann (every tenant) opens the dialog; bea submits it.
+	serve(t, h, click("false_positive", btn["false_positive"], "UANN"))
+	views := r.slack.opened()
+	if len(views) != 1 {
+		t.Fatalf("views opened for ann: %+v", views)
+	}
+	meta, _ := views[0].View["private_metadata"].(string)
+	if rec := serve(t, h, submit(meta, "UBEA", "not ours, a bank batch job")); !strings.Contains(rec.Body.String(), "tenant acme") {
+		t.Fatalf("bea's submission of ann's dialog: %d %s", rec.Code, rec.Body)
+	}
+	if sups := r.suppressions(t); len(sups) != 0 {
+		t.Fatalf("a bank user suppressed an acme alert: %+v", sups)
+	}
+	rows, err := r.st.ActiveAlerts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Alert.Status != models.StatusOpen || !rows[0].AckedAt.IsZero() {
+		t.Fatalf("alert changed by a bank user: %+v", rows)
+	}
+	replies := r.slack.replies()
+	if len(replies) != 4 {
+		t.Fatalf("%d ephemeral replies, want 4: %+v", len(replies), replies)
+	}
+	for _, e := range replies {
+		if !strings.Contains(e.Text, "Not allowed") || !strings.Contains(e.Text, "tenant acme") {
+			t.Errorf("reply %q does not say why", e.Text)
+		}
+	}
+	refused := 0
+	for _, e := range r.audit(t) {
+		if e.User == "bea" && e.Action == "slack_action_refused" {
+			refused++
+		}
+		if e.User == "bea" && e.Action == "slack_action" {
+			t.Errorf("an action of bea was applied: %+v", e)
+		}
+	}
+	if refused != 5 {
+		t.Errorf("%d refusals of bea audited, want 5 (4 clicks, 1 submission)", refused)
+	}
+	if rec := serve(t, h, click("acknowledge", btn["acknowledge"], "UAL")); rec.Code != http.StatusOK {
+		t.Fatalf("al acknowledges: %d", rec.Code)
+	}
+	if rows, err = r.st.ActiveAlerts(t.Context()); err != nil || len(rows) != 1 || rows[0].AckedAt.IsZero() {
+		t.Fatalf("acme user's acknowledgement not applied: %+v %v", rows, err)
 	}
 }

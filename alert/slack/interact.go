@@ -209,7 +209,7 @@ func (h *Handler) audit(ctx context.Context, now time.Time, c *click, action, re
 // action is what the dispatcher is asked to do for c.
 func (c *click) action() alert.Action {
 	return alert.Action{Kind: c.kind, MessageID: c.msgID, AlertID: c.alert, User: c.cb.User.ID, UserName: c.cb.User.Name,
-		Identity: c.person.Name, Role: c.person.Role, Reason: c.reason}
+		Identity: c.person.Name, Role: c.person.Role, Tenants: c.person.Tenants, Reason: c.reason}
 }
 
 // refusal is the reply for an action that is not allowed, or "" when err

@@ -47,7 +47,7 @@ func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Lo
 		return disp.Notify(ctx, time.Now(), fs...)
 	}
 	actions := dashboards.AlertActionsFunc(func(ctx context.Context, req dashboards.ActionRequest, now time.Time) error {
-		err := disp.ActOnAlert(ctx, now, req.AlertID, alert.ActionKind(req.Action), req.User, string(req.Role), req.Reason)
+		err := disp.Act(ctx, now, webAction(req))
 		switch {
 		case errors.Is(err, alert.ErrUnknownAlert):
 			return fmt.Errorf("%w: %s", dashboards.ErrUnknownAlert, req.AlertID)
@@ -119,11 +119,7 @@ func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.
 	if secret == "" && client != nil {
 		log.Warn("alert.slack.signing_secret is not set: Slack buttons will be rejected")
 	}
-	people := make([]aslack.Person, len(c.Dashboards.Users))
-	for i, u := range c.Dashboards.Users {
-		people[i] = aslack.Person{Name: u.Name, Role: string(u.Role), Email: u.Email}
-	}
-	dir, err := aslack.NewDirectory(people, c.Alert.Slack.Users, client)
+	dir, err := aslack.NewDirectory(slackPeople(c), c.Alert.Slack.Users, client)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -133,6 +129,23 @@ func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.
 		return nil, nil, err
 	}
 	return disp, h, nil
+}
+
+// webAction is the alert action of a web or API request: the signed-in
+// user (or token) with its role and tenants.
+func webAction(req dashboards.ActionRequest) alert.Action {
+	return alert.Action{Kind: alert.ActionKind(req.Action), AlertID: req.AlertID, User: req.User, UserName: req.User,
+		Identity: req.User, Role: string(req.Role), Tenants: req.Tenants, Reason: req.Reason, Source: "web"}
+}
+
+// slackPeople are the dashboards users a Slack user can act as, with their
+// roles and tenants.
+func slackPeople(c Config) []aslack.Person {
+	people := make([]aslack.Person, len(c.Dashboards.Users))
+	for i, u := range c.Dashboards.Users {
+		people[i] = aslack.Person{Name: u.Name, Role: string(u.Role), Email: u.Email, Tenants: u.Tenants}
+	}
+	return people
 }
 
 // digestOf turns the weekly summary into the Slack digest.

@@ -492,7 +492,7 @@ func (s *Server) exportHistory(w http.ResponseWriter, r *http.Request) error {
 // CSVHeader is the header row of history exports.
 var CSVHeader = []string{"ts", "event_id", "tenant", "actor_id", "actor_type", "actor_role", "actor_vendor", "action", "store",
 	"resource_type", "resource_id", "subject_id", "records", "fields", "purpose", "conversation_id", "conversation_subject_id",
-	"tool", "result", "client_ip", "client_country"}
+	"tool", "result", "client_ip", "client_country", "destination"}
 
 // WriteCSV writes events as CSV with CSVHeader. Cells that a spreadsheet
 // would run as a formula are prefixed with a quote.
@@ -505,7 +505,7 @@ func WriteCSV(w interface{ Write([]byte) (int, error) }, evs []models.Event) err
 		row := []string{e.TS.UTC().Format(time.RFC3339), e.EventID, e.Tenant, e.Actor.ID, string(e.Actor.Type), e.Actor.Role,
 			e.Actor.Vendor, string(e.Action), e.Store, e.Resource.Type, e.Resource.ID, e.SubjectID, strconv.FormatUint(e.Records, 10),
 			strings.Join(e.Fields, ";"), e.Purpose, e.Conversation.ID, e.Conversation.SubjectID, e.Tool, string(e.Result),
-			e.Client.IP, e.Client.Country}
+			e.Client.IP, e.Client.Country, e.Destination}
 		for i, c := range row {
 			if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
 				row[i] = "'" + c

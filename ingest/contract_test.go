@@ -82,6 +82,7 @@ func TestAccessSchemaMatchesValidation(t *testing.T) {
 		{"fields maxItems", p["fields"].MaxItems, models.MaxFields},
 		{"user_agent maxLength", p["client"].Properties["user_agent"].MaxLength, models.MaxUserAgentLen},
 		{"schema const", p["schema"].Const, models.SchemaAccess},
+		{"destination maxLength", p["destination"].MaxLength, models.MaxStringLen},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {

@@ -292,6 +292,27 @@ func accessMatrix(t *testing.T) []badCase {
 	for _, nm := range PIINearMisses {
 		add("near miss "+nm.Name, with(b, "resource.id", nm.Value), "", "")
 	}
+
+	// destination: only on share and export, checked like every free field.
+	sh := with(b, "action", "share")
+	add("destination on share", with(sh, "destination", "acme-analytics.example"), "", "")
+	add("destination on export", with(with(b, "action", "export"), "destination", "Acme Analytics Ltd"), "", "")
+	add("share without destination", sh, "", "")
+	for _, act := range []string{"read", "search", "list", "update", "delete", "login"} {
+		add("destination on "+act, with(with(b, "action", act), "destination", "acme.example"), ReasonBadValue, "destination")
+	}
+	add("blank destination", with(sh, "destination", " \t "), ReasonBadValue, "destination")
+	add("too long destination", with(sh, "destination", strings.Repeat("x", MaxStringLen+1)), ReasonTooLong, "destination")
+	add("at limit destination", with(sh, "destination", strings.Repeat("x", MaxStringLen)), "", "")
+	add("pii email in destination", with(sh, "destination", "partner.team@vendor.example.com"), ReasonPIIInPayload, "destination")
+	add("pii phone in destination", with(sh, "destination", "+44 20 7946 0958"), ReasonPIIInPayload, "destination")
+	for i, inj := range Injections {
+		add("injection destination #"+string(rune('a'+i)), with(sh, "destination", inj), "", "")
+	}
+	dm := string(encode(t, with(sh, "destination", "a.example")))
+	raw("duplicate destination", strings.Replace(dm, `{`, `{"destination":"b.example",`, 1), ReasonBadJSON, "destination")
+	raw("upper-case Destination", strings.Replace(dm, `"destination"`, `"Destination"`, 1), ReasonBadJSON, "destination")
+	raw("invalid utf8 in destination", strings.Replace(dm, "a.example", "a\xff", 1), ReasonBadUTF8, "")
 	return cs
 }
 

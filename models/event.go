@@ -103,10 +103,18 @@ type Event struct {
 	Tool         string       `json:"tool,omitempty"`
 	Result       Result       `json:"result,omitempty"`
 	Client       Client       `json:"client,omitempty"`
+	// Destination is the organisation, vendor or domain that received the
+	// data of a share or export (a third party); empty for every other
+	// action and for an export that stays in house.
+	Destination string `json:"destination,omitempty"`
 }
 
 // IsExport reports whether the event moves data out in bulk (export or share).
 func (e *Event) IsExport() bool { return e.Action == ActionExport || e.Action == ActionShare }
+
+// Shared reports whether the event sent data to a named third party: a
+// share or export with a destination.
+func (e *Event) Shared() bool { return e.Destination != "" && e.IsExport() }
 
 // Denied reports whether the access was refused.
 func (e *Event) Denied() bool { return e.Result == ResultDenied }

@@ -288,7 +288,7 @@ func (p *fastParser) strp(dst **string) bool {
 }
 
 var (
-	fastTopKeys   = []string{"schema", "event_id", "ts", "tenant", "actor", "action", "store", "resource", "subject_id", "records", "bytes", "fields", "purpose", "conversation", "tool", "result", "client"}
+	fastTopKeys   = []string{"schema", "event_id", "ts", "tenant", "actor", "action", "store", "resource", "subject_id", "records", "bytes", "fields", "purpose", "conversation", "tool", "result", "client", "destination"}
 	fastActorKeys = []string{"id", "type", "role", "vendor"}
 	fastResKeys   = []string{"type", "id"}
 	fastConvKeys  = []string{"id", "subject_id"}
@@ -320,6 +320,8 @@ func fastAccess(b []byte, w *wireAccess) bool {
 			return p.str(&w.Tool)
 		case "result":
 			return p.str(&w.Result)
+		case "destination":
+			return p.str(&w.Destination)
 		case "records":
 			n, ok := p.number()
 			w.Records = n

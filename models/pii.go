@@ -61,6 +61,7 @@ func piiFields(e *Event, fn func(path string, idx int, v *string)) {
 	}{
 		{"purpose", &e.Purpose}, {"conversation.id", &e.Conversation.ID}, {"tool", &e.Tool},
 		{"client.country", &e.Client.Country}, {"client.user_agent", &e.Client.UserAgent},
+		{"destination", &e.Destination},
 	} {
 		fn(f.path, -1, f.v)
 	}

@@ -140,6 +140,7 @@ type wireAccess struct {
 	Tool         string          `json:"tool"`
 	Result       string          `json:"result"`
 	Client       Client          `json:"client"`
+	Destination  string          `json:"destination"`
 }
 
 type wireConsent struct {
@@ -408,7 +409,7 @@ func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
 		{"tenant", e.Tenant}, {"actor.role", e.Actor.Role}, {"actor.vendor", e.Actor.Vendor},
 		{"resource.id", e.Resource.ID}, {"subject_id", e.SubjectID}, {"purpose", e.Purpose},
 		{"conversation.id", e.Conversation.ID}, {"conversation.subject_id", e.Conversation.SubjectID},
-		{"tool", e.Tool}, {"client.country", e.Client.Country},
+		{"tool", e.Tool}, {"client.country", e.Client.Country}, {"destination", w.Destination},
 	} { // in a fixed order, so that the field named is stable
 		if err := checkLen(f.value, f.name, MaxStringLen); err != nil {
 			return Event{}, err
@@ -416,6 +417,15 @@ func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
 	}
 	if err := checkLen(e.Client.UserAgent, "client.user_agent", MaxUserAgentLen); err != nil {
 		return Event{}, err
+	}
+	if w.Destination != "" {
+		if strings.TrimSpace(w.Destination) == "" {
+			return Event{}, verr(ReasonBadValue, "destination", "blank")
+		}
+		if e.Action != ActionShare && e.Action != ActionExport {
+			return Event{}, verr(ReasonBadValue, "destination", "only share and export send data to a destination, not %s", e.Action)
+		}
+		e.Destination = w.Destination
 	}
 	if !l.AllowPII {
 		if h, ok := FindPII(&e); ok {

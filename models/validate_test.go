@@ -78,3 +78,24 @@ func TestDecodeConsent(t *testing.T) {
 		t.Fatalf("missing granted: got %v", err)
 	}
 }
+
+// TestDestinationDecoded: a share's destination reaches the event on the
+// fast and the reflective path, and Shared tells a share to a third party
+// from an in-house export.
+func TestDestinationDecoded(t *testing.T) {
+	msg := `{"event_id":"s1","ts":"2026-11-28T11:00:00Z","actor":{"id":"a","type":"human"},"action":"share",` +
+		`"store":"crm","resource":{"type":"customer_profile"},"records":40,"destination":"acme-analytics.example"}`
+	for _, fast := range []bool{true, false} {
+		e, err := decodeAccess([]byte(msg), now, Limits{}, fast)
+		if err != nil {
+			t.Fatalf("fast=%v: %v", fast, err)
+		}
+		if e.Destination != "acme-analytics.example" || !e.Shared() {
+			t.Fatalf("fast=%v: destination %q shared %v", fast, e.Destination, e.Shared())
+		}
+	}
+	e, err := DecodeAccess([]byte(strings.Replace(msg, `,"destination":"acme-analytics.example"`, "", 1)), now, Limits{})
+	if err != nil || e.Shared() || !e.IsExport() {
+		t.Fatalf("share without destination: %+v %v", e, err)
+	}
+}

@@ -14,11 +14,11 @@ import (
 const insertEvents = `INSERT INTO events (event_id, ts, tenant, actor_id, actor_type, actor_role,
 actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields,
 purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country,
-client_user_agent, ingested_at)`
+client_user_agent, destination, ingested_at)`
 
 // InsertEvents writes events in one native-protocol batch, column by column.
-// The materialized views fill event_ids, events_by_subject and actor_minute in
-// the same INSERT. Callers pass events whose customer ids are already
+// The materialized views fill event_ids, events_by_subject, actor_minute and
+// shares in the same INSERT. Callers pass events whose customer ids are already
 // pseudonymized, and drop duplicates first (see ExistingEventIDs).
 func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error {
 	if len(evs) == 0 {
@@ -27,7 +27,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt
 	n := len(evs)
 	var (
 		ids, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids, subjects = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
-		purposes, convs, convSubjects, tools, results, ips, countries, agents                 = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
+		purposes, convs, convSubjects, tools, results, ips, countries, agents, dests          = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
 		ts, ingested                                                                          = make([]time.Time, n), make([]time.Time, n)
 		records, bytes                                                                        = make([]uint64, n), make([]uint64, n)
 		fields                                                                                = make([][]string, n)
@@ -45,6 +45,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt
 		}
 		purposes[i], convs[i], convSubjects[i], tools[i] = e.Purpose, e.Conversation.ID, e.Conversation.SubjectID, e.Tool
 		results[i], ips[i], countries[i], agents[i] = string(e.Result), e.Client.IP, e.Client.Country, e.Client.UserAgent
+		dests[i] = e.Destination
 		ingested[i] = at
 	}
 	batch, err := s.conn.PrepareBatch(ctx, insertEvents)
@@ -53,7 +54,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt
 	}
 	cols := []any{ids, ts, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids,
 		subjects, records, bytes, fields, purposes, convs, convSubjects, tools, results, ips,
-		countries, agents, ingested}
+		countries, agents, dests, ingested}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
 			_ = batch.Abort()

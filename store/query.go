@@ -105,15 +105,16 @@ func (f HistoryFilter) table() string {
 
 // History returns the events matching f, newest first, and whether more
 // matched than the limit. Events read by customer lack the columns that
-// events_by_subject does not keep (resource id, bytes, client ip and agent).
+// events_by_subject does not keep (resource id, bytes, client ip and agent,
+// destination: SharesOf has a customer's shares).
 func (s *Store) History(ctx context.Context, f HistoryFilter) ([]models.Event, bool, error) {
 	if err := f.Validate(); err != nil {
 		return nil, false, err
 	}
 	where, args := f.where()
-	cols := "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields, purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country, client_user_agent"
+	cols := "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields, purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country, client_user_agent, destination"
 	if f.BySubject() {
-		cols = "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, '', subject_id, records, toUInt64(0), fields, purpose, conversation_id, conversation_subject_id, tool, result, '', client_country, ''"
+		cols = "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, '', subject_id, records, toUInt64(0), fields, purpose, conversation_id, conversation_subject_id, tool, result, '', client_country, '', ''"
 	}
 	lim := f.limit()
 	q := "SELECT " + cols + " FROM " + f.table() + " WHERE " + where + " ORDER BY ts DESC, event_id LIMIT ?"
@@ -129,7 +130,7 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]models.Event, b
 		if err := rows.Scan(&e.EventID, &e.TS, &e.Tenant, &e.Actor.ID, &atype, &e.Actor.Role, &e.Actor.Vendor,
 			&action, &e.Store, &e.Resource.Type, &e.Resource.ID, &e.SubjectID, &e.Records, &e.Bytes, &e.Fields,
 			&e.Purpose, &e.Conversation.ID, &e.Conversation.SubjectID, &e.Tool, &result, &e.Client.IP,
-			&e.Client.Country, &e.Client.UserAgent); err != nil {
+			&e.Client.Country, &e.Client.UserAgent, &e.Destination); err != nil {
 			return nil, false, fmt.Errorf("reading history row: %w", err)
 		}
 		e.Actor.Type, e.Action, e.Result = models.ActorType(atype), models.Action(action), models.Result(result)

@@ -1,11 +1,14 @@
 package detect
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/chatwarden/chatwarden/models"
 )
 
 // mahalanobisDims is the length of the feature-deviation vector.
@@ -112,4 +115,87 @@ func (m *mahalanobis) distance2(v [mahalanobisDims]float64) (d2 float64, contrib
 		d2 += contrib[i]
 	}
 	return math.Max(d2, 0), contrib, true
+}
+
+// features is the actor's deviation vector for the multivariate model.
+func (e *Engine) features(c *cycle, r *windowRow, st *actorState) ([mahalanobisDims]float64, bool) {
+	var v [mahalanobisDims]float64
+	if st.Records.N < 16 {
+		return v, false
+	}
+	mu, _, _ := st.seasonal(hourOfWeek(c.start.In(e.locOf(st))))
+	mu *= c.multiplier(r.Tenant)
+	v[0] = math.Log1p(float64(r.Records)) - math.Log1p(mu)
+	if hp, ok := st.heavyExplains(float64(r.Records), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin)); ok && hp > e.cfg.Detectors.VolumeTailProb {
+		v[0] = 0 // one of the actor's own rare heavy calls, of a plausible size: its records are not a deviation
+	}
+	v[1] = math.Log1p(float64(r.Subjects)) - math.Log1p(st.subjMed)
+	v[2] = math.Log1p(float64(r.Denied))
+	n := 0
+	for _, set := range []struct{ have, now []string }{{st.Stores, r.Stores}, {st.ResourceTypes, r.ResourceTypes}, {st.Categories, r.Categories}} {
+		for _, it := range set.now {
+			if !slices.Contains(set.have, it) {
+				n++
+			}
+		}
+	}
+	v[3] = float64(n)
+	s := 0
+	for _, cat := range r.Categories {
+		if models.SensitiveCategories[cat] {
+			s++
+		}
+	}
+	v[4] = float64(s)
+	// exports beyond the most the actor has made in a window (a nightly
+	// job's own export is not unusual for it)
+	v[5] = math.Max(0, math.Log1p(float64(r.Exports))-math.Log1p(float64(st.ExportMax)))
+	return v, true
+}
+
+func (e *Engine) detectMahalanobis(x *rowCtx) (models.Finding, bool) {
+	if !x.warm {
+		return models.Finding{}, false
+	}
+	v, ok := e.features(x.c, x.r, x.st)
+	if !ok {
+		return models.Finding{}, false
+	}
+	d2, contrib, ok := e.mahal.distance2(v)
+	if !ok {
+		return models.Finding{}, false
+	}
+	p := chiSquareTail(d2, mahalanobisDims)
+	thr := math.Max(chiSquareQuantile(e.cfg.Detectors.MahalanobisProb), 3*e.mahal.empirical)
+	if p > e.cfg.Detectors.MahalanobisProb || d2 < thr {
+		return models.Finding{}, false
+	}
+	notes := map[string]float64{"shrinkage": e.mahal.shrink, "samples": float64(e.mahal.fitN), "empirical_q999_d2": e.mahal.empirical}
+	top, topV := "", 0.0
+	for i, c := range contrib {
+		notes["contribution:"+featureNames[i]] = c
+		notes["value:"+featureNames[i]] = v[i]
+		if c > topV {
+			top, topV = featureNames[i], c
+		}
+	}
+	f := e.base(DetMahalanobis, x, math.Sqrt(d2), p, models.Evidence{Metric: "Mahalanobis distance of the feature deviations",
+		Observed: math.Sqrt(d2), Baseline: math.Sqrt(mahalanobisDims), BaselineSource: "population (Ledoit-Wolf shrinkage covariance)",
+		Threshold: math.Sqrt(thr), Notes: notes})
+	f.Summary = fmt.Sprintf("%s's window is a multivariate outlier (distance %.1f, p %.1e; largest part: %s)", x.r.ActorID, math.Sqrt(d2), p, top)
+	return f, true
+}
+
+// chiSquareQuantile returns the squared distance whose tail probability is p.
+func chiSquareQuantile(p float64) float64 {
+	lo, hi := 0.0, 1000.0
+	for i := 0; i < 60; i++ {
+		mid := (lo + hi) / 2
+		if chiSquareTail(mid, mahalanobisDims) > p {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
 }

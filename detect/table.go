@@ -14,9 +14,11 @@ type windowDetector struct {
 }
 
 // windowDetectors are the window detectors, in the order detectRow runs
-// them. The count detectors (enumeration's hour and day, drift) run on the
-// actor's hourly and daily counts instead (engine.go); the per-event rules are in
-// rules.go. TestDocsListEveryDetector holds docs/detectors.md to
+// them; each detector's check is in the file named as the detector
+// (volume_spike.go, ...), what they share in detectors.go. The count
+// detectors (enumeration's hour and day, drift) run on the actor's hourly
+// and daily counts instead (engine.go calls them); the per-event rules are
+// in rules.go. TestDocsListEveryDetector holds docs/detectors.md to
 // ruleNames and detectorNames.
 var windowDetectors = []windowDetector{
 	{name: DetVolumeSpike, check: (*Engine).detectVolume},

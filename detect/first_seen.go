@@ -1,0 +1,64 @@
+package detect
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/chatwarden/chatwarden/models"
+)
+
+func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
+	d := e.cfg.Detectors
+	if len(x.newIts) == 0 {
+		return models.Finding{}, false
+	}
+	havePeers := x.peer != nil && x.peer.members >= d.PeerMinPeers
+	if !x.warm && !havePeers {
+		return models.Finding{}, false
+	}
+	score := 0.0
+	var items []string
+	var sensitive int
+	for _, it := range x.newIts {
+		w := 1.0
+		if models.SensitiveCategories[it] {
+			w = d.FirstSeenSensitiveWeight
+			sensitive++
+		}
+		share := x.peer.share(it)
+		switch {
+		case havePeers && share < d.FirstSeenPeerRare:
+			w *= 2
+		case havePeers && share >= 0.5:
+			w *= 0.25
+		case havePeers:
+			w *= 0.5
+		}
+		if !x.warm && (!havePeers || share >= d.FirstSeenPeerRare) {
+			continue // new actors are judged against their peers only
+		}
+		score += w
+		items = append(items, it)
+	}
+	if score < d.FirstSeenScore {
+		return models.Finding{}, false
+	}
+	src := "actor"
+	if !x.warm {
+		src = "peers"
+	}
+	f := e.base(DetFirstSeen, x, score, 0, models.Evidence{Metric: "weighted first-seen stores, resource types and categories",
+		Observed: score, Threshold: d.FirstSeenScore, BaselineSource: src, Peers: peerGroup(x.r.ActorRole, x.r.ActorVendor),
+		Notes: map[string]float64{"sensitive": float64(sensitive)}})
+	if x.peer != nil {
+		f.Evidence.PeerCount = x.peer.members
+		for _, it := range items {
+			f.Evidence.Notes["peer_share:"+it] = x.peer.share(it)
+		}
+	}
+	if sensitive > 0 {
+		f.Severity = max(f.Severity, models.SeverityHigh)
+	}
+	f.Summary = fmt.Sprintf("%s touched %s for the first time (rare among its peers)", x.r.ActorID, strings.Join(items, ", "))
+	return f, true
+}

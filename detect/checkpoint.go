@@ -88,6 +88,10 @@ func (e *Engine) Start(ctx context.Context, cp Checkpoints, now time.Time) error
 		}
 	}
 	e.StartAt(end.Add(e.cfg.Window))
+	// Windows before end are learned: an event noted for one of them
+	// (stored while the back-fill ran, or after it) is late and re-opens
+	// its window at the first cycle.
+	e.closed.Store(end.Unix())
 	e.log.Info("detection baselines ready", "actors", len(e.actors), "from", from, "to", end)
 	return nil
 }
@@ -149,7 +153,6 @@ func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Du
 		if err := e.Advance(ctx, e.closeTo(now(), lateness)); err != nil {
 			e.log.Error("detection cycle", "err", err)
 		}
-		e.closed.Store(e.next.Add(-e.cfg.Window).Unix())
 		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
 			if err := e.Checkpoint(ctx, cp, now()); err != nil {
 				e.log.Error("checkpointing baselines", "err", err)
@@ -175,26 +178,6 @@ func (e *Engine) closeTo(now time.Time, lateness time.Duration) time.Time {
 	}
 	e.metrics.heldBack.Set(0)
 	return t
-}
-
-// NoteEvents counts the events (by event time) that arrive for windows Run
-// has already evaluated (chatwarden_detect_late_events_total): later than
-// the allowed lateness behind the watermark. Safe to call from ingest's
-// batch observer while Run runs.
-func (e *Engine) NoteEvents(ts []time.Time) {
-	closed := e.closed.Load()
-	if closed == 0 {
-		return
-	}
-	n := 0
-	for _, t := range ts {
-		if t.Unix() < closed {
-			n++
-		}
-	}
-	if n > 0 {
-		e.metrics.late.Add(float64(n))
-	}
 }
 
 // RunOnEvents is Run on event time (detect.clock: events): every poll (wall
@@ -223,7 +206,6 @@ func (e *Engine) RunOnEvents(ctx context.Context, watermark, now func() time.Tim
 		if _, err := e.stepOnEvents(ctx, watermark()); err != nil {
 			e.log.Error("detection cycle", "err", err)
 		}
-		e.closed.Store(e.next.Add(-e.cfg.Window).Unix())
 		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
 			if err := e.Checkpoint(ctx, cp, now()); err != nil {
 				e.log.Error("checkpointing baselines", "err", err)

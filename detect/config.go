@@ -40,6 +40,18 @@ type Config struct {
 	// 1h). With consumer lag, windows wait for their events instead of
 	// being evaluated empty on the wall clock.
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// ReopenWindows is how many windows back, behind the last one
+	// evaluated, an event stored late (later than AllowedLateness behind
+	// the watermark: a producer's outage buffer, a backlog read after a
+	// restart) re-opens its window: the window is evaluated again for the
+	// late events' actors, detect-only (default 60, at most 1440; -1: late
+	// events are only counted). Older late events are counted in
+	// chatwarden_detect_late_events_unreopened_total.
+	ReopenWindows int `yaml:"reopen_windows"`
+	// ReopenPerCycle bounds the re-opened windows evaluated per detection
+	// cycle, oldest first; the rest wait for the next cycle (default 10;
+	// 1 to 1000).
+	ReopenPerCycle int `yaml:"reopen_per_cycle"`
 	// RiskHalfLife is the half-life of a finding in the actor risk score
 	// (default 72h).
 	RiskHalfLife time.Duration `yaml:"risk_half_life"`
@@ -259,6 +271,8 @@ func (c Config) WithDefaults() Config {
 	if c.AllowedLateness == 0 {
 		c.AllowedLateness = 5 * time.Second
 	}
+	defInt(&c.ReopenWindows, 60)
+	defInt(&c.ReopenPerCycle, 10)
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = time.Hour
 	}
@@ -382,6 +396,13 @@ const (
 	ClockEvents = "events"
 )
 
+// MaxReopenWindows and MaxReopenPerCycle bound detect.reopen_windows and
+// detect.reopen_per_cycle.
+const (
+	MaxReopenWindows  = 1440
+	MaxReopenPerCycle = 1000
+)
+
 // MinWindow and MaxWindow bound detect.window.
 const (
 	MinWindow = 10 * time.Second
@@ -415,6 +436,12 @@ func (c Config) Validate() error { //nolint:gocognit // one flat check per field
 	}
 	if c.AllowedLateness < 0 || c.AllowedLateness > time.Hour {
 		bad("allowed_lateness", "%s is not between 0 and 1h", c.AllowedLateness)
+	}
+	if c.ReopenWindows < -1 || c.ReopenWindows > MaxReopenWindows {
+		bad("reopen_windows", "%d: want 1 to %d windows (-1: late events do not re-open their windows)", c.ReopenWindows, MaxReopenWindows)
+	}
+	if c.ReopenPerCycle < 1 || c.ReopenPerCycle > MaxReopenPerCycle {
+		bad("reopen_per_cycle", "%d: want 1 to %d windows per cycle", c.ReopenPerCycle, MaxReopenPerCycle)
 	}
 	if c.BackfillDays < 0 {
 		bad("backfill_days", "%d is negative", c.BackfillDays)

@@ -58,7 +58,7 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 	}
 	e.scratch = st.stats(e.scratch)
 	x.ser = e.seriesPrepare(st, c.start.Unix()/int64(e.cfg.Window/time.Second))
-	if x.ser != nil {
+	if x.ser != nil && !e.reopening {
 		e.series[actorKey{r.Tenant, r.ActorID}] = st
 	}
 	e.session(x)

@@ -105,8 +105,15 @@ type Engine struct {
 	pendFindings []models.Finding
 
 	// closed is the end (Unix seconds) before which every window is
-	// evaluated: an event older than it arrives late (NoteEvents).
+	// evaluated: an event older than it arrives late (NoteEvents);
+	// notStarted before the first cycle.
 	closed atomic.Int64
+	// late are the windows re-opened by late events; emitted the
+	// findings raised per window end while it can be re-opened; reopening
+	// is set while a re-opened window is judged (reopen.go).
+	late      lateWindows
+	emitted   map[int64]map[string]struct{}
+	reopening bool
 }
 
 // maxPendingFindings bounds the findings kept for a retry per sink.
@@ -129,6 +136,7 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
 		series: map[actorKey]*actorState{}}
 	e.metrics = newMetrics(opt.Registerer)
+	e.closed.Store(notStarted)
 	for k, tz := range cfg.TimeZones.Actors {
 		e.locs["a:"+k], _ = time.LoadLocation(tz)
 	}
@@ -186,6 +194,11 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 			e.supp = sp
 		}
 	}
+	if !e.learnOnly {
+		if err := e.reopenLate(ctx, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for !e.next.After(now) {
 		last := e.next
 		for last.Add(w).Before(now) || last.Add(w).Equal(now) {
@@ -224,6 +237,9 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 			}
 			e.next = end.Add(w)
 			e.metrics.lastWindowEnd.Set(float64(end.Unix()))
+			if !e.learnOnly {
+				e.closed.Store(end.Unix())
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -250,13 +266,16 @@ func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []wind
 		r := &rows[i]
 		st := e.state(r)
 		fs := e.detectRow(cyc, r, st)
-		e.learnRow(cyc, r, st, fs)
+		if !e.learnOnly || !e.lateAtStart(end, r) {
+			e.learnRow(cyc, r, st, fs)
+		}
 		out = append(out, fs...)
 	}
 	out = append(out, e.evaluateSilent(cyc, rows)...)
 	if e.learnOnly || len(out) == 0 {
 		return nil
 	}
+	e.noteRaised(end, out)
 	return e.emit(ctx, end, out)
 }
 
@@ -546,13 +565,15 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 		if mu <= 0 {
 			continue
 		}
-		decay := float32(1)
-		if st.MultAt > 0 && wn > st.MultAt {
-			decay = float32(math.Pow(multDecay, float64(wn-st.MultAt)))
+		if !e.reopening { // a re-opened window reads the levels as they are
+			decay := float32(1)
+			if st.MultAt > 0 && wn > st.MultAt {
+				decay = float32(math.Pow(multDecay, float64(wn-st.MultAt)))
+			}
+			st.MultObs = st.MultObs*decay + float32(r.Records)
+			st.MultExp = st.MultExp*decay + float32(mu)
+			st.MultAt = wn
 		}
-		st.MultObs = st.MultObs*decay + float32(r.Records)
-		st.MultExp = st.MultExp*decay + float32(mu)
-		st.MultAt = wn
 		if lv, ok := st.level(); ok {
 			ratios[r.Tenant] = append(ratios[r.Tenant], lv)
 		}

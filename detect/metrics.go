@@ -15,6 +15,9 @@ type metrics struct {
 	pending       prometheus.Gauge
 	heldBack      prometheus.Gauge
 	late          prometheus.Counter
+	unreopened    prometheus.Counter
+	reopened      prometheus.Counter
+	reopenPending prometheus.Gauge
 	dropped       *prometheus.CounterVec
 	evicted       prometheus.Counter
 	actors        prometheus.Gauge
@@ -41,7 +44,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		heldBack: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_watermark_held_back_seconds",
 			Help: "How far ingest's low watermark (consumer lag) held the last cycle back behind the wall clock."}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_late_events_total",
-			Help: "Events stored for windows detection had already evaluated (later than the allowed lateness behind the watermark)."}),
+			Help: "Events stored for windows detection had already evaluated (later than the allowed lateness behind the watermark); they re-open their window (detect.reopen_windows)."}),
+		unreopened: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_late_events_unreopened_total",
+			Help: "Late events whose window was too far back to re-open (detect.reopen_windows), or re-opening is off: counted, not judged by the window detectors."}),
+		reopened: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_windows_reopened_total",
+			Help: "Windows evaluated again for the actors of late events (detect-only; a finding already raised for the window is not raised twice)."}),
+		reopenPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_windows_reopen_pending",
+			Help: "Windows re-opened by late events and waiting to be evaluated (at most detect.reopen_per_cycle per cycle)."}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_findings_pending",
 			Help: "Window findings whose hand-off (findings table, alerting) failed, waiting to be retried on the next cycle."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_findings_dropped_total",
@@ -53,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd,
-			m.pending, m.dropped, m.evicted, m.actors, m.heldBack, m.late)
+			m.pending, m.dropped, m.evicted, m.actors, m.heldBack, m.late, m.unreopened, m.reopened, m.reopenPending)
 	}
 	return m
 }

@@ -65,14 +65,12 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 	// observers run after the batch is stored).
 	var newest atomic.Int64
 	observer := ingest.BatchObserver(func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent) {
-		ts := make([]time.Time, len(evs))
 		for i := range evs {
-			ts[i] = evs[i].TS
 			if n := evs[i].TS.UnixNano(); n > newest.Load() {
 				newest.Store(n)
 			}
 		}
-		eng.NoteEvents(ts) // late events, counted
+		eng.NoteEvents(evs) // late events: counted, re-open their windows
 		fs := rules.Check(now, evs, cs)
 		if len(fs) == 0 {
 			return

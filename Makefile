@@ -146,7 +146,7 @@ bench:
 # ClickHouse of their own (.stack-drills/, ports 19092/19093/19000/18123,
 # ClickHouse data on a tmpfs; needs root for the mount; the shared stack is
 # never touched), each injecting a fault and checking the invariants. About
-# 35 minutes (drill 8 waits out 10 minutes of lag); DRILLS=regexp picks drills, DRILL_SLACK_OUTAGE=5m the full
+# 45 minutes (drills 8 and 8b each wait out 10 minutes of lag); DRILLS=regexp picks drills, DRILL_SLACK_OUTAGE=5m the full
 # Slack outage. The table goes to .stack-drills/drills.md.
 drills:
 	go test -count=1 -tags drills -timeout 75m -v -run "$${DRILLS:-Drill}" ./drills/

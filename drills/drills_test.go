@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 // envDuration reads a duration from the environment (def when unset).
@@ -559,16 +560,7 @@ func TestDrillConsumerLag(t *testing.T) {
 	stopped := time.Now()
 	t.Logf("serve paused with %d events stored", d.stored(t))
 	time.Sleep(lag / 2)
-	exfil := "exfil-" + d.id
-	var buf strings.Builder
-	now := time.Now().UTC().Format(time.RFC3339)
-	for i := range 600 {
-		fmt.Fprintf(&buf, `{"event_id":"exfil-%d","ts":%q,"actor":{"id":%q,"type":"human","role":"agent"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"x-%d"},"subject_id":"victim-%d","records":5,"fields":["email","phone","address"],"purpose":"support"}`+"\n",
-			i, now, exfil, i, i)
-	}
-	if _, err := d.produce(t.Context(), []byte(buf.String()), 0); err != nil {
-		t.Fatal(err)
-	}
+	exfil := d.burst(t)
 	time.Sleep(lag - time.Since(stopped))
 	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -605,6 +597,105 @@ func TestDrillConsumerLag(t *testing.T) {
 	r.Outcome = fmt.Sprintf("the burst raised %s after serve resumed; detection held back by the watermark up to %.0f s (chatwarden_detect_watermark_held_back_seconds, sampled)",
 		found, held)
 	r.Outcome += fmt.Sprintf("; ClickHouse tmpfs peak %d MB", d.peakMB())
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("graceful stop after the drill: %v", err)
+	}
+	record(r)
+}
+
+// burst produces, with event time now, one agent's pull of 600 customers
+// (600 reads of 5 records: no single event trips an event rule) and
+// returns the agent's id.
+func (d *drill) burst(t *testing.T) string {
+	t.Helper()
+	exfil := "exfil-" + d.id
+	var buf strings.Builder
+	now := time.Now().UTC().Format(time.RFC3339)
+	for i := range 600 {
+		fmt.Fprintf(&buf, `{"event_id":"exfil-%d","ts":%q,"actor":{"id":%q,"type":"human","role":"agent"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"x-%d"},"subject_id":"victim-%d","records":5,"fields":["email","phone","address"],"purpose":"support"}`+"\n",
+			i, now, exfil, i, i)
+	}
+	if _, err := d.produce(t.Context(), []byte(buf.String()), 0); err != nil {
+		t.Fatal(err)
+	}
+	return exfil
+}
+
+// TestDrillConsumerLagRestart (issue 10 item 6): `chatwarden serve` is
+// killed (SIGKILL) and stays down for DRILL_LAG (default 10 minutes) while
+// live traffic goes on; in the middle of the lag an agent pulls 600
+// customers in a minute. Restarted, serve back-fills its baselines up to
+// the restart (the lagged windows learned without findings: their events
+// are still in Kafka) and then reads the backlog: those events are late,
+// and must re-open their windows, so that a window detector still raises
+// the burst, once per detector and window (the findings table holds no
+// second copy). Before the re-open the backlog's events were only counted
+// in chatwarden_detect_late_events_total and the burst went unseen.
+func TestDrillConsumerLagRestart(t *testing.T) {
+	d := newDrill(t, drillOptions{})
+	lag := envDuration(t, "DRILL_LAG", 10*time.Minute)
+	r := result{Drill: "8b consumer lag across a restart", Injected: fmt.Sprintf("`chatwarden serve` killed (SIGKILL) and restarted %s later, live traffic going on (20 agents, 20 events/s); inside the lag one agent reads 600 customers in a minute", lag)}
+	p := d.start(t, "serve")
+	ctx, stopTraffic := context.WithCancel(t.Context())
+	defer stopTraffic()
+	traffic := d.liveTraffic(ctx, t, "live", 20)
+	waitFor(t, 3*time.Minute, "detection baselines ready", func() bool {
+		return p.exited() || strings.Contains(p.log(), "detection baselines ready")
+	})
+	// Three windows of peer traffic: the burst is judged against its peers.
+	time.Sleep(3*time.Minute + 10*time.Second)
+	_ = p.stop(t, syscall.SIGKILL)
+	stopped := time.Now()
+	t.Logf("serve killed with %d events stored", d.stored(t))
+	time.Sleep(lag / 2)
+	exfil := d.burst(t)
+	time.Sleep(lag - time.Since(stopped))
+	t.Logf("group lag %d before the restart", d.lag(t))
+	p = d.start(t, "serve")
+	restarted := time.Now()
+	waitFor(t, 5*time.Minute, "a window detector's finding on the burst", func() bool {
+		fs, err := d.st.Findings(t.Context(), store.FindingFilter{ActorID: exfil, IncludeSuppressed: true})
+		return err == nil && len(fs) > 0
+	})
+	r.Recovery = time.Since(restarted)
+	// Two more cycles once ingest has caught up: a second re-open of the
+	// burst's window (more of its late events) must raise nothing again.
+	waitFor(t, 3*time.Minute, "ingest caught up", func() bool { return d.lag(t) == 0 })
+	time.Sleep(2*time.Minute + 10*time.Second)
+	fs, err := d.st.Findings(t.Context(), store.FindingFilter{ActorID: exfil, IncludeSuppressed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	var dets []string
+	for _, f := range fs {
+		k := f.Detector + " " + f.WindowStart.Format(time.RFC3339)
+		if seen[k]++; seen[k] == 2 {
+			t.Errorf("finding %s on %s stored twice", k, exfil)
+		}
+		if seen[k] == 1 {
+			dets = append(dets, f.Detector)
+		}
+	}
+	reopened := p.metric("chatwarden_detect_windows_reopened_total")
+	late := p.metric("chatwarden_detect_late_events_total")
+	if reopened <= 0 {
+		t.Errorf("chatwarden_detect_windows_reopened_total %v: the burst was not found by a re-open", reopened)
+	}
+	if p.exited() {
+		t.Errorf("serve exited: %s", p.lastLine())
+	}
+	stopTraffic()
+	r.Produced = traffic() + 600
+	if s, ok := d.summary(t); ok {
+		r.Stored = s.DistinctIDs
+		r.Duplicates = s.Events - s.DistinctIDs
+		if r.Stored != uint64(r.Produced) || r.Duplicates != 0 {
+			t.Errorf("stored %d distinct events (%d duplicates), produced %d", r.Stored, r.Duplicates, r.Produced)
+		}
+	}
+	r.Outcome = fmt.Sprintf("the burst raised %s (once each) after the restart; %.0f late events, %.0f windows re-opened; ClickHouse tmpfs peak %d MB",
+		strings.Join(dets, ", "), late, reopened, d.peakMB())
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("graceful stop after the drill: %v", err)
 	}

@@ -96,7 +96,7 @@ func (s *Server) apiWeekly(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sum, err := s.d.Weekly(r.Context(), wk, s.now())
+	sum, err := s.d.Weekly(r.Context(), wk, principalOf(r).Tenants, s.now())
 	if err != nil {
 		return err
 	}

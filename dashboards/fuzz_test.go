@@ -169,7 +169,7 @@ func fakeServer(t testing.TB, s string) (*Server, *fakeQueries, *http.Cookie) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	weekly := func(_ context.Context, w report.Week, now time.Time) (*report.Summary, error) {
+	weekly := func(_ context.Context, w report.Week, _ []string, now time.Time) (*report.Summary, error) {
 		return &report.Summary{Week: w.String(), From: w.Start(), To: w.End(), GeneratedAt: now, Paragraph: s,
 			TopActors: []report.ActorRisk{}, Exposure: store.Exposure{Categories: []store.Count{{Name: s, Count: 1}}}}, nil
 	}

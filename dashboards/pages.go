@@ -562,11 +562,6 @@ func (s *Server) subjectPage(w http.ResponseWriter, r *http.Request) error {
 
 // weekOf reads ?week= or takes the last complete week.
 func (s *Server) weekOf(r *http.Request) (report.Week, error) {
-	// The weekly summary covers every tenant: not for a principal limited
-	// to some.
-	if len(principalOf(r).Tenants) > 0 {
-		return report.Week{}, errorf(http.StatusForbidden, "the weekly report covers every tenant; yours are limited to %v", principalOf(r).Tenants)
-	}
 	if v := r.URL.Query().Get("week"); v != "" {
 		w, err := report.ParseWeek(v)
 		if err != nil {
@@ -586,7 +581,9 @@ func (s *Server) weeklyPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	sum, err := s.d.Weekly(r.Context(), wk, now)
+	// A principal limited to some tenants gets the summary of those.
+	tenants := principalOf(r).Tenants
+	sum, err := s.d.Weekly(r.Context(), wk, tenants, now)
 	if err != nil {
 		return err
 	}
@@ -596,7 +593,7 @@ func (s *Server) weeklyPage(w http.ResponseWriter, r *http.Request) error {
 	var note string
 	if r.URL.Query().Get("week") == "" && !weekHasData(sum) {
 		cur := report.WeekOf(now)
-		cs, err := s.d.Weekly(r.Context(), cur, now)
+		cs, err := s.d.Weekly(r.Context(), cur, tenants, now)
 		if err != nil {
 			return err
 		}

@@ -123,8 +123,9 @@ var ErrActionNeedsReason = errors.New("action needs a reason")
 // Actions are the actions an alert offers, as on the Slack buttons.
 var Actions = []string{"acknowledge", "false_positive", "escalate", "silence_24h"}
 
-// WeeklyFunc builds the weekly summary of a week (report.Reporter.Weekly).
-type WeeklyFunc func(ctx context.Context, w report.Week, now time.Time) (*report.Summary, error)
+// WeeklyFunc builds the weekly summary of a week over tenants (nil: every
+// tenant) (report.Reporter.WeeklyFor).
+type WeeklyFunc func(ctx context.Context, w report.Week, tenants []string, now time.Time) (*report.Summary, error)
 
 // Deps are what the server reads and calls.
 type Deps struct {

@@ -138,15 +138,8 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 	}
 	cfg.InsecureCookies = true
 	acts := &fakeActions{s: s}
-	rep := &report.Reporter{Events: s, Alerts: report.AlertSourceFunc(func(ctx context.Context, from, to time.Time) ([]report.AlertRecord, error) {
-		lives, err := s.AlertLives(ctx, from, to)
-		var out []report.AlertRecord
-		for _, l := range lives {
-			out = append(out, report.AlertRecord{Alert: l.Alert, AckedAt: l.AckedAt, ResolvedAt: l.ResolvedAt})
-		}
-		return out, err
-	})}
-	srv, err := New(cfg, Deps{Events: s, Subjects: s, Audit: s, Alerts: s, Actions: acts, Weekly: rep.Weekly,
+	rep := &report.Reporter{Events: s, Alerts: report.StoreAlerts(s)}
+	srv, err := New(cfg, Deps{Events: s, Subjects: s, Audit: s, Alerts: s, Actions: acts, Weekly: rep.WeeklyFor,
 		Pseudonymize: p.AllTenant, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)

@@ -18,8 +18,8 @@ import (
 // A data-subject report or history by raw id covers one tenant (also for
 // rows stored under the pre-tenant pseudonym, which is the same in both);
 // a user or token limited to a tenant sees nothing of another tenant on any
-// page or API: history, blast radius, subjects, alerts, alert actions, the
-// weekly report.
+// page or API: history, blast radius, subjects, alerts, alert actions; the
+// weekly report covers only their tenants.
 func TestTenantSeparation(t *testing.T) {
 	t.Parallel() // a database of its own
 	const bankToken = "cw_fedcba9876543210_YmFuay1vbmx5LXRva2VuLWZvci10ZXN0cy0wMTIzNDU"
@@ -125,8 +125,19 @@ func TestTenantSeparation(t *testing.T) {
 		check(t, c, "", "/api/blast-radius?alert=al-bank", http.StatusNotFound, "")
 		check(t, c, "", "/api/alerts/al-bank", http.StatusNotFound, "")
 		check(t, c, "", "/alerts/al-bank", http.StatusNotFound, "")
-		check(t, c, "", "/api/reports/weekly", http.StatusForbidden, "")
-		_, body := get(t, c, f.ts.URL+"/api/alerts")
+		// The weekly report of the current week (with both alerts and both
+		// tenants' events): retail's share only (was 403).
+		check(t, c, "", "/api/reports/weekly?week=2026-W48", 200, "")
+		_, body := get(t, c, f.ts.URL+"/api/reports/weekly?week=2026-W48")
+		if strings.Contains(body, "al-bank") || strings.Contains(body, "agent-b") || strings.Contains(body, `"bank"`) ||
+			!strings.Contains(body, "agent-17") || !strings.Contains(strings.Join(strings.Fields(body), ""), `"tenants":["retail"]`) {
+			t.Errorf("weekly report of a retail user: %.600s", body)
+		}
+		if resp, page := get(t, c, f.ts.URL+"/reports/weekly?week=2026-W48"); resp.StatusCode != 200 || strings.Contains(page, "agent-b") ||
+			!strings.Contains(page, "Tenants: retail only.") {
+			t.Errorf("weekly page of a retail user: %d %.300s", resp.StatusCode, page)
+		}
+		_, body = get(t, c, f.ts.URL+"/api/alerts")
 		if strings.Contains(body, "al-bank") || !strings.Contains(body, "al-crit") {
 			t.Errorf("alert list of a retail user: %.300s", body)
 		}
@@ -145,6 +156,7 @@ func TestTenantSeparation(t *testing.T) {
 		check(t, c, bankToken, "/api/history?actor=agent-r&since=24h", 200, "")
 		check(t, c, bankToken, "/api/alerts/al-crit", http.StatusNotFound, "")
 		check(t, c, bankToken, "/api/alerts/al-bank", 200, "agent-b")
+		check(t, c, bankToken, "/api/reports/weekly?week=2026-W48", 200, "agent-b")
 	})
 }
 

@@ -33,33 +33,59 @@ type AlertRecord struct {
 // AlertSource gives the report its alerts.
 type AlertSource interface {
 	// AlertRecords returns every alert first seen in [from, to) with its
-	// acknowledge and resolve times. An error fails the report.
-	AlertRecords(ctx context.Context, from, to time.Time) ([]AlertRecord, error)
+	// acknowledge and resolve times, only of tenants when that is not
+	// empty. An error fails the report.
+	AlertRecords(ctx context.Context, tenants []string, from, to time.Time) ([]AlertRecord, error)
 }
 
 // AlertSourceFunc adapts a function to AlertSource.
-type AlertSourceFunc func(ctx context.Context, from, to time.Time) ([]AlertRecord, error)
+type AlertSourceFunc func(ctx context.Context, tenants []string, from, to time.Time) ([]AlertRecord, error)
 
 // AlertRecords calls f.
-func (f AlertSourceFunc) AlertRecords(ctx context.Context, from, to time.Time) ([]AlertRecord, error) {
-	return f(ctx, from, to)
+func (f AlertSourceFunc) AlertRecords(ctx context.Context, tenants []string, from, to time.Time) ([]AlertRecord, error) {
+	return f(ctx, tenants, from, to)
+}
+
+// AlertLifeReader reads alerts with their reaction and resolution times.
+// *store.Store implements it.
+type AlertLifeReader interface {
+	// AlertLives returns every alert (of tenants, when not empty) first
+	// seen in [from, to) with its reaction and resolution times.
+	AlertLives(ctx context.Context, tenants []string, from, to time.Time) ([]store.AlertLife, error)
+}
+
+// StoreAlerts is the AlertSource over the store's alert lives.
+func StoreAlerts(s AlertLifeReader) AlertSource {
+	return AlertSourceFunc(func(ctx context.Context, tenants []string, from, to time.Time) ([]AlertRecord, error) {
+		lives, err := s.AlertLives(ctx, tenants, from, to)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]AlertRecord, len(lives))
+		for i, l := range lives {
+			out[i] = AlertRecord{Alert: l.Alert, AckedAt: l.AckedAt, ResolvedAt: l.ResolvedAt}
+		}
+		return out, nil
+	})
 }
 
 // EventSource gives the report access volume and the exposure of flagged
-// access. *store.Store implements it.
+// access. *store.Store implements it. tenants, when not empty, bounds
+// what DailyVolume and VendorActivity count.
 type EventSource interface {
-	DailyVolume(ctx context.Context, from, to time.Time) ([]store.DayVolume, error)
+	DailyVolume(ctx context.Context, tenants []string, from, to time.Time) ([]store.DayVolume, error)
 	ExposureOfWindows(ctx context.Context, ws []store.ActorWindow) (store.Exposure, error)
-	VendorActivity(ctx context.Context, from, to time.Time) ([]store.ActorInfo, error)
+	VendorActivity(ctx context.Context, tenants []string, from, to time.Time) ([]store.ActorInfo, error)
 }
 
 // RiskSource gives the report the actor risk scores detection records
 // (the decayed sum of an actor's findings). *store.Store implements it.
 type RiskSource interface {
-	// TopRiskyActors returns the n actors with the highest risk score
-	// recorded in [from, to), each with its highest score in the range,
-	// highest first. No rows (detection not running) is not an error.
-	TopRiskyActors(ctx context.Context, from, to time.Time, n int) ([]store.ActorRisk, error)
+	// TopRiskyActors returns the n actors (of tenants, when not empty)
+	// with the highest risk score recorded in [from, to), each with its
+	// highest score in the range, highest first. No rows (detection not
+	// running) is not an error.
+	TopRiskyActors(ctx context.Context, tenants []string, from, to time.Time, n int) ([]store.ActorRisk, error)
 }
 
 // maxRiskActors bounds the risk rows one report reads: enough for the top
@@ -229,7 +255,10 @@ type Timing struct {
 
 // Summary is one week's breach-risk summary.
 type Summary struct {
-	Week        string    `json:"week"`
+	Week string `json:"week"`
+	// Tenants are the tenants the summary covers; empty means every
+	// tenant. A reader limited to some tenants gets a summary of those.
+	Tenants     []string  `json:"tenants,omitempty"`
 	From        time.Time `json:"from"`
 	To          time.Time `json:"to"`
 	GeneratedAt time.Time `json:"generated_at"`
@@ -290,18 +319,34 @@ var severityWeight = map[models.Severity]float64{
 	models.SeverityInfo: 0, models.SeverityLow: 1, models.SeverityMedium: 3, models.SeverityHigh: 7, models.SeverityCritical: 15,
 }
 
-// Weekly builds the summary of week w. now is the report's generation time.
+// Weekly builds the summary of week w over every tenant. now is the
+// report's generation time.
 func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary, error) {
+	return r.WeeklyFor(ctx, w, nil, now)
+}
+
+// WeeklyFor builds the summary of week w over tenants (nil or empty: every
+// tenant): alerts, trend, risk, vendors, exposure and volume of other
+// tenants are left out, each source is asked for those tenants only, and
+// what comes back from another tenant is dropped as well.
+func (r *Reporter) WeeklyFor(ctx context.Context, w Week, tenants []string, now time.Time) (*Summary, error) {
 	cfg := r.Config.withDefaults()
 	from, to := w.Start(), w.End()
 	trendFrom := from.AddDate(0, 0, -7*(cfg.TrendWeeks-1))
-	all, err := r.Alerts.AlertRecords(ctx, trendFrom, to)
+	tenants = slices.Clone(tenants)
+	slices.Sort(tenants)
+	inScope := func(t string) bool { return len(tenants) == 0 || slices.Contains(tenants, t) }
+	got, err := r.Alerts.AlertRecords(ctx, tenants, trendFrom, to)
 	if err != nil {
 		return nil, fmt.Errorf("reading alerts of %s: %w", w, err)
 	}
-	s := &Summary{Week: w.String(), From: from, To: to, GeneratedAt: now.UTC()}
-	var week []AlertRecord
-	for _, a := range all {
+	s := &Summary{Week: w.String(), Tenants: tenants, From: from, To: to, GeneratedAt: now.UTC()}
+	var all, week []AlertRecord
+	for _, a := range got {
+		if !inScope(a.Alert.Tenant) {
+			continue
+		}
+		all = append(all, a)
 		if !a.Alert.FirstSeen.Before(from) && a.Alert.FirstSeen.Before(to) {
 			week = append(week, a)
 		}
@@ -350,10 +395,10 @@ func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary,
 		errExp, errVol, errVend, errRisk error
 	)
 	wg.Go(func() { s.Exposure, errExp = r.Events.ExposureOfWindows(ctx, windows) })
-	wg.Go(func() { s.Volume, errVol = r.Events.DailyVolume(ctx, from, to) })
-	wg.Go(func() { vendors, errVend = r.Events.VendorActivity(ctx, from, to) })
+	wg.Go(func() { s.Volume, errVol = r.Events.DailyVolume(ctx, tenants, from, to) })
+	wg.Go(func() { vendors, errVend = r.Events.VendorActivity(ctx, tenants, from, to) })
 	if r.Risk != nil {
-		wg.Go(func() { risk, errRisk = r.Risk.TopRiskyActors(ctx, from, to, maxRiskActors) })
+		wg.Go(func() { risk, errRisk = r.Risk.TopRiskyActors(ctx, tenants, from, to, maxRiskActors) })
 	}
 	wg.Wait()
 	if errExp != nil {
@@ -368,6 +413,8 @@ func (r *Reporter) Weekly(ctx context.Context, w Week, now time.Time) (*Summary,
 	if errRisk != nil {
 		return nil, fmt.Errorf("reading risk scores of %s: %w", w, errRisk)
 	}
+	risk = slices.DeleteFunc(risk, func(x store.ActorRisk) bool { return !inScope(x.Tenant) })
+	vendors = slices.DeleteFunc(vendors, func(x store.ActorInfo) bool { return !inScope(x.Tenant) })
 	actors := s.risks(week, risk, vendors)
 	s.topActors(actors, cfg.TopN)
 	s.vendors(week, actors, vendors, cfg.TopN)

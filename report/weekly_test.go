@@ -25,11 +25,11 @@ type fakeAlerts struct {
 	from, to time.Time
 }
 
-func (f *fakeAlerts) AlertRecords(_ context.Context, from, to time.Time) ([]AlertRecord, error) {
+func (f *fakeAlerts) AlertRecords(_ context.Context, tenants []string, from, to time.Time) ([]AlertRecord, error) {
 	f.from, f.to = from, to
 	var out []AlertRecord
 	for _, r := range f.recs {
-		if !r.Alert.FirstSeen.Before(from) && r.Alert.FirstSeen.Before(to) {
+		if !r.Alert.FirstSeen.Before(from) && r.Alert.FirstSeen.Before(to) && (len(tenants) == 0 || slices.Contains(tenants, r.Alert.Tenant)) {
 			out = append(out, r)
 		}
 	}
@@ -243,4 +243,94 @@ func firstDiff(a, b string) string {
 		}
 	}
 	return ""
+}
+
+// TestWeeklyForTenants (issue 10 item 8): a summary for a tenant-limited
+// reader covers only their tenants. With a second tenant's events, vendor,
+// risk scores and alerts added to the simulated week, retail's summary is
+// byte for byte the golden one (retail alone); bank's names no retail
+// actor, vendor, alert or volume; the summary of every tenant has both.
+func TestWeeklyForTenants(t *testing.T) {
+	s, alerts, w := simulatedWeek(t)
+	mon := w.Start()
+	bankVendor := models.Actor{ID: "bank-vera", Type: models.ActorVendor, Vendor: "bank-bpo"}
+	var evs []models.Event
+	for i := range 30 {
+		evs = append(evs, models.Event{EventID: fmt.Sprintf("bank-%d", i), TS: mon.AddDate(0, 0, 2).Add(14*time.Hour + time.Duration(i)*time.Minute),
+			Tenant: "bank", Actor: bankVendor, Action: models.ActionExport, Store: "payments", Resource: models.Resource{Type: "record"},
+			SubjectID: fmt.Sprintf("b%03d", i), Records: 50, Fields: []string{"payment"}, Purpose: "support", Result: models.ResultAllowed})
+	}
+	if err := s.InsertEvents(t.Context(), evs, mon); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertActorRisk(t.Context(), []store.ActorRisk{{TS: mon.AddDate(0, 0, 2).Add(15 * time.Hour), Tenant: "bank",
+		ActorID: "bank-vera", ActorType: "vendor", Score: 500, Findings: 3, TopDetector: "vendor_scope", MaxSeverity: models.SeverityCritical}}); err != nil {
+		t.Fatal(err)
+	}
+	wed14 := mon.AddDate(0, 0, 2).Add(14 * time.Hour)
+	alerts.recs = append(alerts.recs, AlertRecord{Alert: models.Alert{ID: "bank-1", Detector: "vendor_scope", Tenant: "bank",
+		ActorID: "bank-vera", ActorType: models.ActorVendor, Severity: models.SeverityCritical, Status: models.StatusOpen,
+		FirstSeen: wed14, LastSeen: wed14.Add(30 * time.Minute), Findings: 3,
+		Latest: models.Finding{Detector: "vendor_scope", ActorVendor: "bank-bpo", WindowStart: wed14, WindowEnd: wed14.Add(30 * time.Minute), Summary: "bank-vera exported payments"}}})
+	r := &Reporter{Alerts: alerts, Events: s, Risk: s}
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+
+	retail, err := r.WeeklyFor(t.Context(), w, []string{"retail"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(retail.Tenants, []string{"retail"}) {
+		t.Fatalf("retail summary covers %v", retail.Tenants)
+	}
+	rd, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	if err := rd.Render(&md, retail, FormatMarkdown); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "\nTenants: retail only.\n") {
+		t.Errorf("the markdown does not say which tenants it covers:\n%.300s", md.String())
+	}
+	retail.Tenants = nil
+	var buf bytes.Buffer
+	if err := rd.Render(&buf, retail, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, filepath.Join("testdata", "weekly-2026-W47.json"), buf.Bytes()) // never -update from here: compare only
+	if *update {
+		t.Fatal("run -update without TestWeeklyForTenants")
+	}
+
+	bank, err := r.WeeklyFor(t.Context(), w, []string{"bank"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := rd.Render(&buf, bank, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{"retail", "agent-17", "acme", "svc-analytics", "bot-returns", "al-"} {
+		if strings.Contains(buf.String(), leak) {
+			t.Errorf("bank's summary holds %q", leak)
+		}
+	}
+	var vol uint64
+	for _, d := range bank.Volume {
+		vol += d.Events
+	}
+	if bank.Alerts != 1 || len(bank.TopActors) != 1 || bank.TopActors[0].ActorID != "bank-vera" || len(bank.TopVendors) != 1 ||
+		bank.TopVendors[0].Vendor != "bank-bpo" || vol != 30 || bank.Exposure.Subjects != 30 || bank.Trend[6].Total != 0 {
+		t.Fatalf("bank summary: %d alerts, top %+v, vendors %+v, volume %d, exposure %+v, trend %+v",
+			bank.Alerts, bank.TopActors, bank.TopVendors, vol, bank.Exposure, bank.Trend)
+	}
+
+	all, err := r.Weekly(t.Context(), w, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Alerts != 8 || len(all.Tenants) != 0 || all.TopActors[0].ActorID != "bank-vera" || len(all.TopVendors) != 2 {
+		t.Fatalf("summary of every tenant: %d alerts, tenants %v, top %+v, vendors %+v", all.Alerts, all.Tenants, all.TopActors, all.TopVendors)
+	}
 }

@@ -319,13 +319,16 @@ actor_role, score, findings, top_detector, max_severity)`)
 
 // TopRiskyActors returns the n actors with the highest risk score recorded
 // in [from, to), each with its highest score in the range and the detector
-// and severity recorded with it, highest first.
-func (s *Store) TopRiskyActors(ctx context.Context, from, to time.Time, n int) ([]ActorRisk, error) {
+// and severity recorded with it, highest first; tenants, when not empty,
+// keeps only actors of those tenants.
+func (s *Store) TopRiskyActors(ctx context.Context, tenants []string, from, to time.Time, n int) ([]ActorRisk, error) {
+	cond, targs := tenantIn("tenant", tenants)
+	args := append(append([]any{from.UTC(), to.UTC()}, targs...), uint64(n))
 	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, max(score) AS top, argMax(ts, score),
 argMax(actor_type, score), argMax(actor_role, score), argMax(findings, score),
 argMax(top_detector, score), argMax(max_severity, score)
-FROM actor_risk WHERE ts >= ? AND ts < ?
-GROUP BY tenant, actor_id ORDER BY top DESC, tenant, actor_id LIMIT ?`, from.UTC(), to.UTC(), uint64(n))
+FROM actor_risk WHERE ts >= ? AND ts < ?`+cond+`
+GROUP BY tenant, actor_id ORDER BY top DESC, tenant, actor_id LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading top risky actors: %w", err)
 	}

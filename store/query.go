@@ -12,6 +12,16 @@ import (
 	"github.com/chatwarden/chatwarden/models"
 )
 
+// tenantIn returns " AND <column> IN ?" and its argument for a tenant
+// scope, or nothing for every tenant (tenants empty). column is a constant
+// of the caller's, never user text.
+func tenantIn(column string, tenants []string) (string, []any) {
+	if len(tenants) == 0 {
+		return "", nil
+	}
+	return " AND " + column + " IN ?", []any{InList(tenants)}
+}
+
 // HistoryFilter selects access events for an investigation. Empty fields
 // match anything. SubjectIDs are pseudonyms (every key version of one
 // customer); when set, the query reads events_by_subject, which is ordered by
@@ -529,12 +539,13 @@ type DayVolume struct {
 }
 
 // DailyVolume returns the access volume per day in [from, to) from
-// actor_minute.
-func (s *Store) DailyVolume(ctx context.Context, from, to time.Time) ([]DayVolume, error) {
+// actor_minute; tenants, when not empty, counts only those tenants.
+func (s *Store) DailyVolume(ctx context.Context, tenants []string, from, to time.Time) ([]DayVolume, error) {
+	cond, args := tenantIn("tenant", tenants)
 	rows, err := s.conn.Query(ctx, `SELECT toStartOfDay(minute) AS d, sumMerge(events), sumMerge(records_sum),
 sumMerge(exports), sumMerge(denied), uniqExact(actor_id)
-FROM actor_minute WHERE minute >= ? AND minute < ?
-GROUP BY d ORDER BY d`, from.UTC(), to.UTC())
+FROM actor_minute WHERE minute >= ? AND minute < ?`+cond+`
+GROUP BY d ORDER BY d`, append([]any{from.UTC(), to.UTC()}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("querying daily volume: %w", err)
 	}
@@ -564,15 +575,16 @@ type ActorInfo struct {
 }
 
 // VendorActivity returns the activity of every vendor actor in [from, to),
-// most records first.
-func (s *Store) VendorActivity(ctx context.Context, from, to time.Time) ([]ActorInfo, error) {
+// most records first; tenants, when not empty, keeps only those tenants.
+func (s *Store) VendorActivity(ctx context.Context, tenants []string, from, to time.Time) ([]ActorInfo, error) {
+	cond, args := tenantIn("tenant", tenants)
 	// Read from events: the vendor column filters first, so only vendor
 	// rows are aggregated (actor_minute would merge every actor's states).
 	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, any(actor_type), any(actor_role), any(actor_vendor),
 count(), sum(records) AS r, uniqExactIf(subject_id, subject_id != '')
-FROM events WHERE ts >= ? AND ts < ? AND actor_vendor != ''
+FROM events WHERE ts >= ? AND ts < ? AND actor_vendor != ''`+cond+`
 GROUP BY tenant, actor_id
-ORDER BY r DESC, actor_id LIMIT 200`, from.UTC(), to.UTC())
+ORDER BY r DESC, actor_id LIMIT 200`, append([]any{from.UTC(), to.UTC()}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("querying vendor activity: %w", err)
 	}

@@ -142,10 +142,13 @@ type AlertLife struct {
 }
 
 // AlertLives returns every alert first seen in [from, to) with its
-// reaction and resolution times.
-func (s *Store) AlertLives(ctx context.Context, from, to time.Time) ([]AlertLife, error) {
+// reaction and resolution times; tenants, when not empty, keeps only the
+// alerts of those tenants.
+func (s *Store) AlertLives(ctx context.Context, tenants []string, from, to time.Time) ([]AlertLife, error) {
+	cond, args := tenantIn("ten", tenants)
 	as, err := s.scanAlerts(ctx, "SELECT "+alertColumns+` FROM alerts GROUP BY id
-HAVING argMax(first_seen, version) >= ? AND argMax(first_seen, version) < ? ORDER BY id`, from.UTC(), to.UTC())
+HAVING argMax(first_seen, version) >= ? AND argMax(first_seen, version) < ?`+cond+` ORDER BY id`,
+		append([]any{from.UTC(), to.UTC()}, args...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -80,9 +80,16 @@ func TestQueryAlertsAndLives(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	lives, err := s.AlertLives(ctx, t0.Add(-time.Hour), t0.Add(24*time.Hour))
+	lives, err := s.AlertLives(ctx, nil, t0.Add(-time.Hour), t0.Add(24*time.Hour))
 	if err != nil || len(lives) != 3 {
 		t.Fatalf("lives = %+v err=%v", lives, err)
+	}
+	// Tenant-scoped (issue 10 item 8): another tenant's reader sees none.
+	if other, err := s.AlertLives(ctx, []string{"t2"}, t0.Add(-time.Hour), t0.Add(24*time.Hour)); err != nil || len(other) != 0 {
+		t.Fatalf("lives of tenant t2 = %+v err=%v, want none", other, err)
+	}
+	if same, err := s.AlertLives(ctx, []string{"t2", "t1"}, t0.Add(-time.Hour), t0.Add(24*time.Hour)); err != nil || len(same) != 3 {
+		t.Fatalf("lives of tenants t1, t2 = %+v err=%v, want 3", same, err)
 	}
 	if lives[0].Alert.ID != "a1" || !lives[0].AckedAt.Equal(t0.Add(5*time.Minute)) || !lives[0].ResolvedAt.Equal(t0.Add(50*time.Minute)) {
 		t.Fatalf("a1 life = %+v", lives[0])

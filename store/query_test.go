@@ -172,13 +172,23 @@ func TestActorSeriesAndSubjectAccesses(t *testing.T) {
 	if acc[1].ActorVendor != "acme-bpo" || !slices.Equal(acc[1].Categories, []string{"payment"}) || acc[0].Denied != 1 {
 		t.Fatalf("access lines = %+v", acc)
 	}
-	vol, err := s.DailyVolume(ctx, base.Add(-24*time.Hour), base.Add(24*time.Hour))
+	vol, err := s.DailyVolume(ctx, nil, base.Add(-24*time.Hour), base.Add(24*time.Hour))
 	if err != nil || len(vol) != 1 || vol[0].Events != 8 || vol[0].Actors != 3 || vol[0].Exports != 2 {
 		t.Fatalf("daily volume = %+v %v", vol, err)
 	}
-	vs, err := s.VendorActivity(ctx, base.Add(-24*time.Hour), base.Add(24*time.Hour))
+	vs, err := s.VendorActivity(ctx, nil, base.Add(-24*time.Hour), base.Add(24*time.Hour))
 	if err != nil || len(vs) != 1 || vs[0].Vendor != "acme-bpo" || vs[0].Records != 200 || vs[0].Subjects != 2 {
 		t.Fatalf("vendor activity = %+v %v", vs, err)
+	}
+	// Tenant-scoped (issue 10 item 8): t1's rows for t1, none for t2.
+	if vol, err := s.DailyVolume(ctx, []string{"t1"}, base.Add(-24*time.Hour), base.Add(24*time.Hour)); err != nil || len(vol) != 1 || vol[0].Events != 8 {
+		t.Fatalf("daily volume of t1 = %+v %v", vol, err)
+	}
+	if vol, err := s.DailyVolume(ctx, []string{"t2"}, base.Add(-24*time.Hour), base.Add(24*time.Hour)); err != nil || len(vol) != 0 {
+		t.Fatalf("daily volume of t2 = %+v %v, want none", vol, err)
+	}
+	if vs, err := s.VendorActivity(ctx, []string{"t2"}, base.Add(-24*time.Hour), base.Add(24*time.Hour)); err != nil || len(vs) != 0 {
+		t.Fatalf("vendor activity of t2 = %+v %v, want none", vs, err)
 	}
 }
 

@@ -10,12 +10,14 @@ import (
 
 func runReport(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "weekly" {
-		fmt.Fprintln(e.stderr, "usage: chatwarden report weekly [-week 2026-W47] [-format md|html|json]")
+		fmt.Fprintln(e.stderr, "usage: chatwarden report weekly [-week 2026-W47] [-tenant T] [-as USER] [-format md|html|json]")
 		return errUsage
 	}
 	fs, cfgPath := newFlags(e, "report weekly")
 	week := fs.String("week", "", "ISO week, e.g. 2026-W47 (default: the last complete week)")
 	format := addFormatFlag(fs, "md", "html", "json").withAlias("text", "md")
+	tenant := fs.String("tenant", "", "only this tenant (default: every tenant the user may see)")
+	as := fs.String("as", "", "dashboards user whose tenants bound the report (default: the OS user)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -38,6 +40,12 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A user limited to some tenants gets the report of those, as on the
+	// dashboards.
+	_, tenants, err := cliTenants(c, cliUser(*as), *tenant, false)
+	if err != nil {
+		return err
+	}
 	s, err := openStore(ctx, e, c)
 	if err != nil {
 		return err
@@ -45,7 +53,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	defer s.Close()
 	fmt.Fprintf(e.stderr, "building the weekly report for %s ...\n", w)
 	start := time.Now()
-	sum, err := newReporter(s, c).Weekly(ctx, w, time.Now())
+	sum, err := newReporter(s, c).WeeklyFor(ctx, w, tenants, time.Now())
 	if err != nil {
 		return err
 	}

@@ -14,12 +14,14 @@ import (
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/pseudonym"
+	"github.com/chatwarden/chatwarden/report"
 )
 
 // TestCLITenantScope: `chatwarden history` and `dsar` look a raw customer
-// id up in one tenant (--tenant, else the --as user's only tenant, else
-// "default"), and a --as user limited by dashboards.users[].tenants cannot
-// ask for another tenant.
+// id up in one tenant (-tenant, else the -as user's only tenant, else
+// "default"), and a -as user limited by dashboards.users[].tenants cannot
+// ask for another tenant; `chatwarden report weekly` covers the -as user's
+// tenants (or -tenant's).
 func TestCLITenantScope(t *testing.T) {
 	t.Setenv("CHATWARDEN_CLICKHOUSE_DATABASE", "")
 	t.Setenv("CHATWARDEN_PSEUDONYM_KEY_FILE", "")
@@ -51,6 +53,7 @@ func TestCLITenantScope(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	week := report.WeekOf(at).String()
 	cli := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
 		code := run(t.Context(), append(args, "-config", cfg), &out, &errb)
@@ -68,6 +71,12 @@ func TestCLITenantScope(t *testing.T) {
 		{[]string{"dsar", "-subject", "cust-9", "-tenant", "bank", "-as", "rita"}, 1, []string{"may see only tenants [retail]"}, []string{"agent-b"}},
 		{[]string{"history", "-actor", "agent-b", "-as", "rita", "-format", "json"}, 0, nil, []string{"agent-b\","}},
 		{[]string{"history", "-subject", "cust-9", "-tenant", "retail", "-as", "ops", "-format", "json"}, 0, []string{"agent-r"}, []string{"agent-b", "agent-d"}},
+		// The weekly report of a limited user covers their tenants (one of
+		// the three events); another user's covers every tenant.
+		{[]string{"report", "weekly", "-week", week, "-as", "rita", "-format", "json"}, 0, []string{`"tenants": [`, `"retail"`, `"events": 1,`}, []string{`"bank"`, `"events": 3,`}},
+		{[]string{"report", "weekly", "-week", week, "-as", "ops", "-format", "json"}, 0, []string{`"events": 3,`}, []string{`"tenants"`}},
+		{[]string{"report", "weekly", "-week", week, "-as", "ops", "-tenant", "bank", "-format", "json"}, 0, []string{`"bank"`, `"events": 1,`}, []string{`"retail"`}},
+		{[]string{"report", "weekly", "-week", week, "-tenant", "bank", "-as", "rita"}, 1, []string{"may see only tenants [retail]"}, nil},
 	} {
 		code, out := cli(tc.args...)
 		if code != tc.code {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,22 +20,12 @@ var (
 	_ dashboards.AlertReader    = (*store.Store)(nil)
 	_ report.EventSource        = (*store.Store)(nil)
 	_ report.RiskSource         = (*store.Store)(nil)
+	_ report.AlertLifeReader    = (*store.Store)(nil)
 )
 
 // newReporter builds the weekly reporter over the store.
 func newReporter(s *store.Store, c Config) *report.Reporter {
-	return &report.Reporter{Events: s, Risk: s, Config: c.Report, Alerts: report.AlertSourceFunc(
-		func(ctx context.Context, from, to time.Time) ([]report.AlertRecord, error) {
-			lives, err := s.AlertLives(ctx, from, to)
-			if err != nil {
-				return nil, err
-			}
-			out := make([]report.AlertRecord, len(lives))
-			for i, l := range lives {
-				out[i] = report.AlertRecord{Alert: l.Alert, AckedAt: l.AckedAt, ResolvedAt: l.ResolvedAt}
-			}
-			return out, nil
-		})}
+	return &report.Reporter{Events: s, Risk: s, Config: c.Report, Alerts: report.StoreAlerts(s)}
 }
 
 // wireDashboards builds the web pages and the JSON API; actions are
@@ -46,7 +34,7 @@ func wireDashboards(c Config, s *store.Store, p *pseudonym.Pseudonymizer, reg pr
 	actions dashboards.AlertActions) (http.Handler, error) {
 	srv, err := dashboards.New(c.Dashboards, dashboards.Deps{
 		Events: s, Subjects: s, Audit: s, Alerts: s, Actions: actions,
-		Weekly: newReporter(s, c).Weekly, Pseudonymize: p.AllTenant, Log: log.With("component", "dashboards"),
+		Weekly: newReporter(s, c).WeeklyFor, Pseudonymize: p.AllTenant, Log: log.With("component", "dashboards"),
 		Registerer: reg,
 	})
 	if err != nil {

@@ -95,14 +95,7 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("dsar: %w", err)
 	}
-	rep := &report.Reporter{Events: s, Risk: s, Alerts: report.AlertSourceFunc(func(ctx context.Context, from, to time.Time) ([]report.AlertRecord, error) {
-		lives, err := s.AlertLives(ctx, from, to)
-		out := make([]report.AlertRecord, len(lives))
-		for i, l := range lives {
-			out[i] = report.AlertRecord{Alert: l.Alert, AckedAt: l.AckedAt, ResolvedAt: l.ResolvedAt}
-		}
-		return out, err
-	})}
+	rep := &report.Reporter{Events: s, Risk: s, Alerts: report.StoreAlerts(s)}
 	weekly, err := measure(3, func() error {
 		_, err := rep.Weekly(ctx, week, now)
 		return err

@@ -160,6 +160,15 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"denied_burst a1"},
 		},
 		{
+			// two refusals a minute for ten minutes, never one before: the
+			// burst's own windows must not raise the mean it is judged by
+			// (learned at once, the EWMA outgrew 1/5 of the rolling count)
+			name: "slow burst of denied access",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=a1 role=support denied: " + days(4, workday("0*480")) + " " + workday("(0*100 2*10 0*370)") + "\n",
+			want: []string{"denied_burst a1"},
+		},
+		{
 			name: "first-seen sensitive category",
 			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
 				"actor=a1 role=support categories: " + days(4, workday("(name,email)*480")) + " " + workday("name,email*200 payment,name (name,email)*279") + "\n",

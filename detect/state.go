@@ -101,7 +101,8 @@ type actorState struct {
 	// its windows since.
 	WokeAt   int64
 	WokeWins uint16
-	// DeniedMean is the mean denied accesses per active window (EWMA).
+	// DeniedMean is the mean denied accesses per active window (EWMA),
+	// learning each window once it leaves the rolling ring.
 	DeniedMean float32
 	// MultObs and MultExp are time-decayed sums of the actor's observed
 	// and expected records (per window decay multDecay, last updated at
@@ -412,6 +413,14 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.ExportMax = max(s.ExportMax*maxDecay, float32(w.Exports))
 	wn := start.Unix() / winSec
 	slot := int(wn % rollLen)
+	// The denied mean learns a window only when it leaves the rolling
+	// ring (rollLen >= any span): a burst's own windows never raise the
+	// expectation it is judged against (learned at once, a 10-minute
+	// burst of 2-5 refusals a minute lifted the EWMA faster than 5x its
+	// own rolling count could outgrow it).
+	if s.RollWin[slot] > 0 {
+		s.DeniedMean = 0.98*s.DeniedMean + 0.02*s.RollDen[slot]
+	}
 	s.Roll[slot], s.RollDen[slot], s.RollWin[slot] = float32(raw), float32(denied), wn
 	sp := s.rolling(wn, span)
 	if rec < raw { // a finding: the baselines do not learn the attack
@@ -429,7 +438,6 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.SpanMax *= maxDecay
 	s.SpanMaxDay = max(s.SpanMaxDay, float32(sp))
 	s.cacheAge++
-	s.DeniedMean = 0.98*s.DeniedMean + 0.02*float32(denied)
 	s.How[h]++
 	s.HowRec[h] += float32(rec)
 	if wd := int8(h / 24); wd != s.TodayWD || d != s.TodayDay {

@@ -157,7 +157,7 @@ func (e *Engine) session(x *rowCtx) {
 	st := x.st
 	ts := x.c.start.Unix()
 	if st.LastSeen == 0 || x.idle > 30*time.Minute {
-		st.SessStart, st.SessWins = ts, 0
+		st.SessStart, st.SessWins, st.SessDays = ts, 0, st.ActiveDays
 		st.SessGap = int8(st.hourGap(x.c.start.In(e.locOf(st)).Hour(), e.cfg.Detectors.OffHoursShare))
 	}
 	if st.LastSeen > 0 && x.idle >= time.Duration(e.cfg.Detectors.DormantDays*24*float64(time.Hour)) {

@@ -133,6 +133,22 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"off_hours a1"},
 		},
 		{
+			// a rota agent with two working days when the attack comes:
+			// too little history for the 3-hour gap, enough for 6
+			name: "off-hours session at 03:00 after two working days",
+			fixture: team(days(3, workday(normal)), days(2, workday(normal))+" -*180 5*10") +
+				"actor=a1 role=support subjects: " + days(2, workday("1*480")) + " -*180 1*10\n",
+			want: []string{"off_hours a1"},
+		},
+		{
+			// the same short history, a session starting three hours after
+			// the usual end (a late shift): not enough evidence for off hours
+			name: "hard negative: two working days, then a session at 20:00",
+			fixture: team(days(3, workday(normal)), days(2, workday(normal))+" -*1200 5*10") +
+				"actor=a1 role=support subjects: " + days(2, workday("1*480")) + " -*1200 1*10\n",
+			wantNone: []string{"off_hours"},
+		},
+		{
 			name:     "hard negative: agent moves to the evening shift",
 			fixture:  team(days(6, workday(normal)), days(5, workday(normal))+" (-*960 "+normal+")"),
 			wantNone: []string{"off_hours"},

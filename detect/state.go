@@ -97,6 +97,9 @@ type actorState struct {
 	SessStart int64
 	SessWins  uint16
 	SessGap   int8
+	// SessDays is ActiveDays when the session started: the evidence
+	// off_hours judges the session's start by.
+	SessDays uint16
 	// WokeAt is when a dormant actor woke (0: not dormant); WokeWins counts
 	// its windows since.
 	WokeAt   int64

@@ -141,7 +141,7 @@ func (e *Engine) maxFactor(x *rowCtx) float64 {
 	return e.cfg.Detectors.VolumeMaxFactor
 }
 
-// peerMax is the peers' 90th-percentile largest window (or rolling span).
+// peerMax is the peers' median largest window (or rolling span).
 func (x *rowCtx) peerMax(span bool) float64 {
 	if x.peer == nil {
 		return 0

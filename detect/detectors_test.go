@@ -108,6 +108,16 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"volume_spike h1"},
 		},
 		{
+			// the same, while one peer's largest window is a bulk export
+			// of 3,000 records (an attacked peer): the role's "most" is
+			// its members' median, which one member cannot set
+			name: "volume spike: a new account against its peers, one of them with a bulk export",
+			fixture: team(four+" "+workday(normal), four+" "+workday(normal)) +
+				"actor=p6 role=support records: " + days(3, workday(normal)) + " " + workday("5*100 3000 5*379") + " " + workday(normal) + "\n" +
+				"actor=h1 role=support records: " + days(4, "-*1440") + " " + workday("5*100 150*15 5*365") + "\n",
+			want: []string{"volume_spike h1"},
+		},
+		{
 			// a new marketer (no own history) pulls a segment the size of
 			// its peers' pulls: judged by their largest windows
 			name:     "hard negative: a new marketer's first segment pull",

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"math"
-	"slices"
 )
 
 // peerKey is a peer group in one tenant (group as peerGroup names it).
@@ -28,9 +27,11 @@ type peerStats struct {
 	// recMed/subjMed: median over members of their own median per active
 	// window; recMAD/subjMAD: median of their MADs.
 	recMed, recMAD, subjMed, subjMAD float64
-	// recMax, spanMax: 90th percentile of members' largest window and
-	// rolling span; daySubj, hourSubj: median of members' busy (p90) day
-	// and hour of distinct customers.
+	// recMax, spanMax: median of members' largest window and rolling
+	// span (what the role does at most, which one member — an attacked
+	// one, its bulk export not yet decayed — cannot set); daySubj,
+	// hourSubj: median of members' busy (p90) day and hour of distinct
+	// customers.
 	recMax, spanMax, daySubj, hourSubj float64
 	// spanMed is the median over members of their median rolling span,
 	// spanN the median number of spans a member's largest rests on
@@ -111,9 +112,7 @@ func (e *Engine) recomputePeers() {
 		p := a.p
 		p.recMed, p.recMAD = median64(a.rm), median64(a.ra)
 		p.subjMed, p.subjMAD = median64(a.sm), median64(a.sa)
-		slices.Sort(a.mx)
-		slices.Sort(a.sx)
-		p.recMax, p.spanMax = quantileSorted(a.mx, 0.9), quantileSorted(a.sx, 0.9)
+		p.recMax, p.spanMax = median64(a.mx), median64(a.sx)
 		p.daySubj, p.hourSubj = median64(a.ds), median64(a.hs)
 		p.spanMed, p.spanN = median64(a.spm), median64(a.spn)
 		p.dayN, p.hourN = len(a.ds), len(a.hs)

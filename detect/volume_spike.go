@@ -124,7 +124,7 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 
 // detectVolumeSpanPeers judges the rolling span of an actor still warming
 // up against its peers' rolling spans: above volume_max_factor times their
-// 90th-percentile largest span, volume_span_ratio times their median span,
+// median largest span, volume_span_ratio times their median span,
 // and an exponential tail calibrated on that largest span as improbable as
 // volume_tail_prob. A new account that starts by pulling a thousand
 // records in a quarter hour has no own history to be judged by.

@@ -111,6 +111,11 @@ func plan(g *Generator) {
 			ok := false
 			for try := 0; try < 4 && !ok; try++ { // another actor may fit where this one did not
 				sc, ok = planners[kind](g, t, sLo, sHi)
+				if ok && firstTimeKinds[kind] && g.attacked(kind, sc.a) {
+					// its premise (a category or country new to the
+					// actor) no longer holds for an actor it already hit
+					ok = false
+				}
 			}
 			if !ok {
 				continue
@@ -177,6 +182,22 @@ func sortLabels(ls []Label, prefix string) {
 
 // pickActor picks an actor of tenant t with one of the roles, preferring
 // one not yet used by another attack; it never picks special actors.
+// firstTimeKinds are the attacks whose premise is something new to the
+// actor (a sensitive category, a client country): a second one on the
+// same actor is not new any more (its first taught the actor), so its
+// label would claim an anomaly that is not in the data.
+var firstTimeKinds = map[string]bool{KindRareSensitiveCategory: true, KindNewCountry: true}
+
+// attacked reports whether an attack of kind is already planned on a.
+func (g *Generator) attacked(kind string, a *actor) bool {
+	for _, sc := range g.scenarios {
+		if sc.kind == kind && sc.a == a {
+			return true
+		}
+	}
+	return false
+}
+
 func (g *Generator) pickActor(t int, rs ...role) *actor {
 	var fresh, any []*actor
 	for _, r := range rs {

@@ -635,3 +635,31 @@ func TestNoPayloadPII(t *testing.T) {
 		t.Fatal("no access events generated")
 	}
 }
+
+// TestFirstTimeAttacksOncePerActor: an attack whose premise is something
+// new to the actor (a sensitive category, a client country) is never
+// planned twice on one actor: the second would be labelled an anomaly its
+// first had already taught the actor. Small worlds (20 actors, one fraud
+// analyst) made it happen: seed 2 of the matrix's low-volume shape put
+// both rare_sensitive_category attacks on the only fraud analyst.
+func TestFirstTimeAttacksOncePerActor(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		// the matrix's office low-volume shape
+		g, err := New(Config{Seed: seed, Start: time.Date(2026, 10, 19, 0, 0, 0, 0, time.UTC), Duration: 14 * 24 * time.Hour,
+			Actors: 20, Tenants: []string{"default"}, Attacks: AttackKinds, AttacksPerKind: 2, HardNegatives: true, RateScale: 0.2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[[2]string]string{}
+		for _, l := range g.Labels() {
+			if !firstTimeKinds[l.Kind] {
+				continue
+			}
+			k := [2]string{l.Kind, l.ActorID}
+			if prev, ok := seen[k]; ok {
+				t.Errorf("seed %d: %s on %s twice (%s and %s)", seed, l.Kind, l.ActorID, prev, l.ID)
+			}
+			seen[k] = l.ID
+		}
+	}
+}

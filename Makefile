@@ -48,8 +48,9 @@ bench-query:
 # (office: package sim; rota: package sim/rota) x six traffic shapes that
 # differ in structure (low volume, high volume, three tenants in three time
 # zones, no vendors, sparse weekly actors, cold start) x 5 seeds; every cell
-# is generated, replayed through a fresh ClickHouse database and the whole
-# detection engine on a simulated clock, and scored on its own. Prints one
+# is generated, replayed by `chatwarden eval` (chatwarden-bench eval-matrix
+# drives it) through a fresh ClickHouse database and the whole detection
+# engine on a simulated clock, and scored on its own. Prints one
 # row per cell, worst first, with ok/FAIL per target: recall >= 0.95, <= 1
 # false alert per 1,000 actor-days, median time to detect <= 2 windows, no
 # rejected line; exits non-zero when a cell misses one. About 20-30 minutes
@@ -60,8 +61,8 @@ EVAL_SHAPES ?= all
 EVAL_MODELS ?= office,rota
 eval:
 	@$(STACK_ENV); set -e; mkdir -p .bench .eval; \
-	go build -o .bench/chatwarden ./cmd/chatwarden; \
-	.bench/chatwarden eval-matrix -seeds $(EVAL_SEEDS) -shapes $(EVAL_SHAPES) -models $(EVAL_MODELS) \
+	go build -o .bench/chatwarden ./cmd/chatwarden; go build -o .bench/chatwarden-bench ./cmd/chatwarden-bench; \
+	.bench/chatwarden-bench eval-matrix -seeds $(EVAL_SEEDS) -shapes $(EVAL_SHAPES) -models $(EVAL_MODELS) \
 		-work .eval/matrix -json .eval/matrix.json
 
 # The matrix with one seed per (model, shape): 12 cells, about 5 minutes.
@@ -90,10 +91,10 @@ eval-scenario:
 SERIES_SEED ?= 11
 eval-series:
 	@$(STACK_ENV); set -e; mkdir -p .bench .eval-series; \
-	go build -o .bench/chatwarden ./cmd/chatwarden; \
+	go build -o .bench/chatwarden ./cmd/chatwarden; go build -o .bench/chatwarden-bench ./cmd/chatwarden-bench; \
 	for step in 5m 30m; do \
 		days=60; [ $$step = 30m ] && days=120; \
-		.bench/chatwarden simulate-series -seed $(SERIES_SEED) -step $$step -count 6 -days $$days \
+		.bench/chatwarden-bench simulate-series -seed $(SERIES_SEED) -step $$step -count 6 -days $$days \
 			-out-events .eval-series/events-$$step.jsonl -out-labels .eval-series/labels-$$step.jsonl \
 			-out-series .eval-series/series-$$step.json; \
 		cfg=""; [ $$step = 30m ] && cfg="-config detect/eval/testdata/series-30m.yaml"; \
@@ -102,7 +103,7 @@ eval-series:
 			> .eval-series/eval-$$step.txt; \
 		cat .eval-series/eval-$$step.txt; \
 	done; \
-	.bench/chatwarden nab-score -series .eval-series/series-5m.json,.eval-series/series-30m.json \
+	.bench/chatwarden-bench nab-score -series .eval-series/series-5m.json,.eval-series/series-30m.json \
 		-alerts .eval-series/alerts-5m.jsonl,.eval-series/alerts-30m.jsonl
 
 # One detection cycle over 100,000 active actors (aggregates generated in

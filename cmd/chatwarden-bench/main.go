@@ -4,10 +4,13 @@
 //	chatwarden-bench ingest [-events N] ...   Kafka to ClickHouse through `chatwarden ingest`
 //	chatwarden-bench latency [-samples N] ... event produced to Kafka until its Slack message
 //	chatwarden-bench query [-events N] ...    the investigation queries on a large data set
+//	chatwarden-bench eval-matrix [-seeds N] ... every traffic model x shape x seed through `chatwarden eval`
+//	chatwarden-bench simulate-series ...      labelled seasonal count series for `chatwarden eval`
+//	chatwarden-bench nab-score ...            NAB's standard score of eval's alerts on those series
 //
-// The Makefile's bench-ingest, bench-latency and bench-query targets run it;
-// the last line of each is its summary. The drivers live in internal/bench,
-// outside the product's command package.
+// The Makefile's bench-ingest, bench-latency, bench-query, eval, eval-quick
+// and eval-series targets run it; the last line of each is its summary. The
+// drivers live in internal/bench, outside the product's command package.
 package main
 
 import (
@@ -36,6 +39,10 @@ var benches = map[string]func(context.Context, *bench.Env, []string) error{
 	"ingest":  bench.Ingest,
 	"latency": bench.Latency,
 	"query":   bench.Query,
+	// the detectors' evaluation tools
+	"eval-matrix":     bench.EvalMatrix,
+	"simulate-series": bench.SimulateSeries,
+	"nab-score":       bench.NABScore,
 }
 
 // run is main without the process: it returns the exit code.
@@ -44,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cw := fs.String("chatwarden", "", "the chatwarden binary to drive (default: chatwarden next to this one)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: chatwarden-bench [-chatwarden PATH] ingest|latency|query [flags]")
+		fmt.Fprintln(stderr, "usage: chatwarden-bench [-chatwarden PATH] ingest|latency|query|eval-matrix|simulate-series|nab-score [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

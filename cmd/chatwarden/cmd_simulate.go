@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/internal/progress"
+	"github.com/chatwarden/chatwarden/internal/traffic"
 	"github.com/chatwarden/chatwarden/sim"
 )
 
@@ -70,16 +71,16 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&f.rateScale, "rate-scale", 1, "multiply every actor's activity")
 	fs.DurationVar(&f.warmup, "warmup", 2*time.Minute, "realtime only: simulated time before the first attack")
 	fs.DurationVar(&f.attackEvery, "attack-every", time.Minute, "realtime only: simulated time between attacks")
-	fs.StringVar(&f.model, "model", modelOffice, "traffic model: office (package sim: office shifts, Zipf customers) or rota (package sim/rota: 24/7 rota, demand-driven); rota writes files only, with every attack and hard negative")
-	fs.StringVar(&f.shape, "shape", "", "rota only: one of eval-matrix's traffic shapes ("+shapeNames()+") instead of -days/-actors/-tenants")
+	fs.StringVar(&f.model, "model", traffic.Office, "traffic model: office (package sim: office shifts, Zipf customers) or rota (package sim/rota: 24/7 rota, demand-driven); rota writes files only, with every attack and hard negative")
+	fs.StringVar(&f.shape, "shape", "", "rota only: one of the evaluation matrix's traffic shapes ("+traffic.ShapeNames()+") instead of -days/-actors/-tenants")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if f.model == modelRota {
+	if f.model == traffic.Rota {
 		return simulateRota(e, f)
 	}
-	if f.model != modelOffice {
-		return fmt.Errorf("-model: unknown model %q (known: %s)", f.model, strings.Join(trafficModels, ", "))
+	if f.model != traffic.Office {
+		return fmt.Errorf("-model: unknown model %q (known: %s)", f.model, strings.Join(traffic.Models, ", "))
 	}
 	daysSet := false
 	fs.Visit(func(fl *flag.Flag) { daysSet = daysSet || fl.Name == "days" })
@@ -405,18 +406,16 @@ func simulateRota(e *env, f simulateFlags) error {
 	if err != nil {
 		return err
 	}
-	sh := trafficShape{name: "custom", days: f.days, actors: f.actors, rotaRate: f.rateScale}
+	sh := traffic.Shape{Name: "custom", Days: f.days, Actors: f.actors, RotaRate: f.rateScale}
 	for _, t := range strings.Split(f.tenants, ",") {
 		if strings.TrimSpace(t) != "" {
-			sh.tenants++
+			sh.Tenants++
 		}
 	}
 	if f.shape != "" {
-		i := slices.IndexFunc(matrixShapes, func(s trafficShape) bool { return s.name == f.shape })
-		if i < 0 {
-			return fmt.Errorf("-shape: unknown shape %q (known: %s)", f.shape, shapeNames())
+		if sh, err = traffic.FindShape(f.shape); err != nil {
+			return fmt.Errorf("-shape: %w", err)
 		}
-		sh = matrixShapes[i]
 	}
 	var out io.Writer = e.stdout
 	if f.outEvents != "" && f.outEvents != "-" {
@@ -429,7 +428,7 @@ func simulateRota(e *env, f simulateFlags) error {
 	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	began := time.Now()
-	tr, err := generateCell(modelRota, sh, f.seed, start, bw)
+	tr, err := traffic.Generate(traffic.Rota, sh, f.seed, start, bw)
 	if err != nil {
 		return err
 	}
@@ -437,18 +436,18 @@ func simulateRota(e *env, f simulateFlags) error {
 		return fmt.Errorf("writing events: %w", err)
 	}
 	if f.outLabels != "" {
-		if err := writeLabels(f.outLabels, tr.labels); err != nil {
+		if err := traffic.WriteLabels(f.outLabels, tr.Labels); err != nil {
 			return err
 		}
 	}
 	if f.outNegatives != "" {
-		if err := writeLabels(f.outNegatives, tr.negatives); err != nil {
+		if err := traffic.WriteLabels(f.outNegatives, tr.Negatives); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(e.stderr, "simulate: model rota: %d events (%d access, %d consent) from %d actors, %g days, %d attack labels, %d hard-negative labels, in %s\n",
-		tr.access+tr.consent, tr.access, tr.consent, tr.actors, sh.days, len(tr.labels), len(tr.negatives), time.Since(began).Round(time.Millisecond))
-	for _, s := range tr.skipped {
+		tr.Access+tr.Consent, tr.Access, tr.Consent, tr.Actors, sh.Days, len(tr.Labels), len(tr.Negatives), time.Since(began).Round(time.Millisecond))
+	for _, s := range tr.Skipped {
 		fmt.Fprintf(e.stderr, "simulate: skipped %s\n", s)
 	}
 	return nil

@@ -35,9 +35,13 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/subproc":    {},
 		// The benchmark drivers sit above the product packages, like cmd,
 		// and no product package imports them.
-		"internal/bench": {"models", "store", "ingest", "detect", "alert", "report", "dashboards", "internal/progress", "internal/subproc"},
-		"sim":            {"models"},
-		"dashboards":     {"models", "store", "report", "pseudonym"},
+		"internal/bench": {"models", "store", "ingest", "detect", "alert", "report", "dashboards", "sim",
+			"internal/progress", "internal/subproc", "internal/traffic"},
+		// The evaluation's traffic models and shapes: simulate (cmd) and
+		// the evaluation matrix (internal/bench) generate with them.
+		"internal/traffic": {"models", "sim", "detect"},
+		"sim":              {"models"},
+		"dashboards":       {"models", "store", "report", "pseudonym"},
 	}
 	// confined[third-party module] lists the top-level packages that may use it.
 	confined := map[string][]string{

@@ -1,18 +1,22 @@
-// Package bench holds chatwarden's benchmark drivers, run by the separate
-// chatwarden-bench command (cmd/chatwarden-bench) and the Makefile's bench-*
-// targets: Ingest (Kafka to ClickHouse through `chatwarden ingest`, against
-// ClickHouse's own loaders), Latency (an event produced to Kafka until its
-// Slack message, through `chatwarden serve`) and Query (the investigation
-// queries on 10M events). They drive the chatwarden binary as a user would,
-// on the local stack (scripts/stack.sh), and print their figures; the last
-// line of each is the summary the Makefile target documents.
+// Package bench holds chatwarden's benchmark and evaluation drivers, run by
+// the separate chatwarden-bench command (cmd/chatwarden-bench) and the
+// Makefile's bench-* and eval* targets: Ingest (Kafka to ClickHouse through
+// `chatwarden ingest`, against ClickHouse's own loaders), Latency (an event
+// produced to Kafka until its Slack message, through `chatwarden serve`),
+// Query (the investigation queries on 10M events), EvalMatrix (every traffic
+// model x shape x seed replayed through `chatwarden eval`), SimulateSeries
+// and NABScore (labelled count series and their NAB score). They drive the
+// chatwarden binary as a user would, on the local stack (scripts/stack.sh),
+// and print their figures; the last line of each is its summary.
 package bench
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/chatwarden/chatwarden/ingest"
@@ -25,8 +29,20 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Log            *slog.Logger
 	// Chatwarden is the path of the chatwarden binary (simulate, migrate,
-	// ingest and serve run as its subcommands).
+	// ingest, serve and eval run as its subcommands).
 	Chatwarden string
+	// Environ, when not nil, is the whole environment of the chatwarden
+	// processes eval-matrix starts (a test's, built from scratch); nil
+	// passes this process's own.
+	Environ []string
+}
+
+// environ is the environment of a chatwarden subprocess.
+func (e *Env) environ() []string {
+	if e.Environ != nil {
+		return slices.Clone(e.Environ)
+	}
+	return os.Environ()
 }
 
 // flags returns a flag set for benchmark name that reports to e.Stderr.
@@ -34,6 +50,17 @@ func (e *Env) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("chatwarden-bench "+name, flag.ContinueOnError)
 	fs.SetOutput(e.Stderr)
 	return fs
+}
+
+// parseArgs parses args and refuses positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return nil
 }
 
 // settings are the stack's addresses and credentials, as chatwarden reads

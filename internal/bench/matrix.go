@@ -1,26 +1,29 @@
-package main
+package bench
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/detect/eval"
+	"github.com/chatwarden/chatwarden/internal/traffic"
 )
 
 // Targets every cell of the matrix must meet.
@@ -59,57 +62,61 @@ func (c *matrixCell) fails() int {
 	return n
 }
 
-// runEvalMatrix runs the evaluation matrix: every model x shape x seed
-// generated, replayed into a fresh database and scored on its own.
-func runEvalMatrix(ctx context.Context, e *env, args []string) error {
-	fs, cfgPath := newFlags(e, "eval-matrix")
+// EvalMatrix runs the evaluation matrix: every traffic model x shape x
+// seed generated (package internal/traffic), replayed by `chatwarden eval`
+// into a fresh database of its own and scored on its own; it prints the
+// table worst cell first and fails when a cell misses a target. The
+// Makefile's eval and eval-quick targets run it.
+func EvalMatrix(ctx context.Context, e *Env, args []string) error {
+	fs := e.flags("eval-matrix")
+	cfgPath := fs.String("config", "", "chatwarden configuration file each cell starts from (its detect.rules.vendors and purposes are the cell's own)")
 	seeds := fs.Int("seeds", 5, "seeds per (model, shape): first-seed..first-seed+seeds-1")
 	firstSeed := fs.Int("first-seed", 1, "first seed (split a matrix over several runs)")
 	report := fs.String("report", "", "print the table of the cells in these -json files (comma list) and exit; nothing is run")
-	models := fs.String("models", strings.Join(trafficModels, ","), "traffic models (comma list)")
-	shapes := fs.String("shapes", "all", "traffic shapes (comma list or all): "+shapeNames())
-	work := fs.String("work", ".eval/matrix", "directory for each cell's events, labels and alerts")
+	models := fs.String("models", strings.Join(traffic.Models, ","), "traffic models (comma list)")
+	shapes := fs.String("shapes", "all", "traffic shapes (comma list or all): "+traffic.ShapeNames())
+	work := fs.String("work", ".eval/matrix", "directory for each cell's events, labels, configuration, alerts and eval log")
 	jsonOut := fs.String("json", "", "also write every cell's result as JSON to this file")
 	window := fs.Duration("window", 0, "detection window (default: detect.window)")
 	days := fs.Float64("days", 0, "override every shape's days (a quick look; the targets assume the shapes' own spans)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *report != "" {
 		return reportMatrix(e, strings.Split(*report, ","))
 	}
-	c, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if *window != 0 {
-		c.Detect.Window = *window
-		if err := c.Detect.Validate(); err != nil {
-			return err
+	base := map[string]any{}
+	if *cfgPath != "" {
+		b, err := os.ReadFile(*cfgPath)
+		if err != nil {
+			return fmt.Errorf("reading -config: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &base); err != nil {
+			return fmt.Errorf("-config %s: %w", *cfgPath, err)
 		}
 	}
 	var ms []string
 	for _, m := range strings.Split(*models, ",") {
 		if m = strings.TrimSpace(m); m != "" {
-			if !slices.Contains(trafficModels, m) {
-				return fmt.Errorf("-models: unknown model %q (known: %s)", m, strings.Join(trafficModels, ", "))
+			if !slices.Contains(traffic.Models, m) {
+				return fmt.Errorf("-models: unknown model %q (known: %s)", m, strings.Join(traffic.Models, ", "))
 			}
 			ms = append(ms, m)
 		}
 	}
-	var shs []trafficShape
+	var shs []traffic.Shape
 	for _, s := range strings.Split(*shapes, ",") {
 		s = strings.TrimSpace(s)
-		for _, sh := range matrixShapes {
-			if s == "all" || s == sh.name {
+		for _, sh := range traffic.Shapes {
+			if s == "all" || s == sh.Name {
 				if *days > 0 {
-					sh.days = *days
+					sh.Days = *days
 				}
 				shs = append(shs, sh)
 			}
 		}
-		if s != "all" && !slices.ContainsFunc(matrixShapes, func(sh trafficShape) bool { return sh.name == s }) {
-			return fmt.Errorf("-shapes: unknown shape %q (known: %s)", s, shapeNames())
+		if s != "all" && !slices.ContainsFunc(traffic.Shapes, func(sh traffic.Shape) bool { return sh.Name == s }) {
+			return fmt.Errorf("-shapes: unknown shape %q (known: %s)", s, traffic.ShapeNames())
 		}
 	}
 	if *seeds < 1 || len(ms) == 0 || len(shs) == 0 {
@@ -119,11 +126,6 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("creating work directory: %w", err)
 	}
 	start, _ := time.Parse(time.DateOnly, matrixStartDay)
-	// each cell connects and migrates: keep the store's info lines out of the progress
-	quiet := *e
-	quiet.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e = &quiet
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	began := time.Now()
 	var cells []*matrixCell
 	total := len(ms) * len(shs) * *seeds
@@ -131,9 +133,9 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 	for seed := *firstSeed; seed < *firstSeed+*seeds; seed++ {
 		for _, sh := range shs {
 			for _, m := range ms {
-				cell, err := runCell(ctx, e, c, m, sh, uint64(seed), start, *work)
+				cell, err := runCell(ctx, e, base, *window, m, sh, uint64(seed), start, *work)
 				if err != nil {
-					return fmt.Errorf("cell %s/%s/seed %d: %w", m, sh.name, seed, err)
+					return fmt.Errorf("cell %s/%s/seed %d: %w", m, sh.Name, seed, err)
 				}
 				cells = append(cells, cell)
 				if *jsonOut != "" { // after every cell: a run cut short keeps what it scored
@@ -142,12 +144,12 @@ func runEvalMatrix(ctx context.Context, e *env, args []string) error {
 					}
 				}
 				s := cell.Summary
-				fmt.Fprintf(e.stderr, "eval-matrix: [%d/%d] %s %s seed %d: recall %.3f false/1k %.2f ttd %.2f win rejected %d (%d events, %.0fs)\n",
-					len(cells), total, m, sh.name, seed, s.Recall, s.FalsePer1000, s.TTDMedianWin, s.Rejected, s.Events, s.ElapsedS+cell.GenerateS)
+				fmt.Fprintf(e.Stderr, "eval-matrix: [%d/%d] %s %s seed %d: recall %.3f false/1k %.2f ttd %.2f win rejected %d (%d events, %.0fs)\n",
+					len(cells), total, m, sh.Name, seed, s.Recall, s.FalsePer1000, s.TTDMedianWin, s.Rejected, s.Events, s.ElapsedS+cell.GenerateS)
 			}
 		}
 	}
-	printMatrix(e.stdout, cells, time.Since(began))
+	printMatrix(e.Stdout, cells, time.Since(began))
 	return matrixVerdict(cells)
 }
 
@@ -159,8 +161,8 @@ func writeCells(path string, cells []*matrixCell) error {
 	return nil
 }
 
-// reportMatrix prints the table of cells read from --json files.
-func reportMatrix(e *env, paths []string) error {
+// reportMatrix prints the table of cells read from -json files.
+func reportMatrix(e *Env, paths []string) error {
 	var cells []*matrixCell
 	for _, p := range paths {
 		b, err := os.ReadFile(strings.TrimSpace(p))
@@ -176,7 +178,7 @@ func reportMatrix(e *env, paths []string) error {
 	if len(cells) == 0 {
 		return errors.New("eval-matrix: no cells in the report files")
 	}
-	printMatrix(e.stdout, cells, 0)
+	printMatrix(e.Stdout, cells, 0)
 	return matrixVerdict(cells)
 }
 
@@ -194,25 +196,19 @@ func matrixVerdict(cells []*matrixCell) error {
 	return nil
 }
 
-func shapeNames() string {
-	var n []string
-	for _, s := range matrixShapes {
-		n = append(n, s.name)
-	}
-	return strings.Join(n, ",")
-}
-
 // runCell generates one cell's traffic into the work directory and
-// replays it into a database of its own, dropped afterwards.
-func runCell(ctx context.Context, e *env, c Config, model string, sh trafficShape, seed uint64, start time.Time, work string) (*matrixCell, error) {
-	base := filepath.Join(work, fmt.Sprintf("%s-%s-%d", model, sh.name, seed))
+// replays it with `chatwarden eval` (a database of its own, dropped
+// afterwards), with the base configuration plus the cell's vendor contracts
+// and purpose policy.
+func runCell(ctx context.Context, e *Env, base map[string]any, window time.Duration, model string, sh traffic.Shape, seed uint64, start time.Time, work string) (*matrixCell, error) {
+	prefix := filepath.Join(work, fmt.Sprintf("%s-%s-%d", model, sh.Name, seed))
 	t0 := time.Now()
-	f, err := os.Create(base + ".events.jsonl")
+	f, err := os.Create(prefix + ".events.jsonl")
 	if err != nil {
 		return nil, fmt.Errorf("creating events file: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	tr, err := generateCell(model, sh, seed, start, bw)
+	tr, err := traffic.Generate(model, sh, seed, start, bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -222,62 +218,84 @@ func runCell(ctx context.Context, e *env, c Config, model string, sh trafficShap
 	if err != nil {
 		return nil, err
 	}
-	if err := writeLabels(base+".labels.jsonl", append(slices.Clone(tr.labels), tr.negatives...)); err != nil {
+	if err := traffic.WriteLabels(prefix+".labels.jsonl", tr.Labels); err != nil {
 		return nil, err
 	}
-	cell := &matrixCell{Model: model, Shape: sh.name, Seed: seed, Days: sh.days, Access: tr.access,
-		Labels: len(tr.labels), Skipped: tr.skipped, GenerateS: time.Since(t0).Seconds()}
-
+	if err := traffic.WriteLabels(prefix+".negatives.jsonl", tr.Negatives); err != nil {
+		return nil, err
+	}
+	cell := &matrixCell{Model: model, Shape: sh.Name, Seed: seed, Days: sh.Days, Access: tr.Access,
+		Labels: len(tr.Labels), Skipped: tr.Skipped, GenerateS: time.Since(t0).Seconds()}
 	// the deployment's own configuration for this traffic: its vendors'
 	// contracts and its purpose policy
-	c.Detect.Rules.Vendors = tr.vendors
-	c.Detect.Rules.Purposes = tr.purposes
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	c.ClickHouse.Database = "evalm_" + hex.EncodeToString(b)
-	st, err := openStore(ctx, e, c)
-	if err != nil {
+	if err := writeCellConfig(prefix+".config.yaml", base, tr); err != nil {
 		return nil, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := st.DropDatabase(dctx); err != nil {
-			e.log.Error("dropping eval database", "database", c.ClickHouse.Database, "err", err)
-		}
-		st.Close()
-	}()
-	if _, err := st.Migrate(ctx, time.Now()); err != nil {
-		return nil, err
+	args := []string{"eval", "-config", prefix + ".config.yaml", "-events", prefix + ".events.jsonl",
+		"-labels", prefix + ".labels.jsonl", "-negatives", prefix + ".negatives.jsonl",
+		"-alerts-out", prefix + ".alerts.jsonl", "-format", "json",
+		// rejected lines are a missed target of the cell, not an error of the run
+		"-max-rejected", "1"}
+	if window != 0 {
+		args = append(args, "-window", window.String())
 	}
-	in, err := os.Open(base + ".events.jsonl")
+	logf, err := os.Create(prefix + ".eval.log")
 	if err != nil {
-		return nil, fmt.Errorf("opening events: %w", err)
+		return nil, fmt.Errorf("creating eval log: %w", err)
 	}
-	defer in.Close()
-	af, err := os.Create(base + ".alerts.jsonl")
-	if err != nil {
-		return nil, fmt.Errorf("creating alerts file: %w", err)
+	defer logf.Close()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, e.Chatwarden, args...)
+	// the store's info lines stay out of the matrix's progress
+	cmd.Env = append(e.environ(), "CHATWARDEN_LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = &out, logf
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("chatwarden eval: %w (its output: %s)", err, prefix+".eval.log")
 	}
-	defer af.Close()
-	sum, err := eval.Run(ctx, eval.Options{Events: in, Labels: tr.labels, Negatives: tr.negatives, Config: c.Detect,
-		Store: st, Alerts: af})
-	if err != nil {
-		return nil, err
+	var sum eval.Summary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		return nil, fmt.Errorf("chatwarden eval's summary: %w", err)
 	}
-	cell.Summary = sum
+	cell.Summary = &sum
 	return cell, nil
 }
 
-func writeLabels(path string, ls []eval.Label) error {
-	var b strings.Builder
-	for _, l := range ls {
-		j, _ := json.Marshal(l)
-		b.Write(j)
-		b.WriteByte('\n')
+// writeCellConfig writes base with detect.rules.vendors and
+// detect.rules.purposes set to the cell's.
+func writeCellConfig(path string, base map[string]any, tr *traffic.Cell) error {
+	var rules struct {
+		Purposes map[string][]string              `yaml:"purposes,omitempty"`
+		Vendors  map[string]detect.VendorContract `yaml:"vendors,omitempty"`
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("writing labels: %w", err)
+	rules.Purposes, rules.Vendors = tr.Purposes, tr.Vendors
+	b, err := yaml.Marshal(&rules)
+	if err != nil {
+		return fmt.Errorf("encoding the cell's rules: %w", err)
+	}
+	var cellRules map[string]any
+	if err := yaml.Unmarshal(b, &cellRules); err != nil {
+		return fmt.Errorf("decoding the cell's rules: %w", err)
+	}
+	c := maps.Clone(base)
+	det, _ := c["detect"].(map[string]any)
+	det = maps.Clone(det)
+	if det == nil {
+		det = map[string]any{}
+	}
+	r, _ := det["rules"].(map[string]any)
+	r = maps.Clone(r)
+	if r == nil {
+		r = map[string]any{}
+	}
+	delete(r, "purposes")
+	delete(r, "vendors")
+	maps.Copy(r, cellRules)
+	det["rules"], c["detect"] = r, det
+	if b, err = yaml.Marshal(c); err != nil {
+		return fmt.Errorf("encoding the cell's configuration: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

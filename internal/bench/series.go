@@ -1,8 +1,9 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -13,11 +14,11 @@ import (
 	"github.com/chatwarden/chatwarden/sim"
 )
 
-// runSimulateSeries writes labelled seasonal count series: access.v1 JSONL
+// SimulateSeries writes labelled seasonal count series: access.v1 JSONL
 // (one event per point, records = the count), eval labels, and a manifest
-// for nab-score.
-func runSimulateSeries(_ context.Context, e *env, args []string) error {
-	fs, _ := newFlags(e, "simulate-series")
+// for nab-score. The Makefile's eval-series target runs it.
+func SimulateSeries(_ context.Context, e *Env, args []string) error {
+	fs := e.flags("simulate-series")
 	seed := fs.Int64("seed", 1, "random seed")
 	step := fs.Duration("step", 5*time.Minute, "point spacing (use it as eval -window)")
 	count := fs.Int("count", 6, "number of series")
@@ -25,16 +26,14 @@ func runSimulateSeries(_ context.Context, e *env, args []string) error {
 	outEvents := fs.String("out-events", "", "events JSONL file (required)")
 	outLabels := fs.String("out-labels", "", "labels JSONL file (required)")
 	outSeries := fs.String("out-series", "", "series manifest JSON file, for nab-score (required)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *outEvents == "" || *outLabels == "" || *outSeries == "" {
-		fmt.Fprintln(e.stderr, "chatwarden simulate-series: -out-events, -out-labels and -out-series are required")
-		return errUsage
+		return errors.New("-out-events, -out-labels and -out-series are required")
 	}
 	if *step <= 0 || *count < 1 || *days < 7 {
-		fmt.Fprintln(e.stderr, "chatwarden simulate-series: want -step > 0, -count >= 1, -days >= 7")
-		return errUsage
+		return errors.New("want -step > 0, -count >= 1, -days >= 7")
 	}
 	ss := sim.GenerateSeries(sim.SeriesOptions{Seed: *seed, Step: *step, Count: *count, Days: *days})
 	write := func(path string, f func(*os.File) error) error {
@@ -61,19 +60,18 @@ func runSimulateSeries(_ context.Context, e *env, args []string) error {
 	})
 }
 
-// runNABScore scores eval alerts on generated series with NAB's standard
+// NABScore scores eval alerts on generated series with NAB's standard
 // profile and prints one row per series, recall per anomaly kind, and last
 // nab_standard=<score>.
-func runNABScore(_ context.Context, e *env, args []string) error {
-	fs, _ := newFlags(e, "nab-score")
+func NABScore(_ context.Context, e *Env, args []string) error {
+	fs := e.flags("nab-score")
 	series := fs.String("series", "", "comma-separated series manifests (simulate-series -out-series)")
 	alerts := fs.String("alerts", "", "comma-separated alerts JSONL files (eval -alerts-out)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *series == "" || *alerts == "" {
-		fmt.Fprintln(e.stderr, "chatwarden nab-score: -series and -alerts are required")
-		return errUsage
+		return errors.New("-series and -alerts are required")
 	}
 	var ms []eval.SeriesManifest
 	for _, p := range strings.Split(*series, ",") {
@@ -102,7 +100,7 @@ func runNABScore(_ context.Context, e *env, args []string) error {
 		as = append(as, a...)
 	}
 	r := eval.ScoreNAB(eval.NABFiles(ms, as), eval.NABStandard)
-	fmt.Fprintf(e.stdout, "%-24s %7s %8s %4s %8s  %s\n", "series", "windows", "detected", "fp", "raw", "missed")
+	fmt.Fprintf(e.Stdout, "%-24s %7s %8s %4s %8s  %s\n", "series", "windows", "detected", "fp", "raw", "missed")
 	kinds := map[string][2]int{}
 	for _, f := range r.Files {
 		var missed []string
@@ -119,19 +117,19 @@ func runNABScore(_ context.Context, e *env, args []string) error {
 			kinds[k] = c
 		}
 		sort.Strings(missed)
-		fmt.Fprintf(e.stdout, "%-24s %7d %8d %4d %8.3f  %s\n", f.Name, f.Windows, f.Detected, f.FalsePositives, f.Score, strings.Join(missed, " "))
+		fmt.Fprintf(e.Stdout, "%-24s %7d %8d %4d %8.3f  %s\n", f.Name, f.Windows, f.Detected, f.FalsePositives, f.Score, strings.Join(missed, " "))
 	}
 	names := make([]string, 0, len(kinds))
 	for k := range kinds {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	fmt.Fprintln(e.stdout, "recall by kind:")
+	fmt.Fprintln(e.Stdout, "recall by kind:")
 	for _, k := range names {
 		c := kinds[k]
-		fmt.Fprintf(e.stdout, "  %-12s %d/%d  %.2f\n", k, c[0], c[1], float64(c[0])/float64(max(1, c[1])))
+		fmt.Fprintf(e.Stdout, "  %-12s %d/%d  %.2f\n", k, c[0], c[1], float64(c[0])/float64(max(1, c[1])))
 	}
-	fmt.Fprintf(e.stdout, "raw %.3f  null %.3f  perfect %.3f\n", r.Raw, r.Null, r.Perfect)
-	fmt.Fprintf(e.stdout, "nab_standard=%.1f\n", r.Normalized)
+	fmt.Fprintf(e.Stdout, "raw %.3f  null %.3f  perfect %.3f\n", r.Raw, r.Null, r.Perfect)
+	fmt.Fprintf(e.Stdout, "nab_standard=%.1f\n", r.Normalized)
 	return nil
 }

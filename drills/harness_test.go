@@ -512,19 +512,47 @@ func (d *drill) start(t *testing.T, command string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
+		tail := p.tail(60)
+		if t.Failed() {
+			d.clickhouseState(t)
+		}
+		if !p.exited() && t.Failed() {
+			// A stall's evidence: every goroutine's stack (the Go runtime
+			// prints them to stderr on SIGQUIT and exits).
+			_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+			}
+		}
 		if !p.exited() {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("%s pid %d stderr (last 60 lines):\n%s", p.name, p.cmd.Process.Pid, p.tail(60))
+			t.Logf("%s pid %d stderr (last 60 lines):\n%s", p.name, p.cmd.Process.Pid, tail)
 			file := filepath.Join(stackDir, fmt.Sprintf("%s-%s-%d.log", strings.NewReplacer("/", "_").Replace(t.Name()), p.name, p.cmd.Process.Pid))
 			if err := os.WriteFile(file, []byte(p.log()), 0o644); err == nil {
-				t.Logf("%s's whole stderr: %s", p.name, file)
+				t.Logf("%s's whole stderr (with its goroutines' stacks if it was still running): %s", p.name, file)
 			}
 		}
 	})
 	return p
+}
+
+// clickhouseState logs what the drill ClickHouse is doing (a failed
+// drill's evidence, taken before its process is stopped).
+func (d *drill) clickhouseState(t *testing.T) {
+	for _, q := range []string{
+		"SELECT elapsed, query_id, substring(query, 1, 300) FROM system.processes WHERE query NOT LIKE '%system.processes%' FORMAT TSV",
+		"SELECT database, table, elapsed, progress FROM system.merges FORMAT TSV",
+		"SELECT table, count(), sum(rows) FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table FORMAT TSV",
+	} {
+		cmd := exec.Command("clickhouse-client", "--host", "127.0.0.1", "--port", chPort, "--database", d.st.Database(), "-q", q)
+		cmd.Env = baseEnv()
+		out, err := cmd.CombinedOutput()
+		t.Logf("ClickHouse at the failure: %s\n%s%v", q, out, err)
+	}
 }
 
 func (p *proc) exited() bool {

@@ -62,7 +62,8 @@ type Config struct {
 	// lowered to the readers' share of max_buffer_bytes).
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// FetchMaxWait is how long the broker may hold a fetch waiting for data
-	// (default 250ms).
+	// (default 250ms); a partition reader allows the fetch's round trip 1 s
+	// more before it times out and reconnects.
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
 	// SessionTimeout is the group session timeout: how long a crashed
 	// member holds its partitions (default 10s; the broker's minimum is 6s).

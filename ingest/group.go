@@ -172,24 +172,7 @@ func (s *GroupSource) run(ctx context.Context) {
 // generation ends, with a queue of queue messages and fetches of at most
 // fetchBytes (Config.readerSizing).
 func (s *GroupSource) readPartition(gctx context.Context, gen int32, topic string, partition int, offset int64, queue, fetchBytes int) {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:          s.cfg.Brokers,
-		Dialer:           s.dialer,
-		Topic:            topic,
-		Partition:        partition,
-		QueueCapacity:    queue,
-		MinBytes:         1, // return as soon as anything is there...
-		MaxBytes:         fetchBytes,
-		MaxWait:          s.cfg.FetchMaxWait, // ...or after this, when caught up
-		ReadBatchTimeout: s.cfg.FetchMaxWait + 10*time.Second,
-		ReadLagInterval:  -1,
-		ReadBackoffMin:   50 * time.Millisecond,
-		ReadBackoffMax:   time.Second,
-		IsolationLevel:   kafka.ReadCommitted,
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			s.log.Warn("kafka reader: " + fmt.Sprintf(f, a...))
-		}),
-	})
+	r := kafka.NewReader(readerConfig(s.cfg, s.dialer, topic, partition, queue, fetchBytes, s.log))
 	defer r.Close()
 	if err := r.SetOffset(offset); err != nil {
 		s.log.Error("setting partition offset", "topic", topic, "partition", partition, "err", err)
@@ -217,6 +200,41 @@ func (s *GroupSource) readPartition(gctx context.Context, gen int32, topic strin
 		case <-gctx.Done():
 			return
 		}
+	}
+}
+
+// fetchRoundTrip is the time a partition reader allows a fetch's round
+// trip beyond the broker's wait (Config.FetchMaxWait). kafka-go's reader
+// sets its read deadline to ReaderConfig.MaxWait and asks the broker to
+// wait MaxWait less its assumed round trip: 1 s, or a quarter of MaxWait
+// when MaxWait is shorter. With MaxWait = FetchMaxWait (250 ms) a fetch had
+// 62 ms for its round trip: on a loaded machine (or a broker in a GC pause)
+// every fetch timed out ("i/o timeout ... at offset N"), the reader
+// dropped the connection and fetched the same offset again, and ingest
+// stopped making progress (the stall of the disk drill, issue 10 item 13).
+// MaxWait = FetchMaxWait + 1 s keeps the broker's wait at FetchMaxWait and
+// gives the round trip 1 s, kafka-go's most.
+const fetchRoundTrip = time.Second
+
+// readerConfig is the kafka-go reader of one assigned partition.
+func readerConfig(cfg Config, dialer *kafka.Dialer, topic string, partition, queue, fetchBytes int, log *slog.Logger) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers:          cfg.Brokers,
+		Dialer:           dialer,
+		Topic:            topic,
+		Partition:        partition,
+		QueueCapacity:    queue,
+		MinBytes:         1, // return as soon as anything is there...
+		MaxBytes:         fetchBytes,
+		MaxWait:          cfg.FetchMaxWait + fetchRoundTrip, // ...or after FetchMaxWait, when caught up
+		ReadBatchTimeout: cfg.FetchMaxWait + 10*time.Second,
+		ReadLagInterval:  -1,
+		ReadBackoffMin:   50 * time.Millisecond,
+		ReadBackoffMax:   time.Second,
+		IsolationLevel:   kafka.ReadCommitted,
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			log.Warn("kafka reader: " + fmt.Sprintf(f, a...))
+		}),
 	}
 }
 

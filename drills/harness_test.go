@@ -770,7 +770,7 @@ func (d *drill) deadLetterTopic(t *testing.T) dlq {
 		if last == 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{"127.0.0.1:" + kafkaPort}, Topic: d.icfg.DeadLetterTopic, Partition: part, MaxWait: 500 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{"127.0.0.1:" + kafkaPort}, Topic: d.icfg.DeadLetterTopic, Partition: part, MaxWait: 1500 * time.Millisecond}) // the broker waits 500 ms; the round trip may take 1 s (ingest.fetchRoundTrip)
 		for {
 			m, err := r.ReadMessage(ctx)
 			if err != nil {

@@ -99,7 +99,7 @@ func ReadAuditCopy(ctx context.Context, cfg Config, topic string) ([]store.Audit
 			continue
 		}
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: topic, Partition: p.Partition, Dialer: dialer,
-			MinBytes: 1, MaxBytes: maxRequestBytes, MaxWait: 200 * time.Millisecond})
+			MinBytes: 1, MaxBytes: maxRequestBytes, MaxWait: 200*time.Millisecond + fetchRoundTrip})
 		err := r.SetOffset(p.FirstOffset)
 		for err == nil {
 			var m kafka.Message

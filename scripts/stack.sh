@@ -11,6 +11,12 @@
 #   scripts/stack.sh kafka-stop|kafka-start|ch-stop|ch-start   one server only, same data
 #   scripts/stack.sh kafka-config DIR        write a Kafka server.properties (log in DIR/data) and log4j2 files
 #                                            (CHATWARDEN_KAFKA_SSL_KEYSTORE/_TRUSTSTORE/_BROKER_PASSWORD: SASL_SSL)
+#   scripts/stack.sh cluster-up              the local ClickHouse cluster: ZooKeeper + 2 shards x 2 replicas
+#   scripts/stack.sh cluster-down            stop it (same data next time)
+#   scripts/stack.sh cluster-status          does each of its servers answer? (exit 0 only if all do)
+#   scripts/stack.sh cluster-env             print export lines for it (CHATWARDEN_CLUSTER_*)
+#   scripts/stack.sh cluster-node-stop|cluster-node-start N   one of its ClickHouse servers (1-4)
+#   scripts/stack.sh zk-stop|zk-start        its ZooKeeper only
 #   scripts/stack.sh ch-config DIR           write a ClickHouse config.xml and users.xml under DIR
 #                                            (CHATWARDEN_CH_TLS_CERT/KEY: TLS only; CHATWARDEN_CH_SOLE_USER
 #                                            and _SHA256: that user alone), for internal/testsecure
@@ -24,6 +30,11 @@
 #   CHATWARDEN_CH_GRAFANA_PASSWORD (grafana-readonly); docs/security.md, "Grafana".
 # ClickHouse: CHATWARDEN_CH_OLD_PARTS_LIFETIME (seconds a merged-away part stays on disk;
 #   ClickHouse's default 480; the drills' small tmpfs uses 15).
+# The cluster (docs/scaling.md) lives under CHATWARDEN_CLUSTER_DIR (<repo>/.stack-cluster):
+#   CHATWARDEN_ZK_PORT                ZooKeeper client port                  (default 12181)
+#   CHATWARDEN_CLUSTER_CH_PORT_BASE   node N: native BASE+N, interserver BASE+10+N (default 29000)
+#   CHATWARDEN_CLUSTER_HTTP_PORT_BASE node N: HTTP BASE+N                    (default 28120)
+#   CHATWARDEN_CLUSTER_NAME           the remote_servers name                (default chatwarden)
 # Timeouts (seconds): CHATWARDEN_KAFKA_START_TIMEOUT (120), CHATWARDEN_CH_START_TIMEOUT (60),
 #   CHATWARDEN_STOP_TIMEOUT (45).
 set -euo pipefail
@@ -62,6 +73,26 @@ CPID="$CDIR/clickhouse.pid"
 CHDB_VERSION="${CHATWARDEN_CHDB_VERSION:-26.5.3}"
 CHDB_DIR="$STACK/chdb"
 CHDB_LIB="$CHDB_DIR/node_modules/@chdb/lib-linux-x64-gnu/libchdb.so"
+
+# The local ClickHouse cluster: ZooKeeper and 4 ClickHouse servers (2 shards x
+# 2 replicas), each with its own folder under $CLUSTER_DIR.
+CLUSTER_DIR="${CHATWARDEN_CLUSTER_DIR:-$ROOT/.stack-cluster}"
+CLUSTER_NAME="${CHATWARDEN_CLUSTER_NAME:-chatwarden}"
+ZK_PORT="${CHATWARDEN_ZK_PORT:-12181}"
+CLUSTER_CH_PORT_BASE="${CHATWARDEN_CLUSTER_CH_PORT_BASE:-29000}"
+CLUSTER_HTTP_PORT_BASE="${CHATWARDEN_CLUSTER_HTTP_PORT_BASE:-28120}"
+CLUSTER_SHARDS=2
+CLUSTER_REPLICAS=2
+ZKDIR="$CLUSTER_DIR/zookeeper"
+ZKLIBS="$ZKDIR/libs"
+ZKPID="$ZKDIR/zookeeper.pid"
+ZKLOG="$ZKDIR/zookeeper.log"
+ZKPOM="$ROOT/deploy/zookeeper/pom.xml"
+# Set per node by cluster_node (empty: a single server, no replication).
+CH_INTERSERVER_PORT=""
+CH_CLUSTER_XML=""
+CH_PROFILE_EXTRA=""
+CH_LOAD_BALANCING=""
 
 export PATH="$PATH:/usr/sbin:/sbin:/usr/local/bin"
 
@@ -151,10 +182,12 @@ start_bg() {
 	die "could not start: $*"
 }
 
+# with_lock [DIR]: hold DIR/.lock (default the stack's) until the script exits.
 with_lock() {
-	mkdir -p "$STACK"
-	exec 9>"$STACK/.lock"
-	if ! flock -w 300 9; then die "timed out waiting for $STACK/.lock (another stack.sh running?)"; fi
+	local dir=${1:-$STACK}
+	mkdir -p "$dir"
+	exec 9>"$dir/.lock"
+	if ! flock -w 300 9; then die "timed out waiting for $dir/.lock (another stack.sh running?)"; fi
 }
 
 # ---------------------------------------------------------------- java / kafka
@@ -430,8 +463,18 @@ write_clickhouse_config() { write_clickhouse_files "$CDIR"; }
 # (internal/testsecure), so the configuration is written in one place.
 # CHATWARDEN_CH_TLS_CERT and CHATWARDEN_CH_TLS_KEY (PEM files) make the
 # native protocol over TLS on $CH_PORT the only listener.
+# A node of the local cluster (cluster_node) also gets its interserver port
+# (CH_INTERSERVER_PORT, replicas fetch parts through it) and CH_CLUSTER_XML
+# (remote_servers, zookeeper, macros, distributed_ddl).
 write_clickhouse_files() {
-	local dir=$1 listeners
+	local dir=$1 listeners interserver
+	if [ -n "$CH_INTERSERVER_PORT" ]; then
+		interserver="    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <interserver_http_port>$CH_INTERSERVER_PORT</interserver_http_port>
+$CH_CLUSTER_XML"
+	else
+		interserver="    <!-- no interserver_http_port: no replication, nothing else listens -->"
+	fi
 	mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
 	if [ -n "${CHATWARDEN_CH_TLS_CERT:-}" ]; then
 		listeners="    <!-- TLS only: no tcp_port and no http_port -->
@@ -465,7 +508,7 @@ write_clickhouse_files() {
     </logger>
     <listen_host>127.0.0.1</listen_host>
 $listeners
-    <!-- no interserver_http_port: no replication, nothing else listens -->
+$interserver
     <max_connections>1024</max_connections>
     <keep_alive_timeout>3</keep_alive_timeout>
     <max_concurrent_queries>100</max_concurrent_queries>
@@ -556,8 +599,8 @@ write_clickhouse_users() {
     <profiles>
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
-            <use_uncompressed_cache>0</use_uncompressed_cache>
-            <load_balancing>random</load_balancing>
+$CH_PROFILE_EXTRA            <use_uncompressed_cache>0</use_uncompressed_cache>
+            <load_balancing>${CH_LOAD_BALANCING:-random}</load_balancing>
         </default>
         <grafana_readonly>
             <readonly>2</readonly>
@@ -681,6 +724,240 @@ ensure_chdb() {
 	echo "$CHDB_VERSION" >"$CHDB_DIR/.version"
 }
 
+
+# ---------------------------------------------------------------- cluster
+
+# The local ClickHouse cluster (docs/scaling.md): one ZooKeeper and
+# CLUSTER_SHARDS x CLUSTER_REPLICAS ClickHouse servers on 127.0.0.1, each
+# started like the single server (ch_start, write_clickhouse_files) with the
+# cluster's settings added. Node N (1-based) is shard (N-1)/REPLICAS+1,
+# replica (N-1)%REPLICAS+1; its macros are {shard} (01, 02), {replica}
+# (n1..n4, unique in the whole cluster, so a table replicated on every node
+# can use it too) and {cluster}.
+
+cluster_nodes() { echo $((CLUSTER_SHARDS * CLUSTER_REPLICAS)); }
+
+# cluster_node N: point the ClickHouse globals (CDIR, CPID, ports, cluster
+# XML) at node N.
+cluster_node() {
+	local n=$1 shard
+	[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le "$(cluster_nodes)" ] ||
+		die "cluster node must be 1-$(cluster_nodes): $n"
+	shard=$(((n - 1) / CLUSTER_REPLICAS + 1))
+	CDIR="$CLUSTER_DIR/ch$n"
+	CLOGDIR="$CDIR/log"
+	CPID="$CDIR/clickhouse.pid"
+	CH_PORT=$((CLUSTER_CH_PORT_BASE + n))
+	CH_HTTP_PORT=$((CLUSTER_HTTP_PORT_BASE + n))
+	CH_INTERSERVER_PORT=$((CLUSTER_CH_PORT_BASE + 10 + n))
+	# A Distributed query reads each shard from its first live replica
+	# (remote_servers order), the one a Distributed insert writes to: a
+	# read right after an insert sees it, as on one server, while the
+	# second replica may still be fetching the part (docs/scaling.md).
+	CH_LOAD_BALANCING=in_order
+	# Modest on a shared 2-core machine: fewer merge and fetch threads than
+	# the defaults (16 each), replicated fetches included.
+	CH_PROFILE_EXTRA="            <background_pool_size>4</background_pool_size>
+            <background_schedule_pool_size>4</background_schedule_pool_size>
+"
+	CH_CLUSTER_XML="    <remote_servers>
+        <$CLUSTER_NAME>
+$(cluster_shards_xml)
+        </$CLUSTER_NAME>
+    </remote_servers>
+    <zookeeper>
+        <node><host>127.0.0.1</host><port>$ZK_PORT</port></node>
+        <session_timeout_ms>30000</session_timeout_ms>
+    </zookeeper>
+    <macros>
+        <cluster>$CLUSTER_NAME</cluster>
+        <shard>$(printf '%02d' "$shard")</shard>
+        <replica>n$n</replica>
+    </macros>
+    <distributed_ddl>
+        <path>/clickhouse/task_queue/ddl</path>
+    </distributed_ddl>"
+}
+
+# cluster_shards_xml: the <shard> elements of remote_servers. Every shard
+# has internal_replication: an insert through a Distributed table goes to
+# one replica, and ReplicatedMergeTree copies it to the others.
+cluster_shards_xml() {
+	local s r n
+	for ((s = 1; s <= CLUSTER_SHARDS; s++)); do
+		echo "            <shard>"
+		echo "                <internal_replication>true</internal_replication>"
+		for ((r = 1; r <= CLUSTER_REPLICAS; r++)); do
+			n=$(((s - 1) * CLUSTER_REPLICAS + r))
+			echo "                <replica><host>127.0.0.1</host><port>$((CLUSTER_CH_PORT_BASE + n))</port></replica>"
+		done
+		echo "            </shard>"
+	done
+}
+
+cluster_addrs() {
+	local n out=""
+	for ((n = 1; n <= $(cluster_nodes); n++)); do
+		out="$out${out:+,}127.0.0.1:$((CLUSTER_CH_PORT_BASE + n))"
+	done
+	echo "$out"
+}
+
+ensure_zookeeper_libs() {
+	[ -f "$ZKPOM" ] || die "missing $ZKPOM"
+	local stamp="$ZKLIBS/.pom.sha256" want
+	want=$(sha256sum "$ZKPOM" | cut -d' ' -f1)
+	if compgen -G "$ZKLIBS/zookeeper-3*.jar" >/dev/null && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+		return 0
+	fi
+	command -v mvn >/dev/null || apt_install maven
+	log "fetching ZooKeeper jars with Maven into $ZKLIBS"
+	rm -rf "$ZKLIBS.tmp"
+	mkdir -p "$ZKLIBS.tmp"
+	mvn -q -B -Dstyle.color=never -f "$ZKPOM" dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory="$ZKLIBS.tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | awk 'NF' >&2 ||
+		die "mvn dependency:copy-dependencies failed"
+	compgen -G "$ZKLIBS.tmp/zookeeper-3*.jar" >/dev/null || die "mvn did not produce the zookeeper jar"
+	echo "$want" >"$ZKLIBS.tmp/.pom.sha256"
+	rm -rf "$ZKLIBS"
+	mv "$ZKLIBS.tmp" "$ZKLIBS"
+}
+
+write_zookeeper_config() {
+	mkdir -p "$ZKDIR/data"
+	cat >"$ZKDIR/zoo.cfg" <<EOF
+# Generated by scripts/stack.sh - edits are overwritten. Standalone ZooKeeper
+# for the local ClickHouse cluster (one node: a test cluster, not a quorum).
+tickTime=2000
+initLimit=10
+syncLimit=5
+dataDir=$ZKDIR/data
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,mntr
+autopurge.snapRetainCount=3
+autopurge.purgeInterval=1
+EOF
+}
+
+zk_running() { pid_alive "$ZKPID" "$ZKDIR/zoo.cfg"; }
+
+# zk_answers: the four-letter "srvr" names the server's mode (a server that
+# accepts connections but does not serve says so instead; "ruok" answers
+# "imok" even then).
+zk_answers() {
+	port_open "$ZK_PORT" || return 1
+	local reply
+	reply=$(exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf srvr >&3 && timeout 3 cat <&3) 2>/dev/null || return 1
+	grep -q '^Mode: ' <<<"$reply"
+}
+
+zk_start() {
+	if zk_running; then
+		log "zookeeper: already running (pid $(cat "$ZKPID")) on 127.0.0.1:$ZK_PORT"
+		zk_answers || zk_wait
+		return 0
+	fi
+	if port_open "$ZK_PORT"; then die "port 127.0.0.1:$ZK_PORT is in use (set CHATWARDEN_ZK_PORT?)"; fi
+	ensure_java
+	ensure_zookeeper_libs
+	write_zookeeper_config
+	log "zookeeper: starting on 127.0.0.1:$ZK_PORT, log $ZKLOG"
+	echo "===== $(date -Is) stack.sh starting zookeeper =====" >>"$ZKLOG"
+	start_bg "$ZKPID" "$ZKLOG" "$JAVA" -Xms64m -Xmx256m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError \
+		-Djava.awt.headless=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+		-Dorg.slf4j.simpleLogger.showDateTime=true -Dzookeeper.admin.enableServer=false \
+		-cp "$ZKLIBS/*" org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZKDIR/zoo.cfg"
+	zk_wait
+}
+
+zk_wait() {
+	local deadline=$((SECONDS + CH_START_TIMEOUT))
+	while ((SECONDS < deadline)); do
+		if ! zk_running; then
+			tail -n 30 "$ZKLOG" >&2
+			die "zookeeper exited during startup (log: $ZKLOG)"
+		fi
+		if zk_answers; then
+			log "zookeeper: up (pid $(cat "$ZKPID"))"
+			return 0
+		fi
+		sleep 0.5
+	done
+	tail -n 30 "$ZKLOG" >&2
+	die "zookeeper did not answer on 127.0.0.1:$ZK_PORT within ${CH_START_TIMEOUT}s (log: $ZKLOG)"
+}
+
+zk_stop() { stop_pid zookeeper "$ZKPID" "$ZKDIR/zoo.cfg"; }
+
+cluster_node_start() { (cluster_node "$1" && ch_start) || die "cluster node $1 did not start"; }
+cluster_node_stop() { (cluster_node "$1" && ch_stop); }
+
+# cluster_wait_ddl: every node sees the cluster and runs ON CLUSTER DDL (a
+# no-op CREATE DATABASE on all of them).
+cluster_wait_ddl() {
+	local i
+	for ((i = 0; i < 60; i++)); do
+		if (cluster_node 1 && ch_query "CREATE DATABASE IF NOT EXISTS default ON CLUSTER $CLUSTER_NAME" >/dev/null 2>&1); then
+			log "cluster: distributed DDL answers on all $(cluster_nodes) nodes"
+			return 0
+		fi
+		sleep 1
+	done
+	die "cluster: ON CLUSTER DDL did not complete within 60 s (logs: $CLUSTER_DIR/ch*/log/)"
+}
+
+cmd_cluster_up() {
+	with_lock "$CLUSTER_DIR"
+	ensure_gitignore
+	ensure_clickhouse
+	zk_start
+	local n
+	for ((n = 1; n <= $(cluster_nodes); n++)); do cluster_node_start "$n"; done
+	cluster_wait_ddl
+	log "cluster up: $CLUSTER_NAME, $CLUSTER_SHARDS shards x $CLUSTER_REPLICAS replicas on $(cluster_addrs), zookeeper 127.0.0.1:$ZK_PORT"
+	print_cluster_env >&2
+}
+
+cmd_cluster_down() {
+	with_lock "$CLUSTER_DIR"
+	local n
+	for ((n = 1; n <= $(cluster_nodes); n++)); do cluster_node_stop "$n"; done
+	zk_stop
+}
+
+cmd_cluster_status() {
+	local ok=0 n
+	CH_CLIENT=$(command -v clickhouse-client || true)
+	if zk_running && zk_answers; then
+		echo "zookeeper:  UP      127.0.0.1:$ZK_PORT pid $(cat "$ZKPID") log $ZKLOG"
+	else
+		echo "zookeeper:  DOWN"
+		ok=1
+	fi
+	for ((n = 1; n <= $(cluster_nodes); n++)); do
+		# shellcheck disable=SC2030,SC2031 # cluster_node sets globals in the subshell only
+		if (cluster_node "$n" && ch_running && [ -n "$CH_CLIENT" ] && ch_answers); then
+			echo "node $n:     UP      127.0.0.1:$((CLUSTER_CH_PORT_BASE + n)) shard $(((n - 1) / CLUSTER_REPLICAS + 1)) logs $CLUSTER_DIR/ch$n/log/"
+		else
+			echo "node $n:     DOWN    127.0.0.1:$((CLUSTER_CH_PORT_BASE + n))"
+			ok=1
+		fi
+	done
+	return $ok
+}
+
+# print_cluster_env: the cluster's name and nodes; CHATWARDEN_CLUSTER_ADDR is
+# the node that chatwarden (and make test-cluster) connects to.
+print_cluster_env() {
+	echo "export CHATWARDEN_CLUSTER_NAME=$CLUSTER_NAME"
+	echo "export CHATWARDEN_CLUSTER_ADDR=127.0.0.1:$((CLUSTER_CH_PORT_BASE + 1))"
+	echo "export CHATWARDEN_CLUSTER_ADDRS=$(cluster_addrs)"
+	echo "export CHATWARDEN_ZK_ADDR=127.0.0.1:$ZK_PORT"
+}
+
 # ---------------------------------------------------------------- commands
 
 print_env() {
@@ -748,7 +1025,7 @@ ensure_gitignore() {
 }
 
 usage() {
-	sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -784,6 +1061,14 @@ main() {
 		[ $# -ge 1 ] || die "usage: stack.sh kafka-config DIR"
 		write_kafka_files "$1" "$1/data"
 		;;
+	cluster-up) cmd_cluster_up ;;
+	cluster-down) cmd_cluster_down ;;
+	cluster-status) cmd_cluster_status ;;
+	cluster-env) print_cluster_env ;;
+	cluster-node-start) with_lock "$CLUSTER_DIR"; ensure_clickhouse; cluster_node_start "${1:?usage: stack.sh cluster-node-start N}" ;;
+	cluster-node-stop) with_lock "$CLUSTER_DIR"; cluster_node_stop "${1:?usage: stack.sh cluster-node-stop N}" ;;
+	zk-start) with_lock "$CLUSTER_DIR"; zk_start ;;
+	zk-stop) with_lock "$CLUSTER_DIR"; zk_stop ;;
 	-h | --help | help) usage ;;
 	*)
 		usage >&2

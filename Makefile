@@ -2,7 +2,7 @@
 # govulncheck reports; the go command fetches 1.26.11 from the module proxy.
 export GOTOOLCHAIN := go1.26.11
 
-.PHONY: lint stack stack-down stack-status test eval eval-quick eval-scenario eval-series bench-detect demo bench bench-ingest fuzz-short drills
+.PHONY: lint stack stack-down stack-status stack-cluster stack-cluster-down test-cluster test eval eval-quick eval-scenario eval-series bench-detect demo bench bench-ingest fuzz-short drills
 
 # Local stack (Kafka 4.1.x KRaft + ClickHouse on 127.0.0.1, data under .stack/): see scripts/stack.sh
 stack:
@@ -13,6 +13,26 @@ stack-down:
 
 stack-status:
 	bash scripts/stack.sh status
+
+# The local ClickHouse cluster (docs/scaling.md): ZooKeeper and 4
+# ClickHouse 18.16 servers, 2 shards x 2 replicas, on 127.0.0.1 ports
+# 12181 and 29001-29004 (data under .stack-cluster/). Idempotent.
+stack-cluster:
+	bash scripts/stack.sh cluster-up
+
+stack-cluster-down:
+	bash scripts/stack.sh cluster-down
+
+# The store's tests, the pages' and the weekly report's against the local
+# cluster (started if it is not running): every test database is created
+# ON CLUSTER with the cluster schema (clickhouse.cluster), so each query
+# those tests run goes through the Distributed and replicated tables.
+CLUSTER_TEST_PKGS ?= ./store/ ./report/... ./dashboards/...
+test-cluster:
+	@bash scripts/stack.sh cluster-up
+	@eval "$$(bash scripts/stack.sh cluster-env)"; set -e; \
+	CHATWARDEN_CLICKHOUSE_ADDR=$$CHATWARDEN_CLUSTER_ADDR CHATWARDEN_TEST_CLUSTER=$$CHATWARDEN_CLUSTER_NAME \
+		go test -count=1 -timeout 30m $(CLUSTER_TEST_PKGS)
 
 # The whole suite against the real servers, then the SQL conformance check:
 # every migration and every distinct query the suite just ran on ClickHouse

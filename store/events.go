@@ -11,7 +11,7 @@ import (
 	"github.com/chatwarden/chatwarden/models"
 )
 
-const insertEvents = `INSERT INTO events (event_id, ts, tenant, actor_id, actor_type, actor_role,
+const insertEventsColumns = `(event_id, ts, tenant, actor_id, actor_type, actor_role,
 actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields,
 purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country,
 client_user_agent, destination, ingested_at)`
@@ -20,7 +20,19 @@ client_user_agent, destination, ingested_at)`
 // The materialized views fill event_ids, events_by_subject, actor_minute and
 // shares in the same INSERT. Callers pass events whose customer ids are already
 // pseudonymized, and drop duplicates first (see ExistingEventIDs).
+//
+// The rows are a function of evs and ingestedAt alone, so a retry of the
+// same batch sends the same blocks: on a cluster (Config.Cluster) the
+// insert goes through the Distributed table, synchronously, and each
+// shard's ReplicatedMergeTree drops a block it already holds, so a retried
+// batch whose first attempt's answer was lost is stored once.
 func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error {
+	return s.insertEvents(ctx, "events", evs, ingestedAt)
+}
+
+// insertEvents writes evs into table (events, or on a cluster a node's
+// events_local).
+func (s *Store) insertEvents(ctx context.Context, table string, evs []models.Event, ingestedAt time.Time) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -48,7 +60,8 @@ func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt
 		dests[i] = e.Destination
 		ingested[i] = at
 	}
-	batch, err := s.conn.PrepareBatch(ctx, insertEvents)
+	// table is a constant of this package: no user text.
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" "+insertEventsColumns)
 	if err != nil {
 		return fmt.Errorf("preparing insert of %d events: %w", n, err)
 	}

@@ -79,7 +79,9 @@ func splitStatements(sql string) []string {
 // addColumnRe matches a migration statement that adds one column. ClickHouse
 // 18.16 has no ADD COLUMN IF NOT EXISTS, so Migrate checks system.columns
 // itself: a migration that stopped half-way re-runs without an error.
-var addColumnRe = regexp.MustCompile(`^(?i:ALTER\s+TABLE)\s+([A-Za-z_][A-Za-z0-9_]*)\s+(?i:ADD\s+COLUMN)\s+([A-Za-z_][A-Za-z0-9_]*)\s+[^,]+$`)
+// (On a cluster the table is qualified with its database and may have an
+// ON CLUSTER clause.)
+var addColumnRe = regexp.MustCompile(`^(?i:ALTER\s+TABLE)\s+(?:[A-Za-z_][A-Za-z0-9_]*\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\s+(?i:ON\s+CLUSTER)\s+[A-Za-z_][A-Za-z0-9_]*)?\s+(?i:ADD\s+COLUMN)\s+([A-Za-z_][A-Za-z0-9_]*)\s+[^,]+$`)
 
 // columnAlreadyAdded reports whether stmt adds one column that the table
 // already has.
@@ -94,6 +96,35 @@ func (s *Store) columnAlreadyAdded(ctx context.Context, stmt string) (bool, erro
 		return false, fmt.Errorf("reading the columns of %s: %w", m[1], err)
 	}
 	return n > 0, nil
+}
+
+// statements returns stmt as it runs on this store: itself on one server,
+// its cluster form on a cluster.
+func (s *Store) statements(stmt string) ([]string, error) {
+	if s.cfg.Cluster == "" {
+		return []string{stmt}, nil
+	}
+	return ClusterStatements(stmt, s.cfg.Cluster, s.cfg.Database)
+}
+
+// migrateStatement runs one migration statement (each of its cluster forms
+// on a cluster), skipping a column that is already there.
+func (s *Store) migrateStatement(ctx context.Context, stmt string) error {
+	stmts, err := s.statements(stmt)
+	if err != nil {
+		return err
+	}
+	for _, st := range stmts {
+		if done, err := s.columnAlreadyAdded(ctx, st); err != nil {
+			return err
+		} else if done {
+			continue
+		}
+		if err := s.exec(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SchemaMigrationsDDL creates the table that records applied migrations.
@@ -111,9 +142,18 @@ type MigrationResult struct {
 
 // Migrate applies every embedded migration not yet recorded in
 // schema_migrations. It is idempotent and safe to run at every start-up.
+//
+// On a cluster (Config.Cluster) each statement runs in its cluster form
+// (ClusterStatements): ON CLUSTER, replicated, sharded event tables.
 func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, error) {
-	if err := s.exec(ctx, SchemaMigrationsDDL); err != nil {
-		return MigrationResult{}, fmt.Errorf("creating schema_migrations: %w", err)
+	ddl, err := s.statements(SchemaMigrationsDDL)
+	if err != nil {
+		return MigrationResult{}, err
+	}
+	for _, stmt := range ddl {
+		if err := s.exec(ctx, stmt); err != nil {
+			return MigrationResult{}, fmt.Errorf("creating schema_migrations: %w", err)
+		}
 	}
 	applied := map[int]bool{}
 	rows, err := s.conn.Query(ctx, "SELECT version FROM schema_migrations")
@@ -143,12 +183,7 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, er
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if done, err := s.columnAlreadyAdded(ctx, stmt); err != nil {
-				return res, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
-			} else if done {
-				continue
-			}
-			if err := s.exec(ctx, stmt); err != nil {
+			if err := s.migrateStatement(ctx, stmt); err != nil {
 				return res, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}

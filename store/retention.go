@@ -198,23 +198,13 @@ func partitionEnd(p string) (time.Time, bool) {
 // audit trail by the caller from the returned result.
 func (s *Store) Retain(ctx context.Context, cfg RetentionConfig, now time.Time) (RetentionResult, error) {
 	var res RetentionResult
-	rows, err := s.conn.Query(ctx, `SELECT table, partition, sum(rows) FROM system.parts
-WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
+	all, err := s.partitions(ctx)
 	if err != nil {
-		return res, fmt.Errorf("listing partitions: %w", err)
-	}
-	type part struct {
-		table, partition string
-		rows             uint64
+		return res, err
 	}
 	var parts []part
 	unmanaged := map[string]bool{}
-	for rows.Next() {
-		var p part
-		if err := rows.Scan(&p.table, &p.partition, &p.rows); err != nil {
-			rows.Close()
-			return res, err
-		}
+	for _, p := range all {
 		if _, ok := partitionEnd(p.partition); !ok {
 			continue // not time-partitioned (e.g. tuple())
 		}
@@ -230,10 +220,6 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 		}
 		parts = append(parts, p)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return res, err
-	}
 	sort.Slice(parts, func(i, j int) bool {
 		return parts[i].table < parts[j].table || (parts[i].table == parts[j].table && parts[i].partition < parts[j].partition)
 	})
@@ -248,8 +234,15 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 			return res, fmt.Errorf("table name %q is not a plain identifier", p.table)
 		}
 		// The partition id is all digits (checked by partitionEnd) and
-		// the table a known identifier: neither is user text.
-		if err := s.exec(ctx, "ALTER TABLE "+p.table+" DROP PARTITION "+p.partition); err != nil {
+		// the table a known identifier: neither is user text. On a
+		// cluster a sharded table's partition goes on every shard (ON
+		// CLUSTER; each shard's replicas follow through ZooKeeper); a
+		// table that every node replicates drops it everywhere by itself.
+		drop := "ALTER TABLE " + p.table + " DROP PARTITION " + p.partition
+		if local := s.localTable(p.table); local != p.table {
+			drop = "ALTER TABLE " + s.cfg.Database + "." + local + s.onCluster() + " DROP PARTITION " + p.partition
+		}
+		if err := s.exec(ctx, drop); err != nil {
 			return res, fmt.Errorf("dropping partition %s of %s: %w", p.partition, p.table, err)
 		}
 		res.Dropped = append(res.Dropped, DroppedPartition{Table: p.table, Partition: p.partition, Rows: p.rows})
@@ -266,6 +259,62 @@ WHERE database = ? AND active GROUP BY table, partition`, s.cfg.Database)
 	}
 	sort.Strings(res.Unmanaged)
 	return res, nil
+}
+
+// part is the rows of one partition of a table, by the table's name in the
+// schema (events, not events_local).
+type part struct {
+	table, partition string
+	rows             uint64
+}
+
+// partitions lists the active partitions of the database's tables. On a
+// cluster it reads this node's copy of the tables that every node
+// replicates, and the sharded tables' local tables on one replica of each
+// shard (the cluster table function), summing a partition's rows over the
+// shards.
+func (s *Store) partitions(ctx context.Context) ([]part, error) {
+	const q = `SELECT table, partition, sum(rows) FROM %s WHERE database = ? AND active%s GROUP BY table, partition`
+	queries := []string{fmt.Sprintf(q, "system.parts", "")}
+	if s.cfg.Cluster != "" {
+		locals := make([]string, 0, len(shardedTables))
+		for t := range shardedTables {
+			locals = append(locals, "'"+t+localSuffix+"'")
+		}
+		sort.Strings(locals)
+		in := " AND table IN (" + strings.Join(locals, ", ") + ")"
+		// The cluster name is an identifier (Config.Validate) and the
+		// table names constants: no user text.
+		queries = []string{
+			fmt.Sprintf(q, "system.parts", strings.Replace(in, " IN ", " NOT IN ", 1)),
+			fmt.Sprintf(q, "cluster('"+s.cfg.Cluster+"', system, parts)", in),
+		}
+	}
+	var out []part
+	for _, query := range queries {
+		rows, err := s.conn.Query(ctx, query, s.cfg.Database)
+		if err != nil {
+			return nil, fmt.Errorf("listing partitions: %w", err)
+		}
+		for rows.Next() {
+			var p part
+			if err := rows.Scan(&p.table, &p.partition, &p.rows); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if base, ok := strings.CutSuffix(p.table, localSuffix); ok && s.cfg.Cluster != "" {
+				if _, sharded := shardedTables[base]; sharded {
+					p.table = base
+				}
+			}
+			out = append(out, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("listing partitions: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // retainRows starts an ALTER TABLE ... DELETE on every row-policy table that

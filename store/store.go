@@ -49,6 +49,12 @@ type Config struct {
 	// Compression is the native protocol's block compression: lz4 (default)
 	// or none (cheaper on CPU when ClickHouse runs on the same host).
 	Compression string `yaml:"compression"`
+	// Cluster names a ClickHouse cluster (its remote_servers entry, with
+	// ZooKeeper, {shard}/{replica} macros and distributed_ddl configured):
+	// migrations then run ON CLUSTER and create Replicated*MergeTree
+	// tables, the event tables sharded by (tenant, actor) under Distributed
+	// tables (docs/scaling.md). Empty: one server, plain MergeTree tables.
+	Cluster string `yaml:"cluster"`
 	// LogQueries asks the server to write every query to system.query_log.
 	// The test suite turns it on so that the SQL conformance check can replay
 	// every query it ran on a current ClickHouse.
@@ -88,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if !identRe.MatchString(c.Database) {
 		return fmt.Errorf("clickhouse.database: %q is not a plain identifier", c.Database)
+	}
+	if c.Cluster != "" && !identRe.MatchString(c.Cluster) {
+		return fmt.Errorf("clickhouse.cluster: %q is not a plain identifier", c.Cluster)
 	}
 	switch c.Compression {
 	case "", "lz4", "none":
@@ -153,6 +162,18 @@ func QuerySettings(v Version) clickhouse.Settings {
 	}
 	_ = v // no version-specific setting is needed yet; this is where one goes.
 	return s
+}
+
+// ClusterQuerySettings returns the settings chatwarden adds on a cluster
+// (Config.Cluster). insert_distributed_sync (an alias of
+// distributed_foreground_insert on current ClickHouse) makes an INSERT into
+// a Distributed table return only when every shard's part of the block is
+// written to a replica: an insert that returned is stored, as on one
+// server, and a retried batch reaches the same shards with the same blocks,
+// which ReplicatedMergeTree's block deduplication drops (docs/scaling.md,
+// "Inserts").
+func ClusterQuerySettings() clickhouse.Settings {
+	return clickhouse.Settings{"insert_distributed_sync": 1}
 }
 
 // Store is a connection pool to one chatwarden database.
@@ -226,12 +247,21 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	}
 	// The database name is checked against identRe in Validate: it is an
 	// identifier, not user text, and identifiers cannot be bound.
-	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database); err != nil {
+	onCluster := ""
+	if cfg.Cluster != "" {
+		onCluster = " ON CLUSTER " + cfg.Cluster // an identifier, checked in Validate
+	}
+	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database+onCluster); err != nil {
 		return nil, fmt.Errorf("creating database %s: %w", cfg.Database, err)
 	}
 	settings := QuerySettings(v)
 	if cfg.LogQueries {
 		settings["log_queries"] = 1
+	}
+	if cfg.Cluster != "" {
+		for k, v := range ClusterQuerySettings() {
+			settings[k] = v
+		}
 	}
 	conn, err := clickhouse.Open(opts(cfg.Database, settings))
 	if err != nil {
@@ -263,9 +293,10 @@ func (s *Store) Database() string { return s.cfg.Database }
 // Ping checks that the server answers.
 func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
 
-// DropDatabase drops the store's database. Tests and `chatwarden eval` use it.
+// DropDatabase drops the store's database (on every node of a cluster).
+// Tests and `chatwarden eval` use it.
 func (s *Store) DropDatabase(ctx context.Context) error {
-	return s.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.cfg.Database)
+	return s.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.cfg.Database+s.onCluster())
 }
 
 // exec runs a statement that returns no rows.

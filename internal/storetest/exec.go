@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"regexp"
 	"testing"
 	"time"
 
@@ -21,10 +22,35 @@ func Exec(t testing.TB, cfg store.Config, query string, args ...any) {
 	defer cancel()
 	conn := dial(t, cfg)
 	defer conn.Close()
+	before := mutations(ctx, t, conn, cfg.Database)
 	if err := conn.Exec(ctx, query, args...); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
+	if mutation.MatchString(query) {
+		// A replicated table's mutation reaches system.mutations when
+		// the replica has read it from ZooKeeper, not at once.
+		for mutations(ctx, t, conn, cfg.Database) == before {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("waiting for the mutation %s to appear: %v", query, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 	waitMutations(ctx, t, conn, cfg.Database)
+}
+
+// mutation matches an ALTER TABLE ... UPDATE or DELETE.
+var mutation = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+\S+(\s+ON\s+CLUSTER\s+\S+)?\s+(UPDATE|DELETE)\b`)
+
+// mutations counts the mutations of db, done or not.
+func mutations(ctx context.Context, t testing.TB, conn driver.Conn, db string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ?", db).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // WaitMutations waits until every mutation (ALTER UPDATE/DELETE) of cfg's

@@ -23,6 +23,12 @@ func Addr() string {
 	return "127.0.0.1:9000"
 }
 
+// Cluster returns the ClickHouse cluster tests create their databases on:
+// $CHATWARDEN_TEST_CLUSTER (make test-cluster sets it, with
+// CHATWARDEN_CLICKHOUSE_ADDR pointing at a node of the local cluster), or ""
+// for one server.
+func Cluster() string { return os.Getenv("CHATWARDEN_TEST_CLUSTER") }
+
 // Config returns a store config for a fresh database with a unique name.
 func Config(t testing.TB) store.Config {
 	t.Helper()
@@ -30,7 +36,7 @@ func Config(t testing.TB) store.Config {
 	_, _ = rand.Read(b)
 	// Every test query is logged so that the conformance check
 	// (store/modern) can replay it on ClickHouse 26.x.
-	return store.Config{Addr: Addr(), Database: "test_" + hex.EncodeToString(b), LogQueries: true}
+	return store.Config{Addr: Addr(), Database: "test_" + hex.EncodeToString(b), LogQueries: true, Cluster: Cluster()}
 }
 
 // New opens a fresh, migrated database and drops it when the test ends.

@@ -1,0 +1,153 @@
+package store
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// A ClickHouse cluster (Config.Cluster, docs/scaling.md) keeps two kinds of
+// table:
+//
+//   - Sharded tables hold the event volume: raw events and everything
+//     derived from them per actor. Each is a Replicated*MergeTree named
+//     <table>_local on every node (one ZooKeeper path per shard, so the
+//     replicas of a shard hold the same rows) under a Distributed table
+//     named <table> that spreads inserts by cityHash64(tenant, actor_id),
+//     so one actor's events, minutes, findings and risk live on one shard.
+//     Materialized views run on the local tables of the shard that received
+//     the rows. Queries read the Distributed table by its usual name.
+//   - Every other table (alerts, suppressions, consents, checkpoints,
+//     audit, dead letters, schema versions) is small and is read with FINAL,
+//     argMax over versions or IN over itself: it is one Replicated*MergeTree
+//     with a single ZooKeeper path that every node of the cluster replicates,
+//     so each node reads a whole copy locally and the SQL stays the same.
+//
+// The single-server migrations are the one source: ClusterStatements
+// rewrites each statement into its cluster form, and a statement form it
+// does not know is an error (TestClusterStatementsCoverMigrations).
+
+// shardedTables are the tables sharded by (tenant, actor_id); the value says
+// whether the table has both columns (a Distributed table without them only
+// reads: its rows come from materialized views on the local tables).
+var shardedTables = map[string]bool{
+	"events":            true,
+	"event_ids":         false,
+	"events_by_subject": true,
+	"actor_minute":      true,
+	"findings":          true,
+	"actor_risk":        true,
+}
+
+// localSuffix names a sharded table's local (per-node) table.
+const localSuffix = "_local"
+
+// ShardingKey is the sharding expression of the Distributed tables.
+const ShardingKey = "cityHash64(tenant, actor_id)"
+
+var (
+	clusterCreateRe = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*ENGINE\s*=\s*([A-Za-z]*)MergeTree\(([^)]*)\)(.*)$`)
+	clusterViewRe   = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*) TO ([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$`)
+	clusterFromRe   = regexp.MustCompile(`(?i)\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)\b`)
+	clusterAlterRe  = regexp.MustCompile(`(?s)^ALTER TABLE ([A-Za-z_][A-Za-z0-9_]*) (ADD COLUMN .*)$`)
+)
+
+// ClusterStatements returns the statements that apply one single-server
+// migration statement to the cluster named cluster, for database db (both
+// plain identifiers). The forms it knows are the ones the migrations use:
+// CREATE TABLE IF NOT EXISTS ... ENGINE = *MergeTree(...), CREATE
+// MATERIALIZED VIEW IF NOT EXISTS ... TO ... AS SELECT over a sharded table,
+// and ALTER TABLE ... ADD COLUMN.
+func ClusterStatements(stmt, cluster, db string) ([]string, error) {
+	if !identRe.MatchString(cluster) || !identRe.MatchString(db) {
+		return nil, fmt.Errorf("cluster %q and database %q must be plain identifiers", cluster, db)
+	}
+	stmt = strings.TrimSpace(stmt)
+	if m := clusterCreateRe.FindStringSubmatch(stmt); m != nil {
+		table, cols, variant, args, rest := m[1], m[2], m[3], strings.TrimSpace(m[4]), m[5]
+		shard, sharded := "all", false
+		if _, ok := shardedTables[table]; ok {
+			shard, sharded = "{shard}", true
+		}
+		local := table
+		if sharded {
+			local = table + localSuffix
+		}
+		engineArgs := fmt.Sprintf("'/clickhouse/tables/%s/%s/%s', '{replica}'", shard, db, local)
+		if args != "" {
+			engineArgs += ", " + args
+		}
+		out := []string{fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s (%s) ENGINE = Replicated%sMergeTree(%s)%s",
+			db, local, cluster, cols, variant, engineArgs, rest)}
+		if sharded {
+			key := ""
+			if shardedTables[table] {
+				key = ", " + ShardingKey
+			}
+			out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s AS %s.%s ENGINE = Distributed(%s, %s, %s%s)",
+				db, table, cluster, db, local, cluster, db, local, key))
+		}
+		return out, nil
+	}
+	if m := clusterViewRe.FindStringSubmatch(stmt); m != nil {
+		view, to, sel := m[1], m[2], m[3]
+		if _, ok := shardedTables[to]; !ok {
+			return nil, fmt.Errorf("materialized view %s: its table %s is not sharded", view, to)
+		}
+		var bad error
+		sel = clusterFromRe.ReplaceAllStringFunc(sel, func(from string) string {
+			src := clusterFromRe.FindStringSubmatch(from)[1]
+			if _, ok := shardedTables[src]; !ok {
+				bad = fmt.Errorf("materialized view %s: reads %s, which is not sharded", view, src)
+				return from
+			}
+			return "FROM " + db + "." + src + localSuffix
+		})
+		if bad != nil {
+			return nil, bad
+		}
+		return []string{fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s ON CLUSTER %s TO %s.%s%s AS %s",
+			db, view, cluster, db, to, localSuffix, sel)}, nil
+	}
+	if m := clusterAlterRe.FindStringSubmatch(stmt); m != nil {
+		table, change := m[1], m[2]
+		if _, ok := shardedTables[table]; ok {
+			// The local tables first: a Distributed table may name
+			// fewer columns than its local table, not more.
+			return []string{
+				fmt.Sprintf("ALTER TABLE %s.%s%s ON CLUSTER %s %s", db, table, localSuffix, cluster, change),
+				fmt.Sprintf("ALTER TABLE %s.%s ON CLUSTER %s %s", db, table, cluster, change),
+			}, nil
+		}
+		// A table that every node replicates: ZooKeeper carries the
+		// change to the other replicas (ON CLUSTER would run it once per
+		// shard on the same replicated table).
+		return []string{fmt.Sprintf("ALTER TABLE %s.%s %s", db, table, change)}, nil
+	}
+	return nil, fmt.Errorf("no cluster form for the statement %q", firstLine(stmt))
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// localTable returns the table that holds table's rows on a node: its
+// <table>_local on a cluster for a sharded table, else table itself.
+func (s *Store) localTable(table string) string {
+	if _, ok := shardedTables[table]; ok && s.cfg.Cluster != "" {
+		return table + localSuffix
+	}
+	return table
+}
+
+// onCluster returns " ON CLUSTER name" on a cluster and "" on one server.
+func (s *Store) onCluster() string {
+	if s.cfg.Cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + s.cfg.Cluster
+}
+
+// Cluster returns the configured cluster name ("" for one server).
+func (s *Store) Cluster() string { return s.cfg.Cluster }

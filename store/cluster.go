@@ -37,6 +37,7 @@ var shardedTables = map[string]bool{
 	"actor_minute":      true,
 	"findings":          true,
 	"actor_risk":        true,
+	"shares":            true,
 }
 
 // localSuffix names a sharded table's local (per-node) table.
@@ -80,12 +81,7 @@ func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 		out := []string{fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s (%s) ENGINE = Replicated%sMergeTree(%s)%s",
 			db, local, cluster, cols, variant, engineArgs, rest)}
 		if sharded {
-			key := ""
-			if shardedTables[table] {
-				key = ", " + ShardingKey
-			}
-			out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s AS %s.%s ENGINE = Distributed(%s, %s, %s%s)",
-				db, table, cluster, db, local, cluster, db, local, key))
+			out = append(out, distributedDDL(table, cluster, db))
 		}
 		return out, nil
 	}
@@ -112,12 +108,18 @@ func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 	if m := clusterAlterRe.FindStringSubmatch(stmt); m != nil {
 		table, change := m[1], m[2]
 		if _, ok := shardedTables[table]; ok {
-			// The local tables first: a Distributed table may name
-			// fewer columns than its local table, not more.
-			return []string{
+			// The local tables first (ON CLUSTER runs it on one
+			// replica of each shard; ZooKeeper brings it to the
+			// others), then the Distributed table anew over them:
+			// 18.16 refuses an ALTER ON CLUSTER of a table that is
+			// not replicated on a cluster whose shards are, and a
+			// Distributed table holds no rows (inserts are
+			// synchronous), so dropping it loses nothing; an insert
+			// in between fails and is retried.
+			return append([]string{
 				fmt.Sprintf("ALTER TABLE %s.%s%s ON CLUSTER %s %s", db, table, localSuffix, cluster, change),
-				fmt.Sprintf("ALTER TABLE %s.%s ON CLUSTER %s %s", db, table, cluster, change),
-			}, nil
+				fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s", db, table, cluster),
+			}, distributedDDL(table, cluster, db)), nil
 		}
 		// A table that every node replicates: ZooKeeper carries the
 		// change to the other replicas (ON CLUSTER would run it once per
@@ -125,6 +127,17 @@ func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 		return []string{fmt.Sprintf("ALTER TABLE %s.%s %s", db, table, change)}, nil
 	}
 	return nil, fmt.Errorf("no cluster form for the statement %q", firstLine(stmt))
+}
+
+// distributedDDL creates the Distributed table of the sharded table over
+// its local tables.
+func distributedDDL(table, cluster, db string) string {
+	key := ""
+	if shardedTables[table] {
+		key = ", " + ShardingKey
+	}
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s AS %s.%s%s ENGINE = Distributed(%s, %s, %s%s%s)",
+		db, table, cluster, db, table, localSuffix, cluster, db, table, localSuffix, key)
 }
 
 func firstLine(s string) string {

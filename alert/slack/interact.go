@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,14 +24,6 @@ const ReplayWindow = 5 * time.Minute
 
 // maxBody bounds an interactivity request.
 const maxBody = 1 << 20
-
-// The false-positive dialog: its callback id, and the block and action ids
-// of its reason field.
-const (
-	FalsePositiveCallback = "cw_false_positive"
-	ReasonBlockID         = "cw_reason"
-	ReasonActionID        = "reason"
-)
 
 // ActFunc applies a responder's action; (*alert.Dispatcher).Act is one, and
 // (*alert.Dispatcher).Authorize checks one without applying it.
@@ -159,96 +149,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// click is one button press or dialog submission being decided.
-type click struct {
-	cb     *slack.InteractionCallback
-	kind   alert.ActionKind
-	msgID  string
-	alert  string
-	reason string
-	person Person
-}
-
-// detail is the audit row's detail: the Slack identity and what was asked.
-func (c *click) detail(result string) string {
-	d := fmt.Sprintf("slack_user=%s slack_name=%s action=%s message=%s", c.cb.User.ID, strconv.Quote(c.cb.User.Name), c.kind, c.msgID)
-	if c.alert != "" {
-		d += " alert=" + c.alert
-	}
-	if c.reason != "" {
-		d += " reason=" + strconv.Quote(c.reason)
-	}
-	return d + " result=" + result
-}
-
-// The audit actions of Slack clicks.
-const (
-	auditApplied = "slack_action"
-	auditRefused = "slack_action_refused"
-	auditFailed  = "slack_action_failed"
-)
-
-// audit writes the row of c under action (auditApplied, auditRefused,
-// auditFailed).
-func (h *Handler) audit(ctx context.Context, now time.Time, c *click, action, result string) error {
-	e := store.AuditEntry{TS: now, User: c.person.Name, Role: c.person.Role, Source: "slack", Action: action,
-		Detail: c.detail(result)}
-	if action == auditApplied {
-		e.Rows = 1
-	}
-	if e.User == "" {
-		e.User = "slack:" + c.cb.User.ID
-	}
-	if err := h.o.Audit(ctx, e); err != nil {
-		h.log.Error("writing the audit trail for a slack action", "action", c.kind, "err", err)
-		return err
-	}
-	return nil
-}
-
-// action is what the dispatcher is asked to do for c.
-func (c *click) action() alert.Action {
-	return alert.Action{Kind: c.kind, MessageID: c.msgID, AlertID: c.alert, User: c.cb.User.ID, UserName: c.cb.User.Name,
-		Identity: c.person.Name, Role: c.person.Role, Tenants: c.person.Tenants, Reason: c.reason}
-}
-
-// refusal is the reply for an action that is not allowed, or "" when err
-// is not a refusal.
-func refusal(err error) string {
-	switch {
-	case errors.Is(err, ErrUnmapped):
-		return "You are not a chatwarden user, so you cannot act on alerts. Ask an admin to link your Slack account."
-	case errors.Is(err, alert.ErrNotAllowed):
-		return "Not allowed: " + strings.TrimPrefix(err.Error(), alert.ErrNotAllowed.Error()+": ") + "."
-	case errors.Is(err, alert.ErrUnknownMessage), errors.Is(err, alert.ErrUnknownAlert):
-		return "This alert is no longer known to chatwarden."
-	case errors.Is(err, alert.ErrReasonRequired):
-		return "A false-positive mark needs a reason."
-	}
-	return ""
-}
-
-// decide resolves the clicker and checks the action; it returns the reply
-// for a refusal ("" when allowed) and an error when the decision could not
-// be made (Slack or the store unreachable).
-func (h *Handler) decide(ctx context.Context, now time.Time, c *click) (string, error) {
-	p, err := h.o.Directory.Resolve(ctx, c.cb.User.ID, now)
-	if err != nil {
-		if msg := refusal(err); msg != "" {
-			return msg, nil
-		}
-		return "", err
-	}
-	c.person = p
-	if err := h.o.Authorize(ctx, now, c.action()); err != nil {
-		if msg := refusal(err); msg != "" {
-			return msg, nil
-		}
-		return "", err
-	}
-	return "", nil
-}
-
 // blockActions handles button presses.
 func (h *Handler) blockActions(w http.ResponseWriter, ctx context.Context, now time.Time, cb *slack.InteractionCallback) {
 	var errs []error
@@ -296,137 +196,6 @@ func (h *Handler) blockActions(w http.ResponseWriter, ctx context.Context, now t
 		return
 	}
 	w.WriteHeader(http.StatusOK)
-}
-
-// apply audits and applies an allowed action. The audit row comes first:
-// an action the trail cannot record is not taken.
-func (h *Handler) apply(ctx context.Context, now time.Time, c *click) error {
-	if err := h.audit(ctx, now, c, auditApplied, "authorized"); err != nil {
-		h.reply(ctx, c, "chatwarden could not record your action in its audit trail, so it was not applied. Try again.")
-		return err
-	}
-	err := h.o.Act(ctx, now, c.action())
-	if err != nil {
-		if msg := refusal(err); msg != "" { // changed since Authorize
-			_ = h.audit(ctx, now, c, auditRefused, "refused")
-			h.reply(ctx, c, msg)
-			return nil
-		}
-		h.log.Error("applying slack action", "action", c.kind, "message", c.msgID, "err", err)
-		_ = h.audit(ctx, now, c, auditFailed, "failed")
-		return err
-	}
-	h.log.Info("slack action applied", "action", c.kind, "message", c.msgID, "alert", c.alert,
-		"slack_user", c.cb.User.ID, "user", c.person.Name)
-	return nil
-}
-
-// refuse audits a refused click and tells the clicker why, visible to them
-// only.
-func (h *Handler) refuse(ctx context.Context, now time.Time, c *click, msg string) {
-	h.log.Warn("slack action refused", "action", c.kind, "message", c.msgID, "slack_user", c.cb.User.ID,
-		"user", c.person.Name, "why", msg)
-	_ = h.audit(ctx, now, c, auditRefused, "refused: "+msg)
-	h.reply(ctx, c, msg)
-}
-
-// reply sends an ephemeral message to the clicker in the channel of the
-// click (chat.postEphemeral).
-func (h *Handler) reply(ctx context.Context, c *click, msg string) {
-	if h.o.Client == nil || c.cb.Channel.ID == "" {
-		return
-	}
-	if _, err := h.o.Client.api.PostEphemeralContext(ctx, c.cb.Channel.ID, c.cb.User.ID, slack.MsgOptionText(msg, false)); err != nil {
-		h.log.Warn("sending an ephemeral reply", "err", err)
-	}
-}
-
-// fpMeta is what the dialog carries to its submission.
-type fpMeta struct {
-	Message string `json:"m"`
-	Alert   string `json:"a"`
-	Channel string `json:"c"`
-}
-
-// openReasonDialog asks for the reason of a false-positive mark
-// (views.open with the click's trigger id).
-func (h *Handler) openReasonDialog(ctx context.Context, c *click) error {
-	if h.o.Client == nil {
-		return errors.New("no Slack client to open the dialog with")
-	}
-	meta, _ := json.Marshal(fpMeta{Message: c.msgID, Alert: c.alert, Channel: c.cb.Channel.ID})
-	input := slack.NewPlainTextInputBlockElement(plain("Why is this not a breach? Ticket, change, who confirmed it."), ReasonActionID)
-	input.Multiline = true
-	input.MinLength = 10
-	input.MaxLength = alert.MaxReasonLen
-	days := int(h.o.FalsePositiveFor.Hours() / 24)
-	text := fmt.Sprintf("Mark alert %s as a false positive. Its detector stays quiet for this actor for %d days, and the mark, "+
-		"your name and this reason go to chatwarden's audit trail.", code(c.alert), days)
-	view := slack.ModalViewRequest{
-		Type: slack.VTModal, CallbackID: FalsePositiveCallback, PrivateMetadata: string(meta),
-		Title: plain("False positive"), Submit: plain("Mark"), Close: plain("Cancel"),
-		Blocks: slack.Blocks{BlockSet: []slack.Block{
-			slack.NewSectionBlock(mrkdwn(text), nil, nil),
-			slack.NewInputBlock(ReasonBlockID, plain("Reason"), nil, input),
-		}},
-	}
-	_, err := h.o.Client.api.OpenViewContext(ctx, c.cb.TriggerID, view)
-	return err
-}
-
-// submission handles the false-positive dialog's submit: the same checks
-// again (the submitter, the role, now with the reason), then the mark. A
-// refusal is shown in the dialog.
-func (h *Handler) submission(w http.ResponseWriter, ctx context.Context, now time.Time, cb *slack.InteractionCallback) {
-	if cb.View.CallbackID != FalsePositiveCallback {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	var m fpMeta
-	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &m); err != nil || m.Alert == "" {
-		http.Error(w, "bad dialog metadata", http.StatusBadRequest)
-		return
-	}
-	if cb.Channel.ID == "" {
-		cb.Channel.ID = m.Channel
-	}
-	c := &click{cb: cb, kind: alert.ActionFalsePositive, msgID: m.Message, alert: m.Alert,
-		reason: strings.TrimSpace(cb.View.State.Values[ReasonBlockID][ReasonActionID].Value)}
-	dialogError := func(msg string) {
-		writeJSON(w, map[string]any{"response_action": "errors", "errors": map[string]string{ReasonBlockID: msg}})
-	}
-	if c.reason == "" {
-		dialogError("A false-positive mark needs a reason.")
-		return
-	}
-	msg, err := h.decide(ctx, now, c)
-	switch {
-	case err != nil:
-		h.log.Error("deciding a slack false-positive mark", "alert", c.alert, "err", err)
-		dialogError("chatwarden could not check your permission right now. Try again.")
-		return
-	case msg != "":
-		h.log.Warn("slack action refused", "action", c.kind, "alert", c.alert, "slack_user", cb.User.ID, "why", msg)
-		_ = h.audit(ctx, now, c, auditRefused, "refused: "+msg)
-		dialogError(msg)
-		return
-	}
-	if err := h.audit(ctx, now, c, auditApplied, "authorized"); err != nil {
-		dialogError("chatwarden could not record the mark in its audit trail, so it was not applied. Try again.")
-		return
-	}
-	if err := h.o.Act(ctx, now, c.action()); err != nil {
-		h.log.Error("applying a slack false-positive mark", "alert", c.alert, "err", err)
-		_ = h.audit(ctx, now, c, auditFailed, "failed")
-		if msg := refusal(err); msg != "" {
-			dialogError(msg)
-			return
-		}
-		dialogError("chatwarden could not apply the mark. Try again.")
-		return
-	}
-	h.log.Info("slack action applied", "action", c.kind, "alert", c.alert, "slack_user", cb.User.ID, "user", c.person.Name)
-	w.WriteHeader(http.StatusOK) // an empty 200 closes the dialog
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -414,15 +415,15 @@ func TestDrillSlackFailing(t *testing.T) {
 	w := newWorkload()
 	down := envDuration(t, "DRILL_SLACK_OUTAGE", 2*time.Minute)
 	outageEnd := time.Now().Add(down + 10*time.Second)
-	d.slack.setFault(func(string) (int, int) {
+	d.slack.SetFault(func(string) slackfake.Fault {
 		now := time.Now()
 		if now.After(outageEnd) {
-			return 0, 0
+			return slackfake.Fault{}
 		}
 		if now.Unix()%2 == 0 {
-			return http.StatusTooManyRequests, 7
+			return slackfake.Fault{Status: http.StatusTooManyRequests, RetryAfter: 7}
 		}
-		return http.StatusInternalServerError, 0
+		return slackfake.Fault{Status: http.StatusInternalServerError}
 	})
 	r := result{Drill: "6 Slack 500/429", Injected: fmt.Sprintf("Slack answers 500 or 429 (Retry-After 7 s) to every call for %s while 8 bulk exports raise alerts", down)}
 	p := d.start(t, "serve")

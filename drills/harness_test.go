@@ -338,7 +338,7 @@ func newDrill(t *testing.T, o drillOptions) *drill {
     token: xoxb-drill
     api_url: %s
     timeout: 5s
-`, d.slack.url())
+`, d.slack.URL())
 	}
 	d.cfgFile = filepath.Join(t.TempDir(), "chatwarden.yaml")
 	if err := os.WriteFile(d.cfgFile, []byte(yaml), 0o600); err != nil {

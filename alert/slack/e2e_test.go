@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/alert"
 	aslack "github.com/chatwarden/chatwarden/alert/slack"
+	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
@@ -31,7 +32,7 @@ var t0 = time.Date(2025, 1, 6, 10, 0, 0, 0, time.UTC)
 
 type rig struct {
 	d     *alert.Dispatcher
-	slack *fakeSlack
+	slack *slackfake.Server
 	st    *store.Store
 	cfg   alert.Config
 	now   time.Time
@@ -44,7 +45,7 @@ func newRig(t *testing.T, cfg alert.Config) *rig {
 	r := &rig{slack: f, st: st, now: t0}
 	cfg.DefaultChannel, cfg.EscalationChannel = chAlerts, chEsc
 	cfg.InvestigateURL = "https://chatwarden.example/"
-	cfg.Slack.Token, cfg.Slack.APIURL, cfg.Slack.Timeout = "xoxb-test", f.url(), 5*time.Second
+	cfg.Slack.Token, cfg.Slack.APIURL, cfg.Slack.Timeout = "xoxb-test", f.URL(), 5*time.Second
 	r.cfg = cfg
 	r.d = r.newDispatcher(t)
 	return r
@@ -94,11 +95,11 @@ func eventRule(actor string, at time.Time) models.Finding {
 }
 
 // assertNoDuplicates fails when one message id was posted twice.
-func assertNoDuplicates(t *testing.T, f *fakeSlack, channels ...string) {
+func assertNoDuplicates(t *testing.T, f *slackfake.Server, channels ...string) {
 	t.Helper()
 	for _, ch := range channels {
 		seen := map[string]bool{}
-		for _, m := range f.messages(ch) {
+		for _, m := range f.Messages(ch) {
 			var md struct {
 				Payload map[string]any `json:"event_payload"`
 			}
@@ -138,18 +139,18 @@ func TestStormCollapsesIntoOneMessagePerActor(t *testing.T) {
 	}
 	// One message per second per channel: count posts per simulated second.
 	for end := r.now.Add(3 * time.Minute); r.now.Before(end); r.now = r.now.Add(500 * time.Millisecond) {
-		before, _ := r.slack.counts()
+		before, _ := r.slack.Counts()
 		if err := r.d.Tick(ctx, r.now); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.d.Deliver(ctx, r.now); err != nil {
 			t.Fatal(err)
 		}
-		if after, _ := r.slack.counts(); after-before > 1 {
+		if after, _ := r.slack.Counts(); after-before > 1 {
 			t.Fatalf("%d posts to one channel at %s", after-before, r.now.Sub(t0))
 		}
 	}
-	posts, _ := r.slack.counts()
+	posts, _ := r.slack.Counts()
 	if posts != 50 {
 		t.Errorf("1,000 findings on 50 actors made %d posts, want 50", posts)
 	}
@@ -157,7 +158,7 @@ func TestStormCollapsesIntoOneMessagePerActor(t *testing.T) {
 		t.Errorf("%d messages unsent", n)
 	}
 	assertNoDuplicates(t, r.slack, chAlerts)
-	msgs := r.slack.messages(chAlerts)
+	msgs := r.slack.Messages(chAlerts)
 	if len(msgs) > 0 && !strings.Contains(string(msgs[0].Blocks), "5 alerts on this actor") {
 		t.Errorf("group message does not summarize its 5 alerts: %s", msgs[0].Blocks)
 	}
@@ -182,16 +183,16 @@ func TestRateLimitBurstHonoursRetryAfter(t *testing.T) {
 	limited := 0
 	var lastLimitedAt time.Time
 	var early []time.Duration
-	r.slack.setFault(func(method string) (int, int, bool) {
+	r.slack.SetFault(func(method string) slackfake.Fault {
 		if method == "post" && limited < 6 {
 			if !lastLimitedAt.IsZero() && r.now.Sub(lastLimitedAt) < 3*time.Second {
 				early = append(early, r.now.Sub(lastLimitedAt))
 			}
 			limited++
 			lastLimitedAt = r.now
-			return http.StatusTooManyRequests, 3, false
+			return slackfake.Fault{Status: http.StatusTooManyRequests, RetryAfter: 3}
 		}
-		return 0, 0, false
+		return slackfake.Fault{}
 	})
 	for i := 0; i < 3; i++ {
 		if err := r.d.Notify(ctx, r.now, eventRule(fmt.Sprintf("bot-%d", i), r.now)); err != nil {
@@ -205,7 +206,7 @@ func TestRateLimitBurstHonoursRetryAfter(t *testing.T) {
 	if len(early) > 0 {
 		t.Errorf("posted again %v after a 429 with Retry-After 3s", early)
 	}
-	posts, _ := r.slack.counts()
+	posts, _ := r.slack.Counts()
 	if posts != 3 {
 		t.Errorf("%d posts, want 3 (one per alert group)", posts)
 	}
@@ -219,11 +220,11 @@ func TestSlackOutageLosesNothingAndPostsNothingTwice(t *testing.T) {
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	outageEnd := t0.Add(5 * time.Minute)
-	r.slack.setFault(func(string) (int, int, bool) {
+	r.slack.SetFault(func(string) slackfake.Fault {
 		if r.now.Before(outageEnd) {
-			return http.StatusInternalServerError, 0, false
+			return slackfake.Fault{Status: http.StatusInternalServerError}
 		}
-		return 0, 0, false
+		return slackfake.Fault{}
 	})
 	if err := r.d.Notify(ctx, r.now, eventRule("bot-1", r.now), eventRule("bot-2", r.now)); err != nil {
 		t.Fatal(err)
@@ -233,7 +234,7 @@ func TestSlackOutageLosesNothingAndPostsNothingTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.advance(t, 7*time.Minute, time.Second)
-	posts, _ := r.slack.counts()
+	posts, _ := r.slack.Counts()
 	if posts != 3 {
 		t.Errorf("%d posts after a 5-minute outage, want 3", posts)
 	}
@@ -241,8 +242,8 @@ func TestSlackOutageLosesNothingAndPostsNothingTwice(t *testing.T) {
 		t.Errorf("%d messages still unsent", n)
 	}
 	assertNoDuplicates(t, r.slack, chAlerts)
-	if r.slack.calls["post"] < 4 {
-		t.Errorf("only %d post attempts: the outage was not exercised", r.slack.calls["post"])
+	if calls, _ := r.slack.Calls(); calls["post"] < 4 {
+		t.Errorf("only %d post attempts: the outage was not exercised", calls["post"])
 	}
 }
 
@@ -250,12 +251,12 @@ func TestLostAnswerIsFoundNotPostedTwice(t *testing.T) {
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	lost := 0
-	r.slack.setFault(func(method string) (int, int, bool) {
+	r.slack.SetFault(func(method string) slackfake.Fault {
 		if method == "post" && lost == 0 {
 			lost++
-			return 0, 0, true // Slack posted, but its answer never arrived
+			return slackfake.Fault{Lost: true} // Slack posted, but its answer never arrived
 		}
-		return 0, 0, false
+		return slackfake.Fault{}
 	})
 	if err := r.d.Notify(ctx, r.now, eventRule("bot-1", r.now)); err != nil {
 		t.Fatal(err)
@@ -269,11 +270,11 @@ func TestLostAnswerIsFoundNotPostedTwice(t *testing.T) {
 	// The process dies here; a new one takes over from ClickHouse.
 	r.d = r.newDispatcher(t)
 	r.advance(t, time.Minute, time.Second)
-	posts, updates := r.slack.counts()
+	posts, updates := r.slack.Counts()
 	if posts != 1 || updates != 1 {
 		t.Errorf("posts=%d updates=%d, want the one post found in history and updated", posts, updates)
 	}
-	if r.slack.histories == 0 {
+	if r.slack.Histories() == 0 {
 		t.Error("no channel-history look-up before re-posting")
 	}
 	if n := r.d.Unsent(); n != 0 {
@@ -284,25 +285,25 @@ func TestLostAnswerIsFoundNotPostedTwice(t *testing.T) {
 func TestRestartDeliversWhatWasPersisted(t *testing.T) {
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
-	r.slack.setFault(func(string) (int, int, bool) { return http.StatusServiceUnavailable, 0, false })
+	r.slack.SetFault(func(string) slackfake.Fault { return slackfake.Fault{Status: http.StatusServiceUnavailable} })
 	if err := r.d.Notify(ctx, r.now, eventRule("bot-1", r.now), finding("enumeration", "agent-2", models.SeverityMedium, r.now)); err != nil {
 		t.Fatal(err)
 	}
 	r.advance(t, time.Minute, time.Second)
 	// Slack never answered; the process restarts after Slack is back.
-	r.slack.setFault(nil)
+	r.slack.SetFault(nil)
 	r.d = r.newDispatcher(t)
 	r.advance(t, 2*time.Minute, time.Second)
-	posts, _ := r.slack.counts()
+	posts, _ := r.slack.Counts()
 	if posts != 2 {
 		t.Errorf("%d posts after restart, want 2", posts)
 	}
 	assertNoDuplicates(t, r.slack, chAlerts)
 	// A further restart must not post or update anything again.
 	r.d = r.newDispatcher(t)
-	p0, u0 := r.slack.counts()
+	p0, u0 := r.slack.Counts()
 	r.advance(t, 10*time.Second, time.Second)
-	if p, u := r.slack.counts(); p != p0 || u != u0 {
+	if p, u := r.slack.Counts(); p != p0 || u != u0 {
 		t.Errorf("an idle restart posted %d and updated %d messages", p-p0, u-u0)
 	}
 }
@@ -324,21 +325,21 @@ func TestEscalationReNotifiesAndSaysSo(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.advance(t, 14*time.Minute, 30*time.Second)
-			if len(r.slack.messages(chEsc)) != 0 {
+			if len(r.slack.Messages(chEsc)) != 0 {
 				t.Fatalf("escalated before 15 minutes")
 			}
 			if tc.ackAt > 0 {
-				id := messageID(t, r.slack.messages(chAlerts)[0])
+				id := messageID(t, r.slack.Messages(chAlerts)[0])
 				if err := r.d.Act(ctx, t0.Add(tc.ackAt), alert.Action{Kind: alert.ActionAcknowledge, MessageID: id, User: "U1", UserName: "ann", Identity: "ann", Role: alert.RoleSecOps}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			r.advance(t, 3*time.Minute, 30*time.Second)
-			esc := r.slack.messages(chEsc)
+			esc := r.slack.Messages(chEsc)
 			if got := len(esc) == 1; got != tc.escalate {
 				t.Fatalf("escalation posts: %d, want escalation=%v", len(esc), tc.escalate)
 			}
-			orig := r.slack.messages(chAlerts)[0]
+			orig := r.slack.Messages(chAlerts)[0]
 			says := strings.Contains(string(orig.Blocks), `escalated to \u003c#`+chEsc)
 			if says != tc.escalate {
 				t.Errorf("original message says escalated=%v, want %v: %s", says, tc.escalate, orig.Blocks)
@@ -347,7 +348,7 @@ func TestEscalationReNotifiesAndSaysSo(t *testing.T) {
 	}
 }
 
-func messageID(t *testing.T, m fakeMsg) string {
+func messageID(t *testing.T, m slackfake.Msg) string {
 	t.Helper()
 	var md struct {
 		Payload map[string]any `json:"event_payload"`
@@ -385,7 +386,7 @@ func TestFalsePositiveButtonReachesDetection(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.advance(t, 2*time.Second, time.Second)
-	msgs := r.slack.messages(chAlerts)
+	msgs := r.slack.Messages(chAlerts)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages, want 1", len(msgs))
 	}
@@ -393,7 +394,7 @@ func TestFalsePositiveButtonReachesDetection(t *testing.T) {
 	if rec := serve(t, h, click("false_positive", buttons(t, msgs[0])["false_positive"], "UANN")); rec.Code != http.StatusOK {
 		t.Fatalf("handler answered %d: %s", rec.Code, rec.Body)
 	}
-	views := r.slack.opened()
+	views := r.slack.Views()
 	if len(views) != 1 {
 		t.Fatalf("%d dialogs opened, want 1", len(views))
 	}
@@ -410,7 +411,7 @@ func TestFalsePositiveButtonReachesDetection(t *testing.T) {
 		t.Errorf("suppressions = %+v, want one false_positive on bulk_export/bot-9 by slack:UANN:ann", sups)
 	}
 	r.advance(t, 2*time.Second, time.Second)
-	after := r.slack.messages(chAlerts)[0]
+	after := r.slack.Messages(chAlerts)[0]
 	if after.Updates == 0 || strings.Contains(string(after.Blocks), `"action_id":"acknowledge"`) ||
 		!strings.Contains(string(after.Blocks), "false positive") {
 		t.Errorf("message not updated to a closed false positive: %s", after.Blocks)
@@ -427,7 +428,7 @@ func TestFalsePositiveButtonReachesDetection(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.advance(t, time.Minute, time.Second)
-	if posts, _ := r.slack.counts(); posts != 1 {
+	if posts, _ := r.slack.Counts(); posts != 1 {
 		t.Errorf("a suppressed pattern was posted again (%d posts)", posts)
 	}
 }

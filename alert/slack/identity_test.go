@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/alert"
 	aslack "github.com/chatwarden/chatwarden/alert/slack"
+	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -80,7 +81,7 @@ func serve(t *testing.T, h *aslack.Handler, body string) *httptest.ResponseRecor
 }
 
 // buttons returns the action buttons' values of a message by action id.
-func buttons(t *testing.T, m fakeMsg) map[string]string {
+func buttons(t *testing.T, m slackfake.Msg) map[string]string {
 	t.Helper()
 	var blocks []struct {
 		Type     string `json:"type"`
@@ -122,13 +123,13 @@ func (r *rig) suppressions(t *testing.T) []models.Suppression {
 }
 
 // postOne notifies fs and returns the one message they make.
-func (r *rig) postOne(t *testing.T, fs ...models.Finding) fakeMsg {
+func (r *rig) postOne(t *testing.T, fs ...models.Finding) slackfake.Msg {
 	t.Helper()
 	if err := r.d.Notify(t.Context(), r.now, fs...); err != nil {
 		t.Fatal(err)
 	}
 	r.advance(t, 3*time.Second, time.Second)
-	msgs := r.slack.messages(chAlerts)
+	msgs := r.slack.Messages(chAlerts)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages, want 1", len(msgs))
 	}
@@ -142,8 +143,8 @@ func (r *rig) postOne(t *testing.T, fs ...models.Finding) fakeMsg {
 // with their Slack id.
 func TestSlackUnmappedUserRefused(t *testing.T) {
 	r := newRig(t, alert.Config{GroupWait: time.Second})
-	r.slack.setUser("UGUEST", fakeUser{Email: "eve@corp.example", Guest: true})
-	r.slack.setUser("USTRANGER", fakeUser{Email: "someone@else.example"})
+	r.slack.SetUser("UGUEST", slackfake.User{Email: "eve@corp.example", Guest: true})
+	r.slack.SetUser("USTRANGER", slackfake.User{Email: "someone@else.example"})
 	m := r.postOne(t, finding("volume_spike", "agent-1", models.SeverityMedium, r.now))
 	h := r.interactivity(t)
 	btn := buttons(t, m)
@@ -164,10 +165,10 @@ func TestSlackUnmappedUserRefused(t *testing.T) {
 	if len(rows) != 1 || rows[0].Alert.Status != models.StatusOpen || !rows[0].AckedAt.IsZero() {
 		t.Errorf("alert changed by unmapped users: %+v", rows)
 	}
-	if v := r.slack.opened(); len(v) != 0 {
+	if v := r.slack.Views(); len(v) != 0 {
 		t.Errorf("a false-positive dialog opened for an unmapped user: %+v", v)
 	}
-	replies := r.slack.replies()
+	replies := r.slack.Ephemerals()
 	if len(replies) != 12 {
 		t.Fatalf("%d ephemeral replies, want 12: %+v", len(replies), replies)
 	}
@@ -203,10 +204,10 @@ func TestSlackRolesPerAction(t *testing.T) {
 	if sups := r.suppressions(t); len(sups) != 0 {
 		t.Fatalf("a responder or manager suppressed a critical alert: %+v", sups)
 	}
-	if v := r.slack.opened(); len(v) != 0 {
+	if v := r.slack.Views(); len(v) != 0 {
 		t.Fatalf("false-positive dialog opened for a responder on a critical alert")
 	}
-	if got := r.slack.replies(); len(got) != 3 || !strings.Contains(got[0].Text, "Not allowed: role responder may not silence_24h a critical alert") {
+	if got := r.slack.Ephemerals(); len(got) != 3 || !strings.Contains(got[0].Text, "Not allowed: role responder may not silence_24h a critical alert") {
 		t.Fatalf("replies %+v", got)
 	}
 	if rec := serve(t, h, click("acknowledge", btn["acknowledge"], "UROB")); rec.Code != http.StatusOK {
@@ -261,7 +262,7 @@ func TestSlackFalsePositiveOneAlertWithReason(t *testing.T) {
 	if sups := r.suppressions(t); len(sups) != 0 {
 		t.Fatalf("marked before the reason was given: %+v", sups)
 	}
-	views := r.slack.opened()
+	views := r.slack.Views()
 	if len(views) != 1 || views[0].TriggerID != "trig-UANN" || views[0].View["callback_id"] != aslack.FalsePositiveCallback {
 		t.Fatalf("views opened: %+v", views)
 	}
@@ -308,8 +309,8 @@ func TestSlackFalsePositiveOneAlertWithReason(t *testing.T) {
 // the role is that user's.
 func TestSlackUserByEmail(t *testing.T) {
 	r := newRig(t, alert.Config{GroupWait: time.Second})
-	r.slack.setUser("UEVE", fakeUser{Email: "eve@corp.EXAMPLE"})
-	r.slack.setUser("URON", fakeUser{Email: "ron@corp.example"})
+	r.slack.SetUser("UEVE", slackfake.User{Email: "eve@corp.EXAMPLE"})
+	r.slack.SetUser("URON", slackfake.User{Email: "ron@corp.example"})
 	m := r.postOne(t, finding("enumeration", "agent-4", models.SeverityHigh, r.now))
 	h := r.interactivity(t)
 	btn := buttons(t, m)
@@ -335,7 +336,7 @@ func TestSelfAlertOnMassSuppression(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.advance(t, 3*time.Second, time.Second)
-		msgs := r.slack.messages(chAlerts)
+		msgs := r.slack.Messages(chAlerts)
 		if len(msgs) != i+1 {
 			t.Fatalf("%d messages after %d alerts", len(msgs), i+1)
 		}
@@ -345,8 +346,8 @@ func TestSelfAlertOnMassSuppression(t *testing.T) {
 		}
 	}
 	r.advance(t, 3*time.Second, time.Second)
-	var self *fakeMsg
-	for _, m := range r.slack.messages(chAlerts) {
+	var self *slackfake.Msg
+	for _, m := range r.slack.Messages(chAlerts) {
 		if strings.Contains(m.Text, alert.DetectorMassSuppression) {
 			self = &m
 		}
@@ -382,12 +383,12 @@ func TestSlackTenantLimitedUser(t *testing.T) {
 			t.Fatalf("bea %s: %d %s", kind, rec.Code, rec.Body)
 		}
 	}
-	if v := r.slack.opened(); len(v) != 0 {
+	if v := r.slack.Views(); len(v) != 0 {
 		t.Fatalf("a false-positive dialog opened for a user of another tenant: %+v", v)
 	}
 	// ann (every tenant) opens the dialog; bea submits it.
 	serve(t, h, click("false_positive", btn["false_positive"], "UANN"))
-	views := r.slack.opened()
+	views := r.slack.Views()
 	if len(views) != 1 {
 		t.Fatalf("views opened for ann: %+v", views)
 	}
@@ -405,7 +406,7 @@ func TestSlackTenantLimitedUser(t *testing.T) {
 	if len(rows) != 1 || rows[0].Alert.Status != models.StatusOpen || !rows[0].AckedAt.IsZero() {
 		t.Fatalf("alert changed by a bank user: %+v", rows)
 	}
-	replies := r.slack.replies()
+	replies := r.slack.Ephemerals()
 	if len(replies) != 4 {
 		t.Fatalf("%d ephemeral replies, want 4: %+v", len(replies), replies)
 	}

@@ -33,10 +33,12 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/storetest":  {"models", "store"},
 		"internal/progress":   {},
 		"internal/subproc":    {},
+		// The Slack workspace stand-in of the tests, drills and benchmarks.
+		"internal/slackfake": {},
 		// The benchmark drivers sit above the product packages, like cmd,
 		// and no product package imports them.
 		"internal/bench": {"models", "store", "ingest", "detect", "alert", "report", "dashboards", "sim",
-			"internal/progress", "internal/subproc", "internal/traffic"},
+			"internal/progress", "internal/subproc", "internal/traffic", "internal/slackfake"},
 		// The evaluation's traffic models and shapes: simulate (cmd) and
 		// the evaluation matrix (internal/bench) generate with them.
 		"internal/traffic": {"models", "sim", "detect"},
@@ -47,7 +49,7 @@ func TestDependencyDirection(t *testing.T) {
 	confined := map[string][]string{
 		"github.com/ClickHouse/clickhouse-go": {"store", "internal/storetest"},
 		"github.com/segmentio/kafka-go":       {"ingest", "sim", "cmd"},
-		"github.com/slack-go/slack":           {"alert/slack"},
+		"github.com/slack-go/slack":           {"alert/slack", "internal/slackfake"},
 		"gonum.org/v1/gonum":                  {"detect", "report"},
 		"github.com/chdb-io/chdb-go":          {"store/modern"},
 	}

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	aslack "github.com/chatwarden/chatwarden/alert/slack"
 	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -192,12 +192,12 @@ func TestNoRawCustomerIDOrKeyLeaks(t *testing.T) {
 
 	var slackMu sync.Mutex
 	var slackMsgs []string
-	rec := aslack.NewRecorder(func(a aslack.Arrival) {
+	rec := slackfake.New(func(a slackfake.Arrival) {
 		slackMu.Lock()
 		slackMsgs = append(slackMsgs, a.Text+"\n"+a.Blocks)
 		slackMu.Unlock()
 	})
-	defer rec.Stop()
+	defer rec.Close()
 	token, tok, err := dashboards.NewToken("leak-test", dashboards.RoleResponder)
 	if err != nil {
 		t.Fatal(err)

@@ -21,9 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	aslack "github.com/chatwarden/chatwarden/alert/slack"
 	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/ingest"
+	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -101,8 +101,8 @@ func Latency(ctx context.Context, e *Env, args []string) error {
 
 	// Slack: a slacktest server recording when each message arrives.
 	arrivals := newArrivalLog()
-	rec := aslack.NewRecorder(arrivals.add)
-	defer rec.Stop()
+	rec := slackfake.New(arrivals.add)
+	defer rec.Close()
 
 	dir, err := os.MkdirTemp("", "chatwarden-bench-latency-")
 	if err != nil {
@@ -469,12 +469,12 @@ func waitStored(ctx context.Context, st *store.Store, eventID string, timeout ti
 type arrivalLog struct {
 	mu   sync.Mutex
 	cond chan struct{} // closed and replaced on every arrival
-	all  []aslack.Arrival
+	all  []slackfake.Arrival
 }
 
 func newArrivalLog() *arrivalLog { return &arrivalLog{cond: make(chan struct{})} }
 
-func (l *arrivalLog) add(a aslack.Arrival) {
+func (l *arrivalLog) add(a slackfake.Arrival) {
 	l.mu.Lock()
 	l.all = append(l.all, a)
 	close(l.cond)
@@ -483,7 +483,7 @@ func (l *arrivalLog) add(a aslack.Arrival) {
 }
 
 // mentions reports whether a's message names actor (shown as `actor`).
-func mentions(a *aslack.Arrival, actor string) bool {
+func mentions(a *slackfake.Arrival, actor string) bool {
 	return strings.Contains(a.Text, actor) || strings.Contains(a.Blocks, actor)
 }
 

@@ -688,6 +688,9 @@ func TestDrillConsumerLagRestart(t *testing.T) {
 	}
 	stopTraffic()
 	r.Produced = traffic() + 600
+	waitFor(t, 2*time.Minute, fmt.Sprintf("the %d events produced stored and committed", r.Produced), func() bool {
+		return d.stored(t) >= uint64(r.Produced) && d.lag(t) == 0
+	})
 	if s, ok := d.summary(t); ok {
 		r.Stored = s.DistinctIDs
 		r.Duplicates = s.Events - s.DistinctIDs

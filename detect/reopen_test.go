@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -227,5 +228,52 @@ func TestReopenConfigValidated(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%+v: %v", c, err)
 		}
+	}
+}
+
+// TestReopenLeavesBaselinesAlone: judging a re-opened window is
+// detect-only. Two engines see the same data; one also gets a1's late
+// events and re-opens the spike's window (the spike fires): afterwards
+// both hold the same baselines, byte for byte.
+func TestReopenLeavesBaselinesAlone(t *testing.T) {
+	actors := func(e *Engine) []byte {
+		b, err := encodeSnapshot(&snapshot{Actors: e.actors})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var engines [2]*Engine
+	var got findingLog
+	for i := range engines {
+		fx, spike := reopenFixture(t)
+		fx.held[spike] = true
+		sink := (&findingLog{}).sink
+		if i == 1 {
+			sink = got.sink
+		}
+		e, err := New(Config{}, fx, Options{Findings: sink})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.StartAt(monday.Add(time.Minute))
+		now := windowAt(spike + 21)
+		if err := e.Advance(t.Context(), now); err != nil {
+			t.Fatal(err)
+		}
+		delete(fx.held, spike)
+		if i == 1 {
+			e.NoteEvents([]models.Event{lateEvent(spike)})
+		}
+		if err := e.Advance(t.Context(), now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		engines[i] = e
+	}
+	if len(got.about("a1")) == 0 {
+		t.Fatal("the re-opened window raised nothing: the test proves nothing")
+	}
+	if !bytes.Equal(actors(engines[0]), actors(engines[1])) {
+		t.Error("re-opening a window changed the baselines")
 	}
 }

@@ -194,6 +194,33 @@ func (d *Dispatcher) Authorize(ctx context.Context, now time.Time, a Action) err
 	return d.act(ctx, now, a)
 }
 
+// ActionTenants returns the tenants of the alerts a applies to (for its
+// audit row), sorted; an unknown message or alert has none.
+func (d *Dispatcher) ActionTenants(ctx context.Context, now time.Time, a Action) ([]string, error) {
+	if err := d.loadOnce(ctx, now); err != nil {
+		return nil, err
+	}
+	d.step.Lock()
+	defer d.step.Unlock()
+	ids, err := d.targets(ctx, a)
+	if errors.Is(err, ErrUnknownMessage) || errors.Is(err, ErrUnknownAlert) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	d.mu.Lock()
+	for _, id := range ids {
+		if st := d.alerts[id]; st != nil && !slices.Contains(out, st.row.Alert.Tenant) {
+			out = append(out, st.row.Alert.Tenant)
+		}
+	}
+	d.mu.Unlock()
+	slices.Sort(out)
+	return out, nil
+}
+
 // massSuppressors returns, for each person who created suppressions
 // (silences, false-positive marks) on more than limit distinct actors in the
 // 24 hours before now, the actors. d.mu is held.

@@ -300,7 +300,7 @@ func (s *Server) alertDetail(r *http.Request) (alertView, error) {
 		return alertView{}, err
 	}
 	if err := s.audit(r, "blast_radius", "alert="+a.ID+" tenant="+a.Tenant+" actor="+a.ActorID+
-		" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), int(x.Events)); err != nil {
+		" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), int(x.Events), []string{a.Tenant}); err != nil {
 		return alertView{}, err
 	}
 	return alertView{Alert: a, Chart: c, Blast: BlastRadius{Tenant: a.Tenant, Actor: a.ActorID, AlertID: a.ID, From: from, To: to, Exposure: x},
@@ -325,22 +325,22 @@ func (s *Server) act(r *http.Request, id, action, reason string) error {
 		return errorf(http.StatusServiceUnavailable, "alert actions are not wired in this process")
 	}
 	p := principalOf(r)
-	if len(p.Tenants) > 0 {
-		a, found, err := s.d.Alerts.Alert(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		if !found || !p.mayTenant(a.Tenant) {
-			return errorf(http.StatusNotFound, "no alert %q", id)
-		}
+	// The alert's tenant: for the tenant check, and for the audit row.
+	a, found, err := s.d.Alerts.Alert(r.Context(), id)
+	if err != nil {
+		return err
 	}
+	if !found || !p.mayTenant(a.Tenant) {
+		return errorf(http.StatusNotFound, "no alert %q", id)
+	}
+	about := []string{a.Tenant}
 	reason = strings.TrimSpace(reason)
-	err := s.d.Actions.Act(r.Context(), ActionRequest{AlertID: id, Action: action, User: p.Name, Role: p.Role, Tenants: p.Tenants, Reason: reason}, s.now())
+	err = s.d.Actions.Act(r.Context(), ActionRequest{AlertID: id, Action: action, User: p.Name, Role: p.Role, Tenants: p.Tenants, Reason: reason}, s.now())
 	switch {
 	case errors.Is(err, ErrUnknownAlert):
 		return errorf(http.StatusNotFound, "no alert %q", id)
 	case errors.Is(err, ErrActionNotAllowed):
-		_ = s.audit(r, "alert_action_refused", "alert="+id+" action="+action, 0)
+		_ = s.audit(r, "alert_action_refused", "alert="+id+" action="+action, 0, about)
 		return errorf(http.StatusForbidden, "%v", err)
 	case errors.Is(err, ErrActionNeedsReason):
 		return errorf(http.StatusBadRequest, "a false-positive mark needs a reason")
@@ -351,7 +351,7 @@ func (s *Server) act(r *http.Request, id, action, reason string) error {
 	if reason != "" {
 		detail += " reason=" + strconv.Quote(reason)
 	}
-	return s.audit(r, "alert_action", detail, 1)
+	return s.audit(r, "alert_action", detail, 1, about)
 }
 
 func (s *Server) alertActionForm(w http.ResponseWriter, r *http.Request) error {
@@ -633,7 +633,9 @@ func (s *Server) auditEntries(r *http.Request) ([]store.AuditEntry, error) {
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
-	es, err := s.d.Audit.AuditLog(r.Context(), store.AuditFilter{From: from, To: to.Add(time.Second), User: v.Get("user"), Action: v.Get("action")})
+	// An admin limited to some tenants sees the rows about those only.
+	es, err := s.d.Audit.AuditLog(r.Context(), store.AuditFilter{From: from, To: to.Add(time.Second), User: v.Get("user"), Action: v.Get("action"),
+		Tenants: principalOf(r).Tenants})
 	if es == nil {
 		es = []store.AuditEntry{}
 	}

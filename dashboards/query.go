@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,16 +241,17 @@ func describe(f store.HistoryFilter) string {
 	return strings.Join(parts, " ")
 }
 
-// audit writes one audit entry. When it fails the caller must not answer
-// with the data.
-func (s *Server) audit(r *http.Request, action, detail string, rows int) error {
+// audit writes one audit entry about tenants (the tenants whose data the
+// action read or changed; nil: none or every tenant). When it fails the
+// caller must not answer with the data.
+func (s *Server) audit(r *http.Request, action, detail string, rows int, tenants []string) error {
 	p := principalOf(r)
 	source := "web"
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		source = "api"
 	}
 	err := s.d.Audit.InsertAudit(r.Context(), store.AuditEntry{TS: s.now(), User: p.Name, Role: string(p.Role),
-		Source: source, Action: action, Detail: detail, Rows: uint64(rows), Remote: s.clientIP(r)})
+		Source: source, Action: action, Detail: detail, Rows: uint64(rows), Remote: s.clientIP(r), Tenants: tenants})
 	if err != nil {
 		return fmt.Errorf("writing the audit trail: %w", err)
 	}
@@ -265,7 +267,10 @@ func (s *Server) audit(r *http.Request, action, detail string, rows int) error {
 // A failed write of a failed attempt is logged; of a success, returned.
 func (s *Server) auditLogin(r *http.Request, name string, ok bool) error {
 	u, known := s.auth.users[name]
-	e := store.AuditEntry{TS: s.now(), User: name, Role: string(u.Role), Source: "web", Action: "login", Remote: s.clientIP(r)}
+	// A sign-in is about the user's tenants (none for a user of every
+	// tenant): an admin of those tenants sees their users' sign-ins.
+	e := store.AuditEntry{TS: s.now(), User: name, Role: string(u.Role), Source: "web", Action: "login", Remote: s.clientIP(r),
+		Tenants: u.Tenants}
 	if !ok {
 		e.Action = "login_failed"
 		if !known {
@@ -279,6 +284,19 @@ func (s *Server) auditLogin(r *http.Request, name string, ok bool) error {
 		return fmt.Errorf("writing the audit trail: %w", err)
 	}
 	return nil
+}
+
+// TenantsOf returns the distinct tenants of rows, sorted: what an audit row
+// of a query over every tenant is about.
+func TenantsOf[T any](rows []T, tenant func(T) string) []string {
+	var out []string
+	for _, r := range rows {
+		if t := tenant(r); !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // HistoryResult is what a history search returns.
@@ -304,7 +322,11 @@ func (s *Server) history(r *http.Request, q Search, action string) (HistoryResul
 	if err != nil {
 		return HistoryResult{}, f, err
 	}
-	if err := s.audit(r, action, describe(f), len(evs)); err != nil {
+	tenants := f.Tenants
+	if len(tenants) == 0 { // every tenant: the row is about the tenants the answer held
+		tenants = TenantsOf(evs, func(e models.Event) string { return e.Tenant })
+	}
+	if err := s.audit(r, action, describe(f), len(evs), tenants); err != nil {
 		return HistoryResult{}, f, err
 	}
 	if evs == nil {
@@ -337,7 +359,7 @@ func (s *Server) blast(r *http.Request, q Search, alertID string) (BlastRadius, 
 			return b, errorf(http.StatusNotFound, "no alert %q", id)
 		}
 		from, to := alertWindow(a)
-		f = store.HistoryFilter{Tenant: a.Tenant, ActorID: a.ActorID, From: from, To: to}
+		f = store.HistoryFilter{Tenant: a.Tenant, Tenants: []string{a.Tenant}, ActorID: a.ActorID, From: from, To: to}
 		b.AlertID = a.ID
 	} else {
 		if q.Subject != "" && principalOf(r).Role == RoleManager {
@@ -355,7 +377,7 @@ func (s *Server) blast(r *http.Request, q Search, alertID string) (BlastRadius, 
 	if err != nil {
 		return b, err
 	}
-	if err := s.audit(r, "blast_radius", describe(f), int(x.Events)); err != nil {
+	if err := s.audit(r, "blast_radius", describe(f), int(x.Events), f.Tenants); err != nil {
 		return b, err
 	}
 	b.Tenant, b.Actor, b.From, b.To, b.Exposure = f.Tenant, f.ActorID, f.From, f.To, x
@@ -451,7 +473,11 @@ func (s *Server) subject(r *http.Request, q Search) (SubjectReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	if err := s.audit(r, "dsar", "tenant="+strings.Join(tenants, ",")+" subject="+strings.Join(ids, ",")+" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), len(rep.Accesses)); err != nil {
+	about := tenants
+	if len(about) == 0 {
+		about = TenantsOf(rep.Accesses, func(a store.SubjectAccess) string { return a.Tenant })
+	}
+	if err := s.audit(r, "dsar", "tenant="+strings.Join(tenants, ",")+" subject="+strings.Join(ids, ",")+" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), len(rep.Accesses), about); err != nil {
 		return SubjectReport{}, err
 	}
 	return rep, nil

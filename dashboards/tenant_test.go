@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ func TestTenantSeparation(t *testing.T) {
 		{Name: "all-resp", Role: RoleResponder, PasswordHash: hash(t, "pw-all")},
 		{Name: "retail-resp", Role: RoleResponder, PasswordHash: hash(t, "pw-retail"), Tenants: []string{"retail"}},
 		{Name: "retail-secops", Role: RoleSecOps, PasswordHash: hash(t, "pw-secops"), Tenants: []string{"retail"}},
+		{Name: "retail-admin", Role: RoleAdmin, PasswordHash: hash(t, "pw-radmin"), Tenants: []string{"retail"}},
+		{Name: "admin", Role: RoleAdmin, PasswordHash: hash(t, "pw-admin")},
 	}, Tokens: []Token{{Name: "bank", Role: RoleResponder, ID: "fedcba9876543210", SHA256: TokenHash(bankToken), Tenants: []string{"bank"}}}}
 	f := newFixture(t, cfg)
 	at := testNow.Add(-2 * time.Hour)
@@ -157,6 +160,53 @@ func TestTenantSeparation(t *testing.T) {
 		check(t, c, bankToken, "/api/alerts/al-crit", http.StatusNotFound, "")
 		check(t, c, bankToken, "/api/alerts/al-bank", 200, "agent-b")
 		check(t, c, bankToken, "/api/reports/weekly?week=2026-W48", 200, "agent-b")
+	})
+	// The audit trail of an admin limited to retail holds the rows about
+	// retail only: retail users' sign-ins and look-ups, look-ups of a user
+	// of every tenant that returned retail rows; not the look-ups that
+	// returned bank's rows, nor rows about no tenant (a sign-in of a user of
+	// every tenant). An admin of every tenant sees them all.
+	t.Run("audit trail limited to retail", func(t *testing.T) {
+		c, _ := login("all-resp", "pw-all")
+		check(t, c, "", "/api/history?actor=agent-r&since=24h", 200, "agent-r")
+		check(t, c, "", "/api/history?actor=agent-b&since=24h", 200, "agent-b")
+		audit := func(c *http.Client) []store.AuditEntry {
+			t.Helper()
+			resp, body := get(t, c, f.ts.URL+"/api/audit?since=30d")
+			var out struct {
+				Entries []store.AuditEntry `json:"entries"`
+			}
+			if err := json.Unmarshal([]byte(body), &out); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("audit: %d %v %.300s", resp.StatusCode, err, body)
+			}
+			return out.Entries
+		}
+		ra, _ := login("retail-admin", "pw-radmin")
+		var sawRetailLookup, sawRetailLogin bool
+		for _, e := range audit(ra) {
+			if len(e.Tenants) == 0 || slices.ContainsFunc(e.Tenants, func(x string) bool { return x != "retail" }) ||
+				e.User == "all-resp" && strings.Contains(e.Detail, "agent-b") || e.User == "token:bank" || e.User == "admin" {
+				t.Errorf("a retail admin sees a row not about retail: %+v", e)
+			}
+			sawRetailLookup = sawRetailLookup || e.User == "all-resp" && strings.Contains(e.Detail, "actor=agent-r")
+			sawRetailLogin = sawRetailLogin || e.User == "retail-resp" && e.Action == "login"
+		}
+		if !sawRetailLookup || !sawRetailLogin {
+			t.Errorf("a retail admin misses rows about retail: look-up %v, sign-in %v", sawRetailLookup, sawRetailLogin)
+		}
+		a, _ := login("admin", "pw-admin")
+		var bankRows, untenanted int
+		for _, e := range audit(a) {
+			if slices.Contains(e.Tenants, "bank") {
+				bankRows++
+			}
+			if len(e.Tenants) == 0 {
+				untenanted++
+			}
+		}
+		if bankRows == 0 || untenanted == 0 {
+			t.Errorf("an admin of every tenant sees %d rows about bank, %d about no tenant; want some of each", bankRows, untenanted)
+		}
 	})
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,6 +24,11 @@ type AuditEntry struct {
 	// OSUser is the operating-system account that ran a CLI command; User
 	// is then the name given with --as (or the same account).
 	OSUser string `json:"os_user,omitempty"`
+	// Tenants are the tenants whose data the action read or changed, sorted;
+	// empty when it is about no one tenant's data (a sign-in of a user of
+	// every tenant, a retention run) or about every tenant. An admin
+	// limited to some tenants sees only rows whose tenants are all theirs.
+	Tenants []string `json:"tenants,omitempty"`
 
 	Writer   string `json:"writer,omitempty"`
 	Seq      uint64 `json:"seq,omitempty"`
@@ -56,10 +62,15 @@ func (s *Store) InsertAudit(ctx context.Context, a AuditEntry) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a.TS = a.TS.UTC().Truncate(time.Second)
+	a.Tenants = normTenants(a.Tenants)
 	a.Writer, a.Seq, a.PrevHash = c.writer, c.seq+1, c.prev
 	a.Hash = AuditHash(a)
-	err := s.insertRow(ctx, "INSERT INTO audit_log (ts, user, role, source, action, detail, rows, remote, os_user, writer, seq, prev_hash, hash)",
-		a.TS, a.User, a.Role, a.Source, a.Action, a.Detail, a.Rows, a.Remote, a.OSUser, a.Writer, a.Seq, a.PrevHash, a.Hash)
+	tenants := a.Tenants
+	if tenants == nil {
+		tenants = []string{}
+	}
+	err := s.insertRow(ctx, "INSERT INTO audit_log (ts, user, role, source, action, detail, rows, remote, os_user, tenants, writer, seq, prev_hash, hash)",
+		a.TS, a.User, a.Role, a.Source, a.Action, a.Detail, a.Rows, a.Remote, a.OSUser, tenants, a.Writer, a.Seq, a.PrevHash, a.Hash)
 	if err != nil {
 		return fmt.Errorf("writing audit entry: %w", err)
 	}
@@ -72,22 +83,40 @@ func (s *Store) InsertAudit(ctx context.Context, a AuditEntry) error {
 	return nil
 }
 
+// normTenants sorts and de-duplicates tenant names; none is nil.
+func normTenants(ts []string) []string {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := slices.Clone(ts)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // AuditFilter selects audit entries; empty fields match anything.
 type AuditFilter struct {
 	From, To time.Time
 	User     string
 	Action   string
+	// Tenants, when not empty, is the scope of an admin limited to those
+	// tenants: only entries that name tenants, all of them in Tenants,
+	// match. An entry without tenants (about no one tenant, or about
+	// every tenant) is for admins of every tenant.
+	Tenants []string
 	// Limit bounds the entries (default 500).
 	Limit int
 }
 
-const auditColumns = "ts, user, role, source, action, detail, rows, remote, os_user, writer, seq, prev_hash, hash"
+const auditColumns = "ts, user, role, source, action, detail, rows, remote, os_user, tenants, writer, seq, prev_hash, hash"
 
 func scanAudit(sc interface{ Scan(...any) error }) (AuditEntry, error) {
 	var a AuditEntry
-	err := sc.Scan(&a.TS, &a.User, &a.Role, &a.Source, &a.Action, &a.Detail, &a.Rows, &a.Remote, &a.OSUser,
+	err := sc.Scan(&a.TS, &a.User, &a.Role, &a.Source, &a.Action, &a.Detail, &a.Rows, &a.Remote, &a.OSUser, &a.Tenants,
 		&a.Writer, &a.Seq, &a.PrevHash, &a.Hash)
 	a.TS = a.TS.UTC()
+	if len(a.Tenants) == 0 {
+		a.Tenants = nil
+	}
 	return a, err
 }
 
@@ -102,6 +131,10 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 	if f.Action != "" {
 		q += " AND action = ?"
 		args = append(args, f.Action)
+	}
+	if len(f.Tenants) > 0 {
+		q += " AND notEmpty(tenants) AND arrayAll(t -> t IN ?, tenants)"
+		args = append(args, InList(f.Tenants))
 	}
 	lim := f.Limit
 	if lim <= 0 {

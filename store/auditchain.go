@@ -42,7 +42,11 @@ func newAuditChain() *auditChain {
 // AuditHash returns the hex SHA-256 of an entry's canonical form: a version
 // tag, then writer, seq, prev_hash, ts (Unix seconds), user, os_user, role,
 // source, action, detail, rows and remote, each string length-prefixed, so
-// that no two different entries share a form. Hash itself is not an input.
+// that no two different entries share a form. An entry with tenants has the
+// tag chatwarden-audit-v2 and its tenants (count, then each) at the end; one
+// without keeps the v1 form, so rows written before tenants were recorded
+// still verify, and adding or removing tenants changes the hash. Hash
+// itself is not an input.
 func AuditHash(a AuditEntry) string {
 	h := sha256.New()
 	var n [8]byte
@@ -54,7 +58,11 @@ func AuditHash(a AuditEntry) string {
 		num(uint64(len(s)))
 		h.Write([]byte(s))
 	}
-	str("chatwarden-audit-v1")
+	if len(a.Tenants) > 0 {
+		str("chatwarden-audit-v2")
+	} else {
+		str("chatwarden-audit-v1")
+	}
 	str(a.Writer)
 	num(a.Seq)
 	str(a.PrevHash)
@@ -64,6 +72,12 @@ func AuditHash(a AuditEntry) string {
 	}
 	num(a.Rows)
 	str(a.Remote)
+	if len(a.Tenants) > 0 {
+		num(uint64(len(a.Tenants)))
+		for _, t := range a.Tenants {
+			str(t)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

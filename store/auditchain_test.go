@@ -184,3 +184,53 @@ func TestMigrateReRunsAddColumn(t *testing.T) {
 	}
 	chainOf(t, s, time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC), 2)
 }
+
+// TestAuditTenantScope (issue 10 item 8): an audit row names the tenants it
+// is about; an admin limited to tenants sees only rows whose tenants are
+// all theirs (a row of no tenant, or of every tenant, is for admins of every
+// tenant). The tenants are part of the row's hash: rows with and without
+// tenants verify, and taking a row's tenants away is found as an edit.
+func TestAuditTenantScope(t *testing.T) {
+	t.Parallel() // databases of their own
+	s := storetest.New(t)
+	t0 := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	for i, ts := range [][]string{{"retail"}, {"bank"}, {"retail", "bank", "retail"}, nil} {
+		if err := s.InsertAudit(t.Context(), store.AuditEntry{TS: t0.Add(time.Duration(i) * time.Minute), User: "ana", Role: "admin",
+			Source: "web", Action: "history", Detail: fmt.Sprintf("row=%d", i), Tenants: ts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(tenants ...string) string {
+		t.Helper()
+		es, err := s.AuditLog(t.Context(), store.AuditFilter{From: t0, To: t0.Add(time.Hour), Tenants: tenants})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i := len(es) - 1; i >= 0; i-- {
+			out = append(out, es[i].Detail+fmt.Sprint(es[i].Tenants))
+		}
+		return fmt.Sprint(out)
+	}
+	for _, tc := range []struct {
+		scope []string
+		want  string
+	}{
+		{nil, "[row=0[retail] row=1[bank] row=2[bank retail] row=3[]]"},
+		{[]string{"retail"}, "[row=0[retail]]"},
+		{[]string{"bank"}, "[row=1[bank]]"},
+		{[]string{"retail", "bank"}, "[row=0[retail] row=1[bank] row=2[bank retail]]"},
+		{[]string{"other"}, "[]"},
+	} {
+		if got := rows(tc.scope...); got != tc.want {
+			t.Errorf("audit rows of an admin of %v: %s, want %s", tc.scope, got, tc.want)
+		}
+	}
+	if r := verify(t, s); !r.OK() {
+		t.Fatalf("rows with and without tenants do not verify: %+v", r)
+	}
+	mutate(t, s, "ALTER TABLE audit_log UPDATE tenants = ['bank'] WHERE detail = 'row=0'")
+	if r := verify(t, s); !kinds(r)["edited"] {
+		t.Fatalf("a row moved to another tenant was not found: %+v", r)
+	}
+}

@@ -48,6 +48,13 @@ const (
 func (h *Handler) audit(ctx context.Context, now time.Time, c *click, action, result string) error {
 	e := store.AuditEntry{TS: now, User: c.person.Name, Role: c.person.Role, Source: "slack", Action: action,
 		Detail: c.detail(result)}
+	if h.o.Tenants != nil {
+		ts, err := h.o.Tenants(ctx, now, c.action())
+		if err != nil {
+			h.log.Warn("finding the tenants of a slack action's alerts", "action", c.kind, "message", c.msgID, "err", err)
+		}
+		e.Tenants = ts
+	}
 	if action == auditApplied {
 		e.Rows = 1
 	}

@@ -44,7 +44,7 @@ func (r *rig) interactivity(t *testing.T) *aslack.Handler {
 		t.Fatal(err)
 	}
 	h, err := aslack.NewHandler(aslack.HandlerOptions{Secret: secret, Act: r.d.Act, Authorize: r.d.Authorize, Directory: dir,
-		Client: c, Audit: r.st.InsertAudit, FalsePositiveFor: r.d.Config().FalsePositiveFor})
+		Client: c, Audit: r.st.InsertAudit, FalsePositiveFor: r.d.Config().FalsePositiveFor, Tenants: r.d.ActionTenants})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,6 +419,9 @@ func TestSlackTenantLimitedUser(t *testing.T) {
 	for _, e := range r.audit(t) {
 		if e.User == "bea" && e.Action == "slack_action_refused" {
 			refused++
+			if len(e.Tenants) != 1 || e.Tenants[0] != "acme" { // the alert's tenant, for acme's admins
+				t.Errorf("refusal audited about tenants %v, want [acme]", e.Tenants)
+			}
 		}
 		if e.User == "bea" && e.Action == "slack_action" {
 			t.Errorf("an action of bea was applied: %+v", e)

@@ -51,7 +51,12 @@ type HandlerOptions struct {
 	Audit AuditFunc
 	// FalsePositiveFor is how long a mark lasts, shown in the dialog.
 	FalsePositiveFor time.Duration
-	Log              *slog.Logger
+	// Tenants returns the tenants of the alerts an action is about
+	// ((*alert.Dispatcher).ActionTenants), recorded in its audit rows so
+	// that an admin limited to tenants sees the clicks on their alerts;
+	// nil (or an error) records none (rows for admins of every tenant).
+	Tenants func(ctx context.Context, now time.Time, a alert.Action) ([]string, error)
+	Log     *slog.Logger
 }
 
 // Handler is the interactivity endpoint (mounted at /slack/interactivity):

@@ -30,10 +30,11 @@ func osUser() string {
 	return "unknown"
 }
 
-// auditCLI writes a CLI query to the audit trail with the OS account next to
-// who (the -as name); the query's result must not be shown when it fails.
-func auditCLI(ctx context.Context, s *store.Store, who, action, detail string, rows int) error {
+// auditCLI writes a CLI query about tenants (nil: none or every tenant) to
+// the audit trail with the OS account next to who (the -as name); the
+// query's result must not be shown when it fails.
+func auditCLI(ctx context.Context, s *store.Store, who, action, detail string, rows int, tenants []string) error {
 	host, _ := os.Hostname()
 	return s.InsertAudit(ctx, store.AuditEntry{TS: time.Now(), User: who, OSUser: osUser(), Role: "cli", Source: "cli",
-		Action: action, Detail: detail, Rows: uint64(rows), Remote: host})
+		Action: action, Detail: detail, Rows: uint64(rows), Remote: host, Tenants: tenants})
 }

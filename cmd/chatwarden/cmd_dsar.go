@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/pseudonym"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 func runDSAR(ctx context.Context, e *env, args []string) error {
@@ -59,7 +60,11 @@ func runDSAR(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	detail := "tenant=" + strings.Join(tenants, ",") + " subject=" + strings.Join(ids, ",") + " from=" + from.Format(time.RFC3339) + " to=" + to.Format(time.RFC3339)
-	if err := auditCLI(ctx, s, cliUser(*as), "dsar", detail, len(rep.Accesses)); err != nil {
+	about := tenants
+	if len(about) == 0 {
+		about = dashboards.TenantsOf(rep.Accesses, func(a store.SubjectAccess) string { return a.Tenant })
+	}
+	if err := auditCLI(ctx, s, cliUser(*as), "dsar", detail, len(rep.Accesses), about); err != nil {
 		return fmt.Errorf("not showing results: %w", err)
 	}
 	if out == "json" {

@@ -68,7 +68,11 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	}
 	detail := "actor=" + f.ActorID + " subject=" + strings.Join(f.SubjectIDs, ",") + " tenant=" + f.Tenant +
 		" from=" + f.From.Format(time.RFC3339) + " to=" + f.To.Format(time.RFC3339)
-	if err := auditCLI(ctx, s, cliUser(*as), "history", detail, len(evs)); err != nil {
+	about := f.Tenants
+	if len(about) == 0 {
+		about = dashboards.TenantsOf(evs, func(e models.Event) string { return e.Tenant })
+	}
+	if err := auditCLI(ctx, s, cliUser(*as), "history", detail, len(evs), about); err != nil {
 		return fmt.Errorf("not showing results: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "%d events in %s%s\n", len(evs), time.Since(start).Round(time.Millisecond), map[bool]string{true: " (more matched: raise -limit)", false: ""}[more])

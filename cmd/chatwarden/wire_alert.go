@@ -124,7 +124,7 @@ func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.
 		return nil, nil, err
 	}
 	h, err := aslack.NewHandler(aslack.HandlerOptions{Secret: secret, Act: disp.Act, Authorize: disp.Authorize,
-		Directory: dir, Client: client, Audit: s.InsertAudit, FalsePositiveFor: disp.Config().FalsePositiveFor, Log: log})
+		Directory: dir, Client: client, Audit: s.InsertAudit, FalsePositiveFor: disp.Config().FalsePositiveFor, Tenants: disp.ActionTenants, Log: log})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -102,14 +102,14 @@ func TestDrillKafkaRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := time.Now()
-	if p.exited() {
+	if p.Exited() {
 		t.Logf("ingest exited while the broker was down: %s", p.lastLine())
 		r.Outcome = "exited: " + p.lastLine() + "; recovered on restart"
 		p = d.start(t, "ingest")
 	}
 	d.produceAll(t, w, w.lines("kafter", 20000, 400, 0), 0)
 	r.Recovery = d.caughtUp(t, w, 3*time.Minute).Sub(up)
-	if p.exited() {
+	if p.Exited() {
 		t.Errorf("ingest exited after the broker came back: %s", p.lastLine())
 	}
 	if r.Outcome == "" {
@@ -149,7 +149,7 @@ func TestDrillClickHouseDownDuringIngest(t *testing.T) {
 	p := d.start(t, "ingest")
 	waitFor(t, 3*time.Minute, "ingest under way", func() bool { return d.stored(t) >= 2000 })
 	up := chOutage(t, down)
-	if p.exited() {
+	if p.Exited() {
 		r.Outcome = "exited: " + p.lastLine() + "; recovered on restart"
 		t.Errorf("ingest exited while ClickHouse was down: %s", p.lastLine())
 		p = d.start(t, "ingest")
@@ -182,18 +182,18 @@ func TestDrillClickHouseDownDuringDetection(t *testing.T) {
 	// A short outage while detection back-fills its baselines at start-up
 	// (this stopped serve before the fix in detect.Engine.Start), then the
 	// long one once detection runs its windows.
-	if strings.Contains(p.log(), "detection baselines ready") {
+	if strings.Contains(p.Log(), "detection baselines ready") {
 		t.Log("detection was ready before the first outage; the back-fill case is not exercised")
 	}
 	chOutage(t, 10*time.Second)
 	waitFor(t, 5*time.Minute, "detection baselines ready", func() bool {
-		return p.exited() || strings.Contains(p.log(), "detection baselines ready")
+		return p.Exited() || strings.Contains(p.Log(), "detection baselines ready")
 	})
 	up := time.Now()
-	if !p.exited() {
+	if !p.Exited() {
 		up = chOutage(t, down)
 	}
-	if p.exited() {
+	if p.Exited() {
 		r.Outcome = "exited: " + p.lastLine() + "; recovered on restart"
 		t.Errorf("serve exited while ClickHouse was down: %s", p.lastLine())
 		p = d.start(t, "serve")
@@ -210,7 +210,7 @@ func TestDrillClickHouseDownDuringDetection(t *testing.T) {
 		return true
 	})
 	r.Recovery = time.Since(up)
-	if p.exited() {
+	if p.Exited() {
 		t.Errorf("serve exited after ClickHouse came back: %s", p.lastLine())
 	}
 	if resp, err := http.Get("http://" + p.metrics + "/healthz"); err != nil || resp.StatusCode != 200 {
@@ -219,7 +219,7 @@ func TestDrillClickHouseDownDuringDetection(t *testing.T) {
 	if r.Outcome == "" {
 		r.Outcome = "recovered by itself"
 	}
-	if strings.Contains(p.log(), "resuming where it stopped") {
+	if strings.Contains(p.Log(), "resuming where it stopped") {
 		r.Outcome += " (back-fill resumed after the first outage)"
 	}
 	time.Sleep(3 * time.Second) // let a late double post show
@@ -248,7 +248,7 @@ func TestDrillRebalanceKill(t *testing.T) {
 	t.Logf("A killed with %d of %d events stored", d.stored(t), w.valid)
 	wait()
 	r.Recovery = d.caughtUp(t, w, 2*time.Minute).Sub(killed)
-	if b.exited() {
+	if b.Exited() {
 		t.Errorf("instance B exited: %s", b.lastLine())
 	}
 	r.Outcome = "survivor took over by itself"
@@ -340,7 +340,7 @@ func TestDrillDisk(t *testing.T) {
 			var unhealthy, failing bool
 			var health string
 			deadline := time.Now().Add(30 * time.Second)
-			for time.Now().Before(deadline) && !p.exited() {
+			for time.Now().Before(deadline) && !p.Exited() {
 				code, body := p.healthz()
 				if code == http.StatusServiceUnavailable {
 					unhealthy, health = true, body
@@ -350,7 +350,7 @@ func TestDrillDisk(t *testing.T) {
 				}
 				time.Sleep(time.Second)
 			}
-			exitedDuring := p.exited()
+			exitedDuring := p.Exited()
 			lagDuring := d.lag(t)
 			storedDuring := d.stored(t)
 			t.Logf("after 30 s of a %s disk: %s exited=%v, unhealthy=%v (%s), store_failing=%v, stored %d (before %d) of %d, lag %d; last log line: %s",
@@ -384,7 +384,7 @@ func TestDrillDisk(t *testing.T) {
 			if code, body := p.healthz(); code != http.StatusOK {
 				t.Errorf("/healthz after recovery: %d %s", code, body)
 			}
-			if p.exited() {
+			if p.Exited() {
 				t.Errorf("%s exited after the disk was writable again: %s", tc.command, p.lastLine())
 			}
 			r.Outcome = strings.Join(notes, "; ")
@@ -452,7 +452,7 @@ func TestDrillSlackFailing(t *testing.T) {
 	if failed[http.StatusTooManyRequests] == 0 || failed[http.StatusInternalServerError] == 0 {
 		t.Errorf("the outage was not exercised: failures %v", failed)
 	}
-	if p.exited() {
+	if p.Exited() {
 		t.Errorf("serve exited: %s", p.lastLine())
 	}
 	r.Outcome = fmt.Sprintf("recovered by itself (%d x 500, %d x 429 answered)", failed[500], failed[429])
@@ -482,7 +482,7 @@ func TestDrillCallerEnvironmentIgnored(t *testing.T) {
 	p := d.start(t, "ingest")
 	start := time.Now()
 	waitFor(t, 2*time.Minute, "ingest storing the drill's events", func() bool {
-		if p.exited() {
+		if p.Exited() {
 			t.Fatalf("ingest exited: %s", p.lastLine())
 		}
 		return d.stored(t) >= uint64(w.valid)
@@ -551,11 +551,11 @@ func TestDrillConsumerLag(t *testing.T) {
 	defer stopTraffic()
 	traffic := d.liveTraffic(ctx, t, "live", 20)
 	waitFor(t, 3*time.Minute, "detection baselines ready", func() bool {
-		return p.exited() || strings.Contains(p.log(), "detection baselines ready")
+		return p.Exited() || strings.Contains(p.Log(), "detection baselines ready")
 	})
 	// Three windows of peer traffic: the burst is judged against its peers.
 	time.Sleep(3*time.Minute + 10*time.Second)
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
@@ -563,7 +563,7 @@ func TestDrillConsumerLag(t *testing.T) {
 	time.Sleep(lag / 2)
 	exfil := d.burst(t)
 	time.Sleep(lag - time.Since(stopped))
-	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
@@ -585,7 +585,7 @@ func TestDrillConsumerLag(t *testing.T) {
 		return false
 	})
 	r.Recovery = time.Since(resumed)
-	if p.exited() {
+	if p.Exited() {
 		t.Errorf("serve exited: %s", p.lastLine())
 	}
 	stopTraffic()
@@ -641,7 +641,7 @@ func TestDrillConsumerLagRestart(t *testing.T) {
 	defer stopTraffic()
 	traffic := d.liveTraffic(ctx, t, "live", 20)
 	waitFor(t, 3*time.Minute, "detection baselines ready", func() bool {
-		return p.exited() || strings.Contains(p.log(), "detection baselines ready")
+		return p.Exited() || strings.Contains(p.Log(), "detection baselines ready")
 	})
 	// Three windows of peer traffic: the burst is judged against its peers.
 	time.Sleep(3*time.Minute + 10*time.Second)
@@ -683,7 +683,7 @@ func TestDrillConsumerLagRestart(t *testing.T) {
 	if reopened <= 0 {
 		t.Errorf("chatwarden_detect_windows_reopened_total %v: the burst was not found by a re-open", reopened)
 	}
-	if p.exited() {
+	if p.Exited() {
 		t.Errorf("serve exited: %s", p.lastLine())
 	}
 	stopTraffic()

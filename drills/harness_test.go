@@ -460,13 +460,8 @@ func (d *drill) produceAll(t *testing.T, w *workload, data []byte, rate int) {
 
 // proc is a running `chatwarden ingest` or `chatwarden serve`.
 type proc struct {
-	name    string
-	cmd     *exec.Cmd
+	*subproc.Proc
 	metrics string
-	mu      sync.Mutex
-	stderr  bytes.Buffer
-	done    chan struct{}
-	err     error
 }
 
 func freeAddr(t *testing.T) string {
@@ -490,50 +485,28 @@ func (d *drill) start(t *testing.T, command string) *proc {
 	} else {
 		args = append(args, "-metrics-addr", addr)
 	}
-	p := &proc{name: command, metrics: addr, done: make(chan struct{})}
-	p.cmd = exec.Command(binPath, args...)
-	p.cmd.Env = d.env
-	pipe, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stderr.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := &proc{Proc: subproc.Start(t, command, binPath, d.env, args...), metrics: addr}
 	t.Cleanup(func() {
-		tail := p.tail(60)
+		tail := p.Tail(60)
 		if t.Failed() {
 			d.clickhouseState(t)
 		}
-		if !p.exited() && t.Failed() {
+		if !p.Exited() && t.Failed() {
 			// A stall's evidence: every goroutine's stack (the Go runtime
 			// prints them to stderr on SIGQUIT and exits).
-			_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+			_ = p.Cmd.Process.Signal(syscall.SIGQUIT)
 			select {
-			case <-p.done:
+			case <-p.Done():
 			case <-time.After(15 * time.Second):
 			}
 		}
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		// subproc.Start's own cleanup, after this one, kills the process
+		// if it still runs.
 		if t.Failed() {
-			t.Logf("%s pid %d stderr (last 60 lines):\n%s", p.name, p.cmd.Process.Pid, tail)
-			file := filepath.Join(stackDir, fmt.Sprintf("%s-%s-%d.log", strings.NewReplacer("/", "_").Replace(t.Name()), p.name, p.cmd.Process.Pid))
-			if err := os.WriteFile(file, []byte(p.log()), 0o644); err == nil {
-				t.Logf("%s's whole stderr (with its goroutines' stacks if it was still running): %s", p.name, file)
+			t.Logf("%s pid %d stderr before the stacks (last 60 lines):\n%s", p.Name, p.Cmd.Process.Pid, tail)
+			file := filepath.Join(stackDir, fmt.Sprintf("%s-%s-%d.log", strings.NewReplacer("/", "_").Replace(t.Name()), p.Name, p.Cmd.Process.Pid))
+			if err := os.WriteFile(file, []byte(p.Log()), 0o644); err == nil {
+				t.Logf("%s's whole stderr (with its goroutines' stacks if it was still running): %s", p.Name, file)
 			}
 		}
 	})
@@ -555,44 +528,13 @@ func (d *drill) clickhouseState(t *testing.T) {
 	}
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// log returns what the process wrote to stderr so far.
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-func (p *proc) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(p.log(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // lastLine is the last stderr line (the error a failed command prints).
-func (p *proc) lastLine() string { return p.tail(1) }
+func (p *proc) lastLine() string { return p.Tail(1) }
 
 // stop sends sig and waits up to 45 s for the process to exit.
 func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(45 * time.Second):
-		t.Fatalf("%s did not exit 45 s after %v", p.name, sig)
-		return nil
-	}
+	return p.Stop(t, sig, 45*time.Second)
 }
 
 // metric returns the sum of a metric's samples on the process's /metrics

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -189,11 +188,8 @@ func (ie *ingestEnv) stream(ctx context.Context, prefix string, rate int, stop <
 
 // proc is a running `chatwarden ingest`.
 type proc struct {
-	cmd     *exec.Cmd
+	*subproc.Proc
 	metrics string
-	mu      sync.Mutex
-	stderr  bytes.Buffer
-	done    chan error
 }
 
 func (ie *ingestEnv) start(t *testing.T) *proc {
@@ -204,37 +200,8 @@ func (ie *ingestEnv) start(t *testing.T) *proc {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	p := &proc{metrics: addr, done: make(chan error, 1)}
-	p.cmd = exec.Command(chatwardenBinary(t), "ingest", "-config", ie.cfgFile, "-metrics-addr", addr)
-	p.cmd.Env = ie.env
-	pipe, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stderr.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.done <- p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("ingest pid %d stderr:\n%s", p.cmd.Process.Pid, p.stderr.String())
-			p.mu.Unlock()
-		}
-	})
-	return p
+	return &proc{Proc: subproc.Start(t, "ingest", chatwardenBinary(t), ie.env, "ingest", "-config", ie.cfgFile, "-metrics-addr", addr),
+		metrics: addr}
 }
 
 // metricsText returns p's /metrics page.
@@ -272,14 +239,7 @@ func (p *proc) eventsIn() float64 {
 // stop sends sig and waits for the process to exit.
 func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case err := <-p.done:
-		return err
-	case <-time.After(exitWait):
-		t.Fatalf("ingest did not exit %s after %v", exitWait, sig)
-		return nil
-	}
+	return p.Stop(t, sig, exitWait)
 }
 
 // waitFor is subproc.WaitFor.

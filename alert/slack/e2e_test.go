@@ -117,6 +117,7 @@ func assertNoDuplicates(t *testing.T, f *slackfake.Server, channels ...string) {
 }
 
 func TestStormCollapsesIntoOneMessagePerActor(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	var fs []models.Finding
@@ -178,6 +179,7 @@ func TestStormCollapsesIntoOneMessagePerActor(t *testing.T) {
 }
 
 func TestRateLimitBurstHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	limited := 0
@@ -217,6 +219,7 @@ func TestRateLimitBurstHonoursRetryAfter(t *testing.T) {
 }
 
 func TestSlackOutageLosesNothingAndPostsNothingTwice(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	outageEnd := t0.Add(5 * time.Minute)
@@ -248,6 +251,7 @@ func TestSlackOutageLosesNothingAndPostsNothingTwice(t *testing.T) {
 }
 
 func TestLostAnswerIsFoundNotPostedTwice(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	lost := 0
@@ -283,6 +287,7 @@ func TestLostAnswerIsFoundNotPostedTwice(t *testing.T) {
 }
 
 func TestRestartDeliversWhatWasPersisted(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	r.slack.SetFault(func(string) slackfake.Fault { return slackfake.Fault{Status: http.StatusServiceUnavailable} })
@@ -309,6 +314,7 @@ func TestRestartDeliversWhatWasPersisted(t *testing.T) {
 }
 
 func TestEscalationReNotifiesAndSaysSo(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		ackAt    time.Duration // 0: never acknowledged
@@ -380,6 +386,7 @@ func clickBody(action, messageID, user string) string {
 }
 
 func TestFalsePositiveButtonReachesDetection(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{})
 	ctx := t.Context()
 	if err := r.d.Notify(ctx, r.now, eventRule("bot-9", r.now)); err != nil {
@@ -434,6 +441,7 @@ func TestFalsePositiveButtonReachesDetection(t *testing.T) {
 }
 
 func TestInteractivityRejectsBadRequests(t *testing.T) {
+	t.Parallel()
 	var acted []alert.Action
 	act := func(_ context.Context, _ time.Time, a alert.Action) error { acted = append(acted, a); return nil }
 	h := newTestHandler(t, act)

@@ -142,6 +142,7 @@ func (r *rig) postOne(t *testing.T, fs ...models.Finding) slackfake.Msg {
 // nothing changes, they get an ephemeral reply, and the refusal is audited
 // with their Slack id.
 func TestSlackUnmappedUserRefused(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{GroupWait: time.Second})
 	r.slack.SetUser("UGUEST", slackfake.User{Email: "eve@corp.example", Guest: true})
 	r.slack.SetUser("USTRANGER", slackfake.User{Email: "someone@else.example"})
@@ -194,6 +195,7 @@ func TestSlackUnmappedUserRefused(t *testing.T) {
 // positive; a manager may do nothing; secops may silence. Applied actions
 // are audited with the Slack and the chatwarden identity.
 func TestSlackRolesPerAction(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{GroupWait: time.Second})
 	m := r.postOne(t, finding("enumeration", "agent-2", models.SeverityCritical, r.now))
 	h := r.interactivity(t)
@@ -247,6 +249,7 @@ func TestSlackRolesPerAction(t *testing.T) {
 // shows first, not to the other alert folded into the same message, and
 // expires after 30 days by default; the audit row holds the reason.
 func TestSlackFalsePositiveOneAlertWithReason(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{GroupWait: time.Second})
 	m := r.postOne(t, finding("enumeration", "agent-3", models.SeverityCritical, r.now),
 		finding("volume_spike", "agent-3", models.SeverityMedium, r.now))
@@ -308,6 +311,7 @@ func TestSlackFalsePositiveOneAlertWithReason(t *testing.T) {
 // the chatwarden user whose e-mail users.info reports (case-insensitive);
 // the role is that user's.
 func TestSlackUserByEmail(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{GroupWait: time.Second})
 	r.slack.SetUser("UEVE", slackfake.User{Email: "eve@corp.EXAMPLE"})
 	r.slack.SetUser("URON", slackfake.User{Email: "ron@corp.example"})
@@ -329,6 +333,7 @@ func TestSlackUserByEmail(t *testing.T) {
 // alerts on more than self.suppress_actors_per_day actors raises a
 // self-monitoring alert naming them, and they cannot silence that alert.
 func TestSelfAlertOnMassSuppression(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{GroupWait: time.Second, Self: alert.SelfConfig{SuppressActorsPerDay: 2, CheckEvery: time.Second}})
 	h := r.interactivity(t)
 	for i, actor := range []string{"a1", "a2", "a3"} {
@@ -374,6 +379,7 @@ func TestSelfAlertOnMassSuppression(t *testing.T) {
 // changes, they get an ephemeral reply naming the tenant, each refusal is
 // audited. A user limited to acme may act.
 func TestSlackTenantLimitedUser(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, alert.Config{GroupWait: time.Second})
 	m := r.postOne(t, finding("volume_spike", "agent-5", models.SeverityMedium, r.now)) // tenant acme
 	h := r.interactivity(t)

@@ -286,6 +286,7 @@ func (ie *ingestEnv) checkExactlyOnce(t *testing.T, n int) {
 // be lost (offsets are committed only after the insert) or duplicated
 // (redelivered events are dropped by event_id).
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
 	ie := newIngestEnv(t)
 	const n = 60000
 	if err := ie.produce(t, t.Context(), "crash", n, 0); err != nil {
@@ -318,6 +319,7 @@ func TestCrashRecovery(t *testing.T) {
 // in: the second joins mid-stream (a rebalance under load), then the first
 // stops gracefully and the second takes over its partitions.
 func TestRebalance(t *testing.T) {
+	t.Parallel()
 	ie := newIngestEnv(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

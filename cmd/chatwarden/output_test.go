@@ -86,6 +86,7 @@ func TestOneDashStyle(t *testing.T) {
 // TestStatusWatch: status -watch refreshes until interrupted, then exits 0;
 // not on a terminal, each refresh is a dated block (no screen clearing).
 func TestStatusWatch(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t) // a database of its own; addresses from the stack's env
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	yaml := "clickhouse:\n  database: " + s.Database() + "\n"

@@ -185,6 +185,7 @@ func event(id, actor, actorType, subject, resource, convSubject, tool string, ts
 // ClickHouse table for the raw ids and the key: none may appear. The
 // pseudonyms must appear (the data is there, hashed).
 func TestNoRawCustomerIDOrKeyLeaks(t *testing.T) {
+	t.Parallel()
 	le := newLeakEnv(t)
 	const keyHex = "4b6e6f776e2d746573742d6b65792d666f722d6c65616b2d636865636b732121" // "Known-test-key-for-leak-checks!!"
 	keyFile := le.writeKey(t, "pseudonym.key", keyHex)

@@ -22,6 +22,7 @@ import (
 // dashboards API, `chatwarden history`, `chatwarden dsar`) finds the events
 // under both keys; without the old key only the new ones are found.
 func TestPseudonymKeyRotation(t *testing.T) {
+	t.Parallel()
 	le := newLeakEnv(t)
 	k1 := le.writeKey(t, "key1", "1111111111111111111111111111111111111111111111111111111111111111")
 	k2 := le.writeKey(t, "key2", "2222222222222222222222222222222222222222222222222222222222222222")

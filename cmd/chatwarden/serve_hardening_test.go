@@ -104,6 +104,7 @@ func startServe(t *testing.T, addr, serveYAML string) {
 // connection a client holds open; /metrics moves to serve.metrics_addr and
 // needs serve.metrics_token_file's bearer token; no HSTS over plain HTTP.
 func TestServeHTTPHardening(t *testing.T) {
+	t.Parallel()
 	addr, maddr := freeAddr(t), freeAddr(t)
 	tokenFile := filepath.Join(t.TempDir(), "metrics.token")
 	const token = "metrics-token-0123456789"

@@ -61,6 +61,7 @@ func TestServeTLSConfig(t *testing.T) {
 // answers over HTTPS to a client that trusts the CA, and that a plain HTTP
 // request or a client that does not trust the CA gets nothing from it.
 func TestServeHTTPS(t *testing.T) {
+	t.Parallel()
 	pki := testsecure.NewPKI(t)
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)

@@ -42,6 +42,7 @@ func (p *countingPoster) Find(context.Context, string, string, time.Time) (strin
 // urgent shortcut turned off (urgent_group_wait = group_wait), so only the
 // event-rule path can post it at once.
 func TestEventRuleFindingsSkipGroupWait(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC) // a Monday, inside vendor hours
 	crit := models.SeverityCritical
 	dcfg := detect.Config{Severities: map[string]models.Severity{

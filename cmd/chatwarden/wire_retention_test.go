@@ -15,6 +15,7 @@ import (
 // TestRetentionIsAudited ages events past retention, runs retention as serve
 // does, and checks they are gone and that each drop is in the audit trail.
 func TestRetentionIsAudited(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t)
 	ctx := t.Context()
 	now := time.Now().UTC()

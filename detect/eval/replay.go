@@ -80,7 +80,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	// Findings and risk scores are buffered and written once per chunk:
 	// the same tables as production, fewer round trips.
 	buf := &buffers{}
-	eng, err := detect.New(cfg, opts.Store, detect.Options{
+	aggs := newSubjectIndex(opts.Store, cfg.Detectors.EnumEvery)
+	eng, err := detect.New(cfg, aggs, detect.Options{
 		Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) },
 		Stored:   buf.addFindings,
 		Risk:     buf.addRisk,
@@ -192,6 +193,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		t0 := opts.Clock()
 		var detErr error
 		if !prevLast.IsZero() {
+			aggs.ready = prevLast // every earlier chunk is stored
 			detErr = eng.Advance(ctx, prevLast)
 		}
 		if detErr == nil {
@@ -217,7 +219,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	}
 	if !last.IsZero() {
 		// the window holding the last event, then the hour's close
-		if err := eng.Advance(ctx, last.Truncate(time.Hour).Add(time.Hour)); err != nil {
+		end := last.Truncate(time.Hour).Add(time.Hour)
+		aggs.ready = end // every chunk is stored
+		if err := eng.Advance(ctx, end); err != nil {
 			return nil, err
 		}
 		if err := buf.flush(ctx, opts.Store); err != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -388,6 +389,10 @@ func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, 
 	br := bufio.NewReaderSize(r, 1<<20)
 	d := &decoded{rejected: map[models.Reason]int{}}
 	lineNo := 0
+	// The valid items of each block, joined once at the end: appending
+	// large items to one growing slice copied them again at every growth.
+	var blocks [][]item
+	total := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -427,9 +432,10 @@ func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, 
 		}
 		wg.Wait()
 		d.lines += len(lines)
+		valid := items[:0]
 		for i := range items {
 			if errs[i] == nil {
-				d.items = append(d.items, items[i])
+				valid = append(valid, items[i])
 				continue
 			}
 			rj := Rejection{Line: nums[i], Reason: models.ReasonOf(errs[i]), Detail: errs[i].Error()}
@@ -445,6 +451,9 @@ func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, 
 				d.examples = append(d.examples, rj)
 			}
 		}
+		clear(items[len(valid):])
+		blocks = append(blocks, valid)
+		total += len(valid)
 		if progress != nil && d.lines%(20*block) == 0 && d.lines > 0 {
 			fmt.Fprintf(progress, "eval: %d lines decoded\n", d.lines)
 		}
@@ -452,8 +461,41 @@ func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, 
 			break
 		}
 	}
-	sort.SliceStable(d.items, func(i, j int) bool { return d.items[i].ts.Before(d.items[j].ts) })
+	d.items = make([]item, 0, total)
+	for i, b := range blocks {
+		d.items = append(d.items, b...)
+		blocks[i] = nil
+	}
+	d.items = sortByTime(d.items)
 	return d, nil
+}
+
+// sortByTime returns items sorted by time, file order among equal times.
+// A file written in time order (as simulate writes it) is returned as it
+// is; otherwise the order is found on indexes (cheap to move) and the
+// items are moved once.
+func sortByTime(items []item) []item {
+	less := func(a, b *item) bool { return a.ts.Before(b.ts) }
+	sorted := true
+	for i := 1; i < len(items); i++ {
+		if less(&items[i], &items[i-1]) {
+			sorted = false
+			break
+		}
+	}
+	if sorted {
+		return items
+	}
+	idx := make([]int32, len(items))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return items[a].ts.Compare(items[b].ts) })
+	out := make([]item, len(items))
+	for i, j := range idx {
+		out[i] = items[j]
+	}
+	return out
 }
 
 // decodeLine decodes one line with ingest's validation; its time is judged

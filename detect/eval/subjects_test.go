@@ -77,3 +77,35 @@ func TestSubjectIndexAgreesWithStore(t *testing.T) {
 		t.Errorf("the index read the store %d times; want a read per step of the stored time", loads)
 	}
 }
+
+// TestSortByTime: items come out in time order, file order among equal
+// times, whether the file was in order or not.
+func TestSortByTime(t *testing.T) {
+	base := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	mk := func(secs ...int) []item {
+		var out []item
+		for i, s := range secs {
+			out = append(out, item{ts: base.Add(time.Duration(s) * time.Second), ev: models.Event{EventID: fmt.Sprint(i)}})
+		}
+		return out
+	}
+	render := func(items []item) string {
+		var b []byte
+		for _, it := range items {
+			b = fmt.Appendf(b, "%d:%s ", int(it.ts.Sub(base).Seconds()), it.ev.EventID)
+		}
+		return string(b)
+	}
+	for _, tc := range []struct {
+		in   []int
+		want string
+	}{
+		{[]int{1, 1, 2, 3}, "1:0 1:1 2:2 3:3 "},
+		{[]int{3, 1, 2, 1, 3, 0}, "0:5 1:1 1:3 2:2 3:0 3:4 "},
+		{nil, ""},
+	} {
+		if got := render(sortByTime(mk(tc.in...))); got != tc.want {
+			t.Errorf("sortByTime(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

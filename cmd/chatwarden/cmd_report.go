@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/chatwarden/chatwarden/report"
@@ -58,5 +60,21 @@ func runReport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "built in %s\n", time.Since(start).Round(time.Millisecond))
-	return rd.Render(e.stdout, sum, report.Format(out))
+	return renderReport(e.stdout, rd, sum, report.Format(out))
+}
+
+// renderReport writes sum in format. Markdown and HTML, which land on a
+// terminal as often as in a file, have the producers' strings in them
+// (actor ids, vendors, summaries) with control characters escaped
+// (termSafeText); JSON is for programs and stays as it is.
+func renderReport(w io.Writer, rd *report.Renderer, sum *report.Summary, format report.Format) error {
+	if format == report.FormatJSON {
+		return rd.Render(w, sum, format)
+	}
+	var buf bytes.Buffer
+	if err := rd.Render(&buf, sum, format); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, termSafeText(buf.String()))
+	return err
 }

@@ -180,7 +180,7 @@ func printStatus(e *env, r statusReport) {
 		sort.Strings(reasons)
 		fmt.Fprintf(w, "dead letters %d", total)
 		for _, k := range reasons {
-			fmt.Fprintf(w, "  %s=%d", k, s.DeadLetters[k])
+			fmt.Fprintf(w, "  %s=%d", termSafe(k), s.DeadLetters[k])
 		}
 		fmt.Fprintln(w)
 		if len(s.PIIByStore) > 0 {
@@ -190,14 +190,14 @@ func printStatus(e *env, r statusReport) {
 			}
 			sort.Strings(stores)
 			fmt.Fprintf(w, "payload pii  dead-lettered per producer store (ingest.pii; pseudonymized ones on /metrics):")
-			for _, k := range stores {
-				fmt.Fprintf(w, "  %s=%d", k, s.PIIByStore[k])
+			for _, k := range stores { // store names come from producers: escaped for the terminal
+				fmt.Fprintf(w, "  %s=%d", termSafe(k), s.PIIByStore[k])
 			}
 			fmt.Fprintln(w)
 		}
 		if len(r.NoContract) > 0 {
 			fmt.Fprintf(w, "vendors      %d without a configured contract (detect.rules.vendors), judged statistically only: %s\n",
-				len(r.NoContract), strings.Join(r.NoContract, " "))
+				len(r.NoContract), strings.Join(termSafeAll(r.NoContract), " "))
 		}
 	} else {
 		fmt.Fprintf(w, "clickhouse   UNREACHABLE: %s\n", r.ClickHouseError)

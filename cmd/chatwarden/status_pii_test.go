@@ -26,3 +26,22 @@ func TestStatusPrintsPIIPerStore(t *testing.T) {
 		t.Fatalf("a pii line without pii dead letters:\n%s", out.String())
 	}
 }
+
+// TestStatusEscapesControlCharacters (issue 10 item 12): the producer
+// strings status prints (store names of dead letters, tenants and vendors
+// without a contract) reach the terminal escaped, like history's (failed
+// before: the escape sequences were printed as they came).
+func TestStatusEscapesControlCharacters(t *testing.T) {
+	var out bytes.Buffer
+	e := &env{stdout: &out, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	sum := store.Summary{DeadLetters: map[string]uint64{"pii_in_payload": 1},
+		PIIByStore: map[string]uint64{"crm\x1b]0;owned\x07\x1b[2J": 1}}
+	printStatus(e, statusReport{ClickHouse: &sum, NoContract: []string{"retail/acme\u202egnp.exe"}})
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\x07\u202e") {
+		t.Fatalf("status printed control characters:\n%q", got)
+	}
+	if !strings.Contains(got, `crm\x1b]0;owned\x07\x1b[2J=1`) || !strings.Contains(got, `retail/acme\u202egnp.exe`) {
+		t.Fatalf("status output is not the escaped strings:\n%s", got)
+	}
+}

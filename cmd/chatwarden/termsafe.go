@@ -49,6 +49,30 @@ func unsafeRune(r rune) bool {
 		(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
+// termSafeText is termSafe for a whole document printed on a terminal
+// (the weekly report as Markdown or HTML): newlines and tabs stay, and
+// backslashes are left alone (they are the document's own); every other
+// control character, bidirectional override and invalid byte becomes a
+// visible escape.
+func termSafeText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' || r == '\t' || !unsafeRune(r):
+			b.WriteString(s[i : i+n])
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+		i += n
+	}
+	return b.String()
+}
+
 // termSafeAll applies termSafe to each string.
 func termSafeAll(ss []string) []string {
 	out := make([]string, len(ss))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/report"
 )
 
 // TestHistoryEscapesControlCharacters: terminal control sequences, bidi
@@ -65,5 +66,39 @@ func TestTermSafe(t *testing.T) {
 		if got := termSafe(in); got != want {
 			t.Errorf("termSafe(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestReportEscapesControlCharacters (issue 10 item 12): `chatwarden report
+// weekly` prints producer strings (an actor id, a finding summary) to the
+// terminal as Markdown by default: their control characters and bidi
+// overrides are escaped there, as in history; the JSON output keeps them
+// (failed before: the Markdown held the raw escape sequence).
+func TestReportEscapesControlCharacters(t *testing.T) {
+	rd, err := report.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := "agent\x1b]0;pwned\x07\x1b[2J\u202eexe"
+	sum := &report.Summary{Week: "2026-W48", Paragraph: "The riskiest actor was " + evil + ".",
+		TopActors: []report.ActorRisk{{Tenant: "retail", ActorID: evil, Score: 9, ScoreSource: report.ScoreRisk, Worst: "high", Detectors: []string{"x"}}}}
+	for _, f := range []report.Format{report.FormatMarkdown, report.FormatHTML} {
+		var b bytes.Buffer
+		if err := renderReport(&b, rd, sum, f); err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(b.String(), "\x1b\x07\u202e") || !strings.Contains(b.String(), `agent\x1b]0;pwned\x07\x1b[2J\u202eexe`) {
+			t.Errorf("%s output holds control characters or not their escapes:\n%.400q", f, b.String())
+		}
+		if !strings.Contains(b.String(), "\n") {
+			t.Errorf("%s output lost its newlines", f)
+		}
+	}
+	var j bytes.Buffer
+	if err := renderReport(&j, rd, sum, report.FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(j.String(), `agent\u001b]0;pwned\u0007`) {
+		t.Errorf("JSON output changed: %.300s", j.String())
 	}
 }

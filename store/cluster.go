@@ -145,15 +145,6 @@ func firstLine(s string) string {
 	return line
 }
 
-// localTable returns the table that holds table's rows on a node: its
-// <table>_local on a cluster for a sharded table, else table itself.
-func (s *Store) localTable(table string) string {
-	if _, ok := shardedTables[table]; ok && s.cfg.Cluster != "" {
-		return table + localSuffix
-	}
-	return table
-}
-
 // onCluster returns " ON CLUSTER name" on a cluster and "" on one server.
 func (s *Store) onCluster() string {
 	if s.cfg.Cluster == "" {

@@ -1,6 +1,11 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+
+	"github.com/chatwarden/chatwarden/models"
+)
 
 // exposureThreePass is the blast-radius query as it was before the one-pass
 // exposureSQL: totals, stores with countries, and customers per category in
@@ -57,4 +62,11 @@ func ExposureOfWindowsThreePass(ctx context.Context, s *Store, ws []ActorWindow)
 func InsertAuditRowForTest(ctx context.Context, s *Store, a AuditEntry) error {
 	return s.insertRow(ctx, "INSERT INTO audit_log (ts, user, role, source, action, detail, rows, remote, os_user, writer, seq, prev_hash, hash)",
 		a.TS.UTC(), a.User, a.Role, a.Source, a.Action, a.Detail, a.Rows, a.Remote, a.OSUser, a.Writer, a.Seq, a.PrevHash, a.Hash)
+}
+
+// InsertEventsLocal writes evs into the events_local table of the node s is
+// connected to: a cluster's shard-local insert, which BenchmarkClusterInsert
+// compares with the insert through the Distributed table.
+func InsertEventsLocal(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time) error {
+	return s.insertEvents(ctx, "events"+localSuffix, evs, ingestedAt)
 }

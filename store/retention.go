@@ -234,15 +234,8 @@ func (s *Store) Retain(ctx context.Context, cfg RetentionConfig, now time.Time) 
 			return res, fmt.Errorf("table name %q is not a plain identifier", p.table)
 		}
 		// The partition id is all digits (checked by partitionEnd) and
-		// the table a known identifier: neither is user text. On a
-		// cluster a sharded table's partition goes on every shard (ON
-		// CLUSTER; each shard's replicas follow through ZooKeeper); a
-		// table that every node replicates drops it everywhere by itself.
-		drop := "ALTER TABLE " + p.table + " DROP PARTITION " + p.partition
-		if local := s.localTable(p.table); local != p.table {
-			drop = "ALTER TABLE " + s.cfg.Database + "." + local + s.onCluster() + " DROP PARTITION " + p.partition
-		}
-		if err := s.exec(ctx, drop); err != nil {
+		// the table a known identifier: neither is user text.
+		if err := s.exec(ctx, dropPartitionSQL(s.cfg.Cluster, s.cfg.Database, p.table, p.partition)); err != nil {
 			return res, fmt.Errorf("dropping partition %s of %s: %w", p.partition, p.table, err)
 		}
 		res.Dropped = append(res.Dropped, DroppedPartition{Table: p.table, Partition: p.partition, Rows: p.rows})
@@ -274,22 +267,7 @@ type part struct {
 // shard (the cluster table function), summing a partition's rows over the
 // shards.
 func (s *Store) partitions(ctx context.Context) ([]part, error) {
-	const q = `SELECT table, partition, sum(rows) FROM %s WHERE database = ? AND active%s GROUP BY table, partition`
-	queries := []string{fmt.Sprintf(q, "system.parts", "")}
-	if s.cfg.Cluster != "" {
-		locals := make([]string, 0, len(shardedTables))
-		for t := range shardedTables {
-			locals = append(locals, "'"+t+localSuffix+"'")
-		}
-		sort.Strings(locals)
-		in := " AND table IN (" + strings.Join(locals, ", ") + ")"
-		// The cluster name is an identifier (Config.Validate) and the
-		// table names constants: no user text.
-		queries = []string{
-			fmt.Sprintf(q, "system.parts", strings.Replace(in, " IN ", " NOT IN ", 1)),
-			fmt.Sprintf(q, "cluster('"+s.cfg.Cluster+"', system, parts)", in),
-		}
-	}
+	queries := partitionsSQL(s.cfg.Cluster)
 	var out []part
 	for _, query := range queries {
 		rows, err := s.conn.Query(ctx, query, s.cfg.Database)
@@ -315,6 +293,46 @@ func (s *Store) partitions(ctx context.Context) ([]part, error) {
 		}
 	}
 	return out, nil
+}
+
+// partitionsSQL returns the queries that list the active partitions of a
+// database (bound to its name) on one server (cluster "") or on a cluster.
+func partitionsSQL(cluster string) []string {
+	const q = `SELECT table, partition, sum(rows) FROM %s WHERE database = ? AND active%s GROUP BY table, partition`
+	if cluster == "" {
+		return []string{fmt.Sprintf(q, "system.parts", "")}
+	}
+	locals := make([]string, 0, len(shardedTables))
+	for t := range shardedTables {
+		locals = append(locals, "'"+t+localSuffix+"'")
+	}
+	sort.Strings(locals)
+	list := " (" + strings.Join(locals, ", ") + ")"
+	// The cluster name is an identifier (Config.Validate) and the table
+	// names constants: no user text.
+	return []string{
+		fmt.Sprintf(q, "system.parts", " AND table NOT IN"+list),
+		fmt.Sprintf(q, "cluster('"+cluster+"', system, parts)", " AND table IN"+list),
+	}
+}
+
+// dropPartitionSQL drops one partition of table (its name in the schema).
+// On a cluster a sharded table's partition goes on every shard (ON
+// CLUSTER on its local tables; each shard's replicas follow through
+// ZooKeeper); a table that every node replicates drops it everywhere by
+// itself.
+func dropPartitionSQL(cluster, db, table, partition string) string {
+	if _, sharded := shardedTables[table]; sharded && cluster != "" {
+		return "ALTER TABLE " + db + "." + table + localSuffix + " ON CLUSTER " + cluster + " DROP PARTITION " + partition
+	}
+	return "ALTER TABLE " + table + " DROP PARTITION " + partition
+}
+
+// ClusterMaintenanceSQL returns, for the SQL conformance check, the
+// statements that only a cluster runs besides its migrations (retention's
+// partition listing and a sharded partition's drop), for cluster and db.
+func ClusterMaintenanceSQL(cluster, db string) []string {
+	return append(partitionsSQL(cluster), dropPartitionSQL(cluster, db, "events", "20260101"))
 }
 
 // retainRows starts an ALTER TABLE ... DELETE on every row-policy table that

@@ -204,3 +204,50 @@ func settingsClause(s map[string]any) string {
 	}
 	return " SETTINGS " + strings.Join(parts, ", ")
 }
+
+// TestClusterSQLParsesOnModernClickHouse: the cluster schema
+// (clickhouse.cluster) is the migrations rewritten by
+// store.ClusterStatements; make test-cluster runs it on the 18.16 cluster.
+// The embedded engine has no ZooKeeper and no remote_servers, so it cannot
+// create replicated or Distributed tables: here every cluster statement and
+// retention's cluster statements must parse on ClickHouse 26.x (EXPLAIN
+// AST), and the settings a cluster adds must be known to it.
+func TestClusterSQLParsesOnModernClickHouse(t *testing.T) {
+	session, err := chdb.NewSession(t.TempDir())
+	if err != nil {
+		t.Fatalf("starting embedded ClickHouse: %v", err)
+	}
+	defer session.Close()
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{}
+	for _, stmt := range append([]string{store.SchemaMigrationsDDL}, flatten(ms)...) {
+		out, err := store.ClusterStatements(stmt, "chatwarden", "cw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, out...)
+	}
+	for _, q := range store.ClusterMaintenanceSQL("chatwarden", "cw") {
+		stmts = append(stmts, strings.ReplaceAll(q, "?", "'cw'")) // the database, bound client-side
+	}
+	for _, stmt := range stmts {
+		if _, err := session.Query("EXPLAIN AST "+stmt, "TabSeparated"); err != nil {
+			t.Errorf("does not parse on ClickHouse 26.x: %v\n%s", err, stmt)
+		}
+	}
+	if _, err := session.Query("SELECT 1"+settingsClause(store.ClusterQuerySettings()), "TabSeparated"); err != nil {
+		t.Errorf("a cluster setting is unknown to ClickHouse 26.x: %v", err)
+	}
+	t.Logf("%d cluster statements parse", len(stmts))
+}
+
+func flatten(ms []store.Migration) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Statements...)
+	}
+	return out
+}

@@ -65,7 +65,7 @@ func InsertAuditRowForTest(ctx context.Context, s *Store, a AuditEntry) error {
 }
 
 // InsertEventsLocal writes evs into the events_local table of the node s is
-// connected to: a cluster's shard-local insert, which BenchmarkClusterInsert
+// connected to: a cluster's shard-local insert, which BenchmarkInsertEvents
 // compares with the insert through the Distributed table.
 func InsertEventsLocal(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time) error {
 	return s.insertEvents(ctx, "events"+localSuffix, evs, ingestedAt)

@@ -259,14 +259,42 @@ func TestDrillRebalanceKill(t *testing.T) {
 	record(r)
 }
 
-// fillDisk fills the drill ClickHouse's tmpfs with a file; the returned
-// function removes it.
+// fillDisk fills the drill ClickHouse's tmpfs with a file and keeps it
+// full (every 500 ms it tops the file up again: ClickHouse frees space as
+// it deletes merged-away parts, and in one run the inserts fitted again
+// after 10 s of the 30-s fault); the returned function stops topping up
+// and removes the file.
 func fillDisk(t *testing.T, _ *drill) (free func()) {
 	t.Helper()
 	filler := filepath.Join(chDataDir(), "drill-filler")
+	fill := func() string {
+		// dd stops with "No space left on device": that is the point.
+		out, _ := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M", "oflag=append", "conv=notrunc").CombinedOutput()
+		return string(out)
+	}
+	if out := fill(); !strings.Contains(out, "No space left") {
+		_ = os.Remove(filler)
+		t.Fatalf("filling %s: %s", chDataDir(), out)
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				fill()
+			}
+		}
+	}()
 	var once sync.Once
 	free = func() {
 		once.Do(func() {
+			close(stop)
+			<-stopped
 			if err := os.Remove(filler); err != nil && !os.IsNotExist(err) {
 				t.Errorf("freeing the disk: %v", err)
 			}
@@ -274,11 +302,6 @@ func fillDisk(t *testing.T, _ *drill) (free func()) {
 	}
 	// Whatever happens to the drill, the next one gets its disk back.
 	t.Cleanup(free)
-	// dd stops with "No space left on device": that is the point.
-	out, _ := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M").CombinedOutput()
-	if !strings.Contains(string(out), "No space left") {
-		t.Fatalf("filling %s: %s", chDataDir(), out)
-	}
 	return free
 }
 

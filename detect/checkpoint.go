@@ -40,6 +40,7 @@ func (e *Engine) Restore(b []byte) error {
 	e.series = map[actorKey]*actorState{}
 	for k, st := range e.actors {
 		st.loc = e.location(k.Actor, st.Role)
+		e.sets.internAll(st)
 		if st.Series != nil {
 			e.series[k] = st
 		}

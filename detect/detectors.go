@@ -18,7 +18,6 @@ type rowCtx struct {
 	peer   *peerStats
 	idle   time.Duration // since the actor's previous active window
 	newIts []string      // items new to the actor this window
-	fired  map[string]bool
 	// expRec is the expected records (seasonal, times the tenant
 	// multiplier) used by volume and learning.
 	expRec float64
@@ -44,8 +43,10 @@ func (e *Engine) base(det string, x *rowCtx, score, prob float64, ev models.Evid
 
 // detectRow runs the window detectors on one actor's window.
 func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Finding {
-	x := &rowCtx{c: c, r: r, st: st, warm: e.warm(st), how: hourOfWeek(c.start.In(e.locOf(st))),
-		peer: e.peers[peerKey{r.Tenant, peerGroup(r.ActorRole, r.ActorVendor)}], fired: map[string]bool{}}
+	// one rowCtx per engine, reused row after row (no allocation per row)
+	x := &e.row
+	*x = rowCtx{c: c, r: r, st: st, warm: e.warm(st), how: hourOfWeek(c.start.In(e.locOf(st))),
+		peer: e.peers[peerKey{r.Tenant, e.groupOf(r.ActorRole, r.ActorVendor)}], newIts: x.newIts[:0]}
 	if st.LastSeen > 0 {
 		x.idle = c.start.Sub(time.Unix(st.LastSeen, 0))
 	}
@@ -68,7 +69,6 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 			continue
 		}
 		if fd, ok := d.check(e, x); ok {
-			x.fired[d.name] = true
 			out = append(out, fd)
 		}
 	}
@@ -104,8 +104,12 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 	if st.Series != nil {
 		st.Series.learn(c.start.Unix()/int64(e.cfg.Window/time.Second), float64(r.Records))
 	}
+	n := len(st.Stores) + len(st.ResourceTypes) + len(st.Categories) + len(st.Countries)
 	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
 		rec, subj, float64(r.Denied), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin), r)
+	if n != len(st.Stores)+len(st.ResourceTypes)+len(st.Categories)+len(st.Countries) {
+		e.sets.internAll(st)
+	}
 }
 
 // expected returns the expected records of the actor in this window, its

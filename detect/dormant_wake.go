@@ -21,7 +21,7 @@ func (e *Engine) detectDormant(x *rowCtx) (models.Finding, bool) {
 	var idle float64
 	// the idle time is measured at waking: from the activity before it
 	for _, dt := range st.recentDays(int32(st.WokeAt/86400)-dayRingLen, int32(st.WokeAt/86400)-1) {
-		idle = float64(st.WokeAt/86400 - int64(dt.Day))
+		idle = float64(st.WokeAt/86400 - int64(dt.day()))
 	}
 	if idle == 0 {
 		idle = d.DormantDays

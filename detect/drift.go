@@ -26,8 +26,8 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	// window's tenant multiplier.
 	var bs, logs []float64
 	for _, b := range before {
-		bs = append(bs, float64(b.Light))
-		logs = append(logs, math.Log(math.Max(float64(b.Light), 1)))
+		bs = append(bs, b.light())
+		logs = append(logs, math.Log(math.Max(b.light(), 1)))
 	}
 	base := math.Max(median64(bs), 1)
 	// The bar rises with the actor's own day-to-day spread: an actor whose
@@ -40,13 +40,13 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	ratio := math.Max(cfg.DriftRatio, math.Exp(3*madScale*median64(logs)))
 	ys := make([]float64, n)
 	for i, r := range run {
-		ys[i] = float64(r.Light)
+		ys[i] = r.light()
 	}
 	last := ys[n-1]
 	// Today is partial until midnight: it counts only once it has passed
 	// the day before, or when it is over (a session started yesterday may
 	// be the latest day).
-	complete := run[n-1].Day < d || !t.Before(dayStart.Add(24*time.Hour))
+	complete := run[n-1].day() < d || !t.Before(dayStart.Add(24*time.Hour))
 	if !complete && last < ys[n-2] {
 		return models.Finding{}, false
 	}
@@ -78,14 +78,14 @@ func (e *Engine) detectDrift(k actorKey, st *actorState, d int32, dayStart, t ti
 	}
 	st.lastDriftDay = d
 	f := models.Finding{Detector: DetDrift, Tenant: k.Tenant, ActorID: k.Actor, ActorType: models.ActorType(st.Type),
-		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: time.Unix(int64(run[0].Day)*86400, 0).UTC(), WindowEnd: t,
+		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: time.Unix(int64(run[0].day())*86400, 0).UTC(), WindowEnd: t,
 		DetectedAt: t, Score: last / base, Severity: e.cfg.severity(DetDrift),
 		Summary: fmt.Sprintf("%s's daily records rose %d days running to %.0f, %.1fx its earlier median %.0f (Theil-Sen slope %.0f/day)",
 			k.Actor, up, last, last/base, base, slope),
 		Evidence: models.Evidence{Metric: "records per active day in ordinary windows (net of tenant-wide swings)", Observed: last, Baseline: base, Threshold: ratio * base,
 			BaselineSource: "actor days", Notes: map[string]float64{"slope_per_day": slope, "mann_kendall_s": float64(s), "days_up": float64(up),
-				"raw_records_last_day": float64(run[n-1].Records)},
+				"raw_records_last_day": run[n-1].records()},
 			Query: fmt.Sprintf("SELECT toDate(minute) AS day, sumMerge(records_sum) AS records FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s GROUP BY day ORDER BY day",
-				lit(k.Tenant), lit(k.Actor), litTime(time.Unix(int64(before[0].Day)*86400, 0)), litTime(t))}}
+				lit(k.Tenant), lit(k.Actor), litTime(time.Unix(int64(before[0].day())*86400, 0)), litTime(t))}}
 	return f, true
 }

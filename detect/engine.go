@@ -94,6 +94,14 @@ type Engine struct {
 	// window in which one is silent is judged as a zero count.
 	series map[actorKey]*actorState
 
+	// sets shares the item sets (stores, resource types, categories,
+	// countries) that actors have in common; row is detectRow's reused
+	// per-row context; groups memoizes peer group names.
+	sets   setInterner
+	row    rowCtx
+	groups map[[2]string]string // peerGroup by (role, vendor), see groupOf
+	bufs   cycleBufs
+
 	next      time.Time // end of the next window to evaluate
 	scratch   []float64
 	learnOnly bool
@@ -504,7 +512,7 @@ func (e *Engine) checkDays(ctx context.Context, t time.Time, hourEnd bool) error
 		if f, ok := e.detectCountEnumeration(st, c, false, dayStart, t); ok {
 			out = append(out, f)
 		}
-		st.day(d).Subjects = float32(c.Count)
+		st.day(d).Subjects = f16Encode(float64(c.Count))
 	}
 	for k, st := range e.actors {
 		if st.LastDay != d || !hourEnd {
@@ -532,6 +540,13 @@ type cycle struct {
 	peersNow map[peerKey]*peerWindow
 }
 
+// cycleBufs are newCycle's slices, kept for the next cycle.
+type cycleBufs struct {
+	ratios map[string][]float64
+	peers  map[peerKey]*peerWindow
+	tmp    []float32
+}
+
 type peerWindow struct {
 	records, subjects []float64
 	recMed, recMAD    float64
@@ -544,14 +559,31 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 	// active now, of each actor's recent observed / expected records
 	// (time-decayed sums, so that one window's small counts do not make
 	// the ratio noisy); one actor's attack cannot move a median.
-	ratios := map[string][]float64{}
+	// The slices are reused from cycle to cycle (cycleBufs): a cycle of
+	// 100,000 rows would otherwise allocate megabytes of them.
+	if e.bufs.ratios == nil {
+		e.bufs.ratios, e.bufs.peers = map[string][]float64{}, map[peerKey]*peerWindow{}
+	}
+	ratios := e.bufs.ratios
+	for t, rs := range ratios {
+		ratios[t] = rs[:0]
+	}
+	if len(e.bufs.peers) > maxGroupNames || len(ratios) > maxGroupNames {
+		clear(e.bufs.peers)
+		clear(ratios)
+	}
 	wn := start.Unix() / int64(e.cfg.Window/time.Second)
 	for i := range rows {
 		r := &rows[i]
-		pk := peerKey{r.Tenant, peerGroup(r.ActorRole, r.ActorVendor)}
+		pk := peerKey{r.Tenant, e.groupOf(r.ActorRole, r.ActorVendor)}
 		pw := c.peersNow[pk]
 		if pw == nil {
-			pw = &peerWindow{}
+			pw = e.bufs.peers[pk]
+			if pw == nil {
+				pw = &peerWindow{}
+				e.bufs.peers[pk] = pw
+			}
+			*pw = peerWindow{records: pw.records[:0], subjects: pw.subjects[:0]}
 			c.peersNow[pk] = pw
 		}
 		pw.records = append(pw.records, float64(r.Records))
@@ -579,6 +611,9 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 		}
 	}
 	for t, rs := range ratios {
+		if len(rs) == 0 {
+			continue
+		}
 		m := 1.0
 		if len(rs) >= multMinActors {
 			m = math.Min(4, math.Max(1, median64(rs)))
@@ -587,9 +622,9 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 	}
 	for _, pw := range c.peersNow {
 		var mad float64
-		tmp := make([]float32, len(pw.records))
-		for i, v := range pw.records {
-			tmp[i] = float32(v)
+		tmp := e.bufs.tmp[:0]
+		for _, v := range pw.records {
+			tmp = append(tmp, float32(v))
 		}
 		pw.recMed, mad, e.scratch = medianMAD(tmp, e.scratch)
 		pw.recMAD = mad
@@ -597,6 +632,7 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 			tmp[i] = float32(v)
 		}
 		pw.subjMed, pw.subjMAD, e.scratch = medianMAD(tmp, e.scratch)
+		e.bufs.tmp = tmp
 	}
 	return c
 }

@@ -65,7 +65,7 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	// Baselines are learned net of tenant-wide swings; the bar is lifted
 	// by the actor's current tenant multiplier (a promotion day).
 	mult := 1.0
-	if t := st.Days[int(d)%dayRingLen]; t.Day == d {
+	if t := st.Days[int(d)%dayRingLen]; t.day() == d {
 		mult = t.mult()
 	}
 	if hourly {
@@ -91,7 +91,7 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	prob := poissonTail(obs, base)
 	thr := ratio * base
 	if hourly && src == "actor" {
-		med, mad, _ := medianMAD(st.HourSubj.values(), e.scratch[:0])
+		med, mad, _ := st.HourSubj.medianMAD(e.scratch[:0])
 		mu := math.Max(med, 1) * mult
 		sd := math.Max(madScale*mad*mult, math.Sqrt(mu))
 		prob = countTail(obs, mu, sd*sd)

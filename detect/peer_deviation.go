@@ -9,7 +9,7 @@ import (
 
 func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
 	d := e.cfg.Detectors
-	group := peerGroup(x.r.ActorRole, x.r.ActorVendor)
+	group := e.groupOf(x.r.ActorRole, x.r.ActorVendor)
 	pw := x.c.peersNow[peerKey{x.r.Tenant, group}]
 	if pw == nil || len(pw.records)-1 < d.PeerMinPeers || group == "" {
 		return models.Finding{}, false

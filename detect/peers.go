@@ -21,6 +21,24 @@ func peerGroup(role, vendor string) string {
 	return ""
 }
 
+// groupOf is peerGroup without building the name for every row: names
+// are kept per (role, vendor), at most maxGroupNames of them.
+func (e *Engine) groupOf(role, vendor string) string {
+	k := [2]string{role, vendor}
+	if g, ok := e.groups[k]; ok {
+		return g
+	}
+	if e.groups == nil || len(e.groups) >= maxGroupNames {
+		e.groups = map[[2]string]string{}
+	}
+	g := peerGroup(role, vendor)
+	e.groups[k] = g
+	return g
+}
+
+// maxGroupNames bounds groupOf's names.
+const maxGroupNames = 10000
+
 // peerStats summarizes a peer group's warm members, recomputed hourly.
 type peerStats struct {
 	members int
@@ -102,9 +120,7 @@ func (e *Engine) recomputePeers() {
 			}
 		}
 		if st.HowTot > 0 {
-			for h := range st.How {
-				a.p.how[h] += float64(st.How[h]) / float64(st.HowTot)
-			}
+			st.How.each(func(h int, n float64) { a.p.how[h] += n / float64(st.HowTot) })
 		}
 	}
 	peers := make(map[peerKey]*peerStats, len(accs))

@@ -10,10 +10,13 @@ import (
 // paste them into clickhouse-client. They are for display only: the engine
 // never runs them (its own queries are bound in store).
 
+// literalEscaper escapes a string literal's backslashes and quotes
+// (immutable; a Replacer is safe for concurrent use).
+var literalEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+
 // lit renders s as a ClickHouse string literal.
 func lit(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(s) + "'"
+	return "'" + literalEscaper.Replace(s) + "'"
 }
 
 // litTime renders t as a ClickHouse DateTime literal (UTC).

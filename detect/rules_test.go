@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -220,7 +221,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b2 := e.actors[actorKey{"default", "a1"}], e2.actors[actorKey{"default", "a1"}]
-	if a == nil || b2 == nil || a.ActiveWindows != b2.ActiveWindows || a.Records != b2.Records || a.How != b2.How || !e2.Next().Equal(e.Next()) {
+	if a == nil || b2 == nil || a.ActiveWindows != b2.ActiveWindows || a.Records != b2.Records || !reflect.DeepEqual(a.How, b2.How) || !e2.Next().Equal(e.Next()) {
 		t.Fatalf("restored state differs: %+v vs %+v", a, b2)
 	}
 }

@@ -379,7 +379,7 @@ func (e *Engine) evaluateSilent(c *cycle, rows []windowRow) []models.Finding {
 			continue
 		}
 		r := windowRow{WindowStart: c.start, Tenant: k.Tenant, ActorID: k.Actor, ActorType: st.Type, ActorRole: st.Role, ActorVendor: st.Vendor}
-		x := &rowCtx{c: c, r: &r, st: st, fired: map[string]bool{}}
+		x := &rowCtx{c: c, r: &r, st: st}
 		if x.ser = e.seriesPrepare(st, w); x.ser == nil {
 			delete(e.series, k)
 			continue

@@ -17,48 +17,41 @@ const ringLen = 64
 // dayRingLen is how many recent days of totals an actor keeps.
 const dayRingLen = 32
 
-// ring holds the most recent values of a per-window series.
-type ring struct {
-	V [ringLen]float32
-	N uint8 // values held (<= ringLen)
-	I uint8 // next slot
-}
-
-func (r *ring) add(x float64) {
-	r.V[r.I] = float32(x)
-	r.I = (r.I + 1) % ringLen
-	if r.N < ringLen {
-		r.N++
-	}
-}
-
-func (r *ring) values() []float32 { return r.V[:r.N] }
-
-// dayTotal is one day's activity of an actor.
+// dayTotal is one day's activity of an actor, in 12 bytes: the sums are
+// f16 codes accumulated with stochastic rounding (unbiased), Subjects is
+// set, not summed.
 type dayTotal struct {
-	Day      int32 // days since the Unix epoch (UTC)
-	Records  float32
-	Subjects float32
+	Day      uint16 // days since the Unix epoch (UTC), until 2149
 	Windows  uint16
-	// Deflated is the day's records with each window divided by the
-	// tenant multiplier of that window (a promotion day counts as a
-	// normal day); MultSum sums those multipliers, so MultSum/Windows is
-	// the actor's mean multiplier of the day.
-	Deflated float32
-	MultSum  float32
-	// Light is Deflated without the heavy windows (heavyThreshold): the
-	// actor's ordinary work, which a slow drift raises; rare heavy calls
-	// make daily totals too noisy to see a creep in.
-	Light float32
+	Records  uint16 // f16: the day's records
+	Subjects uint16 // f16: the day's distinct customers
+	// MultExcess sums (f16) the tenant multiplier less one over the
+	// day's windows, so MultExcess/Windows+1 is the actor's mean
+	// multiplier of the day (exact, 0, on ordinary days).
+	MultExcess uint16
+	// Light is the day's records with each window divided by the tenant
+	// multiplier of that window (a promotion day counts as a normal day),
+	// without the heavy windows (heavyThreshold): the actor's ordinary
+	// work, which a slow drift raises; rare heavy calls make daily totals
+	// too noisy to see a creep in. f16.
+	Light uint16
 }
+
+// day returns the day number.
+func (t dayTotal) day() int32 { return int32(t.Day) }
+
+// records, subjects and light decode the day's sums.
+func (t dayTotal) records() float64  { return f16Decode(t.Records) }
+func (t dayTotal) subjects() float64 { return f16Decode(t.Subjects) }
+func (t dayTotal) light() float64    { return f16Decode(t.Light) }
 
 // mult returns the actor's mean tenant multiplier over the day (1 when
 // unknown).
 func (t dayTotal) mult() float64 {
-	if t.Windows == 0 || t.MultSum <= 0 {
+	if t.Windows == 0 {
 		return 1
 	}
-	return math.Max(1, float64(t.MultSum)/float64(t.Windows))
+	return 1 + f16Decode(t.MultExcess)/float64(t.Windows)
 }
 
 // actorState is everything the window detectors remember about one actor.
@@ -79,12 +72,20 @@ type actorState struct {
 	// ExportMax is the most exports the actor made in one window
 	// (decaying like RecMax).
 	ExportMax float32
-	// Roll holds the records of the latest windows by window number, for
-	// the rolling span; Span is the rolling span's value at each active
-	// window and SpanMax its decaying maximum.
-	Roll    [rollLen]float32
-	RollDen [rollLen]float32
-	RollWin [rollLen]int64
+	// Roll holds the records (f16) of the latest rollLen windows by window
+	// number (slot = window number mod rollLen), for the rolling span;
+	// RollDen (allocated at the first denied access) their denied
+	// accesses. RollLast is the latest window number held and RollMask
+	// has bit i set when slot i holds the active window of
+	// (RollLast-rollLen, RollLast] that falls on it; RollEver has bit i
+	// set once slot i was written (its values stay until overwritten).
+	// Span is the rolling span's value at each active window and SpanMax
+	// its decaying maximum.
+	Roll     [rollLen]uint16
+	RollDen  *[rollLen]uint16
+	RollLast uint32
+	RollMask uint32
+	RollEver uint32
 	// HourSubj holds the distinct customers of each past active hour.
 	HourSubj ring
 	Span     ring
@@ -122,20 +123,20 @@ type actorState struct {
 	HeavyN, WinN float32
 	// HeavyLog holds the natural log of the records of the actor's
 	// latest heavy windows, as they happened: the size distribution of
-	// its rare heavy calls.
-	HeavyLog ring
+	// its rare heavy calls (nil until the first).
+	HeavyLog *ring
 
-	// How counts active windows per hour of the week (actor's time zone);
-	// HowRec sums their records. Both halve when How's total passes a cap,
-	// so old weeks fade.
-	How    [168]uint16
-	HowRec [168]float32
+	// How counts active windows per hour of the week (actor's time zone)
+	// and sums their records (f16, accumulated with stochastic rounding).
+	// Both halve when HowTot, the total of the counts, passes a cap, so
+	// old weeks fade.
+	How    howProfile
 	HowTot uint32
-	// TodayN and TodayRec are the current day's share of How and HowRec
+	// TodayN and TodayRec are the current day's share of How's counts and records
 	// (hours of the day of weekday TodayWD, UTC day TodayDay), so that the
 	// tenant multiplier compares today with the days before it.
 	TodayN   [24]uint16
-	TodayRec [24]float32
+	TodayRec [24]uint16 // f16, like How's records
 	TodayWD  int8
 	TodayDay int32
 
@@ -198,17 +199,18 @@ func (s *actorState) multAvg() float64 { return math.Max(1, float64(s.MultAvg)) 
 // heavy call on record.
 func (s *actorState) heavyExplains(obs, mult, heavy float64) (float64, bool) {
 	const priorSD, priorN = math.Ln2, 2.0
-	k := float64(s.HeavyLog.N)
+	k := float64(s.HeavyLog.count())
 	if obs < heavy || k < 1 {
 		return 0, false
 	}
 	var sum, sq float64
-	for _, v := range s.HeavyLog.values() {
-		sum += float64(v)
+	for _, c := range s.HeavyLog.V[:s.HeavyLog.N] {
+		sum += f16Decode(c)
 	}
 	mean := sum / k
-	for _, v := range s.HeavyLog.values() {
-		sq += (float64(v) - mean) * (float64(v) - mean)
+	for _, c := range s.HeavyLog.V[:s.HeavyLog.N] {
+		v := f16Decode(c)
+		sq += (v - mean) * (v - mean)
 	}
 	df := k - 1 + priorN
 	sd := math.Sqrt((sq+priorN*priorSD*priorSD)/df) * math.Sqrt(1+1/k)
@@ -233,13 +235,23 @@ func (s *actorState) level() (float64, bool) {
 	return float64(s.MultObs) / float64(s.MultExp), true
 }
 
+// rollWin returns the window number slot i of Roll stands for, and
+// whether it holds an active window.
+func (s *actorState) rollWin(i int) (int64, bool) {
+	if s.RollMask&(1<<i) == 0 {
+		return 0, false
+	}
+	last := int64(s.RollLast)
+	return last - (last-int64(i))%rollLen, true
+}
+
 // rolling returns the records of the actor in the span windows ending with
 // window number w (including it when already recorded).
 func (s *actorState) rolling(w int64, span int) float64 {
 	var sum float64
 	for i := range s.Roll {
-		if s.RollWin[i] > w-int64(span) && s.RollWin[i] <= w {
-			sum += float64(s.Roll[i])
+		if wn, ok := s.rollWin(i); ok && wn > w-int64(span) && wn <= w {
+			sum += f16Decode(s.Roll[i])
 		}
 	}
 	return sum
@@ -250,9 +262,9 @@ func (s *actorState) rolling(w int64, span int) float64 {
 // many windows were active.
 func (s *actorState) heavyInSpan(w int64, span int, heavy float64) (k int, sum, biggest float64, active int) {
 	for i := range s.Roll {
-		if s.RollWin[i] > w-int64(span) && s.RollWin[i] <= w {
+		if wn, ok := s.rollWin(i); ok && wn > w-int64(span) && wn <= w {
 			active++
-			if v := float64(s.Roll[i]); v >= heavy {
+			if v := f16Decode(s.Roll[i]); v >= heavy {
 				k++
 				sum += v
 				biggest = math.Max(biggest, v)
@@ -264,13 +276,55 @@ func (s *actorState) heavyInSpan(w int64, span int, heavy float64) (k int, sum, 
 
 // rollingDenied is rolling for denied accesses.
 func (s *actorState) rollingDenied(w int64, span int) float64 {
+	if s.RollDen == nil {
+		return 0
+	}
 	var sum float64
 	for i := range s.RollDen {
-		if s.RollWin[i] > w-int64(span) && s.RollWin[i] <= w {
-			sum += float64(s.RollDen[i])
+		if wn, ok := s.rollWin(i); ok && wn > w-int64(span) && wn <= w {
+			sum += f16Decode(s.RollDen[i])
 		}
 	}
 	return sum
+}
+
+// roll records window number wn's raw records and denied accesses in its
+// slot, and returns the denied accesses the slot held before (ok when it
+// had been written): the window that leaves the ring. Windows fall out of
+// the span held as later ones arrive.
+func (s *actorState) roll(wn int64, raw, denied float64) (left float64, ok bool) {
+	last := int64(s.RollLast)
+	held := true
+	switch {
+	case s.RollMask == 0 || wn >= last+rollLen:
+		s.RollMask, s.RollLast = 0, uint32(wn)
+	case wn > last:
+		for x := last + 1; x <= wn; x++ {
+			s.RollMask &^= 1 << (x % rollLen)
+		}
+		s.RollLast = uint32(wn)
+	case wn <= last-rollLen: // older than the span held: stored, not held
+		held = false
+	}
+	slot := int(wn % rollLen)
+	if s.RollEver&(1<<slot) != 0 {
+		ok = true
+		if s.RollDen != nil {
+			left = f16Decode(s.RollDen[slot])
+		}
+	}
+	s.RollEver |= 1 << slot
+	if held {
+		s.RollMask |= 1 << slot
+	}
+	s.Roll[slot] = f16Encode(raw)
+	if denied > 0 && s.RollDen == nil {
+		s.RollDen = new([rollLen]uint16)
+	}
+	if s.RollDen != nil {
+		s.RollDen[slot] = f16Encode(denied)
+	}
+	return left, ok
 }
 
 // hourGap returns how many hours hour-of-day h is from the nearest hour of
@@ -283,7 +337,7 @@ func (s *actorState) hourGap(h int, share float64) int {
 	for u := 0; u < 24; u++ {
 		var c float64
 		for d := 0; d < 7; d++ {
-			c += float64(s.How[d*24+u])
+			c += s.How.count(d*24 + u)
 		}
 		if c/float64(s.HowTot) < share {
 			continue
@@ -311,9 +365,9 @@ func (s *actorState) stats(scratch []float64) []float64 {
 	if s.cacheAge > 0 && s.cacheAge < 8 {
 		return scratch
 	}
-	s.recMed, s.recMAD, scratch = medianMAD(s.Records.values(), scratch)
-	s.subjMed, s.subjMAD, scratch = medianMAD(s.Subjects.values(), scratch)
-	s.spanMed, s.spanMAD, scratch = medianMAD(s.Span.values(), scratch)
+	s.recMed, s.recMAD, scratch = s.Records.medianMAD(scratch)
+	s.subjMed, s.subjMAD, scratch = s.Subjects.medianMAD(scratch)
+	s.spanMed, s.spanMAD, scratch = s.Span.medianMAD(scratch)
 	s.cacheAge = 1
 	return scratch
 }
@@ -331,10 +385,10 @@ func (s *actorState) seasonal(h int) (mu float64, n float64, source string) {
 // a promotion while it happens.
 func (s *actorState) seasonalFrom(h int, past bool) (mu float64, n float64, source string) {
 	bin := func(k int) (float64, float64) {
-		c, r := float64(s.How[k]), float64(s.HowRec[k])
+		c, r := s.How.get(k)
 		if past && int8(k/24) == s.TodayWD && s.TodayDay != 0 {
 			c = math.Max(0, c-float64(s.TodayN[k%24]))
-			r = math.Max(0, r-float64(s.TodayRec[k%24]))
+			r = math.Max(0, r-f16Decode(s.TodayRec[k%24]))
 		}
 		return c, r
 	}
@@ -366,7 +420,7 @@ func (s *actorState) share(h int) float64 {
 	if s.HowTot == 0 {
 		return 0
 	}
-	c := float64(s.How[h]) + 0.5*float64(s.How[(h+167)%168]) + 0.5*float64(s.How[(h+1)%168])
+	c := s.How.count(h) + 0.5*s.How.count((h+167)%168) + 0.5*s.How.count((h+1)%168)
 	return c / (2 * float64(s.HowTot))
 }
 
@@ -374,8 +428,8 @@ func (s *actorState) share(h int) float64 {
 // older day.
 func (s *actorState) day(d int32) *dayTotal {
 	t := &s.Days[int(d)%dayRingLen]
-	if t.Day != d {
-		*t = dayTotal{Day: d}
+	if t.day() != d {
+		*t = dayTotal{Day: uint16(d)}
 	}
 	return t
 }
@@ -386,7 +440,7 @@ func (s *actorState) recentDays(from, to int32) []dayTotal {
 	var out []dayTotal
 	for d := from + 1; d <= to; d++ {
 		t := s.Days[int(d)%dayRingLen]
-		if t.Day == d && t.Windows > 0 {
+		if t.day() == d && t.Windows > 0 {
 			out = append(out, t)
 		}
 	}
@@ -411,20 +465,20 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	mult = math.Max(mult, 1)
 	nrec := rec / mult // net of the tenant multiplier
 	s.Records.add(rec)
+	// the seed of the stochastic rounding of this window's sums
+	seed := uint64(s.ActiveWindows) << 8
 	s.Subjects.add(subj)
 	s.RecMax = max(s.RecMax*maxDecay, float32(rec))
 	s.ExportMax = max(s.ExportMax*maxDecay, float32(w.Exports))
 	wn := start.Unix() / winSec
-	slot := int(wn % rollLen)
 	// The denied mean learns a window only when it leaves the rolling
 	// ring (rollLen >= any span): a burst's own windows never raise the
 	// expectation it is judged against (learned at once, a 10-minute
 	// burst of 2-5 refusals a minute lifted the EWMA faster than 5x its
 	// own rolling count could outgrow it).
-	if s.RollWin[slot] > 0 {
-		s.DeniedMean = 0.98*s.DeniedMean + 0.02*s.RollDen[slot]
+	if left, ok := s.roll(wn, raw, denied); ok {
+		s.DeniedMean = 0.98*s.DeniedMean + 0.02*float32(left)
 	}
-	s.Roll[slot], s.RollDen[slot], s.RollWin[slot] = float32(raw), float32(denied), wn
 	sp := s.rolling(wn, span)
 	if rec < raw { // a finding: the baselines do not learn the attack
 		sp = math.Min(sp, 3*s.spanMed+1)
@@ -441,22 +495,16 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	s.SpanMax *= maxDecay
 	s.SpanMaxDay = max(s.SpanMaxDay, float32(sp))
 	s.cacheAge++
-	s.How[h]++
-	s.HowRec[h] += float32(rec)
+	s.How.add(h, rec, uniform(seed|1))
 	if wd := int8(h / 24); wd != s.TodayWD || d != s.TodayDay {
-		s.TodayWD, s.TodayDay, s.TodayN, s.TodayRec = wd, d, [24]uint16{}, [24]float32{}
+		s.TodayWD, s.TodayDay, s.TodayN, s.TodayRec = wd, d, [24]uint16{}, [24]uint16{}
 	}
 	s.TodayN[h%24]++
-	s.TodayRec[h%24] += float32(rec)
+	s.TodayRec[h%24] = f16Add(s.TodayRec[h%24], rec, uniform(seed|2))
 	s.HowTot++
 	if s.HowTot > howCap {
-		s.HowTot = 0
-		s.TodayN, s.TodayRec = [24]uint16{}, [24]float32{}
-		for i := range s.How {
-			s.How[i] /= 2
-			s.HowRec[i] /= 2
-			s.HowTot += uint32(s.How[i])
-		}
+		s.TodayN, s.TodayRec = [24]uint16{}, [24]uint16{}
+		s.HowTot = s.How.halve()
 	}
 	// Day totals go to the day the session started (UTC): a shift that
 	// runs past midnight UTC stays one working day, not a long day and a
@@ -467,9 +515,10 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 		sd = int32(s.SessStart / 86400)
 	}
 	t := s.day(sd)
-	t.Records += float32(rec)
-	t.Deflated += float32(nrec)
-	t.MultSum += float32(mult)
+	t.Records = f16Add(t.Records, rec, uniform(seed|3))
+	if mult > 1 {
+		t.MultExcess = f16Add(t.MultExcess, mult-1, uniform(seed|4))
+	}
 	t.Windows++
 	if s.MultAvg == 0 {
 		s.MultAvg = 1
@@ -483,9 +532,12 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 		// learn its habit (the finding was raised; the next call of that
 		// size is its habit, not news)
 		s.HeavyN++
+		if s.HeavyLog == nil {
+			s.HeavyLog = &ring{}
+		}
 		s.HeavyLog.add(math.Log(raw))
 	} else {
-		t.Light += float32(nrec)
+		t.Light = f16Add(t.Light, nrec, uniform(seed|5))
 	}
 	s.Stores = mergeSet(s.Stores, w.Stores)
 	s.ResourceTypes = mergeSet(s.ResourceTypes, w.ResourceTypes)
@@ -515,8 +567,9 @@ func mergeSet(set, add []string) []string {
 }
 
 // Checkpoint encoding: a format number, then the flate-compressed gob of
-// the snapshot.
-const checkpointFormat = 1
+// the snapshot. Format 2: the compact state (f16 values, sparse profile,
+// rolling mask); a format-1 checkpoint is rebuilt from ClickHouse.
+const checkpointFormat = 2
 
 type snapshot struct {
 	AsOf   int64
@@ -562,8 +615,8 @@ func clip(x, expected float64) float64 {
 func (s *actorState) busyDay(exclude int32) (float64, bool) {
 	var xs []float64
 	for _, d := range s.Days {
-		if d.Windows > 0 && d.Subjects > 0 && d.Day != exclude {
-			xs = append(xs, float64(d.Subjects)/d.mult()) // net of tenant-wide swings
+		if d.Windows > 0 && d.Subjects > 0 && d.day() != exclude {
+			xs = append(xs, d.subjects()/d.mult()) // net of tenant-wide swings
 		}
 	}
 	if len(xs) < 3 {
@@ -576,10 +629,7 @@ func (s *actorState) busyDay(exclude int32) (float64, bool) {
 // busyHour returns the 90th percentile of the actor's hourly distinct
 // customers.
 func (s *actorState) busyHour() float64 {
-	xs := make([]float64, 0, s.HourSubj.N)
-	for _, v := range s.HourSubj.values() {
-		xs = append(xs, float64(v))
-	}
+	xs := s.HourSubj.appendValues(make([]float64, 0, s.HourSubj.N))
 	slices.Sort(xs)
 	return quantileSorted(xs, 0.9)
 }

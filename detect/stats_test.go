@@ -60,7 +60,7 @@ func TestMedianMAD(t *testing.T) {
 // heavy calls, leniently with one on record, by its spread with many.
 func TestHeavyExplains(t *testing.T) {
 	withCalls := func(sizes ...float64) *actorState {
-		s := &actorState{WinN: 500, HeavyN: float32(len(sizes))}
+		s := &actorState{WinN: 500, HeavyN: float32(len(sizes)), HeavyLog: &ring{}}
 		for _, v := range sizes {
 			s.HeavyLog.add(math.Log(v))
 		}

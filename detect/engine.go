@@ -272,7 +272,7 @@ func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []wind
 	var out []models.Finding
 	for i := range rows {
 		r := &rows[i]
-		st := e.state(r)
+		st := e.state(r, cyc.states[i])
 		fs := e.detectRow(cyc, r, st)
 		if !e.learnOnly || !e.lateAtStart(end, r) {
 			e.learnRow(cyc, r, st, fs)
@@ -287,13 +287,14 @@ func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []wind
 	return e.emit(ctx, end, out)
 }
 
-// state returns (creating) the state of the row's actor.
-func (e *Engine) state(r *windowRow) *actorState {
-	k := actorKey{r.Tenant, r.ActorID}
-	st := e.actors[k]
-	if st == nil {
-		st = &actorState{}
-		e.actors[k] = st
+// state returns (creating) the state of the row's actor; st is the state
+// newCycle found for it (nil: none yet).
+func (e *Engine) state(r *windowRow, st *actorState) *actorState {
+	if k := (actorKey{r.Tenant, r.ActorID}); st == nil {
+		if st = e.actors[k]; st == nil { // not created by an earlier row of the window
+			st = &actorState{}
+			e.actors[k] = st
+		}
 	}
 	if r.ActorType != "" {
 		st.Type = r.ActorType
@@ -538,6 +539,9 @@ type cycle struct {
 	mult map[string]float64
 	// peersNow are the role peers active in this window.
 	peersNow map[peerKey]*peerWindow
+	// states are the rows' actor states (nil for an actor new this
+	// window), looked up once per row.
+	states []*actorState
 }
 
 // cycleBufs are newCycle's slices, kept for the next cycle.
@@ -545,6 +549,7 @@ type cycleBufs struct {
 	ratios map[string][]float64
 	peers  map[peerKey]*peerWindow
 	tmp    []float32
+	states []*actorState
 }
 
 type peerWindow struct {
@@ -573,6 +578,8 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 		clear(ratios)
 	}
 	wn := start.Unix() / int64(e.cfg.Window/time.Second)
+	clear(e.bufs.states) // no state kept alive by the buffer
+	e.bufs.states = e.bufs.states[:0]
 	for i := range rows {
 		r := &rows[i]
 		pk := peerKey{r.Tenant, e.groupOf(r.ActorRole, r.ActorVendor)}
@@ -589,6 +596,7 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 		pw.records = append(pw.records, float64(r.Records))
 		pw.subjects = append(pw.subjects, float64(r.Subjects))
 		st := e.actors[actorKey{r.Tenant, r.ActorID}]
+		e.bufs.states = append(e.bufs.states, st)
 		if st == nil || !e.warm(st) {
 			continue
 		}
@@ -610,6 +618,7 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 			ratios[r.Tenant] = append(ratios[r.Tenant], lv)
 		}
 	}
+	c.states = e.bufs.states
 	for t, rs := range ratios {
 		if len(rs) == 0 {
 			continue

@@ -1,6 +1,8 @@
 package dashboards
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"net/netip"
@@ -97,9 +99,24 @@ func newBackoff(free int, max time.Duration) *backoff {
 	return &backoff{free: free, max: max, m: map[string]*strike{}}
 }
 
+// maxBackoffKey is the longest user name the back-off keeps as it is;
+// longer names (nobody's: they are typed by whoever is at the sign-in form)
+// are kept as their SHA-256, so that a flood of failed sign-ins with
+// kilobyte-long names costs a few dozen bytes each, not kilobytes.
+const maxBackoffKey = 64
+
+func backoffKey(name string) string {
+	if len(name) <= maxBackoffKey {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
 // wait returns how long key must still wait before its next attempt (0:
 // it may try now).
 func (b *backoff) wait(key string, now time.Time) time.Duration {
+	key = backoffKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.m[key]
@@ -122,6 +139,7 @@ func (b *backoff) wait(key string, now time.Time) time.Duration {
 
 // fail counts a failure of key.
 func (b *backoff) fail(key string, now time.Time) {
+	key = backoffKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.m) >= maxLimiterKeys {
@@ -142,6 +160,7 @@ func (b *backoff) fail(key string, now time.Time) {
 
 // reset forgets key's failures (after a successful sign-in).
 func (b *backoff) reset(key string) {
+	key = backoffKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.m, key)

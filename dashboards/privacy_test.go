@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -187,4 +188,36 @@ func TestLoginBehindProxy(t *testing.T) {
 			t.Errorf("no trusted proxies: %s", got)
 		}
 	})
+}
+
+// TestBackoffKeysBounded (issue 10 item 10, found in review): the sign-in
+// back-off is keyed by the typed user name, which anybody at the form
+// chooses (up to the 8 KiB body): a flood of failures with long names kept
+// each name whole (8 MiB for 1,000 names, more with more client
+// addresses). Long names are now kept as their SHA-256, and still back off
+// one by one.
+func TestBackoffKeysBounded(t *testing.T) {
+	b := newBackoff(5, 15*time.Minute)
+	now := testNow
+	long := func(i int) string { return strings.Repeat("x", 8<<10-8) + fmt.Sprintf("%08d", i) }
+	for i := range 1000 {
+		b.fail(long(i), now)
+	}
+	size := 0
+	for k := range b.m {
+		size += len(k)
+	}
+	if len(b.m) != 1000 || size > 1000*(7+64) {
+		t.Fatalf("%d keys of %d bytes in all, want 1000 keys of at most %d bytes", len(b.m), size, 1000*(7+64))
+	}
+	for range 5 {
+		b.fail(long(1), now)
+	}
+	if b.wait(long(1), now) == 0 || b.wait(long(2), now) != 0 {
+		t.Fatalf("long names do not back off one by one: %v %v", b.wait(long(1), now), b.wait(long(2), now))
+	}
+	b.reset(long(1))
+	if b.wait(long(1), now) != 0 {
+		t.Fatal("reset did not forget a long name")
+	}
 }

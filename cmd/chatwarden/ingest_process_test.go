@@ -69,26 +69,8 @@ type ingestEnv struct {
 
 func newIngestEnv(t *testing.T) *ingestEnv {
 	t.Helper()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
-	brokers := []string{"127.0.0.1:9092"}
-	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {
-		brokers = strings.Split(v, ",")
-	}
-	cfg := ingest.Config{
-		Brokers:         brokers,
-		AccessTopic:     "test-" + id + "-access",
-		ConsentTopic:    "test-" + id + "-consent",
-		DeadLetterTopic: "test-" + id + "-deadletter",
-		Group:           "test-" + id,
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), exitWait)
-	defer cancel()
-	if err := ingest.CreateTopics(ctx, cfg, ingest.TopicSpec{Name: cfg.AccessTopic, Partitions: 4},
-		ingest.TopicSpec{Name: cfg.ConsentTopic, Partitions: 2}, ingest.TopicSpec{Name: cfg.DeadLetterTopic, Partitions: 2}); err != nil {
-		t.Fatalf("kafka at %v is required (start it with `make stack`): %v", brokers, err)
-	}
+	cfg := testTopics(t, "test", 4, 2, 2)
+	brokers := cfg.Brokers
 	st := storetest.New(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,24 +52,8 @@ type leakEnv struct {
 
 func newLeakEnv(t *testing.T) *leakEnv {
 	t.Helper()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
-	brokers := []string{"127.0.0.1:9092"}
-	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {
-		brokers = strings.Split(v, ",")
-	}
-	ic := ingest.Config{Brokers: brokers, AccessTopic: "test-" + id + "-access", ConsentTopic: "test-" + id + "-consent",
-		DeadLetterTopic: "test-" + id + "-deadletter", Group: "test-" + id, SessionTimeout: 6 * time.Second}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: ic.AccessTopic, Partitions: 2},
-		ingest.TopicSpec{Name: ic.ConsentTopic, Partitions: 1}, ingest.TopicSpec{Name: ic.DeadLetterTopic, Partitions: 1}); err != nil {
-		t.Fatalf("kafka at %v is required (start it with `make stack`): %v", brokers, err)
-	}
-	t.Cleanup(func() {
-		_ = ingest.DeleteTopics(context.Background(), ic, ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic)
-	})
+	ic := testTopics(t, "test", 2, 1, 1)
+	ic.SessionTimeout = 6 * time.Second
 	ch := storetest.Config(t)
 	return &leakEnv{ic: ic, ch: ch, store: storetest.Open(t, ch), dir: t.TempDir()}
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/internal/storetest"
 )
 
@@ -36,24 +33,8 @@ func freeAddr(t *testing.T) string {
 // section (indented two spaces) and waits until /healthz answers on addr.
 func startServe(t *testing.T, addr, serveYAML string) {
 	t.Helper()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
-	brokers := []string{"127.0.0.1:9092"}
-	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {
-		brokers = strings.Split(v, ",")
-	}
-	ic := ingest.Config{Brokers: brokers, AccessTopic: "hard-" + id + "-access", ConsentTopic: "hard-" + id + "-consent",
-		DeadLetterTopic: "hard-" + id + "-deadletter", Group: "hard-" + id}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: ic.AccessTopic, Partitions: 1},
-		ingest.TopicSpec{Name: ic.ConsentTopic, Partitions: 1}, ingest.TopicSpec{Name: ic.DeadLetterTopic, Partitions: 1}); err != nil {
-		t.Fatalf("kafka at %v is required (start it with `make stack`): %v", brokers, err)
-	}
-	t.Cleanup(func() {
-		_ = ingest.DeleteTopics(context.Background(), ic, ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic)
-	})
+	ic := testTopics(t, "hard", 1, 1, 1)
+	brokers := ic.Brokers
 	st := storetest.New(t)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "pseudonym.key")

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/internal/testsecure"
 )
@@ -63,21 +62,7 @@ func TestServeTLSConfig(t *testing.T) {
 func TestServeHTTPS(t *testing.T) {
 	t.Parallel()
 	pki := testsecure.NewPKI(t)
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
-	brokers := []string{"127.0.0.1:9092"}
-	if v := os.Getenv("CHATWARDEN_KAFKA_BROKERS"); v != "" {
-		brokers = strings.Split(v, ",")
-	}
-	ic := ingest.Config{Brokers: brokers, AccessTopic: "tls-" + id + "-access", ConsentTopic: "tls-" + id + "-consent",
-		DeadLetterTopic: "tls-" + id + "-deadletter", Group: "tls-" + id}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: ic.AccessTopic, Partitions: 1},
-		ingest.TopicSpec{Name: ic.ConsentTopic, Partitions: 1}, ingest.TopicSpec{Name: ic.DeadLetterTopic, Partitions: 1}); err != nil {
-		t.Fatalf("kafka at %v is required (start it with `make stack`): %v", brokers, err)
-	}
+	ic := testTopics(t, "tls", 1, 1, 1)
 	st := storetest.New(t)
 
 	dir := t.TempDir()

@@ -221,3 +221,29 @@ func TestBackoffKeysBounded(t *testing.T) {
 		t.Fatal("reset did not forget a long name")
 	}
 }
+
+// TestRequestBodyBounded (issue 10 item 12, found in review): the CSRF
+// check read a signed-in POST's form before any handler bounded its body,
+// so Go parsed up to 10 MB of a urlencoded form (32 MB of a multipart one,
+// the rest in temporary files). Every signed-in state-changing request is
+// now bounded to 64 KiB: a 1 MiB form is refused, a normal one still works.
+func TestRequestBodyBounded(t *testing.T) {
+	f := newFixture(t, Config{})
+	c, csrf := f.login(t, RoleResponder)
+	post := func(extra int) int {
+		t.Helper()
+		v := url.Values{"csrf": {csrf}, "actor": {"agent-17"}, "since": {"24h"}, "pad": {strings.Repeat("x", extra)}}
+		resp, err := c.PostForm(f.ts.URL+"/investigate", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(1 << 20); got == http.StatusSeeOther || got < 400 {
+		t.Errorf("a 1 MiB form was taken: %d", got)
+	}
+	if got := post(1 << 10); got != http.StatusSeeOther {
+		t.Errorf("a 1 KiB form: %d, want 303", got)
+	}
+}

@@ -327,6 +327,10 @@ func errorf(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// maxRequestBody bounds the body of every signed-in state-changing request
+// (the largest the pages and API take is a 16 KiB look-up).
+const maxRequestBody = 64 << 10
+
 // wrap authenticates, authorizes, checks CSRF and turns handler errors into
 // responses.
 func (s *Server) wrap(rt route) http.Handler {
@@ -359,6 +363,12 @@ func (s *Server) wrap(rt route) http.Handler {
 			if !slices.Contains(rt.roles, p.Role) {
 				s.fail(sw, r, rt.api, errorf(http.StatusForbidden, "role %s may not open this page", p.Role))
 				return
+			}
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				// Before the CSRF check reads the form: without a bound,
+				// Go parses up to 10 MB of a urlencoded body and 32 MB of
+				// a multipart one (the rest in temporary files).
+				r.Body = http.MaxBytesReader(sw, r.Body, maxRequestBody)
 			}
 			if r.Method != http.MethodGet && r.Method != http.MethodHead && !csrfOK(r, p) {
 				s.fail(sw, r, rt.api, errorf(http.StatusForbidden, "missing or wrong CSRF token"))

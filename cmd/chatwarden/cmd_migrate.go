@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/chatwarden/chatwarden/ingest"
@@ -27,6 +28,9 @@ func openStore(ctx context.Context, e *env, c Config) (*store.Store, error) {
 
 func runMigrate(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "migrate")
+	copyFrom := fs.String("copy-from", "", "after migrating, copy a single server's database (host:port of its native protocol) into this cluster database (clickhouse.cluster; docs/scaling.md)")
+	copyDB := fs.String("copy-from-database", "chatwarden", "the database to copy from, with -copy-from")
+	copyUser := fs.String("copy-from-user", "default", "the ClickHouse user the cluster node reads the source as, with -copy-from (password: $CHATWARDEN_COPY_FROM_PASSWORD)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -45,7 +49,14 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "database %s on ClickHouse %s: schema version %d (applied %d migrations now)\n",
 		s.Database(), s.Version().Raw, res.Current, len(res.Applied))
-	return nil
+	if *copyFrom == "" {
+		return nil
+	}
+	copies, err := s.CopyFromServer(ctx, *copyFrom, *copyDB, *copyUser, os.Getenv("CHATWARDEN_COPY_FROM_PASSWORD"))
+	for _, c := range copies {
+		fmt.Fprintf(e.stdout, "copied %s: %d of %d rows\n", c.Table, c.Copied, c.Source)
+	}
+	return err
 }
 
 func runConfig(_ context.Context, e *env, args []string) error {

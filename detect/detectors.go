@@ -162,7 +162,9 @@ func (e *Engine) session(x *rowCtx) {
 	ts := x.c.start.Unix()
 	if st.LastSeen == 0 || x.idle > 30*time.Minute {
 		st.SessStart, st.SessWins, st.SessDays = ts, 0, st.ActiveDays
-		st.SessGap = int8(st.hourGap(x.c.start.In(e.locOf(st)).Hour(), e.cfg.Detectors.OffHoursShare))
+		h := x.c.start.In(e.locOf(st)).Hour()
+		st.SessGap = int8(st.hourGap(h, e.cfg.Detectors.OffHoursShare))
+		st.SessHourN = uint16(min(st.hourCount(h), math.MaxUint16))
 	}
 	if st.LastSeen > 0 && x.idle >= time.Duration(e.cfg.Detectors.DormantDays*24*float64(time.Hour)) {
 		st.WokeAt, st.WokeWins = ts, 0

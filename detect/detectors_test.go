@@ -42,6 +42,12 @@ func marketers(m1 string) string {
 	return b.String()
 }
 
+// botDay is a round-the-clock actor's day: a window of v every 45 minutes
+// from 22:00 to 06:00, v every minute from 06:00 to 22:00.
+func botDay(v string) string {
+	return fmt.Sprintf("((%[1]s -*44)*8 %[1]s*960 (%[1]s -*44)*2 -*30)", v)
+}
+
 func days(n int, day string) string { return fmt.Sprintf("(%s)*%d", day, n) }
 
 func TestWindowDetectors(t *testing.T) {
@@ -156,6 +162,16 @@ func TestWindowDetectors(t *testing.T) {
 			name: "hard negative: two working days, then a session at 20:00",
 			fixture: team(days(3, workday(normal)), days(2, workday(normal))+" -*1200 5*10") +
 				"actor=a1 role=support subjects: " + days(2, workday("1*480")) + " -*1200 1*10\n",
+			wantNone: []string{"off_hours"},
+		},
+		{
+			// a chat bot serving customers round the clock: busy by day,
+			// a conversation every 45 minutes at night (each night hour
+			// well under off_hours_share, but never empty), so every
+			// night window starts a session far from its busy hours
+			name: "hard negative: a bot's thin nights",
+			fixture: "actor=b1 type=bot role=assistant records: " + days(6, botDay("5")) + "\n" +
+				"actor=b1 type=bot role=assistant subjects: " + days(6, botDay("1")) + "\n",
 			wantNone: []string{"off_hours"},
 		},
 		{

@@ -16,9 +16,12 @@ func (e *Engine) detectOffHours(x *rowCtx) (models.Finding, bool) {
 	// the session): OffHoursGap from OffHoursMinDays active days on,
 	// OffHoursGap*OffHoursMinDays/days with fewer (6 hours with 2 days, 4
 	// with 3 at the defaults); with under 2 days (a first, possibly
-	// partial, day) nothing is judged.
+	// partial, day) nothing is judged. Off hours are hours the actor is
+	// never active in: a session starting in an hour of the day it has
+	// been active in before (a chat bot's thin night, each hour under
+	// off_hours_share but never empty) is not off hours for it.
 	need := offHoursGapNeeded(d, int(st.SessDays))
-	if need == 0 || int(st.SessWins) < d.OffHoursMinWindows || int(st.SessGap) < need ||
+	if need == 0 || int(st.SessWins) < d.OffHoursMinWindows || int(st.SessGap) < need || st.SessHourN > 0 ||
 		x.r.Subjects == 0 || st.lastOffHours == st.SessStart {
 		return models.Finding{}, false
 	}

@@ -101,6 +101,9 @@ type actorState struct {
 	// SessDays is ActiveDays when the session started: the evidence
 	// off_hours judges the session's start by.
 	SessDays uint16
+	// SessHourN is how many of the actor's remembered active windows fell
+	// in the hour of the day the session started in, before it started.
+	SessHourN uint16
 	// WokeAt is when a dormant actor woke (0: not dormant); WokeWins counts
 	// its windows since.
 	WokeAt   int64
@@ -352,6 +355,16 @@ func (s *actorState) hourGap(h int, share float64) int {
 		}
 	}
 	return best
+}
+
+// hourCount is the actor's remembered active windows in hour-of-day h
+// (every day of the week).
+func (s *actorState) hourCount(h int) int {
+	c := 0
+	for d := 0; d < 7; d++ {
+		c += int(s.How.count(d*24 + h))
+	}
+	return c
 }
 
 // hourOfWeek returns 0..167, Monday 00:00 = 0.

@@ -15,6 +15,7 @@ import (
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/pseudonym"
 	"github.com/chatwarden/chatwarden/report"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 // TestCLITenantScope: `chatwarden history` and `dsar` look a raw customer
@@ -92,6 +93,28 @@ func TestCLITenantScope(t *testing.T) {
 			if strings.Contains(out, w) {
 				t.Errorf("%v: %q found:\n%s", tc.args, w, out)
 			}
+		}
+	}
+	// The audit rows of these runs name the tenants they were about
+	// (item 8): an admin of bank sees the bank look-ups, not rita's.
+	now := time.Now().UTC()
+	for _, tc := range []struct{ tenant, want, not string }{
+		{"bank", "tenant=bank", "tenant=retail"},
+		{"retail", "tenant=retail", "tenant=bank"},
+	} {
+		es, err := s.AuditLog(t.Context(), store.AuditFilter{From: now.Add(-time.Hour), To: now.Add(time.Hour), Tenants: []string{tc.tenant}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range es {
+			if len(e.Tenants) != 1 || e.Tenants[0] != tc.tenant || strings.Contains(e.Detail, tc.not) {
+				t.Errorf("admin of %s sees %+v", tc.tenant, e)
+			}
+			found = found || (e.Action == "dsar" || e.Action == "history") && strings.Contains(e.Detail, tc.want)
+		}
+		if !found {
+			t.Errorf("admin of %s sees no look-up of theirs among %d rows", tc.tenant, len(es))
 		}
 	}
 }

@@ -54,16 +54,18 @@ func Open(t testing.TB, cfg store.Config) *store.Store {
 	if err != nil {
 		t.Fatalf("clickhouse at %s is required (start it with `make stack`): %v", cfg.Addr, err)
 	}
-	if _, err := s.Migrate(ctx, time.Now()); err != nil {
-		t.Fatalf("migrating %s: %v", cfg.Database, err)
-	}
+	// Dropped also when the migration fails: on a cluster a database left
+	// behind keeps its tables' ZooKeeper paths and replication queues.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if err := s.DropDatabase(ctx); err != nil {
 			t.Logf("dropping %s: %v", cfg.Database, err)
 		}
 		s.Close()
 	})
+	if _, err := s.Migrate(ctx, time.Now()); err != nil {
+		t.Fatalf("migrating %s: %v", cfg.Database, err)
+	}
 	return s
 }

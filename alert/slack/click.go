@@ -94,7 +94,7 @@ func refusal(err error) string {
 // for a refusal ("" when allowed) and an error when the decision could not
 // be made (Slack or the store unreachable).
 func (h *Handler) decide(ctx context.Context, now time.Time, c *click) (string, error) {
-	p, err := h.o.Directory.Resolve(ctx, c.cb.User.ID, now)
+	p, err := h.o.Directory.Resolve(ctx, c.cb.User.ID, c.cb.Team.ID, now)
 	if err != nil {
 		if msg := refusal(err); msg != "" {
 			return msg, nil

@@ -32,8 +32,8 @@ const directoryTTL = 5 * time.Minute
 // Directory maps Slack users to chatwarden users: first the configured
 // links (alert.slack.users), then the e-mail address Slack reports for the
 // user (users.info) matched against the people's addresses. Guests
-// (restricted accounts), bots and deactivated accounts never match by
-// e-mail.
+// (restricted accounts), bots, deactivated accounts and users of another
+// workspace or organisation never match by e-mail.
 type Directory struct {
 	people  map[string]Person // by name
 	bySlack map[string]string // Slack id -> name
@@ -45,6 +45,7 @@ type Directory struct {
 }
 
 type dirEntry struct {
+	team string // the workspace the click came from, part of the decision
 	name string // "" when the user did not match
 	at   time.Time
 }
@@ -77,9 +78,16 @@ func NewDirectory(people []Person, links []alert.SlackUser, client *Client) (*Di
 	return d, errors.Join(errs...)
 }
 
-// Resolve returns the chatwarden user behind a Slack user id, or
-// ErrUnmapped. Other errors (Slack unreachable) mean "unknown right now".
-func (d *Directory) Resolve(ctx context.Context, slackID string, now time.Time) (Person, error) {
+// Resolve returns the chatwarden user behind a Slack user id clicking in
+// workspace team (the interaction payload's team id; "" when it has none),
+// or ErrUnmapped. Other errors (Slack unreachable) mean "unknown right
+// now". An e-mail match is refused for a user of another workspace (their
+// team_id is not team, or Slack marks them is_stranger): in a channel
+// shared with another organisation (Slack Connect), that organisation sets
+// its users' addresses, and one of them must not become a responder by
+// carrying a responder's address. Link such users explicitly if they are
+// yours (alert.slack.users).
+func (d *Directory) Resolve(ctx context.Context, slackID, team string, now time.Time) (Person, error) {
 	if d == nil || slackID == "" {
 		return Person{}, ErrUnmapped
 	}
@@ -92,7 +100,7 @@ func (d *Directory) Resolve(ctx context.Context, slackID string, now time.Time) 
 	d.mu.Lock()
 	e, ok := d.cache[slackID]
 	d.mu.Unlock()
-	if !ok || now.Sub(e.at) > directoryTTL || now.Before(e.at) {
+	if !ok || e.team != team || now.Sub(e.at) > directoryTTL || now.Before(e.at) {
 		u, err := d.client.api.GetUserInfoContext(ctx, slackID)
 		var answer slack.SlackErrorResponse
 		switch {
@@ -101,8 +109,9 @@ func (d *Directory) Resolve(ctx context.Context, slackID string, now time.Time) 
 		case err != nil:
 			return Person{}, fmt.Errorf("looking up slack user %s: %w", slackID, err)
 		}
-		e = dirEntry{at: now}
-		if !u.IsRestricted && !u.IsUltraRestricted && !u.IsBot && !u.Deleted && u.Profile.Email != "" {
+		e = dirEntry{at: now, team: team}
+		foreign := u.IsStranger || (u.TeamID != "" && team != "" && u.TeamID != team)
+		if !u.IsRestricted && !u.IsUltraRestricted && !u.IsBot && !u.Deleted && !foreign && u.Profile.Email != "" {
 			e.name = d.byEmail[strings.ToLower(strings.TrimSpace(u.Profile.Email))]
 		}
 		d.mu.Lock()

@@ -52,11 +52,14 @@ func (r *rig) interactivity(t *testing.T) *aslack.Handler {
 	return h
 }
 
+// ourTeam is the workspace the test clicks come from.
+const ourTeam = "T0CORP"
+
 // click is a block_actions payload from user in chAlerts.
 func click(action, value, user string) string {
 	payload, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "trigger_id": "trig-" + user, "user": map[string]any{"id": user, "name": "name-" + user},
-		"channel": map[string]any{"id": chAlerts},
+		"channel": map[string]any{"id": chAlerts}, "team": map[string]any{"id": ourTeam},
 		"actions": []map[string]any{{"action_id": action, "block_id": "cw-actions", "value": value, "type": "button"}},
 	})
 	return url.Values{"payload": {string(payload)}}.Encode()
@@ -65,7 +68,7 @@ func click(action, value, user string) string {
 // submit is the false-positive dialog's view_submission from user.
 func submit(meta, user, reason string) string {
 	payload, _ := json.Marshal(map[string]any{
-		"type": "view_submission", "user": map[string]any{"id": user, "name": "name-" + user},
+		"type": "view_submission", "user": map[string]any{"id": user, "name": "name-" + user}, "team": map[string]any{"id": ourTeam},
 		"view": map[string]any{"callback_id": aslack.FalsePositiveCallback, "private_metadata": meta,
 			"state": map[string]any{"values": map[string]any{aslack.ReasonBlockID: map[string]any{
 				aslack.ReasonActionID: map[string]any{"type": "plain_text_input", "value": reason}}}}},
@@ -441,5 +444,36 @@ func TestSlackTenantLimitedUser(t *testing.T) {
 	}
 	if rows, err = r.st.ActiveAlerts(t.Context()); err != nil || len(rows) != 1 || rows[0].AckedAt.IsZero() {
 		t.Fatalf("acme user's acknowledgement not applied: %+v %v", rows, err)
+	}
+}
+
+// TestSlackExternalUserNotMatchedByEmail (issue 10 item 1, found in
+// review): in a channel shared with another organisation (Slack Connect),
+// a user of that organisation whose profile carries a secops user's e-mail
+// address was taken for that user (the e-mail match only excluded guests,
+// bots and deactivated accounts). A user whose team_id is another
+// workspace, or whom Slack marks is_stranger, is now refused; a user of our
+// workspace still matches.
+func TestSlackExternalUserNotMatchedByEmail(t *testing.T) {
+	r := newRig(t, alert.Config{GroupWait: time.Second})
+	r.slack.SetUser("UEXT", slackfake.User{Email: "eve@corp.example", TeamID: "T0OTHER"})
+	r.slack.SetUser("USTR", slackfake.User{Email: "eve@corp.example", Stranger: true})
+	r.slack.SetUser("UEVE", slackfake.User{Email: "eve@corp.example", TeamID: ourTeam})
+	m := r.postOne(t, finding("enumeration", "agent-6", models.SeverityHigh, r.now))
+	h := r.interactivity(t)
+	btn := buttons(t, m)
+	for _, u := range []string{"UEXT", "USTR"} {
+		serve(t, h, click("silence_24h", btn["silence_24h"], u))
+	}
+	if sups := r.suppressions(t); len(sups) != 0 {
+		t.Fatalf("a user of another organisation silenced a high alert as eve: %+v", sups)
+	}
+	replies := r.slack.Ephemerals()
+	if len(replies) != 2 || !strings.Contains(replies[0].Text, "not a chatwarden user") || !strings.Contains(replies[1].Text, "not a chatwarden user") {
+		t.Fatalf("replies %+v", replies)
+	}
+	serve(t, h, click("silence_24h", btn["silence_24h"], "UEVE"))
+	if sups := r.suppressions(t); len(sups) != 1 || sups[0].Author != "slack:UEVE:eve" {
+		t.Fatalf("suppressions %+v, want eve's silence", sups)
 	}
 }

@@ -50,6 +50,10 @@ type Arrival struct {
 type User struct {
 	Email string
 	Guest bool
+	// TeamID is the user's home workspace ("" leaves team_id out);
+	// Stranger marks a user of another organisation (is_stranger).
+	TeamID   string
+	Stranger bool
 }
 
 // View is a dialog opened with views.open.
@@ -323,8 +327,8 @@ func (s *Server) userInfo(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]any{"ok": false, "error": "user_not_found"})
 		return
 	}
-	reply(w, map[string]any{"ok": true, "user": map[string]any{"id": id, "name": "n-" + id,
-		"is_restricted": u.Guest, "is_ultra_restricted": false, "profile": map[string]any{"email": u.Email}}})
+	reply(w, map[string]any{"ok": true, "user": map[string]any{"id": id, "name": "n-" + id, "team_id": u.TeamID,
+		"is_restricted": u.Guest, "is_ultra_restricted": false, "is_stranger": u.Stranger, "profile": map[string]any{"email": u.Email}}})
 }
 
 // viewsOpen records a dialog (views.open, a JSON body); the trigger id must

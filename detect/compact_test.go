@@ -3,6 +3,7 @@ package detect
 import (
 	"math"
 	"testing"
+	"unsafe"
 )
 
 // TestF16 checks the 16-bit encoding of per-window values: integers up to
@@ -138,5 +139,16 @@ func TestRollWindows(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestActorStateBudget keeps an actor's state in Go's 1536-byte size class
+// (the runtime adds an 8-byte header to objects over 512 bytes that hold
+// pointers; the next class is 1792 bytes, 17% more memory at a million
+// actors). A field that does not fit needs room made for it: reorder to
+// close padding (fields grouped by size), or encode more compactly.
+func TestActorStateBudget(t *testing.T) {
+	if n := unsafe.Sizeof(actorState{}); n+8 > 1536 {
+		t.Errorf("actorState is %d bytes: with the allocation header over the 1536-byte size class", n)
 	}
 }

@@ -579,6 +579,9 @@ func (e *Engine) newCycle(start, end time.Time, rows []windowRow) *cycle {
 	}
 	wn := start.Unix() / int64(e.cfg.Window/time.Second)
 	clear(e.bufs.states) // no state kept alive by the buffer
+	if cap(e.bufs.states) < len(rows) {
+		e.bufs.states = make([]*actorState, 0, len(rows)+len(rows)/8)
+	}
 	e.bufs.states = e.bufs.states[:0]
 	for i := range rows {
 		r := &rows[i]

@@ -61,8 +61,8 @@ type actorState struct {
 	FirstSeen          int64 // unix seconds of the first active window
 	LastSeen           int64 // unix seconds of the latest active window
 	ActiveWindows      uint32
-	ActiveDays         uint16
 	LastDay            int32
+	ActiveDays         uint16
 
 	Records  ring // records per active window
 	Subjects ring // distinct customers per active window
@@ -95,19 +95,21 @@ type actorState struct {
 	SpanMaxDay float32
 	SpanDay    int32
 	// Session: the current run of activity (gaps under 30 minutes).
-	SessStart int64
-	SessWins  uint16
-	SessGap   int8
 	// SessDays is ActiveDays when the session started: the evidence
-	// off_hours judges the session's start by.
-	SessDays uint16
-	// SessHourN is how many of the actor's remembered active windows fell
-	// in the hour of the day the session started in, before it started.
+	// off_hours judges the session's start by. SessHourN is how many of
+	// the actor's remembered active windows fell in the hour of the day
+	// the session started in, before it started. WokeAt is when a dormant
+	// actor woke (0: not dormant); WokeWins counts its windows since.
+	// (Fields grouped by size: no padding between them.)
+	SessStart int64
+	WokeAt    int64
+	MultAt    int64 // see MultObs
+	SessWins  uint16
+	SessDays  uint16
 	SessHourN uint16
-	// WokeAt is when a dormant actor woke (0: not dormant); WokeWins counts
-	// its windows since.
-	WokeAt   int64
-	WokeWins uint16
+	WokeWins  uint16
+	SessGap   int8
+	TodayWD   int8 // see TodayN
 	// DeniedMean is the mean denied accesses per active window (EWMA),
 	// learning each window once it leaves the rolling ring.
 	DeniedMean float32
@@ -116,7 +118,6 @@ type actorState struct {
 	// window number MultAt): their ratio is the actor's recent activity
 	// level, whose median over a tenant's actors is the tenant multiplier.
 	MultObs, MultExp float32
-	MultAt           int64
 	// MultAvg is the tenant multiplier averaged over the actor's recent
 	// active windows (EWMA), to deflate its hourly distinct customers.
 	MultAvg float32
@@ -140,7 +141,6 @@ type actorState struct {
 	// tenant multiplier compares today with the days before it.
 	TodayN   [24]uint16
 	TodayRec [24]uint16 // f16, like How's records
-	TodayWD  int8
 	TodayDay int32
 
 	Days [dayRingLen]dayTotal

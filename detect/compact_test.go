@@ -2,7 +2,9 @@ package detect
 
 import (
 	"math"
+	"reflect"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -150,5 +152,39 @@ func TestRollWindows(t *testing.T) {
 func TestActorStateBudget(t *testing.T) {
 	if n := unsafe.Sizeof(actorState{}); n+8 > 1536 {
 		t.Errorf("actorState is %d bytes: with the allocation header over the 1536-byte size class", n)
+	}
+}
+
+// TestCompactStateCheckpoint: a state learned over a few days of windows
+// (heavy calls, refusals, gaps) comes back from a checkpoint as it was:
+// the sparse profile, the lazily allocated rings and the rolling mask
+// included.
+func TestCompactStateCheckpoint(t *testing.T) {
+	st := &actorState{}
+	start := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	for i := range 3000 {
+		ts := start.Add(time.Duration(i*7%11+i*3) * time.Minute)
+		w := &windowRow{Records: uint64(3 + i%9), Subjects: uint64(1 + i%4), Denied: uint64(i % 13 / 12),
+			Stores: []string{"crm"}, Countries: []string{"US"}}
+		if i%97 == 0 {
+			w.Records = 900
+		}
+		st.learn(ts, hourOfWeek(ts), 60, 15, float64(w.Records), float64(w.Subjects), float64(w.Denied), 1+float64(i%5)/10, 100, w)
+	}
+	if st.HeavyLog == nil || st.RollDen == nil || len(st.How.Bins) == 0 || st.RollMask == 0 {
+		t.Fatal("the fixture does not reach the lazily allocated parts")
+	}
+	b, err := encodeSnapshot(&snapshot{Actors: map[actorKey]*actorState{{"t", "a"}: st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := decodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.Actors[actorKey{"t", "a"}]
+	st.cacheAge = 0 // not saved
+	if !reflect.DeepEqual(got, st) {
+		t.Errorf("restored state differs:\n got %+v\nwant %+v", got, st)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"runtime/pprof"
 	"sort"
 	"time"
 
@@ -99,17 +98,11 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	if _, err := s.Migrate(ctx, time.Now()); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		pf, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("creating cpu profile: %w", err)
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return fmt.Errorf("starting cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	// A replay allocates decoded events at a high rate; trading memory for
 	// less collection work is worth it here.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))

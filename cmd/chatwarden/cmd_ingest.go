@@ -14,9 +14,15 @@ import (
 func runIngest(ctx context.Context, e *env, args []string) error {
 	fs, cfgPath := newFlags(e, "ingest")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464); serve does this on its own listener")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the run to this file (written at shutdown)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	c, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	keep := fs.Bool("keep", false, "keep the bench databases and topics")
 	batchSize := fs.Int("batch-size", 0, "ingest.batch_size for the run (default: the configured one)")
 	ingestOnly := fs.Bool("ingest-only", false, "measure chatwarden ingest only (no Kafka engine, no JSONEachRow baseline)")
+	cpuProfile := fs.String("cpuprofile", "", "write the chatwarden ingest process's Go CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 		ps.Access+ps.Consents, ps.Access, ps.Consents, time.Since(start).Round(time.Millisecond), float64(ps.Access+ps.Consents)/time.Since(start).Seconds())
 
 	// 4. chatwarden ingest.
-	ingestEPS, rssMB, err := b.timeIngest(ctx, dbIngest, lines)
+	ingestEPS, rssMB, err := b.timeIngest(ctx, dbIngest, lines, *cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -187,7 +188,7 @@ func (b *bench) env() []string {
 
 // timeIngest runs `chatwarden ingest` until it has committed lines
 // messages and returns events per second and its peak RSS in MiB.
-func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssMB float64, err error) {
+func (b *bench) timeIngest(ctx context.Context, db string, lines int, cpuProfile string) (eps, rssMB float64, err error) {
 	ic := b.cfg.Ingest
 	dir, err := os.MkdirTemp("", "chatwarden-bench-")
 	if err != nil {
@@ -206,7 +207,11 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int) (eps, rssM
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.CommandContext(ctx, b.self, "ingest", "-config", cfgFile, "-metrics-addr", addr)
+	args := []string{"ingest", "-config", cfgFile, "-metrics-addr", addr}
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", cpuProfile)
+	}
+	cmd := exec.CommandContext(ctx, b.self, args...)
 	cmd.Env = append(append(os.Environ(), b.env()...), "CHATWARDEN_CLICKHOUSE_DATABASE="+db, "CHATWARDEN_LOG_LEVEL=warn")
 	cmd.Stderr = b.e.Stderr
 	chCPU0, kafkaCPU0 := procCPU(stackPID("clickhouse")), procCPU(stackPID("kafka"))

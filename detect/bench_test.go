@@ -119,7 +119,7 @@ func BenchmarkDetectCycle(b *testing.B) {
 			}
 			return nil
 		}
-		if err := e.evaluate(context.Background(), ws, ws.Add(time.Minute), rows); err != nil {
+		if err := e.evaluate(context.Background(), ws, ws.Add(time.Minute), rows, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -20,7 +20,8 @@ type Checkpoints interface {
 
 // Snapshot encodes the engine's baselines and risk scores.
 func (e *Engine) Snapshot() ([]byte, error) {
-	return encodeSnapshot(&snapshot{AsOf: e.next.Add(-e.cfg.Window).Unix(), Next: e.next.Unix(), Actors: e.actors, Risk: e.risk})
+	return encodeSnapshot(&snapshot{AsOf: e.next.Add(-e.cfg.Window).Unix(), Next: e.next.Unix(), Actors: e.actors, Risk: e.risk,
+		Dests: e.dests, TenantSeen: e.tenantSeen})
 }
 
 // Restore replaces the engine's baselines with a snapshot; evaluation
@@ -30,7 +31,13 @@ func (e *Engine) Restore(b []byte) error {
 	if err != nil {
 		return err
 	}
-	e.actors, e.risk = s.Actors, s.Risk
+	e.actors, e.risk, e.dests, e.tenantSeen = s.Actors, s.Risk, s.Dests, s.TenantSeen
+	if e.dests == nil {
+		e.dests = map[destKey]*destState{}
+	}
+	if e.tenantSeen == nil {
+		e.tenantSeen = map[string]int64{}
+	}
 	if e.actors == nil {
 		e.actors = map[actorKey]*actorState{}
 	}

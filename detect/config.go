@@ -70,6 +70,9 @@ type Config struct {
 	Rules RulesConfig `yaml:"rules"`
 	// Detectors configures the window detectors.
 	Detectors DetectorsConfig `yaml:"detectors"`
+	// Destinations configures third-party sharing detection: the
+	// destination allow-list and the destination detectors.
+	Destinations DestinationsConfig `yaml:"destinations"`
 	// Severities overrides a detector's severity by name (e.g.
 	// off_hours: low).
 	Severities map[string]models.Severity `yaml:"severities"`
@@ -362,6 +365,7 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&d.SeriesTailProb, 1e-6)
 	def(&d.SeriesMinChange, 0.2)
+	c.Destinations = c.Destinations.withDefaults(d.WarmupDays)
 	return c
 }
 
@@ -533,6 +537,7 @@ func (c Config) Validate() error { //nolint:gocognit // one flat check per field
 			bad("detectors.series_spans", "%d: want 1..288 windows", n)
 		}
 	}
+	errs = append(errs, c.Destinations.validate()...)
 	known := KnownDetectors()
 	for name := range c.Severities {
 		if !slices.Contains(known, name) {

@@ -67,6 +67,10 @@ type Options struct {
 	// BatchSpan bounds the minutes one aggregate query covers when the
 	// engine catches up (default 6h).
 	BatchSpan time.Duration
+	// Destinations, when set, reads each window's shares for the
+	// destination detectors (destination_new, destination_volume);
+	// without it they do not run.
+	Destinations DestinationSource
 }
 
 type windowRow = store.WindowActivity
@@ -101,6 +105,12 @@ type Engine struct {
 	row    rowCtx
 	groups map[[2]string]string // peerGroup by (role, vendor), see groupOf
 	bufs   cycleBufs
+
+	// dests is each (tenant, destination)'s history; tenantSeen the first
+	// window (Unix seconds) each tenant was seen; allow the allow-list.
+	dests      map[destKey]*destState
+	tenantSeen map[string]int64
+	allow      *allowList
 
 	next      time.Time // end of the next window to evaluate
 	scratch   []float64
@@ -142,7 +152,8 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards},
 		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
 		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
-		series: map[actorKey]*actorState{}}
+		series: map[actorKey]*actorState{}, dests: map[destKey]*destState{}, tenantSeen: map[string]int64{},
+		allow: newAllowList(cfg.Destinations)}
 	e.metrics = newMetrics(opt.Registerer)
 	e.closed.Store(notStarted)
 	for k, tz := range cfg.TimeZones.Actors {
@@ -223,17 +234,28 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 			e.metrics.missed.Inc()
 			return errors.Join(append(errs, fmt.Errorf("reading aggregates for %s..%s: %w", from.Format(time.RFC3339), last.Format(time.RFC3339), err))...)
 		}
-		i := 0
+		var drows []store.DestinationActivity
+		if e.opt.Destinations != nil {
+			if drows, err = e.opt.Destinations(ctx, from, last, w, e.shard); err != nil {
+				e.metrics.missed.Inc()
+				return errors.Join(append(errs, fmt.Errorf("reading shares for %s..%s: %w", from.Format(time.RFC3339), last.Format(time.RFC3339), err))...)
+			}
+		}
+		i, di := 0, 0
 		for end := e.next; !end.After(last); end = end.Add(w) {
 			start := end.Add(-w)
 			j := i
 			for j < len(rows) && rows[j].WindowStart.Before(end) {
 				j++
 			}
-			if err := e.evaluate(ctx, start, end, rows[i:j]); err != nil {
+			dj := di
+			for dj < len(drows) && drows[dj].WindowStart.Before(end) {
+				dj++
+			}
+			if err := e.evaluate(ctx, start, end, rows[i:j], drows[di:dj]); err != nil {
 				errs = append(errs, err)
 			}
-			i = j
+			i, di = j, dj
 			if end.Truncate(time.Hour).Equal(end) {
 				if err := e.hourly(ctx, end); err != nil {
 					errs = append(errs, err)
@@ -262,12 +284,14 @@ func (e *Engine) Learn(ctx context.Context, from, to time.Time) error {
 	return e.Advance(ctx, to)
 }
 
-// evaluate runs every detector on one window's rows, learns, and emits.
-func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []windowRow) error {
+// evaluate runs every detector on one window's rows and shares, learns,
+// and emits.
+func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []windowRow, drows []store.DestinationActivity) error {
 	e.metrics.windows.Inc()
-	if len(rows) == 0 && len(e.series) == 0 {
+	if len(rows) == 0 && len(e.series) == 0 && len(drows) == 0 {
 		return nil
 	}
+	e.noteTenants(start, rows)
 	cyc := e.newCycle(start, end, rows)
 	var out []models.Finding
 	for i := range rows {
@@ -280,6 +304,7 @@ func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []wind
 		out = append(out, fs...)
 	}
 	out = append(out, e.evaluateSilent(cyc, rows)...)
+	out = append(out, e.destinations(start, end, drows)...)
 	if e.learnOnly || len(out) == 0 {
 		return nil
 	}

@@ -11,19 +11,22 @@ const (
 	RulePurposeCategory      = "purpose_category"
 	RuleVendorScope          = "vendor_scope"
 	RuleVendorNoContract     = "vendor_no_contract"
+	RuleDestinationAllowlist = "destination_allowlist"
 
-	DetVolumeSpike      = "volume_spike"
-	DetEnumeration      = "enumeration"
-	DetOffHours         = "off_hours"
-	DetFirstSeen        = "first_seen"
-	DetNewCountry       = "new_country"
-	DetImpossibleTravel = "impossible_travel"
-	DetDeniedBurst      = "denied_burst"
-	DetDormant          = "dormant_wake"
-	DetPeerDeviation    = "peer_deviation"
-	DetDrift            = "drift"
-	DetMahalanobis      = "mahalanobis"
-	DetSeasonal         = "seasonal_count"
+	DetVolumeSpike       = "volume_spike"
+	DetEnumeration       = "enumeration"
+	DetOffHours          = "off_hours"
+	DetFirstSeen         = "first_seen"
+	DetNewCountry        = "new_country"
+	DetImpossibleTravel  = "impossible_travel"
+	DetDeniedBurst       = "denied_burst"
+	DetDormant           = "dormant_wake"
+	DetPeerDeviation     = "peer_deviation"
+	DetDrift             = "drift"
+	DetMahalanobis       = "mahalanobis"
+	DetSeasonal          = "seasonal_count"
+	DetDestinationNew    = "destination_new"
+	DetDestinationVolume = "destination_volume"
 )
 
 // defaultSeverity is each detector's severity unless config overrides it.
@@ -35,6 +38,9 @@ var defaultSeverity = map[string]models.Severity{
 	RulePurposeCategory:      models.SeverityMedium,
 	RuleVendorScope:          models.SeverityHigh,
 	RuleVendorNoContract:     models.SeverityLow,
+	RuleDestinationAllowlist: models.SeverityHigh,
+	DetDestinationNew:        models.SeverityHigh,
+	DetDestinationVolume:     models.SeverityHigh,
 	DetVolumeSpike:           models.SeverityHigh,
 	DetEnumeration:           models.SeverityHigh,
 	DetOffHours:              models.SeverityMedium,
@@ -51,13 +57,14 @@ var defaultSeverity = map[string]models.Severity{
 
 // ruleNames are the per-event rules (rules.go), in docs/detectors.md's order.
 var ruleNames = []string{RuleBulkAccess, RuleBotCrossCustomer, RuleConversationSubjects, RuleConsentWithdrawn,
-	RulePurposeCategory, RuleVendorScope, RuleVendorNoContract}
+	RulePurposeCategory, RuleVendorScope, RuleVendorNoContract, RuleDestinationAllowlist}
 
 // detectorNames are the statistical detectors (the window detectors of
-// windowDetectors, and drift, run on daily counts), in docs/detectors.md's
-// order.
+// windowDetectors, drift, run on daily counts, and the destination
+// detectors, run on each window's shares), in docs/detectors.md's order.
 var detectorNames = []string{DetVolumeSpike, DetEnumeration, DetOffHours, DetFirstSeen,
-	DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis, DetSeasonal}
+	DetNewCountry, DetImpossibleTravel, DetDeniedBurst, DetDormant, DetPeerDeviation, DetDrift, DetMahalanobis, DetSeasonal,
+	DetDestinationNew, DetDestinationVolume}
 
 // KnownDetectors lists every detector and rule name.
 func KnownDetectors() []string {

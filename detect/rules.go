@@ -21,6 +21,7 @@ type Rules struct {
 	purposes map[string]map[string]bool // purpose -> allowed categories; nil map = every category
 	gated    map[string]bool
 	vendors  map[string]*vendorRule
+	allow    *allowList
 
 	mu        sync.Mutex
 	convs     map[convKey]*convState
@@ -65,7 +66,8 @@ func NewRules(cfg Config, consents *ConsentRegister) (*Rules, error) {
 		consents = NewConsentRegister()
 	}
 	r := &Rules{cfg: cfg, consents: consents, purposes: map[string]map[string]bool{}, gated: map[string]bool{},
-		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}, noContract: map[convKey]time.Time{}}
+		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}, noContract: map[convKey]time.Time{},
+		allow: newAllowList(cfg.Destinations)}
 	for p, cats := range cfg.Rules.Purposes {
 		if slices.Contains(cats, "*") {
 			r.purposes[p] = nil
@@ -117,6 +119,7 @@ type ruleHit struct {
 	subjects   []string
 	stores     []string
 	categories []string
+	dests      []string
 	reasons    []string
 	cond       string
 	observed   float64
@@ -167,6 +170,7 @@ func (r *Rules) Check(now time.Time, evs []models.Event, cs []models.Consent) []
 		}
 		h.subjects = addUnique(h.subjects, e.SubjectID, 10)
 		h.stores = addUnique(h.stores, e.Store, 10)
+		h.dests = addUnique(h.dests, e.Destination, 10)
 		for _, c := range cats {
 			h.categories = addUnique(h.categories, c, 20)
 		}
@@ -181,6 +185,7 @@ func (r *Rules) Check(now time.Time, evs []models.Event, cs []models.Consent) []
 		r.checkConsent(e, hit)
 		r.checkPurpose(e, hit)
 		r.checkVendor(e, hit)
+		r.checkDestination(e, hit)
 	}
 	r.sweep(now)
 	if len(order) == 0 {
@@ -368,7 +373,7 @@ func (r *Rules) finding(now time.Time, h *ruleHit) models.Finding {
 		Score: float64(h.count), Severity: r.cfg.severity(h.rule),
 		Evidence: models.Evidence{
 			Observed: h.observed, Baseline: h.limit, Threshold: h.limit, BaselineSource: "rule",
-			TopSubjects: h.subjects, TopStores: h.stores, Categories: h.categories,
+			TopSubjects: h.subjects, TopStores: h.stores, Categories: h.categories, Destinations: h.dests,
 			Records: h.records, Subjects: uint64(len(h.subjects)), EventIDs: h.ids,
 			Notes: map[string]float64{"events": float64(h.count)},
 		},
@@ -401,6 +406,10 @@ func (r *Rules) finding(now time.Time, h *ruleHit) models.Finding {
 	case RuleVendorScope:
 		f.Evidence.Metric = "accesses outside the vendor contract"
 		f.Summary = fmt.Sprintf("vendor %s user %s outside its contract: %s", e.Actor.Vendor, e.Actor.ID, why)
+	case RuleDestinationAllowlist:
+		f.Evidence.Metric = "shares and exports to a destination outside the allow-list"
+		f.Summary = fmt.Sprintf("%s sent %d records in %d share(s)/export(s) to %s, which the destination allow-list does not name",
+			e.Actor.ID, h.records, h.count, strings.Join(h.dests, ", "))
 	}
 	f.Evidence.Query = eventsQuery(e.Tenant, e.Actor.ID, h.first, h.last, cond)
 	return f

@@ -589,6 +589,10 @@ type snapshot struct {
 	Next   int64
 	Actors map[actorKey]*actorState
 	Risk   map[actorKey]*riskState
+	// Dests and TenantSeen are the destination detectors' state (absent
+	// from checkpoints written before them: they start empty).
+	Dests      map[destKey]*destState
+	TenantSeen map[string]int64
 }
 
 func encodeSnapshot(s *snapshot) ([]byte, error) {

@@ -82,6 +82,9 @@ type Evidence struct {
 	Subjects uint64 `json:"subjects,omitempty"`
 	// Records is the number of records involved.
 	Records uint64 `json:"records,omitempty"`
+	// Destinations are the third parties that received data (share and
+	// export destinations), for the destination detectors.
+	Destinations []string `json:"destinations,omitempty"`
 	// EventIDs are the events behind an event-rule finding.
 	EventIDs []string `json:"event_ids,omitempty"`
 	// Query is the ClickHouse query that reproduces the evidence.

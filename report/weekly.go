@@ -7,7 +7,9 @@
 package report
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -76,6 +78,15 @@ type EventSource interface {
 	DailyVolume(ctx context.Context, tenants []string, from, to time.Time) ([]store.DayVolume, error)
 	ExposureOfWindows(ctx context.Context, ws []store.ActorWindow) (store.Exposure, error)
 	VendorActivity(ctx context.Context, tenants []string, from, to time.Time) ([]store.ActorInfo, error)
+}
+
+// ShareSource gives the report what was sent to third parties (shares and
+// exports with a destination). *store.Store implements it.
+type ShareSource interface {
+	// SharedByDestination returns, per tenant and destination, what the
+	// shares and exports of [from, to) that were not denied sent; tenants,
+	// when not empty, restricts the rows.
+	SharedByDestination(ctx context.Context, tenants []string, from, to time.Time) ([]store.DestinationTotal, error)
 }
 
 // RiskSource gives the report the actor risk scores detection records
@@ -164,8 +175,39 @@ type Reporter struct {
 	// Risk, when set, ranks actors and vendors by detection's risk scores;
 	// an actor without a risk row in the week (or every actor, when Risk is
 	// nil) is scored by its severity-weighted alert count instead.
-	Risk   RiskSource
+	Risk RiskSource
+	// Shares, when set, fills "data shared with third parties"; without
+	// it the section says it is not wired.
+	Shares ShareSource
 	Config Config
+}
+
+// SharedDestination is what one tenant sent to one destination in the
+// week, against the week before.
+type SharedDestination struct {
+	Tenant      string   `json:"tenant"`
+	Destination string   `json:"destination"`
+	Events      uint64   `json:"events"`
+	Records     uint64   `json:"records"`
+	Customers   uint64   `json:"customers"`
+	Actors      uint64   `json:"actors"`
+	Categories  []string `json:"categories"`
+	// PrevRecords and PrevCustomers are the week before's; New says the
+	// destination received nothing then (and Change is not defined).
+	PrevRecords   uint64 `json:"prev_records"`
+	PrevCustomers uint64 `json:"prev_customers"`
+	New           bool   `json:"new,omitempty"`
+	// Change is (records - prev_records) / prev_records, -1 for a
+	// destination that received nothing this week.
+	Change float64 `json:"change"`
+}
+
+// ChangeText renders Change for people: "new", "+35%", "-100%".
+func (d SharedDestination) ChangeText() string {
+	if d.New {
+		return "new"
+	}
+	return fmt.Sprintf("%+.0f%%", 100*d.Change)
 }
 
 // Count is a named number.
@@ -292,6 +334,12 @@ type Summary struct {
 
 	Noise  []DetectorNoise   `json:"noise"`
 	Volume []store.DayVolume `json:"volume"`
+
+	// Shared is "data shared with third parties": per tenant and
+	// destination, this week against the last, most records first.
+	// SharedWired is false when the report has no ShareSource.
+	Shared      []SharedDestination `json:"shared"`
+	SharedWired bool                `json:"shared_wired"`
 }
 
 // emptyListsNotNull makes every list of the summary encode as [] rather
@@ -302,6 +350,10 @@ func (s *Summary) emptyListsNotNull() {
 	s.TopActors, s.TopVendors = orEmpty(s.TopActors), orEmpty(s.TopVendors)
 	s.ConsentViolations, s.PurposeViolations, s.VendorViolations = orEmpty(s.ConsentViolations), orEmpty(s.PurposeViolations), orEmpty(s.VendorViolations)
 	s.Noise, s.Volume = orEmpty(s.Noise), orEmpty(s.Volume)
+	s.Shared = orEmpty(s.Shared)
+	for i := range s.Shared {
+		s.Shared[i].Categories = orEmpty(s.Shared[i].Categories)
+	}
 }
 
 func orEmpty[T any](l []T) []T {
@@ -392,7 +444,9 @@ func (r *Reporter) WeeklyFor(ctx context.Context, w Week, tenants []string, now 
 		wg                               sync.WaitGroup
 		vendors                          []store.ActorInfo
 		risk                             []store.ActorRisk
+		shared, prevShared               []store.DestinationTotal
 		errExp, errVol, errVend, errRisk error
+		errShare, errPrevShare           error
 	)
 	wg.Go(func() { s.Exposure, errExp = r.Events.ExposureOfWindows(ctx, windows) })
 	wg.Go(func() { s.Volume, errVol = r.Events.DailyVolume(ctx, tenants, from, to) })
@@ -400,7 +454,16 @@ func (r *Reporter) WeeklyFor(ctx context.Context, w Week, tenants []string, now 
 	if r.Risk != nil {
 		wg.Go(func() { risk, errRisk = r.Risk.TopRiskyActors(ctx, tenants, from, to, maxRiskActors) })
 	}
+	if r.Shares != nil {
+		s.SharedWired = true
+		wg.Go(func() { shared, errShare = r.Shares.SharedByDestination(ctx, nil, from, to) })
+		wg.Go(func() { prevShared, errPrevShare = r.Shares.SharedByDestination(ctx, nil, w.Add(-1).Start(), from) })
+	}
 	wg.Wait()
+	if err := errors.Join(errShare, errPrevShare); err != nil {
+		return nil, fmt.Errorf("reading data shared with third parties in %s: %w", w, err)
+	}
+	s.Shared = sharedTable(shared, prevShared)
 	if errExp != nil {
 		return nil, fmt.Errorf("computing flagged exposure of %s: %w", w, errExp)
 	}
@@ -782,4 +845,41 @@ func Human(d time.Duration) string {
 		return fmt.Sprintf("%.1f h", d.Hours())
 	}
 	return fmt.Sprintf("%.1f days", d.Hours()/24)
+}
+
+// sharedTable joins this week's and last week's totals per (tenant,
+// destination): every destination of either week, most records this week
+// first.
+func sharedTable(now, prev []store.DestinationTotal) []SharedDestination {
+	type key struct{ tenant, dest string }
+	before := map[key]store.DestinationTotal{}
+	for _, p := range prev {
+		before[key{p.Tenant, p.Destination}] = p
+	}
+	var out []SharedDestination
+	seen := map[key]bool{}
+	for _, d := range now {
+		k := key{d.Tenant, d.Destination}
+		seen[k] = true
+		row := SharedDestination{Tenant: d.Tenant, Destination: d.Destination, Events: d.Events, Records: d.Records,
+			Customers: d.Subjects, Actors: d.Actors, Categories: d.Categories}
+		if p, ok := before[k]; ok && p.Records > 0 {
+			row.PrevRecords, row.PrevCustomers = p.Records, p.Subjects
+			row.Change = (float64(d.Records) - float64(p.Records)) / float64(p.Records)
+		} else {
+			row.New = true
+		}
+		out = append(out, row)
+	}
+	for _, p := range prev {
+		if k := (key{p.Tenant, p.Destination}); !seen[k] {
+			out = append(out, SharedDestination{Tenant: p.Tenant, Destination: p.Destination, PrevRecords: p.Records,
+				PrevCustomers: p.Subjects, Change: -1, Categories: []string{}})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b SharedDestination) int {
+		return cmp.Or(cmp.Compare(b.Records, a.Records), cmp.Compare(b.PrevRecords, a.PrevRecords),
+			cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Destination, b.Destination))
+	})
+	return out
 }

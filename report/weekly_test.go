@@ -71,6 +71,23 @@ func simulatedWeek(t *testing.T) (*store.Store, *fakeAlerts, Week) {
 	}
 	// Sunday: the returns bot reads another customer's address (purpose support, category fine: false positive later).
 	add("b-1", mon.AddDate(0, 0, 6).Add(20*time.Hour), bot, models.ActionRead, "crm", "c700", 1, "support", "address")
+	// Third parties: on Wednesday agent-17 shares two customers with
+	// acme-analytics (100 records; 50 the week before) and marketing
+	// exports its mailing list to a new mailer; old-partner got 10 records
+	// the week before and nothing now; a denied share does not count.
+	mkt := models.Actor{ID: "mkt-2", Type: models.ActorHuman, Role: "marketing"}
+	share := func(id string, ts time.Time, actor models.Actor, action models.Action, dest, subject string, records uint64, res models.Result, fields ...string) {
+		evs = append(evs, models.Event{EventID: id, TS: ts, Tenant: "retail", Actor: actor, Action: action, Store: "crm",
+			Resource: models.Resource{Type: "customer_profile"}, SubjectID: subject, Records: records, Fields: fields, Purpose: "support",
+			Result: res, Destination: dest})
+	}
+	wed10, prevWed10 := mon.AddDate(0, 0, 2).Add(10*time.Hour), mon.AddDate(0, 0, -5).Add(10*time.Hour)
+	share("s-1", wed10, agent, models.ActionShare, "acme-analytics.example", "c001", 40, models.ResultAllowed, "email", "name")
+	share("s-2", wed10.Add(time.Minute), agent, models.ActionShare, "acme-analytics.example", "c002", 60, models.ResultAllowed, "email")
+	share("s-3", wed10.Add(2*time.Minute), mkt, models.ActionExport, "mailer.example", "", 300, models.ResultAllowed, "email")
+	share("s-4", wed10.Add(3*time.Minute), agent, models.ActionShare, "mailer.example", "c004", 999, models.ResultDenied, "email")
+	share("p-1", prevWed10, agent, models.ActionShare, "acme-analytics.example", "c003", 50, models.ResultAllowed, "email")
+	share("p-2", prevWed10.Add(time.Minute), agent, models.ActionShare, "old-partner.example", "c003", 10, models.ResultAllowed, "phone")
 	if err := s.InsertEvents(t.Context(), evs, mon); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +141,7 @@ func simulatedWeek(t *testing.T) (*store.Store, *fakeAlerts, Week) {
 
 func TestWeeklyGolden(t *testing.T) {
 	s, alerts, w := simulatedWeek(t)
-	r := &Reporter{Alerts: alerts, Events: s, Risk: s}
+	r := &Reporter{Alerts: alerts, Events: s, Risk: s, Shares: s}
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	sum, err := r.Weekly(t.Context(), w, now)
 	if err != nil {
@@ -180,6 +197,14 @@ func TestWeeklyGolden(t *testing.T) {
 		}
 		if sum.Noise[0].Detector != "cross_customer" || sum.Noise[0].Rate != 1 {
 			t.Fatalf("noise %+v", sum.Noise)
+		}
+		var shared []string
+		for _, d := range sum.Shared {
+			shared = append(shared, fmt.Sprintf("%s=%d/%d customers/%s/%s", d.Destination, d.Records, d.Customers, d.ChangeText(), strings.Join(d.Categories, "+")))
+		}
+		if want := []string{"mailer.example=300/0 customers/new/email", "acme-analytics.example=100/2 customers/+100%/email+name",
+			"old-partner.example=0/0 customers/-100%/"}; !slices.Equal(shared, want) {
+			t.Fatalf("shared %v, want %v", shared, want)
 		}
 		if !strings.HasPrefix(sum.Paragraph, "In week 2026-W47 (Mon 16 Nov to Sun 22 Nov 2026) chatwarden raised 7 alerts (1 critical, 3 high), down 22% on the previous week's 9.") {
 			t.Fatalf("paragraph: %s", sum.Paragraph)

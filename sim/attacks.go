@@ -70,6 +70,17 @@ var planners = map[string]planner{
 	KindPeerDeviation:             planPeerDeviation,
 	KindSlowDrift:                 planSlowDrift,
 	KindMultivariate:              planMultivariate,
+	KindShareNewDestination:       ownRandPlanner(planShareNewDestination),
+	KindShareVolume:               ownRandPlanner(planShareVolume),
+}
+
+// ownRandPlanner runs p on the sharing scenarios' own random stream
+// (shares.go).
+func ownRandPlanner(p planner) planner {
+	return func(g *Generator, t int, lo, hi int64) (sc *scenario, ok bool) {
+		g.ownRand(func() { sc, ok = p(g, t, lo, hi) })
+		return sc, ok
+	}
 }
 
 // plan schedules the hard negatives and attacks of g.cfg.
@@ -129,6 +140,9 @@ func plan(g *Generator) {
 		if planned == 0 {
 			g.skipped = append(g.skipped, kind+": no actor and time fit in the range")
 		}
+	}
+	if g.cfg.HardNegatives {
+		planShareNegatives(g) // after the attacks: its own random stream (shares.go)
 	}
 	slices.SortStableFunc(g.scenarios, func(x, y *scenario) int { return cmp.Compare(x.from, y.from) })
 	slices.SortStableFunc(g.pending, func(x, y pendingConsent) int { return cmp.Compare(x.m, y.m) })

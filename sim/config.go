@@ -28,6 +28,8 @@ const (
 	KindPeerDeviation             = "peer_deviation"
 	KindSlowDrift                 = "slow_drift"
 	KindMultivariate              = "multivariate"
+	KindShareNewDestination       = "share_new_destination"
+	KindShareVolume               = "share_volume"
 )
 
 // AttackKinds lists every attack kind the generator can inject.
@@ -36,22 +38,28 @@ var AttackKinds = []string{
 	KindDeniedBurst, KindConsentViolation, KindPurposeViolation, KindVendorOutOfScope,
 	KindVolumeSpike, KindOffHours, KindRareSensitiveCategory, KindNewCountry, KindImpossibleTravel,
 	KindDormantWakeup, KindPeerDeviation, KindSlowDrift, KindMultivariate,
+	KindShareNewDestination, KindShareVolume,
 }
 
 // Hard-negative names; their labels have kind NegativePrefix+name.
 const (
-	NegativePrefix       = "negative:"
-	NegPromotionDay      = "promotion_day"
-	NegNewHire           = "new_hire"
-	NegEveningShift      = "evening_shift"
-	NegBackFromLeave     = "back_from_leave"
-	NegMonthEndBatch     = "month_end_batch"
-	NegDaylightSaving    = "dst_change"
-	negAllActorsOfTenant = "*"
+	NegativePrefix    = "negative:"
+	NegPromotionDay   = "promotion_day"
+	NegNewHire        = "new_hire"
+	NegEveningShift   = "evening_shift"
+	NegBackFromLeave  = "back_from_leave"
+	NegMonthEndBatch  = "month_end_batch"
+	NegDaylightSaving = "dst_change"
+	// sharing (shares.go)
+	NegFirstShareKnown    = "first_share_known_destination"
+	NegDestinationRollout = "destination_rollout"
+	NegCampaignExport     = "campaign_export"
+	negAllActorsOfTenant  = "*"
 )
 
 // NegativeKinds lists every hard negative.
-var NegativeKinds = []string{NegPromotionDay, NegNewHire, NegEveningShift, NegBackFromLeave, NegMonthEndBatch, NegDaylightSaving}
+var NegativeKinds = []string{NegPromotionDay, NegNewHire, NegEveningShift, NegBackFromLeave, NegMonthEndBatch, NegDaylightSaving,
+	NegFirstShareKnown, NegDestinationRollout, NegCampaignExport}
 
 // DefaultStart is the default first instant: a Monday, so that 14 days
 // span the European (2026-10-25) and US (2026-11-01) daylight-saving

@@ -100,6 +100,11 @@ func (g *Generator) appendAccess(b []byte, e *event) []byte {
 	b = append(b, e.result...)
 	b = append(b, '"')
 	b = append(b, e.client.frag...)
+	if e.dest != "" {
+		b = append(b, `,"destination":"`...)
+		b = append(b, e.dest...)
+		b = append(b, '"')
+	}
 	return append(b, '}')
 }
 

@@ -27,6 +27,7 @@ type event struct {
 	tool        string
 	result      models.Result
 	client      *clientInfo
+	dest        string // destination of a share or export; "" for none
 
 	consent bool // a consent.v1 event: tenant, subject, purpose, granted
 	granted bool
@@ -89,6 +90,13 @@ type Generator struct {
 
 	tsMinute int64
 	tsPrefix []byte
+
+	// sharing (shares.go): its own random stream, the rollout's start and
+	// the campaign day's actor and minutes
+	srng          *rand.Rand
+	rolloutFrom   int64
+	campaignActor *actor
+	campaignDay   [2]int64
 }
 
 type pendingConsent struct {
@@ -238,6 +246,7 @@ func (g *Generator) Next(b *Batch) bool {
 		for range n {
 			g.normal(a, m, md)
 		}
+		g.share(a, m, r, md)
 	}
 	for _, sc := range g.active {
 		if m >= sc.from && m < sc.to && sc.inject != nil {

@@ -69,6 +69,7 @@ type wireAccess struct {
 	Tool         string               `json:"tool,omitempty"`
 	Result       models.Result        `json:"result"`
 	Client       models.Client        `json:"client"`
+	Destination  string               `json:"destination,omitempty"`
 }
 
 type wireConsent struct {
@@ -93,7 +94,7 @@ func marshalStd(g *Generator, e *event, seq uint64) ([]byte, error) {
 		Actor:  models.Actor{ID: e.a.id, Type: roles[e.a.role].typ, Role: roles[e.a.role].name},
 		Action: e.action, Store: e.st.store, Resource: models.Resource{Type: e.st.resType},
 		Records: e.records, Bytes: e.bytes, Fields: e.fields.cats, Purpose: e.purpose, Tool: e.tool, Result: e.result,
-		Client: models.Client{IP: e.client.ip, Country: e.client.country, UserAgent: e.client.ua}}
+		Client: models.Client{IP: e.client.ip, Country: e.client.country, UserAgent: e.client.ua}, Destination: e.dest}
 	if e.a.role == roleVendor {
 		w.Actor.Vendor = VendorName
 	}

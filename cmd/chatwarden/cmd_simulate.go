@@ -123,7 +123,7 @@ func simulate(ctx context.Context, e *env, f simulateFlags, daysSet bool, now fu
 		return err
 	}
 	if f.outConfig != "" {
-		if err := writeSimConfig(f.outConfig, sim.DefaultPolicy()); err != nil {
+		if err := writeSimConfig(f.outConfig, sim.DefaultPolicy(), cfg.Tenants); err != nil {
 			return err
 		}
 	}
@@ -462,12 +462,23 @@ type simConfigFile struct {
 			ConsentGated []string                         `yaml:"consent_gated"`
 			Vendors      map[string]detect.VendorContract `yaml:"vendors"`
 		} `yaml:"rules"`
+		Destinations struct {
+			Tenants map[string][]string `yaml:"tenants"`
+		} `yaml:"destinations"`
 	} `yaml:"detect"`
 }
 
-// writeSimConfig writes p as a chatwarden configuration file.
-func writeSimConfig(path string, p sim.Policy) error {
+// writeSimConfig writes p as a chatwarden configuration file; the first
+// of tenants (default: sim's first default tenant) gets the simulated
+// platform's destination allow-list (the others none: there
+// destination_new alone judges new destinations).
+func writeSimConfig(path string, p sim.Policy, tenants []string) error {
 	var c simConfigFile
+	first := "default"
+	if len(tenants) > 0 {
+		first = tenants[0]
+	}
+	c.Detect.Destinations.Tenants = map[string][]string{first: slices.Clone(sim.Destinations)}
 	c.Detect.Rules.Purposes = p.Purposes
 	c.Detect.Rules.ConsentGated = p.ConsentGated
 	c.Detect.Rules.Vendors = map[string]detect.VendorContract{}
@@ -480,7 +491,8 @@ func writeSimConfig(path string, p sim.Policy) error {
 		return fmt.Errorf("encoding the simulated platform's configuration: %w", err)
 	}
 	head := "# Written by `chatwarden simulate -out-config`: the simulated platform's own\n" +
-		"# purpose policy, consent-gated purposes and vendor contracts (not product defaults).\n"
+		"# purpose policy, consent-gated purposes, vendor contracts and its first tenant's\n" +
+		"# destination allow-list (not product defaults).\n"
 	if err := os.WriteFile(path, append([]byte(head), b...), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

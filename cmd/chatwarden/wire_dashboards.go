@@ -25,7 +25,7 @@ var (
 
 // newReporter builds the weekly reporter over the store.
 func newReporter(s *store.Store, c Config) *report.Reporter {
-	return &report.Reporter{Events: s, Risk: s, Config: c.Report, Alerts: report.StoreAlerts(s)}
+	return &report.Reporter{Events: s, Risk: s, Shares: s, Config: c.Report, Alerts: report.StoreAlerts(s)}
 }
 
 // wireDashboards builds the web pages and the JSON API; actions are

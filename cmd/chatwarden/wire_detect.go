@@ -96,6 +96,7 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 		Log:          log.With("component", "detect"),
 		Registerer:   reg,
 		Watermark:    wm,
+		Destinations: st.DestinationWindows,
 	})
 	if err != nil {
 		return detecting{}, err

@@ -86,6 +86,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) },
 		Stored:   buf.addFindings,
 		Risk:     buf.addRisk,
+		// the destination detectors read the shares table, as in serve
+		Destinations: opts.Store.DestinationWindows,
 	})
 	if err != nil {
 		return nil, err

@@ -291,6 +291,19 @@ func writeCellConfig(path string, base map[string]any, tr *traffic.Cell) error {
 	delete(r, "vendors")
 	maps.Copy(r, cellRules)
 	det["rules"], c["detect"] = r, det
+	if len(tr.Destinations) > 0 {
+		d, _ := det["destinations"].(map[string]any)
+		d = maps.Clone(d)
+		if d == nil {
+			d = map[string]any{}
+		}
+		tenants := map[string]any{}
+		for t, list := range tr.Destinations {
+			tenants[t] = list
+		}
+		d["tenants"] = tenants
+		det["destinations"] = d
+	}
 	if b, err = yaml.Marshal(c); err != nil {
 		return fmt.Errorf("encoding the cell's configuration: %w", err)
 	}

@@ -95,7 +95,7 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("dsar: %w", err)
 	}
-	rep := &report.Reporter{Events: s, Risk: s, Alerts: report.StoreAlerts(s)}
+	rep := &report.Reporter{Events: s, Risk: s, Shares: s, Alerts: report.StoreAlerts(s)}
 	weekly, err := measure(3, func() error {
 		_, err := rep.Weekly(ctx, week, now)
 		return err

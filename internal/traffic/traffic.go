@@ -79,6 +79,9 @@ type Cell struct {
 	// Purposes is the purpose policy the deployment would configure (the
 	// product ships none): both models' traffic follows the simulator's.
 	Purposes map[string][]string
+	// Destinations is the destination allow-list per tenant (office: the
+	// first tenant's processors; rota shares with no destination).
+	Destinations map[string][]string
 }
 
 // officeVendors is the contract of package sim's vendor (acme-bpo).
@@ -131,7 +134,8 @@ func Generate(model string, sh Shape, seed uint64, start time.Time, w io.Writer)
 		}
 		st := g.Stats()
 		return &Cell{Labels: fromSim(g.Labels()), Negatives: fromSim(g.Negatives()), Access: int(st.Access),
-			Consent: int(st.Consent), Actors: g.Actors(), Skipped: g.Skipped(), Vendors: officeVendors(), Purposes: sim.DefaultPolicy().Purposes}, nil
+			Consent: int(st.Consent), Actors: g.Actors(), Skipped: g.Skipped(), Vendors: officeVendors(), Purposes: sim.DefaultPolicy().Purposes,
+			Destinations: map[string][]string{cfg.Tenants[0]: sim.Destinations}}, nil
 	case Rota:
 		cfg := rota.Config{Seed: seed, Start: start, Duration: dur, Actors: sh.Actors, RateScale: sh.RotaRate,
 			NoVendors: sh.NoVendors, SparseShare: sh.Sparse, Attacks: true, HardNegatives: true}

@@ -104,6 +104,13 @@ func TestBrowser(t *testing.T) {
 	if st := text(`.card.head .status`); st != "acknowledged" {
 		t.Fatalf("status after acknowledge: %q", st)
 	}
+	step("breach assessment", chromedp.Click(css(`a.assess`)), chromedp.WaitVisible(css(`table.figures`)), shot("04b-incident"))
+	if fig, clock := text(`table.figures`), text(`p.clock`); !strings.Contains(fig, "affected customers") || !strings.Contains(fig, "40") ||
+		!strings.Contains(clock, "notify the supervisory authority by") {
+		t.Fatalf("breach assessment: figures %q, clock %q", fig, clock)
+	}
+	step("assessment figure links its query", chromedp.Click(css(`table.figures a[href="#query-withdrawn_consent"]`)),
+		chromedp.WaitVisible(css(`#query-withdrawn_consent`)))
 	step("investigate", chromedp.Navigate(base+"/investigate"), chromedp.WaitVisible(css(`#search`)),
 		chromedp.SendKeys(css(`#search input[name=actor]`), "agent-17"), chromedp.SetValue(css(`#search input[name=since]`), "24h"),
 		chromedp.Submit(css(`#search`)), chromedp.WaitVisible(css(`table.events`)), shot("05-investigate"))

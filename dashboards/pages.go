@@ -22,7 +22,7 @@ import (
 )
 
 // pages are the page templates; each is parsed with layout.html.
-var pages = []string{"login", "alerts", "alert", "investigate", "blast", "subject", "weekly", "audit", "error"}
+var pages = []string{"login", "alerts", "alert", "investigate", "blast", "subject", "weekly", "audit", "error", "incident"}
 
 func (s *Server) parseTemplates() error {
 	funcs := report.Funcs()
@@ -46,6 +46,7 @@ func (s *Server) parseTemplates() error {
 	}
 	funcs["f1"] = func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 	funcs["sevname"] = func(sv models.Severity) string { return sv.String() }
+	funcs["neg"] = func(f float64) float64 { return -f }
 	funcs["list"] = func(xs ...string) []string { return xs }
 	funcs["actions"] = func() []string {
 		out := make([]string, len(models.Actions))

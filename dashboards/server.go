@@ -136,6 +136,9 @@ type Deps struct {
 	// Actions may be nil: the action buttons are then disabled.
 	Actions AlertActions
 	Weekly  WeeklyFunc
+	// Incidents, when set, serves the breach assessment
+	// (/incidents/{id}); without it those pages answer 503.
+	Incidents report.IncidentSource
 	// Pseudonymize returns the pseudonyms of a raw customer id of a tenant
 	// under every key version and scheme (pseudonym.Pseudonymizer.AllTenant).
 	Pseudonymize func(tenant, raw string) []string
@@ -264,6 +267,7 @@ func (s *Server) routeTable() []route {
 
 		{"GET", "/alerts", alertRoles, false, s.alertsPage},
 		{"GET", "/alerts/{id}", alertRoles, false, s.alertPage},
+		{"GET", "/incidents/{id}", alertRoles, false, s.incidentPage},
 		{"POST", "/alerts/{id}/action", alertRoles, false, s.alertActionForm},
 		{"GET", "/investigate", historyRoles, false, s.investigatePage},
 		{"POST", "/investigate", historyRoles, false, s.investigateSubmit},
@@ -278,6 +282,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/me", anyRole, true, s.apiMe},
 		{"GET", "/api/alerts", alertRoles, true, s.apiAlerts},
 		{"GET", "/api/alerts/{id}", alertRoles, true, s.apiAlert},
+		{"GET", "/api/incidents/{id}", alertRoles, true, s.apiIncident},
 		{"POST", "/api/alerts/{id}/action", alertRoles, true, s.apiAlertAction},
 		{"GET", "/api/history", historyRoles, true, s.apiHistory},
 		{"POST", "/api/history", historyRoles, true, s.apiHistory},

@@ -139,7 +139,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 	cfg.InsecureCookies = true
 	acts := &fakeActions{s: s}
 	rep := &report.Reporter{Events: s, Shares: s, Alerts: report.StoreAlerts(s)}
-	srv, err := New(cfg, Deps{Events: s, Subjects: s, Audit: s, Alerts: s, Actions: acts, Weekly: rep.WeeklyFor,
+	srv, err := New(cfg, Deps{Events: s, Subjects: s, Audit: s, Alerts: s, Actions: acts, Weekly: rep.WeeklyFor, Incidents: s,
 		Pseudonymize: p.AllTenant, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)

@@ -456,8 +456,8 @@ func (r *Reporter) WeeklyFor(ctx context.Context, w Week, tenants []string, now 
 	}
 	if r.Shares != nil {
 		s.SharedWired = true
-		wg.Go(func() { shared, errShare = r.Shares.SharedByDestination(ctx, nil, from, to) })
-		wg.Go(func() { prevShared, errPrevShare = r.Shares.SharedByDestination(ctx, nil, w.Add(-1).Start(), from) })
+		wg.Go(func() { shared, errShare = r.Shares.SharedByDestination(ctx, tenants, from, to) })
+		wg.Go(func() { prevShared, errPrevShare = r.Shares.SharedByDestination(ctx, tenants, w.Add(-1).Start(), from) })
 	}
 	wg.Wait()
 	if err := errors.Join(errShare, errPrevShare); err != nil {

@@ -283,7 +283,8 @@ func TestWeeklyForTenants(t *testing.T) {
 	for i := range 30 {
 		evs = append(evs, models.Event{EventID: fmt.Sprintf("bank-%d", i), TS: mon.AddDate(0, 0, 2).Add(14*time.Hour + time.Duration(i)*time.Minute),
 			Tenant: "bank", Actor: bankVendor, Action: models.ActionExport, Store: "payments", Resource: models.Resource{Type: "record"},
-			SubjectID: fmt.Sprintf("b%03d", i), Records: 50, Fields: []string{"payment"}, Purpose: "support", Result: models.ResultAllowed})
+			SubjectID: fmt.Sprintf("b%03d", i), Records: 50, Fields: []string{"payment"}, Purpose: "support", Result: models.ResultAllowed,
+			Destination: "bank-partner.example"}) // retail's "data shared with third parties" must not show it
 	}
 	if err := s.InsertEvents(t.Context(), evs, mon); err != nil {
 		t.Fatal(err)
@@ -297,7 +298,7 @@ func TestWeeklyForTenants(t *testing.T) {
 		ActorID: "bank-vera", ActorType: models.ActorVendor, Severity: models.SeverityCritical, Status: models.StatusOpen,
 		FirstSeen: wed14, LastSeen: wed14.Add(30 * time.Minute), Findings: 3,
 		Latest: models.Finding{Detector: "vendor_scope", ActorVendor: "bank-bpo", WindowStart: wed14, WindowEnd: wed14.Add(30 * time.Minute), Summary: "bank-vera exported payments"}}})
-	r := &Reporter{Alerts: alerts, Events: s, Risk: s}
+	r := &Reporter{Alerts: alerts, Events: s, Risk: s, Shares: s}
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 
 	retail, err := r.WeeklyFor(t.Context(), w, []string{"retail"}, now)
@@ -357,5 +358,22 @@ func TestWeeklyForTenants(t *testing.T) {
 	}
 	if all.Alerts != 8 || len(all.Tenants) != 0 || all.TopActors[0].ActorID != "bank-vera" || len(all.TopVendors) != 2 {
 		t.Fatalf("summary of every tenant: %d alerts, tenants %v, top %+v, vendors %+v", all.Alerts, all.Tenants, all.TopActors, all.TopVendors)
+	}
+}
+
+// TestWeeklySharedTenantScoped: "data shared with third parties" of a
+// reader limited to other tenants shows none of retail's destinations.
+func TestWeeklySharedTenantScoped(t *testing.T) {
+	s, alerts, w := simulatedWeek(t)
+	r := &Reporter{Alerts: alerts, Events: s, Shares: s}
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	for tenants, want := range map[string]int{"bank": 0, "retail": 3} {
+		sum, err := r.WeeklyFor(t.Context(), w, []string{tenants}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sum.Shared) != want || !sum.SharedWired {
+			t.Fatalf("tenant %s: shared %+v, want %d rows", tenants, sum.Shared, want)
+		}
 	}
 }

@@ -75,6 +75,7 @@ func commands() map[string]command {
 		"load":      {"store a JSONL history straight into ClickHouse (the replay path, no Kafka, no detection)", runLoad},
 		"history":   {"access history of an actor or a customer (audited)", runHistory},
 		"dsar":      {"data-subject access report: who accessed a customer's data (audited)", runDSAR},
+		"incident":  {"incident assess -alert ID[+ID]: breach assessment of an incident (audited)", runIncident},
 		"report":    {"report weekly: the weekly breach-risk summary (html, md or json)", runReport},
 		"simulate":  {"generate realistic labelled chatbot-platform traffic (file or Kafka)", runSimulate},
 		"token":     {"token new -name N -role R: mint an API token for the dashboards' JSON API", runToken},

@@ -34,7 +34,7 @@ func wireDashboards(c Config, s *store.Store, p *pseudonym.Pseudonymizer, reg pr
 	actions dashboards.AlertActions) (http.Handler, error) {
 	srv, err := dashboards.New(c.Dashboards, dashboards.Deps{
 		Events: s, Subjects: s, Audit: s, Alerts: s, Actions: actions,
-		Weekly: newReporter(s, c).WeeklyFor, Pseudonymize: p.AllTenant, Log: log.With("component", "dashboards"),
+		Weekly: newReporter(s, c).WeeklyFor, Incidents: s, Pseudonymize: p.AllTenant, Log: log.With("component", "dashboards"),
 		Registerer: reg,
 	})
 	if err != nil {

@@ -234,24 +234,15 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 			e.metrics.missed.Inc()
 			return errors.Join(append(errs, fmt.Errorf("reading aggregates for %s..%s: %w", from.Format(time.RFC3339), last.Format(time.RFC3339), err))...)
 		}
-		var drows []store.DestinationActivity
-		if e.opt.Destinations != nil {
-			if drows, err = e.opt.Destinations(ctx, from, last, w, e.shard); err != nil {
-				e.metrics.missed.Inc()
-				return errors.Join(append(errs, fmt.Errorf("reading shares for %s..%s: %w", from.Format(time.RFC3339), last.Format(time.RFC3339), err))...)
-			}
+		drows, err := e.readShares(ctx, from, last)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
 		}
 		i, di := 0, 0
 		for end := e.next; !end.After(last); end = end.Add(w) {
 			start := end.Add(-w)
-			j := i
-			for j < len(rows) && rows[j].WindowStart.Before(end) {
-				j++
-			}
-			dj := di
-			for dj < len(drows) && drows[dj].WindowStart.Before(end) {
-				dj++
-			}
+			j := before(rows, i, end, func(r *windowRow) time.Time { return r.WindowStart })
+			dj := before(drows, di, end, func(r *store.DestinationActivity) time.Time { return r.WindowStart })
 			if err := e.evaluate(ctx, start, end, rows[i:j], drows[di:dj]); err != nil {
 				errs = append(errs, err)
 			}
@@ -273,6 +264,29 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readShares reads the shares of the windows in [from, last) for the
+// destination detectors (none without Options.Destinations).
+func (e *Engine) readShares(ctx context.Context, from, last time.Time) ([]store.DestinationActivity, error) {
+	if e.opt.Destinations == nil {
+		return nil, nil
+	}
+	drows, err := e.opt.Destinations(ctx, from, last, e.cfg.Window, e.shard)
+	if err != nil {
+		e.metrics.missed.Inc()
+		return nil, fmt.Errorf("reading shares for %s..%s: %w", from.Format(time.RFC3339), last.Format(time.RFC3339), err)
+	}
+	return drows, nil
+}
+
+// before returns the index of the first row from i on whose time is not
+// before end (rows are ordered by time).
+func before[T any](rows []T, i int, end time.Time, at func(*T) time.Time) int {
+	for i < len(rows) && at(&rows[i]).Before(end) {
+		i++
+	}
+	return i
 }
 
 // Learn folds the history [from, to) into the baselines without emitting

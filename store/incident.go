@@ -112,12 +112,12 @@ FROM (
   FROM events
   WHERE %s AND subject_id != '' AND result != 'denied'
   GROUP BY tenant, subject_id
-)
+) AS accessed
 ALL INNER JOIN (
   SELECT tenant, subject_id, argMax(granted, ts) AS granted_now, max(ts) AS decided
   FROM consents
   GROUP BY tenant, subject_id, purpose
-) USING (tenant, subject_id)
+) AS decisions USING (tenant, subject_id)
 WHERE granted_now = 0 AND decided <= last_access
 GROUP BY tenant
 ORDER BY tenant`

@@ -166,8 +166,11 @@ func (e *Engine) detectMahalanobis(x *rowCtx) (models.Finding, bool) {
 		return models.Finding{}, false
 	}
 	p := chiSquareTail(d2, mahalanobisDims)
+	if p > e.cfg.Detectors.MahalanobisProb {
+		return models.Finding{}, false // before the quantile: its bisection is 60 tail evaluations
+	}
 	thr := math.Max(chiSquareQuantile(e.cfg.Detectors.MahalanobisProb), 3*e.mahal.empirical)
-	if p > e.cfg.Detectors.MahalanobisProb || d2 < thr {
+	if d2 < thr {
 		return models.Finding{}, false
 	}
 	notes := map[string]float64{"shrinkage": e.mahal.shrink, "samples": float64(e.mahal.fitN), "empirical_q999_d2": e.mahal.empirical}

@@ -365,7 +365,7 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&d.SeriesTailProb, 1e-6)
 	def(&d.SeriesMinChange, 0.2)
-	c.Destinations = c.Destinations.withDefaults(d.WarmupDays)
+	c.Destinations = c.Destinations.withDefaults()
 	return c
 }
 

@@ -46,7 +46,9 @@ type DestinationsConfig struct {
 	RareDays   int `yaml:"rare_days"`
 	// WarmupDays is how long the engine must have watched a tenant before
 	// destination_new judges it: before that every destination looks new
-	// (default: detectors.warmup_days).
+	// (default 1: a day shows the destinations used daily; at start-up the
+	// back-fill replays detect.backfill_days of history, so only a new
+	// deployment waits).
 	WarmupDays int `yaml:"warmup_days"`
 	// VolumeTailProb: destination_volume fires when the hour's records are
 	// this improbable under the destination's own hours (default 1e-4:
@@ -64,7 +66,7 @@ type DestinationsConfig struct {
 	VolumeHistory int `yaml:"volume_history"`
 }
 
-func (c DestinationsConfig) withDefaults(warmupDays int) DestinationsConfig {
+func (c DestinationsConfig) withDefaults() DestinationsConfig {
 	if c.RareActors == 0 {
 		c.RareActors = 3
 	}
@@ -72,7 +74,7 @@ func (c DestinationsConfig) withDefaults(warmupDays int) DestinationsConfig {
 		c.RareDays = 3
 	}
 	if c.WarmupDays == 0 {
-		c.WarmupDays = warmupDays
+		c.WarmupDays = 1
 	}
 	if c.VolumeTailProb == 0 {
 		c.VolumeTailProb = 1e-4

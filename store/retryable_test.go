@@ -22,6 +22,8 @@ func TestIsRetryable(t *testing.T) {
 		{"18.16 read-only file", &clickhouse.Exception{Code: 1000, Message: "File is read-only: /x"}, true},
 		{"not enough space", &clickhouse.Exception{Code: 243}, true},
 		{"table read-only", &clickhouse.Exception{Code: 242}, true},
+		{"cluster node died mid-insert", &clickhouse.Exception{Code: 32, Message: "Attempt to read after eof: while receiving packet from 127.0.0.1:29003"}, true},
+		{"no replica of a shard reachable", &clickhouse.Exception{Code: 279, Message: "All connection tries failed"}, true},
 		{"unknown table", &clickhouse.Exception{Code: 60}, false},
 		{"syntax error", &clickhouse.Exception{Code: 62}, false},
 		{"cancelled", context.Canceled, false},

@@ -347,6 +347,16 @@ func IsRetryable(err error) bool {
 			// too few live replicas, unknown status of insert, system error,
 			// keeper exception.
 			return true
+		case 32, 279:
+			// On a cluster, a Distributed insert or query whose remote
+			// node died mid-way (32, "Attempt to read after eof: while
+			// receiving packet from" the node) or whose shard has no
+			// replica reachable (279, all connection tries failed): a
+			// retry reaches a live replica, or waits for one. The
+			// retried batch is identical, so the part that was written
+			// is dropped by block deduplication
+			// (TestDrillClusterReplicaKill found 32).
+			return true
 		case 75, 76, 1000:
 			// The server's disk: cannot write to a file (errno 28, "No
 			// space left on device"), cannot open a file (EROFS), and the

@@ -82,10 +82,7 @@ func killNode(t *testing.T, dir string, n int) {
 
 func startNode(t *testing.T, n int) {
 	t.Helper()
-	out, err := exec.Command("bash", filepath.Join(repoRoot(t), "scripts/stack.sh"), "cluster-node-start", strconv.Itoa(n)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("restarting node %d: %v\n%s", n, err, out)
-	}
+	stackCmd(t, "cluster-node-start", strconv.Itoa(n))
 }
 
 func drillBatch(i, n int, base time.Time) []models.Event {
@@ -108,70 +105,161 @@ func drillBatch(i, n int, base time.Time) []models.Event {
 // Afterwards: every event stored exactly once (count = distinct ids = sent)
 // and both replicas of each shard hold the same rows.
 func TestDrillClusterReplicaKill(t *testing.T) {
+	cfg, addrs, dir := drillStore(t)
+	w := startWriter(t, storetest.Open(t, cfg), 3*time.Minute)
+	w.waitSent(10 * drillSize)
+	killNode(t, dir, 2)
+	killNode(t, dir, 3)
+	killedAt, sentAtKill := time.Now(), w.sent.Load()
+	t.Logf("SIGKILL nodes 2 and 3 after %d events", sentAtKill)
+	time.Sleep(40 * time.Second)
+	sentWhileDown := w.sent.Load() - sentAtKill
+	startNode(t, 2)
+	startNode(t, 3)
+	t.Logf("nodes 2 and 3 restarted %.0f s after the kill; %d events stored meanwhile", time.Since(killedAt).Seconds(), sentWhileDown)
+	w.waitSent(w.sent.Load() + 10*drillSize)
+	w.stopAndWait()
+	total := uint64(w.sent.Load())
+
+	perNode, all, distinct, convergedAfter := checkStoredOnce(t, cfg, addrs, total)
+	t.Logf("RESULT replica_kill: sent=%d stored=%d distinct=%d lost=%d duplicated=%d retried_inserts=%d stored_while_down=%d per_node=%v converged_after_s=%.1f",
+		total, all, distinct, int64(total)-int64(distinct), int64(all)-int64(distinct), w.retries.Load(), sentWhileDown, perNode, convergedAfter.Seconds())
+}
+
+// TestDrillClusterZooKeeperStop: ZooKeeper is stopped for 30 s while
+// batches are inserted. The replicated tables turn read-only, inserts fail
+// and are retried (the same batch each time); once ZooKeeper is back they
+// resume. Afterwards: every event stored exactly once and the replicas of
+// each shard hold the same rows.
+func TestDrillClusterZooKeeperStop(t *testing.T) {
+	cfg, addrs, _ := drillStore(t)
+	w := startWriter(t, storetest.Open(t, cfg), 4*time.Minute)
+	w.waitSent(10 * drillSize)
+	stackCmd(t, "zk-stop")
+	stoppedAt, sentAtStop := time.Now(), w.sent.Load()
+	time.Sleep(30 * time.Second)
+	sentWhileDown := w.sent.Load() - sentAtStop
+	stackCmd(t, "zk-start")
+	startedAt, sentAtStart := time.Now(), w.sent.Load()
+	w.waitSent(sentAtStart + 1)
+	resumedAfter := time.Since(startedAt)
+	t.Logf("ZooKeeper down %.0f s; %d events stored meanwhile; inserts resumed %.1f s after it started", startedAt.Sub(stoppedAt).Seconds(), sentWhileDown, resumedAfter.Seconds())
+	w.waitSent(w.sent.Load() + 10*drillSize)
+	w.stopAndWait()
+	total := uint64(w.sent.Load())
+
+	perNode, all, distinct, convergedAfter := checkStoredOnce(t, cfg, addrs, total)
+	t.Logf("RESULT zookeeper_stop: sent=%d stored=%d distinct=%d lost=%d duplicated=%d retried_inserts=%d stored_while_down=%d resumed_after_s=%.1f per_node=%v converged_after_s=%.1f",
+		total, all, distinct, int64(total)-int64(distinct), int64(all)-int64(distinct), w.retries.Load(), sentWhileDown,
+		resumedAfter.Seconds(), perNode, convergedAfter.Seconds())
+}
+
+// drillStore returns the configuration of a fresh database on the local
+// cluster (storetest.Open migrates it and drops it at the end), the nodes'
+// addresses and the cluster's folder.
+func drillStore(t *testing.T) (store.Config, []string, string) {
+	t.Helper()
 	name, addrs, dir := clusterEnv(t)
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
-	cfg := store.Config{Addr: addrs[0], Database: "drill_" + hex.EncodeToString(b), Cluster: name, QueryTimeout: 3 * time.Minute} // DROP DATABASE ON CLUSTER of 270,000 events took over 30 s here
-	s := storetest.Open(t, cfg)
+	// DROP DATABASE ON CLUSTER of 270,000 events took over 30 s here.
+	return store.Config{Addr: addrs[0], Database: "drill_" + hex.EncodeToString(b), Cluster: name, QueryTimeout: 3 * time.Minute}, addrs, dir
+}
+
+// stackCmd runs scripts/stack.sh SUB (zk-stop, zk-start, ...) on the
+// local cluster.
+func stackCmd(t *testing.T, sub string, args ...string) {
+	t.Helper()
+	out, err := exec.Command("bash", append([]string{filepath.Join(repoRoot(t), "scripts/stack.sh"), sub}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("stack.sh %s: %v\n%s", sub, err, out)
+	}
+}
+
+// drillSize is the events of one batch.
+const drillSize = 500
+
+// writer inserts batches of drillSize events through the Distributed table
+// without pause, each retried as ingest retries it (the same events, the
+// same ingestedAt, only errors store.IsRetryable accepts) until it is
+// stored or patience runs out.
+type writer struct {
+	sent, retries atomic.Int64
+	stop          chan struct{}
+	done          chan error
+	t             *testing.T
+}
+
+func startWriter(t *testing.T, s *store.Store, patience time.Duration) *writer {
+	t.Helper()
+	w := &writer{stop: make(chan struct{}), done: make(chan error, 1), t: t}
 	ctx := t.Context()
 	base := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
-	const size = 500
-	var sent, retries atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan error, 1)
 	go func() {
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
-				done <- nil
+			case <-w.stop:
+				w.done <- nil
 				return
 			default:
 			}
-			evs := drillBatch(i, size, base)
+			evs := drillBatch(i, drillSize, base)
 			at := base.Add(time.Duration(i) * time.Minute)
-			deadline := time.Now().Add(3 * time.Minute)
+			deadline := time.Now().Add(patience)
 			for {
 				err := s.InsertEvents(ctx, evs, at)
 				if err == nil {
 					break
 				}
-				if time.Now().After(deadline) {
-					done <- fmt.Errorf("batch %d not stored in 3 minutes: %w", i, err)
+				if !store.IsRetryable(err) {
+					// ingest would stop here instead of retrying
+					w.done <- fmt.Errorf("batch %d: an error ingest does not retry: %w", i, err)
 					return
 				}
-				retries.Add(1)
+				if w.retries.Load() == 0 {
+					t.Logf("first failed insert (retried): %v", err)
+				}
+				if time.Now().After(deadline) {
+					w.done <- fmt.Errorf("batch %d not stored in %s: %w", i, patience, err)
+					return
+				}
+				w.retries.Add(1)
 				time.Sleep(500 * time.Millisecond)
 			}
-			sent.Add(size)
+			w.sent.Add(drillSize)
 		}
 	}()
-	waitSent := func(n int64) {
-		t.Helper()
-		for sent.Load() < n {
-			select {
-			case err := <-done:
-				t.Fatal(err)
-			case <-time.After(100 * time.Millisecond):
-			}
+	return w
+}
+
+// waitSent waits until n events are stored; a writer that gave up fails
+// the test.
+func (w *writer) waitSent(n int64) {
+	w.t.Helper()
+	for w.sent.Load() < n {
+		select {
+		case err := <-w.done:
+			w.t.Fatal(err)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	waitSent(10 * size)
-	killNode(t, dir, 2)
-	killNode(t, dir, 3)
-	killedAt, sentAtKill := time.Now(), sent.Load()
-	t.Logf("SIGKILL nodes 2 and 3 after %d events", sentAtKill)
-	time.Sleep(40 * time.Second)
-	sentWhileDown := sent.Load() - sentAtKill
-	startNode(t, 2)
-	startNode(t, 3)
-	t.Logf("nodes 2 and 3 restarted %.0f s after the kill; %d events stored meanwhile", time.Since(killedAt).Seconds(), sentWhileDown)
-	waitSent(sent.Load() + 10*size)
-	close(stop)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	total := uint64(sent.Load())
+}
 
+func (w *writer) stopAndWait() {
+	w.t.Helper()
+	close(w.stop)
+	if err := <-w.done; err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// checkStoredOnce waits (3 minutes at most) until both replicas of each
+// shard hold the same rows and the shards together hold total, then checks
+// that no event id is stored twice, on any node or through the Distributed
+// table. It returns the rows per node, the rows and distinct ids through
+// the Distributed table and how long convergence took.
+func checkStoredOnce(t *testing.T, cfg store.Config, addrs []string, total uint64) ([]uint64, uint64, uint64, time.Duration) {
+	t.Helper()
 	// Every replica of each shard converges to the same rows.
 	converged := time.Now()
 	perNode := make([]uint64, 4)
@@ -198,7 +286,5 @@ func TestDrillClusterReplicaKill(t *testing.T) {
 	if all != total || distinct != total {
 		t.Errorf("through the Distributed table: %d rows, %d distinct ids; %d events sent", all, distinct, total)
 	}
-	t.Logf("RESULT replica_kill: sent=%d stored=%d distinct=%d lost=%d duplicated=%d retried_inserts=%d stored_while_down=%d per_node=%v converged_after_s=%.1f",
-		total, all, distinct, int64(total)-int64(distinct), int64(all)-int64(distinct), retries.Load(), sentWhileDown, perNode, time.Since(converged).Seconds())
-
+	return perNode, all, distinct, time.Since(converged)
 }

@@ -116,19 +116,42 @@ func TestReplayAnyOrderSpanningDays(t *testing.T) {
 }
 
 // TestReplayFiveMinuteCountSeries: one actor's count series, one event per
-// 5-minute point with records = value, 65 days (18,720 points, so 50,000
-// lines would be 173 days; one chunk would span more daily partitions than
-// the replay lets one insert touch). Every point is replayed.
+// 5-minute point with records = value, 14 days (4,032 points in one chunk
+// spanning 14 days; the old replay judged a chunk against the clock before
+// it and rejected every point after the first day). Every point is
+// replayed.
 func TestReplayFiveMinuteCountSeries(t *testing.T) {
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	var s scenario
-	const points = 65 * 24 * 12
+	const points = 14 * 24 * 12
 	for i := range points {
 		ts := start.Add(time.Duration(i) * 5 * time.Minute)
 		v := 100 + 50*((i/12)%24)/23 // a daily ramp
 		s.access(ts, "series-1", "support", "", v)
 	}
 	sum := replay(t, s.text(), nil, detect.Config{Window: 5 * time.Minute})
+	assertNoRejections(t, sum, points, 0)
+	if want := points; sum.Windows != want {
+		t.Errorf("windows %d, want %d", sum.Windows, want)
+	}
+}
+
+// TestReplaySpansMoreDaysThanOneInsert: an hourly series over 65 days, more
+// daily partitions than one chunk's insert may touch (maxChunkDays), so the
+// replay splits it by days, not only by lines. Every point is replayed. (An
+// hourly window keeps it to 1,560 windows; the 5-minute series above checks
+// the short windows.)
+func TestReplaySpansMoreDaysThanOneInsert(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var s scenario
+	const points = 65 * 24
+	if points/24 <= maxChunkDays {
+		t.Fatalf("the series spans %d days, not more than maxChunkDays (%d)", points/24, maxChunkDays)
+	}
+	for i := range points {
+		s.access(start.Add(time.Duration(i)*time.Hour), "series-1", "support", "", 100+i%24)
+	}
+	sum := replay(t, s.text(), nil, detect.Config{Window: time.Hour})
 	assertNoRejections(t, sum, points, 0)
 	if want := points; sum.Windows != want {
 		t.Errorf("windows %d, want %d", sum.Windows, want)

@@ -351,7 +351,7 @@ func (b *bench) kafkaEngine(ctx context.Context, db, flat string, want int, wait
 		"actor_vendor String, action String, store String, resource_type String, resource_id String, subject_id String, " +
 		"records UInt64, bytes UInt64, fields Array(String), purpose String, conversation_id String, " +
 		"conversation_subject_id String, tool String, result String, client_ip String, client_country String, " +
-		"client_user_agent String, ingested_at DateTime"
+		"client_user_agent String, destination String, ingested_at DateTime"
 	stmts := []string{
 		fmt.Sprintf("CREATE TABLE kafka_flat (%s) ENGINE = Kafka('%s', '%s', '%s', 'JSONEachRow')",
 			cols, strings.Join(ic.Brokers, ","), topic, group),
@@ -368,7 +368,7 @@ func (b *bench) kafkaEngine(ctx context.Context, db, flat string, want int, wait
 		_, _ = b.clickhouse(context.Background(), db, "DROP TABLE IF EXISTS engine_mv", nil)
 		_, _ = b.clickhouse(context.Background(), db, "DROP TABLE IF EXISTS kafka_flat", nil)
 	}()
-	errLog := filepath.Join(".stack", "clickhouse", "log", "clickhouse-server.err.log")
+	errLog := filepath.Join(stackDir(), "clickhouse", "log", "clickhouse-server.err.log")
 	logStart := fileSize(errLog)
 	chCPU0 := procCPU(stackPID("clickhouse"))
 	start := time.Now()
@@ -425,7 +425,7 @@ func (b *bench) jsonEachRow(ctx context.Context, db, flat string, n int) (float6
 	return float64(n) / el.Seconds(), nil
 }
 
-const flatColumns = "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields, purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country, client_user_agent, ingested_at"
+const flatColumns = "event_id, ts, tenant, actor_id, actor_type, actor_role, actor_vendor, action, store, resource_type, resource_id, subject_id, records, bytes, fields, purpose, conversation_id, conversation_subject_id, tool, result, client_ip, client_country, client_user_agent, destination, ingested_at"
 
 // flatten writes the valid access events of in as flat JSONEachRow rows.
 func flatten(in, out string) (int, error) {
@@ -461,7 +461,7 @@ func flatten(in, out string) (int, error) {
 					"subject_id": ev.SubjectID, "records": ev.Records, "bytes": ev.Bytes, "fields": fields, "purpose": ev.Purpose,
 					"conversation_id": ev.Conversation.ID, "conversation_subject_id": ev.Conversation.SubjectID, "tool": ev.Tool,
 					"result": ev.Result, "client_ip": ev.Client.IP, "client_country": ev.Client.Country,
-					"client_user_agent": ev.Client.UserAgent, "ingested_at": at,
+					"client_user_agent": ev.Client.UserAgent, "destination": ev.Destination, "ingested_at": at,
 				}); err != nil {
 					o.Close()
 					return 0, err
@@ -610,9 +610,19 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// stackDir is where scripts/stack.sh keeps the local stack:
+// CHATWARDEN_STACK_DIR, as the script reads it, else .stack.
+func stackDir() string {
+	if d := os.Getenv("CHATWARDEN_STACK_DIR"); d != "" {
+		return d
+	}
+	return ".stack"
+}
+
 // stackPID returns the pid scripts/stack.sh recorded for a server, or 0.
 func stackPID(name string) int {
-	for _, p := range []string{filepath.Join(".stack", name, name+".pid"), filepath.Join(".stack", name, "clickhouse.pid")} {
+	dir := stackDir()
+	for _, p := range []string{filepath.Join(dir, name, name+".pid"), filepath.Join(dir, name, "clickhouse.pid")} {
 		if b, err := os.ReadFile(p); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 				return pid

@@ -61,8 +61,10 @@ lint:
 # Investigation query benchmark: loads 10M synthetic events into a scratch
 # database (bench_query), then prints p95 of actor history and data-subject
 # report and the weekly report's time; last line history_p95_ms=.. dsar_p95_ms=.. weekly_ms=..
+# (the line before: load rate and bytes on disk per event). BENCH_EVENTS=n
+# loads n events instead (check df first: see the bytes per event).
 bench-query:
-	go run ./cmd/chatwarden-bench query
+	go run ./cmd/chatwarden-bench query $${BENCH_EVENTS:+-events $$BENCH_EVENTS}
 
 # Detection quality, as a matrix: two independently written traffic models
 # (office: package sim; rota: package sim/rota) x six traffic shapes that

@@ -89,3 +89,25 @@ func (s *Store) sample(ctx context.Context, q string, args ...any) ([]string, er
 	}
 	return out, rows.Err()
 }
+
+// TableDiskBytes returns the bytes on disk of the active parts of each
+// table of the store's database (system.parts), for the query benchmark's
+// bytes per event. On a cluster it sees the parts of the node it asks
+// only (its local tables).
+func (s *Store) TableDiskBytes(ctx context.Context) (map[string]uint64, error) {
+	rows, err := s.conn.Query(ctx, `SELECT table, sum(bytes_on_disk) FROM system.parts WHERE database = ? AND active GROUP BY table`, s.cfg.Database)
+	if err != nil {
+		return nil, fmt.Errorf("reading table sizes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var table string
+		var n uint64
+		if err := rows.Scan(&table, &n); err != nil {
+			return nil, fmt.Errorf("reading table sizes: %w", err)
+		}
+		out[table] = n
+	}
+	return out, rows.Err()
+}

@@ -3,8 +3,9 @@ package bench
 // Query measures the investigation queries on a large data set: it loads synthetic events (10 million by default) into a scratch
 // ClickHouse database, then times the actor-history query, the data-subject
 // report and the weekly report the way the pages and the CLI run them. Its
-// last line is "history_p95_ms=<n> dsar_p95_ms=<n> weekly_ms=<n>".
-// Run it with `make bench-query`.
+// last line is "history_p95_ms=<n> dsar_p95_ms=<n> weekly_ms=<n>"; the line
+// before it gives the load rate and the bytes on disk per event. Run it with
+// `make bench-query` (BENCH_EVENTS=n for another count).
 
 import (
 	"context"
@@ -60,7 +61,21 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stderr, "loaded in %s\n", time.Since(start).Round(time.Second))
+	loadTime := time.Since(start)
+	fmt.Fprintf(e.Stderr, "loaded in %s\n", loadTime.Round(time.Second))
+	// Bytes on disk per event: every table of the database (the raw
+	// events and what the materialized views fill) and the raw events alone.
+	sizes, err := s.TableDiskBytes(ctx)
+	if err != nil {
+		return err
+	}
+	var total uint64
+	for _, b := range sizes {
+		total += b
+	}
+	per := func(b uint64) float64 { return float64(b) / float64(max(*events, 1)) }
+	fmt.Fprintf(e.Stdout, "load_events=%d load_eps=%.0f disk_bytes=%d bytes_per_event=%.1f events_bytes_per_event=%.1f\n",
+		*events, float64(*events)/loadTime.Seconds(), total, per(total), per(sizes["events"]))
 	if err := loadAlerts(ctx, s, from); err != nil {
 		return err
 	}

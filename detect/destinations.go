@@ -295,7 +295,11 @@ func (e *Engine) destinations(start, end time.Time, rows []store.DestinationActi
 			touched = append(touched, k)
 		}
 		isNew := !slices.Contains(d.Actors, r.ActorID) && len(d.Actors) < maxDestActors
-		rare := len(d.Actors) < c.RareActors && d.Days < c.RareDays
+		// a tenant watched for fewer than RareDays whole days asks for as
+		// many days as it was watched: a destination used every day so
+		// far is not rare on the second day
+		rareDays := min(c.RareDays, max(1, e.watchedDays(r.Tenant, start)))
+		rare := len(d.Actors) < c.RareActors && d.Days < rareDays
 		if isNew && rare && !e.learnOnly && e.cfg.enabled(DetDestinationNew) && e.tenantWatched(r.Tenant, start) &&
 			!e.allow.allowed(r.Tenant, r.Destination) {
 			out = append(out, e.destNewFinding(start, end, r, d))
@@ -338,6 +342,15 @@ func (e *Engine) tenantWatched(tenant string, t time.Time) bool {
 		first = t.Unix()
 	}
 	return t.Unix()-first >= int64(e.cfg.Destinations.WarmupDays)*86400
+}
+
+// watchedDays is how many whole days the engine has watched tenant at t.
+func (e *Engine) watchedDays(tenant string, t time.Time) int {
+	first, ok := e.tenantSeen[tenant]
+	if !ok {
+		return 0
+	}
+	return int((t.Unix() - first) / 86400)
 }
 
 // noteTenants records the first window each tenant of rows was seen.

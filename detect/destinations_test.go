@@ -191,3 +191,21 @@ func TestDestinationVolume(t *testing.T) {
 		t.Fatalf("%d hours learned, want 49 (the fired hour left out)", len(d.Hours))
 	}
 }
+
+// TestDestinationNewEarlyDays: on the tenant's second day, a destination
+// used (by two actors) on its first day is not rare; one never used is.
+func TestDestinationNewEarlyDays(t *testing.T) {
+	e, err := New(Config{}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	e.tenantSeen["t"] = day0.Unix()
+	e.destinations(day0, day0.Add(time.Minute), []store.DestinationActivity{destRow(day0, "t", "bill-1", "psp.example", 1), destRow(day0, "t", "bill-2", "psp.example", 1)})
+	at := day0.Add(25 * time.Hour)
+	got := findingsOf(e.destinations(at, at.Add(time.Minute), []store.DestinationActivity{
+		destRow(at, "t", "bill-3", "psp.example", 1), destRow(at, "t", "bill-3", "quickdrop.example", 5)}), DetDestinationNew)
+	if len(got) != 1 || got[0].Evidence.Destinations[0] != "quickdrop.example" {
+		t.Fatalf("findings %+v, want quickdrop.example only", got)
+	}
+}

@@ -58,6 +58,7 @@ func (g *generator) planAttacks() {
 				a, from, to, ok = planners[kind](g, rng, t, sLo, sLo.Add(seg))
 				if ok {
 					from = firstEvent(g.extra[mark:], a.id, from)
+					to = lastEvent(g.extra[mark:], a.id, to)
 				}
 			}
 			if !ok {
@@ -89,6 +90,25 @@ func firstEvent(recs []rec, id string, from time.Time) time.Time {
 		return from
 	}
 	return first.Truncate(time.Second)
+}
+
+// lastEvent returns the later of to and the time of the last access event
+// of actor id in recs, the attack's own events: a shift worked by an
+// attacker runs up to 25 minutes past its nominal end (workShift's
+// jitter), and a label that ended before its attack's last event scored
+// detections of that event as false (impossible travel from the attacker's
+// country to the actor's own, 30-45 minutes after the label's end).
+func lastEvent(recs []rec, id string, to time.Time) time.Time {
+	last := to
+	for _, r := range recs {
+		if r.ev != nil && r.ev.Actor.ID == id && r.ts.After(last) {
+			last = r.ts
+		}
+	}
+	if last.Equal(to) {
+		return to
+	}
+	return last.Truncate(time.Second).Add(time.Second)
 }
 
 // pick returns an unpicked actor of tenant t of one of the kinds, else

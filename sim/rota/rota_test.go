@@ -29,6 +29,7 @@ func TestTrafficIsValidOrderedAndLabelled(t *testing.T) {
 	lim := models.Limits{MaxFuture: 1 << 62, MaxAge: 1 << 62}
 	var last time.Time
 	acts := map[string][]time.Time{}
+	countries := map[string]map[string][]time.Time{} // actor -> client country -> times
 	vendors := 0
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(nil, 1<<20)
@@ -50,6 +51,10 @@ func TestTrafficIsValidOrderedAndLabelled(t *testing.T) {
 			}
 			ts = e.TS
 			acts[e.Tenant+"/"+e.Actor.ID] = append(acts[e.Tenant+"/"+e.Actor.ID], ts)
+			if countries[e.Tenant+"/"+e.Actor.ID] == nil {
+				countries[e.Tenant+"/"+e.Actor.ID] = map[string][]time.Time{}
+			}
+			countries[e.Tenant+"/"+e.Actor.ID][e.Client.Country] = append(countries[e.Tenant+"/"+e.Actor.ID][e.Client.Country], ts)
 			if e.Actor.Vendor != "" {
 				vendors++
 			}
@@ -71,6 +76,21 @@ func TestTrafficIsValidOrderedAndLabelled(t *testing.T) {
 		}
 		if !ok && l.Kind != KindSlowDrift {
 			t.Errorf("label %s (%s %s): the actor makes no event in [%s, %s]", l.ID, l.Kind, l.ActorID, l.Start, l.End)
+		}
+		// an attack from abroad lies inside its label, to its last event:
+		// a label that ends before it scores the detection of the
+		// attacker's last access as a false alert
+		if l.Kind == KindNewCountry || l.Kind == KindImpossibleTravel {
+			for cc, tss := range countries[l.Tenant+"/"+l.ActorID] {
+				if len(tss) > len(acts[l.Tenant+"/"+l.ActorID])/2 {
+					continue // its home country
+				}
+				for _, ts := range tss {
+					if ts.After(l.Start.Add(-time.Hour)) && ts.Before(l.End.Add(time.Hour)) && (ts.Before(l.Start) || ts.After(l.End)) {
+						t.Errorf("label %s (%s %s, [%s, %s]): an access from %s at %s outside it", l.ID, l.Kind, l.ActorID, l.Start, l.End, cc, ts)
+					}
+				}
+			}
 		}
 	}
 	for _, k := range AttackKinds {

@@ -678,7 +678,7 @@ func TestDrillConsumerLagRestart(t *testing.T) {
 	p = d.start(t, "serve")
 	restarted := time.Now()
 	waitFor(t, 5*time.Minute, "a window detector's finding on the burst", func() bool {
-		fs, err := d.st.Findings(t.Context(), store.FindingFilter{ActorID: exfil, IncludeSuppressed: true})
+		fs, err := d.st.Findings(t.Context(), store.FindingFilter{ActorID: exfil, IncludeSuppressed: true, From: time.Now().Add(-24 * time.Hour), To: time.Now().Add(time.Hour)})
 		return err == nil && len(fs) > 0
 	})
 	r.Recovery = time.Since(restarted)
@@ -686,7 +686,7 @@ func TestDrillConsumerLagRestart(t *testing.T) {
 	// burst's window (more of its late events) must raise nothing again.
 	waitFor(t, 3*time.Minute, "ingest caught up", func() bool { return d.lag(t) == 0 })
 	time.Sleep(2*time.Minute + 10*time.Second)
-	fs, err := d.st.Findings(t.Context(), store.FindingFilter{ActorID: exfil, IncludeSuppressed: true})
+	fs, err := d.st.Findings(t.Context(), store.FindingFilter{ActorID: exfil, IncludeSuppressed: true, From: time.Now().Add(-24 * time.Hour), To: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -893,7 +893,7 @@ func (c *Consumer) retry(ctx context.Context, op string, retryable func(error) b
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
-			c.m.stepOK()
+			c.m.stepOK(op)
 			if attempt > 1 {
 				c.log.Info("ingest step recovered", "op", op, "attempts", attempt)
 			}

@@ -13,17 +13,23 @@ import (
 	"github.com/chatwarden/chatwarden/models"
 )
 
-// gatedStore fails InsertEvents with err while failing is set.
+// gatedStore fails InsertEvents with err while failing is set. With health
+// set, it counts the retried attempts (each after an earlier failure) that
+// found ingest reporting itself healthy.
 type gatedStore struct {
 	*fakeStore
 	failing atomic.Bool
 	err     error
 	tries   atomic.Int32
+	health  func() error
+	healthy atomic.Int32
 }
 
 func (s *gatedStore) InsertEvents(ctx context.Context, evs []models.Event, at time.Time) error {
 	if s.failing.Load() {
-		s.tries.Add(1)
+		if s.tries.Add(1) > 1 && s.health != nil && s.health() == nil {
+			s.healthy.Add(1)
+		}
 		return s.err
 	}
 	return s.fakeStore.InsertEvents(ctx, evs, at)
@@ -48,9 +54,9 @@ func TestDiskFullRetriedUnhealthy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			j := &journal{}
 			src := newFakeSource(j, msg(DefaultAccessTopic, 0, 0, accessJSON("d1", testNow.Add(-time.Minute), "u")))
-			st := &gatedStore{fakeStore: &fakeStore{j: j}, err: tc.err}
-			st.failing.Store(true)
 			m := NewMetrics(nil)
+			st := &gatedStore{fakeStore: &fakeStore{j: j}, err: tc.err, health: m.Health}
+			st.failing.Store(true)
 			c, _ := New(Config{BatchSize: 1, MaxBackoff: 50 * time.Millisecond}, Deps{Source: src, DeadLetters: &fakeWriter{j: j},
 				Store: st, Hasher: fakeHasher{}, Metrics: m, Now: func() time.Time { return testNow }})
 			ctx, stop := context.WithCancel(t.Context())
@@ -70,6 +76,11 @@ func TestDiskFullRetriedUnhealthy(t *testing.T) {
 			}
 			if err := m.Health(); err == nil || !strings.Contains(err.Error(), "insert_events") {
 				t.Errorf("Health while failing = %v, want an error naming insert_events", err)
+			}
+			// Between its attempts the insert re-fences; the fence's
+			// success must not read as the insert's recovery.
+			if n := st.healthy.Load(); n > 0 {
+				t.Errorf("%d retried inserts found ingest reporting itself healthy", n)
 			}
 			if got := testutil.ToFloat64(m.StoreFailing); got != 1 {
 				t.Errorf("store_failing while failing = %v, want 1", got)

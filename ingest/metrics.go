@@ -181,11 +181,14 @@ func (m *Metrics) stepFailed(op string, err error, now time.Time) {
 	m.StoreFailing.Set(1)
 }
 
-// stepOK records that a write step succeeded.
-func (m *Metrics) stepOK() {
+// stepOK records that the write step op succeeded. It clears only a
+// failure of op itself: a step nested in another's retry (the fence inside
+// insert_events' attempts) succeeding says nothing about the outer step,
+// which would otherwise read healthy between each of its failed attempts.
+func (m *Metrics) stepOK(op string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.failing != nil {
+	if m.failing != nil && m.failing.op == op {
 		m.failing = nil
 		m.StoreFailing.Set(0)
 	}

@@ -394,20 +394,29 @@ kafka_start() {
 }
 
 kafka_wait() {
-	local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+	wait_started kafka "$KAFKA_START_TIMEOUT" kafka_running kafka_answers "127.0.0.1:$KAFKA_PORT" "log: $KLOG" \
+		tail -n 40 "$KLOG"
+	log "kafka: up (pid $(cat "$KPID"))"
+}
+
+# wait_started NAME TIMEOUT RUNNING ANSWERS ADDR WHERE SHOW...: poll ANSWERS
+# until it succeeds; when RUNNING fails (the process exited) or after
+# TIMEOUT seconds, run SHOW (the end of its log) and die naming WHERE. One
+# loop for Kafka, ClickHouse and ZooKeeper.
+wait_started() {
+	local name=$1 timeout=$2 running=$3 answers=$4 addr=$5 where=$6
+	shift 6
+	local deadline=$((SECONDS + timeout))
 	while ((SECONDS < deadline)); do
-		if ! kafka_running; then
-			tail -n 40 "$KLOG" >&2
-			die "kafka exited during startup (log: $KLOG)"
+		if ! "$running"; then
+			"$@" >&2 2>/dev/null || true
+			die "$name exited during startup ($where)"
 		fi
-		if kafka_answers; then
-			log "kafka: up (pid $(cat "$KPID"))"
-			return 0
-		fi
-		sleep 1
+		"$answers" && return 0
+		sleep 0.5
 	done
-	tail -n 40 "$KLOG" >&2
-	die "kafka did not answer on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (log: $KLOG)"
+	"$@" >&2 2>/dev/null || true
+	die "$name did not answer on $addr within ${timeout}s ($where)"
 }
 
 kafka_stop() { stop_pid kafka "$KPID" "kafka.Kafka"; }
@@ -675,20 +684,9 @@ ch_start() {
 }
 
 ch_wait() {
-	local deadline=$((SECONDS + CH_START_TIMEOUT))
-	while ((SECONDS < deadline)); do
-		if ! ch_running; then
-			tail -n 20 "$CLOGDIR/stdout.log" "$CLOGDIR/clickhouse-server.err.log" >&2 2>/dev/null || true
-			die "clickhouse exited during startup (logs: $CLOGDIR/)"
-		fi
-		if ch_answers; then
-			log "clickhouse: up (pid $(cat "$CPID")), version $(ch_query 'SELECT version()')"
-			return 0
-		fi
-		sleep 0.5
-	done
-	tail -n 20 "$CLOGDIR/stdout.log" "$CLOGDIR/clickhouse-server.err.log" >&2 2>/dev/null || true
-	die "clickhouse did not answer on 127.0.0.1:$CH_PORT within ${CH_START_TIMEOUT}s (logs: $CLOGDIR/)"
+	wait_started clickhouse "$CH_START_TIMEOUT" ch_running ch_answers "127.0.0.1:$CH_PORT" "logs: $CLOGDIR/" \
+		tail -n 20 "$CLOGDIR/stdout.log" "$CLOGDIR/clickhouse-server.err.log"
+	log "clickhouse: up (pid $(cat "$CPID")), version $(ch_query 'SELECT version()')"
 }
 
 # ch_wait_user: wait until the Grafana read-only user can log in (after
@@ -874,20 +872,9 @@ zk_start() {
 }
 
 zk_wait() {
-	local deadline=$((SECONDS + CH_START_TIMEOUT))
-	while ((SECONDS < deadline)); do
-		if ! zk_running; then
-			tail -n 30 "$ZKLOG" >&2
-			die "zookeeper exited during startup (log: $ZKLOG)"
-		fi
-		if zk_answers; then
-			log "zookeeper: up (pid $(cat "$ZKPID"))"
-			return 0
-		fi
-		sleep 0.5
-	done
-	tail -n 30 "$ZKLOG" >&2
-	die "zookeeper did not answer on 127.0.0.1:$ZK_PORT within ${CH_START_TIMEOUT}s (log: $ZKLOG)"
+	wait_started zookeeper "$CH_START_TIMEOUT" zk_running zk_answers "127.0.0.1:$ZK_PORT" "log: $ZKLOG" \
+		tail -n 30 "$ZKLOG"
+	log "zookeeper: up (pid $(cat "$ZKPID"))"
 }
 
 zk_stop() { stop_pid zookeeper "$ZKPID" "$ZKDIR/zoo.cfg"; }

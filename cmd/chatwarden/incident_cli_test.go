@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
@@ -42,23 +37,7 @@ func TestIncidentAssessCLI(t *testing.T) {
 		Latest: models.Finding{WindowStart: at, WindowEnd: at.Add(4 * time.Minute), Summary: "agent-r sent 40 records to quickdrop.example"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "k")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost)
-	cfg := filepath.Join(dir, "c.yaml")
-	y := fmt.Sprintf("clickhouse:\n  addr: %s\n  database: %s\npseudonym:\n  key_file: %s\ndashboards:\n  users:\n    - name: bob\n      role: responder\n      password_hash: %q\n      tenants: [bank]\n",
-		ch.Addr, ch.Database, keyFile, h)
-	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cli := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := run(t.Context(), append(args, "-config", cfg), &out, &errb)
-		return code, out.String() + errb.String()
-	}
+	cli := limitedUserCLI(t, ch, strings.Repeat("ab", 32), "bob", "bank")
 	for format, want := range map[string][]string{
 		"text":     {"customers           4", "data left           yes", "destination retail/quickdrop.example: 40 records", "query impact:"},
 		"markdown": {"| affected customers | 4 | [impact](#query-impact) |", "| retail | quickdrop.example | 40 | 4 |", "72 hours later"},

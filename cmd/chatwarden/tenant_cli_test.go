@@ -28,12 +28,7 @@ func TestCLITenantScope(t *testing.T) {
 	t.Setenv("CHATWARDEN_PSEUDONYM_KEY_FILE", "")
 	ch := storetest.Config(t)
 	s := storetest.Open(t, ch)
-	dir := t.TempDir()
 	keyHex := strings.Repeat("cd", 32)
-	keyFile := filepath.Join(dir, "k")
-	if err := os.WriteFile(keyFile, []byte(keyHex), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	p, err := pseudonym.New(pseudonym.Key{ID: '1', Secret: bytes.Repeat([]byte{0xcd}, 32)})
 	if err != nil {
 		t.Fatal(err)
@@ -47,19 +42,8 @@ func TestCLITenantScope(t *testing.T) {
 	if err := s.InsertEvents(t.Context(), []models.Event{ev("r", "retail", "agent-r"), ev("b", "bank", "agent-b"), ev("d", "default", "agent-d")}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	h, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost)
-	cfg := filepath.Join(dir, "c.yaml")
-	y := fmt.Sprintf("clickhouse:\n  addr: %s\n  database: %s\npseudonym:\n  key_file: %s\ndashboards:\n  users:\n    - name: rita\n      role: responder\n      password_hash: %q\n      tenants: [retail]\n",
-		ch.Addr, ch.Database, keyFile, h)
-	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	week := report.WeekOf(at).String()
-	cli := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := run(t.Context(), append(args, "-config", cfg), &out, &errb)
-		return code, out.String() + errb.String()
-	}
+	cli := limitedUserCLI(t, ch, keyHex, "rita", "retail")
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -116,5 +100,30 @@ func TestCLITenantScope(t *testing.T) {
 		if !found {
 			t.Errorf("admin of %s sees no look-up of theirs among %d rows", tc.tenant, len(es))
 		}
+	}
+}
+
+// limitedUserCLI writes a configuration for the database ch with the
+// pseudonym key keyHex and one dashboards user, name, a responder limited
+// to tenant, and returns a runner of chatwarden with it: exit code and
+// stdout+stderr.
+func limitedUserCLI(t *testing.T, ch store.Config, keyHex, name, tenant string) func(args ...string) (int, string) {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "k")
+	if err := os.WriteFile(keyFile, []byte(keyHex), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost)
+	cfg := filepath.Join(dir, "c.yaml")
+	y := fmt.Sprintf("clickhouse:\n  addr: %s\n  database: %s\npseudonym:\n  key_file: %s\ndashboards:\n  users:\n    - name: %s\n      role: responder\n      password_hash: %q\n      tenants: [%s]\n",
+		ch.Addr, ch.Database, keyFile, name, h, tenant)
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append(args, "-config", cfg), &out, &errb)
+		return code, out.String() + errb.String()
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/report"
 	"github.com/chatwarden/chatwarden/store"
@@ -55,9 +56,11 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	now := to.Add(time.Hour)
 	fmt.Fprintf(e.Stderr, "loading %d events over %s into %s ...\n", *events, week, *db)
 	start := time.Now()
+	bar := progress.New(e.Stderr, "bench-query load", "events", progress.Options{})
 	err = s.LoadSyntheticEvents(ctx, *events, from, to, func(done uint64) {
-		fmt.Fprintf(e.Stderr, "  %d/%d events (%.0f/s)\n", done, *events, float64(done)/time.Since(start).Seconds())
+		bar.Update(int64(done), float64(done)/float64(*events))
 	})
+	bar.Done()
 	if err != nil {
 		return err
 	}

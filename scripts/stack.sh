@@ -215,25 +215,33 @@ ensure_java() {
 	find_java || die "no Java >= 17 available after installing openjdk-17-jre-headless"
 }
 
-ensure_kafka_libs() {
-	[ -f "$KPOM" ] || die "missing $KPOM"
-	local stamp="$KLIBS/.pom.sha256" want
-	want=$(sha256sum "$KPOM" | cut -d' ' -f1)
-	if compgen -G "$KLIBS/kafka_2.13-*.jar" >/dev/null && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+ensure_kafka_libs() { maven_libs Kafka "$KPOM" "$KLIBS" 'kafka_2.13-*.jar'; }
+
+# maven_libs NAME POM DIR GLOB: the runtime jars of POM in DIR, fetched with
+# Maven once and again only when POM changes (its sha256 is kept in DIR);
+# GLOB names the jar that must be there. One fetcher for Kafka and ZooKeeper.
+maven_libs() {
+	local name=$1 pom=$2 dir=$3 glob=$4
+	[ -f "$pom" ] || die "missing $pom"
+	local stamp="$dir/.pom.sha256" want
+	want=$(sha256sum "$pom" | cut -d' ' -f1)
+	# shellcheck disable=SC2086 # $glob is a pattern
+	if compgen -G "$dir/"$glob >/dev/null && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
 		return 0
 	fi
 	command -v mvn >/dev/null || apt_install maven
-	log "fetching Kafka jars with Maven into $KLIBS"
-	rm -rf "$KLIBS.tmp"
-	mkdir -p "$KLIBS.tmp"
+	log "fetching $name jars with Maven into $dir"
+	rm -rf "$dir.tmp"
+	mkdir -p "$dir.tmp"
 	# (Debian's mvn -q still emits bare ANSI resets; strip them and blank lines)
-	mvn -q -B -Dstyle.color=never -f "$KPOM" dependency:copy-dependencies -DincludeScope=runtime \
-		-DoutputDirectory="$KLIBS.tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | awk 'NF' >&2 ||
+	mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory="$dir.tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | awk 'NF' >&2 ||
 		die "mvn dependency:copy-dependencies failed"
-	compgen -G "$KLIBS.tmp/kafka_2.13-*.jar" >/dev/null || die "mvn did not produce kafka_2.13 jar"
-	echo "$want" >"$KLIBS.tmp/.pom.sha256"
-	rm -rf "$KLIBS"
-	mv "$KLIBS.tmp" "$KLIBS"
+	# shellcheck disable=SC2086
+	compgen -G "$dir.tmp/"$glob >/dev/null || die "mvn did not produce $glob"
+	echo "$want" >"$dir.tmp/.pom.sha256"
+	rm -rf "$dir"
+	mv "$dir.tmp" "$dir"
 }
 
 kafka_version() {
@@ -801,25 +809,7 @@ cluster_addrs() {
 	echo "$out"
 }
 
-ensure_zookeeper_libs() {
-	[ -f "$ZKPOM" ] || die "missing $ZKPOM"
-	local stamp="$ZKLIBS/.pom.sha256" want
-	want=$(sha256sum "$ZKPOM" | cut -d' ' -f1)
-	if compgen -G "$ZKLIBS/zookeeper-3*.jar" >/dev/null && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-		return 0
-	fi
-	command -v mvn >/dev/null || apt_install maven
-	log "fetching ZooKeeper jars with Maven into $ZKLIBS"
-	rm -rf "$ZKLIBS.tmp"
-	mkdir -p "$ZKLIBS.tmp"
-	mvn -q -B -Dstyle.color=never -f "$ZKPOM" dependency:copy-dependencies -DincludeScope=runtime \
-		-DoutputDirectory="$ZKLIBS.tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | awk 'NF' >&2 ||
-		die "mvn dependency:copy-dependencies failed"
-	compgen -G "$ZKLIBS.tmp/zookeeper-3*.jar" >/dev/null || die "mvn did not produce the zookeeper jar"
-	echo "$want" >"$ZKLIBS.tmp/.pom.sha256"
-	rm -rf "$ZKLIBS"
-	mv "$ZKLIBS.tmp" "$ZKLIBS"
-}
+ensure_zookeeper_libs() { maven_libs ZooKeeper "$ZKPOM" "$ZKLIBS" 'zookeeper-3*.jar'; }
 
 write_zookeeper_config() {
 	mkdir -p "$ZKDIR/data"

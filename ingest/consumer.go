@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,13 @@ type MessageWriter interface {
 // committed).
 type BatchObserver func(ctx context.Context, now time.Time, evs []models.Event, cs []models.Consent)
 
+// FindingSink receives the findings ingest itself raises (pii_in_payload
+// against a producer whose events were stored pseudonymized, ingest.pii:
+// pseudonymize), after their events are durably inserted and before the
+// batch's offsets are committed; at is the clock the batch was validated
+// against. Like a BatchObserver it must be durable when it returns.
+type FindingSink func(ctx context.Context, at time.Time, fs []models.Finding)
+
 // Deps are what a Consumer works with.
 type Deps struct {
 	Source      Source
@@ -82,6 +90,9 @@ type Deps struct {
 	Now func() time.Time
 	// Watermark, when set, follows the event time committed per partition.
 	Watermark *Watermark
+	// Findings, when set, receives the pii_in_payload findings against
+	// producers (ingest.pii: pseudonymize).
+	Findings FindingSink
 }
 
 // Consumer runs the fetch, decode, batch, insert, commit loop.
@@ -281,6 +292,7 @@ type batchResult struct {
 	dead     []kafka.Message            // dead-letter topic messages
 	rows     []store.DeadLetter         // dead_letters table rows
 	pii      []piiCount                 // payload PII found, per producer and kind
+	piiKept  map[string]piiKept         // events stored pseudonymized, by event id
 	dupes    int                        // duplicates within the batch
 	stale    int                        // messages of an ended generation
 	pos      map[string]msgPos          // the source of each event, by event id
@@ -360,6 +372,12 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 				continue
 			}
 			seen[r.ev.EventID] = struct{}{}
+			if len(r.pii) > 0 {
+				if out.piiKept == nil {
+					out.piiKept = map[string]piiKept{}
+				}
+				out.piiKept[r.ev.EventID] = piiKept{producer: r.piiFrom, hits: r.pii}
+			}
 			out.pos[r.ev.EventID] = msgPos{m.Topic, m.Partition, m.Offset}
 			out.events = append(out.events, r.ev)
 		}
@@ -411,6 +429,73 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
 	ev.Resource.ID = h.HashTenant(ev.Tenant, ev.Resource.ID)
 	out.ev = ev
 	return out
+}
+
+// piiKept is an event stored with its payload PII pseudonymized: its
+// producer (store label) and what was found.
+type piiKept struct {
+	producer string
+	hits     []models.PIIHit
+}
+
+// Bounds of a pii_in_payload finding's evidence.
+const (
+	piiFindingEventIDs = 10 // event ids listed
+	piiFindingHits     = 10 // distinct (field, kind) listed, one masked value each
+)
+
+// piiFindings are the pii_in_payload findings of the events of evs found in
+// kept: one per (tenant, producer) with the number of events, their first
+// event ids and each (field, kind) with one masked value. The producer is
+// the store label (the "actor" of the finding: alerting groups a producer's
+// findings into one alert per tenant).
+func piiFindings(now time.Time, evs []models.Event, kept map[string]piiKept) []models.Finding {
+	type key struct{ tenant, producer string }
+	idx := map[key]int{}
+	var fs []models.Finding
+	for i := range evs {
+		k, ok := kept[evs[i].EventID]
+		if !ok {
+			continue
+		}
+		e := &evs[i]
+		j, seen := idx[key{e.Tenant, k.producer}]
+		if !seen {
+			j = len(fs)
+			idx[key{e.Tenant, k.producer}] = j
+			fs = append(fs, models.Finding{Detector: string(models.ReasonPIIInPayload), Tenant: e.Tenant, ActorID: k.producer,
+				WindowStart: e.TS.Truncate(time.Minute), WindowEnd: e.TS.Truncate(time.Minute).Add(time.Minute), DetectedAt: now,
+				Severity: models.SeverityMedium, Evidence: models.Evidence{Metric: "events with payload PII (stored pseudonymized)",
+					BaselineSource: "rule", TopStores: []string{k.producer}}})
+		}
+		f := &fs[j]
+		f.WindowStart = minTime(f.WindowStart, e.TS.Truncate(time.Minute))
+		f.WindowEnd = maxTime(f.WindowEnd, e.TS.Truncate(time.Minute).Add(time.Minute))
+		f.Evidence.Observed++
+		if len(f.Evidence.EventIDs) < piiFindingEventIDs {
+			f.Evidence.EventIDs = append(f.Evidence.EventIDs, e.EventID)
+		}
+		for _, h := range k.hits {
+			if len(f.Evidence.PII) < piiFindingHits && !slices.ContainsFunc(f.Evidence.PII, func(o models.PIIHit) bool {
+				return o.Field == h.Field && o.Kind == h.Kind
+			}) {
+				f.Evidence.PII = append(f.Evidence.PII, h)
+			}
+		}
+	}
+	for i := range fs {
+		f := &fs[i]
+		f.Score = f.Evidence.Observed
+		kinds := make([]string, 0, len(f.Evidence.PII))
+		for _, h := range f.Evidence.PII {
+			if d := string(h.Kind) + " in " + h.Field; !slices.Contains(kinds, d) {
+				kinds = append(kinds, d)
+			}
+		}
+		f.Summary = fmt.Sprintf("producer %s sent personal data in %d event(s) (%s); stored pseudonymized: events carry data categories, never data",
+			f.ActorID, int(f.Evidence.Observed), strings.Join(kinds, ", "))
+	}
+	return fs
 }
 
 // piiCount is one payload PII finding, for chatwarden_ingest_pii_total.
@@ -791,6 +876,13 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 			return c.d.Store.InsertConsents(ctx, b.consents, now)
 		}); err != nil {
 			return err
+		}
+	}
+	if c.d.Findings != nil && len(b.piiKept) > 0 {
+		// With the events of a run that stopped before judging them (only
+		// known with an observer): their findings were not raised either.
+		if fs := piiFindings(now, slices.Concat(unjudged, b.events), b.piiKept); len(fs) > 0 {
+			c.d.Findings(ctx, now, fs)
 		}
 	}
 	if c.d.Observer != nil {

@@ -87,6 +87,10 @@ type RunOption func(*Deps)
 // (Deps.Watermark).
 func WithWatermark(w *Watermark) RunOption { return func(d *Deps) { d.Watermark = w } }
 
+// WithFindings makes Run raise its pii_in_payload findings against
+// producers in f (Deps.Findings).
+func WithFindings(f FindingSink) RunOption { return func(d *Deps) { d.Findings = f } }
+
 // CheckTopics returns an error naming any of topics that does not exist on
 // cfg's brokers.
 func CheckTopics(ctx context.Context, cfg Config, topics ...string) error {

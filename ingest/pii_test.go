@@ -1,8 +1,13 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,7 +110,9 @@ func TestPIIDeadLetteredMasked(t *testing.T) {
 
 // TestPIIPseudonymized: with ingest.pii: pseudonymize the same event is
 // stored, its resource.id and its e-mail data category replaced by keyed
-// pseudonyms, and counted per kind (card and email).
+// pseudonyms, counted per kind (card and email), and one finding is raised
+// against its producer (store crm) naming each field, its kind and its
+// masked value, never the raw one.
 func TestPIIPseudonymized(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.PII = PIIPseudonymize
@@ -113,7 +120,45 @@ func TestPIIPseudonymized(t *testing.T) {
 	piiMessages(t, cfg, now)
 	st := storetest.New(t)
 	m := NewMetrics(nil)
-	runToCommitted(t, cfg, st, m, "PII events")
+	var (
+		mu       sync.Mutex
+		findings []models.Finding
+	)
+	raise := FindingSink(func(_ context.Context, at time.Time, fs []models.Finding) {
+		if at.IsZero() {
+			t.Error("findings raised with a zero time")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		findings = append(findings, fs...)
+	})
+	runToCommitted(t, cfg, st, m, "PII events", WithFindings(raise))
+
+	// One finding against the producer (store crm), with each field, its
+	// kind and its value masked; never the raw value.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(findings) != 1 {
+		t.Fatalf("%d findings, want 1 against the producer: %+v", len(findings), findings)
+	}
+	f := findings[0]
+	if f.Detector != string(models.ReasonPIIInPayload) || f.Tenant != "acme" || f.ActorID != "crm" || f.Severity != models.SeverityMedium {
+		t.Errorf("finding %s tenant %q actor %q severity %s; want pii_in_payload against producer crm of acme, medium", f.Detector, f.Tenant, f.ActorID, f.Severity)
+	}
+	want := []models.PIIHit{{Field: "resource.id", Kind: models.PIICard, Masked: models.MaskPII(testCard)},
+		{Field: "fields[1]", Kind: models.PIIEmail, Masked: models.MaskPII("jane.doe@example.com")}}
+	if !slices.Equal(f.Evidence.PII, want) || f.Evidence.Observed != 1 || !slices.Equal(f.Evidence.EventIDs, []string{"pii-card"}) ||
+		!slices.Equal(f.Evidence.TopStores, []string{"crm"}) {
+		t.Errorf("evidence pii %+v observed %v event ids %q stores %q; want %+v, 1 event pii-card, store crm",
+			f.Evidence.PII, f.Evidence.Observed, f.Evidence.EventIDs, f.Evidence.TopStores, want)
+	}
+	js, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(js, []byte(testCard)) || bytes.Contains(js, []byte("jane.doe")) || !bytes.Contains(js, []byte(`"masked":"****************"`)) {
+		t.Errorf("the finding must show the masked value, never the raw one: %s", js)
+	}
 
 	sum, err := st.Summary(t.Context())
 	if err != nil {

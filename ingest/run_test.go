@@ -10,12 +10,12 @@ import (
 
 // runToCommitted runs ingest until the group has committed every offset of
 // the access topic (lag 0), then stops it; what names the input in a failure.
-func runToCommitted(t *testing.T, cfg Config, st *store.Store, m *Metrics, what string) {
+func runToCommitted(t *testing.T, cfg Config, st *store.Store, m *Metrics, what string, opts ...RunOption) {
 	t.Helper()
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, cfg, st, testPseudonymizer(t), nil, m, nil) }()
+	go func() { errc <- Run(ctx, cfg, st, testPseudonymizer(t), nil, m, nil, opts...) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {

@@ -85,6 +85,9 @@ type Evidence struct {
 	// Destinations are the third parties that received data (share and
 	// export destinations), for the destination detectors.
 	Destinations []string `json:"destinations,omitempty"`
+	// PII are the fields of a producer's events that looked like personal
+	// data (pii_in_payload), each with its kind and masked value.
+	PII []PIIHit `json:"pii,omitempty"`
 	// EventIDs are the events behind an event-rule finding.
 	EventIDs []string `json:"event_ids,omitempty"`
 	// Query is the ClickHouse query that reproduces the evidence.

@@ -31,8 +31,11 @@ var piiNames = map[PIIKind]string{
 // PIIHit is one free string field of an event whose value looks like
 // personal data.
 type PIIHit struct {
-	Field string  // dotted path, fields[i] for a data category
-	Kind  PIIKind // the first kind found in the value
+	Field string  `json:"field"` // dotted path, fields[i] for a data category
+	Kind  PIIKind `json:"kind"`  // the first kind found in the value
+	// Masked is the value as MaskPII shows it (every letter and digit of
+	// what looks like personal data replaced by '*'): safe to store and show.
+	Masked string `json:"masked"`
 }
 
 // piiFields calls fn with the path and a pointer to each free string field
@@ -86,7 +89,7 @@ func FindPII(e *Event) (PIIHit, bool) {
 			return
 		}
 		if k, ok := PIIIn(*v); ok {
-			hit, found = PIIHit{Field: piiPath(path, idx), Kind: k}, true
+			hit, found = PIIHit{Field: piiPath(path, idx), Kind: k, Masked: MaskPII(*v)}, true
 		}
 	})
 	return hit, found
@@ -104,7 +107,7 @@ func PseudonymizePII(e *Event, hash func(field, v string) string) []PIIHit {
 		if !ok {
 			return
 		}
-		h := PIIHit{Field: piiPath(path, idx), Kind: k}
+		h := PIIHit{Field: piiPath(path, idx), Kind: k, Masked: MaskPII(*v)}
 		hits = append(hits, h)
 		if path != "tenant" {
 			*v = hash(h.Field, *v)

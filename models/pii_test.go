@@ -119,7 +119,8 @@ func TestPseudonymizePII(t *testing.T) {
 	e := Event{EventID: "e1", Tenant: "t", Resource: Resource{Type: "order", ID: "4111111111111111"},
 		Fields: []string{"email", "jane@example.com"}, SubjectID: "jane@example.com", Tool: "lookup"}
 	hits := PseudonymizePII(&e, func(_, s string) string { return "h:" + s[:1] })
-	if len(hits) != 2 || hits[0] != (PIIHit{"resource.id", PIICard}) || hits[1] != (PIIHit{"fields[1]", PIIEmail}) {
+	if len(hits) != 2 || hits[0] != (PIIHit{"resource.id", PIICard, "****************"}) ||
+		hits[1] != (PIIHit{"fields[1]", PIIEmail, "****@*******.***"}) {
 		t.Fatalf("hits = %+v", hits)
 	}
 	if e.Resource.ID != "h:4" || e.Fields[1] != "h:j" || e.Fields[0] != "email" || e.SubjectID != "jane@example.com" || e.Tool != "lookup" {

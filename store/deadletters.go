@@ -88,3 +88,26 @@ WHERE reason = 'pii_in_payload' GROUP BY store ORDER BY n DESC, store LIMIT 50`)
 	}
 	return out, rows.Err()
 }
+
+// PIIStoredCounts returns, per producer store (the 50 largest), the number
+// of events stored with their payload PII pseudonymized: the sum of the
+// scores (events) of the pii_in_payload findings ingest raised against the
+// producer.
+func (s *Store) PIIStoredCounts(ctx context.Context) (map[string]uint64, error) {
+	rows, err := s.conn.Query(ctx, `SELECT actor_id, toUInt64(sum(score)) AS n FROM findings
+WHERE detector = 'pii_in_payload' GROUP BY actor_id ORDER BY n DESC, actor_id LIMIT 50`)
+	if err != nil {
+		return nil, fmt.Errorf("counting pseudonymized pii events: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var st string
+		var n uint64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}

@@ -19,6 +19,10 @@ type Summary struct {
 	DeadLetters   map[string]uint64 `json:"dead_letters"`
 	// PIIByStore counts pii_in_payload dead letters per producer store.
 	PIIByStore map[string]uint64 `json:"pii_dead_letters_by_store"`
+	// PIIStoredByStore counts the events stored with their payload PII
+	// pseudonymized (ingest.pii: pseudonymize) per producer store, from
+	// the pii_in_payload findings raised against the producers.
+	PIIStoredByStore map[string]uint64 `json:"pii_pseudonymized_by_store"`
 }
 
 // Summary counts what is stored.
@@ -48,6 +52,9 @@ func (s *Store) Summary(ctx context.Context) (Summary, error) {
 		if sum.PIIByStore, err = s.PIIDeadLetterCounts(ctx); err != nil {
 			return sum, err
 		}
+	}
+	if sum.PIIStoredByStore, err = s.PIIStoredCounts(ctx); err != nil {
+		return sum, err
 	}
 	return sum, nil
 }

@@ -108,6 +108,32 @@ func TestDeadLettersDedupeByOffset(t *testing.T) {
 	}
 }
 
+// TestPIIStoredCounts (issue 14 item 4): the summary counts per producer
+// the events stored pseudonymized, from the pii_in_payload findings
+// ingest raised against them (score = events); other detectors' findings
+// do not count.
+func TestPIIStoredCounts(t *testing.T) {
+	t.Parallel() // a database of its own
+	s := storetest.New(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	f := func(det, actor string, n float64) store.StoredFinding {
+		return store.StoredFinding{Finding: models.Finding{Detector: det, Tenant: "acme", ActorID: actor, WindowStart: now,
+			WindowEnd: now.Add(time.Minute), DetectedAt: now, Score: n, Severity: models.SeverityMedium}}
+	}
+	if err := s.InsertFindings(ctx, []store.StoredFinding{f("pii_in_payload", "crm", 3), f("pii_in_payload", "crm", 2),
+		f("pii_in_payload", "orders", 1), f("volume_spike", "crm", 40)}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := s.Summary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.PIIStoredByStore) != 2 || sum.PIIStoredByStore["crm"] != 5 || sum.PIIStoredByStore["orders"] != 1 {
+		t.Fatalf("pii stored per producer = %v, want crm=5 orders=1", sum.PIIStoredByStore)
+	}
+}
+
 func TestSuppressions(t *testing.T) {
 	t.Parallel() // a database of its own
 	s := storetest.New(t)

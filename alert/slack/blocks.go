@@ -252,6 +252,21 @@ func evidenceFields(v *alert.AlertView) []*slack.TextBlockObject {
 		}
 		add("Peers", strings.TrimSpace(peers))
 	}
+	if len(ev.Destinations) > 0 {
+		ds := make([]string, len(ev.Destinations))
+		for i, d := range ev.Destinations {
+			ds[i] = oneLine(d)
+		}
+		add("Destinations", strings.Join(ds, ", "))
+	}
+	if len(ev.PII) > 0 {
+		// The masked values only: a finding never holds the raw ones.
+		lines := make([]string, len(ev.PII))
+		for i, h := range ev.PII {
+			lines[i] = oneLine(string(h.Kind)) + " in " + code(h.Field) + ": " + code(h.Masked)
+		}
+		add("Payload PII", strings.Join(lines, "\n"))
+	}
 	if !v.Latest.WindowStart.IsZero() {
 		w := clock(v.Latest.WindowStart)
 		if v.Latest.WindowEnd.After(v.Latest.WindowStart) {

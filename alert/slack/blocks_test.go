@@ -39,6 +39,12 @@ func TestRenderGolden(t *testing.T) {
 	acked.UpdatedBy, acked.AckedAt = "slack:U42", t0.Add(2*time.Minute)
 	escalated := view(eventRule("bot-3", t0), models.StatusEscalated, 1)
 	escalated.EscalatedAt = t0.Add(15 * time.Minute)
+	pii := finding("pii_in_payload", "crm", models.SeverityMedium, t0)
+	pii.Summary = "producer crm sent personal data in 3 event(s) (card in resource.id, email in fields[1]); stored pseudonymized"
+	pii.Evidence.PII = []models.PIIHit{{Field: "resource.id", Kind: models.PIICard, Masked: "order-****-****-****-****"},
+		{Field: "fields[1]", Kind: models.PIIEmail, Masked: "****@*******.***"}}
+	share := finding("destination_new", "agent-9", models.SeverityHigh, t0)
+	share.Evidence.Destinations = []string{"quickdrop-417.example"}
 	var storm []alert.AlertView
 	for i, det := range []string{"volume_spike", "enumeration", "off_hours", "rare_store", "peer_deviation", "denied_burst"} {
 		v := view(finding(det, "agent-5", models.Severity(1+i%4), t0), models.StatusOpen, 10+i)
@@ -67,10 +73,19 @@ func TestRenderGolden(t *testing.T) {
 			Alerts: storm, MaxListed: 4, RemindedAt: t0.Add(4 * time.Hour)}},
 		{"closed", alert.Message{ID: "g6-abc", Kind: alert.KindGroup, Tenant: "acme", ActorID: "agent-17",
 			Alerts: []alert.AlertView{view(spike, models.StatusResolved, 7)}, Closed: true, MaxListed: 10}},
+		{"payload_pii", alert.Message{ID: "g7-abc", Kind: alert.KindGroup, Tenant: "acme", ActorID: "crm",
+			Alerts: []alert.AlertView{view(pii, models.StatusOpen, 1)}, MaxListed: 10}},
+		{"destination", alert.Message{ID: "g8-abc", Kind: alert.KindGroup, Tenant: "acme", ActorID: "agent-9",
+			Alerts: []alert.AlertView{view(share, models.StatusOpen, 1)}, MaxListed: 10}},
 		{"digest", alert.Message{ID: "digest-2025-01-13", Kind: alert.KindDigest, Digest: &alert.Digest{
 			Title: "Weekly breach-risk summary", Week: time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC), URL: "https://chatwarden.example/reports/weekly",
 			Sections: []alert.DigestSection{{Title: "Top risks", Lines: []string{"agent-17: 0.93 (volume_spike, enumeration)", "vendor <acme-bpo> & co: 0.71"}},
 				{Title: "Time to acknowledge", Lines: []string{"median 6m, p95 41m"}}}}}},
+	}
+	// Evidence a message must show (masked values only, for payload PII).
+	shows := map[string][]string{
+		"payload_pii": {"card in `resource.id`: `order-****-****-****-****`", "email in `fields[1]`: `****@*******.***`"},
+		"destination": {"*Destinations*\\nquickdrop-417.example"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +101,11 @@ func TestRenderGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := buf.Bytes()
+			for _, want := range shows[tc.name] {
+				if !bytes.Contains(got, []byte(want)) {
+					t.Errorf("the message does not show %q", want)
+				}
+			}
 			path := filepath.Join("testdata", tc.name+".golden.json")
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {

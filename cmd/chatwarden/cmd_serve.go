@@ -141,7 +141,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	in := wireIngest(c.Ingest, s, p, reg, log, det.observer, wm)
+	in := wireIngest(c.Ingest, s, p, reg, log, det.observer, det.findings, wm)
 	dash, err := wireDashboards(c, s, p, reg, log, al.actions)
 	if err != nil {
 		return err

@@ -189,9 +189,21 @@ func printStatus(e *env, r statusReport) {
 				stores = append(stores, k)
 			}
 			sort.Strings(stores)
-			fmt.Fprintf(w, "payload pii  dead-lettered per producer store (ingest.pii; pseudonymized ones on /metrics):")
+			fmt.Fprintf(w, "payload pii  dead-lettered per producer store (ingest.pii: dead_letter):")
 			for _, k := range stores { // store names come from producers: escaped for the terminal
 				fmt.Fprintf(w, "  %s=%d", termSafe(k), s.PIIByStore[k])
+			}
+			fmt.Fprintln(w)
+		}
+		if len(s.PIIStoredByStore) > 0 {
+			stores := make([]string, 0, len(s.PIIStoredByStore))
+			for k := range s.PIIStoredByStore {
+				stores = append(stores, k)
+			}
+			sort.Strings(stores)
+			fmt.Fprintf(w, "payload pii  stored pseudonymized per producer store (ingest.pii: pseudonymize; findings pii_in_payload):")
+			for _, k := range stores {
+				fmt.Fprintf(w, "  %s=%d", termSafe(k), s.PIIStoredByStore[k])
 			}
 			fmt.Fprintln(w)
 		}

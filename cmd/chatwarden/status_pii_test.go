@@ -11,13 +11,16 @@ import (
 )
 
 // TestStatusPrintsPIIPerStore: status shows the pii_in_payload dead letters
-// per producer store, and no such line when there are none.
+// and the events stored pseudonymized (ingest.pii: pseudonymize) per
+// producer store, and no such line when there are none.
 func TestStatusPrintsPIIPerStore(t *testing.T) {
 	var out bytes.Buffer
 	e := &env{stdout: &out, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
-	sum := store.Summary{DeadLetters: map[string]uint64{"pii_in_payload": 3}, PIIByStore: map[string]uint64{"orders": 1, "crm": 2}}
+	sum := store.Summary{DeadLetters: map[string]uint64{"pii_in_payload": 3}, PIIByStore: map[string]uint64{"orders": 1, "crm": 2},
+		PIIStoredByStore: map[string]uint64{"tickets": 4}}
 	printStatus(e, statusReport{ClickHouse: &sum})
-	if !strings.Contains(out.String(), "payload pii  dead-lettered per producer store") || !strings.Contains(out.String(), "crm=2  orders=1") {
+	if !strings.Contains(out.String(), "payload pii  dead-lettered per producer store") || !strings.Contains(out.String(), "crm=2  orders=1") ||
+		!strings.Contains(out.String(), "payload pii  stored pseudonymized per producer store") || !strings.Contains(out.String(), "tickets=4") {
 		t.Fatalf("status output:\n%s", out.String())
 	}
 	out.Reset()

@@ -36,6 +36,9 @@ type storeFinding = store.StoredFinding
 type detecting struct {
 	component component
 	observer  ingest.BatchObserver
+	// findings takes the findings ingest raises (payload PII against a
+	// producer) the way the event rules' are taken.
+	findings ingest.FindingSink
 	// eviction forgets the consent register's old grants every hour.
 	eviction component
 }
@@ -60,6 +63,22 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 	if err != nil {
 		return detecting{}, err
 	}
+	// raise stores and forwards findings raised on ingest's path (event
+	// rules, ingest's own pii_in_payload). The batch's offsets are
+	// committed when it returns, so a finding must be durable first: retry
+	// until it is (or serve stops).
+	raise := ingest.FindingSink(func(ctx context.Context, _ time.Time, fs []models.Finding) {
+		stored := make([]storeFinding, len(fs))
+		for i := range fs {
+			stored[i].Finding = fs[i]
+		}
+		retryUntilDone(ctx, log, "storing findings raised at ingest", func(ctx context.Context) error {
+			return st.InsertFindings(ctx, stored)
+		})
+		retryUntilDone(ctx, log, "forwarding findings raised at ingest to alerting", func(ctx context.Context) error {
+			return notify(ctx, fs...)
+		})
+	})
 	var eng *detect.Engine
 	// The newest event time stored, for detect.clock: events (batch
 	// observers run after the batch is stored).
@@ -71,22 +90,9 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 			}
 		}
 		eng.NoteEvents(evs) // late events: counted, re-open their windows
-		fs := rules.Check(now, evs, cs)
-		if len(fs) == 0 {
-			return
+		if fs := rules.Check(now, evs, cs); len(fs) > 0 {
+			raise(ctx, now, fs)
 		}
-		stored := make([]storeFinding, len(fs))
-		for i := range fs {
-			stored[i].Finding = fs[i]
-		}
-		// The batch's offsets are committed when this returns, so a rule
-		// finding must be durable first: retry until it is (or serve stops).
-		retryUntilDone(ctx, log, "storing rule findings", func(ctx context.Context) error {
-			return st.InsertFindings(ctx, stored)
-		})
-		retryUntilDone(ctx, log, "forwarding rule findings to alerting", func(ctx context.Context) error {
-			return notify(ctx, fs...)
-		})
 	})
 	eng, err = detect.New(cfg, st, detect.Options{
 		Findings:     detect.FindingSink(notify),
@@ -101,7 +107,7 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 	if err != nil {
 		return detecting{}, err
 	}
-	return detecting{observer: observer, component: component{name: "detect", run: func(ctx context.Context) error {
+	return detecting{observer: observer, findings: raise, component: component{name: "detect", run: func(ctx context.Context) error {
 		if err := eng.Start(ctx, st, time.Now()); err != nil {
 			return err
 		}

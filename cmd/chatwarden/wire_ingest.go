@@ -21,12 +21,13 @@ type ingesting struct {
 }
 
 // wireIngest runs the Kafka consumer; observe (nil: none) sees every
-// stored batch before its offsets are committed; wm follows the event time
-// it commits.
+// stored batch before its offsets are committed, findings (nil: none) takes
+// ingest's own findings (pii_in_payload against a producer); wm follows
+// the event time it commits.
 func wireIngest(c ingest.Config, s *store.Store, p *pseudonym.Pseudonymizer, reg prometheus.Registerer, log *slog.Logger,
-	observe ingest.BatchObserver, wm *ingest.Watermark) ingesting {
+	observe ingest.BatchObserver, findings ingest.FindingSink, wm *ingest.Watermark) ingesting {
 	m := ingest.NewMetrics(reg)
 	return ingesting{health: m.Health, component: component{name: "ingest", run: func(ctx context.Context) error {
-		return ingest.Run(ctx, c, s, p, observe, m, log, ingest.WithWatermark(wm))
+		return ingest.Run(ctx, c, s, p, observe, m, log, ingest.WithWatermark(wm), ingest.WithFindings(findings))
 	}}}
 }

@@ -454,21 +454,24 @@ FROM actor_minute WHERE minute >= ? AND minute < ? AND actor_id = ?`
 // SubjectAccess is one line of a data-subject access report: who accessed a
 // customer's data, under which purpose and conversation, how often and when.
 type SubjectAccess struct {
-	Tenant         string    `json:"tenant"`
-	ActorID        string    `json:"actor_id"`
-	ActorType      string    `json:"actor_type"`
-	ActorRole      string    `json:"actor_role,omitempty"`
-	ActorVendor    string    `json:"actor_vendor,omitempty"`
-	Purpose        string    `json:"purpose"`
-	ConversationID string    `json:"conversation_id,omitempty"`
-	Stores         []string  `json:"stores"`
-	Actions        []string  `json:"actions"`
-	Categories     []string  `json:"categories"`
-	Events         uint64    `json:"events"`
-	Records        uint64    `json:"records"`
-	Denied         uint64    `json:"denied"`
-	First          time.Time `json:"first"`
-	Last           time.Time `json:"last"`
+	Tenant         string   `json:"tenant"`
+	ActorID        string   `json:"actor_id"`
+	ActorType      string   `json:"actor_type"`
+	ActorRole      string   `json:"actor_role,omitempty"`
+	ActorVendor    string   `json:"actor_vendor,omitempty"`
+	Purpose        string   `json:"purpose"`
+	ConversationID string   `json:"conversation_id,omitempty"`
+	Stores         []string `json:"stores"`
+	Actions        []string `json:"actions"`
+	Categories     []string `json:"categories"`
+	Events         uint64   `json:"events"`
+	Records        uint64   `json:"records"`
+	Denied         uint64   `json:"denied"`
+	// Outbound counts the shares and exports that were not refused,
+	// whether or not they named a destination.
+	Outbound uint64    `json:"outbound"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
 }
 
 // MaxSubjectAccessLines bounds the lines of one data-subject report.
@@ -493,7 +496,8 @@ func (s *Store) SubjectAccesses(ctx context.Context, tenants, subjectIDs []strin
 	// of every row of those granules (about 5x fewer bytes).
 	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, any(actor_type), any(actor_role), any(actor_vendor),
 purpose, conversation_id, groupUniqArray(store), groupUniqArray(action), groupUniqArrayArray(fields),
-count(), sum(records), countIf(result = 'denied'), min(ts) AS first_ts, max(ts) AS last_ts
+count(), sum(records), countIf(result = 'denied'), countIf(action IN ('share', 'export') AND result != 'denied'),
+min(ts) AS first_ts, max(ts) AS last_ts
 FROM events_by_subject
 PREWHERE `+where+`subject_id IN ?
 WHERE ts >= ? AND ts < ?
@@ -509,7 +513,7 @@ LIMIT ?`, append(args, from.UTC(), ceilSecond(to), uint64(MaxSubjectAccessLines+
 		var a SubjectAccess
 		if err := rows.Scan(&a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor, &a.Purpose,
 			&a.ConversationID, &a.Stores, &a.Actions, &a.Categories, &a.Events, &a.Records, &a.Denied,
-			&a.First, &a.Last); err != nil {
+			&a.Outbound, &a.First, &a.Last); err != nil {
 			return nil, false, fmt.Errorf("reading data-subject access: %w", err)
 		}
 		sort.Strings(a.Stores)

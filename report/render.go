@@ -23,6 +23,8 @@ var templateFS embed.FS
 type Renderer struct {
 	html *template.Template
 	md   *texttemplate.Template
+	// customerMD is the customer report's Markdown template.
+	customerMD *texttemplate.Template
 }
 
 // Funcs are the template helpers the weekly templates use; dashboards adds
@@ -35,6 +37,7 @@ func Funcs() template.FuncMap {
 		"join":      strings.Join,
 		"charts":    Charts,
 		"sensitive": func(c string) bool { return models.SensitiveCategories[c] },
+		"times":     timesWords,
 	}
 }
 
@@ -48,11 +51,17 @@ func NewRenderer() (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing weekly markdown template: %w", err)
 	}
-	return &Renderer{html: h, md: m}, nil
+	cm, err := texttemplate.New("customer.md").Funcs(texttemplate.FuncMap{"join": strings.Join, "md": mdEscape, "times": timesWords}).ParseFS(templateFS, "templates/customer.md")
+	if err != nil {
+		return nil, fmt.Errorf("parsing customer report markdown template: %w", err)
+	}
+	return &Renderer{html: h, md: m, customerMD: cm}, nil
 }
 
 // HTMLTemplates returns the parsed HTML templates ("weekly-body" is the
-// report without page chrome), for embedding in another page.
+// weekly report and "customer-body" the customer report without page
+// chrome, "customer-style" the latter's CSS), for embedding in another
+// page.
 func (r *Renderer) HTMLTemplates() *template.Template { return r.html }
 
 // Format is an output format.
@@ -63,6 +72,8 @@ const (
 	FormatHTML     Format = "html"
 	FormatMarkdown Format = "md"
 	FormatJSON     Format = "json"
+	// FormatPDF is for the customer report only.
+	FormatPDF Format = "pdf"
 )
 
 // Render writes s in format f.

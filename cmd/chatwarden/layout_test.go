@@ -51,6 +51,7 @@ func TestDependencyDirection(t *testing.T) {
 		"github.com/segmentio/kafka-go":       {"ingest", "sim", "cmd"},
 		"github.com/slack-go/slack":           {"alert/slack", "internal/slackfake"},
 		"gonum.org/v1/gonum":                  {"detect", "report"},
+		"codeberg.org/go-pdf/fpdf":            {"report"},
 		"github.com/chdb-io/chdb-go":          {"store/modern"},
 	}
 	// top is the unit a package belongs to: its top-level directory, or

@@ -32,10 +32,12 @@ type Hasher interface {
 type Store interface {
 	// ExistingEventIDs returns which of ids are already stored.
 	ExistingEventIDs(ctx context.Context, ids []string) (map[string]bool, error)
-	// StoredEventIDs returns which of ids are in the events table itself
-	// with a ts in [from, to]: after a failed insert, which may have
-	// written the events but not the views ExistingEventIDs reads.
-	StoredEventIDs(ctx context.Context, ids []string, from, to time.Time) (map[string]bool, error)
+	// CompletePartialInsert is for the retry of a failed insert of ids
+	// (ts in [from, to]), which may have written the events table and
+	// some of the materialized views but not the others: it writes what
+	// the views lack for the stored events, and returns their ids
+	// (PartialInsert.Stored), which must not be inserted again.
+	CompletePartialInsert(ctx context.Context, ids []string, from, to time.Time) (store.PartialInsert, error)
 	// InsertEvents stores pseudonymized, de-duplicated events.
 	InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error
 	// InsertConsents stores pseudonymized consent events.
@@ -833,6 +835,9 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 			return err
 		}
 	}
+	// Events a failed insert attempt stored (and whose views the retry
+	// completed): not inserted again, but new to the observer.
+	var partial []models.Event
 	if len(b.events) > 0 {
 		start := time.Now()
 		attempt := 0
@@ -853,13 +858,26 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 				for _, e := range b.events {
 					from, to = minTime(from, e.TS), maxTime(to, e.TS)
 				}
-				existing, err := c.d.Store.StoredEventIDs(ctx, eventIDs(b.events), from, to)
+				done, err := c.d.Store.CompletePartialInsert(ctx, eventIDs(b.events), from, to)
 				if err != nil {
 					return err
 				}
-				if n := dropExisting(&b.events, existing); n > 0 {
-					dupes += n
-					c.log.Info("an insert that failed had stored rows; retrying with the rest", "stored", n, "rest", len(b.events))
+				if len(done.Unsure) > 0 {
+					c.log.Warn("an insert that failed had stored rows; actor_minute keys left as they are (their counts match neither with nor without the stored rows)",
+						"count", len(done.Unsure), "first", done.Unsure[0])
+				}
+				if len(done.Stored) > 0 {
+					kept := b.events[:0:0]
+					for _, e := range b.events {
+						if done.Stored[e.EventID] {
+							partial = append(partial, e)
+						} else {
+							kept = append(kept, e)
+						}
+					}
+					b.events = kept
+					c.log.Info("an insert that failed had stored rows; wrote the views' missing rows and retrying with the rest",
+						"stored", len(done.Stored), "views_written", done.Written, "rest", len(b.events))
 				}
 				if len(b.events) == 0 {
 					return nil
@@ -890,7 +908,7 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 			c.m.Unjudged.Add(float64(len(unjudged)))
 			c.log.Warn("events stored by an earlier run but never judged by the event rules; judging them now", "count", len(unjudged))
 		}
-		if seen := append(unjudged, b.events...); len(seen) > 0 || len(b.consents) > 0 {
+		if seen := slices.Concat(unjudged, partial, b.events); len(seen) > 0 || len(b.consents) > 0 {
 			c.d.Observer(ctx, now, seen, b.consents)
 		}
 		if len(ranges) > 0 {
@@ -904,10 +922,12 @@ func (c *Consumer) store(ctx context.Context, gen int32, now time.Time, b batchR
 			}
 		}
 	}
-	c.m.Events.Add(float64(len(b.events)))
+	c.m.Events.Add(float64(len(b.events) + len(partial)))
 	c.m.countPII(b.pii)
-	for i := range b.events {
-		c.m.sawEvent(b.events[i].Store, b.events[i].TS)
+	for _, evs := range [][]models.Event{partial, b.events} {
+		for i := range evs {
+			c.m.sawEvent(evs[i].Store, evs[i].TS)
+		}
 	}
 	c.m.Consents.Add(float64(len(b.consents)))
 	c.m.Duplicates.Add(float64(dupes))

@@ -154,8 +154,11 @@ func (s *fakeStore) ExistingEventIDs(_ context.Context, ids []string) (map[strin
 	return out, nil
 }
 
-func (s *fakeStore) StoredEventIDs(ctx context.Context, ids []string, _, _ time.Time) (map[string]bool, error) {
-	return s.ExistingEventIDs(ctx, ids)
+// CompletePartialInsert finds the stored ids; the fake has no views to
+// complete.
+func (s *fakeStore) CompletePartialInsert(ctx context.Context, ids []string, _, _ time.Time) (store.PartialInsert, error) {
+	stored, err := s.ExistingEventIDs(ctx, ids)
+	return store.PartialInsert{Stored: stored}, err
 }
 
 func (s *fakeStore) InsertEvents(_ context.Context, evs []models.Event, _ time.Time) error {

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,18 +216,35 @@ func (s *viewFailStore) InsertEvents(ctx context.Context, evs []models.Event, at
 // drill 5 full-serve): an insert that wrote the events table but failed in
 // a materialized view is retried only with the events the events table
 // itself does not hold (re-checking event_ids, which the failed view push
-// never filled, doubled 1,993 rows).
+// never filled, doubled 1,993 rows). The events the failed attempt stored
+// still reach the observer: dropped from the retry, they were never judged
+// by the event rules.
 func TestInsertFailedInViewNotDuplicated(t *testing.T) {
 	j := &journal{}
 	ts := testNow.Add(-time.Minute)
 	src := newFakeSource(j, msg(DefaultAccessTopic, 0, 0, accessJSON("v1", ts, "u")), msg(DefaultAccessTopic, 0, 1, accessJSON("v2", ts, "u")))
 	st := &viewFailStore{fakeStore: &fakeStore{j: j}, ids: map[string]bool{}}
+	var mu sync.Mutex
+	var judged []string
 	c, _ := New(Config{BatchSize: 2, MaxBackoff: 10 * time.Millisecond}, Deps{Source: src, DeadLetters: &fakeWriter{j: j}, Store: st,
-		Hasher: fakeHasher{}, Now: func() time.Time { return testNow }})
+		Hasher: fakeHasher{}, Now: func() time.Time { return testNow },
+		Observer: func(_ context.Context, _ time.Time, evs []models.Event, _ []models.Consent) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range evs {
+				judged = append(judged, e.EventID)
+			}
+		}})
 	if err := runConsumer(t, c, func() bool { return src.committed()[partitionKey{DefaultAccessTopic, 0}] == 2 }); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.events) != 2 {
 		t.Fatalf("events table holds %d rows, want 2", len(st.events))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sort.Strings(judged)
+	if strings.Join(judged, ",") != "v1,v2" {
+		t.Fatalf("the observer judged %v, want v1 and v2 once each", judged)
 	}
 }

@@ -65,29 +65,12 @@ FROM (SELECT number + ? AS n FROM numbers(?))`, uint64(from.Unix()), span, n, ac
 
 // SampleActors returns up to n actor ids with events in [from, to).
 func (s *Store) SampleActors(ctx context.Context, from, to time.Time, n int) ([]string, error) {
-	return s.sample(ctx, `SELECT DISTINCT actor_id FROM actor_minute WHERE minute >= ? AND minute < ? LIMIT ?`, from.UTC(), to.UTC(), uint64(n))
+	return s.stringsOf(ctx, "sampling actor ids", `SELECT DISTINCT actor_id FROM actor_minute WHERE minute >= ? AND minute < ? LIMIT ?`, from.UTC(), to.UTC(), uint64(n))
 }
 
 // SampleSubjects returns up to n customer pseudonyms with events in [from, to).
 func (s *Store) SampleSubjects(ctx context.Context, from, to time.Time, n int) ([]string, error) {
-	return s.sample(ctx, `SELECT DISTINCT subject_id FROM events_by_subject WHERE ts >= ? AND ts < ? LIMIT ?`, from.UTC(), to.UTC(), uint64(n))
-}
-
-func (s *Store) sample(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sampling ids: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return s.stringsOf(ctx, "sampling subject ids", `SELECT DISTINCT subject_id FROM events_by_subject WHERE ts >= ? AND ts < ? LIMIT ?`, from.UTC(), to.UTC(), uint64(n))
 }
 
 // TableDiskBytes returns the bytes on disk of the active parts of each

@@ -15,19 +15,6 @@ func (s *Store) RecordedQueries(ctx context.Context, since time.Time, clientLike
 	if err := s.exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
 		return nil, fmt.Errorf("flushing query log: %w", err)
 	}
-	rows, err := s.conn.Query(ctx, `SELECT DISTINCT query FROM system.query_log
+	return s.stringsOf(ctx, "reading query log", `SELECT DISTINCT query FROM system.query_log
 WHERE type = 2 AND event_time >= ? AND client_name LIKE ?`, since.UTC(), clientLike)
-	if err != nil {
-		return nil, fmt.Errorf("reading query log: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var q string
-		if err := rows.Scan(&q); err != nil {
-			return nil, err
-		}
-		out = append(out, q)
-	}
-	return out, rows.Err()
 }

@@ -304,6 +304,25 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) error {
 	return s.conn.Exec(ctx, query, args...)
 }
 
+// stringsOf runs query, which returns one String column, and returns its
+// values; what names the query in errors.
+func (s *Store) stringsOf(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // InList binds a non-empty list of strings for "x IN ?": it renders as a
 // quoted tuple ('a', 'b'). (A plain slice binds as an array, which IN
 // rejects on 18.16.) Callers must not pass an empty list.

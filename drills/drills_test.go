@@ -569,23 +569,8 @@ func TestDrillConsumerLag(t *testing.T) {
 	d := newDrill(t, drillOptions{})
 	lag := envDuration(t, "DRILL_LAG", 10*time.Minute)
 	r := result{Drill: "8 consumer lag", Injected: fmt.Sprintf("`chatwarden serve` paused (SIGSTOP) for %s of live traffic (20 agents, 20 events/s); inside the lag one agent reads 600 customers in a minute", lag)}
-	p := d.start(t, "serve")
-	ctx, stopTraffic := context.WithCancel(t.Context())
-	defer stopTraffic()
-	traffic := d.liveTraffic(ctx, t, "live", 20)
-	waitFor(t, 3*time.Minute, "detection baselines ready", func() bool {
-		return p.Exited() || strings.Contains(p.Log(), "detection baselines ready")
-	})
-	// Three windows of peer traffic: the burst is judged against its peers.
-	time.Sleep(3*time.Minute + 10*time.Second)
-	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped := time.Now()
-	t.Logf("serve paused with %d events stored", d.stored(t))
-	time.Sleep(lag / 2)
-	exfil := d.burst(t)
-	time.Sleep(lag - time.Since(stopped))
+	l := d.lagWithBurst(t, lag, "paused", func(p *proc) error { return p.Cmd.Process.Signal(syscall.SIGSTOP) })
+	p, stopTraffic, traffic, exfil, stopped := l.serve, l.stopTraffic, l.traffic, l.exfil, l.stopped
 	if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -627,6 +612,44 @@ func TestDrillConsumerLag(t *testing.T) {
 	record(r)
 }
 
+// lagged is a consumer-lag drill once its lag is over: serve stopped, the
+// live traffic still going on, the burst produced inside the lag.
+type lagged struct {
+	serve       *proc
+	stopTraffic context.CancelFunc // also called when the test ends
+	traffic     func() int         // waits for the traffic to stop; the events it produced
+	exfil       string             // the burst's agent
+	stopped     time.Time          // when serve was stopped
+}
+
+// lagWithBurst is the common start of the consumer-lag drills (8 and 8b):
+// serve runs under live traffic (20 agents, 20 events/s) until its
+// baselines are ready and three windows of peer traffic are stored, then
+// stop (SIGSTOP, SIGKILL) takes it out for lag, and half-way through the lag
+// one agent pulls 600 customers (burst). how says what stop did, for the
+// log.
+func (d *drill) lagWithBurst(t *testing.T, lag time.Duration, how string, stop func(*proc) error) lagged {
+	t.Helper()
+	p := d.start(t, "serve")
+	ctx, stopTraffic := context.WithCancel(t.Context())
+	t.Cleanup(stopTraffic)
+	traffic := d.liveTraffic(ctx, t, "live", 20)
+	waitFor(t, 3*time.Minute, "detection baselines ready", func() bool {
+		return p.Exited() || strings.Contains(p.Log(), "detection baselines ready")
+	})
+	// Three windows of peer traffic: the burst is judged against its peers.
+	time.Sleep(3*time.Minute + 10*time.Second)
+	if err := stop(p); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	t.Logf("serve %s with %d events stored", how, d.stored(t))
+	time.Sleep(lag / 2)
+	exfil := d.burst(t)
+	time.Sleep(lag - time.Since(stopped))
+	return lagged{serve: p, stopTraffic: stopTraffic, traffic: traffic, exfil: exfil, stopped: stopped}
+}
+
 // burst produces, with event time now, one agent's pull of 600 customers
 // (600 reads of 5 records: no single event trips an event rule) and
 // returns the agent's id.
@@ -659,23 +682,10 @@ func TestDrillConsumerLagRestart(t *testing.T) {
 	d := newDrill(t, drillOptions{})
 	lag := envDuration(t, "DRILL_LAG", 10*time.Minute)
 	r := result{Drill: "8b consumer lag across a restart", Injected: fmt.Sprintf("`chatwarden serve` killed (SIGKILL) and restarted %s later, live traffic going on (20 agents, 20 events/s); inside the lag one agent reads 600 customers in a minute", lag)}
-	p := d.start(t, "serve")
-	ctx, stopTraffic := context.WithCancel(t.Context())
-	defer stopTraffic()
-	traffic := d.liveTraffic(ctx, t, "live", 20)
-	waitFor(t, 3*time.Minute, "detection baselines ready", func() bool {
-		return p.Exited() || strings.Contains(p.Log(), "detection baselines ready")
-	})
-	// Three windows of peer traffic: the burst is judged against its peers.
-	time.Sleep(3*time.Minute + 10*time.Second)
-	_ = p.stop(t, syscall.SIGKILL)
-	stopped := time.Now()
-	t.Logf("serve killed with %d events stored", d.stored(t))
-	time.Sleep(lag / 2)
-	exfil := d.burst(t)
-	time.Sleep(lag - time.Since(stopped))
+	l := d.lagWithBurst(t, lag, "killed", func(p *proc) error { _ = p.stop(t, syscall.SIGKILL); return nil })
+	stopTraffic, traffic, exfil := l.stopTraffic, l.traffic, l.exfil
 	t.Logf("group lag %d before the restart", d.lag(t))
-	p = d.start(t, "serve")
+	p := d.start(t, "serve")
 	restarted := time.Now()
 	waitFor(t, 5*time.Minute, "a window detector's finding on the burst", func() bool {
 		fs, err := d.st.Findings(t.Context(), store.FindingFilter{ActorID: exfil, IncludeSuppressed: true, From: time.Now().Add(-24 * time.Hour), To: time.Now().Add(time.Hour)})

@@ -73,6 +73,9 @@ type Config struct {
 	// Destinations configures third-party sharing detection: the
 	// destination allow-list and the destination detectors.
 	Destinations DestinationsConfig `yaml:"destinations"`
+	// Conversations configures conversation_shape, the model of each bot's
+	// conversations (conversation_shape.go).
+	Conversations ConversationsConfig `yaml:"conversations"`
 	// Severities overrides a detector's severity by name (e.g.
 	// off_hours: low).
 	Severities map[string]models.Severity `yaml:"severities"`
@@ -366,6 +369,7 @@ func (c Config) WithDefaults() Config {
 	def(&d.SeriesTailProb, 1e-6)
 	def(&d.SeriesMinChange, 0.2)
 	c.Destinations = c.Destinations.withDefaults()
+	c.Conversations = c.Conversations.withDefaults()
 	return c
 }
 
@@ -538,6 +542,7 @@ func (c Config) Validate() error { //nolint:gocognit // one flat check per field
 		}
 	}
 	errs = append(errs, c.Destinations.validate()...)
+	errs = append(errs, c.Conversations.validate()...)
 	known := KnownDetectors()
 	for name := range c.Severities {
 		if !slices.Contains(known, name) {

@@ -12,6 +12,7 @@ const (
 	RuleVendorScope          = "vendor_scope"
 	RuleVendorNoContract     = "vendor_no_contract"
 	RuleDestinationAllowlist = "destination_allowlist"
+	RuleConversationShape    = "conversation_shape"
 
 	DetVolumeSpike       = "volume_spike"
 	DetEnumeration       = "enumeration"
@@ -39,6 +40,7 @@ var defaultSeverity = map[string]models.Severity{
 	RuleVendorScope:          models.SeverityHigh,
 	RuleVendorNoContract:     models.SeverityLow,
 	RuleDestinationAllowlist: models.SeverityHigh,
+	RuleConversationShape:    models.SeverityHigh,
 	DetDestinationNew:        models.SeverityHigh,
 	DetDestinationVolume:     models.SeverityHigh,
 	DetVolumeSpike:           models.SeverityHigh,
@@ -55,9 +57,10 @@ var defaultSeverity = map[string]models.Severity{
 	DetSeasonal:              models.SeverityMedium,
 }
 
-// ruleNames are the per-event rules (rules.go), in docs/detectors.md's order.
+// ruleNames are the per-event rules (rules.go, eventRules in table.go), in
+// docs/detectors.md's order.
 var ruleNames = []string{RuleBulkAccess, RuleBotCrossCustomer, RuleConversationSubjects, RuleConsentWithdrawn,
-	RulePurposeCategory, RuleVendorScope, RuleVendorNoContract, RuleDestinationAllowlist}
+	RulePurposeCategory, RuleVendorScope, RuleVendorNoContract, RuleDestinationAllowlist, RuleConversationShape}
 
 // detectorNames are the statistical detectors (the window detectors of
 // windowDetectors, drift, run on daily counts, and the destination

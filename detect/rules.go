@@ -29,6 +29,8 @@ type Rules struct {
 	// noContract holds, per (tenant, vendor) without a contract, when
 	// vendor_no_contract last fired.
 	noContract map[convKey]time.Time
+	// shapes is conversation_shape's model of each bot's conversations.
+	shapes *shapes
 }
 
 // NoContractEvery is how often, at most, vendor_no_contract fires for one
@@ -67,7 +69,7 @@ func NewRules(cfg Config, consents *ConsentRegister) (*Rules, error) {
 	}
 	r := &Rules{cfg: cfg, consents: consents, purposes: map[string]map[string]bool{}, gated: map[string]bool{},
 		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}, noContract: map[convKey]time.Time{},
-		allow: newAllowList(cfg.Destinations)}
+		allow: newAllowList(cfg.Destinations), shapes: newShapes(cfg.Conversations)}
 	for p, cats := range cfg.Rules.Purposes {
 		if slices.Contains(cats, "*") {
 			r.purposes[p] = nil
@@ -180,22 +182,20 @@ func (r *Rules) Check(now time.Time, evs []models.Event, cs []models.Consent) []
 	}
 	for i := range evs {
 		e := &evs[i]
-		r.checkBulk(e, hit)
-		r.checkConversation(e, hit)
-		r.checkConsent(e, hit)
-		r.checkPurpose(e, hit)
-		r.checkVendor(e, hit)
-		r.checkDestination(e, hit)
+		for _, er := range eventRules {
+			er.check(r, e, hit)
+		}
 	}
 	r.sweep(now)
+	shaped := r.shapeFindings(now)
 	if len(order) == 0 {
-		return nil
+		return shaped
 	}
-	out := make([]models.Finding, 0, len(order))
+	out := make([]models.Finding, 0, len(order)+len(shaped))
 	for _, k := range order {
 		out = append(out, r.finding(now, hits[k]))
 	}
-	return out
+	return append(out, shaped...)
 }
 
 func addUnique(ss []string, s string, limit int) []string {

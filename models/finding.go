@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -90,10 +91,48 @@ type Evidence struct {
 	PII []PIIHit `json:"pii,omitempty"`
 	// EventIDs are the events behind an event-rule finding.
 	EventIDs []string `json:"event_ids,omitempty"`
+	// Calls is a conversation's call sequence, the improbable calls marked
+	// (conversation_shape).
+	Calls []CallStep `json:"calls,omitempty"`
 	// Query is the ClickHouse query that reproduces the evidence.
 	Query string `json:"query,omitempty"`
 	// Notes holds further named numbers (e.g. "z": 7.2).
 	Notes map[string]float64 `json:"notes,omitempty"`
+}
+
+// CallStep is one tool call of a conversation, as conversation_shape shows
+// it: what the call touched and how surprising it was under the bot's model.
+type CallStep struct {
+	TS         time.Time `json:"ts"`
+	Tool       string    `json:"tool"`
+	Store      string    `json:"store"`
+	Action     string    `json:"action"`
+	Categories []string  `json:"categories,omitempty"`
+	Records    uint64    `json:"records"`
+	// OtherCustomer: the call read a customer the conversation had not
+	// touched (other than its authenticated customer).
+	OtherCustomer bool `json:"other_customer,omitempty"`
+	// Surprise is -ln P of the call given the one before it (nats).
+	Surprise float64 `json:"surprise"`
+	// Improbable marks the calls that make the conversation anomalous.
+	Improbable bool `json:"improbable,omitempty"`
+}
+
+// Label is the call in one line: tool, store, action, categories, records.
+func (c CallStep) Label() string {
+	s := c.Tool
+	if s == "" {
+		s = "(no tool)"
+	}
+	s += " " + c.Action + " " + c.Store
+	if len(c.Categories) > 0 {
+		s += " [" + strings.Join(c.Categories, ",") + "]"
+	}
+	s += " x" + strconv.FormatUint(c.Records, 10)
+	if c.OtherCustomer {
+		s += " (another customer)"
+	}
+	return s
 }
 
 // Finding is one detector's verdict that an actor's access in a window looks

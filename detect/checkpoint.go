@@ -72,7 +72,28 @@ func (e *Engine) Checkpoint(ctx context.Context, cp Checkpoints, now time.Time) 
 // history from there (or from now - BackfillDays) up to now from
 // actor_minute, without emitting findings. Detection then resumes at now.
 func (e *Engine) Start(ctx context.Context, cp Checkpoints, now time.Time) error {
+	return e.start(ctx, cp, now, time.Time{}, false)
+}
+
+// TakeOver prepares the baselines of a shard this instance was just given
+// (detect.ownership: group) after another owner had it: it restores the
+// shard's newest checkpoint and learns, without findings, the windows up to
+// evaluatedTo, the end of the last window the previous owner reported as
+// evaluated (zero: unknown). The windows after that, up to now, are left to
+// the next Advance, which evaluates them with findings: late, but
+// evaluated. With evaluatedTo unknown, every window after the checkpoint is
+// evaluated again (a finding the previous owner raised for one of them is
+// raised again, and alerting's grouping keeps it to one message); with no
+// checkpoint either, it is Start.
+func (e *Engine) TakeOver(ctx context.Context, cp Checkpoints, evaluatedTo, now time.Time) error {
+	return e.start(ctx, cp, now, evaluatedTo, true)
+}
+
+// start is Start (takeover false) and TakeOver: windows before learnTo
+// (zero: now) are learned without findings.
+func (e *Engine) start(ctx context.Context, cp Checkpoints, now, learnTo time.Time, takeover bool) error {
 	from := now.Add(-time.Duration(e.cfg.BackfillDays) * 24 * time.Hour).Truncate(e.cfg.Window)
+	restored := false
 	if cp != nil {
 		c, ok, err := cp.LatestCheckpoint(ctx, e.shard)
 		switch {
@@ -85,11 +106,25 @@ func (e *Engine) Start(ctx context.Context, cp Checkpoints, now time.Time) error
 				e.log.Warn("checkpoint unreadable; rebuilding baselines from clickhouse", "err", err)
 			} else {
 				from = e.next.Add(-e.cfg.Window)
+				restored = true
 				e.log.Info("restored detection checkpoint", "as_of", c.AsOf, "actors", len(e.actors))
 			}
 		}
 	}
 	end := now.Truncate(e.cfg.Window)
+	if takeover {
+		switch {
+		case !learnTo.IsZero():
+			if lt := learnTo.Truncate(e.cfg.Window); lt.Before(end) {
+				end = lt
+			}
+			if end.Before(from) { // the checkpoint is newer than the report
+				end = from
+			}
+		case restored:
+			end = from
+		}
+	}
 	if from.Before(end) {
 		if err := e.backfill(ctx, from, end); err != nil {
 			return fmt.Errorf("back-filling baselines from %s: %w", from.Format(time.RFC3339), err)
@@ -100,6 +135,10 @@ func (e *Engine) Start(ctx context.Context, cp Checkpoints, now time.Time) error
 	// (stored while the back-fill ran, or after it) is late and re-opens
 	// its window at the first cycle.
 	e.closed.Store(end.Unix())
+	if behind := now.Truncate(e.cfg.Window).Sub(end); takeover && behind > 0 {
+		e.log.Info("detection shard taken over: evaluating the windows its previous owner missed",
+			"shard", e.shard.Index, "from", end, "windows", int(behind/e.cfg.Window))
+	}
 	e.log.Info("detection baselines ready", "actors", len(e.actors), "from", from, "to", end)
 	return nil
 }
@@ -161,6 +200,7 @@ func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Du
 		if err := e.Advance(ctx, e.closeTo(now(), lateness)); err != nil {
 			e.log.Error("detection cycle", "err", err)
 		}
+		e.progress()
 		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
 			if err := e.Checkpoint(ctx, cp, now()); err != nil {
 				e.log.Error("checkpointing baselines", "err", err)
@@ -214,6 +254,7 @@ func (e *Engine) RunOnEvents(ctx context.Context, watermark, now func() time.Tim
 		if _, err := e.stepOnEvents(ctx, watermark()); err != nil {
 			e.log.Error("detection cycle", "err", err)
 		}
+		e.progress()
 		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
 			if err := e.Checkpoint(ctx, cp, now()); err != nil {
 				e.log.Error("checkpointing baselines", "err", err)
@@ -236,4 +277,21 @@ func (e *Engine) stepOnEvents(ctx context.Context, wm time.Time) (bool, error) {
 		return false, nil
 	}
 	return true, e.Advance(ctx, to)
+}
+
+// progress hands the end of the last window evaluated to
+// Options.Progress, if set, after a cycle.
+func (e *Engine) progress() {
+	if e.opt.Progress != nil && !e.next.IsZero() {
+		e.opt.Progress(e.next.Add(-e.cfg.Window))
+	}
+}
+
+// EvaluatedTo returns the end of the last window evaluated (zero before
+// the first). Not safe while Run runs: use Options.Progress.
+func (e *Engine) EvaluatedTo() time.Time {
+	if e.next.IsZero() {
+		return time.Time{}
+	}
+	return e.next.Add(-e.cfg.Window)
 }

@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,23 @@ type Config struct {
 	// cityHash64(actor_id) % Shards == Shard (default 0 of 1).
 	Shard  int `yaml:"shard"`
 	Shards int `yaml:"shards"`
+	// Ownership says how serve instances share the shards: "static"
+	// (default) this instance evaluates Shard only; "group" the shards
+	// are owned through a Kafka consumer group (ShardGroup) over a control
+	// topic with one partition per shard (ShardTopic, created with
+	// Shards partitions), so that the shards of an instance that dies move
+	// to a survivor within ShardSessionTimeout, which restores their
+	// checkpoint and evaluates the windows they missed. One serve alone
+	// owns every shard. Shard must be unset with "group".
+	Ownership string `yaml:"ownership"`
+	// ShardTopic is the control topic (default chatwarden.detect-shards.v1).
+	ShardTopic string `yaml:"shard_topic"`
+	// ShardGroup is the consumer group (default chatwarden-detect).
+	ShardGroup string `yaml:"shard_group"`
+	// ShardSessionTimeout is how long the group waits for a silent
+	// instance before moving its shards (default 10s; 6s to 5m, within the
+	// broker's group.min/max.session.timeout.ms).
+	ShardSessionTimeout time.Duration `yaml:"shard_session_timeout"`
 	// BackfillDays is how much actor_minute history rebuilds the baselines
 	// at start-up when no checkpoint is newer (default 28).
 	BackfillDays int `yaml:"backfill_days"`
@@ -273,6 +291,18 @@ func (c Config) WithDefaults() Config {
 	if c.Clock == "" {
 		c.Clock = ClockWall
 	}
+	if c.Ownership == "" {
+		c.Ownership = OwnershipStatic
+	}
+	if c.ShardTopic == "" {
+		c.ShardTopic = DefaultShardTopic
+	}
+	if c.ShardGroup == "" {
+		c.ShardGroup = DefaultShardGroup
+	}
+	if c.ShardSessionTimeout == 0 {
+		c.ShardSessionTimeout = 10 * time.Second
+	}
 	defInt(&c.BackfillDays, 28)
 	if c.AllowedLateness == 0 {
 		c.AllowedLateness = 5 * time.Second
@@ -411,6 +441,20 @@ const (
 	MaxReopenPerCycle = 1000
 )
 
+// Detection shard ownership (detect.ownership).
+const (
+	OwnershipStatic = "static"
+	OwnershipGroup  = "group"
+	// DefaultShardTopic and DefaultShardGroup are detect.shard_topic's
+	// and detect.shard_group's defaults.
+	DefaultShardTopic = "chatwarden.detect-shards.v1"
+	DefaultShardGroup = "chatwarden-detect"
+	// MaxShards bounds detect.shards with ownership group.
+	MaxShards = 1024
+)
+
+var kafkaNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
 // MinWindow and MaxWindow bound detect.window.
 const (
 	MinWindow = 10 * time.Second
@@ -441,6 +485,27 @@ func (c Config) Validate() error { //nolint:gocognit // one flat check per field
 	}
 	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
 		bad("shard", "%d of %d: want 0 <= shard < shards", c.Shard, c.Shards)
+	}
+	switch c.Ownership {
+	case OwnershipStatic:
+	case OwnershipGroup:
+		if c.Shard != 0 {
+			bad("shard", "%d with ownership group: the group assigns the shards; leave shard unset", c.Shard)
+		}
+		if c.Shards > MaxShards {
+			bad("shards", "%d: at most %d with ownership group (one control-topic partition each)", c.Shards, MaxShards)
+		}
+	default:
+		bad("ownership", "%q: want %s or %s", c.Ownership, OwnershipStatic, OwnershipGroup)
+	}
+	if !kafkaNameRe.MatchString(c.ShardTopic) {
+		bad("shard_topic", "%q is not a Kafka topic name (letters, digits, '.', '_', '-', at most 249)", c.ShardTopic)
+	}
+	if c.ShardGroup == "" || len(c.ShardGroup) > 249 || strings.ContainsAny(c.ShardGroup, " \t\n") {
+		bad("shard_group", "%q is not a consumer group name (no spaces, at most 249 characters)", c.ShardGroup)
+	}
+	if c.ShardSessionTimeout < 6*time.Second || c.ShardSessionTimeout > 5*time.Minute {
+		bad("shard_session_timeout", "%s is not between 6s and 5m", c.ShardSessionTimeout)
 	}
 	if c.AllowedLateness < 0 || c.AllowedLateness > time.Hour {
 		bad("allowed_lateness", "%s is not between 0 and 1h", c.AllowedLateness)

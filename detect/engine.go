@@ -71,6 +71,11 @@ type Options struct {
 	// destination detectors (destination_new, destination_volume);
 	// without it they do not run.
 	Destinations DestinationSource
+	// Progress, when set, is called by Run and RunOnEvents after every
+	// cycle with the end of the last window evaluated (detect.ownership:
+	// group reports it on the shard's control partition, so that the next
+	// owner knows where to resume).
+	Progress func(evaluatedTo time.Time)
 }
 
 type windowRow = store.WindowActivity

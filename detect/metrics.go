@@ -21,6 +21,9 @@ type metrics struct {
 	dropped       *prometheus.CounterVec
 	evicted       prometheus.Counter
 	actors        prometheus.Gauge
+
+	reg prometheus.Registerer
+	all []prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,8 +64,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Actors the engine holds a baseline for (after the last eviction pass)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd,
-			m.pending, m.dropped, m.evicted, m.actors, m.heldBack, m.late, m.unreopened, m.reopened, m.reopenPending)
+		m.reg = reg
+		m.all = []prometheus.Collector{m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd,
+			m.pending, m.dropped, m.evicted, m.actors, m.heldBack, m.late, m.unreopened, m.reopened, m.reopenPending}
+		reg.MustRegister(m.all...)
 	}
 	return m
+}
+
+// Unregister removes the engine's metrics from Options.Registerer: an
+// engine whose shard moved to another instance (detect.ownership: group)
+// stops reporting, and the shard's next engine here registers its own.
+func (e *Engine) Unregister() {
+	for _, c := range e.metrics.all {
+		e.metrics.reg.Unregister(c)
+	}
 }

@@ -155,6 +155,20 @@ type LagFunc func(ctx context.Context) (int64, error)
 // or after since (store.LastEventByStore).
 type SourcesFunc func(ctx context.Context, since time.Time) (map[string]time.Time, error)
 
+// UnownedShard is a detection shard that has had no owner for longer than
+// Limit: its last owner reported at LastOwned (zero: never since this
+// instance started watching, at Since).
+type UnownedShard struct {
+	Shard     int
+	LastOwned time.Time
+	Since     time.Time
+	Limit     time.Duration
+}
+
+// UnownedFunc returns the detection shards that have had no owner for
+// longer than their limit at now (none: every shard is owned).
+type UnownedFunc func(ctx context.Context, now time.Time) ([]UnownedShard, error)
+
 // ExposureFunc returns what an actor touched in [from, to]: distinct
 // customers, records and data categories (store.ActorExposure). It fills the
 // blast radius of an alert whose finding carries none.
@@ -169,11 +183,15 @@ const (
 	// alerts on more than self.suppress_actors_per_day actors in 24 hours
 	// (the alert's actor is "person:<user>").
 	DetectorMassSuppression = "self_mass_suppression"
+	// DetectorShardUnowned: a detection shard has had no owner (no serve
+	// instance reported evaluating it) for longer than two windows (the
+	// alert's actor is "detect-shard:<n>").
+	DetectorShardUnowned = "self_shard_unowned"
 	// SelfTenant is the tenant of chatwarden's alerts about itself.
 	SelfTenant = "chatwarden"
 )
 
 func isSelf(detector string) bool {
 	return detector == DetectorSourceSilent || detector == DetectorConsumerLag || detector == DetectorSilenceEverything ||
-		detector == DetectorMassSuppression
+		detector == DetectorMassSuppression || detector == DetectorShardUnowned
 }

@@ -268,7 +268,12 @@ func TestSelfMonitoring(t *testing.T) {
 		t.Fatal(err)
 	}
 	poster := &fakePoster{}
-	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, st, Options{Poster: poster, Sources: sources, Lag: lagFn})
+	// Shard 1 lost its owner 3 minutes before t0 (past 2 one-minute
+	// windows); shard 0 is owned (not returned).
+	unowned := func(_ context.Context, now time.Time) ([]UnownedShard, error) {
+		return []UnownedShard{{Shard: 1, LastOwned: t0.Add(-3 * time.Minute), Since: t0.Add(-time.Hour), Limit: 2 * time.Minute}}, nil
+	}
+	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, st, Options{Poster: poster, Sources: sources, Lag: lagFn, Unowned: unowned})
 	if err := d.Notify(ctx, t0, testFinding("volume_spike", "a1", models.SeverityHigh, t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +296,7 @@ func TestSelfMonitoring(t *testing.T) {
 		DetectorSourceSilent + " store:crm":            models.StatusOpen,
 		DetectorConsumerLag + " consumer:ingest":       models.StatusOpen,
 		DetectorSilenceEverything + " suppression:all": models.StatusOpen,
+		DetectorShardUnowned + " detect-shard:1":       models.StatusOpen,
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -303,8 +309,8 @@ func TestSelfMonitoring(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("alerts = %v", got)
 	}
-	if posts, _ := poster.counts(); posts != 3 {
-		t.Errorf("%d posts, want 3 (the self alerts, not the silenced one)", posts)
+	if posts, _ := poster.counts(); posts != 4 {
+		t.Errorf("%d posts, want 4 (the self alerts, not the silenced one)", posts)
 	}
 }
 

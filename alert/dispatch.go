@@ -30,6 +30,9 @@ type Options struct {
 	// Sources and Lag feed self-monitoring (nil: that check is off).
 	Sources SourcesFunc
 	Lag     LagFunc
+	// Unowned feeds the self-monitoring alert on detection shards without
+	// an owner (nil: off; detect.ownership group wires it).
+	Unowned UnownedFunc
 	// Clock is read by Run only (default time.Now); Notify, Tick, Deliver
 	// and Act take the time as an argument.
 	Clock func() time.Time
@@ -47,6 +50,7 @@ type Dispatcher struct {
 	digestFn DigestFunc
 	sources  SourcesFunc
 	lag      LagFunc
+	unowned  UnownedFunc
 	clock    func() time.Time
 	loc      *time.Location
 	digestWD time.Weekday
@@ -130,7 +134,7 @@ func New(cfg Config, o Options) (*Dispatcher, error) {
 	at, _ := time.Parse("15:04", cfg.Digest.At)
 	d := &Dispatcher{
 		cfg: cfg, st: o.Store, poster: o.Poster, log: o.Log, m: newMetrics(o.Registerer),
-		exposure: o.Exposure, digestFn: o.Digest, sources: o.Sources, lag: o.Lag, clock: o.Clock,
+		exposure: o.Exposure, digestFn: o.Digest, sources: o.Sources, lag: o.Lag, unowned: o.Unowned, clock: o.Clock,
 		loc: loc, digestWD: wd, digestAt: time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute,
 		wake:   make(chan struct{}, 1),
 		alerts: map[string]*alertState{}, byFP: map[string]string{}, groups: map[string]*group{},

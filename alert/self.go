@@ -12,9 +12,9 @@ import (
 )
 
 // selfCheck raises chatwarden's alerts about itself: a data store whose
-// events stopped arriving, a consumer lag that keeps growing, a
-// suppression that matches everything, and one person suppressing alerts
-// on many actors in a day.
+// events stopped arriving, a consumer lag that keeps growing, a detection
+// shard without an owner, a suppression that matches everything, and one
+// person suppressing alerts on many actors in a day.
 func (d *Dispatcher) selfCheck(ctx context.Context, now time.Time) error {
 	var fs []models.Finding
 	var errs []error
@@ -58,6 +58,23 @@ func (d *Dispatcher) selfCheck(ctx context.Context, now time.Time) error {
 				models.Evidence{Metric: "consumer lag (messages)", Observed: float64(lag), Baseline: float64(first),
 					Threshold: float64(d.cfg.Self.LagMin), BaselineSource: "rule"},
 				now.Add(-time.Duration(d.cfg.Self.LagChecks-1)*d.cfg.Self.CheckEvery))
+		}
+	}
+	if d.unowned != nil {
+		us, err := d.unowned(ctx, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading detection shard owners: %w", err))
+		}
+		for _, u := range us {
+			from, last := u.Since, "never since "+u.Since.UTC().Format(time.RFC3339)
+			if !u.LastOwned.IsZero() {
+				from, last = u.LastOwned, "last at "+u.LastOwned.UTC().Format(time.RFC3339)
+			}
+			gap := now.Sub(from)
+			self(DetectorShardUnowned, fmt.Sprintf("detect-shard:%d", u.Shard),
+				fmt.Sprintf("Detection shard %d has had no owner for %s (%s): its actors' windows are not evaluated", u.Shard, gap.Round(time.Second), last),
+				models.Evidence{Metric: "seconds without an owner", Observed: gap.Seconds(), Threshold: u.Limit.Seconds(), BaselineSource: "rule"},
+				from)
 		}
 	}
 	d.step.Lock()

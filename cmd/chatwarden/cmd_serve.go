@@ -130,14 +130,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// detect -> ingest (with detection's observer) -> dashboards -> http.
 	// Each constructor takes what it needs; nothing is set afterwards.
 	log := e.log
-	al, err := wireAlert(c, s, reg, log)
+	// Detection shard ownership (detect.ownership: group; nil: static)
+	// feeds alerting's self-monitoring.
+	shards, err := newShardOwnership(c.Detect, c.Ingest, reg, log)
+	if err != nil {
+		return err
+	}
+	al, err := wireAlert(c, s, reg, log, shards.unownedFunc())
 	if err != nil {
 		return err
 	}
 	// Ingest's event-time progress holds detection's windows open while
 	// ingest lags.
 	wm := ingest.NewWatermark()
-	det, err := wireDetect(ctx, c.Detect, s, reg, log, al.notify, wm.Low)
+	det, err := wireDetect(ctx, c.Detect, s, reg, log, al.notify, wm.Low, shards)
 	if err != nil {
 		return err
 	}
@@ -147,6 +153,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	comps := []component{in.component, det.component, det.eviction, al.component, wireRetention(c.Retention, s, log)}
+	if det.watch.run != nil {
+		comps = append(comps, det.watch)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /slack/interactivity", al.interactivity)
 	// Routes mounted more specifically (/metrics, /healthz,

@@ -37,9 +37,10 @@ type alerting struct {
 }
 
 // wireAlert builds the dispatcher and Slack's interactivity handler. With
-// no Slack token, alerts go to ClickHouse and the log.
-func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger) (alerting, error) {
-	disp, h, err := newAlerting(c, s, reg, log)
+// no Slack token, alerts go to ClickHouse and the log. unowned (nil: off)
+// feeds the self-monitoring alert on detection shards without an owner.
+func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger, unowned alert.UnownedFunc) (alerting, error) {
+	disp, h, err := newAlerting(c, s, reg, log, unowned)
 	if err != nil {
 		return alerting{}, err
 	}
@@ -65,7 +66,7 @@ func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Lo
 // newAlerting builds the dispatcher and the interactivity handler from the
 // configuration. Self-monitoring reads the store's sources and ingest's
 // consumer lag; the weekly digest comes from the report package.
-func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger) (*alert.Dispatcher, *aslack.Handler, error) {
+func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger, unowned alert.UnownedFunc) (*alert.Dispatcher, *aslack.Handler, error) {
 	log = log.With("component", "alert")
 	var poster alert.Poster
 	client, err := aslack.New(c.Alert.Slack, log)
@@ -88,6 +89,7 @@ func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.
 			return x.Subjects, x.Records, x.Categories, err
 		},
 		Sources: s.LastEventByStore,
+		Unowned: unowned,
 		Lag: func(ctx context.Context) (int64, error) {
 			group := ingestCfg.Group
 			if group == "" {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,14 +43,20 @@ type detecting struct {
 	findings ingest.FindingSink
 	// eviction forgets the consent register's old grants every hour.
 	eviction component
+	// watch follows every shard's owner (detect.ownership: group; zero
+	// otherwise).
+	watch component
 }
 
 // wireDetect builds the event rules (an ingest batch observer) and the
 // window detectors, which run on aligned ticks, their windows held open
 // until ingest's watermark wm (nil: the wall clock only) has passed them.
-// Findings go to notify (alerting's entry point).
+// Findings go to notify (alerting's entry point). With shards (not nil:
+// detect.ownership group) the detectors run one engine per shard the
+// consumer group assigns to this instance; otherwise one engine for
+// detect.shard.
 func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg prometheus.Registerer, log *slog.Logger,
-	notify findingNotifier, wm detect.Watermark) (detecting, error) {
+	notify findingNotifier, wm detect.Watermark, shards *shardOwnership) (detecting, error) {
 	if _, err := detect.AuditConfig(ctx, st, cfg, "chatwarden serve", time.Now(), log); err != nil {
 		return detecting{}, fmt.Errorf("auditing the detection config: %w", err)
 	}
@@ -79,7 +87,7 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 			return notify(ctx, fs...)
 		})
 	})
-	var eng *detect.Engine
+	engines := &engineSet{byShard: map[int]*detect.Engine{}}
 	// The newest event time stored, for detect.clock: events (batch
 	// observers run after the batch is stored).
 	var newest atomic.Int64
@@ -89,28 +97,29 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 				newest.Store(n)
 			}
 		}
-		eng.NoteEvents(evs) // late events: counted, re-open their windows
+		engines.noteEvents(evs) // late events: counted, re-open their windows
 		if fs := rules.Check(now, evs, cs); len(fs) > 0 {
 			raise(ctx, now, fs)
 		}
 	})
-	eng, err = detect.New(cfg, st, detect.Options{
-		Findings:     detect.FindingSink(notify),
-		Stored:       st.InsertFindings,
-		Risk:         st.InsertActorRisk,
-		Suppressions: st.Suppressions,
-		Log:          log.With("component", "detect"),
-		Registerer:   reg,
-		Watermark:    wm,
-		Destinations: st.DestinationWindows,
-	})
-	if err != nil {
-		return detecting{}, err
+	newEngine := func(shard int, reg prometheus.Registerer, progress func(time.Time)) (*detect.Engine, error) {
+		c := cfg
+		// An engine evaluates one shard; the group decides which.
+		c.Shard, c.Ownership = shard, detect.OwnershipStatic
+		return detect.New(c, st, detect.Options{
+			Findings:     detect.FindingSink(notify),
+			Stored:       st.InsertFindings,
+			Risk:         st.InsertActorRisk,
+			Suppressions: st.Suppressions,
+			Log:          log.With("component", "detect", "shard", shard),
+			Registerer:   reg,
+			Watermark:    wm,
+			Destinations: st.DestinationWindows,
+			Progress:     progress,
+		})
 	}
-	return detecting{observer: observer, findings: raise, component: component{name: "detect", run: func(ctx context.Context) error {
-		if err := eng.Start(ctx, st, time.Now()); err != nil {
-			return err
-		}
+	// run evaluates eng's windows until ctx ends (checkpointing then).
+	run := func(ctx context.Context, eng *detect.Engine) error {
 		if cfg.WithDefaults().Clock == detect.ClockEvents {
 			log.Info("detection windows close on event time (detect.clock: events)")
 			return eng.RunOnEvents(ctx, func() time.Time {
@@ -121,7 +130,126 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 			}, time.Now, time.Second, st)
 		}
 		return eng.Run(ctx, time.Now, detectLateness, st)
-	}}, eviction: consentEviction(consents, cfg.WithDefaults().EvictIdleAfter, reg, log)}, nil
+	}
+	eviction := consentEviction(consents, cfg.WithDefaults().EvictIdleAfter, reg, log)
+	if shards != nil {
+		own := func(ctx context.Context, shard int, last ingest.ShardProgress, ok bool) {
+			ownShard(ctx, shard, last, ok, shards, engines, reg, log, newEngine, run, st)
+		}
+		return detecting{observer: observer, findings: raise, component: shards.run(own), watch: shards.watch(), eviction: eviction}, nil
+	}
+	eng, err := newEngine(cfg.Shard, reg, nil)
+	if err != nil {
+		return detecting{}, err
+	}
+	engines.add(cfg.Shard, eng)
+	return detecting{observer: observer, findings: raise, component: component{name: "detect", run: func(ctx context.Context) error {
+		if err := eng.Start(ctx, st, time.Now()); err != nil {
+			return err
+		}
+		return run(ctx, eng)
+	}}, eviction: eviction}, nil
+}
+
+// ownShard evaluates shard while this instance owns it (ctx ends when the
+// group's generation does): it builds the shard's engine, with its metrics
+// labelled by shard, takes the shard over from its last progress record,
+// runs it, and reports its progress every heartbeat and once more when it
+// stops (after the shutdown checkpoint), for the next owner. Errors are
+// retried until ctx ends: returning early would end the generation.
+func ownShard(ctx context.Context, shard int, last ingest.ShardProgress, ok bool, o *shardOwnership, engines *engineSet,
+	reg prometheus.Registerer, log *slog.Logger,
+	newEngine func(int, prometheus.Registerer, func(time.Time)) (*detect.Engine, error),
+	run func(context.Context, *detect.Engine) error, cp detect.Checkpoints) {
+	log = log.With("component", "detect", "shard", shard)
+	var evaluated atomic.Int64 // Unix nanoseconds; 0: none
+	if ok && !last.EvaluatedTo.IsZero() {
+		evaluated.Store(last.EvaluatedTo.UnixNano())
+	}
+	evaluatedTo := func() time.Time {
+		if n := evaluated.Load(); n != 0 {
+			return time.Unix(0, n).UTC()
+		}
+		return time.Time{}
+	}
+	rctx, stopReports := context.WithCancel(ctx)
+	reported := make(chan struct{})
+	go func() { defer close(reported); o.report(rctx, shard, evaluatedTo) }()
+	defer func() {
+		stopReports()
+		<-reported
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := o.group.Report(fctx, shard, time.Now(), evaluatedTo()); err != nil {
+			log.Warn("reporting detection shard progress at hand-over", "err", err)
+		}
+	}()
+	sreg := prometheus.WrapRegistererWith(prometheus.Labels{"shard": strconv.Itoa(shard)}, reg)
+	eng, err := newEngine(shard, sreg, func(t time.Time) { evaluated.Store(t.UnixNano()) })
+	if err != nil {
+		log.Error("building the detection engine", "err", err)
+		<-ctx.Done()
+		return
+	}
+	defer eng.Unregister()
+	takenAt := time.Now()
+	prev := "none"
+	if ok {
+		prev = last.Owner
+	}
+	log.Info("detection shard owned", "previous_owner", prev, "previous_evaluated_to", last.EvaluatedTo)
+	for {
+		err := eng.TakeOver(ctx, cp, last.EvaluatedTo, time.Now())
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("taking the detection shard over; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	evaluated.Store(eng.EvaluatedTo().UnixNano())
+	log.Info("detection shard taken over", "ready_after", time.Since(takenAt).Round(time.Millisecond), "evaluating_from", eng.EvaluatedTo())
+	engines.add(shard, eng)
+	defer engines.remove(shard)
+	if err := run(ctx, eng); err != nil && ctx.Err() == nil {
+		log.Error("detection stopped", "err", err)
+		<-ctx.Done()
+	}
+}
+
+// engineSet is the engines running in this instance, by shard, for the
+// event rules' observer to note late events in.
+type engineSet struct {
+	mu      sync.Mutex
+	byShard map[int]*detect.Engine
+}
+
+func (s *engineSet) add(shard int, e *detect.Engine) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byShard[shard] = e
+}
+
+func (s *engineSet) remove(shard int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byShard, shard)
+}
+
+// noteEvents hands a stored batch to every engine: each reads only its
+// shard's actors when it re-opens a window.
+func (s *engineSet) noteEvents(evs []models.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.byShard {
+		e.NoteEvents(evs)
+	}
 }
 
 // consentEviction forgets, every hour, the consent register's grants older

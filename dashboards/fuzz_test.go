@@ -127,6 +127,13 @@ func (q *fakeQueries) SubjectAccesses(_ context.Context, _, ids []string, from, 
 		Actions: []string{string(e.Action)}, Categories: e.Fields, Events: 1, First: from, Last: from}}, false, nil
 }
 
+func (q *fakeQueries) SubjectShares(_ context.Context, tenants, ids []string, from, to time.Time) ([]store.SubjectShare, bool, error) {
+	q.check("subject shares", from, to)
+	e := q.evs[0]
+	return []store.SubjectShare{{Tenant: tenants[0], Destination: e.Actor.Vendor, Action: "share", ActorType: string(e.Actor.Type),
+		ActorRole: e.Actor.Role, ActorVendor: e.Actor.Vendor, Purpose: e.Purpose, Categories: e.Fields, Events: 1, First: from, Last: from}}, false, nil
+}
+
 func (q *fakeQueries) InsertAudit(context.Context, store.AuditEntry) error { return nil }
 
 func (q *fakeQueries) AuditLog(_ context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
@@ -195,7 +202,7 @@ func fakeServer(t testing.TB, s string) (*Server, *fakeQueries, *http.Cookie) {
 // getRoutes are the GET pages and API endpoints whose query parameters and
 // ids the fuzzer varies.
 var getRoutes = []string{"/alerts", "/alerts/{id}", "/investigate", "/investigate/export", "/investigate/blast",
-	"/investigate/subject", "/reports/weekly", "/audit", "/api/alerts", "/api/alerts/{id}", "/api/history",
+	"/investigate/subject", "/investigate/subject/customer", "/reports/weekly", "/audit", "/api/alerts", "/api/alerts/{id}", "/api/history",
 	"/api/blast-radius", "/api/reports/weekly", "/api/audit", "/login"}
 
 // FuzzQueryParams requests every GET page and API endpoint as an admin

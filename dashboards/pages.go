@@ -22,7 +22,7 @@ import (
 )
 
 // pages are the page templates; each is parsed with layout.html.
-var pages = []string{"login", "alerts", "alert", "investigate", "blast", "subject", "weekly", "audit", "error", "incident"}
+var pages = []string{"login", "alerts", "alert", "investigate", "blast", "subject", "weekly", "audit", "error", "incident", "customer"}
 
 func (s *Server) parseTemplates() error {
 	funcs := report.Funcs()

@@ -442,32 +442,46 @@ func SubjectReportOf(ctx context.Context, q SubjectQueries, tenants, ids []strin
 	return rep, nil
 }
 
-// subject runs and audits a data-subject access report for q's customer
-// (raw id or pseudonym, looked up in q's tenant) over q's time range
-// (default the last 90 days).
-func (s *Server) subject(r *http.Request, q Search) (SubjectReport, error) {
+// subjectScope resolves the customer and period of a data-subject report
+// for the principal of r: the tenants searched (a raw id is looked up in one
+// tenant), the customer's pseudonyms, and q's time range (default the last
+// 90 days).
+func (s *Server) subjectScope(r *http.Request, q Search) (tenants, ids []string, from, to time.Time, err error) {
 	tenant := q.Tenant
 	if q.Subject != "" && !pseudonym.IsPseudonym(q.Subject) {
-		var err error
 		if tenant, err = subjectTenant(r, tenant); err != nil {
-			return SubjectReport{}, err
+			return nil, nil, from, to, err
 		}
 	}
-	tenants, err := tenantScope(r, tenant)
-	if err != nil {
-		return SubjectReport{}, err
+	if tenants, err = tenantScope(r, tenant); err != nil {
+		return nil, nil, from, to, err
 	}
-	ids := s.subjectIDs(tenant, q.Subject)
+	ids = s.subjectIDs(tenant, q.Subject)
 	if len(ids) == 0 {
-		return SubjectReport{}, errorf(http.StatusBadRequest, "no customer id")
+		return nil, nil, from, to, errorf(http.StatusBadRequest, "no customer id")
 	}
 	since := q.Since
 	if since == "" && q.From == "" {
 		since = "90d"
 	}
-	from, to, err := ParseTimeRange(since, q.From, q.To, s.now())
+	if from, to, err = ParseTimeRange(since, q.From, q.To, s.now()); err != nil {
+		return nil, nil, from, to, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return tenants, ids, from, to, nil
+}
+
+// subjectDetail is the audit detail of a data-subject query.
+func subjectDetail(tenants, ids []string, from, to time.Time) string {
+	return "tenant=" + strings.Join(tenants, ",") + " subject=" + strings.Join(ids, ",") + " from=" + from.Format(time.RFC3339) + " to=" + to.Format(time.RFC3339)
+}
+
+// subject runs and audits a data-subject access report for q's customer
+// (raw id or pseudonym, looked up in q's tenant) over q's time range
+// (default the last 90 days).
+func (s *Server) subject(r *http.Request, q Search) (SubjectReport, error) {
+	tenants, ids, from, to, err := s.subjectScope(r, q)
 	if err != nil {
-		return SubjectReport{}, errorf(http.StatusBadRequest, "%v", err)
+		return SubjectReport{}, err
 	}
 	rep, err := SubjectReportOf(r.Context(), s.d.Subjects, tenants, ids, from, to)
 	if err != nil {
@@ -477,7 +491,7 @@ func (s *Server) subject(r *http.Request, q Search) (SubjectReport, error) {
 	if len(about) == 0 {
 		about = TenantsOf(rep.Accesses, func(a store.SubjectAccess) string { return a.Tenant })
 	}
-	if err := s.audit(r, "dsar", "tenant="+strings.Join(tenants, ",")+" subject="+strings.Join(ids, ",")+" from="+from.Format(time.RFC3339)+" to="+to.Format(time.RFC3339), len(rep.Accesses), about); err != nil {
+	if err := s.audit(r, "dsar", subjectDetail(tenants, ids, from, to), len(rep.Accesses), about); err != nil {
 		return SubjectReport{}, err
 	}
 	return rep, nil

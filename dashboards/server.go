@@ -58,6 +58,10 @@ type SubjectQueries interface {
 	// [from, to), and whether lines were cut.
 	// tenants (nil: all) bounds the tenants searched.
 	SubjectAccesses(ctx context.Context, tenants, subjectIDs []string, from, to time.Time) ([]store.SubjectAccess, bool, error)
+	// SubjectShares returns where the customers' data was shared or
+	// exported to (named destinations) in [from, to), and whether lines
+	// were cut. tenants (nil: all) bounds the tenants searched.
+	SubjectShares(ctx context.Context, tenants, subjectIDs []string, from, to time.Time) ([]store.SubjectShare, bool, error)
 }
 
 // AuditLog is the audit trail. *store.Store implements it.
@@ -240,6 +244,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	assets, _ := fs.Sub(assetFS, "assets")
 	s.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
+	s.mux.HandleFunc("GET /assets/customer-report.css", s.customerStyle)
 	return s, nil
 }
 
@@ -275,6 +280,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/investigate/blast", blastRoles, false, s.blastPage},
 		{"GET", "/investigate/subject", subjectRoles, false, s.subjectPage},
 		{"POST", "/investigate/subject", subjectRoles, false, s.subjectSubmit},
+		{"GET", "/investigate/subject/customer", subjectRoles, false, s.customerPage},
 		{"GET", "/reports/weekly", reportRoles, false, s.weeklyPage},
 		{"GET", "/audit", adminRoles, false, s.auditPage},
 
@@ -289,6 +295,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/blast-radius", blastRoles, true, s.apiBlast},
 		{"POST", "/api/blast-radius", blastRoles, true, s.apiBlast},
 		{"POST", "/api/subjects", subjectRoles, true, s.apiSubject},
+		{"POST", "/api/subjects/customer-report", subjectRoles, true, s.apiCustomer},
 		{"GET", "/api/reports/weekly", reportRoles, true, s.apiWeekly},
 		{"GET", "/api/audit", adminRoles, true, s.apiAudit},
 	}

@@ -206,7 +206,7 @@ func concrete(path string) string {
 		p += "?actor=agent-17&since=24h"
 	case "/investigate/export":
 		p += "?actor=agent-17&format=csv"
-	case "/investigate/subject":
+	case "/investigate/subject", "/investigate/subject/customer":
 		p += "?tenant=retail&subject=" + testPseudonym
 	}
 	return p
@@ -218,7 +218,7 @@ func postBody(path string) string {
 	switch path {
 	case "/api/history", "/api/blast-radius":
 		return `{"actor":"agent-17","since":"24h"}`
-	case "/api/subjects":
+	case "/api/subjects", "/api/subjects/customer-report":
 		return `{"subject":"cust-1"}`
 	}
 	return `{"action":"acknowledge"}`

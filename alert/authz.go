@@ -145,6 +145,10 @@ func (d *Dispatcher) targets(ctx context.Context, a Action) ([]string, error) {
 		}
 		d.mu.Lock()
 		for _, r := range more {
+			if !d.ownsLocked(r.Alert.Tenant, r.Alert.ActorID) {
+				d.mu.Unlock()
+				return nil, fmt.Errorf("alert %s: %w", r.Alert.ID, ErrNotOwner)
+			}
 			if d.alerts[r.Alert.ID] == nil {
 				d.alerts[r.Alert.ID] = &alertState{row: r}
 			}

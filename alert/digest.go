@@ -51,7 +51,7 @@ func (d *Dispatcher) scheduleDigest(ctx context.Context, now time.Time) error {
 	}
 	id := "digest-" + slot.Format("2006-01-02")
 	d.mu.Lock()
-	done := d.digestDone[id]
+	done := d.digestDone[id] || !d.ownsSelfLocked() // one dispatcher of a group of them posts it
 	d.mu.Unlock()
 	if done {
 		return nil

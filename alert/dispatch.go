@@ -78,6 +78,8 @@ type Dispatcher struct {
 	digestDone map[string]bool
 	selfNext   time.Time
 	lagSamples []int64
+	// owns is the dispatcher's share of the alert groups (Own); nil: all.
+	owns OwnsFunc
 }
 
 type alertState struct {

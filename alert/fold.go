@@ -66,6 +66,12 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 		if f.Tenant == "" {
 			f.Tenant = "default"
 		}
+		if !d.ownsLocked(f.Tenant, f.ActorID) {
+			// Its group moved to another dispatcher (a rebalance): the
+			// finding's offset is not committed, and its owner reads it.
+			d.m.notOwned.Inc()
+			continue
+		}
 		fp := f.Fingerprint()
 		id, ok := fps[fp]
 		if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
@@ -41,6 +42,9 @@ func (d *Dispatcher) ensureLoaded(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("loading alert messages: %w", err)
 	}
+	// Only the owned groups' state (d.owns changes under d.step, held here).
+	rows = slices.DeleteFunc(rows, func(r store.AlertRow) bool { return !d.ownsLocked(r.Alert.Tenant, r.Alert.ActorID) })
+	msgs = slices.DeleteFunc(msgs, func(m store.AlertMessage) bool { return !d.ownsLocked(m.Tenant, m.ActorID) })
 	have := map[string]bool{}
 	for _, r := range rows {
 		have[r.Alert.ID] = true
@@ -84,6 +88,9 @@ func (d *Dispatcher) ensureLoaded(ctx context.Context, now time.Time) error {
 		}
 	}
 	for _, r := range more {
+		if d.alerts[r.Alert.ID] != nil {
+			continue // an active alert of an owned group, loaded above
+		}
 		d.alerts[r.Alert.ID] = &alertState{row: r}
 		d.ver = max(d.ver, r.Version)
 	}
@@ -121,7 +128,9 @@ func (d *Dispatcher) ensureLoaded(ctx context.Context, now time.Time) error {
 		}
 	}
 	d.loaded = true
-	d.log.Info("alert state loaded", "active_alerts", len(rows), "live_messages", len(msgs), "groups", len(d.groups))
+	d.m.groupsOwned.Set(float64(len(d.groups)))
+	d.log.Info("alert state loaded", "active_alerts", len(rows), "live_messages", len(msgs), "groups", len(d.groups),
+		"scoped", d.owns != nil)
 	return nil
 }
 

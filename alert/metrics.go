@@ -18,6 +18,9 @@ type metrics struct {
 	digests       prometheus.Counter
 	interactions  *prometheus.CounterVec
 	notifyLatency prometheus.Histogram
+	ownerChanges  prometheus.Counter
+	groupsOwned   prometheus.Gauge
+	notOwned      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,10 +54,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		notifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatwarden_alert_first_post_delay_seconds",
 			Help:    "Time from an alert group's creation to its first Slack post (dispatcher clock).",
 			Buckets: []float64{0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900}}),
+		ownerChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_alert_ownership_changes_total",
+			Help: "Times the dispatcher took or gave up its share of the alert groups (Own, Release)."}),
+		groupsOwned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_alert_groups_owned",
+			Help: "Aggregation groups this dispatcher holds in memory (its share of the alert groups)."}),
+		notOwned: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_alert_findings_not_owned_total",
+			Help: "Findings dropped because their alert group belongs to another dispatcher (their owner receives them)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.findings, m.duplicates, m.opened, m.changes, m.muted, m.messages, m.sendErrors,
-			m.rateLimited, m.lookups, m.unsent, m.storeErrors, m.digests, m.interactions, m.notifyLatency)
+			m.rateLimited, m.lookups, m.unsent, m.storeErrors, m.digests, m.interactions, m.notifyLatency,
+			m.ownerChanges, m.groupsOwned, m.notOwned)
 	}
 	return m
 }

@@ -33,7 +33,8 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) error {
 	}
 	d.writeDirty(ctx, now)
 	d.m.unsent.Set(float64(d.unsentLocked()))
-	selfDue := !now.Before(d.selfNext)
+	// One dispatcher of a group of them checks chatwarden itself.
+	selfDue := !now.Before(d.selfNext) && d.ownsSelfLocked()
 	if selfDue {
 		d.selfNext = now.Add(d.cfg.Self.CheckEvery)
 	}

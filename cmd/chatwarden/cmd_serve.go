@@ -136,10 +136,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	al, err := wireAlert(c, s, reg, log, shards.unownedFunc())
+	al, err := wireAlert(ctx, c, s, reg, log, shards.unownedFunc())
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := al.close(); err != nil {
+			log.Warn("closing the findings writer", "err", err)
+		}
+	}()
 	// Ingest's event-time progress holds detection's windows open while
 	// ingest lags.
 	wm := ingest.NewWatermark()

@@ -33,6 +33,7 @@ type Config struct {
 	Report     report.Config         `yaml:"report"`
 	Detect     detect.Config         `yaml:"detect"`
 	Alert      alert.Config          `yaml:"alert"`
+	Findings   ingest.FindingsConfig `yaml:"findings"`
 	Retention  store.RetentionConfig `yaml:"retention"`
 	Audit      AuditConfig           `yaml:"audit"`
 }
@@ -201,6 +202,16 @@ func (c Config) Validate() error {
 	}
 	if err := c.Alert.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.Findings.Validate(); err != nil {
+		errs = append(errs, err)
+	} else if fc, ic := c.Findings.WithDefaults(), c.Ingest.WithDefaults(); fc.Transport == ingest.FindingsKafka {
+		if fc.Topic == ic.AccessTopic || fc.Topic == ic.ConsentTopic || fc.Topic == ic.DeadLetterTopic || fc.Topic == c.Audit.KafkaTopic {
+			errs = append(errs, fmt.Errorf("findings.topic: %q is already another topic of the configuration", fc.Topic))
+		}
+		if fc.Group == ic.Group {
+			errs = append(errs, fmt.Errorf("findings.group: %q is ingest.group; the alert consumer group needs its own", fc.Group))
+		}
 	}
 	users := map[string]bool{}
 	for _, u := range c.Dashboards.Users {

@@ -28,24 +28,46 @@ type findingNotifier func(ctx context.Context, fs ...models.Finding) error
 
 // alerting is what serve's alerting offers the others: its component, the
 // entry point for findings, the dashboards' alert buttons and Slack's
-// interactivity endpoint.
+// interactivity endpoint; close releases the findings writer after every
+// component stopped.
 type alerting struct {
 	component     component
 	notify        findingNotifier
 	actions       dashboards.AlertActions
 	interactivity http.Handler
+	close         func() error
 }
 
 // wireAlert builds the dispatcher and Slack's interactivity handler. With
 // no Slack token, alerts go to ClickHouse and the log. unowned (nil: off)
 // feeds the self-monitoring alert on detection shards without an owner.
-func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger, unowned alert.UnownedFunc) (alerting, error) {
+// Findings reach the dispatcher as findings.transport says: in the process
+// (memory), or through the findings topic (kafka), which it creates when
+// missing, and the alert consumer group, whose members split the alert
+// groups.
+func wireAlert(ctx context.Context, c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger, unowned alert.UnownedFunc) (alerting, error) {
 	disp, h, err := newAlerting(c, s, reg, log, unowned)
 	if err != nil {
 		return alerting{}, err
 	}
 	notify := func(ctx context.Context, fs ...models.Finding) error {
 		return disp.Notify(ctx, time.Now(), fs...)
+	}
+	run, closeBus := disp.Run, func() error { return nil }
+	if fc := c.Findings.WithDefaults(); fc.Transport == ingest.FindingsKafka {
+		n, err := ingest.CreateFindingsTopic(ctx, c.Ingest, fc)
+		if err != nil {
+			return alerting{}, fmt.Errorf("findings.topic %s: %w", fc.Topic, err)
+		}
+		m := ingest.NewFindingsMetrics(reg)
+		w, err := ingest.NewFindingsWriter(c.Ingest, fc, m)
+		if err != nil {
+			return alerting{}, err
+		}
+		consumer := ingest.NewFindingsConsumer(c.Ingest, fc, m, log.With("component", "alert"))
+		notify, closeBus = w.Send, w.Close
+		run = func(ctx context.Context) error { return consumer.Run(ctx, alertMember{disp}) }
+		log.Info("findings go through kafka", "topic", fc.Topic, "partitions", n, "group", fc.Group)
 	}
 	actions := dashboards.AlertActionsFunc(func(ctx context.Context, req dashboards.ActionRequest, now time.Time) error {
 		err := disp.Act(ctx, now, webAction(req))
@@ -59,8 +81,23 @@ func wireAlert(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Lo
 		}
 		return err
 	})
-	return alerting{component: component{name: "alert", run: disp.Run}, notify: notify, actions: actions,
-		interactivity: h}, nil
+	return alerting{component: component{name: "alert", run: run}, notify: notify, actions: actions,
+		interactivity: h, close: closeBus}, nil
+}
+
+// alertMember is the dispatcher as a member of the alert consumer group.
+type alertMember struct{ d *alert.Dispatcher }
+
+var _ ingest.FindingsHandler = alertMember{}
+
+// Own dispatches the generation's share of the alert groups.
+func (a alertMember) Own(ctx context.Context, owns func(tenant, actor string) bool, ready func()) error {
+	return a.d.RunOwning(ctx, owns, ready)
+}
+
+// Handle folds a batch of findings in.
+func (a alertMember) Handle(ctx context.Context, fs []models.Finding) error {
+	return a.d.Notify(ctx, time.Now(), fs...)
 }
 
 // newAlerting builds the dispatcher and the interactivity handler from the

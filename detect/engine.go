@@ -53,13 +53,22 @@ type SuppressionSource func(ctx context.Context, now time.Time) ([]models.Suppre
 // back). cmd wires it from ingest; Run reads it once per cycle.
 type Watermark func() (time.Time, bool)
 
+// RaisedSource returns the findings stored for the windows ending at end
+// (store.WindowFindings): after a restart, what the engine raised for a
+// window before it is there and not in its memory.
+type RaisedSource func(ctx context.Context, end time.Time) ([]store.FindingKey, error)
+
 // Options are the engine's collaborators; every field is optional.
 type Options struct {
 	// Watermark, when set, holds Run's windows open until ingest's low
 	// watermark has passed their end plus Config.AllowedLateness.
-	Watermark    Watermark
-	Findings     FindingSink
-	Stored       StoredSink
+	Watermark Watermark
+	Findings  FindingSink
+	Stored    StoredSink
+	// Raised, when set, is asked what a window re-opened by late events
+	// already has, when the engine did not raise it itself (it
+	// evaluated the window before a restart).
+	Raised       RaisedSource
 	Risk         RiskSink
 	Suppressions SuppressionSource
 	Log          *slog.Logger

@@ -239,11 +239,15 @@ func (e *Engine) reevaluate(ctx context.Context, end time.Time, actors map[actor
 		e.metrics.missed.Inc()
 		return fmt.Errorf("%w %s..%s: %w", errReading, start.Format(time.RFC3339), end.Format(time.RFC3339), err)
 	}
+	raised, err := e.raisedFor(ctx, end)
+	if err != nil {
+		e.metrics.missed.Inc()
+		return fmt.Errorf("%w %s..%s: %w", errReading, start.Format(time.RFC3339), end.Format(time.RFC3339), err)
+	}
 	e.metrics.reopened.Inc()
 	e.reopening = true
 	defer func() { e.reopening = false }()
 	cyc := e.newCycle(start, end, rows)
-	raised := e.emitted[end.Unix()]
 	var out []models.Finding
 	for i := range rows {
 		r := &rows[i]
@@ -264,6 +268,26 @@ func (e *Engine) reevaluate(ctx context.Context, end time.Time, actors map[actor
 	e.log.Info("late events re-opened a window: findings", "window_end", end, "findings", len(out))
 	e.noteRaised(end, out)
 	return e.emit(ctx, end, out)
+}
+
+// raisedFor returns the findings raised for the window ending at end. The
+// engine remembers what it raised itself; a window it knows nothing of (it
+// was evaluated before a restart, or raised nothing) is asked of
+// Options.Raised, the findings table, and remembered.
+func (e *Engine) raisedFor(ctx context.Context, end time.Time) (map[string]struct{}, error) {
+	if set := e.emitted[end.Unix()]; set != nil || e.opt.Raised == nil {
+		return set, nil
+	}
+	keys, err := e.opt.Raised(ctx, end)
+	if err != nil {
+		return nil, fmt.Errorf("reading the findings already raised: %w", err)
+	}
+	fs := make([]models.Finding, len(keys))
+	for i, k := range keys {
+		fs[i] = models.Finding{Detector: k.Detector, Tenant: k.Tenant, ActorID: k.ActorID}
+	}
+	e.noteRaised(end, fs)
+	return e.emitted[end.Unix()], nil
 }
 
 // stateCopy is a copy of the row's actor's state for a re-opened window

@@ -283,6 +283,35 @@ type FindingFilter struct {
 	Limit             int
 }
 
+// FindingKey names a window finding within its window: what detection
+// raises at most once per window.
+type FindingKey struct {
+	Detector, Tenant, ActorID string
+}
+
+// WindowFindings returns the keys of the findings stored (suppressed or
+// not) for the windows ending at end, which detection stores with
+// detected_at = end: what a restarted engine asks before it raises findings
+// for a window that late events re-open.
+func (s *Store) WindowFindings(ctx context.Context, end time.Time) ([]FindingKey, error) {
+	end = end.UTC()
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT detector, tenant, actor_id FROM findings
+WHERE detected_at = ? AND window_end = ?`, end, end)
+	if err != nil {
+		return nil, fmt.Errorf("reading the findings of the window ending at %s: %w", end.Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	var out []FindingKey
+	for rows.Next() {
+		var k FindingKey
+		if err := rows.Scan(&k.Detector, &k.Tenant, &k.ActorID); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
 // Findings returns findings matching f, newest first.
 func (s *Store) Findings(ctx context.Context, f FindingFilter) ([]StoredFinding, error) {
 	if f.Limit <= 0 {

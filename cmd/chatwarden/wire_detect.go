@@ -109,6 +109,7 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 		return detect.New(c, st, detect.Options{
 			Findings:     detect.FindingSink(notify),
 			Stored:       st.InsertFindings,
+			Raised:       st.WindowFindings,
 			Risk:         st.InsertActorRisk,
 			Suppressions: st.Suppressions,
 			Log:          log.With("component", "detect", "shard", shard),

@@ -1,7 +1,11 @@
 package dashboards
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -170,11 +176,119 @@ func TestBrowser(t *testing.T) {
 	if err != nil || strings.Contains(visited, "cust-1") {
 		t.Fatalf("navigation entries %q %v", visited, err)
 	}
+	// The customer-readable report (issue 14 item 5), reached from the
+	// data-subject page, with a chatbot, a vendor's shares and another
+	// tenant's share of the same pseudonym added.
+	addCustomerEvents(t, f)
+	step("customer-readable report", chromedp.Click(css(`a#customer-report`)), chromedp.WaitVisible(css(`article.customer-report`)),
+		shot("09b-customer-report"))
+	checkCustomerText(t, f, "page", text(`article.customer-report`))
+	step("customer report as printed", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"})
+		return err
+	}), shot("09c-customer-report-print"))
+	sctx, cancelP := context.WithTimeout(ctx, browserWait)
+	printed, err := chromedp.Run(sctx, chromedp.Evaluate[string](`["header.top", "main > h1", ".customer-bar", "footer", "article.customer-report"]
+		.map(s => s + "=" + getComputedStyle(document.querySelector(s)).display).join(" ") +
+		(document.documentElement.scrollWidth > document.documentElement.clientWidth ? " overflows " + document.documentElement.scrollWidth + ">" + document.documentElement.clientWidth : "")`))
+	cancelP()
+	if err != nil || printed != "header.top=none main > h1=none .customer-bar=none footer=none article.customer-report=block" {
+		t.Fatalf("printed customer report shows %q (%v), want the document alone", printed, err)
+	}
+	step("screen media again", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
+		return err
+	}))
+	// The PDF as the browser downloads it from the page's link: its text
+	// layer read back, its first page rendered to an image.
+	sctx, cancelF := context.WithTimeout(ctx, browserWait)
+	b64, err := chromedp.Run(sctx, chromedp.Evaluate[string](`fetch(document.querySelector("#customer-pdf").href)
+		.then(r => r.ok && r.headers.get("Content-Type") === "application/pdf" ? r.arrayBuffer() : Promise.reject(new Error("PDF link answered " + r.status)))
+		.then(b => { const u = new Uint8Array(b); let s = ""; for (let i = 0; i < u.length; i++) s += String.fromCharCode(u[i]); return btoa(s); })`,
+		chromedp.EvalAwaitPromise))
+	cancelF()
+	if err != nil {
+		t.Fatalf("downloading the customer report's PDF: %v", err)
+	}
+	pdf, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCustomerText(t, f, "pdf", pdfText(t, pdf))
+	checkPDFImage(t, pdf, filepath.Join(dir, "09d-customer-report-pdf.png"))
 	step("audit", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css(`table`)), shot("10-audit"))
 	audit := text(`table`)
-	for _, want := range []string{"secops-user", "alert_action", "history", "dsar"} {
+	for _, want := range []string{"secops-user", "alert_action", "history", "dsar", "customer_report"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit page lacks %q", want)
 		}
+	}
+}
+
+// checkCustomerText checks a rendering of the customer report of the
+// fixture with addCustomerEvents: the accessors by kind and role, the
+// recipients, plain categories, and none of the names and ids.
+func checkCustomerText(t *testing.T, f *fixture, name, text string) {
+	t.Helper()
+	flat := strings.Join(strings.Fields(text), " ")
+	for _, want := range []string{"Who has accessed your personal data", "Staff member, role: Support",
+		"Chatbot (an automated assistant), role: Chat assistant", "Service provider Acme BPO, role: Vendor agent",
+		"paycorp.example", "whose name we hold only in coded form", "payment details", "e-mail address"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("%s lacks %q:\n%s", name, want, text)
+		}
+	}
+	for _, s := range customerForbidden(f) {
+		if strings.Contains(strings.ToLower(flat), strings.ToLower(s)) {
+			t.Errorf("%s holds %q:\n%s", name, s, text)
+		}
+	}
+}
+
+// checkPDFImage renders the PDF's first page with poppler's pdftoppm
+// (scripts/deps.sh), keeps it at png for a person to look at, and checks
+// the picture: an A4 portrait page, printed on (dark pixels between 0.5%
+// and 25% of the page, some in the title band at the top), not blank or
+// solid.
+func checkPDFImage(t *testing.T, pdf []byte, pngPath string) {
+	t.Helper()
+	bin, err := exec.LookPath("pdftoppm")
+	if err != nil {
+		t.Fatal("pdftoppm (poppler-utils) is required: run scripts/deps.sh")
+	}
+	in := filepath.Join(t.TempDir(), "report.pdf")
+	if err := os.WriteFile(in, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", in, strings.TrimSuffix(pngPath, ".png")).CombinedOutput(); err != nil {
+		t.Fatalf("pdftoppm: %v\n%s", err, out)
+	}
+	out, err := os.ReadFile(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("decoding the rendered page: %v", err)
+	}
+	b := img.Bounds()
+	if ratio := float64(b.Dy()) / float64(b.Dx()); ratio < 1.39 || ratio > 1.44 {
+		t.Errorf("rendered page is %dx%d, not A4 portrait", b.Dx(), b.Dy())
+	}
+	dark := func(r image.Rectangle) float64 {
+		n, all := 0, 0
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				cr, cg, cb, _ := img.At(x, y).RGBA()
+				if (cr+cg+cb)/3 < 0x8000 {
+					n++
+				}
+				all++
+			}
+		}
+		return float64(n) / float64(all)
+	}
+	if page, title := dark(b), dark(image.Rect(b.Min.X, b.Min.Y, b.Max.X, b.Min.Y+b.Dy()/10)); page < 0.005 || page > 0.25 || title < 0.005 {
+		t.Errorf("rendered page (%s): dark pixels %.3f of the page, %.3f of the title band", pngPath, page, title)
 	}
 }

@@ -27,7 +27,7 @@ func TestSubjectShares(t *testing.T) {
 	evs := []models.Event{
 		ev("e1", 0, "t1", "s1", models.ActionShare, "paycorp.example", models.ResultAllowed),
 		ev("e2", 5, "t1", "s1", models.ActionShare, "paycorp.example", models.ResultAllowed),
-		ev("e3", 6, "t1", "s1", models.ActionExport, "", models.ResultAllowed),         // no destination
+		ev("e3", 6, "t1", "s1", models.ActionExport, "", models.ResultAllowed),           // no destination
 		ev("e4", 7, "t1", "s1", models.ActionShare, "evil.example", models.ResultDenied), // refused
 		ev("e5", 8, "t1", "s2", models.ActionShare, "other.example", models.ResultAllowed),
 		ev("e6", 9, "t2", "s1", models.ActionShare, "t2.example", models.ResultAllowed),

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,8 +27,35 @@ client_user_agent, destination, ingested_at)`
 // insert goes through the Distributed table, synchronously, and each
 // shard's ReplicatedMergeTree drops a block it already holds, so a retried
 // batch whose first attempt's answer was lost is stored once.
+//
+// A shard with no replica reachable (a whole shard down) would stall every
+// batch, since each holds events of every shard: on a cluster, an insert
+// that fails for that reason is sent again at once with the Distributed
+// table's asynchronous insert (insert_distributed_sync = 0). The initiator
+// then writes the live shards' blocks and queues the dead shard's block in
+// the Distributed table's folder on its own disk, and sends it when the
+// shard is back (docs/scaling.md, "A whole shard down"): ingest goes on for
+// the other shards, and nothing is lost while the initiator's disk lasts.
 func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error {
-	return s.insertEvents(ctx, "events", evs, ingestedAt)
+	err := s.insertEvents(ctx, "events", evs, ingestedAt)
+	if err == nil || s.cfg.Cluster == "" || !ShardUnreachable(err) {
+		return err
+	}
+	s.log.Warn("a shard has no replica reachable: inserting through the Distributed table's queue (asynchronous) until it is back",
+		"events", len(evs), "err", err)
+	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 0}))
+	if qerr := s.insertEvents(qctx, "events", evs, ingestedAt); qerr != nil {
+		return fmt.Errorf("queueing the insert for an unreachable shard: %w (the synchronous insert: %w)", qerr, err)
+	}
+	return nil
+}
+
+// ShardUnreachable reports whether err is ClickHouse's answer that a
+// shard of the cluster has no replica the initiator could reach (279,
+// all connection tries failed), as when a whole shard is down.
+func ShardUnreachable(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 279
 }
 
 // insertEvents writes evs into table (events, or on a cluster a node's
@@ -96,9 +124,20 @@ var ExternalTables = map[string]string{eventIDsExternal: "event_id String"}
 // protocol "external data") rather than as an IN literal: parsing a literal
 // of 10,000 strings costs ClickHouse 18.16 about 20 times more than the
 // lookup itself.
+//
+// On a cluster with a whole shard down (ShardUnreachable) it answers from
+// the shards that are up (skip_unavailable_shards): an id stored on the
+// dead shard is not found, so ingest goes on for the other shards. The
+// price: an event Kafka redelivers during such an outage, whose first copy
+// reached the dead shard, is stored twice (docs/scaling.md).
 func (s *Store) ExistingEventIDs(ctx context.Context, ids []string) (map[string]bool, error) {
-	return s.eventIDsIn(ctx, ids, "event ids",
-		"SELECT DISTINCT event_id FROM event_ids WHERE event_id IN batch_event_ids")
+	const q = "SELECT DISTINCT event_id FROM event_ids WHERE event_id IN batch_event_ids"
+	found, err := s.eventIDsIn(ctx, ids, "event ids", q)
+	if err == nil || s.cfg.Cluster == "" || !ShardUnreachable(err) {
+		return found, err
+	}
+	s.log.Warn("a shard has no replica reachable: looking event ids up on the shards that are up", "ids", len(ids), "err", err)
+	return s.eventIDsIn(clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"skip_unavailable_shards": 1})), ids, "event ids", q)
 }
 
 // InsertConsents writes consent events to the consent register.
@@ -212,6 +251,7 @@ func (s *Store) eventIDsIn(ctx context.Context, ids []string, what, query string
 			return nil, fmt.Errorf("building event id table: %w", err)
 		}
 	}
+	// The external table is added to ctx's query options (settings kept).
 	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("looking up %d %s: %w", len(ids), what, err)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -32,6 +33,31 @@ func TestIsRetryable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := IsRetryable(tc.err); got != tc.want {
 				t.Fatalf("IsRetryable(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestShardUnreachable: only ClickHouse's "all connection tries failed"
+// (279), wrapped or not, makes a cluster insert fall back to the
+// Distributed table's queue; a node dying mid-insert, a network error of
+// our own connection or another exception does not.
+func TestShardUnreachable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no replica of a shard reachable", &clickhouse.Exception{Code: 279, Message: "All connection tries failed"}, true},
+		{"wrapped", fmt.Errorf("inserting 500 events: %w", &clickhouse.Exception{Code: 279}), true},
+		{"node died mid-insert", &clickhouse.Exception{Code: 32}, false},
+		{"our connection refused", errors.New("dial tcp 127.0.0.1:29001: connect: connection refused"), false},
+		{"table read-only", &clickhouse.Exception{Code: 242}, false},
+		{"nil", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ShardUnreachable(tc.err); got != tc.want {
+				t.Fatalf("ShardUnreachable(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}

@@ -2,10 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +24,7 @@ import (
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/internal/subproc"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
@@ -253,4 +263,194 @@ func TestFindingsBusMemberLeavesMidStream(t *testing.T) {
 	}
 	r.stop(t)
 	check("after the replay")
+}
+
+// actorsCovering returns n actor ids (prefix-000, prefix-001, ...) that,
+// as keys of tenant's findings, land on every one of partitions partitions
+// (n >= partitions).
+func actorsCovering(prefix, tenant string, n, partitions int) []string {
+	var out []string
+	hit := map[int]bool{}
+	for i := 0; len(out) < n; i++ {
+		a := fmt.Sprintf("%s-%03d", prefix, i)
+		p := ingest.FindingPartition(ingest.FindingKey(tenant, a), partitions)
+		if hit[p] && len(hit) < partitions && n-len(out) <= partitions-len(hit) {
+			continue // keep room for the partitions not hit yet
+		}
+		hit[p] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// serveEvents is a JSONL batch: a bulk export of 50,000 records by each
+// of exporters (the bulk_access event rule), and denied reads by denied
+// (count of them, for the denied_burst window detector).
+func serveEvents(prefix string, now time.Time, exporters []string, denied string, count int) string {
+	var b strings.Builder
+	for i, a := range exporters {
+		fmt.Fprintf(&b, `{"event_id":"%s-x-%d","ts":%q,"tenant":"acme","actor":{"id":%q,"type":"human","role":"agent"},"action":"export","store":"crm","resource":{"type":"customer_profile"},"records":50000,"fields":["email"]}`+"\n",
+			prefix, i, now.Format(time.RFC3339Nano), a)
+	}
+	for i := range count {
+		fmt.Fprintf(&b, `{"event_id":"%s-d-%d","ts":%q,"tenant":"acme","actor":{"id":%q,"type":"human","role":"agent"},"action":"read","store":"crm","resource":{"type":"customer_profile"},"result":"denied","fields":["email"]}`+"\n",
+			prefix, i, now.Format(time.RFC3339Nano), denied)
+	}
+	return b.String()
+}
+
+// servePost is the chatwarden_alert_slack_calls_total{op="post"} of a
+// serve's /metrics page (-1 when it does not answer).
+func servePost(t *testing.T, addr string) float64 {
+	t.Helper()
+	return scrape(t, addr, `chatwarden_alert_slack_calls_total{op="post"}`)
+}
+
+// scrape returns the value of the sample line starting with series on
+// addr's /metrics (0 when absent, -1 when the page does not answer).
+func scrape(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestFindingsBusServeKilled runs two `chatwarden serve` processes with
+// findings.transport kafka on one ClickHouse database and one Slack
+// workspace. Bulk exports by actors covering every partition of the
+// findings topic alert through both; then one serve is SIGKILLed and more
+// bulk exports, and a burst of denied reads (the denied_burst window
+// detector), stream in: the survivor takes the dead one's partitions over
+// after the session timeout. Every alert is in Slack exactly once, the
+// event rules' and the window detector's findings both went through the
+// topic (the dispatcher is reached by nothing else in this mode), and no
+// message id was posted twice.
+func TestFindingsBusServeKilled(t *testing.T) {
+	t.Parallel()
+	e := newBusEnv(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	env := subproc.Env("CHATWARDEN_PSEUDONYM_KEY=" + hex.EncodeToString(key))
+	ic, fc := e.c.Ingest, e.c.Findings
+	config := func(name string) (file, addr string) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+		y := fmt.Sprintf(`clickhouse:
+  addr: %s
+  database: %s
+ingest:
+  brokers: [%s]
+  access_topic: %s
+  consent_topic: %s
+  dead_letter_topic: %s
+  group: %s
+  session_timeout: 6s
+  linger: 50ms
+findings:
+  transport: kafka
+  topic: %s
+  group: %s
+  partitions: %d
+serve:
+  addr: %s
+detect:
+  window: 10s
+  severities:
+    bulk_access: critical
+alert:
+  default_channel: %s
+  group_wait: 1s
+  slack:
+    token: xoxb-bus-test
+    api_url: %s
+    per_channel_interval: 1ms
+`, e.c.ClickHouse.Addr, e.c.ClickHouse.Database, strings.Join(ic.Brokers, ", "), ic.AccessTopic, ic.ConsentTopic,
+			ic.DeadLetterTopic, ic.Group, fc.Topic, fc.Group, fc.Partitions, addr, busChannel, e.slack.URL())
+		file = filepath.Join(t.TempDir(), name+".yaml")
+		if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file, addr
+	}
+	fileA, addrA := config("a")
+	fileB, addrB := config("b")
+	a := subproc.Start(t, "serve-a", chatwardenBinary(t), env, "serve", "-config", fileA)
+	b := subproc.Start(t, "serve-b", chatwardenBinary(t), env, "serve", "-config", fileB)
+	t.Cleanup(func() {
+		if !a.Exited() {
+			_ = a.Stop(t, syscall.SIGTERM, exitWait)
+		}
+		if t.Failed() {
+			t.Logf("serve-a:\n%s\nserve-b:\n%s", a.Tail(60), b.Tail(60))
+		}
+	})
+	owned := `chatwarden_findings_partitions_owned`
+	waitFor(t, progressWait, "both serves own findings partitions", func() bool {
+		return scrape(t, addrA, owned) > 0 && scrape(t, addrB, owned) > 0 && scrape(t, addrA, owned)+scrape(t, addrB, owned) == float64(fc.Partitions)
+	})
+	produce := func(lines string) {
+		t.Helper()
+		prod, err := ingest.NewProducer(ic, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer prod.Close()
+		if _, err := prod.ProduceJSONL(t.Context(), strings.NewReader(lines), 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := actorsCovering("kill-before", "acme", 12, fc.Partitions)
+	produce(serveEvents("p1", time.Now().UTC(), first, "", 0))
+	waitFor(t, progressWait, "both serves posted the first bulk exports", func() bool {
+		per, _ := e.postsPerActor(first)
+		return len(per) == len(first) && servePost(t, addrA) > 0 && servePost(t, addrB) > 0
+	})
+	if err := b.Stop(t, syscall.SIGKILL, exitWait); err == nil {
+		t.Fatal("serve-b exited cleanly after SIGKILL")
+	}
+	second := actorsCovering("kill-after", "acme", 12, fc.Partitions)
+	const denier = "kill-denier"
+	produce(serveEvents("p2", time.Now().UTC(), second, denier, 40))
+	all := append(append(append([]string(nil), first...), second...), denier)
+	waitFor(t, progressWait, "every alert posted after the kill, every finding committed", func() bool {
+		per, _ := e.postsPerActor(all)
+		return len(per) == len(all) && e.lag(t, fc.Group) == 0
+	})
+	per, _ := e.postsPerActor(all)
+	for _, actor := range all {
+		if per[actor] != 1 {
+			t.Errorf("%s posted %d times, want 1", actor, per[actor])
+		}
+	}
+	ids := map[string]int{}
+	for _, m := range e.slack.Messages(busChannel) {
+		ids[string(m.Metadata)]++
+	}
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("message %s posted %d times", id, n)
+		}
+	}
+	for _, m := range e.slack.Messages(busChannel) {
+		if strings.Contains(m.Text+string(m.Blocks), denier) && !strings.Contains(string(m.Blocks)+m.Text, "denied") {
+			t.Errorf("the message on %s is not the denied_burst alert: %.300s", denier, m.Text)
+		}
+	}
+	if got := scrape(t, addrA, "chatwarden_findings_produced_total"); got < float64(len(second)) {
+		t.Errorf("the survivor produced %v findings to the topic, want at least %d", got, len(second))
+	}
 }

@@ -1,7 +1,8 @@
 // Package dashboards serves chatwarden's web pages and their JSON API:
 // the live alert feed with evidence charts and the Slack buttons' actions
 // (/alerts), investigation of access history, timelines, blast radius and
-// exports (/investigate), data-subject access reports, the weekly
+// exports (/investigate), data-subject access reports and their
+// customer-readable form (/investigate/subject/customer, HTML and PDF), the weekly
 // breach-risk summary (/reports/weekly) and the audit trail (/audit).
 // Users sign in with a role (secops, responder, manager, admin); every
 // history, export and data-subject query is written to the audit trail.

@@ -1,9 +1,11 @@
 // Package report builds chatwarden's weekly breach-risk summary for managers
 // and the data-protection officer (alert trend, top risks, exposure, consent,
 // purpose and vendor violations, time to acknowledge and resolve, detector
-// noise) and renders it as HTML, Markdown or JSON. It reads alerts and
-// event aggregates through small interfaces wired in cmd; it never imports
-// the alert or detect packages.
+// noise) and renders it as HTML, Markdown or JSON; the breach assessment of
+// an incident; and the customer-readable access report (Customer), a
+// data-subject report worded for the customer, as HTML, Markdown, JSON or
+// PDF. It reads alerts and event aggregates through small interfaces wired
+// in cmd; it never imports the alert or detect packages.
 package report
 
 import (

@@ -79,8 +79,9 @@ type Cell struct {
 	// Purposes is the purpose policy the deployment would configure (the
 	// product ships none): both models' traffic follows the simulator's.
 	Purposes map[string][]string
-	// Destinations is the destination allow-list per tenant (office: the
-	// first tenant's processors; rota shares with no destination).
+	// Destinations is the destination allow-list per tenant: the first
+	// tenant's processors (sim.Destinations, rota.Destinations); the other
+	// tenants have none.
 	Destinations map[string][]string
 }
 
@@ -152,7 +153,8 @@ func Generate(model string, sh Shape, seed uint64, start time.Time, w io.Writer)
 			return nil, err
 		}
 		return &Cell{Labels: fromRota(r.Labels), Negatives: fromRota(r.Negatives), Access: r.Access,
-			Consent: r.Consent, Actors: r.Actors, Skipped: r.Skipped, Vendors: rotaVendors(), Purposes: sim.DefaultPolicy().Purposes}, nil
+			Consent: r.Consent, Actors: r.Actors, Skipped: r.Skipped, Vendors: rotaVendors(), Purposes: sim.DefaultPolicy().Purposes,
+			Destinations: map[string][]string{cfg.Tenants[0].Name: rota.Destinations}}, nil
 	}
 	return nil, fmt.Errorf("unknown traffic model %q (known: %s)", model, strings.Join(Models, ", "))
 }

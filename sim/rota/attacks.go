@@ -27,6 +27,9 @@ var planners = map[string]planner{
 	KindImpossibleTravel:          planTravel,
 	KindDormantWakeup:             planDormant,
 	KindSlowDrift:                 planDrift,
+	KindShareNewDestination:       planShareNew,
+	KindShareOutsideAllowlist:     planShareOutside,
+	KindShareVolume:               planShareVolume,
 }
 
 // attacksPerKind: two per kind on small worlds, three on larger ones.

@@ -36,6 +36,7 @@ type generator struct {
 	w       *world
 	extra   []rec // attack and negative events, any order
 	surges  []surge
+	sharing sharing
 	res     Result
 	seq     uint64
 	convSeq uint64
@@ -61,6 +62,9 @@ func Generate(cfg Config, out io.Writer) (*Result, error) {
 	}
 	if cfg.Attacks {
 		g.planAttacks()
+	}
+	if cfg.HardNegatives {
+		g.planShareNegatives()
 	}
 	g.res.Actors = len(g.w.actors)
 	slices.SortStableFunc(g.extra, func(x, y rec) int { return x.ts.Compare(y.ts) })
@@ -228,6 +232,7 @@ func (g *generator) actorTraffic(i int, a *actor, from, to time.Time, emit func(
 			e.Purpose = ""
 			emit(rec{ts: t.Add(time.Duration(rng.IntN(20000)) * time.Millisecond), ev: e})
 		}
+		g.warehouseExports(a, from, to, emit)
 		return
 	case kReports:
 		g.reportTraffic(a, from, to, emit)
@@ -286,6 +291,7 @@ func (g *generator) workShift(a *actor, rng *rand.Rand, from, to time.Time, emit
 			e.Purpose = "marketing"
 			emit(rec{ts: at, ev: e})
 		}
+		g.mailingExport(a, from, emit)
 		return
 	case kReviewer:
 		for t.Before(end) {
@@ -336,6 +342,7 @@ func (g *generator) workShift(a *actor, rng *rand.Rand, from, to time.Time, emit
 			e.Bytes = uint64(800 + rng.IntN(6000))
 			emit(rec{ts: at.Add(time.Duration(rng.IntN(15000)) * time.Millisecond), ev: e})
 		}
+		g.carrierShare(a, t, handle, c, emit)
 		t = t.Add(handle + time.Duration(rng.ExpFloat64()*1.5*float64(time.Minute)/rate))
 	}
 }
@@ -351,7 +358,8 @@ func (g *generator) botTraffic(i int, a *actor, from, to time.Time, emit func(re
 		for range poisson(rng, lambda) {
 			c := g.customer(a.tenant, rng, m)
 			at := m.Add(time.Duration(rng.IntN(60000)) * time.Millisecond)
-			g.conversation(a, rng, at, c, emit)
+			conv := g.conversation(a, rng, at, c, emit)
+			g.translationShare(a, at, conv, emit)
 		}
 	}
 }

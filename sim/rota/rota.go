@@ -23,10 +23,16 @@
 //     outsourced agents work their own contracted hours in Manila, and
 //     sparse actors (QA reviewers) work one fixed weekday.
 //   - Consent grants and withdrawals arrive every day.
+//   - Data leaves for four processors (shares.go): agents' delivery claims
+//     to a parcel carrier, virtual agents' transcripts to a translation
+//     service, the sync service's hourly warehouse export, the campaign
+//     manager's daily mailing list.
 //
 // Attacks of the same kinds as sim's (label kinds are the same strings) are
-// implemented here from scratch, and hard negatives (a demand surge, a rota
-// swap, a new hire, a return from leave, the weekly report) are labelled
+// implemented here from scratch (with share_outside_allowlist, which sim
+// lacks), and hard negatives (a demand surge, a rota swap, a new hire, a
+// return from leave, the weekly report, a new translation service rolled
+// out tenant-wide, a month-end close to the data warehouse) are labelled
 // "negative:<name>". Output is access.v1 and consent.v1 JSON lines in time
 // order, with raw customer ids (the replay pseudonymizes them).
 package rota
@@ -74,6 +80,9 @@ var AttackKinds = []string{
 	KindBulkExport, KindSlowEnumeration, KindBotCrossCustomer, KindConversationManyCustomers,
 	KindDeniedBurst, KindConsentViolation, KindPurposeViolation, KindVendorOutOfScope,
 	KindVolumeSpike, KindOffHours, KindNewCountry, KindImpossibleTravel, KindDormantWakeup, KindSlowDrift,
+	// third-party sharing (shares.go), last: the kinds before draw as
+	// they did before sharing
+	KindShareNewDestination, KindShareOutsideAllowlist, KindShareVolume,
 }
 
 // Hard negatives; their labels have kind NegativePrefix+name.

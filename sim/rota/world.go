@@ -65,6 +65,8 @@ type actor struct {
 	newSlot     int
 	driftFrom   time.Time // slow drift: work rate grows from here
 	picked      bool      // used by an attack or a negative
+	idx         int       // position in world.actors (hash key of its shares)
+	shares      bool      // passes delivery claims to the carrier (in-house agents, not an attack's stand-in)
 }
 
 func (a *actor) modelActor() models.Actor {
@@ -193,7 +195,7 @@ func newWorld(cfg Config) *world {
 func (w *world) add(t int, k kind) *actor {
 	i := len(w.actors)
 	h := w.hash(uint64(i), 0xac)
-	a := &actor{kind: k, tenant: t, loc: w.locs[t]}
+	a := &actor{kind: k, tenant: t, loc: w.locs[t], idx: i, shares: k == kAgent}
 	ten := w.tenants[t]
 	a.speed = math.Exp(0.3 * (float64(h%1000)/1000*2 - 1) * 1.7)
 	a.slot = []int{0, 0, 0, 1, 1, 1, 2}[(h>>12)%7]

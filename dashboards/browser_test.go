@@ -128,6 +128,10 @@ func TestBrowser(t *testing.T) {
 	if p := text(`.lede`); !strings.HasPrefix(p, "In week 2026-W48") {
 		t.Fatalf("weekly paragraph: %q", p)
 	}
+	step("weekly: data shared with third parties", chromedp.ScrollIntoView(css(`#shared`)), shot("07a-weekly-shared"))
+	if sh := text(`#shared ~ table`); !strings.Contains(sh, "psp.example") || !strings.Contains(sh, "payment") || !strings.Contains(sh, "new") {
+		t.Fatalf("weekly shared section: %q", sh)
+	}
 	// Without a week: the last complete one (W47) is empty in the fixture,
 	// so the page opens on the current week so far and says so; the week
 	// picker then opens W47 as asked.

@@ -85,7 +85,8 @@ func hash(t testing.TB, pw string) string {
 
 // newFixture starts a server over a fresh ClickHouse database holding a
 // small incident: agent-17 reads 40 customers' payment data at 02:00, a
-// critical enumeration alert on it, and a vendor's low alert.
+// critical enumeration alert on it, and a vendor's low alert; billing-bo
+// shares two customers' payment data with psp.example at 23:00.
 func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	s := storetest.New(t)
@@ -112,6 +113,14 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 		Actor: models.Actor{ID: "acme-ana", Type: models.ActorVendor, Vendor: "acme-bpo"}, Action: models.ActionRead, Store: "tickets",
 		Resource: models.Resource{Type: "ticket"}, SubjectID: p.Hash("cust-900"), Records: 2, Fields: []string{"transcript_text"},
 		Purpose: "support", Result: models.ResultAllowed, Client: models.Client{Country: "PH"}})
+	// billing-bo sends two customers' payment data to the payment
+	// processor (the weekly report's "data shared with third parties").
+	for i := range 2 {
+		evs = append(evs, models.Event{EventID: fmt.Sprintf("s%d", i), TS: base.Add(-3*time.Hour + time.Duration(i)*time.Minute), Tenant: "retail",
+			Actor: models.Actor{ID: "billing-bo", Type: models.ActorHuman, Role: "billing"}, Action: models.ActionShare, Store: "payments",
+			Resource: models.Resource{Type: "payment_method"}, SubjectID: p.Hash(fmt.Sprintf("cust-70%d", i)), Records: 6,
+			Fields: []string{"payment", "name"}, Purpose: "billing", Result: models.ResultAllowed, Destination: "psp.example"})
+	}
 	if err := s.InsertEvents(ctx, evs, testNow); err != nil {
 		t.Fatal(err)
 	}
@@ -674,7 +683,8 @@ func TestWeeklyPage(t *testing.T) {
 	f := newFixture(t, Config{})
 	c, _ := f.login(t, RoleManager)
 	resp, body := get(t, c, f.ts.URL+"/reports/weekly?week=2026-W48")
-	if resp.StatusCode != 200 || !strings.Contains(body, "In week 2026-W48") || !strings.Contains(body, "<svg") {
+	if resp.StatusCode != 200 || !strings.Contains(body, "In week 2026-W48") || !strings.Contains(body, "<svg") ||
+		!strings.Contains(body, `<h2 id="shared">Data shared with third parties</h2>`) || !strings.Contains(body, "<td>psp.example</td><td class=\"num\">12</td><td class=\"num\">2</td>") {
 		t.Fatalf("%d\n%s", resp.StatusCode, body)
 	}
 	if resp, _ := get(t, c, f.ts.URL+"/api/reports/weekly?week=2026-W99"); resp.StatusCode != 400 {

@@ -454,3 +454,40 @@ alert:
 		t.Errorf("the survivor produced %v findings to the topic, want at least %d", got, len(second))
 	}
 }
+
+// TestFindingsConfigValidated: a bad findings section is an error naming
+// the field.
+func TestFindingsConfigValidated(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"transport", "findings:\n  transport: carrier-pigeon\n", "findings.transport"},
+		{"topic name", "findings:\n  transport: kafka\n  topic: 'a b'\n", "findings.topic"},
+		{"topic reused", "findings:\n  transport: kafka\n  topic: chatwarden.access.v1\n", "findings.topic"},
+		{"group reused", "ingest:\n  group: g1\nfindings:\n  transport: kafka\n  group: g1\n", "findings.group"},
+		{"partitions", "findings:\n  partitions: 5000\n", "findings.partitions"},
+		{"max batch", "findings:\n  max_batch: -1\n", "findings.max_batch"},
+		{"linger", "findings:\n  linger: 5s\n", "findings.linger"},
+		{"unknown key", "findings:\n  transprot: kafka\n", "transprot"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var c Config
+			err := decodeStrict([]byte(tc.yaml), &c)
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%q: error %v, want one naming %s", tc.yaml, err, tc.want)
+			}
+		})
+	}
+	var c Config
+	if err := decodeStrict([]byte("findings:\n  transport: kafka\n  partitions: 6\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a valid findings section: %v", err)
+	}
+}

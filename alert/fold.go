@@ -77,6 +77,10 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 		if !ok {
 			id, ok = d.byFP[fp]
 		}
+		if f.Retract {
+			d.retractLocked(p, now, id, ok, &f)
+			continue
+		}
 		var r store.AlertRow
 		isNew := !ok
 		if ok {
@@ -173,6 +177,22 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 		}
 	}
 	return nil
+}
+
+// retractLocked applies a retraction (models.Finding.Retract): the alert
+// of its fingerprint (id, when ok) is resolved if the retracted finding —
+// raised on an open window that its evaluation did not confirm — is the
+// only one that fed it; an alert other findings fed stays as it is.
+func (d *Dispatcher) retractLocked(p *plan, now time.Time, id string, ok bool, f *models.Finding) {
+	if !ok {
+		return
+	}
+	r, found := p.row(d, id)
+	if !found || terminal(r.Alert.Status) || r.Alert.Findings != 1 || !r.Alert.Latest.OpenWindow ||
+		r.Alert.Latest.Detector != f.Detector || findingKey(&r.Alert.Latest) != findingKey(f) {
+		return
+	}
+	p.setStatus(d, now, r, models.StatusResolved, "chatwarden", f.Summary)
 }
 
 // restored is the status an alert returns to when it is no longer muted.

@@ -43,7 +43,10 @@ func (d *Dispatcher) groupHash(g *group) string {
 			continue
 		}
 		r := a.row
-		fmt.Fprintf(&b, "%s %s %d %s %t;", id, r.Alert.Status, r.Alert.Severity, r.MutedBy, !r.EscalatedAt.IsZero())
+		// An open-window finding replaced by its window's own finding
+		// (issue 12) changes what the message shows: it is updated once.
+		fmt.Fprintf(&b, "%s %s %d %s %t %t;", id, r.Alert.Status, r.Alert.Severity, r.MutedBy, !r.EscalatedAt.IsZero(),
+			r.Alert.Latest.OpenWindow)
 	}
 	return b.String()
 }

@@ -176,14 +176,19 @@ func (e *Engine) backfill(ctx context.Context, from, to time.Time) error {
 // calls Advance(now() - lateness), where lateness gives ingest time to land
 // the window's events, or to Options.Watermark's low watermark less
 // Config.AllowedLateness when that is earlier (consumer lag), and
-// checkpoints every CheckpointEvery. now is the
+// checkpoints every CheckpointEvery. Between cycles it judges the open
+// window every StreamEvery (Stream). now is the
 // clock (cmd passes time.Now); detection itself never reads it.
 func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Duration, cp Checkpoints) error {
 	lastCP := now()
+	next := lastCP.Truncate(e.cfg.Window).Add(e.cfg.Window).Add(lateness)
 	for {
 		t := now()
-		next := t.Truncate(e.cfg.Window).Add(e.cfg.Window).Add(lateness)
-		timer := time.NewTimer(next.Sub(t))
+		wake := next
+		if e.cfg.StreamEvery > 0 && t.Add(e.cfg.StreamEvery).Before(wake) {
+			wake = t.Add(e.cfg.StreamEvery)
+		}
+		timer := time.NewTimer(wake.Sub(t))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -197,16 +202,22 @@ func (e *Engine) Run(ctx context.Context, now func() time.Time, lateness time.Du
 			return nil
 		case <-timer.C:
 		}
-		if err := e.Advance(ctx, e.closeTo(now(), lateness)); err != nil {
-			e.log.Error("detection cycle", "err", err)
-		}
-		e.progress()
-		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
-			if err := e.Checkpoint(ctx, cp, now()); err != nil {
-				e.log.Error("checkpointing baselines", "err", err)
-			} else {
-				lastCP = now()
+		if !now().Before(next) {
+			if err := e.Advance(ctx, e.closeTo(now(), lateness)); err != nil {
+				e.log.Error("detection cycle", "err", err)
 			}
+			e.progress()
+			if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
+				if err := e.Checkpoint(ctx, cp, now()); err != nil {
+					e.log.Error("checkpointing baselines", "err", err)
+				} else {
+					lastCP = now()
+				}
+			}
+			next = now().Truncate(e.cfg.Window).Add(e.cfg.Window).Add(lateness)
+		}
+		if err := e.Stream(ctx, now()); err != nil {
+			e.log.Error("judging the open window", "err", err)
 		}
 	}
 }
@@ -231,9 +242,10 @@ func (e *Engine) closeTo(now time.Time, lateness time.Duration) time.Time {
 // RunOnEvents is Run on event time (detect.clock: events): every poll (wall
 // time) it evaluates the windows that closed before watermark() less
 // Config.AllowedLateness, where watermark is the latest event time ingest
-// has stored (zero: none yet), and checkpoints every CheckpointEvery of
-// wall time (now). For simulated traffic streamed faster than real time;
-// with no new events no window closes.
+// has stored (zero: none yet), judges the open window (Stream, detected at
+// watermark()), and checkpoints every CheckpointEvery of wall time (now).
+// For simulated traffic streamed faster than real time; with no new events
+// no window closes.
 func (e *Engine) RunOnEvents(ctx context.Context, watermark, now func() time.Time, poll time.Duration, cp Checkpoints) error {
 	lastCP := now()
 	tick := time.NewTicker(poll)
@@ -255,6 +267,11 @@ func (e *Engine) RunOnEvents(ctx context.Context, watermark, now func() time.Tim
 			e.log.Error("detection cycle", "err", err)
 		}
 		e.progress()
+		if wm := watermark(); !wm.IsZero() {
+			if err := e.Stream(ctx, wm); err != nil {
+				e.log.Error("judging the open window", "err", err)
+			}
+		}
 		if cp != nil && now().Sub(lastCP) >= e.cfg.CheckpointEvery {
 			if err := e.Checkpoint(ctx, cp, now()); err != nil {
 				e.log.Error("checkpointing baselines", "err", err)

@@ -70,6 +70,22 @@ type Config struct {
 	// cycle, oldest first; the rest wait for the next cycle (default 10;
 	// 1 to 1000).
 	ReopenPerCycle int `yaml:"reopen_per_cycle"`
+	// StreamEvery is how often serve judges the open window (stream.go):
+	// the records and distinct customers each actor has stored in the
+	// window so far are judged against the same bars as volume_spike's
+	// and enumeration's window checks, and a finding is raised before the
+	// window closes (default 1s; 100ms to the window; negative: off, the
+	// window detectors alone).
+	StreamEvery time.Duration `yaml:"stream_every"`
+	// StreamMaxActors bounds the (actor, open window) counts kept for
+	// streaming; the events of further actors are counted in
+	// chatwarden_detect_stream_dropped_events_total and left to the window
+	// detectors (default 100000; 1 to 10000000).
+	StreamMaxActors int `yaml:"stream_max_actors"`
+	// StreamMaxSubjects bounds the distinct customers counted exactly per
+	// actor and open window: beyond it the count stays at the bound
+	// (default 4096; 1 to 1000000).
+	StreamMaxSubjects int `yaml:"stream_max_subjects"`
 	// RiskHalfLife is the half-life of a finding in the actor risk score
 	// (default 72h).
 	RiskHalfLife time.Duration `yaml:"risk_half_life"`
@@ -309,6 +325,11 @@ func (c Config) WithDefaults() Config {
 	}
 	defInt(&c.ReopenWindows, 60)
 	defInt(&c.ReopenPerCycle, 10)
+	if c.StreamEvery == 0 {
+		c.StreamEvery = time.Second
+	}
+	defInt(&c.StreamMaxActors, 100000)
+	defInt(&c.StreamMaxSubjects, 4096)
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = time.Hour
 	}
@@ -455,6 +476,15 @@ const (
 
 var kafkaNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 
+// MinStreamEvery, MaxStreamActors and MaxStreamSubjects bound
+// detect.stream_every, detect.stream_max_actors and
+// detect.stream_max_subjects.
+const (
+	MinStreamEvery    = 100 * time.Millisecond
+	MaxStreamActors   = 10000000
+	MaxStreamSubjects = 1000000
+)
+
 // MinWindow and MaxWindow bound detect.window.
 const (
 	MinWindow = 10 * time.Second
@@ -515,6 +545,15 @@ func (c Config) Validate() error { //nolint:gocognit // one flat check per field
 	}
 	if c.ReopenPerCycle < 1 || c.ReopenPerCycle > MaxReopenPerCycle {
 		bad("reopen_per_cycle", "%d: want 1 to %d windows per cycle", c.ReopenPerCycle, MaxReopenPerCycle)
+	}
+	if c.StreamEvery > 0 && (c.StreamEvery < MinStreamEvery || c.StreamEvery > c.Window) {
+		bad("stream_every", "%s: want %s to the window (%s), or negative to turn streaming off", c.StreamEvery, MinStreamEvery, c.Window)
+	}
+	if c.StreamMaxActors < 1 || c.StreamMaxActors > MaxStreamActors {
+		bad("stream_max_actors", "%d: want 1 to %d", c.StreamMaxActors, MaxStreamActors)
+	}
+	if c.StreamMaxSubjects < 1 || c.StreamMaxSubjects > MaxStreamSubjects {
+		bad("stream_max_subjects", "%d: want 1 to %d", c.StreamMaxSubjects, MaxStreamSubjects)
 	}
 	if c.BackfillDays < 0 {
 		bad("backfill_days", "%d is negative", c.BackfillDays)

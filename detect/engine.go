@@ -146,6 +146,13 @@ type Engine struct {
 	late      lateWindows
 	emitted   map[int64]map[string]struct{}
 	reopening bool
+
+	// open are the open windows' counts (NoteEvents adds); streamed the
+	// findings raised on them, until their window is evaluated; lastMult
+	// each tenant's multiplier as of its last active window (stream.go).
+	open     openWindows
+	streamed streamed
+	lastMult map[string]float64
 }
 
 // maxPendingFindings bounds the findings kept for a retry per sink.
@@ -277,6 +284,9 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 			}
 		}
 	}
+	if !e.learnOnly {
+		e.dropOpen(e.closed.Load())
+	}
 	return errors.Join(errs...)
 }
 
@@ -316,11 +326,21 @@ func (e *Engine) Learn(ctx context.Context, from, to time.Time) error {
 // and emits.
 func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []windowRow, drows []store.DestinationActivity) error {
 	e.metrics.windows.Inc()
+	var retract []models.Finding
 	if len(rows) == 0 && len(e.series) == 0 && len(drows) == 0 {
-		return nil
+		if !e.learnOnly {
+			retract = e.confirmStreamed(end, nil)
+		}
+		return e.sendRetractions(ctx, retract)
 	}
 	e.noteTenants(start, rows)
 	cyc := e.newCycle(start, end, rows)
+	if e.lastMult == nil {
+		e.lastMult = map[string]float64{}
+	}
+	for t, m := range cyc.mult {
+		e.lastMult[t] = m
+	}
 	var out []models.Finding
 	for i := range rows {
 		r := &rows[i]
@@ -333,11 +353,16 @@ func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []wind
 	}
 	out = append(out, e.evaluateSilent(cyc, rows)...)
 	out = append(out, e.destinations(start, end, drows)...)
-	if e.learnOnly || len(out) == 0 {
+	if e.learnOnly {
 		return nil
 	}
-	e.noteRaised(end, out)
-	return e.emit(ctx, end, out)
+	retract = e.confirmStreamed(end, out)
+	var errs []error
+	if len(out) > 0 {
+		e.noteRaised(end, out)
+		errs = append(errs, e.emit(ctx, end, out))
+	}
+	return errors.Join(append(errs, e.sendRetractions(ctx, retract))...)
 }
 
 // state returns (creating) the state of the row's actor; st is the state
@@ -379,6 +404,12 @@ func (e *Engine) warm(st *actorState) bool {
 
 // emit applies suppressions, stores and forwards findings, and updates risk.
 func (e *Engine) emit(ctx context.Context, now time.Time, fs []models.Finding) error {
+	return e.emitRisk(ctx, now, fs, true)
+}
+
+// emitRisk is emit; risk false leaves the actor risk scores alone (a
+// finding on an open window: the window's finding that confirms it counts).
+func (e *Engine) emitRisk(ctx context.Context, now time.Time, fs []models.Finding, risk bool) error {
 	var errs []error
 	for i := range fs {
 		if len(fs[i].Evidence.TopSubjects) == 0 && wantsSubjects(fs[i].Detector) && e.agg != nil {
@@ -399,7 +430,9 @@ func (e *Engine) emit(ctx context.Context, now time.Time, fs []models.Finding) e
 		}
 		e.metrics.findings.WithLabelValues(f.Detector, f.Severity.String()).Inc()
 		pass = append(pass, f)
-		e.addRisk(f)
+		if risk {
+			e.addRisk(f)
+		}
 	}
 	if e.opt.Stored != nil {
 		if err := e.opt.Stored(ctx, stored); err != nil {
@@ -419,6 +452,23 @@ func (e *Engine) emit(ctx context.Context, now time.Time, fs []models.Finding) e
 	}
 	e.metrics.pending.Set(float64(len(e.pendStored) + len(e.pendFindings)))
 	return errors.Join(errs...)
+}
+
+// sendRetractions tells alerting that findings raised on an open window
+// were not confirmed when it closed (kept for a retry, like findings, when
+// the hand-off fails). Retractions are not stored as findings.
+func (e *Engine) sendRetractions(ctx context.Context, rs []models.Finding) error {
+	if len(rs) == 0 || e.opt.Findings == nil {
+		return nil
+	}
+	if err := e.opt.Findings(ctx, rs...); err != nil {
+		e.metrics.sinkErrors.WithLabelValues("findings").Inc()
+		e.log.Error("sending retractions; kept for a retry", "err", err, "retractions", len(rs))
+		e.pendFindings = keepPending(e, "findings", e.pendFindings, rs)
+		e.metrics.pending.Set(float64(len(e.pendStored) + len(e.pendFindings)))
+		return err
+	}
+	return nil
 }
 
 // keepPending appends add to pend, dropping (and counting) the oldest

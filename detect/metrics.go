@@ -22,6 +22,12 @@ type metrics struct {
 	evicted       prometheus.Counter
 	actors        prometheus.Gauge
 
+	streamActors      prometheus.Gauge
+	streamDropped     prometheus.Counter
+	streamFindings    *prometheus.CounterVec
+	streamConfirmed   *prometheus.CounterVec
+	streamUnconfirmed *prometheus.CounterVec
+
 	reg prometheus.Registerer
 	all []prometheus.Collector
 }
@@ -62,11 +68,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Actor baselines forgotten after detect.evict_idle_after without activity."}),
 		actors: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_actors",
 			Help: "Actors the engine holds a baseline for (after the last eviction pass)."}),
+		streamActors: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_stream_actors",
+			Help: "(actor, open window) counts held for streaming detection (at most detect.stream_max_actors)."}),
+		streamDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_stream_dropped_events_total",
+			Help: "Events not counted for streaming detection because detect.stream_max_actors counts were held (the window detectors still judge them)."}),
+		streamFindings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_stream_findings_total",
+			Help: "Findings raised on an open window, before it closed, by detector."}, []string{"detector"}),
+		streamConfirmed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_stream_confirmed_total",
+			Help: "Findings raised on an open window that the window's evaluation raised again (one alert, updated), by detector."}, []string{"detector"}),
+		streamUnconfirmed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_stream_unconfirmed_total",
+			Help: "Findings raised on an open window that the window's evaluation did not raise (their alert is closed), by detector."}, []string{"detector"}),
 	}
 	if reg != nil {
 		m.reg = reg
 		m.all = []prometheus.Collector{m.windows, m.missed, m.findings, m.suppressed, m.sinkErrors, m.queryDuration, m.cycleDuration, m.lastWindowEnd,
-			m.pending, m.dropped, m.evicted, m.actors, m.heldBack, m.late, m.unreopened, m.reopened, m.reopenPending}
+			m.pending, m.dropped, m.evicted, m.actors, m.heldBack, m.late, m.unreopened, m.reopened, m.reopenPending,
+			m.streamActors, m.streamDropped, m.streamFindings, m.streamConfirmed, m.streamUnconfirmed}
 		reg.MustRegister(m.all...)
 	}
 	return m

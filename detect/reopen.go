@@ -48,9 +48,11 @@ type lateWindow struct {
 // chatwarden_detect_late_events_total and re-opens its window for its
 // actor, unless the window is more than detect.reopen_windows behind the
 // last one evaluated (counted in
-// chatwarden_detect_late_events_unreopened_total).
+// chatwarden_detect_late_events_unreopened_total). An event for a window
+// not evaluated yet is counted for streaming detection (stream.go).
 func (e *Engine) NoteEvents(evs []models.Event) {
 	closed := e.closed.Load()
+	e.noteOpen(evs, closed) // streaming: the open windows' counts
 	ws := int64(e.cfg.Window / time.Second)
 	reopen := e.cfg.ReopenWindows >= 0
 	late, unreopened := 0, 0

@@ -9,10 +9,23 @@ import (
 )
 
 func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
+	f, fired, judged := e.detectVolumeWindow(x)
+	if fired || !judged {
+		return f, fired
+	}
+	return e.detectVolumeSpan(x, x.c.multiplier(x.r.Tenant))
+}
+
+// detectVolumeWindow judges the records of the window alone: far above
+// the actor's seasonal baseline (or its peers' while it warms up) and above
+// the largest window it (or its peers) made. judged is false while neither
+// the actor nor its peers have history. Streaming (stream.go) runs this
+// check on the open window's records so far.
+func (e *Engine) detectVolumeWindow(x *rowCtx) (f models.Finding, fired, judged bool) {
 	d := e.cfg.Detectors
 	mu, scale, src, ok := e.expected(x, false)
 	if !ok {
-		return models.Finding{}, false
+		return models.Finding{}, false, false
 	}
 	mult := x.c.multiplier(x.r.Tenant)
 	mu *= mult
@@ -20,36 +33,36 @@ func (e *Engine) detectVolume(x *rowCtx) (models.Finding, bool) {
 	obs := float64(x.r.Records)
 	x.expRec = mu
 	if obs < d.VolumeRatio*mu || obs-mu < d.VolumeMin {
-		return e.detectVolumeSpan(x, mult)
+		return models.Finding{}, false, true
 	}
 	if x.warm && obs < e.maxFactor(x)*math.Max(float64(x.st.RecMax), x.peerMax(false))*mult {
-		return e.detectVolumeSpan(x, mult)
+		return models.Finding{}, false, true
 	}
 	if !x.warm && obs < e.maxFactor(x)*x.peerMax(false)*mult {
 		// warming up: judged by what its peers do at most, not only by
 		// their typical window (a new marketer's first segment pull)
-		return e.detectVolumeSpan(x, mult)
+		return models.Finding{}, false, true
 	}
 	z := (obs - mu) / math.Max(scale, 1)
 	if z < d.VolumeZ {
-		return e.detectVolumeSpan(x, mult)
+		return models.Finding{}, false, true
 	}
 	p := countTail(obs, mu, scale*scale)
 	if p > d.VolumeTailProb {
-		return e.detectVolumeSpan(x, mult)
+		return models.Finding{}, false, true
 	}
 	if hp, ok := x.st.heavyExplains(obs, mult, x.st.heavyThreshold(d.VolumeMin)); ok && hp > d.VolumeTailProb {
 		// a rare-but-heavy actor's call of a size its own heavy calls
 		// make plausible: judged by the span detector, not alone
-		return e.detectVolumeSpan(x, mult)
+		return models.Finding{}, false, true
 	}
-	f := e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: "records per window", Observed: obs, Baseline: mu,
+	f = e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: "records per window", Observed: obs, Baseline: mu,
 		Spread: scale, Threshold: math.Max(d.VolumeRatio*mu, mu+d.VolumeZ*scale), BaselineSource: src,
 		Notes: map[string]float64{"z": z, "ratio": obs / mu, "tenant_multiplier": mult, "tail_probability": p}})
 	e.peerInfo(&f, x)
 	f.Summary = fmt.Sprintf("%s read %.0f records in %s, %.0fx the expected %.1f (z %.1f, p %.1e)", x.r.ActorID, obs,
 		e.cfg.Window, obs/mu, mu, z, p)
-	return f, true
+	return f, true, true
 }
 
 // detectVolumeSpan judges the records of the last VolumeSpan windows

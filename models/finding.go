@@ -157,6 +157,17 @@ type Finding struct {
 	// Summary is a one-line, plain-language headline.
 	Summary  string   `json:"summary"`
 	Evidence Evidence `json:"evidence"`
+	// OpenWindow is set on a finding streaming detection raised on a
+	// window still open, covering it up to WindowEnd (its actor's newest
+	// event): the window's own finding, when the window closes, confirms
+	// it and folds into the same alert.
+	OpenWindow bool `json:"open_window,omitempty"`
+	// Retract marks a notice, not a finding: the finding of this
+	// detector, tenant and actor that streaming detection raised on the
+	// open window [WindowStart, WindowEnd) was not confirmed when the
+	// window closed. Alerting resolves the alert it opened unless other
+	// findings have fed that alert since; it is never stored as a finding.
+	Retract bool `json:"retract,omitempty"`
 }
 
 // Fingerprint identifies the alert a finding belongs to: one per

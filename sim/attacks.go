@@ -72,6 +72,9 @@ var planners = map[string]planner{
 	KindMultivariate:              planMultivariate,
 	KindShareNewDestination:       ownRandPlanner(planShareNewDestination),
 	KindShareVolume:               ownRandPlanner(planShareVolume),
+	KindInjectionOneShot:          convRandPlanner(planInjectionOneShot),
+	KindInjectionSlow:             convRandPlanner(planInjectionSlow),
+	KindInjectionDisguised:        convRandPlanner(planInjectionDisguised),
 }
 
 // ownRandPlanner runs p on the sharing scenarios' own random stream
@@ -143,6 +146,7 @@ func plan(g *Generator) {
 	}
 	if g.cfg.HardNegatives {
 		planShareNegatives(g) // after the attacks: its own random stream (shares.go)
+		planConvNegatives(g)  // and its own (conversations.go)
 	}
 	slices.SortStableFunc(g.scenarios, func(x, y *scenario) int { return cmp.Compare(x.from, y.from) })
 	slices.SortStableFunc(g.pending, func(x, y pendingConsent) int { return cmp.Compare(x.m, y.m) })

@@ -30,6 +30,8 @@ const (
 	KindMultivariate              = "multivariate"
 	KindShareNewDestination       = "share_new_destination"
 	KindShareVolume               = "share_volume"
+	// conversation attacks (conversations.go): KindInjectionOneShot,
+	// KindInjectionSlow, KindInjectionDisguised
 )
 
 // AttackKinds lists every attack kind the generator can inject.
@@ -39,6 +41,7 @@ var AttackKinds = []string{
 	KindVolumeSpike, KindOffHours, KindRareSensitiveCategory, KindNewCountry, KindImpossibleTravel,
 	KindDormantWakeup, KindPeerDeviation, KindSlowDrift, KindMultivariate,
 	KindShareNewDestination, KindShareVolume,
+	KindInjectionOneShot, KindInjectionSlow, KindInjectionDisguised,
 }
 
 // Hard-negative names; their labels have kind NegativePrefix+name.
@@ -59,7 +62,7 @@ const (
 
 // NegativeKinds lists every hard negative.
 var NegativeKinds = []string{NegPromotionDay, NegNewHire, NegEveningShift, NegBackFromLeave, NegMonthEndBatch, NegDaylightSaving,
-	NegFirstShareKnown, NegDestinationRollout, NegCampaignExport}
+	NegFirstShareKnown, NegDestinationRollout, NegCampaignExport, NegToolRollout, NegLongConversation}
 
 // DefaultStart is the default first instant: a Monday, so that 14 days
 // span the European (2026-10-25) and US (2026-11-01) daylight-saving

@@ -97,6 +97,12 @@ type Generator struct {
 	rolloutFrom   int64
 	campaignActor *actor
 	campaignDay   [2]int64
+
+	// conversation scenarios (conversations.go): their own random stream
+	// and the tool rollout's start
+	crng            *rand.Rand
+	convRolloutFrom int64
+	scenarioConvs   int64
 }
 
 type pendingConsent struct {
@@ -421,7 +427,9 @@ func (g *Generator) normal(a *actor, m int64, md mods) {
 			e.result = models.ResultDenied
 		}
 	case roleBot:
-		g.botCall(a, e, g.botConv(a), r, md)
+		c := g.botConv(a)
+		g.botCall(a, e, c, r, md)
+		g.rolloutCall(a, c, m) // appends: e is not used after it
 	case roleIndexer:
 		if r < 0.5 {
 			g.set(e, stTranscripts, models.ActionList, fText, uint64(10+g.rng.IntN(30)))
@@ -497,7 +505,8 @@ func (g *Generator) botConv(a *actor) *conv {
 
 func (g *Generator) newConv(a *actor) conv {
 	g.w.nextConv++
-	return conv{id: g.w.nextConv, subject: g.customer(a.tenant), left: 2 + g.rng.IntN(6)}
+	return conv{id: g.w.nextConv, subject: g.customer(a.tenant), left: 2 + g.rng.IntN(6),
+		rollout: g.convRolloutFrom > 0 && a.tenant == 0 && g.minute >= g.convRolloutFrom}
 }
 
 // botCall fills e as a tool call in conversation c; the subject read is the

@@ -211,6 +211,9 @@ type conv struct {
 	id      int64
 	subject int32
 	left    int
+	// rollout: the conversation still gets the conversation_tool_rollout
+	// call (conversations.go).
+	rollout bool
 }
 
 // batchJob is a service account's nightly job.

@@ -171,6 +171,9 @@ func renderAlerts(m *alert.Message, escalation bool) ([]slack.Block, string) {
 	if br := blastRadius(&top.Latest.Evidence); br != "" {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(br), nil, nil, slack.SectionBlockOptionBlockID("cw-blast")))
 	}
+	if cs := callSequence(top.Latest.Evidence.Calls); cs != "" {
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(cs), nil, nil, slack.SectionBlockOptionBlockID("cw-calls")))
+	}
 	if len(m.Alerts) > 1 {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(groupList(m), 2900)), nil, nil,
 			slack.SectionBlockOptionBlockID("cw-group")))
@@ -281,6 +284,50 @@ func evidenceFields(v *alert.AlertView) []*slack.TextBlockObject {
 		fs = fs[:10]
 	}
 	return fs
+}
+
+// callSequence lists a conversation's calls in order (conversation_shape),
+// the improbable ones marked; runs of more than two ordinary calls are
+// folded into one line. Empty when the evidence has no calls.
+func callSequence(calls []models.CallStep) string {
+	if len(calls) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	improbable := 0
+	for _, c := range calls {
+		if c.Improbable {
+			improbable++
+		}
+	}
+	fmt.Fprintf(&b, "*Conversation calls* (%d, %d improbable :warning:)", len(calls), improbable)
+	line := func(c models.CallStep) {
+		mark := ""
+		if c.Improbable {
+			mark = " :warning: *improbable*"
+		}
+		fmt.Fprintf(&b, "\n`%s` %s · %.1f nats%s", c.TS.UTC().Format("15:04:05"), oneLine(c.Label()), c.Surprise, mark)
+	}
+	for i := 0; i < len(calls); {
+		j := i
+		for j < len(calls) && !calls[j].Improbable {
+			j++
+		}
+		if j-i > 2 {
+			line(calls[i])
+			fmt.Fprintf(&b, "\n… %d ordinary calls", j-i-1)
+			i = j
+			continue
+		}
+		for ; i < j; i++ {
+			line(calls[i])
+		}
+		if i < len(calls) {
+			line(calls[i])
+			i++
+		}
+	}
+	return truncate(b.String(), 2900)
 }
 
 func blastRadius(ev *models.Evidence) string {

@@ -45,6 +45,17 @@ func TestRenderGolden(t *testing.T) {
 		{Field: "fields[1]", Kind: models.PIIEmail, Masked: "****@*******.***"}}
 	share := finding("destination_new", "agent-9", models.SeverityHigh, t0)
 	share.Evidence.Destinations = []string{"quickdrop-417.example"}
+	shape := finding("conversation_shape", "assistant-7", models.SeverityHigh, t0)
+	shape.Summary = "assistant-7: conversation conv-9 has a shape its bot's conversations have with probability 3.1e-12"
+	for i, c := range []string{"search_kb search vector_index", "lookup_order read orders", "get_profile read crm", "lookup_order read orders",
+		"get_profile search crm", "<@U0ADMIN> search crm", "create_ticket update tickets"} {
+		f := strings.Fields(c)
+		st := models.CallStep{TS: t0.Add(time.Duration(i) * 20 * time.Second), Tool: f[0], Action: f[1], Store: f[2], Records: 1, Surprise: 1.5}
+		if f[1] == "search" && f[2] == "crm" {
+			st.Records, st.Categories, st.Surprise, st.Improbable = 12, []string{"address", "email"}, 17.3, true
+		}
+		shape.Evidence.Calls = append(shape.Evidence.Calls, st)
+	}
 	var storm []alert.AlertView
 	for i, det := range []string{"volume_spike", "enumeration", "off_hours", "rare_store", "peer_deviation", "denied_burst"} {
 		v := view(finding(det, "agent-5", models.Severity(1+i%4), t0), models.StatusOpen, 10+i)
@@ -77,6 +88,8 @@ func TestRenderGolden(t *testing.T) {
 			Alerts: []alert.AlertView{view(pii, models.StatusOpen, 1)}, MaxListed: 10}},
 		{"destination", alert.Message{ID: "g8-abc", Kind: alert.KindGroup, Tenant: "acme", ActorID: "agent-9",
 			Alerts: []alert.AlertView{view(share, models.StatusOpen, 1)}, MaxListed: 10}},
+		{"conversation_shape", alert.Message{ID: "g9-abc", Kind: alert.KindGroup, Tenant: "acme", ActorID: "assistant-7",
+			Alerts: []alert.AlertView{view(shape, models.StatusOpen, 1)}, MaxListed: 10}},
 		{"digest", alert.Message{ID: "digest-2025-01-13", Kind: alert.KindDigest, Digest: &alert.Digest{
 			Title: "Weekly breach-risk summary", Week: time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC), URL: "https://chatwarden.example/reports/weekly",
 			Sections: []alert.DigestSection{{Title: "Top risks", Lines: []string{"agent-17: 0.93 (volume_spike, enumeration)", "vendor <acme-bpo> & co: 0.71"}},
@@ -86,6 +99,8 @@ func TestRenderGolden(t *testing.T) {
 	shows := map[string][]string{
 		"payload_pii": {"card in `resource.id`: `order-****-****-****-****`", "email in `fields[1]`: `****@*******.***`"},
 		"destination": {"*Destinations*\\nquickdrop-417.example"},
+		"conversation_shape": {"*Conversation calls* (7, 2 improbable :warning:)", "… 3 ordinary calls",
+			"get_profile search crm [address,email] x12 · 17.3 nats :warning: *improbable*", "&lt;@U0ADMIN&gt; search crm"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

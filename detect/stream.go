@@ -35,8 +35,8 @@ import (
 // events re-open it (reopen.go). At most one streamed finding per
 // (detector, actor, window).
 //
-// Memory is bounded: counts are kept only for actors active in an open
-// window (dropped when the window is evaluated), at most
+// Memory is bounded: counts are kept only for the shard's actors active
+// in an open window (dropped when the window is evaluated), at most
 // detect.stream_max_actors of them, each with an exact set of at most
 // detect.stream_max_subjects customers (64-bit hashes of the pseudonyms).
 
@@ -78,6 +78,9 @@ func (e *Engine) noteOpen(evs []models.Event, closed int64) {
 		ts := ev.TS.Unix()
 		if ts < closed {
 			continue // late: its window re-opens instead
+		}
+		if !e.shard.Owns(ev.Actor.ID) {
+			continue // another shard's (detect.shards)
 		}
 		end := ts - mod(ts, ws) + ws
 		tenant := ev.Tenant
@@ -226,11 +229,6 @@ func (e *Engine) judgeOpen(o *openRow) []models.Finding {
 	r := &o.row
 	k := actorKey{r.Tenant, r.ActorID}
 	cur := e.actors[k]
-	if cur == nil && e.cfg.Shards > 1 {
-		// Sharded, an actor the engine holds no state for may be another
-		// shard's: its window detectors judge it.
-		return nil
-	}
 	raised := e.streamed[o.end]
 	volDone := raised[DetVolumeSpike+"\x00"+r.Tenant+"\x00"+r.ActorID].Detector != ""
 	enumDone := raised[DetEnumeration+"\x00"+r.Tenant+"\x00"+r.ActorID].Detector != ""

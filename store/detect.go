@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/cityhash102"
+
 	"github.com/chatwarden/chatwarden/models"
 )
 
@@ -13,6 +15,18 @@ import (
 // cityHash64(actor_id) modulo Count equals Index. Count 0 or 1 owns every actor.
 type Shard struct {
 	Index, Count int
+}
+
+// Owns reports whether the instance of shard sh evaluates actor: the Go
+// twin of the aggregate queries' predicate cityHash64(actor_id) % Count =
+// Index (ClickHouse's cityHash64 of a String is CityHash64 v1.0.2, which
+// clickhouse-go's cityhash102 implements). Detection's streaming counts
+// keep only the shard's actors with it.
+func (sh Shard) Owns(actor string) bool {
+	if sh.Count <= 1 {
+		return true
+	}
+	return cityhash102.CityHash64([]byte(actor), uint32(len(actor)))%uint64(sh.Count) == uint64(sh.Index)
 }
 
 // owns renders the shard predicate and its arguments ("" when unsharded).

@@ -56,6 +56,9 @@ type Action struct {
 	Source string
 	// dryRun is set by Authorize: check, do not apply.
 	dryRun bool
+	// forwarded is set by ActForwarded: the action came from another
+	// dispatcher and is not forwarded again.
+	forwarded bool
 }
 
 // ErrUnknownMessage is returned by Act for a message id alerting never sent.
@@ -95,18 +98,47 @@ func (d *Dispatcher) act(ctx context.Context, now time.Time, a Action) error {
 		return err
 	}
 	d.step.Lock()
-	defer d.step.Unlock()
-	ids, err := d.targets(ctx, a)
-	if err != nil {
-		return err
+	ids, foreign, err := d.targets(ctx, a)
+	if err == nil {
+		d.mu.Lock()
+		err = d.authorizeLocked(a, ids, foreign)
+		d.mu.Unlock()
 	}
-	d.mu.Lock()
-	err = d.authorizeLocked(a, ids)
-	d.mu.Unlock()
 	if err != nil || a.dryRun {
+		d.step.Unlock()
 		return err
 	}
-	return d.applyLocked(ctx, now, a, ids)
+	if len(foreign) == 0 {
+		defer d.step.Unlock()
+		return d.applyLocked(ctx, now, a, ids)
+	}
+	d.step.Unlock()
+	// Another dispatcher owns the group (every alert of a message is of one
+	// tenant and actor): hand the action to it.
+	r := foreign[0].Alert
+	if d.forward == nil || a.forwarded {
+		return fmt.Errorf("alert %s: %w", r.ID, ErrNotOwner)
+	}
+	if err := d.forward(ctx, r.Tenant, r.ActorID, a); err != nil {
+		return fmt.Errorf("forwarding %s of alert %s to its dispatcher: %w", a.Kind, r.ID, err)
+	}
+	d.m.forwarded.Inc()
+	return nil
+}
+
+// ForwardFunc hands an action on an alert of (tenant, actor) to the
+// dispatcher that owns that alert group (in serve: through the findings
+// topic, keyed as that group's findings). nil means the action was handed
+// on durably; the owner applies it with ActForwarded.
+type ForwardFunc func(ctx context.Context, tenant, actor string, a Action) error
+
+// ActForwarded applies an action another dispatcher forwarded (Options.Forward)
+// as Act does, checking the role again; it is not forwarded again: on an
+// alert this dispatcher does not own it returns an error wrapping
+// ErrNotOwner.
+func (d *Dispatcher) ActForwarded(ctx context.Context, now time.Time, a Action) error {
+	a.dryRun, a.forwarded = false, true
+	return d.act(ctx, now, a)
 }
 
 func validAction(k ActionKind) error {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 // The chatwarden roles an action may carry (dashboards.Role has the same
@@ -102,10 +103,10 @@ func checkAction(a *Action) error {
 // targets returns the alerts a applies to: the one alert of a
 // false-positive mark (which must be on the message when one is named),
 // otherwise every alert the message shows; it loads those not in memory.
-// d.step is held, d.mu is not (it is taken for the memory, never across a
-// store call).
-func (d *Dispatcher) targets(ctx context.Context, a Action) ([]string, error) {
-	var ids []string
+// Those whose group another dispatcher owns (Own) are returned in foreign,
+// as the store has them, and not kept. d.step is held, d.mu is not (it is
+// taken for the memory, never across a store call).
+func (d *Dispatcher) targets(ctx context.Context, a Action) (ids []string, foreign []store.AlertRow, err error) {
 	if a.MessageID != "" {
 		d.mu.Lock()
 		ms := d.msgs[a.MessageID]
@@ -116,17 +117,17 @@ func (d *Dispatcher) targets(ctx context.Context, a Action) ([]string, error) {
 		if ms == nil {
 			rows, err := d.st.AlertMessagesByID(ctx, []string{a.MessageID})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if len(rows) == 0 {
-				return nil, ErrUnknownMessage
+				return nil, nil, ErrUnknownMessage
 			}
 			ids = rows[0].AlertIDs
 		}
 	}
 	if a.AlertID != "" {
 		if a.MessageID != "" && !slices.Contains(ids, a.AlertID) {
-			return nil, fmt.Errorf("alert %s is not on message %s: %w", a.AlertID, a.MessageID, ErrUnknownAlert)
+			return nil, nil, fmt.Errorf("alert %s is not on message %s: %w", a.AlertID, a.MessageID, ErrUnknownAlert)
 		}
 		ids = []string{a.AlertID}
 	}
@@ -141,13 +142,13 @@ func (d *Dispatcher) targets(ctx context.Context, a Action) ([]string, error) {
 	if len(missing) > 0 {
 		more, err := d.st.AlertsByID(ctx, missing)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		d.mu.Lock()
 		for _, r := range more {
 			if !d.ownsLocked(r.Alert.Tenant, r.Alert.ActorID) {
-				d.mu.Unlock()
-				return nil, fmt.Errorf("alert %s: %w", r.Alert.ID, ErrNotOwner)
+				foreign = append(foreign, r)
+				continue
 			}
 			if d.alerts[r.Alert.ID] == nil {
 				d.alerts[r.Alert.ID] = &alertState{row: r}
@@ -157,35 +158,45 @@ func (d *Dispatcher) targets(ctx context.Context, a Action) ([]string, error) {
 	}
 	if a.AlertID != "" {
 		d.mu.Lock()
-		known := d.alerts[a.AlertID] != nil
+		known := d.alerts[a.AlertID] != nil || len(foreign) > 0
 		d.mu.Unlock()
 		if !known {
-			return nil, ErrUnknownAlert
+			return nil, nil, ErrUnknownAlert
 		}
 	}
-	return ids, nil
+	return ids, foreign, nil
 }
 
 // authorizeLocked checks a's tenants and role against every alert it
 // applies to (one alert of another tenant refuses the whole action), and
 // that nobody hides the self-monitoring alert about their own suppressions.
 // d.mu is held.
-func (d *Dispatcher) authorizeLocked(a Action, ids []string) error {
+func (d *Dispatcher) authorizeLocked(a Action, ids []string, foreign []store.AlertRow) error {
 	for _, id := range ids {
-		st := d.alerts[id]
-		if st == nil {
-			continue
+		if st := d.alerts[id]; st != nil {
+			if err := authorizeOn(a, &st.row.Alert); err != nil {
+				return err
+			}
 		}
-		al := st.row.Alert
-		if len(a.Tenants) > 0 && !slices.Contains(a.Tenants, al.Tenant) {
-			return fmt.Errorf("%w: alert %s is of tenant %s, and you may act only on %s", ErrNotAllowed, id, al.Tenant, strings.Join(a.Tenants, ", "))
+	}
+	for i := range foreign {
+		if err := authorizeOn(a, &foreign[i].Alert); err != nil {
+			return err
 		}
-		if !MayAct(a.Role, a.Kind, al.Severity) {
-			return fmt.Errorf("%w: role %s may not %s a %s alert (%s)", ErrNotAllowed, a.Role, a.Kind, al.Severity, id)
-		}
-		if (a.Kind == ActionSilence || a.Kind == ActionFalsePositive) && a.Identity != "" && al.Detector == DetectorMassSuppression && al.ActorID == "person:"+a.Identity {
-			return fmt.Errorf("%w: %s may not %s the alert about their own suppressions", ErrNotAllowed, a.Identity, a.Kind)
-		}
+	}
+	return nil
+}
+
+// authorizeOn checks a against one alert.
+func authorizeOn(a Action, al *models.Alert) error {
+	if len(a.Tenants) > 0 && !slices.Contains(a.Tenants, al.Tenant) {
+		return fmt.Errorf("%w: alert %s is of tenant %s, and you may act only on %s", ErrNotAllowed, al.ID, al.Tenant, strings.Join(a.Tenants, ", "))
+	}
+	if !MayAct(a.Role, a.Kind, al.Severity) {
+		return fmt.Errorf("%w: role %s may not %s a %s alert (%s)", ErrNotAllowed, a.Role, a.Kind, al.Severity, al.ID)
+	}
+	if (a.Kind == ActionSilence || a.Kind == ActionFalsePositive) && a.Identity != "" && al.Detector == DetectorMassSuppression && al.ActorID == "person:"+a.Identity {
+		return fmt.Errorf("%w: %s may not %s the alert about their own suppressions", ErrNotAllowed, a.Identity, a.Kind)
 	}
 	return nil
 }
@@ -206,7 +217,7 @@ func (d *Dispatcher) ActionTenants(ctx context.Context, now time.Time, a Action)
 	}
 	d.step.Lock()
 	defer d.step.Unlock()
-	ids, err := d.targets(ctx, a)
+	ids, foreign, err := d.targets(ctx, a)
 	if errors.Is(err, ErrUnknownMessage) || errors.Is(err, ErrUnknownAlert) {
 		return nil, nil
 	}
@@ -221,6 +232,11 @@ func (d *Dispatcher) ActionTenants(ctx context.Context, now time.Time, a Action)
 		}
 	}
 	d.mu.Unlock()
+	for _, r := range foreign {
+		if !slices.Contains(out, r.Alert.Tenant) {
+			out = append(out, r.Alert.Tenant)
+		}
+	}
 	slices.Sort(out)
 	return out, nil
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// Unowned feeds the self-monitoring alert on detection shards without
 	// an owner (nil: off; detect.ownership group wires it).
 	Unowned UnownedFunc
+	// Forward hands an action on an alert another dispatcher owns (Own) to
+	// that dispatcher; nil: such an action is refused with ErrNotOwner.
+	Forward ForwardFunc
 	// Clock is read by Run only (default time.Now); Notify, Tick, Deliver
 	// and Act take the time as an argument.
 	Clock func() time.Time
@@ -51,6 +54,7 @@ type Dispatcher struct {
 	sources  SourcesFunc
 	lag      LagFunc
 	unowned  UnownedFunc
+	forward  ForwardFunc
 	clock    func() time.Time
 	loc      *time.Location
 	digestWD time.Weekday
@@ -136,8 +140,9 @@ func New(cfg Config, o Options) (*Dispatcher, error) {
 	at, _ := time.Parse("15:04", cfg.Digest.At)
 	d := &Dispatcher{
 		cfg: cfg, st: o.Store, poster: o.Poster, log: o.Log, m: newMetrics(o.Registerer),
-		exposure: o.Exposure, digestFn: o.Digest, sources: o.Sources, lag: o.Lag, unowned: o.Unowned, clock: o.Clock,
-		loc: loc, digestWD: wd, digestAt: time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute,
+		exposure: o.Exposure, digestFn: o.Digest, sources: o.Sources, lag: o.Lag, unowned: o.Unowned, forward: o.Forward,
+		clock: o.Clock,
+		loc:   loc, digestWD: wd, digestAt: time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute,
 		wake:   make(chan struct{}, 1),
 		alerts: map[string]*alertState{}, byFP: map[string]string{}, groups: map[string]*group{},
 		msgs: map[string]*msgState{}, chanNext: map[string]time.Time{}, digestDone: map[string]bool{},

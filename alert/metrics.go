@@ -21,6 +21,7 @@ type metrics struct {
 	ownerChanges  prometheus.Counter
 	groupsOwned   prometheus.Gauge
 	notOwned      prometheus.Counter
+	forwarded     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,11 +61,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Aggregation groups this dispatcher holds in memory (its share of the alert groups)."}),
 		notOwned: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_alert_findings_not_owned_total",
 			Help: "Findings dropped because their alert group belongs to another dispatcher (their owner receives them)."}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_alert_actions_forwarded_total",
+			Help: "Responder actions on alerts another dispatcher owns, handed to it through the findings topic."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.findings, m.duplicates, m.opened, m.changes, m.muted, m.messages, m.sendErrors,
 			m.rateLimited, m.lookups, m.unsent, m.storeErrors, m.digests, m.interactions, m.notifyLatency,
-			m.ownerChanges, m.groupsOwned, m.notOwned)
+			m.ownerChanges, m.groupsOwned, m.notOwned, m.forwarded)
 	}
 	return m
 }

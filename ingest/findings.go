@@ -141,10 +141,13 @@ func seq(n int) []int {
 	return s
 }
 
-// findingMessage is the wire format of one finding (JSON, version 1).
+// findingMessage is the wire format of the findings topic (JSON, version
+// 1): a finding, or a responder's action (alerting's own JSON) that the
+// member a click reached hands to the member that owns the alert's group.
 type findingMessage struct {
-	V       int            `json:"v"`
-	Finding models.Finding `json:"finding"`
+	V       int             `json:"v"`
+	Finding *models.Finding `json:"finding,omitempty"`
+	Action  json.RawMessage `json:"action,omitempty"`
 }
 
 // FindingsMetrics are the findings bus's Prometheus metrics.
@@ -169,7 +172,7 @@ func NewFindingsMetrics(reg prometheus.Registerer) *FindingsMetrics {
 		Undecodable: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_findings_undecodable_total",
 			Help: "Messages of the findings topic that are not a finding (logged and skipped)."}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_findings_retries_total",
-			Help: "Retried findings-bus operations by operation (handle, commit, fetch, join_group, own)."}, []string{"op"}),
+			Help: "Retried findings-bus operations by operation (handle, act, commit, fetch, join_group, metadata)."}, []string{"op"}),
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_findings_partitions_owned",
 			Help: "Partitions of the findings topic this member owns (its share of the alert groups)."}),
 		Lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_findings_lag_messages",
@@ -228,7 +231,7 @@ func (w *FindingsWriter) Send(ctx context.Context, fs ...models.Finding) error {
 	}
 	msgs := make([]kafka.Message, len(fs))
 	for i := range fs {
-		b, err := json.Marshal(findingMessage{V: 1, Finding: fs[i]})
+		b, err := json.Marshal(findingMessage{V: 1, Finding: &fs[i]})
 		if err != nil {
 			return fmt.Errorf("encoding finding of %s: %w", fs[i].Detector, err)
 		}
@@ -238,6 +241,21 @@ func (w *FindingsWriter) Send(ctx context.Context, fs ...models.Finding) error {
 		return fmt.Errorf("writing %d findings to %s: %w", len(fs), w.w.Topic, err)
 	}
 	w.m.Produced.Add(float64(len(fs)))
+	return nil
+}
+
+// SendAction writes a responder's action (alerting's JSON) on an alert of
+// (tenant, actor), keyed as that alert group's findings, so that the member
+// owning the group applies it (FindingsHandler.Act), in order with the
+// group's findings.
+func (w *FindingsWriter) SendAction(ctx context.Context, tenant, actor string, action []byte) error {
+	b, err := json.Marshal(findingMessage{V: 1, Action: action})
+	if err != nil {
+		return fmt.Errorf("encoding an action: %w", err)
+	}
+	if err := w.w.WriteMessages(ctx, kafka.Message{Key: FindingKey(tenant, actor), Value: b}); err != nil {
+		return fmt.Errorf("writing an action to %s: %w", w.w.Topic, err)
+	}
 	return nil
 }
 
@@ -291,6 +309,10 @@ type FindingsHandler interface {
 	// durable (their offsets are committed next). An error is retried with
 	// the same findings until it succeeds or the generation ends.
 	Handle(ctx context.Context, fs []models.Finding) error
+	// Act applies a responder's action sent with SendAction to a group it
+	// owns; nil means it is applied or can never be (logged), an error is
+	// retried as Handle's.
+	Act(ctx context.Context, action []byte) error
 }
 
 // FindingsConsumer is a member of the alert consumer group.
@@ -516,36 +538,44 @@ func (c *FindingsConsumer) nextBatch(ctx context.Context, in <-chan kafka.Messag
 	return batch, true
 }
 
-// handle decodes batch, hands it to h until h succeeds, and commits it. It
-// returns false when the generation ended first (nothing committed: the
-// partitions' next owner reads the batch again).
+// handle hands batch to h in order (findings in runs, actions one by one),
+// each until h succeeds, and commits the batch. It returns false when the
+// generation ended first (nothing committed: the partitions' next owner
+// reads the batch again).
 func (c *FindingsConsumer) handle(ctx context.Context, gen *kafka.Generation, h FindingsHandler, batch []kafka.Message) bool {
-	fs := make([]models.Finding, 0, len(batch))
-	for _, m := range batch {
+	// In order: the findings between two actions in one call.
+	var fs []models.Finding
+	handled := 0
+	for i, m := range batch {
 		var fm findingMessage
-		if err := json.Unmarshal(m.Value, &fm); err != nil || fm.V != 1 {
+		var action []byte
+		err := json.Unmarshal(m.Value, &fm)
+		switch {
+		case err != nil || fm.V != 1 || (fm.Finding == nil) == (len(fm.Action) == 0):
 			c.m.Undecodable.Inc()
-			c.log.Error("skipping a message of the findings topic that is not a finding", "partition", m.Partition,
+			c.log.Error("skipping a message of the findings topic that is neither a finding nor an action", "partition", m.Partition,
 				"offset", m.Offset, "err", err, "version", fm.V)
+		case fm.Finding != nil:
+			fs = append(fs, *fm.Finding)
+		default:
+			action = fm.Action
+		}
+		if action == nil && i < len(batch)-1 {
 			continue
 		}
-		fs = append(fs, fm.Finding)
-	}
-	backoff := 100 * time.Millisecond
-	for len(fs) > 0 {
-		err := h.Handle(ctx, fs)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
+		if !c.retry(ctx, "handle", func() error {
+			if len(fs) == 0 {
+				return nil
+			}
+			return h.Handle(ctx, fs)
+		}) {
 			return false
 		}
-		c.m.Retries.WithLabelValues("handle").Inc()
-		c.log.Warn("handling findings failed, retrying", "findings", len(fs), "err", err, "backoff", backoff)
-		if !sleep(ctx, backoff) {
+		handled += len(fs)
+		fs = nil
+		if action != nil && !c.retry(ctx, "act", func() error { return h.Act(ctx, action) }) {
 			return false
 		}
-		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
 	offsets := map[int]int64{}
 	for _, m := range batch {
@@ -569,6 +599,26 @@ func (c *FindingsConsumer) handle(ctx context.Context, gen *kafka.Generation, h 
 			return false
 		}
 	}
-	c.m.Consumed.Add(float64(len(fs)))
+	c.m.Consumed.Add(float64(handled))
 	return true
+}
+
+// retry runs op until it succeeds (true) or ctx ends (false), backing off.
+func (c *FindingsConsumer) retry(ctx context.Context, what string, op func() error) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		err := op()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		c.m.Retries.WithLabelValues(what).Inc()
+		c.log.Warn("findings bus: "+what+" failed, retrying", "err", err, "backoff", backoff)
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatwarden/chatwarden/alert"
+	"github.com/chatwarden/chatwarden/dashboards"
 	"github.com/chatwarden/chatwarden/ingest"
 	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/internal/storetest"
@@ -489,5 +491,76 @@ func TestFindingsConfigValidated(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("a valid findings section: %v", err)
+	}
+}
+
+// TestFindingsBusForwardsActions: with two members, a responder's
+// acknowledgement (the web buttons' path; Slack's clicks take the same
+// one) reaches one serve whatever alert it is on. On an alert the other
+// member dispatches it is checked, sent through the findings topic, and
+// applied by the owner: every alert ends acknowledged, by the responder,
+// and nothing is posted again. A role that may not act is refused at once
+// by the member the click reached.
+func TestFindingsBusForwardsActions(t *testing.T) {
+	t.Parallel()
+	e := newBusEnv(t)
+	a := e.start(t, "a", e.c)
+	b := e.start(t, "b", e.c)
+	waitFor(t, progressWait, "both members own partitions", func() bool {
+		return a.metric(t, "chatwarden_findings_partitions_owned", "") > 0 && b.metric(t, "chatwarden_findings_partitions_owned", "") > 0
+	})
+	actors := actorsCovering("fwd", "acme", 12, e.c.Findings.Partitions)
+	now := time.Now().UTC()
+	for _, actor := range actors {
+		if err := a.al.notify(t.Context(), busFinding(actor, now)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, progressWait, "every actor posted", func() bool {
+		per, _ := e.postsPerActor(actors)
+		return len(per) == len(actors)
+	})
+	rows, err := e.s.ActiveAlerts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(actors) {
+		t.Fatalf("%d active alerts, want %d", len(rows), len(actors))
+	}
+	manager := dashboards.ActionRequest{Action: string(alert.ActionAcknowledge), User: "mia", Role: dashboards.RoleManager}
+	for _, r := range rows {
+		req := manager
+		req.AlertID = r.Alert.ID
+		if err := a.al.actions.Act(t.Context(), req, time.Now()); !errors.Is(err, dashboards.ErrActionNotAllowed) {
+			t.Fatalf("a manager's acknowledgement of %s: %v, want refused", r.Alert.ID, err)
+		}
+		req.User, req.Role = "ann", dashboards.RoleSecOps
+		if err := a.al.actions.Act(t.Context(), req, time.Now()); err != nil {
+			t.Fatalf("acknowledging %s through member a: %v", r.Alert.ID, err)
+		}
+	}
+	if a.metric(t, "chatwarden_alert_actions_forwarded_total", "") == 0 {
+		t.Fatal("member a forwarded no action, but b owns some of the actors")
+	}
+	waitFor(t, progressWait, "every alert acknowledged", func() bool {
+		rows, err := e.s.ActiveAlerts(t.Context())
+		if err != nil {
+			return false
+		}
+		for _, r := range rows {
+			if r.Alert.Status != models.StatusAcknowledged {
+				return false
+			}
+		}
+		return len(rows) == len(actors)
+	})
+	rows, _ = e.s.ActiveAlerts(t.Context())
+	for _, r := range rows {
+		if r.Alert.UpdatedBy != "web:ann" {
+			t.Errorf("alert %s acknowledged by %q, want web:ann", r.Alert.ID, r.Alert.UpdatedBy)
+		}
+	}
+	if per, total := e.postsPerActor(actors); total != len(actors) {
+		t.Errorf("%d posts after the acknowledgements, want %d (%v)", total, len(actors), per)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,28 +47,43 @@ type alerting struct {
 // missing, and the alert consumer group, whose members split the alert
 // groups.
 func wireAlert(ctx context.Context, c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger, unowned alert.UnownedFunc) (alerting, error) {
-	disp, h, err := newAlerting(c, s, reg, log, unowned)
+	var w *ingest.FindingsWriter
+	var forward alert.ForwardFunc
+	fc := c.Findings.WithDefaults()
+	m := ingest.NewFindingsMetrics(nil)
+	if fc.Transport == ingest.FindingsKafka {
+		n, err := ingest.CreateFindingsTopic(ctx, c.Ingest, fc)
+		if err != nil {
+			return alerting{}, fmt.Errorf("findings.topic %s: %w", fc.Topic, err)
+		}
+		m = ingest.NewFindingsMetrics(reg)
+		if w, err = ingest.NewFindingsWriter(c.Ingest, fc, m); err != nil {
+			return alerting{}, err
+		}
+		// A click on an alert another serve dispatches goes to that serve
+		// with the alert group's findings.
+		forward = func(ctx context.Context, tenant, actor string, a alert.Action) error {
+			b, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			return w.SendAction(ctx, tenant, actor, b)
+		}
+		log.Info("findings go through kafka", "topic", fc.Topic, "partitions", n, "group", fc.Group)
+	}
+	disp, h, err := newAlerting(c, s, reg, log, unowned, forward)
 	if err != nil {
-		return alerting{}, err
+		return alerting{}, errors.Join(err, closeWriter(w))
 	}
 	notify := func(ctx context.Context, fs ...models.Finding) error {
 		return disp.Notify(ctx, time.Now(), fs...)
 	}
 	run, closeBus := disp.Run, func() error { return nil }
-	if fc := c.Findings.WithDefaults(); fc.Transport == ingest.FindingsKafka {
-		n, err := ingest.CreateFindingsTopic(ctx, c.Ingest, fc)
-		if err != nil {
-			return alerting{}, fmt.Errorf("findings.topic %s: %w", fc.Topic, err)
-		}
-		m := ingest.NewFindingsMetrics(reg)
-		w, err := ingest.NewFindingsWriter(c.Ingest, fc, m)
-		if err != nil {
-			return alerting{}, err
-		}
+	if w != nil {
 		consumer := ingest.NewFindingsConsumer(c.Ingest, fc, m, log.With("component", "alert"))
 		notify, closeBus = w.Send, w.Close
-		run = func(ctx context.Context) error { return consumer.Run(ctx, alertMember{disp}) }
-		log.Info("findings go through kafka", "topic", fc.Topic, "partitions", n, "group", fc.Group)
+		member := alertMember{d: disp, log: log.With("component", "alert")}
+		run = func(ctx context.Context) error { return consumer.Run(ctx, member) }
 	}
 	actions := dashboards.AlertActionsFunc(func(ctx context.Context, req dashboards.ActionRequest, now time.Time) error {
 		err := disp.Act(ctx, now, webAction(req))
@@ -86,7 +102,10 @@ func wireAlert(ctx context.Context, c Config, s *store.Store, reg prometheus.Reg
 }
 
 // alertMember is the dispatcher as a member of the alert consumer group.
-type alertMember struct{ d *alert.Dispatcher }
+type alertMember struct {
+	d   *alert.Dispatcher
+	log *slog.Logger
+}
 
 var _ ingest.FindingsHandler = alertMember{}
 
@@ -100,10 +119,53 @@ func (a alertMember) Handle(ctx context.Context, fs []models.Finding) error {
 	return a.d.Notify(ctx, time.Now(), fs...)
 }
 
+// Act applies an action another serve forwarded. While the group is not
+// this member's (a rebalance under way) the error makes the consumer retry
+// until the generation ends and the owner reads it; any other failure is
+// retried here a few times, then logged and the action dropped, so that a
+// bad action cannot stop its partition.
+func (a alertMember) Act(ctx context.Context, raw []byte) error {
+	var act alert.Action
+	if err := json.Unmarshal(raw, &act); err != nil {
+		a.log.Error("dropping a forwarded action that does not decode", "err", err)
+		return nil
+	}
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		err = a.d.ActForwarded(ctx, time.Now(), act)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, alert.ErrNotOwner) || ctx.Err() != nil:
+			return err
+		case errors.Is(err, alert.ErrNotAllowed), errors.Is(err, alert.ErrUnknownAlert), errors.Is(err, alert.ErrUnknownMessage),
+			errors.Is(err, alert.ErrReasonRequired):
+			a.log.Warn("a forwarded action was refused", "action", act.Kind, "message", act.MessageID, "alert", act.AlertID, "err", err)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
+	}
+	a.log.Error("dropping a forwarded action that kept failing", "action", act.Kind, "message", act.MessageID, "alert", act.AlertID, "err", err)
+	return nil
+}
+
+// closeWriter closes w when there is one.
+func closeWriter(w *ingest.FindingsWriter) error {
+	if w == nil {
+		return nil
+	}
+	return w.Close()
+}
+
 // newAlerting builds the dispatcher and the interactivity handler from the
 // configuration. Self-monitoring reads the store's sources and ingest's
 // consumer lag; the weekly digest comes from the report package.
-func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger, unowned alert.UnownedFunc) (*alert.Dispatcher, *aslack.Handler, error) {
+func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.Logger, unowned alert.UnownedFunc,
+	forward alert.ForwardFunc) (*alert.Dispatcher, *aslack.Handler, error) {
 	log = log.With("component", "alert")
 	var poster alert.Poster
 	client, err := aslack.New(c.Alert.Slack, log)
@@ -126,7 +188,7 @@ func newAlerting(c Config, s *store.Store, reg prometheus.Registerer, log *slog.
 			return x.Subjects, x.Records, x.Categories, err
 		},
 		Sources: s.LastEventByStore,
-		Unowned: unowned,
+		Unowned: unowned, Forward: forward,
 		Lag: func(ctx context.Context) (int64, error) {
 			group := ingestCfg.Group
 			if group == "" {

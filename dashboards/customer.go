@@ -99,7 +99,6 @@ func customerFormat(v url.Values, def report.Format) (report.Format, error) {
 
 // customerView is the page around the customer's document.
 type customerView struct {
-	Report *report.CustomerReport
 	Tenant string
 	// Body is the document, rendered by report's template.
 	Body template.HTML
@@ -151,7 +150,7 @@ func (s *Server) customerPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		return template.URL(path + "?" + v.Encode()) //nolint:gosec // a handle or pseudonym query, encoded
 	}
-	v := customerView{Report: rep, Tenant: tenant, Body: template.HTML(body.String()), //nolint:gosec // rendered by html/template
+	v := customerView{Tenant: tenant, Body: template.HTML(body.String()), //nolint:gosec // rendered by html/template
 		PDF: link(r.URL.Path, "pdf"), Markdown: link(r.URL.Path, "md"), Back: link("/investigate/subject", "")}
 	return s.render(w, "customer", s.pageData(r, "Customer-readable access report", v))
 }

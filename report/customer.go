@@ -64,7 +64,7 @@ type CustomerReport struct {
 // CustomerAccess is one kind of accessor (staff of one role, a chatbot, an
 // automated system, a vendor) for one purpose.
 type CustomerAccess struct {
-	// Who is the kind of accessor in words ("Staff member: Billing").
+	// Who is the kind of accessor in words ("Staff member, role: Billing").
 	Who string `json:"who"`
 	// Kind is staff, chatbot, automated system, service provider or
 	// administrator.
@@ -133,7 +133,7 @@ func Customer(in CustomerInput) *CustomerReport {
 		actors[k][a.Tenant+"\x00"+a.ActorID] = true
 		c.People = len(actors[k])
 		for _, cat := range a.Categories {
-			c.Data = addWord(c.Data, CategoryWords(cat))
+			c.Data = addWord(c.Data, categoryWords(cat))
 		}
 		for _, act := range a.Actions {
 			c.Activities = addWord(c.Activities, activityWords(act))
@@ -175,7 +175,7 @@ func Customer(in CustomerInput) *CustomerReport {
 		}
 		c := &rep.Shares[i]
 		for _, cat := range s.Categories {
-			c.Data = addWord(c.Data, CategoryWords(cat))
+			c.Data = addWord(c.Data, categoryWords(cat))
 		}
 		c.Times += s.Events
 		named += s.Events
@@ -254,7 +254,7 @@ func customerSummary(rep *CustomerReport) []string {
 // accessorWords says what kind of accessor an actor is, by type, role and
 // vendor: never by id or name.
 func accessorWords(typ, role, vendor string) (kind, who string) {
-	r := Words(role)
+	r := words(role)
 	switch models.ActorType(typ) {
 	case models.ActorHuman:
 		kind, who = "staff", "Staff member"
@@ -264,13 +264,17 @@ func accessorWords(typ, role, vendor string) (kind, who string) {
 		kind, who = "automated system", "Automated system"
 	case models.ActorVendor:
 		kind, who = "service provider", "Service provider"
-		if v := Words(vendor); v != "" {
+		if v := words(vendor); v != "" {
 			who += " " + v
 		}
 	case models.ActorAdmin:
 		kind, who = "administrator", "System administrator"
 	default:
 		kind, who = "other", "Other account"
+	}
+	// A vendor's staff member or bot is the vendor's, whatever its type.
+	if v := words(vendor); v != "" && models.ActorType(typ) != models.ActorVendor {
+		kind, who = "service provider", "Service provider "+v+": "+strings.ToLower(who[:1])+who[1:]
 	}
 	if r != "" {
 		who += ", role: " + r
@@ -297,7 +301,7 @@ func purposeWords(p string) string {
 	if s, ok := purposeText[p]; ok {
 		return s
 	}
-	return capital(Words(p))
+	return capital(words(p))
 }
 
 var categoryText = map[string]string{
@@ -313,12 +317,12 @@ var categoryText = map[string]string{
 	models.CategoryOrderHistory:   "order history",
 }
 
-// CategoryWords is a data category in plain language.
-func CategoryWords(c string) string {
+// categoryWords is a data category in plain language.
+func categoryWords(c string) string {
 	if s, ok := categoryText[c]; ok {
 		return s
 	}
-	return strings.ToLower(Words(c))
+	return strings.ToLower(words(c))
 }
 
 var activityText = map[models.Action]string{
@@ -336,7 +340,7 @@ func activityWords(a string) string {
 	if s, ok := activityText[models.Action(a)]; ok {
 		return s
 	}
-	return strings.ToLower(Words(a))
+	return strings.ToLower(words(a))
 }
 
 func shareWords(a string) string {
@@ -346,13 +350,13 @@ func shareWords(a string) string {
 	return "Shared with"
 }
 
-// acronyms are written in capitals by Words.
+// acronyms are written in capitals by words.
 var acronyms = map[string]bool{"eu": true, "us": true, "uk": true, "kb": true, "crm": true, "etl": true, "it": true, "hr": true,
 	"qa": true, "bpo": true, "api": true, "id": true, "vip": true, "emea": true, "apac": true, "gdpr": true}
 
-// Words turns an identifier-like name ("support-eu", "kb_indexer") into
+// words turns an identifier-like name ("support-eu", "kb_indexer") into
 // words ("Support EU", "KB indexer").
-func Words(s string) string {
+func words(s string) string {
 	parts := strings.FieldsFunc(strings.TrimSpace(s), func(r rune) bool { return r == '-' || r == '_' || r == '.' || r == ' ' })
 	for i, p := range parts {
 		lp := strings.ToLower(p)

@@ -151,6 +151,11 @@ func TestCustomerReportWording(t *testing.T) {
 			t.Errorf("summary lacks %q: %s", want, sum)
 		}
 	}
+	in := customerFixture()
+	in.Accesses[0].ActorVendor = "globex"
+	if who := Customer(in).Accesses[2].Who; who != "Service provider Globex: staff member, role: Support EU" {
+		t.Errorf("a vendor's staff member is %q", who)
+	}
 	empty := Customer(CustomerInput{From: customerFixture().From, To: customerFixture().To, Issued: customerFixture().Issued})
 	if len(empty.Summary) != 1 || empty.Summary[0] != "We found no access to your personal data between 1 November 2026 and 5 December 2026." {
 		t.Errorf("empty summary = %q", empty.Summary)

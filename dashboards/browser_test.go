@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,10 +252,13 @@ func checkCustomerText(t *testing.T, f *fixture, name, text string) {
 }
 
 // checkPDFImage renders the PDF's first page with poppler's pdftoppm
-// (scripts/deps.sh), keeps it at png for a person to look at, and checks
-// the picture: an A4 portrait page, printed on (dark pixels between 0.5%
-// and 25% of the page, some in the title band at the top), not blank or
-// solid.
+// (scripts/deps.sh), keeps it at pngPath for a person to look at, and checks
+// the picture against the PDF's text layer (pdftotext -bbox: each word and
+// where it is on the page), which stands in for OCR: the page is A4
+// portrait; the first words are the title and the title's box is inked;
+// at least 90% of the dark pixels lie inside the boxes of the text layer's
+// words (what is drawn is the text, not something else); and a blank or
+// solid page fails.
 func checkPDFImage(t *testing.T, pdf []byte, pngPath string) {
 	t.Helper()
 	bin, err := exec.LookPath("pdftoppm")
@@ -275,24 +280,73 @@ func checkPDFImage(t *testing.T, pdf []byte, pngPath string) {
 	if err != nil {
 		t.Fatalf("decoding the rendered page: %v", err)
 	}
+	bbox, err := exec.Command("pdftotext", "-bbox", "-f", "1", "-l", "1", in, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext -bbox: %v", err)
+	}
+	pageW := regexp.MustCompile(`<page width="([0-9.]+)"`).FindSubmatch(bbox)
+	if pageW == nil {
+		t.Fatalf("pdftotext -bbox: no page:\n%s", bbox)
+	}
 	b := img.Bounds()
 	if ratio := float64(b.Dy()) / float64(b.Dx()); ratio < 1.39 || ratio > 1.44 {
 		t.Errorf("rendered page is %dx%d, not A4 portrait", b.Dx(), b.Dy())
 	}
-	dark := func(r image.Rectangle) float64 {
-		n, all := 0, 0
-		for y := r.Min.Y; y < r.Max.Y; y++ {
-			for x := r.Min.X; x < r.Max.X; x++ {
-				cr, cg, cb, _ := img.At(x, y).RGBA()
-				if (cr+cg+cb)/3 < 0x8000 {
-					n++
+	ptW, _ := strconv.ParseFloat(string(pageW[1]), 64)
+	scale := float64(b.Dx()) / ptW
+	type word struct {
+		r    image.Rectangle
+		text string
+	}
+	var ws []word
+	for _, m := range regexp.MustCompile(`<word xMin="([0-9.]+)" yMin="([0-9.]+)" xMax="([0-9.]+)" yMax="([0-9.]+)">([^<]*)</word>`).FindAllSubmatch(bbox, -1) {
+		var c [4]float64
+		for i := range c {
+			c[i], _ = strconv.ParseFloat(string(m[i+1]), 64)
+		}
+		ws = append(ws, word{image.Rect(int(c[0]*scale)-1, int(c[1]*scale)-1, int(c[2]*scale)+2, int(c[3]*scale)+2), string(m[5])})
+	}
+	if len(ws) < 6 {
+		t.Fatalf("text layer of page 1: %d words", len(ws))
+	}
+	var title []string
+	titleBox := ws[0].r
+	for _, w := range ws[:6] {
+		title = append(title, w.text)
+		titleBox = titleBox.Union(w.r)
+	}
+	isDark := func(x, y int) bool {
+		cr, cg, cb, _ := img.At(x, y).RGBA()
+		return (cr+cg+cb)/3 < 0x8000
+	}
+	var dark, inWords, inTitle int
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if !isDark(x, y) {
+				continue
+			}
+			dark++
+			p := image.Pt(x, y)
+			if p.In(titleBox) {
+				inTitle++
+			}
+			for _, w := range ws {
+				if p.In(w.r) {
+					inWords++
+					break
 				}
-				all++
 			}
 		}
-		return float64(n) / float64(all)
 	}
-	if page, title := dark(b), dark(image.Rect(b.Min.X, b.Min.Y, b.Max.X, b.Min.Y+b.Dy()/10)); page < 0.005 || page > 0.25 || title < 0.005 {
-		t.Errorf("rendered page (%s): dark pixels %.3f of the page, %.3f of the title band", pngPath, page, title)
+	page := float64(dark) / float64(b.Dx()*b.Dy())
+	titleInk := float64(inTitle) / float64(titleBox.Dx()*titleBox.Dy())
+	inText := float64(inWords) / float64(max(dark, 1))
+	t.Logf("rendered PDF page 1 (%s): %dx%d, dark %.3f of the page, %.3f of the title box, %.3f of the dark pixels inside the text layer's %d words",
+		pngPath, b.Dx(), b.Dy(), page, titleInk, inText, len(ws))
+	if strings.Join(title, " ") != "Who has accessed your personal data" || titleInk < 0.08 {
+		t.Errorf("title %q, inked %.3f of its box", strings.Join(title, " "), titleInk)
+	}
+	if page < 0.005 || page > 0.25 || inText < 0.9 {
+		t.Errorf("rendered page: dark pixels %.3f of the page, %.3f of them inside words", page, inText)
 	}
 }

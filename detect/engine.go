@@ -76,6 +76,17 @@ type Options struct {
 	// BatchSpan bounds the minutes one aggregate query covers when the
 	// engine catches up (default 6h).
 	BatchSpan time.Duration
+	// StreamAtClose judges each window's rows, when it closes and before
+	// its evaluation, as streaming detection would have judged its open
+	// window (stream.go) — against the state and tenant multiplier as of
+	// the window before, so with the full counts it finds every finding
+	// streaming would have raised at some point during the window — and
+	// sends those findings (marked OpenWindow, detected at the window's
+	// end), whose evaluation then confirms or retracts them as in serve.
+	// For `chatwarden eval`, whose replay moves the clock in chunks of
+	// hours and cannot stream; it does nothing with streaming off
+	// (detect.stream_every negative).
+	StreamAtClose bool
 	// Destinations, when set, reads each window's shares for the
 	// destination detectors (destination_new, destination_volume);
 	// without it they do not run.
@@ -334,6 +345,11 @@ func (e *Engine) evaluate(ctx context.Context, start, end time.Time, rows []wind
 		return e.sendRetractions(ctx, retract)
 	}
 	e.noteTenants(start, rows)
+	if e.opt.StreamAtClose && !e.learnOnly {
+		if err := e.streamAtClose(ctx, end, rows); err != nil {
+			return err
+		}
+	}
 	cyc := e.newCycle(start, end, rows)
 	if e.lastMult == nil {
 		e.lastMult = map[string]float64{}

@@ -336,3 +336,25 @@ func (e *Engine) confirmStreamed(end time.Time, out []models.Finding) []models.F
 	}
 	return retract
 }
+
+// streamAtClose is Options.StreamAtClose: the window ending at end is
+// judged as an open window on its whole rows, before newCycle and learning
+// move the state past the window before.
+func (e *Engine) streamAtClose(ctx context.Context, end time.Time, rows []windowRow) error {
+	if e.cfg.StreamEvery < 0 {
+		return nil
+	}
+	var out []models.Finding
+	for i := range rows {
+		o := openRow{end: end.Unix(), row: rows[i], asOf: end}
+		out = append(out, e.judgeOpen(&o)...)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	for i := range out {
+		out[i].DetectedAt = end
+		e.metrics.streamFindings.WithLabelValues(out[i].Detector).Inc()
+	}
+	return e.emitRisk(ctx, end, out, false)
+}

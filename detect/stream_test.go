@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,79 @@ func TestStreamCountsOnlyTheShardsActors(t *testing.T) {
 	}
 	if n == 0 || n == len(want) {
 		t.Fatalf("the fixture's actors all fall in one shard (%d of %d): pick others", n, len(want))
+	}
+}
+
+// TestStreamAtCloseLeavesWindowVerdictsAlone: judging each window as
+// streaming would have on its open window (Options.StreamAtClose, what
+// eval replays) changes none of the window detectors' findings; on the
+// hard negatives it raises nothing, on a one-window attack it fires (a
+// sustained rise over a rolling span is the closed window's to see), and
+// every finding it raises its window confirms (no retraction).
+func TestStreamAtCloseLeavesWindowVerdictsAlone(t *testing.T) {
+	four := days(4, workday(normal))
+	for _, tc := range []struct {
+		name, fixture string
+		kind          string // "window": a one-window attack; "span": a rolling-span one; "negative"
+	}{
+		{"volume spike on one window", team(four+" "+workday(normal), four+" "+workday("(5*100 900 5*379)")), "window"},
+		{"enumeration in one window", team(four+" "+workday(normal), four+" "+workday(normal)) +
+			"actor=a1 role=support subjects: " + days(4, workday("(1 2)*240")) + " " + workday("(1 2)*50 90 (1 2)*214 1") + "\n", "window"},
+		{"a new account's first quarter hour", team(four+" "+workday(normal), four+" "+workday(normal)) +
+			"actor=h1 role=support records: " + days(4, "-*1440") + " " + workday("5*100 80*15 5*365") + "\n", "span"},
+		{"hard negative: promotion day doubles everyone", team(four+" "+workday(double), four+" "+workday(double)), "negative"},
+		{"hard negative: new hire", team(four+" "+workday(normal), four+" "+workday(normal)) +
+			"actor=h1 role=support records: " + days(4, "-*1440") + " " + workday(normal) + "\n", "negative"},
+		{"hard negative: month-end batch job", "actor=svc type=service role=etl records: (-*120 (2000 1800 2200)*20 -*1260)*4 -*120 (6000 5400 6600)*20 -*1260\n" +
+			"actor=svc type=service role=etl subjects: (-*120 (200 180 220)*20 -*1260)*4 -*120 (600 540 660)*20 -*1260\n", "negative"},
+		{"hard negative: a marketer's largest segment pull", marketers(days(5, workday("1*120 200 1*119 1*60 300 1*59 1*60 250 1*59")) + " " +
+			workday("1*120 600 1*359")), "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := func(streamAtClose bool) (window, open []string, retracted int) {
+				fx := parseFixture(t, monday, tc.fixture)
+				var got sentFindings
+				e, err := New(Config{}, fx, Options{Findings: got.sink, StreamAtClose: streamAtClose})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.StartAt(monday.Add(time.Minute))
+				end := monday.Add(time.Duration(fx.last+1) * time.Minute).Truncate(time.Hour).Add(time.Hour)
+				if err := e.Advance(t.Context(), end); err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range got {
+					k := f.Detector + " " + f.ActorID + " " + f.WindowStart.Format("Mon 15:04")
+					switch {
+					case f.Retract:
+						retracted++
+					case f.OpenWindow:
+						open = append(open, k)
+					default:
+						window = append(window, k)
+					}
+				}
+				return window, open, retracted
+			}
+			before, _, _ := run(false)
+			after, open, retracted := run(true)
+			if !slices.Equal(before, after) {
+				t.Errorf("window findings changed:\n without %v\n with    %v", before, after)
+			}
+			if tc.kind == "negative" && len(open) > 0 {
+				t.Errorf("hard negative: open-window findings %v", open)
+			}
+			if tc.kind == "window" && len(open) == 0 {
+				t.Errorf("one-window attack: no open-window finding (window findings %v)", after)
+			}
+			for _, k := range open {
+				if !slices.Contains(after, k) {
+					t.Errorf("open-window finding %s not confirmed by its window", k)
+				}
+			}
+			if retracted > 0 {
+				t.Errorf("%d retractions", retracted)
+			}
+		})
 	}
 }

@@ -172,6 +172,8 @@ func printSummary(w io.Writer, s *eval.Summary) {
 	fmt.Fprintf(w, "recall %.3f (mean over kinds %.3f)  precision %.3f  false alerts per 1000 actor-days %.2f\n",
 		s.Recall, s.KindsRecall, s.Precision, s.FalsePer1000)
 	fmt.Fprintf(w, "time to detect: median %.0fs (%.2f windows)  p95 %.0fs\n", s.TTDMedianS, s.TTDMedianWin, s.TTDP95S)
+	fmt.Fprintf(w, "open-window findings %d (streaming, judged at each window's close), not confirmed by their window %d\n",
+		s.OpenWindowFindings, s.OpenWindowRetracted)
 	fmt.Fprintf(w, "replay %.0f events/s (%.1fs)\n", s.EventsPerS, s.ElapsedS)
 	kinds := make([]string, 0, len(s.ByKind))
 	for k := range s.ByKind {

@@ -88,6 +88,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		Risk:     buf.addRisk,
 		// the destination detectors read the shares table, as in serve
 		Destinations: opts.Store.DestinationWindows,
+		// serve's streaming detection, judged at each window's close
+		StreamAtClose: true,
 	})
 	if err != nil {
 		return nil, err
@@ -234,6 +236,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	elapsed := opts.Clock().Sub(started)
 	sum := score(al.alerts, attacks, negatives, len(actorDays), cfg.Window)
 	sum.Events, sum.Consents = st.Events, st.Consents
+	sum.OpenWindowFindings, sum.OpenWindowRetracted = al.openWindow, al.retracted
 	sum.Lines, sum.Rejected = dec.lines, dec.lines-len(dec.items)
 	sum.RejectedByReason = map[string]int{}
 	for r, n := range dec.rejected {
@@ -318,12 +321,23 @@ type alerter struct {
 	alerts []Alert
 	n      int
 	err    error
+	// openWindow counts the findings raised on an open window (streaming,
+	// replayed at the window's close), retracted those of them the
+	// window's evaluation did not confirm (their alert was resolved).
+	openWindow, retracted int
 }
 
 func (a *alerter) add(fs []models.Finding) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, f := range fs {
+		if f.Retract {
+			a.retracted++ // a notice, not a finding: its alert counted when it opened
+			continue
+		}
+		if f.OpenWindow {
+			a.openWindow++
+		}
 		k := alertKey{f.Tenant, f.ActorID, f.Detector}
 		if t, ok := a.last[k]; ok && f.DetectedAt.Sub(t) < time.Hour {
 			continue

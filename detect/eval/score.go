@@ -60,6 +60,12 @@ type Summary struct {
 	EventsPerS       float64               `json:"replay_events_per_second"`
 	ElapsedS         float64               `json:"elapsed_seconds"`
 	ByKind           map[string]*KindScore `json:"by_kind"`
+	// OpenWindowFindings counts the findings streaming detection raised
+	// on an open window (replayed at the window's close:
+	// detect.Options.StreamAtClose); OpenWindowRetracted those the
+	// window's evaluation did not confirm (alerting resolved their alert).
+	OpenWindowFindings  int `json:"open_window_findings"`
+	OpenWindowRetracted int `json:"open_window_retracted"`
 	// FalseByDetector counts false alerts (once per actor, detector, hour)
 	// per detector.
 	FalseByDetector map[string]int `json:"false_by_detector,omitempty"`

@@ -92,11 +92,12 @@ eval-quick:
 	@$(MAKE) --no-print-directory eval EVAL_SEEDS=1
 
 # One scenario, the office model's 14 days of 120 actors with every attack
-# and hard negative, with its replay speed (target >= 50,000 events/s).
+# and hard negative and the payload PII windows (scored by their dead
+# letters), with its replay speed (target >= 50,000 events/s).
 eval-scenario:
 	@$(STACK_ENV); set -e; mkdir -p .bench .eval; \
 	go build -o .bench/chatwarden ./cmd/chatwarden; \
-	.bench/chatwarden simulate -days 14 -actors 120 -attacks all -hard-negatives \
+	.bench/chatwarden simulate -days 14 -actors 120 -attacks all -hard-negatives -payload-pii \
 		-out-events .eval/events.jsonl -out-labels .eval/labels.jsonl -out-negatives .eval/negatives.jsonl \
 		-out-config .eval/config.yaml; \
 	.bench/chatwarden eval -config .eval/config.yaml -events .eval/events.jsonl -labels .eval/labels.jsonl \

@@ -108,6 +108,11 @@ type Config struct {
 	// SparseShare is the share of support agents who work one fixed
 	// weekday a week (default 0).
 	SparseShare float64
+	// PayloadPII makes two producers write personal data into resource
+	// ids for a few minutes (a card number in the orders store's, an
+	// e-mail address in the CRM's), labelled payload_pii with the store as
+	// the actor (payloadpii.go). Off by default: ingest rejects such lines.
+	PayloadPII bool
 	// Zones gives each tenant, in order, the IANA time zone of its
 	// customers and in-house staff (default: Europe/Berlin and
 	// America/New_York alternating for customers, staff by role).

@@ -58,8 +58,12 @@ func (g *Generator) appendAccess(b []byte, e *event) []byte {
 	b = append(b, e.st.frag...)
 	if e.resID != 0 {
 		b = append(b, `,"id":"`...)
-		b = append(b, e.st.idPrefix...)
-		b = strconv.AppendUint(b, e.resID, 10)
+		if p := g.payloadPII(e); p != nil {
+			b = appendPIIValue(b, e, p)
+		} else {
+			b = append(b, e.st.idPrefix...)
+			b = strconv.AppendUint(b, e.resID, 10)
+		}
 		b = append(b, '"')
 	}
 	b = append(b, '}')

@@ -103,6 +103,9 @@ type Generator struct {
 	crng            *rand.Rand
 	convRolloutFrom int64
 	scenarioConvs   int64
+
+	// piiWins are the payload PII windows (payloadpii.go).
+	piiWins []piiWindow
 }
 
 type pendingConsent struct {
@@ -135,6 +138,9 @@ func New(cfg Config) (*Generator, error) {
 		g.zipf = append(g.zipf, rand.NewZipf(g.rng, 1.08, 2, uint64(cfg.Customers-1)))
 	}
 	plan(g)
+	if cfg.PayloadPII {
+		g.planPayloadPII()
+	}
 	return g, nil
 }
 

@@ -664,3 +664,61 @@ func TestFirstTimeAttacksOncePerActor(t *testing.T) {
 		}
 	}
 }
+
+// TestPayloadPII (issue 14 item 4): with PayloadPII, every event ingest
+// would reject as pii_in_payload lies in a payload_pii label of its tenant
+// naming its store, with the kind the window writes; every label has such
+// events; the rest of the traffic is clean.
+func TestPayloadPII(t *testing.T) {
+	cfg := Config{Seed: 3, Duration: 7 * 24 * time.Hour, Actors: 40, Attacks: AttackKinds, HardNegatives: true, PayloadPII: true}
+	var labels []Label
+	hits := map[string]int{} // label id -> events
+	n := 0
+	run(t, cfg, func(g *Generator, b *Batch) {
+		if labels == nil {
+			for _, l := range g.Labels() {
+				if l.Kind == KindPayloadPII {
+					labels = append(labels, l)
+				}
+			}
+		}
+		for i := range b.Lines {
+			v := b.Value(i)
+			if models.SchemaOf(v) != models.SchemaAccess {
+				continue
+			}
+			e, err := models.DecodeAccess(v, b.Minute, models.Limits{AllowPII: true, MaxFuture: 1000 * time.Hour, MaxAge: 1 << 62})
+			if err != nil {
+				t.Fatalf("%v: %s", err, v)
+			}
+			h, ok := models.FindPII(&e)
+			if !ok {
+				continue
+			}
+			n++
+			in := ""
+			for _, l := range labels {
+				if l.Tenant == e.Tenant && l.ActorID == e.Store && !e.TS.Before(l.Start) && e.TS.Before(l.End) {
+					in = l.ID
+				}
+			}
+			want := models.PIICard
+			if e.Store == "crm" {
+				want = models.PIIEmail
+			}
+			if in == "" || h.Field != "resource.id" || h.Kind != want {
+				t.Fatalf("%s looks like %s, in label %q (want resource.id, %s, in a label): %s", h.Field, h.Kind, in, want, v)
+			}
+			hits[in]++
+		}
+	})
+	if len(labels) != 2*2 { // two windows, two tenants
+		t.Fatalf("%d payload_pii labels, want 4: %+v", len(labels), labels)
+	}
+	for _, l := range labels {
+		if hits[l.ID] == 0 {
+			t.Errorf("label %s (%s %s %s..%s): no event carries personal data", l.ID, l.Tenant, l.ActorID, l.Start, l.End)
+		}
+	}
+	t.Logf("%d events with payload PII: %v", n, hits)
+}

@@ -32,6 +32,7 @@ type simulateFlags struct {
 	events        uint64
 	attacks       string
 	hardNegatives bool
+	payloadPII    bool
 	outEvents     string
 	outLabels     string
 	outNegatives  string
@@ -58,6 +59,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.tenants, "tenants", "default,brand-b", "comma-separated tenant names")
 	fs.Uint64Var(&f.events, "events", 0, "stop after this many events (access and consent lines; 0: no limit)")
 	fs.StringVar(&f.attacks, "attacks", "all", `attack kinds to inject: comma list, "all" or "none" (kinds: `+strings.Join(sim.AttackKinds, ",")+`)`)
+	fs.BoolVar(&f.payloadPII, "payload-pii", false, "office model: two producers write personal data into resource ids for a few minutes (a card number in orders', an e-mail address in crm's), labelled payload_pii with the store as the actor; ingest rejects those lines as pii_in_payload")
 	fs.BoolVar(&f.hardNegatives, "hard-negatives", false, "add the hard-negative scenarios (promotion day, new hire, evening shift, back from leave, month-end batch, DST change)")
 	fs.StringVar(&f.outEvents, "out-events", "", `events JSONL file, "-" for stdout (default "-" unless -kafka is set)`)
 	fs.StringVar(&f.outLabels, "out-labels", "", "attack labels JSONL file (optional)")
@@ -101,7 +103,7 @@ func simulate(ctx context.Context, e *env, f simulateFlags, daysSet bool, now fu
 		return fmt.Errorf("-speedup: %g must be positive", f.speedup)
 	}
 	cfg := sim.Config{
-		Seed: f.seed, Actors: f.actors, Attacks: attacks, HardNegatives: f.hardNegatives,
+		Seed: f.seed, Actors: f.actors, Attacks: attacks, HardNegatives: f.hardNegatives, PayloadPII: f.payloadPII,
 		RateScale: f.rateScale, Duration: time.Duration(f.days * float64(24*time.Hour)),
 		Compact: f.realtime, Warmup: f.warmup, AttackEvery: f.attackEvery,
 	}
@@ -401,6 +403,9 @@ func (o *simOutput) close() error {
 func simulateRota(e *env, f simulateFlags) error {
 	if f.kafka != "" || f.realtime {
 		return errors.New("-model rota: writes files only (no -kafka, no -realtime)")
+	}
+	if f.payloadPII {
+		return errors.New("-payload-pii: the office model's only")
 	}
 	start, err := parseStart(f.start)
 	if err != nil {

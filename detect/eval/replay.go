@@ -112,6 +112,13 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		fmt.Fprintf(opts.Progress, "eval: %d lines decoded and sorted by time (%d rejected) in %.1fs\n",
 			dec.lines, dec.lines-len(dec.items), opts.Clock().Sub(started).Seconds())
 	}
+	// Payload PII is judged at ingest, line by line: its dead letters are
+	// alerts against the producer (once an hour per tenant and producer,
+	// as every alert here).
+	slices.SortStableFunc(dec.pii, func(x, y models.Finding) int { return x.DetectedAt.Compare(y.DetectedAt) })
+	if err := al.add(dec.pii); err != nil {
+		return nil, err
+	}
 
 	st := &Summary{}
 	type dayKey struct {
@@ -377,6 +384,9 @@ type decoded struct {
 	lines    int
 	rejected map[models.Reason]int
 	examples []Rejection
+	// pii are the lines rejected as pii_in_payload, as the alerts
+	// chatwarden raises for them against their producer store.
+	pii []models.Finding
 }
 
 // The time range the store holds (ClickHouse DateTime: seconds since 1970 in
@@ -463,6 +473,11 @@ func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, 
 				rj.Reason = models.ReasonBadJSON
 			}
 			d.rejected[rj.Reason]++
+			if rj.Reason == models.ReasonPIIInPayload {
+				if f, ok := piiFinding(lines[i]); ok {
+					d.pii = append(d.pii, f)
+				}
+			}
 			if d.rejected[rj.Reason] <= maxExamples {
 				d.examples = append(d.examples, rj)
 			}
@@ -537,6 +552,30 @@ func decodeLine(b []byte) (item, error) {
 		return item{}, err
 	}
 	return item{ev: e, ts: e.TS}, nil
+}
+
+// piiFinding is the pii_in_payload finding of line b, which the decoder
+// rejected as pii_in_payload: against the producer store (as ingest's
+// metric, status and finding name it), at the event's time. ok is false
+// when the line does not decode even with the PII check off.
+func piiFinding(b []byte) (models.Finding, bool) {
+	lim := replayLimits
+	lim.AllowPII = true
+	e, err := models.DecodeAccess(b, replayNow, lim)
+	if err != nil {
+		return models.Finding{}, false
+	}
+	h, ok := models.FindPII(&e)
+	if !ok {
+		return models.Finding{}, false
+	}
+	producer := e.Store
+	if _, bad := models.PIIIn(producer); bad {
+		producer = "redacted"
+	}
+	return models.Finding{Detector: string(models.ReasonPIIInPayload), Tenant: e.Tenant, ActorID: producer,
+		WindowStart: e.TS, WindowEnd: e.TS, DetectedAt: e.TS, Severity: models.SeverityMedium, Score: 1,
+		Summary: fmt.Sprintf("producer %s sent %s in %s: dead-lettered as pii_in_payload", producer, h.Kind, h.Field)}, true
 }
 
 func checkStorable(ts time.Time) error {

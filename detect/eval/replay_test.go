@@ -216,3 +216,37 @@ func TestNextChunkBoundsDays(t *testing.T) {
 		t.Errorf("size bound: %d, want 7", to)
 	}
 }
+
+// TestReplayScoresPayloadPII (issue 14 item 4): a line rejected as
+// pii_in_payload is what chatwarden raises against its producer store (a
+// dead letter; a finding with ingest.pii: pseudonymize): it detects a
+// payload_pii label naming that store in its tenant and time (time to
+// detect from the label's start), and outside any label it is a false
+// alert of pii_in_payload. The lines are still counted as rejected.
+func TestReplayScoresPayloadPII(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var s scenario
+	for i := range 60 {
+		s.access(start.Add(time.Duration(i)*time.Minute), "a1", "support", "cust-1", 1)
+	}
+	pii := func(id string, ts time.Time, store, resource string) string {
+		return fmt.Sprintf(`{"event_id":%q,"ts":%q,"tenant":"default","actor":{"id":"a1","type":"human"},"action":"read","store":%q,"resource":{"type":"order","id":%q}}`,
+			id, ts.Format(time.RFC3339), store, resource)
+	}
+	s.lines = append(s.lines,
+		pii("pii-1", start.Add(10*time.Minute+30*time.Second), "orders", "4111111111111111"),
+		pii("pii-2", start.Add(12*time.Minute), "orders", "4111111111111111"),
+		pii("pii-3", start.Add(50*time.Minute), "crm", "jane.doe@example.com")) // no label: false
+	labels := []Label{{ID: "pii-1", Kind: "payload_pii", Tenant: "default", ActorID: "orders", Start: start.Add(10 * time.Minute), End: start.Add(20 * time.Minute)}}
+	sum := replay(t, s.text(), labels, detect.Config{Window: time.Minute})
+	ks := sum.ByKind["payload_pii"]
+	if ks == nil || ks.Detected != 1 || ks.Detectors["pii_in_payload"] != 1 {
+		t.Fatalf("payload_pii: %+v, want detected once by pii_in_payload", ks)
+	}
+	if sum.FalseByDetector["pii_in_payload"] != 1 || sum.Rejected != 3 || sum.RejectedByReason["pii_in_payload"] != 3 {
+		t.Errorf("false by detector %v, rejected %d %v; want 1 false pii_in_payload, 3 rejected", sum.FalseByDetector, sum.Rejected, sum.RejectedByReason)
+	}
+	if sum.TTDMedianS != 30 {
+		t.Errorf("time to detect %gs, want 30s (the first dead letter, 30 s into the label)", sum.TTDMedianS)
+	}
+}

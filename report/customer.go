@@ -153,6 +153,7 @@ func Customer(in CustomerInput) *CustomerReport {
 		c := &rep.Accesses[i]
 		c.When = spanWords(c.First, c.Last)
 		slices.Sort(c.Data)
+		slices.SortFunc(c.Activities, func(a, b string) int { return activityRank(a) - activityRank(b) })
 	}
 	slices.SortStableFunc(rep.Accesses, func(a, b CustomerAccess) int { return b.Last.Compare(a.Last) })
 
@@ -334,6 +335,22 @@ var activityText = map[models.Action]string{
 	models.ActionDelete: "deleted",
 	models.ActionShare:  "shared with another organisation",
 	models.ActionLogin:  "signed in to your account",
+}
+
+// activityOrder is the order activities are listed in: looking, changing,
+// sending out.
+var activityOrder = []models.Action{models.ActionLogin, models.ActionSearch, models.ActionList, models.ActionRead, models.ActionUpdate,
+	models.ActionDelete, models.ActionExport, models.ActionShare}
+
+// activityRank is the place of an activity's words in activityOrder (others
+// last).
+func activityRank(words string) int {
+	for i, a := range activityOrder {
+		if activityText[a] == words {
+			return i
+		}
+	}
+	return len(activityOrder)
 }
 
 func activityWords(a string) string {

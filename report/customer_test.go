@@ -127,7 +127,7 @@ func TestCustomerReportWording(t *testing.T) {
 	bot, vendor, staff := rep.Accesses[0], rep.Accesses[1], rep.Accesses[2]
 	if staff.People != 2 || staff.Times != 5 || staff.When != "from 2 November 2026 to 4 November 2026" ||
 		strings.Join(staff.Data, ", ") != "e-mail address, phone number, postal address" ||
-		strings.Join(staff.Activities, ", ") != "viewed, searched for" || staff.Purpose != "Customer support (answering your questions and requests)" {
+		strings.Join(staff.Activities, ", ") != "searched for, viewed" || staff.Purpose != "Customer support (answering your questions and requests)" {
 		t.Errorf("staff line = %+v", staff)
 	}
 	if !bot.InChat || bot.Refused != 1 || bot.When != "on 20 November 2026" || bot.Kind != "chatbot" {
@@ -206,5 +206,24 @@ func TestCustomerPDFDeterministic(t *testing.T) {
 		if !re.MatchString(k) {
 			t.Errorf("JSON key %q", k)
 		}
+	}
+}
+
+// TestCustomerReportGolden: the customer report of customerFixture as
+// HTML, Markdown and JSON, byte for byte the reviewed files under
+// testdata/ (go test -run TestCustomerReportGolden -update ./report/
+// rewrites them).
+func TestCustomerReportGolden(t *testing.T) {
+	rep := Customer(customerFixture())
+	r, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []Format{FormatHTML, FormatMarkdown, FormatJSON} {
+		var b bytes.Buffer
+		if err := r.RenderCustomer(&b, rep, f); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, filepath.Join("testdata", "customer."+string(f)), b.Bytes())
 	}
 }

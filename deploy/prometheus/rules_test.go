@@ -210,6 +210,27 @@ load 1m
 eval instant at 4m EXPR
   {job="cw",instance="a"} 3
 `},
+		{"ChatwardenFindingsBacklog", `
+load 1m
+  chatwarden_findings_lag_messages{job="cw",instance="a"} 0+10x20
+  chatwarden_findings_lag_messages{job="cw",instance="b"} 0+10x20
+  chatwarden_findings_lag_messages{job="ok",instance="a"} 200-10x20
+`, `
+eval instant at 15m EXPR
+  {job="cw"} 150
+`}, // cw's backlog grows; ok's shrinks
+		{"ChatwardenAlertingUnowned", `
+load 1m
+  chatwarden_findings_partitions_owned{job="cw",instance="a"} 6 6 0 0 0
+  chatwarden_findings_partitions_owned{job="cw",instance="b"} 6 6 0 0 0
+  chatwarden_findings_partitions_owned{job="ok",instance="a"} 12 12 0 0 0
+  chatwarden_findings_partitions_owned{job="ok",instance="b"} 0 0 12 12 12
+`, `
+eval instant at 1m EXPR
+
+eval instant at 4m EXPR
+  {job="cw"} 0
+`}, // cw's serves lost every partition; ok's moved from a to b
 		{"ChatwardenSlackErrors", `
 load 1m
   chatwarden_alert_slack_errors_total{job="cw",instance="a",op="post"} 0+1x20

@@ -44,8 +44,11 @@ import (
 // which is what keeps a rollout quiet and a one-off call loud.
 //
 // Day 0: a bot is not judged until MinConversations of its conversations
-// have closed (idle for Idle) and been learned; until then only the
-// conversation rules (bot_cross_customer, conversation_subjects) watch it.
+// have closed (idle for Idle) and been learned: the first half teaches the
+// chain, the scores of the second half start the calibration (a score
+// under a model that has seen almost nothing would be an outlier for as
+// long as it stayed in the history). Until then only the conversation
+// rules (bot_cross_customer, conversation_subjects) watch it.
 // A conversation that fired is not learned.
 
 // ConversationsConfig configures conversation_shape (detect.conversations).
@@ -471,15 +474,20 @@ func (b *botShape) remember(mean, maxS float64, size int) {
 }
 
 // tailProb is P(X >= x) under the sorted history s: the empirical tail up
-// to the 95th percentile, above it an exponential fitted to the
-// exceedances (peaks over threshold; the scale floored at 0.25 nats so
-// that a history of identical scores still has a tail).
+// to the 99th percentile (the top 10 scores while fewer than 1,000), above
+// it an exponential fitted to the exceedances (peaks over threshold; the
+// scale floored at 0.25 nats so that a history of identical scores still
+// has a tail). The threshold is high because the scores are a mixture: a
+// rare but ordinary call (a hand-off one conversation in thirty makes) is
+// a second mode; fitted from the 95th percentile, the tail's scale was the
+// distance between the modes, and a call never seen (14 nats) had a tail
+// probability of only 1e-5.
 func tailProb(s []float64, x float64) float64 {
 	n := len(s)
 	if n == 0 {
 		return 1
 	}
-	k := max(10, n/20)
+	k := max(10, n/100)
 	if k >= n {
 		k = n - 1
 	}
@@ -675,8 +683,13 @@ func (s *shapes) sweep(now time.Time) {
 		if c.fired || len(c.steps) == 0 {
 			continue
 		}
-		mean, maxS := s.rescore(c, now)
-		b.remember(mean, maxS, s.cfg.History)
+		if b.learned >= s.cfg.MinConversations/2 {
+			// the first half of the warm-up teaches the chain; a score
+			// under a model that has seen almost nothing would be an
+			// outlier in the calibration for as long as it stayed in it
+			mean, maxS := s.rescore(c, now)
+			b.remember(mean, maxS, s.cfg.History)
+		}
 		b.learn(c)
 		b.learned++
 	}

@@ -30,6 +30,9 @@ var planners = map[string]planner{
 	KindShareNewDestination:       planShareNew,
 	KindShareOutsideAllowlist:     planShareOutside,
 	KindShareVolume:               planShareVolume,
+	KindInjectionOneShot:          planInjectionOneShot,
+	KindInjectionSlow:             planInjectionSlow,
+	KindInjectionDisguised:        planInjectionDisguised,
 }
 
 // attacksPerKind: two per kind on small worlds, three on larger ones.

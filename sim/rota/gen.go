@@ -37,9 +37,11 @@ type generator struct {
 	extra   []rec // attack and negative events, any order
 	surges  []surge
 	sharing sharing
-	res     Result
-	seq     uint64
-	convSeq uint64
+	// convRolloutFrom starts conversation_tool_rollout (conversations.go; zero: none)
+	convRolloutFrom time.Time
+	res             Result
+	seq             uint64
+	convSeq         uint64
 }
 
 // surge multiplies a tenant's demand in [from, to).
@@ -65,6 +67,7 @@ func Generate(cfg Config, out io.Writer) (*Result, error) {
 	}
 	if cfg.HardNegatives {
 		g.planShareNegatives()
+		g.planConvNegatives()
 	}
 	g.res.Actors = len(g.w.actors)
 	slices.SortStableFunc(g.extra, func(x, y rec) int { return x.ts.Compare(y.ts) })
@@ -360,6 +363,7 @@ func (g *generator) botTraffic(i int, a *actor, from, to time.Time, emit func(re
 			at := m.Add(time.Duration(rng.IntN(60000)) * time.Millisecond)
 			conv := g.conversation(a, rng, at, c, emit)
 			g.translationShare(a, at, conv, emit)
+			g.rolloutCall(a, at, conv, emit)
 		}
 	}
 }

@@ -83,6 +83,8 @@ var AttackKinds = []string{
 	// third-party sharing (shares.go), last: the kinds before draw as
 	// they did before sharing
 	KindShareNewDestination, KindShareOutsideAllowlist, KindShareVolume,
+	// prompt injection (conversations.go), after sharing for the same reason
+	KindInjectionOneShot, KindInjectionSlow, KindInjectionDisguised,
 }
 
 // Hard negatives; their labels have kind NegativePrefix+name.

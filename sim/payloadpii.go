@@ -35,7 +35,8 @@ func (g *Generator) planPayloadPII() {
 	w := g.w
 	span := w.end - w.start
 	// at is hour:00 UTC on the weekday nearest to frac% of the span (the
-	// first after it, else the last before it), in unix minutes.
+	// first after it, else the last before it; a span too short for any:
+	// frac% itself), in unix minutes.
 	at := func(frac int64, hour int) int64 {
 		t := time.Unix((w.start+span*frac/100)*60, 0).UTC()
 		d0 := time.Date(t.Year(), t.Month(), t.Day(), hour, 0, 0, 0, time.UTC)
@@ -46,7 +47,8 @@ func (g *Generator) planPayloadPII() {
 				}
 			}
 		}
-		return d0.Unix() / 60
+		// no weekday's hour:00 fits (a span of hours): frac% itself
+		return t.Unix() / 60
 	}
 	for _, p := range []struct {
 		store string

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/internal/slackfake"
+	"github.com/chatwarden/chatwarden/models"
+	"github.com/chatwarden/chatwarden/sim"
+)
+
+// TestSimulatedSharingAndPIIEndToEnd (issue 14 items 2-4 on the local
+// stack): the simulator's traffic — normal shares with the allow-listed
+// processors, a share_new_destination attack, the payload PII windows — goes
+// through the real broker into serve (ingest.pii: pseudonymize, the first
+// tenant's allow-list as eval-matrix configures it) and ClickHouse: the
+// attack's share reaches Slack as destination_allowlist naming its
+// destination, the producers' payload PII as pii_in_payload with masked
+// values only; the breach assessment of the sharing alert (/api/incidents)
+// says data left, to that destination; the weekly report's "data shared
+// with third parties" lists the processors and the attack's destination.
+func TestSimulatedSharingAndPIIEndToEnd(t *testing.T) {
+	t.Parallel()
+	le := newLeakEnv(t)
+	keyFile := le.writeKey(t, "pseudonym.key", "73696d2d65326520746573742d6b65792d30313233343536373839616263646566")
+	var slackMu sync.Mutex
+	var slackMsgs []string
+	rec := slackfake.New(func(a slackfake.Arrival) {
+		slackMu.Lock()
+		slackMsgs = append(slackMsgs, a.Text+"\n"+a.Blocks)
+		slackMu.Unlock()
+	})
+	defer rec.Close()
+	token, tok, err := dashboards.NewToken("e2e", dashboards.RoleResponder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := le.config(t, "chatwarden.yaml", "pseudonym:\n  key_file: "+keyFile, fmt.Sprintf(`  pii: pseudonymize
+serve:
+  addr: 127.0.0.1:0
+detect:
+  destinations:
+    tenants:
+      default: [%s]
+alert:
+  default_channel: C0E2E
+  group_wait: 1s
+  slack:
+    token: xoxb-e2e-test
+    signing_secret: e2e-test-signing-secret
+    api_url: %s
+dashboards:
+  tokens:
+    - name: e2e
+      role: responder
+      id: %q
+      sha256: %q
+`, strings.Join(sim.Destinations, ", "), rec.URL(), tok.ID, tok.SHA256))
+
+	// 80 minutes of the simulated platform, ending now: a compact attack
+	// schedule (share_new_destination 15 minutes in) and the payload PII
+	// windows at 40% and 70% of the span.
+	now := time.Now().UTC()
+	g, err := sim.New(sim.Config{Seed: 4, Start: now.Add(-85 * time.Minute), Duration: 80 * time.Minute, Actors: 30,
+		Tenants: []string{"default"}, Attacks: []string{sim.KindShareNewDestination}, Compact: true,
+		Warmup: 15 * time.Minute, AttackEvery: time.Minute, PayloadPII: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	var attackDest string
+	var b sim.Batch
+	for g.Next(&b) {
+		for i := range b.Lines {
+			v := string(b.Value(i))
+			lines = append(lines, v)
+			var e struct {
+				Destination string `json:"destination"`
+			}
+			if json.Unmarshal([]byte(v), &e) == nil && e.Destination != "" && !slices.Contains(sim.Destinations, e.Destination) {
+				attackDest = e.Destination
+			}
+		}
+	}
+	var shares, piiWins int
+	for _, l := range g.Labels() {
+		switch l.Kind {
+		case sim.KindShareNewDestination:
+			shares++
+		case sim.KindPayloadPII:
+			piiWins++
+		}
+	}
+	if attackDest == "" || shares != 1 || piiWins != 2 {
+		t.Fatalf("simulated: attack destination %q, %d share labels, %d payload PII labels; want one attack, two windows", attackDest, shares, piiWins)
+	}
+
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	served := make(chan error, 1)
+	var stdout, stderr syncBuffer
+	go func() {
+		served <- runServe(ctx, &env{stdout: &stdout, stderr: &stderr, log: logger}, []string{"-config", cfgFile})
+	}()
+	addrRE := regexp.MustCompile(`msg="http listening" addr=(\S+)`)
+	var base string
+	for deadline := time.Now().Add(progressWait); base == ""; time.Sleep(100 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		select {
+		case err := <-served:
+			t.Fatalf("serve stopped: %v\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not listening after %s:\n%s", progressWait, logs)
+		}
+	}
+	le.produce(t, lines...)
+
+	var slackText string
+	for deadline := time.Now().Add(progressWait); ; time.Sleep(250 * time.Millisecond) {
+		slackMu.Lock()
+		slackText = strings.Join(slackMsgs, "\n")
+		slackMu.Unlock()
+		if strings.Contains(slackText, "destination_allowlist") && strings.Contains(slackText, attackDest) &&
+			strings.Contains(slackText, "Payload PII") && strings.Contains(slackText, "email in `resource.id`") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within %s Slack got no destination_allowlist alert for %s and no pii_in_payload alerts of both producers; messages:\n%.4000s",
+				progressWait, attackDest, slackText)
+		}
+	}
+	if regexp.MustCompile(`4000\d{12}|customer\d+@example\.org`).MatchString(slackText) {
+		t.Errorf("a raw payload PII value reached Slack")
+	}
+
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+		if err := json.Unmarshal(body, v); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, body)
+		}
+	}
+	var alerts struct {
+		Alerts []models.Alert `json:"alerts"`
+	}
+	get("/api/alerts?since=24h", &alerts)
+	id := ""
+	for _, a := range alerts.Alerts {
+		if a.Detector == "destination_allowlist" {
+			id = a.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("no destination_allowlist alert on /api/alerts: %+v", alerts.Alerts)
+	}
+	var inc struct {
+		DataLeft bool `json:"data_left"`
+		Facts    struct {
+			Destinations []struct {
+				Destination string `json:"destination"`
+			} `json:"destinations"`
+		} `json:"facts"`
+	}
+	get("/api/incidents/"+id, &inc)
+	if !inc.DataLeft || !slices.ContainsFunc(inc.Facts.Destinations, func(d struct {
+		Destination string `json:"destination"`
+	}) bool {
+		return d.Destination == attackDest
+	}) {
+		t.Errorf("breach assessment of %s: data_left %t, destinations %+v; want %s", id, inc.DataLeft, inc.Facts.Destinations, attackDest)
+	}
+	var weekly struct {
+		Shared []struct {
+			Tenant      string `json:"tenant"`
+			Destination string `json:"destination"`
+			Records     uint64 `json:"records"`
+		} `json:"shared"`
+	}
+	get("/api/reports/weekly?week="+isoWeek(now), &weekly)
+	seen := map[string]bool{}
+	for _, s := range weekly.Shared {
+		seen[s.Destination] = s.Records > 0
+	}
+	if !seen[sim.DestBPO] || !seen[attackDest] {
+		t.Errorf("weekly data shared with third parties %+v: want %s and %s", weekly.Shared, sim.DestBPO, attackDest)
+	}
+	t.Logf("attack destination %s, alert %s, incident destinations %+v, weekly shared %+v", attackDest, id, inc.Facts.Destinations, weekly.Shared)
+	stop()
+	select {
+	case <-served:
+	case <-time.After(exitWait):
+		t.Fatalf("serve did not stop within %s", exitWait)
+	}
+}
+
+// isoWeek is t's ISO week as the weekly report names it (2026-W49).
+func isoWeek(t time.Time) string {
+	y, w := t.ISOWeek()
+	return fmt.Sprintf("%d-W%02d", y, w)
+}

@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		streamActors: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatwarden_detect_stream_actors",
 			Help: "(actor, open window) counts held for streaming detection (at most detect.stream_max_actors)."}),
 		streamDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatwarden_detect_stream_dropped_events_total",
-			Help: "Events not counted for streaming detection because detect.stream_max_actors counts were held (the window detectors still judge them)."}),
+			Help: "Events not counted for streaming detection because detect.stream_max_actors counts were held, or their window ends more than 60 windows after the last one evaluated (the window detectors still judge them)."}),
 		streamFindings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_stream_findings_total",
 			Help: "Findings raised on an open window, before it closed, by detector."}, []string{"detector"}),
 		streamConfirmed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatwarden_detect_stream_confirmed_total",

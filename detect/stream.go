@@ -59,6 +59,12 @@ type openCount struct {
 	dirty bool
 }
 
+// streamHorizon is how many windows past the last one evaluated an event's
+// window may end and still be counted: an event time far ahead (a
+// producer's clock; the contract accepts up to 24 h) would hold its count
+// until that window is evaluated.
+const streamHorizon = 60
+
 // streamed are the findings raised on an open window, kept until the
 // window is evaluated (engine goroutine only).
 type streamed map[int64]map[string]models.Finding
@@ -83,6 +89,10 @@ func (e *Engine) noteOpen(evs []models.Event, closed int64) {
 			continue // another shard's (detect.shards)
 		}
 		end := ts - mod(ts, ws) + ws
+		if end > closed+streamHorizon*ws {
+			dropped++ // a producer's clock far ahead: left to its window
+			continue
+		}
 		tenant := ev.Tenant
 		if tenant == "" {
 			tenant = models.DefaultTenant

@@ -176,9 +176,10 @@ func TestOpenWindowNotConfirmedIsRetracted(t *testing.T) {
 }
 
 // TestStreamCountsBounded: counts are kept for at most stream_max_actors
-// (actor, open window) pairs (the rest counted as dropped events) and
-// distinct customers up to stream_max_subjects; nothing is kept with
-// streaming off, for late events, or before detection started.
+// (actor, open window) pairs (the rest counted as dropped events, as are
+// events more than streamHorizon windows ahead) and distinct customers up
+// to stream_max_subjects; nothing is kept with streaming off, for late
+// events, or before detection started.
 func TestStreamCountsBounded(t *testing.T) {
 	fx, spike := reopenFixture(t)
 	e, err := New(Config{StreamMaxActors: 2, StreamMaxSubjects: 5}, fx, Options{})
@@ -201,9 +202,10 @@ func TestStreamCountsBounded(t *testing.T) {
 	}
 	evs = append(evs, other...)
 	evs = append(evs, lateEvent(spike-3))
+	evs = append(evs, streamEvents(spike+streamHorizon+1, time.Second, 1, 1, "")...) // a clock far ahead
 	e.NoteEvents(evs)
-	if n := testutil.ToFloat64(e.metrics.streamDropped); n != 4 {
-		t.Errorf("chatwarden_detect_stream_dropped_events_total %v, want a9's 4", n)
+	if n := testutil.ToFloat64(e.metrics.streamDropped); n != 5 {
+		t.Errorf("chatwarden_detect_stream_dropped_events_total %v, want a9's 4 and the one far ahead", n)
 	}
 	rows := e.takeOpen(e.closed.Load())
 	if len(rows) != 2 || rows[0].row.Subjects != 5 || rows[0].row.Records != 12 || rows[1].row.Records != 1 {

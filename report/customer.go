@@ -277,7 +277,9 @@ func accessorWords(typ, role, vendor string) (kind, who string) {
 	if v := words(vendor); v != "" && models.ActorType(typ) != models.ActorVendor {
 		kind, who = "service provider", "Service provider "+v+": "+strings.ToLower(who[:1])+who[1:]
 	}
-	if r != "" {
+	// A role that only repeats the kind ("admin" of a System
+	// administrator) adds nothing.
+	if r != "" && !strings.Contains(strings.ToLower(who), strings.ToLower(r)) {
 		who += ", role: " + r
 	}
 	return kind, who

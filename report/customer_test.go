@@ -156,6 +156,16 @@ func TestCustomerReportWording(t *testing.T) {
 	if who := Customer(in).Accesses[2].Who; who != "Service provider Globex: staff member, role: Support EU" {
 		t.Errorf("a vendor's staff member is %q", who)
 	}
+	for _, tc := range []struct{ typ, role, want string }{
+		{"admin", "admin", "System administrator"},
+		{"human", "", "Staff member"},
+		{"service", "etl", "Automated system, role: ETL"},
+		{"robot", "x_y", "Other account, role: X y"},
+	} {
+		if _, who := accessorWords(tc.typ, tc.role, ""); who != tc.want {
+			t.Errorf("accessorWords(%q, %q) = %q, want %q", tc.typ, tc.role, who, tc.want)
+		}
+	}
 	empty := Customer(CustomerInput{From: customerFixture().From, To: customerFixture().To, Issued: customerFixture().Issued})
 	if len(empty.Summary) != 1 || empty.Summary[0] != "We found no access to your personal data between 1 November 2026 and 5 December 2026." {
 		t.Errorf("empty summary = %q", empty.Summary)

@@ -38,7 +38,7 @@ test-cluster:
 # every migration and every distinct query the suite just ran on ClickHouse
 # 18.16 is replayed on ClickHouse 26.x (embedded libchdb.so). `make test`
 # alone works on a fresh machine: it installs what the tests need
-# (scripts/deps.sh: chromium) and starts the local stack if it is not
+# (scripts/deps.sh: chromium, poppler-utils) and starts the local stack if it is not
 # running (scripts/stack.sh up is idempotent; it leaves a running stack as it
 # is). `make stack-down` stops the stack afterwards.
 STACK_ENV = eval "$$(bash scripts/stack.sh env)"

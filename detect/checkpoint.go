@@ -21,7 +21,7 @@ type Checkpoints interface {
 // Snapshot encodes the engine's baselines and risk scores.
 func (e *Engine) Snapshot() ([]byte, error) {
 	return encodeSnapshot(&snapshot{AsOf: e.next.Add(-e.cfg.Window).Unix(), Next: e.next.Unix(), Actors: e.actors, Risk: e.risk,
-		Dests: e.dests, TenantSeen: e.tenantSeen})
+		Dests: e.dests, TenantSeen: e.tenantSeen, Flagged: e.flagged})
 }
 
 // Restore replaces the engine's baselines with a snapshot; evaluation
@@ -31,7 +31,10 @@ func (e *Engine) Restore(b []byte) error {
 	if err != nil {
 		return err
 	}
-	e.actors, e.risk, e.dests, e.tenantSeen = s.Actors, s.Risk, s.Dests, s.TenantSeen
+	e.actors, e.risk, e.dests, e.tenantSeen, e.flagged = s.Actors, s.Risk, s.Dests, s.TenantSeen, s.Flagged
+	if e.flagged == nil {
+		e.flagged = map[actorKey][]flaggedItem{}
+	}
 	if e.dests == nil {
 		e.dests = map[destKey]*destState{}
 	}

@@ -82,6 +82,13 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 	rec, subj := float64(r.Records), float64(r.Subjects)
 	warm := e.warm(st)
 	for _, f := range fs {
+		// Items first used in a finding are the finding's, not the
+		// role's: flagged, so they do not count in the peers' shares
+		// (warm or not: a new account's finding is judged by its peers).
+		if (f.Detector == DetFirstSeen || f.Detector == DetNewCountry) && !e.falsePositive(f.Detector, r.Tenant, r.ActorID, c.end) {
+			k := actorKey{r.Tenant, r.ActorID}
+			e.flagged[k] = flagItems(e.flagged[k], int32(c.start.Unix()/86400), newItems(st, r))
+		}
 		// While an actor warms up (judged against its peers) its own
 		// baseline learns what it does: censoring it would make a new
 		// account's routine heavy calls look new forever.
@@ -104,12 +111,37 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 	if st.Series != nil {
 		st.Series.learn(c.start.Unix()/int64(e.cfg.Window/time.Second), float64(r.Records))
 	}
+	if len(e.flagged) > 0 {
+		k := actorKey{r.Tenant, r.ActorID}
+		if fl, ok := e.flagged[k]; ok {
+			if fl = useFlagged(fl, int32(c.start.Unix()/86400), r); len(fl) == 0 {
+				delete(e.flagged, k)
+			} else {
+				e.flagged[k] = fl
+			}
+		}
+	}
 	n := len(st.Stores) + len(st.ResourceTypes) + len(st.Categories) + len(st.Countries)
 	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
 		rec, subj, float64(r.Denied), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin), r)
 	if n != len(st.Stores)+len(st.ResourceTypes)+len(st.Categories)+len(st.Countries) {
 		e.sets.internAll(st)
 	}
+}
+
+// newItems returns the stores, resource types, categories and countries
+// of the window the actor has not used before.
+func newItems(st *actorState, r *windowRow) []string {
+	var out []string
+	for _, set := range []struct{ have, now []string }{{st.Stores, r.Stores}, {st.ResourceTypes, r.ResourceTypes},
+		{st.Categories, r.Categories}, {st.Countries, r.Countries}} {
+		for _, it := range set.now {
+			if !slices.Contains(set.have, it) {
+				out = append(out, it)
+			}
+		}
+	}
+	return out
 }
 
 // expected returns the expected records of the actor in this window, its

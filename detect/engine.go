@@ -135,7 +135,10 @@ type Engine struct {
 	// window (Unix seconds) each tenant was seen; allow the allow-list.
 	dests      map[destKey]*destState
 	tenantSeen map[string]int64
-	allow      *allowList
+	// flagged is each actor's items learned during a first_seen or
+	// new_country finding, left out of its peers' shares (flaggedItem).
+	flagged map[actorKey][]flaggedItem
+	allow   *allowList
 
 	next      time.Time // end of the next window to evaluate
 	scratch   []float64
@@ -184,7 +187,7 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards},
 		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
 		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
-		series: map[actorKey]*actorState{}, dests: map[destKey]*destState{}, tenantSeen: map[string]int64{},
+		series: map[actorKey]*actorState{}, dests: map[destKey]*destState{}, tenantSeen: map[string]int64{}, flagged: map[actorKey][]flaggedItem{},
 		allow: newAllowList(cfg.Destinations)}
 	e.metrics = newMetrics(opt.Registerer)
 	e.closed.Store(notStarted)
@@ -795,6 +798,7 @@ func (e *Engine) evictIdle(t time.Time) {
 	for k, st := range e.actors {
 		if st.LastSeen < cutoff {
 			delete(e.actors, k)
+			delete(e.flagged, k)
 			delete(e.series, k)
 			delete(e.risk, k)
 			n++

@@ -114,9 +114,12 @@ func (e *Engine) recomputePeers() {
 			a.hs = append(a.hs, st.busyHour())
 		}
 		a.p.members++
+		fl := e.flagged[k]
 		for _, set := range [][]string{st.Stores, st.ResourceTypes, st.Categories, st.Countries} {
 			for _, x := range set {
-				a.p.have[x]++
+				if !isFlagged(fl, x) {
+					a.p.have[x]++
+				}
 			}
 		}
 		if st.HowTot > 0 {

@@ -570,6 +570,56 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	}
 }
 
+// flaggedItem is an item (store, resource type, category, country) an
+// actor first used in a window with a first_seen or new_country finding
+// (Engine.flagged): its peers' shares leave it out until the actor has
+// used it on flagDays later days. An attack's store is not what the role
+// does: counted, each attack on a peer made the next one's store
+// "common" and its first_seen score fell below first_seen_score. Day is
+// the UTC day of the finding, LastDay the latest day of use, Days the
+// later days it was used on.
+type flaggedItem struct {
+	Item         string
+	Day, LastDay int32
+	Days         uint8
+}
+
+// flagDays is how many later days of use make a flagged item the actor's
+// routine (counted in its peers' shares again): the warm-up's default
+// days.
+const flagDays = 3
+
+// flagItems adds items, learned during a finding on day d, to fl.
+func flagItems(fl []flaggedItem, d int32, items []string) []flaggedItem {
+	for _, it := range items {
+		if !isFlagged(fl, it) {
+			fl = append(fl, flaggedItem{Item: it, Day: d, LastDay: d})
+		}
+	}
+	return fl
+}
+
+// isFlagged reports whether item is in fl.
+func isFlagged(fl []flaggedItem, item string) bool {
+	return slices.ContainsFunc(fl, func(f flaggedItem) bool { return f.Item == item })
+}
+
+// useFlagged counts the window's use (day d) of the flagged items and
+// drops those used on flagDays later days.
+func useFlagged(fl []flaggedItem, d int32, w *windowRow) []flaggedItem {
+	for _, set := range [][]string{w.Stores, w.ResourceTypes, w.Categories, w.Countries} {
+		for _, it := range set {
+			for i := range fl {
+				if f := &fl[i]; f.Item == it && d > f.LastDay {
+					f.LastDay = d
+					f.Days++
+				}
+			}
+		}
+	}
+	return slices.DeleteFunc(fl, func(f flaggedItem) bool { return f.Days >= flagDays })
+}
+
 func mergeSet(set, add []string) []string {
 	for _, a := range add {
 		if !slices.Contains(set, a) {
@@ -593,6 +643,9 @@ type snapshot struct {
 	// from checkpoints written before them: they start empty).
 	Dests      map[destKey]*destState
 	TenantSeen map[string]int64
+	// Flagged is each actor's items learned during a finding (absent
+	// from checkpoints written before it: none flagged).
+	Flagged map[actorKey][]flaggedItem
 }
 
 func encodeSnapshot(s *snapshot) ([]byte, error) {

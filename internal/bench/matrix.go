@@ -45,14 +45,26 @@ type matrixCell struct {
 	Skipped   []string      `json:"skipped,omitempty"`
 	Summary   *eval.Summary `json:"summary"`
 	GenerateS float64       `json:"generate_seconds"`
+	// Error is why the cell could not be scored (its run failed twice);
+	// Summary is nil then.
+	Error string `json:"error,omitempty"`
+	// Attempts counts the runs of the cell (2 when the first failed).
+	Attempts int `json:"attempts,omitempty"`
 }
 
-func (c *matrixCell) passRecall() bool { return c.Summary.Recall >= targetRecall }
-func (c *matrixCell) passFalse() bool  { return c.Summary.FalsePer1000 <= targetFalse }
+func (c *matrixCell) scored() bool     { return c.Summary != nil }
+func (c *matrixCell) passRecall() bool { return c.scored() && c.Summary.Recall >= targetRecall }
+func (c *matrixCell) passFalse() bool  { return c.scored() && c.Summary.FalsePer1000 <= targetFalse }
 func (c *matrixCell) passTTD() bool {
-	return c.Summary.TTDMedianWin <= targetTTDWin && c.Summary.Recall > 0
+	return c.scored() && c.Summary.TTDMedianWin <= targetTTDWin && c.Summary.Recall > 0
 }
+
+// fails counts the targets the cell misses (all four when it has no
+// score).
 func (c *matrixCell) fails() int {
+	if !c.scored() {
+		return 4
+	}
 	n := 0
 	for _, ok := range []bool{c.passRecall(), c.passFalse(), c.passTTD(), c.Summary.Rejected == 0} {
 		if !ok {
@@ -133,15 +145,20 @@ func EvalMatrix(ctx context.Context, e *Env, args []string) error {
 	for seed := *firstSeed; seed < *firstSeed+*seeds; seed++ {
 		for _, sh := range shs {
 			for _, m := range ms {
-				cell, err := runCell(ctx, e, base, *window, m, sh, uint64(seed), start, *work)
-				if err != nil {
-					return fmt.Errorf("cell %s/%s/seed %d: %w", m, sh.Name, seed, err)
+				cell := runCellRetried(ctx, e, base, *window, m, sh, uint64(seed), start, *work)
+				if ctx.Err() != nil {
+					return ctx.Err()
 				}
 				cells = append(cells, cell)
 				if *jsonOut != "" { // after every cell: a run cut short keeps what it scored
 					if err := writeCells(*jsonOut, cells); err != nil {
 						return err
 					}
+				}
+				if !cell.scored() {
+					fmt.Fprintf(e.Stderr, "eval-matrix: [%d/%d] %s %s seed %d: ERROR after %d attempts: %s\n",
+						len(cells), total, m, sh.Name, seed, cell.Attempts, cell.Error)
+					continue
 				}
 				s := cell.Summary
 				fmt.Fprintf(e.Stderr, "eval-matrix: [%d/%d] %s %s seed %d: recall %.3f false/1k %.2f ttd %.2f win rejected %d (%d events, %.0fs)\n",
@@ -182,18 +199,50 @@ func reportMatrix(e *Env, paths []string) error {
 	return matrixVerdict(cells)
 }
 
-// matrixVerdict fails when a cell misses a target.
+// matrixVerdict fails when a cell misses a target or could not be run.
 func matrixVerdict(cells []*matrixCell) error {
-	failed := 0
+	failed, errored := 0, 0
 	for _, cl := range cells {
-		if cl.fails() > 0 {
+		if !cl.scored() {
+			errored++
+		} else if cl.fails() > 0 {
 			failed++
 		}
 	}
-	if failed > 0 {
+	switch {
+	case errored > 0:
+		return fmt.Errorf("eval-matrix: %d of %d cells could not be run, %d miss a target", errored, len(cells), failed)
+	case failed > 0:
 		return fmt.Errorf("eval-matrix: %d of %d cells miss a target", failed, len(cells))
 	}
 	return nil
+}
+
+// runCellRetried runs a cell, and once more when the run fails (a
+// ClickHouse i/o timeout under load failed whole runs): a cell that fails
+// twice is returned with its Error, so that the matrix goes on and reports
+// it instead of stopping.
+func runCellRetried(ctx context.Context, e *Env, base map[string]any, window time.Duration, model string, sh traffic.Shape, seed uint64, start time.Time, work string) *matrixCell {
+	var errs []string
+	for attempt := 1; attempt <= 2; attempt++ {
+		cell, err := runCell(ctx, e, base, window, model, sh, seed, start, work)
+		if err == nil {
+			cell.Attempts = attempt
+			return cell
+		}
+		errs = append(errs, err.Error())
+		if ctx.Err() != nil {
+			break
+		}
+		if attempt == 1 {
+			// the failed run's log is kept beside the next one's
+			prefix := filepath.Join(work, fmt.Sprintf("%s-%s-%d", model, sh.Name, seed))
+			_ = os.Rename(prefix+".eval.log", prefix+".eval.log.1")
+			fmt.Fprintf(e.Stderr, "eval-matrix: %s %s seed %d failed, running it again: %v\n", model, sh.Name, seed, err)
+		}
+	}
+	return &matrixCell{Model: model, Shape: sh.Name, Seed: seed, Days: sh.Days, Attempts: len(errs),
+		Error: strings.Join(errs, "; then: ")}
 }
 
 // runCell generates one cell's traffic into the work directory and
@@ -250,7 +299,7 @@ func runCell(ctx context.Context, e *Env, base map[string]any, window time.Durat
 	cmd.Env = append(e.environ(), "CHATWARDEN_LOG_LEVEL=warn")
 	cmd.Stdout, cmd.Stderr = &out, logf
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("chatwarden eval: %w (its output: %s)", err, prefix+".eval.log")
+		return nil, fmt.Errorf("chatwarden eval: %w: %s (its output: %s)", err, lastLine(prefix+".eval.log"), prefix+".eval.log")
 	}
 	var sum eval.Summary
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
@@ -258,6 +307,18 @@ func runCell(ctx context.Context, e *Env, base map[string]any, window time.Durat
 	}
 	cell.Summary = &sum
 	return cell, nil
+}
+
+// lastLine returns the last non-blank line of a file (at most 300 bytes
+// of it): the error an eval that failed printed last.
+func lastLine(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	l := strings.TrimSpace(lines[len(lines)-1])
+	if len(l) > 300 {
+		l = l[len(l)-300:]
+	}
+	return l
 }
 
 // writeCellConfig writes base with detect.rules.vendors and
@@ -323,7 +384,14 @@ func yes(ok bool) string {
 // printMatrix prints every cell, worst first, then the pass count per
 // target and per (model, shape).
 func printMatrix(w io.Writer, cells []*matrixCell, elapsed time.Duration) {
-	sorted := slices.Clone(cells)
+	var sorted, errored []*matrixCell
+	for _, c := range cells {
+		if c.scored() {
+			sorted = append(sorted, c)
+		} else {
+			errored = append(errored, c)
+		}
+	}
 	slices.SortStableFunc(sorted, func(a, b *matrixCell) int {
 		if c := cmp.Compare(b.fails(), a.fails()); c != 0 {
 			return c
@@ -337,6 +405,9 @@ func printMatrix(w io.Writer, cells []*matrixCell, elapsed time.Duration) {
 		len(cells), targetRecall, targetFalse, targetTTDWin, elapsed.Round(time.Second))
 	fmt.Fprintf(w, "%-6s %-13s %4s %8s %6s %5s %6s %7s %8s %7s %5s  %-6s %-6s %-6s %-6s  %s\n",
 		"model", "shape", "seed", "ev/day", "a-days", "lbls", "recall", "false", "f/1kAD", "ttd_win", "rej", "recall", "false", "ttd", "rej", "missed kinds / false alerts by detector")
+	for _, c := range errored {
+		fmt.Fprintf(w, "%-6s %-13s %4d  ERROR (not scored, %d attempts): %s\n", c.Model, c.Shape, c.Seed, c.Attempts, c.Error)
+	}
 	for _, c := range sorted {
 		s := c.Summary
 		fmt.Fprintf(w, "%-6s %-13s %4d %8.0f %6d %5d %6.3f %7d %8.2f %7.2f %5d  %-6s %-6s %-6s %-6s  %s\n",
@@ -347,7 +418,7 @@ func printMatrix(w io.Writer, cells []*matrixCell, elapsed time.Duration) {
 	type key struct{ model, shape string }
 	groups := map[key][]*matrixCell{}
 	var keys []key
-	for _, c := range cells {
+	for _, c := range sorted {
 		k := key{c.Model, c.Shape}
 		if groups[k] == nil {
 			keys = append(keys, k)
@@ -368,20 +439,61 @@ func printMatrix(w io.Writer, cells []*matrixCell, elapsed time.Duration) {
 			ttd = append(ttd, c.Summary.TTDMedianWin)
 		}
 		sort.Float64s(ttd)
-		fmt.Fprintf(w, "  %-6s %-13s %d/%d  recall %.3f  false/1kAD %.2f  ttd %.2f win\n", k.model, k.shape, pass, len(g),
-			rec/float64(len(g)), 1000*float64(falses)/float64(max(1, days)), ttd[len(ttd)/2])
+		_, hi := poissonCI(falses, 0.95)
+		fmt.Fprintf(w, "  %-6s %-13s %d/%d  recall %.3f  false/1kAD %.2f (95%% upper %.2f)  ttd %.2f win\n", k.model, k.shape, pass, len(g),
+			rec/float64(len(g)), 1000*float64(falses)/float64(max(1, days)), 1000*hi/float64(max(1, days)), ttd[len(ttd)/2])
 	}
+	printPooled(w, sorted)
 	pr, pf, pt, pj, all := 0, 0, 0, 0, 0
 	for _, c := range cells {
 		pr += b2i(c.passRecall())
 		pf += b2i(c.passFalse())
 		pt += b2i(c.passTTD())
-		pj += b2i(c.Summary.Rejected == 0)
+		pj += b2i(c.scored() && c.Summary.Rejected == 0)
 		all += b2i(c.fails() == 0)
 	}
 	n := len(cells)
-	fmt.Fprintf(w, "targets: recall %d/%d  false alerts %d/%d  time to detect %d/%d  rejected %d/%d  all %d/%d cells\n",
-		pr, n, pf, n, pt, n, pj, n, all, n)
+	errs := ""
+	if len(errored) > 0 {
+		errs = fmt.Sprintf("  (%d not scored: errors)", len(errored))
+	}
+	fmt.Fprintf(w, "targets: recall %d/%d  false alerts %d/%d  time to detect %d/%d  rejected %d/%d  all %d/%d cells%s\n",
+		pr, n, pf, n, pt, n, pj, n, all, n, errs)
+}
+
+// printPooled prints the scored cells' pooled false-alert rate and recall
+// with exact 95% confidence intervals, and how many cells' false alerts
+// are significantly above the target. A cell of 150-400 actor-days fails
+// the target of 1 per 1,000 on a single false alert, which at exactly
+// the target rate happens in 14-33% of such cells (Poisson): the per-cell
+// verdict stays as strict as the target, and these lines say what the
+// matrix as a whole supports.
+func printPooled(w io.Writer, cells []*matrixCell) {
+	falses, days, labels, detected, above := 0, 0, 0, 0, 0
+	for _, c := range cells {
+		s := c.Summary
+		falses += s.FalseAlerts
+		days += s.ActorDays
+		for _, ks := range s.ByKind {
+			labels += ks.Labels
+			detected += ks.Detected
+		}
+		// one-sided exact test of "rate <= target" at 5%
+		if poissonTailAtLeast(s.FalseAlerts, targetFalse*float64(s.ActorDays)/1000) < 0.05 {
+			above++
+		}
+	}
+	if days == 0 {
+		return
+	}
+	lo, hi := poissonCI(falses, 0.95)
+	fmt.Fprintf(w, "pooled false alerts: %d in %d actor-days = %.2f per 1,000 (95%% CI %.2f-%.2f; target %.0f); cells significantly above the target (one-sided Poisson test, 5%%): %d/%d\n",
+		falses, days, 1000*float64(falses)/float64(days), 1000*lo/float64(days), 1000*hi/float64(days), targetFalse, above, len(cells))
+	if labels > 0 {
+		rl, rh := wilsonCI(detected, labels, 1.959964)
+		fmt.Fprintf(w, "pooled recall: %d of %d labels = %.3f (95%% CI %.3f-%.3f; target %.2f)\n",
+			detected, labels, float64(detected)/float64(labels), rl, rh, targetRecall)
+	}
 }
 
 func b2i(b bool) int {

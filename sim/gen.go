@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -147,14 +148,55 @@ func New(cfg Config) (*Generator, error) {
 // Labels returns every planned attack label, ordered by planned start.
 //
 // A label's Start moves to the scenario's first injected event when the
-// generator reaches it: read the labels after the last minute.
-func (g *Generator) Labels() []Label { return g.labels }
+// generator reaches it: read the labels after the last minute. An attack
+// made of injected events that has ended without injecting any (a Poisson
+// count of 0: a rare_sensitive_category of 3 expected searches misses
+// 5% of the time) is not labelled — there is nothing in the data to
+// detect; Skipped lists it.
+func (g *Generator) Labels() []Label {
+	drop := g.eventless()
+	if len(drop) == 0 {
+		return g.labels
+	}
+	out := make([]Label, 0, len(g.labels))
+	for i, l := range g.labels {
+		if !drop[i] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// eventless returns the indexes of the labels whose attack, made of
+// injected events, ended before the current minute without one.
+func (g *Generator) eventless() map[int]bool {
+	var drop map[int]bool
+	for _, sc := range g.scenarios {
+		if sc.label == 0 || sc.shown || sc.inject == nil || sc.rateMul != nil || sc.client != nil || sc.to > g.minute {
+			continue
+		}
+		if drop == nil {
+			drop = map[int]bool{}
+		}
+		drop[sc.label-1] = true
+	}
+	return drop
+}
 
 // Negatives returns every planned hard-negative label, ordered by start.
 func (g *Generator) Negatives() []Label { return g.negatives }
 
 // Skipped lists attack kinds that could not be planned in this run, with why.
-func (g *Generator) Skipped() []string { return g.skipped }
+func (g *Generator) Skipped() []string {
+	out := g.skipped
+	drop := g.eventless()
+	for _, i := range slices.Sorted(maps.Keys(drop)) {
+		l := g.labels[i]
+		out = append(slices.Clip(out), fmt.Sprintf("%s: %s on %s from %s injected no event (not labelled)",
+			l.Kind, l.ID, l.ActorID, l.Start.Format(time.RFC3339)))
+	}
+	return out
+}
 
 // Actors returns the number of actors in the world.
 func (g *Generator) Actors() int { return len(g.w.actors) }

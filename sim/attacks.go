@@ -72,6 +72,7 @@ var planners = map[string]planner{
 	KindMultivariate:              planMultivariate,
 	KindShareNewDestination:       ownRandPlanner(planShareNewDestination),
 	KindShareVolume:               ownRandPlanner(planShareVolume),
+	KindShareOutsideAllowlist:     planShareOutsideAllowlist, // its own stream (shares.go)
 	KindInjectionOneShot:          convRandPlanner(planInjectionOneShot),
 	KindInjectionSlow:             convRandPlanner(planInjectionSlow),
 	KindInjectionDisguised:        convRandPlanner(planInjectionDisguised),

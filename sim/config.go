@@ -30,6 +30,7 @@ const (
 	KindMultivariate              = "multivariate"
 	KindShareNewDestination       = "share_new_destination"
 	KindShareVolume               = "share_volume"
+	KindShareOutsideAllowlist     = "share_outside_allowlist"
 	// conversation attacks (conversations.go): KindInjectionOneShot,
 	// KindInjectionSlow, KindInjectionDisguised
 )
@@ -42,6 +43,8 @@ var AttackKinds = []string{
 	KindDormantWakeup, KindPeerDeviation, KindSlowDrift, KindMultivariate,
 	KindShareNewDestination, KindShareVolume,
 	KindInjectionOneShot, KindInjectionSlow, KindInjectionDisguised,
+	// last: the kinds before it are planned as they were without it
+	KindShareOutsideAllowlist,
 }
 
 // Hard-negative names; their labels have kind NegativePrefix+name.

@@ -105,6 +105,9 @@ type Generator struct {
 	convRolloutFrom int64
 	scenarioConvs   int64
 
+	// orng is share_outside_allowlist's random stream (shares.go).
+	orng *rand.Rand
+
 	// piiWins are the payload PII windows (payloadpii.go).
 	piiWins []piiWindow
 }

@@ -197,3 +197,44 @@ func planShareVolume(g *Generator, t int, lo, hi int64) (*scenario, bool) {
 	}
 	return sc, true
 }
+
+// outsideServices name the uncontracted services of share_outside_allowlist.
+var outsideServices = []string{"pdf-convert-online", "translate-anything", "quick-transfer", "sheets-share"}
+
+// planShareOutsideAllowlist: in the first tenant (the one with an
+// allow-list, sim.Destinations), an agent sends one to three customers'
+// contact data once to a service the company has no contract with (a free
+// converter or translator): one event, nothing a volume would show; the
+// allow-list is what names it.
+func planShareOutsideAllowlist(g *Generator, _ int, lo, hi int64) (sc *scenario, ok bool) {
+	g.outsideRand(func() {
+		if sc, ok = g.place(0, lo, hi, 20, roleSupportEU, roleSupportUS, roleBilling); !ok {
+			return
+		}
+		dest := fmt.Sprintf("%s-%d.example", outsideServices[g.rng.IntN(len(outsideServices))], 10+g.rng.IntN(90))
+		recs := uint64(1 + g.rng.IntN(3))
+		sc.inject = func(g *Generator, sc *scenario, m int64) {
+			if m-sc.from != 3 {
+				return
+			}
+			g.outsideRand(func() {
+				e := g.subjectEvent(sc, m, stCRM, models.ActionShare, fNameEmail, recs, -1)
+				e.dest = dest
+			})
+		}
+	})
+	return sc, ok
+}
+
+// outsideRand runs f with share_outside_allowlist's own random stream in
+// place of the current one: added after the other sharing scenarios, it
+// leaves their draws (and so their lines) as they were.
+func (g *Generator) outsideRand(f func()) {
+	if g.orng == nil {
+		g.orng = rand.New(rand.NewPCG(g.cfg.Seed, 0x0a11_0115))
+	}
+	cur := g.rng
+	g.rng = g.orng
+	defer func() { g.rng = cur }()
+	f()
+}

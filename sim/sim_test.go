@@ -722,3 +722,57 @@ func TestPayloadPII(t *testing.T) {
 	}
 	t.Logf("%d events with payload PII: %v", n, hits)
 }
+
+// TestShareOutsideAllowlist (issue 14 item 2): the attack is in the first
+// tenant (the one whose allow-list sim.Destinations is), by its labelled
+// actor inside its label, one share to a destination off the list that
+// nobody else uses.
+func TestShareOutsideAllowlist(t *testing.T) {
+	cfg := Config{Seed: 5, Duration: 8 * 24 * time.Hour, Actors: 60, Tenants: []string{"default", "brand-b", "brand-c"},
+		Attacks: AttackKinds, HardNegatives: true}
+	var labels []Label
+	shares := map[string][]models.Event{} // destination -> shares
+	run(t, cfg, func(g *Generator, b *Batch) {
+		labels = g.Labels()
+		for i := range b.Lines {
+			v := b.Value(i)
+			if models.SchemaOf(v) != models.SchemaAccess {
+				continue
+			}
+			e, err := models.DecodeAccess(v, b.Minute, models.Limits{MaxFuture: 1000 * time.Hour, MaxAge: 1 << 62})
+			if err != nil {
+				t.Fatalf("%v: %s", err, v)
+			}
+			if e.Destination != "" && !slices.Contains(Destinations, e.Destination) {
+				shares[e.Destination] = append(shares[e.Destination], e)
+			}
+		}
+	})
+	n := 0
+	for _, l := range labels {
+		if l.Kind != KindShareOutsideAllowlist {
+			continue
+		}
+		n++
+		if l.Tenant != "default" {
+			t.Errorf("label %s in tenant %s: the first tenant alone has an allow-list", l.ID, l.Tenant)
+		}
+		found := 0
+		for _, es := range shares {
+			for _, e := range es {
+				if e.Actor.ID == l.ActorID && !e.TS.Before(l.Start) && !e.TS.After(l.End) && strings.Contains(e.Destination, "-") {
+					if len(es) != 1 || e.Tenant != l.Tenant {
+						t.Errorf("label %s: %s used %d times (tenant %s), want once, in the label", l.ID, e.Destination, len(es), e.Tenant)
+					}
+					found++
+				}
+			}
+		}
+		if found != 1 {
+			t.Errorf("label %s (%s, %s..%s): %d shares off the list by its actor, want 1", l.ID, l.ActorID, l.Start, l.End, found)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no share_outside_allowlist attack planned")
+	}
+}

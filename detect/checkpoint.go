@@ -140,7 +140,7 @@ func (e *Engine) start(ctx context.Context, cp Checkpoints, now, learnTo time.Ti
 	e.closed.Store(end.Unix())
 	if behind := now.Truncate(e.cfg.Window).Sub(end); takeover && behind > 0 {
 		e.log.Info("detection shard taken over: evaluating the windows its previous owner missed",
-			"shard", e.shard.Index, "from", end, "windows", int(behind/e.cfg.Window))
+			"from", end, "windows", int(behind/e.cfg.Window))
 	}
 	e.log.Info("detection baselines ready", "actors", len(e.actors), "from", from, "to", end)
 	return nil

@@ -32,6 +32,9 @@ type shardOwnership struct {
 	// heartbeat is how often an owner reports its shard.
 	heartbeat time.Duration
 
+	// ready is closed once the control topic exists (run's Ensure).
+	ready chan struct{}
+
 	unownedFor *prometheus.GaugeVec
 	unowned    prometheus.Gauge
 
@@ -56,7 +59,7 @@ func newShardOwnership(dc detect.Config, ic ingest.Config, reg prometheus.Regist
 		return nil, err
 	}
 	o := &shardOwnership{group: g, cfg: dc, log: log.With("component", "detect-shards"), member: member,
-		limit: 2 * dc.Window, heartbeat: min(5*time.Second, dc.Window/4), last: map[int]ingest.ShardProgress{},
+		ready: make(chan struct{}), limit: 2 * dc.Window, heartbeat: min(5*time.Second, dc.Window/4), last: map[int]ingest.ShardProgress{},
 		unownedFor: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chatwarden_detect_shard_unowned_seconds",
 			Help: "Seconds since the detection shard's owner last reported on the control topic (an owner reports every few seconds; detect.ownership: group)."},
 			[]string{"shard"}),
@@ -101,6 +104,11 @@ func (o *shardOwnership) unownedAt(_ context.Context, now time.Time) ([]alert.Un
 // ctx ends, and sets the metrics.
 func (o *shardOwnership) watch() component {
 	return component{name: "detect-shards-watch", run: func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.ready:
+		}
 		o.mu.Lock()
 		o.started = time.Now()
 		o.mu.Unlock()
@@ -154,6 +162,7 @@ func (o *shardOwnership) run(own func(ctx context.Context, shard int, last inges
 		if err != nil {
 			return fmt.Errorf("detect.shard_topic: %w", err)
 		}
+		close(o.ready)
 		o.log.Info("detection shards owned through a consumer group", "topic", o.cfg.ShardTopic, "group", o.cfg.ShardGroup,
 			"shards", o.cfg.Shards, "member", o.member, "session_timeout", o.cfg.ShardSessionTimeout)
 		err = o.group.Run(ctx, own)

@@ -228,6 +228,7 @@ type botKey struct{ tenant, actor string }
 // shapes is conversation_shape's state, held by Rules (under its lock).
 type shapes struct {
 	cfg       ConversationsConfig
+	evictBots time.Duration // forget a bot idle this long (detect.evict_idle_after)
 	bots      map[botKey]*botShape
 	convs     map[convKey]*convShape
 	flagged   []convKey
@@ -237,8 +238,8 @@ type shapes struct {
 	cleared int
 }
 
-func newShapes(cfg ConversationsConfig) *shapes {
-	return &shapes{cfg: cfg, bots: map[botKey]*botShape{}, convs: map[convKey]*convShape{}}
+func newShapes(cfg ConversationsConfig, evictBots time.Duration) *shapes {
+	return &shapes{cfg: cfg, evictBots: evictBots, bots: map[botKey]*botShape{}, convs: map[convKey]*convShape{}}
 }
 
 func newBotShape() *botShape {
@@ -656,8 +657,9 @@ func (s *shapes) due(now time.Time, sev models.Severity) []models.Finding {
 
 // sweep closes the conversations idle for Idle at now: each one that did
 // not fire is scored with the counts of now, remembered in its bot's
-// history and learned. Bots without open conversations and idle for
-// longer than their history is worth are kept (their model is the state).
+// history and learned. A bot with no open conversation and no call for
+// evictBots (detect.evict_idle_after, as the window detectors' actors) is
+// forgotten: one that comes back warms up again.
 func (s *shapes) sweep(now time.Time) {
 	every := min(s.cfg.Idle/10, time.Minute)
 	if now.Sub(s.lastSweep) < every {
@@ -692,6 +694,13 @@ func (s *shapes) sweep(now time.Time) {
 		}
 		b.learn(c)
 		b.learned++
+	}
+	if s.evictBots > 0 {
+		for k, b := range s.bots {
+			if b.open == 0 && now.Sub(b.last) > s.evictBots {
+				delete(s.bots, k)
+			}
+		}
 	}
 }
 

@@ -411,8 +411,8 @@ func sumOf(xs []float64) float64 {
 	return s
 }
 
-// TestShapeBounded: idle conversations are closed and learned, and the
-// vocabulary stops at max_tokens.
+// TestShapeBounded: idle conversations are closed and learned, the
+// vocabulary stops at max_tokens, and an idle bot is forgotten.
 func TestShapeBounded(t *testing.T) {
 	cfg := Config{Conversations: ConversationsConfig{MaxTokens: 4, MinConversations: 20, History: 20}}
 	r, err := NewRules(cfg, nil)
@@ -434,6 +434,13 @@ func TestShapeBounded(t *testing.T) {
 		Actor: models.Actor{ID: "other", Type: models.ActorHuman}, Action: models.ActionRead, Store: "s"}}, nil)
 	if len(r.shapes.convs) != 0 || b.open != 0 || b.learned != 50 {
 		t.Errorf("after idle: %d open conversations (bot says %d), %d learned; want 0, 0, 50", len(r.shapes.convs), b.open, b.learned)
+	}
+	// a bot idle for evict_idle_after is forgotten
+	later := shapeT0.Add(r.cfg.EvictIdleAfter + 2*time.Hour)
+	r.Check(later, []models.Event{{EventID: "later", TS: later, Tenant: "t",
+		Actor: models.Actor{ID: "other", Type: models.ActorHuman}, Action: models.ActionRead, Store: "s"}}, nil)
+	if _, ok := r.shapes.bots[botKey{"t", "bot"}]; ok {
+		t.Errorf("bot idle for %s still modelled", r.cfg.EvictIdleAfter)
 	}
 }
 

@@ -69,7 +69,7 @@ func NewRules(cfg Config, consents *ConsentRegister) (*Rules, error) {
 	}
 	r := &Rules{cfg: cfg, consents: consents, purposes: map[string]map[string]bool{}, gated: map[string]bool{},
 		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}, noContract: map[convKey]time.Time{},
-		allow: newAllowList(cfg.Destinations), shapes: newShapes(cfg.Conversations)}
+		allow: newAllowList(cfg.Destinations), shapes: newShapes(cfg.Conversations, cfg.EvictIdleAfter)}
 	for p, cats := range cfg.Rules.Purposes {
 		if slices.Contains(cats, "*") {
 			r.purposes[p] = nil

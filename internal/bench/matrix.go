@@ -139,20 +139,33 @@ func EvalMatrix(ctx context.Context, e *Env, args []string) error {
 	}
 	start, _ := time.Parse(time.DateOnly, matrixStartDay)
 	began := time.Now()
+	cells, err := runCells(ctx, e, base, *window, ms, shs, *firstSeed, *seeds, start, *work, *jsonOut)
+	if err != nil {
+		return err
+	}
+	printMatrix(e.Stdout, cells, time.Since(began))
+	return matrixVerdict(cells)
+}
+
+// runCells runs every cell, seed by seed (so that a run cut short has
+// covered every shape), printing a line per cell and writing the JSON
+// after each; a cell that cannot be run is kept with its error.
+func runCells(ctx context.Context, e *Env, base map[string]any, window time.Duration, ms []string, shs []traffic.Shape,
+	firstSeed, seeds int, start time.Time, work, jsonOut string) ([]*matrixCell, error) {
 	var cells []*matrixCell
-	total := len(ms) * len(shs) * *seeds
+	total := len(ms) * len(shs) * seeds
 	// seed by seed, so that a run cut short has covered every shape
-	for seed := *firstSeed; seed < *firstSeed+*seeds; seed++ {
+	for seed := firstSeed; seed < firstSeed+seeds; seed++ {
 		for _, sh := range shs {
 			for _, m := range ms {
-				cell := runCellRetried(ctx, e, base, *window, m, sh, uint64(seed), start, *work)
+				cell := runCellRetried(ctx, e, base, window, m, sh, uint64(seed), start, work)
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return nil, ctx.Err()
 				}
 				cells = append(cells, cell)
-				if *jsonOut != "" { // after every cell: a run cut short keeps what it scored
-					if err := writeCells(*jsonOut, cells); err != nil {
-						return err
+				if jsonOut != "" { // after every cell: a run cut short keeps what it scored
+					if err := writeCells(jsonOut, cells); err != nil {
+						return nil, err
 					}
 				}
 				if !cell.scored() {
@@ -166,8 +179,7 @@ func EvalMatrix(ctx context.Context, e *Env, args []string) error {
 			}
 		}
 	}
-	printMatrix(e.Stdout, cells, time.Since(began))
-	return matrixVerdict(cells)
+	return cells, nil
 }
 
 func writeCells(path string, cells []*matrixCell) error {
@@ -418,7 +430,10 @@ func printMatrix(w io.Writer, cells []*matrixCell, elapsed time.Duration) {
 	type key struct{ model, shape string }
 	groups := map[key][]*matrixCell{}
 	var keys []key
-	for _, c := range sorted {
+	for _, c := range cells {
+		if !c.scored() {
+			continue
+		}
 		k := key{c.Model, c.Shape}
 		if groups[k] == nil {
 			keys = append(keys, k)

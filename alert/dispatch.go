@@ -83,7 +83,9 @@ type Dispatcher struct {
 	selfNext   time.Time
 	lagSamples []int64
 	// owns is the dispatcher's share of the alert groups (Own); nil: all.
-	owns OwnsFunc
+	// fence is checked before a first post (Own); nil: none.
+	owns  OwnsFunc
+	fence FenceFunc
 }
 
 type alertState struct {

@@ -19,6 +19,13 @@ var ErrNotOwner = errors.New("alert group is dispatched by another chatwarden in
 // must be owned by exactly one of them at a time.
 type OwnsFunc func(tenant, actor string) bool
 
+// FenceFunc checks, before a message is posted for the first time, that
+// this dispatcher still owns its share of the alert groups (in serve: that
+// the consumer-group generation that assigned it is still current). An
+// error means it may have moved to another dispatcher: nothing is posted
+// (the attempt is retried later, and stops when the share is released).
+type FenceFunc func(ctx context.Context) error
+
 // selfKey is the (tenant, actor) whose owner also runs self-monitoring and
 // the weekly digest, and owns every alert of SelfTenant: one dispatcher of
 // the group does that work.
@@ -50,15 +57,16 @@ func (d *Dispatcher) ownsSelfLocked() bool { return d.ownsLocked(SelfTenant, sel
 // a post whose answer was lost is looked up in Slack's history before it is
 // posted again). Call it when a consumer-group generation hands this member
 // its partitions, before the generation's findings are notified and before
-// Run. A nil owns owns everything. An error means the state could not be
-// read; it is read again on the next Notify, Tick or Deliver.
-func (d *Dispatcher) Own(ctx context.Context, now time.Time, owns OwnsFunc) error {
+// Run. A nil owns owns everything; fence (nil: none) is checked before each
+// first post. An error means the state could not be read; it is read again
+// on the next Notify, Tick or Deliver.
+func (d *Dispatcher) Own(ctx context.Context, now time.Time, owns OwnsFunc, fence FenceFunc) error {
 	d.step.Lock()
 	defer d.step.Unlock()
 	d.mu.Lock()
 	d.writeDirty(ctx, now)
 	d.resetLocked()
-	d.owns = owns
+	d.owns, d.fence = owns, fence
 	d.mu.Unlock()
 	d.m.ownerChanges.Inc()
 	return d.ensureLoaded(ctx, now)
@@ -85,7 +93,7 @@ func (d *Dispatcher) Release(ctx context.Context, now time.Time) {
 		}
 	}
 	d.resetLocked()
-	d.owns = func(string, string) bool { return false }
+	d.owns, d.fence = func(string, string) bool { return false }, nil
 	d.loaded = true // nothing to load: nothing is owned
 	d.m.ownerChanges.Inc()
 }
@@ -106,15 +114,15 @@ func (d *Dispatcher) resetLocked() {
 }
 
 // RunOwning is Run for one share of the alert groups: it takes the groups
-// owns accepts over (Own, retried with backoff until it succeeds or ctx
-// ends), calls ready, runs the timers and deliveries until ctx ends, and
+// owns accepts over (Own with fence, retried with backoff until it
+// succeeds or ctx ends), calls ready, runs the timers and deliveries until ctx ends, and
 // gives the groups up (Release) before it returns. A consumer-group member
 // calls it once per generation with the generation's context.
-func (d *Dispatcher) RunOwning(ctx context.Context, owns OwnsFunc, ready func()) error {
+func (d *Dispatcher) RunOwning(ctx context.Context, owns OwnsFunc, fence FenceFunc, ready func()) error {
 	defer func() { d.Release(ctx, d.clock()) }()
 	backoff := 200 * time.Millisecond
 	for {
-		err := d.Own(ctx, d.clock(), owns)
+		err := d.Own(ctx, d.clock(), owns, fence)
 		if err == nil {
 			break
 		}

@@ -89,10 +89,10 @@ func TestOwnSplitsGroupsAndHandsOver(t *testing.T) {
 	}
 	ownsB := func(tenant, actor string) bool { return !ownsA(tenant, actor) }
 	ctx := t.Context()
-	if err := a.Own(ctx, t0, ownsA); err != nil {
+	if err := a.Own(ctx, t0, ownsA, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Own(ctx, t0, ownsB); err != nil {
+	if err := b.Own(ctx, t0, ownsB, nil); err != nil {
 		t.Fatal(err)
 	}
 	deliver := func(from time.Time) {
@@ -144,7 +144,7 @@ func TestOwnSplitsGroupsAndHandsOver(t *testing.T) {
 
 	// A takes every group over.
 	now := t0.Add(4 * time.Second)
-	if err := a.Own(ctx, now, nil); err != nil {
+	if err := a.Own(ctx, now, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	a.mu.Lock()
@@ -241,5 +241,48 @@ func TestReleasedDispatcherOwnsNothing(t *testing.T) {
 	}
 	if posts, _ := poster.counts(); posts != 1 {
 		t.Fatalf("%d posts, want 1", posts)
+	}
+}
+
+// TestFencedDispatcherDoesNotPost: while the fence says the share may have
+// moved on, a first post is not made (and not marked uncertain); once it
+// passes again, the message is posted once.
+func TestFencedDispatcherDoesNotPost(t *testing.T) {
+	t.Parallel()
+	st := newMemStore()
+	poster := &historyPoster{}
+	d := newTestDispatcher(t, Config{DefaultChannel: "C1"}, st, Options{Poster: poster})
+	var moved atomic.Bool
+	moved.Store(true)
+	fence := func(context.Context) error {
+		if moved.Load() {
+			return errors.New("generation ended")
+		}
+		return nil
+	}
+	ctx := t.Context()
+	if err := d.Own(ctx, t0, nil, fence); err != nil {
+		t.Fatal(err)
+	}
+	f := testFinding("bulk_access", "actor-1", models.SeverityCritical, t0)
+	f.Evidence.BaselineSource = "rule"
+	if err := d.Notify(ctx, t0, f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Deliver(ctx, t0); err == nil {
+		t.Fatal("Deliver posted past a failing fence")
+	}
+	if posts, _ := poster.counts(); posts != 0 {
+		t.Fatalf("%d posts past a failing fence", posts)
+	}
+	moved.Store(false)
+	for at := t0.Add(time.Second); at.Before(t0.Add(5 * time.Second)); at = at.Add(500 * time.Millisecond) {
+		step(t, d, at)
+	}
+	if posts, _ := poster.counts(); posts != 1 {
+		t.Fatalf("%d posts once the fence passes, want 1", posts)
+	}
+	if poster.finds.Load() != 0 {
+		t.Fatal("a fenced attempt was taken for an uncertain post")
 	}
 }

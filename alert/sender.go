@@ -107,6 +107,17 @@ func (d *Dispatcher) deliverOne(ctx context.Context, now time.Time, ms *msgState
 	op := "update"
 	if ts == "" {
 		op = "post"
+		d.mu.Lock()
+		fence := d.fence
+		d.mu.Unlock()
+		if fence != nil {
+			// A member whose share moved on (paused past the session
+			// timeout) must not post what the new owner posts.
+			if err := fence(cctx); err != nil {
+				d.fail(now, ms, "fence", err, false, "", "")
+				return fmt.Errorf("checking that the alert group is still ours: %w", err)
+			}
+		}
 		c, t, err := d.poster.Post(cctx, ch, msg)
 		if err != nil {
 			d.fail(now, ms, op, err, true, "", "")

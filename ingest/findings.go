@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"sync"
 	"time"
@@ -303,8 +304,12 @@ type FindingsHandler interface {
 	// (reads their state), calls ready once (Handle is not called before),
 	// dispatches them until ctx ends, and gives them up (writes what it
 	// holds) before it returns: the generation, and so the next owner,
-	// waits for that. Its error is logged.
-	Own(ctx context.Context, owns func(tenant, actor string) bool, ready func()) error
+	// waits for that. fence asks the group coordinator whether the
+	// generation is still current (nil) or over (an error wrapping
+	// ErrGenerationEnded: a member paused past the session timeout was
+	// replaced), for Own to call before an action another owner would
+	// repeat (a first post). Its error is logged.
+	Own(ctx context.Context, owns func(tenant, actor string) bool, fence func(ctx context.Context) error, ready func()) error
 	// Handle folds findings of owned partitions in; nil means they are
 	// durable (their offsets are committed next). An error is retried with
 	// the same findings until it succeeds or the generation ends.
@@ -437,12 +442,25 @@ func (c *FindingsConsumer) generation(gctx context.Context, gen *kafka.Generatio
 	}
 	owns := func(tenant, actor string) bool { return mine[FindingPartition(FindingKey(tenant, actor), n)] }
 	c.log.Info("alert consumer group generation", "group", c.fc.Group, "generation", gen.ID, "partitions", len(mine), "of", n)
+	// The generation's committed offsets, which the fence commits again.
+	cm := &commits{gen: gen, topic: c.fc.Topic, at: map[int]int64{}}
+	for _, pa := range assigned {
+		if pa.Offset >= 0 {
+			cm.at[pa.ID] = pa.Offset
+		}
+	}
+	fence := func(ctx context.Context) error {
+		if gctx.Err() != nil {
+			return fmt.Errorf("fencing generation %d: %w", gen.ID, ErrGenerationEnded)
+		}
+		return cm.fence()
+	}
 	ready := make(chan struct{})
 	var once sync.Once
 	owned := make(chan struct{})
 	go func() {
 		defer close(owned)
-		if err := h.Own(gctx, owns, func() { once.Do(func() { close(ready) }) }); err != nil && gctx.Err() == nil {
+		if err := h.Own(gctx, owns, fence, func() { once.Do(func() { close(ready) }) }); err != nil && gctx.Err() == nil {
 			c.log.Error("dispatching the owned alert groups", "generation", gen.ID, "err", err)
 		}
 	}()
@@ -469,7 +487,7 @@ func (c *FindingsConsumer) generation(gctx context.Context, gen *kafka.Generatio
 		if !ok {
 			return
 		}
-		if !c.handle(gctx, gen, h, batch) {
+		if !c.handle(gctx, cm, h, batch) {
 			return
 		}
 	}
@@ -542,7 +560,7 @@ func (c *FindingsConsumer) nextBatch(ctx context.Context, in <-chan kafka.Messag
 // each until h succeeds, and commits the batch. It returns false when the
 // generation ended first (nothing committed: the partitions' next owner
 // reads the batch again).
-func (c *FindingsConsumer) handle(ctx context.Context, gen *kafka.Generation, h FindingsHandler, batch []kafka.Message) bool {
+func (c *FindingsConsumer) handle(ctx context.Context, cm *commits, h FindingsHandler, batch []kafka.Message) bool {
 	// In order: the findings between two actions in one call.
 	var fs []models.Finding
 	handled := 0
@@ -582,7 +600,7 @@ func (c *FindingsConsumer) handle(ctx context.Context, gen *kafka.Generation, h 
 		offsets[m.Partition] = max(offsets[m.Partition], m.Offset+1)
 	}
 	for attempt := 1; ; attempt++ {
-		err := gen.CommitOffsets(map[string]map[int]int64{c.fc.Topic: offsets})
+		err := cm.commit(offsets)
 		if err == nil {
 			break
 		}
@@ -601,6 +619,50 @@ func (c *FindingsConsumer) handle(ctx context.Context, gen *kafka.Generation, h 
 	}
 	c.m.Consumed.Add(float64(handled))
 	return true
+}
+
+// commits commits a generation's offsets and remembers them, so that a
+// fence can commit them again: the coordinator accepts a commit only from
+// a member of the current generation.
+type commits struct {
+	gen   *kafka.Generation
+	topic string
+	mu    sync.Mutex
+	at    map[int]int64 // partition -> next offset to read
+}
+
+// commit commits offsets (partition -> next offset).
+func (cm *commits) commit(offsets map[int]int64) error {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if err := cm.gen.CommitOffsets(map[string]map[int]int64{cm.topic: offsets}); err != nil {
+		return err
+	}
+	for p, o := range offsets {
+		cm.at[p] = max(cm.at[p], o)
+	}
+	return nil
+}
+
+// fence commits the committed offsets again: nil while the generation is
+// current, an error wrapping ErrGenerationEnded when the coordinator has
+// moved on. With nothing committed yet (a new group) there is nothing to
+// commit, and it answers nil.
+func (cm *commits) fence() error {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if len(cm.at) == 0 {
+		return nil
+	}
+	err := cm.gen.CommitOffsets(map[string]map[int]int64{cm.topic: maps.Clone(cm.at)})
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.RebalanceInProgress) ||
+		errors.Is(err, kafka.FencedInstanceID) {
+		return fmt.Errorf("fencing generation %d: %w: %w", cm.gen.ID, ErrGenerationEnded, err)
+	}
+	return fmt.Errorf("fencing generation %d: %w", cm.gen.ID, err)
 }
 
 // retry runs op until it succeeds (true) or ctx ends (false), backing off.

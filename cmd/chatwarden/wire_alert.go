@@ -110,8 +110,8 @@ type alertMember struct {
 var _ ingest.FindingsHandler = alertMember{}
 
 // Own dispatches the generation's share of the alert groups.
-func (a alertMember) Own(ctx context.Context, owns func(tenant, actor string) bool, ready func()) error {
-	return a.d.RunOwning(ctx, owns, ready)
+func (a alertMember) Own(ctx context.Context, owns func(tenant, actor string) bool, fence func(context.Context) error, ready func()) error {
+	return a.d.RunOwning(ctx, owns, fence, ready)
 }
 
 // Handle folds a batch of findings in.

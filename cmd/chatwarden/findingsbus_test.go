@@ -428,6 +428,20 @@ alert:
 	const denier = "kill-denier"
 	produce(serveEvents("p2", time.Now().UTC(), second, denier, 40))
 	all := append(append(append([]string(nil), first...), second...), denier)
+	t.Cleanup(func() {
+		if t.Failed() {
+			per, total := e.postsPerActor(all)
+			var missing []string
+			for _, a := range all {
+				if per[a] == 0 {
+					missing = append(missing, a)
+				}
+			}
+			t.Logf("%d posts; not posted: %v; findings group lag %d; survivor /metrics: produced %v consumed %v partitions %v",
+				total, missing, e.lag(t, fc.Group), scrape(t, addrA, "chatwarden_findings_produced_total"),
+				scrape(t, addrA, "chatwarden_findings_consumed_total"), scrape(t, addrA, owned))
+		}
+	})
 	waitFor(t, progressWait, "every alert posted after the kill, every finding committed", func() bool {
 		per, _ := e.postsPerActor(all)
 		return len(per) == len(all) && e.lag(t, fc.Group) == 0

@@ -115,7 +115,10 @@ func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 			// not replicated on a cluster whose shards are, and a
 			// Distributed table holds no rows (inserts are
 			// synchronous), so dropping it loses nothing; an insert
-			// in between fails and is retried.
+			// in between fails and is retried. The exception: blocks
+			// queued for a shard that was wholly down (InsertEvents)
+			// until they are sent, so migrate with every shard up and
+			// the queue empty (docs/scaling.md, "A whole shard down").
 			return append([]string{
 				fmt.Sprintf("ALTER TABLE %s.%s%s ON CLUSTER %s %s", db, table, localSuffix, cluster, change),
 				fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s", db, table, cluster),

@@ -231,6 +231,18 @@ eval instant at 1m EXPR
 eval instant at 4m EXPR
   {job="cw"} 0
 `}, // cw's serves lost every partition; ok's moved from a to b
+		{"ChatwardenDetectionShardUnowned", `
+load 1m
+  chatwarden_detect_shards_unowned{job="cw",instance="a"} 0 0 1 1 1 1
+  chatwarden_detect_shards_unowned{job="cw",instance="b"} 0 0 1 1 1 1
+  chatwarden_detect_shards_unowned{job="ok",instance="a"} 0 0 1 1 0 0
+  chatwarden_detect_shards_unowned{job="ok",instance="b"} 0 0 0 0 0 0
+`, `
+eval instant at 1m EXPR
+
+eval instant at 4m EXPR
+  {job="cw"} 1
+`}, // cw's serves both see a shard unowned; ok's b still sees its owner
 		{"ChatwardenSlackErrors", `
 load 1m
   chatwarden_alert_slack_errors_total{job="cw",instance="a",op="post"} 0+1x20

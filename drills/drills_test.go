@@ -543,8 +543,25 @@ func (d *drill) liveTraffic(ctx context.Context, t *testing.T, prefix string, pe
 					prefix, n, now, n%20, n, n%5000)
 				n++
 			}
-			if _, err := p.ProduceJSONL(ctx, strings.NewReader(buf.String()), 0, nil); err != nil && ctx.Err() == nil {
-				t.Errorf("producing live traffic: %v", err)
+			// A second's events are sent again until the broker takes
+			// them (an at-least-once producer: ingest drops the copies
+			// by event id). Under load a single broker answered Not
+			// Leader For Partition for longer than the producer's five
+			// attempts (the 11:10 UTC full run of 2026-12-05).
+			for attempt := 1; ; attempt++ {
+				_, err := p.ProduceJSONL(ctx, strings.NewReader(buf.String()), 0, nil)
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				if attempt == 30 {
+					t.Errorf("producing live traffic: %d attempts failed, the last: %v", attempt, err)
+					break
+				}
+				t.Logf("producing live traffic, attempt %d: %v; sending the second's events again", attempt, err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 			select {
 			case <-ctx.Done():

@@ -56,6 +56,7 @@ func (d *Dispatcher) Notify(ctx context.Context, now time.Time, fs ...models.Fin
 // held. The findings' blast radius was looked up before (withExposure).
 func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []models.Finding) error { //nolint:gocognit // folding one finding into its alert (dedupe, mute, severity, escalation) is the plan step of plan, persist, apply; kept whole so the state it reads under the lock is visible in one place
 	p := newPlan()
+	notOwned := 0
 	fps := map[string]string{} // fingerprints opened in this call
 	immediate := map[string]bool{}
 	urgent := map[string]bool{}
@@ -68,8 +69,9 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 		}
 		if !d.ownsLocked(f.Tenant, f.ActorID) {
 			// Its group moved to another dispatcher (a rebalance): the
-			// finding's offset is not committed, and its owner reads it.
+			// caller must not commit it, and its owner reads it.
 			d.m.notOwned.Inc()
+			notOwned++
 			continue
 		}
 		fp := f.Fingerprint()
@@ -175,6 +177,9 @@ func (d *Dispatcher) notifyLocked(ctx context.Context, now time.Time, fs []model
 		if err := d.flushDue(ctx, now); err != nil {
 			return err
 		}
+	}
+	if notOwned > 0 {
+		return fmt.Errorf("%d of %d findings: %w", notOwned, len(fs), ErrNotOwner)
 	}
 	return nil
 }

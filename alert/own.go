@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// ErrNotOwner is returned by Act for an alert whose group another
-// dispatcher of the alert consumer group dispatches: applying it here
-// would race with that dispatcher's state. The caller retries (another
-// serve, or later).
+// ErrNotOwner is returned (wrapped) by Notify for findings, and by Act
+// (with no Options.Forward) and ActForwarded for an alert, whose group
+// another dispatcher of the alert consumer group dispatches: folding or
+// applying them here would race with that dispatcher's state.
 var ErrNotOwner = errors.New("alert group is dispatched by another chatwarden instance")
 
 // OwnsFunc reports whether this dispatcher dispatches the alert groups of

@@ -595,6 +595,12 @@ func (c *FindingsConsumer) handle(ctx context.Context, cm *commits, h FindingsHa
 			return false
 		}
 	}
+	if ctx.Err() != nil {
+		// The generation ended while h handled the batch: h may have given
+		// the groups up first and skipped some of it. Its next owner reads
+		// it again.
+		return false
+	}
 	offsets := map[int]int64{}
 	for _, m := range batch {
 		offsets[m.Partition] = max(offsets[m.Partition], m.Offset+1)

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"regexp"
 	"sort"
 	"strconv"
@@ -120,11 +122,99 @@ func (s *Store) migrateStatement(ctx context.Context, stmt string) error {
 		} else if done {
 			continue
 		}
+		if m := localAlterRe.FindStringSubmatch(st); m != nil && s.cfg.Cluster != "" {
+			if err := s.alterOncePerShard(ctx, m[1], m[2]); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := s.exec(ctx, st); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// localAlterRe matches the cluster form of an ALTER of a sharded table's
+// replicated local table (ClusterStatements): its table and change.
+var localAlterRe = regexp.MustCompile(`(?s)^ALTER TABLE [A-Za-z_][A-Za-z0-9_]*\.([A-Za-z_][A-Za-z0-9_]*` + localSuffix + `) ON CLUSTER [A-Za-z_][A-Za-z0-9_]* (.*)$`)
+
+// alterOncePerShard runs ALTER TABLE table change (a replicated local
+// table) without ON CLUSTER on one live replica of each shard of the
+// cluster (system.clusters), skipping a shard whose table already has an
+// added column; ZooKeeper carries the change to the shard's other
+// replicas. ClickHouse 18.16's DDLWorker can run an ALTER ON CLUSTER of a
+// replicated table on both replicas of a shard, and the second one then
+// stops that node's DDLWorker ("Node exists ... /executed", every later ON
+// CLUSTER statement waits for it: docs/scaling.md).
+func (s *Store) alterOncePerShard(ctx context.Context, table, change string) error {
+	rows, err := s.conn.Query(ctx, "SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", s.cfg.Cluster)
+	if err != nil {
+		return fmt.Errorf("reading the nodes of cluster %s: %w", s.cfg.Cluster, err)
+	}
+	var shards [][]string // node addresses by shard, in replica order
+	last := uint32(0)
+	for rows.Next() {
+		var (
+			shard uint32
+			host  string
+			port  uint16
+		)
+		if err := rows.Scan(&shard, &host, &port); err != nil {
+			rows.Close()
+			return err
+		}
+		if shard != last || len(shards) == 0 {
+			shards = append(shards, nil)
+			last = shard
+		}
+		shards[len(shards)-1] = append(shards[len(shards)-1], net.JoinHostPort(host, strconv.Itoa(int(port))))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(shards) == 0 {
+		return fmt.Errorf("cluster %s: system.clusters lists no node", s.cfg.Cluster)
+	}
+	stmt := "ALTER TABLE " + s.cfg.Database + "." + table + " " + change // identifiers and a migration's text: no user input
+	for i, nodes := range shards {
+		var errs []error
+		done := false
+		for _, addr := range nodes {
+			if err := s.alterOn(ctx, addr, stmt); err != nil {
+				errs = append(errs, fmt.Errorf("node %s: %w", addr, err))
+				continue
+			}
+			done = true
+			break
+		}
+		if !done {
+			return fmt.Errorf("altering %s on shard %d: %w", table, i+1, errors.Join(errs...))
+		}
+	}
+	return nil
+}
+
+// alterOn runs stmt on the node at addr unless the column it adds is
+// there already.
+func (s *Store) alterOn(ctx context.Context, addr, stmt string) error {
+	conn, err := s.node(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if m := addColumnRe.FindStringSubmatch(strings.TrimSpace(stmt)); m != nil {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+			s.cfg.Database, m[1], m[2]).Scan(&n); err != nil {
+			return fmt.Errorf("reading the columns of %s: %w", m[1], err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return conn.Exec(ctx, stmt)
 }
 
 // SchemaMigrationsDDL creates the table that records applied migrations.

@@ -62,3 +62,32 @@ func TestShardUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalAlterOncePerShard: the cluster form of a sharded table's ADD
+// COLUMN alters its local table, which migrations run once per shard
+// without ON CLUSTER (localAlterRe); the Distributed table's re-creation
+// and a replicated-everywhere table's ALTER keep their form.
+func TestLocalAlterOncePerShard(t *testing.T) {
+	stmts, err := ClusterStatements("ALTER TABLE events ADD COLUMN destination String", "chatwarden", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var matched []string
+	for _, st := range stmts {
+		if m := localAlterRe.FindStringSubmatch(st); m != nil {
+			matched = append(matched, m[1]+" | "+m[2])
+		}
+	}
+	if len(matched) != 1 || matched[0] != "events_local | ADD COLUMN destination String" {
+		t.Errorf("statements run once per shard: %q, want the ALTER of events_local only (of %q)", matched, stmts)
+	}
+	other, err := ClusterStatements("ALTER TABLE alerts ADD COLUMN x String", "chatwarden", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range other {
+		if localAlterRe.MatchString(st) {
+			t.Errorf("%q (a table every node replicates) matched", st)
+		}
+	}
+}

@@ -183,6 +183,9 @@ type Store struct {
 	version Version
 	log     *slog.Logger
 	chain   *auditChain
+	// node opens a connection to another node of the cluster (host:port)
+	// with this store's database, credentials and settings (migrations).
+	node func(addr string) (driver.Conn, error)
 }
 
 // Open connects to ClickHouse, reads the server's version and creates the
@@ -272,7 +275,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("pinging clickhouse database %s: %w", cfg.Database, err)
 	}
 	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database, "version", raw)
-	return &Store{conn: conn, cfg: cfg, version: v, log: log, chain: newAuditChain()}, nil
+	node := func(addr string) (driver.Conn, error) {
+		o := opts(cfg.Database, settings)
+		o.Addr, o.MaxOpenConns, o.MaxIdleConns = []string{addr}, 1, 1
+		return clickhouse.Open(o)
+	}
+	return &Store{conn: conn, cfg: cfg, version: v, log: log, chain: newAuditChain(), node: node}, nil
 }
 
 // Close closes the pool and the audit copier, if any.

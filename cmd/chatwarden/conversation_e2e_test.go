@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -62,26 +60,8 @@ alert:
     signing_secret: conv-test-signing-secret
     api_url: %s
 `, rec.URL()))
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	served := make(chan error, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		served <- runServe(ctx, &env{stdout: &stdout, stderr: &stderr, log: logger}, []string{"-config", cfgFile})
-	}()
-	listening := regexp.MustCompile(`msg="http listening"`)
-	for deadline := time.Now().Add(progressWait); !listening.MatchString(logs.String()); time.Sleep(100 * time.Millisecond) {
-		select {
-		case err := <-served:
-			t.Fatalf("serve stopped: %v\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not listening after %s:\n%s", progressWait, logs)
-		}
-	}
+	sv := serveInProcess(t, cfgFile, slog.LevelDebug)
+	logs := sv.logs
 
 	// 40 ordinary conversations two minutes apart, three hours ago: idle
 	// at once, so each is learned when its batch is judged
@@ -133,13 +113,5 @@ alert:
 	if strings.Contains(slackText, "conversation c0") || strings.Contains(slackText, "conversation c1") {
 		t.Errorf("an ordinary conversation raised conversation_shape:\n%s", slackText)
 	}
-	stop()
-	select {
-	case err := <-served:
-		if err != nil && ctx.Err() == nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(exitWait):
-		t.Fatalf("serve did not stop within %s", exitWait)
-	}
+	sv.stop(t)
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -49,30 +47,8 @@ alert:
     api_url: %s
 `, rec.URL()))
 
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	served := make(chan error, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		served <- runServe(ctx, &env{stdout: &stdout, stderr: &stderr, log: logger}, []string{"-config", cfgFile})
-	}()
-	addrRE := regexp.MustCompile(`msg="http listening" addr=(\S+)`)
-	var base string
-	for deadline := time.Now().Add(progressWait); base == ""; time.Sleep(100 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			base = "http://" + m[1]
-		}
-		select {
-		case err := <-served:
-			t.Fatalf("serve stopped: %v\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not listening after %s:\n%s", progressWait, logs)
-		}
-	}
+	sv := serveInProcess(t, cfgFile, slog.LevelDebug)
+	base, logs := sv.base, sv.logs
 
 	now := time.Now().UTC()
 	le.produce(t,
@@ -111,15 +87,7 @@ alert:
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	stop()
-	select {
-	case err := <-served:
-		if err != nil && ctx.Err() == nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(exitWait):
-		t.Fatalf("serve did not stop within %s", exitWait)
-	}
+	sv.stop(t)
 
 	var status syncBuffer
 	if err := runStatus(t.Context(), &env{stdout: &status, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}, []string{"-config", cfgFile}); err != nil {
@@ -130,7 +98,7 @@ alert:
 	}
 
 	tables := dumpTables(t, le.ch)
-	places := map[string]string{"log": logs.String() + stdout.String() + stderr.String(), "metrics": metricsText,
+	places := map[string]string{"log": logs.String() + sv.stdout.String() + sv.stderr.String(), "metrics": metricsText,
 		"slack": slackText, "clickhouse": tables, "status": status.String()}
 	for where, text := range places {
 		for _, s := range []string{card, email, "jane.doe", "example.com"} {

@@ -42,6 +42,60 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// servedProc is `chatwarden serve` running in the test's process.
+type servedProc struct {
+	base           string // http://host:port of its listener
+	logs           *syncBuffer
+	stdout, stderr *syncBuffer
+	ctx            context.Context
+	cancel         context.CancelFunc
+	done           chan error // runServe's result
+}
+
+// serveInProcess runs serve on cfgFile, logging at level, and waits until its
+// HTTP listener is up; a serve that stops first fails the test. The serve
+// is stopped when the test ends if the test has not stopped it.
+func serveInProcess(t *testing.T, cfgFile string, level slog.Level) *servedProc {
+	t.Helper()
+	sv := &servedProc{logs: &syncBuffer{}, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	sv.ctx, sv.cancel = context.WithCancel(t.Context())
+	t.Cleanup(sv.cancel)
+	logger := slog.New(slog.NewTextHandler(sv.logs, &slog.HandlerOptions{Level: level}))
+	go func() {
+		sv.done <- runServe(sv.ctx, &env{stdout: sv.stdout, stderr: sv.stderr, log: logger}, []string{"-config", cfgFile})
+	}()
+	addrRE := regexp.MustCompile(`msg="http listening" addr=(\S+)`)
+	for deadline := time.Now().Add(progressWait); sv.base == ""; time.Sleep(100 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(sv.logs.String()); m != nil {
+			sv.base = "http://" + m[1]
+		}
+		select {
+		case err := <-sv.done:
+			t.Fatalf("serve stopped: %v\n%s", err, sv.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not listening after %s:\n%s", progressWait, sv.logs)
+		}
+	}
+	return sv
+}
+
+// stop stops serve; it fails the test if serve does not stop in time or
+// stops with an error of its own.
+func (sv *servedProc) stop(t *testing.T) {
+	t.Helper()
+	sv.cancel()
+	select {
+	case err := <-sv.done:
+		if err != nil && sv.ctx.Err() == nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(exitWait):
+		t.Fatalf("serve did not stop within %s", exitWait)
+	}
+}
+
 // leakEnv is one test's topics, database, key files and config writer.
 type leakEnv struct {
 	ic    ingest.Config
@@ -205,30 +259,8 @@ dashboards:
       sha256: %q
 `, rec.URL(), tok.ID, tok.SHA256))
 
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	served := make(chan error, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		served <- runServe(ctx, &env{stdout: &stdout, stderr: &stderr, log: logger}, []string{"-config", cfgFile})
-	}()
-	addrRE := regexp.MustCompile(`msg="http listening" addr=(\S+)`)
-	var base string
-	for deadline := time.Now().Add(progressWait); base == ""; time.Sleep(100 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			base = "http://" + m[1]
-		}
-		select {
-		case err := <-served:
-			t.Fatalf("serve stopped: %v\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not listening after %s:\n%s", progressWait, logs)
-		}
-	}
+	sv := serveInProcess(t, cfgFile, slog.LevelDebug)
+	base, logs := sv.base, sv.logs
 
 	now := time.Now().UTC()
 	le.produce(t,
@@ -291,15 +323,7 @@ dashboards:
 		t.Fatalf("/metrics has no ingest metrics:\n%.500s", metricsText)
 	}
 
-	stop()
-	select {
-	case err := <-served:
-		if err != nil && ctx.Err() == nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(exitWait):
-		t.Fatalf("serve did not stop within %s", exitWait)
-	}
+	sv.stop(t)
 
 	p, err := (Config{Pseudonym: PseudonymConfig{KeyFile: keyFile}}).pseudonymizer()
 	if err != nil {
@@ -309,7 +333,7 @@ dashboards:
 	slackMu.Lock()
 	slackText := strings.Join(slackMsgs, "\n")
 	slackMu.Unlock()
-	places := map[string]string{"log": logs.String() + stdout.String() + stderr.String(), "metrics": metricsText,
+	places := map[string]string{"log": logs.String() + sv.stdout.String() + sv.stderr.String(), "metrics": metricsText,
 		"slack": slackText, "clickhouse": tables}
 	secrets := append([]string{keyHex, strings.ToUpper(keyHex), "Known-test-key-for-leak-checks"}, raw...)
 	for where, text := range places {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,30 +105,8 @@ dashboards:
 		t.Fatalf("simulated: attack destination %q, %d share labels, %d payload PII labels; want one attack, two windows", attackDest, shares, piiWins)
 	}
 
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	served := make(chan error, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		served <- runServe(ctx, &env{stdout: &stdout, stderr: &stderr, log: logger}, []string{"-config", cfgFile})
-	}()
-	addrRE := regexp.MustCompile(`msg="http listening" addr=(\S+)`)
-	var base string
-	for deadline := time.Now().Add(progressWait); base == ""; time.Sleep(100 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			base = "http://" + m[1]
-		}
-		select {
-		case err := <-served:
-			t.Fatalf("serve stopped: %v\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not listening after %s:\n%s", progressWait, logs)
-		}
-	}
+	sv := serveInProcess(t, cfgFile, slog.LevelInfo)
+	base := sv.base
 	le.produce(t, lines...)
 
 	var slackText string
@@ -212,12 +189,7 @@ dashboards:
 		t.Errorf("weekly data shared with third parties %+v: want %s and %s", weekly.Shared, sim.DestBPO, attackDest)
 	}
 	t.Logf("attack destination %s, alert %s, incident destinations %+v, weekly shared %+v", attackDest, id, inc.Facts.Destinations, weekly.Shared)
-	stop()
-	select {
-	case <-served:
-	case <-time.After(exitWait):
-		t.Fatalf("serve did not stop within %s", exitWait)
-	}
+	sv.stop(t)
 }
 
 // isoWeek is t's ISO week as the weekly report names it (2026-W49).

@@ -151,8 +151,18 @@ func (s *Store) viewColumns(ctx context.Context, v eventView, ids []string, lo, 
 func (s *Store) writeView(ctx context.Context, v eventView, cols, ids []string, lo, hi time.Time) error {
 	q, args := viewOver(v, ids, lo, hi)
 	list := strings.Join(cols, ", ")
-	// v.target and cols come from the embedded migrations: no user text.
-	return s.exec(ctx, "INSERT INTO "+v.target+" ("+list+") SELECT "+list+" FROM ("+q+")", args...)
+	target := v.target
+	if s.cfg.Cluster != "" && !shardedTables[target] {
+		// A Distributed table without a sharding key (event_ids) takes
+		// no insert when the cluster has several shards (code 55). Its
+		// rows are only read through the Distributed table, over every
+		// shard, so the connected node's shard may hold them: its local
+		// table, which ZooKeeper replicates to the shard's other
+		// replicas.
+		target += localSuffix
+	}
+	// target and cols come from the embedded migrations: no user text.
+	return s.exec(ctx, "INSERT INTO "+target+" ("+list+") SELECT "+list+" FROM ("+q+")", args...)
 }
 
 // completeByEventID writes into v's target the rows of the ids (among

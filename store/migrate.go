@@ -148,6 +148,17 @@ var localAlterRe = regexp.MustCompile(`(?s)^ALTER TABLE [A-Za-z_][A-Za-z0-9_]*\.
 // stops that node's DDLWorker ("Node exists ... /executed", every later ON
 // CLUSTER statement waits for it: docs/scaling.md).
 func (s *Store) alterOncePerShard(ctx context.Context, table, change string) error {
+	stmt := "ALTER TABLE " + s.cfg.Database + "." + table + " " + change // identifiers and a migration's text: no user input
+	return s.oncePerShard(ctx, table, stmt)
+}
+
+// oncePerShard runs stmt, an ALTER of table (a sharded table's replicated
+// local table, named with its database), without ON CLUSTER on the first
+// live replica of each shard of the cluster (system.clusters), in shard
+// order; the shard's other replicas follow through ZooKeeper. Migrations'
+// ALTERs and retention's DROP PARTITION of a sharded table go this way
+// instead of ON CLUSTER (see alterOncePerShard).
+func (s *Store) oncePerShard(ctx context.Context, table, stmt string) error {
 	rows, err := s.conn.Query(ctx, "SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", s.cfg.Cluster)
 	if err != nil {
 		return fmt.Errorf("reading the nodes of cluster %s: %w", s.cfg.Cluster, err)
@@ -177,7 +188,6 @@ func (s *Store) alterOncePerShard(ctx context.Context, table, change string) err
 	if len(shards) == 0 {
 		return fmt.Errorf("cluster %s: system.clusters lists no node", s.cfg.Cluster)
 	}
-	stmt := "ALTER TABLE " + s.cfg.Database + "." + table + " " + change // identifiers and a migration's text: no user input
 	for i, nodes := range shards {
 		var errs []error
 		done := false

@@ -235,7 +235,13 @@ func (s *Store) Retain(ctx context.Context, cfg RetentionConfig, now time.Time) 
 		}
 		// The partition id is all digits (checked by partitionEnd) and
 		// the table a known identifier: neither is user text.
-		if err := s.exec(ctx, dropPartitionSQL(s.cfg.Cluster, s.cfg.Database, p.table, p.partition)); err != nil {
+		stmt, perShard := dropPartitionSQL(s.cfg.Cluster, s.cfg.Database, p.table, p.partition)
+		if perShard {
+			err = s.oncePerShard(ctx, p.table+localSuffix, stmt)
+		} else {
+			err = s.exec(ctx, stmt)
+		}
+		if err != nil {
 			return res, fmt.Errorf("dropping partition %s of %s: %w", p.partition, p.table, err)
 		}
 		res.Dropped = append(res.Dropped, DroppedPartition{Table: p.table, Partition: p.partition, Rows: p.rows})
@@ -316,23 +322,27 @@ func partitionsSQL(cluster string) []string {
 	}
 }
 
-// dropPartitionSQL drops one partition of table (its name in the schema).
-// On a cluster a sharded table's partition goes on every shard (ON
-// CLUSTER on its local tables; each shard's replicas follow through
-// ZooKeeper); a table that every node replicates drops it everywhere by
-// itself.
-func dropPartitionSQL(cluster, db, table, partition string) string {
+// dropPartitionSQL returns the statement that drops one partition of table
+// (its name in the schema) and whether it runs once on each shard. On a
+// cluster a sharded table's partition goes from its local table on one
+// replica of each shard, without ON CLUSTER (oncePerShard: 18.16's
+// DDLWorker can run an ALTER ON CLUSTER of a replicated table on both
+// replicas of a shard and then stop); each shard's other replicas follow
+// through ZooKeeper. A table that every node replicates drops it
+// everywhere by itself.
+func dropPartitionSQL(cluster, db, table, partition string) (stmt string, perShard bool) {
 	if _, sharded := shardedTables[table]; sharded && cluster != "" {
-		return "ALTER TABLE " + db + "." + table + localSuffix + " ON CLUSTER " + cluster + " DROP PARTITION " + partition
+		return "ALTER TABLE " + db + "." + table + localSuffix + " DROP PARTITION " + partition, true
 	}
-	return "ALTER TABLE " + table + " DROP PARTITION " + partition
+	return "ALTER TABLE " + table + " DROP PARTITION " + partition, false
 }
 
 // ClusterMaintenanceSQL returns, for the SQL conformance check, the
 // statements that only a cluster runs besides its migrations (retention's
 // partition listing and a sharded partition's drop), for cluster and db.
 func ClusterMaintenanceSQL(cluster, db string) []string {
-	return append(partitionsSQL(cluster), dropPartitionSQL(cluster, db, "events", "20260101"))
+	drop, _ := dropPartitionSQL(cluster, db, "events", "20260101")
+	return append(partitionsSQL(cluster), drop)
 }
 
 // retainRows starts an ALTER TABLE ... DELETE on every row-policy table that

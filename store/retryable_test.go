@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -89,5 +90,36 @@ func TestLocalAlterOncePerShard(t *testing.T) {
 		if localAlterRe.MatchString(st) {
 			t.Errorf("%q (a table every node replicates) matched", st)
 		}
+	}
+}
+
+// TestDropPartitionOncePerShard: on a cluster, retention drops a sharded
+// table's partition from its local table once per shard without ON
+// CLUSTER (the DDLWorker race of TestLocalAlterOncePerShard's ALTERs); a
+// table every node replicates, and every table on one server, keep the
+// plain statement run on the connected node.
+func TestDropPartitionOncePerShard(t *testing.T) {
+	for _, c := range []struct {
+		cluster, table string
+		want           string
+		perShard       bool
+	}{
+		{"chatwarden", "events", "ALTER TABLE db.events_local DROP PARTITION 20260101", true},
+		{"chatwarden", "alerts", "ALTER TABLE alerts DROP PARTITION 20260101", false},
+		{"", "events", "ALTER TABLE events DROP PARTITION 20260101", false},
+	} {
+		stmt, perShard := dropPartitionSQL(c.cluster, "db", c.table, "20260101")
+		if stmt != c.want || perShard != c.perShard {
+			t.Errorf("cluster %q, table %s: %q (once per shard: %v), want %q (%v)", c.cluster, c.table, stmt, perShard, c.want, c.perShard)
+		}
+		if strings.Contains(stmt, "ON CLUSTER") {
+			t.Errorf("cluster %q, table %s: %q runs ON CLUSTER", c.cluster, c.table, stmt)
+		}
+	}
+	if _, sharded := shardedTables["events"]; !sharded {
+		t.Fatal("events is no longer a sharded table: pick another one for this test")
+	}
+	if _, sharded := shardedTables["alerts"]; sharded {
+		t.Fatal("alerts is a sharded table: pick a table every node replicates for this test")
 	}
 }

@@ -2,7 +2,7 @@
 # govulncheck reports; the go command fetches 1.26.11 from the module proxy.
 export GOTOOLCHAIN := go1.26.11
 
-.PHONY: lint stack stack-down stack-status stack-cluster stack-cluster-down test-cluster drills-cluster test eval eval-quick eval-scenario eval-series bench-detect demo bench bench-ingest fuzz-short drills
+.PHONY: lint stack stack-down stack-status stack-cluster stack-cluster-down test-cluster drills-cluster test eval eval-quick eval-scenario eval-series bench-detect demo bench bench-ingest bench-cluster fuzz-short drills
 
 # Local stack (Kafka 4.1.x KRaft + ClickHouse on 127.0.0.1, data under .stack/): see scripts/stack.sh
 stack:
@@ -167,6 +167,20 @@ bench-ingest:
 	@$(STACK_ENV); set -e; mkdir -p .bench; \
 	go build -o .bench/chatwarden ./cmd/chatwarden; go build -o .bench/chatwarden-bench ./cmd/chatwarden-bench; \
 	.bench/chatwarden-bench ingest -events $${BENCH_EVENTS:-1000000}
+
+# Cluster benchmark (issue 11, docs/scaling.md): on the local 2x2 cluster
+# (started if it is not running, as for make test-cluster) and, in the same
+# run, on the single server: ingest with 2 chatwarden ingest processes in one
+# consumer group (BENCH_INGEST_EVENTS, default 1M), then history and
+# data-subject p95 over BENCH_EVENTS (default 10M) events through the
+# Distributed tables and one detection cycle per detection shard (2). Last
+# line cluster_ingest_eps=.. history_p95_ms=.. dsar_p95_ms=.. then the
+# detection cycle, the single server's figures and the ratios.
+bench-cluster:
+	@bash scripts/stack.sh cluster-up
+	@$(STACK_ENV); eval "$$(bash scripts/stack.sh cluster-env)"; set -e; mkdir -p .bench; \
+	go build -o .bench/chatwarden ./cmd/chatwarden; go build -o .bench/chatwarden-bench ./cmd/chatwarden-bench; \
+	.bench/chatwarden-bench cluster -events $${BENCH_EVENTS:-10000000} -ingest-events $${BENCH_INGEST_EVENTS:-1000000}
 
 # Every bench-* target of this Makefile, one after the other.
 bench:

@@ -4,6 +4,7 @@
 //	chatwarden-bench ingest [-events N] ...   Kafka to ClickHouse through `chatwarden ingest`
 //	chatwarden-bench latency [-samples N] ... event produced to Kafka until its Slack message
 //	chatwarden-bench query [-events N] ...    the investigation queries on a large data set
+//	chatwarden-bench cluster [-events N] ...  ingest and queries on the local ClickHouse cluster and the single server
 //	chatwarden-bench eval-matrix [-seeds N] ... every traffic model x shape x seed through `chatwarden eval`
 //	chatwarden-bench simulate-series ...      labelled seasonal count series for `chatwarden eval`
 //	chatwarden-bench nab-score ...            NAB's standard score of eval's alerts on those series
@@ -39,6 +40,7 @@ var benches = map[string]func(context.Context, *bench.Env, []string) error{
 	"ingest":  bench.Ingest,
 	"latency": bench.Latency,
 	"query":   bench.Query,
+	"cluster": bench.Cluster,
 	// the detectors' evaluation tools
 	"eval-matrix":     bench.EvalMatrix,
 	"simulate-series": bench.SimulateSeries,
@@ -51,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cw := fs.String("chatwarden", "", "the chatwarden binary to drive (default: chatwarden next to this one)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: chatwarden-bench [-chatwarden PATH] ingest|latency|query|eval-matrix|simulate-series|nab-score [flags]")
+		fmt.Fprintln(stderr, "usage: chatwarden-bench [-chatwarden PATH] ingest|latency|query|cluster|eval-matrix|simulate-series|nab-score [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

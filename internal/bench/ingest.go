@@ -42,11 +42,24 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	batchSize := fs.Int("batch-size", 0, "ingest.batch_size for the run (default: the configured one)")
 	ingestOnly := fs.Bool("ingest-only", false, "measure chatwarden ingest only (no Kafka engine, no JSONEachRow baseline)")
 	cpuProfile := fs.String("cpuprofile", "", "write the chatwarden ingest process's Go CPU profile to this file")
+	instances := fs.Int("instances", 1, "chatwarden ingest processes, in one consumer group")
+	addr := fs.String("addr", "", "ClickHouse native address (default: CHATWARDEN_CLICKHOUSE_ADDR)")
+	cluster := fs.String("cluster", "", "clickhouse.cluster of the run: migrate and ingest on that cluster (needs -ingest-only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *instances < 1 {
+		return fmt.Errorf("-instances must be at least 1, got %d", *instances)
+	}
+	if *cluster != "" && !*ingestOnly {
+		return fmt.Errorf("-cluster needs -ingest-only (the Kafka engine and JSONEachRow baselines run on one server)")
+	}
 	c := settingsFromEnv()
-	b := &bench{e: e, self: e.Chatwarden, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36)}
+	if *addr != "" {
+		c.ClickHouse.Addr = *addr
+	}
+	c.ClickHouse.Cluster = *cluster
+	b := &bench{e: e, self: e.Chatwarden, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36), instances: *instances}
 
 	// 1. The events.
 	if *file == "" {
@@ -84,13 +97,26 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	dbIngest, dbBase, dbEngine := "bench_"+b.id+"_ingest", "bench_"+b.id+"_jsoneachrow", "bench_"+b.id+"_kafka_engine"
-	for _, db := range []string{dbIngest, dbBase, dbEngine} {
-		if err := b.self_(ctx, []string{"CHATWARDEN_CLICKHOUSE_DATABASE=" + db}, "migrate"); err != nil {
+	dbs := []string{dbIngest, dbBase, dbEngine}
+	if *ingestOnly {
+		dbs = dbs[:1]
+	}
+	dir, err := os.MkdirTemp("", "chatwarden-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfgFile, err := b.writeConfig(dir)
+	if err != nil {
+		return err
+	}
+	for _, db := range dbs {
+		if err := b.self_(ctx, []string{"CHATWARDEN_CLICKHOUSE_DATABASE=" + db}, "migrate", "-config", cfgFile); err != nil {
 			return err
 		}
 	}
 	if !*keep {
-		defer b.cleanup(dbIngest, dbBase, dbEngine)
+		defer b.cleanup(dbs...)
 	}
 
 	// 3. Produce.
@@ -114,7 +140,7 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 		ps.Access+ps.Consents, ps.Access, ps.Consents, time.Since(start).Round(time.Millisecond), float64(ps.Access+ps.Consents)/time.Since(start).Seconds())
 
 	// 4. chatwarden ingest.
-	ingestEPS, rssMB, err := b.timeIngest(ctx, dbIngest, lines, *cpuProfile)
+	ingestEPS, rssMB, err := b.timeIngest(ctx, dbIngest, cfgFile, lines, *cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -123,7 +149,12 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	}
 
 	if *ingestOnly {
-		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f rss_mb=%.0f\n", ingestEPS, rssMB)
+		if b.cfg.ClickHouse.Cluster != "" {
+			if err := b.clusterParts(ctx, dbIngest, ps.Access); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f rss_mb=%.0f instances=%d\n", ingestEPS, rssMB, b.instances)
 		return nil
 	}
 	// 5. The same events flattened to the events table's columns (outside
@@ -158,6 +189,22 @@ type bench struct {
 	self string
 	cfg  settings
 	id   string
+	// instances is how many chatwarden ingest processes timeIngest runs.
+	instances int
+}
+
+// writeConfig writes the configuration file the bench's chatwarden
+// processes (migrate, ingest) read: its topics and group, and the
+// ClickHouse cluster when there is one. It returns its path.
+func (b *bench) writeConfig(dir string) (string, error) {
+	ic := b.cfg.Ingest
+	yaml := fmt.Sprintf("ingest:\n  access_topic: %s\n  consent_topic: %s\n  dead_letter_topic: %s\n  group: %s\n  batch_size: %d\n",
+		ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group, ic.BatchSize)
+	if b.cfg.ClickHouse.Cluster != "" {
+		yaml += fmt.Sprintf("clickhouse:\n  cluster: %s\n  query_timeout: 5m\n", b.cfg.ClickHouse.Cluster)
+	}
+	f := filepath.Join(dir, "chatwarden.yaml")
+	return f, os.WriteFile(f, []byte(yaml), 0o600)
 }
 
 func (b *bench) say(format string, args ...any) {
@@ -178,6 +225,9 @@ func (b *bench) self_(ctx context.Context, env []string, args ...string) error {
 // env passes the bench's ingest settings to child processes.
 func (b *bench) env() []string {
 	env := []string{"CHATWARDEN_KAFKA_BROKERS=" + strings.Join(b.cfg.Ingest.Brokers, ",")}
+	if b.cfg.ClickHouse.Addr != "" {
+		env = append(env, "CHATWARDEN_CLICKHOUSE_ADDR="+b.cfg.ClickHouse.Addr)
+	}
 	if os.Getenv("CHATWARDEN_PSEUDONYM_KEY") == "" && b.cfg.Pseudonym.KeyFile == "" {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
@@ -186,57 +236,61 @@ func (b *bench) env() []string {
 	return env
 }
 
-// timeIngest runs `chatwarden ingest` until it has committed lines
-// messages and returns events per second and its peak RSS in MiB.
-func (b *bench) timeIngest(ctx context.Context, db string, lines int, cpuProfile string) (eps, rssMB float64, err error) {
-	ic := b.cfg.Ingest
-	dir, err := os.MkdirTemp("", "chatwarden-bench-")
-	if err != nil {
-		return 0, 0, err
+// timeIngest runs b.instances `chatwarden ingest` processes (one consumer
+// group) with cfgFile until together they have committed lines messages,
+// and returns events per second and the largest peak RSS in MiB.
+func (b *bench) timeIngest(ctx context.Context, db, cfgFile string, lines int, cpuProfile string) (eps, rssMB float64, err error) {
+	type proc struct {
+		cmd    *exec.Cmd
+		addr   string
+		exited chan error
 	}
-	defer os.RemoveAll(dir)
-	cfgFile := filepath.Join(dir, "ingest.yaml")
-	yaml := fmt.Sprintf("ingest:\n  access_topic: %s\n  consent_topic: %s\n  dead_letter_topic: %s\n  group: %s\n  batch_size: %d\n",
-		ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group, ic.BatchSize)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		return 0, 0, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, 0, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	args := []string{"ingest", "-config", cfgFile, "-metrics-addr", addr}
-	if cpuProfile != "" {
-		args = append(args, "-cpuprofile", cpuProfile)
-	}
-	cmd := exec.CommandContext(ctx, b.self, args...)
-	cmd.Env = append(append(os.Environ(), b.env()...), "CHATWARDEN_CLICKHOUSE_DATABASE="+db, "CHATWARDEN_LOG_LEVEL=warn")
-	cmd.Stderr = b.e.Stderr
-	chCPU0, kafkaCPU0 := procCPU(stackPID("clickhouse")), procCPU(stackPID("kafka"))
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, 0, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var procs []*proc
 	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
+		for _, p := range procs {
+			if p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Kill()
+				<-p.exited
+			}
 		}
 	}()
+	chCPU0, kafkaCPU0 := procCPU(stackPID("clickhouse")), procCPU(stackPID("kafka"))
+	start := time.Now()
+	for i := range b.instances {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, 0, err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		args := []string{"ingest", "-config", cfgFile, "-metrics-addr", addr}
+		if cpuProfile != "" && i == 0 {
+			args = append(args, "-cpuprofile", cpuProfile)
+		}
+		cmd := exec.CommandContext(ctx, b.self, args...)
+		cmd.Env = append(append(os.Environ(), b.env()...), "CHATWARDEN_CLICKHOUSE_DATABASE="+db, "CHATWARDEN_LOG_LEVEL=warn")
+		cmd.Stderr = b.e.Stderr
+		if err := cmd.Start(); err != nil {
+			return 0, 0, err
+		}
+		p := &proc{cmd: cmd, addr: addr, exited: make(chan error, 1)}
+		go func() { p.exited <- cmd.Wait() }()
+		procs = append(procs, p)
+	}
 	last, lastChange := -1.0, time.Now()
 	bar := progress.New(b.e.Stderr, "chatwarden ingest", "messages", progress.Options{})
 	for {
-		select {
-		case err := <-exited:
-			return 0, 0, fmt.Errorf("ingest exited early: %w", err)
-		default:
+		got := 0.0
+		for _, p := range procs {
+			select {
+			case err := <-p.exited:
+				p.exited <- err
+				return 0, 0, fmt.Errorf("ingest exited early: %w", err)
+			default:
+			}
+			got += max(scrape(p.addr, "chatwarden_ingest_messages_total"), 0)
 		}
-		got := scrape(addr, "chatwarden_ingest_messages_total")
-		bar.Update(int64(max(got, 0)), max(got, 0)/float64(lines))
+		bar.Update(int64(got), got/float64(lines))
 		if got >= float64(lines) {
 			bar.Done()
 			break
@@ -257,21 +311,32 @@ func (b *bench) timeIngest(ctx context.Context, db string, lines int, cpuProfile
 		}
 	}
 	el := time.Since(start)
-	rss := vmHWM(cmd.Process.Pid)
-	ownCPU := procCPU(cmd.Process.Pid)
+	var ownCPU float64
+	for _, p := range procs {
+		rssMB = max(rssMB, vmHWM(p.cmd.Process.Pid))
+		ownCPU += procCPU(p.cmd.Process.Pid)
+	}
 	chCPU, kafkaCPU := procCPU(stackPID("clickhouse"))-chCPU0, procCPU(stackPID("kafka"))-kafkaCPU0
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		return 0, 0, fmt.Errorf("ingest exit: %w", err)
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		if err := <-p.exited; err != nil {
+			return 0, 0, fmt.Errorf("ingest exit: %w", err)
+		}
 	}
 	eps = float64(lines) / el.Seconds()
-	b.say("chatwarden ingest: %d messages in %s (from process start, group join included): %.0f events/s, peak RSS %.0f MiB",
-		lines, el.Round(time.Millisecond), eps, rss)
+	b.say("chatwarden ingest x%d: %d messages in %s (from process start, group join included): %.0f events/s, peak RSS %.0f MiB",
+		b.instances, lines, el.Round(time.Millisecond), eps, rssMB)
+	if b.cfg.ClickHouse.Cluster != "" {
+		b.say("CPU seconds meanwhile: ingest %.1f (%s); the cluster's servers are not the stack's and are not counted", ownCPU, loadAvg())
+		return eps, rssMB, nil
+	}
 	total := ownCPU + chCPU + kafkaCPU
 	b.say("CPU seconds meanwhile: ingest %.1f, clickhouse-server %.1f, kafka %.1f (servers include other load on the machine, %s); "+
 		"on %d otherwise idle cores that CPU bounds ingest at %.0f events/s",
 		ownCPU, chCPU, kafkaCPU, loadAvg(), runtime.NumCPU(), float64(lines)/total*float64(runtime.NumCPU()))
-	return eps, rss, nil
+	return eps, rssMB, nil
 }
 
 // checkStored verifies the ingested database holds each access event once.
@@ -487,6 +552,15 @@ func (b *bench) cleanup(dbs ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, db := range dbs {
+		if b.cfg.ClickHouse.Cluster != "" {
+			cfg := b.cfg.ClickHouse
+			cfg.Database = db
+			if s, err := store.Open(ctx, cfg, nil); err == nil {
+				_ = s.DropDatabase(ctx)
+				s.Close()
+			}
+			continue
+		}
 		_, _ = b.clickhouse(ctx, "default", "DROP DATABASE IF EXISTS "+db, nil)
 	}
 	ic := b.cfg.Ingest

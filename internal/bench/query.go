@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 
 	"github.com/chatwarden/chatwarden/dashboards"
+	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/internal/progress"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/report"
@@ -29,11 +31,13 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	events := fs.Uint64("events", 10_000_000, "events to load")
 	runs := fs.Int("runs", 50, "queries per measurement")
 	keep := fs.Bool("keep", false, "keep the database afterwards")
+	cluster := fs.String("cluster", "", "clickhouse.cluster: load and query through the cluster's Distributed tables")
+	detectShards := fs.Int("detect-shards", 0, "also time one detection cycle for each of this many detection shards (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-
-	s, err := store.Open(ctx, store.Config{Addr: *addr, Database: *db, QueryTimeout: 10 * time.Minute}, nil)
+	cfg := store.Config{Addr: *addr, Database: *db, Cluster: *cluster, QueryTimeout: 10 * time.Minute}
+	s, err := store.Open(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -42,7 +46,7 @@ func Query(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	s.Close()
-	if s, err = store.Open(ctx, store.Config{Addr: *addr, Database: *db, QueryTimeout: 10 * time.Minute}, nil); err != nil {
+	if s, err = store.Open(ctx, cfg, nil); err != nil {
 		return err
 	}
 	if !*keep {
@@ -68,17 +72,27 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	fmt.Fprintf(e.Stderr, "loaded in %s\n", loadTime.Round(time.Second))
 	// Bytes on disk per event: every table of the database (the raw
 	// events and what the materialized views fill) and the raw events alone.
-	sizes, err := s.TableDiskBytes(ctx)
-	if err != nil {
-		return err
+	if *cluster != "" {
+		// On a cluster every node holds its shard's part: system.parts
+		// of each node (the connected one sees only its own).
+		b := &bench{e: e}
+		if err := b.clusterParts(ctx, *db, int(*events)); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Stdout, "load_events=%d load_eps=%.0f\n", *events, float64(*events)/loadTime.Seconds())
+	} else {
+		sizes, err := s.TableDiskBytes(ctx)
+		if err != nil {
+			return err
+		}
+		var total uint64
+		for _, b := range sizes {
+			total += b
+		}
+		per := func(b uint64) float64 { return float64(b) / float64(max(*events, 1)) }
+		fmt.Fprintf(e.Stdout, "load_events=%d load_eps=%.0f disk_bytes=%d bytes_per_event=%.1f events_bytes_per_event=%.1f\n",
+			*events, float64(*events)/loadTime.Seconds(), total, per(total), per(sizes["events"]))
 	}
-	var total uint64
-	for _, b := range sizes {
-		total += b
-	}
-	per := func(b uint64) float64 { return float64(b) / float64(max(*events, 1)) }
-	fmt.Fprintf(e.Stdout, "load_events=%d load_eps=%.0f disk_bytes=%d bytes_per_event=%.1f events_bytes_per_event=%.1f\n",
-		*events, float64(*events)/loadTime.Seconds(), total, per(total), per(sizes["events"]))
 	if err := loadAlerts(ctx, s, from); err != nil {
 		return err
 	}
@@ -123,8 +137,55 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	}
 	fmt.Fprintf(e.Stderr, "history: p50 %s p95 %s (%d runs); dsar: p50 %s p95 %s; weekly: median of 3 %s\n",
 		percentile(hist, 50), percentile(hist, 95), len(hist), percentile(dsar, 50), percentile(dsar, 95), percentile(weekly, 50))
-	fmt.Fprintf(e.Stdout, "history_p95_ms=%d dsar_p95_ms=%d weekly_ms=%d\n", percentile(hist, 95).Milliseconds(), percentile(dsar, 95).Milliseconds(), percentile(weekly, 50).Milliseconds())
+	detect := ""
+	if *detectShards > 0 {
+		cycle, perActor, err := detectCycles(ctx, e, s, *detectShards, to)
+		if err != nil {
+			return err
+		}
+		detect = fmt.Sprintf(" detect_cycle_ms=%d detect_state_bytes_per_actor=%.0f", cycle.Milliseconds(), perActor)
+	}
+	fmt.Fprintf(e.Stdout, "history_p95_ms=%d dsar_p95_ms=%d weekly_ms=%d%s\n", percentile(hist, 95).Milliseconds(), percentile(dsar, 95).Milliseconds(), percentile(weekly, 50).Milliseconds(), detect)
 	return nil
+}
+
+// detectCycles builds one detection engine per detection shard over s,
+// lets each learn the 6 hours before the last window before to, then times
+// one cycle (Advance to to: the last window's aggregate query and its
+// evaluation). It returns the slowest shard's cycle and the detection
+// state per actor: the heap the engines hold after learning, over the
+// actors they hold.
+func detectCycles(ctx context.Context, e *Env, s *store.Store, shards int, to time.Time) (time.Duration, float64, error) {
+	var slowest time.Duration
+	var heap, actors float64
+	for i := range shards {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		eng, err := detect.New(detect.Config{Shard: i, Shards: shards}, s, detect.Options{})
+		if err != nil {
+			return 0, 0, err
+		}
+		w := eng.Window()
+		if err := eng.Learn(ctx, to.Add(-6*time.Hour-w), to.Add(-w)); err != nil {
+			return 0, 0, fmt.Errorf("detection shard %d: learning: %w", i, err)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		t := time.Now()
+		if err := eng.Advance(ctx, to); err != nil {
+			return 0, 0, fmt.Errorf("detection shard %d: cycle: %w", i, err)
+		}
+		d := time.Since(t)
+		fmt.Fprintf(e.Stderr, "detection shard %d of %d: %d actors, cycle (window %s) %s, heap after learning %d bytes\n",
+			i, shards, eng.Actors(), w, d.Round(time.Millisecond), int64(after.HeapAlloc)-int64(before.HeapAlloc))
+		slowest = max(slowest, d)
+		heap += float64(int64(after.HeapAlloc) - int64(before.HeapAlloc))
+		actors += float64(eng.Actors())
+		runtime.KeepAlive(eng)
+	}
+	return slowest, heap / max(actors, 1), nil
 }
 
 // loadAlerts writes 300 alerts spread over the week, with state changes,

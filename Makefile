@@ -23,11 +23,14 @@ stack-cluster:
 stack-cluster-down:
 	bash scripts/stack.sh cluster-down
 
-# The store's tests, the pages' and the weekly report's against the local
-# cluster (started if it is not running): every test database is created
-# ON CLUSTER with the cluster schema (clickhouse.cluster), so each query
-# those tests run goes through the Distributed and replicated tables.
-CLUSTER_TEST_PKGS ?= ./store/ ./report/... ./dashboards/...
+# The tests of every package whose tests query ClickHouse through
+# internal/storetest (the store, the weekly report, the pages, alerting's
+# state, ingest, detection) against the local cluster (started if it is not
+# running): every test database is created ON CLUSTER with the cluster
+# schema (clickhouse.cluster), so each query those tests run goes through
+# the Distributed and replicated tables. Not ./cmd/...: its tests start
+# chatwarden with configurations that name no cluster (docs/scaling.md).
+CLUSTER_TEST_PKGS ?= ./store/ ./report/... ./dashboards/... ./alert/... ./ingest/... ./detect/...
 test-cluster:
 	@bash scripts/stack.sh cluster-up
 	@eval "$$(bash scripts/stack.sh cluster-env)"; set -e; \

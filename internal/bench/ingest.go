@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -191,6 +192,8 @@ type bench struct {
 	id   string
 	// instances is how many chatwarden ingest processes timeIngest runs.
 	instances int
+	// name prefixes what say prints (default bench-ingest).
+	name string
 }
 
 // writeConfig writes the configuration file the bench's chatwarden
@@ -208,7 +211,7 @@ func (b *bench) writeConfig(dir string) (string, error) {
 }
 
 func (b *bench) say(format string, args ...any) {
-	fmt.Fprintf(b.e.Stdout, "bench-ingest: "+format+"\n", args...)
+	fmt.Fprintf(b.e.Stdout, cmp.Or(b.name, "bench-ingest")+": "+format+"\n", args...)
 }
 
 // self_ runs this binary with args and extra environment.

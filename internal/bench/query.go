@@ -75,7 +75,7 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	if *cluster != "" {
 		// On a cluster every node holds its shard's part: system.parts
 		// of each node (the connected one sees only its own).
-		b := &bench{e: e}
+		b := &bench{e: e, name: "bench-query"}
 		if err := b.clusterParts(ctx, *db, int(*events)); err != nil {
 			return err
 		}

@@ -201,8 +201,9 @@ drills:
 
 # Fault drills of the local ClickHouse cluster (drills/cluster; started by
 # make stack-cluster if it is not running): a replica of each shard killed
-# with SIGKILL during inserts, then restarted. docs/scaling.md has the
-# results; the full list of issue 11's cluster drills is not built yet.
+# with SIGKILL during inserts, then restarted; ZooKeeper stopped for 30 s;
+# a whole shard down for 60 s; one of two serve instances killed.
+# docs/reliability.md ("Cluster drills") has the results.
 drills-cluster:
 	@bash scripts/stack.sh cluster-up
 	go test -count=1 -tags drills -timeout 20m -v -run "$${DRILLS:-Drill}" ./drills/cluster/

@@ -105,3 +105,51 @@ func TestExposureOnePassMatchesThreePass(t *testing.T) {
 		})
 	}
 }
+
+// TestExposureOfManyWindows: a weekly report's flagged exposure over 300
+// alert windows of two hours each (36,000 minutes) failed on ClickHouse
+// with "AST is too big. Maximum: 50000" (one literal per minute slot); it
+// now widens the slots to hours (then days) to stay within the limits, and
+// answers an upper bound of the exact exposure. Windows of three weeks each
+// need day slots.
+func TestExposureOfManyWindows(t *testing.T) {
+	t.Parallel() // a database of its own
+	s := storetest.New(t)
+	ctx := t.Context()
+	base := time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
+	var evs []models.Event
+	for i := range 2000 {
+		evs = append(evs, models.Event{EventID: fmt.Sprintf("e%d", i), TS: base.Add(time.Duration(i) * 5 * time.Minute),
+			Tenant: "t1", Actor: models.Actor{ID: fmt.Sprintf("actor-%d", i%40), Type: models.ActorHuman},
+			Action: models.ActionRead, Store: "crm", Resource: models.Resource{Type: "record"},
+			SubjectID: fmt.Sprintf("s%d", i%97), Records: 1, Fields: []string{"email"}, Result: models.ResultAllowed})
+	}
+	if err := s.InsertEvents(ctx, evs, base); err != nil {
+		t.Fatal(err)
+	}
+	for name, span := range map[string]time.Duration{"two hours": 2 * time.Hour, "three weeks": 21 * 24 * time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			var ws []store.ActorWindow
+			for i := range store.MaxExposureWindows {
+				from := base.Add(time.Duration(i) * 23 * time.Minute)
+				ws = append(ws, store.ActorWindow{Tenant: "t1", ActorID: fmt.Sprintf("actor-%d", i%40), From: from, To: from.Add(span)})
+			}
+			got, err := s.ExposureOfWindows(ctx, ws)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exact := 0
+			for _, e := range evs {
+				for _, w := range ws {
+					if e.Actor.ID == w.ActorID && !e.TS.Before(w.From) && e.TS.Before(w.To) {
+						exact++
+						break
+					}
+				}
+			}
+			if got.Events < uint64(exact) || got.Events > uint64(len(evs)) || exact == 0 {
+				t.Fatalf("exposure of %d windows: %d events, want at least the %d inside them and at most %d", len(ws), got.Events, exact, len(evs))
+			}
+		})
+	}
+}

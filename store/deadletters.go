@@ -51,42 +51,14 @@ offset, reason, field, detail, payload_bytes, payload_sha256, store)`)
 // DeadLetterCounts returns the number of distinct dead-lettered source
 // offsets per reason code.
 func (s *Store) DeadLetterCounts(ctx context.Context) (map[string]uint64, error) {
-	rows, err := s.conn.Query(ctx, `SELECT reason, count() FROM dead_letters FINAL GROUP BY reason`)
-	if err != nil {
-		return nil, fmt.Errorf("counting dead letters: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var r string
-		var n uint64
-		if err := rows.Scan(&r, &n); err != nil {
-			return nil, err
-		}
-		out[r] = n
-	}
-	return out, rows.Err()
+	return s.countsOf(ctx, "counting dead letters", `SELECT reason, count() FROM dead_letters FINAL GROUP BY reason`)
 }
 
 // PIIDeadLetterCounts returns the number of distinct source offsets
 // dead-lettered as pii_in_payload per producer store (the 50 largest).
 func (s *Store) PIIDeadLetterCounts(ctx context.Context) (map[string]uint64, error) {
-	rows, err := s.conn.Query(ctx, `SELECT store, count() AS n FROM dead_letters FINAL
+	return s.countsOf(ctx, "counting pii dead letters", `SELECT store, count() AS n FROM dead_letters FINAL
 WHERE reason = 'pii_in_payload' GROUP BY store ORDER BY n DESC, store LIMIT 50`)
-	if err != nil {
-		return nil, fmt.Errorf("counting pii dead letters: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var st string
-		var n uint64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
 }
 
 // PIIStoredCounts returns, per producer store (the 50 largest), the number
@@ -94,20 +66,6 @@ WHERE reason = 'pii_in_payload' GROUP BY store ORDER BY n DESC, store LIMIT 50`)
 // scores (events) of the pii_in_payload findings ingest raised against the
 // producer.
 func (s *Store) PIIStoredCounts(ctx context.Context) (map[string]uint64, error) {
-	rows, err := s.conn.Query(ctx, `SELECT actor_id, toUInt64(sum(score)) AS n FROM findings
+	return s.countsOf(ctx, "counting pseudonymized pii events", `SELECT actor_id, toUInt64(sum(score)) AS n FROM findings
 WHERE detector = 'pii_in_payload' GROUP BY actor_id ORDER BY n DESC, actor_id LIMIT 50`)
-	if err != nil {
-		return nil, fmt.Errorf("counting pseudonymized pii events: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var st string
-		var n uint64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
 }

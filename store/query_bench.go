@@ -78,19 +78,5 @@ func (s *Store) SampleSubjects(ctx context.Context, from, to time.Time, n int) (
 // bytes per event. On a cluster it sees the parts of the node it asks
 // only (its local tables).
 func (s *Store) TableDiskBytes(ctx context.Context) (map[string]uint64, error) {
-	rows, err := s.conn.Query(ctx, `SELECT table, sum(bytes_on_disk) FROM system.parts WHERE database = ? AND active GROUP BY table`, s.cfg.Database)
-	if err != nil {
-		return nil, fmt.Errorf("reading table sizes: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var table string
-		var n uint64
-		if err := rows.Scan(&table, &n); err != nil {
-			return nil, fmt.Errorf("reading table sizes: %w", err)
-		}
-		out[table] = n
-	}
-	return out, rows.Err()
+	return s.countsOf(ctx, "reading table sizes", `SELECT table, sum(bytes_on_disk) FROM system.parts WHERE database = ? AND active GROUP BY table`, s.cfg.Database)
 }

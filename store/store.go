@@ -331,6 +331,26 @@ func (s *Store) stringsOf(ctx context.Context, what, query string, args ...any) 
 	return out, rows.Err()
 }
 
+// countsOf runs query, whose rows are (a name, a UInt64 count), and
+// returns the counts by name; what names the query in its error.
+func (s *Store) countsOf(ctx context.Context, what, query string, args ...any) (map[string]uint64, error) {
+	rows, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var k string
+		var n uint64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}
+
 // InList binds a non-empty list of strings for "x IN ?": it renders as a
 // quoted tuple ('a', 'b'). (A plain slice binds as an array, which IN
 // rejects on 18.16.) Callers must not pass an empty list.

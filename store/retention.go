@@ -244,6 +244,9 @@ func (s *Store) Retain(ctx context.Context, cfg RetentionConfig, now time.Time) 
 		if err != nil {
 			return res, fmt.Errorf("dropping partition %s of %s: %w", p.partition, p.table, err)
 		}
+		if !perShard && s.cfg.Cluster != "" {
+			s.syncReplica(ctx, p.table)
+		}
 		res.Dropped = append(res.Dropped, DroppedPartition{Table: p.table, Partition: p.partition, Rows: p.rows})
 		s.log.Info("retention dropped partition", "table", p.table, "partition", p.partition, "rows", p.rows)
 		if cfg.Progress != nil {
@@ -335,6 +338,25 @@ func dropPartitionSQL(cluster, db, table, partition string) (stmt string, perSha
 		return "ALTER TABLE " + db + "." + table + localSuffix + " DROP PARTITION " + partition, true
 	}
 	return "ALTER TABLE " + table + " DROP PARTITION " + partition, false
+}
+
+// syncWait bounds how long retention waits for this node's replica to apply
+// a partition drop (syncReplica).
+const syncWait = 30 * time.Second
+
+// syncReplica waits, at most syncWait, until this node's replica of table (a
+// table every node replicates) has applied its replication queue. 18.16
+// sends a replicated table's DROP PARTITION to the shard's leader replica,
+// which waits only for itself: without this, this node could still serve
+// the dropped rows (and list the partition to the next retention run) for
+// as long as its queue lags. A replica that does not catch up in time is
+// logged, not an error: the drop is in ZooKeeper and it follows.
+func (s *Store) syncReplica(ctx context.Context, table string) {
+	ctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if err := s.exec(ctx, "SYSTEM SYNC REPLICA "+s.cfg.Database+"."+table); err != nil {
+		s.log.Warn("retention: this node's replica has not applied the drop yet", "table", table, "err", err)
+	}
 }
 
 // ClusterMaintenanceSQL returns, for the SQL conformance check, the

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,8 +38,23 @@ func Exec(t testing.TB, cfg store.Config, query string, args ...any) {
 			}
 		}
 	}
+	if m := partitionDrop.FindStringSubmatch(query); m != nil && cfg.Cluster != "" {
+		// 18.16 runs a replicated table's DROP PARTITION on the
+		// leader replica, which waits only for itself: wait for this
+		// node's replica to apply it too.
+		table := m[1]
+		if !strings.Contains(table, ".") {
+			table = cfg.Database + "." + table
+		}
+		if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA "+table); err != nil {
+			t.Fatalf("waiting for this replica to apply %s: %v", query, err)
+		}
+	}
 	waitMutations(ctx, t, conn, cfg.Database)
 }
+
+// partitionDrop matches an ALTER TABLE ... DROP or DETACH PARTITION.
+var partitionDrop = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\S+)\s+(DROP|DETACH)\s+PARTITION\b`)
 
 // mutation matches an ALTER TABLE ... UPDATE or DELETE.
 var mutation = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+\S+(\s+ON\s+CLUSTER\s+\S+)?\s+(UPDATE|DELETE)\b`)

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,9 @@ type Checkpoints interface {
 	LatestCheckpoint(ctx context.Context, shard store.Shard) (store.Checkpoint, bool, error)
 }
 
+// errForeignCheckpoint: a checkpoint holds actors another shard owns.
+var errForeignCheckpoint = errors.New("the checkpoint holds another shard's actors")
+
 // Snapshot encodes the engine's baselines and risk scores.
 func (e *Engine) Snapshot() ([]byte, error) {
 	return encodeSnapshot(&snapshot{AsOf: e.next.Add(-e.cfg.Window).Unix(), Next: e.next.Unix(), Actors: e.actors, Risk: e.risk,
@@ -30,6 +34,15 @@ func (e *Engine) Restore(b []byte) error {
 	s, err := decodeSnapshot(b)
 	if err != nil {
 		return err
+	}
+	// A checkpoint saved under another shard function (detect.shards
+	// hashed the actor id alone before the store moved to a cluster,
+	// where they hash the tenant too) holds other shards' actors: the
+	// baselines are rebuilt from ClickHouse instead.
+	for k := range s.Actors {
+		if !e.shard.Owns(k.Tenant, k.Actor) {
+			return fmt.Errorf("%w: actor %q of tenant %q is not this shard's (%d of %d)", errForeignCheckpoint, k.Actor, k.Tenant, e.shard.Index, e.shard.Count)
+		}
 	}
 	e.actors, e.risk, e.dests, e.tenantSeen, e.flagged = s.Actors, s.Risk, s.Dests, s.TenantSeen, s.Flagged
 	if e.flagged == nil {
@@ -105,7 +118,9 @@ func (e *Engine) start(ctx context.Context, cp Checkpoints, now, learnTo time.Ti
 		case ok && c.Format != checkpointFormat:
 			e.log.Warn("checkpoint format unknown; rebuilding baselines from clickhouse", "format", c.Format)
 		case ok && c.AsOf.After(from):
-			if err := e.Restore(c.State); err != nil {
+			if err := e.Restore(c.State); errors.Is(err, errForeignCheckpoint) {
+				e.log.Warn("checkpoint saved under another shard function; rebuilding baselines from clickhouse", "err", err)
+			} else if err != nil {
 				e.log.Warn("checkpoint unreadable; rebuilding baselines from clickhouse", "err", err)
 			} else {
 				from = e.next.Add(-e.cfg.Window)

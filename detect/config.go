@@ -27,7 +27,11 @@ type Config struct {
 	// clock detection waits while no events arrive.
 	Clock string `yaml:"clock"`
 	// Shard and Shards: this instance owns the actors whose
-	// cityHash64(actor_id) % Shards == Shard (default 0 of 1).
+	// cityHash64(actor_id) % Shards == Shard (default 0 of 1); on a
+	// ClickHouse cluster cityHash64(tenant, actor_id), the storage
+	// sharding key, and with Shards a multiple of the storage shards each
+	// shard's queries read one storage shard's local tables
+	// (docs/scaling.md, "Shard-local detection").
 	Shard  int `yaml:"shard"`
 	Shards int `yaml:"shards"`
 	// Ownership says how serve instances share the shards: "static"

@@ -91,6 +91,12 @@ type Options struct {
 	// destination detectors (destination_new, destination_volume);
 	// without it they do not run.
 	Destinations DestinationSource
+	// ShardKey is what the shard's hash covers (store.ShardByActor, the
+	// default: the actor id; store.ShardByTenantActor: the tenant and the
+	// actor id, a cluster's storage sharding key, so that on a cluster a
+	// shard's actors are stored on one storage shard). cmd takes it from
+	// store.Store.ShardKey.
+	ShardKey store.ShardKey
 	// Progress, when set, is called by Run and RunOnEvents after every
 	// cycle with the end of the last window evaluated (detect.ownership:
 	// group reports it on the shard's control partition, so that the next
@@ -184,7 +190,7 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 	if opt.BatchSpan <= 0 {
 		opt.BatchSpan = 6 * time.Hour
 	}
-	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards},
+	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards, Key: opt.ShardKey},
 		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
 		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
 		series: map[actorKey]*actorState{}, dests: map[destKey]*destState{}, tenantSeen: map[string]int64{}, flagged: map[actorKey][]flaggedItem{},

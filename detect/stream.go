@@ -85,7 +85,7 @@ func (e *Engine) noteOpen(evs []models.Event, closed int64) {
 		if ts < closed {
 			continue // late: its window re-opens instead
 		}
-		if !e.shard.Owns(ev.Actor.ID) {
+		if !e.shard.Owns(ev.Tenant, ev.Actor.ID) {
 			continue // another shard's (detect.shards)
 		}
 		end := ts - mod(ts, ws) + ws

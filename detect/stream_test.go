@@ -253,41 +253,45 @@ func TestStreamConfigValidated(t *testing.T) {
 
 // TestStreamCountsOnlyTheShardsActors: an engine of shard 0 of 2 counts
 // the open-window events of the actors store.Shard.Owns gives it, not the
-// other shard's.
+// other shard's, with either shard key (one server's, a cluster's).
 func TestStreamCountsOnlyTheShardsActors(t *testing.T) {
-	fx, spike := reopenFixture(t)
-	e, err := New(Config{Shard: 0, Shards: 2}, fx, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.StartAt(monday.Add(time.Minute))
-	if err := e.Advance(t.Context(), windowAt(spike)); err != nil {
-		t.Fatal(err)
-	}
-	var evs []models.Event
-	want := map[string]bool{}
-	for i := range 20 {
-		ev := streamEvents(spike, time.Second, 1, 1, "")[0]
-		ev.Actor.ID = fmt.Sprintf("agent-%d", i)
-		evs = append(evs, ev)
-		want[ev.Actor.ID] = (store.Shard{Index: 0, Count: 2}).Owns(ev.Actor.ID)
-	}
-	e.NoteEvents(evs)
-	got := map[string]bool{}
-	for _, r := range e.takeOpen(e.closed.Load()) {
-		got[r.row.ActorID] = true
-	}
-	n := 0
-	for a, owned := range want {
-		if got[a] != owned {
-			t.Errorf("%s: counted %v, owned by shard 0 %v", a, got[a], owned)
-		}
-		if owned {
-			n++
-		}
-	}
-	if n == 0 || n == len(want) {
-		t.Fatalf("the fixture's actors all fall in one shard (%d of %d): pick others", n, len(want))
+	for _, key := range []store.ShardKey{store.ShardByActor, store.ShardByTenantActor} {
+		t.Run(fmt.Sprintf("key %d", key), func(t *testing.T) {
+			fx, spike := reopenFixture(t)
+			e, err := New(Config{Shard: 0, Shards: 2}, fx, Options{ShardKey: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.StartAt(monday.Add(time.Minute))
+			if err := e.Advance(t.Context(), windowAt(spike)); err != nil {
+				t.Fatal(err)
+			}
+			var evs []models.Event
+			want := map[string]bool{}
+			for i := range 20 {
+				ev := streamEvents(spike, time.Second, 1, 1, "")[0]
+				ev.Actor.ID = fmt.Sprintf("agent-%d", i)
+				evs = append(evs, ev)
+				want[ev.Actor.ID] = (store.Shard{Index: 0, Count: 2, Key: key}).Owns(ev.Tenant, ev.Actor.ID)
+			}
+			e.NoteEvents(evs)
+			got := map[string]bool{}
+			for _, r := range e.takeOpen(e.closed.Load()) {
+				got[r.row.ActorID] = true
+			}
+			n := 0
+			for a, owned := range want {
+				if got[a] != owned {
+					t.Errorf("%s: counted %v, owned by shard 0 %v", a, got[a], owned)
+				}
+				if owned {
+					n++
+				}
+			}
+			if n == 0 || n == len(want) {
+				t.Fatalf("the fixture's actors all fall in one shard (%d of %d): pick others", n, len(want))
+			}
+		})
 	}
 }
 

@@ -7,32 +7,85 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/cityhash102"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/chatwarden/chatwarden/models"
 )
 
-// Shard selects the actors one detection instance owns: those whose
-// cityHash64(actor_id) modulo Count equals Index. Count 0 or 1 owns every actor.
+// ShardKey says what a detection shard hashes to pick its actors.
+type ShardKey uint8
+
+const (
+	// ShardByActor hashes the actor id alone: cityHash64(actor_id), the
+	// detection shards of one server.
+	ShardByActor ShardKey = iota
+	// ShardByTenantActor hashes the tenant and the actor id:
+	// cityHash64(tenant, actor_id), the Distributed tables' sharding key
+	// (ShardingKey). On a cluster whose storage shards' total weight
+	// divides Count, a detection shard's actors are all stored on one
+	// storage shard, and its queries read that shard's local tables
+	// (docs/scaling.md, "Shard-local detection").
+	ShardByTenantActor
+)
+
+// Shard selects the actors one detection instance owns: those whose hash
+// (Key) modulo Count equals Index. Count 0 or 1 owns every actor.
 type Shard struct {
 	Index, Count int
+	Key          ShardKey
 }
 
-// Owns reports whether the instance of shard sh evaluates actor: the Go
-// twin of the aggregate queries' predicate cityHash64(actor_id) % Count =
-// Index (ClickHouse's cityHash64 of a String is CityHash64 v1.0.2, which
-// clickhouse-go's cityhash102 implements). Detection's streaming counts
-// keep only the shard's actors with it.
-func (sh Shard) Owns(actor string) bool {
+// Owns reports whether the instance of shard sh evaluates the actor of
+// tenant (as stored): the Go twin of the detection queries' predicate
+// (cityHash64(actor_id) or cityHash64(tenant, actor_id), by Key) % Count =
+// Index. ClickHouse's cityHash64 of a String is CityHash64 v1.0.2, which
+// clickhouse-go's cityhash102 implements, and cityHash64 of several
+// arguments combines their hashes with Hash128to64. Detection's streaming
+// counts keep only the shard's actors with it.
+func (sh Shard) Owns(tenant, actor string) bool {
 	if sh.Count <= 1 {
 		return true
 	}
-	return cityhash102.CityHash64([]byte(actor), uint32(len(actor)))%uint64(sh.Count) == uint64(sh.Index)
+	return sh.hash(tenant, actor)%uint64(sh.Count) == uint64(sh.Index)
 }
 
-// owns renders the shard predicate and its arguments ("" when unsharded).
+// hash is ClickHouse's value of the shard's hash for (tenant, actor).
+func (sh Shard) hash(tenant, actor string) uint64 {
+	if sh.Key == ShardByTenantActor {
+		return shardingHash(tenant, actor)
+	}
+	return cityHash64(actor)
+}
+
+// shardingHash is ClickHouse's cityHash64(tenant, actor_id), the
+// Distributed tables' sharding key (ShardingKey).
+func shardingHash(tenant, actor string) uint64 {
+	return hash128to64(cityHash64(tenant), cityHash64(actor))
+}
+
+func cityHash64(s string) uint64 {
+	return cityhash102.CityHash64([]byte(s), uint32(len(s)))
+}
+
+// hash128to64 is CityHash v1.0.2's Hash128to64 of (low, high), with which
+// ClickHouse's cityHash64 combines the hashes of its arguments.
+func hash128to64(low, high uint64) uint64 {
+	const mul = 0x9ddfea08eb382d69
+	a := (low ^ high) * mul
+	a ^= a >> 47
+	b := (high ^ a) * mul
+	b ^= b >> 47
+	return b * mul
+}
+
+// predicate renders the shard predicate and its arguments ("" when
+// unsharded).
 func (sh Shard) predicate() (string, []any) {
 	if sh.Count <= 1 {
 		return "", nil
+	}
+	if sh.Key == ShardByTenantActor {
+		return " AND cityHash64(tenant, actor_id) % ? = ?", []any{uint64(sh.Count), uint64(sh.Index)}
 	}
 	return " AND cityHash64(actor_id) % ? = ?", []any{uint64(sh.Count), uint64(sh.Index)}
 }
@@ -104,23 +157,24 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 		q = fmt.Sprintf(WindowAggregatesRawSQL, w, w, pred)
 	}
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
-	rows, err := s.conn.Query(ctx, q, args...)
+	var out []WindowActivity
+	err := s.detectRead(ctx, shard, q, args, func() { out = out[:0] }, func(rows driver.Rows) error {
+		for rows.Next() {
+			var a WindowActivity
+			if err := rows.Scan(&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
+				&a.Events, &a.Records, &a.Bytes, &a.Exports, &a.ExportRecords, &a.Denied, &a.Subjects,
+				&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries); err != nil {
+				return fmt.Errorf("scanning window aggregates: %w", err)
+			}
+			a.WindowStart = a.WindowStart.UTC()
+			out = append(out, a)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading window aggregates %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
 	}
-	defer rows.Close()
-	var out []WindowActivity
-	for rows.Next() {
-		var a WindowActivity
-		if err := rows.Scan(&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
-			&a.Events, &a.Records, &a.Bytes, &a.Exports, &a.ExportRecords, &a.Denied, &a.Subjects,
-			&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries); err != nil {
-			return nil, fmt.Errorf("scanning window aggregates: %w", err)
-		}
-		a.WindowStart = a.WindowStart.UTC()
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ActorCount is a count per actor.
@@ -154,20 +208,21 @@ func (s *Store) RecentSubjects(ctx context.Context, hourFrom, dayFrom, to time.T
 		from = dayFrom
 	}
 	args := append([]any{hourFrom.UTC(), dayFrom.UTC(), from.UTC(), to.UTC()}, pargs...)
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(RecentSubjectsSQL, pred), args...)
+	var out []SubjectCounts
+	err := s.detectRead(ctx, shard, fmt.Sprintf(RecentSubjectsSQL, pred), args, func() { out = out[:0] }, func(rows driver.Rows) error {
+		for rows.Next() {
+			var c SubjectCounts
+			if err := rows.Scan(&c.Tenant, &c.ActorID, &c.Hour, &c.Day); err != nil {
+				return fmt.Errorf("scanning distinct customers: %w", err)
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading distinct customers per actor: %w", err)
 	}
-	defer rows.Close()
-	var out []SubjectCounts
-	for rows.Next() {
-		var c SubjectCounts
-		if err := rows.Scan(&c.Tenant, &c.ActorID, &c.Hour, &c.Day); err != nil {
-			return nil, fmt.Errorf("scanning distinct customers: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // SubjectBuckets is one customer an actor touched, with the buckets (their
@@ -200,20 +255,21 @@ func (s *Store) SubjectBuckets(ctx context.Context, from, to time.Time, bucket t
 	pred, pargs := shard.predicate()
 	// b is an integer we formatted, not user text; the times and shard are bound.
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
-	rows, err := s.conn.Query(ctx, fmt.Sprintf(SubjectBucketsSQL, b, b, pred), args...)
+	var out []SubjectBuckets
+	err := s.detectRead(ctx, shard, fmt.Sprintf(SubjectBucketsSQL, b, b, pred), args, func() { out = out[:0] }, func(rows driver.Rows) error {
+		for rows.Next() {
+			var r SubjectBuckets
+			if err := rows.Scan(&r.Tenant, &r.ActorID, &r.SubjectID, &r.Buckets); err != nil {
+				return fmt.Errorf("scanning subject buckets: %w", err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading subject buckets %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
 	}
-	defer rows.Close()
-	var out []SubjectBuckets
-	for rows.Next() {
-		var r SubjectBuckets
-		if err := rows.Scan(&r.Tenant, &r.ActorID, &r.SubjectID, &r.Buckets); err != nil {
-			return nil, fmt.Errorf("scanning subject buckets: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // TopSubjectsSQL is the query behind TopSubjects.
@@ -223,23 +279,37 @@ GROUP BY subject_id ORDER BY n DESC, subject_id LIMIT ?`
 
 // TopSubjects returns the pseudonymized customers an actor touched most in
 // [from, to). It reads raw events by their primary key (tenant, actor_id, ts)
-// and is meant for the evidence of a finding, not for every cycle.
+// and is meant for the evidence of a finding, not for every cycle. On a
+// cluster it reads the local events of the storage shard that holds the
+// actor, on a replica that answers (shardlocal.go).
 func (s *Store) TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error) {
-	rows, err := s.conn.Query(ctx, TopSubjectsSQL, tenant, actor, from.UTC(), to.UTC(), uint64(n))
+	args := []any{tenant, actor, from.UTC(), to.UTC(), uint64(n)}
+	var out []string
+	reset := func() { out = out[:0] }
+	scan := func(rows driver.Rows) error {
+		for rows.Next() {
+			var id string
+			var c uint64
+			if err := rows.Scan(&id, &c); err != nil {
+				return err
+			}
+			out = append(out, id)
+		}
+		return nil
+	}
+	var err error
+	if s.cfg.Cluster == "" {
+		err = queryRows(ctx, s.conn, TopSubjectsSQL, args, scan)
+	} else {
+		var l *clusterLayout
+		if l, err = s.clusterLayout(ctx); err == nil {
+			err = s.readLocal(ctx, l, l.shardOfSlot(shardingHash(tenant, actor)%l.total), TopSubjectsSQL, args, reset, scan)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading top subjects: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		var c uint64
-		if err := rows.Scan(&id, &c); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // StoredFinding is a finding as kept in the findings table.

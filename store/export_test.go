@@ -70,3 +70,30 @@ func InsertAuditRowForTest(ctx context.Context, s *Store, a AuditEntry) error {
 func InsertEventsLocal(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time) error {
 	return s.insertEvents(ctx, "events"+localSuffix, evs, ingestedAt)
 }
+
+// ShardReplicas returns the replicas (host:port) of each storage shard of
+// s's cluster, in the order shard-local reads try them.
+func ShardReplicas(ctx context.Context, s *Store) ([][]string, error) {
+	l, err := s.clusterLayout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l.replicas, nil
+}
+
+// SetShardReplicas makes shard-local reads of storage shard shard try
+// addrs (a test's replica that is down), for the next hour.
+func SetShardReplicas(ctx context.Context, s *Store, shard int, addrs []string) error {
+	l, err := s.clusterLayout(ctx)
+	if err != nil {
+		return err
+	}
+	c := *l
+	c.replicas = append([][]string(nil), l.replicas...)
+	c.replicas[shard] = addrs
+	c.read = time.Now().Add(time.Hour)
+	s.shards.mu.Lock()
+	s.shards.layout = &c
+	s.shards.mu.Unlock()
+	return nil
+}

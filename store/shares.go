@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // DestinationActivity is what one actor sent to one destination in one
@@ -42,23 +44,24 @@ func (s *Store) DestinationWindows(ctx context.Context, from, to time.Time, wind
 	pred, pargs := shard.predicate()
 	// w is an integer we formatted, not user text; the times and shard are bound.
 	q := fmt.Sprintf(DestinationWindowsSQL, w, w, pred)
-	rows, err := s.conn.Query(ctx, q, append([]any{from.UTC(), to.UTC()}, pargs...)...)
+	var out []DestinationActivity
+	err := s.detectRead(ctx, shard, q, append([]any{from.UTC(), to.UTC()}, pargs...), func() { out = out[:0] }, func(rows driver.Rows) error {
+		for rows.Next() {
+			var a DestinationActivity
+			if err := rows.Scan(&a.WindowStart, &a.Tenant, &a.ActorID, &a.Destination, &a.Events, &a.Records,
+				&a.Subjects, &a.Categories); err != nil {
+				return fmt.Errorf("scanning destination windows: %w", err)
+			}
+			a.WindowStart = a.WindowStart.UTC()
+			sort.Strings(a.Categories)
+			out = append(out, a)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading destination windows %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
 	}
-	defer rows.Close()
-	var out []DestinationActivity
-	for rows.Next() {
-		var a DestinationActivity
-		if err := rows.Scan(&a.WindowStart, &a.Tenant, &a.ActorID, &a.Destination, &a.Events, &a.Records,
-			&a.Subjects, &a.Categories); err != nil {
-			return nil, fmt.Errorf("scanning destination windows: %w", err)
-		}
-		a.WindowStart = a.WindowStart.UTC()
-		sort.Strings(a.Categories)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DestinationTotal is what one tenant sent to one destination over a span.

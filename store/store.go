@@ -186,6 +186,11 @@ type Store struct {
 	// node opens a connection to another node of the cluster (host:port)
 	// with this store's database, credentials and settings (migrations).
 	node func(addr string) (driver.Conn, error)
+	// replica opens a small pool to a replica of the cluster (host:port)
+	// for shard-local detection reads; shards holds those pools and the
+	// cluster's layout (shardlocal.go).
+	replica func(addr string) (driver.Conn, error)
+	shards  shardReads
 }
 
 // Open connects to ClickHouse, reads the server's version and creates the
@@ -280,12 +285,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		o.Addr, o.MaxOpenConns, o.MaxIdleConns = []string{addr}, 1, 1
 		return clickhouse.Open(o)
 	}
-	return &Store{conn: conn, cfg: cfg, version: v, log: log, chain: newAuditChain(), node: node}, nil
+	replica := func(addr string) (driver.Conn, error) {
+		o := opts(cfg.Database, settings)
+		o.Addr = []string{addr}
+		o.MaxOpenConns, o.MaxIdleConns = min(cfg.MaxOpenConns, 4), min(cfg.MaxOpenConns, 4)
+		return clickhouse.Open(o)
+	}
+	return &Store{conn: conn, cfg: cfg, version: v, log: log, chain: newAuditChain(), node: node, replica: replica,
+		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}, nil
 }
 
 // Close closes the pool and the audit copier, if any.
 func (s *Store) Close() error {
-	err := s.conn.Close()
+	err := errors.Join(s.conn.Close(), s.shards.close())
 	if c := s.chain.copy; c != nil {
 		err = errors.Join(err, c.Close())
 	}

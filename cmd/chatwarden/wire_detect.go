@@ -117,6 +117,7 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 			Watermark:    wm,
 			Destinations: st.DestinationWindows,
 			Progress:     progress,
+			ShardKey:     st.ShardKey(),
 		})
 	}
 	// run evaluates eng's windows until ctx ends (checkpointing then).

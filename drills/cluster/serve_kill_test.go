@@ -24,6 +24,7 @@ import (
 	"github.com/chatwarden/chatwarden/internal/slackfake"
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/internal/subproc"
+	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -330,11 +331,12 @@ func containsInt(xs []int, x int) bool {
 	return false
 }
 
-// shardOfActor is the detection shard of actor (store.Shard's predicate,
-// computed by ClickHouse).
+// shardOfActor is the detection shard of actor, whose events name no
+// tenant (so "default"): store.Shard's predicate on a cluster, the storage
+// sharding key cityHash64(tenant, actor_id), computed by ClickHouse.
 func shardOfActor(t *testing.T, cfg store.Config, actor string) int {
 	t.Helper()
-	return int(storetest.Count(t, cfg, fmt.Sprintf("SELECT toUInt64(cityHash64('%s') %% %d)", actor, serveShards)))
+	return int(storetest.Count(t, cfg, fmt.Sprintf("SELECT toUInt64(cityHash64('%s', '%s') %% %d)", models.DefaultTenant, actor, serveShards)))
 }
 
 // postsMentioning counts, per actor, the Slack messages that name it.

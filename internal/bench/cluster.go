@@ -12,6 +12,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +51,14 @@ func Cluster(ctx context.Context, e *Env, args []string) error {
 	if *single {
 		sides = append(sides, side{name: "single"})
 	}
+	// A database of this run's own (the query benchmark drops and
+	// re-creates it), so that two runs at once, on the same cluster or
+	// single server, do not drop each other's data.
+	var rb [4]byte
+	if _, err := rand.Read(rb[:]); err != nil {
+		return err
+	}
+	queryDB := "bench_cluster_query_" + hex.EncodeToString(rb[:])
 	got := map[string]map[string]float64{}
 	for _, sd := range sides {
 		fmt.Fprintf(e.Stdout, "bench-cluster: %s: ingest of %d events, %d instances\n", sd.name, *ingestEvents, *instances)
@@ -58,7 +68,7 @@ func Cluster(ctx context.Context, e *Env, args []string) error {
 		}
 		fmt.Fprintf(e.Stdout, "bench-cluster: %s: queries over %d events\n", sd.name, *queryEvents)
 		qry, err := lastFigures(ctx, e, Query, append([]string{"-events", strconv.FormatUint(*queryEvents, 10), "-runs", strconv.Itoa(*runs),
-			"-database", "bench_cluster_query", "-detect-shards", "2"}, sd.qry...))
+			"-database", queryDB, "-detect-shards", "2"}, sd.qry...))
 		if err != nil {
 			return fmt.Errorf("%s queries: %w", sd.name, err)
 		}

@@ -162,7 +162,7 @@ func detectCycles(ctx context.Context, e *Env, s *store.Store, shards int, to ti
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
-		eng, err := detect.New(detect.Config{Shard: i, Shards: shards}, s, detect.Options{})
+		eng, err := detect.New(detect.Config{Shard: i, Shards: shards}, s, detect.Options{ShardKey: s.ShardKey()})
 		if err != nil {
 			return 0, 0, err
 		}

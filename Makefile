@@ -202,7 +202,8 @@ drills:
 # Fault drills of the local ClickHouse cluster (drills/cluster; started by
 # make stack-cluster if it is not running): a replica of each shard killed
 # with SIGKILL during inserts, then restarted; ZooKeeper stopped for 30 s;
-# a whole shard down for 60 s; one of two serve instances killed.
+# a whole shard down for 60 s; one of two serve instances killed; the first
+# replica of each shard killed under 4 shard-local detection engines.
 # docs/reliability.md ("Cluster drills") has the results.
 drills-cluster:
 	@bash scripts/stack.sh cluster-up

@@ -38,6 +38,7 @@ var shardedTables = map[string]bool{
 	"findings":          true,
 	"actor_risk":        true,
 	"shares":            true,
+	"actor_hour":        true,
 }
 
 // localSuffix names a sharded table's local (per-node) table.
@@ -51,6 +52,7 @@ var (
 	clusterViewRe   = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*) TO ([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$`)
 	clusterFromRe   = regexp.MustCompile(`(?i)\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)\b`)
 	clusterAlterRe  = regexp.MustCompile(`(?s)^ALTER TABLE ([A-Za-z_][A-Za-z0-9_]*) (ADD COLUMN .*)$`)
+	clusterFillRe   = regexp.MustCompile(`(?s)^INSERT INTO ([A-Za-z_][A-Za-z0-9_]*) (\([^)]*\))\s+(SELECT\s.*)$`)
 )
 
 // ClusterStatements returns the statements that apply one single-server
@@ -58,7 +60,8 @@ var (
 // plain identifiers). The forms it knows are the ones the migrations use:
 // CREATE TABLE IF NOT EXISTS ... ENGINE = *MergeTree(...), CREATE
 // MATERIALIZED VIEW IF NOT EXISTS ... TO ... AS SELECT over a sharded table,
-// and ALTER TABLE ... ADD COLUMN.
+// ALTER TABLE ... ADD COLUMN, and a view's back-fill INSERT INTO ... (...)
+// SELECT ... FROM from one sharded table into another.
 func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 	if !identRe.MatchString(cluster) || !identRe.MatchString(db) {
 		return nil, fmt.Errorf("cluster %q and database %q must be plain identifiers", cluster, db)
@@ -104,6 +107,29 @@ func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 		}
 		return []string{fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s ON CLUSTER %s TO %s.%s%s AS %s",
 			db, view, cluster, db, to, localSuffix, sel)}, nil
+	}
+	if m := clusterFillRe.FindStringSubmatch(stmt); m != nil {
+		// A back-fill runs once, on the connected node, through the
+		// Distributed tables: it reads every shard and each row goes to
+		// its actor's shard (not ON CLUSTER: every shard would insert
+		// the whole cluster's rows again).
+		to, cols, sel := m[1], m[2], m[3]
+		if !shardedTables[to] {
+			return nil, fmt.Errorf("back-fill of %s: not a sharded table with tenant and actor_id", to)
+		}
+		var bad error
+		sel = clusterFromRe.ReplaceAllStringFunc(sel, func(from string) string {
+			src := clusterFromRe.FindStringSubmatch(from)[1]
+			if _, ok := shardedTables[src]; !ok {
+				bad = fmt.Errorf("back-fill of %s: reads %s, which is not sharded", to, src)
+				return from
+			}
+			return "FROM " + db + "." + src
+		})
+		if bad != nil {
+			return nil, bad
+		}
+		return []string{fmt.Sprintf("INSERT INTO %s.%s %s %s", db, to, cols, sel)}, nil
 	}
 	if m := clusterAlterRe.FindStringSubmatch(stmt); m != nil {
 		table, change := m[1], m[2]

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/chatwarden/chatwarden/models"
 )
@@ -96,4 +99,35 @@ func SetShardReplicas(ctx context.Context, s *Store, shard int, addrs []string) 
 	s.shards.layout = &c
 	s.shards.mu.Unlock()
 	return nil
+}
+
+// WithoutRollups returns a copy of s whose readers that have a rollup
+// (actor_hour) read the raw tables instead: the reference the rollups must
+// agree with.
+func WithoutRollups(s *Store) *Store {
+	return &Store{conn: s.conn, cfg: s.cfg, version: s.version, hourDays: s.hourDays, noRollups: true, log: s.log,
+		chain: s.chain, node: s.node, replica: s.replica,
+		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}
+}
+
+// RunMigration runs the statements of the embedded migration version again
+// (each in its cluster form on a cluster), as Migrate would on a database
+// that lacks it.
+func RunMigration(ctx context.Context, s *Store, version int) error {
+	ms, err := Migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.Version != version {
+			continue
+		}
+		for _, stmt := range m.Statements {
+			if err := s.migrateStatement(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("no migration %d", version)
 }

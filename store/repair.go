@@ -17,7 +17,8 @@ type PartialInsert struct {
 	// Written counts, per materialized view target, the events whose rows
 	// CompletePartialInsert wrote into it.
 	Written map[string]int
-	// Unsure lists the actor_minute keys ("minute tenant actor") whose
+	// Unsure lists the actor_minute and actor_hour keys ("table minute
+	// tenant actor") whose
 	// counts matched neither "has the events" nor "lacks them" (another
 	// writer of the same actor and minute, or an older partial insert):
 	// left as they are.
@@ -68,10 +69,11 @@ func eventViews() ([]eventView, error) {
 //
 //   - a target with an event_id column (event_ids, events_by_subject,
 //     shares) gets the rows of the ids it does not hold;
-//   - actor_minute (aggregate states, no event id) gets the events of an
-//     (actor, minute) whose sumMerge(events) falls short of the events
-//     table's count by exactly the count of the stored ids in that key; a
-//     key that matches neither is left alone and listed in Unsure.
+//   - actor_minute and actor_hour (aggregate states, no event id) get the
+//     events of an (actor, minute or hour) whose sumMerge(events) falls
+//     short of the events table's count by exactly the count of the stored
+//     ids in that key; a key that matches neither is left alone and listed
+//     in Unsure.
 //
 // A second call writes nothing more. It reads the days of [from, to] of
 // events, so it is slower than ExistingEventIDs.
@@ -93,10 +95,10 @@ func (s *Store) CompletePartialInsert(ctx context.Context, ids []string, from, t
 	have := sortedKeys(stored)
 	for _, v := range views {
 		var n int
-		switch {
-		case v.target == "actor_minute":
+		switch r, ok := rollups[v.target]; {
+		case ok:
 			var unsure []string
-			n, unsure, err = s.completeActorMinute(ctx, v, have, lo, hi)
+			n, unsure, err = s.completeRollup(ctx, v, r, have, lo, hi)
 			out.Unsure = append(out.Unsure, unsure...)
 		default:
 			n, err = s.completeByEventID(ctx, v, have, lo, hi)
@@ -200,7 +202,22 @@ func (s *Store) completeByEventID(ctx context.Context, v eventView, have []strin
 	return len(missing), s.writeView(ctx, v, cols, missing, lo, hi)
 }
 
-// minuteKey is an actor_minute key.
+// rollup is a materialized view target that aggregates events per time
+// bucket, tenant and actor, with the events' count in events
+// (sumState(toUInt64(1))).
+type rollup struct {
+	column string        // the bucket's column
+	expr   string        // the bucket of an event, over events' ts
+	step   time.Duration // the bucket's length
+}
+
+// rollups are the targets of that kind, by table.
+var rollups = map[string]rollup{
+	"actor_minute": {column: "minute", expr: "toStartOfMinute(ts)", step: time.Minute},
+	"actor_hour":   {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
+}
+
+// minuteKey is a rollup's key: a bucket (minute or hour), tenant and actor.
 type minuteKey struct {
 	minute        time.Time
 	tenant, actor string
@@ -210,15 +227,15 @@ func (k minuteKey) String() string {
 	return k.minute.UTC().Format(time.RFC3339) + " " + k.tenant + " " + k.actor
 }
 
-// completeActorMinute writes into actor_minute the stored events (among
-// have) of the keys that lack exactly them, and returns the keys it could
-// not judge.
-func (s *Store) completeActorMinute(ctx context.Context, v eventView, have []string, lo, hi time.Time) (int, []string, error) {
+// completeRollup writes into v's target, the rollup r, the stored events
+// (among have) of the keys that lack exactly them, and returns the keys it
+// could not judge.
+func (s *Store) completeRollup(ctx context.Context, v eventView, r rollup, have []string, lo, hi time.Time) (int, []string, error) {
 	// The stored events' rows per key (the view counted rows).
 	mine := map[minuteKey]uint64{}
 	idsOf := map[minuteKey][]string{}
 	{
-		rows, err := s.eventRows(ctx, have, lo, hi)
+		rows, err := s.eventRows(ctx, r.expr, have, lo, hi)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -238,14 +255,15 @@ func (s *Store) completeActorMinute(ctx context.Context, v eventView, have []str
 			actors = append(actors, k.actor)
 		}
 	}
-	mlo, mhi := lo.Truncate(time.Minute), hi.Truncate(time.Minute).Add(time.Minute)
-	all, err := s.minuteCounts(ctx, `SELECT toStartOfMinute(ts) AS m, tenant, actor_id, count()
+	mlo, mhi := lo.Truncate(r.step), hi.Truncate(r.step).Add(r.step)
+	// r's fields and v.target come from the rollups map: no user text.
+	all, err := s.minuteCounts(ctx, `SELECT `+r.expr+` AS m, tenant, actor_id, count()
 FROM events WHERE ts >= ? AND ts < ? AND actor_id IN ? GROUP BY m, tenant, actor_id`, mlo, mhi, InList(actors))
 	if err != nil {
 		return 0, nil, err
 	}
-	agg, err := s.minuteCounts(ctx, `SELECT minute, tenant, actor_id, sumMerge(events)
-FROM actor_minute WHERE minute >= ? AND minute < ? AND actor_id IN ? GROUP BY minute, tenant, actor_id`, mlo, mhi, InList(actors))
+	agg, err := s.minuteCounts(ctx, `SELECT `+r.column+`, tenant, actor_id, sumMerge(events)
+FROM `+v.target+` WHERE `+r.column+` >= ? AND `+r.column+` < ? AND actor_id IN ? GROUP BY `+r.column+`, tenant, actor_id`, mlo, mhi, InList(actors))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -256,7 +274,7 @@ FROM actor_minute WHERE minute >= ? AND minute < ? AND actor_id IN ? GROUP BY mi
 		case agg[k]+n == all[k]:
 			missing = append(missing, idsOf[k]...)
 		default:
-			unsure = append(unsure, fmt.Sprintf("%s: actor_minute %d, events %d, this batch %d", k, agg[k], all[k], n))
+			unsure = append(unsure, fmt.Sprintf("%s %s: %s %d, events %d, this batch %d", v.target, k, v.target, agg[k], all[k], n))
 		}
 	}
 	slices.Sort(unsure)
@@ -271,15 +289,16 @@ FROM actor_minute WHERE minute >= ? AND minute < ? AND actor_id IN ? GROUP BY mi
 	return len(missing), unsure, s.writeView(ctx, v, cols, missing, lo, hi)
 }
 
-// eventRow is one events row's id and actor_minute key.
+// eventRow is one events row's id and rollup key.
 type eventRow struct {
 	id  string
 	key minuteKey
 }
 
-// eventRows returns the events rows of ids in [lo, hi).
-func (s *Store) eventRows(ctx context.Context, ids []string, lo, hi time.Time) ([]eventRow, error) {
-	rows, err := s.conn.Query(ctx, `SELECT event_id, toStartOfMinute(ts), tenant, actor_id
+// eventRows returns the events rows of ids in [lo, hi), each keyed by
+// bucket, an expression over ts (a rollup's).
+func (s *Store) eventRows(ctx context.Context, bucket string, ids []string, lo, hi time.Time) ([]eventRow, error) {
+	rows, err := s.conn.Query(ctx, `SELECT event_id, `+bucket+`, tenant, actor_id
 FROM events WHERE ts >= ? AND ts < ? AND event_id IN ?`, lo, hi, InList(ids))
 	if err != nil {
 		return nil, fmt.Errorf("reading %d stored events: %w", len(ids), err)

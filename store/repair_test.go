@@ -44,6 +44,8 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 		"actor_minute events":       "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
 		"actor_minute records":      "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
 		"actor_minute export recs.": "SELECT sum(n) FROM (SELECT sumMerge(export_records) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
+		"actor_hour events":         "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
+		"actor_hour records":        "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
 	} {
 		out[name] = storetest.Count(t, cfg, q)
 	}
@@ -53,12 +55,15 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 // wantCounts is what viewCounts must say once evs are stored completely.
 func wantCounts(evs []models.Event) map[string]uint64 {
 	out := map[string]uint64{"events": 0, "event_ids": 0, "events_by_subject": 0, "shares": 0,
-		"actor_minute events": 0, "actor_minute records": 0, "actor_minute export recs.": 0}
+		"actor_minute events": 0, "actor_minute records": 0, "actor_minute export recs.": 0,
+		"actor_hour events": 0, "actor_hour records": 0}
 	for _, e := range evs {
 		out["events"]++
 		out["event_ids"]++
 		out["actor_minute events"]++
 		out["actor_minute records"] += e.Records
+		out["actor_hour events"]++
+		out["actor_hour records"] += e.Records
 		if e.SubjectID != "" {
 			out["events_by_subject"]++
 		}
@@ -114,13 +119,13 @@ func TestCompletePartialInsert(t *testing.T) {
 
 	// No view written (the failure in the first view push).
 	none := partialEvents("none", 20, base)
-	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv")
+	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv")
 	// actor_minute and event_ids written, events_by_subject and shares not.
 	half := partialEvents("half", 20, base.Add(time.Minute))
 	insertWithViewsDetached(t, s, cfg, half, "events_by_subject_mv", "shares_mv")
 	// event_ids only: actor_minute missing, the view pushed first on 18.16.
 	first := partialEvents("first", 20, base.Add(3*time.Minute))
-	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv")
+	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv")
 	// Stored completely.
 	whole := partialEvents("whole", 20, base.Add(5*time.Minute))
 	if err := s.InsertEvents(ctx, whole, base); err != nil {
@@ -144,6 +149,7 @@ func TestCompletePartialInsert(t *testing.T) {
 		"events_by_subject": int(wantCounts(none)["events_by_subject"] + wantCounts(half)["events_by_subject"] + wantCounts(first)["events_by_subject"]),
 		"shares":            int(wantCounts(none)["shares"] + wantCounts(half)["shares"] + wantCounts(first)["shares"]),
 		"actor_minute":      len(none) + len(first),
+		"actor_hour":        len(none) + len(first),
 	}
 	if !maps.Equal(got.Written, wantWritten) {
 		t.Errorf("Written = %v, want %v", got.Written, wantWritten)

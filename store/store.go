@@ -181,8 +181,15 @@ type Store struct {
 	conn    driver.Conn
 	cfg     Config
 	version Version
-	log     *slog.Logger
-	chain   *auditChain
+	// hourDays says that every day of the server's time zone starts on a
+	// whole UTC hour (hourDaysSQL), so that a day is a union of
+	// actor_hour's UTC hours.
+	hourDays bool
+	// noRollups makes the readers that have a rollup read the raw tables
+	// instead (tests compare the two).
+	noRollups bool
+	log       *slog.Logger
+	chain     *auditChain
 	// node opens a connection to another node of the cluster (host:port)
 	// with this store's database, credentials and settings (migrations).
 	node func(addr string) (driver.Conn, error)
@@ -279,6 +286,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("pinging clickhouse database %s: %w", cfg.Database, err)
 	}
+	var offHour uint64
+	if err := conn.QueryRow(ctx, hourDaysSQL).Scan(&offHour); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading the time zone of clickhouse at %s: %w", cfg.Addr, err)
+	}
 	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database, "version", raw)
 	node := func(addr string) (driver.Conn, error) {
 		o := opts(cfg.Database, settings)
@@ -291,9 +303,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		o.MaxOpenConns, o.MaxIdleConns = min(cfg.MaxOpenConns, 4), min(cfg.MaxOpenConns, 4)
 		return clickhouse.Open(o)
 	}
-	return &Store{conn: conn, cfg: cfg, version: v, log: log, chain: newAuditChain(), node: node, replica: replica,
+	return &Store{conn: conn, cfg: cfg, version: v, hourDays: offHour == 0, log: log, chain: newAuditChain(), node: node, replica: replica,
 		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}, nil
 }
+
+// hourDaysSQL counts the hours of 2000 to 2060 at which a day of the
+// server's time zone starts that are not whole UTC hours (the zones with a
+// half- or quarter-hour offset): 0 means every day is a union of UTC hours.
+const hourDaysSQL = `SELECT countIf(toUInt32(toStartOfDay(toDateTime(946684800 + number * 3600))) % 3600 != 0)
+FROM numbers(525960)`
 
 // Close closes the pool and the audit copier, if any.
 func (s *Store) Close() error {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -105,7 +106,7 @@ func SetShardReplicas(ctx context.Context, s *Store, shard int, addrs []string) 
 // (actor_hour) read the raw tables instead: the reference the rollups must
 // agree with.
 func WithoutRollups(s *Store) *Store {
-	return &Store{conn: s.conn, cfg: s.cfg, version: s.version, hourDays: s.hourDays, noRollups: true, log: s.log,
+	return &Store{conn: s.conn, cfg: s.cfg, version: s.version, zone: s.zone, noRollups: true, log: s.log,
 		chain: s.chain, node: s.node, replica: s.replica,
 		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}
 }
@@ -130,4 +131,16 @@ func RunMigration(ctx context.Context, s *Store, version int) error {
 		return nil
 	}
 	return fmt.Errorf("no migration %d", version)
+}
+
+// HourDaysIn runs hourDaysSQL as if the server's time zone were tz: whether
+// every day of tz starts on a whole UTC hour.
+func HourDaysIn(ctx context.Context, s *Store, tz string) (bool, error) {
+	q := strings.Replace(hourDaysSQL, "number * 21600)", "number * 21600, ?)", 1)
+	if q == hourDaysSQL {
+		return false, fmt.Errorf("hourDaysSQL has no toDateTime(... number * 21600) to give a time zone")
+	}
+	var off uint64
+	err := s.conn.QueryRow(ctx, q, tz).Scan(&off)
+	return off == 0, err
 }

@@ -574,8 +574,14 @@ type DayVolume struct {
 func (s *Store) DailyVolume(ctx context.Context, tenants []string, from, to time.Time) ([]DayVolume, error) {
 	cond, args := tenantIn("tenant", tenants)
 	table, bucket := "actor_minute", "minute"
-	if s.hourDays && !s.noRollups && wholeHours(from, to) {
-		table, bucket = "actor_hour", "hour"
+	if !s.noRollups && wholeHours(from, to) {
+		hd, err := s.hourDays(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("querying daily volume: %w", err)
+		}
+		if hd {
+			table, bucket = "actor_hour", "hour"
+		}
 	}
 	// table and bucket are one of two constant pairs; values are bound.
 	rows, err := s.conn.Query(ctx, `SELECT toStartOfDay(`+bucket+`) AS d, sumMerge(events), sumMerge(records_sum),

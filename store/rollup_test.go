@@ -203,3 +203,21 @@ func TestActorHourBackFill(t *testing.T) {
 		t.Errorf("after the back-fill VendorActivity from actor_hour %+v, from events %+v", vend, rawVend)
 	}
 }
+
+// TestHourDaysByTimeZone: actor_hour's UTC hours make up the days of a
+// server time zone with whole-hour offsets only; in a zone with a half- or
+// quarter-hour offset (or a half-hour daylight saving shift) DailyVolume
+// reads actor_minute.
+func TestHourDaysByTimeZone(t *testing.T) {
+	s := storetest.New(t)
+	for tz, want := range map[string]bool{"UTC": true, "Europe/Berlin": true, "America/New_York": true,
+		"Asia/Kolkata": false, "America/St_Johns": false, "Asia/Kathmandu": false, "Australia/Lord_Howe": false} {
+		got, err := store.HourDaysIn(t.Context(), s, tz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: days start on whole UTC hours = %v, want %v", tz, got, want)
+		}
+	}
+}

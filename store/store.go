@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -181,10 +182,10 @@ type Store struct {
 	conn    driver.Conn
 	cfg     Config
 	version Version
-	// hourDays says that every day of the server's time zone starts on a
-	// whole UTC hour (hourDaysSQL), so that a day is a union of
-	// actor_hour's UTC hours.
-	hourDays bool
+	// zone says, once read, whether every day of the server's time zone
+	// starts on a whole UTC hour (hourDaysSQL), so that a day is a union
+	// of actor_hour's UTC hours.
+	zone *zoneInfo
 	// noRollups makes the readers that have a rollup read the raw tables
 	// instead (tests compare the two).
 	noRollups bool
@@ -286,11 +287,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("pinging clickhouse database %s: %w", cfg.Database, err)
 	}
-	var offHour uint64
-	if err := conn.QueryRow(ctx, hourDaysSQL).Scan(&offHour); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading the time zone of clickhouse at %s: %w", cfg.Addr, err)
-	}
 	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database, "version", raw)
 	node := func(addr string) (driver.Conn, error) {
 		o := opts(cfg.Database, settings)
@@ -303,15 +299,38 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		o.MaxOpenConns, o.MaxIdleConns = min(cfg.MaxOpenConns, 4), min(cfg.MaxOpenConns, 4)
 		return clickhouse.Open(o)
 	}
-	return &Store{conn: conn, cfg: cfg, version: v, hourDays: offHour == 0, log: log, chain: newAuditChain(), node: node, replica: replica,
+	return &Store{conn: conn, cfg: cfg, version: v, zone: &zoneInfo{}, log: log, chain: newAuditChain(), node: node, replica: replica,
 		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}, nil
 }
 
-// hourDaysSQL counts the hours of 2000 to 2060 at which a day of the
-// server's time zone starts that are not whole UTC hours (the zones with a
-// half- or quarter-hour offset): 0 means every day is a union of UTC hours.
-const hourDaysSQL = `SELECT countIf(toUInt32(toStartOfDay(toDateTime(946684800 + number * 3600))) % 3600 != 0)
-FROM numbers(525960)`
+// hourDaysSQL counts the days of 2000 to 2060 of the server's time zone
+// (the day of every sixth UTC hour) that do not start on a whole UTC hour
+// (the zones with a half- or quarter-hour offset): 0 means every day is a
+// union of UTC hours.
+const hourDaysSQL = `SELECT countIf(toUInt32(toStartOfDay(toDateTime(946684800 + number * 21600))) % 3600 != 0)
+FROM numbers(87660)`
+
+// zoneInfo caches what hourDaysSQL said.
+type zoneInfo struct {
+	mu       sync.Mutex
+	read     bool
+	hourDays bool
+}
+
+// hourDays reports whether every day of the server's time zone starts on
+// a whole UTC hour, asking the server the first time.
+func (s *Store) hourDays(ctx context.Context) (bool, error) {
+	s.zone.mu.Lock()
+	defer s.zone.mu.Unlock()
+	if !s.zone.read {
+		var off uint64
+		if err := s.conn.QueryRow(ctx, hourDaysSQL).Scan(&off); err != nil {
+			return false, fmt.Errorf("reading the server's time zone: %w", err)
+		}
+		s.zone.read, s.zone.hourDays = true, off == 0
+	}
+	return s.zone.hourDays, nil
+}
 
 // Close closes the pool and the audit copier, if any.
 func (s *Store) Close() error {

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"github.com/chatwarden/chatwarden/models"
 )
 
@@ -100,15 +98,6 @@ func SetShardReplicas(ctx context.Context, s *Store, shard int, addrs []string) 
 	s.shards.layout = &c
 	s.shards.mu.Unlock()
 	return nil
-}
-
-// WithoutRollups returns a copy of s whose readers that have a rollup
-// (actor_hour) read the raw tables instead: the reference the rollups must
-// agree with.
-func WithoutRollups(s *Store) *Store {
-	return &Store{conn: s.conn, cfg: s.cfg, version: s.version, zone: s.zone, noRollups: true, log: s.log,
-		chain: s.chain, node: s.node, replica: s.replica,
-		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}
 }
 
 // RunMigration runs the statements of the embedded migration version again

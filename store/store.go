@@ -303,6 +303,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}, nil
 }
 
+// RawReads returns a Store over the same connections whose readers that
+// have a rollup (DailyVolume and VendorActivity: actor_hour) read the raw
+// tables instead (actor_minute, events), as they do for ranges the rollup
+// cannot answer. It is for checking a rollup: the tests compare the two,
+// and an operator can after a back-fill.
+func (s *Store) RawReads() *Store {
+	return &Store{conn: s.conn, cfg: s.cfg, version: s.version, zone: s.zone, noRollups: true, log: s.log,
+		chain: s.chain, node: s.node, replica: s.replica,
+		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}
+}
+
 // hourDaysSQL counts the days of 2000 to 2060 of the server's time zone
 // (the day of every sixth UTC hour) that do not start on a whole UTC hour
 // (the zones with a half- or quarter-hour offset): 0 means every day is a

@@ -168,6 +168,22 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"off_hours a1"},
 		},
 		{
+			// one working day of its own (a sparse weekly agent): judged on
+			// its role peers' hours as well, none of them ever at 03:00
+			name: "off-hours session at 03:00 after one working day, against its peers' hours",
+			fixture: team(days(5, workday(normal)), days(3, "-*1440")+" "+workday(normal)+" -*180 5*10") +
+				"actor=a1 role=support subjects: " + days(3, "-*1440") + " " + workday("1*480") + " -*180 1*10\n",
+			want: []string{"off_hours a1"},
+		},
+		{
+			// one partial first day (13:00-17:00), then a session at 09:00:
+			// far from its own hours, but the role's usual start
+			name: "hard negative: one partial day, then a session at its peers' usual start",
+			fixture: team(days(5, workday(normal)), days(3, "-*1440")+" (-*780 (4 6 5 7 5 3)*40 -*420) -*540 5*10") +
+				"actor=a1 role=support subjects: " + days(3, "-*1440") + " (-*780 1*240 -*420) -*540 1*10\n",
+			wantNone: []string{"off_hours"},
+		},
+		{
 			// the same short history, a session starting three hours after
 			// the usual end (a late shift): not enough evidence for off hours
 			name: "hard negative: two working days, then a session at 20:00",

@@ -81,6 +81,31 @@ func (p *peerStats) hourShare(h int) float64 {
 	return (p.how[h] + 0.5*p.how[(h+167)%168] + 0.5*p.how[(h+1)%168]) / 2
 }
 
+// hourGap is the number of hours from hour of the day h to the nearest
+// hour of the day holding at least share of the peers' pooled activity
+// (as actorState.hourGap); -1 when no hour does.
+func (p *peerStats) hourGap(h int, share float64) int {
+	best := -1
+	for u := 0; u < 24; u++ {
+		var c float64
+		for d := 0; d < 7; d++ {
+			c += p.how[d*24+u]
+		}
+		if c < share {
+			continue
+		}
+		g := h - u
+		if g < 0 {
+			g = -g
+		}
+		g = min(g, 24-g)
+		if best < 0 || g < best {
+			best = g
+		}
+	}
+	return best
+}
+
 // recomputePeers rebuilds every peer group's summary from warm members.
 func (e *Engine) recomputePeers() {
 	type acc struct {

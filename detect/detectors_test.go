@@ -59,6 +59,20 @@ func peersUse(store, category string, from, to, n int) string {
 	return b.String()
 }
 
+// sparsePeersUse writes stores and categories lines for peers
+// p<from>..p<to> idle for five days, then using only store and category
+// (a pattern of one or more items) on two workdays.
+func sparsePeersUse(store, category string, from, to int) string {
+	var b strings.Builder
+	for i := from; i <= to; i++ {
+		for _, l := range [][2]string{{"stores", store}, {"categories", category}} {
+			n := 480 / max(1, len(strings.Fields(l[1])))
+			fmt.Fprintf(&b, "actor=p%d role=support %s: %s %s\n", i, l[0], days(5, "-*1440"), days(2, workday(fmt.Sprintf("%s*%d", l[1], n))))
+		}
+	}
+	return b.String()
+}
+
 func days(n int, day string) string { return fmt.Sprintf("(%s)*%d", day, n) }
 
 func TestWindowDetectors(t *testing.T) {
@@ -272,6 +286,29 @@ func TestWindowDetectors(t *testing.T) {
 				"actor=a1 role=support categories: " + days(5, workday("name*480")) + " " + workday("name*300 health name*179") + "\n" +
 				peersUse("crm", "name", 3, 5, 6),
 			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"first_seen"},
+		},
+		{
+			// a warm agent whose role has no other warm member (its peers
+			// work one day a week: each has worked a day, none three)
+			// searches a store and a category none of them ever used
+			name: "first-seen on a warm agent whose peers are not warm yet",
+			fixture: team(days(5, "-*1440")+" "+days(2, workday(normal)), days(6, workday(normal))+" "+workday(normal)) +
+				"actor=a1 role=support stores: " + days(6, workday("crm*480")) + " " + workday("crm*300 vector crm*179") + "\n" +
+				"actor=a1 role=support categories: " + days(6, workday("name*480")) + " " + workday("name*300 text name*179") + "\n" +
+				sparsePeersUse("crm", "name", 1, 5),
+			from: monday.Add(6 * 24 * time.Hour),
+			want: []string{"first_seen a1"},
+		},
+		{
+			// the same, two of those peers searching that store and
+			// category all day: common in the role
+			name: "hard negative: first use of a store two peers (not warm yet) use",
+			fixture: team(days(5, "-*1440")+" "+days(2, workday(normal)), days(6, workday(normal))+" "+workday(normal)) +
+				"actor=a1 role=support stores: " + days(6, workday("crm*480")) + " " + workday("crm*300 vector crm*179") + "\n" +
+				"actor=a1 role=support categories: " + days(6, workday("name*480")) + " " + workday("name*300 text name*179") + "\n" +
+				sparsePeersUse("(crm vector)", "(name text)", 1, 2) + sparsePeersUse("crm", "name", 3, 5),
+			from:     monday.Add(6 * 24 * time.Hour),
 			wantNone: []string{"first_seen"},
 		},
 		{

@@ -121,9 +121,13 @@ type Engine struct {
 	actors map[actorKey]*actorState
 	risk   map[actorKey]*riskState
 	peers  map[peerKey]*peerStats
-	mahal  *mahalanobis
-	supp   []models.Suppression
-	locs   map[string]*time.Location
+	// itemPeers: per peer group, the items used by its members with at
+	// least warmup_windows active windows, warm or not (first_seen's
+	// peers while fewer than peer_min_peers members are warm).
+	itemPeers map[peerKey]*itemPeers
+	mahal     *mahalanobis
+	supp      []models.Suppression
+	locs      map[string]*time.Location
 
 	// series are the actors with a count series (seasonal_count): a
 	// window in which one is silent is judged as a zero count.

@@ -16,6 +16,19 @@ func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
 	if !x.warm && !havePeers {
 		return models.Finding{}, false
 	}
+	// A warm actor whose role has fewer than PeerMinPeers warm members (a
+	// tenant of sparse weekly agents) is weighed by the role's members
+	// that have worked at least warmup_windows windows: they have used
+	// its routine items, though not long enough for volume baselines.
+	shareOf, members := x.peer.share, 0
+	if x.peer != nil {
+		members = x.peer.members
+	}
+	if !havePeers && x.warm {
+		if ip := e.itemPeers[peerKey{x.r.Tenant, e.groupOf(x.r.ActorRole, x.r.ActorVendor)}]; ip != nil && ip.members >= d.PeerMinPeers {
+			havePeers, shareOf, members = true, ip.share, ip.members
+		}
+	}
 	score := 0.0
 	var items []string
 	var sensitive int
@@ -25,7 +38,7 @@ func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
 			w = d.FirstSeenSensitiveWeight
 			sensitive++
 		}
-		share := x.peer.share(it)
+		share := shareOf(it)
 		switch {
 		case havePeers && share < d.FirstSeenPeerRare:
 			w *= 2
@@ -50,10 +63,10 @@ func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
 	f := e.base(DetFirstSeen, x, score, 0, models.Evidence{Metric: "weighted first-seen stores, resource types and categories",
 		Observed: score, Threshold: d.FirstSeenScore, BaselineSource: src, Peers: peerGroup(x.r.ActorRole, x.r.ActorVendor),
 		Notes: map[string]float64{"sensitive": float64(sensitive)}})
-	if x.peer != nil {
-		f.Evidence.PeerCount = x.peer.members
+	if members > 0 {
+		f.Evidence.PeerCount = members
 		for _, it := range items {
-			f.Evidence.Notes["peer_share:"+it] = x.peer.share(it)
+			f.Evidence.Notes["peer_share:"+it] = shareOf(it)
 		}
 	}
 	if sensitive > 0 {

@@ -106,8 +106,49 @@ func (p *peerStats) hourGap(h int, share float64) int {
 	return best
 }
 
-// recomputePeers rebuilds every peer group's summary from warm members.
+// itemPeers counts, in a peer group, the members with at least
+// warmup_windows active windows (warm or not) and how many of them have
+// used each store, resource type, category and country. A member that
+// has worked a few hours has used its role's routine items; it is not
+// yet warm for the volume baselines, which need days.
+type itemPeers struct {
+	members int
+	have    map[string]int
+}
+
+// share returns the fraction of members that have used item.
+func (p *itemPeers) share(item string) float64 {
+	if p == nil || p.members == 0 {
+		return 0
+	}
+	return float64(p.have[item]) / float64(p.members)
+}
+
+// recomputePeers rebuilds every peer group's summary from warm members,
+// and the groups' item peers.
 func (e *Engine) recomputePeers() {
+	items := map[peerKey]*itemPeers{}
+	for k, st := range e.actors {
+		if int(st.ActiveWindows) < e.cfg.Detectors.WarmupWindows || int(st.ActiveDays) < 1 {
+			continue
+		}
+		pk := peerKey{k.Tenant, peerGroup(st.Role, st.Vendor)}
+		ip := items[pk]
+		if ip == nil {
+			ip = &itemPeers{have: map[string]int{}}
+			items[pk] = ip
+		}
+		ip.members++
+		fl := e.flagged[k]
+		for _, set := range [][]string{st.Stores, st.ResourceTypes, st.Categories, st.Countries} {
+			for _, x := range set {
+				if !isFlagged(fl, x) {
+					ip.have[x]++
+				}
+			}
+		}
+	}
+	e.itemPeers = items
 	type acc struct {
 		rm, ra, sm, sa, mx, sx, ds, hs, spm, spn []float64
 		p                                        *peerStats

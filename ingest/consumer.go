@@ -210,6 +210,15 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 		}
 		now := c.d.Now().UTC()
 		pb := &pendingBatch{msgs: batch, res: c.decodeAll(batch, now), now: now, bytes: bytes}
+		// A decoded message's bytes are needed again only for its
+		// dead-letter copy: let the others go (the budget still counts
+		// them until the batch is committed).
+		for i := range pb.msgs {
+			if pb.res[i].err == nil {
+				m := &pb.msgs[i].Message
+				m.Key, m.Value, m.Headers = nil, nil, nil
+			}
+		}
 		batch, bytes = make([]Fetched, 0, min(c.cfg.BatchSize, 4096)), 0
 		select {
 		case out <- pb:
@@ -308,10 +317,18 @@ type msgPos struct {
 	offset    int64
 }
 
-// decodeAll decodes, validates and pseudonymizes msgs in parallel.
+// decodeAll decodes, validates and pseudonymizes msgs in parallel, each
+// worker sharing the repeated values of its events through one Interner.
 func (c *Consumer) decodeAll(msgs []Fetched, now time.Time) []decoded {
 	res := make([]decoded, len(msgs))
 	workers := min(c.cfg.DecodeWorkers, max(1, len(msgs)/256))
+	if workers == 1 {
+		in := models.NewInterner()
+		for i := range msgs {
+			res[i] = c.decodeOne(&msgs[i].Message, now, in)
+		}
+		return res
+	}
 	chunk := (len(msgs) + workers - 1) / workers
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -320,8 +337,9 @@ func (c *Consumer) decodeAll(msgs []Fetched, now time.Time) []decoded {
 			break
 		}
 		wg.Go(func() {
+			in := models.NewInterner()
 			for i := lo; i < hi; i++ {
-				res[i] = c.decodeOne(&msgs[i].Message, now)
+				res[i] = c.decodeOne(&msgs[i].Message, now, in)
 			}
 		})
 	}
@@ -387,8 +405,9 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 	return out, live
 }
 
-// decodeOne decodes one message by its topic and pseudonymizes its ids.
-func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
+// decodeOne decodes one message by its topic and pseudonymizes its ids,
+// sharing repeated values through in.
+func (c *Consumer) decodeOne(m *kafka.Message, now time.Time, in *models.Interner) decoded {
 	if len(m.Key) > c.cfg.MaxKeyBytes {
 		return decoded{err: &models.ValidationError{Code: models.ReasonKeyTooLarge, Field: "key",
 			Detail: fmt.Sprintf("key is %d bytes, limit %d", len(m.Key), c.cfg.MaxKeyBytes)}}
@@ -402,7 +421,7 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time) decoded {
 		cs.SubjectID = h.HashTenant(cs.Tenant, cs.SubjectID)
 		return decoded{consent: true, cs: cs}
 	}
-	ev, err := models.DecodeAccess(m.Value, now, c.cfg.limits())
+	ev, err := models.DecodeAccessInterned(m.Value, now, c.cfg.limits(), in)
 	if err != nil {
 		return decoded{err: asValidation(err)}
 	}

@@ -15,8 +15,44 @@ import (
 // a fuzz target check that both paths agree on every input.
 
 type fastParser struct {
-	b []byte
-	i int
+	b  []byte
+	i  int
+	in *Interner // nil: every string is its own copy
+}
+
+// Interner shares one copy of each repeated string value among the events
+// it decodes (DecodeAccessInterned): tenants, stores, actions, actor ids,
+// roles and types, purposes, tools, user agents, data categories repeat
+// from event to event, so a batch holds each once instead of once per
+// event. It keeps at most maxInterned strings of at most maxInternLen
+// bytes; others are copied as usual. Not safe for concurrent use: one per
+// decoding goroutine, for example one per batch and worker.
+type Interner struct {
+	m map[string]string
+}
+
+// Bounds of an Interner.
+const (
+	maxInterned  = 4096
+	maxInternLen = 128
+)
+
+// NewInterner returns an empty Interner.
+func NewInterner() *Interner { return &Interner{m: make(map[string]string, 64)} }
+
+// bytes returns b as a string, shared with earlier equal ones.
+func (in *Interner) bytes(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(in.m) < maxInterned && len(b) <= maxInternLen {
+		in.m[s] = s
+	}
+	return s
 }
 
 func (p *fastParser) ws() {
@@ -51,21 +87,38 @@ func (p *fastParser) eat(c byte) bool {
 // characters and returns its content (a copy, so events do not pin the
 // message buffer).
 func (p *fastParser) plainString() (string, bool) {
-	if p.peek() != '"' {
+	b, ok := p.plainBytes()
+	return string(b), ok
+}
+
+// internString is plainString for a value that repeats across events: the
+// copy is shared through p.in.
+func (p *fastParser) internString() (string, bool) {
+	b, ok := p.plainBytes()
+	if !ok {
 		return "", false
+	}
+	return p.in.bytes(b), true
+}
+
+// plainBytes reads a string token with no escapes and no control
+// characters and returns its content, not copied.
+func (p *fastParser) plainBytes() ([]byte, bool) {
+	if p.peek() != '"' {
+		return nil, false
 	}
 	start := p.i + 1
 	for j := start; j < len(p.b); j++ {
 		c := p.b[j]
 		if c == '"' {
 			p.i = j + 1
-			return string(p.b[start:j]), true
+			return p.b[start:j], true
 		}
 		if c == '\\' || c < 0x20 {
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // key reads an object key without copying it: plain, ASCII only (a
@@ -92,7 +145,8 @@ func (p *fastParser) key() ([]byte, bool) {
 	return nil, false
 }
 
-// number reads a JSON number token and returns its bytes.
+// number reads a JSON number token and returns its bytes (not copied: the
+// caller parses them before the message goes).
 func (p *fastParser) number() ([]byte, bool) {
 	p.ws()
 	b, i := p.b, p.i
@@ -130,7 +184,7 @@ func (p *fastParser) number() ([]byte, bool) {
 		}
 	}
 	p.i = i
-	return append([]byte(nil), b[start:i]...), true
+	return b[start:i:i], true
 }
 
 // skip validates and skips any JSON value (of an unknown key).
@@ -278,6 +332,22 @@ func (p *fastParser) str(dst *string) bool {
 	return ok
 }
 
+// istr stores a plain string value that repeats across events (interned).
+func (p *fastParser) istr(dst *string) bool {
+	s, ok := p.internString()
+	*dst = s
+	return ok
+}
+
+// istrp stores a repeating plain string value behind a new pointer.
+func (p *fastParser) istrp(dst **string) bool {
+	s, ok := p.internString()
+	if ok {
+		*dst = &s
+	}
+	return ok
+}
+
 // strp stores a plain string value behind a new pointer.
 func (p *fastParser) strp(dst **string) bool {
 	s, ok := p.plainString()
@@ -296,32 +366,36 @@ var (
 )
 
 // fastAccess parses b into w; ok false means "use the reflective path".
-func fastAccess(b []byte, w *wireAccess) bool {
-	p := fastParser{b: b}
+func fastAccess(b []byte, w *wireAccess) bool { return fastAccessIn(b, w, nil) }
+
+// fastAccessIn is fastAccess sharing the values that repeat across events
+// through in (nil: none are).
+func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
+	p := fastParser{b: b, in: in}
 	ok := p.object(fastTopKeys, func(k string) bool {
 		switch k {
 		case "schema":
-			return p.str(&w.Schema)
+			return p.istr(&w.Schema)
 		case "event_id":
 			return p.strp(&w.EventID)
 		case "ts":
 			return p.strp(&w.TS)
 		case "tenant":
-			return p.str(&w.Tenant)
+			return p.istr(&w.Tenant)
 		case "action":
-			return p.strp(&w.Action)
+			return p.istrp(&w.Action)
 		case "store":
-			return p.strp(&w.Store)
+			return p.istrp(&w.Store)
 		case "subject_id":
 			return p.str(&w.SubjectID)
 		case "purpose":
-			return p.str(&w.Purpose)
+			return p.istr(&w.Purpose)
 		case "tool":
-			return p.str(&w.Tool)
+			return p.istr(&w.Tool)
 		case "result":
-			return p.str(&w.Result)
+			return p.istr(&w.Result)
 		case "destination":
-			return p.str(&w.Destination)
+			return p.istr(&w.Destination)
 		case "records":
 			n, ok := p.number()
 			w.Records = n
@@ -338,13 +412,13 @@ func fastAccess(b []byte, w *wireAccess) bool {
 			return p.object(fastActorKeys, func(k string) bool {
 				switch k {
 				case "id":
-					return p.strp(&a.ID)
+					return p.istrp(&a.ID)
 				case "type":
-					return p.strp(&a.Type)
+					return p.istrp(&a.Type)
 				case "role":
-					return p.str(&a.Role)
+					return p.istr(&a.Role)
 				default:
-					return p.str(&a.Vendor)
+					return p.istr(&a.Vendor)
 				}
 			})
 		case "resource":
@@ -352,7 +426,7 @@ func fastAccess(b []byte, w *wireAccess) bool {
 			w.Resource = r
 			return p.object(fastResKeys, func(k string) bool {
 				if k == "type" {
-					return p.str(&r.Type)
+					return p.istr(&r.Type)
 				}
 				return p.str(&r.ID)
 			})
@@ -371,9 +445,9 @@ func fastAccess(b []byte, w *wireAccess) bool {
 				case "ip":
 					return p.str(&c.IP)
 				case "country":
-					return p.str(&c.Country)
+					return p.istr(&c.Country)
 				default:
-					return p.str(&c.UserAgent)
+					return p.istr(&c.UserAgent)
 				}
 			})
 		}
@@ -390,7 +464,7 @@ func (p *fastParser) strings(dst *[]string) bool {
 	out := []string{}
 	if !p.eat(']') {
 		for {
-			s, ok := p.plainString()
+			s, ok := p.internString()
 			if !ok {
 				return false
 			}

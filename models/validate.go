@@ -315,15 +315,29 @@ func DecodeAccess(b []byte, now time.Time, l Limits) (Event, error) {
 	return decodeAccess(b, now, l, true)
 }
 
+// DecodeAccessInterned is DecodeAccess sharing the copies of repeated
+// values (tenant, store, action, actor, purpose, categories, ...) through
+// in, so that the events of a batch hold each once. The event is the same
+// as DecodeAccess returns.
+func DecodeAccessInterned(b []byte, now time.Time, l Limits, in *Interner) (Event, error) {
+	return decodeAccessIn(b, now, l, true, in)
+}
+
 // decodeAccess decodes with the one-pass fast path when fast is set and the
 // message allows it (see fastpath.go), else with encoding/json and checkKeys.
 func decodeAccess(b []byte, now time.Time, l Limits, fast bool) (Event, error) {
+	return decodeAccessIn(b, now, l, fast, nil)
+}
+
+// decodeAccessIn is decodeAccess sharing repeated values through in (nil:
+// none).
+func decodeAccessIn(b []byte, now time.Time, l Limits, fast bool, in *Interner) (Event, error) {
 	l = l.withDefaults()
 	if err := precheck(b, l); err != nil {
 		return Event{}, err
 	}
 	var w wireAccess
-	if !fast || !fastAccess(b, &w) {
+	if !fast || !fastAccessIn(b, &w, in) {
 		w = wireAccess{}
 		if err := unmarshal(b, &w); err != nil {
 			return Event{}, err

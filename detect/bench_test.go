@@ -26,6 +26,9 @@ func (b *benchAggregates) RecentSubjects(context.Context, time.Time, time.Time, 
 func (b *benchAggregates) TopSubjects(context.Context, string, string, time.Time, time.Time, int) ([]string, error) {
 	return nil, nil
 }
+func (b *benchAggregates) SubjectsOutsideConversation(context.Context, string, string, time.Time, time.Time) (uint64, error) {
+	return 0, nil
+}
 
 // cpuTime returns the process's user and system CPU time so far.
 func cpuTime() time.Duration {

@@ -29,6 +29,11 @@ type Aggregates interface {
 	// TopSubjects returns the customers an actor touched most in [from,
 	// to), for evidence.
 	TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error)
+	// SubjectsOutsideConversation returns the distinct customers an actor
+	// read in [from, to) other than the customer of the conversation each
+	// read belonged to (reads outside any conversation count): a bot's
+	// hourly and daily enumeration is confirmed by it.
+	SubjectsOutsideConversation(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error)
 }
 
 // FindingSink receives the findings of a cycle that no suppression muted.
@@ -621,7 +626,7 @@ func (e *Engine) checkDays(ctx context.Context, t time.Time, hourEnd bool) error
 			continue
 		}
 		c := store.ActorCount{Tenant: sc.Tenant, ActorID: sc.ActorID, Count: sc.Hour}
-		f, ok := e.detectCountEnumeration(st, c, true, hourStart, t)
+		f, ok := e.detectCountEnumeration(ctx, st, c, true, hourStart, t)
 		if ok {
 			out = append(out, f)
 		}
@@ -642,7 +647,7 @@ func (e *Engine) checkDays(ctx context.Context, t time.Time, hourEnd bool) error
 			continue
 		}
 		c := store.ActorCount{Tenant: sc.Tenant, ActorID: sc.ActorID, Count: sc.Day}
-		if f, ok := e.detectCountEnumeration(st, c, false, dayStart, t); ok {
+		if f, ok := e.detectCountEnumeration(ctx, st, c, false, dayStart, t); ok {
 			out = append(out, f)
 		}
 		st.day(d).Subjects = f16Encode(float64(c.Count))

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -38,7 +39,7 @@ func (e *Engine) detectEnumWindow(x *rowCtx) (models.Finding, bool) {
 // detectCountEnumeration compares distinct customers over a period (the
 // day so far, or the last hour) with the actor's busy day or hour (its 90th
 // percentile), or its peers' while it has too little history.
-func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hourly bool, from, t time.Time) (models.Finding, bool) {
+func (e *Engine) detectCountEnumeration(ctx context.Context, st *actorState, c store.ActorCount, hourly bool, from, t time.Time) (models.Finding, bool) {
 	cfg := e.cfg.Detectors
 	obs := float64(c.Count)
 	ratio, minimum, what := cfg.EnumDayRatio, cfg.EnumDayMin, "today so far"
@@ -88,27 +89,61 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	// tenant swings): far in the negative-binomial tail and at least
 	// enum_hour_tail_ratio times its busy hour is enough, so that a slow
 	// trickle of strangers on top of a steady queue of tickets shows.
-	prob := poissonTail(obs, base)
-	thr := ratio * base
-	if hourly && src == "actor" {
-		med, mad, _ := st.HourSubj.medianMAD(e.scratch[:0])
-		mu := math.Max(med, 1) * mult
-		sd := math.Max(madScale*mad*mult, math.Sqrt(mu))
-		prob = countTail(obs, mu, sd*sd)
-		if prob <= cfg.EnumTailProb {
-			thr = math.Min(thr, cfg.EnumHourTailRatio*base)
+	judge := func(obs float64) (prob, thr float64) {
+		prob, thr = poissonTail(obs, base), ratio*base
+		if hourly && src == "actor" {
+			med, mad, _ := st.HourSubj.medianMAD(e.scratch[:0])
+			mu := math.Max(med, 1) * mult
+			sd := math.Max(madScale*mad*mult, math.Sqrt(mu))
+			prob = countTail(obs, mu, sd*sd)
+			if prob <= cfg.EnumTailProb {
+				thr = math.Min(thr, cfg.EnumHourTailRatio*base)
+			}
 		}
+		return prob, thr
 	}
+	prob, thr := judge(obs)
 	if obs <= thr {
 		if hourly {
 			st.enumHourOn = false
 		}
 		return models.Finding{}, false
 	}
+	total := obs
+	metric := "distinct customers " + what
+	query := fmt.Sprintf("SELECT uniqExactIfMerge(subjects) FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s",
+		lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))
+	if models.ActorType(st.Type) == models.ActorBot {
+		// A bot acts inside conversations, each opened by one customer: the
+		// customers it reads as its conversations' own subjects are demand
+		// (a surge of contacts raises them with the conversations), the
+		// others are what enumeration is about. Asked only when the count
+		// of all customers is over the bar, so at most once per check.
+		n, err := e.agg.SubjectsOutsideConversation(ctx, c.Tenant, c.ActorID, from, t)
+		if err != nil {
+			// judged on all its customers, as an actor without conversations
+			e.log.Warn("reading a bot's customers outside its conversations; judging all its customers", "actor", c.ActorID, "err", err)
+		} else {
+			obs = float64(n)
+			prob, thr = judge(obs)
+			if obs < minimum || obs <= thr {
+				if hourly {
+					st.enumHourOn = false // asked again at the next check
+				}
+				return models.Finding{}, false
+			}
+			metric = "distinct customers outside their own conversation " + what
+			query = fmt.Sprintf("SELECT uniqExactIf(subject_id, subject_id != '' AND subject_id != conversation_subject_id) FROM events WHERE tenant = %s AND actor_id = %s AND ts >= %s AND ts < %s",
+				lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))
+		}
+	}
 	if hourly {
 		// once per burst: the rolling hour is checked every few
 		// minutes, and an ongoing burst was reported when it started
 		if st.enumHourOn {
+			// still the burst reported when it started: the day's count
+			// holds its customers, also on a new day the burst runs into
+			st.lastEnumDay = int32(t.Add(-time.Nanosecond).Unix() / 86400)
 			return models.Finding{}, false
 		}
 		st.enumHourOn = true
@@ -119,11 +154,10 @@ func (e *Engine) detectCountEnumeration(st *actorState, c store.ActorCount, hour
 	f := models.Finding{Detector: DetEnumeration, Tenant: c.Tenant, ActorID: c.ActorID, ActorType: models.ActorType(st.Type),
 		ActorRole: st.Role, ActorVendor: st.Vendor, WindowStart: from, WindowEnd: t, DetectedAt: t,
 		Score: obs / base, Probability: prob, Severity: e.cfg.severity(DetEnumeration),
-		Summary: fmt.Sprintf("%s touched %.0f distinct customers %s, %.1fx a busy period of its %s (%.0f)", c.ActorID, obs, what, obs/base, src, base),
-		Evidence: models.Evidence{Metric: "distinct customers " + what, Observed: obs, Baseline: base,
-			Threshold: thr, BaselineSource: src, Subjects: c.Count, Notes: map[string]float64{"tenant_multiplier": mult, "tail_probability": prob},
-			Query: fmt.Sprintf("SELECT uniqExactIfMerge(subjects) FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s",
-				lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))}}
+		Summary: fmt.Sprintf("%s touched %.0f %s, %.1fx a busy period of its %s (%.0f)", c.ActorID, obs, metric, obs/base, src, base),
+		Evidence: models.Evidence{Metric: metric, Observed: obs, Baseline: base,
+			Threshold: thr, BaselineSource: src, Subjects: uint64(obs), Notes: map[string]float64{"tenant_multiplier": mult, "tail_probability": prob, "customers_total": total},
+			Query: query}}
 	if src == "peers" && p != nil {
 		f.Evidence.Peers, f.Evidence.PeerCount = peerGroup(st.Role, st.Vendor), p.members
 	}

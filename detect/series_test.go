@@ -28,7 +28,12 @@ type fixture struct {
 	start  time.Time
 	window time.Duration
 	rows   map[int64]map[actorKey]*store.WindowActivity // window index -> actor -> row
-	last   int64
+	// outside holds the "outside" metric: customers read outside their
+	// own conversation (window index -> actor); an actor without the
+	// metric read every customer outside a conversation.
+	outside map[int64]map[actorKey]uint64
+	hasOut  map[actorKey]bool
+	last    int64
 }
 
 func expand(t *testing.T, toks []string) []string {
@@ -90,7 +95,8 @@ func expand(t *testing.T, toks []string) []string {
 
 func parseFixture(t *testing.T, start time.Time, text string) *fixture {
 	t.Helper()
-	f := &fixture{start: start, window: time.Minute, rows: map[int64]map[actorKey]*store.WindowActivity{}}
+	f := &fixture{start: start, window: time.Minute, rows: map[int64]map[actorKey]*store.WindowActivity{},
+		outside: map[int64]map[actorKey]uint64{}, hasOut: map[actorKey]bool{}}
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -138,6 +144,12 @@ func parseFixture(t *testing.T, start time.Time, text string) *fixture {
 				r.Events = max(1, r.Records/2)
 			case "subjects":
 				r.Subjects = num()
+			case "outside":
+				if f.outside[w] == nil {
+					f.outside[w] = map[actorKey]uint64{}
+				}
+				f.outside[w][k] = num()
+				f.hasOut[k] = true
 			case "denied":
 				r.Denied = num()
 			case "exports":
@@ -207,6 +219,23 @@ func (f *fixture) RecentSubjects(_ context.Context, hourFrom, dayFrom, to time.T
 
 func (f *fixture) TopSubjects(context.Context, string, string, time.Time, time.Time, int) ([]string, error) {
 	return nil, nil
+}
+
+// SubjectsOutsideConversation sums the "outside" metric of [from, to), or
+// the customers when the actor has no such line.
+func (f *fixture) SubjectsOutsideConversation(_ context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
+	k := actorKey{tenant, actor}
+	var n uint64
+	for w := int64(from.Sub(f.start) / f.window); w < int64(to.Sub(f.start)/f.window); w++ {
+		if !f.hasOut[k] {
+			if r := f.rows[w][k]; r != nil {
+				n += r.Subjects
+			}
+			continue
+		}
+		n += f.outside[w][k]
+	}
+	return n, nil
 }
 
 // firing replays the fixture through an engine and returns "detector actor"

@@ -312,6 +312,25 @@ func (s *Store) TopSubjects(ctx context.Context, tenant, actor string, from, to 
 	return out, nil
 }
 
+// SubjectsOutsideConversationSQL is the query behind
+// SubjectsOutsideConversation.
+const SubjectsOutsideConversationSQL = `SELECT uniqExactIf(subject_id, subject_id != '' AND subject_id != conversation_subject_id)
+FROM events WHERE tenant = ? AND actor_id = ? AND ts >= ? AND ts < ?`
+
+// SubjectsOutsideConversation returns the distinct customers an actor read
+// in [from, to) other than the customer of the conversation the read
+// belonged to; reads outside any conversation count. Both ids are the same
+// keyed pseudonym, so they compare as the raw ids would. It reads raw
+// events by their primary key (tenant, actor_id, ts): it is meant for one
+// actor at a time, when its count of all customers is already unusual.
+func (s *Store) SubjectsOutsideConversation(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, SubjectsOutsideConversationSQL, tenant, actor, from.UTC(), to.UTC()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("reading customers outside their conversations of %s: %w", actor, err)
+	}
+	return n, nil
+}
+
 // StoredFinding is a finding as kept in the findings table.
 type StoredFinding struct {
 	models.Finding

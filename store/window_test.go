@@ -83,3 +83,44 @@ func TestWindowAggregatesAnyWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestSubjectsOutsideConversation: a bot's reads of its conversations' own
+// customers do not count; a read of another customer inside a
+// conversation, or of any customer outside one, does, once per customer
+// and only inside [from, to) and for the actor asked.
+func TestSubjectsOutsideConversation(t *testing.T) {
+	s := storetest.New(t)
+	ctx := t.Context()
+	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	n := 0
+	ev := func(off time.Duration, actor, subject, convSubject string) models.Event {
+		n++
+		e := models.Event{EventID: fmt.Sprintf("e%d", n), TS: base.Add(off), Tenant: "t1", Actor: models.Actor{ID: actor, Type: models.ActorBot, Role: "assistant"},
+			Action: models.ActionRead, Store: "orders", Resource: models.Resource{Type: "order"}, SubjectID: subject, Records: 1,
+			Result: models.ResultAllowed}
+		if convSubject != "" {
+			e.Conversation = models.Conversation{ID: "cv-" + convSubject, SubjectID: convSubject}
+		}
+		return e
+	}
+	evs := []models.Event{
+		ev(time.Minute, "bot", "c1", "c1"),     // its own customer
+		ev(2*time.Minute, "bot", "c2", "c2"),   // its own customer
+		ev(3*time.Minute, "bot", "c3", "c2"),   // another customer in c2's conversation
+		ev(4*time.Minute, "bot", "c3", "c3"),   // c3 again, now in its own (still counted once)
+		ev(5*time.Minute, "bot", "c4", ""),     // no conversation
+		ev(6*time.Minute, "bot", "", "c5"),     // no customer
+		ev(90*time.Minute, "bot", "c6", ""),    // after the range
+		ev(7*time.Minute, "other", "c7", "c1"), // another actor
+	}
+	if err := s.InsertEvents(ctx, evs, base); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SubjectsOutsideConversation(ctx, "t1", "bot", base, base.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 2 {
+		t.Errorf("customers outside their conversations: %d, want 2 (c3, c4)", got)
+	}
+}

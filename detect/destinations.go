@@ -295,12 +295,12 @@ func (e *Engine) destinations(start, end time.Time, rows []store.DestinationActi
 			touched = append(touched, k)
 		}
 		isNew := !slices.Contains(d.Actors, r.ActorID) && len(d.Actors) < maxDestActors
-		// a tenant watched for fewer than RareDays whole days asks for as
-		// many days as it was watched: a destination used every day so
-		// far is not rare on the second day
-		rareDays := min(c.RareDays, max(1, e.watchedDays(r.Tenant, start)))
+		// a tenant (or the actor's peer group) watched for fewer than
+		// RareDays whole days asks for as many days as it was watched: a
+		// destination used every day so far is not rare on the second day
+		rareDays := min(c.RareDays, max(1, e.watchedDays(r.Tenant, r.ActorID, start)))
 		rare := len(d.Actors) < c.RareActors && d.Days < rareDays
-		if isNew && rare && !e.learnOnly && e.cfg.enabled(DetDestinationNew) && e.tenantWatched(r.Tenant, start) &&
+		if isNew && rare && !e.learnOnly && e.cfg.enabled(DetDestinationNew) && e.destWatched(r.Tenant, r.ActorID, start) &&
 			!e.allow.allowed(r.Tenant, r.Destination) {
 			out = append(out, e.destNewFinding(start, end, r, d))
 		}
@@ -333,10 +333,32 @@ func (e *Engine) destinations(start, end time.Time, rows []store.DestinationActi
 	return out
 }
 
-// tenantWatched reports whether the engine has watched tenant for
-// Destinations.WarmupDays before t (recording the first sight).
-func (e *Engine) tenantWatched(tenant string, t time.Time) bool {
+// groupKey is an actor's peer group in its tenant (exported fields: it is
+// a key of the checkpoint's GroupSeen).
+type groupKey struct{ Tenant, Group string }
+
+// watchedSince is when the engine first saw the tenant of r, or the peer
+// group (role and vendor) of r's actor in it when that is later: the
+// destinations a group shares with are learned from that group's own days,
+// so a team that starts work after the rest of the tenant (a support team
+// whose first shift is on the tenant's second day) does not find its
+// everyday carrier "new" to a tenant whose bots and services were watched
+// first. ok is false when neither was seen (the window's rows note both
+// before the destinations are judged).
+func (e *Engine) watchedSince(tenant, actor string) (int64, bool) {
 	first, ok := e.tenantSeen[tenant]
+	if st := e.actors[actorKey{tenant, actor}]; st != nil {
+		if g, gok := e.groupSeen[groupKey{tenant, e.groupOf(st.Role, st.Vendor)}]; gok && (!ok || g > first) {
+			first, ok = g, true
+		}
+	}
+	return first, ok
+}
+
+// destWatched reports whether the engine has watched the tenant and the
+// actor's peer group for Destinations.WarmupDays before t.
+func (e *Engine) destWatched(tenant, actor string, t time.Time) bool {
+	first, ok := e.watchedSince(tenant, actor)
 	if !ok {
 		e.tenantSeen[tenant] = t.Unix()
 		first = t.Unix()
@@ -344,20 +366,42 @@ func (e *Engine) tenantWatched(tenant string, t time.Time) bool {
 	return t.Unix()-first >= int64(e.cfg.Destinations.WarmupDays)*86400
 }
 
-// watchedDays is how many whole days the engine has watched tenant at t.
-func (e *Engine) watchedDays(tenant string, t time.Time) int {
-	first, ok := e.tenantSeen[tenant]
+// watchedDays is how many whole days the engine has watched the tenant and
+// the actor's peer group at t.
+func (e *Engine) watchedDays(tenant, actor string, t time.Time) int {
+	first, ok := e.watchedSince(tenant, actor)
 	if !ok {
 		return 0
 	}
 	return int((t.Unix() - first) / 86400)
 }
 
-// noteTenants records the first window each tenant of rows was seen.
+// noteTenants records the first window each tenant, and each peer group
+// of a tenant, of rows was seen.
 func (e *Engine) noteTenants(t time.Time, rows []windowRow) {
 	for i := range rows {
-		if _, ok := e.tenantSeen[rows[i].Tenant]; !ok {
-			e.tenantSeen[rows[i].Tenant] = t.Unix()
+		r := &rows[i]
+		if _, ok := e.tenantSeen[r.Tenant]; !ok {
+			e.tenantSeen[r.Tenant] = t.Unix()
+		}
+		k := groupKey{r.Tenant, e.groupOf(r.ActorRole, r.ActorVendor)}
+		if _, ok := e.groupSeen[k]; !ok {
+			e.groupSeen[k] = t.Unix()
+		}
+	}
+}
+
+// seedGroupSeen fills groupSeen from the actors' first windows, for a
+// checkpoint written before groups were recorded: each group was first
+// seen when its earliest remembered actor was.
+func (e *Engine) seedGroupSeen() {
+	for k, st := range e.actors {
+		if st.FirstSeen == 0 {
+			continue
+		}
+		g := groupKey{k.Tenant, e.groupOf(st.Role, st.Vendor)}
+		if v, ok := e.groupSeen[g]; !ok || st.FirstSeen < v {
+			e.groupSeen[g] = st.FirstSeen
 		}
 	}
 }

@@ -209,3 +209,87 @@ func TestDestinationNewEarlyDays(t *testing.T) {
 		t.Fatalf("findings %+v, want quickdrop.example only", got)
 	}
 }
+
+// TestDestinationNewWarmsUpPerGroup: a tenant whose bot was watched from
+// day 0 and whose support agents start work at 19:00 on day 1 (a sparse
+// rota): the agents' everyday carrier is not "new" while the agents' own
+// group has been watched for less than the warm-up, nor, on the group's
+// first whole day, once it was used on every day the group was watched. A
+// destination none of them used is new once the group is warm, and so is
+// one the bot (its group warm from day 0) never used. Before the warm-up
+// was per group, the three agents' first shares raised three findings
+// (the rota sparse-weekly seed 4 cell).
+func TestDestinationNewWarmsUpPerGroup(t *testing.T) {
+	e, err := New(Config{}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day0 := time.Date(2026, 10, 19, 0, 0, 0, 0, time.UTC)
+	see := func(at time.Time, actor, role string) {
+		if e.actors[actorKey{"t", actor}] == nil {
+			e.actors[actorKey{"t", actor}] = &actorState{Role: role}
+		}
+		e.noteTenants(at, []windowRow{{WindowStart: at, Tenant: "t", ActorID: actor, ActorRole: role}})
+	}
+	judge := func(at time.Time, rows ...store.DestinationActivity) []models.Finding {
+		t.Helper()
+		return findingsOf(e.destinations(at, at.Add(time.Minute), rows), DetDestinationNew)
+	}
+	see(day0, "va", "virtual-agent")
+	see(day0.Add(24*time.Hour+19*time.Hour), "agent-1", "care-agent")
+	for _, s := range []struct {
+		after time.Duration
+		actor string
+	}{{26*time.Hour + 59*time.Minute, "agent-1"}, {38 * time.Hour, "agent-2"}, {43*time.Hour + 20*time.Minute, "agent-3"}} {
+		at := day0.Add(s.after)
+		see(at, s.actor, "care-agent")
+		if got := judge(at, destRow(at, "t", s.actor, "parcelco.example", 1)); len(got) != 0 {
+			t.Errorf("%s's first share with the carrier at %s: %+v, want none", s.actor, at.Format(time.RFC3339), got)
+		}
+	}
+	at := day0.Add(3*24*time.Hour + 10*time.Hour)
+	see(at, "agent-4", "care-agent")
+	if got := judge(at, destRow(at, "t", "agent-4", "box-personal.example", 3)); len(got) != 1 || got[0].ActorID != "agent-4" {
+		t.Errorf("an agent's share with a destination nobody used, the group warm: %+v, want one finding", got)
+	}
+	at = day0.Add(3*24*time.Hour + 11*time.Hour)
+	if got := judge(at, destRow(at, "t", "va", "pastebin.example", 3)); len(got) != 1 || got[0].ActorID != "va" {
+		t.Errorf("the bot's share with a destination nobody used: %+v, want one finding", got)
+	}
+}
+
+// TestGroupSeenCheckpoint: the groups' first sights survive a checkpoint;
+// one written before they were kept seeds them from the actors' first
+// windows.
+func TestGroupSeenCheckpoint(t *testing.T) {
+	e, err := New(Config{}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 10, 20, 19, 11, 0, 0, time.UTC)
+	e.noteTenants(at, []windowRow{{WindowStart: at, Tenant: "t", ActorID: "agent-1", ActorRole: "care-agent"}})
+	b, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := New(Config{}, nil, Options{})
+	if err := e2.Restore(b); err != nil {
+		t.Fatal(err)
+	}
+	k := groupKey{"t", e2.groupOf("care-agent", "")}
+	if got := e2.groupSeen[k]; got != at.Unix() {
+		t.Errorf("restored first sight %d, want %d", got, at.Unix())
+	}
+	old, err := encodeSnapshot(&snapshot{TenantSeen: map[string]int64{"t": at.Unix() - 86400},
+		Actors: map[actorKey]*actorState{{"t", "agent-1"}: {Role: "care-agent", FirstSeen: at.Unix()}, {"t", "agent-2"}: {Role: "care-agent", FirstSeen: at.Unix() + 3600}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e3, _ := New(Config{}, nil, Options{})
+	if err := e3.Restore(old); err != nil {
+		t.Fatal(err)
+	}
+	if got := e3.groupSeen[k]; got != at.Unix() {
+		t.Errorf("seeded first sight %d, want the earliest actor's %d", got, at.Unix())
+	}
+}

@@ -646,6 +646,10 @@ type snapshot struct {
 	// Flagged is each actor's items learned during a finding (absent
 	// from checkpoints written before it: none flagged).
 	Flagged map[actorKey][]flaggedItem
+	// GroupSeen is when each peer group of a tenant was first seen
+	// (absent from checkpoints written before it: seeded from the
+	// actors' first windows).
+	GroupSeen map[groupKey]int64
 }
 
 func encodeSnapshot(s *snapshot) ([]byte, error) {

@@ -213,7 +213,8 @@ func ReadAlerts(r io.Reader) ([]Alert, error) {
 
 // NABFiles turns manifests and alerts into NAB files: an alert of any
 // detector on a series' tenant and actor flags the row whose window ends
-// at the alert's window end.
+// at the alert's window end (a folded finding raised no alert: it flags
+// nothing).
 func NABFiles(ms []SeriesManifest, alerts []Alert) []NABFile {
 	out := make([]NABFile, 0, len(ms))
 	for _, m := range ms {
@@ -224,7 +225,7 @@ func NABFiles(ms []SeriesManifest, alerts []Alert) []NABFile {
 		sort.Slice(f.Windows, func(i, j int) bool { return f.Windows[i].First < f.Windows[j].First })
 		seen := map[int]bool{}
 		for _, a := range alerts {
-			if a.Tenant != m.Tenant || a.ActorID != m.Actor || m.Step <= 0 {
+			if a.Folded || a.Tenant != m.Tenant || a.ActorID != m.Actor || m.Step <= 0 {
 				continue
 			}
 			row := int(a.WindowEnd.Sub(m.Start)/m.Step) - 1

@@ -320,7 +320,10 @@ func (b *buffers) flush(ctx context.Context, s *store.Store) error {
 type alertKey struct{ tenant, actor, detector string }
 
 // alerter turns findings into alerts: grouping off, one alert per finding
-// after a per-(detector, actor) dedupe within an hour.
+// after a per-(detector, actor) dedupe within an hour. A finding the
+// dedupe folds into the actor's open alert is kept, marked Folded: the
+// alert the product raised holds it, so it detects the attack it covers,
+// but it is no alert of its own (not counted, never a false alert).
 type alerter struct {
 	mu     sync.Mutex
 	out    io.Writer
@@ -346,15 +349,16 @@ func (a *alerter) add(fs []models.Finding) error {
 			a.openWindow++
 		}
 		k := alertKey{f.Tenant, f.ActorID, f.Detector}
-		if t, ok := a.last[k]; ok && f.DetectedAt.Sub(t) < time.Hour {
-			continue
+		t, seen := a.last[k]
+		folded := seen && f.DetectedAt.Sub(t) < time.Hour
+		if !folded {
+			a.last[k] = f.DetectedAt
+			a.n++
 		}
-		a.last[k] = f.DetectedAt
 		al := Alert{Tenant: f.Tenant, ActorID: f.ActorID, Detector: f.Detector, Severity: f.Severity.String(),
 			TS: f.DetectedAt.UTC(), WindowStart: f.WindowStart.UTC(), WindowEnd: f.WindowEnd.UTC(), Score: f.Score,
-			Summary: f.Summary}
+			Summary: f.Summary, Folded: folded}
 		a.alerts = append(a.alerts, al)
-		a.n++
 		if a.out != nil && a.err == nil {
 			b, _ := json.Marshal(al)
 			if _, err := a.out.Write(append(b, '\n')); err != nil {

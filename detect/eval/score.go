@@ -18,6 +18,11 @@ type Alert struct {
 	WindowEnd   time.Time `json:"window_end"`
 	Score       float64   `json:"score"`
 	Summary     string    `json:"summary,omitempty"`
+	// Folded marks a finding folded into an alert raised less than an
+	// hour before for the same tenant, actor and detector (the alerting
+	// dedupe): it detects the label it covers, as a finding added to
+	// that alert, but is not an alert of its own.
+	Folded bool `json:"folded,omitempty"`
 }
 
 // KindScore is the recall of one label kind.
@@ -86,9 +91,11 @@ func (s *Summary) RejectedRatio() float64 {
 	return float64(s.Rejected) / float64(s.Lines)
 }
 
-// score matches alerts to labels.
+// score matches alerts to labels: a label is detected by the first alert
+// or folded finding that covers it; alerts (not folded findings) are
+// counted, true or false.
 func score(alerts []Alert, attacks, negatives []Label, actorDays int, window time.Duration) *Summary {
-	s := &Summary{Alerts: len(alerts), ActorDays: actorDays, ByKind: map[string]*KindScore{},
+	s := &Summary{ActorDays: actorDays, ByKind: map[string]*KindScore{},
 		FalseByDetector: map[string]int{}, Negatives: map[string]int{}, WindowS: window.Seconds()}
 	for _, n := range negatives {
 		s.Negatives[n.Kind[len(NegativePrefix):]] += 0
@@ -134,6 +141,10 @@ func score(alerts []Alert, attacks, negatives []Label, actorDays int, window tim
 	}
 	falses := map[fkey]bool{}
 	for _, a := range sorted {
+		if a.Folded {
+			continue // part of an earlier alert: counted there
+		}
+		s.Alerts++
 		matched := false
 		for i := range attacks {
 			if attacks[i].covers(a.Tenant, a.ActorID, a.TS) {

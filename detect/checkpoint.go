@@ -25,7 +25,7 @@ var errForeignCheckpoint = errors.New("the checkpoint holds another shard's acto
 // Snapshot encodes the engine's baselines and risk scores.
 func (e *Engine) Snapshot() ([]byte, error) {
 	return encodeSnapshot(&snapshot{AsOf: e.next.Add(-e.cfg.Window).Unix(), Next: e.next.Unix(), Actors: e.actors, Risk: e.risk,
-		Dests: e.dests, TenantSeen: e.tenantSeen, Flagged: e.flagged, GroupSeen: e.groupSeen})
+		Dests: e.dests, TenantSeen: e.tenantSeen, Flagged: e.flagged, GroupSeen: e.groupSeen, Travel: e.travel})
 }
 
 // Restore replaces the engine's baselines with a snapshot; evaluation
@@ -44,7 +44,7 @@ func (e *Engine) Restore(b []byte) error {
 			return fmt.Errorf("%w: actor %q of tenant %q is not this shard's (%d of %d)", errForeignCheckpoint, k.Actor, k.Tenant, e.shard.Index, e.shard.Count)
 		}
 	}
-	e.actors, e.risk, e.dests, e.tenantSeen, e.flagged, e.groupSeen = s.Actors, s.Risk, s.Dests, s.TenantSeen, s.Flagged, s.GroupSeen
+	e.actors, e.risk, e.dests, e.tenantSeen, e.flagged, e.groupSeen, e.travel = s.Actors, s.Risk, s.Dests, s.TenantSeen, s.Flagged, s.GroupSeen, s.Travel
 	if e.flagged == nil {
 		e.flagged = map[actorKey][]flaggedItem{}
 	}
@@ -56,6 +56,9 @@ func (e *Engine) Restore(b []byte) error {
 	}
 	if e.actors == nil {
 		e.actors = map[actorKey]*actorState{}
+	}
+	if e.travel == nil {
+		e.travel = map[actorKey]travelMark{}
 	}
 	if e.groupSeen == nil {
 		e.groupSeen = map[groupKey]int64{}

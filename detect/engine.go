@@ -153,6 +153,9 @@ type Engine struct {
 	// groupSeen is the first window each peer group of a tenant was seen
 	// (destination_new's warm-up).
 	groupSeen map[groupKey]int64
+	// travel is each actor's latest impossible_travel incident (one
+	// finding per incident).
+	travel map[actorKey]travelMark
 	// flagged is each actor's items learned during a first_seen or
 	// new_country finding, left out of its peers' shares (flaggedItem).
 	flagged map[actorKey][]flaggedItem
@@ -205,7 +208,7 @@ func New(cfg Config, agg Aggregates, opt Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, agg: agg, opt: opt, log: opt.Log, shard: store.Shard{Index: cfg.Shard, Count: cfg.Shards, Key: opt.ShardKey},
 		actors: map[actorKey]*actorState{}, risk: map[actorKey]*riskState{}, peers: map[peerKey]*peerStats{},
 		mahal: newMahalanobis(cfg.Detectors.MahalanobisSamples), locs: map[string]*time.Location{},
-		series: map[actorKey]*actorState{}, dests: map[destKey]*destState{}, tenantSeen: map[string]int64{}, groupSeen: map[groupKey]int64{}, flagged: map[actorKey][]flaggedItem{},
+		series: map[actorKey]*actorState{}, dests: map[destKey]*destState{}, tenantSeen: map[string]int64{}, groupSeen: map[groupKey]int64{}, travel: map[actorKey]travelMark{}, flagged: map[actorKey][]flaggedItem{},
 		allow: newAllowList(cfg.Destinations)}
 	e.metrics = newMetrics(opt.Registerer)
 	e.closed.Store(notStarted)
@@ -597,6 +600,7 @@ func (e *Engine) ApplySuppressions(sp []models.Suppression) { e.supp = sp }
 func (e *Engine) hourly(ctx context.Context, t time.Time) error {
 	var errs []error
 	e.evictIdle(t)
+	e.pruneTravel(t)
 	e.recomputePeers()
 	e.mahal.refit()
 	if err := e.checkDays(ctx, t, true); err != nil {

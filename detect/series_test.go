@@ -248,11 +248,18 @@ func firing(t *testing.T, cfg Config, start time.Time, text string) []string {
 // firingAfter is firing for the findings detected at or after from only.
 func firingAfter(t *testing.T, cfg Config, start, from time.Time, text string) []string {
 	t.Helper()
+	return firingAfterUntil(t, cfg, start, from, time.Time{}, text)
+}
+
+// firingAfterUntil is firingAfter for the findings detected before until
+// too (zero: no end).
+func firingAfterUntil(t *testing.T, cfg Config, start, from, until time.Time, text string) []string {
+	t.Helper()
 	fx := parseFixture(t, start, text)
 	var got []string
 	e, err := New(cfg, fx, Options{Findings: func(_ context.Context, fs ...models.Finding) error {
 		for _, f := range fs {
-			if f.DetectedAt.Before(from) {
+			if f.DetectedAt.Before(from) || (!until.IsZero() && !f.DetectedAt.Before(until)) {
 				continue
 			}
 			s := f.Detector + " " + f.ActorID

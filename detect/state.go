@@ -650,6 +650,9 @@ type snapshot struct {
 	// (absent from checkpoints written before it: seeded from the
 	// actors' first windows).
 	GroupSeen map[groupKey]int64
+	// Travel is each actor's latest impossible_travel incident (absent
+	// from checkpoints written before it: none).
+	Travel map[actorKey]travelMark
 }
 
 func encodeSnapshot(s *snapshot) ([]byte, error) {

@@ -322,10 +322,31 @@ FROM events WHERE tenant = ? AND actor_id = ? AND ts >= ? AND ts < ?`
 // belonged to; reads outside any conversation count. Both ids are the same
 // keyed pseudonym, so they compare as the raw ids would. It reads raw
 // events by their primary key (tenant, actor_id, ts): it is meant for one
-// actor at a time, when its count of all customers is already unusual.
+// actor at a time, when its count of all customers is already unusual. On
+// a cluster it reads, as TopSubjects, the local events of the storage
+// shard that holds the actor.
 func (s *Store) SubjectsOutsideConversation(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
+	args := []any{tenant, actor, from.UTC(), to.UTC()}
 	var n uint64
-	if err := s.conn.QueryRow(ctx, SubjectsOutsideConversationSQL, tenant, actor, from.UTC(), to.UTC()).Scan(&n); err != nil {
+	reset := func() { n = 0 }
+	scan := func(rows driver.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if s.cfg.Cluster == "" {
+		err = queryRows(ctx, s.conn, SubjectsOutsideConversationSQL, args, scan)
+	} else {
+		var l *clusterLayout
+		if l, err = s.clusterLayout(ctx); err == nil {
+			err = s.readLocal(ctx, l, l.shardOfSlot(shardingHash(tenant, actor)%l.total), SubjectsOutsideConversationSQL, args, reset, scan)
+		}
+	}
+	if err != nil {
 		return 0, fmt.Errorf("reading customers outside their conversations of %s: %w", actor, err)
 	}
 	return n, nil

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
@@ -42,20 +43,29 @@ func (e *Engine) detectTravel(x *rowCtx) (models.Finding, bool) {
 		return models.Finding{}, false
 	}
 	km, _ := distanceKM(from, to)
-	// One incident, one finding: the same two countries seen again
-	// within the time the trip takes (at travel_kmh) since they were last
-	// seen together is the incident already reported going on, or its
-	// end (the actor back in its own country after a session abroad ran
-	// alongside its own work), not a new trip.
+	// One incident, one finding: after a session from a far country ran
+	// alongside the actor's work at home (the country it was in before),
+	// its next access from home within the time the trip takes (at
+	// travel_kmh) since the two were last seen together is the incident
+	// ending, not a trip back. Both countries seen again (a new session
+	// abroad) are judged as before.
 	k := actorKey{x.r.Tenant, x.r.ActorID}
 	pair := min(from, to) + "|" + max(from, to)
 	now := x.c.end.Unix()
 	trip := int64(km/e.cfg.Detectors.TravelKMH*3600) + int64(e.cfg.Window/time.Second)
-	if m, ok := e.travel[k]; ok && m.Pair == pair && now-m.At <= trip {
-		e.travel[k] = travelMark{Pair: pair, At: now}
+	m, marked := e.travel[k]
+	marked = marked && m.Pair == pair && now-m.At <= trip
+	if marked && to == m.Home && !slices.Contains(cs, from) {
 		return models.Finding{}, false
 	}
-	e.travel[k] = travelMark{Pair: pair, At: now}
+	home := ""
+	switch {
+	case marked:
+		home = m.Home
+	case prev == from || prev == to:
+		home = prev
+	}
+	e.travel[k] = travelMark{Pair: pair, Home: home, At: now}
 	f := e.base(DetImpossibleTravel, x, best/e.cfg.Detectors.TravelKMH, 0, models.Evidence{Metric: "implied travel speed km/h",
 		Observed: best, Threshold: e.cfg.Detectors.TravelKMH, BaselineSource: "rule",
 		Notes: map[string]float64{"km": km, "hours": hours}})
@@ -64,10 +74,12 @@ func (e *Engine) detectTravel(x *rowCtx) (models.Finding, bool) {
 }
 
 // travelMark is an actor's latest impossible_travel incident: the two
-// countries (in order, "|"-joined) and when they were last seen together.
+// countries (in order, "|"-joined), the one the actor was in before the
+// incident (its home; "" when unknown) and when the two were last seen
+// together.
 type travelMark struct {
-	Pair string
-	At   int64
+	Pair, Home string
+	At         int64
 }
 
 // maxTravelAge is how long a travel mark is kept: longer than any trip at

@@ -106,6 +106,22 @@ func wireDetect(ctx context.Context, cfg detect.Config, st *store.Store, reg pro
 		c := cfg
 		// An engine evaluates one shard; the group decides which.
 		c.Shard, c.Ownership = shard, detect.OwnershipStatic
+		if st.Cluster() != "" {
+			// Say where the shard's queries go (docs/scaling.md,
+			// "Shard-local detection").
+			sh := store.Shard{Index: shard, Count: c.WithDefaults().Shards, Key: st.ShardKey()}
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			storage, local, err := st.LocalShard(lctx, sh)
+			cancel()
+			switch {
+			case err != nil:
+				log.Warn("reading the cluster's shards", "shard", shard, "err", err)
+			case local:
+				log.Info("detection shard reads its storage shard's local tables", "shard", shard, "storage_shard", storage+1)
+			default:
+				log.Info("detection shard reads through the Distributed tables", "shard", shard, "shards", sh.Count)
+			}
+		}
 		return detect.New(c, st, detect.Options{
 			Findings:     detect.FindingSink(notify),
 			Stored:       st.InsertFindings,

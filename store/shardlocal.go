@@ -309,3 +309,24 @@ func (s *Store) ShardKey() ShardKey {
 	}
 	return ShardByActor
 }
+
+// ShardLocalSQL returns the queries of shard-local reads as they run on a
+// storage shard's replica (their sharded tables replaced by the local
+// ones), for one-minute windows, 30-second windows (raw events) and the
+// tenant-and-actor shard predicate, with their ? placeholders: for the
+// check that current ClickHouse parses them (store/modern).
+func ShardLocalSQL() []string {
+	pred, _ := Shard{Index: 1, Count: 4, Key: ShardByTenantActor}.predicate()
+	qs := []string{
+		fmt.Sprintf(WindowAggregatesSQL, 60, 60, pred),
+		fmt.Sprintf(WindowAggregatesRawSQL, 30, 30, pred),
+		fmt.Sprintf(RecentSubjectsSQL, pred),
+		fmt.Sprintf(SubjectBucketsSQL, 60, 60, pred),
+		fmt.Sprintf(DestinationWindowsSQL, 60, 60, pred),
+		TopSubjectsSQL,
+	}
+	for i, q := range qs {
+		qs[i] = localSQL(q)
+	}
+	return qs
+}

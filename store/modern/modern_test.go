@@ -209,9 +209,10 @@ func settingsClause(s map[string]any) string {
 // (clickhouse.cluster) is the migrations rewritten by
 // store.ClusterStatements; make test-cluster runs it on the 18.16 cluster.
 // The embedded engine has no ZooKeeper and no remote_servers, so it cannot
-// create replicated or Distributed tables: here every cluster statement and
-// retention's cluster statements must parse on ClickHouse 26.x (EXPLAIN
-// AST), and the settings a cluster adds must be known to it.
+// create replicated or Distributed tables: here every cluster statement,
+// retention's cluster statements and the detection queries as shard-local
+// reads run them (over the _local tables) must parse on ClickHouse 26.x
+// (EXPLAIN AST), and the settings a cluster adds must be known to it.
 func TestClusterSQLParsesOnModernClickHouse(t *testing.T) {
 	session, err := chdb.NewSession(t.TempDir())
 	if err != nil {
@@ -232,6 +233,12 @@ func TestClusterSQLParsesOnModernClickHouse(t *testing.T) {
 	}
 	for _, q := range store.ClusterMaintenanceSQL("chatwarden", "cw") {
 		stmts = append(stmts, strings.ReplaceAll(q, "?", "'cw'")) // the database, bound client-side
+	}
+	for _, q := range store.ShardLocalSQL() {
+		if !strings.Contains(q, "_local") {
+			t.Errorf("a shard-local query reads no local table:\n%s", q)
+		}
+		stmts = append(stmts, strings.ReplaceAll(q, "?", "1")) // bound client-side
 	}
 	for _, stmt := range stmts {
 		if _, err := session.Query("EXPLAIN AST "+stmt, "TabSeparated"); err != nil {

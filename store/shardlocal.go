@@ -79,7 +79,8 @@ func (r *shardReads) close() error {
 }
 
 // clusterLayout returns the cluster's layout, read from system.clusters at
-// most layoutMaxAge ago (the last one read when reading it again fails).
+// most layoutMaxAge ago (the last one read, for another layoutMaxAge, when
+// reading it again fails).
 func (s *Store) clusterLayout(ctx context.Context) (*clusterLayout, error) {
 	r := &s.shards
 	r.mu.Lock()
@@ -90,11 +91,18 @@ func (s *Store) clusterLayout(ctx context.Context) (*clusterLayout, error) {
 	}
 	fresh, err := s.readLayout(ctx)
 	if err != nil {
-		if l != nil {
-			s.log.Warn("reading the cluster's shards; using the last layout read", "err", err)
-			return l, nil
+		if l == nil {
+			return nil, err
 		}
-		return nil, err
+		// Keep the last layout for another layoutMaxAge (one warning a
+		// minute while the connected node is away, not one a query).
+		s.log.Warn("reading the cluster's shards; using the last layout read", "err", err)
+		kept := *l
+		kept.read = time.Now()
+		r.mu.Lock()
+		r.layout = &kept
+		r.mu.Unlock()
+		return &kept, nil
 	}
 	r.mu.Lock()
 	r.layout = fresh

@@ -15,8 +15,10 @@ import (
 // that the report's vendors table has alerts and scores as well.
 func rollupAlerts(w Week) []store.AlertRow {
 	var rows []store.AlertRow
-	for i := range 12 {
-		first := w.Start().Add(time.Duration(i) * 9 * time.Hour)
+	// 150 alerts of 20 minutes: 3,000 minutes, more than the exposure
+	// reads minute by minute, so it reads whole hours (events_by_hour).
+	for i := range 150 {
+		first := w.Start().Add(time.Duration(i) * 67 * time.Minute)
 		a := models.Alert{ID: fmt.Sprintf("ra-%d", i), Detector: []string{"volume_spike", "vendor_scope", "enumeration"}[i%3],
 			Tenant: []string{"t1", "t2"}[i%2], ActorID: fmt.Sprintf("actor-%d", i*3%30), Severity: models.Severity(i % 5),
 			Status: models.AlertStatuses[i%4], FirstSeen: first, LastSeen: first.Add(20 * time.Minute), Findings: 1 + i%3,
@@ -30,8 +32,9 @@ func rollupAlerts(w Week) []store.AlertRow {
 }
 
 // TestWeeklyRollupMatchesRawEvents (issue 12): the weekly report's daily
-// volume and vendor activity read the hourly rollup actor_hour; the same
-// report over the raw tables (store.RawReads: actor_minute and events)
+// volume and vendor activity read the hourly rollup actor_hour and its
+// flagged exposure events_by_hour; the same report over the raw tables
+// (store.RawReads: actor_minute and events)
 // must be the same, field for field, for every tenant and for one.
 func TestWeeklyRollupMatchesRawEvents(t *testing.T) {
 	t.Parallel() // a database of its own
@@ -54,8 +57,8 @@ func TestWeeklyRollupMatchesRawEvents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(sum.Volume) != 7 || len(sum.TopVendors) == 0 {
-				t.Fatalf("tenants %v: the report has %d days of volume and %d vendors, want 7 and some", tenants, len(sum.Volume), len(sum.TopVendors))
+			if len(sum.Volume) != 7 || len(sum.TopVendors) == 0 || sum.Exposure.Events == 0 {
+				t.Fatalf("tenants %v: the report has %d days of volume and %d vendors, and %d flagged events, want 7 and some", tenants, len(sum.Volume), len(sum.TopVendors), sum.Exposure.Events)
 			}
 			b, err := json.MarshalIndent(sum, "", " ")
 			if err != nil {

@@ -39,6 +39,7 @@ var shardedTables = map[string]bool{
 	"actor_risk":        true,
 	"shares":            true,
 	"actor_hour":        true,
+	"events_by_hour":    true,
 }
 
 // localSuffix names a sharded table's local (per-node) table.

@@ -133,3 +133,10 @@ func HourDaysIn(ctx context.Context, s *Store, tz string) (bool, error) {
 	err := s.conn.QueryRow(ctx, q, tz).Scan(&off)
 	return off == 0, err
 }
+
+// ExposureReadsHours reports whether ExposureOfWindows(ws) reads
+// events_by_hour (on a server whose days start on whole UTC hours).
+func ExposureReadsHours(ws []ActorWindow) bool {
+	_, _, ok := hourWindowsWhere(ws)
+	return ok
+}

@@ -333,8 +333,46 @@ func (s *Store) ExposureOfWindows(ctx context.Context, ws []ActorWindow) (Exposu
 	if len(ws) > MaxExposureWindows {
 		ws = ws[:MaxExposureWindows]
 	}
+	if !s.noRollups {
+		if where, args, ok := hourWindowsWhere(ws); ok {
+			hd, err := s.hourDays(ctx)
+			if err != nil {
+				return Exposure{}, fmt.Errorf("computing exposure: %w", err)
+			}
+			if hd {
+				return s.exposure(ctx, "events_by_hour", where, args)
+			}
+		}
+	}
 	where, args := windowsWhere(ws)
 	return s.exposure(ctx, "events", where, args)
+}
+
+// hourWindowsWhere renders, when windowsWhere widens the windows ws to
+// whole hours (too many minutes, few enough hours), the same filter over
+// events_by_hour: its primary key (hour, tenant, actor_id) selects the
+// granules of the flagged hours of each actor. The hours are UTC hours,
+// which are the server's when its days start on whole UTC hours
+// (hourDays); the caller checks that.
+func hourWindowsWhere(ws []ActorWindow) (string, []any, bool) {
+	if _, ok := exposureSlots(ws, time.Minute); ok {
+		return "", nil, false
+	}
+	slots, ok := exposureSlots(ws, time.Hour)
+	if !ok {
+		return "", nil, false
+	}
+	lo, hi := ws[0].From, ws[0].To
+	for _, w := range ws {
+		lo, hi = minTime(lo, w.From), maxTime(hi, w.To)
+	}
+	keys := make([]any, len(slots))
+	for i, sl := range slots {
+		v := sl.(clickhouse.GroupSet).Value // tenant, actor, hour (Unix seconds)
+		keys[i] = clickhouse.GroupSet{Value: []any{time.Unix(int64(v[2].(uint32)), 0).UTC(), v[0], v[1]}}
+	}
+	return `hour >= ? AND hour < ? AND (hour, tenant, actor_id) IN ?`,
+		[]any{lo.Truncate(time.Hour).UTC(), hi.Truncate(time.Hour).Add(time.Hour).UTC(), clickhouse.GroupSet{Value: keys}}, true
 }
 
 // windowsWhere renders the filter of the events in the windows ws

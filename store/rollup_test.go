@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -57,6 +59,47 @@ func TestRollupReadersMatchRawEvents(t *testing.T) {
 			if len(vend) == 0 || !slices.Equal(vend, rawVend) {
 				t.Errorf("tenants %v, %s..%s: VendorActivity from actor_hour %+v, from events %+v", tenants, rng.from, rng.to, vend, rawVend)
 			}
+		}
+	}
+}
+
+// TestExposureFromEventsByHour (issue 12): the blast radius of many alert
+// windows (more minutes than maxExposureSlots, so widened to hours) reads
+// events_by_hour; over events (RawReads) it must be the same, and so must
+// the blast radius of few windows (minutes, read from events either way).
+func TestExposureFromEventsByHour(t *testing.T) {
+	t.Parallel() // a database of its own
+	cfg := storetest.Config(t)
+	s := storetest.Open(t, cfg)
+	ctx := t.Context()
+	from, to := rollupFrom, rollupFrom.AddDate(0, 0, 7)
+	evs := storetest.MixedEvents(from, to)
+	if err := s.InsertEvents(ctx, evs, to); err != nil {
+		t.Fatal(err)
+	}
+	if n := storetest.Count(t, cfg, "SELECT count() FROM events_by_hour"); n != uint64(len(evs)) {
+		t.Fatalf("events_by_hour holds %d events, want %d", n, len(evs))
+	}
+	var many []store.ActorWindow
+	for i := range 150 {
+		start := from.Add(time.Duration(i) * 67 * time.Minute)
+		many = append(many, store.ActorWindow{Tenant: []string{"t1", "t2"}[i%2], ActorID: fmt.Sprintf("actor-%d", i%30),
+			From: start, To: start.Add(20 * time.Minute)})
+	}
+	if !store.ExposureReadsHours(many) || store.ExposureReadsHours(many[:20]) {
+		t.Fatalf("150 windows of 20 minutes must read events_by_hour, 20 of them events")
+	}
+	for _, ws := range [][]store.ActorWindow{many, many[:20]} {
+		got, err := s.ExposureOfWindows(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.RawReads().ExposureOfWindows(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Events == 0 || !reflect.DeepEqual(got, want) {
+			t.Errorf("%d windows: exposure %+v, from events %+v", len(ws), got, want)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package detect
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -176,5 +178,54 @@ func TestOwnershipConfigValidated(t *testing.T) {
 				t.Errorf("want an error naming %s, got %v", tc.field, err)
 			}
 		})
+	}
+}
+
+// TestCheckpointOfAnotherShardFunctionIsNotRestored: a checkpoint holding
+// actors that the restoring engine's shard does not own (saved before the
+// shard function changed, as when a single server with detect.shards > 1
+// moves to a cluster, whose shards hash the tenant too) is refused whole,
+// with either shard key, and leaves the engine's state as it was; an
+// engine that owns every actor restores it.
+func TestCheckpointOfAnotherShardFunctionIsNotRestored(t *testing.T) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var text strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&text, "actor=agent-%d tenant=t%d role=support records: 5*60\n", i, i%3)
+	}
+	fx := parseFixture(t, start, text.String())
+	all, err := New(Config{}, fx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all.StartAt(start.Add(time.Minute))
+	if err := all.Advance(t.Context(), start.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := all.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Actors() != 10 {
+		t.Fatalf("the unsharded engine holds %d actors, want 10", all.Actors())
+	}
+	for _, key := range []store.ShardKey{store.ShardByActor, store.ShardByTenantActor} {
+		e, err := New(Config{Shard: 0, Shards: 2}, fx, Options{ShardKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Restore(snap); !errors.Is(err, errForeignCheckpoint) {
+			t.Errorf("key %d: restoring another shard's actors: err = %v, want errForeignCheckpoint", key, err)
+		}
+		if e.Actors() != 0 || !e.Next().IsZero() {
+			t.Errorf("key %d: a refused checkpoint left %d actors, next %s", key, e.Actors(), e.Next())
+		}
+	}
+	one, err := New(Config{}, fx, Options{ShardKey: store.ShardByTenantActor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := one.Restore(snap); err != nil || one.Actors() != 10 {
+		t.Errorf("one shard: restore err = %v, %d actors, want 10", err, one.Actors())
 	}
 }

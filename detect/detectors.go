@@ -81,6 +81,24 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Finding) {
 	rec, subj := float64(r.Records), float64(r.Subjects)
 	warm := e.warm(st)
+	if warm && st.Incident && !volumeFinding(e, fs, r, c.end) {
+		// the episode ends at the first ordinary span
+		wn := c.start.Unix() / int64(e.cfg.Window/time.Second)
+		sp := st.rolling(wn-1, e.cfg.Detectors.VolumeSpan-1) + rec
+		st.Incident = sp > math.Max(float64(st.SpanMax), 3*st.spanMed+1)
+	}
+	if warm && !st.Incident && volumeFinding(e, fs, r, c.end) {
+		// the ramp that led to the first finding is the episode's too:
+		// the day keeps at most the largest span seen before it
+		st.Incident = true
+		st.SpanMaxDay = min(st.SpanMaxDay, st.SpanMax)
+	}
+	if warm && st.Incident {
+		// a window of an episode a volume finding opened: not the
+		// actor's habit, like the finding's own window
+		rec = clip(rec, math.Max(st.recMed, 1))
+		subj = clip(subj, math.Max(st.subjMed, 1))
+	}
 	for _, f := range fs {
 		// Items first used in a finding are the finding's, not the
 		// role's: flagged, so they do not count in the peers' shares
@@ -127,6 +145,17 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 	if n != len(st.Stores)+len(st.ResourceTypes)+len(st.Categories)+len(st.Countries) {
 		e.sets.internAll(st)
 	}
+}
+
+// volumeFinding reports whether fs holds a volume finding (volume_spike,
+// peer_deviation) that no false-positive mark re-baselines.
+func volumeFinding(e *Engine, fs []models.Finding, r *windowRow, at time.Time) bool {
+	for _, f := range fs {
+		if (f.Detector == DetVolumeSpike || f.Detector == DetPeerDeviation) && !e.falsePositive(f.Detector, r.Tenant, r.ActorID, at) {
+			return true
+		}
+	}
+	return false
 }
 
 // newItems returns the stores, resource types, categories and countries

@@ -18,6 +18,9 @@ func workday(busy string) string { return "(-*540 " + busy + " -*420)" }
 const (
 	normal = "(4 6 5 7 5 3)*80" // 480 windows, mean 5
 	double = "(8 12 10 14 10 6)*80"
+	// sparse: active one window in seven, one of them a list of 40
+	// records (an analyst: ~60 active windows a day)
+	sparse = "((1 -*6)*9 40 -*6)*6 -*60"
 )
 
 // team writes one records line per support agent (a1 and peers p1..p5)
@@ -160,6 +163,33 @@ func TestWindowDetectors(t *testing.T) {
 			name:    "volume spike: a marketer pulling segment after segment",
 			fixture: marketers(days(5, workday("(1*120 300 1*119)*2")) + " " + workday("1*120 (300 1)*8 1*344")),
 			want:    []string{"volume_spike m1"},
+		},
+		{
+			// an analyst active one minute in seven, one list of 40
+			// records an hour: its largest quarter hour (about 42) rests
+			// on ~28 nearly independent quarter hours a day, not on its
+			// active windows / 15 (~4). Counted so, the exponential tail
+			// of a quarter hour of 15 records a minute was above
+			// volume_tail_prob (office low-volume seed 1: analyst-0012's
+			// volume spike missed); now 210 records score p 1.2e-10
+			name: "volume spike: a sparse analyst's quarter hour far above its largest",
+			fixture: "actor=s1 role=analyst records: " + days(4, workday(sparse)) + " " +
+				workday("((1 -*6)*9 40 -*6)*3 15*15 -*55 ((1 -*6)*9 40 -*6)*2 -*60") + "\n",
+			from: monday.Add(4 * 24 * time.Hour),
+			want: []string{"volume_spike s1"},
+		},
+		{
+			// four hours of bursty reads (a list of 85 every fourth
+			// minute) on day 5, fired on; the same for an hour on day 6.
+			// The first episode's spans between the windows that fired
+			// (and the ramp to the first) were learned as a1's largest
+			// span, so the second was below 1.5 times it: missed (office
+			// low-volume seed 4, agent-0006; seed 1, analyst-0012)
+			name: "volume spike: a second episode after a long first one",
+			fixture: team(days(6, workday(normal)), four+" "+workday("5*100 (5 5 5 85)*60 5*140")+" "+
+				workday("5*200 (5 5 5 85)*15 5*220")),
+			from: monday.Add(5 * 24 * time.Hour),
+			want: []string{"volume_spike a1"},
 		},
 		{
 			name: "enumeration: many distinct customers in one window",

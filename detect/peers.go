@@ -53,7 +53,7 @@ type peerStats struct {
 	recMax, spanMax, daySubj, hourSubj float64
 	// spanMed is the median over members of their median rolling span,
 	// spanN the median number of spans a member's largest rests on
-	// (active windows / span length).
+	// (its active span-long blocks, actorState.spans).
 	spanMed, spanN float64
 	// dayN, hourN: members whose busy day / hour is known.
 	dayN, hourN int
@@ -172,7 +172,7 @@ func (e *Engine) recomputePeers() {
 		a.mx = append(a.mx, float64(st.RecMax))
 		a.sx = append(a.sx, float64(st.SpanMax))
 		a.spm = append(a.spm, st.spanMed)
-		a.spn = append(a.spn, float64(st.WinN)/float64(max(1, e.cfg.Detectors.VolumeSpan)))
+		a.spn = append(a.spn, st.spans(e.cfg.Detectors.VolumeSpan))
 		if v, ok := st.busyDay(st.LastDay); ok {
 			a.ds = append(a.ds, v)
 		}

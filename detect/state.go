@@ -110,6 +110,15 @@ type actorState struct {
 	WokeWins  uint16
 	SessGap   int8
 	TodayWD   int8 // see TodayN
+	// Incident is set by a volume finding (volume_spike, peer_deviation)
+	// on the warm actor and cleared by the first window whose rolling
+	// span is ordinary again (at most its largest span seen, or 3 times
+	// its median span): the windows of one episode between those that
+	// fired are not learned either (learnRow clips their records, learn
+	// leaves their spans out), and the day's largest span drops the ramp
+	// that led to the first finding, so an attack of a few hours does not
+	// become the largest span the next one is judged by.
+	Incident bool
 	// DeniedMean is the mean denied accesses per active window (EWMA),
 	// learning each window once it leaves the rolling ring.
 	DeniedMean float32
@@ -125,6 +134,13 @@ type actorState struct {
 	// least heavyThreshold records, and WinN all active windows: their
 	// ratio is how often the actor makes a rare heavy call.
 	HeavyN, WinN float32
+	// SpanBlocks counts (decaying like SpanMax) the span-long blocks of
+	// windows (window number / volume_span) the actor was active in: how
+	// many nearly independent spans its largest span rests on. A sparse
+	// actor (a few active minutes an hour) has about as many as active
+	// windows; an always-active one WinN/volume_span. 0 in checkpoints
+	// written before it (then WinN/volume_span stands in).
+	SpanBlocks float32
 	// HeavyLog holds the natural log of the records of the actor's
 	// latest heavy windows, as they happened: the size distribution of
 	// its rare heavy calls (nil until the first).
@@ -220,6 +236,16 @@ func (s *actorState) heavyExplains(obs, mult, heavy float64) (float64, bool) {
 	t := (math.Log(obs/math.Max(mult, 1)) - mean) / sd
 	size := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Survival(t)
 	return math.Min(1, s.heavyRate()*math.Max(mult, 1)) * size, true
+}
+
+// spans is how many nearly independent spans of span windows the actor's
+// largest span (SpanMax) rests on: its active span-long blocks, else (a
+// checkpoint from before they were counted) its active windows / span.
+func (s *actorState) spans(span int) float64 {
+	if s.SpanBlocks > 0 {
+		return float64(s.SpanBlocks)
+	}
+	return float64(s.WinN) / float64(max(1, span))
 }
 
 // heavyRate is the share of the actor's active windows that were heavy,
@@ -489,24 +515,32 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	// expectation it is judged against (learned at once, a 10-minute
 	// burst of 2-5 refusals a minute lifted the EWMA faster than 5x its
 	// own rolling count could outgrow it).
+	s.SpanBlocks *= maxDecay
+	if s.RollMask == 0 || int64(s.RollLast)/int64(span) != wn/int64(span) {
+		s.SpanBlocks++ // the first active window of its span-long block
+	}
 	if left, ok := s.roll(wn, raw, denied); ok {
 		s.DeniedMean = 0.98*s.DeniedMean + 0.02*float32(left)
 	}
 	sp := s.rolling(wn, span)
-	if rec < raw { // a finding: the baselines do not learn the attack
-		sp = math.Min(sp, 3*s.spanMed+1)
-	}
+	// A finding's window, or a window of the episode a volume finding
+	// opened (Incident), teaches the span baselines nothing: the attack
+	// is not the actor's habit. (Clipped to 3 times the median instead,
+	// the samples of an attack of hours ratcheted the median up.)
+	learnSpan := rec >= raw && !s.Incident
 	// The span ring takes every spanEvery-th active window: consecutive
 	// spans overlap, so this covers a longer history with less
 	// autocorrelation, and an attack of an hour barely moves its median.
-	if s.ActiveWindows%spanEvery == 0 {
+	if learnSpan && s.ActiveWindows%spanEvery == 0 {
 		s.Span.add(sp)
 	}
 	if d != s.SpanDay {
 		s.SpanMax, s.SpanMaxDay, s.SpanDay = max(s.SpanMax, s.SpanMaxDay), 0, d
 	}
 	s.SpanMax *= maxDecay
-	s.SpanMaxDay = max(s.SpanMaxDay, float32(sp))
+	if learnSpan {
+		s.SpanMaxDay = max(s.SpanMaxDay, float32(sp))
+	}
 	s.cacheAge++
 	s.How.add(h, rec, uniform(seed|1))
 	if wd := int8(h / 24); wd != s.TodayWD || d != s.TodayDay {

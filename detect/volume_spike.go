@@ -89,8 +89,10 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 	// Overlapping spans are not independent, and a negative binomial
 	// through their median and MAD has a fatter tail than the actor
 	// shows: the tail probability is an exponential tail calibrated on the
-	// largest span the actor has made over about WinN/VolumeSpan spans.
-	p, ok := expTail(obs, mu, float64(st.SpanMax)*mult, float64(st.WinN)/float64(d.VolumeSpan))
+	// largest span the actor has made over its active span-long blocks
+	// (a sparse actor's spans barely overlap: as many as its active
+	// windows; an always-active one's WinN/VolumeSpan).
+	p, ok := expTail(obs, mu, float64(st.SpanMax)*mult, st.spans(d.VolumeSpan))
 	if !ok {
 		p = countTail(obs, mu, scale*scale)
 	}

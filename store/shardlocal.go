@@ -332,6 +332,7 @@ func ShardLocalSQL() []string {
 		fmt.Sprintf(SubjectBucketsSQL, 60, 60, pred),
 		fmt.Sprintf(DestinationWindowsSQL, 60, 60, pred),
 		TopSubjectsSQL,
+		SubjectsOutsideConversationSQL,
 	}
 	for i, q := range qs {
 		qs[i] = localSQL(q)

@@ -331,6 +331,28 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"first_seen a1"},
 		},
 		{
+			// the same agent on its third working day (not warm yet,
+			// hundreds of windows of its own): judged by the same peers
+			name: "first-seen on an agent with two working days whose peers are not warm yet",
+			fixture: team(days(5, "-*1440")+" "+days(2, workday(normal)), days(5, "-*1440")+" "+workday(normal)+" "+workday(normal)) +
+				"actor=a1 role=support stores: " + days(5, "-*1440") + " " + workday("crm*480") + " " + workday("crm*300 vector crm*179") + "\n" +
+				"actor=a1 role=support categories: " + days(5, "-*1440") + " " + workday("name*480") + " " + workday("name*300 text name*179") + "\n" +
+				sparsePeersUse("crm", "name", 1, 5),
+			from: monday.Add(6 * 24 * time.Hour),
+			want: []string{"first_seen a1"},
+		},
+		{
+			// a new hire's first hour among the same peers: its items are
+			// new to it but routine for the role, and it has not worked
+			// warmup_windows windows yet
+			name: "hard negative: a new hire's first windows among peers that are not warm yet",
+			fixture: team(days(5, "-*1440")+" "+days(2, workday(normal)), days(6, "-*1440")+" "+workday(normal)) +
+				"actor=a1 role=support stores: " + days(6, "-*1440") + " " + workday("crm vector crm*478") + "\n" +
+				"actor=a1 role=support categories: " + days(6, "-*1440") + " " + workday("name text name*478") + "\n" +
+				sparsePeersUse("crm", "name", 1, 5),
+			wantNone: []string{"first_seen"},
+		},
+		{
 			// the same, two of those peers searching that store and
 			// category all day: common in the role
 			name: "hard negative: first use of a store two peers (not warm yet) use",

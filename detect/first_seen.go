@@ -13,21 +13,24 @@ func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
 		return models.Finding{}, false
 	}
 	havePeers := x.peer != nil && x.peer.members >= d.PeerMinPeers
-	if !x.warm && !havePeers {
-		return models.Finding{}, false
-	}
-	// A warm actor whose role has fewer than PeerMinPeers warm members (a
-	// tenant of sparse weekly agents) is weighed by the role's members
-	// that have worked at least warmup_windows windows: they have used
-	// its routine items, though not long enough for volume baselines.
+	// An actor whose role has fewer than PeerMinPeers warm members (a
+	// tenant of sparse weekly agents, warm after three working weeks) is
+	// weighed by the role's members that have worked at least
+	// warmup_windows windows, warm or not: they have used the role's
+	// routine items, though not long enough for volume baselines. An actor
+	// not warm itself is judged so once it has worked as long (its own
+	// routine items are known by then).
 	shareOf, members := x.peer.share, 0
 	if x.peer != nil {
 		members = x.peer.members
 	}
-	if !havePeers && x.warm {
+	if !havePeers && (x.warm || int(x.st.ActiveWindows) >= d.WarmupWindows) {
 		if ip := e.itemPeers[peerKey{x.r.Tenant, e.groupOf(x.r.ActorRole, x.r.ActorVendor)}]; ip != nil && ip.members >= d.PeerMinPeers {
 			havePeers, shareOf, members = true, ip.share, ip.members
 		}
+	}
+	if !x.warm && !havePeers {
+		return models.Finding{}, false
 	}
 	score := 0.0
 	var items []string

@@ -306,7 +306,7 @@ type batchResult struct {
 	piiKept  map[string]piiKept         // events stored pseudonymized, by event id
 	dupes    int                        // duplicates within the batch
 	stale    int                        // messages of an ended generation
-	pos      map[string]msgPos          // the source of each event, by event id
+	pos      []msgPos                   // the source of each event of events (as gathered, before dedupe against the store)
 	newest   map[partitionKey]time.Time // the newest event time per partition
 }
 
@@ -355,7 +355,7 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 	live := make([]kafka.Message, 0, len(pb.msgs))
 	out.events = make([]models.Event, 0, len(pb.msgs))
 	seen := make(map[string]struct{}, len(pb.msgs))
-	out.pos = make(map[string]msgPos, len(pb.msgs))
+	out.pos = make([]msgPos, 0, len(pb.msgs))
 	out.newest = map[partitionKey]time.Time{}
 	for i := range pb.res {
 		if pb.msgs[i].Generation != gen {
@@ -398,7 +398,7 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 				}
 				out.piiKept[r.ev.EventID] = piiKept{producer: r.piiFrom, hits: r.pii}
 			}
-			out.pos[r.ev.EventID] = msgPos{m.Topic, m.Partition, m.Offset}
+			out.pos = append(out.pos, msgPos{m.Topic, m.Partition, m.Offset})
 			out.events = append(out.events, r.ev)
 		}
 	}
@@ -652,6 +652,9 @@ func (c *Consumer) writeDeadLetters(ctx context.Context, msgs []kafka.Message) e
 func (c *Consumer) flush(ctx context.Context, pb *pendingBatch) error {
 	return c.d.Source.Hold(ctx, func(gen int32, commit CommitFunc) error {
 		b, msgs := gather(pb, gen)
+		// Gathered: the decoded results and fetched messages are copied
+		// into b and msgs; let them go while the batch is inserted.
+		pb.msgs, pb.res = nil, nil
 		if b.stale > 0 {
 			c.m.Stale.Add(float64(b.stale))
 			c.log.Info("dropped messages of an ended consumer group generation; they are re-read from the committed offset",
@@ -685,18 +688,19 @@ func (c *Consumer) fence(ctx context.Context, gen int32, msgs []kafka.Message) e
 // unjudged returns the events of b that existing says are stored and whose
 // source offsets belong to a batch marked inserted but never judged. (An
 // event stored at offsets no batch covers is a producer's duplicate of an
-// event judged with its first copy.)
+// event judged with its first copy.) b.events must be as gathered, in step
+// with b.pos.
 func (c *Consumer) unjudged(ctx context.Context, b batchResult, existing map[string]bool) ([]models.Event, error) {
 	type part struct {
 		topic     string
 		partition int
 	}
 	span := map[part][2]int64{}
-	for _, e := range b.events {
+	for i, e := range b.events {
 		if !existing[e.EventID] {
 			continue
 		}
-		p := b.pos[e.EventID]
+		p := b.pos[i]
 		k := part{p.topic, p.partition}
 		if sp, ok := span[k]; !ok {
 			span[k] = [2]int64{p.offset, p.offset}
@@ -713,11 +717,11 @@ func (c *Consumer) unjudged(ctx context.Context, b batchResult, existing map[str
 		marks[k] = rs
 	}
 	var out []models.Event
-	for _, e := range b.events {
+	for i, e := range b.events {
 		if !existing[e.EventID] {
 			continue
 		}
-		p := b.pos[e.EventID]
+		p := b.pos[i]
 		pending, judged := false, false
 		for _, r := range marks[part{p.topic, p.partition}] {
 			if p.offset >= r.First && p.offset <= r.Last {

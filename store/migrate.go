@@ -110,8 +110,12 @@ func (s *Store) statements(stmt string) ([]string, error) {
 }
 
 // migrateStatement runs one migration statement (each of its cluster forms
-// on a cluster), skipping a column that is already there.
+// on a cluster), skipping a column that is already there; a back-fill
+// (INSERT INTO ... SELECT ... FROM events) runs hour by hour (backFill).
 func (s *Store) migrateStatement(ctx context.Context, stmt string) error {
+	if m := clusterFillRe.FindStringSubmatch(strings.TrimSpace(stmt)); m != nil {
+		return s.backFill(ctx, m[1], strings.TrimSpace(stmt))
+	}
 	stmts, err := s.statements(stmt)
 	if err != nil {
 		return err

@@ -104,35 +104,59 @@ func TestExposureFromEventsByHour(t *testing.T) {
 	}
 }
 
-// TestActorHourBackFill: on a database whose events were stored before
-// actor_hour existed (its view detached while they were inserted), the
-// migration that creates it fills it from the stored events.
-func TestActorHourBackFill(t *testing.T) {
+// TestBackFillOfTheRollups: on a database whose events were stored before
+// actor_hour and events_by_hour existed (their views detached while the
+// events were inserted), the migrations that create them fill them from
+// the stored events, and running them again (a back-fill that stopped
+// part-way, then migrate again) leaves every event counted once.
+func TestBackFillOfTheRollups(t *testing.T) {
 	t.Parallel() // a database of its own
 	cfg := storetest.Config(t)
 	s := storetest.Open(t, cfg)
 	ctx := t.Context()
-	from, to := rollupFrom, rollupFrom.AddDate(0, 0, 7)
+	// A day (26 hours of events): the back-fill runs hour by hour.
+	from, to := rollupFrom, rollupFrom.AddDate(0, 0, 1)
 	evs := storetest.MixedEvents(from, to)
 	onCluster := ""
 	if cfg.Cluster != "" {
 		onCluster = " ON CLUSTER " + cfg.Cluster
 	}
-	storetest.Exec(t, cfg, "DETACH TABLE "+cfg.Database+".actor_hour_mv"+onCluster)
-	if err := s.InsertEvents(ctx, evs, to); err != nil {
+	views := []string{"actor_hour_mv", "events_by_hour_mv"}
+	for _, v := range views {
+		storetest.Exec(t, cfg, "DETACH TABLE "+cfg.Database+"."+v+onCluster)
+	}
+	err := s.InsertEvents(ctx, evs, to)
+	for _, v := range views {
+		storetest.Exec(t, cfg, "ATTACH TABLE "+cfg.Database+"."+v+onCluster)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.Exec(t, cfg, "ATTACH TABLE "+cfg.Database+".actor_hour_mv"+onCluster)
-	const q = "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)"
-	if n := storetest.Count(t, cfg, q); n != 0 {
-		t.Fatalf("actor_hour counts %d events before the back-fill, want 0", n)
+	counts := map[string]string{
+		"actor_hour":     "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
+		"events_by_hour": "SELECT count() FROM events_by_hour",
 	}
-	if err := store.RunMigration(ctx, s, 13); err != nil {
-		t.Fatal(err)
+	check := func(when string, want uint64) {
+		t.Helper()
+		for table, q := range counts {
+			if n := storetest.Count(t, cfg, q); n != want {
+				t.Fatalf("%s: %s counts %d events, want %d", when, table, n, want)
+			}
+		}
 	}
-	if n := storetest.Count(t, cfg, q); n != uint64(len(evs)) {
-		t.Fatalf("actor_hour counts %d events after the back-fill, want %d", n, len(evs))
+	check("before the back-fill", 0)
+	for _, v := range []int{13, 14} {
+		if err := store.RunMigration(ctx, s, v); err != nil {
+			t.Fatal(err)
+		}
 	}
+	check("after the back-fill", uint64(len(evs)))
+	for _, v := range []int{13, 14} {
+		if err := store.RunMigration(ctx, s, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after the back-fill ran again", uint64(len(evs)))
 	raw := s.RawReads()
 	vol, err := s.DailyVolume(ctx, nil, from, to)
 	if err != nil {

@@ -42,9 +42,10 @@ FROM events
 GROUP BY hour, tenant, actor_id;
 
 -- Back-fill: the events stored before the view existed, by the view's own
--- SELECT (the view fills the table with every insert from its creation
--- on). Run migrate with ingest stopped: an insert between the view's
--- creation and this statement's read would be counted twice.
+-- SELECT. Migrate runs it one UTC hour of events at a time, each daily
+-- partition dropped first (store/backfill.go), so a back-fill that stopped
+-- part-way runs again without counting an event twice. Run migrate with
+-- ingest stopped: an event stored while it runs could be counted twice.
 INSERT INTO actor_hour (hour, tenant, actor_id, events, records_sum, exports, denied, vendor_type, vendor_role,
     vendor_name, vendor_events, vendor_records, vendor_subjects)
 SELECT

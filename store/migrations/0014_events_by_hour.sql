@@ -28,8 +28,11 @@ SELECT toDateTime(intDiv(toUInt32(ts), 3600) * 3600) AS hour, tenant, actor_id, 
        client_country, fields, records, action, result, subject_id
 FROM events;
 
--- Back-fill: the events stored before the view existed (run migrate with
--- ingest stopped, as for 0013).
+-- Back-fill: the events stored before the view existed, by the view's own
+-- SELECT. Migrate runs it one UTC hour of events at a time, each daily
+-- partition dropped first (store/backfill.go), so a back-fill that stopped
+-- part-way runs again without counting an event twice. Run migrate with
+-- ingest stopped: an event stored while it runs could be counted twice.
 INSERT INTO events_by_hour (hour, tenant, actor_id, ts, event_id, store, client_country, fields, records, action,
     result, subject_id)
 SELECT toDateTime(intDiv(toUInt32(ts), 3600) * 3600) AS hour, tenant, actor_id, ts, event_id, store,

@@ -160,6 +160,28 @@ func TestWindowDetectors(t *testing.T) {
 			wantNone: []string{"volume_spike", "peer_deviation"},
 		},
 		{
+			// the only analyst of its brand, five days of single reads,
+			// then its first segment pull; the other brand's analyst
+			// pulls segments twice a day. Judged by its own tiny mean it
+			// fired (office no-vendors, three-zones, sparse-weekly: the
+			// analysts' first pulls after warm-up); its role's heavy
+			// calls, over every tenant when its own has too few members,
+			// make the size plausible at its own rate of heavy calls
+			name: "hard negative: an analyst's first segment pull, its role's habit in another brand",
+			fixture: "actor=n1 tenant=b role=analytics records: " + days(5, workday("1*480")) + " " + workday("1*120 350 1*359") + "\n" +
+				"actor=n2 role=analytics records: " + days(6, workday("(1*120 300 1*119)*2")) + "\n",
+			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"volume_spike", "peer_deviation"},
+		},
+		{
+			// the same pull by an agent: no support agent makes heavy
+			// calls, so there is no habit to explain it
+			name: "volume spike: an agent's first segment-sized pull, its role never makes one",
+			fixture: team(four+" "+workday(normal), four+" "+workday("5*120 350 5*359")) +
+				"actor=n2 role=analytics records: " + days(5, workday("(1*120 300 1*119)*2")) + "\n",
+			want: []string{"volume_spike a1"},
+		},
+		{
 			name:    "volume spike: a marketer pulling segment after segment",
 			fixture: marketers(days(5, workday("(1*120 300 1*119)*2")) + " " + workday("1*120 (300 1)*8 1*344")),
 			want:    []string{"volume_spike m1"},

@@ -126,7 +126,7 @@ func (e *Engine) features(c *cycle, r *windowRow, st *actorState) ([mahalanobisD
 	mu, _, _ := st.seasonal(hourOfWeek(c.start.In(e.locOf(st))))
 	mu *= c.multiplier(r.Tenant)
 	v[0] = math.Log1p(float64(r.Records)) - math.Log1p(mu)
-	if hp, ok := st.heavyExplains(float64(r.Records), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin)); ok && hp > e.cfg.Detectors.VolumeTailProb {
+	if hp, ok := st.heavyExplains(float64(r.Records), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin), nil); ok && hp > e.cfg.Detectors.VolumeTailProb {
 		v[0] = 0 // one of the actor's own rare heavy calls, of a plausible size: its records are not a deviation
 	}
 	v[1] = math.Log1p(float64(r.Subjects)) - math.Log1p(st.subjMed)

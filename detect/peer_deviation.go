@@ -30,8 +30,8 @@ func (e *Engine) detectPeer(x *rowCtx) (models.Finding, bool) {
 	} else if obs < e.maxFactor(x)*x.peerMax(false)*x.c.multiplier(x.r.Tenant) {
 		return models.Finding{}, false // warming up, within what its peers do at most
 	}
-	if hp, ok := x.st.heavyExplains(obs, x.c.multiplier(x.r.Tenant), x.st.heavyThreshold(d.VolumeMin)); ok && hp > d.VolumeTailProb {
-		return models.Finding{}, false // a size its own rare heavy calls make plausible
+	if hp, ok := x.st.heavyExplains(obs, x.c.multiplier(x.r.Tenant), x.st.heavyThreshold(d.VolumeMin), e.peerHeavy(x)); ok && hp > d.VolumeTailProb {
+		return models.Finding{}, false // a size its own (or its role's) rare heavy calls make plausible
 	}
 	f := e.base(DetPeerDeviation, x, z, 0, models.Evidence{Metric: "records per window vs peers in the same window",
 		Observed: obs, Baseline: med, Spread: scale, Threshold: math.Max(d.PeerRatio*med, med+d.PeerZ*scale),

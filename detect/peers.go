@@ -62,6 +62,11 @@ type peerStats struct {
 	have map[string]int
 	// how is the members' pooled share of activity per hour of the week.
 	how [168]float64
+	// heavyLogs are the log sizes of the members' heavy calls
+	// (actorState.HeavyLog), kept when at least half the members have
+	// made one: the role's habit, which a minority (an attacked member's
+	// bulk export) cannot set; nil else.
+	heavyLogs []float64
 }
 
 // share returns the fraction of members that have used item.
@@ -152,8 +157,10 @@ func (e *Engine) recomputePeers() {
 	type acc struct {
 		rm, ra, sm, sa, mx, sx, ds, hs, spm, spn []float64
 		p                                        *peerStats
+		h                                        heavyAcc
 	}
 	accs := map[peerKey]*acc{}
+	roles := map[string]*heavyAcc{} // every tenant's members of a group
 	for k, st := range e.actors {
 		if !e.warm(st) {
 			continue
@@ -180,6 +187,13 @@ func (e *Engine) recomputePeers() {
 			a.hs = append(a.hs, st.busyHour())
 		}
 		a.p.members++
+		r := roles[pk.group]
+		if r == nil {
+			r = &heavyAcc{}
+			roles[pk.group] = r
+		}
+		a.h.add(st)
+		r.add(st)
 		fl := e.flagged[k]
 		for _, set := range [][]string{st.Stores, st.ResourceTypes, st.Categories, st.Countries} {
 			for _, x := range set {
@@ -204,9 +218,51 @@ func (e *Engine) recomputePeers() {
 		for h := range p.how {
 			p.how[h] /= float64(p.members)
 		}
+		p.heavyLogs = a.h.habit()
 		peers[pk] = p
 	}
 	e.peers = peers
+	e.roleHeavy = make(map[string][]float64, len(roles))
+	for g, r := range roles {
+		if logs := r.habit(); logs != nil {
+			e.roleHeavy[g] = logs
+		}
+	}
+}
+
+// heavyAcc gathers the heavy calls of a peer group's warm members.
+type heavyAcc struct {
+	members, heavy int
+	logs           []float64
+}
+
+func (h *heavyAcc) add(st *actorState) {
+	h.members++
+	if st.HeavyLog.count() > 0 {
+		h.heavy++
+		h.logs = st.HeavyLog.appendValues(h.logs)
+	}
+}
+
+// habit returns the log sizes of the members' heavy calls when at least
+// half the members have made one, else nil.
+func (h *heavyAcc) habit() []float64 {
+	if h.heavy == 0 || 2*h.heavy < h.members {
+		return nil
+	}
+	return h.logs
+}
+
+// peerHeavy returns the heavy calls (log sizes) an actor with none of
+// its own is judged by: its peer group's in its tenant, or, when the
+// tenant has fewer than peer_min_peers warm members in the group (one
+// analyst per brand), the group's across every tenant; nil when heavy
+// calls are not the role's habit.
+func (e *Engine) peerHeavy(x *rowCtx) []float64 {
+	if x.peer != nil && (x.peer.heavyLogs != nil || x.peer.members >= e.cfg.Detectors.PeerMinPeers) {
+		return x.peer.heavyLogs
+	}
+	return e.roleHeavy[e.groupOf(x.r.ActorRole, x.r.ActorVendor)]
 }
 
 // peerBaseline returns the expected value and scale of records (or

@@ -214,21 +214,29 @@ func (s *actorState) multAvg() float64 { return math.Max(1, float64(s.MultAvg)) 
 // ln 2 worth two calls (a call half or twice the usual size is
 // unremarkable), so one or two calls on record are judged leniently and
 // many by their own spread; calls over rules.bulk_records are the bulk
-// rule's in any case. ok is false below the heavy threshold or with no
-// heavy call on record.
-func (s *actorState) heavyExplains(obs, mult, heavy float64) (float64, bool) {
+// rule's in any case. An actor with no heavy call on record is judged by
+// peerLogs, its role's heavy calls (peerStats.heavyLogs; nil: none): its
+// own rate says how often (half a call of prior over its windows), its
+// peers how large. ok is false below the heavy threshold or with no heavy
+// call on record, its own or its peers'.
+func (s *actorState) heavyExplains(obs, mult, heavy float64, peerLogs []float64) (float64, bool) {
 	const priorSD, priorN = math.Ln2, 2.0
-	k := float64(s.HeavyLog.count())
+	var logs []float64
+	if s.HeavyLog.count() > 0 {
+		logs = s.HeavyLog.appendValues(make([]float64, 0, s.HeavyLog.N))
+	} else {
+		logs = peerLogs
+	}
+	k := float64(len(logs))
 	if obs < heavy || k < 1 {
 		return 0, false
 	}
 	var sum, sq float64
-	for _, c := range s.HeavyLog.V[:s.HeavyLog.N] {
-		sum += f16Decode(c)
+	for _, v := range logs {
+		sum += v
 	}
 	mean := sum / k
-	for _, c := range s.HeavyLog.V[:s.HeavyLog.N] {
-		v := f16Decode(c)
+	for _, v := range logs {
 		sq += (v - mean) * (v - mean)
 	}
 	df := k - 1 + priorN

@@ -77,12 +77,12 @@ func TestHeavyExplains(t *testing.T) {
 		{"ten calls of 300, one of 450", tight, 450, true},
 		{"ten calls of 300, one of 3000", tight, 3000, false},
 	} {
-		p, ok := tc.s.heavyExplains(tc.obs, 1, 100)
+		p, ok := tc.s.heavyExplains(tc.obs, 1, 100, nil)
 		if !ok || (p > 1e-6) != tc.explain {
 			t.Errorf("%s: p %.2g ok %v, want explained %v", tc.name, p, ok, tc.explain)
 		}
 	}
-	if _, ok := (&actorState{}).heavyExplains(500, 1, 100); ok {
+	if _, ok := (&actorState{}).heavyExplains(500, 1, 100, nil); ok {
 		t.Error("no heavy call on record, yet an explanation")
 	}
 }

@@ -51,9 +51,10 @@ func (e *Engine) detectVolumeWindow(x *rowCtx) (f models.Finding, fired, judged 
 	if p > d.VolumeTailProb {
 		return models.Finding{}, false, true
 	}
-	if hp, ok := x.st.heavyExplains(obs, mult, x.st.heavyThreshold(d.VolumeMin)); ok && hp > d.VolumeTailProb {
+	if hp, ok := x.st.heavyExplains(obs, mult, x.st.heavyThreshold(d.VolumeMin), e.peerHeavy(x)); ok && hp > d.VolumeTailProb {
 		// a rare-but-heavy actor's call of a size its own heavy calls
-		// make plausible: judged by the span detector, not alone
+		// (none yet: its role's) make plausible: judged by the span
+		// detector, not alone
 		return models.Finding{}, false, true
 	}
 	f = e.base(DetVolumeSpike, x, z, p, models.Evidence{Metric: "records per window", Observed: obs, Baseline: mu,
@@ -117,7 +118,7 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 		heavyP = poissonTail(float64(k), lambda)
 		light := obs - heavySum
 		sizeOK := biggest <= e.maxFactor(x)*math.Max(float64(st.RecMax), x.peerMax(false))*mult
-		if hp, ok := st.heavyExplains(biggest, mult, heavy); ok && hp > d.VolumeTailProb {
+		if hp, ok := st.heavyExplains(biggest, mult, heavy, e.peerHeavy(x)); ok && hp > d.VolumeTailProb {
 			sizeOK = true // a size its own heavy calls make plausible
 		}
 		if heavyP > d.VolumeTailProb && light < d.VolumeSpanRatio*mu && sizeOK {

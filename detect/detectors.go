@@ -10,12 +10,16 @@ import (
 
 // rowCtx is what the detectors of one actor in one window share.
 type rowCtx struct {
-	c      *cycle
-	r      *windowRow
-	st     *actorState
-	warm   bool
-	how    int // hour of week in the actor's time zone
-	peer   *peerStats
+	c    *cycle
+	r    *windowRow
+	st   *actorState
+	warm bool
+	how  int // hour of week in the actor's time zone
+	peer *peerStats
+	// vpeer is the peer group a warming-up actor's volume is judged by
+	// (volumePeers): peer, or the group over every tenant when its own
+	// tenant has too few warm members.
+	vpeer  *peerStats
 	idle   time.Duration // since the actor's previous active window
 	newIts []string      // items new to the actor this window
 	// expRec is the expected records (seasonal, times the tenant
@@ -47,6 +51,7 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 	x := &e.row
 	*x = rowCtx{c: c, r: r, st: st, warm: e.warm(st), how: hourOfWeek(c.start.In(e.locOf(st))),
 		peer: e.peers[peerKey{r.Tenant, e.groupOf(r.ActorRole, r.ActorVendor)}], newIts: x.newIts[:0]}
+	x.vpeer = e.volumePeers(x)
 	if st.LastSeen > 0 {
 		x.idle = c.start.Sub(time.Unix(st.LastSeen, 0))
 	}
@@ -191,11 +196,34 @@ func (e *Engine) expected(x *rowCtx, subjects bool) (mu, scale float64, src stri
 		}
 		return mu, math.Max(madScale*st.recMAD*rel, math.Sqrt(mu)), src, true
 	}
-	if x.peer != nil && x.peer.members >= e.cfg.Detectors.PeerMinPeers {
-		mu, scale = x.peer.baseline(subjects)
-		return math.Max(mu, 0.5), math.Max(scale, 1), "peers", true
+	p := x.peer
+	if !subjects {
+		p = x.vpeer
+	}
+	if p != nil && p.members >= e.cfg.Detectors.PeerMinPeers {
+		mu, scale = p.baseline(subjects)
+		src = "peers"
+		if p != x.peer {
+			src = "peers, every tenant"
+		}
+		return math.Max(mu, 0.5), math.Max(scale, 1), src, true
 	}
 	return 0, 0, "warming-up", false
+}
+
+// volumePeers returns the peer group a warming-up actor's records are
+// judged by: its group in its tenant, or, when the tenant has fewer than
+// peer_min_peers warm members in it (a weekly worker's brand, a small
+// tenant), the group over every tenant if that has enough. A warm actor
+// keeps its tenant's group.
+func (e *Engine) volumePeers(x *rowCtx) *peerStats {
+	if x.warm || (x.peer != nil && x.peer.members >= e.cfg.Detectors.PeerMinPeers) {
+		return x.peer
+	}
+	if all := e.peers[peerKey{everyTenant, e.groupOf(x.r.ActorRole, x.r.ActorVendor)}]; all != nil && all.members >= e.cfg.Detectors.PeerMinPeers {
+		return all
+	}
+	return x.peer
 }
 
 // maxFactor is how far above the largest value seen a volume must be.
@@ -206,15 +234,20 @@ func (e *Engine) maxFactor(x *rowCtx) float64 {
 	return e.cfg.Detectors.VolumeMaxFactor
 }
 
-// peerMax is the peers' median largest window (or rolling span).
+// peerMax is the peers' median largest window (or rolling span): the
+// volume peers' (vpeer) while the actor warms up.
 func (x *rowCtx) peerMax(span bool) float64 {
-	if x.peer == nil {
+	p := x.peer
+	if !x.warm && x.vpeer != nil {
+		p = x.vpeer
+	}
+	if p == nil {
 		return 0
 	}
 	if span {
-		return x.peer.spanMax
+		return p.spanMax
 	}
-	return x.peer.recMax
+	return p.recMax
 }
 
 // session tracks the actor's current run of activity and dormancy.
@@ -240,8 +273,12 @@ func (e *Engine) session(x *rowCtx) {
 }
 
 func (e *Engine) peerInfo(f *models.Finding, x *rowCtx) {
-	if f.Evidence.BaselineSource == "peers" && x.peer != nil {
+	switch {
+	case f.Evidence.BaselineSource == "peers" && x.peer != nil:
 		f.Evidence.Peers = peerGroup(x.r.ActorRole, x.r.ActorVendor)
 		f.Evidence.PeerCount = x.peer.members
+	case f.Evidence.BaselineSource == "peers, every tenant" && x.vpeer != nil:
+		f.Evidence.Peers = peerGroup(x.r.ActorRole, x.r.ActorVendor) + " (every tenant)"
+		f.Evidence.PeerCount = x.vpeer.members
 	}
 }

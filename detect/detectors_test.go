@@ -182,6 +182,29 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"volume_spike a1"},
 		},
 		{
+			// a weekly agent of a brand with no other warm agent: on its
+			// second day (not warm) it was judged by nobody (office
+			// sparse-weekly seeds 1, 2, 3: agent-0004, agent-0023,
+			// agent-0009 missed); its role over every tenant has five
+			// warm agents, whose quarter hours judge it
+			name: "volume spike: a weekly agent's second day, against its role over every tenant",
+			fixture: team(days(8, workday(normal)), days(8, workday(normal))) +
+				"actor=w1 tenant=b role=support records: " + workday(normal) + " " + days(6, "-*1440") + " " +
+				workday("5*100 (5 5 5 85)*15 5*320") + "\n",
+			from: monday.Add(7 * 24 * time.Hour),
+			want: []string{"volume_spike w1"},
+		},
+		{
+			// the same second day without the attack: within what the
+			// role's agents do
+			name: "hard negative: a weekly agent's ordinary second day, against its role over every tenant",
+			fixture: team(days(8, workday(normal)), days(8, workday(normal))) +
+				"actor=w1 tenant=b role=support records: " + workday(normal) + " " + days(6, "-*1440") + " " +
+				workday(double) + "\n",
+			from:     monday.Add(7 * 24 * time.Hour),
+			wantNone: []string{"volume_spike w1"},
+		},
+		{
 			name:    "volume spike: a marketer pulling segment after segment",
 			fixture: marketers(days(5, workday("(1*120 300 1*119)*2")) + " " + workday("1*120 (300 1)*8 1*344")),
 			want:    []string{"volume_spike m1"},

@@ -130,9 +130,6 @@ type Engine struct {
 	// least warmup_windows active windows, warm or not (first_seen's
 	// peers while fewer than peer_min_peers members are warm).
 	itemPeers map[peerKey]*itemPeers
-	// roleHeavy is each peer group's heavy calls over every tenant
-	// (recomputePeers, peerHeavy).
-	roleHeavy map[string][]float64
 	mahal     *mahalanobis
 	supp      []models.Suppression
 	locs      map[string]*time.Location

@@ -129,8 +129,51 @@ func (p *itemPeers) share(item string) float64 {
 	return float64(p.have[item]) / float64(p.members)
 }
 
+// everyTenant is the tenant of the peer groups pooled over every tenant
+// (not a tenant name: it starts with a NUL byte).
+const everyTenant = "\x00every tenant"
+
+// peerAcc gathers one peer group's warm members.
+type peerAcc struct {
+	rm, ra, sm, sa, mx, sx, ds, hs, spm, spn []float64
+	p                                        *peerStats
+	h                                        heavyAcc
+}
+
+// add counts the warm actor st (key k) in the group.
+func (a *peerAcc) add(e *Engine, k actorKey, st *actorState) {
+	a.rm = append(a.rm, st.recMed)
+	a.ra = append(a.ra, st.recMAD)
+	a.sm = append(a.sm, st.subjMed)
+	a.sa = append(a.sa, st.subjMAD)
+	a.mx = append(a.mx, float64(st.RecMax))
+	a.sx = append(a.sx, float64(st.SpanMax))
+	a.spm = append(a.spm, st.spanMed)
+	a.spn = append(a.spn, st.spans(e.cfg.Detectors.VolumeSpan))
+	if v, ok := st.busyDay(st.LastDay); ok {
+		a.ds = append(a.ds, v)
+	}
+	if st.HourSubj.N >= 8 {
+		a.hs = append(a.hs, st.busyHour())
+	}
+	a.p.members++
+	a.h.add(st)
+	fl := e.flagged[k]
+	for _, set := range [][]string{st.Stores, st.ResourceTypes, st.Categories, st.Countries} {
+		for _, x := range set {
+			if !isFlagged(fl, x) {
+				a.p.have[x]++
+			}
+		}
+	}
+	if st.HowTot > 0 {
+		st.How.each(func(h int, n float64) { a.p.how[h] += n / float64(st.HowTot) })
+	}
+}
+
 // recomputePeers rebuilds every peer group's summary from warm members,
-// and the groups' item peers.
+// in each tenant and over every tenant (everyTenant), and the groups'
+// item peers.
 func (e *Engine) recomputePeers() {
 	items := map[peerKey]*itemPeers{}
 	for k, st := range e.actors {
@@ -154,56 +197,20 @@ func (e *Engine) recomputePeers() {
 		}
 	}
 	e.itemPeers = items
-	type acc struct {
-		rm, ra, sm, sa, mx, sx, ds, hs, spm, spn []float64
-		p                                        *peerStats
-		h                                        heavyAcc
-	}
-	accs := map[peerKey]*acc{}
-	roles := map[string]*heavyAcc{} // every tenant's members of a group
+	accs := map[peerKey]*peerAcc{}
 	for k, st := range e.actors {
 		if !e.warm(st) {
 			continue
 		}
-		pk := peerKey{k.Tenant, peerGroup(st.Role, st.Vendor)}
-		a := accs[pk]
-		if a == nil {
-			a = &acc{p: &peerStats{have: map[string]int{}}}
-			accs[pk] = a
-		}
 		e.scratch = st.stats(e.scratch)
-		a.rm = append(a.rm, st.recMed)
-		a.ra = append(a.ra, st.recMAD)
-		a.sm = append(a.sm, st.subjMed)
-		a.sa = append(a.sa, st.subjMAD)
-		a.mx = append(a.mx, float64(st.RecMax))
-		a.sx = append(a.sx, float64(st.SpanMax))
-		a.spm = append(a.spm, st.spanMed)
-		a.spn = append(a.spn, st.spans(e.cfg.Detectors.VolumeSpan))
-		if v, ok := st.busyDay(st.LastDay); ok {
-			a.ds = append(a.ds, v)
-		}
-		if st.HourSubj.N >= 8 {
-			a.hs = append(a.hs, st.busyHour())
-		}
-		a.p.members++
-		r := roles[pk.group]
-		if r == nil {
-			r = &heavyAcc{}
-			roles[pk.group] = r
-		}
-		a.h.add(st)
-		r.add(st)
-		fl := e.flagged[k]
-		for _, set := range [][]string{st.Stores, st.ResourceTypes, st.Categories, st.Countries} {
-			for _, x := range set {
-				if !isFlagged(fl, x) {
-					a.p.have[x]++
-				}
+		g := peerGroup(st.Role, st.Vendor)
+		for _, pk := range [2]peerKey{{k.Tenant, g}, {everyTenant, g}} {
+			a := accs[pk]
+			if a == nil {
+				a = &peerAcc{p: &peerStats{have: map[string]int{}}}
+				accs[pk] = a
 			}
-		}
-		if st.HowTot > 0 {
-			st.How.each(func(h int, n float64) { a.p.how[h] += n / float64(st.HowTot) })
+			a.add(e, k, st)
 		}
 	}
 	peers := make(map[peerKey]*peerStats, len(accs))
@@ -222,12 +229,6 @@ func (e *Engine) recomputePeers() {
 		peers[pk] = p
 	}
 	e.peers = peers
-	e.roleHeavy = make(map[string][]float64, len(roles))
-	for g, r := range roles {
-		if logs := r.habit(); logs != nil {
-			e.roleHeavy[g] = logs
-		}
-	}
 }
 
 // heavyAcc gathers the heavy calls of a peer group's warm members.
@@ -262,7 +263,10 @@ func (e *Engine) peerHeavy(x *rowCtx) []float64 {
 	if x.peer != nil && (x.peer.heavyLogs != nil || x.peer.members >= e.cfg.Detectors.PeerMinPeers) {
 		return x.peer.heavyLogs
 	}
-	return e.roleHeavy[e.groupOf(x.r.ActorRole, x.r.ActorVendor)]
+	if all := e.peers[peerKey{everyTenant, e.groupOf(x.r.ActorRole, x.r.ActorVendor)}]; all != nil {
+		return all.heavyLogs
+	}
+	return nil
 }
 
 // peerBaseline returns the expected value and scale of records (or

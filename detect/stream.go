@@ -268,6 +268,7 @@ func (e *Engine) judgeOpen(o *openRow) []models.Finding {
 	c := &cycle{start: start, end: start.Add(e.cfg.Window), mult: e.lastMult}
 	x := &rowCtx{c: c, r: r, st: &st, warm: e.warm(&st), how: hourOfWeek(start.In(e.locOf(&st))),
 		peer: e.peers[peerKey{r.Tenant, e.groupOf(r.ActorRole, r.ActorVendor)}]}
+	x.vpeer = e.volumePeers(x)
 	var out []models.Finding
 	if !volDone && e.cfg.enabled(DetVolumeSpike) {
 		if f, ok, _ := e.detectVolumeWindow(x); ok {

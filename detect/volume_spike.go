@@ -146,7 +146,7 @@ func (e *Engine) detectVolumeSpan(x *rowCtx, mult float64) (models.Finding, bool
 // records in a quarter hour has no own history to be judged by.
 func (e *Engine) detectVolumeSpanPeers(x *rowCtx, mult float64) (models.Finding, bool) {
 	d := e.cfg.Detectors
-	p := x.peer
+	p := x.vpeer
 	if p == nil || p.members < d.PeerMinPeers || p.spanMax <= 0 {
 		return models.Finding{}, false
 	}

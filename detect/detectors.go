@@ -145,8 +145,17 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 		}
 	}
 	n := len(st.Stores) + len(st.ResourceTypes) + len(st.Categories) + len(st.Countries)
+	heavy := st.heavyThreshold(e.cfg.Detectors.VolumeMin)
 	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
-		rec, subj, float64(r.Denied), c.multiplier(r.Tenant), st.heavyThreshold(e.cfg.Detectors.VolumeMin), r)
+		rec, subj, float64(r.Denied), c.multiplier(r.Tenant), heavy, r)
+	if float64(r.Records) >= heavy { // learn put it in HeavyLog's latest slot
+		bit := uint64(1) << ((int(st.HeavyLog.I) + ringLen - 1) % ringLen)
+		if volumeFinding(e, fs, r, c.end) {
+			st.HeavyFound |= bit
+		} else {
+			st.HeavyFound &^= bit
+		}
+	}
 	if n != len(st.Stores)+len(st.ResourceTypes)+len(st.Categories)+len(st.Countries) {
 		e.sets.internAll(st)
 	}

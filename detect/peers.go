@@ -63,9 +63,9 @@ type peerStats struct {
 	// how is the members' pooled share of activity per hour of the week.
 	how [168]float64
 	// heavyLogs are the log sizes of the members' heavy calls
-	// (actorState.HeavyLog), kept when at least half the members have
-	// made one: the role's habit, which a minority (an attacked member's
-	// bulk export) cannot set; nil else.
+	// (actorState.HeavyLog) that raised no volume finding, kept when at
+	// least half the members have made one: the role's habit, which a
+	// minority cannot set and an attack does not join; nil else.
 	heavyLogs []float64
 }
 
@@ -237,11 +237,18 @@ type heavyAcc struct {
 	logs           []float64
 }
 
+// add counts a member and its heavy calls that raised no volume finding
+// (an attacked member's bulk export is not the role's habit).
 func (h *heavyAcc) add(st *actorState) {
 	h.members++
-	if st.HeavyLog.count() > 0 {
+	n := len(h.logs)
+	for i := 0; i < st.HeavyLog.count(); i++ {
+		if st.HeavyFound&(1<<i) == 0 {
+			h.logs = append(h.logs, f16Decode(st.HeavyLog.V[i]))
+		}
+	}
+	if len(h.logs) > n {
 		h.heavy++
-		h.logs = st.HeavyLog.appendValues(h.logs)
 	}
 }
 

@@ -66,6 +66,10 @@ type actorState struct {
 
 	Records  ring // records per active window
 	Subjects ring // distinct customers per active window
+	// SessGap and TodayWD: see the session fields and TodayN (here,
+	// next to the rings, they fill what would be padding).
+	SessGap int8
+	TodayWD int8 // see TodayN
 	// RecMax is the largest records per window seen, decaying slowly
 	// (half-life about 1400 active windows).
 	RecMax float32
@@ -94,6 +98,13 @@ type actorState struct {
 	// ends, so that a ramp within the day does not raise its own bar.
 	SpanMaxDay float32
 	SpanDay    int32
+	// SpanBlocks counts (decaying like SpanMax) the span-long blocks of
+	// windows (window number / volume_span) the actor was active in: how
+	// many nearly independent spans its largest span rests on. A sparse
+	// actor (a few active minutes an hour) has about as many as active
+	// windows; an always-active one WinN/volume_span. 0 in checkpoints
+	// written before it (then WinN/volume_span stands in).
+	SpanBlocks float32
 	// Session: the current run of activity (gaps under 30 minutes).
 	// SessDays is ActiveDays when the session started: the evidence
 	// off_hours judges the session's start by. SessHourN is how many of
@@ -108,17 +119,6 @@ type actorState struct {
 	SessDays  uint16
 	SessHourN uint16
 	WokeWins  uint16
-	SessGap   int8
-	TodayWD   int8 // see TodayN
-	// Incident is set by a volume finding (volume_spike, peer_deviation)
-	// on the warm actor and cleared by the first window whose rolling
-	// span is ordinary again (at most its largest span seen, or 3 times
-	// its median span): the windows of one episode between those that
-	// fired are not learned either (learnRow clips their records, learn
-	// leaves their spans out), and the day's largest span drops the ramp
-	// that led to the first finding, so an attack of a few hours does not
-	// become the largest span the next one is judged by.
-	Incident bool
 	// DeniedMean is the mean denied accesses per active window (EWMA),
 	// learning each window once it leaves the rolling ring.
 	DeniedMean float32
@@ -134,13 +134,11 @@ type actorState struct {
 	// least heavyThreshold records, and WinN all active windows: their
 	// ratio is how often the actor makes a rare heavy call.
 	HeavyN, WinN float32
-	// SpanBlocks counts (decaying like SpanMax) the span-long blocks of
-	// windows (window number / volume_span) the actor was active in: how
-	// many nearly independent spans its largest span rests on. A sparse
-	// actor (a few active minutes an hour) has about as many as active
-	// windows; an always-active one WinN/volume_span. 0 in checkpoints
-	// written before it (then WinN/volume_span stands in).
-	SpanBlocks float32
+	// HeavyFound has bit i set when slot i of HeavyLog holds a call made
+	// in a window with a volume finding (volume_spike, peer_deviation):
+	// an incident, left out of the role's heavy calls (peerStats.heavyLogs)
+	// though the actor's own judgement counts it.
+	HeavyFound uint64
 	// HeavyLog holds the natural log of the records of the actor's
 	// latest heavy windows, as they happened: the size distribution of
 	// its rare heavy calls (nil until the first).
@@ -174,9 +172,18 @@ type actorState struct {
 	spanMed, spanMAD                 float64
 	cacheAge                         uint8
 	enumHourOn                       bool // the rolling-hour enumeration is firing (once per burst)
-	loc                              *time.Location
-	lastOffHours, lastDormant        int64 // session / wake-up already reported
-	lastEnumDay, lastDriftDay        int32
+	// Incident is set by a volume finding (volume_spike, peer_deviation)
+	// on the warm actor and cleared by the first window whose rolling
+	// span is ordinary again (at most its largest span seen, or 3 times
+	// its median span): the windows of one episode between those that
+	// fired are not learned either (learnRow clips their records, learn
+	// leaves their spans out), and the day's largest span drops the ramp
+	// that led to the first finding, so an attack of a few hours does not
+	// become the largest span the next one is judged by.
+	Incident                  bool
+	loc                       *time.Location
+	lastOffHours, lastDormant int64 // session / wake-up already reported
+	lastEnumDay, lastDriftDay int32
 }
 
 const howCap = 20000

@@ -45,6 +45,7 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 		"actor_minute records":      "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
 		"actor_minute export recs.": "SELECT sum(n) FROM (SELECT sumMerge(export_records) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
 		"actor_hour events":         "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
+		"events_by_hour":            "SELECT count() FROM events_by_hour",
 		"actor_hour records":        "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
 	} {
 		out[name] = storetest.Count(t, cfg, q)
@@ -56,13 +57,14 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 func wantCounts(evs []models.Event) map[string]uint64 {
 	out := map[string]uint64{"events": 0, "event_ids": 0, "events_by_subject": 0, "shares": 0,
 		"actor_minute events": 0, "actor_minute records": 0, "actor_minute export recs.": 0,
-		"actor_hour events": 0, "actor_hour records": 0}
+		"actor_hour events": 0, "actor_hour records": 0, "events_by_hour": 0}
 	for _, e := range evs {
 		out["events"]++
 		out["event_ids"]++
 		out["actor_minute events"]++
 		out["actor_minute records"] += e.Records
 		out["actor_hour events"]++
+		out["events_by_hour"]++
 		out["actor_hour records"] += e.Records
 		if e.SubjectID != "" {
 			out["events_by_subject"]++
@@ -119,7 +121,7 @@ func TestCompletePartialInsert(t *testing.T) {
 
 	// No view written (the failure in the first view push).
 	none := partialEvents("none", 20, base)
-	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv")
+	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "events_by_hour_mv")
 	// actor_minute and event_ids written, events_by_subject and shares not.
 	half := partialEvents("half", 20, base.Add(time.Minute))
 	insertWithViewsDetached(t, s, cfg, half, "events_by_subject_mv", "shares_mv")
@@ -150,6 +152,7 @@ func TestCompletePartialInsert(t *testing.T) {
 		"shares":            int(wantCounts(none)["shares"] + wantCounts(half)["shares"] + wantCounts(first)["shares"]),
 		"actor_minute":      len(none) + len(first),
 		"actor_hour":        len(none) + len(first),
+		"events_by_hour":    len(none),
 	}
 	if !maps.Equal(got.Written, wantWritten) {
 		t.Errorf("Written = %v, want %v", got.Written, wantWritten)

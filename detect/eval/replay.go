@@ -82,12 +82,17 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	// the same tables as production, fewer round trips.
 	buf := &buffers{}
 	aggs := newSubjectIndex(opts.Store, cfg.Detectors.EnumEvery)
+	times := newStoreTimes(opts.Clock)
+	aggs.times = times
 	eng, err := detect.New(cfg, aggs, detect.Options{
 		Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) },
 		Stored:   buf.addFindings,
 		Risk:     buf.addRisk,
 		// the destination detectors read the shares table, as in serve
-		Destinations: opts.Store.DestinationWindows,
+		Destinations: func(ctx context.Context, from, to time.Time, window time.Duration, shard store.Shard) ([]store.DestinationActivity, error) {
+			defer times.since("destinations", opts.Clock())
+			return opts.Store.DestinationWindows(ctx, from, to, window, shard)
+		},
 		// serve's streaming detection, judged at each window's close
 		StreamAtClose: true,
 	})
@@ -108,9 +113,10 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	if err != nil {
 		return nil, err
 	}
+	decodeTime := opts.Clock().Sub(started)
 	if opts.Progress != nil {
 		fmt.Fprintf(opts.Progress, "eval: %d lines decoded and sorted by time (%d rejected) in %.1fs\n",
-			dec.lines, dec.lines-len(dec.items), opts.Clock().Sub(started).Seconds())
+			dec.lines, dec.lines-len(dec.items), decodeTime.Seconds())
 	}
 	// Payload PII is judged at ingest, line by line: its dead letters are
 	// alerts against the producer (once an hour per tenant and producer,
@@ -200,6 +206,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 				err = opts.Store.InsertEvents(ctx, evs, last)
 			}
 			insertTime += opts.Clock().Sub(t0)
+			times.since("insert", t0)
 			insErr <- err
 		}()
 		t0 := opts.Clock()
@@ -209,7 +216,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 			detErr = eng.Advance(ctx, prevLast)
 		}
 		if detErr == nil {
+			t1 := opts.Clock()
 			detErr = buf.flush(ctx, opts.Store)
+			times.since("findings flush", t1)
 		}
 		detectTime += opts.Clock().Sub(t0)
 		if err := <-insErr; err != nil {
@@ -236,11 +245,17 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		if err := eng.Advance(ctx, end); err != nil {
 			return nil, err
 		}
+		t1 := opts.Clock()
 		if err := buf.flush(ctx, opts.Store); err != nil {
 			return nil, err
 		}
+		times.since("findings flush", t1)
 	}
 	elapsed := opts.Clock().Sub(started)
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "eval: %.1fs in all, decoding and sorting %.1fs; waiting on the store (inserts overlap the detectors' reads): %s\n",
+			elapsed.Seconds(), decodeTime.Seconds(), times)
+	}
 	sum := score(al.alerts, attacks, negatives, len(actorDays), cfg.Window)
 	sum.Events, sum.Consents = st.Events, st.Consents
 	sum.OpenWindowFindings, sum.OpenWindowRetracted = al.openWindow, al.retracted

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +249,33 @@ func TestReplayScoresPayloadPII(t *testing.T) {
 	}
 	if sum.TTDMedianS != 30 {
 		t.Errorf("time to detect %gs, want 30s (the first dead letter, 30 s into the label)", sum.TTDMedianS)
+	}
+}
+
+// TestReplayReportsWhereItsTimeGoes: the replay's last progress line adds
+// up the time of each kind of store call with its count: two chunks make two
+// inserts and three flushes of findings (one a chunk, one at the end), and
+// the detectors read the window aggregates.
+func TestReplayReportsWhereItsTimeGoes(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var s scenario
+	for i := range 4 * 60 {
+		for a := range 5 {
+			s.access(start.Add(time.Duration(i)*time.Minute+time.Duration(a)*time.Second), fmt.Sprintf("agent-%d", a), "support", fmt.Sprintf("cust-%d", i%50), 1)
+		}
+	}
+	var progress bytes.Buffer
+	sum, err := Run(t.Context(), Options{Events: strings.NewReader(s.text()), Config: detect.Config{Window: 10 * time.Minute},
+		Store: storetest.New(t), Progress: &progress, ChunkEvents: 600})
+	if err != nil {
+		t.Fatalf("replay: %v\nprogress:\n%s", err, progress.String())
+	}
+	assertNoRejections(t, sum, 4*60*5, 0)
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{`in all, decoding and sorting [0-9.]+s;`, `insert [0-9.]+s \(2\)`, `window aggregates [0-9.]+s \([1-9][0-9]*\)`, `findings flush [0-9.]+s \(3\)`} {
+		if !regexp.MustCompile(want).MatchString(last) {
+			t.Errorf("last progress line %q does not match %q", last, want)
+		}
 	}
 }

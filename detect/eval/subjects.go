@@ -31,6 +31,9 @@ type subjectIndex struct {
 	from, to int64 // the loaded range [from, to), Unix seconds, whole buckets
 	actors   map[subjectActor]*actorSubjects
 	seen     map[string]struct{} // scratch for the hour's union
+
+	// times, when set, adds up the time of the store calls.
+	times *storeTimes
 }
 
 type subjectActor struct{ tenant, actor string }
@@ -54,6 +57,7 @@ func (x *subjectIndex) RecentSubjects(ctx context.Context, hourFrom, dayFrom, to
 	hf, df, t := hourFrom.Unix(), dayFrom.Unix(), to.Unix()
 	b := x.bucket
 	if shard.Count > 1 || b < 60 || hf%b != 0 || df%b != 0 || t%b != 0 || to.After(x.ready) {
+		defer x.times.since("recent subjects", x.times.now())
 		return x.Store.RecentSubjects(ctx, hourFrom, dayFrom, to, shard)
 	}
 	lo := min(hf, df)
@@ -108,7 +112,9 @@ func compareStrings(a, b string) int {
 
 // load adds the customers per bucket of [from, to) (after those loaded).
 func (x *subjectIndex) load(ctx context.Context, from, to int64) error {
+	t0 := x.times.now()
 	rows, err := x.SubjectBuckets(ctx, time.Unix(from, 0), time.Unix(to, 0), time.Duration(x.bucket)*time.Second, store.Shard{})
+	x.times.since("subject buckets", t0)
 	if err != nil {
 		return err
 	}

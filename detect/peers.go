@@ -90,25 +90,13 @@ func (p *peerStats) hourShare(h int) float64 {
 // hour of the day holding at least share of the peers' pooled activity
 // (as actorState.hourGap); -1 when no hour does.
 func (p *peerStats) hourGap(h int, share float64) int {
-	best := -1
-	for u := 0; u < 24; u++ {
+	return nearestUsualHour(h, share, func(u int) float64 {
 		var c float64
 		for d := 0; d < 7; d++ {
 			c += p.how[d*24+u]
 		}
-		if c < share {
-			continue
-		}
-		g := h - u
-		if g < 0 {
-			g = -g
-		}
-		g = min(g, 24-g)
-		if best < 0 || g < best {
-			best = g
-		}
-	}
-	return best
+		return c
+	})
 }
 
 // itemPeers counts, in a peer group, the members with at least

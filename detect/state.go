@@ -377,13 +377,22 @@ func (s *actorState) hourGap(h int, share float64) int {
 	if s.HowTot == 0 {
 		return -1
 	}
-	best := -1
-	for u := 0; u < 24; u++ {
+	return nearestUsualHour(h, share, func(u int) float64 {
 		var c float64
 		for d := 0; d < 7; d++ {
 			c += s.How.count(d*24 + u)
 		}
-		if c/float64(s.HowTot) < share {
+		return c / float64(s.HowTot)
+	})
+}
+
+// nearestUsualHour returns how many hours (around the clock) hour of the
+// day h is from the nearest hour u whose share(u) reaches least, or -1
+// when no hour is.
+func nearestUsualHour(h int, least float64, share func(u int) float64) int {
+	best := -1
+	for u := 0; u < 24; u++ {
+		if share(u) < least {
 			continue
 		}
 		g := h - u

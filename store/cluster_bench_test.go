@@ -9,29 +9,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-faster/city"
-
 	"github.com/chatwarden/chatwarden/internal/storetest"
 	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
 
-// shardOf computes, as ClickHouse does, the shard (0-based, remote_servers
-// order, equal weights) that a Distributed table sharded by
-// cityHash64(tenant, actor_id) sends an event to: CityHash64 v1.0.2 of each
-// argument, combined with Hash128to64.
+// shardOf is the shard (0-based, remote_servers order, equal weights) that
+// a Distributed table sharded by cityHash64(tenant, actor_id) sends an
+// event to, by the client's own computation of ClickHouse's hash
+// (store.Shard.Owns with ShardByTenantActor), which the callers check
+// against ClickHouse.
 func shardOf(tenant, actor string, shards int) int {
-	h := hash128to64(city.CH64([]byte(tenant)), city.CH64([]byte(actor)))
-	return int(h % uint64(shards))
-}
-
-func hash128to64(low, high uint64) uint64 {
-	const mul = 0x9ddfea08eb382d69
-	a := (low ^ high) * mul
-	a ^= a >> 47
-	b := (high ^ a) * mul
-	b ^= b >> 47
-	return b * mul
+	for k := range shards {
+		if (store.Shard{Index: k, Count: shards, Key: store.ShardByTenantActor}).Owns(tenant, actor) {
+			return k
+		}
+	}
+	panic("no shard owns " + tenant + "|" + actor)
 }
 
 func benchEvents(batch, n int, base time.Time) []models.Event {

@@ -32,8 +32,9 @@ func rollupAlerts(w Week) []store.AlertRow {
 }
 
 // TestWeeklyRollupMatchesRawEvents (issue 12): the weekly report's daily
-// volume and vendor activity read the hourly rollup actor_hour and its
-// flagged exposure events_by_hour; the same report over the raw tables
+// volume reads the hourly rollup actor_hour, its vendor activity the
+// vendors' vendor_hour and its flagged exposure events_by_hour; the same
+// report over the raw tables
 // (store.RawReads: actor_minute and events)
 // must be the same, field for field, for every tenant and for one.
 func TestWeeklyRollupMatchesRawEvents(t *testing.T) {

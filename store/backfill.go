@@ -14,7 +14,7 @@ const backFillHour = "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)"
 // backFilled lists the tables whose migration back-fills them from the
 // stored events (INSERT INTO t (...) SELECT ... FROM events): each is
 // partitioned by toYYYYMMDD of backFillHour.
-var backFilled = map[string]bool{"actor_hour": true, "events_by_hour": true}
+var backFilled = map[string]bool{"actor_hour": true, "events_by_hour": true, "vendor_hour": true}
 
 // backFill runs a migration's back-fill statement stmt (INSERT INTO table
 // (...) SELECT ... FROM events ...) one UTC hour of events at a time, so

@@ -40,6 +40,7 @@ var shardedTables = map[string]bool{
 	"shares":            true,
 	"actor_hour":        true,
 	"events_by_hour":    true,
+	"vendor_hour":       true,
 }
 
 // localSuffix names a sharded table's local (per-node) table.

@@ -17,7 +17,7 @@ type PartialInsert struct {
 	// Written counts, per materialized view target, the events whose rows
 	// CompletePartialInsert wrote into it.
 	Written map[string]int
-	// Unsure lists the actor_minute and actor_hour keys ("table minute
+	// Unsure lists the actor_minute, actor_hour and vendor_hour keys ("table minute
 	// tenant actor") whose
 	// counts matched neither "has the events" nor "lacks them" (another
 	// writer of the same actor and minute, or an older partial insert):
@@ -69,11 +69,12 @@ func eventViews() ([]eventView, error) {
 //
 //   - a target with an event_id column (event_ids, events_by_subject,
 //     shares) gets the rows of the ids it does not hold;
-//   - actor_minute and actor_hour (aggregate states, no event id) get the
-//     events of an (actor, minute or hour) whose sumMerge(events) falls
-//     short of the events table's count by exactly the count of the stored
-//     ids in that key; a key that matches neither is left alone and listed
-//     in Unsure.
+//   - actor_minute, actor_hour and vendor_hour (aggregate states, no event
+//     id) get the events of an (actor, minute or hour) whose
+//     sumMerge(events) falls short of the events table's count (of the
+//     events the view keeps: vendor_hour's have an actor_vendor) by
+//     exactly the count of the stored ids in that key; a key that matches
+//     neither is left alone and listed in Unsure.
 //
 // A second call writes nothing more. It reads the days of [from, to] of
 // events, so it is slower than ExistingEventIDs.
@@ -215,6 +216,7 @@ type rollup struct {
 var rollups = map[string]rollup{
 	"actor_minute": {column: "minute", expr: "toStartOfMinute(ts)", step: time.Minute},
 	"actor_hour":   {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
+	"vendor_hour":  {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
 }
 
 // minuteKey is a rollup's key: a bucket (minute or hour), tenant and actor.
@@ -235,7 +237,7 @@ func (s *Store) completeRollup(ctx context.Context, v eventView, r rollup, have 
 	mine := map[minuteKey]uint64{}
 	idsOf := map[minuteKey][]string{}
 	{
-		rows, err := s.eventRows(ctx, r.expr, have, lo, hi)
+		rows, err := s.eventRows(ctx, r.expr, viewCond(v), have, lo, hi)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -258,7 +260,7 @@ func (s *Store) completeRollup(ctx context.Context, v eventView, r rollup, have 
 	mlo, mhi := lo.Truncate(r.step), hi.Truncate(r.step).Add(r.step)
 	// r's fields and v.target come from the rollups map: no user text.
 	all, err := s.minuteCounts(ctx, `SELECT `+r.expr+` AS m, tenant, actor_id, count()
-FROM events WHERE ts >= ? AND ts < ? AND actor_id IN ? GROUP BY m, tenant, actor_id`, mlo, mhi, InList(actors))
+FROM events WHERE ts >= ? AND ts < ? AND actor_id IN ?`+viewCond(v)+` GROUP BY m, tenant, actor_id`, mlo, mhi, InList(actors))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -289,17 +291,32 @@ FROM `+v.target+` WHERE `+r.column+` >= ? AND `+r.column+` < ? AND actor_id IN ?
 	return len(missing), unsure, s.writeView(ctx, v, cols, missing, lo, hi)
 }
 
+// viewWhereRe matches the WHERE of a rollup view's SELECT (between FROM
+// events and GROUP BY): the events it counts.
+var viewWhereRe = regexp.MustCompile(`(?is)\bFROM\s+events\s+WHERE\s+(.*?)\s+GROUP\s+BY\b`)
+
+// viewCond returns the WHERE of v's SELECT as a further condition over
+// events (" AND (...)"), or "" when v counts every event (vendor_hour
+// counts only the events with an actor_vendor).
+func viewCond(v eventView) string {
+	m := viewWhereRe.FindStringSubmatch(v.sel)
+	if m == nil {
+		return ""
+	}
+	return " AND (" + m[1] + ")"
+}
+
 // eventRow is one events row's id and rollup key.
 type eventRow struct {
 	id  string
 	key minuteKey
 }
 
-// eventRows returns the events rows of ids in [lo, hi), each keyed by
-// bucket, an expression over ts (a rollup's).
-func (s *Store) eventRows(ctx context.Context, bucket string, ids []string, lo, hi time.Time) ([]eventRow, error) {
+// eventRows returns the events rows of ids in [lo, hi) that meet cond (a
+// rollup's cond), each keyed by bucket, an expression over ts (a rollup's).
+func (s *Store) eventRows(ctx context.Context, bucket, cond string, ids []string, lo, hi time.Time) ([]eventRow, error) {
 	rows, err := s.conn.Query(ctx, `SELECT event_id, `+bucket+`, tenant, actor_id
-FROM events WHERE ts >= ? AND ts < ? AND event_id IN ?`, lo, hi, InList(ids))
+FROM events WHERE ts >= ? AND ts < ? AND event_id IN ?`+cond, lo, hi, InList(ids))
 	if err != nil {
 		return nil, fmt.Errorf("reading %d stored events: %w", len(ids), err)
 	}

@@ -12,8 +12,9 @@ import (
 	"github.com/chatwarden/chatwarden/store"
 )
 
-// partialEvents returns n events of batch: two actors, a subject on two
-// of three, a share to a destination on one of five.
+// partialEvents returns n events of batch: two actors (the second a
+// vendor's), a subject on two of three, a share to a destination on one
+// of five.
 func partialEvents(batch string, n int, ts time.Time) []models.Event {
 	var evs []models.Event
 	for i := range n {
@@ -21,6 +22,9 @@ func partialEvents(batch string, n int, ts time.Time) []models.Event {
 			Actor:  models.Actor{ID: fmt.Sprintf("%s-actor-%d", batch, i%2), Type: models.ActorHuman, Role: "agent"},
 			Action: models.ActionRead, Store: "crm", Resource: models.Resource{Type: "customer_profile"}, Records: uint64(i + 1),
 			Fields: []string{"email"}, Result: models.ResultAllowed}
+		if i%2 == 1 {
+			e.Actor.Type, e.Actor.Vendor = models.ActorVendor, "acme-bpo"
+		}
 		if i%3 != 0 {
 			e.SubjectID = fmt.Sprintf("s%d", i)
 		}
@@ -47,6 +51,8 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 		"actor_hour events":         "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
 		"events_by_hour":            "SELECT count() FROM events_by_hour",
 		"actor_hour records":        "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
+		"vendor_hour events":        "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"vendor_hour records":       "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
 	} {
 		out[name] = storetest.Count(t, cfg, q)
 	}
@@ -57,7 +63,7 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 func wantCounts(evs []models.Event) map[string]uint64 {
 	out := map[string]uint64{"events": 0, "event_ids": 0, "events_by_subject": 0, "shares": 0,
 		"actor_minute events": 0, "actor_minute records": 0, "actor_minute export recs.": 0,
-		"actor_hour events": 0, "actor_hour records": 0, "events_by_hour": 0}
+		"actor_hour events": 0, "actor_hour records": 0, "events_by_hour": 0, "vendor_hour events": 0, "vendor_hour records": 0}
 	for _, e := range evs {
 		out["events"]++
 		out["event_ids"]++
@@ -66,6 +72,10 @@ func wantCounts(evs []models.Event) map[string]uint64 {
 		out["actor_hour events"]++
 		out["events_by_hour"]++
 		out["actor_hour records"] += e.Records
+		if e.Actor.Vendor != "" {
+			out["vendor_hour events"]++
+			out["vendor_hour records"] += e.Records
+		}
 		if e.SubjectID != "" {
 			out["events_by_subject"]++
 		}
@@ -121,13 +131,13 @@ func TestCompletePartialInsert(t *testing.T) {
 
 	// No view written (the failure in the first view push).
 	none := partialEvents("none", 20, base)
-	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "events_by_hour_mv")
+	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv")
 	// actor_minute and event_ids written, events_by_subject and shares not.
 	half := partialEvents("half", 20, base.Add(time.Minute))
 	insertWithViewsDetached(t, s, cfg, half, "events_by_subject_mv", "shares_mv")
 	// event_ids only: actor_minute missing, the view pushed first on 18.16.
 	first := partialEvents("first", 20, base.Add(3*time.Minute))
-	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv")
+	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "vendor_hour_mv")
 	// Stored completely.
 	whole := partialEvents("whole", 20, base.Add(5*time.Minute))
 	if err := s.InsertEvents(ctx, whole, base); err != nil {
@@ -153,6 +163,7 @@ func TestCompletePartialInsert(t *testing.T) {
 		"actor_minute":      len(none) + len(first),
 		"actor_hour":        len(none) + len(first),
 		"events_by_hour":    len(none),
+		"vendor_hour":       int(wantCounts(none)["vendor_hour events"] + wantCounts(first)["vendor_hour events"]),
 	}
 	if !maps.Equal(got.Written, wantWritten) {
 		t.Errorf("Written = %v, want %v", got.Written, wantWritten)

@@ -14,8 +14,9 @@ import (
 // rollupFrom starts the week the rollup tests store events around (2026-W47).
 var rollupFrom = time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
 
-// TestRollupReadersMatchRawEvents (issue 12): DailyVolume and
-// VendorActivity read the hourly rollup actor_hour for whole-hour ranges;
+// TestRollupReadersMatchRawEvents (issue 12): DailyVolume reads the
+// hourly rollup actor_hour and VendorActivity the vendors' vendor_hour for
+// whole-hour ranges;
 // over the raw tables (RawReads: actor_minute and events) they must return
 // the same rows, for every tenant and for one, over a week and over a day
 // that does not start at midnight. (report's
@@ -34,6 +35,16 @@ func TestRollupReadersMatchRawEvents(t *testing.T) {
 	// The rollup holds every event once.
 	if n := storetest.Count(t, cfg, "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)"); n != uint64(len(evs)) {
 		t.Fatalf("actor_hour counts %d events, want %d", n, len(evs))
+	}
+	// vendor_hour holds every vendor event once, and only those.
+	vendorEvents := 0
+	for _, e := range evs {
+		if e.Actor.Vendor != "" {
+			vendorEvents++
+		}
+	}
+	if n := storetest.Count(t, cfg, "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)"); vendorEvents == 0 || n != uint64(vendorEvents) {
+		t.Fatalf("vendor_hour counts %d events, want the %d vendor events", n, vendorEvents)
 	}
 	for _, tenants := range [][]string{nil, {"t1"}} {
 		for _, rng := range []struct{ from, to time.Time }{{from, to}, {from.Add(5 * time.Hour), from.Add(29 * time.Hour)}} {
@@ -57,7 +68,7 @@ func TestRollupReadersMatchRawEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(vend) == 0 || !slices.Equal(vend, rawVend) {
-				t.Errorf("tenants %v, %s..%s: VendorActivity from actor_hour %+v, from events %+v", tenants, rng.from, rng.to, vend, rawVend)
+				t.Errorf("tenants %v, %s..%s: VendorActivity from vendor_hour %+v, from events %+v", tenants, rng.from, rng.to, vend, rawVend)
 			}
 		}
 	}
@@ -105,8 +116,8 @@ func TestExposureFromEventsByHour(t *testing.T) {
 }
 
 // TestBackFillOfTheRollups: on a database whose events were stored before
-// actor_hour and events_by_hour existed (their views detached while the
-// events were inserted), the migrations that create them fill them from
+// actor_hour, events_by_hour and vendor_hour existed (their views detached
+// while the events were inserted), the migrations that create them fill them from
 // the stored events, and running them again (a back-fill that stopped
 // part-way, then migrate again) leaves every event counted once.
 func TestBackFillOfTheRollups(t *testing.T) {
@@ -121,7 +132,7 @@ func TestBackFillOfTheRollups(t *testing.T) {
 	if cfg.Cluster != "" {
 		onCluster = " ON CLUSTER " + cfg.Cluster
 	}
-	views := []string{"actor_hour_mv", "events_by_hour_mv"}
+	views := []string{"actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv"}
 	for _, v := range views {
 		storetest.Exec(t, cfg, "DETACH TABLE "+cfg.Database+"."+v+onCluster)
 	}
@@ -132,31 +143,45 @@ func TestBackFillOfTheRollups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	vendorEvents := uint64(0)
+	for _, e := range evs {
+		if e.Actor.Vendor != "" {
+			vendorEvents++
+		}
+	}
+	if vendorEvents == 0 {
+		t.Fatal("the events have no vendor actor")
+	}
 	counts := map[string]string{
 		"actor_hour":     "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
 		"events_by_hour": "SELECT count() FROM events_by_hour",
+		"vendor_hour":    "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
 	}
-	check := func(when string, want uint64) {
+	check := func(when string, all, vendor uint64) {
 		t.Helper()
 		for table, q := range counts {
+			want := all
+			if table == "vendor_hour" {
+				want = vendor
+			}
 			if n := storetest.Count(t, cfg, q); n != want {
 				t.Fatalf("%s: %s counts %d events, want %d", when, table, n, want)
 			}
 		}
 	}
-	check("before the back-fill", 0)
-	for _, v := range []int{13, 14} {
+	check("before the back-fill", 0, 0)
+	for _, v := range []int{13, 14, 15} {
 		if err := store.RunMigration(ctx, s, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check("after the back-fill", uint64(len(evs)))
-	for _, v := range []int{13, 14} {
+	check("after the back-fill", uint64(len(evs)), vendorEvents)
+	for _, v := range []int{13, 14, 15} {
 		if err := store.RunMigration(ctx, s, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check("after the back-fill ran again", uint64(len(evs)))
+	check("after the back-fill ran again", uint64(len(evs)), vendorEvents)
 	raw := s.RawReads()
 	vol, err := s.DailyVolume(ctx, nil, from, to)
 	if err != nil {
@@ -178,7 +203,7 @@ func TestBackFillOfTheRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(vend) == 0 || !slices.Equal(vend, rawVend) {
-		t.Errorf("after the back-fill VendorActivity from actor_hour %+v, from events %+v", vend, rawVend)
+		t.Errorf("after the back-fill VendorActivity from vendor_hour %+v, from events %+v", vend, rawVend)
 	}
 }
 

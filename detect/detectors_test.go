@@ -174,6 +174,42 @@ func TestWindowDetectors(t *testing.T) {
 			wantNone: []string{"volume_spike", "peer_deviation"},
 		},
 		{
+			// the deployment's only analyst, five days of single reads,
+			// then its first segment pull; no analyst anywhere has
+			// pulled one, so its role gives no habit (office low-volume
+			// seed 4 ana-0021, no-vendors seed 1 ana-0024: the only
+			// analyst's first pull; no-vendors seed 2 ana-0049: the
+			// analysts not warm at the hour's peer groups). A role of
+			// fewer than peer_min_peers warm members cannot say whether
+			// heavy calls are its habit: the groups whose habit they are
+			// (the marketers' pulls of about 300) make the size plausible
+			// at the analyst's own rate of heavy calls
+			name: "hard negative: the only analyst's first segment pull, the marketers' pulls their habit",
+			fixture: "actor=n1 role=analytics records: " + days(5, workday("1*480")) + " " + workday("1*120 350 1*359") + "\n" +
+				marketers(days(6, workday("(1*120 300 1*119)*2"))),
+			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"volume_spike", "peer_deviation"},
+		},
+		{
+			// the same pull where no group makes heavy calls (a
+			// deployment of support agents): nothing makes it plausible
+			name: "volume spike: the only analyst's first segment pull, no group's habit",
+			fixture: team(days(6, workday(normal)), days(6, workday(normal))) +
+				"actor=n1 role=analytics records: " + days(5, workday("1*480")) + " " + workday("1*120 350 1*359") + "\n",
+			from: monday.Add(5 * 24 * time.Hour),
+			want: []string{"volume_spike n1"},
+		},
+		{
+			// the only analyst pulling segment after segment: the
+			// marketers' habit makes one pull's size plausible, not eight
+			// in a quarter hour at its rate of heavy calls
+			name: "volume spike: the only analyst pulling segment after segment, the marketers' pulls their habit",
+			fixture: "actor=n1 role=analytics records: " + days(5, workday("1*480")) + " " + workday("1*120 (300 1)*8 1*344") + "\n" +
+				marketers(days(6, workday("(1*120 300 1*119)*2"))),
+			from: monday.Add(5 * 24 * time.Hour),
+			want: []string{"volume_spike n1"},
+		},
+		{
 			// the same pull by an agent: no support agent makes heavy
 			// calls, so there is no habit to explain it
 			name: "volume spike: an agent's first segment-sized pull, its role never makes one",

@@ -133,6 +133,10 @@ type Engine struct {
 	mahal     *mahalanobis
 	supp      []models.Suppression
 	locs      map[string]*time.Location
+	// heavyHabits are the heavy calls (log sizes) of every peer group,
+	// over every tenant, whose habit they are (peerStats.heavyLogs): what
+	// an actor whose role is too small to say is judged by (peerHeavy).
+	heavyHabits []float64
 
 	// series are the actors with a count series (seasonal_count): a
 	// window in which one is silent is judged as a zero count.

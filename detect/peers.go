@@ -217,6 +217,12 @@ func (e *Engine) recomputePeers() {
 		peers[pk] = p
 	}
 	e.peers = peers
+	e.heavyHabits = e.heavyHabits[:0]
+	for pk, p := range peers {
+		if pk.tenant == everyTenant {
+			e.heavyHabits = append(e.heavyHabits, p.heavyLogs...)
+		}
+	}
 }
 
 // heavyAcc gathers the heavy calls of a peer group's warm members.
@@ -253,15 +259,26 @@ func (h *heavyAcc) habit() []float64 {
 // its own is judged by: its peer group's in its tenant, or, when the
 // tenant has fewer than peer_min_peers warm members in the group (one
 // analyst per brand), the group's across every tenant; nil when heavy
-// calls are not the role's habit.
+// calls are not the role's habit. When the group has fewer than
+// peer_min_peers warm members even over every tenant and none of them
+// has made a heavy call (the deployment's only analyst, or its analysts
+// not warm yet), the role is too small to say whether heavy calls are
+// its habit: the actor is judged by the heavy calls of the groups whose
+// habit they are (heavyHabits: the marketers' segment pulls), nil when
+// no group has one.
 func (e *Engine) peerHeavy(x *rowCtx) []float64 {
-	if x.peer != nil && (x.peer.heavyLogs != nil || x.peer.members >= e.cfg.Detectors.PeerMinPeers) {
+	minPeers := e.cfg.Detectors.PeerMinPeers
+	if x.peer != nil && (x.peer.heavyLogs != nil || x.peer.members >= minPeers) {
 		return x.peer.heavyLogs
 	}
-	if all := e.peers[peerKey{everyTenant, e.groupOf(x.r.ActorRole, x.r.ActorVendor)}]; all != nil {
+	all := e.peers[peerKey{everyTenant, e.groupOf(x.r.ActorRole, x.r.ActorVendor)}]
+	if all != nil && (all.heavyLogs != nil || all.members >= minPeers) {
 		return all.heavyLogs
 	}
-	return nil
+	if len(e.heavyHabits) == 0 {
+		return nil
+	}
+	return e.heavyHabits
 }
 
 // peerBaseline returns the expected value and scale of records (or

@@ -390,11 +390,36 @@ func (r *Reporter) WeeklyFor(ctx context.Context, w Week, tenants []string, now 
 	tenants = slices.Clone(tenants)
 	slices.Sort(tenants)
 	inScope := func(t string) bool { return len(tenants) == 0 || slices.Contains(tenants, t) }
+	s := &Summary{Week: w.String(), Tenants: tenants, From: from, To: to, GeneratedAt: now.UTC()}
+	// The reads that do not depend on the week's alerts start at once,
+	// while the alerts are read: only the flagged exposure waits for them.
+	var (
+		wg                     sync.WaitGroup
+		vendors                []store.ActorInfo
+		risk                   []store.ActorRisk
+		shared, prevShared     []store.DestinationTotal
+		errVol, errVend        error
+		errRisk                error
+		errShare, errPrevShare error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() { s.Volume, errVol = r.Events.DailyVolume(ctx, tenants, from, to) })
+	wg.Go(func() { vendors, errVend = r.Events.VendorActivity(ctx, tenants, from, to) })
+	if r.Risk != nil {
+		wg.Go(func() { risk, errRisk = r.Risk.TopRiskyActors(ctx, tenants, from, to, maxRiskActors) })
+	}
+	if r.Shares != nil {
+		s.SharedWired = true
+		wg.Go(func() { shared, errShare = r.Shares.SharedByDestination(ctx, tenants, from, to) })
+		wg.Go(func() { prevShared, errPrevShare = r.Shares.SharedByDestination(ctx, tenants, w.Add(-1).Start(), from) })
+	}
 	got, err := r.Alerts.AlertRecords(ctx, tenants, trendFrom, to)
 	if err != nil {
+		cancel()
+		wg.Wait()
 		return nil, fmt.Errorf("reading alerts of %s: %w", w, err)
 	}
-	s := &Summary{Week: w.String(), Tenants: tenants, From: from, To: to, GeneratedAt: now.UTC()}
 	var all, week []AlertRecord
 	for _, a := range got {
 		if !inScope(a.Alert.Tenant) {
@@ -441,27 +466,9 @@ func (r *Reporter) WeeklyFor(ctx context.Context, w Week, tenants []string, now 
 		windows = append(windows, store.ActorWindow{Tenant: a.Alert.Tenant, ActorID: a.Alert.ActorID, From: start, To: end})
 	}
 	s.ExposureCapped = len(windows) > store.MaxExposureWindows
-	// The reads are independent: run them at once.
-	var (
-		wg                               sync.WaitGroup
-		vendors                          []store.ActorInfo
-		risk                             []store.ActorRisk
-		shared, prevShared               []store.DestinationTotal
-		errExp, errVol, errVend, errRisk error
-		errShare, errPrevShare           error
-	)
-	wg.Go(func() { s.Exposure, errExp = r.Events.ExposureOfWindows(ctx, windows) })
-	wg.Go(func() { s.Volume, errVol = r.Events.DailyVolume(ctx, tenants, from, to) })
-	wg.Go(func() { vendors, errVend = r.Events.VendorActivity(ctx, tenants, from, to) })
-	if r.Risk != nil {
-		wg.Go(func() { risk, errRisk = r.Risk.TopRiskyActors(ctx, tenants, from, to, maxRiskActors) })
-	}
-	if r.Shares != nil {
-		s.SharedWired = true
-		wg.Go(func() { shared, errShare = r.Shares.SharedByDestination(ctx, tenants, from, to) })
-		wg.Go(func() { prevShared, errPrevShare = r.Shares.SharedByDestination(ctx, tenants, w.Add(-1).Start(), from) })
-	}
+	exposure, errExp := r.Events.ExposureOfWindows(ctx, windows)
 	wg.Wait()
+	s.Exposure = exposure
 	if err := errors.Join(errShare, errPrevShare); err != nil {
 		return nil, fmt.Errorf("reading data shared with third parties in %s: %w", w, err)
 	}

@@ -136,7 +136,10 @@ type Engine struct {
 	// heavyHabits are the heavy calls (log sizes) of every peer group,
 	// over every tenant, whose habit they are (peerStats.heavyLogs): what
 	// an actor whose role is too small to say is judged by (peerHeavy).
+	// Gathered on first use after each peer recomputation (habitsOK), so
+	// a deployment whose roles are large enough keeps no copy.
 	heavyHabits []float64
+	habitsOK    bool
 
 	// series are the actors with a count series (seasonal_count): a
 	// window in which one is silent is judged as a zero count.

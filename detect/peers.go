@@ -217,12 +217,21 @@ func (e *Engine) recomputePeers() {
 		peers[pk] = p
 	}
 	e.peers = peers
-	e.heavyHabits = e.heavyHabits[:0]
-	for pk, p := range peers {
-		if pk.tenant == everyTenant {
-			e.heavyHabits = append(e.heavyHabits, p.heavyLogs...)
+	e.heavyHabits, e.habitsOK = nil, false
+}
+
+// habits returns heavyHabits, gathering them from the peer groups over
+// every tenant on the first call after recomputePeers.
+func (e *Engine) habits() []float64 {
+	if !e.habitsOK {
+		for pk, p := range e.peers {
+			if pk.tenant == everyTenant {
+				e.heavyHabits = append(e.heavyHabits, p.heavyLogs...)
+			}
 		}
+		e.habitsOK = true
 	}
+	return e.heavyHabits
 }
 
 // heavyAcc gathers the heavy calls of a peer group's warm members.
@@ -275,10 +284,10 @@ func (e *Engine) peerHeavy(x *rowCtx) []float64 {
 	if all != nil && (all.heavyLogs != nil || all.members >= minPeers) {
 		return all.heavyLogs
 	}
-	if len(e.heavyHabits) == 0 {
-		return nil
+	if h := e.habits(); len(h) > 0 {
+		return h
 	}
-	return e.heavyHabits
+	return nil
 }
 
 // peerBaseline returns the expected value and scale of records (or

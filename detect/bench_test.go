@@ -30,6 +30,10 @@ func (b *benchAggregates) SubjectsOutsideConversation(context.Context, string, s
 	return 0, nil
 }
 
+func (b *benchAggregates) SubjectsRead(context.Context, string, string, time.Time, time.Time) (uint64, error) {
+	return 0, nil
+}
+
 // cpuTime returns the process's user and system CPU time so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

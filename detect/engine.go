@@ -34,6 +34,11 @@ type Aggregates interface {
 	// read belonged to (reads outside any conversation count): a bot's
 	// hourly and daily enumeration is confirmed by it.
 	SubjectsOutsideConversation(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error)
+	// SubjectsRead returns the distinct customers whose data an actor
+	// read in [from, to): refused (denied) reads do not count. The
+	// hourly and daily enumeration of an actor that is not a bot is
+	// confirmed by it.
+	SubjectsRead(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error)
 }
 
 // FindingSink receives the findings of a cycle that no suppression muted.

@@ -113,28 +113,44 @@ func (e *Engine) detectCountEnumeration(ctx context.Context, st *actorState, c s
 	metric := "distinct customers " + what
 	query := fmt.Sprintf("SELECT uniqExactIfMerge(subjects) FROM actor_minute WHERE tenant = %s AND actor_id = %s AND minute >= %s AND minute < %s",
 		lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))
+	// The count above is of customers touched, refused reads included
+	// (actor_minute keeps no per-customer result): a denied burst's
+	// refused reads are its own evidence, not customers whose data was
+	// read. Once the count is over the bar it is confirmed on raw events,
+	// so at most one query per check and only for an unusual actor.
 	if models.ActorType(st.Type) == models.ActorBot {
 		// A bot acts inside conversations, each opened by one customer: the
 		// customers it reads as its conversations' own subjects are demand
 		// (a surge of contacts raises them with the conversations), the
-		// others are what enumeration is about. Asked only when the count
-		// of all customers is over the bar, so at most once per check.
+		// others are what enumeration is about.
 		n, err := e.agg.SubjectsOutsideConversation(ctx, c.Tenant, c.ActorID, from, t)
 		if err != nil {
 			// judged on all its customers, as an actor without conversations
 			e.log.Warn("reading a bot's customers outside its conversations; judging all its customers", "actor", c.ActorID, "err", err)
 		} else {
 			obs = float64(n)
-			prob, thr = judge(obs)
-			if obs < minimum || obs <= thr {
-				if hourly {
-					st.enumHourOn = false // asked again at the next check
-				}
-				return models.Finding{}, false
-			}
-			metric = "distinct customers outside their own conversation " + what
-			query = fmt.Sprintf("SELECT uniqExactIf(subject_id, subject_id != '' AND subject_id != conversation_subject_id) FROM events WHERE tenant = %s AND actor_id = %s AND ts >= %s AND ts < %s",
+			metric = "distinct customers read outside their own conversation " + what
+			query = fmt.Sprintf("SELECT uniqExactIf(subject_id, subject_id != '' AND subject_id != conversation_subject_id AND result != 'denied') FROM events WHERE tenant = %s AND actor_id = %s AND ts >= %s AND ts < %s",
 				lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))
+		}
+	} else {
+		n, err := e.agg.SubjectsRead(ctx, c.Tenant, c.ActorID, from, t)
+		if err != nil {
+			e.log.Warn("reading the customers an actor read; judging every customer it touched", "actor", c.ActorID, "err", err)
+		} else if float64(n) < obs {
+			obs = float64(n)
+			metric = "distinct customers read (refused reads left out) " + what
+			query = fmt.Sprintf("SELECT uniqExactIf(subject_id, subject_id != '' AND result != 'denied') FROM events WHERE tenant = %s AND actor_id = %s AND ts >= %s AND ts < %s",
+				lit(c.Tenant), lit(c.ActorID), litTime(from), litTime(t))
+		}
+	}
+	if obs != total {
+		prob, thr = judge(obs)
+		if obs < minimum || obs <= thr {
+			if hourly {
+				st.enumHourOn = false // asked again at the next check
+			}
+			return models.Finding{}, false
 		}
 	}
 	if hourly {

@@ -43,6 +43,35 @@ func TestBotEnumerationCountsCustomersOutsideConversations(t *testing.T) {
 	}
 }
 
+// TestEnumerationCountsCustomersRead: refused reads are not customers
+// whose data was read. An agent reading a customer every four minutes
+// whose hour also holds ten minutes of four refused reads a minute (a
+// denied burst: denied_burst's evidence) raises no enumeration; the same
+// ten minutes with every read allowed does. Before the hourly count was
+// confirmed on the customers read, both fired (the rota model's
+// high-volume seed 2: brand-b.agent080, 48 customers in the hour of a
+// denied burst, 22 s past the burst label's grace).
+func TestEnumerationCountsCustomersRead(t *testing.T) {
+	// eight hours a day, a customer every four minutes; on the sixth day
+	// a burst of four more customers a minute for ten minutes at 10:40
+	day := func(v string) string { return fmt.Sprintf("(-*480 (%s - - -)*120 -*480)", v) }
+	burstDay := func(v, burst string) string {
+		return fmt.Sprintf("-*480 (%[1]s - - -)*40 %[2]s*10 (%[1]s - - -)*77 - - -*480", v, burst)
+	}
+	agent := func(refused string) string {
+		return "actor=a1 role=support records: " + days(5, day("2")) + " " + burstDay("2", "6") + "\n" +
+			"actor=a1 role=support subjects: " + days(5, day("1")) + " " + burstDay("1", "5") + "\n" +
+			"actor=a1 role=support refused: " + days(5, day("0")) + " " + burstDay("0", refused) + "\n" +
+			"actor=a1 role=support denied: " + days(5, day("0")) + " " + burstDay("0", refused) + "\n"
+	}
+	if got := firing(t, Config{}, monday, agent("4")); slices.Contains(got, "enumeration a1") {
+		t.Errorf("a denied burst, four refused reads a minute: got %v, want no enumeration", got)
+	}
+	if got := firing(t, Config{}, monday, agent("0")); !slices.Contains(got, "enumeration a1") {
+		t.Errorf("four more customers a minute read for ten minutes: got %v, want enumeration a1", got)
+	}
+}
+
 // TestEnumerationBurstPastMidnightIsOneIncident: an enumeration burst
 // reported by the rolling hour before midnight that goes on after it is
 // one incident: the new day's count, which holds the burst's customers,

@@ -33,6 +33,10 @@ type fixture struct {
 	// metric read every customer outside a conversation.
 	outside map[int64]map[actorKey]uint64
 	hasOut  map[actorKey]bool
+	// refused holds the "refused" metric: of the window's customers, those
+	// whose every access was refused (window index -> actor); they count
+	// in subjects (touched) but not in SubjectsRead.
+	refused map[int64]map[actorKey]uint64
 	last    int64
 }
 
@@ -96,7 +100,7 @@ func expand(t *testing.T, toks []string) []string {
 func parseFixture(t *testing.T, start time.Time, text string) *fixture {
 	t.Helper()
 	f := &fixture{start: start, window: time.Minute, rows: map[int64]map[actorKey]*store.WindowActivity{},
-		outside: map[int64]map[actorKey]uint64{}, hasOut: map[actorKey]bool{}}
+		outside: map[int64]map[actorKey]uint64{}, hasOut: map[actorKey]bool{}, refused: map[int64]map[actorKey]uint64{}}
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -150,6 +154,11 @@ func parseFixture(t *testing.T, start time.Time, text string) *fixture {
 				}
 				f.outside[w][k] = num()
 				f.hasOut[k] = true
+			case "refused":
+				if f.refused[w] == nil {
+					f.refused[w] = map[actorKey]uint64{}
+				}
+				f.refused[w][k] = num()
 			case "denied":
 				r.Denied = num()
 			case "exports":
@@ -234,6 +243,18 @@ func (f *fixture) SubjectsOutsideConversation(_ context.Context, tenant, actor s
 			continue
 		}
 		n += f.outside[w][k]
+	}
+	return n, nil
+}
+
+// SubjectsRead sums the customers of [from, to) less the "refused" ones.
+func (f *fixture) SubjectsRead(_ context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
+	k := actorKey{tenant, actor}
+	var n uint64
+	for w := int64(from.Sub(f.start) / f.window); w < int64(to.Sub(f.start)/f.window); w++ {
+		if r := f.rows[w][k]; r != nil {
+			n += r.Subjects - min(r.Subjects, f.refused[w][k])
+		}
 	}
 	return n, nil
 }

@@ -314,18 +314,49 @@ func (s *Store) TopSubjects(ctx context.Context, tenant, actor string, from, to 
 
 // SubjectsOutsideConversationSQL is the query behind
 // SubjectsOutsideConversation.
-const SubjectsOutsideConversationSQL = `SELECT uniqExactIf(subject_id, subject_id != '' AND subject_id != conversation_subject_id)
+const SubjectsOutsideConversationSQL = `SELECT uniqExactIf(subject_id, subject_id != '' AND subject_id != conversation_subject_id AND result != 'denied')
+FROM events WHERE tenant = ? AND actor_id = ? AND ts >= ? AND ts < ?`
+
+// SubjectsReadSQL is the query behind SubjectsRead.
+const SubjectsReadSQL = `SELECT uniqExactIf(subject_id, subject_id != '' AND result != 'denied')
 FROM events WHERE tenant = ? AND actor_id = ? AND ts >= ? AND ts < ?`
 
 // SubjectsOutsideConversation returns the distinct customers an actor read
 // in [from, to) other than the customer of the conversation the read
-// belonged to; reads outside any conversation count. Both ids are the same
+// belonged to; reads outside any conversation count, refused (denied)
+// reads do not: no data of the customer was read. Both ids are the same
 // keyed pseudonym, so they compare as the raw ids would. It reads raw
 // events by their primary key (tenant, actor_id, ts): it is meant for one
 // actor at a time, when its count of all customers is already unusual. On
 // a cluster it reads, as TopSubjects, the local events of the storage
 // shard that holds the actor.
 func (s *Store) SubjectsOutsideConversation(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
+	n, err := s.subjectCount(ctx, SubjectsOutsideConversationSQL, tenant, actor, from, to)
+	if err != nil {
+		return 0, fmt.Errorf("reading customers outside their conversations of %s: %w", actor, err)
+	}
+	return n, nil
+}
+
+// SubjectsRead returns the distinct customers whose data an actor read in
+// [from, to): a customer whose every access was refused (result denied)
+// does not count. actor_minute's subjects count every customer touched,
+// refused or not (a denied burst's evidence); this reads raw events by
+// their primary key, for one actor at a time, when its count of all
+// customers is already unusual. On a cluster it reads, as TopSubjects,
+// the local events of the storage shard that holds the actor.
+func (s *Store) SubjectsRead(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
+	n, err := s.subjectCount(ctx, SubjectsReadSQL, tenant, actor, from, to)
+	if err != nil {
+		return 0, fmt.Errorf("reading the customers %s read: %w", actor, err)
+	}
+	return n, nil
+}
+
+// subjectCount runs q, a count over one actor's raw events in [from, to)
+// (placeholders tenant, actor, from, to), on the server or, on a cluster,
+// on the storage shard that holds the actor.
+func (s *Store) subjectCount(ctx context.Context, q, tenant, actor string, from, to time.Time) (uint64, error) {
 	args := []any{tenant, actor, from.UTC(), to.UTC()}
 	var n uint64
 	reset := func() { n = 0 }
@@ -339,17 +370,14 @@ func (s *Store) SubjectsOutsideConversation(ctx context.Context, tenant, actor s
 	}
 	var err error
 	if s.cfg.Cluster == "" {
-		err = queryRows(ctx, s.conn, SubjectsOutsideConversationSQL, args, scan)
+		err = queryRows(ctx, s.conn, q, args, scan)
 	} else {
 		var l *clusterLayout
 		if l, err = s.clusterLayout(ctx); err == nil {
-			err = s.readLocal(ctx, l, l.shardOfSlot(shardingHash(tenant, actor)%l.total), SubjectsOutsideConversationSQL, args, reset, scan)
+			err = s.readLocal(ctx, l, l.shardOfSlot(shardingHash(tenant, actor)%l.total), q, args, reset, scan)
 		}
 	}
-	if err != nil {
-		return 0, fmt.Errorf("reading customers outside their conversations of %s: %w", actor, err)
-	}
-	return n, nil
+	return n, err
 }
 
 // StoredFinding is a finding as kept in the findings table.

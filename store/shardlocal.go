@@ -333,6 +333,7 @@ func ShardLocalSQL() []string {
 		fmt.Sprintf(DestinationWindowsSQL, 60, 60, pred),
 		TopSubjectsSQL,
 		SubjectsOutsideConversationSQL,
+		SubjectsReadSQL,
 	}
 	for i, q := range qs {
 		qs[i] = localSQL(q)

@@ -112,7 +112,9 @@ func TestSubjectsOutsideConversation(t *testing.T) {
 		ev(6*time.Minute, "bot", "", "c5"),     // no customer
 		ev(90*time.Minute, "bot", "c6", ""),    // after the range
 		ev(7*time.Minute, "other", "c7", "c1"), // another actor
+		ev(8*time.Minute, "bot", "c8", ""),     // refused, below
 	}
+	evs[len(evs)-1].Result = models.ResultDenied
 	if err := s.InsertEvents(ctx, evs, base); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +123,59 @@ func TestSubjectsOutsideConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got != 2 {
-		t.Errorf("customers outside their conversations: %d, want 2 (c3, c4)", got)
+		t.Errorf("customers outside their conversations: %d, want 2 (c3, c4; c8's read was refused)", got)
+	}
+}
+
+// TestSubjectsRead: the customers whose data an actor read. A customer
+// whose every access was refused does not count (actor_minute's subjects
+// count it: it is a denied burst's evidence); one read once and refused
+// once does, once; only inside [from, to) and for the actor asked.
+func TestSubjectsRead(t *testing.T) {
+	s := storetest.New(t)
+	ctx := t.Context()
+	base := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
+	n := 0
+	ev := func(off time.Duration, actor, subject string, res models.Result) models.Event {
+		n++
+		return models.Event{EventID: fmt.Sprintf("e%d", n), TS: base.Add(off), Tenant: "t1", Actor: models.Actor{ID: actor, Type: models.ActorHuman, Role: "care-agent"},
+			Action: models.ActionRead, Store: "crm", Resource: models.Resource{Type: "customer_profile"}, SubjectID: subject, Records: 1,
+			Result: res}
+	}
+	evs := []models.Event{
+		ev(time.Minute, "a1", "c1", models.ResultAllowed),
+		ev(2*time.Minute, "a1", "c2", models.ResultAllowed),
+		ev(3*time.Minute, "a1", "c2", models.ResultDenied), // read before: still counted once
+		ev(20*time.Minute, "a1", "c3", models.ResultDenied),
+		ev(21*time.Minute, "a1", "c4", models.ResultDenied),
+		ev(22*time.Minute, "a1", "c4", models.ResultDenied),
+		ev(23*time.Minute, "a1", "c5", models.ResultError), // not refused
+		ev(24*time.Minute, "a1", "", models.ResultAllowed), // no customer
+		ev(90*time.Minute, "a1", "c6", models.ResultAllowed),
+		ev(5*time.Minute, "other", "c7", models.ResultAllowed),
+	}
+	if err := s.InsertEvents(ctx, evs, base); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SubjectsRead(ctx, "t1", "a1", base, base.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 3 {
+		t.Errorf("customers read: %d, want 3 (c1, c2, c5; c3 and c4 were refused)", got)
+	}
+	// the per-minute aggregate counts every customer touched
+	counts, err := s.RecentSubjects(ctx, base, base, base.Add(time.Hour), store.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var touched uint64
+	for _, c := range counts {
+		if c.ActorID == "a1" {
+			touched = c.Hour
+		}
+	}
+	if touched != 5 {
+		t.Errorf("customers touched in the hour (actor_minute): %d, want 5 (c1-c5)", touched)
 	}
 }

@@ -58,6 +58,10 @@ func (a *seriesAgg) SubjectsOutsideConversation(context.Context, string, string,
 	return 0, nil
 }
 
+func (a *seriesAgg) SubjectsRead(context.Context, string, string, time.Time, time.Time) (uint64, error) {
+	return 0, nil
+}
+
 // replaySeries runs the whole engine (every detector, defaults unless cfg
 // says otherwise) over the series in process and returns the alerts, after
 // the same per-(detector, actor) hourly dedupe as eval.

@@ -27,7 +27,7 @@ type callTime struct {
 // timedCalls lists the calls storeTimes reports, in the order it reports
 // them.
 var timedCalls = []string{"insert", "window aggregates", "recent subjects", "subject buckets",
-	"evidence", "outside conversation", "destinations", "findings flush"}
+	"evidence", "outside conversation", "customers read", "destinations", "findings flush"}
 
 func newStoreTimes(clock func() time.Time) *storeTimes {
 	return &storeTimes{clock: clock, calls: map[string]*callTime{}}
@@ -88,4 +88,10 @@ func (x *subjectIndex) TopSubjects(ctx context.Context, tenant, actor string, fr
 func (x *subjectIndex) SubjectsOutsideConversation(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
 	defer x.times.since("outside conversation", x.times.now())
 	return x.Store.SubjectsOutsideConversation(ctx, tenant, actor, from, to)
+}
+
+// SubjectsRead implements detect.Aggregates (the store's, timed).
+func (x *subjectIndex) SubjectsRead(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
+	defer x.times.since("customers read", x.times.now())
+	return x.Store.SubjectsRead(ctx, tenant, actor, from, to)
 }

@@ -18,7 +18,9 @@ func (e *Engine) detectOffHours(x *rowCtx) (models.Finding, bool) {
 	// with 3 at the defaults). An actor with under 2 days of its own (one,
 	// possibly partial, day) is judged on its role peers' hours as well:
 	// the gap is measured from the nearest hour usual for it or for its
-	// warm peers (their pooled profile), and each warm peer adds the
+	// warm peers (their pooled profile) or for its role's members that
+	// have worked a day, warm or not (theirs: another shift of the role),
+	// and each warm peer adds the
 	// warm-up days it has at least to the evidence; with no warm peer
 	// (or no day of its own) nothing is judged. From 2 days on the actor
 	// is judged by its own hours only (its shift may not be the role's).
@@ -39,6 +41,16 @@ func (e *Engine) detectOffHours(x *rowCtx) (models.Finding, bool) {
 			}
 			days += x.peer.members * d.WarmupDays
 			src = "actor and peers hour-of-day profiles"
+			// The warm peers may all work one shift of several: the
+			// role's members that have worked a day (warm or not, as
+			// first_seen's item peers) show the other shifts' hours,
+			// which are usual for the role too. They widen the usual
+			// hours only; the evidence stays the warm peers'.
+			if ip := e.itemPeers[peerKey{x.r.Tenant, e.groupOf(x.r.ActorRole, x.r.ActorVendor)}]; ip != nil && ip.members > 0 {
+				if ig := ip.hourGap(startLocal.Hour(), d.OffHoursShare); ig >= 0 && ig < gap {
+					gap = ig
+				}
+			}
 		}
 	}
 	need := offHoursGapNeeded(d, days)

@@ -107,6 +107,21 @@ func (p *peerStats) hourGap(h int, share float64) int {
 type itemPeers struct {
 	members int
 	have    map[string]int
+	// how is the members' pooled share of activity per hour of the week
+	// (as peerStats.how): a member that has worked a day has shown an
+	// hour its role works in, though it is not warm.
+	how [168]float64
+}
+
+// hourGap is peerStats.hourGap over the item peers' pooled profile.
+func (p *itemPeers) hourGap(h int, share float64) int {
+	return nearestUsualHour(h, share, func(u int) float64 {
+		var c float64
+		for d := 0; d < 7; d++ {
+			c += p.how[d*24+u]
+		}
+		return c
+	})
 }
 
 // share returns the fraction of members that have used item.
@@ -182,6 +197,14 @@ func (e *Engine) recomputePeers() {
 					ip.have[x]++
 				}
 			}
+		}
+		if st.HowTot > 0 {
+			st.How.each(func(h int, n float64) { ip.how[h] += n / float64(st.HowTot) })
+		}
+	}
+	for _, ip := range items {
+		for h := range ip.how {
+			ip.how[h] /= float64(ip.members)
 		}
 	}
 	e.itemPeers = items

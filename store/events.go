@@ -8,6 +8,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/chatwarden/chatwarden/models"
 )
@@ -58,12 +59,57 @@ func ShardUnreachable(err error) bool {
 	return errors.As(err, &ex) && ex.Code == 279
 }
 
+// insertBlockRows is the most rows InsertEvents sends in one block of its
+// INSERT: a larger batch goes as several blocks of the same INSERT (native
+// protocol Data packets, driver.Batch.Flush), so the client holds the
+// columns of one block at a time while the server still makes one INSERT
+// of them (docs/scaling.md, "Ingest: one INSERT, many blocks").
+const insertBlockRows = 20_000
+
 // insertEvents writes evs into table (events, or on a cluster a node's
-// events_local).
+// events_local) in one INSERT, blockRows rows per block (insertBlockRows
+// when 0).
 func (s *Store) insertEvents(ctx context.Context, table string, evs []models.Event, ingestedAt time.Time) error {
+	return s.insertEventsBlocks(ctx, table, evs, ingestedAt, insertBlockRows)
+}
+
+// insertEventsBlocks is insertEvents with blockRows rows per block.
+func (s *Store) insertEventsBlocks(ctx context.Context, table string, evs []models.Event, ingestedAt time.Time, blockRows int) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	n := len(evs)
+	if blockRows <= 0 {
+		blockRows = insertBlockRows
+	}
+	// table is a constant of this package: no user text.
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" "+insertEventsColumns)
+	if err != nil {
+		return fmt.Errorf("preparing insert of %d events: %w", n, err)
+	}
+	at := ingestedAt.UTC().Truncate(time.Second)
+	for lo := 0; lo < n; lo += blockRows {
+		hi := min(lo+blockRows, n)
+		if err := appendEventColumns(batch, evs[lo:hi], at); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("appending events %d-%d of %d: %w", lo, hi, n, err)
+		}
+		if hi < n {
+			// The block goes to the server now; the INSERT goes on.
+			if err := batch.Flush(); err != nil {
+				_ = batch.Abort()
+				return fmt.Errorf("inserting %d events (block at %d): %w", n, lo, err)
+			}
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("inserting %d events: %w", n, err)
+	}
+	return nil
+}
+
+// appendEventColumns appends evs to batch, column by column.
+func appendEventColumns(batch driver.Batch, evs []models.Event, at time.Time) error {
 	n := len(evs)
 	var (
 		ids, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids, subjects = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
@@ -72,7 +118,6 @@ func (s *Store) insertEvents(ctx context.Context, table string, evs []models.Eve
 		records, bytes                                                                        = make([]uint64, n), make([]uint64, n)
 		fields                                                                                = make([][]string, n)
 	)
-	at := ingestedAt.UTC().Truncate(time.Second)
 	for i := range evs {
 		e := &evs[i]
 		ids[i], ts[i], tenants[i] = e.EventID, e.TS.UTC(), e.Tenant
@@ -88,22 +133,13 @@ func (s *Store) insertEvents(ctx context.Context, table string, evs []models.Eve
 		dests[i] = e.Destination
 		ingested[i] = at
 	}
-	// table is a constant of this package: no user text.
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" "+insertEventsColumns)
-	if err != nil {
-		return fmt.Errorf("preparing insert of %d events: %w", n, err)
-	}
 	cols := []any{ids, ts, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids,
 		subjects, records, bytes, fields, purposes, convs, convSubjects, tools, results, ips,
 		countries, agents, dests, ingested}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("appending column %d of %d events: %w", i, n, err)
+			return fmt.Errorf("column %d: %w", i, err)
 		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("inserting %d events: %w", n, err)
 	}
 	return nil
 }

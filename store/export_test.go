@@ -140,3 +140,9 @@ func ExposureReadsHours(ws []ActorWindow) bool {
 	_, _, ok := hourWindowsWhere(ws)
 	return ok
 }
+
+// InsertEventsBlocks writes evs into events in one INSERT of blocks of
+// blockRows rows (BenchmarkInsertBlocks).
+func InsertEventsBlocks(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time, blockRows int) error {
+	return s.insertEventsBlocks(ctx, "events", evs, ingestedAt, blockRows)
+}

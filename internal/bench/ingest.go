@@ -320,6 +320,11 @@ func (b *bench) timeIngest(ctx context.Context, db, cfgFile string, lines int, c
 		ownCPU += procCPU(p.cmd.Process.Pid)
 	}
 	chCPU, kafkaCPU := procCPU(stackPID("clickhouse"))-chCPU0, procCPU(stackPID("kafka"))-kafkaCPU0
+	var batches, inserting float64
+	for _, p := range procs {
+		batches += max(scrape(p.addr, "chatwarden_ingest_batches_total"), 0)
+		inserting += max(scrape(p.addr, "chatwarden_ingest_insert_duration_seconds_sum"), 0)
+	}
 	for _, p := range procs {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -329,8 +334,8 @@ func (b *bench) timeIngest(ctx context.Context, db, cfgFile string, lines int, c
 		}
 	}
 	eps = float64(lines) / el.Seconds()
-	b.say("chatwarden ingest x%d: %d messages in %s (from process start, group join included): %.0f events/s, peak RSS %.0f MiB",
-		b.instances, lines, el.Round(time.Millisecond), eps, rssMB)
+	b.say("chatwarden ingest x%d: %d messages in %s (from process start, group join included): %.0f events/s, peak RSS %.0f MiB, %.0f batches (%.0f messages each), %.1f s in their event inserts",
+		b.instances, lines, el.Round(time.Millisecond), eps, rssMB, batches, float64(lines)/max(batches, 1), inserting)
 	if b.cfg.ClickHouse.Cluster != "" {
 		b.say("CPU seconds meanwhile: ingest %.1f (%s); the cluster's servers are not the stack's and are not counted", ownCPU, loadAvg())
 		return eps, rssMB, nil

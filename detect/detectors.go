@@ -62,6 +62,21 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 			}
 		}
 	}
+	if len(e.flagged) > 0 {
+		// An item the actor first used in a finding is the finding's, not
+		// its routine (as for its peers' shares): until it has used it on
+		// flagDays later days, its first use on a later day is new again.
+		if fl := e.flagged[actorKey{r.Tenant, r.ActorID}]; len(fl) > 0 {
+			d := int32(c.start.Unix() / 86400)
+			for _, set := range [][]string{r.Stores, r.ResourceTypes, r.Categories} {
+				for _, it := range set {
+					if flaggedBefore(fl, it, d) && !slices.Contains(x.newIts, it) {
+						x.newIts = append(x.newIts, it)
+					}
+				}
+			}
+		}
+	}
 	e.scratch = st.stats(e.scratch)
 	x.ser = e.seriesPrepare(st, c.start.Unix()/int64(e.cfg.Window/time.Second))
 	if x.ser != nil && !e.reopening {

@@ -384,6 +384,42 @@ func TestWindowDetectors(t *testing.T) {
 			want: []string{"first_seen a1"},
 		},
 		{
+			// an attack taught a1 the vector store and the health
+			// category (first_seen on its fifth day); a second attack two
+			// days later uses them again: still the first finding's, not
+			// a1's routine (office sparse-weekly 4 atk-0061: the payments
+			// store of an attack five days before)
+			name: "first-seen: a later day's use of what an earlier finding taught",
+			fixture: team(days(7, workday(normal)), days(7, workday(normal))) +
+				"actor=a1 role=support stores: " + days(4, workday("crm*480")) + " " + workday("crm*200 vector crm*279") + " " + workday("crm*480") + " " + workday("crm*300 vector crm*179") + "\n" +
+				"actor=a1 role=support categories: " + days(4, workday("name*480")) + " " + workday("name*200 health name*279") + " " + workday("name*480") + " " + workday("name*300 health name*179") + "\n" +
+				peersUse("crm", "name", 1, 5, 7),
+			from: monday.Add(6 * 24 * time.Hour),
+			want: []string{"first_seen a1"},
+		},
+		{
+			// the same, the store used again an hour after the finding on
+			// the finding's own day: one finding a day
+			name: "hard negative: what a finding taught, used again the same day",
+			fixture: team(days(5, workday(normal)), days(5, workday(normal))) +
+				"actor=a1 role=support stores: " + days(4, workday("crm*480")) + " " + workday("crm*200 vector crm*59 vector crm*219") + "\n" +
+				"actor=a1 role=support categories: " + days(4, workday("name*480")) + " " + workday("name*200 health name*59 health name*219") + "\n" +
+				peersUse("crm", "name", 1, 5, 5),
+			from:     monday.Add(4*24*time.Hour + 9*time.Hour + 202*time.Minute),
+			wantNone: []string{"first_seen"},
+		},
+		{
+			// used on three later days, it is a1's routine (a false
+			// positive nobody marked): its use on the fourth is not news
+			name: "hard negative: what a finding taught, used on three later days",
+			fixture: team(days(9, workday(normal)), days(9, workday(normal))) +
+				"actor=a1 role=support stores: " + days(4, workday("crm*480")) + " " + workday("crm*200 vector crm*279") + " " + days(4, workday("crm*300 vector crm*179")) + "\n" +
+				"actor=a1 role=support categories: " + days(4, workday("name*480")) + " " + workday("name*200 health name*279") + " " + days(4, workday("name*300 health name*179")) + "\n" +
+				peersUse("crm", "name", 1, 5, 9),
+			from:     monday.Add(8 * 24 * time.Hour),
+			wantNone: []string{"first_seen"},
+		},
+		{
 			// the same store and category used by two peers as routine
 			// (no finding when they learned them, in their first days):
 			// common in the role, a1's first use is not news

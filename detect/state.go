@@ -662,6 +662,12 @@ func isFlagged(fl []flaggedItem, item string) bool {
 	return slices.ContainsFunc(fl, func(f flaggedItem) bool { return f.Item == item })
 }
 
+// flaggedBefore reports whether item is in fl and was last used before
+// day d (its first use on day d is a later day's).
+func flaggedBefore(fl []flaggedItem, item string, d int32) bool {
+	return slices.ContainsFunc(fl, func(f flaggedItem) bool { return f.Item == item && d > f.LastDay })
+}
+
 // useFlagged counts the window's use (day d) of the flagged items and
 // drops those used on flagDays later days.
 func useFlagged(fl []flaggedItem, d int32, w *windowRow) []flaggedItem {

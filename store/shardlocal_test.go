@@ -128,6 +128,23 @@ func queriesOn(t *testing.T, cfg store.Config, node, id string, initial bool) ui
 	return nodeCount(t, cfg, node, "SELECT count() FROM system.query_log WHERE type = 2 AND initial_query_id = ? AND is_initial_query = 0", id)
 }
 
+// loggedOn waits until node's query log holds a finished query of id
+// (see queriesOn), flushing nodes' logs each time, and returns the count, or
+// 0 after 30 s. The server logs a query when it finishes, which can be just
+// after the client has read the last packet, so one flush right after the
+// query can miss it (CI's test-cluster, under load, once).
+func loggedOn(t *testing.T, cfg store.Config, nodes []string, node, id string, initial bool) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		flushQueryLogs(t, cfg, nodes)
+		if n := queriesOn(t, cfg, node, id, initial); n > 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func withID(ctx context.Context, id string) context.Context {
 	return clickhouse.Context(ctx, clickhouse.WithQueryID(id))
 }
@@ -251,6 +268,9 @@ func TestDetectionShardReadsOneStorageShard(t *testing.T) {
 		first := replicas[storage][0]
 		for _, q := range []string{"windows", "subjects", "shares", "top"} {
 			id := fmt.Sprintf("%s-k%d-%s", cfg.Database, k, q)
+			// Wait for the query on the node that ran it; the other
+			// nodes' counts are read after it is logged.
+			loggedOn(t, cfg, nodes, first, id, true)
 			for _, n := range nodes {
 				want := uint64(0)
 				if n == first {
@@ -271,8 +291,15 @@ func TestDetectionShardReadsOneStorageShard(t *testing.T) {
 		// which reads shard 1 in its own process) sends a query on to
 		// storage shard 2 whichever shard holds the actors.
 		sent := uint64(0)
-		for _, n := range nodes {
-			sent += queriesOn(t, cfg, n, fmt.Sprintf("%s-k%d-distributed", cfg.Database, k), false)
+		deadline := time.Now().Add(30 * time.Second)
+		for sent == 0 && time.Now().Before(deadline) {
+			flushQueryLogs(t, cfg, nodes)
+			for _, n := range nodes {
+				sent += queriesOn(t, cfg, n, fmt.Sprintf("%s-k%d-distributed", cfg.Database, k), false)
+			}
+			if sent == 0 {
+				time.Sleep(200 * time.Millisecond)
+			}
 		}
 		if sent == 0 {
 			t.Errorf("shard %d: the Distributed read sent no query on to another node: the query-log check cannot tell local from distributed", k)
@@ -352,8 +379,7 @@ func TestShardReadFailsOverToTheNextReplica(t *testing.T) {
 		if len(got) == 0 || !reflect.DeepEqual(sortedActivity(got), sortedActivity(want)) {
 			t.Errorf("read %d: %d rows from the second replica, %d through the Distributed tables, differ", i, len(got), len(want))
 		}
-		flushQueryLogs(t, cfg, replicas[0])
-		if n := queriesOn(t, cfg, live, id, true); n != 1 {
+		if n := loggedOn(t, cfg, replicas[0], live, id, true); n != 1 {
 			t.Errorf("read %d: %d queries on the live replica %s, want 1", i, n, live)
 		}
 	}

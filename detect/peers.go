@@ -90,10 +90,17 @@ func (p *peerStats) hourShare(h int) float64 {
 // hour of the day holding at least share of the peers' pooled activity
 // (as actorState.hourGap); -1 when no hour does.
 func (p *peerStats) hourGap(h int, share float64) int {
+	return pooledHourGap(&p.how, h, share)
+}
+
+// pooledHourGap is the number of hours from hour of the day h to the
+// nearest hour of the day holding at least share of a pooled hour-of-week
+// profile (how, summed over the days of the week); -1 when no hour does.
+func pooledHourGap(how *[168]float64, h int, share float64) int {
 	return nearestUsualHour(h, share, func(u int) float64 {
 		var c float64
 		for d := 0; d < 7; d++ {
-			c += p.how[d*24+u]
+			c += how[d*24+u]
 		}
 		return c
 	})
@@ -115,13 +122,7 @@ type itemPeers struct {
 
 // hourGap is peerStats.hourGap over the item peers' pooled profile.
 func (p *itemPeers) hourGap(h int, share float64) int {
-	return nearestUsualHour(h, share, func(u int) float64 {
-		var c float64
-		for d := 0; d < 7; d++ {
-			c += p.how[d*24+u]
-		}
-		return c
-	})
+	return pooledHourGap(&p.how, h, share)
 }
 
 // share returns the fraction of members that have used item.

@@ -91,6 +91,24 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
+	// load runs the actions that lead to another page (a click on a link, a
+	// form's submit) and waits until that page has loaded, then runs the
+	// checks that follow on it. A node looked up while the old or a
+	// half-loaded document is current can be gone by the time it is used
+	// ("Could not find node with given id", CI at 3c953a6), and a selector
+	// the old page also matches would be waited for on the wrong page.
+	load := func(name string, trigger []chromedp.Action[chromedp.Void], then ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, browserWait)
+		defer cancel()
+		if _, err := chromedp.RunResponse(sctx, trigger...); err != nil {
+			t.Fatalf("%s: loading the next page: %v", name, err)
+		}
+		if err := chromedp.Do(sctx, then...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	type acts = []chromedp.Action[chromedp.Void]
 	text := func(sel string) string {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, browserWait)
@@ -102,17 +120,17 @@ func TestBrowser(t *testing.T) {
 		return s
 	}
 	step("login page", chromedp.WaitVisible(css(`input[name=user]`)), shot("01-login"))
-	step("sign in", chromedp.SendKeys(css(`input[name=user]`), "secops-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-secops"),
-		chromedp.Submit(css(`form.login`)), chromedp.WaitVisible(css(`table.feed`)), shot("02-alerts"))
+	load("sign in", acts{chromedp.SendKeys(css(`input[name=user]`), "secops-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-secops"),
+		chromedp.Submit(css(`form.login`))}, chromedp.WaitVisible(css(`table.feed`)), shot("02-alerts"))
 	if feed := text(`table.feed`); !strings.Contains(feed, "agent-17") || !strings.Contains(feed, "open") {
 		t.Fatalf("alert feed: %q", feed)
 	}
-	step("alert detail", chromedp.Click(css(`a[href="/alerts/al-crit"]`)), chromedp.WaitVisible(css(`svg.chart`)), shot("03-alert"))
-	step("acknowledge", chromedp.Click(css(`button[value=acknowledge]`)), chromedp.WaitVisible(css(`p.ok`)), shot("04-acknowledged"))
+	load("alert detail", acts{chromedp.Click(css(`a[href="/alerts/al-crit"]`))}, chromedp.WaitVisible(css(`svg.chart`)), shot("03-alert"))
+	load("acknowledge", acts{chromedp.Click(css(`button[value=acknowledge]`))}, chromedp.WaitVisible(css(`p.ok`)), shot("04-acknowledged"))
 	if st := text(`.card.head .status`); st != "acknowledged" {
 		t.Fatalf("status after acknowledge: %q", st)
 	}
-	step("breach assessment", chromedp.Click(css(`a.assess`)), chromedp.WaitVisible(css(`table.figures`)), shot("04b-incident"))
+	load("breach assessment", acts{chromedp.Click(css(`a.assess`))}, chromedp.WaitVisible(css(`table.figures`)), shot("04b-incident"))
 	if fig, clock := text(`table.figures`), text(`p.clock`); !strings.Contains(fig, "affected customers") || !strings.Contains(fig, "40") ||
 		!strings.Contains(clock, "notify the supervisory authority by") {
 		t.Fatalf("breach assessment: figures %q, clock %q", fig, clock)
@@ -120,8 +138,8 @@ func TestBrowser(t *testing.T) {
 	step("assessment figure links its query", chromedp.Click(css(`table.figures a[href="#query-withdrawn_consent"]`)),
 		chromedp.WaitVisible(css(`#query-withdrawn_consent`)))
 	step("investigate", chromedp.Navigate(base+"/investigate"), chromedp.WaitVisible(css(`#search`)),
-		chromedp.SendKeys(css(`#search input[name=actor]`), "agent-17"), chromedp.SetValue(css(`#search input[name=since]`), "24h"),
-		chromedp.Submit(css(`#search`)), chromedp.WaitVisible(css(`table.events`)), shot("05-investigate"))
+		chromedp.SendKeys(css(`#search input[name=actor]`), "agent-17"), chromedp.SetValue(css(`#search input[name=since]`), "24h"))
+	load("investigate search", acts{chromedp.Submit(css(`#search`))}, chromedp.WaitVisible(css(`table.events`)), shot("05-investigate"))
 	if k := text(`.kpis`); !strings.Contains(k, "46") {
 		t.Fatalf("investigate KPIs: %q", k)
 	}
@@ -141,14 +159,14 @@ func TestBrowser(t *testing.T) {
 	if n, p := text(`p.note`), text(`.lede`); !strings.Contains(n, "2026-W47, the last complete week, has no alerts") || !strings.HasPrefix(p, "In week 2026-W48") {
 		t.Fatalf("weekly default: note %q, paragraph %q", n, p)
 	}
-	step("weekly picker", chromedp.SetValue(css(`input[name=week]`), "2026-W47"), chromedp.Submit(css(`form.pager`)),
+	load("weekly picker", acts{chromedp.SetValue(css(`input[name=week]`), "2026-W47"), chromedp.Submit(css(`form.pager`))},
 		chromedp.WaitVisible(css(`.report`)))
 	if p := text(`.lede`); !strings.HasPrefix(p, "In week 2026-W47") {
 		t.Fatalf("weekly after picking 2026-W47: %q", p)
 	}
-	step("sign out", chromedp.Click(css(`header .who button`)), chromedp.WaitVisible(css(`input[name=user]`)))
-	step("sign in as admin", chromedp.SendKeys(css(`input[name=user]`), "admin-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-admin"),
-		chromedp.Submit(css(`form.login`)), chromedp.WaitVisible(css(`table.feed`)))
+	load("sign out", acts{chromedp.Click(css(`header .who button`))}, chromedp.WaitVisible(css(`input[name=user]`)))
+	load("sign in as admin", acts{chromedp.SendKeys(css(`input[name=user]`), "admin-user"), chromedp.SendKeys(css(`input[name=password]`), "pw-admin"),
+		chromedp.Submit(css(`form.login`))}, chromedp.WaitVisible(css(`table.feed`)))
 	// A customer look-up is a POST; the pages it leads to are addressed by
 	// an opaque handle, so the raw id is in no URL the browser keeps
 	// (issue 10 item 10).
@@ -164,12 +182,12 @@ func TestBrowser(t *testing.T) {
 	}
 	step("customer search", chromedp.Navigate(base+"/investigate"), chromedp.WaitVisible(css(`#search`)),
 		chromedp.SendKeys(css(`#search input[name=subject]`), "cust-1"), chromedp.SendKeys(css(`#search input[name=tenant]`), "retail"),
-		chromedp.SetValue(css(`#search input[name=since]`), "24h"),
-		chromedp.Submit(css(`#search`)), chromedp.WaitVisible(css(`table.events`)), shot("08-customer-search"))
+		chromedp.SetValue(css(`#search input[name=since]`), "24h"))
+	load("customer search submit", acts{chromedp.Submit(css(`#search`))}, chromedp.WaitVisible(css(`table.events`)), shot("08-customer-search"))
 	if u := location(); strings.Contains(u, "cust-1") || !strings.Contains(u, "/investigate?h=") {
 		t.Fatalf("customer search landed on %q", u)
 	}
-	step("data-subject report", chromedp.Click(css(`a[href^="/investigate/subject?h="]`)), chromedp.WaitVisible(css(`p.lede`)), shot("09-subject"))
+	load("data-subject report", acts{chromedp.Click(css(`a[href^="/investigate/subject?h="]`))}, chromedp.WaitVisible(css(`p.lede`)), shot("09-subject"))
 	if p := text(`p.lede`); !strings.Contains(p, "7 accesses by 1 actors") {
 		t.Fatalf("subject report: %q", p)
 	}
@@ -186,7 +204,7 @@ func TestBrowser(t *testing.T) {
 	// data-subject page, with a chatbot, a vendor's shares and another
 	// tenant's share of the same pseudonym added.
 	addCustomerEvents(t, f)
-	step("customer-readable report", chromedp.Click(css(`a#customer-report`)), chromedp.WaitVisible(css(`article.customer-report`)),
+	load("customer-readable report", acts{chromedp.Click(css(`a#customer-report`))}, chromedp.WaitVisible(css(`article.customer-report`)),
 		shot("09b-customer-report"))
 	checkCustomerText(t, f, "page", text(`article.customer-report`))
 	step("customer report as printed", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {

@@ -163,7 +163,8 @@ demo:
 
 # Ingest benchmark: 1M simulated events (BENCH_EVENTS=n to change) produced to
 # fresh topics, consumed by `chatwarden ingest` into a fresh database, compared
-# with ClickHouse's Kafka engine or, when that cannot talk to the broker,
+# with ClickHouse's Kafka engine filling the same tables (events and a copy of
+# each of its views, docs/scaling.md) or, when that cannot run,
 # clickhouse-client loading the same events as JSONEachRow. Last line:
 # ingest_eps=.. kafka_engine_eps=..|jsoneachrow_eps=.. ratio=.. rss_mb=..
 bench-ingest:

@@ -16,7 +16,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +48,7 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	instances := fs.Int("instances", 1, "chatwarden ingest processes, in one consumer group")
 	addr := fs.String("addr", "", "ClickHouse native address (default: CHATWARDEN_CLICKHOUSE_ADDR)")
 	cluster := fs.String("cluster", "", "clickhouse.cluster of the run: migrate and ingest on that cluster (needs -ingest-only)")
+	queryLog := fs.Bool("query-log", false, "log chatwarden ingest's queries (clickhouse.log_queries) and print ClickHouse's CPU per kind of query from system.query_log, and the server's merges meanwhile")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +63,7 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 		c.ClickHouse.Addr = *addr
 	}
 	c.ClickHouse.Cluster = *cluster
+	c.ClickHouse.LogQueries = *queryLog
 	b := &bench{e: e, self: e.Chatwarden, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36), instances: *instances}
 
 	// 1. The events.
@@ -148,6 +152,9 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	if err := b.checkStored(ctx, dbIngest, ps.Access); err != nil {
 		return err
 	}
+	if *queryLog && *cluster == "" {
+		b.partsSummary(ctx, dbIngest)
+	}
 
 	if *ingestOnly {
 		if b.cfg.ClickHouse.Cluster != "" {
@@ -174,12 +181,16 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	}
 	b.say("clickhouse-client JSONEachRow from a file: %.0f events/s", baseEPS)
 	// 7. ClickHouse's Kafka engine, else JSONEachRow as the baseline.
-	engineEPS, engineErr := b.kafkaEngine(ctx, dbEngine, flat, nFlat, *engineWait)
+	engineEPS, engineErr := b.kafkaEngine(ctx, dbEngine, dbBase, flat, nFlat, *engineWait)
+	if *queryLog {
+		b.partsSummary(ctx, dbBase)
+		b.partsSummary(ctx, dbEngine)
+	}
 	if engineErr == nil {
 		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f kafka_engine_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, engineEPS, ingestEPS/engineEPS, rssMB)
 		return nil
 	}
-	b.say("ClickHouse Kafka engine could not consume from this broker: %v", engineErr)
+	b.say("ClickHouse Kafka engine leg failed: %v", engineErr)
 	b.say("baseline instead: clickhouse-client loading the same events as JSONEachRow from a file")
 	fmt.Fprintf(e.Stdout, "ingest_eps=%.0f jsoneachrow_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, baseEPS, ingestEPS/baseEPS, rssMB)
 	return nil
@@ -203,8 +214,14 @@ func (b *bench) writeConfig(dir string) (string, error) {
 	ic := b.cfg.Ingest
 	yaml := fmt.Sprintf("ingest:\n  access_topic: %s\n  consent_topic: %s\n  dead_letter_topic: %s\n  group: %s\n  batch_size: %d\n",
 		ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group, ic.BatchSize)
+	if b.cfg.ClickHouse.Cluster != "" || b.cfg.ClickHouse.LogQueries {
+		yaml += "clickhouse:\n"
+	}
 	if b.cfg.ClickHouse.Cluster != "" {
-		yaml += fmt.Sprintf("clickhouse:\n  cluster: %s\n  query_timeout: 5m\n", b.cfg.ClickHouse.Cluster)
+		yaml += fmt.Sprintf("  cluster: %s\n  query_timeout: 5m\n", b.cfg.ClickHouse.Cluster)
+	}
+	if b.cfg.ClickHouse.LogQueries {
+		yaml += "  log_queries: true\n"
 	}
 	f := filepath.Join(dir, "chatwarden.yaml")
 	return f, os.WriteFile(f, []byte(yaml), 0o600)
@@ -257,6 +274,12 @@ func (b *bench) timeIngest(ctx context.Context, db, cfgFile string, lines int, c
 			}
 		}
 	}()
+	logQueries := b.cfg.ClickHouse.LogQueries && b.cfg.ClickHouse.Cluster == ""
+	var counters0 map[string]float64
+	ports, rport := map[int]bool{}, chPort(b.cfg.ClickHouse.WithDefaults().Addr)
+	if logQueries {
+		counters0 = b.serverCounters(ctx)
+	}
 	chCPU0, kafkaCPU0 := procCPU(stackPID("clickhouse")), procCPU(stackPID("kafka"))
 	start := time.Now()
 	for i := range b.instances {
@@ -292,6 +315,9 @@ func (b *bench) timeIngest(ctx context.Context, db, cfgFile string, lines int, c
 			default:
 			}
 			got += max(scrape(p.addr, "chatwarden_ingest_messages_total"), 0)
+			if logQueries {
+				connPorts(p.cmd.Process.Pid, rport, ports)
+			}
 		}
 		bar.Update(int64(got), got/float64(lines))
 		if got >= float64(lines) {
@@ -339,6 +365,9 @@ func (b *bench) timeIngest(ctx context.Context, db, cfgFile string, lines int, c
 	if b.cfg.ClickHouse.Cluster != "" {
 		b.say("CPU seconds meanwhile: ingest %.1f (%s); the cluster's servers are not the stack's and are not counted", ownCPU, loadAvg())
 		return eps, rssMB, nil
+	}
+	if logQueries {
+		b.queryKinds(ctx, start, ports, counters0, b.serverCounters(ctx))
 	}
 	total := ownCPU + chCPU + kafkaCPU
 	b.say("CPU seconds meanwhile: ingest %.1f, clickhouse-server %.1f, kafka %.1f (servers include other load on the machine, %s); "+
@@ -388,12 +417,25 @@ func (b *bench) clickhouse(ctx context.Context, db, query string, stdin io.Reade
 }
 
 // kafkaEngine measures ClickHouse's own Kafka table engine on the same
-// events: the engine has no validation, pseudonymization or nested JSON, so
-// it reads the events flattened to the events table's columns (what a
-// producer would have to send it) from a topic of its own, through a
-// materialized view into the same events table (and its views) that
-// chatwarden ingest fills. It returns events per second.
-func (b *bench) kafkaEngine(ctx context.Context, db, flat string, want int, wait time.Duration) (float64, error) {
+// events: the engine has no validation, pseudonymization, dedupe or nested
+// JSON, so it reads the events flattened to the events table's columns
+// (what a producer would have to send it) from a topic of its own, through
+// materialized views into the same events table and the same view tables
+// that chatwarden ingest fills (event_ids, events_by_subject, actor_minute,
+// ...). It returns events per second, timed until every one of those
+// tables holds what the JSONEachRow leg's database (baseDB, the same rows
+// inserted into events) holds.
+//
+// The view tables need views of their own on the Kafka table: a
+// materialized view writing TO events does not run events' own views on
+// 18.16 (its rows go straight into events' storage), so a single
+// `kafka_flat -> events` view fills events alone, one table of the eight
+// chatwarden ingest writes. Each of events' views is copied with
+// kafka_flat as its source (engineViews). Until they all exist, a view TO a
+// table that does not exist holds the engine (on 18.16 it streams only when
+// every view's target exists): dropping it starts the engine, and the
+// timer, with every view in place.
+func (b *bench) kafkaEngine(ctx context.Context, db, baseDB, flat string, want int, wait time.Duration) (float64, error) {
 	ic := b.cfg.Ingest
 	topic, group := "bench-"+b.id+"-flat", "bench-"+b.id+"-kafka-engine"
 	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: topic, Partitions: 4}); err != nil {
@@ -420,50 +462,82 @@ func (b *bench) kafkaEngine(ctx context.Context, db, flat string, want int, wait
 	if err := ingest.ResetGroupOffsets(ctx, ic, group, topic, 0); err != nil {
 		return 0, err
 	}
-	cols := "event_id String, ts DateTime, tenant String, actor_id String, actor_type String, actor_role String, " +
-		"actor_vendor String, action String, store String, resource_type String, resource_id String, subject_id String, " +
-		"records UInt64, bytes UInt64, fields Array(String), purpose String, conversation_id String, " +
-		"conversation_subject_id String, tool String, result String, client_ip String, client_country String, " +
-		"client_user_agent String, destination String, ingested_at DateTime"
-	stmts := []string{
-		fmt.Sprintf("CREATE TABLE kafka_flat (%s) ENGINE = Kafka('%s', '%s', '%s', 'JSONEachRow')",
-			cols, strings.Join(ic.Brokers, ","), topic, group),
-	}
-	for _, q := range stmts {
-		if _, err := b.clickhouse(ctx, db, q, nil); err != nil {
-			return 0, err
-		}
-	}
+	var created []string // views to drop, newest first
 	defer func() {
-		// Drop the view and the engine table while their topic still
+		// Drop the views and the engine table while their topic still
 		// exists: on 18.16 dropping a Kafka table whose topic is gone
 		// hangs in librdkafka's consumer close.
-		_, _ = b.clickhouse(context.Background(), db, "DROP TABLE IF EXISTS engine_mv", nil)
+		for _, v := range slices.Backward(created) {
+			_, _ = b.clickhouse(context.Background(), db, "DROP TABLE IF EXISTS "+v, nil)
+		}
 		_, _ = b.clickhouse(context.Background(), db, "DROP TABLE IF EXISTS kafka_flat", nil)
 	}()
+	views, err := b.createEngine(ctx, db, topic, group, &created)
+	if err != nil {
+		return 0, err
+	}
+	// What every table must hold at the end: what the JSONEachRow leg's
+	// database holds (the same rows, inserted into events).
+	tables := append([]string{"events"}, engineTargets(views)...)
+	baseSums, err := b.tableSums(ctx, baseDB, tables)
+	if err != nil {
+		return 0, err
+	}
+	wantSums, err := baseSums()
+	if err != nil {
+		return 0, err
+	}
+	engineSums, err := b.tableSums(ctx, db, tables)
+	if err != nil {
+		return 0, err
+	}
 	errLog := filepath.Join(stackDir(), "clickhouse", "log", "clickhouse-server.err.log")
 	logStart := fileSize(errLog)
 	chCPU0 := procCPU(stackPID("clickhouse"))
 	start := time.Now()
-	if _, err := b.clickhouse(ctx, db, "CREATE MATERIALIZED VIEW engine_mv TO events AS SELECT * FROM kafka_flat", nil); err != nil {
+	if _, err := b.clickhouse(ctx, db, "DROP TABLE engine_gate", nil); err != nil {
 		return 0, err
 	}
 	last, lastChange := -1, time.Now()
+	var eventsDone time.Duration
 	bar := progress.New(b.e.Stderr, "Kafka engine", "rows", progress.Options{})
 	for {
-		out, err := b.clickhouse(ctx, db, "SELECT count() FROM events", nil)
-		if err != nil {
-			return 0, err
+		got := 0
+		if eventsDone == 0 {
+			out, err := b.clickhouse(ctx, db, "SELECT count() FROM events", nil)
+			if err != nil {
+				return 0, err
+			}
+			got, _ = strconv.Atoi(out)
+			if got >= want {
+				eventsDone = time.Since(start)
+			}
 		}
-		got, _ := strconv.Atoi(out)
-		bar.Update(int64(got), float64(got)/float64(want))
-		if got >= want {
-			bar.Done()
-			el := time.Since(start)
-			b.say("ClickHouse Kafka engine (1 consumer, flat JSONEachRow rows): %d events in %s; clickhouse-server CPU seconds %.1f (%s)",
-				got, el.Round(time.Millisecond), procCPU(stackPID("clickhouse"))-chCPU0, loadAvg())
-			return float64(got) / el.Seconds(), nil
+		if eventsDone > 0 {
+			// Then until every view's table is complete (each view is
+			// written after events, block by block).
+			sums, err := engineSums()
+			if err != nil {
+				return 0, err
+			}
+			if slices.Equal(sums, wantSums) {
+				bar.Done()
+				el := time.Since(start)
+				b.say("ClickHouse Kafka engine (1 consumer, flat JSONEachRow rows): %d events into events and its %d views' tables in %s (events alone complete at %s); clickhouse-server CPU seconds %.1f (%s)",
+					want, len(views), el.Round(time.Millisecond), eventsDone.Round(time.Millisecond), procCPU(stackPID("clickhouse"))-chCPU0, loadAvg())
+				return float64(want) / el.Seconds(), nil
+			}
+			for i := range sums {
+				if sums[i] > wantSums[i] {
+					return 0, fmt.Errorf("the Kafka engine's %s holds %d rows (or events), the JSONEachRow leg's %d: was it filled twice (a server whose views of events run for a view's inserts into events)?", tables[i], sums[i], wantSums[i])
+				}
+			}
+			got = want
+			for i := range sums {
+				got += sums[i]
+			}
 		}
+		bar.Update(int64(min(got, want)), float64(min(got, want))/float64(want))
 		if got != last {
 			last, lastChange = got, time.Now()
 		}
@@ -474,6 +548,133 @@ func (b *bench) kafkaEngine(ctx context.Context, db, flat string, want int, wait
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// createEngine creates, in db, the Kafka engine's table on topic (group
+// group), the gate view that holds it, its view into events and the copies
+// of events' views, appending each view it created to created; it returns
+// the copies.
+func (b *bench) createEngine(ctx context.Context, db, topic, group string, created *[]string) ([]engineView, error) {
+	ic := b.cfg.Ingest
+	views, err := b.engineViews(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	cols := "event_id String, ts DateTime, tenant String, actor_id String, actor_type String, actor_role String, " +
+		"actor_vendor String, action String, store String, resource_type String, resource_id String, subject_id String, " +
+		"records UInt64, bytes UInt64, fields Array(String), purpose String, conversation_id String, " +
+		"conversation_subject_id String, tool String, result String, client_ip String, client_country String, " +
+		"client_user_agent String, destination String, ingested_at DateTime"
+	if _, err := b.clickhouse(ctx, db, fmt.Sprintf("CREATE TABLE kafka_flat (%s) ENGINE = Kafka('%s', '%s', '%s', 'JSONEachRow')",
+		cols, strings.Join(ic.Brokers, ","), topic, group), nil); err != nil {
+		return nil, err
+	}
+	// The gate first: a view TO a table that does not exist holds the
+	// engine until it is dropped.
+	stmts := []string{"CREATE MATERIALIZED VIEW engine_gate TO engine_gate_missing AS SELECT * FROM kafka_flat",
+		"CREATE MATERIALIZED VIEW engine_mv TO events AS SELECT * FROM kafka_flat"}
+	names := []string{"engine_gate", "engine_mv"}
+	for _, v := range views {
+		stmts, names = append(stmts, v.create), append(names, v.name)
+	}
+	for i, q := range stmts {
+		if _, err := b.clickhouse(ctx, db, q, nil); err != nil {
+			return nil, err
+		}
+		*created = append(*created, names[i])
+	}
+	return views, nil
+}
+
+// engineView is a copy of one of events' materialized views that reads
+// from the Kafka engine's table instead.
+type engineView struct {
+	name, target, create string
+}
+
+// fromEvents matches the source of a view of events in its CREATE query
+// as SHOW CREATE TABLE prints it (database-qualified).
+var fromEvents = regexp.MustCompile(`(?i)\bFROM\s+([A-Za-z0-9_]+\.)?events\b`)
+
+// engineViews returns, for each materialized view of db (events' views,
+// from its migrations), the same view named engine_<name> reading from
+// kafka_flat.
+func (b *bench) engineViews(ctx context.Context, db string) ([]engineView, error) {
+	out, err := b.clickhouse(ctx, db, fmt.Sprintf(
+		"SELECT name FROM system.tables WHERE database = '%s' AND engine = 'MaterializedView' ORDER BY name", db), nil)
+	if err != nil {
+		return nil, err
+	}
+	var vs []engineView
+	for _, name := range strings.Fields(out) {
+		q, err := b.clickhouse(ctx, db, fmt.Sprintf("SHOW CREATE TABLE %s.%s FORMAT TabSeparatedRaw", db, name), nil)
+		if err != nil {
+			return nil, err
+		}
+		head := fmt.Sprintf("CREATE MATERIALIZED VIEW %s.%s TO %s.", db, name, db)
+		rest, ok := strings.CutPrefix(q, head)
+		if !ok {
+			return nil, fmt.Errorf("view %s: not a materialized view TO a table of %s: %s", name, db, q)
+		}
+		target, _, _ := strings.Cut(rest, " ")
+		if n := len(fromEvents.FindAllStringIndex(q, -1)); n != 1 {
+			return nil, fmt.Errorf("view %s reads FROM events %d times, want once: %s", name, n, q)
+		}
+		q = fromEvents.ReplaceAllString(q, "FROM "+db+".kafka_flat")
+		q = strings.Replace(q, head, fmt.Sprintf("CREATE MATERIALIZED VIEW %s.engine_%s TO %s.", db, name, db), 1)
+		vs = append(vs, engineView{name: "engine_" + name, target: target, create: q})
+	}
+	return vs, nil
+}
+
+// engineTargets returns the distinct target tables of vs.
+func engineTargets(vs []engineView) []string {
+	var ts []string
+	for _, v := range vs {
+		if !slices.Contains(ts, v.target) {
+			ts = append(ts, v.target)
+		}
+	}
+	return ts
+}
+
+// tableSums returns a function that returns, per table of db, what its
+// inserts added: the aggregated event count of an aggregating table (a sum
+// state named events), else its rows. Each call is one query, so that
+// polling costs the server one.
+func (b *bench) tableSums(ctx context.Context, db string, tables []string) (func() ([]int, error), error) {
+	out, err := b.clickhouse(ctx, db, fmt.Sprintf(
+		"SELECT table FROM system.columns WHERE database = '%s' AND name = 'events' AND type = 'AggregateFunction(sum, UInt64)'", db), nil)
+	if err != nil {
+		return nil, err
+	}
+	agg := strings.Fields(out)
+	exprs := make([]string, len(tables))
+	for i, t := range tables {
+		if slices.Contains(agg, t) {
+			exprs[i] = fmt.Sprintf("(SELECT toUInt64(sumMerge(events)) FROM %s.%s)", db, t)
+		} else {
+			exprs[i] = fmt.Sprintf("(SELECT count() FROM %s.%s)", db, t)
+		}
+	}
+	q := "SELECT " + strings.Join(exprs, ", ")
+	return func() ([]int, error) {
+		out, err := b.clickhouse(ctx, db, q, nil)
+		if err != nil {
+			return nil, err
+		}
+		fs := strings.Fields(out)
+		if len(fs) != len(tables) {
+			return nil, fmt.Errorf("table sums of %s: %q", db, out)
+		}
+		sums := make([]int, len(fs))
+		for i, f := range fs {
+			if sums[i], err = strconv.Atoi(f); err != nil {
+				return nil, fmt.Errorf("table sums of %s: %q", db, out)
+			}
+		}
+		return sums, nil
+	}, nil
 }
 
 // jsonEachRow times clickhouse-client inserting the flattened events.

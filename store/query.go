@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -654,31 +655,51 @@ type ActorInfo struct {
 	Subjects uint64 `json:"subjects"`
 }
 
-// VendorActivity returns the activity of every vendor actor (the events
-// with an actor_vendor) in [from, to), most records first; tenants, when
-// not empty, keeps only those tenants. When from and to are whole UTC
-// hours it reads the hourly rollup of vendor events vendor_hour (a week at
-// 10M events: tens of thousands of rows, where actor_hour has every
-// actor's hundreds of thousands), else events; both give the
-// same figures (an actor whose type, role or vendor changed within the
-// range shows one of its values either way).
+// MaxVendorActors bounds the actors VendorActivity returns.
+const MaxVendorActors = 200
+
+// VendorActivity returns the activity of the vendor actors (the events
+// with an actor_vendor) in [from, to), most records first (then by actor
+// id and tenant), at most MaxVendorActors of them; tenants, when not
+// empty, keeps only those tenants. When from and to are whole UTC hours it
+// reads the hourly rollup of vendor events vendor_hour (a week at 10M
+// events: tens of thousands of rows, where actor_hour has every actor's
+// hundreds of thousands), else events; both give the same figures (an
+// actor whose type, role or vendor changed within the range shows one of
+// its values either way).
 func (s *Store) VendorActivity(ctx context.Context, tenants []string, from, to time.Time) ([]ActorInfo, error) {
 	cond, args := tenantIn("tenant", tenants)
+	limit := uint64(MaxVendorActors)
 	// From events, the vendor column filters first, so only vendor rows
 	// are aggregated (actor_minute would merge every actor's states).
 	q := `SELECT tenant, actor_id, any(actor_type), any(actor_role), any(actor_vendor),
 count(), sum(records) AS r, uniqExactIf(subject_id, subject_id != '')
 FROM events WHERE ts >= ? AND ts < ? AND actor_vendor != ''` + cond + `
 GROUP BY tenant, actor_id
-ORDER BY r DESC, actor_id LIMIT 200`
+ORDER BY r DESC, actor_id, tenant LIMIT ?`
+	qargs := append(append([]any{from.UTC(), to.UTC()}, args...), limit)
 	if !s.noRollups && wholeHours(from, to) {
+		// Merging the customer sets is nearly all of the query's work
+		// (one hash insert per distinct actor and customer of each
+		// hour), so the inner query ranks the actors by records without
+		// them, and only the actors it keeps have their sets merged: the
+		// same rows as merging every actor's and keeping the first
+		// (at 10M events, 81% of the vendor events are the first 200
+		// actors'). GLOBAL: on a cluster the ranking runs once, over
+		// every shard's rows.
 		q = `SELECT tenant, actor_id, anyLastMerge(vendor_type), anyLastMerge(vendor_role), anyLastMerge(vendor_name),
 sumMerge(events), sumMerge(records_sum) AS r, uniqExactIfMerge(subjects)
 FROM vendor_hour WHERE hour >= ? AND hour < ?` + cond + `
+AND (tenant, actor_id) GLOBAL IN (
+    SELECT tenant, actor_id FROM vendor_hour WHERE hour >= ? AND hour < ?` + cond + `
+    GROUP BY tenant, actor_id
+    ORDER BY sumMerge(records_sum) DESC, actor_id, tenant LIMIT ?)
 GROUP BY tenant, actor_id
-ORDER BY r DESC, actor_id LIMIT 200`
+ORDER BY r DESC, actor_id, tenant LIMIT ?`
+		span := append([]any{from.UTC(), to.UTC()}, args...)
+		qargs = append(append(append(slices.Clone(span), span...), limit), limit)
 	}
-	rows, err := s.conn.Query(ctx, q, append([]any{from.UTC(), to.UTC()}, args...)...)
+	rows, err := s.conn.Query(ctx, q, qargs...)
 	if err != nil {
 		return nil, fmt.Errorf("querying vendor activity: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/models"
 	"github.com/chatwarden/chatwarden/store"
 )
 
@@ -221,6 +222,60 @@ func TestHourDaysByTimeZone(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%s: days start on whole UTC hours = %v, want %v", tz, got, want)
+		}
+	}
+}
+
+// TestVendorActivityRanksBeforeMerging (issue 12): VendorActivity over
+// vendor_hour merges the customer sets of the first MaxVendorActors actors
+// by records only; with more vendor actors than that (ties on records,
+// and the same actor id in two tenants with the same records) it must
+// return the rows of the raw read over events, which aggregates every
+// actor and keeps the first: the same actors, in the same order, with
+// the same customer counts.
+func TestVendorActivityRanksBeforeMerging(t *testing.T) {
+	t.Parallel() // a database of its own
+	cfg := storetest.Config(t)
+	s := storetest.Open(t, cfg)
+	ctx := t.Context()
+	from, to := rollupFrom, rollupFrom.AddDate(0, 0, 7)
+	var evs []models.Event
+	actors := store.MaxVendorActors + 60
+	for a := range actors {
+		for _, tenant := range []string{"t1", "t2"} {
+			if tenant == "t2" && a%5 != 0 {
+				continue
+			}
+			// 1 to 4 events an actor, records 1 to 3 each: many ties.
+			for j := range 1 + a%4 {
+				evs = append(evs, models.Event{EventID: fmt.Sprintf("v-%s-%d-%d", tenant, a, j), TS: from.Add(time.Duration(a*7+j*3000) * time.Minute % (7 * 24 * time.Hour)),
+					Tenant: tenant, Actor: models.Actor{ID: fmt.Sprintf("vendor-%03d", a), Type: models.ActorVendor, Role: "outsourced", Vendor: "acme-bpo"},
+					Action: models.ActionRead, Store: "crm", Resource: models.Resource{Type: "customer_profile"}, SubjectID: fmt.Sprintf("s%d", (a+j)%(2+a%7)),
+					Records: uint64(1 + (a+j)%3), Fields: []string{"email"}, Result: models.ResultAllowed})
+			}
+		}
+	}
+	if err := s.InsertEvents(ctx, evs, to); err != nil {
+		t.Fatal(err)
+	}
+	raw := s.RawReads()
+	for _, tenants := range [][]string{nil, {"t1"}} {
+		vend, err := s.VendorActivity(ctx, tenants, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rawVend, err := raw.VendorActivity(ctx, tenants, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vend) != store.MaxVendorActors || !slices.Equal(vend, rawVend) {
+			t.Errorf("tenants %v: VendorActivity from vendor_hour (%d rows) %+v\nfrom events (%d rows) %+v", tenants, len(vend), vend, len(rawVend), rawVend)
+		}
+		for i := 1; i < len(vend); i++ {
+			p, c := vend[i-1], vend[i]
+			if p.Records < c.Records || p.Records == c.Records && (p.ActorID > c.ActorID || p.ActorID == c.ActorID && p.Tenant > c.Tenant) {
+				t.Fatalf("tenants %v: row %d %+v before row %d %+v: not most records, then actor, then tenant first", tenants, i-1, p, i, c)
+			}
 		}
 	}
 }

@@ -13,8 +13,10 @@ const backFillHour = "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)"
 
 // backFilled lists the tables whose migration back-fills them from the
 // stored events (INSERT INTO t (...) SELECT ... FROM events): each is
-// partitioned by toYYYYMMDD of backFillHour.
-var backFilled = map[string]bool{"actor_hour": true, "events_by_hour": true, "vendor_hour": true}
+// partitioned by toYYYYMMDD of backFillHour (actor_minute_exports by that of
+// the minute, which falls in the same day).
+var backFilled = map[string]bool{"actor_hour": true, "events_by_hour": true, "vendor_hour": true,
+	"actor_minute_exports": true}
 
 // backFill runs a migration's back-fill statement stmt (INSERT INTO table
 // (...) SELECT ... FROM events ...) one UTC hour of events at a time, so

@@ -31,16 +31,17 @@ import (
 // whether the table has both columns (a Distributed table without them only
 // reads: its rows come from materialized views on the local tables).
 var shardedTables = map[string]bool{
-	"events":            true,
-	"event_ids":         false,
-	"events_by_subject": true,
-	"actor_minute":      true,
-	"findings":          true,
-	"actor_risk":        true,
-	"shares":            true,
-	"actor_hour":        true,
-	"events_by_hour":    true,
-	"vendor_hour":       true,
+	"events":               true,
+	"event_ids":            false,
+	"events_by_subject":    true,
+	"actor_minute":         true,
+	"findings":             true,
+	"actor_risk":           true,
+	"shares":               true,
+	"actor_hour":           true,
+	"events_by_hour":       true,
+	"vendor_hour":          true,
+	"actor_minute_exports": true,
 }
 
 // localSuffix names a sharded table's local (per-node) table.

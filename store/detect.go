@@ -93,23 +93,29 @@ func (sh Shard) predicate() (string, []any) {
 // WindowActivity is one actor's activity in one detection window, merged from
 // actor_minute.
 type WindowActivity struct {
-	WindowStart   time.Time
-	Tenant        string
-	ActorID       string
-	ActorType     string
-	ActorRole     string
-	ActorVendor   string
-	Events        uint64
-	Records       uint64
-	Bytes         uint64
-	Exports       uint64
-	ExportRecords uint64
-	Denied        uint64
-	Subjects      uint64
-	Stores        []string
-	ResourceTypes []string
-	Categories    []string
-	Countries     []string
+	WindowStart time.Time
+	Tenant      string
+	ActorID     string
+	ActorType   string
+	ActorRole   string
+	ActorVendor string
+	Events      uint64
+	Records     uint64
+	Bytes       uint64
+	// Exports and ExportRecords count the export and share actions and
+	// their records; ExportOnly and ExportOnlyRecords the export actions
+	// alone (a share sends a case to a named destination, an export takes
+	// data out).
+	Exports           uint64
+	ExportRecords     uint64
+	ExportOnly        uint64
+	ExportOnlyRecords uint64
+	Denied            uint64
+	Subjects          uint64
+	Stores            []string
+	ResourceTypes     []string
+	Categories        []string
+	Countries         []string
 }
 
 // WindowAggregatesSQL is the query behind WindowAggregates, kept exported so
@@ -133,11 +139,21 @@ anyLast(actor_type), anyLast(actor_role), anyLast(actor_vendor),
 count(), sum(records), sum(bytes), countIf(action IN ('export', 'share')),
 sumIf(records, action IN ('export', 'share')), countIf(result = 'denied'), uniqExactIf(subject_id, subject_id != ''),
 groupUniqArray(store), groupUniqArray(resource_type),
-groupUniqArrayArray(fields), groupUniqArrayIf(client_country, client_country != '')
+groupUniqArrayArray(fields), groupUniqArrayIf(client_country, client_country != ''),
+countIf(action = 'export'), sumIf(records, action = 'export')
 FROM events
 WHERE ts >= ? AND ts < ?%s
 GROUP BY window_start, tenant, actor_id
 ORDER BY window_start, tenant, actor_id`
+
+// WindowExportsSQL reads the export actions alone (ExportOnly,
+// ExportOnlyRecords) of windows of whole minutes from actor_minute_exports,
+// next to WindowAggregatesSQL.
+const WindowExportsSQL = `SELECT toDateTime(intDiv(toUInt32(minute), %d) * %d) AS window_start, tenant, actor_id,
+sumMerge(events), sumMerge(records_sum)
+FROM actor_minute_exports
+WHERE minute >= ? AND minute < ?%s
+GROUP BY window_start, tenant, actor_id`
 
 // WindowAggregates returns every actor's activity per window of length
 // window (a whole number of seconds dividing an hour; windows aligned to
@@ -152,8 +168,9 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 	}
 	pred, pargs := shard.predicate()
 	// w is an integer we formatted, not user text; the times and shard are bound.
+	raw := w%60 != 0
 	q := fmt.Sprintf(WindowAggregatesSQL, w, w, pred)
-	if w%60 != 0 {
+	if raw {
 		q = fmt.Sprintf(WindowAggregatesRawSQL, w, w, pred)
 	}
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
@@ -161,9 +178,13 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 	err := s.detectRead(ctx, shard, q, args, func() { out = out[:0] }, func(rows driver.Rows) error {
 		for rows.Next() {
 			var a WindowActivity
-			if err := rows.Scan(&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
+			dst := []any{&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
 				&a.Events, &a.Records, &a.Bytes, &a.Exports, &a.ExportRecords, &a.Denied, &a.Subjects,
-				&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries); err != nil {
+				&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries}
+			if raw {
+				dst = append(dst, &a.ExportOnly, &a.ExportOnlyRecords)
+			}
+			if err := rows.Scan(dst...); err != nil {
 				return fmt.Errorf("scanning window aggregates: %w", err)
 			}
 			a.WindowStart = a.WindowStart.UTC()
@@ -171,10 +192,51 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 		}
 		return nil
 	})
+	if err == nil && !raw && len(out) > 0 {
+		err = s.windowExports(ctx, out, fmt.Sprintf(WindowExportsSQL, w, w, pred), args, shard)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading window aggregates %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
 	}
 	return out, nil
+}
+
+// windowExports fills ExportOnly and ExportOnlyRecords of rows (one
+// WindowAggregates read, ordered by window then actor) from q, a
+// WindowExportsSQL over the same minutes and shard.
+func (s *Store) windowExports(ctx context.Context, rows []WindowActivity, q string, args []any, shard Shard) error {
+	type key struct {
+		w             int64
+		tenant, actor string
+	}
+	at := make(map[key]int)
+	for i := range rows {
+		if rows[i].Exports > 0 { // an export is one of the window's exports and shares
+			at[key{rows[i].WindowStart.Unix(), rows[i].Tenant, rows[i].ActorID}] = i
+		}
+	}
+	if len(at) == 0 {
+		return nil
+	}
+	return s.detectRead(ctx, shard, q, args, func() {
+		for _, i := range at {
+			rows[i].ExportOnly, rows[i].ExportOnlyRecords = 0, 0
+		}
+	}, func(r driver.Rows) error {
+		for r.Next() {
+			var k key
+			var ws time.Time
+			var n, rec uint64
+			if err := r.Scan(&ws, &k.tenant, &k.actor, &n, &rec); err != nil {
+				return fmt.Errorf("scanning window exports: %w", err)
+			}
+			k.w = ws.Unix()
+			if i, ok := at[k]; ok {
+				rows[i].ExportOnly, rows[i].ExportOnlyRecords = n, rec
+			}
+		}
+		return nil
+	})
 }
 
 // ActorCount is a count per actor.

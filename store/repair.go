@@ -17,8 +17,8 @@ type PartialInsert struct {
 	// Written counts, per materialized view target, the events whose rows
 	// CompletePartialInsert wrote into it.
 	Written map[string]int
-	// Unsure lists the actor_minute, actor_hour and vendor_hour keys ("table minute
-	// tenant actor") whose
+	// Unsure lists the actor_minute, actor_minute_exports, actor_hour and
+	// vendor_hour keys ("table minute tenant actor") whose
 	// counts matched neither "has the events" nor "lacks them" (another
 	// writer of the same actor and minute, or an older partial insert):
 	// left as they are.
@@ -69,10 +69,11 @@ func eventViews() ([]eventView, error) {
 //
 //   - a target with an event_id column (event_ids, events_by_subject,
 //     shares) gets the rows of the ids it does not hold;
-//   - actor_minute, actor_hour and vendor_hour (aggregate states, no event
-//     id) get the events of an (actor, minute or hour) whose
-//     sumMerge(events) falls short of the events table's count (of the
-//     events the view keeps: vendor_hour's have an actor_vendor) by
+//   - actor_minute, actor_minute_exports, actor_hour and vendor_hour
+//     (aggregate states, no event id) get the events of an (actor, minute
+//     or hour) whose sumMerge(events) falls short of the events table's
+//     count (of the events the view keeps: vendor_hour's have an
+//     actor_vendor, actor_minute_exports's are exports) by
 //     exactly the count of the stored ids in that key; a key that matches
 //     neither is left alone and listed in Unsure.
 //
@@ -214,9 +215,10 @@ type rollup struct {
 
 // rollups are the targets of that kind, by table.
 var rollups = map[string]rollup{
-	"actor_minute": {column: "minute", expr: "toStartOfMinute(ts)", step: time.Minute},
-	"actor_hour":   {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
-	"vendor_hour":  {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
+	"actor_minute":         {column: "minute", expr: "toStartOfMinute(ts)", step: time.Minute},
+	"actor_hour":           {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
+	"vendor_hour":          {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
+	"actor_minute_exports": {column: "minute", expr: "toStartOfMinute(ts)", step: time.Minute},
 }
 
 // minuteKey is a rollup's key: a bucket (minute or hour), tenant and actor.

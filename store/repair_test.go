@@ -14,7 +14,7 @@ import (
 
 // partialEvents returns n events of batch: two actors (the second a
 // vendor's), a subject on two of three, a share to a destination on one
-// of five.
+// of five, an export on the others of one of seven.
 func partialEvents(batch string, n int, ts time.Time) []models.Event {
 	var evs []models.Event
 	for i := range n {
@@ -30,6 +30,8 @@ func partialEvents(batch string, n int, ts time.Time) []models.Event {
 		}
 		if i%5 == 0 {
 			e.Action, e.Destination = models.ActionShare, "partner.example"
+		} else if i%7 == 0 {
+			e.Action = models.ActionExport
 		}
 		evs = append(evs, e)
 	}
@@ -41,18 +43,20 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 	t.Helper()
 	out := map[string]uint64{}
 	for name, q := range map[string]string{
-		"events":                    "SELECT count() FROM events",
-		"event_ids":                 "SELECT count() FROM event_ids",
-		"events_by_subject":         "SELECT count() FROM events_by_subject",
-		"shares":                    "SELECT count() FROM shares",
-		"actor_minute events":       "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
-		"actor_minute records":      "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
-		"actor_minute export recs.": "SELECT sum(n) FROM (SELECT sumMerge(export_records) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
-		"actor_hour events":         "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
-		"events_by_hour":            "SELECT count() FROM events_by_hour",
-		"actor_hour records":        "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
-		"vendor_hour events":        "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
-		"vendor_hour records":       "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"events":                       "SELECT count() FROM events",
+		"event_ids":                    "SELECT count() FROM event_ids",
+		"events_by_subject":            "SELECT count() FROM events_by_subject",
+		"shares":                       "SELECT count() FROM shares",
+		"actor_minute events":          "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
+		"actor_minute records":         "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
+		"actor_minute export recs.":    "SELECT sum(n) FROM (SELECT sumMerge(export_records) AS n FROM actor_minute GROUP BY minute, tenant, actor_id)",
+		"actor_hour events":            "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
+		"events_by_hour":               "SELECT count() FROM events_by_hour",
+		"actor_hour records":           "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
+		"vendor_hour events":           "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"vendor_hour records":          "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"actor_minute_exports events":  "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_minute_exports GROUP BY minute, tenant, actor_id)",
+		"actor_minute_exports records": "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_minute_exports GROUP BY minute, tenant, actor_id)",
 	} {
 		out[name] = storetest.Count(t, cfg, q)
 	}
@@ -63,7 +67,8 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 func wantCounts(evs []models.Event) map[string]uint64 {
 	out := map[string]uint64{"events": 0, "event_ids": 0, "events_by_subject": 0, "shares": 0,
 		"actor_minute events": 0, "actor_minute records": 0, "actor_minute export recs.": 0,
-		"actor_hour events": 0, "actor_hour records": 0, "events_by_hour": 0, "vendor_hour events": 0, "vendor_hour records": 0}
+		"actor_hour events": 0, "actor_hour records": 0, "events_by_hour": 0, "vendor_hour events": 0, "vendor_hour records": 0,
+		"actor_minute_exports events": 0, "actor_minute_exports records": 0}
 	for _, e := range evs {
 		out["events"]++
 		out["event_ids"]++
@@ -81,7 +86,13 @@ func wantCounts(evs []models.Event) map[string]uint64 {
 		}
 		if e.Destination != "" {
 			out["shares"]++
+		}
+		if e.Action == models.ActionShare || e.Action == models.ActionExport {
 			out["actor_minute export recs."] += e.Records
+		}
+		if e.Action == models.ActionExport {
+			out["actor_minute_exports events"]++
+			out["actor_minute_exports records"] += e.Records
 		}
 	}
 	return out
@@ -131,13 +142,15 @@ func TestCompletePartialInsert(t *testing.T) {
 
 	// No view written (the failure in the first view push).
 	none := partialEvents("none", 20, base)
-	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv")
+	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv",
+		"actor_minute_exports_mv")
 	// actor_minute and event_ids written, events_by_subject and shares not.
 	half := partialEvents("half", 20, base.Add(time.Minute))
 	insertWithViewsDetached(t, s, cfg, half, "events_by_subject_mv", "shares_mv")
 	// event_ids only: actor_minute missing, the view pushed first on 18.16.
 	first := partialEvents("first", 20, base.Add(3*time.Minute))
-	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "vendor_hour_mv")
+	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "vendor_hour_mv",
+		"actor_minute_exports_mv")
 	// Stored completely.
 	whole := partialEvents("whole", 20, base.Add(5*time.Minute))
 	if err := s.InsertEvents(ctx, whole, base); err != nil {
@@ -157,13 +170,14 @@ func TestCompletePartialInsert(t *testing.T) {
 		t.Errorf("Unsure = %v, want none", got.Unsure)
 	}
 	wantWritten := map[string]int{
-		"event_ids":         len(none),
-		"events_by_subject": int(wantCounts(none)["events_by_subject"] + wantCounts(half)["events_by_subject"] + wantCounts(first)["events_by_subject"]),
-		"shares":            int(wantCounts(none)["shares"] + wantCounts(half)["shares"] + wantCounts(first)["shares"]),
-		"actor_minute":      len(none) + len(first),
-		"actor_hour":        len(none) + len(first),
-		"events_by_hour":    len(none),
-		"vendor_hour":       int(wantCounts(none)["vendor_hour events"] + wantCounts(first)["vendor_hour events"]),
+		"event_ids":            len(none),
+		"events_by_subject":    int(wantCounts(none)["events_by_subject"] + wantCounts(half)["events_by_subject"] + wantCounts(first)["events_by_subject"]),
+		"shares":               int(wantCounts(none)["shares"] + wantCounts(half)["shares"] + wantCounts(first)["shares"]),
+		"actor_minute":         len(none) + len(first),
+		"actor_hour":           len(none) + len(first),
+		"events_by_hour":       len(none),
+		"vendor_hour":          int(wantCounts(none)["vendor_hour events"] + wantCounts(first)["vendor_hour events"]),
+		"actor_minute_exports": int(wantCounts(none)["actor_minute_exports events"] + wantCounts(first)["actor_minute_exports events"]),
 	}
 	if !maps.Equal(got.Written, wantWritten) {
 		t.Errorf("Written = %v, want %v", got.Written, wantWritten)

@@ -90,14 +90,15 @@ type tablePolicy struct {
 // its retention. TestEveryTableHasRetention reads the migrations and fails
 // on a table that is in neither map, or on a name that is no table.
 var retentionPolicy = map[string]tablePolicy{
-	"events":            {class: "events"},
-	"event_ids":         {class: "events"},
-	"events_by_subject": {class: "events"},
-	"actor_minute":      {class: "events"},
-	"actor_hour":        {class: "events"},
-	"events_by_hour":    {class: "events"},
-	"vendor_hour":       {class: "events"},
-	"shares":            {class: "events"},
+	"events":               {class: "events"},
+	"event_ids":            {class: "events"},
+	"events_by_subject":    {class: "events"},
+	"actor_minute":         {class: "events"},
+	"actor_hour":           {class: "events"},
+	"events_by_hour":       {class: "events"},
+	"vendor_hour":          {class: "events"},
+	"actor_minute_exports": {class: "events"},
+	"shares":               {class: "events"},
 	// A checkpoint older than the events cannot be back-filled from; the
 	// latest of each shard stays whatever its age.
 	"detect_checkpoints": {class: "events", rows: "as_of < ? AND (shards, shard, as_of) NOT IN " +

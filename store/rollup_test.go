@@ -117,7 +117,8 @@ func TestExposureFromEventsByHour(t *testing.T) {
 }
 
 // TestBackFillOfTheRollups: on a database whose events were stored before
-// actor_hour, events_by_hour and vendor_hour existed (their views detached
+// actor_hour, events_by_hour, vendor_hour and actor_minute_exports existed
+// (their views detached
 // while the events were inserted), the migrations that create them fill them from
 // the stored events, and running them again (a back-fill that stopped
 // part-way, then migrate again) leaves every event counted once.
@@ -133,7 +134,7 @@ func TestBackFillOfTheRollups(t *testing.T) {
 	if cfg.Cluster != "" {
 		onCluster = " ON CLUSTER " + cfg.Cluster
 	}
-	views := []string{"actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv"}
+	views := []string{"actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv", "actor_minute_exports_mv"}
 	for _, v := range views {
 		storetest.Exec(t, cfg, "DETACH TABLE "+cfg.Database+"."+v+onCluster)
 	}
@@ -144,45 +145,52 @@ func TestBackFillOfTheRollups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vendorEvents := uint64(0)
+	vendorEvents, exports := uint64(0), uint64(0)
 	for _, e := range evs {
 		if e.Actor.Vendor != "" {
 			vendorEvents++
 		}
+		if e.Action == models.ActionExport {
+			exports++
+		}
 	}
-	if vendorEvents == 0 {
-		t.Fatal("the events have no vendor actor")
+	if vendorEvents == 0 || exports == 0 {
+		t.Fatalf("the events have %d of a vendor actor and %d exports, want some of each", vendorEvents, exports)
 	}
 	counts := map[string]string{
-		"actor_hour":     "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
-		"events_by_hour": "SELECT count() FROM events_by_hour",
-		"vendor_hour":    "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"actor_hour":           "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
+		"events_by_hour":       "SELECT count() FROM events_by_hour",
+		"vendor_hour":          "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"actor_minute_exports": "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_minute_exports GROUP BY minute, tenant, actor_id)",
 	}
-	check := func(when string, all, vendor uint64) {
+	check := func(when string, all, vendor, export uint64) {
 		t.Helper()
 		for table, q := range counts {
 			want := all
-			if table == "vendor_hour" {
+			switch table {
+			case "vendor_hour":
 				want = vendor
+			case "actor_minute_exports":
+				want = export
 			}
 			if n := storetest.Count(t, cfg, q); n != want {
 				t.Fatalf("%s: %s counts %d events, want %d", when, table, n, want)
 			}
 		}
 	}
-	check("before the back-fill", 0, 0)
-	for _, v := range []int{13, 14, 15} {
+	check("before the back-fill", 0, 0, 0)
+	for _, v := range []int{13, 14, 15, 16} {
 		if err := store.RunMigration(ctx, s, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check("after the back-fill", uint64(len(evs)), vendorEvents)
-	for _, v := range []int{13, 14, 15} {
+	check("after the back-fill", uint64(len(evs)), vendorEvents, exports)
+	for _, v := range []int{13, 14, 15, 16} {
 		if err := store.RunMigration(ctx, s, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check("after the back-fill ran again", uint64(len(evs)), vendorEvents)
+	check("after the back-fill ran again", uint64(len(evs)), vendorEvents, exports)
 	raw := s.RawReads()
 	vol, err := s.DailyVolume(ctx, nil, from, to)
 	if err != nil {

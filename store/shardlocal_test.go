@@ -31,6 +31,8 @@ func shardLocalEvents(base time.Time) []models.Event {
 				Fields: []string{"email", "phone"}[:1+j%2], Result: models.ResultAllowed, Client: models.Client{Country: []string{"DE", "FR"}[i%2]}}
 			if j%4 == 3 {
 				ev.Action, ev.Destination = models.ActionShare, "partner.example"
+			} else if j == 8 && i%3 == 0 {
+				ev.Action = models.ActionExport // actor_minute_exports
 			}
 			if i%5 == 0 && j > 5 {
 				ev.Result = models.ResultDenied
@@ -145,6 +147,16 @@ func loggedOn(t *testing.T, cfg store.Config, nodes []string, node, id string, i
 	}
 }
 
+// loggedAll waits, as loggedOn, until node's query log holds n finished
+// initial queries of id (or 30 s have passed).
+func loggedAll(t *testing.T, cfg store.Config, nodes []string, node, id string, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for loggedOn(t, cfg, nodes, node, id, true) < n && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func withID(ctx context.Context, id string) context.Context {
 	return clickhouse.Context(ctx, clickhouse.WithQueryID(id))
 }
@@ -194,6 +206,8 @@ func TestDetectionShardReadsOneStorageShard(t *testing.T) {
 	}
 	d := distributedStore(t, cfg)
 	from, to := base, base.Add(3*time.Minute)
+	windowReads := map[int]uint64{}
+	exported := false
 	for k := range 4 {
 		sh := store.Shard{Index: k, Count: 4, Key: store.ShardByTenantActor}
 		storage, local, err := s.LocalShard(ctx, sh)
@@ -211,6 +225,17 @@ func TestDetectionShardReadsOneStorageShard(t *testing.T) {
 		}
 		if len(got) == 0 || !reflect.DeepEqual(sortedActivity(got), sortedActivity(want)) {
 			t.Errorf("shard %d: window aggregates, local %d rows, distributed %d rows, differ:\n%+v\n%+v", k, len(got), len(want), got, want)
+		}
+		// A cycle with an export or a share reads actor_minute_exports
+		// too, under the same query id.
+		windowReads[k] = 1
+		for _, r := range got {
+			if r.Exports > 0 {
+				windowReads[k] = 2
+			}
+			if r.ExportOnly > 0 {
+				exported = true
+			}
 		}
 		// Its actors are the storage shard's that it owns.
 		mine := map[string]bool{}
@@ -262,19 +287,26 @@ func TestDetectionShardReadsOneStorageShard(t *testing.T) {
 			t.Errorf("shard %d: top customers of %s: local %v, distributed %v", k, actor, gotTop, wantTop)
 		}
 	}
+	if !exported {
+		t.Error("no window read an export (ExportOnly): the exports read went untested")
+	}
 	flushQueryLogs(t, cfg, nodes)
 	for k := range 4 {
 		storage := k % 2
 		first := replicas[storage][0]
 		for _, q := range []string{"windows", "subjects", "shares", "top"} {
 			id := fmt.Sprintf("%s-k%d-%s", cfg.Database, k, q)
-			// Wait for the query on the node that ran it; the other
-			// nodes' counts are read after it is logged.
-			loggedOn(t, cfg, nodes, first, id, true)
+			reads := uint64(1)
+			if q == "windows" {
+				reads = windowReads[k]
+			}
+			// Wait for the queries on the node that ran them; the other
+			// nodes' counts are read after they are logged.
+			loggedAll(t, cfg, nodes, first, id, reads)
 			for _, n := range nodes {
 				want := uint64(0)
 				if n == first {
-					want = 1
+					want = reads
 				}
 				if got := queriesOn(t, cfg, n, id, true); got != want {
 					t.Errorf("shard %d, %s query: %d on node %s, want %d (only on storage shard %d's first replica %s)", k, q, got, n, want, storage+1, first)
@@ -283,7 +315,7 @@ func TestDetectionShardReadsOneStorageShard(t *testing.T) {
 					t.Errorf("shard %d, %s query: sent on to node %s (%d queries): it must not fan out", k, q, n, got)
 				}
 			}
-			if n := nodeCount(t, cfg, first, "SELECT count() FROM system.query_log WHERE type = 2 AND query_id = ? AND position(query, '_local') > 0", id); n != 1 {
+			if n := nodeCount(t, cfg, first, "SELECT count() FROM system.query_log WHERE type = 2 AND query_id = ? AND position(query, '_local') > 0", id); n != reads {
 				t.Errorf("shard %d, %s query: not against the local tables on %s", k, q, first)
 			}
 		}
@@ -379,8 +411,15 @@ func TestShardReadFailsOverToTheNextReplica(t *testing.T) {
 		if len(got) == 0 || !reflect.DeepEqual(sortedActivity(got), sortedActivity(want)) {
 			t.Errorf("read %d: %d rows from the second replica, %d through the Distributed tables, differ", i, len(got), len(want))
 		}
-		if n := loggedOn(t, cfg, replicas[0], live, id, true); n != 1 {
-			t.Errorf("read %d: %d queries on the live replica %s, want 1", i, n, live)
+		reads := uint64(1) // and actor_minute_exports when a window has an export or share
+		for _, r := range got {
+			if r.Exports > 0 {
+				reads = 2
+			}
+		}
+		loggedAll(t, cfg, replicas[0], live, id, reads)
+		if n := queriesOn(t, cfg, live, id, true); n != reads {
+			t.Errorf("read %d: %d queries on the live replica %s, want %d", i, n, live, reads)
 		}
 	}
 	if err := store.SetShardReplicas(ctx, s, 0, []string{dead, closedAddr(t)}); err != nil {

@@ -13,7 +13,9 @@ import (
 
 // TestWindowAggregatesAnyWindow: windows of whole minutes come from
 // actor_minute, shorter ones from raw events; both give the same numbers
-// for the same activity, split at the window boundaries.
+// for the same activity, split at the window boundaries; exports count
+// export and share actions, ExportOnly the exports alone
+// (actor_minute_exports, or the raw events).
 func TestWindowAggregatesAnyWindow(t *testing.T) {
 	s := storetest.New(t)
 	ctx := t.Context()
@@ -26,6 +28,7 @@ func TestWindowAggregatesAnyWindow(t *testing.T) {
 	evs := []models.Event{
 		ev("a", 5*time.Second, "a1", models.ActionRead, 2, models.ResultAllowed, "s1", "DE", "email"),
 		ev("b", 12*time.Second, "a1", models.ActionExport, 40, models.ResultAllowed, "s2", "", "phone"),
+		ev("f", 20*time.Second, "a1", models.ActionShare, 5, models.ResultAllowed, "", ""),
 		ev("c", 40*time.Second, "a1", models.ActionRead, 1, models.ResultDenied, "s1", "FR"),
 		ev("d", 65*time.Second, "a1", models.ActionRead, 7, models.ResultAllowed, "s3", "DE", "email", "address"),
 		ev("e", 70*time.Second, "a2", models.ActionRead, 3, models.ResultAllowed, "", ""),
@@ -38,9 +41,9 @@ func TestWindowAggregatesAnyWindow(t *testing.T) {
 		for _, r := range rows {
 			slices.Sort(r.Categories)
 			slices.Sort(r.Countries)
-			out = append(out, fmt.Sprintf("%s %s %s/%s/%s ev=%d rec=%d exp=%d/%d den=%d subj=%d %v %v %v %v",
+			out = append(out, fmt.Sprintf("%s %s %s/%s/%s ev=%d rec=%d exp=%d/%d only=%d/%d den=%d subj=%d %v %v %v %v",
 				r.WindowStart.Format("15:04:05"), r.ActorID, r.ActorType, r.ActorRole, r.ActorVendor, r.Events, r.Records,
-				r.Exports, r.ExportRecords, r.Denied, r.Subjects, r.Stores, r.ResourceTypes, r.Categories, r.Countries))
+				r.Exports, r.ExportRecords, r.ExportOnly, r.ExportOnlyRecords, r.Denied, r.Subjects, r.Stores, r.ResourceTypes, r.Categories, r.Countries))
 		}
 		return out
 	}
@@ -49,26 +52,27 @@ func TestWindowAggregatesAnyWindow(t *testing.T) {
 		want   []string
 	}{
 		{10 * time.Second, []string{
-			"10:00:00 a1 human/support/v ev=1 rec=2 exp=0/0 den=0 subj=1 [crm] [customer_profile] [email] [DE]",
-			"10:00:10 a1 human/support/v ev=1 rec=40 exp=1/40 den=0 subj=1 [crm] [customer_profile] [phone] []",
-			"10:00:40 a1 human/support/v ev=1 rec=1 exp=0/0 den=1 subj=1 [crm] [customer_profile] [] [FR]",
-			"10:01:00 a1 human/support/v ev=1 rec=7 exp=0/0 den=0 subj=1 [crm] [customer_profile] [address email] [DE]",
-			"10:01:10 a2 human/support/v ev=1 rec=3 exp=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
+			"10:00:00 a1 human/support/v ev=1 rec=2 exp=0/0 only=0/0 den=0 subj=1 [crm] [customer_profile] [email] [DE]",
+			"10:00:10 a1 human/support/v ev=1 rec=40 exp=1/40 only=1/40 den=0 subj=1 [crm] [customer_profile] [phone] []",
+			"10:00:20 a1 human/support/v ev=1 rec=5 exp=1/5 only=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
+			"10:00:40 a1 human/support/v ev=1 rec=1 exp=0/0 only=0/0 den=1 subj=1 [crm] [customer_profile] [] [FR]",
+			"10:01:00 a1 human/support/v ev=1 rec=7 exp=0/0 only=0/0 den=0 subj=1 [crm] [customer_profile] [address email] [DE]",
+			"10:01:10 a2 human/support/v ev=1 rec=3 exp=0/0 only=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
 		}},
 		{30 * time.Second, []string{
-			"10:00:00 a1 human/support/v ev=2 rec=42 exp=1/40 den=0 subj=2 [crm] [customer_profile] [email phone] [DE]",
-			"10:00:30 a1 human/support/v ev=1 rec=1 exp=0/0 den=1 subj=1 [crm] [customer_profile] [] [FR]",
-			"10:01:00 a1 human/support/v ev=1 rec=7 exp=0/0 den=0 subj=1 [crm] [customer_profile] [address email] [DE]",
-			"10:01:00 a2 human/support/v ev=1 rec=3 exp=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
+			"10:00:00 a1 human/support/v ev=3 rec=47 exp=2/45 only=1/40 den=0 subj=2 [crm] [customer_profile] [email phone] [DE]",
+			"10:00:30 a1 human/support/v ev=1 rec=1 exp=0/0 only=0/0 den=1 subj=1 [crm] [customer_profile] [] [FR]",
+			"10:01:00 a1 human/support/v ev=1 rec=7 exp=0/0 only=0/0 den=0 subj=1 [crm] [customer_profile] [address email] [DE]",
+			"10:01:00 a2 human/support/v ev=1 rec=3 exp=0/0 only=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
 		}},
 		{time.Minute, []string{
-			"10:00:00 a1 human/support/v ev=3 rec=43 exp=1/40 den=1 subj=2 [crm] [customer_profile] [email phone] [DE FR]",
-			"10:01:00 a1 human/support/v ev=1 rec=7 exp=0/0 den=0 subj=1 [crm] [customer_profile] [address email] [DE]",
-			"10:01:00 a2 human/support/v ev=1 rec=3 exp=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
+			"10:00:00 a1 human/support/v ev=4 rec=48 exp=2/45 only=1/40 den=1 subj=2 [crm] [customer_profile] [email phone] [DE FR]",
+			"10:01:00 a1 human/support/v ev=1 rec=7 exp=0/0 only=0/0 den=0 subj=1 [crm] [customer_profile] [address email] [DE]",
+			"10:01:00 a2 human/support/v ev=1 rec=3 exp=0/0 only=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
 		}},
 		{2 * time.Minute, []string{
-			"10:00:00 a1 human/support/v ev=4 rec=50 exp=1/40 den=1 subj=3 [crm] [customer_profile] [address email phone] [DE FR]",
-			"10:00:00 a2 human/support/v ev=1 rec=3 exp=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
+			"10:00:00 a1 human/support/v ev=5 rec=55 exp=2/45 only=1/40 den=1 subj=3 [crm] [customer_profile] [address email phone] [DE FR]",
+			"10:00:00 a2 human/support/v ev=1 rec=3 exp=0/0 only=0/0 den=0 subj=0 [crm] [customer_profile] [] []",
 		}},
 	}
 	for _, tc := range tests {

@@ -77,6 +77,9 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 			}
 		}
 	}
+	if firstExport(st, r) {
+		x.newIts = append(x.newIts, itemExport)
+	}
 	e.scratch = st.stats(e.scratch)
 	x.ser = e.seriesPrepare(st, c.start.Unix()/int64(e.cfg.Window/time.Second))
 	if x.ser != nil && !e.reopening {
@@ -188,7 +191,8 @@ func volumeFinding(e *Engine, fs []models.Finding, r *windowRow, at time.Time) b
 }
 
 // newItems returns the stores, resource types, categories and countries
-// of the window the actor has not used before.
+// of the window the actor has not used before, and itemExport for its
+// first export.
 func newItems(st *actorState, r *windowRow) []string {
 	var out []string
 	for _, set := range []struct{ have, now []string }{{st.Stores, r.Stores}, {st.ResourceTypes, r.ResourceTypes},
@@ -199,8 +203,28 @@ func newItems(st *actorState, r *windowRow) []string {
 			}
 		}
 	}
+	if firstExport(st, r) {
+		out = append(out, itemExport)
+	}
 	return out
 }
+
+// itemExport is the item first_seen and the peers' shares give the export
+// action: an actor that has exported has "used" it (ExportMax > 0). It
+// cannot collide with a store, resource type, category or country name:
+// those are lower-case identifiers without a colon.
+const itemExport = "action:export"
+
+// firstExport reports whether the window holds the actor's first export
+// (ExportMax, its decaying most exports in a window, is still 0). Export
+// actions only (WindowActivity.ExportOnly): a share to a destination is
+// not one.
+func firstExport(st *actorState, r *windowRow) bool {
+	return r.ExportOnly > 0 && st.ExportMax == 0
+}
+
+// exported reports whether the actor has used itemExport.
+func exported(st *actorState) bool { return st.ExportMax > 0 }
 
 // expected returns the expected records of the actor in this window, its
 // scale, and where it came from; ok is false while neither the actor nor

@@ -76,6 +76,20 @@ func sparsePeersUse(store, category string, from, to int) string {
 	return b.String()
 }
 
+// peersExport writes exports lines for peers p<from>..p<to>: one export
+// a workday, at a different minute each.
+func peersExport(from, to int) string { return peersDaily("exports", from, to) }
+
+// peersDaily writes metric lines for peers p<from>..p<to>: one a workday,
+// at a different minute each.
+func peersDaily(metric string, from, to int) string {
+	var b strings.Builder
+	for i := from; i <= to; i++ {
+		fmt.Fprintf(&b, "actor=p%d role=support %s: %s\n", i, metric, days(6, workday(fmt.Sprintf("0*%d 1 0*%d", 20*i, 479-20*i))))
+	}
+	return b.String()
+}
+
 func days(n int, day string) string { return fmt.Sprintf("(%s)*%d", day, n) }
 
 func TestWindowDetectors(t *testing.T) {
@@ -478,6 +492,58 @@ func TestWindowDetectors(t *testing.T) {
 				"actor=a1 role=support categories: " + days(6, workday("name*480")) + " " + workday("name*300 text name*179") + "\n" +
 				sparsePeersUse("(crm vector)", "(name text)", 1, 2) + sparsePeersUse("crm", "name", 3, 5),
 			from:     monday.Add(6 * 24 * time.Hour),
+			wantNone: []string{"first_seen"},
+		},
+		{
+			// a support agent's first export, an action none of its warm
+			// peers takes (the office model's multivariate attack: one
+			// export among reads a little above the agent's own)
+			name: "first-seen: a warm agent's first export, which its warm peers never make",
+			fixture: team(days(5, workday(normal)), days(5, workday(normal))+" "+workday(normal)) +
+				"actor=a1 role=support exports: " + days(5, workday("0*480")) + " " + workday("0*240 1 0*239") + "\n",
+			from: monday.Add(5 * 24 * time.Hour),
+			want: []string{"first_seen a1"},
+		},
+		{
+			// the same export by an agent whose peers all export once a
+			// day: routine for the role
+			name: "hard negative: an agent's first export, which its peers make every day",
+			fixture: team(days(5, workday(normal)), days(5, workday(normal))+" "+workday(normal)) +
+				"actor=a1 role=support exports: " + days(5, workday("0*480")) + " " + workday("0*240 1 0*239") + "\n" +
+				peersExport(1, 5),
+			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"first_seen"},
+		},
+		{
+			// the office model's support roles share a case with the
+			// contracted desk every day, the agent too: a share is not an
+			// export (store.WindowActivity.ExportOnly), so the agent's
+			// first export is still its first and its role's peers still
+			// do not export
+			name: "first-seen: the first export of an agent that, like its peers, shares every day",
+			fixture: team(days(5, workday(normal)), days(5, workday(normal))+" "+workday(normal)) + peersDaily("shares", 1, 5) +
+				"actor=a1 role=support shares: " + days(5, workday("0*300 1 0*179")) + " " + workday("0*300 1 0*179") + "\n" +
+				"actor=a1 role=support exports: " + days(5, workday("0*480")) + " " + workday("0*240 1 0*239") + "\n",
+			from: monday.Add(5 * 24 * time.Hour),
+			want: []string{"first_seen a1"},
+		},
+		{
+			// a share by an agent whose peers neither share nor export:
+			// sharing is judged by the destination rules, not as a first
+			// export
+			name: "hard negative: an agent's first share, which is not an export",
+			fixture: team(days(5, workday(normal)), days(5, workday(normal))+" "+workday(normal)) +
+				"actor=a1 role=support shares: " + days(5, workday("0*480")) + " " + workday("0*240 1 0*239") + "\n",
+			from:     monday.Add(5 * 24 * time.Hour),
+			wantNone: []string{"first_seen"},
+		},
+		{
+			// a warm actor alone in its role exports for the first time:
+			// nobody says whether the role exports
+			name: "hard negative: the first export of an actor with no peers",
+			fixture: "actor=x1 role=lone records: " + days(5, workday(normal)) + " " + workday(normal) + "\n" +
+				"actor=x1 role=lone exports: " + days(5, workday("0*480")) + " " + workday("0*240 1 0*239") + "\n",
+			from:     monday.Add(5 * 24 * time.Hour),
 			wantNone: []string{"first_seen"},
 		},
 		{

@@ -41,6 +41,16 @@ func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
 			w = d.FirstSeenSensitiveWeight
 			sensitive++
 		}
+		if it == itemExport {
+			// The actor's first export: data leaving in bulk weighs as
+			// much as a sensitive category, and only against a role that
+			// does not export (whether the role exports is unknown
+			// without peers).
+			if !havePeers {
+				continue
+			}
+			w = d.FirstSeenSensitiveWeight
+		}
 		share := shareOf(it)
 		switch {
 		case havePeers && share < d.FirstSeenPeerRare:
@@ -63,7 +73,7 @@ func (e *Engine) detectFirstSeen(x *rowCtx) (models.Finding, bool) {
 	if !x.warm {
 		src = "peers"
 	}
-	f := e.base(DetFirstSeen, x, score, 0, models.Evidence{Metric: "weighted first-seen stores, resource types and categories",
+	f := e.base(DetFirstSeen, x, score, 0, models.Evidence{Metric: "weighted first-seen stores, resource types, categories and exports",
 		Observed: score, Threshold: d.FirstSeenScore, BaselineSource: src, Peers: peerGroup(x.r.ActorRole, x.r.ActorVendor),
 		Notes: map[string]float64{"sensitive": float64(sensitive)}})
 	if members > 0 {

@@ -148,8 +148,10 @@ func (e *Engine) features(c *cycle, r *windowRow, st *actorState) ([mahalanobisD
 	}
 	v[4] = float64(s)
 	// exports beyond the most the actor has made in a window (a nightly
-	// job's own export is not unusual for it)
-	v[5] = math.Max(0, math.Log1p(float64(r.Exports))-math.Log1p(float64(st.ExportMax)))
+	// job's own export is not unusual for it); export actions only: a
+	// share goes to a named destination (destination_allowlist, the share
+	// rules), and agents that share cases all day are not exporting
+	v[5] = math.Max(0, math.Log1p(float64(r.ExportOnly))-math.Log1p(float64(st.ExportMax)))
 	return v, true
 }
 

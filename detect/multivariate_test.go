@@ -37,6 +37,17 @@ func crew(n int, recDays, subjDays string) string {
 	return b.String()
 }
 
+// crewExportedOnce writes exports lines for c1..c<n>: one export at
+// 09:10 on the first day (in a new member's first windows, before
+// first_seen judges it against its peers).
+func crewExportedOnce(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "actor=c%d role=support exports: %s\n", i, workday("0*10 1 0*469"))
+	}
+	return b.String()
+}
+
 func TestMahalanobisFixtures(t *testing.T) {
 	// The reservoir needs 2000 warm deviation vectors and has to have seen
 	// 5x its size: eight days of a crew of seven with a reservoir of 2000.
@@ -56,15 +67,17 @@ func TestMahalanobisFixtures(t *testing.T) {
 			// denied reads and two exports in one window: each below its
 			// own detector's bar (a combination carried by the records and
 			// customers, not by one denied read in a reservoir that never
-			// saw one: featureVarFloor)
+			// saw one: featureVarFloor). The crew exported once on its
+			// first day: a1's first export is its role's habit, not a
+			// first_seen
 			name: "a combination no single detector sees",
-			fixture: crew(6, eight+" "+workday(normal), eightSubj+" "+workday(subj)) +
+			fixture: crew(6, eight+" "+workday(normal), eightSubj+" "+workday(subj)) + crewExportedOnce(6) +
 				"actor=a1 role=support records: " + eight + " " + workday("(4 6 5 7 5 3)*40 30 (4 6 5 7 5 3)*39 4 6 5 7 5") + "\n" +
 				"actor=a1 role=support subjects: " + eightSubj + " " + workday("(1 2 1 1 2 1)*40 10 (1 2 1 1 2 1)*39 1 2 1 1 2") + "\n" +
 				"actor=a1 role=support denied: " + days(8, workday("0*480")) + " " + workday("0*240 4 0*239") + "\n" +
 				"actor=a1 role=support exports: " + days(8, workday("0*480")) + " " + workday("0*240 2 0*239") + "\n",
 			want:     []string{"mahalanobis a1"},
-			wantNone: []string{"volume_spike", "enumeration", "denied_burst", "peer_deviation"},
+			wantNone: []string{"volume_spike", "enumeration", "denied_burst", "peer_deviation", "first_seen"},
 		},
 		{
 			// one refused read in an otherwise ordinary window, in a

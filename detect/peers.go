@@ -170,6 +170,9 @@ func (a *peerAcc) add(e *Engine, k actorKey, st *actorState) {
 			}
 		}
 	}
+	if exported(st) && !isFlagged(fl, itemExport) {
+		a.p.have[itemExport]++
+	}
 	if st.HowTot > 0 {
 		st.How.each(func(h int, n float64) { a.p.how[h] += n / float64(st.HowTot) })
 	}
@@ -198,6 +201,9 @@ func (e *Engine) recomputePeers() {
 					ip.have[x]++
 				}
 			}
+		}
+		if exported(st) && !isFlagged(fl, itemExport) {
+			ip.have[itemExport]++
 		}
 		if st.HowTot > 0 {
 			st.How.each(func(h int, n float64) { ip.how[h] += n / float64(st.HowTot) })

@@ -161,8 +161,12 @@ func parseFixture(t *testing.T, start time.Time, text string) *fixture {
 				f.refused[w][k] = num()
 			case "denied":
 				r.Denied = num()
-			case "exports":
-				r.Exports = num()
+			case "exports": // export actions (a share is one of Exports too)
+				n := num()
+				r.ExportOnly = n
+				r.Exports += n
+			case "shares":
+				r.Exports += num()
 			case "stores":
 				r.Stores = strings.Split(v, ",")
 			case "categories":

@@ -74,7 +74,10 @@ type actorState struct {
 	// (half-life about 1400 active windows).
 	RecMax float32
 	// ExportMax is the most exports the actor made in one window
-	// (decaying like RecMax).
+	// (decaying like RecMax): export actions, not shares
+	// (store.WindowActivity.ExportOnly). A checkpoint saved before the
+	// store told them apart learned exports and shares together: an actor
+	// that only shared counts as having exported until it decays.
 	ExportMax float32
 	// Roll holds the records (f16) of the latest rollLen windows by window
 	// number (slot = window number mod rollLen), for the rolling span;
@@ -532,7 +535,7 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 	seed := uint64(s.ActiveWindows) << 8
 	s.Subjects.add(subj)
 	s.RecMax = max(s.RecMax*maxDecay, float32(rec))
-	s.ExportMax = max(s.ExportMax*maxDecay, float32(w.Exports))
+	s.ExportMax = max(s.ExportMax*maxDecay, float32(w.ExportOnly))
 	wn := start.Unix() / winSec
 	// The denied mean learns a window only when it leaves the rolling
 	// ring (rollLen >= any span): a burst's own windows never raise the

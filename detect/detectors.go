@@ -75,6 +75,9 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 					}
 				}
 			}
+			if r.ExportOnly > 0 && flaggedBefore(fl, itemExport, d) && !slices.Contains(x.newIts, itemExport) {
+				x.newIts = append(x.newIts, itemExport)
+			}
 		}
 	}
 	if firstExport(st, r) {

@@ -515,6 +515,27 @@ func TestWindowDetectors(t *testing.T) {
 			wantNone: []string{"first_seen"},
 		},
 		{
+			// a first export a first_seen finding taught (a bulk export
+			// two days before) does not make the next export routine: its
+			// first use on a later day is judged again, as a flagged
+			// store's is (office low-volume 5 atk-0015: the agent's
+			// multivariate export two days after its bulk export)
+			name: "first-seen: a later day's export after the first export a finding taught",
+			fixture: team(days(7, workday(normal)), days(7, workday(normal))) +
+				"actor=a1 role=support exports: " + days(4, workday("0*480")) + " " + workday("0*200 1 0*279") + " " + workday("0*480") + " " + workday("0*300 1 0*179") + "\n",
+			from: monday.Add(6 * 24 * time.Hour),
+			want: []string{"first_seen a1"},
+		},
+		{
+			// exported on three later days, exporting is a1's routine: its
+			// export on the fifth day after is not news
+			name: "hard negative: the export a finding taught, made on three later days",
+			fixture: team(days(9, workday(normal)), days(9, workday(normal))) +
+				"actor=a1 role=support exports: " + days(4, workday("0*480")) + " " + days(5, workday("0*200 1 0*279")) + "\n",
+			from:     monday.Add(8 * 24 * time.Hour),
+			wantNone: []string{"first_seen"},
+		},
+		{
 			// the office model's support roles share a case with the
 			// contracted desk every day, the agent too: a share is not an
 			// export (store.WindowActivity.ExportOnly), so the agent's

@@ -674,15 +674,21 @@ func flaggedBefore(fl []flaggedItem, item string, d int32) bool {
 // useFlagged counts the window's use (day d) of the flagged items and
 // drops those used on flagDays later days.
 func useFlagged(fl []flaggedItem, d int32, w *windowRow) []flaggedItem {
-	for _, set := range [][]string{w.Stores, w.ResourceTypes, w.Categories, w.Countries} {
-		for _, it := range set {
-			for i := range fl {
-				if f := &fl[i]; f.Item == it && d > f.LastDay {
-					f.LastDay = d
-					f.Days++
-				}
+	use := func(it string) {
+		for i := range fl {
+			if f := &fl[i]; f.Item == it && d > f.LastDay {
+				f.LastDay = d
+				f.Days++
 			}
 		}
+	}
+	for _, set := range [][]string{w.Stores, w.ResourceTypes, w.Categories, w.Countries} {
+		for _, it := range set {
+			use(it)
+		}
+	}
+	if w.ExportOnly > 0 {
+		use(itemExport)
 	}
 	return slices.DeleteFunc(fl, func(f flaggedItem) bool { return f.Days >= flagDays })
 }

@@ -429,8 +429,9 @@ func (b *bench) clickhouse(ctx context.Context, db, query string, stdin io.Reade
 // The view tables need views of their own on the Kafka table: a
 // materialized view writing TO events does not run events' own views on
 // 18.16 (its rows go straight into events' storage), so a single
-// `kafka_flat -> events` view fills events alone, one table of the eight
-// chatwarden ingest writes. Each of events' views is copied with
+// `kafka_flat -> events` view fills events alone, one of the tables
+// chatwarden ingest writes (events and each of its views' tables: eight
+// up to migration 0015, nine with 0016's actor_minute_exports). Each of events' views is copied with
 // kafka_flat as its source (engineViews). Until they all exist, a view TO a
 // table that does not exist holds the engine (on 18.16 it streams only when
 // every view's target exists): dropping it starts the engine, and the

@@ -49,12 +49,34 @@ func Exec(t testing.TB, cfg store.Config, query string, args ...any) {
 		if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA "+table); err != nil {
 			t.Fatalf("waiting for this replica to apply %s: %v", query, err)
 		}
+		// SYNC REPLICA can still return before this replica has removed
+		// the parts (CI at 74cb8ed read all 4 rows of a dropped partition
+		// back): wait until none of the partition's parts is active here.
+		db, name, _ := strings.Cut(table, ".")
+		partition := strings.Trim(m[3], "'")
+		for {
+			var n uint64
+			if err := conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND table = ? AND partition = ? AND active",
+				db, name, partition).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("waiting for this replica to remove partition %s of %s: %d parts left: %v", partition, table, n, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}
 	waitMutations(ctx, t, conn, cfg.Database)
 }
 
-// partitionDrop matches an ALTER TABLE ... DROP or DETACH PARTITION.
-var partitionDrop = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\S+)\s+(DROP|DETACH)\s+PARTITION\b`)
+// partitionDrop matches an ALTER TABLE ... DROP or DETACH PARTITION: the
+// table, the verb and the partition (as system.parts.partition shows it,
+// once quotes are trimmed).
+var partitionDrop = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\S+)\s+(DROP|DETACH)\s+PARTITION\s+(\S+)`)
 
 // mutation matches an ALTER TABLE ... UPDATE or DELETE.
 var mutation = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+\S+(\s+ON\s+CLUSTER\s+\S+)?\s+(UPDATE|DELETE)\b`)

@@ -11,7 +11,9 @@ import (
 )
 
 // Rules evaluates the event rules: per event, no history beyond the consent
-// register and the customers seen per open conversation. Findings of one
+// register, the customers seen per open conversation, the bots'
+// conversation shapes and each actor's sanctioned flows (the size of its
+// calls to allow-listed destinations, for the bulk rule). Findings of one
 // batch are folded per (rule, tenant, actor), so a scrape of ten thousand
 // events makes one finding per rule, not ten thousand. Safe for concurrent
 // use (calls are serialized).
@@ -31,6 +33,8 @@ type Rules struct {
 	noContract map[convKey]time.Time
 	// shapes is conversation_shape's model of each bot's conversations.
 	shapes *shapes
+	// flows are the sanctioned flows the bulk rule has seen (checkBulk).
+	flows map[flowKey]*flow
 }
 
 // NoContractEvery is how often, at most, vendor_no_contract fires for one
@@ -69,7 +73,8 @@ func NewRules(cfg Config, consents *ConsentRegister) (*Rules, error) {
 	}
 	r := &Rules{cfg: cfg, consents: consents, purposes: map[string]map[string]bool{}, gated: map[string]bool{},
 		vendors: map[string]*vendorRule{}, convs: map[convKey]*convState{}, noContract: map[convKey]time.Time{},
-		allow: newAllowList(cfg.Destinations), shapes: newShapes(cfg.Conversations, cfg.EvictIdleAfter)}
+		allow: newAllowList(cfg.Destinations), shapes: newShapes(cfg.Conversations, cfg.EvictIdleAfter),
+		flows: map[flowKey]*flow{}}
 	for p, cats := range cfg.Rules.Purposes {
 		if slices.Contains(cats, "*") {
 			r.purposes[p] = nil
@@ -212,13 +217,92 @@ func (r *Rules) checkBulk(e *models.Event, hit hitFunc) {
 	if l, ok := r.cfg.Rules.BulkRecordsByType[string(e.Actor.Type)]; ok {
 		limit = l
 	}
-	if e.Records <= limit || e.Denied() {
+	if e.Denied() {
 		return
 	}
 	switch e.Action {
 	case models.ActionRead, models.ActionExport, models.ActionShare, models.ActionSearch, models.ActionList:
-		hit(RuleBulkAccess, e, fmt.Sprintf("records > %d", limit), float64(e.Records),
-			float64(limit), string(e.Action), e.Fields...)
+	default:
+		return
+	}
+	bar, reason := limit, string(e.Action)
+	k, sanctioned := r.flowKey(e)
+	if fl := r.flows[k]; sanctioned && fl != nil && fl.carries(e, r.cfg.Detectors.WarmupDays) {
+		bar = limit + fl.largest
+		reason = fmt.Sprintf("%s to the allow-listed %s, where its calls within the limit on %d days reached %d records; limit %d + %d",
+			e.Action, e.Destination, fl.days, fl.largest, limit, fl.largest)
+	}
+	if e.Records > bar {
+		hit(RuleBulkAccess, e, fmt.Sprintf("records > %d", bar), float64(e.Records),
+			float64(bar), reason, e.Fields...)
+	}
+	if sanctioned && e.Records <= limit {
+		r.learnFlow(k, e)
+	}
+}
+
+// flowKey returns the sanctioned flow e belongs to: an export or share to
+// a destination the tenant's allow-list names. ok is false for any other
+// event.
+func (r *Rules) flowKey(e *models.Event) (flowKey, bool) {
+	if !e.Shared() || !r.allow.configured(e.Tenant) || !r.allow.allowed(e.Tenant, e.Destination) {
+		return flowKey{}, false
+	}
+	return flowKey{e.Tenant, e.Actor.ID, strings.ToLower(e.Destination)}, true
+}
+
+// flowKey names a sanctioned flow: one actor's exports and shares to one
+// destination on its tenant's allow-list.
+type flowKey struct{ tenant, actor, dest string }
+
+// flow is what a sanctioned flow has carried in calls within the bulk
+// limit (a call over it is the bulk rule's finding, never the flow's
+// habit, so the bar a flow lifts stays under twice the limit).
+type flow struct {
+	days       int   // distinct UTC days with such a call
+	lastDay    int64 // the latest of them (days since 1970)
+	largest    uint64
+	stores     []string
+	categories []string
+	last       time.Time
+}
+
+// maxFlowItems bounds the stores and categories a flow remembers.
+const maxFlowItems = 32
+
+// carries reports whether e is the flow's habit: established on at least
+// minDays days, and e's store and every category already on it (nothing
+// new leaves through the flow).
+func (f *flow) carries(e *models.Event, minDays int) bool {
+	if f.days < minDays || !slices.Contains(f.stores, e.Store) {
+		return false
+	}
+	for _, c := range e.Fields {
+		if !slices.Contains(f.categories, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// learnFlow adds e, a call within the bulk limit, to its sanctioned flow.
+func (r *Rules) learnFlow(k flowKey, e *models.Event) {
+	f := r.flows[k]
+	if f == nil {
+		f = &flow{lastDay: -1 << 62}
+		r.flows[k] = f
+	}
+	if d := e.TS.Unix() / 86400; d > f.lastDay {
+		f.days++
+		f.lastDay = d
+	}
+	f.largest = max(f.largest, e.Records)
+	f.stores = addUnique(f.stores, e.Store, maxFlowItems)
+	for _, c := range e.Fields {
+		f.categories = addUnique(f.categories, c, maxFlowItems)
+	}
+	if e.TS.After(f.last) {
+		f.last = e.TS
 	}
 }
 
@@ -260,6 +344,11 @@ func (r *Rules) sweep(now time.Time) {
 	for k, c := range r.convs {
 		if now.Sub(c.last) > idle {
 			delete(r.convs, k)
+		}
+	}
+	for k, f := range r.flows {
+		if now.Sub(f.last) > r.cfg.EvictIdleAfter {
+			delete(r.flows, k)
 		}
 	}
 }

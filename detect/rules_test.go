@@ -277,3 +277,78 @@ func TestAnyWindow(t *testing.T) {
 		t.Errorf("window 7m: %v; want a message naming detect.window", err)
 	}
 }
+
+// TestBulkSanctionedFlow: a marketer exports its list (about 310 records of
+// name and e-mail) to the tenant's allow-listed mailing house once a day.
+// Once that flow is established (calls within the bulk limit on
+// warmup_days days), a larger call on it is judged against the limit
+// added to the flow's largest call; anything else keeps the plain limit:
+// a flow of too few days, a destination the allow-list does not name (or
+// a tenant with no list), a category or store the flow never carried, a
+// download with no destination, and calls over the limit, which never
+// become the flow's habit.
+func TestBulkSanctionedFlow(t *testing.T) {
+	day0 := time.Date(2026, 1, 5, 14, 30, 0, 0, time.UTC)
+	export := func(d int, recs uint64, mod func(e *models.Event)) models.Event {
+		return ev("mkt1", models.ActorHuman, func(e *models.Event) {
+			e.TS, e.Action, e.Records, e.Destination = day0.Add(time.Duration(d)*24*time.Hour), models.ActionExport, recs, "mailer.example"
+			e.Actor.Role, e.SubjectID, e.Purpose = "marketing", "", "marketing"
+			if mod != nil {
+				mod(e)
+			}
+		})
+	}
+	habit := func(days int) []models.Event {
+		var out []models.Event
+		for d := range days {
+			out = append(out, export(d, 300+uint64(7*d), nil))
+		}
+		return out
+	}
+	cfg := Config{Destinations: DestinationsConfig{Tenants: map[string][]string{"default": {"mailer.example"}}}}
+	tests := []struct {
+		name    string
+		cfg     Config
+		history []models.Event
+		call    models.Event
+		fire    bool
+		limit   float64
+	}{
+		{"campaign day on an established flow", cfg, habit(3), export(3, 1062, nil), false, 0},
+		{"the same call on a flow of two days", cfg, habit(2), export(2, 1062, nil), true, 1000},
+		{"over the limit plus the flow's largest call", cfg, habit(3), export(3, 1400, nil), true, 1314},
+		{"a bulk download (no destination)", cfg, habit(3), export(3, 1062, func(e *models.Event) { e.Destination = "" }), true, 1000},
+		{"a destination the allow-list does not name", cfg, habit(3), export(3, 1062, func(e *models.Event) { e.Destination = "mailer-eu.example" }), true, 1000},
+		{"no allow-list for the tenant", Config{}, habit(3), export(3, 1062, nil), true, 1000},
+		{"a category the flow never carried", cfg, habit(3), export(3, 1062, func(e *models.Event) { e.Fields = []string{"name", "email", "phone"} }), true, 1000},
+		{"a store the flow never carried", cfg, habit(3), export(3, 1062, func(e *models.Event) { e.Store = "payments" }), true, 1000},
+		{"three days of calls over the limit are no habit", cfg,
+			[]models.Event{export(0, 1500, nil), export(1, 1500, nil), export(2, 1500, nil)}, export(3, 1062, nil), true, 1000},
+		{"three calls on one day are one day", cfg,
+			[]models.Event{export(0, 300, nil), export(0, 310, func(e *models.Event) { e.TS = e.TS.Add(time.Hour) }),
+				export(0, 320, func(e *models.Event) { e.TS = e.TS.Add(2 * time.Hour) })}, export(1, 1062, nil), true, 1000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := NewRules(tc.cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range tc.history {
+				r.Check(h.TS, []models.Event{h}, nil)
+			}
+			var bulk []models.Finding
+			for _, f := range r.Check(tc.call.TS, []models.Event{tc.call}, nil) {
+				if f.Detector == RuleBulkAccess {
+					bulk = append(bulk, f)
+				}
+			}
+			if fired := len(bulk) > 0; fired != tc.fire {
+				t.Fatalf("bulk_access fired %v, want %v: %+v", fired, tc.fire, bulk)
+			}
+			if tc.fire && bulk[0].Evidence.Threshold != tc.limit {
+				t.Errorf("limit %v, want %v (%s)", bulk[0].Evidence.Threshold, tc.limit, bulk[0].Summary)
+			}
+		})
+	}
+}

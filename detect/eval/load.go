@@ -52,52 +52,57 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &LoadResult{Lines: dec.lines, Rejected: dec.lines - len(dec.items), RejectedByReason: map[string]int{},
+	n := dec.items.Len()
+	res := &LoadResult{Lines: dec.lines, Rejected: dec.lines - n, RejectedByReason: map[string]int{},
 		RejectedExamples: dec.examples}
 	for r, n := range dec.rejected {
 		res.RejectedByReason[string(r)] = n
 	}
-	if len(dec.items) == 0 {
+	if n == 0 {
 		return res, nil
 	}
-	res.First, res.Last = dec.items[0].ts, dec.items[len(dec.items)-1].ts
+	res.First, res.Last = dec.items.at(0).ts, dec.items.at(n-1).ts
 	ps := &hashCache{p: opts.Pseudonymizer, m: map[string]string{}}
-	for from := 0; from < len(dec.items); {
+	for from := 0; from < n; {
 		to := nextChunk(dec.items, from, opts.ChunkEvents)
-		items := dec.items[from:to]
+		spans := dec.items.spans(from, to)
 		var evs []models.Event
 		var cs []models.Consent
-		ids := make([]string, 0, len(items))
-		for i := range items {
-			if items[i].consent == nil {
-				ids = append(ids, items[i].ev.EventID)
+		ids := make([]string, 0, to-from)
+		for _, items := range spans {
+			for i := range items {
+				if items[i].consent == nil {
+					ids = append(ids, items[i].ev.EventID)
+				}
 			}
 		}
 		have, err := opts.Store.ExistingEventIDs(ctx, ids)
 		if err != nil {
 			return nil, err
 		}
-		for i := range items {
-			it := &items[i]
-			if it.consent != nil {
-				c := *it.consent
-				c.SubjectID = ps.Hash(c.SubjectID)
-				cs = append(cs, c)
-				continue
+		for _, items := range spans {
+			for i := range items {
+				it := &items[i]
+				if it.consent != nil {
+					c := *it.consent
+					c.SubjectID = ps.Hash(c.SubjectID)
+					cs = append(cs, c)
+					continue
+				}
+				if have[it.ev.EventID] {
+					res.Duplicates++
+					continue
+				}
+				e := it.ev
+				e.SubjectID = ps.Hash(e.SubjectID)
+				e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
+				e.Resource.ID = ps.Hash(e.Resource.ID)
+				evs = append(evs, e)
 			}
-			if have[it.ev.EventID] {
-				res.Duplicates++
-				continue
-			}
-			e := it.ev
-			e.SubjectID = ps.Hash(e.SubjectID)
-			e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
-			e.Resource.ID = ps.Hash(e.Resource.ID)
-			evs = append(evs, e)
 		}
 		at := opts.IngestedAt
 		if at.IsZero() {
-			at = items[len(items)-1].ts
+			at = dec.items.at(to - 1).ts
 		}
 		if err := opts.Store.InsertConsents(ctx, cs, at); err != nil {
 			return nil, err
@@ -107,7 +112,9 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 		}
 		res.Events += len(evs)
 		res.Consents += len(cs)
-		clear(items)
+		for _, items := range spans {
+			clear(items)
+		}
 		from = to
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "load: %d events stored, up to %s\n", res.Events, res.Last.Format(time.RFC3339))

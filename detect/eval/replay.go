@@ -59,6 +59,17 @@ type item struct {
 	ts      time.Time
 }
 
+// replayChunk is one chunk of the replay, pseudonymized, with the findings
+// the event rules raised on it.
+type replayChunk struct {
+	to       int // the index after the chunk's last item
+	evs      []models.Event
+	cs       []models.Consent
+	last     time.Time // the chunk's last item's time (its rows' ingested_at)
+	findings []models.Finding
+	stored   []store.StoredFinding
+}
+
 // Run replays opts.Events and returns the scored summary.
 func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocognit // the replay loop (chunk, insert and detect overlapped, progress); its state is the loop's, and splitting it would pass that state around
 	cfg := opts.Config.WithDefaults()
@@ -116,7 +127,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	decodeTime := opts.Clock().Sub(started)
 	if opts.Progress != nil {
 		fmt.Fprintf(opts.Progress, "eval: %d lines decoded and sorted by time (%d rejected) in %.1fs\n",
-			dec.lines, dec.lines-len(dec.items), decodeTime.Seconds())
+			dec.lines, dec.lines-dec.items.Len(), decodeTime.Seconds())
 	}
 	// Payload PII is judged at ingest, line by line: its dead letters are
 	// alerts against the producer (once an hour per tenant and producer,
@@ -133,81 +144,96 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	}
 	actorDays := map[dayKey]bool{}
 	actors := map[[2]string]bool{}
+	n := dec.items.Len()
+	// prepare pseudonymizes the items [from, to) and runs the event rules
+	// on them, in sub-batches of at most 10 s of simulated time, as
+	// ingest's batches would, each detected at its last event. Chunks are
+	// prepared one at a time, in order: the rules, the pseudonym cache and
+	// the actor counts are prepare's alone.
+	prepare := func(from, to int) *replayChunk {
+		c := &replayChunk{to: to, evs: make([]models.Event, 0, to-from)}
+		subEv, subCs := 0, 0 // the sub-batch's first event and consent in c.evs, c.cs
+		var subStart, prev time.Time
+		flush := func(now time.Time) {
+			fs := rules.Check(now, c.evs[subEv:], c.cs[subCs:])
+			subEv, subCs = len(c.evs), len(c.cs)
+			for i := range fs {
+				c.stored = append(c.stored, store.StoredFinding{Finding: fs[i]})
+			}
+			c.findings = append(c.findings, fs...)
+		}
+		for k, span := range dec.items.spans(from, to) {
+			for i := range span {
+				it := &span[i]
+				if k == 0 && i == 0 {
+					subStart = it.ts
+				} else if it.ts.Sub(subStart) >= 10*time.Second {
+					flush(prev)
+					subStart = it.ts
+				}
+				prev = it.ts
+				if it.consent != nil {
+					cn := *it.consent
+					cn.SubjectID = ps.Hash(cn.SubjectID)
+					c.cs = append(c.cs, cn)
+					continue
+				}
+				e := it.ev
+				e.SubjectID = ps.Hash(e.SubjectID)
+				e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
+				e.Resource.ID = ps.Hash(e.Resource.ID)
+				c.evs = append(c.evs, e)
+				actorDays[dayKey{e.Tenant, e.Actor.ID, e.TS.Unix() / 86400}] = true
+				actors[[2]string{e.Tenant, e.Actor.ID}] = true
+			}
+			// The decoded lines of this chunk are not needed any more.
+			clear(span)
+		}
+		flush(prev)
+		c.last = prev
+		return c
+	}
 	var first, last time.Time
 	var insertTime, detectTime time.Duration
 	lastProgress := started
-	for from := 0; from < len(dec.items); {
-		to := nextChunk(dec.items, from, opts.ChunkEvents)
-		items := dec.items[from:to]
-		if first.IsZero() {
-			first = items[0].ts
-			eng.StartAt(first.Add(cfg.Window))
-		}
-		evs := make([]models.Event, 0, len(items))
-		var cs []models.Consent
-		// Event rules run on sub-batches of at most 10 s of simulated
-		// time, as ingest's batches would, detected at the sub-batch's
-		// last event.
-		subStart := 0
-		var subEvs []models.Event
-		var subCs []models.Consent
-		flush := func(now time.Time) error {
-			fs := rules.Check(now, subEvs, subCs)
-			subEvs, subCs = subEvs[:0], subCs[:0]
-			if len(fs) == 0 {
-				return nil
-			}
-			stored := make([]store.StoredFinding, len(fs))
-			for i := range fs {
-				stored[i].Finding = fs[i]
-			}
-			_ = buf.addFindings(ctx, stored)
-			return al.add(fs)
-		}
-		for i := range items {
-			it := &items[i]
-			if i > subStart && it.ts.Sub(items[subStart].ts) >= 10*time.Second {
-				if err := flush(items[i-1].ts); err != nil {
-					return nil, err
-				}
-				subStart = i
-			}
-			if it.consent != nil {
-				c := *it.consent
-				c.SubjectID = ps.Hash(c.SubjectID)
-				cs = append(cs, c)
-				subCs = append(subCs, c)
-				continue
-			}
-			e := it.ev
-			e.SubjectID = ps.Hash(e.SubjectID)
-			e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
-			e.Resource.ID = ps.Hash(e.Resource.ID)
-			evs = append(evs, e)
-			subEvs = append(subEvs, e)
-			actorDays[dayKey{e.Tenant, e.Actor.ID, e.TS.Unix() / 86400}] = true
-			actors[[2]string{e.Tenant, e.Actor.ID}] = true
-		}
-		if err := flush(items[len(items)-1].ts); err != nil {
+	var next *replayChunk
+	if n > 0 {
+		first = dec.items.at(0).ts
+		eng.StartAt(first.Add(cfg.Window))
+		next = prepare(0, nextChunk(dec.items, 0, opts.ChunkEvents))
+	}
+	for next != nil {
+		c := next
+		// The chunk's rule findings, raised before the detectors evaluate
+		// the windows of the previous chunks (the order of alerts and
+		// findings is the one the chunk loop always had).
+		_ = buf.addFindings(ctx, c.stored)
+		if err := al.add(c.findings); err != nil {
 			return nil, err
 		}
 		prevLast := last
-		last = items[len(items)-1].ts
-		// The decoded lines of this chunk are not needed any more.
-		clear(items)
-		from = to
+		last = c.last
 		// Insert this chunk while the detectors evaluate the windows the
-		// previous chunks completed (they need only what is stored).
+		// previous chunks completed (they need only what is stored), and
+		// prepare the next chunk meanwhile.
 		insErr := make(chan error, 1)
 		go func() {
 			t0 := opts.Clock()
-			err := opts.Store.InsertConsents(ctx, cs, last)
+			err := opts.Store.InsertConsents(ctx, c.cs, c.last)
 			if err == nil {
-				err = opts.Store.InsertEvents(ctx, evs, last)
+				err = opts.Store.InsertEvents(ctx, c.evs, c.last)
 			}
 			insertTime += opts.Clock().Sub(t0)
 			times.since("insert", t0)
 			insErr <- err
+		}()
+		prepared := make(chan *replayChunk, 1)
+		go func() {
+			if c.to >= n {
+				prepared <- nil
+				return
+			}
+			prepared <- prepare(c.to, nextChunk(dec.items, c.to, opts.ChunkEvents))
 		}()
 		t0 := opts.Clock()
 		var detErr error
@@ -221,16 +247,18 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 			times.since("findings flush", t1)
 		}
 		detectTime += opts.Clock().Sub(t0)
-		if err := <-insErr; err != nil {
-			return nil, err
+		insertErr := <-insErr
+		next = <-prepared
+		if insertErr != nil {
+			return nil, insertErr
 		}
 		if detErr != nil {
 			return nil, fmt.Errorf("detection at %s: %w", prevLast.Format(time.RFC3339), detErr)
 		}
-		st.Events += len(evs)
-		st.Consents += len(cs)
+		st.Events += len(c.evs)
+		st.Consents += len(c.cs)
 		if opts.Tick != nil {
-			opts.Tick(st.Events+st.Consents, len(dec.items))
+			opts.Tick(st.Events+st.Consents, n)
 		}
 		if w := opts.Clock(); opts.Progress != nil && w.Sub(lastProgress) >= 5*time.Second {
 			lastProgress = w
@@ -259,7 +287,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	sum := score(al.alerts, attacks, negatives, len(actorDays), cfg.Window)
 	sum.Events, sum.Consents = st.Events, st.Consents
 	sum.OpenWindowFindings, sum.OpenWindowRetracted = al.openWindow, al.retracted
-	sum.Lines, sum.Rejected = dec.lines, dec.lines-len(dec.items)
+	sum.Lines, sum.Rejected = dec.lines, dec.lines-dec.items.Len()
 	sum.RejectedByReason = map[string]int{}
 	for r, n := range dec.rejected {
 		sum.RejectedByReason[string(r)] = n
@@ -399,7 +427,7 @@ const maxExamples = 3
 
 // decoded is a whole scenario file, decoded and sorted by time.
 type decoded struct {
-	items    []item
+	items    *itemSeq
 	lines    int
 	rejected map[models.Reason]int
 	examples []Rejection
@@ -428,40 +456,29 @@ var (
 // decodeAll reads every line of r, decodes them on two workers with
 // ingest's validation (times judged against the events themselves), and
 // returns the valid ones sorted by time (file order among equal times):
-// access and consent lines may come in any order.
+// access and consent lines may come in any order. A goroutine reads the
+// next block of lines while the workers decode one.
 func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, error) {
-	const block = 50000
-	br := bufio.NewReaderSize(r, 1<<20)
+	return decodeBlocks(ctx, r, progress, 50000)
+}
+
+// decodeBlocks is decodeAll, block lines at a time.
+func decodeBlocks(ctx context.Context, r io.Reader, progress io.Writer, block int) (*decoded, error) {
+	stop := make(chan struct{})
+	defer close(stop)
+	blocksIn := readBlocks(r, block, stop)
 	d := &decoded{rejected: map[models.Reason]int{}}
-	lineNo := 0
-	// The valid items of each block, joined once at the end: appending
-	// large items to one growing slice copied them again at every growth.
+	// The valid items of each block, kept as blocks (itemSeq): appending
+	// large items to one slice copied them again.
 	var blocks [][]item
-	total := 0
-	for {
+	for lb := range blocksIn {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		lines := make([][]byte, 0, block)
-		nums := make([]int, 0, block)
-		eof := false
-		for len(lines) < block {
-			b, err := br.ReadBytes('\n')
-			if len(b) > 0 {
-				lineNo++
-			}
-			if len(bytes.TrimSpace(b)) > 0 {
-				lines = append(lines, b)
-				nums = append(nums, lineNo)
-			}
-			if err == io.EOF {
-				eof = true
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("reading events: %w", err)
-			}
+		if lb.err != nil {
+			return nil, lb.err
 		}
+		lines, nums := lb.lines, lb.nums
 		items := make([]item, len(lines))
 		errs := make([]error, len(lines))
 		var wg sync.WaitGroup
@@ -503,48 +520,59 @@ func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, 
 		}
 		clear(items[len(valid):])
 		blocks = append(blocks, valid)
-		total += len(valid)
 		if progress != nil && d.lines%(20*block) == 0 && d.lines > 0 {
 			fmt.Fprintf(progress, "eval: %d lines decoded\n", d.lines)
 		}
-		if eof {
-			break
-		}
 	}
-	d.items = make([]item, 0, total)
-	for i, b := range blocks {
-		d.items = append(d.items, b...)
-		blocks[i] = nil
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	d.items = sortByTime(d.items)
+	d.items = seqOf(blocks...).inTimeOrder()
 	return d, nil
 }
 
-// sortByTime returns items sorted by time, file order among equal times.
-// A file written in time order (as simulate writes it) is returned as it
-// is; otherwise the order is found on indexes (cheap to move) and the
-// items are moved once.
-func sortByTime(items []item) []item {
-	less := func(a, b *item) bool { return a.ts.Before(b.ts) }
-	sorted := true
-	for i := 1; i < len(items); i++ {
-		if less(&items[i], &items[i-1]) {
-			sorted = false
-			break
+// lineBlock is up to a block of a file's non-blank lines.
+type lineBlock struct {
+	lines [][]byte
+	nums  []int // 1-based line numbers
+	err   error // reading failed after these lines
+}
+
+// readBlocks reads r in a goroutine, block non-blank lines at a time, until
+// the end of r, a read error (the last block carries it) or stop is closed.
+func readBlocks(r io.Reader, block int, stop <-chan struct{}) <-chan lineBlock {
+	out := make(chan lineBlock, 1)
+	go func() {
+		defer close(out)
+		br := bufio.NewReaderSize(r, 1<<20)
+		lineNo := 0
+		for eof := false; !eof; {
+			lb := lineBlock{lines: make([][]byte, 0, block), nums: make([]int, 0, block)}
+			for len(lb.lines) < block {
+				b, err := br.ReadBytes('\n')
+				if len(b) > 0 {
+					lineNo++
+				}
+				if len(bytes.TrimSpace(b)) > 0 {
+					lb.lines = append(lb.lines, b)
+					lb.nums = append(lb.nums, lineNo)
+				}
+				if err == io.EOF {
+					eof = true
+					break
+				}
+				if err != nil {
+					lb.err, eof = fmt.Errorf("reading events: %w", err), true
+					break
+				}
+			}
+			select {
+			case out <- lb:
+			case <-stop:
+				return
+			}
 		}
-	}
-	if sorted {
-		return items
-	}
-	idx := make([]int32, len(items))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortStableFunc(idx, func(a, b int32) int { return items[a].ts.Compare(items[b].ts) })
-	out := make([]item, len(items))
-	for i, j := range idx {
-		out[i] = items[j]
-	}
+	}()
 	return out
 }
 
@@ -612,12 +640,12 @@ func checkStorable(ts time.Time) error {
 const maxChunkDays = 60
 
 // nextChunk returns the end (exclusive) of the chunk that starts at
-// items[from]: at most size items, spanning fewer than maxChunkDays days.
-func nextChunk(items []item, from, size int) int {
-	to := min(len(items), from+size)
-	limit := items[from].ts.Truncate(24 * time.Hour).Add(maxChunkDays * 24 * time.Hour)
-	if !items[to-1].ts.Before(limit) {
-		to = from + sort.Search(to-from, func(i int) bool { return !items[from+i].ts.Before(limit) })
+// item from: at most size items, spanning fewer than maxChunkDays days.
+func nextChunk(items *itemSeq, from, size int) int {
+	to := min(items.Len(), from+size)
+	limit := items.at(from).ts.Truncate(24 * time.Hour).Add(maxChunkDays * 24 * time.Hour)
+	if !items.at(to - 1).ts.Before(limit) {
+		to = from + sort.Search(to-from, func(i int) bool { return !items.at(from + i).ts.Before(limit) })
 	}
 	return to
 }

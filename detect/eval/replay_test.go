@@ -200,9 +200,10 @@ func TestNextChunkBoundsDays(t *testing.T) {
 	for d := range 150 {
 		items = append(items, item{ts: start.Add(time.Duration(d) * 24 * time.Hour)}, item{ts: start.Add(time.Duration(d)*24*time.Hour + time.Hour)})
 	}
+	seq := seqOf(items[:7], items[7:150], nil, items[150:])
 	var sizes []int
 	for from := 0; from < len(items); {
-		to := nextChunk(items, from, 1000)
+		to := nextChunk(seq, from, 1000)
 		first, last := items[from].ts.Truncate(24*time.Hour), items[to-1].ts.Truncate(24*time.Hour)
 		if days := int(last.Sub(first)/(24*time.Hour)) + 1; days > maxChunkDays {
 			t.Fatalf("chunk [%d,%d) spans %d days", from, to, days)
@@ -213,7 +214,7 @@ func TestNextChunkBoundsDays(t *testing.T) {
 	if fmt.Sprint(sizes) != "[120 120 60]" {
 		t.Errorf("chunk sizes %v, want [120 120 60]", sizes)
 	}
-	if to := nextChunk(items, 0, 7); to != 7 {
+	if to := nextChunk(seq, 0, 7); to != 7 {
 		t.Errorf("size bound: %d, want 7", to)
 	}
 }

@@ -19,6 +19,10 @@ const (
 	DefaultGroup           = "chatwarden-ingest"
 )
 
+// DefaultBacklogBatchSize is Config.BacklogBatchSize's default (raised to
+// batch_size when that is larger).
+const DefaultBacklogBatchSize = 100_000
+
 // Config is the ingest section of the configuration file. The zero value
 // takes the defaults.
 type Config struct {
@@ -39,6 +43,15 @@ type Config struct {
 	// Linger is how long a batch waits for more messages after its first
 	// (default 200ms); event rules need events in ClickHouse within 2 s.
 	Linger time.Duration `yaml:"linger"`
+	// BacklogBatchSize is the most messages inserted at once while the
+	// consumer is behind (default 100000; at least batch_size): when the
+	// partitions of a batch have at least batch_size more messages waiting
+	// in Kafka (their high watermarks), the batch grows past batch_size up
+	// to this many messages (and its share of max_buffer_bytes), for at
+	// most ten lingers, so that a backlog is drained with few large
+	// inserts (fewer parts for ClickHouse to merge). A consumer that has
+	// caught up keeps batch_size and linger.
+	BacklogBatchSize int `yaml:"backlog_batch_size"`
 	// MaxMessageBytes rejects larger messages as too_large (default 64 KiB).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// MaxKeyBytes rejects messages whose Kafka key is longer as
@@ -118,6 +131,9 @@ func (c Config) WithDefaults() Config {
 	if c.Linger <= 0 {
 		c.Linger = 200 * time.Millisecond
 	}
+	if c.BacklogBatchSize <= 0 {
+		c.BacklogBatchSize = max(DefaultBacklogBatchSize, c.BatchSize)
+	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = models.DefaultMaxMessageBytes
 	}
@@ -172,6 +188,11 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 0 || c.BatchSize > 1_000_000 {
 		errs = append(errs, fmt.Errorf("ingest.batch_size: %d is not between 1 and 1000000", c.BatchSize))
+	}
+	if c.BacklogBatchSize < 0 || c.BacklogBatchSize > 1_000_000 {
+		errs = append(errs, fmt.Errorf("ingest.backlog_batch_size: %d is not between 1 and 1000000", c.BacklogBatchSize))
+	} else if c.BacklogBatchSize > 0 && c.BacklogBatchSize < d.BatchSize {
+		errs = append(errs, fmt.Errorf("ingest.backlog_batch_size: %d is less than ingest.batch_size (%d)", c.BacklogBatchSize, d.BatchSize))
 	}
 	if c.Linger < 0 || c.Linger > 2*time.Second {
 		errs = append(errs, fmt.Errorf("ingest.linger: %s is not between 0 and 2s (event rules need events within 2 s)", c.Linger))

@@ -197,16 +197,27 @@ type pendingBatch struct {
 
 // collect batches msgs by size and linger, decodes each batch and hands it
 // to out. It closes out when msgs is closed, after the last batch.
+//
+// A batch closes at batch_size messages, at its share of max_buffer_bytes,
+// or a linger after its first message; while the consumer is behind
+// (backlog.behind), at backlog_batch_size messages instead, and its linger
+// is extended up to backlogLingers lingers: a backlog is drained with few
+// large inserts, a consumer that has caught up keeps small batches.
 func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abandon <-chan struct{}) {
 	defer close(out)
 	batch := make([]Fetched, 0, min(c.cfg.BatchSize, 4096))
 	var bytes int64
+	var first time.Time
+	lag := newBacklog(c.cfg.BatchSize)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	send := func() bool {
 		linger.Stop()
 		if len(batch) == 0 {
 			return true
+		}
+		if len(batch) > c.cfg.BatchSize {
+			c.m.BacklogBatches.Inc()
 		}
 		now := c.d.Now().UTC()
 		pb := &pendingBatch{msgs: batch, res: c.decodeAll(batch, now), now: now, bytes: bytes}
@@ -220,6 +231,7 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 			}
 		}
 		batch, bytes = make([]Fetched, 0, min(c.cfg.BatchSize, 4096)), 0
+		lag.reset()
 		select {
 		case out <- pb:
 			return true
@@ -236,13 +248,23 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 			}
 			batch = append(batch, m)
 			bytes += min(messageBytes(&m), c.budget.total)
+			lag.saw(&m.Message)
 			if len(batch) == 1 {
+				first = time.Now()
 				linger.Reset(c.cfg.Linger)
 			}
-			if (len(batch) >= c.cfg.BatchSize || bytes >= c.cfg.batchBytes()) && !send() {
+			limit := c.cfg.BatchSize
+			if lag.behind() {
+				limit = c.cfg.BacklogBatchSize
+			}
+			if (len(batch) >= limit || bytes >= c.cfg.batchBytes()) && !send() {
 				return
 			}
 		case <-linger.C:
+			if left := backlogLingers*c.cfg.Linger - time.Since(first); lag.behind() && left > 0 {
+				linger.Reset(min(c.cfg.Linger, left))
+				continue
+			}
 			if !send() {
 				return
 			}
@@ -250,6 +272,41 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 			return
 		}
 	}
+}
+
+// backlogLingers is how many lingers a batch may wait while the consumer
+// is behind (Config.BacklogBatchSize).
+const backlogLingers = 10
+
+// backlog follows, for the batch being collected, how many messages each
+// of its partitions still has waiting in Kafka: the high watermark of the
+// fetch that delivered its newest message, less that message's offset and
+// one.
+type backlog struct {
+	waiting   map[partitionKey]int64
+	sum       int64
+	threshold int64
+}
+
+func newBacklog(threshold int) *backlog {
+	return &backlog{waiting: map[partitionKey]int64{}, threshold: int64(threshold)}
+}
+
+// saw records m as its partition's newest message.
+func (b *backlog) saw(m *kafka.Message) {
+	k := partitionKey{m.Topic, m.Partition}
+	w := max(m.HighWaterMark-m.Offset-1, 0)
+	b.sum += w - b.waiting[k]
+	b.waiting[k] = w
+}
+
+// behind reports whether the batch's partitions have at least a batch
+// (batch_size messages) waiting.
+func (b *backlog) behind() bool { return b.threshold > 0 && b.sum >= b.threshold }
+
+func (b *backlog) reset() {
+	clear(b.waiting)
+	b.sum = 0
 }
 
 // fetch reads messages into out until ctx ends or the reader closes.

@@ -496,6 +496,10 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny buffer", Config{MaxBufferBytes: 1 << 20}, "ingest.max_buffer_bytes"},
 		{"buffer under eight messages", Config{MaxBufferBytes: 32 << 20, MaxMessageBytes: 8 << 20}, "ingest.max_buffer_bytes"},
 		{"huge key limit", Config{MaxKeyBytes: 1 << 20}, "ingest.max_key_bytes"},
+		{"backlog batch under batch_size", Config{BatchSize: 50000, BacklogBatchSize: 40000}, "ingest.backlog_batch_size"},
+		{"backlog batch under the default batch_size", Config{BacklogBatchSize: 1000}, "ingest.backlog_batch_size"},
+		{"huge backlog batch", Config{BacklogBatchSize: 2_000_000}, "ingest.backlog_batch_size"},
+		{"batch_size over the default backlog batch", Config{BatchSize: 200_000}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,12 +11,15 @@ import (
 
 // Metrics are ingest's Prometheus metrics.
 type Metrics struct {
-	Messages       prometheus.Counter
-	Events         prometheus.Counter
-	Consents       prometheus.Counter
-	Duplicates     prometheus.Counter
-	Batches        prometheus.Counter
-	BatchSize      prometheus.Histogram
+	Messages   prometheus.Counter
+	Events     prometheus.Counter
+	Consents   prometheus.Counter
+	Duplicates prometheus.Counter
+	Batches    prometheus.Counter
+	BatchSize  prometheus.Histogram
+	// BacklogBatches counts batches that grew past batch_size because the
+	// consumer was behind (ingest.backlog_batch_size).
+	BacklogBatches prometheus.Counter
 	DeadLetters    *prometheus.CounterVec
 	InsertDuration prometheus.Histogram
 	Retries        *prometheus.CounterVec
@@ -79,6 +82,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "chatwarden_ingest_batch_messages", Help: "Messages per batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		BacklogBatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatwarden_ingest_backlog_batches_total", Help: "Batches that grew past ingest.batch_size (up to ingest.backlog_batch_size) because the consumer was behind."}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatwarden_ingest_dead_letters_total", Help: "Messages rejected to the dead-letter topic, by reason code."}, []string{"reason"}),
 		InsertDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -108,7 +113,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		piiStores: map[string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.Messages, m.Events, m.Consents, m.Duplicates, m.Batches, m.BatchSize,
+		reg.MustRegister(m.Messages, m.Events, m.Consents, m.Duplicates, m.Batches, m.BatchSize, m.BacklogBatches,
 			m.DeadLetters, m.InsertDuration, m.Retries, m.CommitFailures, m.Lag, m.Rebalances, m.Stale, m.SourceLastEvent, m.StoreFailing,
 			m.Unjudged, m.BufferedBytes, m.PII)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +37,12 @@ import (
 // own Kafka engine on the same topic and, when that cannot run,
 // clickhouse-client loading the same events as JSONEachRow from a file.
 // The last line it prints is the summary the Makefile target promises.
+//
+// The legs are timed in rounds (-rounds, default 2), the order alternating
+// (round 1 ingest then engine, round 2 engine then ingest, ...) so that the
+// order does not decide the ratio; before each leg the previous leg's
+// database is dropped and the bench waits until the server runs no merge
+// and no mutation (settle), so that no leg pays for another's parts.
 func Ingest(ctx context.Context, e *Env, args []string) error {
 	fs := e.flags("ingest")
 	n := fs.Int("events", 1_000_000, "simulated events to generate (ignored with -file)")
@@ -43,17 +50,23 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	engineWait := fs.Duration("engine-timeout", 60*time.Second, "how long the Kafka engine may go without progress")
 	keep := fs.Bool("keep", false, "keep the bench databases and topics")
 	batchSize := fs.Int("batch-size", 0, "ingest.batch_size for the run (default: the configured one)")
+	backlogBatch := fs.Int("backlog-batch-size", 0, "ingest.backlog_batch_size for the run (default: the configured one)")
 	ingestOnly := fs.Bool("ingest-only", false, "measure chatwarden ingest only (no Kafka engine, no JSONEachRow baseline)")
-	cpuProfile := fs.String("cpuprofile", "", "write the chatwarden ingest process's Go CPU profile to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write the chatwarden ingest process's Go CPU profile to this file (the first ingest leg's)")
 	instances := fs.Int("instances", 1, "chatwarden ingest processes, in one consumer group")
 	addr := fs.String("addr", "", "ClickHouse native address (default: CHATWARDEN_CLICKHOUSE_ADDR)")
 	cluster := fs.String("cluster", "", "clickhouse.cluster of the run: migrate and ingest on that cluster (needs -ingest-only)")
 	queryLog := fs.Bool("query-log", false, "log chatwarden ingest's queries (clickhouse.log_queries) and print ClickHouse's CPU per kind of query from system.query_log, and the server's merges meanwhile")
+	rounds := fs.Int("rounds", 2, "rounds of the ingest and Kafka engine legs, the order alternating (round 1 ingest first, round 2 the engine first, ...)")
+	settle := fs.Duration("settle-timeout", 3*time.Minute, "before each leg, how long to wait for the server's merges and mutations to finish (then the leg starts anyway, saying so)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *instances < 1 {
 		return fmt.Errorf("-instances must be at least 1, got %d", *instances)
+	}
+	if *rounds < 1 {
+		return fmt.Errorf("-rounds must be at least 1, got %d", *rounds)
 	}
 	if *cluster != "" && !*ingestOnly {
 		return fmt.Errorf("-cluster needs -ingest-only (the Kafka engine and JSONEachRow baselines run on one server)")
@@ -64,7 +77,8 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	}
 	c.ClickHouse.Cluster = *cluster
 	c.ClickHouse.LogQueries = *queryLog
-	b := &bench{e: e, self: e.Chatwarden, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36), instances: *instances}
+	b := &bench{e: e, self: e.Chatwarden, cfg: c, id: strconv.FormatInt(time.Now().Unix(), 36), instances: *instances,
+		settleTimeout: *settle, keep: *keep}
 
 	// 1. The events.
 	if *file == "" {
@@ -87,7 +101,7 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 
-	// 2. Fresh topics and databases.
+	// 2. Fresh topics.
 	ic := c.Ingest.WithDefaults()
 	ic.AccessTopic = "bench-" + b.id + "-access"
 	ic.ConsentTopic = "bench-" + b.id + "-consent"
@@ -96,33 +110,27 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	if *batchSize > 0 {
 		ic.BatchSize = *batchSize
 	}
+	if *backlogBatch > 0 {
+		ic.BacklogBatchSize = *backlogBatch
+	} else {
+		ic.BacklogBatchSize = 0 // the process's default for its batch_size
+	}
 	b.cfg.Ingest = ic
 	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: ic.AccessTopic, Partitions: 4},
 		ingest.TopicSpec{Name: ic.ConsentTopic, Partitions: 2}, ingest.TopicSpec{Name: ic.DeadLetterTopic, Partitions: 2}); err != nil {
 		return err
 	}
-	dbIngest, dbBase, dbEngine := "bench_"+b.id+"_ingest", "bench_"+b.id+"_jsoneachrow", "bench_"+b.id+"_kafka_engine"
-	dbs := []string{dbIngest, dbBase, dbEngine}
-	if *ingestOnly {
-		dbs = dbs[:1]
-	}
+	defer func() {
+		if !b.keep {
+			b.deleteTopics()
+		}
+	}()
 	dir, err := os.MkdirTemp("", "chatwarden-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfgFile, err := b.writeConfig(dir)
-	if err != nil {
-		return err
-	}
-	for _, db := range dbs {
-		if err := b.self_(ctx, []string{"CHATWARDEN_CLICKHOUSE_DATABASE=" + db}, "migrate", "-config", cfgFile); err != nil {
-			return err
-		}
-	}
-	if !*keep {
-		defer b.cleanup(dbs...)
-	}
+	b.dir = dir
 
 	// 3. Produce.
 	f, err := os.Open(*file)
@@ -144,27 +152,17 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	b.say("produced %d messages (%d access, %d consent) in %s: %.0f msg/s",
 		ps.Access+ps.Consents, ps.Access, ps.Consents, time.Since(start).Round(time.Millisecond), float64(ps.Access+ps.Consents)/time.Since(start).Seconds())
 
-	// 4. chatwarden ingest.
-	ingestEPS, rssMB, err := b.timeIngest(ctx, dbIngest, cfgFile, lines, *cpuProfile)
-	if err != nil {
-		return err
-	}
-	if err := b.checkStored(ctx, dbIngest, ps.Access); err != nil {
-		return err
-	}
-	if *queryLog && *cluster == "" {
-		b.partsSummary(ctx, dbIngest)
-	}
-
+	// 4. chatwarden ingest alone.
 	if *ingestOnly {
-		if b.cfg.ClickHouse.Cluster != "" {
-			if err := b.clusterParts(ctx, dbIngest, ps.Access); err != nil {
-				return err
-			}
+		db := "bench_" + b.id + "_ingest"
+		ingestEPS, rssMB, err := b.ingestLeg(ctx, db, "", lines, ps.Access, *cpuProfile)
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f rss_mb=%.0f instances=%d\n", ingestEPS, rssMB, b.instances)
 		return nil
 	}
+
 	// 5. The same events flattened to the events table's columns (outside
 	// any timing), for ClickHouse's own loaders.
 	flat := *file + ".flat.jsonl"
@@ -174,26 +172,263 @@ func Ingest(ctx context.Context, e *Env, args []string) error {
 	}
 	defer os.Remove(flat)
 	// 6. clickhouse-client loading them as JSONEachRow: the storage leg's
-	// own limit, printed for reference.
-	baseEPS, err := b.jsonEachRow(ctx, dbBase, flat, nFlat)
+	// own limit, printed for reference, and what every table of the Kafka
+	// engine's legs must hold at their end.
+	dbBase := "bench_" + b.id + "_jsoneachrow"
+	baseEPS, want, err := b.jsonEachRowLeg(ctx, dbBase, flat, nFlat)
 	if err != nil {
 		return err
 	}
 	b.say("clickhouse-client JSONEachRow from a file: %.0f events/s", baseEPS)
-	// 7. ClickHouse's Kafka engine, else JSONEachRow as the baseline.
-	engineEPS, engineErr := b.kafkaEngine(ctx, dbEngine, dbBase, flat, nFlat, *engineWait)
-	if *queryLog {
-		b.partsSummary(ctx, dbBase)
-		b.partsSummary(ctx, dbEngine)
+	// The Kafka engine's topic, produced once for every round.
+	if err := b.produceFlat(ctx, flat); err != nil {
+		return err
 	}
+
+	// 7. The rounds: chatwarden ingest and ClickHouse's Kafka engine,
+	// the order alternating.
+	rs, err := b.rounds(ctx, *rounds, roundLegs{lines: lines, access: ps.Access, flat: nFlat, want: want, cpuProfile: *cpuProfile, engineWait: *engineWait})
+	if err != nil {
+		return err
+	}
+	ingestSec, engineSec, rssMB, ratios, engineErr := rs.ingestSec, rs.engineSec, rs.rssMB, rs.ratios, rs.engineErr
+	ingestEPS := float64(lines) * float64(*rounds) / ingestSec
 	if engineErr == nil {
-		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f kafka_engine_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, engineEPS, ingestEPS/engineEPS, rssMB)
+		engineEPS := float64(nFlat) * float64(*rounds) / engineSec
+		fmt.Fprintf(e.Stdout, "ingest_eps=%.0f kafka_engine_eps=%.0f ratio=%.2f rss_mb=%.0f round_ratios=%s\n",
+			ingestEPS, engineEPS, ingestEPS/engineEPS, rssMB, strings.Join(ratios, ","))
 		return nil
 	}
 	b.say("ClickHouse Kafka engine leg failed: %v", engineErr)
 	b.say("baseline instead: clickhouse-client loading the same events as JSONEachRow from a file")
 	fmt.Fprintf(e.Stdout, "ingest_eps=%.0f jsoneachrow_eps=%.0f ratio=%.2f rss_mb=%.0f\n", ingestEPS, baseEPS, ingestEPS/baseEPS, rssMB)
 	return nil
+}
+
+// roundLegs is what each round's legs work on.
+type roundLegs struct {
+	lines, access, flat int // messages, access events, flat rows
+	want                engineWant
+	cpuProfile          string
+	engineWait          time.Duration
+}
+
+// roundTotals sums the rounds: each leg's seconds, ingest's largest peak
+// RSS, each round's ratio, and the Kafka engine's error (no more engine
+// legs after one failed).
+type roundTotals struct {
+	ingestSec, engineSec, rssMB float64
+	ratios                      []string
+	engineErr                   error
+}
+
+// rounds times n rounds of the chatwarden ingest and Kafka engine legs,
+// ingest first in odd rounds, the engine first in even ones.
+func (b *bench) rounds(ctx context.Context, n int, l roundLegs) (roundTotals, error) {
+	var t roundTotals
+	for r := 1; r <= n; r++ {
+		var ingestEPS, engineEPS float64
+		runIngest := func() error {
+			prof := ""
+			if r == 1 {
+				prof = l.cpuProfile
+			}
+			eps, rss, err := b.ingestLeg(ctx, fmt.Sprintf("bench_%s_ingest_r%d", b.id, r), fmt.Sprintf("-r%d", r), l.lines, l.access, prof)
+			ingestEPS, t.rssMB = eps, max(t.rssMB, rss)
+			return err
+		}
+		runEngine := func() error {
+			if t.engineErr == nil {
+				engineEPS, t.engineErr = b.engineLeg(ctx, fmt.Sprintf("bench_%s_kafka_engine_r%d", b.id, r), fmt.Sprintf("-r%d", r), l.want, l.flat, l.engineWait)
+			}
+			return nil
+		}
+		legs := []func() error{runIngest, runEngine}
+		first := "chatwarden ingest"
+		if r%2 == 0 {
+			legs[0], legs[1], first = legs[1], legs[0], "the Kafka engine"
+		}
+		b.say("round %d of %d: %s first", r, n, first)
+		for _, leg := range legs {
+			if err := leg(); err != nil {
+				return t, err
+			}
+		}
+		t.ingestSec += float64(l.lines) / ingestEPS
+		if t.engineErr == nil {
+			t.engineSec += float64(l.flat) / engineEPS
+			t.ratios = append(t.ratios, fmt.Sprintf("%.2f", ingestEPS/engineEPS))
+			b.say("round %d: ingest_eps=%.0f kafka_engine_eps=%.0f ratio=%.2f", r, ingestEPS, engineEPS, ingestEPS/engineEPS)
+		}
+	}
+	return t, nil
+}
+
+// ingestLeg migrates db, waits for the server to settle, times chatwarden
+// ingest consuming the bench's topics into db as consumer group
+// <group><suffix>, checks what it stored, and drops db (unless -keep).
+func (b *bench) ingestLeg(ctx context.Context, db, suffix string, lines, access int, cpuProfile string) (eps, rssMB float64, err error) {
+	saved := b.cfg.Ingest
+	b.cfg.Ingest.Group += suffix
+	defer func() { b.cfg.Ingest = saved }()
+	cfgFile, err := b.writeConfig(b.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := b.migrate(ctx, db, cfgFile); err != nil {
+		return 0, 0, err
+	}
+	if !b.keep {
+		defer b.dropDatabase(db)
+	}
+	b.settle(ctx, "chatwarden ingest into "+db)
+	eps, rssMB, err = b.timeIngest(ctx, db, cfgFile, lines, cpuProfile)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := b.checkStored(ctx, db, access); err != nil {
+		return 0, 0, err
+	}
+	if b.cfg.ClickHouse.LogQueries && b.cfg.ClickHouse.Cluster == "" {
+		b.partsSummary(ctx, db)
+	}
+	if b.cfg.ClickHouse.Cluster != "" {
+		if err := b.clusterParts(ctx, db, access); err != nil {
+			return 0, 0, err
+		}
+	}
+	return eps, rssMB, nil
+}
+
+// migrate creates db with chatwarden migrate.
+func (b *bench) migrate(ctx context.Context, db, cfgFile string) error {
+	return b.self_(ctx, []string{"CHATWARDEN_CLICKHOUSE_DATABASE=" + db}, "migrate", "-config", cfgFile)
+}
+
+// jsonEachRowLeg migrates db, waits for the server to settle, times
+// clickhouse-client inserting the flat events, and returns events per
+// second and what each table of the Kafka engine's legs must hold at the
+// end (the same rows, inserted into events); it drops db (unless -keep).
+func (b *bench) jsonEachRowLeg(ctx context.Context, db, flat string, n int) (float64, engineWant, error) {
+	cfgFile, err := b.writeConfig(b.dir)
+	if err != nil {
+		return 0, engineWant{}, err
+	}
+	if err := b.migrate(ctx, db, cfgFile); err != nil {
+		return 0, engineWant{}, err
+	}
+	if !b.keep {
+		defer b.dropDatabase(db)
+	}
+	b.settle(ctx, "clickhouse-client JSONEachRow into "+db)
+	eps, err := b.jsonEachRow(ctx, db, flat, n)
+	if err != nil {
+		return 0, engineWant{}, err
+	}
+	views, err := b.engineViews(ctx, db)
+	if err != nil {
+		return 0, engineWant{}, err
+	}
+	w := engineWant{tables: append([]string{"events"}, engineTargets(views)...)}
+	sums, err := b.tableSums(ctx, db, w.tables)
+	if err != nil {
+		return 0, engineWant{}, err
+	}
+	if w.sums, err = sums(); err != nil {
+		return 0, engineWant{}, err
+	}
+	if b.cfg.ClickHouse.LogQueries {
+		b.partsSummary(ctx, db)
+	}
+	return eps, w, nil
+}
+
+// engineWant is what every table of a Kafka engine leg's database must
+// hold at its end: per table, its rows or aggregated event count
+// (tableSums).
+type engineWant struct {
+	tables []string
+	sums   []int
+}
+
+// engineLeg migrates db, times the Kafka engine into it (kafkaEngine) as
+// consumer group <flat group><suffix>, and drops db (unless -keep).
+func (b *bench) engineLeg(ctx context.Context, db, suffix string, want engineWant, n int, wait time.Duration) (float64, error) {
+	cfgFile, err := b.writeConfig(b.dir)
+	if err != nil {
+		return 0, err
+	}
+	if err := b.migrate(ctx, db, cfgFile); err != nil {
+		return 0, err
+	}
+	if !b.keep {
+		defer b.dropDatabase(db)
+	}
+	eps, err := b.kafkaEngine(ctx, db, "bench-"+b.id+"-kafka-engine"+suffix, want, n, wait)
+	if err == nil && b.cfg.ClickHouse.LogQueries {
+		b.partsSummary(ctx, db)
+	}
+	return eps, err
+}
+
+// settle waits until the server runs no merge and no mutation, for at
+// most the bench's settle timeout, and says what it waited for: a leg
+// must not pay for the merges of another leg's (or an earlier run's)
+// parts. Other users' merges on a shared server count too; when they do
+// not stop, the leg starts anyway at the timeout, and the bench says so.
+func (b *bench) settle(ctx context.Context, before string) {
+	start := time.Now()
+	seen := map[string]bool{}
+	var last string
+	for {
+		out, err := b.clickhouse(ctx, "system", `SELECT concat(database, '.', table, ' (merge)') FROM system.merges
+UNION ALL SELECT concat(database, '.', table, ' (mutation ', mutation_id, ')') FROM system.mutations WHERE is_done = 0`, nil)
+		if err != nil {
+			b.say("settling before %s: %v", before, err)
+			return
+		}
+		if out == "" {
+			break
+		}
+		last = out
+		for _, l := range strings.Split(out, "\n") {
+			seen[l] = true
+		}
+		if time.Since(start) > b.settleTimeout {
+			b.say("settling before %s: still running after %s, starting anyway: %s", before, b.settleTimeout, strings.ReplaceAll(last, "\n", ", "))
+			return
+		}
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return
+		}
+	}
+	if len(seen) == 0 {
+		b.say("settled before %s: no merge or mutation running (%s)", before, loadAvg())
+		return
+	}
+	names := slices.Sorted(maps.Keys(seen))
+	if len(names) > 6 {
+		names = append(names[:6], fmt.Sprintf("and %d more", len(seen)-6))
+	}
+	b.say("settled before %s: waited %s for %s (%s)", before, time.Since(start).Round(100*time.Millisecond), strings.Join(names, ", "), loadAvg())
+}
+
+// dropDatabase drops db (on the cluster, when the bench runs on one).
+func (b *bench) dropDatabase(db string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if b.cfg.ClickHouse.Cluster != "" {
+		cfg := b.cfg.ClickHouse
+		cfg.Database = db
+		if s, err := store.Open(ctx, cfg, nil); err == nil {
+			_ = s.DropDatabase(ctx)
+			s.Close()
+		}
+		return
+	}
+	if _, err := b.clickhouse(ctx, "default", "DROP DATABASE IF EXISTS "+db, nil); err != nil {
+		b.say("dropping %s: %v", db, err)
+	}
 }
 
 type bench struct {
@@ -205,6 +440,13 @@ type bench struct {
 	instances int
 	// name prefixes what say prints (default bench-ingest).
 	name string
+	// settleTimeout bounds settle's wait; keep keeps the databases and
+	// topics; dir holds the configuration files.
+	settleTimeout time.Duration
+	keep          bool
+	dir           string
+	// flatTopic is the Kafka engine's topic (produceFlat).
+	flatTopic string
 }
 
 // writeConfig writes the configuration file the bench's chatwarden
@@ -214,6 +456,11 @@ func (b *bench) writeConfig(dir string) (string, error) {
 	ic := b.cfg.Ingest
 	yaml := fmt.Sprintf("ingest:\n  access_topic: %s\n  consent_topic: %s\n  dead_letter_topic: %s\n  group: %s\n  batch_size: %d\n",
 		ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic, ic.Group, ic.BatchSize)
+	if ic.BacklogBatchSize > 0 {
+		// Only when asked for: an older chatwarden (-chatwarden, for a
+		// side-by-side run) does not know the field.
+		yaml += fmt.Sprintf("  backlog_batch_size: %d\n", ic.BacklogBatchSize)
+	}
 	if b.cfg.ClickHouse.Cluster != "" || b.cfg.ClickHouse.LogQueries {
 		yaml += "clickhouse:\n"
 	}
@@ -422,9 +669,11 @@ func (b *bench) clickhouse(ctx context.Context, db, query string, stdin io.Reade
 // (what a producer would have to send it) from a topic of its own, through
 // materialized views into the same events table and the same view tables
 // that chatwarden ingest fills (event_ids, events_by_subject, actor_minute,
-// ...). It returns events per second, timed until every one of those
-// tables holds what the JSONEachRow leg's database (baseDB, the same rows
-// inserted into events) holds.
+// ...), as consumer group group of the topic produceFlat wrote. It returns
+// events per second, timed until every one of those tables holds what the
+// JSONEachRow leg's database held (w: the same rows inserted into events).
+// The timer starts once the server has settled (no merge or mutation
+// running).
 //
 // The view tables need views of their own on the Kafka table: a
 // materialized view writing TO events does not run events' own views on
@@ -436,31 +685,11 @@ func (b *bench) clickhouse(ctx context.Context, db, query string, stdin io.Reade
 // table that does not exist holds the engine (on 18.16 it streams only when
 // every view's target exists): dropping it starts the engine, and the
 // timer, with every view in place.
-func (b *bench) kafkaEngine(ctx context.Context, db, baseDB, flat string, want int, wait time.Duration) (float64, error) {
+func (b *bench) kafkaEngine(ctx context.Context, db, group string, w engineWant, want int, wait time.Duration) (float64, error) {
 	ic := b.cfg.Ingest
-	topic, group := "bench-"+b.id+"-flat", "bench-"+b.id+"-kafka-engine"
-	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: topic, Partitions: 4}); err != nil {
-		return 0, err
-	}
-	defer func() { _ = ingest.DeleteTopics(context.Background(), ic, topic) }()
-	f, err := os.Open(flat)
-	if err != nil {
-		return 0, err
-	}
-	p, err := ingest.NewProducer(ic, topic)
-	if err != nil {
-		f.Close()
-		return 0, err
-	}
-	_, err = p.ProduceJSONL(ctx, f, 0, nil)
-	f.Close()
-	p.Close()
-	if err != nil {
-		return 0, err
-	}
 	// A new group of the engine's librdkafka starts at the end of the
 	// topic; commit the beginning for it first.
-	if err := ingest.ResetGroupOffsets(ctx, ic, group, topic, 0); err != nil {
+	if err := ingest.ResetGroupOffsets(ctx, ic, group, b.flatTopic, 0); err != nil {
 		return 0, err
 	}
 	var created []string // views to drop, newest first
@@ -473,25 +702,20 @@ func (b *bench) kafkaEngine(ctx context.Context, db, baseDB, flat string, want i
 		}
 		_, _ = b.clickhouse(context.Background(), db, "DROP TABLE IF EXISTS kafka_flat", nil)
 	}()
-	views, err := b.createEngine(ctx, db, topic, group, &created)
+	views, err := b.createEngine(ctx, db, b.flatTopic, group, &created)
 	if err != nil {
 		return 0, err
 	}
-	// What every table must hold at the end: what the JSONEachRow leg's
-	// database holds (the same rows, inserted into events).
 	tables := append([]string{"events"}, engineTargets(views)...)
-	baseSums, err := b.tableSums(ctx, baseDB, tables)
-	if err != nil {
-		return 0, err
+	if !slices.Equal(tables, w.tables) {
+		return 0, fmt.Errorf("the Kafka engine's tables %v are not the JSONEachRow leg's %v", tables, w.tables)
 	}
-	wantSums, err := baseSums()
-	if err != nil {
-		return 0, err
-	}
+	wantSums := w.sums
 	engineSums, err := b.tableSums(ctx, db, tables)
 	if err != nil {
 		return 0, err
 	}
+	b.settle(ctx, "the Kafka engine into "+db)
 	errLog := filepath.Join(stackDir(), "clickhouse", "log", "clickhouse-server.err.log")
 	logStart := fileSize(errLog)
 	chCPU0 := procCPU(stackPID("clickhouse"))
@@ -549,6 +773,29 @@ func (b *bench) kafkaEngine(ctx context.Context, db, baseDB, flat string, want i
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// produceFlat produces the flat events to the Kafka engine's topic, once
+// for every round (each round's engine reads it as a group of its own).
+func (b *bench) produceFlat(ctx context.Context, flat string) error {
+	ic := b.cfg.Ingest
+	topic := "bench-" + b.id + "-flat"
+	if err := ingest.CreateTopics(ctx, ic, ingest.TopicSpec{Name: topic, Partitions: 4}); err != nil {
+		return err
+	}
+	b.flatTopic = topic
+	f, err := os.Open(flat)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p, err := ingest.NewProducer(ic, topic)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	_, err = p.ProduceJSONL(ctx, f, 0, nil)
+	return err
 }
 
 // createEngine creates, in db, the Kafka engine's table on topic (group
@@ -758,23 +1005,16 @@ func flatten(in, out string) (int, error) {
 	return n, o.Close()
 }
 
-func (b *bench) cleanup(dbs ...string) {
+// deleteTopics deletes the bench's topics.
+func (b *bench) deleteTopics() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, db := range dbs {
-		if b.cfg.ClickHouse.Cluster != "" {
-			cfg := b.cfg.ClickHouse
-			cfg.Database = db
-			if s, err := store.Open(ctx, cfg, nil); err == nil {
-				_ = s.DropDatabase(ctx)
-				s.Close()
-			}
-			continue
-		}
-		_, _ = b.clickhouse(ctx, "default", "DROP DATABASE IF EXISTS "+db, nil)
-	}
 	ic := b.cfg.Ingest
-	if err := ingest.DeleteTopics(ctx, ic, ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic); err != nil {
+	topics := []string{ic.AccessTopic, ic.ConsentTopic, ic.DeadLetterTopic}
+	if b.flatTopic != "" {
+		topics = append(topics, b.flatTopic)
+	}
+	if err := ingest.DeleteTopics(ctx, ic, topics...); err != nil {
 		b.say("deleting bench topics: %v", err)
 	}
 }

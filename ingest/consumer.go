@@ -162,7 +162,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	msgs := make(chan Fetched, min(c.cfg.BatchSize, 4096))
 	fetchDone := make(chan error, 1)
 	go func() { fetchDone <- c.fetch(fetchCtx, msgs) }()
-	batches := make(chan *pendingBatch, 1)
+	// Unbuffered: a decoded batch waits in collect until the store takes
+	// it, and collect does not start the next one meanwhile, so at most
+	// two decoded batches are held (one stored, one waiting). A batch of
+	// 100,000 events decoded is about 100 MB (backlog_batch_size).
+	batches := make(chan *pendingBatch)
 	abandon := make(chan struct{})
 	go c.collect(msgs, batches, abandon)
 
@@ -189,8 +193,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // pendingBatch is a batch of fetched messages, decoded.
 type pendingBatch struct {
-	msgs  []Fetched
-	res   []decoded
+	msgs []Fetched
+	res  []decoded
+	// evs[i] is the access event of msgs[i] when res[i] says it is one
+	// (gather compacts the events to store in place, without a copy).
+	evs   []models.Event
 	now   time.Time // the clock messages were validated against
 	bytes int64     // the messages' bytes held in the budget
 }
@@ -220,7 +227,8 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 			c.m.BacklogBatches.Inc()
 		}
 		now := c.d.Now().UTC()
-		pb := &pendingBatch{msgs: batch, res: c.decodeAll(batch, now), now: now, bytes: bytes}
+		res, evs := c.decodeAll(batch, now)
+		pb := &pendingBatch{msgs: batch, res: res, evs: evs, now: now, bytes: bytes}
 		// A decoded message's bytes are needed again only for its
 		// dead-letter copy: let the others go (the budget still counts
 		// them until the batch is committed).
@@ -343,11 +351,11 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- Fetched) error {
 	}
 }
 
-// decoded is one message's decoding result.
+// decoded is one message's decoding result; an access event's is
+// pendingBatch.evs at the same index.
 type decoded struct {
 	consent bool
-	ev      models.Event
-	cs      models.Consent
+	cs      *models.Consent
 	err     *models.ValidationError
 	pii     []models.PIIHit // payload PII found (dead-lettered or pseudonymized)
 	piiFrom string          // the event's store, for the pii metric
@@ -375,16 +383,18 @@ type msgPos struct {
 }
 
 // decodeAll decodes, validates and pseudonymizes msgs in parallel, each
-// worker sharing the repeated values of its events through one Interner.
-func (c *Consumer) decodeAll(msgs []Fetched, now time.Time) []decoded {
-	res := make([]decoded, len(msgs))
+// worker sharing the repeated values of its events through one Interner;
+// evs[i] is msgs[i]'s access event when res[i] says it is one.
+func (c *Consumer) decodeAll(msgs []Fetched, now time.Time) (res []decoded, evs []models.Event) {
+	res = make([]decoded, len(msgs))
+	evs = make([]models.Event, len(msgs))
 	workers := min(c.cfg.DecodeWorkers, max(1, len(msgs)/256))
 	if workers == 1 {
 		in := models.NewInterner()
 		for i := range msgs {
-			res[i] = c.decodeOne(&msgs[i].Message, now, in)
+			res[i] = c.decodeOne(&msgs[i].Message, now, in, &evs[i])
 		}
-		return res
+		return res, evs
 	}
 	chunk := (len(msgs) + workers - 1) / workers
 	var wg sync.WaitGroup
@@ -396,21 +406,23 @@ func (c *Consumer) decodeAll(msgs []Fetched, now time.Time) []decoded {
 		wg.Go(func() {
 			in := models.NewInterner()
 			for i := lo; i < hi; i++ {
-				res[i] = c.decodeOne(&msgs[i].Message, now, in)
+				res[i] = c.decodeOne(&msgs[i].Message, now, in, &evs[i])
 			}
 		})
 	}
 	wg.Wait()
-	return res
+	return res, evs
 }
 
 // gather sorts the decoded messages of generation gen into events,
 // consents and dead letters, dropping repeated event ids within the batch
 // (the first wins). It returns the messages of gen: the ones to commit.
+// The events are compacted in place in pb.evs (out.events shares its
+// array).
 func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 	var out batchResult
 	live := make([]kafka.Message, 0, len(pb.msgs))
-	out.events = make([]models.Event, 0, len(pb.msgs))
+	out.events = pb.evs[:0]
 	seen := make(map[string]struct{}, len(pb.msgs))
 	out.pos = make([]msgPos, 0, len(pb.msgs))
 	out.newest = map[partitionKey]time.Time{}
@@ -439,32 +451,33 @@ func gather(pb *pendingBatch, gen int32) (batchResult, []kafka.Message) {
 				Partition: int32(m.Partition), Offset: m.Offset, Reason: string(r.err.Code),
 				Field: r.err.Field, Detail: r.err.Detail, Store: r.piiFrom, Payload: payload})
 		case r.consent:
-			out.consents = append(out.consents, r.cs)
+			out.consents = append(out.consents, *r.cs)
 		default:
-			if k := (partitionKey{m.Topic, m.Partition}); r.ev.TS.After(out.newest[k]) {
-				out.newest[k] = r.ev.TS
+			ev := &pb.evs[i]
+			if k := (partitionKey{m.Topic, m.Partition}); ev.TS.After(out.newest[k]) {
+				out.newest[k] = ev.TS
 			}
-			if _, dup := seen[r.ev.EventID]; dup {
+			if _, dup := seen[ev.EventID]; dup {
 				out.dupes++
 				continue
 			}
-			seen[r.ev.EventID] = struct{}{}
+			seen[ev.EventID] = struct{}{}
 			if len(r.pii) > 0 {
 				if out.piiKept == nil {
 					out.piiKept = map[string]piiKept{}
 				}
-				out.piiKept[r.ev.EventID] = piiKept{producer: r.piiFrom, hits: r.pii}
+				out.piiKept[ev.EventID] = piiKept{producer: r.piiFrom, hits: r.pii}
 			}
 			out.pos = append(out.pos, msgPos{m.Topic, m.Partition, m.Offset})
-			out.events = append(out.events, r.ev)
+			out.events = append(out.events, *ev) // index len(out.events) <= i: in place
 		}
 	}
 	return out, live
 }
 
 // decodeOne decodes one message by its topic and pseudonymizes its ids,
-// sharing repeated values through in.
-func (c *Consumer) decodeOne(m *kafka.Message, now time.Time, in *models.Interner) decoded {
+// sharing repeated values through in; an access event goes to *dst.
+func (c *Consumer) decodeOne(m *kafka.Message, now time.Time, in *models.Interner, dst *models.Event) decoded {
 	if len(m.Key) > c.cfg.MaxKeyBytes {
 		return decoded{err: &models.ValidationError{Code: models.ReasonKeyTooLarge, Field: "key",
 			Detail: fmt.Sprintf("key is %d bytes, limit %d", len(m.Key), c.cfg.MaxKeyBytes)}}
@@ -476,7 +489,7 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time, in *models.Interne
 			return decoded{err: asValidation(err)}
 		}
 		cs.SubjectID = h.HashTenant(cs.Tenant, cs.SubjectID)
-		return decoded{consent: true, cs: cs}
+		return decoded{consent: true, cs: &cs}
 	}
 	ev, err := models.DecodeAccessInterned(m.Value, now, c.cfg.limits(), in)
 	if err != nil {
@@ -505,7 +518,7 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time, in *models.Interne
 		ev.Conversation.SubjectID = h.HashTenant(ev.Tenant, ev.Conversation.SubjectID)
 	}
 	ev.Resource.ID = h.HashTenant(ev.Tenant, ev.Resource.ID)
-	out.ev = ev
+	*dst = ev
 	return out
 }
 
@@ -711,7 +724,7 @@ func (c *Consumer) flush(ctx context.Context, pb *pendingBatch) error {
 		b, msgs := gather(pb, gen)
 		// Gathered: the decoded results and fetched messages are copied
 		// into b and msgs; let them go while the batch is inserted.
-		pb.msgs, pb.res = nil, nil
+		pb.msgs, pb.res, pb.evs = nil, nil, nil
 		if b.stale > 0 {
 			c.m.Stale.Add(float64(b.stale))
 			c.log.Info("dropped messages of an ended consumer group generation; they are re-read from the committed offset",

@@ -291,7 +291,8 @@ func decodeBatch(c *Consumer, msgs []kafka.Message, now time.Time) batchResult {
 	for i, m := range msgs {
 		fs[i] = Fetched{Message: m, Generation: 1}
 	}
-	b, _ := gather(&pendingBatch{msgs: fs, res: c.decodeAll(fs, now), now: now}, 1)
+	res, evs := c.decodeAll(fs, now)
+	b, _ := gather(&pendingBatch{msgs: fs, res: res, evs: evs, now: now}, 1)
 	return b
 }
 

@@ -19,7 +19,8 @@ func BenchmarkGather(b *testing.B) {
 	for i := range fs {
 		fs[i] = Fetched{Message: msg(DefaultAccessTopic, i%4, int64(i/4), accessJSON(fmt.Sprintf("g%d", i), testNow.Add(-time.Duration(n-i)*time.Millisecond), fmt.Sprintf("bot-%d", i%100))), Generation: 1}
 	}
-	pb := &pendingBatch{msgs: fs, res: c.decodeAll(fs, testNow), now: testNow}
+	res, evs := c.decodeAll(fs, testNow)
+	pb := &pendingBatch{msgs: fs, res: res, evs: evs, now: testNow}
 	b.ReportAllocs()
 	for b.Loop() {
 		out, live := gather(pb, 1)

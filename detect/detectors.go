@@ -102,8 +102,9 @@ func (e *Engine) detectRow(c *cycle, r *windowRow, st *actorState) []models.Find
 }
 
 // learnRow folds the window into the actor's baselines. After a volume or
-// enumeration finding the learned values are clipped, unless a
-// false-positive mark re-baselines exactly that pattern.
+// enumeration finding the learned values are clipped, and the windows of
+// a session off_hours reported are left out of the hour-of-week profile,
+// unless a false-positive mark re-baselines exactly that pattern.
 func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Finding) {
 	rec, subj := float64(r.Records), float64(r.Subjects)
 	warm := e.warm(st)
@@ -167,7 +168,15 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 	}
 	n := len(st.Stores) + len(st.ResourceTypes) + len(st.Categories) + len(st.Countries)
 	heavy := st.heavyThreshold(e.cfg.Detectors.VolumeMin)
-	st.learn(c.start, hourOfWeek(c.start.In(e.locOf(st))), int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
+	how := hourOfWeek(c.start.In(e.locOf(st)))
+	if offHoursSession(st) && !e.falsePositive(DetOffHours, r.Tenant, r.ActorID, c.end) {
+		// The windows of a session off_hours reported are the finding's,
+		// not the actor's habit: its hours stay unusual, so a repeat at
+		// the same hour is judged like the first (a false-positive mark
+		// learns them).
+		how = -1
+	}
+	st.learn(c.start, how, int64(e.cfg.Window/time.Second), e.cfg.Detectors.VolumeSpan,
 		rec, subj, float64(r.Denied), c.multiplier(r.Tenant), heavy, r)
 	if float64(r.Records) >= heavy { // learn put it in HeavyLog's latest slot
 		bit := uint64(1) << ((int(st.HeavyLog.I) + ringLen - 1) % ringLen)
@@ -180,6 +189,12 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 	if n != len(st.Stores)+len(st.ResourceTypes)+len(st.Categories)+len(st.Countries) {
 		e.sets.internAll(st)
 	}
+}
+
+// offHoursSession reports whether the actor's current session is one
+// off_hours reported.
+func offHoursSession(st *actorState) bool {
+	return st.lastOffHours != 0 && st.lastOffHours == st.SessStart
 }
 
 // volumeFinding reports whether fs holds a volume finding (volume_spike,

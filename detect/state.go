@@ -514,7 +514,9 @@ func (s *actorState) recentDays(from, to int32) []dayTotal {
 }
 
 // learn folds one active window into the state. rec and subj are the
-// values to learn (clipped by the caller after a finding).
+// values to learn (clipped by the caller after a finding); h is the
+// window's hour of the week, or -1 to leave the window out of the
+// hour-of-week profile (How, TodayN: a session off_hours reported).
 func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, subj, denied, mult, heavy float64, w *windowRow) {
 	raw := float64(w.Records) // rolling sums keep what happened; baselines learn rec
 	ts := start.Unix()
@@ -569,16 +571,18 @@ func (s *actorState) learn(start time.Time, h int, winSec int64, span int, rec, 
 		s.SpanMaxDay = max(s.SpanMaxDay, float32(sp))
 	}
 	s.cacheAge++
-	s.How.add(h, rec, uniform(seed|1))
-	if wd := int8(h / 24); wd != s.TodayWD || d != s.TodayDay {
-		s.TodayWD, s.TodayDay, s.TodayN, s.TodayRec = wd, d, [24]uint16{}, [24]uint16{}
-	}
-	s.TodayN[h%24]++
-	s.TodayRec[h%24] = f16Add(s.TodayRec[h%24], rec, uniform(seed|2))
-	s.HowTot++
-	if s.HowTot > howCap {
-		s.TodayN, s.TodayRec = [24]uint16{}, [24]uint16{}
-		s.HowTot = s.How.halve()
+	if h >= 0 {
+		s.How.add(h, rec, uniform(seed|1))
+		if wd := int8(h / 24); wd != s.TodayWD || d != s.TodayDay {
+			s.TodayWD, s.TodayDay, s.TodayN, s.TodayRec = wd, d, [24]uint16{}, [24]uint16{}
+		}
+		s.TodayN[h%24]++
+		s.TodayRec[h%24] = f16Add(s.TodayRec[h%24], rec, uniform(seed|2))
+		s.HowTot++
+		if s.HowTot > howCap {
+			s.TodayN, s.TodayRec = [24]uint16{}, [24]uint16{}
+			s.HowTot = s.How.halve()
+		}
 	}
 	// Day totals go to the day the session started (UTC): a shift that
 	// runs past midnight UTC stays one working day, not a long day and a

@@ -75,10 +75,45 @@ func (s *Store) insertEvents(ctx context.Context, table string, evs []models.Eve
 
 // insertEventsBlocks is insertEvents with blockRows rows per block.
 func (s *Store) insertEventsBlocks(ctx context.Context, table string, evs []models.Event, ingestedAt time.Time, blockRows int) error {
-	if len(evs) == 0 {
+	return s.insertEventBatches(ctx, table, []EventBatch{{Events: evs, IngestedAt: ingestedAt}}, blockRows)
+}
+
+// EventBatch is events stored with one ingested_at.
+type EventBatch struct {
+	Events     []models.Event
+	IngestedAt time.Time
+}
+
+// InsertEventBatches writes several batches of events, each with its own
+// ingested_at, as one INSERT (blocks of at most insertBlockRows rows, never
+// two batches in one block): the rows InsertEvents would store for each
+// batch, in one set of parts instead of one per batch. The eval replay
+// stores several of its chunks at once with it. On a cluster, a shard with
+// no replica reachable is handled as in InsertEvents.
+func (s *Store) InsertEventBatches(ctx context.Context, bs []EventBatch) error {
+	err := s.insertEventBatches(ctx, "events", bs, insertBlockRows)
+	if err == nil || s.cfg.Cluster == "" || !ShardUnreachable(err) {
+		return err
+	}
+	s.log.Warn("a shard has no replica reachable: inserting through the Distributed table's queue (asynchronous) until it is back",
+		"batches", len(bs), "err", err)
+	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 0}))
+	if qerr := s.insertEventBatches(qctx, "events", bs, insertBlockRows); qerr != nil {
+		return fmt.Errorf("queueing the insert for an unreachable shard: %w (the synchronous insert: %w)", qerr, err)
+	}
+	return nil
+}
+
+// insertEventBatches writes bs into table in one INSERT, at most blockRows
+// rows per block (insertBlockRows when 0).
+func (s *Store) insertEventBatches(ctx context.Context, table string, bs []EventBatch, blockRows int) error {
+	n := 0
+	for _, b := range bs {
+		n += len(b.Events)
+	}
+	if n == 0 {
 		return nil
 	}
-	n := len(evs)
 	if blockRows <= 0 {
 		blockRows = insertBlockRows
 	}
@@ -87,20 +122,25 @@ func (s *Store) insertEventsBlocks(ctx context.Context, table string, evs []mode
 	if err != nil {
 		return fmt.Errorf("preparing insert of %d events: %w", n, err)
 	}
-	at := ingestedAt.UTC().Truncate(time.Second)
-	for lo := 0; lo < n; lo += blockRows {
-		hi := min(lo+blockRows, n)
-		if err := appendEventColumns(batch, evs[lo:hi], at); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("appending events %d-%d of %d: %w", lo, hi, n, err)
-		}
-		if hi < n {
-			// The block goes to the server now; the INSERT goes on.
-			if err := batch.Flush(); err != nil {
+	sent := 0
+	for _, b := range bs {
+		evs := b.Events
+		at := b.IngestedAt.UTC().Truncate(time.Second)
+		for lo := 0; lo < len(evs); lo += blockRows {
+			hi := min(lo+blockRows, len(evs))
+			if err := appendEventColumns(batch, evs[lo:hi], at); err != nil {
 				_ = batch.Abort()
-				return fmt.Errorf("inserting %d events (block at %d): %w", n, lo, err)
+				return fmt.Errorf("appending events %d-%d of %d: %w", sent+lo, sent+hi, n, err)
+			}
+			if sent+hi < n {
+				// The block goes to the server now; the INSERT goes on.
+				if err := batch.Flush(); err != nil {
+					_ = batch.Abort()
+					return fmt.Errorf("inserting %d events (block at %d): %w", n, sent+lo, err)
+				}
 			}
 		}
+		sent += len(evs)
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("inserting %d events: %w", n, err)

@@ -98,3 +98,70 @@ func TestInsertEventsInBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestInsertEventBatches: batches with their own ingested_at, inserted as
+// one INSERT, store the rows (ingested_at included) that one InsertEvents
+// per batch stores, in events and in every materialized view's table; on
+// one server as one set of parts (a part per day in events), where the
+// INSERTs per batch made a part per batch and day.
+func TestInsertEventBatches(t *testing.T) {
+	t.Parallel() // databases of their own
+	ctx := t.Context()
+	base := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	evs := benchEvents(2, 5500, base)
+	for i := range evs {
+		evs[i].TS = base.Add(time.Duration(i) * 40 * time.Second) // 61 hours: three or four daily partitions
+	}
+	// Three batches over the days, and an empty one.
+	bs := []store.EventBatch{
+		{Events: evs[:1200], IngestedAt: base.Add(14 * time.Hour)},
+		{Events: evs[1200:1200], IngestedAt: base.Add(20 * time.Hour)},
+		{Events: evs[1200:4000], IngestedAt: base.Add(45 * time.Hour)},
+		{Events: evs[4000:], IngestedAt: base.Add(62*time.Hour + 500*time.Millisecond)},
+	}
+	one, each := storetest.Config(t), storetest.Config(t)
+	if err := storetest.Open(t, one).InsertEventBatches(ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	s := storetest.Open(t, each)
+	for _, b := range bs {
+		if err := s.InsertEvents(ctx, b.Events, b.IngestedAt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	contents := func(cfg store.Config) map[string]string {
+		out := map[string]string{}
+		for name, q := range map[string]string{
+			"events":            "SELECT sum(cityHash64(event_id, toString(ts), tenant, actor_id, subject_id, resource_id, toString(records), toString(ingested_at))) FROM events",
+			"ingested_at":       "SELECT sum(cityHash64(toString(at), n)) FROM (SELECT ingested_at AS at, count() AS n FROM events GROUP BY at)",
+			"event_ids":         "SELECT sum(cityHash64(event_id)) FROM event_ids",
+			"events_by_subject": "SELECT sum(cityHash64(event_id, subject_id)) FROM events_by_subject",
+			"actor_minute":      "SELECT sum(cityHash64(tenant, actor_id, toString(minute), n)) FROM (SELECT tenant, actor_id, minute, sumMerge(events) AS n FROM actor_minute GROUP BY tenant, actor_id, minute)",
+			"actor_hour":        "SELECT sum(cityHash64(tenant, actor_id, toString(hour), n)) FROM (SELECT tenant, actor_id, hour, sumMerge(events) AS n FROM actor_hour GROUP BY tenant, actor_id, hour)",
+			"events_by_hour":    "SELECT sum(cityHash64(event_id)) FROM events_by_hour",
+		} {
+			out[name] = fmt.Sprint(storetest.Count(t, cfg, q))
+		}
+		return out
+	}
+	got, want := contents(one), contents(each)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: one INSERT of the batches %s, an InsertEvents per batch %s", k, got[k], v)
+		}
+	}
+	if n := storetest.Count(t, one, "SELECT count() FROM events"); n != uint64(len(evs)) {
+		t.Errorf("events holds %d rows, want %d", n, len(evs))
+	}
+	if n := storetest.Count(t, one, "SELECT uniqExact(ingested_at) FROM events"); n != 3 {
+		t.Errorf("%d distinct ingested_at, want 3 (one per non-empty batch)", n)
+	}
+	if one.Cluster == "" {
+		days := storetest.Count(t, one, "SELECT uniqExact(toYYYYMMDD(ts)) FROM events")
+		parts := storetest.Count(t, one, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND level = 0")
+		perBatch := storetest.Count(t, each, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND level = 0")
+		if parts != days || perBatch <= days {
+			t.Errorf("level-0 parts of events: one INSERT %d, an INSERT per batch %d; want %d (one per day) and more", parts, perBatch, days)
+		}
+	}
+}

@@ -42,8 +42,14 @@ type Options struct {
 	// Tick, when set, is called after every chunk with the events and
 	// consents replayed so far and the total to replay (for a progress bar).
 	Tick func(done, total int)
-	// ChunkEvents is how many events one insert carries (default 50000).
+	// ChunkEvents is how many events one chunk holds (default 50000):
+	// the detectors evaluate the windows a chunk completed once it is
+	// stored.
 	ChunkEvents int
+	// InsertChunks is how many chunks one INSERT carries (default 4):
+	// fewer, larger inserts make fewer parts for ClickHouse to write and
+	// merge. What is stored and detected does not depend on it.
+	InsertChunks int
 	// Clock measures the replay speed (wall time; default time.Now).
 	Clock func() time.Time
 }
@@ -75,6 +81,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	cfg := opts.Config.WithDefaults()
 	if opts.ChunkEvents <= 0 {
 		opts.ChunkEvents = 50000
+	}
+	if opts.InsertChunks <= 0 {
+		opts.InsertChunks = 4
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now //nolint:forbidigo // Clock measures the replay speed (wall time) only; detection runs on the events' simulated clock
@@ -196,67 +205,92 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	var first, last time.Time
 	var insertTime, detectTime time.Duration
 	lastProgress := started
-	var next *replayChunk
 	if n > 0 {
 		first = dec.items.at(0).ts
 		eng.StartAt(first.Add(cfg.Window))
-		next = prepare(0, nextChunk(dec.items, 0, opts.ChunkEvents))
 	}
-	for next != nil {
-		c := next
-		// The chunk's rule findings, raised before the detectors evaluate
-		// the windows of the previous chunks (the order of alerts and
-		// findings is the one the chunk loop always had).
+	// prepareGroup prepares the chunks one INSERT carries, from item from on.
+	prepareGroup := func(from int) []*replayChunk {
+		var g []*replayChunk
+		for len(g) < opts.InsertChunks && from < n {
+			c := prepare(from, nextChunk(dec.items, from, opts.ChunkEvents))
+			g = append(g, c)
+			from = c.to
+		}
+		return g
+	}
+	// step raises chunk c's rule findings, then has the detectors evaluate
+	// the windows the chunks before it completed (up to the last event of
+	// the chunk stepped before c), then stores the findings: the order of
+	// alerts, findings and evaluations is the chunk loop's, whatever
+	// InsertChunks is. Every chunk before c must be stored.
+	var stepped *replayChunk // the last chunk stepped
+	step := func(c *replayChunk) error {
 		_ = buf.addFindings(ctx, c.stored)
 		if err := al.add(c.findings); err != nil {
-			return nil, err
+			return err
 		}
-		prevLast := last
-		last = c.last
-		// Insert this chunk while the detectors evaluate the windows the
-		// previous chunks completed (they need only what is stored), and
-		// prepare the next chunk meanwhile.
+		if stepped != nil {
+			aggs.ready = stepped.last // every earlier chunk is stored
+			if err := eng.Advance(ctx, stepped.last); err != nil {
+				return fmt.Errorf("detection at %s: %w", stepped.last.Format(time.RFC3339), err)
+			}
+		}
+		t1 := opts.Clock()
+		err := buf.flush(ctx, opts.Store)
+		times.since("findings flush", t1)
+		stepped = c
+		return err
+	}
+	// Each group of chunks is inserted (one INSERT into events and its
+	// views) while the detectors step through the chunks whose predecessors
+	// are stored (the previous group's, and this group's first), and the
+	// next group is prepared meanwhile.
+	var pending []*replayChunk // prepared chunks not stepped yet
+	for group := prepareGroup(0); len(group) > 0; {
+		last = group[len(group)-1].last
 		insErr := make(chan error, 1)
 		go func() {
 			t0 := opts.Clock()
-			err := opts.Store.InsertConsents(ctx, c.cs, c.last)
+			var err error
+			bs := make([]store.EventBatch, 0, len(group))
+			for _, c := range group {
+				if err = opts.Store.InsertConsents(ctx, c.cs, c.last); err != nil {
+					break
+				}
+				bs = append(bs, store.EventBatch{Events: c.evs, IngestedAt: c.last})
+			}
 			if err == nil {
-				err = opts.Store.InsertEvents(ctx, c.evs, c.last)
+				err = opts.Store.InsertEventBatches(ctx, bs)
 			}
 			insertTime += opts.Clock().Sub(t0)
 			times.since("insert", t0)
 			insErr <- err
 		}()
-		prepared := make(chan *replayChunk, 1)
-		go func() {
-			if c.to >= n {
-				prepared <- nil
-				return
-			}
-			prepared <- prepare(c.to, nextChunk(dec.items, c.to, opts.ChunkEvents))
-		}()
+		prepared := make(chan []*replayChunk, 1)
+		go func() { prepared <- prepareGroup(group[len(group)-1].to) }()
 		t0 := opts.Clock()
 		var detErr error
-		if !prevLast.IsZero() {
-			aggs.ready = prevLast // every earlier chunk is stored
-			detErr = eng.Advance(ctx, prevLast)
+		for _, c := range append(pending[:len(pending):len(pending)], group[0]) {
+			if detErr = step(c); detErr != nil {
+				break
+			}
 		}
-		if detErr == nil {
-			t1 := opts.Clock()
-			detErr = buf.flush(ctx, opts.Store)
-			times.since("findings flush", t1)
-		}
+		pending = group[1:]
 		detectTime += opts.Clock().Sub(t0)
 		insertErr := <-insErr
-		next = <-prepared
+		next := <-prepared
 		if insertErr != nil {
 			return nil, insertErr
 		}
 		if detErr != nil {
-			return nil, fmt.Errorf("detection at %s: %w", prevLast.Format(time.RFC3339), detErr)
+			return nil, detErr
 		}
-		st.Events += len(c.evs)
-		st.Consents += len(c.cs)
+		for _, c := range group {
+			st.Events += len(c.evs)
+			st.Consents += len(c.cs)
+			c.evs, c.cs = nil, nil // stored
+		}
 		if opts.Tick != nil {
 			opts.Tick(st.Events+st.Consents, n)
 		}
@@ -264,6 +298,12 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 			lastProgress = w
 			fmt.Fprintf(opts.Progress, "eval: %d events replayed, simulated clock %s, %.0f events/s, %d alerts (insert %.1fs, detect %.1fs)\n",
 				st.Events, last.Format(time.RFC3339), float64(st.Events)/w.Sub(started).Seconds(), al.n, insertTime.Seconds(), detectTime.Seconds())
+		}
+		group = next
+	}
+	for _, c := range pending {
+		if err := step(c); err != nil {
+			return nil, err
 		}
 	}
 	if !last.IsZero() {

@@ -254,9 +254,9 @@ func TestReplayScoresPayloadPII(t *testing.T) {
 }
 
 // TestReplayReportsWhereItsTimeGoes: the replay's last progress line adds
-// up the time of each kind of store call with its count: two chunks make two
-// inserts and three flushes of findings (one a chunk, one at the end), and
-// the detectors read the window aggregates.
+// up the time of each kind of store call with its count: three chunks, two
+// to an INSERT, make two inserts and four flushes of findings (one a chunk,
+// one at the end), and the detectors read the window aggregates.
 func TestReplayReportsWhereItsTimeGoes(t *testing.T) {
 	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	var s scenario
@@ -267,16 +267,92 @@ func TestReplayReportsWhereItsTimeGoes(t *testing.T) {
 	}
 	var progress bytes.Buffer
 	sum, err := Run(t.Context(), Options{Events: strings.NewReader(s.text()), Config: detect.Config{Window: 10 * time.Minute},
-		Store: storetest.New(t), Progress: &progress, ChunkEvents: 600})
+		Store: storetest.New(t), Progress: &progress, ChunkEvents: 400, InsertChunks: 2})
 	if err != nil {
 		t.Fatalf("replay: %v\nprogress:\n%s", err, progress.String())
 	}
 	assertNoRejections(t, sum, 4*60*5, 0)
 	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
 	last := lines[len(lines)-1]
-	for _, want := range []string{`in all, decoding and sorting [0-9.]+s;`, `insert [0-9.]+s \(2\)`, `window aggregates [0-9.]+s \([1-9][0-9]*\)`, `findings flush [0-9.]+s \(3\)`} {
+	for _, want := range []string{`in all, decoding and sorting [0-9.]+s;`, `insert [0-9.]+s \(2\)`, `window aggregates [0-9.]+s \([1-9][0-9]*\)`, `findings flush [0-9.]+s \(4\)`} {
 		if !regexp.MustCompile(want).MatchString(last) {
 			t.Errorf("last progress line %q does not match %q", last, want)
 		}
+	}
+}
+
+// TestReplayInsertChunksChangesNothing: how many chunks one INSERT carries
+// changes neither what the replay stores (events with each chunk's
+// ingested_at, the views, findings, risk scores) nor what it detects (the
+// alerts file, byte for byte): two days of five agents with a consent
+// withdrawal, bulk reads and an evening burst, in chunks of 500 events,
+// one chunk per INSERT and four.
+func TestReplayInsertChunksChangesNothing(t *testing.T) {
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	var s scenario
+	for i := range 30 {
+		s.consent(start.Add(time.Duration(i)*time.Minute), fmt.Sprintf("cust-%d", i), "marketing", true)
+	}
+	s.consent(start.Add(30*time.Hour), "cust-3", "marketing", false)
+	for day := range 2 {
+		for m := 8 * 60; m < 18*60; m += 2 {
+			for a := range 5 {
+				ts := start.Add(time.Duration(day*24*60+m)*time.Minute + time.Duration(a)*time.Second)
+				purpose, records := "support", 1
+				if a == 4 && m%30 == 0 {
+					purpose = "marketing"
+				}
+				if a == 2 && day == 1 && m >= 14*60 && m < 14*60+20 {
+					records = 5000 // bulk reads
+				}
+				s.access(ts, fmt.Sprintf("agent-%d", a), purpose, fmt.Sprintf("cust-%d", (m/2+a)%30), records)
+			}
+		}
+		if day == 1 {
+			for i := range 400 { // an evening burst of one agent over many customers
+				s.access(start.Add(time.Duration(day*24*60+20*60)*time.Minute+time.Duration(i)*time.Second), "agent-0", "support", fmt.Sprintf("cust-x%d", i), 3)
+			}
+		}
+	}
+	type result struct {
+		alerts string
+		tables map[string]uint64
+	}
+	run := func(insertChunks int) result {
+		cfg := storetest.Config(t)
+		st := storetest.Open(t, cfg)
+		var alerts, progress bytes.Buffer
+		sum, err := Run(t.Context(), Options{Events: strings.NewReader(s.text()), Config: detect.Config{Window: 10 * time.Minute},
+			Store: st, Alerts: &alerts, Progress: &progress, ChunkEvents: 500, InsertChunks: insertChunks})
+		if err != nil {
+			t.Fatalf("replay: %v\nprogress:\n%s", err, progress.String())
+		}
+		if sum.Events < 5*500 || sum.Consents != 31 {
+			t.Fatalf("replayed %d events, %d consents", sum.Events, sum.Consents)
+		}
+		r := result{alerts: alerts.String(), tables: map[string]uint64{}}
+		for name, q := range map[string]string{
+			"events":       "SELECT sum(cityHash64(event_id, toString(ts), actor_id, subject_id, resource_id, toString(records), toString(ingested_at))) FROM events",
+			"consents":     "SELECT sum(cityHash64(event_id, subject_id, toString(granted), toString(ingested_at))) FROM consents",
+			"actor_minute": "SELECT sum(cityHash64(actor_id, toString(minute), n, u)) FROM (SELECT actor_id, minute, sumMerge(events) AS n, uniqExactIfMerge(subjects) AS u FROM actor_minute GROUP BY actor_id, minute)",
+			"event_ids":    "SELECT sum(cityHash64(event_id)) FROM event_ids",
+			"findings":     "SELECT count() FROM findings",
+			"findings_by":  "SELECT sum(cityHash64(detector, actor_id, toString(window_start), toString(detected_at))) FROM findings",
+			"actor_risk":   "SELECT count() FROM actor_risk",
+		} {
+			r.tables[name] = storetest.Count(t, cfg, q)
+		}
+		return r
+	}
+	one, four := run(1), run(4)
+	if strings.Count(one.alerts, "\n") < 2 || one.tables["findings"] == 0 {
+		t.Fatalf("the scenario raised too little to compare: %d findings, alerts:\n%s", one.tables["findings"], one.alerts)
+	}
+	t.Logf("%d alerts, tables %v", strings.Count(one.alerts, "\n"), one.tables)
+	if one.alerts != four.alerts {
+		t.Errorf("alerts differ:\none chunk per INSERT:\n%s\nfour:\n%s", one.alerts, four.alerts)
+	}
+	if fmt.Sprint(one.tables) != fmt.Sprint(four.tables) {
+		t.Errorf("stored tables differ: one chunk per INSERT %v, four %v", one.tables, four.tables)
 	}
 }

@@ -46,9 +46,10 @@ type Options struct {
 	// the detectors evaluate the windows a chunk completed once it is
 	// stored.
 	ChunkEvents int
-	// InsertChunks is how many chunks one INSERT carries (default 4):
-	// fewer, larger inserts make fewer parts for ClickHouse to write and
-	// merge. What is stored and detected does not depend on it.
+	// InsertChunks is how many chunks one INSERT carries at most (default
+	// 4; the first INSERT carries one, each next twice as many as the one
+	// before): fewer, larger inserts make fewer parts for ClickHouse to
+	// write and merge. What is stored and detected does not depend on it.
 	InsertChunks int
 	// Clock measures the replay speed (wall time; default time.Now).
 	Clock func() time.Time
@@ -209,10 +210,16 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		first = dec.items.at(0).ts
 		eng.StartAt(first.Add(cfg.Window))
 	}
-	// prepareGroup prepares the chunks one INSERT carries, from item from on.
+	// prepareGroup prepares the chunks one INSERT carries, from item from
+	// on: one chunk for the first INSERT, then twice as many each time up
+	// to InsertChunks, so that the detectors start on the first chunk while
+	// the next are inserted (a scenario of a few chunks keeps that overlap).
+	groupSize := 1
 	prepareGroup := func(from int) []*replayChunk {
 		var g []*replayChunk
-		for len(g) < opts.InsertChunks && from < n {
+		size := groupSize
+		groupSize = min(2*groupSize, opts.InsertChunks)
+		for len(g) < size && from < n {
 			c := prepare(from, nextChunk(dec.items, from, opts.ChunkEvents))
 			g = append(g, c)
 			from = c.to

@@ -254,8 +254,8 @@ func TestReplayScoresPayloadPII(t *testing.T) {
 }
 
 // TestReplayReportsWhereItsTimeGoes: the replay's last progress line adds
-// up the time of each kind of store call with its count: three chunks, two
-// to an INSERT, make two inserts and four flushes of findings (one a chunk,
+// up the time of each kind of store call with its count: three chunks, one
+// then two to an INSERT, make two inserts and four flushes of findings (one a chunk,
 // one at the end), and the detectors read the window aggregates.
 func TestReplayReportsWhereItsTimeGoes(t *testing.T) {
 	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)

@@ -193,22 +193,32 @@ func precheck(b []byte, l Limits) error {
 }
 
 // depth returns the deepest nesting of objects and arrays in b, ignoring
-// brackets inside strings.
+// brackets inside strings. A string is skipped to its closing quote with
+// bytes.IndexByte (most of an event's bytes are string content): a quote
+// preceded by an odd run of backslashes is escaped.
 func depth(b []byte) int {
-	d, deepest, inStr, esc := 0, 0, false, false
-	for _, c := range b {
-		switch {
-		case esc:
-			esc = false
-		case inStr && c == '\\':
-			esc = true
-		case c == '"':
-			inStr = !inStr
-		case inStr:
-		case c == '{' || c == '[':
+	d, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for {
+				j := bytes.IndexByte(b[i+1:], '"')
+				if j < 0 {
+					return deepest // an unterminated string: no bracket after it counts
+				}
+				i += 1 + j
+				bs := 0
+				for k := i - 1; b[k] == '\\'; k-- {
+					bs++
+				}
+				if bs%2 == 0 {
+					break
+				}
+			}
+		case '{', '[':
 			d++
 			deepest = max(deepest, d)
-		case c == '}' || c == ']':
+		case '}', ']':
 			d--
 		}
 	}

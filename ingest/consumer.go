@@ -238,7 +238,10 @@ func (c *Consumer) collect(msgs <-chan Fetched, out chan<- *pendingBatch, abando
 				m.Key, m.Value, m.Headers = nil, nil, nil
 			}
 		}
-		batch, bytes = make([]Fetched, 0, min(c.cfg.BatchSize, 4096)), 0
+		// The next batch is sized like this one (a backlog's batches are
+		// alike): growing a slice of 100,000 messages by appending cost
+		// 0.3 CPU s per 1M events (chatwarden-bench ingest -cpuprofile).
+		batch, bytes = make([]Fetched, 0, max(min(c.cfg.BatchSize, 4096), len(pb.msgs))), 0
 		lag.reset()
 		select {
 		case out <- pb:

@@ -130,7 +130,10 @@ type TimeZones struct {
 // RulesConfig configures the event rules.
 type RulesConfig struct {
 	// BulkRecords: a single read or export of more records than this is a
-	// finding (default 1000).
+	// finding (default 1000). On a sanctioned flow (an export or share to
+	// an allow-listed destination the actor sent the same store and
+	// categories to, within this limit, on detectors.warmup_days days) the
+	// bar is this plus the flow's largest such call.
 	BulkRecords uint64 `yaml:"bulk_records"`
 	// BulkRecordsByType overrides BulkRecords per actor type (default
 	// service: 200000 — batch jobs list thousands of records by design).

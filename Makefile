@@ -166,8 +166,10 @@ demo:
 # fresh topics, consumed by `chatwarden ingest` into a fresh database, compared
 # with ClickHouse's Kafka engine filling the same tables (events and a copy of
 # each of its views, docs/scaling.md) or, when that cannot run,
-# clickhouse-client loading the same events as JSONEachRow. Last line:
-# ingest_eps=.. kafka_engine_eps=..|jsoneachrow_eps=.. ratio=.. rss_mb=..
+# clickhouse-client loading the same events as JSONEachRow. Two rounds, the
+# legs' order alternating, each leg on a settled server. Last line (the
+# rounds' totals): ingest_eps=.. kafka_engine_eps=.. ratio=.. rss_mb=..
+# round_ratios=..,.. (or ingest_eps=.. jsoneachrow_eps=.. ratio=.. rss_mb=..)
 bench-ingest:
 	@$(STACK_ENV); set -e; mkdir -p .bench; \
 	go build -o .bench/chatwarden ./cmd/chatwarden; go build -o .bench/chatwarden-bench ./cmd/chatwarden-bench; \

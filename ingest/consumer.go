@@ -165,7 +165,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// Unbuffered: a decoded batch waits in collect until the store takes
 	// it, and collect does not start the next one meanwhile, so at most
 	// two decoded batches are held (one stored, one waiting). A batch of
-	// 100,000 events decoded is about 100 MB (backlog_batch_size).
+	// 100,000 events decoded (backlog_batch_size's default) is about 75 MB live.
 	batches := make(chan *pendingBatch)
 	abandon := make(chan struct{})
 	go c.collect(msgs, batches, abandon)

@@ -38,17 +38,7 @@ client_user_agent, destination, ingested_at)`
 // shard is back (docs/scaling.md, "A whole shard down"): ingest goes on for
 // the other shards, and nothing is lost while the initiator's disk lasts.
 func (s *Store) InsertEvents(ctx context.Context, evs []models.Event, ingestedAt time.Time) error {
-	err := s.insertEvents(ctx, "events", evs, ingestedAt)
-	if err == nil || s.cfg.Cluster == "" || !ShardUnreachable(err) {
-		return err
-	}
-	s.log.Warn("a shard has no replica reachable: inserting through the Distributed table's queue (asynchronous) until it is back",
-		"events", len(evs), "err", err)
-	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 0}))
-	if qerr := s.insertEvents(qctx, "events", evs, ingestedAt); qerr != nil {
-		return fmt.Errorf("queueing the insert for an unreachable shard: %w (the synchronous insert: %w)", qerr, err)
-	}
-	return nil
+	return s.InsertEventBatches(ctx, []EventBatch{{Events: evs, IngestedAt: ingestedAt}})
 }
 
 // ShardUnreachable reports whether err is ClickHouse's answer that a
@@ -95,8 +85,12 @@ func (s *Store) InsertEventBatches(ctx context.Context, bs []EventBatch) error {
 	if err == nil || s.cfg.Cluster == "" || !ShardUnreachable(err) {
 		return err
 	}
+	n := 0
+	for _, b := range bs {
+		n += len(b.Events)
+	}
 	s.log.Warn("a shard has no replica reachable: inserting through the Distributed table's queue (asynchronous) until it is back",
-		"batches", len(bs), "err", err)
+		"events", n, "batches", len(bs), "err", err)
 	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 0}))
 	if qerr := s.insertEventBatches(qctx, "events", bs, insertBlockRows); qerr != nil {
 		return fmt.Errorf("queueing the insert for an unreachable shard: %w (the synchronous insert: %w)", qerr, err)

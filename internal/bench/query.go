@@ -33,23 +33,31 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	keep := fs.Bool("keep", false, "keep the database afterwards")
 	cluster := fs.String("cluster", "", "clickhouse.cluster: load and query through the cluster's Distributed tables")
 	detectShards := fs.Int("detect-shards", 0, "also time one detection cycle for each of this many detection shards (0: none)")
+	reuse := fs.Bool("reuse", false, "use the database an earlier -keep run loaded as it is: no drop, no load, no alerts written (migrate still runs, back-filling any new rollup); implies -keep")
+	weeklyRuns := fs.Int("weekly-runs", 3, "weekly reports timed (the median is printed)")
+	queryLog := fs.Bool("query-log", false, "log the bench's queries (clickhouse.log_queries) and print ClickHouse's wall and CPU per query of the weekly report from system.query_log (single server only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := store.Config{Addr: *addr, Database: *db, Cluster: *cluster, QueryTimeout: 10 * time.Minute}
+	if *queryLog && *cluster != "" {
+		return fmt.Errorf("-query-log: only on a single server (each node has its own query log)")
+	}
+	cfg := store.Config{Addr: *addr, Database: *db, Cluster: *cluster, QueryTimeout: 10 * time.Minute, LogQueries: *queryLog}
 	s, err := store.Open(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if err := s.DropDatabase(ctx); err != nil {
-		return err
+	if !*reuse {
+		if err := s.DropDatabase(ctx); err != nil {
+			return err
+		}
+		s.Close()
+		if s, err = store.Open(ctx, cfg, nil); err != nil {
+			return err
+		}
 	}
-	s.Close()
-	if s, err = store.Open(ctx, cfg, nil); err != nil {
-		return err
-	}
-	if !*keep {
+	if !*keep && !*reuse {
 		defer s.DropDatabase(context.Background()) //nolint:errcheck // best effort
 	}
 	if _, err := s.Migrate(ctx, time.Now()); err != nil {
@@ -58,6 +66,9 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	week := report.Week{Year: 2026, Num: 47}
 	from, to := week.Start(), week.End()
 	now := to.Add(time.Hour)
+	if *reuse {
+		return queryRuns(ctx, e, s, queryOptions{addr: *addr, runs: *runs, weeklyRuns: *weeklyRuns, queryLog: *queryLog, detectShards: *detectShards}, week, now)
+	}
 	fmt.Fprintf(e.Stderr, "loading %d events over %s into %s ...\n", *events, week, *db)
 	start := time.Now()
 	bar := progress.New(e.Stderr, "bench-query load", "events", progress.Options{})
@@ -96,6 +107,21 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	if err := loadAlerts(ctx, s, from); err != nil {
 		return err
 	}
+	return queryRuns(ctx, e, s, queryOptions{addr: *addr, runs: *runs, weeklyRuns: *weeklyRuns, queryLog: *queryLog, detectShards: *detectShards}, week, now)
+}
+
+// queryOptions are Query's flags that queryRuns uses.
+type queryOptions struct {
+	addr             string
+	runs, weeklyRuns int
+	queryLog         bool
+	detectShards     int
+}
+
+// queryRuns times the investigation queries and the weekly report of week
+// on the data s holds and prints the summary line.
+func queryRuns(ctx context.Context, e *Env, s *store.Store, o queryOptions, week report.Week, now time.Time) error {
+	from, to := week.Start(), week.End()
 	actors, err := s.SampleActors(ctx, from, to, 500)
 	if err != nil {
 		return err
@@ -110,7 +136,7 @@ func Query(ctx context.Context, e *Env, args []string) error {
 	rng := rand.New(rand.NewPCG(1, 2))
 
 	// Actor history: the last 24 hours of one actor, the page's default.
-	hist, err := measure(*runs, func() error {
+	hist, err := measure(max(o.runs, 1), func() error {
 		a := actors[rng.IntN(len(actors))]
 		_, _, err := s.History(ctx, store.HistoryFilter{ActorID: a, From: to.Add(-24 * time.Hour), To: to, Limit: store.DefaultHistoryLimit})
 		return err
@@ -119,7 +145,7 @@ func Query(ctx context.Context, e *Env, args []string) error {
 		return fmt.Errorf("history: %w", err)
 	}
 	// Data-subject report: 90 days of one customer.
-	dsar, err := measure(*runs, func() error {
+	dsar, err := measure(max(o.runs, 1), func() error {
 		sub := subjects[rng.IntN(len(subjects))]
 		_, err := dashboards.SubjectReportOf(ctx, s, nil, []string{sub}, to.Add(-90*24*time.Hour), to)
 		return err
@@ -128,18 +154,36 @@ func Query(ctx context.Context, e *Env, args []string) error {
 		return fmt.Errorf("dsar: %w", err)
 	}
 	rep := &report.Reporter{Events: s, Risk: s, Shares: s, Alerts: report.StoreAlerts(s)}
-	weekly, err := measure(3, func() error {
-		_, err := rep.Weekly(ctx, week, now)
+	// The weekly reports start on a whole second: the query log's
+	// query_start_time tells theirs from the queries before.
+	weeklyStart := time.Now().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(weeklyStart))
+	ports := map[int]bool{}
+	var summary string
+	weekly, err := measure(max(o.weeklyRuns, 1), func() error {
+		sum, err := rep.Weekly(ctx, week, now)
+		if err == nil {
+			summary = sum.Paragraph
+		}
+		// The store's pooled connections stay open: their ports tell
+		// the bench's queries in the query log.
+		connPorts(os.Getpid(), chPort(o.addr), ports)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("weekly: %w", err)
 	}
-	fmt.Fprintf(e.Stderr, "history: p50 %s p95 %s (%d runs); dsar: p50 %s p95 %s; weekly: median of 3 %s\n",
-		percentile(hist, 50), percentile(hist, 95), len(hist), percentile(dsar, 50), percentile(dsar, 95), percentile(weekly, 50))
+	fmt.Fprintf(e.Stderr, "weekly summary: %s\n", summary)
+	if o.queryLog {
+		b := &bench{e: e, name: "bench-query"}
+		b.cfg.ClickHouse.Addr = o.addr
+		b.weeklyQueries(ctx, weeklyStart, ports, len(weekly))
+	}
+	fmt.Fprintf(e.Stderr, "history: p50 %s p95 %s (%d runs); dsar: p50 %s p95 %s; weekly: median of %d %s\n",
+		percentile(hist, 50), percentile(hist, 95), len(hist), percentile(dsar, 50), percentile(dsar, 95), len(weekly), percentile(weekly, 50))
 	detect := ""
-	if *detectShards > 0 {
-		cycle, perActor, err := detectCycles(ctx, e, s, *detectShards, to)
+	if o.detectShards > 0 {
+		cycle, perActor, err := detectCycles(ctx, e, s, o.detectShards, to)
 		if err != nil {
 			return err
 		}

@@ -111,7 +111,7 @@ func (b *bench) queryKinds(ctx context.Context, start time.Time, ports map[int]b
     round(sum(query_duration_ms) / 1000, 2), %s + %s AS cpu, %s, %s, %s, sum(read_rows), sum(written_rows)
 FROM system.query_log WHERE type = 2 AND event_time >= toDateTime(%d) AND port IN (%s)
 GROUP BY kind ORDER BY cpu DESC`, pe("UserTimeMicroseconds"), pe("SystemTimeMicroseconds"), pe("OSCPUWaitMicroseconds"),
-		pe("NetworkReceiveElapsedMicroseconds"), pe("DiskWriteElapsedMicroseconds"), start.Unix()-1, strings.Join(ps, ", "))
+		pe("NetworkReceiveElapsedMicroseconds"), pe("DiskWriteElapsedMicroseconds"), start.Unix(), strings.Join(ps, ", "))
 	out, err := b.clickhouse(ctx, "system", q, nil)
 	if err != nil {
 		b.say("query log: %v", err)
@@ -154,6 +154,48 @@ FROM system.parts WHERE database = '%s' GROUP BY table ORDER BY table`, db), nil
 		return
 	}
 	b.say("parts of %s: table | level-0 parts | their rows | merged parts | their rows | rows merged away | active parts | active rows", db)
+	for _, l := range strings.Split(out, "\n") {
+		if l != "" {
+			b.say("  %s", strings.ReplaceAll(l, "\t", " | "))
+		}
+	}
+}
+
+// weeklyQueries prints ClickHouse's wall time and CPU per query of the
+// weekly reports the connections from ports started from start, a whole second, on (runs
+// reports), from system.query_log: per kind of query (its first 60
+// characters, spaces collapsed), the reports' queries, their wall time
+// (query_duration_ms: the queries of one report run concurrently, so the
+// longest one bounds the report) and CPU (user + system) per report, and
+// rows read per report.
+func (b *bench) weeklyQueries(ctx context.Context, start time.Time, ports map[int]bool, runs int) {
+	if len(ports) == 0 {
+		b.say("query log: no connection to ClickHouse seen")
+		return
+	}
+	if _, err := b.clickhouse(ctx, "system", "SYSTEM FLUSH LOGS", nil); err != nil {
+		b.say("query log: %v", err)
+		return
+	}
+	ps := make([]string, 0, len(ports))
+	for p := range ports {
+		ps = append(ps, strconv.Itoa(p))
+	}
+	slices.Sort(ps)
+	pe := func(name string) string {
+		return fmt.Sprintf("sum(ProfileEvents.Values[indexOf(ProfileEvents.Names, '%s')])", name)
+	}
+	q := fmt.Sprintf(`SELECT substring(replaceRegexpAll(query, '[[:space:]]+', ' '), 1, 60) AS kind, count(),
+    round(sum(query_duration_ms) / %[1]d), max(query_duration_ms), round((%[2]s + %[3]s) / 1000 / %[1]d) AS cpu, round(sum(read_rows) / %[1]d),
+    round(max(memory_usage) / 1048576)
+FROM system.query_log WHERE type = 2 AND query_start_time >= toDateTime(%[4]d) AND port IN (%[5]s)
+GROUP BY kind ORDER BY cpu DESC`, runs, pe("UserTimeMicroseconds"), pe("SystemTimeMicroseconds"), start.Unix(), strings.Join(ps, ", "))
+	out, err := b.clickhouse(ctx, "system", q, nil)
+	if err != nil {
+		b.say("query log: %v", err)
+		return
+	}
+	b.say("ClickHouse per query of %d weekly reports (system.query_log, %d client ports): query | runs | wall ms per report | slowest ms | CPU ms per report | rows read per report | peak MiB", runs, len(ports))
 	for _, l := range strings.Split(out, "\n") {
 		if l != "" {
 			b.say("  %s", strings.ReplaceAll(l, "\t", " | "))

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -65,7 +68,7 @@ func (s *Store) insertEvents(ctx context.Context, table string, evs []models.Eve
 
 // insertEventsBlocks is insertEvents with blockRows rows per block.
 func (s *Store) insertEventsBlocks(ctx context.Context, table string, evs []models.Event, ingestedAt time.Time, blockRows int) error {
-	return s.insertEventBatches(ctx, table, []EventBatch{{Events: evs, IngestedAt: ingestedAt}}, blockRows)
+	return s.insertEventBatches(ctx, table, []EventBatch{{Events: evs, IngestedAt: ingestedAt}}, blockRows, 0)
 }
 
 // EventBatch is events stored with one ingested_at.
@@ -81,7 +84,7 @@ type EventBatch struct {
 // stores several of its chunks at once with it. On a cluster, a shard with
 // no replica reachable is handled as in InsertEvents.
 func (s *Store) InsertEventBatches(ctx context.Context, bs []EventBatch) error {
-	err := s.insertEventBatches(ctx, "events", bs, insertBlockRows)
+	err := s.insertEventBatches(ctx, "events", bs, insertBlockRows, 0)
 	if err == nil || s.cfg.Cluster == "" || !ShardUnreachable(err) {
 		return err
 	}
@@ -92,15 +95,33 @@ func (s *Store) InsertEventBatches(ctx context.Context, bs []EventBatch) error {
 	s.log.Warn("a shard has no replica reachable: inserting through the Distributed table's queue (asynchronous) until it is back",
 		"events", n, "batches", len(bs), "err", err)
 	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 0}))
-	if qerr := s.insertEventBatches(qctx, "events", bs, insertBlockRows); qerr != nil {
+	if qerr := s.insertEventBatches(qctx, "events", bs, insertBlockRows, 0); qerr != nil {
 		return fmt.Errorf("queueing the insert for an unreachable shard: %w (the synchronous insert: %w)", qerr, err)
 	}
 	return nil
 }
 
-// insertEventBatches writes bs into table in one INSERT, at most blockRows
-// rows per block (insertBlockRows when 0).
-func (s *Store) insertEventBatches(ctx context.Context, table string, bs []EventBatch, blockRows int) error {
+// insertSplitRows is the fewest rows an insert of events must have to be
+// sent as insertStreams INSERTs at once, each on a connection of its own.
+// ClickHouse runs an INSERT (the events table and then every materialized
+// view, in turn) on one thread: one INSERT at a time leaves the other cores
+// idle while a backlog is drained (docs/scaling.md, "Ingest hot path (issue
+// 12, session 9)"). A caught-up consumer's batches (ingest.batch_size,
+// 20,000 by default) stay one INSERT.
+const insertSplitRows = 2 * insertBlockRows
+
+// insertStreams is how many INSERTs an insert of at least insertSplitRows
+// rows is split into.
+const insertStreams = 2
+
+// insertEventBatches writes bs into table, at most blockRows rows per block
+// (insertBlockRows when 0): as one INSERT, or, for at least splitRows rows
+// (insertSplitRows when 0), as insertStreams INSERTs at once (splitEvents).
+// When one of those fails, the other may have stored its rows: the caller's
+// retry must treat the insert as a failed one that may have stored some
+// rows, as it must for any failed INSERT (ClickHouse writes a part per
+// partition and table in turn; see CompletePartialInsert).
+func (s *Store) insertEventBatches(ctx context.Context, table string, bs []EventBatch, blockRows, splitRows int) error {
 	n := 0
 	for _, b := range bs {
 		n += len(b.Events)
@@ -111,18 +132,137 @@ func (s *Store) insertEventBatches(ctx context.Context, table string, bs []Event
 	if blockRows <= 0 {
 		blockRows = insertBlockRows
 	}
+	if splitRows <= 0 {
+		splitRows = insertSplitRows
+	}
+	if n < splitRows {
+		return s.insertEventRows(ctx, table, bs, nil, blockRows)
+	}
+	groups := splitEvents(bs)
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for g := range groups {
+		wg.Go(func() { errs[g] = s.insertEventRows(ctx, table, bs, groups[g], blockRows) })
+	}
+	wg.Wait()
+	for g, err := range errs {
+		if err != nil {
+			// The first failure, as a single INSERT's (IsRetryable and
+			// ShardUnreachable read it); the other's is logged.
+			for h, other := range errs {
+				if h != g && other != nil {
+					s.log.Warn("the other INSERT of a split insert of events failed too", "err", other)
+				}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// splitEvents divides the rows of bs into insertStreams groups of about the
+// same size: group g holds, for batch i, the rows bs[i].Events[j] for j in
+// groups[g][i]. Events and every view's table are partitioned by day
+// (toYYYYMMDD), and each INSERT writes a part per day it has rows of, so
+// whole UTC days go to one group when the days can be shared out with
+// neither group under a quarter of the rows (a backlog that spans days);
+// otherwise (a batch of one busy day) the rows are halved in order.
+func splitEvents(bs []EventBatch) [][][]int32 {
+	n := 0
+	perDay := map[int64]int{}
+	for _, b := range bs {
+		n += len(b.Events)
+		for j := range b.Events {
+			perDay[day(&b.Events[j])]++
+		}
+	}
+	days := make([]int64, 0, len(perDay))
+	for d := range perDay {
+		days = append(days, d)
+	}
+	// Largest first, each to the smaller group; ties by day, so that the
+	// same rows are always split the same way.
+	slices.SortFunc(days, func(a, b int64) int {
+		if c := cmp.Compare(perDay[b], perDay[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	groupOf := make(map[int64]int, len(days))
+	var sizes [insertStreams]int
+	for _, d := range days {
+		g := 0
+		for h := range sizes {
+			if sizes[h] < sizes[g] {
+				g = h
+			}
+		}
+		groupOf[d] = g
+		sizes[g] += perDay[d]
+	}
+	byDay := slices.Min(sizes[:]) >= n/4
+	groups := make([][][]int32, insertStreams)
+	for g := range groups {
+		groups[g] = make([][]int32, len(bs))
+	}
+	k := 0 // rows before this one, over every batch
+	for i, b := range bs {
+		for j := range b.Events {
+			g := k * insertStreams / n
+			if byDay {
+				g = groupOf[day(&b.Events[j])]
+			}
+			groups[g][i] = append(groups[g][i], int32(j))
+			k++
+		}
+	}
+	return groups
+}
+
+// day is the UTC day of e: the partition of its rows when the server's
+// time zone is UTC (another zone makes splitEvents' groups share a
+// partition or two, which costs parts, not rows).
+func day(e *models.Event) int64 {
+	return e.TS.Unix() / 86400
+}
+
+// insertEventRows writes the rows of bs into table in one INSERT, at most
+// blockRows rows per block (never two batches in one block): every row, or
+// with rows, batch i's rows bs[i].Events[j] for j in rows[i].
+func (s *Store) insertEventRows(ctx context.Context, table string, bs []EventBatch, rows [][]int32, blockRows int) error {
+	n := 0
+	for i, b := range bs {
+		if rows != nil {
+			n += len(rows[i])
+		} else {
+			n += len(b.Events)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
 	// table is a constant of this package: no user text.
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" "+insertEventsColumns)
 	if err != nil {
 		return fmt.Errorf("preparing insert of %d events: %w", n, err)
 	}
+	var cols eventColumns
 	sent := 0
-	for _, b := range bs {
-		evs := b.Events
+	for i, b := range bs {
+		var idx []int32
+		m := len(b.Events)
+		if rows != nil {
+			idx, m = rows[i], len(rows[i])
+		}
 		at := b.IngestedAt.UTC().Truncate(time.Second)
-		for lo := 0; lo < len(evs); lo += blockRows {
-			hi := min(lo+blockRows, len(evs))
-			if err := appendEventColumns(batch, evs[lo:hi], at); err != nil {
+		for lo := 0; lo < m; lo += blockRows {
+			hi := min(lo+blockRows, m)
+			if idx != nil {
+				cols.fill(b.Events, idx[lo:hi], 0, 0, at)
+			} else {
+				cols.fill(b.Events, nil, lo, hi, at)
+			}
+			if err := cols.append(batch); err != nil {
 				_ = batch.Abort()
 				return fmt.Errorf("appending events %d-%d of %d: %w", sent+lo, sent+hi, n, err)
 			}
@@ -134,7 +274,7 @@ func (s *Store) insertEventBatches(ctx context.Context, table string, bs []Event
 				}
 			}
 		}
-		sent += len(evs)
+		sent += m
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("inserting %d events: %w", n, err)
@@ -142,43 +282,74 @@ func (s *Store) insertEventBatches(ctx context.Context, table string, bs []Event
 	return nil
 }
 
-// appendEventColumns appends evs to batch, column by column.
-func appendEventColumns(batch driver.Batch, evs []models.Event, at time.Time) error {
-	n := len(evs)
-	var (
-		ids, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids, subjects = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
-		purposes, convs, convSubjects, tools, results, ips, countries, agents, dests          = mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
-		ts, ingested                                                                          = make([]time.Time, n), make([]time.Time, n)
-		records, bytes                                                                        = make([]uint64, n), make([]uint64, n)
-		fields                                                                                = make([][]string, n)
-	)
-	for i := range evs {
-		e := &evs[i]
-		ids[i], ts[i], tenants[i] = e.EventID, e.TS.UTC(), e.Tenant
-		actors[i], atypes[i], roles[i], vendors[i] = e.Actor.ID, string(e.Actor.Type), e.Actor.Role, e.Actor.Vendor
-		actions[i], stores[i], rtypes[i], rids[i] = string(e.Action), e.Store, e.Resource.Type, e.Resource.ID
-		subjects[i], records[i], bytes[i] = e.SubjectID, e.Records, e.Bytes
-		fields[i] = e.Fields
-		if fields[i] == nil {
-			fields[i] = []string{}
-		}
-		purposes[i], convs[i], convSubjects[i], tools[i] = e.Purpose, e.Conversation.ID, e.Conversation.SubjectID, e.Tool
-		results[i], ips[i], countries[i], agents[i] = string(e.Result), e.Client.IP, e.Client.Country, e.Client.UserAgent
-		dests[i] = e.Destination
-		ingested[i] = at
+// eventColumns holds one block's column values, reused from block to block
+// of an INSERT (the driver copies them into its own buffers on Append).
+type eventColumns struct {
+	ids, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids, subjects []string
+	purposes, convs, convSubjects, tools, results, ips, countries, agents, dests          []string
+	ts, ingested                                                                          []time.Time
+	records, bytes                                                                        []uint64
+	fields                                                                                [][]string
+}
+
+// fill sets the columns to the rows evs[j] for j in idx, or, with idx nil,
+// evs[lo:hi], each with ingested_at at.
+func (c *eventColumns) fill(evs []models.Event, idx []int32, lo, hi int, at time.Time) {
+	n := hi - lo
+	if idx != nil {
+		n = len(idx)
 	}
-	cols := []any{ids, ts, tenants, actors, atypes, roles, vendors, actions, stores, rtypes, rids,
-		subjects, records, bytes, fields, purposes, convs, convSubjects, tools, results, ips,
-		countries, agents, dests, ingested}
-	for i, c := range cols {
-		if err := batch.Column(i).Append(c); err != nil {
+	for _, col := range []*[]string{&c.ids, &c.tenants, &c.actors, &c.atypes, &c.roles, &c.vendors, &c.actions,
+		&c.stores, &c.rtypes, &c.rids, &c.subjects, &c.purposes, &c.convs, &c.convSubjects, &c.tools, &c.results,
+		&c.ips, &c.countries, &c.agents, &c.dests} {
+		*col = resize(*col, n)
+	}
+	c.ts, c.ingested = resize(c.ts, n), resize(c.ingested, n)
+	c.records, c.bytes = resize(c.records, n), resize(c.bytes, n)
+	c.fields = resize(c.fields, n)
+	for i := range n {
+		var e *models.Event
+		if idx != nil {
+			e = &evs[idx[i]]
+		} else {
+			e = &evs[lo+i]
+		}
+		c.ids[i], c.ts[i], c.tenants[i] = e.EventID, e.TS.UTC(), e.Tenant
+		c.actors[i], c.atypes[i], c.roles[i], c.vendors[i] = e.Actor.ID, string(e.Actor.Type), e.Actor.Role, e.Actor.Vendor
+		c.actions[i], c.stores[i], c.rtypes[i], c.rids[i] = string(e.Action), e.Store, e.Resource.Type, e.Resource.ID
+		c.subjects[i], c.records[i], c.bytes[i] = e.SubjectID, e.Records, e.Bytes
+		c.fields[i] = e.Fields
+		if c.fields[i] == nil {
+			c.fields[i] = []string{}
+		}
+		c.purposes[i], c.convs[i], c.convSubjects[i], c.tools[i] = e.Purpose, e.Conversation.ID, e.Conversation.SubjectID, e.Tool
+		c.results[i], c.ips[i], c.countries[i], c.agents[i] = string(e.Result), e.Client.IP, e.Client.Country, e.Client.UserAgent
+		c.dests[i] = e.Destination
+		c.ingested[i] = at
+	}
+}
+
+// append appends the columns to batch, in insertEventsColumns' order.
+func (c *eventColumns) append(batch driver.Batch) error {
+	cols := []any{c.ids, c.ts, c.tenants, c.actors, c.atypes, c.roles, c.vendors, c.actions, c.stores, c.rtypes, c.rids,
+		c.subjects, c.records, c.bytes, c.fields, c.purposes, c.convs, c.convSubjects, c.tools, c.results, c.ips,
+		c.countries, c.agents, c.dests, c.ingested}
+	for i, col := range cols {
+		if err := batch.Column(i).Append(col); err != nil {
 			return fmt.Errorf("column %d: %w", i, err)
 		}
 	}
 	return nil
 }
 
-func mk(n int) []string { return make([]string, n) }
+// resize returns s with length n, reusing its array when it is large
+// enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
 
 // eventIDsExternal is the external table ExistingEventIDs sends its ids in.
 const eventIDsExternal = "batch_event_ids"

@@ -146,3 +146,13 @@ func ExposureReadsHours(ws []ActorWindow) bool {
 func InsertEventsBlocks(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time, blockRows int) error {
 	return s.insertEventsBlocks(ctx, "events", evs, ingestedAt, blockRows)
 }
+
+// InsertEventBatchesSplit is InsertEventBatches with inserts of at least
+// splitRows rows split into concurrent INSERTs, blocks of blockRows rows
+// (TestInsertEventsSplit).
+func InsertEventBatchesSplit(ctx context.Context, s *Store, bs []EventBatch, blockRows, splitRows int) error {
+	return s.insertEventBatches(ctx, "events", bs, blockRows, splitRows)
+}
+
+// SplitEvents is splitEvents (TestSplitEvents).
+func SplitEvents(bs []EventBatch) [][][]int32 { return splitEvents(bs) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/detect/eval"
 	"github.com/chatwarden/chatwarden/internal/progress"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 // runEval replays a labelled scenario through a fresh ClickHouse database
@@ -110,6 +111,26 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	// On a terminal a bar with rate and ETA; otherwise eval's own line
 	// every 5 s (with the simulated clock and the insert/detect split).
 	opts := eval.Options{Events: in, Labels: ls, Negatives: negs, Config: c.Detect, Store: s, Alerts: alerts, Progress: e.stderr}
+	// A file in time order is replayed while it is decoded; one that
+	// turns out not to be is replayed again into a fresh database.
+	opts.Reset = func(ctx context.Context) (*store.Store, error) {
+		if err := s.DropDatabase(ctx); err != nil {
+			return nil, err
+		}
+		s.Close()
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		c.ClickHouse.Database = "eval_" + hex.EncodeToString(b)
+		fresh, err := openStore(ctx, e, c)
+		if err != nil {
+			return nil, err
+		}
+		s = fresh // the one dropped at the end
+		if _, err := s.Migrate(ctx, time.Now()); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	var bar *progress.Bar
 	if progress.IsTerminal(e.stderr) {
 		bar = progress.New(e.stderr, "eval replay", "events", progress.Options{})

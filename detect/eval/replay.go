@@ -6,6 +6,7 @@ package eval
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -53,6 +54,18 @@ type Options struct {
 	InsertChunks int
 	// Clock measures the replay speed (wall time; default time.Now).
 	Clock func() time.Time
+	// Reset, when set and Events is an io.ReadSeeker (a file, not a pipe),
+	// lets the replay start while the file is still being decoded: a file
+	// in time order (as simulate writes it) is replayed as its blocks are
+	// decoded. Should a line turn out earlier than one before it, the
+	// replay stops, Reset returns a fresh, migrated database in place of
+	// Store, and the file is read again from where it started, decoded
+	// whole and sorted by time (as without Reset). What is stored and
+	// detected is the same either way.
+	Reset func(ctx context.Context) (*store.Store, error)
+	// streamBlock is how many lines a streamed block holds (default
+	// 50000; tests make it small).
+	streamBlock int
 }
 
 // evalKey is the fixed pseudonymization key of replays: ids only have to
@@ -78,8 +91,7 @@ type replayChunk struct {
 }
 
 // Run replays opts.Events and returns the scored summary.
-func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocognit // the replay loop (chunk, insert and detect overlapped, progress); its state is the loop's, and splitting it would pass that state around
-	cfg := opts.Config.WithDefaults()
+func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if opts.ChunkEvents <= 0 {
 		opts.ChunkEvents = 50000
 	}
@@ -89,6 +101,33 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	if opts.Clock == nil {
 		opts.Clock = time.Now //nolint:forbidigo // Clock measures the replay speed (wall time) only; detection runs on the events' simulated clock
 	}
+	started := opts.Clock()
+	if rs, ok := opts.Events.(io.ReadSeeker); ok && opts.Reset != nil {
+		if at, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			sum, err := run(ctx, opts, started, true)
+			var ooo *outOfOrderError
+			if !errors.As(err, &ooo) {
+				return sum, err
+			}
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "eval: %v: replaying it again from a fresh database, decoded whole and sorted by time\n", err)
+			}
+			if opts.Store, err = opts.Reset(ctx); err != nil {
+				return nil, fmt.Errorf("resetting the database to replay a file out of time order: %w", err)
+			}
+			if _, err := rs.Seek(at, io.SeekStart); err != nil {
+				return nil, fmt.Errorf("reading events again: %w", err)
+			}
+		}
+	}
+	return run(ctx, opts, started, false)
+}
+
+// run is one replay, begun at started; stream replays the file while it is
+// decoded (it fails with an *outOfOrderError if the file is not in time
+// order), otherwise it is decoded whole and sorted first.
+func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Summary, error) { //nolint:gocognit // the replay loop (chunk, insert and detect overlapped, progress); its state is the loop's, and splitting it would pass that state around
+	cfg := opts.Config.WithDefaults()
 	p, err := pseudonym.New(pseudonym.Key{ID: 'e', Secret: evalKey[:]})
 	if err != nil {
 		return nil, err
@@ -129,23 +168,21 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		}
 	}
 
-	started := opts.Clock()
-	dec, err := decodeAll(ctx, opts.Events, opts.Progress)
-	if err != nil {
-		return nil, err
+	var src *source
+	if stream {
+		src = streamBlocks(ctx, opts.Events, opts.Progress, opts.Clock, cmp.Or(opts.streamBlock, 50000))
+	} else {
+		dec, err := decodeAll(ctx, opts.Events, opts.Progress)
+		if err != nil {
+			return nil, err
+		}
+		src = decodedSource(dec, opts.Clock())
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "eval: %d lines decoded and sorted by time (%d rejected) in %.1fs\n",
+				dec.lines, dec.lines-dec.items.Len(), src.decodedAt.Sub(started).Seconds())
+		}
 	}
-	decodeTime := opts.Clock().Sub(started)
-	if opts.Progress != nil {
-		fmt.Fprintf(opts.Progress, "eval: %d lines decoded and sorted by time (%d rejected) in %.1fs\n",
-			dec.lines, dec.lines-dec.items.Len(), decodeTime.Seconds())
-	}
-	// Payload PII is judged at ingest, line by line: its dead letters are
-	// alerts against the producer (once an hour per tenant and producer,
-	// as every alert here).
-	slices.SortStableFunc(dec.pii, func(x, y models.Finding) int { return x.DetectedAt.Compare(y.DetectedAt) })
-	if err := al.add(dec.pii); err != nil {
-		return nil, err
-	}
+	defer src.stop()
 
 	st := &Summary{}
 	type dayKey struct {
@@ -154,13 +191,12 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	}
 	actorDays := map[dayKey]bool{}
 	actors := map[[2]string]bool{}
-	n := dec.items.Len()
 	// prepare pseudonymizes the items [from, to) and runs the event rules
 	// on them, in sub-batches of at most 10 s of simulated time, as
 	// ingest's batches would, each detected at its last event. Chunks are
 	// prepared one at a time, in order: the rules, the pseudonym cache and
 	// the actor counts are prepare's alone.
-	prepare := func(from, to int) *replayChunk {
+	prepare := func(items *itemSeq, from, to int) *replayChunk {
 		c := &replayChunk{to: to, evs: make([]models.Event, 0, to-from)}
 		subEv, subCs := 0, 0 // the sub-batch's first event and consent in c.evs, c.cs
 		var subStart, prev time.Time
@@ -172,7 +208,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 			}
 			c.findings = append(c.findings, fs...)
 		}
-		for k, span := range dec.items.spans(from, to) {
+		for k, span := range items.spans(from, to) {
 			for i := range span {
 				it := &span[i]
 				if k == 0 && i == 0 {
@@ -206,8 +242,10 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	var first, last time.Time
 	var insertTime, detectTime time.Duration
 	lastProgress := started
-	if n > 0 {
-		first = dec.items.at(0).ts
+	if items, err := src.upTo(1); err != nil {
+		return nil, err
+	} else if items.Len() > 0 {
+		first = items.at(0).ts
 		eng.StartAt(first.Add(cfg.Window))
 	}
 	// prepareGroup prepares the chunks one INSERT carries, from item from
@@ -215,16 +253,25 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	// to InsertChunks, so that the detectors start on the first chunk while
 	// the next are inserted (a scenario of a few chunks keeps that overlap).
 	groupSize := 1
-	prepareGroup := func(from int) []*replayChunk {
+	prepareGroup := func(from int) ([]*replayChunk, error) {
 		var g []*replayChunk
 		size := groupSize
 		groupSize = min(2*groupSize, opts.InsertChunks)
-		for len(g) < size && from < n {
-			c := prepare(from, nextChunk(dec.items, from, opts.ChunkEvents))
+		for len(g) < size {
+			// the chunk's items, or the rest of the file (nextChunk looks
+			// no further)
+			items, err := src.upTo(from + opts.ChunkEvents)
+			if err != nil {
+				return nil, err
+			}
+			if from >= items.Len() {
+				break
+			}
+			c := prepare(items, from, nextChunk(items, from, opts.ChunkEvents))
 			g = append(g, c)
 			from = c.to
 		}
-		return g
+		return g, nil
 	}
 	// step raises chunk c's rule findings, then has the detectors evaluate
 	// the windows the chunks before it completed (up to the last event of
@@ -254,7 +301,11 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	// are stored (the previous group's, and this group's first), and the
 	// next group is prepared meanwhile.
 	var pending []*replayChunk // prepared chunks not stepped yet
-	for group := prepareGroup(0); len(group) > 0; {
+	group, err := prepareGroup(0)
+	if err != nil {
+		return nil, err
+	}
+	for len(group) > 0 {
 		last = group[len(group)-1].last
 		insErr := make(chan error, 1)
 		go func() {
@@ -274,8 +325,15 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 			times.since("insert", t0)
 			insErr <- err
 		}()
-		prepared := make(chan []*replayChunk, 1)
-		go func() { prepared <- prepareGroup(group[len(group)-1].to) }()
+		type preparedGroup struct {
+			g   []*replayChunk
+			err error
+		}
+		prepared := make(chan preparedGroup, 1)
+		go func() {
+			g, err := prepareGroup(group[len(group)-1].to)
+			prepared <- preparedGroup{g, err}
+		}()
 		t0 := opts.Clock()
 		var detErr error
 		for _, c := range append(pending[:len(pending):len(pending)], group[0]) {
@@ -293,26 +351,41 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		if detErr != nil {
 			return nil, detErr
 		}
+		if next.err != nil {
+			return nil, next.err
+		}
 		for _, c := range group {
 			st.Events += len(c.evs)
 			st.Consents += len(c.cs)
 			c.evs, c.cs = nil, nil // stored
 		}
 		if opts.Tick != nil {
-			opts.Tick(st.Events+st.Consents, n)
+			opts.Tick(st.Events+st.Consents, src.count())
 		}
 		if w := opts.Clock(); opts.Progress != nil && w.Sub(lastProgress) >= 5*time.Second {
 			lastProgress = w
 			fmt.Fprintf(opts.Progress, "eval: %d events replayed, simulated clock %s, %.0f events/s, %d alerts (insert %.1fs, detect %.1fs)\n",
 				st.Events, last.Format(time.RFC3339), float64(st.Events)/w.Sub(started).Seconds(), al.n, insertTime.Seconds(), detectTime.Seconds())
 		}
-		group = next
+		group = next.g
 	}
 	for _, c := range pending {
 		if err := step(c); err != nil {
 			return nil, err
 		}
 	}
+	// Every line is decoded (the chunks ran out).
+	dec, err := src.all()
+	if err != nil {
+		return nil, err
+	}
+	// Payload PII is judged at ingest, line by line: its dead letters are
+	// alerts against the producer (once an hour per tenant and producer,
+	// as every alert here), listed before the others. Their dedupe keys
+	// (detector pii_in_payload) are no other finding's, so adding them
+	// last changes none of the alerts.
+	slices.SortStableFunc(dec.pii, func(x, y models.Finding) int { return x.DetectedAt.Compare(y.DetectedAt) })
+	al.addFront(dec.pii)
 	if !last.IsZero() {
 		// the window holding the last event, then the hour's close
 		end := last.Truncate(time.Hour).Add(time.Hour)
@@ -326,15 +399,22 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 		}
 		times.since("findings flush", t1)
 	}
+	if err := al.write(); err != nil {
+		return nil, err
+	}
 	elapsed := opts.Clock().Sub(started)
 	if opts.Progress != nil {
-		fmt.Fprintf(opts.Progress, "eval: %.1fs in all, decoding and sorting %.1fs; waiting on the store (inserts overlap the detectors' reads): %s\n",
-			elapsed.Seconds(), decodeTime.Seconds(), times)
+		how := "decoding and sorting"
+		if stream {
+			how = "decoding (overlapping the replay)"
+		}
+		fmt.Fprintf(opts.Progress, "eval: %.1fs in all, %s %.1fs; waiting on the store (inserts overlap the detectors' reads): %s\n",
+			elapsed.Seconds(), how, src.decodedAt.Sub(started).Seconds(), times)
 	}
-	sum := score(al.alerts, attacks, negatives, len(actorDays), cfg.Window)
+	sum := score(al.all(), attacks, negatives, len(actorDays), cfg.Window)
 	sum.Events, sum.Consents = st.Events, st.Consents
 	sum.OpenWindowFindings, sum.OpenWindowRetracted = al.openWindow, al.retracted
-	sum.Lines, sum.Rejected = dec.lines, dec.lines-dec.items.Len()
+	sum.Lines, sum.Rejected = dec.lines, dec.lines-dec.valid
 	sum.RejectedByReason = map[string]int{}
 	for r, n := range dec.rejected {
 		sum.RejectedByReason[string(r)] = n
@@ -347,9 +427,6 @@ func Run(ctx context.Context, opts Options) (*Summary, error) { //nolint:gocogni
 	sum.ElapsedS = elapsed.Seconds()
 	if elapsed > 0 {
 		sum.EventsPerS = float64(st.Events) / elapsed.Seconds()
-	}
-	if al.err != nil {
-		return sum, al.err
 	}
 	return sum, nil
 }
@@ -415,19 +492,30 @@ type alertKey struct{ tenant, actor, detector string }
 // alert the product raised holds it, so it detects the attack it covers,
 // but it is no alert of its own (not counted, never a false alert).
 type alerter struct {
-	mu     sync.Mutex
-	out    io.Writer
-	last   map[alertKey]time.Time
-	alerts []Alert
-	n      int
-	err    error
+	mu   sync.Mutex
+	out  io.Writer
+	last map[alertKey]time.Time
+	// front are the alerts listed first (payload PII's, known once the
+	// whole file is decoded), alerts the others, in the order raised.
+	front, alerts []Alert
+	n             int
 	// openWindow counts the findings raised on an open window (streaming,
 	// replayed at the window's close), retracted those of them the
 	// window's evaluation did not confirm (their alert was resolved).
 	openWindow, retracted int
 }
 
+// add adds the alerts of fs after those added before.
 func (a *alerter) add(fs []models.Finding) error {
+	a.addTo(&a.alerts, fs)
+	return nil
+}
+
+// addFront adds the alerts of fs after those added before with addFront,
+// ahead of every alert add adds.
+func (a *alerter) addFront(fs []models.Finding) { a.addTo(&a.front, fs) }
+
+func (a *alerter) addTo(list *[]Alert, fs []models.Finding) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, f := range fs {
@@ -448,15 +536,31 @@ func (a *alerter) add(fs []models.Finding) error {
 		al := Alert{Tenant: f.Tenant, ActorID: f.ActorID, Detector: f.Detector, Severity: f.Severity.String(),
 			TS: f.DetectedAt.UTC(), WindowStart: f.WindowStart.UTC(), WindowEnd: f.WindowEnd.UTC(), Score: f.Score,
 			Summary: f.Summary, Folded: folded}
-		a.alerts = append(a.alerts, al)
-		if a.out != nil && a.err == nil {
-			b, _ := json.Marshal(al)
-			if _, err := a.out.Write(append(b, '\n')); err != nil {
-				a.err = fmt.Errorf("writing alerts: %w", err)
-			}
-		}
+		*list = append(*list, al)
 	}
-	return a.err
+}
+
+// all returns every alert: the front ones, then the others.
+func (a *alerter) all() []Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append(a.front[:len(a.front):len(a.front)], a.alerts...)
+}
+
+// write writes every alert, one JSON object a line, to out (if set).
+func (a *alerter) write() error {
+	if a.out == nil {
+		return nil
+	}
+	w := bufio.NewWriter(a.out)
+	for _, al := range a.all() {
+		b, _ := json.Marshal(al)
+		w.Write(append(b, '\n')) //nolint:errcheck // Flush returns the first error
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing alerts: %w", err)
+	}
+	return nil
 }
 
 // Rejection is one line the replay rejected: its 1-based line number in the
@@ -474,7 +578,8 @@ const maxExamples = 3
 
 // decoded is a whole scenario file, decoded and sorted by time.
 type decoded struct {
-	items    *itemSeq
+	items    *itemSeq // nil when streamed (see source)
+	valid    int      // the lines decoded without error
 	lines    int
 	rejected map[models.Reason]int
 	examples []Rejection
@@ -511,13 +616,40 @@ func decodeAll(ctx context.Context, r io.Reader, progress io.Writer) (*decoded, 
 
 // decodeBlocks is decodeAll, block lines at a time.
 func decodeBlocks(ctx context.Context, r io.Reader, progress io.Writer, block int) (*decoded, error) {
-	stop := make(chan struct{})
-	defer close(stop)
-	blocksIn := readBlocks(r, block, stop)
-	d := &decoded{rejected: map[models.Reason]int{}}
 	// The valid items of each block, kept as blocks (itemSeq): appending
 	// large items to one slice copied them again.
 	var blocks [][]item
+	d, err := decodeStream(ctx, r, progress, block, func(valid []item) error {
+		blocks = append(blocks, valid)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.items = seqOf(blocks...).inTimeOrder()
+	return d, nil
+}
+
+// decodeStream reads and decodes r block lines at a time and hands each
+// block's valid items, in file order, to emit as soon as the block is
+// decoded; an error from emit ends it. The decoded it returns counts every
+// line but holds no items. r is not read any more once it returns.
+func decodeStream(ctx context.Context, r io.Reader, progress io.Writer, block int, emit func(valid []item) error) (*decoded, error) {
+	stop := make(chan struct{})
+	blocksIn, readerDone := readBlocks(r, block, stop)
+	defer func() {
+		close(stop)
+		<-readerDone
+	}()
+	d := &decoded{rejected: map[models.Reason]int{}}
+	const workers = 2
+	// One interner per worker for the whole file: a scenario's tenants,
+	// stores, actions, actors and categories repeat on every line, and a
+	// shared copy is one allocation instead of one per line.
+	var interners [workers]*models.Interner
+	for w := range interners {
+		interners[w] = models.NewInterner()
+	}
 	for lb := range blocksIn {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -529,13 +661,12 @@ func decodeBlocks(ctx context.Context, r io.Reader, progress io.Writer, block in
 		items := make([]item, len(lines))
 		errs := make([]error, len(lines))
 		var wg sync.WaitGroup
-		const workers = 2
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
 				for i := w; i < len(lines); i += workers {
-					items[i], errs[i] = decodeLine(lines[i])
+					items[i], errs[i] = decodeLine(lines[i], interners[w])
 				}
 			}(w)
 		}
@@ -566,7 +697,10 @@ func decodeBlocks(ctx context.Context, r io.Reader, progress io.Writer, block in
 			}
 		}
 		clear(items[len(valid):])
-		blocks = append(blocks, valid)
+		d.valid += len(valid)
+		if err := emit(valid); err != nil {
+			return nil, err
+		}
 		if progress != nil && d.lines%(20*block) == 0 && d.lines > 0 {
 			fmt.Fprintf(progress, "eval: %d lines decoded\n", d.lines)
 		}
@@ -574,7 +708,6 @@ func decodeBlocks(ctx context.Context, r io.Reader, progress io.Writer, block in
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d.items = seqOf(blocks...).inTimeOrder()
 	return d, nil
 }
 
@@ -587,9 +720,12 @@ type lineBlock struct {
 
 // readBlocks reads r in a goroutine, block non-blank lines at a time, until
 // the end of r, a read error (the last block carries it) or stop is closed.
-func readBlocks(r io.Reader, block int, stop <-chan struct{}) <-chan lineBlock {
+// done is closed once the goroutine has stopped reading r.
+func readBlocks(r io.Reader, block int, stop <-chan struct{}) (blocks <-chan lineBlock, done <-chan struct{}) {
 	out := make(chan lineBlock, 1)
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		defer close(out)
 		br := bufio.NewReaderSize(r, 1<<20)
 		lineNo := 0
@@ -620,12 +756,13 @@ func readBlocks(r io.Reader, block int, stop <-chan struct{}) <-chan lineBlock {
 			}
 		}
 	}()
-	return out
+	return out, finished
 }
 
 // decodeLine decodes one line with ingest's validation; its time is judged
-// against itself (see replayLimits) and the range the store holds.
-func decodeLine(b []byte) (item, error) {
+// against itself (see replayLimits) and the range the store holds. The
+// access event's repeated values are shared through in (nil: none are).
+func decodeLine(b []byte, in *models.Interner) (item, error) {
 	// SchemaOf parses the whole line; only lines that mention consent can
 	// be consent events, so the cheap test goes first.
 	if bytes.Contains(b, []byte("consent")) && models.SchemaOf(b) == models.SchemaConsent {
@@ -638,7 +775,7 @@ func decodeLine(b []byte) (item, error) {
 		}
 		return item{consent: &c, ts: c.TS}, nil
 	}
-	e, err := models.DecodeAccess(b, replayNow, replayLimits)
+	e, err := models.DecodeAccessInterned(b, replayNow, replayLimits, in)
 	if err != nil {
 		return item{}, err
 	}

@@ -2,8 +2,10 @@ package eval
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/chatwarden/chatwarden/detect"
 	"github.com/chatwarden/chatwarden/internal/storetest"
+	"github.com/chatwarden/chatwarden/store"
 )
 
 // scenario builds JSONL lines for replay tests.
@@ -354,5 +357,108 @@ func TestReplayInsertChunksChangesNothing(t *testing.T) {
 	}
 	if fmt.Sprint(one.tables) != fmt.Sprint(four.tables) {
 		t.Errorf("stored tables differ: one chunk per INSERT %v, four %v", one.tables, four.tables)
+	}
+}
+
+// TestReplayStreamedEqualsSorted: a file replayed while it is decoded
+// (Options.Reset set, the reader seekable) stores and raises exactly what
+// the replay of the file decoded whole and sorted does: for a file in time
+// order (streamed to the end) and for one whose last lines go back in time
+// (the streamed replay stops, the database is reset, the file decoded
+// whole and replayed again). Payload PII alerts, known only at the end of a
+// stream, come first in the alerts either way.
+func TestReplayStreamedEqualsSorted(t *testing.T) {
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	build := func(late bool) string {
+		var s scenario
+		for i := range 30 {
+			s.consent(start.Add(time.Duration(i)*time.Minute), fmt.Sprintf("cust-%d", i), "marketing", true)
+		}
+		for day := range 2 {
+			if day == 1 {
+				s.consent(start.Add(30*time.Hour), "cust-3", "marketing", false)
+			}
+			for m := 8 * 60; m < 18*60; m += 2 {
+				for a := range 5 {
+					ts := start.Add(time.Duration(day*24*60+m)*time.Minute + time.Duration(a)*time.Second)
+					purpose, records := "support", 1
+					if a == 4 && m%30 == 0 {
+						purpose = "marketing"
+					}
+					if a == 2 && day == 1 && m >= 14*60 && m < 14*60+20 {
+						records = 5000 // bulk reads
+					}
+					s.access(ts, fmt.Sprintf("agent-%d", a), purpose, fmt.Sprintf("cust-%d", (m/2+a)%30), records)
+				}
+				if m%120 == 0 { // payload PII, dead-lettered
+					s.lines = append(s.lines, fmt.Sprintf(`{"event_id":"pii-%d-%d","ts":%q,"tenant":"default","actor":{"id":"bot","type":"service"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"4111 1111 1111 1111"},"records":1,"result":"allowed"}`,
+						day, m, start.Add(time.Duration(day*24*60+m)*time.Minute).Format(time.RFC3339)))
+				}
+			}
+		}
+		if late { // a burst listed last, dated on the first day
+			for i := range 400 {
+				s.access(start.Add(20*time.Hour+time.Duration(i)*time.Second), "agent-0", "support", fmt.Sprintf("cust-x%d", i), 3)
+			}
+		}
+		return s.text()
+	}
+	type result struct {
+		alerts, progress string
+		sum              *Summary
+		tables           map[string]uint64
+	}
+	run := func(text string, stream bool) result {
+		cfg := storetest.Config(t)
+		st := storetest.Open(t, cfg)
+		var alerts, progress bytes.Buffer
+		opts := Options{Events: strings.NewReader(text), Config: detect.Config{Window: 10 * time.Minute},
+			Store: st, Alerts: &alerts, Progress: &progress, ChunkEvents: 500, streamBlock: 97}
+		if stream {
+			opts.Reset = func(context.Context) (*store.Store, error) {
+				cfg = storetest.Config(t)
+				return storetest.Open(t, cfg), nil
+			}
+		}
+		sum, err := Run(t.Context(), opts)
+		if err != nil {
+			t.Fatalf("replay: %v\nprogress:\n%s", err, progress.String())
+		}
+		sum.ElapsedS, sum.EventsPerS = 0, 0
+		r := result{alerts: alerts.String(), progress: progress.String(), sum: sum, tables: map[string]uint64{}}
+		for name, q := range map[string]string{
+			"events":       "SELECT sum(cityHash64(event_id, toString(ts), actor_id, subject_id, resource_id, toString(records), toString(ingested_at))) FROM events",
+			"consents":     "SELECT sum(cityHash64(event_id, subject_id, toString(granted), toString(ingested_at))) FROM consents",
+			"actor_minute": "SELECT sum(cityHash64(actor_id, toString(minute), n, u)) FROM (SELECT actor_id, minute, sumMerge(events) AS n, uniqExactIfMerge(subjects) AS u FROM actor_minute GROUP BY actor_id, minute)",
+			"findings_by":  "SELECT sum(cityHash64(detector, actor_id, toString(window_start), toString(detected_at))) FROM findings",
+			"actor_risk":   "SELECT count() FROM actor_risk",
+		} {
+			r.tables[name] = storetest.Count(t, cfg, q)
+		}
+		return r
+	}
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late lines %t", late), func(t *testing.T) {
+			text := build(late)
+			whole, streamed := run(text, false), run(text, true)
+			if strings.Count(whole.alerts, "\n") < 3 || !strings.HasPrefix(whole.alerts, `{"tenant":"default","actor_id":"crm","detector":"pii_in_payload"`) {
+				t.Fatalf("the scenario raised too little to compare, or no payload PII alert first:\n%s", whole.alerts)
+			}
+			t.Logf("%d alerts, tables %v", strings.Count(whole.alerts, "\n"), whole.tables)
+			if whole.alerts != streamed.alerts {
+				t.Errorf("alerts differ:\nwhole:\n%s\nstreamed:\n%s", whole.alerts, streamed.alerts)
+			}
+			if fmt.Sprint(whole.tables) != fmt.Sprint(streamed.tables) {
+				t.Errorf("stored tables differ: whole %v, streamed %v", whole.tables, streamed.tables)
+			}
+			if !reflect.DeepEqual(whole.sum, streamed.sum) {
+				t.Errorf("summaries differ:\nwhole    %+v\nstreamed %+v", whole.sum, streamed.sum)
+			}
+			again := strings.Contains(streamed.progress, "not in time order")
+			overlapped := strings.Contains(streamed.progress, "decoding (overlapping the replay)")
+			if again != late || overlapped == late {
+				t.Errorf("late lines %t: progress:\n%s", late, streamed.progress)
+			}
+		})
 	}
 }

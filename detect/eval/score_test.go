@@ -40,6 +40,9 @@ func TestScoreCreditsFoldedFindings(t *testing.T) {
 	if s.Alerts != 1 || s.TrueAlerts != 1 || s.FalseAlerts != 0 || a.n != 1 {
 		t.Errorf("alerts %d (true %d, false %d, counted %d), want 1 alert, true, 0 false", s.Alerts, s.TrueAlerts, s.FalseAlerts, a.n)
 	}
+	if err := a.write(); err != nil {
+		t.Fatal(err)
+	}
 	alerts, err := ReadAlerts(&out)
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,15 @@ func seqOf(blocks ...[]item) *itemSeq {
 	return s
 }
 
+// add appends a block (an empty one is skipped).
+func (s *itemSeq) add(b []item) {
+	if len(b) == 0 {
+		return
+	}
+	s.blocks = append(s.blocks, b)
+	s.ends = append(s.ends, s.Len()+len(b))
+}
+
 // Len is the number of items.
 func (s *itemSeq) Len() int {
 	if len(s.ends) == 0 {

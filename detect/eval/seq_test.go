@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -97,7 +98,7 @@ func TestDecodeBlocksMatchesLineByLine(t *testing.T) {
 					continue
 				}
 				want.lines++
-				it, err := decodeLine([]byte(line + "\n"))
+				it, err := decodeLine([]byte(line+"\n"), nil)
 				if err == nil {
 					items = append(items, it)
 					continue
@@ -147,4 +148,114 @@ func TestDecodeBlocksMatchesLineByLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStreamDecodeMatchesSortedDecode: streaming a file in time order
+// (blocks of 7 lines, so that every block boundary falls somewhere
+// different) hands out the items decodeBlocks sorts, in the same order, and
+// counts the same lines, rejections by reason, examples (line numbers) and
+// payload PII findings; a file out of time order ends the stream with an
+// *outOfOrderError naming the item that came after a later one.
+func TestStreamDecodeMatchesSortedDecode(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	build := func(order func(i int) int) string {
+		var s scenario
+		for i := range 80 {
+			ts := start.Add(time.Duration(order(i)) * time.Minute)
+			switch {
+			case i%11 == 3:
+				s.consent(ts, "cust-1", "marketing", i%2 == 0)
+			case i%13 == 5:
+				s.lines = append(s.lines, `not json`, ``)
+			case i%17 == 2:
+				s.lines = append(s.lines, fmt.Sprintf(`{"event_id":"pii-%d","ts":%q,"tenant":"default","actor":{"id":"a1","type":"human"},"action":"read","store":"crm","resource":{"type":"customer_profile","id":"4111 1111 1111 1111"},"records":1,"result":"allowed"}`, i, ts.Format(time.RFC3339)))
+			case i%19 == 7:
+				// rejected, and earlier than the lines around it: a
+				// rejected line does not count against the order
+				s.lines = append(s.lines, `{"event_id":"bad","ts":"2026-03-01T10:00:00Z","actor":{"id":"x","type":"robot"},"action":"read","store":"crm","resource":{"type":"customer_profile"}}`)
+			default:
+				s.access(ts, fmt.Sprintf("a%d", i%3), "support", fmt.Sprintf("cust-%d", i%5), 1)
+			}
+		}
+		return s.text()
+	}
+	stream := func(text string) (*source, []item) {
+		src := streamBlocks(t.Context(), strings.NewReader(text), nil, nil, 7)
+		t.Cleanup(src.stop)
+		var got []item
+		for from := 0; ; {
+			items, err := src.upTo(from + 5)
+			if err != nil {
+				return src, got
+			}
+			if from >= items.Len() {
+				return src, got
+			}
+			to := min(items.Len(), from+5)
+			for _, sp := range items.spans(from, to) {
+				got = append(got, sp...)
+			}
+			from = to
+		}
+	}
+
+	t.Run("in time order", func(t *testing.T) {
+		text := build(func(i int) int { return i / 2 }) // equal times too
+		want, err := decodeBlocks(t.Context(), strings.NewReader(text), nil, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, items := stream(text)
+		got, err := src.all()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.lines != want.lines || got.valid != want.items.Len() || !reflect.DeepEqual(got.rejected, want.rejected) {
+			t.Errorf("lines %d valid %d rejected %v; want %d %d %v", got.lines, got.valid, got.rejected, want.lines, want.items.Len(), want.rejected)
+		}
+		if len(want.rejected) < 3 || len(want.pii) == 0 {
+			t.Fatalf("the file rejects too little to test: %v, %d pii", want.rejected, len(want.pii))
+		}
+		if !reflect.DeepEqual(got.examples, want.examples) {
+			t.Errorf("examples %v, want %v", got.examples, want.examples)
+		}
+		if !reflect.DeepEqual(got.pii, want.pii) {
+			t.Errorf("pii findings %v, want %v", got.pii, want.pii)
+		}
+		if len(items) != want.items.Len() || src.count() != len(items) {
+			t.Fatalf("%d items streamed (count %d), want %d", len(items), src.count(), want.items.Len())
+		}
+		for i := range items {
+			if w := want.items.at(i); !reflect.DeepEqual(items[i], *w) {
+				t.Fatalf("item %d: %s %s, want %s %s", i, items[i].ts, items[i].ev.EventID, w.ts, w.ev.EventID)
+			}
+		}
+	})
+
+	t.Run("out of time order", func(t *testing.T) {
+		// in order but for line 40 onwards, which go back an hour
+		text := build(func(i int) int {
+			if i >= 40 {
+				return i - 60
+			}
+			return i
+		})
+		src, items := stream(text)
+		_, err := src.all()
+		var ooo *outOfOrderError
+		if !errors.As(err, &ooo) {
+			t.Fatalf("stream of a file out of order: %v, want an outOfOrderError", err)
+		}
+		if !ooo.ts.Before(ooo.prev) || ooo.after == 0 || ooo.after > 40 {
+			t.Errorf("out of order: %v", ooo)
+		}
+		if _, err := src.upTo(1 << 20); !errors.As(err, &ooo) {
+			t.Errorf("upTo after the stream failed: %v", err)
+		}
+		for i := 1; i < len(items); i++ {
+			if items[i].ts.Before(items[i-1].ts) {
+				t.Fatalf("item %d handed out of order", i)
+			}
+		}
+	})
 }

@@ -42,9 +42,19 @@ type Key struct {
 type Pseudonymizer struct {
 	current Key
 	old     []Key
-	// macs pools keyed HMAC states for the current key: Reset restores the
-	// keyed state without re-deriving the pads, which ingest does per event.
+	// macs pools keyed HMAC states for the current key (*keyedMAC): Reset
+	// restores the keyed state without re-deriving the pads, which ingest
+	// does per event.
 	macs sync.Pool
+}
+
+// keyedMAC is a keyed HMAC state with its scratch: the message is written
+// in one piece and the sum read into buffers that live as long as the
+// state, so a pseudonym costs one allocation (the string made).
+type keyedMAC struct {
+	m   hash.Hash
+	in  []byte
+	sum []byte
 }
 
 // New returns a Pseudonymizer that hashes with current and also knows old
@@ -66,7 +76,9 @@ func New(current Key, old ...Key) (*Pseudonymizer, error) {
 		ids[k.ID] = true
 	}
 	p := &Pseudonymizer{current: current, old: old}
-	p.macs.New = func() any { return hmac.New(sha256.New, current.Secret) }
+	p.macs.New = func() any {
+		return &keyedMAC{m: hmac.New(sha256.New, current.Secret), in: make([]byte, 0, 128), sum: make([]byte, 0, sha256.Size)}
+	}
 	return p, nil
 }
 
@@ -77,10 +89,11 @@ func (p *Pseudonymizer) Hash(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	m := p.macs.Get().(hash.Hash)
-	m.Reset()
-	s := encode(p.current.ID, m, raw)
-	p.macs.Put(m)
+	k := p.macs.Get().(*keyedMAC)
+	k.m.Reset()
+	k.in = append(k.in[:0], raw...)
+	s := k.format('p', p.current.ID)
+	p.macs.Put(k)
 	return s
 }
 
@@ -92,11 +105,34 @@ func (p *Pseudonymizer) HashTenant(tenant, raw string) string {
 	if raw == "" {
 		return ""
 	}
-	m := p.macs.Get().(hash.Hash)
-	m.Reset()
-	s := encodeTenant(p.current.ID, m, tenant, raw)
-	p.macs.Put(m)
+	k := p.macs.Get().(*keyedMAC)
+	k.m.Reset()
+	k.in = appendTenantInput(k.in[:0], tenant, raw)
+	s := k.format('t', p.current.ID)
+	p.macs.Put(k)
 	return s
+}
+
+// format writes k.in into the keyed mac and renders the pseudonym of its
+// sum. A large input's buffer is not kept.
+func (k *keyedMAC) format(scheme, id byte) string {
+	k.m.Write(k.in)
+	k.sum = k.m.Sum(k.sum[:0])
+	if cap(k.in) > 1024 {
+		k.in = make([]byte, 0, 128)
+	}
+	var out [34]byte
+	out[0], out[1] = scheme, id
+	hex.Encode(out[2:], k.sum[:16])
+	return string(out[:])
+}
+
+// appendTenantInput appends the "t" scheme's HMAC input for raw in tenant
+// to b: the tenant's length (4 bytes, big-endian), the tenant and raw.
+func appendTenantInput(b []byte, tenant, raw string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(tenant)))
+	b = append(b, tenant...)
+	return append(b, raw...)
 }
 
 // AllTenant returns what a look-up of raw in tenant must search for, within
@@ -143,11 +179,7 @@ func hashWith(k Key, raw string) string {
 // encodeTenant writes len(tenant), tenant and raw into the keyed mac m and
 // formats the "t" pseudonym.
 func encodeTenant(id byte, m hash.Hash, tenant, raw string) string {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(tenant)))
-	m.Write(n[:])
-	m.Write([]byte(tenant))
-	m.Write([]byte(raw))
+	m.Write(appendTenantInput(nil, tenant, raw))
 	return format('t', id, m)
 }
 

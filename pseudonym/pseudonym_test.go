@@ -2,7 +2,13 @@ package pseudonym
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -99,4 +105,47 @@ func TestTenantScopedPseudonyms(t *testing.T) {
 	if fmt.Sprint(all) != fmt.Sprint(want) {
 		t.Fatalf("AllTenant = %v, want %v", all, want)
 	}
+}
+
+// TestPseudonymsAsDefined: the pooled states (HashTenant, Hash) give the
+// pseudonyms the package doc defines, computed here with a fresh
+// crypto/hmac, for ids of every length up to past the scratch buffer's
+// bound, from several goroutines; and a fixed answer (Python's hmac) pins
+// the stored form.
+func TestPseudonymsAsDefined(t *testing.T) {
+	k := Key{ID: '1', Secret: []byte("0123456789abcdef0123456789abcdef")}
+	p, err := New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// python3: "t1" + hmac.new(key, struct.pack(">I", 4) + b"acme" + b"cust-1", sha256).hexdigest()[:32]
+	if got, want := p.HashTenant("acme", "cust-1"), "t195f08bd06e59bef19c4d132282d28a50"; got != want {
+		t.Errorf(`HashTenant("acme", "cust-1") = %s, want %s`, got, want)
+	}
+	if got, want := p.Hash("cust-1"), "p1014edb0187e5c6bac4d04e6c2fc84d42"; got != want {
+		t.Errorf(`Hash("cust-1") = %s, want %s`, got, want)
+	}
+	define := func(scheme byte, input []byte) string {
+		m := hmac.New(sha256.New, k.Secret)
+		m.Write(input)
+		return string([]byte{scheme, k.ID}) + hex.EncodeToString(m.Sum(nil)[:16])
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for n := 1; n < 1400; n += 1 + n/8 {
+				raw := strings.Repeat(string(rune('a'+g)), n)
+				tenant := strings.Repeat("t", n%7)
+				in := binary.BigEndian.AppendUint32(nil, uint32(len(tenant)))
+				in = append(append(in, tenant...), raw...)
+				if got, want := p.HashTenant(tenant, raw), define('t', in); got != want {
+					t.Errorf("HashTenant(%d-byte tenant, %d-byte id) = %s, want %s", len(tenant), n, got, want)
+				}
+				if got, want := p.Hash(raw), define('p', []byte(raw)); got != want {
+					t.Errorf("Hash(%d-byte id) = %s, want %s", n, got, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -28,7 +28,12 @@ type fastParser struct {
 // bytes; others are copied as usual. Not safe for concurrent use: one per
 // decoding goroutine, for example one per batch and worker.
 type Interner struct {
-	m map[string]string
+	m map[string]*string
+	// The decoding scratch of DecodeAccessTo: the wire form of the message
+	// being decoded, reused from message to message.
+	w     wireAccess
+	actor wireActor
+	res   Resource
 }
 
 // Bounds of an Interner.
@@ -38,21 +43,33 @@ const (
 )
 
 // NewInterner returns an empty Interner.
-func NewInterner() *Interner { return &Interner{m: make(map[string]string, 64)} }
+func NewInterner() *Interner { return &Interner{m: make(map[string]*string, 64)} }
 
 // bytes returns b as a string, shared with earlier equal ones.
 func (in *Interner) bytes(b []byte) string {
 	if in == nil {
 		return string(b)
 	}
-	if s, ok := in.m[string(b)]; ok {
-		return s
+	return *in.ptr(b)
+}
+
+// ptr returns a pointer to b as a string, both shared with earlier equal
+// ones (the decoder's optional fields are pointers; nothing writes
+// through them).
+func (in *Interner) ptr(b []byte) *string {
+	if in == nil {
+		s := string(b)
+		return &s
+	}
+	if p, ok := in.m[string(b)]; ok {
+		return p
 	}
 	s := string(b)
+	p := &s
 	if len(in.m) < maxInterned && len(b) <= maxInternLen {
-		in.m[s] = s
+		in.m[s] = p
 	}
-	return s
+	return p
 }
 
 func (p *fastParser) ws() {
@@ -339,11 +356,12 @@ func (p *fastParser) istr(dst *string) bool {
 	return ok
 }
 
-// istrp stores a repeating plain string value behind a new pointer.
+// istrp stores a repeating plain string value behind a pointer, shared
+// through p.in.
 func (p *fastParser) istrp(dst **string) bool {
-	s, ok := p.internString()
+	b, ok := p.plainBytes()
 	if ok {
-		*dst = &s
+		*dst = p.in.ptr(b)
 	}
 	return ok
 }
@@ -408,6 +426,10 @@ func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 			return p.strings(&w.Fields)
 		case "actor":
 			a := &wireActor{}
+			if in != nil {
+				in.actor = wireActor{}
+				a = &in.actor
+			}
 			w.Actor = a
 			return p.object(fastActorKeys, func(k string) bool {
 				switch k {
@@ -423,6 +445,10 @@ func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 			})
 		case "resource":
 			r := &Resource{}
+			if in != nil {
+				in.res = Resource{}
+				r = &in.res
+			}
 			w.Resource = r
 			return p.object(fastResKeys, func(k string) bool {
 				if k == "type" {

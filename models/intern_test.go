@@ -10,23 +10,36 @@ import (
 )
 
 // sameInterned checks that decoding b through in gives what DecodeAccess
-// gives: the same event or the same error.
+// gives: the same event or the same error; and so does DecodeAccessTo
+// through in, into an event holding another event's values (the zero
+// Event on an error).
 func sameInterned(t *testing.T, in *Interner, b []byte) {
 	t.Helper()
 	want, werr := DecodeAccess(b, now, Limits{})
 	got, gerr := DecodeAccessInterned(b, now, Limits{}, in)
-	if (werr == nil) != (gerr == nil) {
-		t.Fatalf("interned err %v, plain err %v\n%s", gerr, werr, b)
-	}
-	if werr != nil {
-		var wv, gv *ValidationError
-		if !errors.As(werr, &wv) || !errors.As(gerr, &gv) || *wv != *gv {
-			t.Fatalf("interned %v, plain %v\n%s", gerr, werr, b)
+	to := Event{EventID: "stale", Tenant: "stale", Destination: "stale", Fields: []string{"stale"}, Records: 9, Result: ResultDenied}
+	terr := DecodeAccessTo(&to, b, now, Limits{}, in)
+	for _, g := range []struct {
+		name string
+		ev   Event
+		err  error
+	}{{"interned", got, gerr}, {"decoded in place", to, terr}} {
+		if (werr == nil) != (g.err == nil) {
+			t.Fatalf("%s err %v, plain err %v\n%s", g.name, g.err, werr, b)
 		}
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("interned and plain events differ:\n%+v\n%+v\n%s", got, want, b)
+		if werr != nil {
+			var wv, gv *ValidationError
+			if !errors.As(werr, &wv) || !errors.As(g.err, &gv) || *wv != *gv {
+				t.Fatalf("%s %v, plain %v\n%s", g.name, g.err, werr, b)
+			}
+			if g.name == "decoded in place" && !reflect.DeepEqual(g.ev, Event{}) {
+				t.Fatalf("decoded in place with an error, the event is %+v, want the zero Event\n%s", g.ev, b)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(g.ev, want) {
+			t.Fatalf("%s and plain events differ:\n%+v\n%+v\n%s", g.name, g.ev, want, b)
+		}
 	}
 }
 

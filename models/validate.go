@@ -339,6 +339,29 @@ func decodeAccess(b []byte, now time.Time, l Limits, fast bool) (Event, error) {
 	return decodeAccessIn(b, now, l, fast, nil)
 }
 
+// DecodeAccessTo is DecodeAccessInterned writing the event into *dst,
+// which it overwrites (with the zero Event on an error): the event is
+// built in place, not copied, and the message's wire form is decoded into
+// in's scratch. in must not be nil.
+func DecodeAccessTo(dst *Event, b []byte, now time.Time, l Limits, in *Interner) error {
+	*dst = Event{}
+	l = l.withDefaults()
+	if err := precheck(b, l); err != nil {
+		return err
+	}
+	w := &in.w
+	*w = wireAccess{}
+	err := decodeWire(b, w, in, true)
+	if err == nil {
+		err = w.fill(dst, now, l)
+	}
+	*w = wireAccess{} // drop the references to this message's values
+	if err != nil {
+		*dst = Event{}
+	}
+	return err
+}
+
 // decodeAccessIn is decodeAccess sharing repeated values through in (nil:
 // none).
 func decodeAccessIn(b []byte, now time.Time, l Limits, fast bool, in *Interner) (Event, error) {
@@ -347,75 +370,88 @@ func decodeAccessIn(b []byte, now time.Time, l Limits, fast bool, in *Interner) 
 		return Event{}, err
 	}
 	var w wireAccess
-	if !fast || !fastAccessIn(b, &w, in) {
-		w = wireAccess{}
-		if err := unmarshal(b, &w); err != nil {
-			return Event{}, err
+	if err := decodeWire(b, &w, in, fast); err != nil {
+		return Event{}, err
+	}
+	var e Event
+	if err := w.fill(&e, now, l); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// decodeWire decodes b into the zero *w with the one-pass fast path when
+// fast is set and the message allows it (see fastpath.go), else with
+// encoding/json and checkKeys, and checks the schema.
+func decodeWire(b []byte, w *wireAccess, in *Interner, fast bool) error {
+	if !fast || !fastAccessIn(b, w, in) {
+		*w = wireAccess{}
+		if err := unmarshal(b, w); err != nil {
+			return err
 		}
 		if err := checkKeys(b, accessKeys); err != nil {
-			return Event{}, err
+			return err
 		}
 	}
 	if w.Schema != "" && w.Schema != SchemaAccess {
-		return Event{}, verr(ReasonBadSchema, "schema", "%q is not %s", w.Schema, SchemaAccess)
+		return verr(ReasonBadSchema, "schema", "%q is not %s", w.Schema, SchemaAccess)
 	}
-	return w.event(now, l)
+	return nil
 }
 
-func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
-	var (
-		e   Event
-		err error
-	)
+// fill validates w and sets *e, whose fields it overwrites one by one (the
+// caller starts from the zero Event and discards it on an error).
+func (w *wireAccess) fill(e *Event, now time.Time, l Limits) error {
+	var err error
 	if e.EventID, err = required(w.EventID, "event_id", MaxEventIDLen); err != nil {
-		return Event{}, err
+		return err
 	}
 	if e.TS, err = parseTS(w.TS, "ts", now, l); err != nil {
-		return Event{}, err
+		return err
 	}
 	e.Tenant = w.Tenant
 	if e.Tenant == "" {
 		e.Tenant = DefaultTenant
 	}
 	if w.Actor == nil {
-		return Event{}, verr(ReasonMissingField, "actor", "required")
+		return verr(ReasonMissingField, "actor", "required")
 	}
 	if e.Actor.ID, err = required(w.Actor.ID, "actor.id", MaxStringLen); err != nil {
-		return Event{}, err
+		return err
 	}
 	if e.Actor.Type, err = enum(w.Actor.Type, "actor.type", ActorTypes); err != nil {
-		return Event{}, err
+		return err
 	}
 	e.Actor.Role, e.Actor.Vendor = w.Actor.Role, w.Actor.Vendor
 	if e.Action, err = enum(w.Action, "action", Actions); err != nil {
-		return Event{}, err
+		return err
 	}
 	if e.Store, err = required(w.Store, "store", MaxStringLen); err != nil {
-		return Event{}, err
+		return err
 	}
 	if w.Resource == nil {
-		return Event{}, verr(ReasonMissingField, "resource", "required")
+		return verr(ReasonMissingField, "resource", "required")
 	}
 	if e.Resource.Type, err = required(&w.Resource.Type, "resource.type", MaxStringLen); err != nil {
-		return Event{}, err
+		return err
 	}
 	e.Resource.ID = w.Resource.ID
 	e.SubjectID = w.SubjectID
 	if e.Records, err = count(w.Records, "records", 1); err != nil {
-		return Event{}, err
+		return err
 	}
 	if e.Bytes, err = count(w.Bytes, "bytes", 0); err != nil {
-		return Event{}, err
+		return err
 	}
 	if len(w.Fields) > MaxFields {
-		return Event{}, verr(ReasonTooLong, "fields", "%d categories, limit %d", len(w.Fields), MaxFields)
+		return verr(ReasonTooLong, "fields", "%d categories, limit %d", len(w.Fields), MaxFields)
 	}
 	for _, f := range w.Fields {
 		if f == "" {
-			return Event{}, verr(ReasonBadValue, "fields", "empty data category")
+			return verr(ReasonBadValue, "fields", "empty data category")
 		}
 		if err := checkLen(f, "fields", MaxStringLen); err != nil {
-			return Event{}, err
+			return err
 		}
 	}
 	e.Fields = w.Fields
@@ -423,11 +459,11 @@ func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
 	e.Result = ResultAllowed
 	if w.Result != "" {
 		if e.Result, err = enum(&w.Result, "result", Results); err != nil {
-			return Event{}, err
+			return err
 		}
 	}
 	if e.Client.IP != "" && !validIP(e.Client.IP) {
-		return Event{}, verr(ReasonBadValue, "client.ip", "not an IP address")
+		return verr(ReasonBadValue, "client.ip", "not an IP address")
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"tenant", e.Tenant}, {"actor.role", e.Actor.Role}, {"actor.vendor", e.Actor.Vendor},
@@ -436,27 +472,27 @@ func (w *wireAccess) event(now time.Time, l Limits) (Event, error) {
 		{"tool", e.Tool}, {"client.country", e.Client.Country}, {"destination", w.Destination},
 	} { // in a fixed order, so that the field named is stable
 		if err := checkLen(f.value, f.name, MaxStringLen); err != nil {
-			return Event{}, err
+			return err
 		}
 	}
 	if err := checkLen(e.Client.UserAgent, "client.user_agent", MaxUserAgentLen); err != nil {
-		return Event{}, err
+		return err
 	}
 	if w.Destination != "" {
 		if strings.TrimSpace(w.Destination) == "" {
-			return Event{}, verr(ReasonBadValue, "destination", "blank")
+			return verr(ReasonBadValue, "destination", "blank")
 		}
 		if e.Action != ActionShare && e.Action != ActionExport {
-			return Event{}, verr(ReasonBadValue, "destination", "only share and export send data to a destination, not %s", e.Action)
+			return verr(ReasonBadValue, "destination", "only share and export send data to a destination, not %s", e.Action)
 		}
 		e.Destination = w.Destination
 	}
 	if !l.AllowPII {
-		if h, ok := FindPII(&e); ok {
-			return Event{}, PIIError(h)
+		if h, ok := FindPII(e); ok {
+			return PIIError(h)
 		}
 	}
-	return e, nil
+	return nil
 }
 
 // DecodeConsent decodes and validates one consent.v1 message.

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -683,25 +685,7 @@ GROUP BY tenant, actor_id
 ORDER BY r DESC, actor_id, tenant LIMIT ?`
 	qargs := append(append([]any{from.UTC(), to.UTC()}, args...), limit)
 	if !s.noRollups && wholeHours(from, to) {
-		// Merging the customer sets is nearly all of the query's work
-		// (one hash insert per distinct actor and customer of each
-		// hour), so the inner query ranks the actors by records without
-		// them, and only the actors it keeps have their sets merged: the
-		// same rows as merging every actor's and keeping the first
-		// (at 10M events, 81% of the vendor events are the first 200
-		// actors'). GLOBAL: on a cluster the ranking runs once, over
-		// every shard's rows.
-		q = `SELECT tenant, actor_id, anyLastMerge(vendor_type), anyLastMerge(vendor_role), anyLastMerge(vendor_name),
-sumMerge(events), sumMerge(records_sum) AS r, uniqExactIfMerge(subjects)
-FROM vendor_hour WHERE hour >= ? AND hour < ?` + cond + `
-AND (tenant, actor_id) GLOBAL IN (
-    SELECT tenant, actor_id FROM vendor_hour WHERE hour >= ? AND hour < ?` + cond + `
-    GROUP BY tenant, actor_id
-    ORDER BY sumMerge(records_sum) DESC, actor_id, tenant LIMIT ?)
-GROUP BY tenant, actor_id
-ORDER BY r DESC, actor_id, tenant LIMIT ?`
-		span := append([]any{from.UTC(), to.UTC()}, args...)
-		qargs = append(append(append(slices.Clone(span), span...), limit), limit)
+		return s.vendorActivityHourly(ctx, cond, args, from, to)
 	}
 	rows, err := s.conn.Query(ctx, q, qargs...)
 	if err != nil {
@@ -717,6 +701,106 @@ ORDER BY r DESC, actor_id, tenant LIMIT ?`
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// vendorSetQueries is how many queries merge the vendor actors' customer
+// sets side by side (vendorActivityHourly): each merges its own actors'
+// sets on its own core, where one query merges every actor's on one (its
+// aggregation does not spread over threads: a week's rows are a few
+// granules, and the threads' partial sets of an actor would be merged
+// once more).
+const vendorSetQueries = 2
+
+// vendorActivityHourly is VendorActivity over vendor_hour (from and to
+// whole UTC hours; cond and args its tenant filter). Merging the customer
+// sets is nearly all of the work (one hash insert per distinct actor and
+// customer of each hour, twice: reading the state, merging it), so the
+// actors are ranked by records without them first, and only the actors
+// kept (at 10M events, 81% of the vendor events are the first 200
+// actors') have their sets merged, split between vendorSetQueries
+// queries running side by side: the same rows as merging every actor's
+// and keeping the first.
+func (s *Store) vendorActivityHourly(ctx context.Context, cond string, args []any, from, to time.Time) ([]ActorInfo, error) {
+	span := append([]any{from.UTC(), to.UTC()}, args...)
+	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, anyLastMerge(vendor_type), anyLastMerge(vendor_role), anyLastMerge(vendor_name),
+sumMerge(events), sumMerge(records_sum) AS r
+FROM vendor_hour WHERE hour >= ? AND hour < ?`+cond+`
+GROUP BY tenant, actor_id
+ORDER BY r DESC, actor_id, tenant LIMIT ?`, append(slices.Clone(span), uint64(MaxVendorActors))...)
+	if err != nil {
+		return nil, fmt.Errorf("querying vendor activity: %w", err)
+	}
+	var out []ActorInfo
+	for rows.Next() {
+		var a ActorInfo
+		if err := rows.Scan(&a.Tenant, &a.ActorID, &a.Type, &a.Role, &a.Vendor, &a.Events, &a.Records); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading vendor activity: %w", err)
+		}
+		out = append(out, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading vendor activity: %w", err)
+	}
+	type key struct{ tenant, actor string }
+	at := make(map[key]int, len(out))
+	// Actor i goes to query i % vendorSetQueries: in rank order, so each
+	// query gets about as many of the busiest actors' customers.
+	sets := make([][]any, vendorSetQueries)
+	for i, a := range out {
+		at[key{a.Tenant, a.ActorID}] = i
+		sets[i%vendorSetQueries] = append(sets[i%vendorSetQueries], clickhouse.GroupSet{Value: []any{a.Tenant, a.ActorID}})
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs = make([]error, vendorSetQueries)
+		seen int
+	)
+	for q, set := range sets {
+		if len(set) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, uniqExactIfMerge(subjects)
+FROM vendor_hour WHERE hour >= ? AND hour < ?`+cond+` AND (tenant, actor_id) IN ?
+GROUP BY tenant, actor_id`, append(slices.Clone(span), clickhouse.GroupSet{Value: set})...)
+			if err != nil {
+				errs[q] = fmt.Errorf("querying vendor activity's customers: %w", err)
+				return
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var k key
+				var n uint64
+				if err := rows.Scan(&k.tenant, &k.actor, &n); err != nil {
+					errs[q] = fmt.Errorf("reading vendor activity's customers: %w", err)
+					return
+				}
+				i, ok := at[k]
+				if !ok {
+					errs[q] = fmt.Errorf("reading vendor activity's customers: actor %s of tenant %s was not asked for", k.actor, k.tenant)
+					return
+				}
+				mu.Lock()
+				out[i].Subjects = n
+				seen++
+				mu.Unlock()
+			}
+			if err := rows.Err(); err != nil {
+				errs[q] = fmt.Errorf("reading vendor activity's customers: %w", err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if seen != len(out) {
+		return nil, fmt.Errorf("reading vendor activity's customers: %d of %d actors answered", seen, len(out))
+	}
+	return out, nil
 }
 
 // wholeHours reports whether from and to are both whole UTC hours: the

@@ -54,7 +54,8 @@ var (
 	clusterCreateRe = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*ENGINE\s*=\s*([A-Za-z]*)MergeTree\(([^)]*)\)(.*)$`)
 	clusterViewRe   = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*) TO ([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$`)
 	clusterFromRe   = regexp.MustCompile(`(?i)\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)\b`)
-	clusterAlterRe  = regexp.MustCompile(`(?s)^ALTER TABLE ([A-Za-z_][A-Za-z0-9_]*) (ADD COLUMN .*)$`)
+	clusterAlterRe  = regexp.MustCompile(`(?s)^ALTER TABLE ([A-Za-z_][A-Za-z0-9_]*) ((?:ADD|DROP) COLUMN .*)$`)
+	clusterDropMVRe = regexp.MustCompile(`^DROP TABLE IF EXISTS ([A-Za-z_][A-Za-z0-9_]*_mv)$`)
 	clusterFillRe   = regexp.MustCompile(`(?s)^INSERT INTO ([A-Za-z_][A-Za-z0-9_]*) (\([^)]*\))\s+(SELECT\s.*)$`)
 )
 
@@ -63,8 +64,10 @@ var (
 // plain identifiers). The forms it knows are the ones the migrations use:
 // CREATE TABLE IF NOT EXISTS ... ENGINE = *MergeTree(...), CREATE
 // MATERIALIZED VIEW IF NOT EXISTS ... TO ... AS SELECT over a sharded table,
-// ALTER TABLE ... ADD COLUMN, and a view's back-fill INSERT INTO ... (...)
-// SELECT ... FROM from one sharded table into another.
+// ALTER TABLE ... ADD COLUMN or DROP COLUMN, DROP TABLE IF EXISTS of a
+// materialized view (a name ending in _mv: one that a later statement
+// creates anew), and a view's back-fill INSERT INTO ... (...) SELECT ...
+// FROM from one sharded table into another.
 func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 	if !identRe.MatchString(cluster) || !identRe.MatchString(db) {
 		return nil, fmt.Errorf("cluster %q and database %q must be plain identifiers", cluster, db)
@@ -133,6 +136,10 @@ func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 			return nil, bad
 		}
 		return []string{fmt.Sprintf("INSERT INTO %s.%s %s %s", db, to, cols, sel)}, nil
+	}
+	if m := clusterDropMVRe.FindStringSubmatch(stmt); m != nil {
+		// The views are created ON CLUSTER over the local tables.
+		return []string{fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s", db, m[1], cluster)}, nil
 	}
 	if m := clusterAlterRe.FindStringSubmatch(stmt); m != nil {
 		table, change := m[1], m[2]

@@ -86,7 +86,22 @@ func TestClusterStatements(t *testing.T) {
 			stmt: "ALTER TABLE audit_log ADD COLUMN hash String",
 			want: []string{"ALTER TABLE db1.audit_log ADD COLUMN hash String"},
 		},
+		{
+			name: "dropped column of a sharded table",
+			stmt: "ALTER TABLE vendor_hour DROP COLUMN subjects",
+			want: []string{
+				"ALTER TABLE db1.vendor_hour_local ON CLUSTER c1 DROP COLUMN subjects",
+				"DROP TABLE IF EXISTS db1.vendor_hour ON CLUSTER c1",
+				"CREATE TABLE IF NOT EXISTS db1.vendor_hour ON CLUSTER c1 AS db1.vendor_hour_local ENGINE = Distributed(c1, db1, vendor_hour_local, cityHash64(tenant, actor_id))",
+			},
+		},
+		{
+			name: "view dropped to be created anew",
+			stmt: "DROP TABLE IF EXISTS vendor_hour_mv",
+			want: []string{"DROP TABLE IF EXISTS db1.vendor_hour_mv ON CLUSTER c1"},
+		},
 		{name: "unknown form", stmt: "DROP TABLE events", err: "no cluster form"},
+		{name: "a table dropped", stmt: "DROP TABLE IF EXISTS events", err: "no cluster form"},
 		{name: "view over a replicated table", stmt: "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO events AS SELECT * FROM alerts", err: "not sharded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

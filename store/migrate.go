@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 //go:embed migrations/*.sql
@@ -78,24 +80,28 @@ func splitStatements(sql string) []string {
 	return out
 }
 
-// addColumnRe matches a migration statement that adds one column. ClickHouse
-// 18.16 has no ADD COLUMN IF NOT EXISTS, so Migrate checks system.columns
-// itself: a migration that stopped half-way re-runs without an error.
-// (On a cluster the table is qualified with its database and may have an
-// ON CLUSTER clause.)
-var addColumnRe = regexp.MustCompile(`^(?i:ALTER\s+TABLE)\s+(?:[A-Za-z_][A-Za-z0-9_]*\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\s+(?i:ON\s+CLUSTER)\s+[A-Za-z_][A-Za-z0-9_]*)?\s+(?i:ADD\s+COLUMN)\s+([A-Za-z_][A-Za-z0-9_]*)\s+[^,]+$`)
+// columnChangeRe matches a migration statement that adds or drops one
+// column. ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS (nor DROP
+// COLUMN IF EXISTS), so Migrate checks system.columns itself: a migration
+// that stopped half-way re-runs without an error. (On a cluster the table
+// is qualified with its database and may have an ON CLUSTER clause; a
+// comma outside the type's parentheses would be a second change.)
+var columnChangeRe = regexp.MustCompile(`^(?i:ALTER\s+TABLE)\s+(?:[A-Za-z_][A-Za-z0-9_]*\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\s+(?i:ON\s+CLUSTER)\s+[A-Za-z_][A-Za-z0-9_]*)?\s+(?i:(ADD|DROP)\s+COLUMN)\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s+(?:[^,()]|\((?:[^()]|\([^()]*\))*\))+)?$`)
 
-// columnAlreadyAdded reports whether stmt adds one column that the table
-// already has.
-func (s *Store) columnAlreadyAdded(ctx context.Context, stmt string) (bool, error) {
-	m := addColumnRe.FindStringSubmatch(strings.TrimSpace(stmt))
+// columnChangeDone reports whether stmt adds one column that the table
+// already has, or drops one it does not have, asking the server conn.
+func (s *Store) columnChangeDone(ctx context.Context, conn driver.Conn, stmt string) (bool, error) {
+	m := columnChangeRe.FindStringSubmatch(strings.TrimSpace(stmt))
 	if m == nil {
 		return false, nil
 	}
 	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
-		s.cfg.Database, m[1], m[2]).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+		s.cfg.Database, m[1], m[3]).Scan(&n); err != nil {
 		return false, fmt.Errorf("reading the columns of %s: %w", m[1], err)
+	}
+	if strings.EqualFold(m[2], "DROP") {
+		return n == 0, nil
 	}
 	return n > 0, nil
 }
@@ -121,7 +127,7 @@ func (s *Store) migrateStatement(ctx context.Context, stmt string) error {
 		return err
 	}
 	for _, st := range stmts {
-		if done, err := s.columnAlreadyAdded(ctx, st); err != nil {
+		if done, err := s.columnChangeDone(ctx, s.conn, st); err != nil {
 			return err
 		} else if done {
 			continue
@@ -211,22 +217,15 @@ func (s *Store) oncePerShard(ctx context.Context, table, stmt string) error {
 }
 
 // alterOn runs stmt on the node at addr unless the column it adds is
-// there already.
+// there already (or the column it drops is gone).
 func (s *Store) alterOn(ctx context.Context, addr, stmt string) error {
 	conn, err := s.node(addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if m := addColumnRe.FindStringSubmatch(strings.TrimSpace(stmt)); m != nil {
-		var n uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
-			s.cfg.Database, m[1], m[2]).Scan(&n); err != nil {
-			return fmt.Errorf("reading the columns of %s: %w", m[1], err)
-		}
-		if n > 0 {
-			return nil
-		}
+	if done, err := s.columnChangeDone(ctx, conn, stmt); err != nil || done {
+		return err
 	}
 	return conn.Exec(ctx, stmt)
 }

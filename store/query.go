@@ -672,7 +672,9 @@ const MaxVendorActors = 200
 // events: tens of thousands of rows, where actor_hour has every actor's
 // hundreds of thousands), else events; both give the same figures (an
 // actor whose type, role or vendor changed within the range shows one of
-// its values either way).
+// its values either way; vendor_hour counts an actor's customers by
+// 64-bit hashes of their pseudonyms, which two customers of one actor
+// share with a probability of about n^2 / 2^65 for n customers).
 func (s *Store) VendorActivity(ctx context.Context, tenants []string, from, to time.Time) ([]ActorInfo, error) {
 	cond, args := tenantIn("tenant", tenants)
 	limit := uint64(MaxVendorActors)
@@ -714,7 +716,8 @@ const vendorSetQueries = 2
 // vendorActivityHourly is VendorActivity over vendor_hour (from and to
 // whole UTC hours; cond and args its tenant filter). Merging the customer
 // sets is nearly all of the work (one hash insert per distinct actor and
-// customer of each hour, twice: reading the state, merging it), so the
+// customer of each hour, twice: reading the state, merging it; the sets
+// hold 64-bit hashes, migration 0017), so the
 // actors are ranked by records without them first, and only the actors
 // kept (at 10M events, 81% of the vendor events are the first 200
 // actors') have their sets merged, split between vendorSetQueries
@@ -763,7 +766,7 @@ ORDER BY r DESC, actor_id, tenant LIMIT ?`, append(slices.Clone(span), uint64(Ma
 			continue
 		}
 		wg.Go(func() {
-			rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, uniqExactIfMerge(subjects)
+			rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, uniqExactIfMerge(customers)
 FROM vendor_hour WHERE hour >= ? AND hour < ?`+cond+` AND (tenant, actor_id) IN ?
 GROUP BY tenant, actor_id`, append(slices.Clone(span), clickhouse.GroupSet{Value: set})...)
 			if err != nil {

@@ -35,7 +35,8 @@ type eventView struct {
 var fromEventsRe = regexp.MustCompile(`(?i)\bFROM\s+events\b`)
 
 // eventViews returns the materialized views the migrations create over the
-// events table, in migration order.
+// events table, in migration order; a view that a later migration creates
+// anew (after dropping it) has that later SELECT, in its first place.
 func eventViews() ([]eventView, error) {
 	ms, err := Migrations()
 	if err != nil {
@@ -51,7 +52,12 @@ func eventViews() ([]eventView, error) {
 			if f := clusterFromRe.FindStringSubmatch(v[3]); f == nil || f[1] != "events" {
 				continue
 			}
-			out = append(out, eventView{name: v[1], target: v[2], sel: v[3]})
+			ev := eventView{name: v[1], target: v[2], sel: v[3]}
+			if i := slices.IndexFunc(out, func(o eventView) bool { return o.name == ev.name }); i >= 0 {
+				out[i] = ev
+				continue
+			}
+			out = append(out, ev)
 		}
 	}
 	return out, nil

@@ -315,14 +315,21 @@ func (p *fastParser) object(known []string, member func(k string) bool) bool {
 		if !ok {
 			return false
 		}
+		// An exact match first: no two known keys are equal under case
+		// folding, so a key equal to one is equal under folding to no other.
+		// Only a key that is none of them is compared under folding.
 		idx := -1
 		for i, kk := range known {
 			if kk == string(k) {
 				idx = i
 				break
 			}
-			if bytes.EqualFold([]byte(kk), k) {
-				return false
+		}
+		if idx < 0 {
+			for _, kk := range known {
+				if bytes.EqualFold([]byte(kk), k) {
+					return false
+				}
 			}
 		}
 		if idx >= 0 {

@@ -135,3 +135,18 @@ func parseFuzzBytes(line string) ([]byte, bool) {
 	}
 	return []byte(s), true
 }
+
+// TestFastKeysDistinctUnderFolding: no two keys of one of the fast path's
+// key lists are equal under case folding, which object relies on to look
+// for an exact match before comparing under folding.
+func TestFastKeysDistinctUnderFolding(t *testing.T) {
+	for _, known := range [][]string{fastTopKeys, fastActorKeys, fastResKeys, fastConvKeys, fastClientKey} {
+		for i, a := range known {
+			for _, b := range known[i+1:] {
+				if strings.EqualFold(a, b) {
+					t.Errorf("keys %q and %q are equal under case folding", a, b)
+				}
+			}
+		}
+	}
+}

@@ -224,11 +224,18 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 					c.cs = append(c.cs, cn)
 					continue
 				}
-				e := it.ev
-				e.SubjectID = ps.Hash(e.SubjectID)
-				e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
+				c.evs = append(c.evs, it.ev)
+				e := &c.evs[len(c.evs)-1]
+				raw := e.SubjectID
+				e.SubjectID = ps.Hash(raw)
+				// a conversation is mostly about the event's own customer:
+				// its pseudonym is the one just computed
+				if e.Conversation.SubjectID == raw {
+					e.Conversation.SubjectID = e.SubjectID
+				} else {
+					e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
+				}
 				e.Resource.ID = ps.Hash(e.Resource.ID)
-				c.evs = append(c.evs, e)
 				actorDays[dayKey{e.Tenant, e.Actor.ID, e.TS.Unix() / 86400}] = true
 				actors[[2]string{e.Tenant, e.Actor.ID}] = true
 			}

@@ -164,10 +164,10 @@ FROM system.parts WHERE database = '%s' GROUP BY table ORDER BY table`, db), nil
 // weeklyQueries prints ClickHouse's wall time and CPU per query of the
 // weekly reports the connections from ports started from start, a whole second, on (runs
 // reports), from system.query_log: per kind of query (its first 60
-// characters, spaces collapsed), the reports' queries, their wall time
+// characters, spaces collapsed), how many ran, their mean wall time
 // (query_duration_ms: the queries of one report run concurrently, so the
-// longest one bounds the report) and CPU (user + system) per report, and
-// rows read per report.
+// longest one bounds the report), the slowest, their mean CPU (user +
+// system) and rows read, and the largest memory use.
 func (b *bench) weeklyQueries(ctx context.Context, start time.Time, ports map[int]bool, runs int) {
 	if len(ports) == 0 {
 		b.say("query log: no connection to ClickHouse seen")
@@ -186,16 +186,16 @@ func (b *bench) weeklyQueries(ctx context.Context, start time.Time, ports map[in
 		return fmt.Sprintf("sum(ProfileEvents.Values[indexOf(ProfileEvents.Names, '%s')])", name)
 	}
 	q := fmt.Sprintf(`SELECT substring(replaceRegexpAll(query, '[[:space:]]+', ' '), 1, 60) AS kind, count(),
-    round(sum(query_duration_ms) / %[1]d), max(query_duration_ms), round((%[2]s + %[3]s) / 1000 / %[1]d) AS cpu, round(sum(read_rows) / %[1]d),
+    round(avg(query_duration_ms)), max(query_duration_ms), round((%[1]s + %[2]s) / 1000 / count()) AS cpu, round(avg(read_rows)),
     round(max(memory_usage) / 1048576)
-FROM system.query_log WHERE type = 2 AND query_start_time >= toDateTime(%[4]d) AND port IN (%[5]s)
-GROUP BY kind ORDER BY cpu DESC`, runs, pe("UserTimeMicroseconds"), pe("SystemTimeMicroseconds"), start.Unix(), strings.Join(ps, ", "))
+FROM system.query_log WHERE type = 2 AND query_start_time >= toDateTime(%[3]d) AND port IN (%[4]s)
+GROUP BY kind ORDER BY cpu DESC`, pe("UserTimeMicroseconds"), pe("SystemTimeMicroseconds"), start.Unix(), strings.Join(ps, ", "))
 	out, err := b.clickhouse(ctx, "system", q, nil)
 	if err != nil {
 		b.say("query log: %v", err)
 		return
 	}
-	b.say("ClickHouse per query of %d weekly reports (system.query_log, %d client ports): query | runs | wall ms per report | slowest ms | CPU ms per report | rows read per report | peak MiB", runs, len(ports))
+	b.say("ClickHouse per query of %d weekly reports (system.query_log, %d client ports): query | times run | wall ms (mean) | slowest ms | CPU ms (mean) | rows read (mean) | peak MiB", runs, len(ports))
 	for _, l := range strings.Split(out, "\n") {
 		if l != "" {
 			b.say("  %s", strings.ReplaceAll(l, "\t", " | "))

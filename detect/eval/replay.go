@@ -41,7 +41,8 @@ type Options struct {
 	// Progress receives progress lines (optional).
 	Progress io.Writer
 	// Tick, when set, is called after every chunk with the events and
-	// consents replayed so far and the total to replay (for a progress bar).
+	// consents replayed so far and the total to replay (for a progress
+	// bar; while a file is streamed, the total decoded so far).
 	Tick func(done, total int)
 	// ChunkEvents is how many events one chunk holds (default 50000):
 	// the detectors evaluate the windows a chunk completed once it is

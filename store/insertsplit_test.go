@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -162,4 +164,109 @@ func TestInsertEventsSplit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSplitInsertHalfFailedRetriedOnce: when one of the two INSERTs of a
+// split insert fails and the other stores its rows, the retry ingest makes
+// (CompletePartialInsert over the whole insert's ids, then an insert of
+// the rest) leaves events and every materialized view's table with each
+// event exactly once. The fault is a materialized view on events that
+// throws for the rows of one of the two days (throwIf), so the same INSERT
+// fails on every run: no timing. The split threshold is lowered to 10
+// rows (InsertEventBatchesSplit) so that 40 events take the path an
+// insert of 40,000 takes.
+func TestSplitInsertHalfFailedRetriedOnce(t *testing.T) {
+	t.Parallel() // a database of its own
+	cfg := storetest.Config(t)
+	s := storetest.Open(t, cfg)
+	ctx := t.Context()
+	onCluster := ""
+	if cfg.Cluster != "" {
+		onCluster = " ON CLUSTER " + cfg.Cluster
+	}
+	// Two UTC days, 20 events each: splitEvents gives each INSERT one day.
+	a := partialEvents("a", 20, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	b := partialEvents("b", 20, time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
+	all := slices.Concat(a, b)
+	groups := store.SplitEvents([]store.EventBatch{{Events: all}})
+	for g, rows := range groups {
+		prefix := all[rows[0][0]].EventID[:2]
+		for _, j := range rows[0] {
+			if all[j].EventID[:2] != prefix {
+				t.Fatalf("group %d holds events of both days (%s and %s): the fault would fail both INSERTs", g, prefix, all[j].EventID)
+			}
+		}
+	}
+	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	bs := []store.EventBatch{{Events: all, IngestedAt: at}}
+
+	// On one server, ClickHouse 18.16 writes the events table, then pushes
+	// to the views in the order of their names: the failing INSERT stores
+	// its events and the actor_* views' rows, and none of event_ids,
+	// events_by_*, shares and vendor_hour. (On the test cluster it stores
+	// the day's rows of one shard and not the other's.)
+	fault := cfg.Database + ".b_split_fault_mv"
+	storetest.Exec(t, cfg, "CREATE MATERIALIZED VIEW "+fault+onCluster+
+		" ENGINE = Memory AS SELECT throwIf(startsWith(event_id, 'b-')) AS fault FROM "+cfg.Database+".events")
+	err := store.InsertEventBatchesSplit(ctx, s, bs, 1000, 10)
+	if err == nil {
+		t.Fatal("the split insert succeeded with the fault view attached; want the day-2 INSERT to fail")
+	}
+	t.Logf("the split insert failed: %v", err)
+	stored := func(prefix string) uint64 {
+		return storetest.Count(t, cfg, "SELECT count() FROM events WHERE startsWith(event_id, ?)", prefix)
+	}
+	if n := stored("a-"); n != uint64(len(a)) {
+		t.Fatalf("the INSERT that did not fail stored %d of its %d events", n, len(a))
+	}
+	after := viewCounts(t, cfg)
+	t.Logf("after the failure: events holds %d of day 1's events, %d of day 2's; views %v", stored("a-"), stored("b-"), after)
+	if maps.Equal(after, wantCounts(all)) {
+		t.Fatal("the failed INSERT left every table complete: the test would not show the repair")
+	}
+	storetest.Exec(t, cfg, "DROP TABLE "+fault+onCluster)
+
+	// The retry, as ingest's insert_events makes it (ingest/consumer.go):
+	// complete what the failed attempt stored, insert the rest.
+	retry := func() store.PartialInsert {
+		t.Helper()
+		done, err := s.CompletePartialInsert(ctx, ids(all), all[0].TS, all[len(all)-1].TS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rest []models.Event
+		for _, e := range all {
+			if !done.Stored[e.EventID] {
+				rest = append(rest, e)
+			}
+		}
+		if err := store.InsertEventBatchesSplit(ctx, s, []store.EventBatch{{Events: rest, IngestedAt: at}}, 1000, 10); err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}
+	done := retry()
+	if len(done.Unsure) != 0 {
+		t.Errorf("Unsure = %v, want none", done.Unsure)
+	}
+	want := wantCounts(all)
+	check := func(when string) {
+		t.Helper()
+		if c := viewCounts(t, cfg); !maps.Equal(c, want) {
+			t.Errorf("%s: %v, want %v", when, c, want)
+		}
+		for _, table := range []string{"events", "event_ids", "events_by_subject", "events_by_hour"} {
+			if n := storetest.Count(t, cfg, "SELECT toUInt64(count() - uniqExact(event_id)) FROM "+table); n != 0 {
+				t.Errorf("%s: %s holds %d rows more than distinct event ids", when, table, n)
+			}
+		}
+	}
+	check("after the retry")
+
+	// Another retry (its answer lost) stores nothing again.
+	done = retry()
+	if len(done.Stored) != len(all) || len(done.Written) != 0 {
+		t.Errorf("second retry: %d stored, Written %v; want %d stored, nothing written", len(done.Stored), done.Written, len(all))
+	}
+	check("after a second retry")
 }

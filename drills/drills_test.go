@@ -55,8 +55,12 @@ func (d *drill) background(t *testing.T, w *workload, data []byte, rate int) (wa
 // ingest` while it works through 60,000 events (batches of 2,000), each
 // followed by a restart; it checks that nothing is lost (offsets are
 // committed after the insert) or visible twice (re-read ids are dropped).
+// The backlog's batches are held at 2,000 too (backlog_batch_size): with
+// the default (100,000) the whole backlog was stored in one or two
+// batches before the first kill, and the other two kills hit a process
+// that had only just started.
 func TestDrillIngestKilledMidBatch(t *testing.T) {
-	d := newDrill(t, drillOptions{})
+	d := newDrill(t, drillOptions{backlogBatchSize: 2000})
 	w := newWorkload()
 	d.produceAll(t, w, w.lines("kill", 60000, 500, 0), 0)
 	r := result{Drill: "1 ingest SIGKILL mid-batch", Injected: "SIGKILL of `chatwarden ingest` at 15%, 40% and 70% of 60,000 events, restart after each"}
@@ -84,9 +88,12 @@ func TestDrillIngestKilledMidBatch(t *testing.T) {
 
 // TestDrillKafkaRestart stops the Kafka broker for 20 s while ingest works
 // through a backlog, starts it again and produces more; ingest must keep
-// running, retry, and store everything once.
+// running, retry, and store everything once. The backlog's batches are
+// held at 2,000 (backlog_batch_size): with the default the 40,000 events
+// were all stored before the broker stopped, and the outage hit an idle
+// consumer.
 func TestDrillKafkaRestart(t *testing.T) {
-	d := newDrill(t, drillOptions{})
+	d := newDrill(t, drillOptions{backlogBatchSize: 2000})
 	w := newWorkload()
 	d.produceAll(t, w, w.lines("kbefore", 40000, 400, 0), 0)
 	down := envDuration(t, "DRILL_KAFKA_OUTAGE", 20*time.Second)

@@ -279,6 +279,9 @@ func (d *drill) peakMB() uint64 {
 type drillOptions struct {
 	slack          bool
 	sessionTimeout time.Duration
+	// backlogBatchSize is ingest.backlog_batch_size (0: the default,
+	// 100,000).
+	backlogBatchSize int
 }
 
 func newDrill(t *testing.T, o drillOptions) *drill {
@@ -330,6 +333,9 @@ func newDrill(t *testing.T, o drillOptions) *drill {
   session_timeout: %s
   max_backoff: 2s
 `, d.icfg.AccessTopic, d.icfg.ConsentTopic, d.icfg.DeadLetterTopic, d.icfg.Group, st)
+	if o.backlogBatchSize > 0 {
+		yaml += fmt.Sprintf("  backlog_batch_size: %d\n", o.backlogBatchSize)
+	}
 	if o.slack {
 		d.slack = newFakeSlack(t)
 		yaml += fmt.Sprintf(`alert:

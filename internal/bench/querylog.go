@@ -89,19 +89,10 @@ func (b *bench) serverCounters(ctx context.Context) map[string]float64 {
 // ports ran since start, from system.query_log, and the server-wide
 // merges between counters before and after.
 func (b *bench) queryKinds(ctx context.Context, start time.Time, ports map[int]bool, before, after map[string]float64) {
-	if len(ports) == 0 {
-		b.say("query log: no connection of ingest to ClickHouse seen")
+	ps, ok := b.flushedLog(ctx, ports, "of ingest ")
+	if !ok {
 		return
 	}
-	if _, err := b.clickhouse(ctx, "system", "SYSTEM FLUSH LOGS", nil); err != nil {
-		b.say("query log: %v", err)
-		return
-	}
-	ps := make([]string, 0, len(ports))
-	for p := range ports {
-		ps = append(ps, strconv.Itoa(p))
-	}
-	slices.Sort(ps)
 	// Microseconds of the query's threads: on CPU (user + system), waiting
 	// for a CPU, waiting for the client's data, writing to disk.
 	pe := func(name string) string {
@@ -169,19 +160,10 @@ FROM system.parts WHERE database = '%s' GROUP BY table ORDER BY table`, db), nil
 // longest one bounds the report), the slowest, their mean CPU (user +
 // system) and rows read, and the largest memory use.
 func (b *bench) weeklyQueries(ctx context.Context, start time.Time, ports map[int]bool, runs int) {
-	if len(ports) == 0 {
-		b.say("query log: no connection to ClickHouse seen")
+	ps, ok := b.flushedLog(ctx, ports, "")
+	if !ok {
 		return
 	}
-	if _, err := b.clickhouse(ctx, "system", "SYSTEM FLUSH LOGS", nil); err != nil {
-		b.say("query log: %v", err)
-		return
-	}
-	ps := make([]string, 0, len(ports))
-	for p := range ports {
-		ps = append(ps, strconv.Itoa(p))
-	}
-	slices.Sort(ps)
 	pe := func(name string) string {
 		return fmt.Sprintf("sum(ProfileEvents.Values[indexOf(ProfileEvents.Names, '%s')])", name)
 	}
@@ -201,4 +183,24 @@ GROUP BY kind ORDER BY cpu DESC`, pe("UserTimeMicroseconds"), pe("SystemTimeMicr
 			b.say("  %s", strings.ReplaceAll(l, "\t", " | "))
 		}
 	}
+}
+
+// flushedLog flushes ClickHouse's logs and returns ports as a sorted list
+// for an IN clause; false (said why) when there are no ports (who names
+// the connections in the message) or the flush failed.
+func (b *bench) flushedLog(ctx context.Context, ports map[int]bool, who string) ([]string, bool) {
+	if len(ports) == 0 {
+		b.say("query log: no connection %sto ClickHouse seen", who)
+		return nil, false
+	}
+	if _, err := b.clickhouse(ctx, "system", "SYSTEM FLUSH LOGS", nil); err != nil {
+		b.say("query log: %v", err)
+		return nil, false
+	}
+	ps := make([]string, 0, len(ports))
+	for p := range ports {
+		ps = append(ps, strconv.Itoa(p))
+	}
+	slices.Sort(ps)
+	return ps, true
 }

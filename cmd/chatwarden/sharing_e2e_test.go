@@ -121,6 +121,7 @@ dashboards:
 	if attackDest == "" || shares != 1 || piiWins != 2 {
 		t.Fatalf("simulated: attack destination %q, %d share labels, %d payload PII labels; want one attack, two windows", attackDest, shares, piiWins)
 	}
+	lines = withPIIEvents(t, lines, g.Labels())
 
 	sv := serveInProcess(t, cfgFile, slog.LevelInfo)
 	base := sv.base
@@ -132,7 +133,8 @@ dashboards:
 		slackText = strings.Join(slackMsgs, "\n")
 		slackMu.Unlock()
 		if strings.Contains(slackText, "destination_allowlist") && strings.Contains(slackText, attackDest) &&
-			strings.Contains(slackText, "Payload PII") && strings.Contains(slackText, "email in `resource.id`") {
+			strings.Contains(slackText, "Payload PII") && strings.Contains(slackText, "email in `resource.id`") &&
+			strings.Contains(slackText, "card in `resource.id`") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -229,4 +231,73 @@ dashboards:
 func isoWeek(t time.Time) string {
 	y, w := t.ISOWeek()
 	return fmt.Sprintf("%d-W%02d", y, w)
+}
+
+// withPIIEvents returns lines with, for each payload PII window of labels
+// that no event of its store falls in, one event of that store moved into
+// the window and carrying the window's kind of value in resource.id, as
+// the simulator's bad release writes it (e-mail for the CRM, a Luhn-valid
+// card number on the 4000 prefix for orders). The simulated 30 actors may
+// not touch a store in those minutes at night or on a weekend (the CRM's
+// window is 5 minutes long, and where it falls depends on when the test
+// runs), and the test must not depend on the time of day.
+func withPIIEvents(t *testing.T, lines []string, labels []sim.Label) []string {
+	t.Helper()
+	type access struct {
+		TS       time.Time `json:"ts"`
+		Store    string    `json:"store"`
+		Resource struct {
+			ID string `json:"id"`
+		} `json:"resource"`
+	}
+	for _, l := range labels {
+		if l.Kind != sim.KindPayloadPII {
+			continue
+		}
+		var donor string
+		in := false
+		for _, line := range lines {
+			var a access
+			if json.Unmarshal([]byte(line), &a) != nil || a.Store != l.ActorID || a.Resource.ID == "" {
+				continue
+			}
+			if !a.TS.Before(l.Start) && a.TS.Before(l.End) {
+				in = true
+				break
+			}
+			if donor == "" {
+				donor = line
+			}
+		}
+		if in {
+			continue
+		}
+		if donor == "" {
+			t.Fatalf("simulated: no event of store %s to carry payload PII label %s", l.ActorID, l.ID)
+		}
+		ev := map[string]any{}
+		dec := json.NewDecoder(strings.NewReader(donor))
+		dec.UseNumber()
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatal(err)
+		}
+		value := "customer42@example.org"
+		if l.ActorID == "orders" {
+			value = "4000000000000002"
+		}
+		res, ok := ev["resource"].(map[string]any)
+		if !ok {
+			t.Fatalf("simulated event without a resource object: %s", donor)
+		}
+		res["id"] = value
+		ev["event_id"] = "e2e-" + l.ID
+		ev["ts"] = l.Start.Add(time.Minute).Format(time.RFC3339)
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("no %s event in payload PII window %s: added %s", l.ActorID, l.ID, b)
+		lines = append(lines, string(b))
+	}
+	return lines
 }

@@ -193,7 +193,7 @@ func setUpStack() error {
 	}
 	if exec.Command("mountpoint", "-q", chDataDir()).Run() != nil {
 		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+chDataSize, "tmpfs", chDataDir()).CombinedOutput(); err != nil {
-			return fmt.Errorf("mounting a tmpfs for ClickHouse's data (the drills run as root): %v: %s", err, out)
+			return fmt.Errorf("mounting a tmpfs for ClickHouse's data (the drills run as root): %w: %s", err, out)
 		}
 	}
 	if err := stackCmd("kafka-start"); err != nil {

@@ -124,8 +124,10 @@ const WindowAggregatesSQL = `SELECT toDateTime(intDiv(toUInt32(minute), %d) * %d
 anyLastMerge(actor_type_any), anyLastMerge(actor_role_any), anyLastMerge(actor_vendor_any),
 sumMerge(events), sumMerge(records_sum), sumMerge(bytes_sum), sumMerge(exports),
 sumMerge(export_records), sumMerge(denied), uniqExactIfMerge(subjects),
-groupUniqArrayMerge(stores), groupUniqArrayMerge(resource_types),
-groupUniqArrayArrayMerge(categories), groupUniqArrayIfMerge(countries)
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayMerge(stores))),
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayMerge(resource_types))),
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayArrayMerge(categories))),
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayIfMerge(countries)))
 FROM actor_minute
 WHERE minute >= ? AND minute < ?%s
 GROUP BY window_start, tenant, actor_id
@@ -138,8 +140,10 @@ const WindowAggregatesRawSQL = `SELECT toDateTime(intDiv(toUInt32(ts), %d) * %d)
 anyLast(actor_type), anyLast(actor_role), anyLast(actor_vendor),
 count(), sum(records), sum(bytes), countIf(action IN ('export', 'share')),
 sumIf(records, action IN ('export', 'share')), countIf(result = 'denied'), uniqExactIf(subject_id, subject_id != ''),
-groupUniqArray(store), groupUniqArray(resource_type),
-groupUniqArrayArray(fields), groupUniqArrayIf(client_country, client_country != ''),
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArray(store))),
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArray(resource_type))),
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayArray(fields))),
+arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayIf(client_country, client_country != ''))),
 countIf(action = 'export'), sumIf(records, action = 'export')
 FROM events
 WHERE ts >= ? AND ts < ?%s
@@ -176,18 +180,27 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
 	var out []WindowActivity
 	err := s.detectRead(ctx, shard, q, args, func() { out = out[:0] }, func(rows driver.Rows) error {
+		// One row's destinations, scanned into again and again: the four
+		// sets arrive as strings (see decodeSet).
+		var a WindowActivity
+		var sets [4]string
+		dst := []any{&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
+			&a.Events, &a.Records, &a.Bytes, &a.Exports, &a.ExportRecords, &a.Denied, &a.Subjects,
+			&sets[0], &sets[1], &sets[2], &sets[3]}
+		if raw {
+			dst = append(dst, &a.ExportOnly, &a.ExportOnlyRecords)
+		}
 		for rows.Next() {
-			var a WindowActivity
-			dst := []any{&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
-				&a.Events, &a.Records, &a.Bytes, &a.Exports, &a.ExportRecords, &a.Denied, &a.Subjects,
-				&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries}
-			if raw {
-				dst = append(dst, &a.ExportOnly, &a.ExportOnlyRecords)
-			}
 			if err := rows.Scan(dst...); err != nil {
 				return fmt.Errorf("scanning window aggregates: %w", err)
 			}
 			a.WindowStart = a.WindowStart.UTC()
+			var err error
+			for i, set := range []*[]string{&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries} {
+				if *set, err = decodeSet(sets[i]); err != nil {
+					return fmt.Errorf("scanning window aggregates: column %d: %w", 14+i, err)
+				}
+			}
 			out = append(out, a)
 		}
 		return nil
@@ -199,6 +212,49 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 		return nil, fmt.Errorf("reading window aggregates %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
 	}
 	return out, nil
+}
+
+// decodeSet decodes one set of WindowAggregatesSQL: the array its
+// aggregate returns, as the concatenation of its items, each preceded by
+// its length in bytes (decimal) and a colon. It returns the items in the
+// array's order as substrings of s, in a slice of their number (never nil:
+// an empty set is an empty slice, as scanning the array gave). Scanning
+// the arrays themselves cost clickhouse-go a reflected value per item.
+func decodeSet(s string) ([]string, error) {
+	n := 0
+	for i := 0; i < len(s); n++ {
+		l, j, err := setItemLen(s, i)
+		if err != nil {
+			return nil, err
+		}
+		i = j + l
+	}
+	out := make([]string, n)
+	for k, i := 0, 0; k < n; k++ {
+		l, j, _ := setItemLen(s, i)
+		out[k] = s[j : j+l]
+		i = j + l
+	}
+	return out, nil
+}
+
+// setItemLen reads the length prefix of the item of s starting at i: the
+// item's length and where it starts.
+func setItemLen(s string, i int) (l, start int, err error) {
+	j := i
+	for ; j < len(s) && s[j] >= '0' && s[j] <= '9'; j++ {
+		if l > len(s) {
+			return 0, 0, fmt.Errorf("set %q: item length at byte %d out of range", s, i)
+		}
+		l = l*10 + int(s[j]-'0')
+	}
+	if j == i || j >= len(s) || s[j] != ':' {
+		return 0, 0, fmt.Errorf("set %q: no item length at byte %d", s, i)
+	}
+	if l > len(s)-j-1 {
+		return 0, 0, fmt.Errorf("set %q: item at byte %d longer than the set", s, i)
+	}
+	return l, j + 1, nil
 }
 
 // windowExports fills ExportOnly and ExportOnlyRecords of rows (one

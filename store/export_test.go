@@ -156,3 +156,73 @@ func InsertEventBatchesSplit(ctx context.Context, s *Store, bs []EventBatch, blo
 
 // SplitEvents is splitEvents (TestSplitEvents).
 func SplitEvents(bs []EventBatch) [][][]int32 { return splitEvents(bs) }
+
+// windowAggregatesArraysSQL and windowAggregatesArraysRawSQL are
+// WindowAggregatesSQL and WindowAggregatesRawSQL as they were before the
+// sets came as length-prefixed strings: the arrays themselves, scanned
+// into []string. Kept here only as the reference the strings must decode
+// to, item for item and in the same order.
+const windowAggregatesArraysSQL = `SELECT toDateTime(intDiv(toUInt32(minute), %d) * %d) AS window_start, tenant, actor_id,
+anyLastMerge(actor_type_any), anyLastMerge(actor_role_any), anyLastMerge(actor_vendor_any),
+sumMerge(events), sumMerge(records_sum), sumMerge(bytes_sum), sumMerge(exports),
+sumMerge(export_records), sumMerge(denied), uniqExactIfMerge(subjects),
+groupUniqArrayMerge(stores), groupUniqArrayMerge(resource_types),
+groupUniqArrayArrayMerge(categories), groupUniqArrayIfMerge(countries)
+FROM actor_minute
+WHERE minute >= ? AND minute < ?
+GROUP BY window_start, tenant, actor_id
+ORDER BY window_start, tenant, actor_id`
+
+const windowAggregatesArraysRawSQL = `SELECT toDateTime(intDiv(toUInt32(ts), %d) * %d) AS window_start, tenant, actor_id,
+anyLast(actor_type), anyLast(actor_role), anyLast(actor_vendor),
+count(), sum(records), sum(bytes), countIf(action IN ('export', 'share')),
+sumIf(records, action IN ('export', 'share')), countIf(result = 'denied'), uniqExactIf(subject_id, subject_id != ''),
+groupUniqArray(store), groupUniqArray(resource_type),
+groupUniqArrayArray(fields), groupUniqArrayIf(client_country, client_country != ''),
+countIf(action = 'export'), sumIf(records, action = 'export')
+FROM events
+WHERE ts >= ? AND ts < ?
+GROUP BY window_start, tenant, actor_id
+ORDER BY window_start, tenant, actor_id`
+
+// WindowAggregatesArrays is WindowAggregates (unsharded) as it read the
+// sets before: the arrays scanned by clickhouse-go.
+func WindowAggregatesArrays(ctx context.Context, s *Store, from, to time.Time, window time.Duration) ([]WindowActivity, error) {
+	w := int64(window / time.Second)
+	raw := w%60 != 0
+	q := fmt.Sprintf(windowAggregatesArraysSQL, w, w)
+	if raw {
+		q = fmt.Sprintf(windowAggregatesArraysRawSQL, w, w)
+	}
+	args := []any{from.UTC(), to.UTC()}
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []WindowActivity
+	for rows.Next() {
+		var a WindowActivity
+		dst := []any{&a.WindowStart, &a.Tenant, &a.ActorID, &a.ActorType, &a.ActorRole, &a.ActorVendor,
+			&a.Events, &a.Records, &a.Bytes, &a.Exports, &a.ExportRecords, &a.Denied, &a.Subjects,
+			&a.Stores, &a.ResourceTypes, &a.Categories, &a.Countries}
+		if raw {
+			dst = append(dst, &a.ExportOnly, &a.ExportOnlyRecords)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, err
+		}
+		a.WindowStart = a.WindowStart.UTC()
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !raw && len(out) > 0 {
+		err = s.windowExports(ctx, out, fmt.Sprintf(WindowExportsSQL, w, w, ""), args, Shard{})
+	}
+	return out, err
+}
+
+// DecodeSet is decodeSet, for tests.
+var DecodeSet = decodeSet

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -85,6 +86,82 @@ func TestWindowAggregatesAnyWindow(t *testing.T) {
 				t.Errorf("window %s:\n got %q\nwant %q", tc.window, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestWindowAggregatesSetsAsBefore: the sets of WindowAggregates (read as
+// length-prefixed strings) are exactly the arrays the query read before,
+// item for item, in the same order, empty sets as empty (not nil)
+// slices, for windows read from actor_minute and from raw events, with
+// items holding the encoding's own characters (digits, colons), NUL bytes,
+// multi-byte letters and the empty string.
+func TestWindowAggregatesSetsAsBefore(t *testing.T) {
+	s := storetest.New(t)
+	ctx := t.Context()
+	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	stores := []string{"crm", "12:x", ":", "1:", "b\x00c", "Kundenstamm ü店", "", "3:abc4:defg"}
+	countries := []string{"DE", "", "FR", "1:", "ÄÖ"}
+	var evs []models.Event
+	for i := range 240 {
+		evs = append(evs, models.Event{EventID: fmt.Sprintf("e%d", i), TS: base.Add(time.Duration(i*i%600) * time.Second),
+			Tenant: "t1", Actor: models.Actor{ID: fmt.Sprintf("a%d", i%7), Type: models.ActorHuman, Role: "support", Vendor: "v"},
+			Action: []models.Action{models.ActionRead, models.ActionExport, models.ActionShare}[i%3], Store: stores[i%len(stores)],
+			Resource: models.Resource{Type: stores[(i/3)%len(stores)] + "_t"}, SubjectID: fmt.Sprintf("s%d", i%11), Records: uint64(i % 13),
+			Fields: []string{stores[(i/2)%len(stores)], countries[i%len(countries)]}[:i%3], Result: models.ResultAllowed,
+			Client: models.Client{Country: countries[(i/5)%len(countries)]}})
+	}
+	if err := s.InsertEvents(ctx, evs, base); err != nil {
+		t.Fatal(err)
+	}
+	for _, window := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute} {
+		t.Run(window.String(), func(t *testing.T) {
+			got, err := s.WindowAggregates(ctx, base, base.Add(10*time.Minute), window, store.Shard{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := store.WindowAggregatesArrays(ctx, s, base, base.Add(10*time.Minute), window)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 || !reflect.DeepEqual(got, want) {
+				t.Errorf("window %s: %d rows\n got %+v\nwant %+v", window, len(got), got, want)
+			}
+			multi := 0
+			for _, r := range got {
+				if len(r.Stores) > 1 && len(r.Categories) > 1 {
+					multi++
+				}
+			}
+			if multi == 0 {
+				t.Errorf("window %s: no row with several stores and categories: the test checks nothing", window)
+			}
+		})
+	}
+}
+
+// TestDecodeSet: the length-prefixed sets decode item for item; a
+// malformed one is an error, not a guess.
+func TestDecodeSet(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"", []string{}},
+		{"0:", []string{""}},
+		{"3:crm", []string{"crm"}},
+		{"3:a:b0:2:12", []string{"a:b", "", "12"}},
+		{"10:0123456789", []string{"0123456789"}},
+		{"5:ü店", []string{"ü店"}},
+	} {
+		got, err := store.DecodeSet(tc.in)
+		if err != nil || got == nil || !slices.Equal(got, tc.want) {
+			t.Errorf("DecodeSet(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"3", "3:ab", ":", "x:a", "1:a2", "1:a:", "99999999999999999999999:x", "-1:"} {
+		if got, err := store.DecodeSet(in); err == nil {
+			t.Errorf("DecodeSet(%q) = %q, want an error", in, got)
+		}
 	}
 }
 

@@ -218,7 +218,7 @@ func (e *Engine) Stream(ctx context.Context, now time.Time) error {
 	rows := e.takeOpen(closed)
 	var out []models.Finding
 	for i := range rows {
-		out = append(out, e.judgeOpen(&rows[i])...)
+		out = append(out, e.judgeOpen(rows[i].end, &rows[i].row, rows[i].asOf)...)
 	}
 	if len(out) == 0 {
 		return nil
@@ -235,16 +235,25 @@ func (e *Engine) Stream(ctx context.Context, now time.Time) error {
 // judgeOpen runs the window-alone checks of volume_spike and enumeration on
 // one open count and returns what fires and was not raised for the window
 // yet, remembering it.
-func (e *Engine) judgeOpen(o *openRow) []models.Finding {
-	r := &o.row
-	k := actorKey{r.Tenant, r.ActorID}
-	cur := e.actors[k]
-	raised := e.streamed[o.end]
-	volDone := raised[DetVolumeSpike+"\x00"+r.Tenant+"\x00"+r.ActorID].Detector != ""
-	enumDone := raised[DetEnumeration+"\x00"+r.Tenant+"\x00"+r.ActorID].Detector != ""
-	if volDone && enumDone {
+func (e *Engine) judgeOpen(end int64, r *windowRow, asOf time.Time) []models.Finding {
+	// Below its minimum a check cannot fire, whatever the actor's
+	// baseline (detectVolumeWindow's expected records are positive: at
+	// least 0.5 times a tenant multiplier of at least 1, so obs-mu <
+	// volume_min; detectEnumWindow's first test is enum_window_min): most
+	// rows stop here, before the actor's state is copied.
+	d := e.cfg.Detectors
+	vol := !(float64(r.Records) < d.VolumeMin) && e.cfg.enabled(DetVolumeSpike)
+	enum := !(float64(r.Subjects) < d.EnumWindowMin) && e.cfg.enabled(DetEnumeration)
+	if !vol && !enum {
 		return nil
 	}
+	raised := e.streamed[end]
+	vol = vol && raised[DetVolumeSpike+"\x00"+r.Tenant+"\x00"+r.ActorID].Detector == ""
+	enum = enum && raised[DetEnumeration+"\x00"+r.Tenant+"\x00"+r.ActorID].Detector == ""
+	if !vol && !enum {
+		return nil
+	}
+	cur := e.actors[actorKey{r.Tenant, r.ActorID}]
 	// A copy of the actor's state: refreshing its cached medians here must
 	// not change what the window evaluation computes.
 	var st actorState
@@ -270,12 +279,12 @@ func (e *Engine) judgeOpen(o *openRow) []models.Finding {
 		peer: e.peers[peerKey{r.Tenant, e.groupOf(r.ActorRole, r.ActorVendor)}]}
 	x.vpeer = e.volumePeers(x)
 	var out []models.Finding
-	if !volDone && e.cfg.enabled(DetVolumeSpike) {
+	if vol {
 		if f, ok, _ := e.detectVolumeWindow(x); ok {
 			out = append(out, f)
 		}
 	}
-	if !enumDone && e.cfg.enabled(DetEnumeration) {
+	if enum {
 		if f, ok := e.detectEnumWindow(x); ok {
 			out = append(out, f)
 		}
@@ -283,10 +292,10 @@ func (e *Engine) judgeOpen(o *openRow) []models.Finding {
 	if len(out) == 0 {
 		return nil
 	}
-	part := o.asOf.Sub(start)
+	part := asOf.Sub(start)
 	for i := range out {
 		f := &out[i]
-		f.WindowEnd, f.OpenWindow = o.asOf, true
+		f.WindowEnd, f.OpenWindow = asOf, true
 		if f.Evidence.Notes == nil {
 			f.Evidence.Notes = map[string]float64{}
 		}
@@ -299,12 +308,12 @@ func (e *Engine) judgeOpen(o *openRow) []models.Finding {
 	}
 	if raised == nil {
 		raised = map[string]models.Finding{}
-		e.streamed[o.end] = raised
+		e.streamed[end] = raised
 	}
 	for _, f := range out {
 		raised[findingID(&f)] = f
 	}
-	e.noteRaised(time.Unix(o.end, 0).UTC(), out)
+	e.noteRaised(time.Unix(end, 0).UTC(), out)
 	return out
 }
 
@@ -357,8 +366,7 @@ func (e *Engine) streamAtClose(ctx context.Context, end time.Time, rows []window
 	}
 	var out []models.Finding
 	for i := range rows {
-		o := openRow{end: end.Unix(), row: rows[i], asOf: end}
-		out = append(out, e.judgeOpen(&o)...)
+		out = append(out, e.judgeOpen(end.Unix(), &rows[i], end)...)
 	}
 	if len(out) == 0 {
 		return nil

@@ -110,18 +110,44 @@ func (r *ring) appendValues(dst []float64) []float64 {
 
 // medianMAD returns the median and the median absolute deviation of the
 // values held, using scratch.
+//
+// It sorts the f16 codes, not the values (f16Decode increases with the
+// code), and does not sort the deviations: those of the values below the
+// median, taken downwards, and of the others, taken upwards, are each in
+// order (x-med rounds monotonically), so merging the two runs gives them
+// sorted. The results are those of sorting the values and the
+// deviations, bit for bit (TestRingMedianMADAsSorting).
 func (r *ring) medianMAD(scratch []float64) (med, mad float64, _ []float64) {
-	if r.N == 0 {
+	n := int(r.N)
+	if n == 0 {
 		return 0, 0, scratch
 	}
-	scratch = r.appendValues(scratch[:0])
-	slices.Sort(scratch)
-	med = quantileSorted(scratch, 0.5)
-	for i, x := range scratch {
-		scratch[i] = math.Abs(x - med)
+	var codes [ringLen]uint16
+	c := codes[:n]
+	copy(c, r.V[:n])
+	slices.Sort(c)
+	scratch = slices.Grow(scratch[:0], 2*n)
+	xs := scratch[:n]
+	for i, v := range c {
+		xs[i] = f16Decode(v)
 	}
-	slices.Sort(scratch)
-	return med, quantileSorted(scratch, 0.5), scratch
+	med = quantileSorted(xs, 0.5)
+	hi := 0
+	for hi < n && xs[hi] < med {
+		hi++
+	}
+	devs := scratch[n : 2*n]
+	lo := hi - 1
+	for k := range devs {
+		if hi == n || lo >= 0 && math.Abs(xs[lo]-med) <= math.Abs(xs[hi]-med) {
+			devs[k] = math.Abs(xs[lo] - med)
+			lo--
+		} else {
+			devs[k] = math.Abs(xs[hi] - med)
+			hi++
+		}
+	}
+	return med, quantileSorted(devs, 0.5), scratch[:2*n]
 }
 
 // count returns how many values r holds (0 for a nil ring).

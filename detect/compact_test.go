@@ -2,7 +2,9 @@ package detect
 
 import (
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -186,5 +188,59 @@ func TestCompactStateCheckpoint(t *testing.T) {
 	st.cacheAge = 0 // not saved
 	if !reflect.DeepEqual(got, st) {
 		t.Errorf("restored state differs:\n got %+v\nwant %+v", got, st)
+	}
+}
+
+// medianMADBySorting is ring.medianMAD as it was: the values and their
+// absolute deviations sorted as float64s. The reference the merge must
+// match bit for bit.
+func medianMADBySorting(r *ring) (med, mad float64) {
+	if r.N == 0 {
+		return 0, 0
+	}
+	xs := r.appendValues(nil)
+	slices.Sort(xs)
+	med = quantileSorted(xs, 0.5)
+	for i, x := range xs {
+		xs[i] = math.Abs(x - med)
+	}
+	slices.Sort(xs)
+	return med, quantileSorted(xs, 0.5)
+}
+
+// TestRingMedianMADAsSorting: the median and MAD of a ring, from its
+// sorted codes and the merged runs of deviations, are bit for bit those of
+// sorting the values and the deviations, for rings of every length (and
+// wrapped), with ties, zeros, values below 2 (the f16 codes' linear
+// range), and large ones.
+func TestRingMedianMADAsSorting(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 12))
+	gens := []func() float64{
+		func() float64 { return float64(rng.IntN(5)) },
+		func() float64 { return rng.Float64() * 3 },
+		func() float64 { return math.Exp(rng.NormFloat64() * 3) },
+		func() float64 { return float64(rng.IntN(2)) * float64(rng.IntN(100000)) },
+		func() float64 { return 40 + float64(rng.IntN(3)) },
+	}
+	var scratch []float64
+	checked := 0
+	for round := range 4000 {
+		gen := gens[round%len(gens)]
+		var r ring
+		for range rng.IntN(3 * ringLen) {
+			r.add(gen())
+		}
+		med, mad, s := r.medianMAD(scratch)
+		scratch = s
+		wantMed, wantMAD := medianMADBySorting(&r)
+		if math.Float64bits(med) != math.Float64bits(wantMed) || math.Float64bits(mad) != math.Float64bits(wantMAD) {
+			t.Fatalf("ring %v (N %d): medianMAD = %v, %v; by sorting %v, %v", r.V[:r.N], r.N, med, mad, wantMed, wantMAD)
+		}
+		if r.N > 1 && wantMAD > 0 {
+			checked++
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d rings with a positive MAD: the test checks too little", checked)
 	}
 }

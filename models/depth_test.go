@@ -43,6 +43,19 @@ func TestDepthMatchesBytewise(t *testing.T) {
 		if got, want := depth(b), depthBytewise(b); got != want {
 			t.Fatalf("depth(%q) = %d, want %d", b, got, want)
 		}
+		checkNestBound(t, b)
+	}
+}
+
+// checkNestBound: mayNestDeeper, which lets precheck skip depth, is false
+// only when depth is within the limit (at every limit up to depth + 1).
+func checkNestBound(t *testing.T, b []byte) {
+	t.Helper()
+	d := depth(b)
+	for limit := range d + 2 {
+		if !mayNestDeeper(b, limit) && d > limit {
+			t.Fatalf("mayNestDeeper(%q, %d) = false, but depth is %d", b, limit, d)
+		}
 	}
 }
 
@@ -55,5 +68,6 @@ func FuzzDepthMatchesBytewise(f *testing.F) {
 		if got, want := depth(b), depthBytewise(b); got != want {
 			t.Fatalf("depth(%q) = %d, want %d", b, got, want)
 		}
+		checkNestBound(t, b)
 	})
 }

@@ -29,6 +29,10 @@ type fastParser struct {
 // decoding goroutine, for example one per batch and worker.
 type Interner struct {
 	m map[string]*string
+	// last holds, per field (a slot), the interned value that field had
+	// in the latest message: most fields repeat from one event to the
+	// next, and comparing with one string is cheaper than a map look-up.
+	last [numSlots]*string
 	// The decoding scratch of DecodeAccessTo: the wire form of the message
 	// being decoded, reused from message to message.
 	w     wireAccess
@@ -42,32 +46,61 @@ const (
 	maxInternLen = 128
 )
 
+// The Interner's slots: one per field whose value it shares (its last
+// value there is tried before the map).
+const (
+	slotSchema = iota
+	slotTenant
+	slotAction
+	slotStore
+	slotPurpose
+	slotTool
+	slotResult
+	slotDestination
+	slotActorID
+	slotActorType
+	slotActorRole
+	slotActorVendor
+	slotResourceType
+	slotCountry
+	slotUserAgent
+	slotField // the first data category; the next ones each their own slot, the fifth on sharing one
+	numSlots  = slotField + 5
+)
+
 // NewInterner returns an empty Interner.
 func NewInterner() *Interner { return &Interner{m: make(map[string]*string, 64)} }
 
 // bytes returns b as a string, shared with earlier equal ones.
-func (in *Interner) bytes(b []byte) string {
+func (in *Interner) bytes(slot int, b []byte) string {
 	if in == nil {
 		return string(b)
 	}
-	return *in.ptr(b)
+	return *in.ptr(slot, b)
 }
 
 // ptr returns a pointer to b as a string, both shared with earlier equal
 // ones (the decoder's optional fields are pointers; nothing writes
 // through them).
-func (in *Interner) ptr(b []byte) *string {
+// The value is first compared with the slot's last one (the same field's
+// in the previous message); the slot only ever holds a value the map holds.
+func (in *Interner) ptr(slot int, b []byte) *string {
 	if in == nil {
 		s := string(b)
 		return &s
 	}
+	if p := in.last[slot]; p != nil && *p == string(b) {
+		return p
+	}
 	if p, ok := in.m[string(b)]; ok {
+		in.last[slot] = p
 		return p
 	}
 	s := string(b)
 	p := &s
 	if len(in.m) < maxInterned && len(b) <= maxInternLen {
 		in.m[s] = p
+		in.last[slot] = p
 	}
 	return p
 }
@@ -110,12 +143,12 @@ func (p *fastParser) plainString() (string, bool) {
 
 // internString is plainString for a value that repeats across events: the
 // copy is shared through p.in.
-func (p *fastParser) internString() (string, bool) {
+func (p *fastParser) internString(slot int) (string, bool) {
 	b, ok := p.plainBytes()
 	if !ok {
 		return "", false
 	}
-	return p.in.bytes(b), true
+	return p.in.bytes(slot, b), true
 }
 
 // plainBytes reads a string token with no escapes and no control
@@ -357,27 +390,29 @@ func (p *fastParser) str(dst *string) bool {
 }
 
 // istr stores a plain string value that repeats across events (interned).
-func (p *fastParser) istr(dst *string) bool {
-	s, ok := p.internString()
+func (p *fastParser) istr(slot int, dst *string) bool {
+	s, ok := p.internString(slot)
 	*dst = s
 	return ok
 }
 
 // istrp stores a repeating plain string value behind a pointer, shared
 // through p.in.
-func (p *fastParser) istrp(dst **string) bool {
+func (p *fastParser) istrp(slot int, dst **string) bool {
 	b, ok := p.plainBytes()
 	if ok {
-		*dst = p.in.ptr(b)
+		*dst = p.in.ptr(slot, b)
 	}
 	return ok
 }
 
-// strp stores a plain string value behind a new pointer.
-func (p *fastParser) strp(dst **string) bool {
-	s, ok := p.plainString()
+// strIn stores a plain string value in *s and points *dst at it (the
+// wire form's own storage: no pointer allocated per value).
+func (p *fastParser) strIn(s *string, dst **string) bool {
+	v, ok := p.plainString()
 	if ok {
-		*dst = &s
+		*s = v
+		*dst = s
 	}
 	return ok
 }
@@ -400,27 +435,27 @@ func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 	ok := p.object(fastTopKeys, func(k string) bool {
 		switch k {
 		case "schema":
-			return p.istr(&w.Schema)
+			return p.istr(slotSchema, &w.Schema)
 		case "event_id":
-			return p.strp(&w.EventID)
+			return p.strIn(&w.eventID, &w.EventID)
 		case "ts":
-			return p.strp(&w.TS)
+			return p.strIn(&w.ts, &w.TS)
 		case "tenant":
-			return p.istr(&w.Tenant)
+			return p.istr(slotTenant, &w.Tenant)
 		case "action":
-			return p.istrp(&w.Action)
+			return p.istrp(slotAction, &w.Action)
 		case "store":
-			return p.istrp(&w.Store)
+			return p.istrp(slotStore, &w.Store)
 		case "subject_id":
 			return p.str(&w.SubjectID)
 		case "purpose":
-			return p.istr(&w.Purpose)
+			return p.istr(slotPurpose, &w.Purpose)
 		case "tool":
-			return p.istr(&w.Tool)
+			return p.istr(slotTool, &w.Tool)
 		case "result":
-			return p.istr(&w.Result)
+			return p.istr(slotResult, &w.Result)
 		case "destination":
-			return p.istr(&w.Destination)
+			return p.istr(slotDestination, &w.Destination)
 		case "records":
 			n, ok := p.number()
 			w.Records = n
@@ -432,34 +467,38 @@ func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 		case "fields":
 			return p.strings(&w.Fields)
 		case "actor":
-			a := &wireActor{}
+			var a *wireActor // the Interner's scratch, else a new one
 			if in != nil {
 				in.actor = wireActor{}
 				a = &in.actor
+			} else {
+				a = &wireActor{}
 			}
 			w.Actor = a
 			return p.object(fastActorKeys, func(k string) bool {
 				switch k {
 				case "id":
-					return p.istrp(&a.ID)
+					return p.istrp(slotActorID, &a.ID)
 				case "type":
-					return p.istrp(&a.Type)
+					return p.istrp(slotActorType, &a.Type)
 				case "role":
-					return p.istr(&a.Role)
+					return p.istr(slotActorRole, &a.Role)
 				default:
-					return p.istr(&a.Vendor)
+					return p.istr(slotActorVendor, &a.Vendor)
 				}
 			})
 		case "resource":
-			r := &Resource{}
+			var r *Resource // the Interner's scratch, else a new one
 			if in != nil {
 				in.res = Resource{}
 				r = &in.res
+			} else {
+				r = &Resource{}
 			}
 			w.Resource = r
 			return p.object(fastResKeys, func(k string) bool {
 				if k == "type" {
-					return p.istr(&r.Type)
+					return p.istr(slotResourceType, &r.Type)
 				}
 				return p.str(&r.ID)
 			})
@@ -478,9 +517,9 @@ func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 				case "ip":
 					return p.str(&c.IP)
 				case "country":
-					return p.istr(&c.Country)
+					return p.istr(slotCountry, &c.Country)
 				default:
-					return p.istr(&c.UserAgent)
+					return p.istr(slotUserAgent, &c.UserAgent)
 				}
 			})
 		}
@@ -497,7 +536,7 @@ func (p *fastParser) strings(dst *[]string) bool {
 	out := []string{}
 	if !p.eat(']') {
 		for {
-			s, ok := p.internString()
+			s, ok := p.internString(slotField + min(len(out), 4))
 			if !ok {
 				return false
 			}

@@ -62,7 +62,7 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 		return res, nil
 	}
 	res.First, res.Last = dec.items.at(0).ts, dec.items.at(n-1).ts
-	ps := &hashCache{p: opts.Pseudonymizer, m: map[string]string{}}
+	ps, rs := newHashCache(opts.Pseudonymizer, subjectCacheSize), newHashCache(opts.Pseudonymizer, resourceCacheSize)
 	for from := 0; from < n; {
 		to := nextChunk(dec.items, from, opts.ChunkEvents)
 		spans := dec.items.spans(from, to)
@@ -96,7 +96,7 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 				e := it.ev
 				e.SubjectID = ps.Hash(e.SubjectID)
 				e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
-				e.Resource.ID = ps.Hash(e.Resource.ID)
+				e.Resource.ID = rs.Hash(e.Resource.ID)
 				evs = append(evs, e)
 			}
 		}

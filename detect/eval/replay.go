@@ -133,7 +133,8 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	if err != nil {
 		return nil, err
 	}
-	ps := &hashCache{p: p, m: map[string]string{}}
+	// customers' and resources' pseudonyms, cached apart (see hashCache)
+	ps, rs := newHashCache(p, subjectCacheSize), newHashCache(p, resourceCacheSize)
 	rules, err := detect.NewRules(cfg, detect.NewConsentRegister())
 	if err != nil {
 		return nil, err
@@ -236,7 +237,7 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 				} else {
 					e.Conversation.SubjectID = ps.Hash(e.Conversation.SubjectID)
 				}
-				e.Resource.ID = ps.Hash(e.Resource.ID)
+				e.Resource.ID = rs.Hash(e.Resource.ID)
 				actorDays[dayKey{e.Tenant, e.Actor.ID, e.TS.Unix() / 86400}] = true
 				actors[[2]string{e.Tenant, e.Actor.ID}] = true
 			}
@@ -440,23 +441,68 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 }
 
 // hashCache memoizes pseudonyms: a scenario's customers repeat, and HMAC
-// per field per event is a visible share of a replay.
+// per field per event is a visible share of a replay. An id of up to 15
+// bytes (most are) is looked up by its bytes, packed into a fixed-size key
+// (no pointer to follow to compare); a longer one by its string. Each map
+// keeps two generations of at most size entries: when the current one is
+// full it becomes the old one (the older is dropped), and a value found in
+// the old one moves to the current one. What is used again stays; ids
+// seen once (most resource ids) pass through without growing one large
+// map, whose look-ups miss the processor's caches.
 type hashCache struct {
-	p *pseudonym.Pseudonymizer
-	m map[string]string
+	p     *pseudonym.Pseudonymizer
+	short generations[shortID]
+	long  generations[string]
 }
 
+// shortID is an id of up to 15 bytes: its bytes, then zeros, its length last.
+type shortID [16]byte
+
+// Sizes of a hashCache's generations: the customer ids of a scenario (tens
+// of thousands) fit in one; resource ids are mostly seen once.
+const (
+	subjectCacheSize  = 1 << 20
+	resourceCacheSize = 1 << 16
+)
+
+func newHashCache(p *pseudonym.Pseudonymizer, size int) *hashCache {
+	return &hashCache{p: p, short: generations[shortID]{size: size}, long: generations[string]{size: size}}
+}
+
+// Hash returns p's pseudonym of raw; "" stays "".
 func (h *hashCache) Hash(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	if v, ok := h.m[raw]; ok {
+	if len(raw) < len(shortID{}) {
+		var k shortID
+		copy(k[:], raw)
+		k[len(k)-1] = byte(len(raw))
+		return h.short.get(k, raw, h.p)
+	}
+	return h.long.get(raw, raw, h.p)
+}
+
+// generations is one of hashCache's two-generation maps.
+type generations[K comparable] struct {
+	m, old map[K]string
+	size   int
+}
+
+// get returns the pseudonym of raw (key k), computed by p when neither
+// generation holds it.
+func (g *generations[K]) get(k K, raw string, p *pseudonym.Pseudonymizer) string {
+	if v, ok := g.m[k]; ok {
 		return v
 	}
-	v := h.p.Hash(raw)
-	if len(h.m) < 1<<20 {
-		h.m[raw] = v
+	v, ok := g.old[k]
+	if !ok {
+		v = p.Hash(raw)
 	}
+	if g.m == nil || len(g.m) >= g.size {
+		g.old, g.m = g.m, make(map[K]string, len(g.m))
+	}
+	g.m[k] = v
 	return v
 }
 
@@ -770,27 +816,39 @@ func readBlocks(r io.Reader, block int, stop <-chan struct{}) (blocks <-chan lin
 // decodeLine decodes one line with ingest's validation; its time is judged
 // against itself (see replayLimits) and the range the store holds. The
 // access event's repeated values are shared through in (nil: none are).
+//
+// A line is a consent event when it mentions consent and its schema
+// (SchemaOf) is consent.v1, else an access event. Nearly every line is an
+// access event, so it is decoded as one first: a line the access decoder
+// accepts has no schema or access.v1 (each key once, none case-folded), so
+// SchemaOf would not have called it a consent; only a rejected line is
+// tested for consent, and then decoded as one.
 func decodeLine(b []byte, in *models.Interner) (item, error) {
-	// SchemaOf parses the whole line; only lines that mention consent can
-	// be consent events, so the cheap test goes first.
-	if bytes.Contains(b, []byte("consent")) && models.SchemaOf(b) == models.SchemaConsent {
-		c, err := models.DecodeConsent(b, replayNow, replayLimits)
-		if err != nil {
-			return item{}, err
-		}
-		if err := checkStorable(c.TS); err != nil {
-			return item{}, err
-		}
-		return item{consent: &c, ts: c.TS}, nil
-	}
 	e, err := models.DecodeAccessInterned(b, replayNow, replayLimits, in)
 	if err != nil {
+		// SchemaOf parses the whole line; only lines that mention consent
+		// can be consent events, so the cheap test goes first.
+		if bytes.Contains(b, []byte("consent")) && models.SchemaOf(b) == models.SchemaConsent {
+			return decodeConsentLine(b)
+		}
 		return item{}, err
 	}
 	if err := checkStorable(e.TS); err != nil {
 		return item{}, err
 	}
 	return item{ev: e, ts: e.TS}, nil
+}
+
+// decodeConsentLine decodes a line whose schema is consent.v1.
+func decodeConsentLine(b []byte) (item, error) {
+	c, err := models.DecodeConsent(b, replayNow, replayLimits)
+	if err != nil {
+		return item{}, err
+	}
+	if err := checkStorable(c.TS); err != nil {
+		return item{}, err
+	}
+	return item{consent: &c, ts: c.TS}, nil
 }
 
 // piiFinding is the pii_in_payload finding of line b, which the decoder

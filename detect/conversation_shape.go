@@ -216,11 +216,40 @@ type convShape struct {
 	prev      int32
 	first     time.Time
 	last      time.Time
-	own       map[int32]float64 // own decayed recent steps, left out of the recent counts
+	own       []ownCount // own decayed recent steps, left out of the recent counts (nil: no step yet)
 	ownTotal  float64
 	ownAt     time.Time
 	flaggedAt time.Time
 	fired     bool
+}
+
+// ownCount is a conversation's decayed recent steps of one token (a
+// conversation holds few tokens: a slice searched in order is cheaper
+// than a map).
+type ownCount struct {
+	tok int32
+	n   float64
+}
+
+// ownOf is c's decayed recent steps of tok.
+func (c *convShape) ownOf(tok int32) float64 {
+	for i := range c.own {
+		if c.own[i].tok == tok {
+			return c.own[i].n
+		}
+	}
+	return 0
+}
+
+// addOwn counts one more recent step of tok.
+func (c *convShape) addOwn(tok int32) {
+	for i := range c.own {
+		if c.own[i].tok == tok {
+			c.own[i].n++
+			return
+		}
+	}
+	c.own = append(c.own, ownCount{tok: tok, n: 1})
 }
 
 type botKey struct{ tenant, actor string }
@@ -236,6 +265,9 @@ type shapes struct {
 	// cleared counts the conversations that crossed TailProb and were
 	// ordinary when judged again after the hold.
 	cleared int
+	// scratch of observe: the call's token and its sorted categories
+	tokBuf  []byte
+	tokCats []string
 }
 
 func newShapes(cfg ConversationsConfig, evictBots time.Duration) *shapes {
@@ -258,19 +290,42 @@ func (b *botShape) grow() {
 	}
 }
 
-// shapeToken names a call: tool, store, action and its sorted categories.
-func shapeToken(e *models.Event) string {
-	cats := slices.Clone(e.Fields)
+// appendShapeToken appends the token naming e's call to buf: tool, store,
+// action and its sorted categories ("tool store action [a,b]"). It sorts
+// the categories in cats (a scratch slice) and returns the extended buf
+// and cats.
+func appendShapeToken(buf []byte, cats []string, e *models.Event) ([]byte, []string) {
+	cats = append(cats[:0], e.Fields...)
 	slices.Sort(cats)
 	cats = slices.Compact(cats)
-	return e.Tool + " " + e.Store + " " + string(e.Action) + " [" + strings.Join(cats, ",") + "]"
+	buf = append(buf, e.Tool...)
+	buf = append(buf, ' ')
+	buf = append(buf, e.Store...)
+	buf = append(buf, ' ')
+	buf = append(buf, e.Action...)
+	buf = append(buf, " ["...)
+	for i, c := range cats {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, c...)
+	}
+	buf = append(buf, ']')
+	return buf, cats
 }
 
 // intern returns the id of token, adding it while the vocabulary has room.
 func (b *botShape) intern(tok string, limit int) int32 {
-	if id, ok := b.tokens[tok]; ok {
+	return b.internBytes([]byte(tok), limit)
+}
+
+// internBytes is intern of a token given as bytes: copied only when the
+// vocabulary adds it.
+func (b *botShape) internBytes(t []byte, limit int) int32 {
+	if id, ok := b.tokens[string(t)]; ok {
 		return id
 	}
+	tok := string(t)
 	if len(b.names) >= limit {
 		if b.other == 0 {
 			b.other = int32(len(b.names))
@@ -308,8 +363,8 @@ func (c *convShape) decayOwn(at time.Time, half time.Duration) {
 		return
 	}
 	f := math.Exp2(-float64(at.Sub(c.ownAt)) / float64(half))
-	for k := range c.own {
-		c.own[k] *= f
+	for i := range c.own {
+		c.own[i].n *= f
 	}
 	c.ownTotal *= f
 	c.ownAt = at
@@ -374,7 +429,7 @@ func (b *botShape) surprise(c *convShape, prev int32, st *shapeStep) float64 {
 	pl := (b.trans[[2]int32{prev, st.tok}] + shapeAlpha*q) / (b.from[prev] + shapeAlpha)
 	own := 0.0
 	if c.own != nil {
-		own = c.own[st.tok]
+		own = c.ownOf(st.tok)
 	}
 	r := math.Max(0, b.recent[st.tok]-own)
 	rt := math.Max(0, b.recentTotal-c.ownTotal)
@@ -488,10 +543,7 @@ func tailProb(s []float64, x float64) float64 {
 	if n == 0 {
 		return 1
 	}
-	k := max(10, n/100)
-	if k >= n {
-		k = n - 1
-	}
+	k := tailCount(n)
 	u := s[n-k-1]
 	if x <= u {
 		ge := n - sortSearch(s, x)
@@ -503,6 +555,32 @@ func tailProb(s []float64, x float64) float64 {
 	}
 	scale := math.Max(ex/float64(k), 0.25)
 	return float64(k) / float64(n+1) * math.Exp(-(x-u)/scale)
+}
+
+// tailCount is how many of n sorted scores tailProb fits the exponential
+// to (those above its threshold s[n-k-1]).
+func tailCount(n int) int {
+	k := max(10, n/100)
+	if k >= n {
+		k = n - 1
+	}
+	return k
+}
+
+// tailFloor is a lower bound of tail(x), cheaper than tail: for x at most
+// tailProb's threshold u, at least k+1 scores are not below x, so tail(x)
+// = (ge+1)/(n+1) >= (k+2)/(n+1); 0 (no bound) above u or on an empty
+// history.
+func (h *scoreHistory) tailFloor(x float64) float64 {
+	n := len(h.sorted)
+	if n == 0 {
+		return 0
+	}
+	k := tailCount(n)
+	if !(x <= h.sorted[n-k-1]) {
+		return 0
+	}
+	return float64(k+2) / float64(n+1)
 }
 
 // sortSearch is the index of the first value of sorted s not below x.
@@ -558,7 +636,8 @@ func (s *shapes) observe(e *models.Event) {
 		if b.open >= s.cfg.MaxOpen {
 			return
 		}
-		c = &convShape{bot: b, actor: e.Actor, subject: e.Conversation.SubjectID, first: e.TS, last: e.TS, prev: shapeStart}
+		c = &convShape{bot: b, actor: e.Actor, subject: e.Conversation.SubjectID, first: e.TS, last: e.TS, prev: shapeStart,
+			steps: make([]shapeStep, 0, 8)} // most conversations are a few calls
 		s.convs[ck] = c
 		b.open++
 	}
@@ -570,7 +649,8 @@ func (s *shapes) observe(e *models.Event) {
 	}
 	b.decay(e.TS, s.cfg.RecentHalfLife)
 	c.decayOwn(b.recentAt, s.cfg.RecentHalfLife)
-	st := shapeStep{ts: e.TS, tok: b.intern(shapeToken(e), s.cfg.MaxTokens), records: e.Records, id: e.EventID}
+	s.tokBuf, s.tokCats = appendShapeToken(s.tokBuf[:0], s.tokCats, e)
+	st := shapeStep{ts: e.TS, tok: b.internBytes(s.tokBuf, s.cfg.MaxTokens), records: e.Records, id: e.EventID}
 	if e.SubjectID != "" && e.SubjectID != c.subject && !slices.Contains(c.subjects, e.SubjectID) {
 		st.switched = true
 		if len(c.subjects) < 64 {
@@ -592,15 +672,20 @@ func (s *shapes) observe(e *models.Event) {
 	b.recent[st.tok]++
 	b.recentTotal++
 	if c.own == nil {
-		c.own = map[int32]float64{}
 		c.ownAt = b.recentAt
 	}
-	c.own[st.tok]++
+	c.addOwn(st.tok)
 	c.ownTotal++
 	if c.fired || !c.flaggedAt.IsZero() || b.learned < s.cfg.MinConversations {
 		return
 	}
-	if p, _, _ := b.pValue(c.sum/float64(c.n), c.max); p < s.cfg.TailProb {
+	mean := c.sum / float64(c.n)
+	// pValue is at least this floor (each step of it is monotone): most
+	// conversations are ordinary, and the floor needs no search
+	if math.Min(1, 2*math.Min(b.means.tailFloor(mean), b.maxes.tailFloor(c.max))) >= s.cfg.TailProb {
+		return
+	}
+	if p, _, _ := b.pValue(mean, c.max); p < s.cfg.TailProb {
 		c.flaggedAt = e.TS
 		s.flagged = append(s.flagged, ck)
 	}
@@ -667,19 +752,23 @@ func (s *shapes) sweep(now time.Time) {
 		return
 	}
 	s.lastSweep = now
-	var closing []convKey
+	type closingConv struct {
+		k convKey
+		c *convShape
+	}
+	var closing []closingConv
 	for k, c := range s.convs {
 		if now.Sub(c.last) > s.cfg.Idle {
-			closing = append(closing, k)
+			closing = append(closing, closingConv{k, c})
 		}
 	}
 	// close in time order: the counts each one is scored with do not depend
 	// on map order
-	slices.SortFunc(closing, func(x, y convKey) int {
-		return cmp.Or(s.convs[x].first.Compare(s.convs[y].first), cmp.Compare(x.tenant, y.tenant), cmp.Compare(x.id, y.id))
+	slices.SortFunc(closing, func(x, y closingConv) int {
+		return cmp.Or(x.c.first.Compare(y.c.first), cmp.Compare(x.k.tenant, y.k.tenant), cmp.Compare(x.k.id, y.k.id))
 	})
-	for _, k := range closing {
-		c := s.convs[k]
+	for _, cc := range closing {
+		k, c := cc.k, cc.c
 		b := c.bot
 		delete(s.convs, k)
 		b.open--
@@ -756,7 +845,7 @@ func (s *shapes) finding(now time.Time, k convKey, c *convShape, mean, maxS, p, 
 	return f
 }
 
-// splitToken undoes shapeToken.
+// splitToken undoes appendShapeToken.
 func splitToken(tok string) (tool, store, action string, cats []string) {
 	head, catList, _ := strings.Cut(tok, " [")
 	parts := strings.SplitN(head, " ", 3)

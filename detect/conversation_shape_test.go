@@ -319,7 +319,7 @@ func TestShapeSmoothing(t *testing.T) {
 	b.recentAt = shapeT0
 	b.recent[unseen] += 20
 	b.recentTotal += 40
-	own := &convShape{own: map[int32]float64{unseen: 20}, ownTotal: 20}
+	own := &convShape{own: []ownCount{{tok: unseen, n: 20}}, ownTotal: 20}
 	if got := b.surprise(c, a, &shapeStep{tok: unseen, records: 1}); got > 2 {
 		t.Errorf("a token of half the recent calls: surprise %.2f, want < 2", got)
 	}
@@ -455,6 +455,36 @@ func TestShapeConfigValidate(t *testing.T) {
 		err := Config{Conversations: c}.Validate()
 		if err == nil || !strings.Contains(err.Error(), "detect.conversations."+field) {
 			t.Errorf("%s: %v", field, err)
+		}
+	}
+}
+
+// TestShapeTailFloor: tailFloor, which lets observe skip pValue, never
+// exceeds tail, on histories of 0 to 3000 scores and scores below, at
+// and above tailProb's threshold; and it is a bound (not 0) at the
+// threshold.
+func TestShapeTailFloor(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 2, 10, 11, 12, 50, 999, 1000, 1001, 3000} {
+		var h scoreHistory
+		for range n {
+			h.add(math.Round(rng.ExpFloat64()*8)/4, n) // ties included
+		}
+		xs := []float64{-1, 0, 0.25, 1, 2.5, 7, 40, math.Inf(1)}
+		if n > 0 {
+			u := h.sorted[n-tailCount(n)-1]
+			xs = append(xs, u, math.Nextafter(u, math.Inf(-1)), math.Nextafter(u, math.Inf(1)))
+			if f := h.tailFloor(u); f == 0 {
+				t.Errorf("n %d: tailFloor at the threshold %g is 0", n, u)
+			}
+		}
+		for range 200 {
+			xs = append(xs, rng.Float64()*20)
+		}
+		for _, x := range xs {
+			if f, p := h.tailFloor(x), h.tail(x); f > p {
+				t.Fatalf("n %d: tailFloor(%g) = %g > tail %g", n, x, f, p)
+			}
 		}
 	}
 }

@@ -37,8 +37,14 @@ type mahalanobis struct {
 	rng     *rand.Rand
 	mean    []float64
 	chol    *mat.Cholesky
-	shrink  float64
-	fitN    int
+	// u is chol's upper triangular factor U (covariance = UᵀU) and
+	// illConditioned whether chol's condition number is above
+	// mat.ConditionTolerance (gonum's solve then reports an error):
+	// distance2 solves with them itself, as gonum does.
+	u              [mahalanobisDims][mahalanobisDims]float64
+	illConditioned bool
+	shrink         float64
+	fitN           int
 	// empirical is the 99.9th percentile of the reservoir's own squared
 	// distances at the last fit: heavy tails make the chi-square tail too
 	// optimistic, so the threshold is at least twice this.
@@ -83,6 +89,14 @@ func (m *mahalanobis) refit() {
 		return
 	}
 	m.chol, m.mean, m.shrink, m.fitN = &ch, mean, delta, n
+	var u mat.TriDense
+	ch.UTo(&u)
+	for i := range m.u {
+		for j := range m.u[i] {
+			m.u[i][j] = u.At(i, j)
+		}
+	}
+	m.illConditioned = ch.Cond() > mat.ConditionTolerance
 	d2s := make([]float64, 0, n)
 	seen := m.seen
 	m.seen = max(m.seen, 5*cap(m.samples)) // score the reservoir itself
@@ -102,19 +116,45 @@ func (m *mahalanobis) distance2(v [mahalanobisDims]float64) (d2 float64, contrib
 	if m.chol == nil || m.seen < 5*cap(m.samples) {
 		return 0, contrib, false // not before the reservoir has seen a broad history
 	}
-	diff := mat.NewVecDense(mahalanobisDims, nil)
-	for i := range v {
-		diff.SetVec(i, v[i]-m.mean[i])
-	}
-	var sol mat.VecDense
-	if err := m.chol.SolveVecTo(&sol, diff); err != nil {
+	if m.illConditioned {
 		return 0, contrib, false
 	}
+	var diff, sol [mahalanobisDims]float64
+	for i := range v {
+		diff[i] = v[i] - m.mean[i]
+	}
+	sol = diff
+	m.solve(&sol)
 	for i := 0; i < mahalanobisDims; i++ {
-		contrib[i] = diff.AtVec(i) * sol.AtVec(i)
+		contrib[i] = diff[i] * sol[i]
 		d2 += contrib[i]
 	}
 	return math.Max(d2, 0), contrib, true
+}
+
+// solve overwrites b with the solution x of UᵀU x = b: what
+// m.chol.SolveVecTo computes (gonum's Dpotrs: Dtrsm with Uᵀ, then with U),
+// operation for operation and so bit for bit (TestMahalanobisSolveAsGonum),
+// without its allocations and dispatch. The products are converted before
+// they are added so that no compiler fuses them (gonum's kernels do not).
+func (m *mahalanobis) solve(b *[mahalanobisDims]float64) {
+	u := &m.u
+	for k := 0; k < mahalanobisDims; k++ { // Uᵀ y = b
+		b[k] *= 1 / u[k][k]
+		for i := k + 1; i < mahalanobisDims; i++ {
+			if a := u[k][i]; a != 0 {
+				b[i] += float64(-a * b[k])
+			}
+		}
+	}
+	for i := mahalanobisDims - 1; i >= 0; i-- { // U x = y
+		for k := i + 1; k < mahalanobisDims; k++ {
+			if a := u[i][k]; a != 0 {
+				b[i] += float64(-a * b[k])
+			}
+		}
+		b[i] *= 1 / u[i][i]
+	}
 }
 
 // features is the actor's deviation vector for the multivariate model.

@@ -2,10 +2,14 @@ package detect
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/mat"
 )
 
 // check asserts want and wantNone on the findings got ("*" in wantNone:
@@ -163,5 +167,93 @@ func TestPeerDeviationFixtures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			check(t, firingAfter(t, Config{}, monday, tc.from, tc.fixture), tc.want, tc.wantNone)
 		})
+	}
+}
+
+// distance2ByGonum is mahalanobis.distance2 as it was: the difference
+// solved by gonum's Cholesky.SolveVecTo. The reference solve must match
+// bit for bit.
+func distance2ByGonum(m *mahalanobis, v [mahalanobisDims]float64) (d2 float64, contrib [mahalanobisDims]float64, ok bool) {
+	if m.chol == nil || m.seen < 5*cap(m.samples) {
+		return 0, contrib, false
+	}
+	diff := mat.NewVecDense(mahalanobisDims, nil)
+	for i := range v {
+		diff.SetVec(i, v[i]-m.mean[i])
+	}
+	var sol mat.VecDense
+	if err := m.chol.SolveVecTo(&sol, diff); err != nil {
+		return 0, contrib, false
+	}
+	for i := 0; i < mahalanobisDims; i++ {
+		contrib[i] = diff.AtVec(i) * sol.AtVec(i)
+		d2 += contrib[i]
+	}
+	return math.Max(d2, 0), contrib, true
+}
+
+// TestMahalanobisSolveAsGonum: the squared distances and contributions of
+// the hand-written solve are bit for bit gonum's, on reservoirs of
+// correlated, heavy-tailed and nearly constant features (the variance
+// floors at work), and on vectors inside and far outside them.
+func TestMahalanobisSolveAsGonum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	checked := 0
+	for round := range 6 {
+		m := newMahalanobis(2000)
+		for range 5 * 2000 {
+			var v [mahalanobisDims]float64
+			z := rng.NormFloat64()
+			v[0] = z + 0.3*rng.NormFloat64()
+			v[1] = 0.8*z + math.Exp(rng.NormFloat64())*float64(round%3)
+			if rng.IntN(50) == 0 {
+				v[2] = math.Log1p(float64(rng.IntN(20)))
+			}
+			v[3] = float64(rng.IntN(1 + round))
+			if round%2 == 0 {
+				v[4] = float64(rng.IntN(3))
+			}
+			v[5] = math.Max(0, rng.NormFloat64()*float64(round))
+			m.add(v)
+		}
+		m.refit()
+		if m.chol == nil {
+			t.Fatalf("round %d: no fit", round)
+		}
+		for range 3000 {
+			var v [mahalanobisDims]float64
+			for i := range v {
+				v[i] = rng.NormFloat64() * math.Exp(3*rng.Float64())
+			}
+			d2, contrib, ok := m.distance2(v)
+			wd2, wcontrib, wok := distance2ByGonum(m, v)
+			if ok != wok || math.Float64bits(d2) != math.Float64bits(wd2) {
+				t.Fatalf("round %d, v %v: distance2 %v (%v), gonum %v (%v)", round, v, d2, ok, wd2, wok)
+			}
+			for i := range contrib {
+				if math.Float64bits(contrib[i]) != math.Float64bits(wcontrib[i]) {
+					t.Fatalf("round %d, v %v: contribution %d %v, gonum %v", round, v, i, contrib[i], wcontrib[i])
+				}
+			}
+			checked++
+		}
+		empirical := m.empirical
+		m.empirical = 0
+		var d2s []float64
+		seen := m.seen
+		m.seen = max(m.seen, 5*cap(m.samples))
+		for _, s := range m.samples {
+			if d2, _, ok := distance2ByGonum(m, s); ok {
+				d2s = append(d2s, d2)
+			}
+		}
+		m.seen = seen
+		slices.Sort(d2s)
+		if want := quantileSorted(d2s, 0.999); math.Float64bits(empirical) != math.Float64bits(want) {
+			t.Fatalf("round %d: empirical q999 %v, by gonum %v", round, empirical, want)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("nothing checked")
 	}
 }

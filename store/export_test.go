@@ -226,3 +226,10 @@ func WindowAggregatesArrays(ctx context.Context, s *Store, from, to time.Time, w
 
 // DecodeSet is decodeSet, for tests.
 var DecodeSet = decodeSet
+
+// InsertEventsOneInsert writes evs into events as one INSERT of blocks of
+// insertBlockRows rows, never split (BenchmarkInsertViewsCPU reads its
+// CPU by query id).
+func InsertEventsOneInsert(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time) error {
+	return s.insertEventRows(ctx, "events", []EventBatch{{Events: evs, IngestedAt: ingestedAt}}, nil, insertBlockRows)
+}

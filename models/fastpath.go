@@ -332,10 +332,11 @@ func (p *fastParser) skipString() bool {
 	return false
 }
 
-// object walks an object, calling member for each key. member returns false
+// object walks an object, calling member with the index in known of each
+// known key. member returns false
 // to give up. A key seen twice, or an unknown key that case-folds to a known
 // one, gives up too; unknown keys are validated and skipped.
-func (p *fastParser) object(known []string, member func(k string) bool) bool {
+func (p *fastParser) object(known []string, member func(k int) bool) bool {
 	if !p.eat('{') {
 		return false
 	}
@@ -366,7 +367,7 @@ func (p *fastParser) object(known []string, member func(k string) bool) bool {
 			}
 		}
 		if idx >= 0 {
-			if seen&(1<<idx) != 0 || !member(known[idx]) {
+			if seen&(1<<idx) != 0 || !member(idx) {
 				return false
 			}
 			seen |= 1 << idx
@@ -417,12 +418,60 @@ func (p *fastParser) strIn(s *string, dst **string) bool {
 	return ok
 }
 
+// The key lists of the fast path; the constants below are indexes into
+// them (TestFastKeyIndexes checks that they agree).
 var (
 	fastTopKeys   = []string{"schema", "event_id", "ts", "tenant", "actor", "action", "store", "resource", "subject_id", "records", "bytes", "fields", "purpose", "conversation", "tool", "result", "client", "destination"}
 	fastActorKeys = []string{"id", "type", "role", "vendor"}
 	fastResKeys   = []string{"type", "id"}
 	fastConvKeys  = []string{"id", "subject_id"}
 	fastClientKey = []string{"ip", "country", "user_agent"}
+)
+
+// Indexes of the keys in fastTopKeys, fastActorKeys, fastResKeys,
+// fastConvKeys and fastClientKey.
+const (
+	keySchema = iota
+	keyEventID
+	keyTS
+	keyTenant
+	keyActor
+	keyAction
+	keyStore
+	keyResource
+	keySubjectID
+	keyRecords
+	keyBytes
+	keyFields
+	keyPurpose
+	keyConversation
+	keyTool
+	keyResult
+	keyClient
+	keyDestination
+)
+
+const (
+	keyActorID = iota
+	keyActorType
+	keyActorRole
+	keyActorVendor
+)
+
+const (
+	keyResourceType = iota
+	keyResourceID
+)
+
+const (
+	keyConvID = iota
+	keyConvSubjectID
+)
+
+const (
+	keyClientIP = iota
+	keyClientCountry
+	keyClientUserAgent
 )
 
 // fastAccess parses b into w; ok false means "use the reflective path".
@@ -432,41 +481,41 @@ func fastAccess(b []byte, w *wireAccess) bool { return fastAccessIn(b, w, nil) }
 // through in (nil: none are).
 func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 	p := fastParser{b: b, in: in}
-	ok := p.object(fastTopKeys, func(k string) bool {
+	ok := p.object(fastTopKeys, func(k int) bool {
 		switch k {
-		case "schema":
+		case keySchema:
 			return p.istr(slotSchema, &w.Schema)
-		case "event_id":
+		case keyEventID:
 			return p.strIn(&w.eventID, &w.EventID)
-		case "ts":
+		case keyTS:
 			return p.strIn(&w.ts, &w.TS)
-		case "tenant":
+		case keyTenant:
 			return p.istr(slotTenant, &w.Tenant)
-		case "action":
+		case keyAction:
 			return p.istrp(slotAction, &w.Action)
-		case "store":
+		case keyStore:
 			return p.istrp(slotStore, &w.Store)
-		case "subject_id":
+		case keySubjectID:
 			return p.str(&w.SubjectID)
-		case "purpose":
+		case keyPurpose:
 			return p.istr(slotPurpose, &w.Purpose)
-		case "tool":
+		case keyTool:
 			return p.istr(slotTool, &w.Tool)
-		case "result":
+		case keyResult:
 			return p.istr(slotResult, &w.Result)
-		case "destination":
+		case keyDestination:
 			return p.istr(slotDestination, &w.Destination)
-		case "records":
+		case keyRecords:
 			n, ok := p.number()
 			w.Records = n
 			return ok
-		case "bytes":
+		case keyBytes:
 			n, ok := p.number()
 			w.Bytes = n
 			return ok
-		case "fields":
+		case keyFields:
 			return p.strings(&w.Fields)
-		case "actor":
+		case keyActor:
 			var a *wireActor // the Interner's scratch, else a new one
 			if in != nil {
 				in.actor = wireActor{}
@@ -475,19 +524,19 @@ func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 				a = &wireActor{}
 			}
 			w.Actor = a
-			return p.object(fastActorKeys, func(k string) bool {
+			return p.object(fastActorKeys, func(k int) bool {
 				switch k {
-				case "id":
+				case keyActorID:
 					return p.istrp(slotActorID, &a.ID)
-				case "type":
+				case keyActorType:
 					return p.istrp(slotActorType, &a.Type)
-				case "role":
+				case keyActorRole:
 					return p.istr(slotActorRole, &a.Role)
 				default:
 					return p.istr(slotActorVendor, &a.Vendor)
 				}
 			})
-		case "resource":
+		case keyResource:
 			var r *Resource // the Interner's scratch, else a new one
 			if in != nil {
 				in.res = Resource{}
@@ -496,27 +545,27 @@ func fastAccessIn(b []byte, w *wireAccess, in *Interner) bool {
 				r = &Resource{}
 			}
 			w.Resource = r
-			return p.object(fastResKeys, func(k string) bool {
-				if k == "type" {
+			return p.object(fastResKeys, func(k int) bool {
+				if k == keyResourceType {
 					return p.istr(slotResourceType, &r.Type)
 				}
 				return p.str(&r.ID)
 			})
-		case "conversation":
+		case keyConversation:
 			c := &w.Conversation
-			return p.object(fastConvKeys, func(k string) bool {
-				if k == "id" {
+			return p.object(fastConvKeys, func(k int) bool {
+				if k == keyConvID {
 					return p.str(&c.ID)
 				}
 				return p.str(&c.SubjectID)
 			})
 		default: // client
 			c := &w.Client
-			return p.object(fastClientKey, func(k string) bool {
+			return p.object(fastClientKey, func(k int) bool {
 				switch k {
-				case "ip":
+				case keyClientIP:
 					return p.str(&c.IP)
-				case "country":
+				case keyClientCountry:
 					return p.istr(slotCountry, &c.Country)
 				default:
 					return p.istr(slotUserAgent, &c.UserAgent)

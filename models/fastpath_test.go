@@ -150,3 +150,29 @@ func TestFastKeysDistinctUnderFolding(t *testing.T) {
 		}
 	}
 }
+
+// TestFastKeyIndexes: the fast path's key constants index its key lists
+// (its members are called with the index of the key read).
+func TestFastKeyIndexes(t *testing.T) {
+	for _, c := range []struct {
+		known []string
+		idx   int
+		key   string
+	}{
+		{fastTopKeys, keySchema, "schema"}, {fastTopKeys, keyEventID, "event_id"}, {fastTopKeys, keyTS, "ts"},
+		{fastTopKeys, keyTenant, "tenant"}, {fastTopKeys, keyActor, "actor"}, {fastTopKeys, keyAction, "action"},
+		{fastTopKeys, keyStore, "store"}, {fastTopKeys, keyResource, "resource"}, {fastTopKeys, keySubjectID, "subject_id"},
+		{fastTopKeys, keyRecords, "records"}, {fastTopKeys, keyBytes, "bytes"}, {fastTopKeys, keyFields, "fields"},
+		{fastTopKeys, keyPurpose, "purpose"}, {fastTopKeys, keyConversation, "conversation"}, {fastTopKeys, keyTool, "tool"},
+		{fastTopKeys, keyResult, "result"}, {fastTopKeys, keyClient, "client"}, {fastTopKeys, keyDestination, "destination"},
+		{fastActorKeys, keyActorID, "id"}, {fastActorKeys, keyActorType, "type"}, {fastActorKeys, keyActorRole, "role"},
+		{fastActorKeys, keyActorVendor, "vendor"},
+		{fastResKeys, keyResourceType, "type"}, {fastResKeys, keyResourceID, "id"},
+		{fastConvKeys, keyConvID, "id"}, {fastConvKeys, keyConvSubjectID, "subject_id"},
+		{fastClientKey, keyClientIP, "ip"}, {fastClientKey, keyClientCountry, "country"}, {fastClientKey, keyClientUserAgent, "user_agent"},
+	} {
+		if c.idx >= len(c.known) || c.known[c.idx] != c.key {
+			t.Errorf("key %q: index %d in %q", c.key, c.idx, c.known)
+		}
+	}
+}

@@ -381,12 +381,21 @@ func decodeAccessIn(b []byte, now time.Time, l Limits, fast bool, in *Interner) 
 	if err := precheck(b, l); err != nil {
 		return Event{}, err
 	}
-	var w wireAccess
-	if err := decodeWire(b, &w, in, fast); err != nil {
-		return Event{}, err
+	// the wire form: the Interner's scratch when there is one (no
+	// allocation per message), emptied of this message's values after
+	var w *wireAccess
+	if in != nil {
+		w = &in.w
+	} else {
+		w = &wireAccess{}
 	}
 	var e Event
-	if err := w.fill(&e, now, l); err != nil {
+	err := decodeWire(b, w, in, fast)
+	if err == nil {
+		err = w.fill(&e, now, l)
+	}
+	*w = wireAccess{}
+	if err != nil {
 		return Event{}, err
 	}
 	return e, nil

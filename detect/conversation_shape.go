@@ -502,14 +502,24 @@ type scoreHistory struct {
 func (h *scoreHistory) add(x float64, size int) {
 	if len(h.ring) < size {
 		h.ring = append(h.ring, x)
-	} else {
-		old := h.ring[h.pos]
-		h.ring[h.pos] = x
-		h.pos = (h.pos + 1) % size
-		i := sortSearch(h.sorted, old)
-		h.sorted = slices.Delete(h.sorted, i, i+1)
+		h.sorted = slices.Insert(h.sorted, sortSearch(h.sorted, x), x)
+		return
 	}
-	h.sorted = slices.Insert(h.sorted, sortSearch(h.sorted, x), x)
+	old := h.ring[h.pos]
+	h.ring[h.pos] = x
+	h.pos = (h.pos + 1) % size
+	// the old score's place is x's when x sorts there; else the scores
+	// between the two places move by one (what deleting old, then
+	// inserting x, would leave, moving fewer)
+	i := sortSearch(h.sorted, old)
+	j := sortSearch(h.sorted, x) // x's place with old still in
+	if j > i {
+		j-- // and without it
+		copy(h.sorted[i:j], h.sorted[i+1:j+1])
+	} else {
+		copy(h.sorted[j+1:i+1], h.sorted[j:i])
+	}
+	h.sorted[j] = x
 }
 
 // median is the history's median (0 when empty).

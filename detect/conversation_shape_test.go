@@ -488,3 +488,41 @@ func TestShapeTailFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestScoreHistoryAddMatchesDeleteInsert: add keeps the sorted scores
+// exactly as deleting the dropped score and inserting the new one did,
+// through many turns of a small ring, with ties, -0 and +0 and scores
+// above, below and between the kept ones.
+func TestScoreHistoryAddMatchesDeleteInsert(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, size := range []int{1, 2, 3, 7, 50} {
+		var h scoreHistory
+		var ring, want []float64
+		pos := 0
+		for step := range 5000 {
+			x := math.Round(rng.NormFloat64()*4) / 2
+			switch step % 97 {
+			case 0:
+				x = math.Copysign(0, -1)
+			case 1:
+				x = 1e9
+			case 2:
+				x = -1e9
+			}
+			if len(ring) < size {
+				ring = append(ring, x)
+			} else {
+				old := ring[pos]
+				ring[pos] = x
+				pos = (pos + 1) % size
+				i := sortSearch(want, old)
+				want = slices.Delete(want, i, i+1)
+			}
+			want = slices.Insert(want, sortSearch(want, x), x)
+			h.add(x, size)
+			if !slices.Equal(h.sorted, want) || !slices.Equal(h.ring, ring) {
+				t.Fatalf("size %d, step %d: sorted %v, want %v", size, step, h.sorted, want)
+			}
+		}
+	}
+}

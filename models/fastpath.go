@@ -33,11 +33,13 @@ type Interner struct {
 	// in the latest message: most fields repeat from one event to the
 	// next, and comparing with one string is cheaper than a map look-up.
 	last [numSlots]*string
-	// The decoding scratch of DecodeAccessTo: the wire form of the message
-	// being decoded, reused from message to message.
+	// The decoding scratch of DecodeAccessTo and DecodeAccessInterned: the
+	// wire form of the message being decoded, reused from message to
+	// message.
 	w     wireAccess
 	actor wireActor
 	res   Resource
+	ev    Event // DecodeAccessInterned's event while it is filled
 }
 
 // Bounds of an Interner.

@@ -383,22 +383,25 @@ func decodeAccessIn(b []byte, now time.Time, l Limits, fast bool, in *Interner) 
 	}
 	// the wire form: the Interner's scratch when there is one (no
 	// allocation per message), emptied of this message's values after
+	// and the event is filled in the Interner's too (the validation takes
+	// its address, which would move a local to the heap), then copied out
 	var w *wireAccess
+	var e *Event
 	if in != nil {
-		w = &in.w
+		w, e = &in.w, &in.ev
 	} else {
-		w = &wireAccess{}
+		w, e = &wireAccess{}, &Event{}
 	}
-	var e Event
 	err := decodeWire(b, w, in, fast)
 	if err == nil {
-		err = w.fill(&e, now, l)
+		err = w.fill(e, now, l)
 	}
-	*w = wireAccess{}
+	out := *e
+	*w, *e = wireAccess{}, Event{}
 	if err != nil {
 		return Event{}, err
 	}
-	return e, nil
+	return out, nil
 }
 
 // decodeWire decodes b into the zero *w with the one-pass fast path when

@@ -180,6 +180,11 @@ type botShape struct {
 	uniTotal float64
 	recs     [][shapeRecBuckets]float64 // per token: records per call, log2 buckets
 	allRecs  [shapeRecBuckets]float64
+	// recStat and allStat cache the total and median bucket of recs[tok]
+	// and allRecs, which recTail reads at every step and which change only
+	// when a conversation is learned (learn and halve clear them)
+	recStat  []recStat
+	allStat  recStat
 	switches float64 // steps that read a customer new to the conversation
 	steps    float64 // steps learned
 
@@ -191,6 +196,22 @@ type botShape struct {
 	learned      int          // conversations learned
 	open         int
 	last         time.Time
+}
+
+// recStat is the total and median bucket of one records histogram, as
+// sum and medianBucket compute them; ok false: not computed since it last
+// changed.
+type recStat struct {
+	n, med float64
+	ok     bool
+}
+
+// of returns st, first computing it from h when not cached.
+func (st *recStat) of(h *[shapeRecBuckets]float64) *recStat {
+	if !st.ok {
+		*st = recStat{n: sum(h[:]), med: medianBucket(h), ok: true}
+	}
+	return st
 }
 
 // shapeStep is one call of a conversation.
@@ -286,6 +307,7 @@ func (b *botShape) grow() {
 		b.from = append(b.from, 0)
 		b.uni = append(b.uni, 0)
 		b.recs = append(b.recs, [shapeRecBuckets]float64{})
+		b.recStat = append(b.recStat, recStat{})
 		b.recent = append(b.recent, 0)
 	}
 }
@@ -383,14 +405,17 @@ func (b *botShape) base(tok int32) float64 {
 // recTail is P(records >= r) for tok: its learned buckets (the bot's
 // when it has none) plus one pseudo-count of a Pareto tail above the median.
 func (b *botShape) recTail(tok int32, r uint64) float64 {
-	h := &b.allRecs
-	if int(tok) < len(b.recs) && sum(b.recs[tok][:]) > 0 {
-		h = &b.recs[tok]
+	h, st := &b.allRecs, &b.allStat
+	if int(tok) < len(b.recs) {
+		if ts := b.recStat[tok].of(&b.recs[tok]); ts.n > 0 {
+			h, st = &b.recs[tok], ts
+		}
 	}
-	n := sum(h[:])
+	st.of(h)
+	n := st.n
 	k := bits.Len64(r)
 	tail := sum(h[k:])
-	med := medianBucket(h)
+	med := st.med
 	prior := math.Min(1, (1+med)/(1+float64(r)))
 	return (tail + prior) / (n + 1)
 }
@@ -460,6 +485,7 @@ func (b *botShape) learn(c *convShape) {
 		kb := bits.Len64(st.records)
 		b.recs[st.tok][kb]++
 		b.allRecs[kb]++
+		b.recStat[st.tok].ok, b.allStat.ok = false, false
 		if st.switched {
 			b.switches++
 		}
@@ -486,6 +512,8 @@ func (b *botShape) halve() {
 	for k := range b.allRecs {
 		b.allRecs[k] /= 2
 	}
+	clear(b.recStat)
+	b.allStat = recStat{}
 	b.uniTotal /= 2
 	b.switches /= 2
 	b.steps /= 2

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -524,5 +525,46 @@ func TestScoreHistoryAddMatchesDeleteInsert(t *testing.T) {
 				t.Fatalf("size %d, step %d: sorted %v, want %v", size, step, h.sorted, want)
 			}
 		}
+	}
+}
+
+// TestShapeRecTailCached: recTail with its cached totals and medians gives,
+// bit for bit, what summing the buckets at each call gave, through
+// conversations learned and counts halved.
+func TestShapeRecTailCached(t *testing.T) {
+	ref := func(b *botShape, tok int32, r uint64) float64 {
+		h := &b.allRecs
+		if int(tok) < len(b.recs) && sum(b.recs[tok][:]) > 0 {
+			h = &b.recs[tok]
+		}
+		n := sum(h[:])
+		tail := sum(h[bits.Len64(r):])
+		prior := math.Min(1, (1+medianBucket(h))/(1+float64(r)))
+		return (tail + prior) / (n + 1)
+	}
+	rng := rand.New(rand.NewPCG(10, 11))
+	b := newBotShape()
+	toks := []int32{b.intern("a", 10), b.intern("b", 10), b.intern("c", 10)}
+	check := func(step int) {
+		t.Helper()
+		for _, tok := range append(toks, 0, 99) {
+			for _, r := range []uint64{0, 1, 2, 3, 7, 40, 1000, 1 << 40} {
+				if got, want := b.recTail(tok, r), ref(b, tok, r); got != want {
+					t.Fatalf("step %d: recTail(%d, %d) = %v, want %v", step, tok, r, got, want)
+				}
+			}
+		}
+	}
+	check(-1)
+	for step := range 400 {
+		var c convShape
+		for range 1 + rng.IntN(5) {
+			c.steps = append(c.steps, shapeStep{tok: toks[rng.IntN(2)], records: uint64(rng.ExpFloat64() * 20)})
+		}
+		b.learn(&c)
+		if step%50 == 49 {
+			b.halve()
+		}
+		check(step)
 	}
 }

@@ -178,7 +178,7 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 		q = fmt.Sprintf(WindowAggregatesRawSQL, w, w, pred)
 	}
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
-	var out []WindowActivity
+	out := make([]WindowActivity, 0, min(s.windowRows.Load()*9/8, maxWindowRowsHint))
 	err := s.detectRead(ctx, shard, q, args, func() { out = out[:0] }, func(rows driver.Rows) error {
 		// One row's destinations, scanned into again and again: the four
 		// sets arrive as strings (see decodeSet).
@@ -208,11 +208,18 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 	if err == nil && !raw && len(out) > 0 {
 		err = s.windowExports(ctx, out, fmt.Sprintf(WindowExportsSQL, w, w, pred), args, shard)
 	}
+	if err == nil {
+		s.windowRows.Store(int64(len(out)))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading window aggregates %s..%s: %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
 	}
 	return out, nil
 }
+
+// maxWindowRowsHint bounds the capacity WindowAggregates gives its result
+// from the previous read's size.
+const maxWindowRowsHint = 1 << 20
 
 // decodeSet decodes one set of WindowAggregatesSQL: the array its
 // aggregate returns, as the concatenation of its items, each preceded by

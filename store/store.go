@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -199,6 +200,10 @@ type Store struct {
 	// cluster's layout (shardlocal.go).
 	replica func(addr string) (driver.Conn, error)
 	shards  shardReads
+	// windowRows is how many rows the latest WindowAggregates read
+	// returned: the next one's capacity, so that its result does not
+	// grow by doubling (rows of a few hundred bytes, thousands a read).
+	windowRows atomic.Int64
 }
 
 // Open connects to ClickHouse, reads the server's version and creates the

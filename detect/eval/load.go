@@ -112,9 +112,7 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 		}
 		res.Events += len(evs)
 		res.Consents += len(cs)
-		for _, items := range spans {
-			clear(items)
-		}
+		dec.items.drop(to) // stored: let go of the decoded blocks
 		from = to
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "load: %d events stored, up to %s\n", res.Events, res.Last.Format(time.RFC3339))

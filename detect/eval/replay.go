@@ -172,7 +172,9 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 
 	var src *source
 	if stream {
-		src = streamBlocks(ctx, opts.Events, opts.Progress, opts.Clock, cmp.Or(opts.streamBlock, 50000))
+		// decoded at most a group of chunks ahead of the chunks prepared
+		src = streamBlocks(ctx, opts.Events, opts.Progress, opts.Clock, cmp.Or(opts.streamBlock, 50000),
+			opts.InsertChunks*opts.ChunkEvents)
 	} else {
 		dec, err := decodeAll(ctx, opts.Events, opts.Progress)
 		if err != nil {
@@ -241,8 +243,6 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 				actorDays[dayKey{e.Tenant, e.Actor.ID, e.TS.Unix() / 86400}] = true
 				actors[[2]string{e.Tenant, e.Actor.ID}] = true
 			}
-			// The decoded lines of this chunk are not needed any more.
-			clear(span)
 		}
 		flush(prev)
 		c.last = prev
@@ -277,6 +277,9 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 				break
 			}
 			c := prepare(items, from, nextChunk(items, from, opts.ChunkEvents))
+			// The decoded blocks this chunk used up are not needed any
+			// more (the chunk holds its own copies of the events).
+			src.release(c.to)
 			g = append(g, c)
 			from = c.to
 		}

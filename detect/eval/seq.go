@@ -86,19 +86,54 @@ func (s *itemSeq) sorted() bool {
 	return true
 }
 
+// drop lets go of the blocks whose items all come before item to: a
+// replay calls it once it has taken those items, so that a long file's
+// decoded blocks are not all held until its end. The items of a dropped
+// block must not be read again (at and spans then fail).
+func (s *itemSeq) drop(to int) {
+	for b := range sort.SearchInts(s.ends, to+1) {
+		s.blocks[b] = nil
+	}
+}
+
 // inTimeOrder returns the items sorted by time, file order among equal
-// times: s itself when it is in order, otherwise one sorted block (the
-// blocks joined, then sortByTime).
+// times: s itself when it is in order, otherwise the items moved once,
+// in order, into new blocks of the size of s's largest (so that drop can
+// let go of them as they are replayed).
 func (s *itemSeq) inTimeOrder() *itemSeq {
 	if s.sorted() {
 		return s
 	}
-	all := make([]item, 0, s.Len())
-	for i, b := range s.blocks {
-		all = append(all, b...)
-		s.blocks[i] = nil
+	n := s.Len()
+	ts := make([]time.Time, 0, n)
+	size := 1
+	for _, b := range s.blocks {
+		size = max(size, len(b))
+		for j := range b {
+			ts = append(ts, b[j].ts)
+		}
 	}
-	return seqOf(sortByTime(all))
+	idx := timeOrder(ts)
+	blocks := make([][]item, 0, (n+size-1)/size)
+	for lo := 0; lo < n; lo += size {
+		b := make([]item, min(size, n-lo))
+		for i := range b {
+			b[i] = *s.at(int(idx[lo+i]))
+		}
+		blocks = append(blocks, b)
+	}
+	return seqOf(blocks...)
+}
+
+// timeOrder returns the indexes 0..len(ts)-1 in time order, index order
+// among equal times.
+func timeOrder(ts []time.Time) []int32 {
+	idx := make([]int32, len(ts))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return ts[a].Compare(ts[b]) })
+	return idx
 }
 
 // sortByTime returns items sorted by time, file order among equal times.
@@ -116,13 +151,12 @@ func sortByTime(items []item) []item {
 	if sorted {
 		return items
 	}
-	idx := make([]int32, len(items))
-	for i := range idx {
-		idx[i] = int32(i)
+	ts := make([]time.Time, len(items))
+	for i := range items {
+		ts[i] = items[i].ts
 	}
-	slices.SortStableFunc(idx, func(a, b int32) int { return items[a].ts.Compare(items[b].ts) })
 	out := make([]item, len(items))
-	for i, j := range idx {
+	for i, j := range timeOrder(ts) {
 		out[i] = items[j]
 	}
 	return out

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -50,6 +51,50 @@ func TestItemSeqSpansAndAt(t *testing.T) {
 	}
 	if empty := seqOf(); empty.Len() != 0 || len(empty.spans(0, 0)) != 0 {
 		t.Errorf("empty sequence: Len %d", empty.Len())
+	}
+}
+
+// TestItemSeqDrop: drop lets go of exactly the blocks every item of which
+// comes before the index; the items after it still read the same.
+func TestItemSeqDrop(t *testing.T) {
+	base := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	var all []item
+	for i := range 10 {
+		all = append(all, item{ts: base.Add(time.Duration(i) * time.Second), ev: models.Event{EventID: fmt.Sprint(i)}})
+	}
+	for _, tc := range []struct {
+		to   int
+		kept []bool // per block (ends 3, 4, 9, 10)
+	}{
+		{0, []bool{true, true, true, true}},
+		{2, []bool{true, true, true, true}},
+		{3, []bool{false, true, true, true}},
+		{5, []bool{false, false, true, true}},
+		{9, []bool{false, false, false, true}},
+		{10, []bool{false, false, false, false}},
+	} {
+		s := seqOf(all[:3], all[3:4], all[4:9], all[9:])
+		s.drop(tc.to)
+		for b, want := range tc.kept {
+			if got := s.blocks[b] != nil; got != want {
+				t.Errorf("drop(%d): block %d kept %v, want %v", tc.to, b, got, want)
+			}
+		}
+		if s.Len() != 10 {
+			t.Errorf("drop(%d): Len %d, want 10", tc.to, s.Len())
+		}
+		// the items of the blocks kept read as before
+		first := 0
+		for b, kept := range tc.kept {
+			if !kept {
+				first = s.ends[b]
+			}
+		}
+		for i := first; i < 10; i++ {
+			if got := s.at(i).ev.EventID; got != fmt.Sprint(i) {
+				t.Errorf("drop(%d): at(%d) = %s", tc.to, i, got)
+			}
+		}
 	}
 }
 
@@ -143,8 +188,13 @@ func TestDecodeBlocksMatchesLineByLine(t *testing.T) {
 					t.Fatalf("item %d: %s %s, want %s %s", i, g.ts, g.ev.EventID, items[i].ts, items[i].ev.EventID)
 				}
 			}
-			if name == "in time order" && len(got.items.blocks) < 2 {
-				t.Errorf("a file in time order was joined into %d block(s)", len(got.items.blocks))
+			if len(got.items.blocks) < 2 {
+				t.Errorf("%s: the items are in %d block(s), want several (drop lets go of them one by one)", name, len(got.items.blocks))
+			}
+			for i, b := range got.items.blocks {
+				if len(b) > 7 {
+					t.Errorf("%s: block %d holds %d items, more than a decoded block's 7 lines", name, i, len(b))
+				}
 			}
 		})
 	}
@@ -180,7 +230,7 @@ func TestStreamDecodeMatchesSortedDecode(t *testing.T) {
 		return s.text()
 	}
 	stream := func(text string) (*source, []item) {
-		src := streamBlocks(t.Context(), strings.NewReader(text), nil, nil, 7)
+		src := streamBlocks(t.Context(), strings.NewReader(text), nil, nil, 7, 3)
 		t.Cleanup(src.stop)
 		var got []item
 		for from := 0; ; {
@@ -258,4 +308,67 @@ func TestStreamDecodeMatchesSortedDecode(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestStreamDecodeStaysAhead: a streamed file is decoded only a bounded
+// number of items past those the replay released (and further when more
+// are asked for), goes on once more are released, and stops when the
+// source is stopped while it waits.
+func TestStreamDecodeStaysAhead(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var sc scenario
+	for i := range 100 {
+		sc.access(start.Add(time.Duration(i)*time.Second), "a1", "support", fmt.Sprintf("cust-%d", i%5), 1)
+	}
+	text := sc.text()
+	const block, ahead = 7, 10
+	// waitPaused waits until the decoder waits for the replay and returns
+	// how many items it decoded.
+	waitPaused := func(t *testing.T, src *source) int {
+		t.Helper()
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		for !src.paused && !src.done {
+			src.cond.Wait()
+		}
+		if src.done {
+			t.Fatalf("the decoding ended (%d items) instead of waiting for the replay", src.seq.Len())
+		}
+		return src.seq.Len()
+	}
+
+	src := streamBlocks(t.Context(), strings.NewReader(text), nil, nil, block, ahead)
+	t.Cleanup(src.stop)
+	if _, err := src.upTo(1); err != nil {
+		t.Fatal(err)
+	}
+	if n := waitPaused(t, src); n < ahead || n >= ahead+block {
+		t.Fatalf("paused at %d items, want %d to %d", n, ahead, ahead+block-1)
+	}
+	// asking for more lets it decode that far
+	items, err := src.upTo(40)
+	if err != nil || items.Len() < 40 {
+		t.Fatalf("upTo(40): %d items, %v", items.Len(), err)
+	}
+	if n := waitPaused(t, src); n < 40 || n >= 40+block {
+		t.Fatalf("paused at %d items after upTo(40), want 40 to %d", n, 40+block-1)
+	}
+	// releasing lets it go ahead of the release
+	src.release(45)
+	if n := waitPaused(t, src); n < 45+ahead || n >= 45+ahead+block {
+		t.Fatalf("paused at %d items after release(45), want %d to %d", n, 45+ahead, 45+ahead+block-1)
+	}
+	// all waits for every line
+	dec, err := src.all()
+	if err != nil || dec.lines != 100 || src.count() != 100 {
+		t.Fatalf("all: %d lines, %d items, %v; want 100", dec.lines, src.count(), err)
+	}
+
+	// stopping a source whose decoder waits ends it
+	stopped := streamBlocks(t.Context(), strings.NewReader(text), nil, nil, block, ahead)
+	waitPaused(t, stopped)
+	stopped.stop()
+	if _, err := stopped.all(); !errors.Is(err, context.Canceled) {
+		t.Errorf("a source stopped while its decoder waited: %v, want context.Canceled", err)
+	}
 }

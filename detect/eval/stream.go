@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 )
@@ -23,8 +24,15 @@ type source struct {
 	last time.Time
 	// decodedAt is when the last line was decoded (set once done).
 	decodedAt time.Time
-	cancel    context.CancelFunc
-	finished  chan struct{} // closed when the decoding goroutine returned
+	// taken is where release was called up to; want the most items an
+	// upTo waited for (all: every one). While ahead (0: no bound) items
+	// past taken are decoded and none more are wanted, the decoding
+	// pauses: the decoded items a replay has not reached are held in
+	// memory, so the decoder keeps only a few chunks ahead of it.
+	taken, want, ahead int
+	paused             bool // the decoder waits for the replay (tests wait on it)
+	cancel             context.CancelFunc
+	finished           chan struct{} // closed when the decoding goroutine returned
 }
 
 // outOfOrderError says a streamed file is not in time order: a line is
@@ -53,13 +61,21 @@ func decodedSource(dec *decoded, at time.Time) *source {
 // A block with an item earlier than the item before it ends the decoding
 // with an *outOfOrderError: a file out of time order has to be decoded
 // whole and sorted before any of it is replayed. clock (optional) stamps
-// decodedAt.
-func streamBlocks(ctx context.Context, r io.Reader, progress io.Writer, clock func() time.Time, block int) *source {
+// decodedAt. The decoding keeps at most ahead items (0: no bound), and
+// a block, past those released, unless more are asked for (upTo, all).
+func streamBlocks(ctx context.Context, r io.Reader, progress io.Writer, clock func() time.Time, block, ahead int) *source {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &source{cancel: cancel, finished: make(chan struct{})}
+	s := &source{cancel: cancel, finished: make(chan struct{}), ahead: ahead}
 	s.cond = sync.NewCond(&s.mu)
+	// a decoder waiting for the replay to catch up stops once ctx is done
+	stopWaking := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.cond.Broadcast()
+	})
 	go func() {
 		defer close(s.finished)
+		defer stopWaking()
 		dec, err := decodeStream(ctx, r, progress, block, func(valid []item) error {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -71,6 +87,12 @@ func streamBlocks(ctx context.Context, r io.Reader, progress io.Writer, clock fu
 			}
 			s.seq.add(valid)
 			s.cond.Broadcast()
+			for s.ahead > 0 && s.seq.Len() >= max(s.taken+s.ahead, s.want) && ctx.Err() == nil {
+				s.paused = true
+				s.cond.Broadcast()
+				s.cond.Wait()
+			}
+			s.paused = false
 			return nil
 		})
 		s.mu.Lock()
@@ -91,6 +113,11 @@ func streamBlocks(ctx context.Context, r io.Reader, progress io.Writer, clock fu
 func (s *source) upTo(k int) (*itemSeq, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if k > s.want {
+		s.want = k
+		s.paused = false
+		s.cond.Broadcast()
+	}
 	for !s.done && s.seq.Len() < k {
 		s.cond.Wait()
 	}
@@ -99,6 +126,18 @@ func (s *source) upTo(k int) (*itemSeq, error) {
 	}
 	snap := itemSeq{blocks: s.seq.blocks[:len(s.seq.blocks):len(s.seq.blocks)], ends: s.seq.ends[:len(s.seq.ends):len(s.seq.ends)]}
 	return &snap, nil
+}
+
+// release lets go of the decoded blocks whose items all come before item
+// to (itemSeq.drop): the replay has taken them. Sequences upTo returned
+// must not read those items any more.
+func (s *source) release(to int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq.drop(to)
+	s.taken = max(s.taken, to)
+	s.paused = false // until the decoder finds it still has to wait
+	s.cond.Broadcast()
 }
 
 // count is how many items are decoded so far.
@@ -112,6 +151,9 @@ func (s *source) count() int {
 func (s *source) all() (*decoded, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.want = math.MaxInt
+	s.paused = false
+	s.cond.Broadcast()
 	for !s.done {
 		s.cond.Wait()
 	}

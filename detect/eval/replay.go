@@ -693,7 +693,7 @@ func decodeBlocks(ctx context.Context, r io.Reader, progress io.Writer, block in
 // line but holds no items. r is not read any more once it returns.
 func decodeStream(ctx context.Context, r io.Reader, progress io.Writer, block int, emit func(valid []item) error) (*decoded, error) {
 	stop := make(chan struct{})
-	blocksIn, readerDone := readBlocks(r, block, stop)
+	blocksIn, recycle, readerDone := readBlocks(r, block, stop)
 	defer func() {
 		close(stop)
 		<-readerDone
@@ -753,6 +753,9 @@ func decodeStream(ctx context.Context, r io.Reader, progress io.Writer, block in
 				d.examples = append(d.examples, rj)
 			}
 		}
+		// the lines are decoded (into strings of their own): their buffer
+		// can be read into again
+		recycle(lb)
 		clear(items[len(valid):])
 		d.valid += len(valid)
 		if err := emit(valid); err != nil {
@@ -770,41 +773,88 @@ func decodeStream(ctx context.Context, r io.Reader, progress io.Writer, block in
 
 // lineBlock is up to a block of a file's non-blank lines.
 type lineBlock struct {
-	lines [][]byte
-	nums  []int // 1-based line numbers
-	err   error // reading failed after these lines
+	lines [][]byte // slices of data, each with its line end
+	nums  []int    // 1-based line numbers
+	err   error    // reading failed after these lines
+	data  []byte   // the block's bytes: read into again once recycled
+	offs  []int    // each line's start and end in data
 }
+
+// readSize is the least free room a block's buffer gets before each read.
+const readSize = 1 << 20
 
 // readBlocks reads r in a goroutine, block non-blank lines at a time, until
 // the end of r, a read error (the last block carries it) or stop is closed.
-// done is closed once the goroutine has stopped reading r.
-func readBlocks(r io.Reader, block int, stop <-chan struct{}) (blocks <-chan lineBlock, done <-chan struct{}) {
-	out := make(chan lineBlock, 1)
+// done is closed once the goroutine has stopped reading r. The lines of a
+// block are slices of one buffer, read straight from r (no copy per line):
+// a block handed to recycle once its lines are decoded has its buffer read
+// into again, so nothing may keep a slice of its lines (the decoder copies
+// the strings it keeps).
+func readBlocks(r io.Reader, block int, stop <-chan struct{}) (blocks <-chan *lineBlock, recycle func(*lineBlock), done <-chan struct{}) {
+	out := make(chan *lineBlock, 1)
+	// the blocks in use: one being read, one queued, one being decoded
+	free := make(chan *lineBlock, 3)
+	recycle = func(lb *lineBlock) {
+		select {
+		case free <- lb:
+		default:
+		}
+	}
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
 		defer close(out)
-		br := bufio.NewReaderSize(r, 1<<20)
+		var carry []byte // the start of the line a full block stopped in
+		var readErr error
 		lineNo := 0
 		for eof := false; !eof; {
-			lb := lineBlock{lines: make([][]byte, 0, block), nums: make([]int, 0, block)}
-			for len(lb.lines) < block {
-				b, err := br.ReadBytes('\n')
-				if len(b) > 0 {
-					lineNo++
+			var lb *lineBlock
+			select {
+			case lb = <-free:
+			default:
+				lb = &lineBlock{}
+			}
+			data, offs, nums := append(lb.data[:0], carry...), lb.offs[:0], lb.nums[:0]
+			carry = carry[:0]
+			// each line of data[start:], up to a block of non-blank ones;
+			// data[start:scan] holds no line end
+			start, scan := 0, 0
+			add := func(end int) {
+				lineNo++
+				if len(bytes.TrimSpace(data[start:end])) > 0 {
+					offs = append(offs, start, end)
+					nums = append(nums, lineNo)
 				}
-				if len(bytes.TrimSpace(b)) > 0 {
-					lb.lines = append(lb.lines, b)
-					lb.nums = append(lb.nums, lineNo)
+				start, scan = end, end
+			}
+			for len(nums) < block {
+				if i := bytes.IndexByte(data[scan:], '\n'); i >= 0 {
+					add(scan + i + 1)
+					continue
 				}
-				if err == io.EOF {
+				scan = len(data)
+				if readErr != nil {
+					// nothing more to read: the rest is the last line
+					if start < len(data) {
+						add(len(data))
+					}
+					if readErr != io.EOF {
+						lb.err = fmt.Errorf("reading events: %w", readErr)
+					}
 					eof = true
 					break
 				}
-				if err != nil {
-					lb.err, eof = fmt.Errorf("reading events: %w", err), true
-					break
+				if cap(data)-len(data) < readSize/4 {
+					data = slices.Grow(data, readSize)
 				}
+				n, err := r.Read(data[len(data):cap(data)])
+				data, readErr = data[:len(data)+n], err
+			}
+			carry = append(carry, data[start:]...)
+			lb.data, lb.offs, lb.nums = data, offs, nums
+			lb.lines = lb.lines[:0]
+			for k := 0; k < len(offs); k += 2 {
+				lb.lines = append(lb.lines, data[offs[k]:offs[k+1]])
 			}
 			select {
 			case out <- lb:
@@ -813,7 +863,7 @@ func readBlocks(r io.Reader, block int, stop <-chan struct{}) (blocks <-chan lin
 			}
 		}
 	}()
-	return out, finished
+	return out, recycle, finished
 }
 
 // decodeLine decodes one line with ingest's validation; its time is judged

@@ -1,12 +1,16 @@
 package eval
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/chatwarden/chatwarden/models"
@@ -370,5 +374,101 @@ func TestStreamDecodeStaysAhead(t *testing.T) {
 	stopped.stop()
 	if _, err := stopped.all(); !errors.Is(err, context.Canceled) {
 		t.Errorf("a source stopped while its decoder waited: %v, want context.Canceled", err)
+	}
+}
+
+// TestReadBlocksMatchesReadBytes: the block reader gives the lines, line
+// numbers, block boundaries and read error that reading line by line
+// (bufio.Reader.ReadBytes) gives, whatever sizes the reads come in (a line
+// split over reads, a line longer than a read, no final line end, blank
+// and white-space-only lines, CRLF), while each block's buffer is recycled
+// as soon as its lines are copied out.
+func TestReadBlocksMatchesReadBytes(t *testing.T) {
+	errRead := errors.New("disk on fire")
+	long := strings.Repeat("x", readSize+17)
+	texts := map[string]string{
+		"empty":            "",
+		"one line":         "a",
+		"one line end":     "a\n",
+		"blank lines":      "\n\n  \n\t\r\n",
+		"mixed":            "a\n\nb\r\n  \nccc\n   d  \n\ne",
+		"long line":        "a\n" + long + "\nb",
+		"many":             strings.Repeat("line one\nline two\n\n", 40),
+		"ends on boundary": "1\n2\n3\n4\n5\n6\n",
+	}
+	readers := map[string]func(string) io.Reader{
+		"whole":    func(s string) io.Reader { return strings.NewReader(s) },
+		"one byte": func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) },
+		"half":     func(s string) io.Reader { return iotest.HalfReader(strings.NewReader(s)) },
+		"data+eof": func(s string) io.Reader { return iotest.DataErrReader(strings.NewReader(s)) },
+		"then an error": func(s string) io.Reader {
+			return io.MultiReader(strings.NewReader(s), iotest.ErrReader(errRead))
+		},
+	}
+	type got struct {
+		lines []string
+		nums  []int
+		err   bool
+	}
+	// want reads as readBlocks did with bufio.Reader.ReadBytes.
+	want := func(r io.Reader, block int) []got {
+		var out []got
+		br := bufio.NewReader(r)
+		lineNo := 0
+		for eof := false; !eof; {
+			var g got
+			for len(g.lines) < block {
+				b, err := br.ReadBytes('\n')
+				if len(b) > 0 {
+					lineNo++
+				}
+				if len(bytes.TrimSpace(b)) > 0 {
+					g.lines = append(g.lines, string(b))
+					g.nums = append(g.nums, lineNo)
+				}
+				if err != nil {
+					g.err, eof = err != io.EOF, true
+					break
+				}
+			}
+			out = append(out, g)
+		}
+		return out
+	}
+	for tn, text := range texts {
+		for rn, reader := range readers {
+			for _, block := range []int{1, 3, 7, 1000} {
+				t.Run(fmt.Sprintf("%s/%s/%d", tn, rn, block), func(t *testing.T) {
+					stop := make(chan struct{})
+					blocks, recycle, done := readBlocks(reader(text), block, stop)
+					var gots []got
+					for lb := range blocks {
+						var g got
+						for i, l := range lb.lines {
+							g.lines = append(g.lines, string(l))
+							g.nums = append(g.nums, lb.nums[i])
+						}
+						if lb.err != nil {
+							if !errors.Is(lb.err, errRead) {
+								t.Errorf("read error %v, want %v", lb.err, errRead)
+							}
+							g.err = true
+						}
+						gots = append(gots, g)
+						// scribble over the buffer: the reader must not
+						// read from it once it is recycled
+						for i := range lb.data {
+							lb.data[i] = '#'
+						}
+						recycle(lb)
+					}
+					close(stop)
+					<-done
+					if w := want(reader(text), block); !reflect.DeepEqual(gots, w) {
+						t.Errorf("blocks\n%v\nwant\n%v", gots, w)
+					}
+				})
+			}
+		}
 	}
 }

@@ -104,9 +104,14 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	// A replay allocates decoded events at a high rate; trading memory for
-	// less collection work is worth it here.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// A replay allocates decoded events at a high rate; some memory for
+	// less collection work is worth it, but not much: once the replay
+	// holds only the chunks in flight (about 0.5 GB live on the eval
+	// scenario), 400 grew the heap to 2.4-2.5 GB, and every fresh page is
+	// a page fault (system time), while 200 took 1.5-1.8 GB, 0.4 s less
+	// system time and no more user time (GC 100: no less CPU again; see
+	// docs/scaling.md, "Replay memory").
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
 	fmt.Fprintf(e.stderr, "eval: replaying %s into database %s (window %s)\n", *events, c.ClickHouse.Database, c.Detect.WithDefaults().Window)
 	// On a terminal a bar with rate and ETA; otherwise eval's own line
 	// every 5 s (with the simulated clock and the insert/detect split).

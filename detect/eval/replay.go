@@ -172,9 +172,9 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 
 	var src *source
 	if stream {
-		// decoded at most a group of chunks ahead of the chunks prepared
+		// decoded at most a chunk (and a block) ahead of the chunks prepared
 		src = streamBlocks(ctx, opts.Events, opts.Progress, opts.Clock, cmp.Or(opts.streamBlock, 50000),
-			opts.InsertChunks*opts.ChunkEvents)
+			opts.ChunkEvents)
 	} else {
 		dec, err := decodeAll(ctx, opts.Events, opts.Progress)
 		if err != nil {

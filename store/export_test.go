@@ -227,9 +227,18 @@ func WindowAggregatesArrays(ctx context.Context, s *Store, from, to time.Time, w
 // DecodeSet is decodeSet, for tests.
 var DecodeSet = decodeSet
 
-// InsertEventsOneInsert writes evs into events as one INSERT of blocks of
-// insertBlockRows rows, never split (BenchmarkInsertViewsCPU reads its
-// CPU by query id).
-func InsertEventsOneInsert(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time) error {
-	return s.insertEventRows(ctx, "events", []EventBatch{{Events: evs, IngestedAt: ingestedAt}}, nil, insertBlockRows)
+// InsertEventsOneInsert writes evs into events as InsertEvents does (rows
+// grouped by actor, blocks of insertBlockRows rows) but as one INSERT,
+// never split (BenchmarkInsertViewsCPU reads its CPU by query id); with
+// inputOrder, in evs' order, as InsertEvents did before actorOrder.
+func InsertEventsOneInsert(ctx context.Context, s *Store, evs []models.Event, ingestedAt time.Time, inputOrder bool) error {
+	bs := []EventBatch{{Events: evs, IngestedAt: ingestedAt}}
+	var rows [][]int32
+	if !inputOrder {
+		rows = actorOrder(bs, nil)
+	}
+	return s.insertEventRows(ctx, "events", bs, rows, insertBlockRows)
 }
+
+// ActorOrder is actorOrder (TestActorOrder).
+func ActorOrder(bs []EventBatch, rows [][]int32) [][]int32 { return actorOrder(bs, rows) }

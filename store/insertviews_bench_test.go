@@ -38,6 +38,11 @@ import (
 // event (<db>_cpu_us/ev); with BENCH_VIEWS_DETAIL=1 also system CPU, soft
 // page faults per 1,000 events and wall time.
 //
+// BENCH_VIEWS_ORDER=1 compares the rows grouped by actor (what
+// InsertEvents sends, store.actorOrder) with the rows in their order (as
+// before it): "all" and "events" against "all_input_order" and
+// "events_input_order".
+//
 // BENCH_VIEWS_SETTINGS="name:setting=N,...;name2:..." compares insert
 // settings instead of views: "all" and one database per named set, every
 // view in each. BENCH_VIEWS_ROWS is the rows per INSERT (default 80,000,
@@ -45,6 +50,7 @@ import (
 // per server.
 //
 //	go test -run '^$' -bench BenchmarkInsertViewsCPU -benchtime 8x ./store/
+//	BENCH_VIEWS_ORDER=1 go test -run '^$' -bench BenchmarkInsertViewsCPU -benchtime 8x ./store/
 //	BENCH_VIEWS_DETAIL=1 BENCH_VIEWS_SETTINGS='pvp:parallel_view_processing=1' \
 //	  go test -run '^$' -bench BenchmarkInsertViewsCPU -benchtime 8x ./store/
 func BenchmarkInsertViewsCPU(b *testing.B) {
@@ -66,7 +72,18 @@ func BenchmarkInsertViewsCPU(b *testing.B) {
 		open("all", func([]string) []string { return nil }),
 		open("events", func(views []string) []string { return views }),
 	}
-	if sets := os.Getenv("BENCH_VIEWS_SETTINGS"); sets != "" {
+	if os.Getenv("BENCH_VIEWS_ORDER") != "" {
+		for _, name := range []string{"all", "events"} {
+			v := open(name+"_input_order", func(views []string) []string {
+				if name == "events" {
+					return views
+				}
+				return nil
+			})
+			v.inputOrder = true
+			vs = append(vs, v)
+		}
+	} else if sets := os.Getenv("BENCH_VIEWS_SETTINGS"); sets != "" {
 		vs = vs[:1]
 		for _, def := range strings.Split(sets, ";") {
 			name, kvs, _ := strings.Cut(def, ":")
@@ -105,6 +122,8 @@ type insertVariant struct {
 	cfg      store.Config
 	s        *store.Store
 	settings clickhouse.Settings
+	// inputOrder inserts the rows in their order, not grouped by actor.
+	inputOrder bool
 }
 
 // insertStats are the medians over the rounds of a variant's INSERTs: CPU
@@ -137,7 +156,7 @@ func benchInsertCPU(ctx context.Context, b *testing.B, evs []models.Event, vs []
 				set[k] = v
 			}
 			qctx := clickhouse.Context(ctx, clickhouse.WithQueryID(id), clickhouse.WithSettings(set))
-			if err := store.InsertEventsOneInsert(qctx, vs[i].s, evs, at); err != nil {
+			if err := store.InsertEventsOneInsert(qctx, vs[i].s, evs, at, vs[i].inputOrder); err != nil {
 				b.Fatalf("insert into %s: %v", vs[i].name, err)
 			}
 			ids[i] = append(ids[i], id)

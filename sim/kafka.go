@@ -19,6 +19,7 @@ const (
 // batches.
 type KafkaWriter struct {
 	w              *kafka.Writer
+	tr             *kafka.Transport
 	access, consen string
 	msgs           []kafka.Message
 	buf            []byte
@@ -29,8 +30,14 @@ type KafkaWriter struct {
 // NewKafkaWriter returns a writer to the brokers. Topics must exist: the
 // writer does not create them.
 func NewKafkaWriter(brokers []string, accessTopic, consentTopic string) *KafkaWriter {
+	// Its own transport, not kafka-go's process-wide default: that one
+	// keeps the cluster's metadata for 6 s, so a writer made just after its
+	// topics were created could be told they do not exist.
+	tr := &kafka.Transport{}
 	return &KafkaWriter{
+		tr: tr,
 		w: &kafka.Writer{
+			Transport:    tr,
 			Addr:         kafka.TCP(brokers...),
 			Balancer:     &kafka.Hash{},
 			BatchSize:    1000,
@@ -62,8 +69,13 @@ func (k *KafkaWriter) AddLine(ctx context.Context, b *Batch, i int) error {
 	if l.Consent {
 		topic = k.consen
 	}
-	k.msgs = append(k.msgs, kafka.Message{Topic: topic, Key: []byte(l.Key), Value: k.buf[start:len(k.buf):len(k.buf)],
-		Time: time.UnixMilli(l.UnixMilli)})
+	// No Time: the record's timestamp is when it is sent, as a store's log
+	// shipper would set it. The event's own time is in the value. Kafka 4
+	// rejects records stamped more than an hour ahead of the broker
+	// (log.message.timestamp.after.max.ms), which a simulated clock running
+	// faster than the wall clock (make demo's live stream) passes within
+	// minutes, and deletes records stamped older than the topic's retention.
+	k.msgs = append(k.msgs, kafka.Message{Topic: topic, Key: []byte(l.Key), Value: k.buf[start:len(k.buf):len(k.buf)]})
 	if len(k.msgs) >= k.flushAt {
 		return k.Flush(ctx)
 	}
@@ -87,4 +99,8 @@ func (k *KafkaWriter) Flush(ctx context.Context) error {
 func (k *KafkaWriter) Sent() uint64 { return k.sent }
 
 // Close flushes nothing; call Flush first. It releases the connections.
-func (k *KafkaWriter) Close() error { return k.w.Close() }
+func (k *KafkaWriter) Close() error {
+	err := k.w.Close()
+	k.tr.CloseIdleConnections()
+	return err
+}

@@ -168,3 +168,53 @@ func TestKafkaWriterRealBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaWriterEventsAheadOfTheBroker: a simulated clock may run ahead of
+// the wall clock (make demo's live stream runs 10 simulated seconds a
+// second). The writer stamps records with their send time, so events three
+// hours ahead are accepted by the broker, whose Kafka 4 default rejects
+// records stamped more than an hour ahead (log.message.timestamp.after.max.ms),
+// and the record times stay the wall clock's.
+func TestKafkaWriterEventsAheadOfTheBroker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	suffix := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+	access, consent := "test.sim.ahead.access."+suffix, "test.sim.ahead.consent."+suffix
+	createTopic(t, access, 1)
+	createTopic(t, consent, 1)
+
+	sent := time.Now()
+	g, err := New(Config{Seed: 7, Start: sent.Add(3 * time.Hour).UTC().Truncate(time.Minute), Duration: 20 * time.Minute, Actors: 10, Compact: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kw := NewKafkaWriter([]string{brokerAddr()}, access, consent)
+	defer kw.Close()
+	var b Batch
+	want := 0
+	for g.Next(&b) {
+		for _, l := range b.Lines {
+			if !l.Consent {
+				want++
+			}
+		}
+		if err := kw.Add(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kw.Flush(ctx); err != nil {
+		t.Fatalf("events three hours ahead: %v", err)
+	}
+	if want == 0 {
+		t.Fatal("the simulator generated no access events")
+	}
+	msgs := readAll(t, ctx, access, 1)
+	if len(msgs) != want {
+		t.Fatalf("read %d access messages, wrote %d", len(msgs), want)
+	}
+	for _, m := range msgs {
+		if d := m.Time.Sub(sent); d < -time.Minute || d > time.Minute {
+			t.Fatalf("record time %s, sent at %s: want the send time", m.Time, sent)
+		}
+	}
+}

@@ -192,28 +192,28 @@ FROM system.query_log WHERE type = 2 AND query_id = ?`, cfg.Database+"-insert")
 
 // queryStrings returns the one String column of query's rows, in the order
 // the server sends them.
-func queryStrings(t *testing.T, cfg store.Config, query string) []string {
-	t.Helper()
+func queryStrings(tb testing.TB, cfg store.Config, query string, args ...any) []string {
+	tb.Helper()
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.Addr}, Auth: clickhouse.Auth{Database: cfg.Database}})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer conn.Close()
-	rows, err := conn.Query(t.Context(), query)
+	rows, err := conn.Query(tb.Context(), query, args...)
 	if err != nil {
-		t.Fatalf("%s: %v", query, err)
+		tb.Fatalf("%s: %v", query, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var v string
 		if err := rows.Scan(&v); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return out
 }

@@ -193,24 +193,7 @@ func benchInsertCPU(ctx context.Context, b *testing.B, evs []models.Event, vs []
 // eventViews lists the materialized views of cfg's database (the views
 // that the INSERTs into events run).
 func eventViews(b *testing.B, cfg store.Config) []string {
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.Addr}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	rows, err := conn.Query(context.Background(), "SELECT name FROM system.tables WHERE database = ? AND engine = 'MaterializedView' ORDER BY name", cfg.Database)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			b.Fatal(err)
-		}
-		out = append(out, n)
-	}
+	out := queryStrings(b, cfg, "SELECT name FROM system.tables WHERE database = ? AND engine = 'MaterializedView' ORDER BY name", cfg.Database)
 	if len(out) == 0 {
 		b.Fatalf("database %s has no materialized view", cfg.Database)
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,43 @@ type Migration struct {
 	Version    int
 	Name       string
 	Statements []string
+	// fullOnly marks the statements (by index) that only the full schema
+	// runs: the "-- +schema full" directive (see splitStatements).
+	fullOnly map[int]bool
+}
+
+// Schema is the set of objects Migrate creates in a database.
+type Schema int
+
+const (
+	// FullSchema is every table and every materialized view: what serve,
+	// ingest, load, migrate and every page and report need.
+	FullSchema Schema = iota
+	// DetectionSchema is every table, but not the materialized views that
+	// fill only the rollups of ingest's dedupe, the investigation pages,
+	// the weekly report and data-subject reports (event_ids_mv,
+	// events_by_subject_mv, actor_hour_mv, events_by_hour_mv,
+	// vendor_hour_mv): chatwarden eval's throw-away database, where the
+	// replay and the detectors read none of their tables and each view
+	// costs ClickHouse CPU on every INSERT into events (docs/scaling.md,
+	// "The eval database holds the detection schema"). Every table exists,
+	// so schema_migrations and any reader work; those tables stay empty.
+	// It is for a fresh database: Migrate with FullSchema refuses a
+	// database that lacks the views (fullSchemaViews).
+	DetectionSchema
+)
+
+// String names the schema as the directive and the logs do.
+func (sc Schema) String() string {
+	if sc == DetectionSchema {
+		return "detection"
+	}
+	return "full"
+}
+
+// Runs reports whether the schema sc runs statement i of m.
+func (m Migration) Runs(i int, sc Schema) bool {
+	return sc == FullSchema || !m.fullOnly[i]
 }
 
 // Migrations returns the embedded migrations in version order. File names are
@@ -51,33 +89,127 @@ func Migrations() ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, Migration{Version: v, Name: name, Statements: splitStatements(string(b))})
+		stmts, fullOnly, err := splitStatements(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", path, err)
+		}
+		ms = append(ms, Migration{Version: v, Name: name, Statements: stmts, fullOnly: fullOnly})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	return ms, nil
 }
 
+// fullSchemaDirective, a comment line of its own before a statement (or
+// inside it), marks the statement as the full schema's only: the
+// DetectionSchema skips it. Only a CREATE MATERIALIZED VIEW may carry it,
+// so that every schema has every table.
+const fullSchemaDirective = "-- +schema full"
+
 // splitStatements splits SQL text into statements at lines that end in ";",
-// dropping "--" comment lines.
-func splitStatements(sql string) []string {
+// dropping "--" comment lines, and returns the indexes of the statements
+// marked with fullSchemaDirective. A comment line starting with "-- +" is
+// a directive: an unknown one is an error (a typo would otherwise put a
+// view in every schema, or a statement in none).
+func splitStatements(sql string) ([]string, map[int]bool, error) {
 	var out []string
+	fullOnly := map[int]bool{}
 	var cur strings.Builder
+	marked := false
+	add := func(stmt string) error {
+		if marked {
+			if clusterViewRe.FindStringSubmatch(stmt) == nil {
+				return fmt.Errorf("%q marks %q: only a CREATE MATERIALIZED VIEW IF NOT EXISTS ... TO may be left out of a schema",
+					fullSchemaDirective, firstLine(stmt))
+			}
+			fullOnly[len(out)] = true
+		}
+		out = append(out, stmt)
+		marked = false
+		return nil
+	}
 	for _, line := range strings.Split(sql, "\n") {
 		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "-- +") {
+			if t != fullSchemaDirective {
+				return nil, nil, fmt.Errorf("unknown directive %q (the one known: %q)", t, fullSchemaDirective)
+			}
+			marked = true
+			continue
+		}
 		if strings.HasPrefix(t, "--") || (t == "" && cur.Len() == 0) {
 			continue
 		}
 		cur.WriteString(line)
 		cur.WriteByte('\n')
 		if strings.HasSuffix(t, ";") {
-			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			if err := add(strings.TrimSuffix(strings.TrimSpace(cur.String()), ";")); err != nil {
+				return nil, nil, err
+			}
 			cur.Reset()
 		}
 	}
 	if s := strings.TrimSpace(cur.String()); s != "" {
-		out = append(out, s)
+		if err := add(s); err != nil {
+			return nil, nil, err
+		}
 	}
-	return out
+	if marked {
+		return nil, nil, fmt.Errorf("%q marks no statement", fullSchemaDirective)
+	}
+	return out, fullOnly, nil
+}
+
+// fullSchemaViews returns the materialized views that only the full schema
+// creates, in migration order.
+func fullSchemaViews() ([]string, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var views []string
+	for _, m := range ms {
+		for i, stmt := range m.Statements {
+			if m.Runs(i, DetectionSchema) {
+				continue
+			}
+			// splitStatements let only a view be marked
+			if v := clusterViewRe.FindStringSubmatch(strings.TrimSpace(stmt)); !slices.Contains(views, v[1]) {
+				views = append(views, v[1])
+			}
+		}
+	}
+	return views, nil
+}
+
+// Unfilled returns the tables that no materialized view of the schema sc
+// fills, in migration order: the tables a database migrated with sc keeps
+// empty unless written directly (none for FullSchema).
+func (sc Schema) Unfilled() ([]string, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var skipped []string
+	filled := map[string]bool{}
+	for _, m := range ms {
+		for i, stmt := range m.Statements {
+			v := clusterViewRe.FindStringSubmatch(strings.TrimSpace(stmt))
+			switch {
+			case v == nil:
+			case m.Runs(i, sc):
+				filled[v[2]] = true
+			case !slices.Contains(skipped, v[2]):
+				skipped = append(skipped, v[2])
+			}
+		}
+	}
+	out := skipped[:0]
+	for _, t := range skipped {
+		if !filled[t] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // columnChangeRe matches a migration statement that adds or drops one
@@ -244,11 +376,23 @@ type MigrationResult struct {
 }
 
 // Migrate applies every embedded migration not yet recorded in
-// schema_migrations. It is idempotent and safe to run at every start-up.
+// schema_migrations, with the full schema (MigrateSchema). It is
+// idempotent and safe to run at every start-up.
+func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, error) {
+	return s.MigrateSchema(ctx, now, FullSchema)
+}
+
+// MigrateSchema applies every embedded migration not yet recorded in
+// schema_migrations, skipping the statements that the schema sc leaves out
+// (DetectionSchema: the views of the investigation and report rollups).
+// A migration is recorded as applied either way, so sc must be chosen when
+// the database is created: with FullSchema it fails on a database that
+// lacks a view of the full schema (one migrated with DetectionSchema),
+// whose rollups would silently miss the events stored before.
 //
 // On a cluster (Config.Cluster) each statement runs in its cluster form
 // (ClusterStatements): ON CLUSTER, replicated, sharded event tables.
-func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, error) {
+func (s *Store) MigrateSchema(ctx context.Context, now time.Time, sc Schema) (MigrationResult, error) {
 	ddl, err := s.statements(SchemaMigrationsDDL)
 	if err != nil {
 		return MigrationResult{}, err
@@ -263,6 +407,7 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, er
 	if err != nil {
 		return MigrationResult{}, fmt.Errorf("reading schema_migrations: %w", err)
 	}
+	newest := 0
 	for rows.Next() {
 		var v uint32
 		if err := rows.Scan(&v); err != nil {
@@ -270,6 +415,7 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, er
 			return MigrationResult{}, err
 		}
 		applied[int(v)] = true
+		newest = max(newest, int(v))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -286,6 +432,9 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, er
 			continue
 		}
 		for i, stmt := range m.Statements {
+			if !m.Runs(i, sc) {
+				continue
+			}
 			if err := s.migrateStatement(ctx, stmt); err != nil {
 				return res, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
@@ -294,9 +443,43 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, er
 			uint32(m.Version), m.Name, now.UTC()); err != nil {
 			return res, fmt.Errorf("recording migration %04d: %w", m.Version, err)
 		}
-		s.log.Info("applied migration", "version", m.Version, "name", m.Name)
+		s.log.Info("applied migration", "version", m.Version, "name", m.Name, "schema", sc)
 		res.Applied = append(res.Applied, m.Version)
 		res.Current = m.Version
 	}
+	// A newer binary's schema is not this one's to judge: a later
+	// migration may have dropped a view on purpose.
+	if sc == FullSchema && newest <= res.Current {
+		if err := s.checkFullSchemaViews(ctx); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// checkFullSchemaViews fails when the database lacks a view that only the
+// full schema creates: it was migrated with DetectionSchema (chatwarden
+// eval's, normally dropped when the replay ends) or a view was dropped by
+// hand, and the tables of those views lack the events stored since.
+func (s *Store) checkFullSchemaViews(ctx context.Context) error {
+	views, err := fullSchemaViews()
+	if err != nil || len(views) == 0 {
+		return err
+	}
+	have, err := s.stringsOf(ctx, "reading the views of the database",
+		"SELECT name FROM system.tables WHERE database = ? AND name IN ?", s.cfg.Database, InList(views))
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, v := range views {
+		if !slices.Contains(have, v) {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("database %s lacks the materialized views %s of the full schema (it was migrated with the %s schema, as chatwarden eval's databases are, or they were dropped): the tables they fill miss events; use a fresh database",
+			s.cfg.Database, strings.Join(missing, ", "), DetectionSchema)
+	}
+	return nil
 }

@@ -235,6 +235,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			MaxIdleConns:    cfg.MaxOpenConns,
 			ConnMaxLifetime: time.Hour,
 			Settings:        settings,
+			// 18.16's query log has no database column: the client name
+			// ("clickhouse-go/2.x (database NAME; ...)") tells which
+			// database a logged query ran in (QueriesSince).
+			ClientInfo: clickhouse.ClientInfo{Comment: []string{clientDatabase + db}},
 		}
 		if cfg.Compression != "none" {
 			o.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}

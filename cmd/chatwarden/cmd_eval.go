@@ -80,7 +80,10 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		alerts = f
 	}
 
-	// A fresh database of its own, dropped at the end.
+	// A fresh database of its own, dropped at the end, with the detection
+	// schema: every table, but not the views that fill only the rollups
+	// of ingest's dedupe, the pages and the reports, which the replay never
+	// reads (about 3 s less ClickHouse CPU on the eval scenario's INSERTs).
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	c.ClickHouse.Database = "eval_" + hex.EncodeToString(b)
@@ -96,7 +99,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		}
 		s.Close()
 	}()
-	if _, err := s.Migrate(ctx, time.Now()); err != nil {
+	if _, err := s.MigrateSchema(ctx, time.Now(), store.DetectionSchema); err != nil {
 		return err
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
@@ -131,7 +134,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 			return nil, err
 		}
 		s = fresh // the one dropped at the end
-		if _, err := s.Migrate(ctx, time.Now()); err != nil {
+		if _, err := s.MigrateSchema(ctx, time.Now(), store.DetectionSchema); err != nil {
 			return nil, err
 		}
 		return s, nil

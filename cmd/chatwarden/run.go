@@ -71,7 +71,7 @@ func commands() map[string]command {
 		"serve":     {"run ingest and the other components with /metrics and /healthz", runServe},
 		"produce":   {"send a JSONL file of events to Kafka", runProduce},
 		"status":    {"show stored events, dead letters, consumer lag and server versions", runStatus},
-		"eval":      {"replay a labelled scenario through the store and detectors and score the alerts", runEval},
+		"eval":      {"replay a labelled scenario through a throw-away database (detection schema) and the detectors and score the alerts", runEval},
 		"load":      {"store a JSONL history straight into ClickHouse (the replay path, no Kafka, no detection)", runLoad},
 		"history":   {"access history of an actor or a customer (audited)", runHistory},
 		"dsar":      {"data-subject access report: who accessed a customer's data (audited)", runDSAR},

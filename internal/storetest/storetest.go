@@ -48,6 +48,13 @@ func New(t testing.TB) *store.Store {
 // Open opens and migrates the database of cfg and drops it when the test ends.
 func Open(t testing.TB, cfg store.Config) *store.Store {
 	t.Helper()
+	return OpenSchema(t, cfg, store.FullSchema)
+}
+
+// OpenSchema opens the database of cfg, migrates it with the schema sc
+// (chatwarden eval's: store.DetectionSchema) and drops it when the test ends.
+func OpenSchema(t testing.TB, cfg store.Config, sc store.Schema) *store.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := store.Open(ctx, cfg, nil)
@@ -64,7 +71,7 @@ func Open(t testing.TB, cfg store.Config) *store.Store {
 		}
 		s.Close()
 	})
-	if _, err := s.Migrate(ctx, time.Now()); err != nil {
+	if _, err := s.MigrateSchema(ctx, time.Now(), sc); err != nil {
 		t.Fatalf("migrating %s: %v", cfg.Database, err)
 	}
 	return s

@@ -38,5 +38,8 @@ CREATE TABLE IF NOT EXISTS event_ids (
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY event_id;
 
+-- Only ingest's dedupe reads event_ids: not in chatwarden eval's detection
+-- schema (store.DetectionSchema).
+-- +schema full
 CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids AS
 SELECT event_id, tenant, ts FROM events;

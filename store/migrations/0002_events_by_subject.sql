@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS events_by_subject (
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (tenant, subject_id, ts);
 
+-- Read by data-subject reports and the investigation pages, never by
+-- detection: not in chatwarden eval's detection schema (store.DetectionSchema).
+-- +schema full
 CREATE MATERIALIZED VIEW IF NOT EXISTS events_by_subject_mv TO events_by_subject AS
 SELECT tenant, subject_id, ts, event_id, actor_id, actor_type, actor_role, actor_vendor,
        action, store, resource_type, records, fields, purpose, conversation_id,

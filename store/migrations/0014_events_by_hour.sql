@@ -23,6 +23,9 @@ PARTITION BY toYYYYMMDD(hour)
 ORDER BY (hour, tenant, actor_id, ts)
 SETTINGS index_granularity = 1024;
 
+-- Read by the blast radius of reports and pages, never by detection: not in
+-- chatwarden eval's detection schema (store.DetectionSchema).
+-- +schema full
 CREATE MATERIALIZED VIEW IF NOT EXISTS events_by_hour_mv TO events_by_hour AS
 SELECT toDateTime(intDiv(toUInt32(ts), 3600) * 3600) AS hour, tenant, actor_id, ts, event_id, store,
        client_country, fields, records, action, result, subject_id

@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS vendor_hour (
 PARTITION BY toYYYYMMDD(hour)
 ORDER BY (hour, tenant, actor_id);
 
+-- Read by the weekly report, never by detection: not in chatwarden eval's
+-- detection schema (store.DetectionSchema).
+-- +schema full
 CREATE MATERIALIZED VIEW IF NOT EXISTS vendor_hour_mv TO vendor_hour AS
 SELECT
     toDateTime(intDiv(toUInt32(ts), 3600) * 3600) AS hour,

@@ -27,7 +27,10 @@ type Aggregates interface {
 	// the minutes [hourFrom, to) and [dayFrom, to).
 	RecentSubjects(ctx context.Context, hourFrom, dayFrom, to time.Time, shard store.Shard) ([]store.SubjectCounts, error)
 	// TopSubjects returns the customers an actor touched most in [from,
-	// to), for evidence.
+	// to), for evidence. Unlike the other methods it is called from
+	// goroutines of the engine's own, a few at once (evidenceReads) and
+	// while the engine makes its other reads; every call ends before the
+	// engine method that made it returns.
 	TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error)
 	// SubjectsOutsideConversation returns the distinct customers an actor
 	// read in [from, to) other than the customer of the conversation each
@@ -177,6 +180,11 @@ type Engine struct {
 	scratch   []float64
 	learnOnly bool
 
+	// handOffs are the findings emitted whose evidence is being read, in
+	// emit order; evidenceSlots bounds the reads in flight (evidence.go).
+	handOffs      []*handOff
+	evidenceSlots chan struct{}
+
 	// Findings whose hand-off failed (ClickHouse or alerting away): sent
 	// again at the start of every Advance, oldest first, at most
 	// maxPendingFindings of each (the oldest dropped and counted beyond).
@@ -260,6 +268,14 @@ func (e *Engine) StartAt(t time.Time) {
 func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 	cycleStart := time.Now() //nolint:forbidigo // measures the cycle's duration only, never decides detection
 	defer func() { e.metrics.cycleDuration.Observe(time.Since(cycleStart).Seconds()) }()
+	err := e.advance(ctx, now)
+	// the findings whose evidence is still being read: no read outlives
+	// the call
+	return errors.Join(err, e.handOn(ctx, true))
+}
+
+// advance is Advance, but for the findings it leaves to handOn.
+func (e *Engine) advance(ctx context.Context, now time.Time) error {
 	w := e.cfg.Window
 	now = now.UTC()
 	if e.next.IsZero() {
@@ -323,6 +339,10 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) error {
 				if err := e.checkDays(ctx, end, false); err != nil {
 					errs = append(errs, err)
 				}
+			}
+			// the findings of windows before whose evidence is read
+			if err := e.handOn(ctx, false); err != nil {
+				errs = append(errs, err)
 			}
 			e.next = end.Add(w)
 			e.metrics.lastWindowEnd.Set(float64(end.Unix()))
@@ -454,56 +474,35 @@ func (e *Engine) warm(st *actorState) bool {
 	return int(st.ActiveDays) >= e.cfg.Detectors.WarmupDays && int(st.ActiveWindows) >= e.cfg.Detectors.WarmupWindows
 }
 
-// emit applies suppressions, stores and forwards findings, and updates risk.
+// emit applies suppressions, stores and forwards findings, and updates risk;
+// it returns the sinks' errors handed on so far (see emitRisk).
 func (e *Engine) emit(ctx context.Context, now time.Time, fs []models.Finding) error {
 	return e.emitRisk(ctx, now, fs, true)
 }
 
 // emitRisk is emit; risk false leaves the actor risk scores alone (a
 // finding on an open window: the window's finding that confirms it counts).
+// Suppression, metrics and risk are settled now; the findings' evidence
+// reads start, and the sinks receive the findings from handOn (evidence.go),
+// which returns their errors (those of the hand-offs whose reads are done
+// already, this one's among them when it reads nothing). emitRisk keeps fs.
 func (e *Engine) emitRisk(ctx context.Context, now time.Time, fs []models.Finding, risk bool) error {
-	var errs []error
+	h := &handOff{fs: fs, muted: make([]bool, len(fs)), supp: make([]string, len(fs))}
 	for i := range fs {
-		if len(fs[i].Evidence.TopSubjects) == 0 && wantsSubjects(fs[i].Detector) && e.agg != nil {
-			subs, err := e.agg.TopSubjects(ctx, fs[i].Tenant, fs[i].ActorID, fs[i].WindowStart, fs[i].WindowEnd, 10)
-			if err == nil {
-				fs[i].Evidence.TopSubjects = subs
-			}
-		}
-	}
-	stored := make([]store.StoredFinding, len(fs))
-	var pass []models.Finding
-	for i, f := range fs {
-		stored[i] = store.StoredFinding{Finding: f}
-		if sp := e.suppressedBy(&f); sp != nil {
-			stored[i].SuppressedBy = sp.ID
+		f := &fs[i]
+		if sp := e.suppressedBy(f); sp != nil {
+			h.muted[i], h.supp[i] = true, sp.ID
 			e.metrics.suppressed.WithLabelValues(f.Detector, string(sp.Kind)).Inc()
 			continue
 		}
 		e.metrics.findings.WithLabelValues(f.Detector, f.Severity.String()).Inc()
-		pass = append(pass, f)
 		if risk {
-			e.addRisk(f)
+			e.addRisk(*f)
 		}
 	}
-	if e.opt.Stored != nil {
-		if err := e.opt.Stored(ctx, stored); err != nil {
-			e.metrics.sinkErrors.WithLabelValues("stored").Inc()
-			e.log.Error("storing findings; kept for a retry", "err", err, "findings", len(stored))
-			e.pendStored = keepPending(e, "stored", e.pendStored, stored)
-			errs = append(errs, err)
-		}
-	}
-	if e.opt.Findings != nil && len(pass) > 0 {
-		if err := e.opt.Findings(ctx, pass...); err != nil {
-			e.metrics.sinkErrors.WithLabelValues("findings").Inc()
-			e.log.Error("sending findings; kept for a retry", "err", err, "findings", len(pass))
-			e.pendFindings = keepPending(e, "findings", e.pendFindings, pass)
-			errs = append(errs, err)
-		}
-	}
-	e.metrics.pending.Set(float64(len(e.pendStored) + len(e.pendFindings)))
-	return errors.Join(errs...)
+	e.readEvidence(ctx, h)
+	e.handOffs = append(e.handOffs, h)
+	return e.handOn(ctx, false)
 }
 
 // sendRetractions tells alerting that findings raised on an open window
@@ -513,14 +512,16 @@ func (e *Engine) sendRetractions(ctx context.Context, rs []models.Finding) error
 	if len(rs) == 0 || e.opt.Findings == nil {
 		return nil
 	}
+	// after the findings emitted before them
+	herr := e.handOn(ctx, true)
 	if err := e.opt.Findings(ctx, rs...); err != nil {
 		e.metrics.sinkErrors.WithLabelValues("findings").Inc()
 		e.log.Error("sending retractions; kept for a retry", "err", err, "retractions", len(rs))
 		e.pendFindings = keepPending(e, "findings", e.pendFindings, rs)
 		e.metrics.pending.Set(float64(len(e.pendStored) + len(e.pendFindings)))
-		return err
+		return errors.Join(herr, err)
 	}
-	return nil
+	return herr
 }
 
 // keepPending appends add to pend, dropping (and counting) the oldest

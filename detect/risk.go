@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"math"
 	"time"
 
@@ -95,10 +96,12 @@ func (e *Engine) flushRisk(ctx context.Context, now time.Time) error {
 	if len(out) == 0 {
 		return nil
 	}
+	// after the findings emitted before them, as every sink call
+	herr := e.handOn(ctx, true)
 	if err := e.opt.Risk(ctx, out); err != nil {
 		e.metrics.sinkErrors.WithLabelValues("risk").Inc()
 		e.log.Error("storing risk scores", "err", err)
-		return err
+		return errors.Join(herr, err)
 	}
-	return nil
+	return herr
 }

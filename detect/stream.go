@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"sort"
 	"sync"
@@ -229,7 +230,7 @@ func (e *Engine) Stream(ctx context.Context, now time.Time) error {
 		e.metrics.streamFindings.WithLabelValues(f.Detector).Inc()
 	}
 	e.log.Info("open window judged early: findings", "findings", len(out))
-	return e.emitRisk(ctx, now, out, false)
+	return errors.Join(e.emitRisk(ctx, now, out, false), e.handOn(ctx, true))
 }
 
 // judgeOpen runs the window-alone checks of volume_spike and enumeration on

@@ -146,15 +146,19 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	aggs := newSubjectIndex(opts.Store, cfg.Detectors.EnumEvery)
 	times := newStoreTimes(opts.Clock)
 	aggs.times = times
+	// The detectors' window aggregates and shares, read as soon as each
+	// batch's range is stored (see readAhead).
+	ahead := newReadAhead(ctx, opts.Store, cfg.Window, replayBatchSpan, store.Shard{Index: cfg.Shard, Count: cfg.Shards}, times)
+	defer ahead.close()
+	aggs.ahead = ahead
 	eng, err := detect.New(cfg, aggs, detect.Options{
 		Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) },
 		Stored:   buf.addFindings,
 		Risk:     buf.addRisk,
 		// the destination detectors read the shares table, as in serve
-		Destinations: func(ctx context.Context, from, to time.Time, window time.Duration, shard store.Shard) ([]store.DestinationActivity, error) {
-			defer times.since("destinations", opts.Clock())
-			return opts.Store.DestinationWindows(ctx, from, to, window, shard)
-		},
+		Destinations: ahead.destinations,
+		// the batches the read-ahead plans
+		BatchSpan: replayBatchSpan,
 		// serve's streaming detection, judged at each window's close
 		StreamAtClose: true,
 	})
@@ -256,6 +260,7 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	} else if items.Len() > 0 {
 		first = items.at(0).ts
 		eng.StartAt(first.Add(cfg.Window))
+		ahead.startAt(eng.Next())
 	}
 	// prepareGroup prepares the chunks one INSERT carries, from item from
 	// on: one chunk for the first INSERT, then twice as many each time up
@@ -320,7 +325,7 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	for len(group) > 0 {
 		last = group[len(group)-1].last
 		insErr := make(chan error, 1)
-		go func() {
+		go func(group []*replayChunk) {
 			t0 := opts.Clock()
 			var err error
 			bs := make([]store.EventBatch, 0, len(group))
@@ -335,8 +340,19 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 			}
 			insertTime += opts.Clock().Sub(t0)
 			times.since("insert", t0)
+			if err == nil {
+				// The detectors will Advance to the last event of each of
+				// these chunks but the last in turn (that one once the
+				// next group is known not to be empty, below); every
+				// event before the group's last is stored now: the
+				// groups before it were, and the items are in time order.
+				for _, c := range group[:len(group)-1] {
+					ahead.plan(c.last)
+				}
+				ahead.stored(group[len(group)-1].last)
+			}
 			insErr <- err
-		}()
+		}(group)
 		type preparedGroup struct {
 			g   []*replayChunk
 			err error
@@ -370,6 +386,10 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 			st.Events += len(c.evs)
 			st.Consents += len(c.cs)
 			c.evs, c.cs = nil, nil // stored
+		}
+		if len(next.g) > 0 {
+			// a chunk follows this group's last: it is stepped after it
+			ahead.plan(last)
 		}
 		if opts.Tick != nil {
 			opts.Tick(st.Events+st.Consents, src.count())

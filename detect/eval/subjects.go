@@ -34,6 +34,8 @@ type subjectIndex struct {
 
 	// times, when set, adds up the time of the store calls.
 	times *storeTimes
+	// ahead, when set, serves the window aggregates (see readAhead).
+	ahead *readAhead
 }
 
 type subjectActor struct{ tenant, actor string }

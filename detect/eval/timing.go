@@ -27,7 +27,8 @@ type callTime struct {
 // timedCalls lists the calls storeTimes reports, in the order it reports
 // them.
 var timedCalls = []string{"insert", "window aggregates", "recent subjects", "subject buckets",
-	"evidence", "outside conversation", "customers read", "destinations", "findings flush"}
+	"evidence", "outside conversation", "customers read", "destinations", "findings flush",
+	"window aggregates read ahead", "destinations read ahead"}
 
 func newStoreTimes(clock func() time.Time) *storeTimes {
 	return &storeTimes{clock: clock, calls: map[string]*callTime{}}
@@ -71,8 +72,12 @@ func (st *storeTimes) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// WindowAggregates implements detect.Aggregates (the store's, timed).
+// WindowAggregates implements detect.Aggregates: the rows read ahead
+// (readAhead; timed there), else the store's (timed).
 func (x *subjectIndex) WindowAggregates(ctx context.Context, from, to time.Time, window time.Duration, shard store.Shard) ([]store.WindowActivity, error) {
+	if x.ahead != nil {
+		return x.ahead.windowAggregates(ctx, from, to, window, shard)
+	}
 	defer x.times.since("window aggregates", x.times.now())
 	return x.Store.WindowAggregates(ctx, from, to, window, shard)
 }

@@ -296,6 +296,10 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	// alerts, findings and evaluations is the chunk loop's, whatever
 	// InsertChunks is. Every chunk before c must be stored.
 	var stepped *replayChunk // the last chunk stepped
+	// Each step's findings and risk scores are stored behind the
+	// detectors (see findingWriter).
+	fw := newFindingWriter(ctx, opts.Store, times)
+	defer fw.close()
 	step := func(c *replayChunk) error {
 		_ = buf.addFindings(ctx, c.stored)
 		if err := al.add(c.findings); err != nil {
@@ -307,11 +311,8 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 				return fmt.Errorf("detection at %s: %w", stepped.last.Format(time.RFC3339), err)
 			}
 		}
-		t1 := opts.Clock()
-		err := buf.flush(ctx, opts.Store)
-		times.since("findings flush", t1)
 		stepped = c
-		return err
+		return fw.write(buf.take())
 	}
 	// Each group of chunks is inserted (one INSERT into events and its
 	// views) while the detectors step through the chunks whose predecessors
@@ -425,11 +426,12 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 		if err := eng.Advance(ctx, end); err != nil {
 			return nil, err
 		}
-		t1 := opts.Clock()
-		if err := buf.flush(ctx, opts.Store); err != nil {
+		if err := fw.write(buf.take()); err != nil {
 			return nil, err
 		}
-		times.since("findings flush", t1)
+	}
+	if err := fw.close(); err != nil {
+		return nil, err
 	}
 	if err := al.write(); err != nil {
 		return nil, err
@@ -550,15 +552,90 @@ func (b *buffers) addRisk(_ context.Context, rs []store.ActorRisk) error {
 	return nil
 }
 
-func (b *buffers) flush(ctx context.Context, s *store.Store) error {
+// take returns the findings and risk scores buffered since the last take.
+func (b *buffers) take() findingBatch {
 	b.mu.Lock()
-	fs, rs := b.findings, b.risk
+	defer b.mu.Unlock()
+	fb := findingBatch{findings: b.findings, risk: b.risk}
 	b.findings, b.risk = nil, nil
-	b.mu.Unlock()
-	if err := s.InsertFindings(ctx, fs); err != nil {
+	return fb
+}
+
+// findingBatch is one step's findings and risk scores, to store.
+type findingBatch struct {
+	findings []store.StoredFinding
+	risk     []store.ActorRisk
+}
+
+// findingWriter stores the replay's findingBatches in the background, one
+// after another in the order they were written (the findings table as
+// serve fills it). Nothing in a replay reads findings or risk scores back
+// (the detectors read events and their aggregates; the engine's Raised
+// source, which reads findings after a restart, is not set), so the
+// detectors go on with the next chunk while a step's are stored: about
+// 1.5-2 s of a replay's 19 s waited for these INSERTs in the detect loop.
+// The first error stops the writing; write returns it from then on, and
+// close returns it once every batch before it is handled.
+type findingWriter struct {
+	batches chan findingBatch
+	done    chan struct{}
+	once    sync.Once
+
+	mu  sync.Mutex
+	err error
+}
+
+// newFindingWriter starts the writer of s; times, when set, adds up the
+// time of its INSERTs as "findings stored in the background".
+func newFindingWriter(ctx context.Context, s *store.Store, times *storeTimes) *findingWriter {
+	w := &findingWriter{batches: make(chan findingBatch, 64), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for fb := range w.batches {
+			if w.failed() != nil {
+				continue // drained: what follows a failed batch is not stored
+			}
+			t0 := times.now()
+			err := s.InsertFindings(ctx, fb.findings)
+			if err == nil {
+				err = s.InsertActorRisk(ctx, fb.risk)
+			}
+			times.since("findings stored in the background", t0)
+			if err != nil {
+				w.mu.Lock()
+				w.err = fmt.Errorf("storing the replay's findings: %w", err)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// failed returns the writer's first error.
+func (w *findingWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// write queues fb (an empty batch is skipped); it returns the error of a
+// batch written before, if one failed. It must not be called after close.
+func (w *findingWriter) write(fb findingBatch) error {
+	if err := w.failed(); err != nil {
 		return err
 	}
-	return s.InsertActorRisk(ctx, rs)
+	if len(fb.findings) > 0 || len(fb.risk) > 0 {
+		w.batches <- fb
+	}
+	return nil
+}
+
+// close waits until every batch written is stored (or dropped after an
+// error) and returns the first error. It may be called more than once.
+func (w *findingWriter) close() error {
+	w.once.Do(func() { close(w.batches) })
+	<-w.done
+	return w.failed()
 }
 
 type alertKey struct{ tenant, actor, detector string }

@@ -27,7 +27,7 @@ type callTime struct {
 // timedCalls lists the calls storeTimes reports, in the order it reports
 // them.
 var timedCalls = []string{"insert", "window aggregates", "recent subjects", "subject buckets",
-	"evidence", "outside conversation", "customers read", "destinations", "findings flush",
+	"evidence", "outside conversation", "customers read", "destinations", "findings stored in the background",
 	"window aggregates read ahead", "destinations read ahead"}
 
 func newStoreTimes(clock func() time.Time) *storeTimes {

@@ -357,11 +357,23 @@ type SubjectBuckets struct {
 	ActorID   string
 	SubjectID string
 	Buckets   []uint32
+	// ReadBuckets are those of Buckets in which the actor read the
+	// customer (an event whose result is not denied), as SubjectsRead
+	// counts it; OutsideBuckets those of ReadBuckets in which such a read
+	// was outside the customer's own conversation (conversation_subject_id
+	// is another customer's or empty), as SubjectsOutsideConversation
+	// counts it.
+	ReadBuckets    []uint32
+	OutsideBuckets []uint32
 }
 
-// SubjectBucketsSQL is the query behind SubjectBuckets.
-const SubjectBucketsSQL = `SELECT tenant, actor_id, subject_id, groupUniqArray(intDiv(toUInt32(ts), %d) * %d)
-FROM events WHERE ts >= ? AND ts < ? AND subject_id != ''%s
+// SubjectBucketsSQL is the query behind SubjectBuckets (%[1]d the bucket
+// in seconds, %[2]s the shard predicate). Its conditions are
+// SubjectsReadSQL's and SubjectsOutsideConversationSQL's.
+const SubjectBucketsSQL = `SELECT tenant, actor_id, subject_id, groupUniqArray(intDiv(toUInt32(ts), %[1]d) * %[1]d),
+groupUniqArrayIf(intDiv(toUInt32(ts), %[1]d) * %[1]d, result != 'denied'),
+groupUniqArrayIf(intDiv(toUInt32(ts), %[1]d) * %[1]d, subject_id != conversation_subject_id AND result != 'denied')
+FROM events WHERE ts >= ? AND ts < ? AND subject_id != ''%[2]s
 GROUP BY tenant, actor_id, subject_id`
 
 // SubjectBuckets returns, for every (actor, customer) of shard in [from,
@@ -371,7 +383,9 @@ GROUP BY tenant, actor_id, subject_id`
 // RecentSubjects counts them (the same rows: events that name a customer),
 // so a caller that needs those counts for many consecutive times (a replay
 // evaluating days of windows) reads each event once instead of once per
-// time. The buckets of a row are in no particular order.
+// time; so do SubjectsRead's and SubjectsOutsideConversation's counts, from
+// ReadBuckets and OutsideBuckets. The buckets of a row are in no particular
+// order.
 func (s *Store) SubjectBuckets(ctx context.Context, from, to time.Time, bucket time.Duration, shard Shard) ([]SubjectBuckets, error) {
 	b := int64(bucket / time.Second)
 	if b < 1 || bucket%time.Second != 0 {
@@ -381,10 +395,10 @@ func (s *Store) SubjectBuckets(ctx context.Context, from, to time.Time, bucket t
 	// b is an integer we formatted, not user text; the times and shard are bound.
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
 	var out []SubjectBuckets
-	err := s.detectRead(ctx, shard, fmt.Sprintf(SubjectBucketsSQL, b, b, pred), args, func() { out = out[:0] }, func(rows driver.Rows) error {
+	err := s.detectRead(ctx, shard, fmt.Sprintf(SubjectBucketsSQL, b, pred), args, func() { out = out[:0] }, func(rows driver.Rows) error {
 		for rows.Next() {
 			var r SubjectBuckets
-			if err := rows.Scan(&r.Tenant, &r.ActorID, &r.SubjectID, &r.Buckets); err != nil {
+			if err := rows.Scan(&r.Tenant, &r.ActorID, &r.SubjectID, &r.Buckets, &r.ReadBuckets, &r.OutsideBuckets); err != nil {
 				return fmt.Errorf("scanning subject buckets: %w", err)
 			}
 			out = append(out, r)

@@ -329,7 +329,7 @@ func ShardLocalSQL() []string {
 		fmt.Sprintf(WindowAggregatesSQL, 60, 60, pred),
 		fmt.Sprintf(WindowAggregatesRawSQL, 30, 30, pred),
 		fmt.Sprintf(RecentSubjectsSQL, pred),
-		fmt.Sprintf(SubjectBucketsSQL, 60, 60, pred),
+		fmt.Sprintf(SubjectBucketsSQL, 60, pred),
 		fmt.Sprintf(DestinationWindowsSQL, 60, 60, pred),
 		TopSubjectsSQL,
 		SubjectsOutsideConversationSQL,

@@ -144,8 +144,10 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	// the same tables as production, fewer round trips.
 	buf := &buffers{}
 	aggs := newSubjectIndex(opts.Store, cfg.Detectors.EnumEvery)
+	aggs.sharded = cfg.Shards > 1
 	times := newStoreTimes(opts.Clock)
 	aggs.times = times
+	defer aggs.close()
 	// The detectors' window aggregates and shares, read as soon as each
 	// batch's range is stored (see readAhead).
 	ahead := newReadAhead(ctx, opts.Store, cfg.Window, replayBatchSpan, store.Shard{Index: cfg.Shard, Count: cfg.Shards}, times)
@@ -261,6 +263,9 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 		first = items.at(0).ts
 		eng.StartAt(first.Add(cfg.Window))
 		ahead.startAt(eng.Next())
+		// the customers per bucket, read as each range is stored (no
+		// check reads before the hour before the first event's day)
+		aggs.startAt(ctx, first.Truncate(24*time.Hour).Add(-time.Hour))
 	}
 	// prepareGroup prepares the chunks one INSERT carries, from item from
 	// on: one chunk for the first INSERT, then twice as many each time up
@@ -351,6 +356,7 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 					ahead.plan(c.last)
 				}
 				ahead.stored(group[len(group)-1].last)
+				aggs.stored(group[len(group)-1].last)
 			}
 			insErr <- err
 		}(group)

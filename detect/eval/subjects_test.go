@@ -1,9 +1,11 @@
 package eval
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,10 +16,16 @@ import (
 
 // TestSubjectIndexAgreesWithStore: the replay's distinct customers per actor
 // of the last hour and of the day so far, counted from the customers per
-// bucket read ahead once per chunk, are the store's own RecentSubjects at
-// every 10 minutes of two and a half days (across midnights, with a quiet
-// night, customers shared between actors and events without a customer), as
-// the stored time advances in uneven steps the way a replay's chunks do.
+// bucket read once per step of the stored time, are the store's own
+// RecentSubjects at every 10 minutes of two and a half days (across
+// midnights, with a quiet night, customers shared between actors and events
+// without a customer), as the stored time advances in uneven steps the way a
+// replay's chunks do; and the customers one actor read, and read outside
+// their own conversation, in the last hour and the day so far are the
+// store's SubjectsRead and SubjectsOutsideConversation (with refused and
+// failed reads, reads in the customer's own conversation, in another's and
+// in none). The buckets are read on demand, and read ahead as each range is
+// stored, never before every event of the range is.
 func TestSubjectIndexAgreesWithStore(t *testing.T) {
 	s := storetest.New(t)
 	ctx := t.Context()
@@ -33,31 +41,105 @@ func TestSubjectIndexAgreesWithStore(t *testing.T) {
 		if rng.IntN(10) == 0 {
 			subject = ""
 		}
+		result := models.ResultAllowed
+		switch rng.IntN(8) {
+		case 0, 1:
+			result = models.ResultDenied
+		case 2:
+			result = models.ResultError // a read: not refused
+		}
+		var conv models.Conversation
+		switch rng.IntN(3) {
+		case 0:
+			conv = models.Conversation{ID: "c-" + subject, SubjectID: subject}
+		case 1:
+			conv = models.Conversation{ID: "c-other", SubjectID: fmt.Sprintf("cust-%d", rng.IntN(300))}
+		}
 		evs = append(evs, models.Event{EventID: fmt.Sprintf("e-%d", len(evs)), TS: ts, Tenant: []string{"t1", "t2"}[rng.IntN(2)],
 			Actor:  models.Actor{ID: fmt.Sprintf("a%d", rng.IntN(6)), Type: models.ActorHuman, Role: "support"},
 			Action: models.ActionRead, Store: "crm", Resource: models.Resource{Type: "customer_profile"}, SubjectID: subject,
-			Records: 1, Result: models.ResultAllowed})
+			Conversation: conv, Records: 1, Result: result})
 	}
 	if err := s.InsertEvents(ctx, evs, end); err != nil {
 		t.Fatal(err)
 	}
+	for _, ahead := range []bool{false, true} {
+		t.Run(map[bool]string{false: "on demand", true: "read ahead"}[ahead], func(t *testing.T) {
+			checkSubjectIndex(t, s, start, end, ahead)
+		})
+	}
+}
+
+// checkSubjectIndex steps a subject index over [start, end) of s's events
+// (see TestSubjectIndexAgreesWithStore); with ahead, the index reads ahead
+// as the test marks ranges stored.
+func checkSubjectIndex(t *testing.T, s *store.Store, start, end time.Time, ahead bool) {
+	ctx := t.Context()
+	rng := rand.New(rand.NewPCG(3, 5))
 	every := 10 * time.Minute
 	x := newSubjectIndex(s, every)
-	loads := 0
-	readyAt := start.Add(95 * time.Minute) // not a whole bucket
+	// every read of the buckets, with the stored mark when it started
+	var mu sync.Mutex
+	var storedTo time.Time
+	type read struct {
+		from, to, stored time.Time
+		ahead            bool
+	}
+	var reads []read
+	x.buckets = func(rctx context.Context, from, to time.Time, bucket time.Duration, shard store.Shard) ([]store.SubjectBuckets, error) {
+		mu.Lock()
+		// the reader's reads run on its own context, those on demand on
+		// the test's
+		reads = append(reads, read{from, to, storedTo, rctx != ctx})
+		mu.Unlock()
+		return s.SubjectBuckets(rctx, from, to, bucket, shard)
+	}
+	if ahead {
+		x.startAt(ctx, start.Truncate(24*time.Hour))
+		defer x.close()
+	}
+	var actors []subjectActor
+	for _, tenant := range []string{"t1", "t2"} {
+		for a := range 7 { // a6 has no events
+			actors = append(actors, subjectActor{tenant, fmt.Sprintf("a%d", a)})
+		}
+	}
+	readAhead, refused, outside := 0, 0, 0
+	// As in a replay, the detectors get to a time (ready) a step after
+	// every event before it is stored (the stored mark, next).
+	var readyAt time.Time
+	next := start.Add(95 * time.Minute) // not a whole bucket
+	advance := func() {
+		readyAt, next = next, next.Add(time.Duration(3+rng.IntN(9))*time.Hour)
+		if !ahead {
+			return
+		}
+		mu.Lock()
+		storedTo = next
+		mu.Unlock()
+		x.stored(next)
+		// the reader has started the read of what is stored
+		for {
+			x.mu.Lock()
+			started := x.readTo == next.Unix()/x.bucket*x.bucket
+			x.mu.Unlock()
+			if started {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	advance()
+	step := 0
 	for tm := start.Add(every); !tm.After(end.Add(time.Hour)); tm = tm.Add(every) {
 		for readyAt.Before(tm) {
-			readyAt = readyAt.Add(time.Duration(3+rng.IntN(9)) * time.Hour)
+			advance()
 		}
 		x.ready = readyAt
-		before := x.to
 		dayFrom := tm.Add(-time.Nanosecond).Truncate(24 * time.Hour)
 		got, err := x.RecentSubjects(ctx, tm.Add(-time.Hour), dayFrom, tm, store.Shard{})
 		if err != nil {
 			t.Fatal(err)
-		}
-		if x.to != before {
-			loads++
 		}
 		want, err := s.RecentSubjects(ctx, tm.Add(-time.Hour), dayFrom, tm, store.Shard{})
 		if err != nil {
@@ -72,9 +154,62 @@ func TestSubjectIndexAgreesWithStore(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("at %s: index %v, store %v", tm.Format(time.RFC3339), got, want)
 		}
+		// one actor a step, the hour's and the day's customers read
+		k := actors[step%len(actors)]
+		step++
+		for _, from := range []time.Time{tm.Add(-time.Hour), dayFrom} {
+			var touched uint64
+			for _, c := range want {
+				if c.Tenant == k.tenant && c.ActorID == k.actor {
+					touched = map[bool]uint64{true: c.Hour, false: c.Day}[from.Equal(tm.Add(-time.Hour))]
+				}
+			}
+			gotRead, err := x.SubjectsRead(ctx, k.tenant, k.actor, from, tm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRead, err := s.SubjectsRead(ctx, k.tenant, k.actor, from, tm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotOut, err := x.SubjectsOutsideConversation(ctx, k.tenant, k.actor, from, tm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantOut, err := s.SubjectsOutsideConversation(ctx, k.tenant, k.actor, from, tm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gotRead != wantRead || gotOut != wantOut {
+				t.Fatalf("%v %s..%s: index read %d, outside %d; store read %d, outside %d",
+					k, from.Format(time.RFC3339), tm.Format(time.RFC3339), gotRead, gotOut, wantRead, wantOut)
+			}
+			if wantRead < touched {
+				refused++
+			}
+			if wantOut < wantRead {
+				outside++
+			}
+		}
 	}
-	if loads == 0 || loads > 30 {
-		t.Errorf("the index read the store %d times; want a read per step of the stored time", loads)
+	if refused == 0 || outside == 0 {
+		t.Errorf("%d counts left refused customers out, %d customers read in their own conversation: the scenario does not tell them apart", refused, outside)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reads) == 0 || len(reads) > 30 {
+		t.Errorf("the index read the store %d times; want a read per step of the stored time", len(reads))
+	}
+	for _, r := range reads {
+		if ahead && r.to.After(r.stored) {
+			t.Errorf("read ahead %s..%s before every event of it was stored (stored up to %s)", r.from, r.to, r.stored)
+		}
+		if r.ahead {
+			readAhead++
+		}
+	}
+	if want := map[bool]int{true: len(reads)}[ahead]; readAhead != want {
+		t.Errorf("%d of %d reads were read ahead; want %d", readAhead, len(reads), want)
 	}
 }
 

@@ -28,7 +28,7 @@ type callTime struct {
 // them.
 var timedCalls = []string{"insert", "window aggregates", "recent subjects", "subject buckets",
 	"evidence", "outside conversation", "customers read", "destinations", "findings stored in the background",
-	"window aggregates read ahead", "destinations read ahead"}
+	"window aggregates read ahead", "destinations read ahead", "subject buckets read ahead"}
 
 func newStoreTimes(clock func() time.Time) *storeTimes {
 	return &storeTimes{clock: clock, calls: map[string]*callTime{}}
@@ -86,17 +86,4 @@ func (x *subjectIndex) WindowAggregates(ctx context.Context, from, to time.Time,
 func (x *subjectIndex) TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error) {
 	defer x.times.since("evidence", x.times.now())
 	return x.Store.TopSubjects(ctx, tenant, actor, from, to, n)
-}
-
-// SubjectsOutsideConversation implements detect.Aggregates (the store's,
-// timed).
-func (x *subjectIndex) SubjectsOutsideConversation(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
-	defer x.times.since("outside conversation", x.times.now())
-	return x.Store.SubjectsOutsideConversation(ctx, tenant, actor, from, to)
-}
-
-// SubjectsRead implements detect.Aggregates (the store's, timed).
-func (x *subjectIndex) SubjectsRead(ctx context.Context, tenant, actor string, from, to time.Time) (uint64, error) {
-	defer x.times.since("customers read", x.times.now())
-	return x.Store.SubjectsRead(ctx, tenant, actor, from, to)
 }

@@ -153,6 +153,10 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	ahead := newReadAhead(ctx, opts.Store, cfg.Window, replayBatchSpan, store.Shard{Index: cfg.Shard, Count: cfg.Shards}, times)
 	defer ahead.close()
 	aggs.ahead = ahead
+	// The findings' evidence, counted from the events as they are fed
+	// (below, as each group is stepped) and stored.
+	evidence := newEvidenceIndex()
+	aggs.evidence = evidence
 	eng, err := detect.New(cfg, aggs, detect.Options{
 		Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) },
 		Stored:   buf.addFindings,
@@ -315,6 +319,8 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 			if err := eng.Advance(ctx, stepped.last); err != nil {
 				return fmt.Errorf("detection at %s: %w", stepped.last.Format(time.RFC3339), err)
 			}
+			// no evidence read of the next Advance starts before this
+			evidence.prune(stepped.last.Add(-evidenceKeep))
 		}
 		stepped = c
 		return fw.write(buf.take())
@@ -357,6 +363,7 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 				}
 				ahead.stored(group[len(group)-1].last)
 				aggs.stored(group[len(group)-1].last)
+				evidence.stored(group[len(group)-1].last)
 			}
 			insErr <- err
 		}(group)
@@ -370,6 +377,13 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 			prepared <- preparedGroup{g, err}
 		}()
 		t0 := opts.Clock()
+		// The group's events, for the evidence of the windows its
+		// chunks complete: added before the first of them is stepped,
+		// here beside the insert (the pending chunks were added with
+		// the group before).
+		for _, c := range group {
+			evidence.add(c.evs, c.last)
+		}
 		var detErr error
 		for _, c := range append(pending[:len(pending):len(pending)], group[0]) {
 			if detErr = step(c); detErr != nil {
@@ -429,6 +443,9 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 		// the window holding the last event, then the hour's close
 		end := last.Truncate(time.Hour).Add(time.Hour)
 		aggs.ready = end // every chunk is stored
+		// and there is no event after the last
+		evidence.add(nil, end)
+		evidence.stored(end)
 		if err := eng.Advance(ctx, end); err != nil {
 			return nil, err
 		}

@@ -66,6 +66,9 @@ type subjectIndex struct {
 	times *storeTimes
 	// ahead, when set, serves the window aggregates (see readAhead).
 	ahead *readAhead
+	// evidence, when set, serves the evidence reads it holds (see
+	// evidenceIndex).
+	evidence *evidenceIndex
 }
 
 // bucketRead is one read ahead of the buckets [from, to).

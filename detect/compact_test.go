@@ -210,9 +210,9 @@ func medianMADBySorting(r *ring) (med, mad float64) {
 
 // TestRingMedianMADAsSorting: the median and MAD of a ring, from its
 // sorted codes and the merged runs of deviations, are bit for bit those of
-// sorting the values and the deviations, for rings of every length (and
-// wrapped), with ties, zeros, values below 2 (the f16 codes' linear
-// range), and large ones.
+// sorting the values and the deviations, and so are its quantiles, for
+// rings of every length (and wrapped), with ties, zeros, values below 2
+// (the f16 codes' linear range), and large ones.
 func TestRingMedianMADAsSorting(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 12))
 	gens := []func() float64{
@@ -238,6 +238,14 @@ func TestRingMedianMADAsSorting(t *testing.T) {
 		}
 		if r.N > 1 && wantMAD > 0 {
 			checked++
+		}
+		// quantile, from the sorted codes, is that of the sorted values
+		xs := r.appendValues(nil)
+		slices.Sort(xs)
+		for _, q := range []float64{0, 0.1, 0.5, 0.9, 1} {
+			if got, want := r.quantile(q), quantileSorted(xs, q); math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("ring %v (N %d): quantile(%v) = %v; by sorting %v", r.V[:r.N], r.N, q, got, want)
+			}
 		}
 	}
 	if checked < 1000 {

@@ -28,6 +28,22 @@ type rowCtx struct {
 	// ser is the actor's count series prepared for this window (nil
 	// when the actor is not a continuous series).
 	ser *seriesState
+	// feat is the row's multivariate deviation vector (features) and
+	// featOK its ok, once featSet: mahalanobis judges it and learnRow
+	// learns it, and nothing it reads changes in between (rowFeatures).
+	feat            [mahalanobisDims]float64
+	featOK, featSet bool
+}
+
+// rowFeatures returns e.features of x's row, computed once per row: the
+// detectors and learnRow (right after them) both use it, and the vector
+// was a tenth of a replay's window detection, computed twice.
+func (e *Engine) rowFeatures(x *rowCtx) ([mahalanobisDims]float64, bool) {
+	if !x.featSet {
+		x.feat, x.featOK = e.features(x.c, x.r, x.st)
+		x.featSet = true
+	}
+	return x.feat, x.featOK
 }
 
 // base builds a finding with the fields every window detector fills.
@@ -149,9 +165,17 @@ func (e *Engine) learnRow(c *cycle, r *windowRow, st *actorState, fs []models.Fi
 		}
 	}
 	if warm {
-		if v, ok := e.features(c, r, st); ok {
+		// the vector the detectors judged, when they did (detectRow ran
+		// on this row just before: it reset e.row), else computed here;
+		// learnRow has changed nothing features reads yet
+		x := &e.row
+		if x.c != c || x.r != r || x.st != st {
+			*x = rowCtx{c: c, r: r, st: st, newIts: x.newIts[:0]}
+		}
+		if v, ok := e.rowFeatures(x); ok {
 			e.mahal.add(v)
 		}
+		x.featSet = false
 	}
 	if st.Series != nil {
 		st.Series.learn(c.start.Unix()/int64(e.cfg.Window/time.Second), float64(r.Records))

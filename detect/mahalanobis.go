@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -106,8 +107,42 @@ func (m *mahalanobis) refit() {
 		}
 	}
 	m.seen = seen
-	slices.Sort(d2s)
-	m.empirical = quantileSorted(d2s, 0.999)
+	m.empirical = upperQuantile(d2s, 0.999)
+}
+
+// upperQuantile is quantileSorted(xs sorted, q) for q near 1, without
+// sorting xs: that reads the values at int(q*(len-1)) and the next one,
+// so only the largest len-int(q*(len-1)) values need their order (for
+// the refit's 0.999 of its reservoir, 5 of 4,000). They are put,
+// ascending, at the end of xs (the rest of xs is left in no order).
+func upperQuantile(xs []float64, q float64) float64 {
+	n := len(xs)
+	if n == 0 {
+		return 0
+	}
+	k := n - int(q*float64(n-1))
+	if k >= n/4 {
+		slices.Sort(xs)
+		return quantileSorted(xs, q)
+	}
+	// top: the k largest so far, ascending in slices.Sort's order (NaN
+	// first), kept in the front of xs itself: it holds at most i values
+	// when xs[i] is read, so it overwrites only values already read
+	top := xs[:0]
+	for i := 0; i < n; i++ {
+		x := xs[i]
+		if len(top) == k {
+			if !cmp.Less(top[0], x) {
+				continue
+			}
+			copy(top, top[1:])
+			top = top[:k-1]
+		}
+		j, _ := slices.BinarySearchFunc(top, x, cmp.Compare[float64])
+		top = slices.Insert(top, j, x)
+	}
+	copy(xs[n-k:], top)
+	return quantileSorted(xs, q)
 }
 
 // distance2 returns the squared Mahalanobis distance of v and each
@@ -199,7 +234,7 @@ func (e *Engine) detectMahalanobis(x *rowCtx) (models.Finding, bool) {
 	if !x.warm {
 		return models.Finding{}, false
 	}
-	v, ok := e.features(x.c, x.r, x.st)
+	v, ok := e.rowFeatures(x)
 	if !ok {
 		return models.Finding{}, false
 	}

@@ -232,8 +232,9 @@ func (s *actorState) multAvg() float64 { return math.Max(1, float64(s.MultAvg)) 
 func (s *actorState) heavyExplains(obs, mult, heavy float64, peerLogs []float64) (float64, bool) {
 	const priorSD, priorN = math.Ln2, 2.0
 	var logs []float64
+	var own [ringLen]float64 // on the stack: no allocation per judged row
 	if s.HeavyLog.count() > 0 {
-		logs = s.HeavyLog.appendValues(make([]float64, 0, s.HeavyLog.N))
+		logs = s.HeavyLog.appendValues(own[:0])
 	} else {
 		logs = peerLogs
 	}
@@ -783,7 +784,5 @@ func (s *actorState) busyDay(exclude int32) (float64, bool) {
 // busyHour returns the 90th percentile of the actor's hourly distinct
 // customers.
 func (s *actorState) busyHour() float64 {
-	xs := s.HourSubj.appendValues(make([]float64, 0, s.HourSubj.N))
-	slices.Sort(xs)
-	return quantileSorted(xs, 0.9)
+	return s.HourSubj.quantile(0.9)
 }

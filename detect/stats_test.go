@@ -2,6 +2,8 @@ package detect
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -84,5 +86,49 @@ func TestHeavyExplains(t *testing.T) {
 	}
 	if _, ok := (&actorState{}).heavyExplains(500, 1, 100, nil); ok {
 		t.Error("no heavy call on record, yet an explanation")
+	}
+}
+
+// TestUpperQuantileAsSorting: upperQuantile is bit for bit quantileSorted
+// of the sorted values, for lengths around where it selects instead of
+// sorting, with ties, zeros, NaNs and values in and out of order.
+func TestUpperQuantileAsSorting(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 9))
+	gens := []func(i int) float64{
+		func(int) float64 { return rng.ExpFloat64() },
+		func(int) float64 { return float64(rng.IntN(4)) },
+		func(i int) float64 { return float64(i) },
+		func(i int) float64 { return -float64(i) },
+		func(int) float64 {
+			if rng.IntN(50) == 0 {
+				return math.NaN()
+			}
+			return rng.NormFloat64()
+		},
+	}
+	selected := 0
+	for round := range 1500 {
+		n := rng.IntN(3000)
+		if round%50 == 0 {
+			n = 20000
+		}
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = gens[round%len(gens)](i)
+		}
+		sorted := slices.Clone(xs)
+		slices.Sort(sorted)
+		for _, q := range []float64{0.999, 0.99, 0.9} {
+			got := upperQuantile(slices.Clone(xs), q)
+			if want := quantileSorted(sorted, q); math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("round %d (n %d): upperQuantile(%v) = %v, by sorting %v", round, n, q, got, want)
+			}
+			if n > 0 && n-int(q*float64(n-1)) < n/4 {
+				selected++
+			}
+		}
+	}
+	if selected < 500 {
+		t.Fatalf("only %d selections: the test checks too little", selected)
 	}
 }

@@ -62,7 +62,7 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 		return res, nil
 	}
 	res.First, res.Last = dec.items.at(0).ts, dec.items.at(n-1).ts
-	ps, rs := newHashCache(opts.Pseudonymizer, subjectCacheSize), newHashCache(opts.Pseudonymizer, resourceCacheSize)
+	ps, rs := newHashCache(opts.Pseudonymizer, subjectCacheSize), newRecentHashCache(opts.Pseudonymizer, resourceCacheBits)
 	for from := 0; from < n; {
 		to := nextChunk(dec.items, from, opts.ChunkEvents)
 		spans := dec.items.spans(from, to)

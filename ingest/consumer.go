@@ -499,7 +499,7 @@ func (c *Consumer) decodeOne(m *kafka.Message, now time.Time, in *models.Interne
 		return decoded{err: asValidation(err)}
 	}
 	var out decoded
-	if hit, ok := models.FindPII(ev); ok { // the rare path: clean events stop here
+	if hit, ok := in.FindPII(ev); ok { // the rare path: clean events stop here
 		out.piiFrom = piiStoreLabel(ev)
 		if c.cfg.PII != PIIPseudonymize || hit.Field == "tenant" {
 			*ev = models.Event{}

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sameDecode checks that the fast path and the reflective path agree on b.
@@ -140,7 +142,8 @@ func parseFuzzBytes(line string) ([]byte, bool) {
 // key lists are equal under case folding, which object relies on to look
 // for an exact match before comparing under folding.
 func TestFastKeysDistinctUnderFolding(t *testing.T) {
-	for _, known := range [][]string{fastTopKeys, fastActorKeys, fastResKeys, fastConvKeys, fastClientKey} {
+	for _, ks := range []*fastKeys{fastTopKeys, fastActorKeys, fastResKeys, fastConvKeys, fastClientKey} {
+		known := ks.keys
 		for i, a := range known {
 			for _, b := range known[i+1:] {
 				if strings.EqualFold(a, b) {
@@ -155,7 +158,7 @@ func TestFastKeysDistinctUnderFolding(t *testing.T) {
 // (its members are called with the index of the key read).
 func TestFastKeyIndexes(t *testing.T) {
 	for _, c := range []struct {
-		known []string
+		known *fastKeys
 		idx   int
 		key   string
 	}{
@@ -171,8 +174,95 @@ func TestFastKeyIndexes(t *testing.T) {
 		{fastConvKeys, keyConvID, "id"}, {fastConvKeys, keyConvSubjectID, "subject_id"},
 		{fastClientKey, keyClientIP, "ip"}, {fastClientKey, keyClientCountry, "country"}, {fastClientKey, keyClientUserAgent, "user_agent"},
 	} {
-		if c.idx >= len(c.known) || c.known[c.idx] != c.key {
-			t.Errorf("key %q: index %d in %q", c.key, c.idx, c.known)
+		if c.idx >= len(c.known.keys) || c.known.keys[c.idx] != c.key {
+			t.Errorf("key %q: index %d in %q", c.key, c.idx, c.known.keys)
+		}
+		if got := c.known.index([]byte(c.key)); got != c.idx {
+			t.Errorf("key %q: found at index %d, want %d", c.key, got, c.idx)
+		}
+	}
+}
+
+// sameTime checks that parseUTCTime, when it takes s, parses it as
+// time.Parse(time.RFC3339Nano) does, in UTC.
+func sameTime(t *testing.T, s string) bool {
+	t.Helper()
+	got, ok := parseUTCTime([]byte(s))
+	if !ok {
+		return false
+	}
+	want, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("%q: parseUTCTime took %v, time.Parse rejects it: %v", s, got, err)
+	}
+	if !got.Equal(want) || got != want.UTC() {
+		t.Fatalf("%q: parseUTCTime %v, time.Parse %v", s, got, want)
+	}
+	return true
+}
+
+// TestParseUTCTime: the fast path's time parser takes the common form and
+// agrees with time.Parse on it; it leaves everything else to time.Parse.
+func TestParseUTCTime(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		fast bool
+	}{
+		{"2026-10-19T00:00:03.706Z", true}, {"2026-10-19T00:00:03Z", true}, {"2026-10-19T23:59:59.123456789Z", true},
+		{"2026-10-19T00:00:03.7Z", true}, {"2024-02-29T12:00:00Z", true}, {"2000-02-29T12:00:00Z", true},
+		{"2026-12-31T00:00:00Z", true}, {"2026-04-30T00:00:00Z", true}, {"0001-01-01T00:00:00Z", true},
+		{"2026-02-29T12:00:00Z", false}, {"1900-02-29T12:00:00Z", false}, {"2026-04-31T00:00:00Z", false},
+		{"2026-13-01T00:00:00Z", false}, {"2026-00-01T00:00:00Z", false}, {"2026-01-00T00:00:00Z", false},
+		{"2026-01-01T24:00:00Z", false}, {"2026-01-01T00:60:00Z", false}, {"2026-01-01T00:00:60Z", false},
+		{"2026-10-19T00:00:03.1234567891Z", false}, {"2026-10-19T00:00:03.Z", false}, {"2026-10-19T00:00:03,5Z", false},
+		{"2026-10-19t00:00:03Z", false}, {"2026-10-19T00:00:03z", false}, {"2026-10-19T00:00:03+00:00", false},
+		{"2026-10-19T00:00:03.5+02:00", false}, {"2026-1a-19T00:00:03Z", false}, {"+026-10-19T00:00:03Z", false},
+		{"2026-10-19T00:00:03.-1Z", false}, {"2026-10-19 00:00:03Z", false}, {"", false},
+	} {
+		if got := sameTime(t, c.s); got != c.fast {
+			t.Errorf("%q: fast %v, want %v", c.s, got, c.fast)
+		}
+	}
+}
+
+// FuzzParseUTCTime looks for a time the fast path parses differently from
+// time.Parse.
+func FuzzParseUTCTime(f *testing.F) {
+	f.Add("2026-10-19T00:00:03.706Z")
+	f.Add("2024-02-29T12:00:00Z")
+	f.Fuzz(func(t *testing.T, s string) { sameTime(t, s) })
+}
+
+// TestPlainBytes: plainBytes, which looks at eight bytes at a time, stops
+// where a byte-by-byte walk stops: at each kind of byte, at each place in
+// strings of each length, among plain ASCII and non-ASCII bytes.
+func TestPlainBytes(t *testing.T) {
+	for _, fill := range []byte{'a', 0x80, 0xff, 0x7f, ' ', '!', '#', '[', ']'} {
+		for n := range 24 {
+			for at := range n + 1 {
+				for _, stop := range []byte{'"', '\\', 0, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0xa2, 0xdc} {
+					body := bytes.Repeat([]byte{fill}, n)
+					if at < n {
+						body[at] = stop
+					}
+					msg := append(append([]byte{'"'}, body...), '"')
+					p := fastParser{b: msg}
+					got, ok := p.plainBytes()
+					// the walk a byte at a time
+					want, wok := []byte(nil), false
+					for j := 1; j < len(msg); j++ {
+						if c := msg[j]; c == '"' {
+							want, wok = msg[1:j], true
+							break
+						} else if c == '\\' || c < 0x20 {
+							break
+						}
+					}
+					if ok != wok || !bytes.Equal(got, want) {
+						t.Fatalf("%q: plainBytes %q %v, want %q %v", msg, got, ok, want, wok)
+					}
+				}
+			}
 		}
 	}
 }

@@ -106,7 +106,8 @@ func TestInternerSharesAndIsBounded(t *testing.T) {
 
 // FuzzInternedMatchesDecodeAccess looks for an input that decodes
 // differently through an Interner (fresh, and holding the input's values
-// from a first decode).
+// from a first decode), or whose payload PII the Interner's FindPII finds
+// differently.
 func FuzzInternedMatchesDecodeAccess(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte(strings.Replace(good, `"fields":["email"]`, `"fields":["email","email"]`, 1)))
@@ -114,6 +115,7 @@ func FuzzInternedMatchesDecodeAccess(f *testing.F) {
 		in := NewInterner()
 		sameInterned(t, in, b)
 		sameInterned(t, in, b)
+		samePIIFound(t, in, b)
 	})
 }
 
@@ -153,5 +155,82 @@ func BenchmarkDecodeAccessBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 		})
+	}
+}
+
+// TestBadInputMatrixInterned: every case of the access bad-input matrix,
+// decoded through one Interner twice (the second time each repeated value,
+// and what the Interner knows of it: looks like personal data or not, is a
+// valid IP or not, comes from it), gets the matrix's reason and field, and
+// decodes as DecodeAccess decodes it.
+func TestBadInputMatrixInterned(t *testing.T) {
+	cs := accessMatrix(t)
+	in := NewInterner()
+	for round := range 2 {
+		for _, tc := range cs {
+			sameInterned(t, in, tc.msg)
+			samePIIFound(t, in, tc.msg)
+			_, err := DecodeAccessInterned(tc.msg, now, Limits{}, in)
+			var ve *ValidationError
+			switch {
+			case tc.code == "" && err != nil:
+				t.Fatalf("round %d, %s: rejected: %v", round, tc.name, err)
+			case tc.code != "" && (!errors.As(err, &ve) || ve.Code != tc.code || ve.Field != tc.field):
+				t.Fatalf("round %d, %s: got %v, want %s %q", round, tc.name, err, tc.code, tc.field)
+			}
+		}
+	}
+}
+
+// TestInternedPIIAndIPFlags: a repeated value that looks like personal
+// data is rejected each time it comes, in whichever field; a repeated
+// invalid client IP too; a valid one shared by another field first is
+// still checked.
+func TestInternedPIIAndIPFlags(t *testing.T) {
+	in := NewInterner()
+	for _, c := range []struct {
+		from, to string
+		code     Reason
+		field    string
+	}{
+		{`"crm"`, `"crm","tool":"lookup"`, "", ""},
+		{`"crm"`, `"crm","tool":"jane@example.com"`, ReasonPIIInPayload, "tool"},
+		{`"crm"`, `"jane@example.com"`, ReasonPIIInPayload, "store"},
+		{`"fields":["email"]`, `"fields":["email","jane@example.com"]`, ReasonPIIInPayload, "fields[1]"},
+		{`"crm"`, `"crm","client":{"ip":"10.0.0.1"}`, "", ""},
+		{`"crm"`, `"crm","client":{"ip":"10.0.0.300"}`, ReasonBadValue, "client.ip"},
+		{`"crm"`, `"crm","tool":"10.0.0.7"`, "", ""},
+		{`"crm"`, `"crm","client":{"ip":"10.0.0.7"}`, "", ""},
+		{`"crm"`, `"crm","tool":"10.0.0.777"`, "", ""},
+		{`"crm"`, `"crm","client":{"ip":"10.0.0.777"}`, ReasonBadValue, "client.ip"},
+	} {
+		msg := []byte(strings.Replace(good, c.from, c.to, 1))
+		for round := range 3 {
+			sameInterned(t, in, msg)
+			samePIIFound(t, in, msg)
+			_, err := DecodeAccessInterned(msg, now, Limits{}, in)
+			var ve *ValidationError
+			switch {
+			case c.code == "" && err != nil:
+				t.Fatalf("round %d, %s: rejected: %v", round, msg, err)
+			case c.code != "" && (!errors.As(err, &ve) || ve.Code != c.code || ve.Field != c.field):
+				t.Fatalf("round %d, %s: got %v, want %s %q", round, msg, err, c.code, c.field)
+			}
+		}
+	}
+}
+
+// samePIIFound checks that in.FindPII, on the event DecodeAccessTo has just
+// decoded from b through in without the PII check (as ingest decodes),
+// finds what FindPII finds.
+func samePIIFound(t *testing.T, in *Interner, b []byte) {
+	t.Helper()
+	var e Event
+	if DecodeAccessTo(&e, b, now, Limits{AllowPII: true}, in) != nil {
+		return
+	}
+	wh, wok := FindPII(&e)
+	if gh, gok := in.FindPII(&e); gok != wok || gh != wh {
+		t.Fatalf("Interner.FindPII %v %+v, FindPII %v %+v\n%s", gok, gh, wok, wh, b)
 	}
 }

@@ -38,14 +38,49 @@ type PIIHit struct {
 	Masked string `json:"masked"`
 }
 
+// piiClean marks free string fields of an event (a bit each, below) whose
+// value is known to hold nothing that looks like personal data: the
+// decoder learns it from its Interner, which checks each shared value once.
+type piiClean uint64
+
+// The bits of piiClean: one per free string field, in the order of
+// piiFields (which relies on it), then one per data category (cleanField).
+const (
+	cleanEventID piiClean = 1 << iota
+	cleanTenant
+	cleanActorRole
+	cleanActorVendor
+	cleanStore
+	cleanResourceType
+	cleanResourceID
+	cleanPurpose
+	cleanConversationID
+	cleanTool
+	cleanCountry
+	cleanUserAgent
+	cleanDestination
+	cleanFields0 // fields[0]; fields[i] is cleanFields0 << i
+)
+
+// cleanField is the bit of fields[i], 0 (none: always scanned) past the
+// bits of a piiClean.
+func cleanField(i int) piiClean {
+	if i >= 64-13 {
+		return 0
+	}
+	return cleanFields0 << i
+}
+
 // piiFields calls fn with the path and a pointer to each free string field
-// of e, in a fixed order (path "fields" with idx >= 0 for a data category,
-// idx -1 otherwise). The raw customer and actor ids (subject_id,
-// conversation.subject_id, actor.id) are not free text: they are ids by
-// contract, pseudonymized (subject ids) or shown as the actor, so an e-mail
-// used as an id is not payload PII.
-func piiFields(e *Event, fn func(path string, idx int, v *string)) {
-	for _, f := range [...]struct {
+// of e whose bit is not set in skip, in a fixed order (path "fields" with
+// idx >= 0 for a data category, idx -1 otherwise). The raw customer and
+// actor ids (subject_id, conversation.subject_id, actor.id) are not free
+// text: they are ids by contract, pseudonymized (subject ids) or shown as
+// the actor, so an e-mail used as an id is not payload PII.
+func piiFields(e *Event, skip piiClean, fn func(path string, idx int, v *string)) {
+	// the fields in the order of their bits: entry i is bit i, then
+	// cleanPurpose+i
+	for i, f := range [...]struct {
 		path string
 		v    *string
 	}{
@@ -53,12 +88,16 @@ func piiFields(e *Event, fn func(path string, idx int, v *string)) {
 		{"actor.vendor", &e.Actor.Vendor}, {"store", &e.Store}, {"resource.type", &e.Resource.Type},
 		{"resource.id", &e.Resource.ID},
 	} {
-		fn(f.path, -1, f.v)
+		if skip&(cleanEventID<<i) == 0 {
+			fn(f.path, -1, f.v)
+		}
 	}
 	for i := range e.Fields {
-		fn("fields", i, &e.Fields[i])
+		if skip&cleanField(i) == 0 {
+			fn("fields", i, &e.Fields[i])
+		}
 	}
-	for _, f := range [...]struct {
+	for i, f := range [...]struct {
 		path string
 		v    *string
 	}{
@@ -66,7 +105,9 @@ func piiFields(e *Event, fn func(path string, idx int, v *string)) {
 		{"client.country", &e.Client.Country}, {"client.user_agent", &e.Client.UserAgent},
 		{"destination", &e.Destination},
 	} {
-		fn(f.path, -1, f.v)
+		if skip&(cleanPurpose<<i) == 0 {
+			fn(f.path, -1, f.v)
+		}
 	}
 }
 
@@ -79,12 +120,26 @@ func piiPath(path string, idx int) string {
 
 // FindPII returns the first free string field of e whose value looks like
 // personal data, in the order of piiFields.
-func FindPII(e *Event) (PIIHit, bool) {
+func FindPII(e *Event) (PIIHit, bool) { return findPII(e, 0) }
+
+// FindPII is FindPII of e, which DecodeAccessTo has just decoded through
+// in (and nothing has changed since): the fields whose value the Interner
+// knows to hold no personal data are not scanned again. For any other
+// event it is FindPII.
+func (in *Interner) FindPII(e *Event) (PIIHit, bool) {
+	if e != in.cleanOf {
+		return FindPII(e)
+	}
+	return findPII(e, in.clean)
+}
+
+// findPII is FindPII passing over the fields marked in clean.
+func findPII(e *Event, clean piiClean) (PIIHit, bool) {
 	var (
 		hit   PIIHit
 		found bool
 	)
-	piiFields(e, func(path string, idx int, v *string) {
+	piiFields(e, clean, func(path string, idx int, v *string) {
 		if found {
 			return
 		}
@@ -102,7 +157,7 @@ func FindPII(e *Event) (PIIHit, bool) {
 // caller dead-letters such an event.
 func PseudonymizePII(e *Event, hash func(field, v string) string) []PIIHit {
 	var hits []PIIHit
-	piiFields(e, func(path string, idx int, v *string) {
+	piiFields(e, 0, func(path string, idx int, v *string) {
 		k, ok := PIIIn(*v)
 		if !ok {
 			return

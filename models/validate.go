@@ -145,6 +145,15 @@ type wireAccess struct {
 	// The fast path's storage of EventID and TS (which point here), so
 	// that it allocates no pointer for them.
 	eventID, ts string
+	// clean marks the free string fields the fast path knows to hold no
+	// personal data (the payload PII check passes over them).
+	clean piiClean
+	// tsTime is ts as the fast path parsed it (parseUTCTime) when
+	// tsParsed; TS is then nil.
+	tsTime   time.Time
+	tsParsed bool
+	// ipValid: the fast path knows Client.IP to be a valid address.
+	ipValid bool
 }
 
 type wireConsent struct {
@@ -262,7 +271,11 @@ func parseTS(s *string, field string, now time.Time, l Limits) (time.Time, error
 	if err != nil {
 		return time.Time{}, verr(ReasonBadValue, field, "not an RFC 3339 time")
 	}
-	ts = ts.UTC()
+	return checkTS(ts.UTC(), field, now, l)
+}
+
+// checkTS checks a parsed UTC time against now and l.
+func checkTS(ts time.Time, field string, now time.Time, l Limits) (time.Time, error) {
 	if ts.After(now.Add(l.MaxFuture)) {
 		return time.Time{}, verr(ReasonTSFuture, field, "%s is more than %s after now", ts.Format(time.RFC3339), l.MaxFuture)
 	}
@@ -363,9 +376,13 @@ func DecodeAccessTo(dst *Event, b []byte, now time.Time, l Limits, in *Interner)
 	}
 	w := &in.w
 	*w = wireAccess{}
+	in.cleanOf = nil
 	err := decodeWire(b, w, in, true)
 	if err == nil {
 		err = w.fill(dst, now, l)
+	}
+	if err == nil {
+		in.clean, in.cleanOf = w.clean, dst
 	}
 	*w = wireAccess{} // drop the references to this message's values
 	if err != nil {
@@ -430,7 +447,12 @@ func (w *wireAccess) fill(e *Event, now time.Time, l Limits) error {
 	if e.EventID, err = required(w.EventID, "event_id", MaxEventIDLen); err != nil {
 		return err
 	}
-	if e.TS, err = parseTS(w.TS, "ts", now, l); err != nil {
+	if w.tsParsed {
+		e.TS, err = checkTS(w.tsTime, "ts", now, l)
+	} else {
+		e.TS, err = parseTS(w.TS, "ts", now, l)
+	}
+	if err != nil {
 		return err
 	}
 	e.Tenant = w.Tenant
@@ -486,7 +508,7 @@ func (w *wireAccess) fill(e *Event, now time.Time, l Limits) error {
 			return err
 		}
 	}
-	if e.Client.IP != "" && !validIP(e.Client.IP) {
+	if e.Client.IP != "" && !w.ipValid && !validIP(e.Client.IP) {
 		return verr(ReasonBadValue, "client.ip", "not an IP address")
 	}
 	for _, f := range [...]struct{ name, value string }{
@@ -512,7 +534,7 @@ func (w *wireAccess) fill(e *Event, now time.Time, l Limits) error {
 		e.Destination = w.Destination
 	}
 	if !l.AllowPII {
-		if h, ok := FindPII(e); ok {
+		if h, ok := findPII(e, w.clean); ok {
 			return PIIError(h)
 		}
 	}

@@ -116,8 +116,9 @@ func ledoitWolf(x *mat.Dense) (*mat.SymDense, []float64, float64) {
 	}
 	xc := mat.NewDense(n, p, nil)
 	for i := 0; i < n; i++ {
+		xr, cr := x.RawRowView(i), xc.RawRowView(i)
 		for j := 0; j < p; j++ {
-			xc.Set(i, j, x.At(i, j)-means[j])
+			cr[j] = xr[j] - means[j]
 		}
 	}
 	s := mat.NewSymDense(p, nil)
@@ -139,14 +140,22 @@ func ledoitWolf(x *mat.Dense) (*mat.SymDense, []float64, float64) {
 			d2 += v * v
 		}
 	}
-	// b2 = min(d2, 1/n^2 sum_k ||x_k x_k^T - S||_F^2)
+	// b2 = min(d2, 1/n^2 sum_k ||x_k x_k^T - S||_F^2), with S copied out
+	// whole once: s.At (bounds checks, the triangle's index) per sample
+	// and entry cost more than the products
+	sf := make([]float64, p*p)
+	for i := 0; i < p; i++ {
+		for j := 0; j < p; j++ {
+			sf[i*p+j] = s.At(i, j)
+		}
+	}
 	b2 := 0.0
-	row := make([]float64, p)
 	for k := 0; k < n; k++ {
-		mat.Row(row, k, xc)
+		row := xc.RawRowView(k)
 		for i := 0; i < p; i++ {
+			si := sf[i*p : i*p+p]
 			for j := 0; j < p; j++ {
-				v := row[i]*row[j] - s.At(i, j)
+				v := row[i]*row[j] - si[j]
 				b2 += v * v
 			}
 		}

@@ -51,6 +51,63 @@ func TestLedoitWolfShrinks(t *testing.T) {
 	}
 }
 
+// TestLedoitWolfShrinkageAsDefined checks the shrinkage intensity against
+// its definition summed in the same order with the matrix's own accessors:
+// ledoitWolf reads S from a copy, which must change no bit of it.
+func TestLedoitWolfShrinkageAsDefined(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 12))
+	for _, dims := range [][2]int{{3, 4}, {20, 5}, {200, 5}, {50, 8}} {
+		n, p := dims[0], dims[1]
+		x := mat.NewDense(n, p, nil)
+		for i := 0; i < n; i++ {
+			for j := 0; j < p; j++ {
+				x.Set(i, j, rng.NormFloat64()*float64(j+1)+float64(i%3))
+			}
+		}
+		_, means, delta := ledoitWolf(x)
+		xc := mat.NewDense(n, p, nil)
+		for i := 0; i < n; i++ {
+			for j := 0; j < p; j++ {
+				xc.Set(i, j, x.At(i, j)-means[j])
+			}
+		}
+		s := mat.NewSymDense(p, nil)
+		s.SymOuterK(1/float64(n), xc.T())
+		mu := 0.0
+		for j := 0; j < p; j++ {
+			mu += s.At(j, j)
+		}
+		mu /= float64(p)
+		d2 := 0.0
+		for i := 0; i < p; i++ {
+			for j := 0; j < p; j++ {
+				v := s.At(i, j)
+				if i == j {
+					v -= mu
+				}
+				d2 += v * v
+			}
+		}
+		b2 := 0.0
+		for k := 0; k < n; k++ {
+			for i := 0; i < p; i++ {
+				for j := 0; j < p; j++ {
+					v := xc.At(k, i)*xc.At(k, j) - s.At(i, j)
+					b2 += v * v
+				}
+			}
+		}
+		b2 /= float64(n) * float64(n)
+		want := 1.0
+		if d2 > 0 {
+			want = math.Min(b2, d2) / d2
+		}
+		if delta != want {
+			t.Errorf("%dx%d: shrinkage %v, want %v", n, p, delta, want)
+		}
+	}
+}
+
 func TestMedianMAD(t *testing.T) {
 	med, mad, _ := medianMAD([]float32{1, 2, 3, 4, 100}, nil)
 	if med != 3 || mad != 1 {

@@ -45,7 +45,18 @@ type subjectIndex struct {
 	anchored bool
 	from, to int64 // the merged range [from, to), Unix seconds, whole buckets
 	actors   map[subjectActor]*actorSubjects
-	seen     map[string]struct{} // scratch for the hour's union
+	// order is actors' values in (tenant, actor) order, the order
+	// RecentSubjects answers in (sorted again only when unsorted says an
+	// actor was added: each query sorting its answer cost more than the
+	// union of the hour).
+	order    []*actorSubjects
+	unsorted bool
+	// marked holds, by an actor's number for a customer
+	// (bucketSubject.n), the stamp of the union it was last counted in,
+	// stamp the current union's: hashing each customer's id into a set
+	// per actor and query cost more than the rest of RecentSubjects.
+	marked []uint32
+	stamp  uint32
 
 	// mu guards the reads ahead: storedTo (every event before it is
 	// stored, Unix seconds), readTo (the end of the reads issued, whole
@@ -84,23 +95,32 @@ type subjectActor struct{ tenant, actor string }
 // actorSubjects are one actor's customers per bucket, and for one day start
 // the bucket in which each customer first appears from that start on.
 type actorSubjects struct {
+	key      subjectActor
 	byBucket map[int64][]bucketSubject
-	day      int64 // the day start first/firsts are for (-1: none)
-	first    map[string]struct{}
-	firsts   []int64 // sorted
+	// last is the latest bucket with a customer (0: none): an actor idle
+	// since before a range has no customer in it, with no look-up.
+	last   int64
+	day    int64   // the day start firsts are for (-1: none)
+	firsts []int64 // sorted
+	// ids numbers the actor's customers (bucketSubject.n), and dayOf, by
+	// number, is day if the customer is in firsts (else older or -1).
+	// The numbers are kept until the actor is pruned: a replay's
+	// customers are those of its file.
+	ids   map[string]int32
+	dayOf []int64
 }
 
 // bucketSubject is a customer an actor touched in a bucket: whether it
 // read the customer's data there (a result other than denied), and
 // whether it did outside the customer's own conversation.
 type bucketSubject struct {
-	id            string
+	n             int32 // the actor's number for the customer (actorSubjects.ids)
 	read, outside bool
 }
 
 func newSubjectIndex(s *store.Store, every time.Duration) *subjectIndex {
 	x := &subjectIndex{Store: s, bucket: int64(every / time.Second), actors: map[subjectActor]*actorSubjects{},
-		seen: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1)}
 	if s != nil {
 		x.buckets = s.SubjectBuckets
 	}
@@ -288,29 +308,65 @@ func (x *subjectIndex) RecentSubjects(ctx context.Context, hourFrom, dayFrom, to
 		defer x.times.since("recent subjects", x.times.now())
 		return x.Store.RecentSubjects(ctx, hourFrom, dayFrom, to, shard)
 	}
+	if x.unsorted {
+		slices.SortFunc(x.order, func(p, q *actorSubjects) int {
+			if p.key.tenant != q.key.tenant {
+				return compareStrings(p.key.tenant, q.key.tenant)
+			}
+			return compareStrings(p.key.actor, q.key.actor)
+		})
+		x.unsorted = false
+	}
 	var out []store.SubjectCounts
-	for k, a := range x.actors {
-		if a.day != df {
-			a.rebuild(df)
+	for _, a := range x.order {
+		if a.last < min(hf, df) {
+			continue // no customer in the hour nor the day
 		}
-		day := sort.Search(len(a.firsts), func(i int) bool { return a.firsts[i] >= t })
-		clear(x.seen)
-		for bk := hf; bk < t; bk += b {
-			for _, s := range a.byBucket[bk] {
-				x.seen[s.id] = struct{}{}
+		day := 0
+		if a.last >= df {
+			if a.day != df {
+				a.rebuild(df)
+			}
+			day = sort.Search(len(a.firsts), func(i int) bool { return a.firsts[i] >= t })
+		}
+		hour := 0
+		if a.last >= hf {
+			x.union()
+			for bk := hf; bk < t && bk <= a.last; bk += b {
+				hour += x.mark(a.byBucket[bk], false, false)
 			}
 		}
-		if hour := len(x.seen); hour > 0 || day > 0 {
-			out = append(out, store.SubjectCounts{Tenant: k.tenant, ActorID: k.actor, Hour: uint64(hour), Day: uint64(day)})
+		if hour > 0 || day > 0 {
+			out = append(out, store.SubjectCounts{Tenant: a.key.tenant, ActorID: a.key.actor, Hour: uint64(hour), Day: uint64(day)})
 		}
 	}
-	slices.SortFunc(out, func(p, q store.SubjectCounts) int {
-		if p.Tenant != q.Tenant {
-			return compareStrings(p.Tenant, q.Tenant)
-		}
-		return compareStrings(p.ActorID, q.ActorID)
-	})
 	return out, nil
+}
+
+// union starts a new union of customers (see mark).
+func (x *subjectIndex) union() {
+	x.stamp++
+	if x.stamp == 0 { // wrapped: no number may look marked
+		clear(x.marked)
+		x.stamp = 1
+	}
+}
+
+// mark adds the customers of ss to the current union (read: only those
+// whose data was read; outside: only those read outside their own
+// conversation) and returns how many were new to it.
+func (x *subjectIndex) mark(ss []bucketSubject, read, outside bool) int {
+	n := 0
+	for _, s := range ss {
+		if (read && !s.read) || (outside && !s.outside) {
+			continue
+		}
+		if x.marked[s.n] != x.stamp {
+			x.marked[s.n] = x.stamp
+			n++
+		}
+	}
+	return n
 }
 
 // SubjectsRead implements detect.Aggregates: from the index when it holds
@@ -345,15 +401,12 @@ func (x *subjectIndex) count(tenant, actor string, from, to time.Time, outside b
 	if a == nil {
 		return 0, true
 	}
-	clear(x.seen)
-	for bk := f; bk < t; bk += x.bucket {
-		for _, s := range a.byBucket[bk] {
-			if s.read && (!outside || s.outside) {
-				x.seen[s.id] = struct{}{}
-			}
-		}
+	x.union()
+	n := 0
+	for bk := f; bk < t && bk <= a.last; bk += x.bucket {
+		n += x.mark(a.byBucket[bk], true, outside)
 	}
-	return uint64(len(x.seen)), true
+	return uint64(n), true
 }
 
 func compareStrings(a, b string) int {
@@ -375,8 +428,19 @@ func (x *subjectIndex) merge(rows []store.SubjectBuckets, end int64) {
 		k := subjectActor{r.Tenant, r.ActorID}
 		a := x.actors[k]
 		if a == nil {
-			a = &actorSubjects{byBucket: map[int64][]bucketSubject{}, day: -1}
+			a = &actorSubjects{key: k, byBucket: map[int64][]bucketSubject{}, day: -1, ids: map[string]int32{}}
 			x.actors[k] = a
+			x.order = append(x.order, a)
+			x.unsorted = true
+		}
+		n, ok := a.ids[r.SubjectID]
+		if !ok {
+			n = int32(len(a.dayOf))
+			a.ids[r.SubjectID] = n
+			a.dayOf = append(a.dayOf, -1)
+			if len(x.marked) < len(a.dayOf) {
+				x.marked = append(x.marked, 0)
+			}
 		}
 		if _, ok := touched[a]; !ok {
 			touched[a] = len(a.firsts)
@@ -388,17 +452,18 @@ func (x *subjectIndex) merge(rows []store.SubjectBuckets, end int64) {
 			_, read := slices.BinarySearch(r.ReadBuckets, bk)
 			_, outside := slices.BinarySearch(r.OutsideBuckets, bk)
 			bk := int64(bk)
-			a.byBucket[bk] = append(a.byBucket[bk], bucketSubject{id: r.SubjectID, read: read, outside: outside})
+			a.byBucket[bk] = append(a.byBucket[bk], bucketSubject{n: n, read: read, outside: outside})
 			if first < 0 || bk < first {
 				first = bk
 			}
+			a.last = max(a.last, bk)
 		}
 		// The rows of [to, end) come after every bucket merged before, so
 		// a customer new to the day keeps its place once its firsts are
 		// sorted.
 		if a.day >= 0 && first >= a.day {
-			if _, ok := a.first[r.SubjectID]; !ok {
-				a.first[r.SubjectID] = struct{}{}
+			if a.dayOf[n] != a.day {
+				a.dayOf[n] = a.day
 				a.firsts = append(a.firsts, first)
 			}
 		}
@@ -412,7 +477,9 @@ func (x *subjectIndex) merge(rows []store.SubjectBuckets, end int64) {
 // rebuild recomputes the first buckets from day start df on.
 func (a *actorSubjects) rebuild(df int64) {
 	a.day = df
-	a.first = map[string]struct{}{}
+	for i := range a.dayOf {
+		a.dayOf[i] = -1 // none in firsts, whatever day they were for
+	}
 	a.firsts = a.firsts[:0]
 	keys := make([]int64, 0, len(a.byBucket))
 	for bk := range a.byBucket {
@@ -423,8 +490,8 @@ func (a *actorSubjects) rebuild(df int64) {
 	slices.Sort(keys)
 	for _, bk := range keys {
 		for _, s := range a.byBucket[bk] {
-			if _, ok := a.first[s.id]; !ok {
-				a.first[s.id] = struct{}{}
+			if a.dayOf[s.n] != df {
+				a.dayOf[s.n] = df
 				a.firsts = append(a.firsts, bk)
 			}
 		}
@@ -441,11 +508,13 @@ func (x *subjectIndex) prune(lo int64) {
 		}
 		if len(a.byBucket) == 0 {
 			delete(x.actors, k)
+			a.byBucket = nil // dropped from order below
 			continue
 		}
 		if a.day < lo {
 			a.day = -1
 		}
 	}
+	x.order = slices.DeleteFunc(x.order, func(a *actorSubjects) bool { return a.byBucket == nil })
 	x.from = lo
 }

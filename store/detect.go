@@ -159,7 +159,7 @@ ORDER BY window_start, tenant, actor_id`
 // ms, most of it building the four sets' hash tables again), and a
 // single-state set keeps its items' order. The keys that come in several
 // rows (adjacent: the rows are ordered by key) are then read again merged,
-// with WindowAggregatesKeysSQL.
+// by WindowAggregatesSQL restricted to them (splitKeysPredicate).
 const WindowAggregatesRowsSQL = `SELECT minute AS window_start, tenant, actor_id,
 finalizeAggregation(actor_type_any), finalizeAggregation(actor_role_any), finalizeAggregation(actor_vendor_any),
 finalizeAggregation(events), finalizeAggregation(records_sum), finalizeAggregation(bytes_sum), finalizeAggregation(exports),
@@ -172,23 +172,12 @@ FROM actor_minute
 WHERE minute >= ? AND minute < ?%[1]s
 ORDER BY window_start, tenant, actor_id`
 
-// WindowAggregatesKeysSQL is WindowAggregatesSQL for one-minute windows,
-// restricted to the keys in its array argument, each written as splitKey
-// writes it.
-const WindowAggregatesKeysSQL = `SELECT minute AS window_start, tenant, actor_id,
-anyLastMerge(actor_type_any), anyLastMerge(actor_role_any), anyLastMerge(actor_vendor_any),
-sumMerge(events), sumMerge(records_sum), sumMerge(bytes_sum), sumMerge(exports),
-sumMerge(export_records), sumMerge(denied), uniqExactIfMerge(subjects),
-arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayMerge(stores))),
-arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayMerge(resource_types))),
-arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayArrayMerge(categories))),
-arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), groupUniqArrayIfMerge(countries)))
-FROM actor_minute
-WHERE minute >= ? AND minute < ?
-AND has(?, concat(toString(length(tenant)), ':', tenant, actor_id, ':', toString(toUInt32(minute))))
-GROUP BY window_start, tenant, actor_id`
+// splitKeysPredicate restricts WindowAggregatesSQL to the keys in its
+// array argument, each written as splitKey writes it.
+const splitKeysPredicate = `
+AND has(?, concat(toString(length(tenant)), ':', tenant, actor_id, ':', toString(toUInt32(minute))))`
 
-// splitKey is a window's key as WindowAggregatesKeysSQL compares it: the
+// splitKey is a window's key as splitKeysPredicate compares it: the
 // tenant after its length (so that no tenant and actor pair reads as
 // another), the actor, and the minute after the last colon.
 func splitKey(a *WindowActivity) string {
@@ -278,8 +267,9 @@ func scanWindowRows(out *[]WindowActivity, raw bool) func(driver.Rows) error {
 
 // mergeSplitKeys replaces each run of rows of one key in out (ordered by
 // key: the rows of WindowAggregatesRowsSQL) by the key's merged row from
-// WindowAggregatesKeysSQL. A run's key is read merged as it is now: rows
-// stored since the first read count, as they would in a later cycle.
+// WindowAggregatesSQL restricted to the split keys (splitKeysPredicate).
+// A run's key is read merged as it is now: rows stored since the first
+// read count, as they would in a later cycle.
 func (s *Store) mergeSplitKeys(ctx context.Context, out []WindowActivity, from, to time.Time) ([]WindowActivity, error) {
 	same := func(a, b *WindowActivity) bool {
 		return a.WindowStart.Equal(b.WindowStart) && a.Tenant == b.Tenant && a.ActorID == b.ActorID
@@ -294,7 +284,7 @@ func (s *Store) mergeSplitKeys(ctx context.Context, out []WindowActivity, from, 
 		return out, nil
 	}
 	var merged []WindowActivity
-	if err := queryRows(ctx, s.conn, WindowAggregatesKeysSQL, []any{from.UTC(), to.UTC(), keys}, scanWindowRows(&merged, false)); err != nil {
+	if err := queryRows(ctx, s.conn, fmt.Sprintf(WindowAggregatesSQL, 60, 60, splitKeysPredicate), []any{from.UTC(), to.UTC(), keys}, scanWindowRows(&merged, false)); err != nil {
 		return nil, fmt.Errorf("merging %d windows in several rows: %w", len(keys), err)
 	}
 	byKey := make(map[string]*WindowActivity, len(merged))

@@ -207,6 +207,11 @@ func (s *Store) WindowAggregates(ctx context.Context, from, to time.Time, window
 	pred, pargs := shard.predicate()
 	// w is an integer we formatted, not user text; the times and shard are bound.
 	raw := w%60 != 0
+	if raw {
+		if err := s.rawEvents(fmt.Sprintf("reading window aggregates of %s windows", window)); err != nil {
+			return nil, err
+		}
+	}
 	q := fmt.Sprintf(WindowAggregatesSQL, w, w, pred)
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
 	rowsOnly := false
@@ -483,6 +488,9 @@ func (s *Store) SubjectBuckets(ctx context.Context, from, to time.Time, bucket t
 	if b < 1 || bucket%time.Second != 0 {
 		return nil, fmt.Errorf("reading subject buckets: bucket %s is not a whole number of seconds", bucket)
 	}
+	if err := s.rawEvents("reading subject buckets"); err != nil {
+		return nil, err
+	}
 	pred, pargs := shard.predicate()
 	// b is an integer we formatted, not user text; the times and shard are bound.
 	args := append([]any{from.UTC(), to.UTC()}, pargs...)
@@ -514,6 +522,9 @@ GROUP BY subject_id ORDER BY n DESC, subject_id LIMIT ?`
 // cluster it reads the local events of the storage shard that holds the
 // actor, on a replica that answers (shardlocal.go).
 func (s *Store) TopSubjects(ctx context.Context, tenant, actor string, from, to time.Time, n int) ([]string, error) {
+	if err := s.rawEvents("reading top subjects"); err != nil {
+		return nil, err
+	}
 	args := []any{tenant, actor, from.UTC(), to.UTC(), uint64(n)}
 	var out []string
 	reset := func() { out = out[:0] }
@@ -588,6 +599,9 @@ func (s *Store) SubjectsRead(ctx context.Context, tenant, actor string, from, to
 // (placeholders tenant, actor, from, to), on the server or, on a cluster,
 // on the storage shard that holds the actor.
 func (s *Store) subjectCount(ctx context.Context, q, tenant, actor string, from, to time.Time) (uint64, error) {
+	if err := s.rawEvents("counting customers"); err != nil {
+		return 0, err
+	}
 	args := []any{tenant, actor, from.UTC(), to.UTC()}
 	var n uint64
 	reset := func() { n = 0 }

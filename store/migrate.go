@@ -50,19 +50,66 @@ const (
 	// It is for a fresh database: Migrate with FullSchema refuses a
 	// database that lacks the views (fullSchemaViews).
 	DetectionSchema
+	// PassThroughSchema is DetectionSchema whose events table is a Null
+	// table: each INSERT's rows pass through the detection views
+	// (actor_minute, actor_minute_exports, shares) and are not kept, which
+	// spares ClickHouse the largest part of an INSERT (writing every
+	// column of every row: about a third of the eval replay's INSERT CPU;
+	// docs/scaling.md, "The eval database keeps no raw events"). A store
+	// migrated with it answers every read of raw events (TopSubjects,
+	// SubjectsRead, SubjectsOutsideConversation, SubjectBuckets, the
+	// window aggregates of windows that are not whole minutes) with
+	// ErrNoRawEvents instead of an empty answer. chatwarden eval uses it
+	// when its replay answers those reads itself, and replays again with
+	// DetectionSchema when it cannot. One server only: on a cluster the
+	// events table is the Distributed one and its shards' local tables.
+	PassThroughSchema
 )
+
+// ErrNoRawEvents is the error of a read of raw events on a database
+// migrated with PassThroughSchema, which keeps none.
+var ErrNoRawEvents = errors.New("the database keeps no raw events (migrated with the pass-through schema)")
 
 // String names the schema as the directive and the logs do.
 func (sc Schema) String() string {
-	if sc == DetectionSchema {
+	switch sc {
+	case DetectionSchema:
 		return "detection"
+	case PassThroughSchema:
+		return "pass-through"
 	}
 	return "full"
+}
+
+// passThroughEventsRe matches the statement that creates the events table,
+// up to the end of its column list; PassThroughSchema creates it with the
+// Null engine instead of the rest (engine, partitioning and order).
+var passThroughEventsRe = regexp.MustCompile(`(?s)^(CREATE TABLE IF NOT EXISTS events \(.*?\))\s*ENGINE\s*=.*$`)
+
+// statement returns statement stmt as the schema sc runs it: the events
+// table a Null table for PassThroughSchema, every other statement as it is.
+func (sc Schema) statement(stmt string) string {
+	if sc != PassThroughSchema {
+		return stmt
+	}
+	return passThroughEventsRe.ReplaceAllString(strings.TrimSpace(stmt), "$1 ENGINE = Null")
 }
 
 // Runs reports whether the schema sc runs statement i of m.
 func (m Migration) Runs(i int, sc Schema) bool {
 	return sc == FullSchema || !m.fullOnly[i]
+}
+
+// StatementsFor returns the statements of m that the schema sc runs, as it
+// runs them (on one server).
+func (m Migration) StatementsFor(sc Schema) []string {
+	var out []string
+	for i, stmt := range m.Statements {
+		if m.Runs(i, sc) {
+			out = append(out, sc.statement(stmt))
+		}
+	}
+	return out
 }
 
 // Migrations returns the embedded migrations in version order. File names are
@@ -183,13 +230,17 @@ func fullSchemaViews() ([]string, error) {
 
 // Unfilled returns the tables that no materialized view of the schema sc
 // fills, in migration order: the tables a database migrated with sc keeps
-// empty unless written directly (none for FullSchema).
+// empty unless written directly (none for FullSchema); for
+// PassThroughSchema events first, which keeps nothing written to it.
 func (sc Schema) Unfilled() ([]string, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return nil, err
 	}
 	var skipped []string
+	if sc == PassThroughSchema {
+		skipped = append(skipped, "events")
+	}
 	filled := map[string]bool{}
 	for _, m := range ms {
 		for i, stmt := range m.Statements {
@@ -393,6 +444,9 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrationResult, er
 // On a cluster (Config.Cluster) each statement runs in its cluster form
 // (ClusterStatements): ON CLUSTER, replicated, sharded event tables.
 func (s *Store) MigrateSchema(ctx context.Context, now time.Time, sc Schema) (MigrationResult, error) {
+	if sc == PassThroughSchema && s.cfg.Cluster != "" {
+		return MigrationResult{}, fmt.Errorf("the %s schema is for one server, not a cluster (clickhouse.cluster %s)", sc, s.cfg.Cluster)
+	}
 	ddl, err := s.statements(SchemaMigrationsDDL)
 	if err != nil {
 		return MigrationResult{}, err
@@ -435,7 +489,7 @@ func (s *Store) MigrateSchema(ctx context.Context, now time.Time, sc Schema) (Mi
 			if !m.Runs(i, sc) {
 				continue
 			}
-			if err := s.migrateStatement(ctx, stmt); err != nil {
+			if err := s.migrateStatement(ctx, sc.statement(stmt)); err != nil {
 				return res, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -454,7 +508,30 @@ func (s *Store) MigrateSchema(ctx context.Context, now time.Time, sc Schema) (Mi
 			return res, err
 		}
 	}
+	// Whatever schema was asked for, the server says whether events keeps
+	// its rows (a database migrated before with another schema keeps its
+	// own).
+	engine, err := s.stringsOf(ctx, "reading the engine of events",
+		"SELECT engine FROM system.tables WHERE database = ? AND name = 'events'", s.cfg.Database)
+	if err != nil {
+		return res, err
+	}
+	s.passThrough.Store(slices.Equal(engine, []string{"Null"}))
 	return res, nil
+}
+
+// KeepsRawEvents reports whether the database keeps the rows inserted into
+// events: false once MigrateSchema found it a Null table
+// (PassThroughSchema).
+func (s *Store) KeepsRawEvents() bool { return !s.passThrough.Load() }
+
+// rawEvents returns ErrNoRawEvents, wrapped in what, if the database keeps
+// no raw events (PassThroughSchema); nil otherwise.
+func (s *Store) rawEvents(what string) error {
+	if s.passThrough.Load() {
+		return fmt.Errorf("%s: %w", what, ErrNoRawEvents)
+	}
+	return nil
 }
 
 // checkFullSchemaViews fails when the database lacks a view that only the

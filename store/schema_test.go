@@ -73,6 +73,9 @@ func TestDetectionSchema(t *testing.T) {
 	if want := []string{"event_ids", "events_by_subject", "actor_hour", "events_by_hour", "vendor_hour"}; !slices.Equal(empty, want) {
 		t.Errorf("tables the detection schema leaves empty: %v, want %v", empty, want)
 	}
+	if pass, err := PassThroughSchema.Unfilled(); err != nil || !slices.Equal(pass, append([]string{"events"}, empty...)) {
+		t.Errorf("tables the pass-through schema leaves empty: %v (%v), want events and %v", pass, err, empty)
+	}
 	if full, err := FullSchema.Unfilled(); err != nil || len(full) != 0 {
 		t.Errorf("tables the full schema leaves empty: %v (%v), want none", full, err)
 	}

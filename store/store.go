@@ -204,6 +204,10 @@ type Store struct {
 	// returned: the next one's capacity, so that its result does not
 	// grow by doubling (rows of a few hundred bytes, thousands a read).
 	windowRows atomic.Int64
+	// passThrough is set once MigrateSchema found events a Null table
+	// (PassThroughSchema): the reads of raw events fail with
+	// ErrNoRawEvents.
+	passThrough atomic.Bool
 }
 
 // Open connects to ClickHouse, reads the server's version and creates the

@@ -84,6 +84,14 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	// schema: every table, but not the views that fill only the rollups
 	// of ingest's dedupe, the pages and the reports, which the replay never
 	// reads (about 3 s less ClickHouse CPU on the eval scenario's INSERTs).
+	// When the replay can answer every read of raw events itself, and can
+	// start again from the file should it meet one it cannot, the events
+	// table keeps no rows either (the pass-through schema: about a third
+	// less INSERT CPU again; docs/scaling.md).
+	sc := store.DetectionSchema
+	if _, seekable := in.(io.ReadSeeker); seekable && eval.PassThrough(c.Detect, c.ClickHouse.Cluster != "") {
+		sc = store.PassThroughSchema
+	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	c.ClickHouse.Database = "eval_" + hex.EncodeToString(b)
@@ -99,7 +107,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		}
 		s.Close()
 	}()
-	if _, err := s.MigrateSchema(ctx, time.Now(), store.DetectionSchema); err != nil {
+	if _, err := s.MigrateSchema(ctx, time.Now(), sc); err != nil {
 		return err
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
@@ -115,13 +123,13 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	// system time and no more user time (GC 100: no less CPU again; see
 	// docs/scaling.md, "Replay memory").
 	defer debug.SetGCPercent(debug.SetGCPercent(200))
-	fmt.Fprintf(e.stderr, "eval: replaying %s into database %s (window %s)\n", *events, c.ClickHouse.Database, c.Detect.WithDefaults().Window)
+	fmt.Fprintf(e.stderr, "eval: replaying %s into database %s (%s schema, window %s)\n", *events, c.ClickHouse.Database, sc, c.Detect.WithDefaults().Window)
 	// On a terminal a bar with rate and ETA; otherwise eval's own line
 	// every 5 s (with the simulated clock and the insert/detect split).
 	opts := eval.Options{Events: in, Labels: ls, Negatives: negs, Config: c.Detect, Store: s, Alerts: alerts, Progress: e.stderr}
 	// A file in time order is replayed while it is decoded; one that
 	// turns out not to be is replayed again into a fresh database.
-	opts.Reset = func(ctx context.Context) (*store.Store, error) {
+	opts.Reset = func(ctx context.Context, sc store.Schema) (*store.Store, error) {
 		if err := s.DropDatabase(ctx); err != nil {
 			return nil, err
 		}
@@ -134,7 +142,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 			return nil, err
 		}
 		s = fresh // the one dropped at the end
-		if _, err := s.MigrateSchema(ctx, time.Now(), store.DetectionSchema); err != nil {
+		if _, err := s.MigrateSchema(ctx, time.Now(), sc); err != nil {
 			return nil, err
 		}
 		return s, nil

@@ -60,11 +60,18 @@ type Options struct {
 	// lets the replay start while the file is still being decoded: a file
 	// in time order (as simulate writes it) is replayed as its blocks are
 	// decoded. Should a line turn out earlier than one before it, the
-	// replay stops, Reset returns a fresh, migrated database in place of
-	// Store, and the file is read again from where it started, decoded
-	// whole and sorted by time (as without Reset). What is stored and
-	// detected is the same either way.
-	Reset func(ctx context.Context) (*store.Store, error)
+	// replay stops, Reset returns a fresh database migrated with schema
+	// sc in place of Store, and the file is read again from where it
+	// started, decoded whole and sorted by time (as without Reset). What
+	// is stored and detected is the same either way.
+	//
+	// Store may keep no raw events (store.PassThroughSchema; see
+	// PassThrough): the replay answers the detectors' reads of raw events
+	// from its own indexes. Should it meet one they cannot answer, it
+	// stops, and Reset (sc store.DetectionSchema) gives it a database that
+	// keeps them to replay the file again into; without Reset such a
+	// replay fails with store.ErrNoRawEvents.
+	Reset func(ctx context.Context, sc store.Schema) (*store.Store, error)
 	// streamBlock is how many lines a streamed block holds (default
 	// 50000; tests make it small).
 	streamBlock int
@@ -104,25 +111,58 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		opts.Clock = time.Now //nolint:forbidigo // Clock measures the replay speed (wall time) only; detection runs on the events' simulated clock
 	}
 	started := opts.Clock()
-	if rs, ok := opts.Events.(io.ReadSeeker); ok && opts.Reset != nil {
-		if at, err := rs.Seek(0, io.SeekCurrent); err == nil {
-			sum, err := run(ctx, opts, started, true)
-			var ooo *outOfOrderError
-			if !errors.As(err, &ooo) {
-				return sum, err
-			}
+	rs, seekable := opts.Events.(io.ReadSeeker)
+	if !seekable || opts.Reset == nil {
+		return run(ctx, opts, started, false)
+	}
+	at, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return run(ctx, opts, started, false)
+	}
+	sc := store.DetectionSchema
+	if opts.Store != nil && !opts.Store.KeepsRawEvents() {
+		sc = store.PassThroughSchema
+	}
+	// At most twice again: once sorted by time, once keeping raw events.
+	for stream := true; ; {
+		sum, err := run(ctx, opts, started, stream)
+		var ooo *outOfOrderError
+		switch {
+		case stream && errors.As(err, &ooo):
+			stream = false
 			if opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "eval: %v: replaying it again from a fresh database, decoded whole and sorted by time\n", err)
 			}
-			if opts.Store, err = opts.Reset(ctx); err != nil {
-				return nil, fmt.Errorf("resetting the database to replay a file out of time order: %w", err)
+		case sc == store.PassThroughSchema && errors.Is(err, store.ErrNoRawEvents):
+			sc = store.DetectionSchema
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "eval: %v: replaying it again into a fresh database that keeps raw events\n", err)
 			}
-			if _, err := rs.Seek(at, io.SeekStart); err != nil {
-				return nil, fmt.Errorf("reading events again: %w", err)
-			}
+		default:
+			return sum, err
+		}
+		if opts.Store, err = opts.Reset(ctx, sc); err != nil {
+			return nil, fmt.Errorf("resetting the database to replay the file again: %w", err)
+		}
+		if _, err := rs.Seek(at, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("reading events again: %w", err)
 		}
 	}
-	return run(ctx, opts, started, false)
+}
+
+// PassThrough reports whether a replay with cfg can run on a database that
+// keeps no raw events (store.PassThroughSchema): one server, every
+// actor's windows in one engine (no detection shards), windows of whole
+// minutes (read from actor_minute), and an enumeration step of whole
+// minutes dividing an hour, so that the subject index answers every
+// count of customers from its buckets. Should a read still need raw
+// events, the replay starts again on a database that keeps them (see
+// Options.Reset).
+func PassThrough(cfg detect.Config, cluster bool) bool {
+	cfg = cfg.WithDefaults()
+	every := cfg.Detectors.EnumEvery
+	return !cluster && cfg.Shards <= 1 && cfg.Window%time.Minute == 0 &&
+		every >= time.Minute && every%time.Minute == 0 && time.Hour%every == 0
 }
 
 // run is one replay, begun at started; stream replays the file while it is
@@ -158,6 +198,17 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	// (below, as each group is stepped) and stored.
 	evidence := newEvidenceIndex()
 	aggs.evidence = evidence
+	// On a database that keeps no raw events, the customers per bucket
+	// are counted from the events as they are fed (below, before each
+	// group is inserted).
+	var feed *bucketFeed
+	if opts.Store != nil && !opts.Store.KeepsRawEvents() {
+		if !aggs.usable() {
+			return nil, fmt.Errorf("sharded detection, or an enumeration step under a minute, counts customers from raw events: %w", store.ErrNoRawEvents)
+		}
+		feed = newBucketFeed()
+		aggs.buckets = feed.buckets
+	}
 	eng, err := detect.New(cfg, aggs, detect.Options{
 		Findings: func(_ context.Context, fs ...models.Finding) error { return al.add(fs) },
 		Stored:   buf.addFindings,
@@ -324,6 +375,9 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 			if err := eng.Advance(ctx, stepped.last); err != nil {
 				return fmt.Errorf("detection at %s: %w", stepped.last.Format(time.RFC3339), err)
 			}
+			if err := aggs.needsRaw(); err != nil {
+				return err
+			}
 			// no evidence read of the next Advance starts before this
 			evidence.prune(stepped.last.Add(-evidenceKeep))
 		}
@@ -341,6 +395,13 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 	}
 	for len(group) > 0 {
 		last = group[len(group)-1].last
+		if feed != nil {
+			// fed before the insert: the subject index reads a range once
+			// it is stored
+			for _, c := range group {
+				feed.feed(c.evs, c.last)
+			}
+		}
 		insErr := make(chan error, 1)
 		go func(group []*replayChunk) {
 			t0 := opts.Clock()
@@ -451,7 +512,13 @@ func run(ctx context.Context, opts Options, started time.Time, stream bool) (*Su
 		// and there is no event after the last
 		evidence.add(nil, end)
 		evidence.stored(end)
+		if feed != nil {
+			feed.feed(nil, end)
+		}
 		if err := eng.Advance(ctx, end); err != nil {
+			return nil, err
+		}
+		if err := aggs.needsRaw(); err != nil {
 			return nil, err
 		}
 		if err := fw.write(buf.take()); err != nil {

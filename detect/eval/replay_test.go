@@ -417,7 +417,10 @@ func TestReplayStreamedEqualsSorted(t *testing.T) {
 		opts := Options{Events: strings.NewReader(text), Config: detect.Config{Window: 10 * time.Minute},
 			Store: st, Alerts: &alerts, Progress: &progress, ChunkEvents: 500, streamBlock: 97}
 		if stream {
-			opts.Reset = func(context.Context) (*store.Store, error) {
+			opts.Reset = func(_ context.Context, sc store.Schema) (*store.Store, error) {
+				if sc != store.DetectionSchema {
+					t.Errorf("reset with the %s schema, want the detection schema", sc)
+				}
 				cfg = storetest.Config(t)
 				return storetest.Open(t, cfg), nil
 			}

@@ -2,9 +2,12 @@ package eval
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatwarden/chatwarden/store"
@@ -80,6 +83,9 @@ type subjectIndex struct {
 	// evidence, when set, serves the evidence reads it holds (see
 	// evidenceIndex).
 	evidence *evidenceIndex
+	// needRaw is set once a read failed with store.ErrNoRawEvents
+	// (noteRaw).
+	needRaw atomic.Bool
 }
 
 // bucketRead is one read ahead of the buckets [from, to).
@@ -235,7 +241,7 @@ func (x *subjectIndex) fill(ctx context.Context, t, upTo int64) error {
 			}
 			x.times.since("subject buckets", t0)
 			if err != nil {
-				return err
+				return x.noteRaw(err)
 			}
 			x.mu.Lock()
 			x.reads = x.reads[1:]
@@ -256,7 +262,7 @@ func (x *subjectIndex) fill(ctx context.Context, t, upTo int64) error {
 			x.mu.Lock()
 			x.readTo = from // nothing merged: read it again next time
 			x.mu.Unlock()
-			return err
+			return x.noteRaw(err)
 		}
 		x.merge(rows, upTo)
 	}
@@ -376,7 +382,8 @@ func (x *subjectIndex) SubjectsRead(ctx context.Context, tenant, actor string, f
 	if n, ok := x.count(tenant, actor, from, to, false); ok {
 		return n, nil
 	}
-	return x.Store.SubjectsRead(ctx, tenant, actor, from, to)
+	n, err := x.Store.SubjectsRead(ctx, tenant, actor, from, to)
+	return n, x.noteRaw(err)
 }
 
 // SubjectsOutsideConversation implements detect.Aggregates: from the
@@ -386,7 +393,27 @@ func (x *subjectIndex) SubjectsOutsideConversation(ctx context.Context, tenant, 
 	if n, ok := x.count(tenant, actor, from, to, true); ok {
 		return n, nil
 	}
-	return x.Store.SubjectsOutsideConversation(ctx, tenant, actor, from, to)
+	n, err := x.Store.SubjectsOutsideConversation(ctx, tenant, actor, from, to)
+	return n, x.noteRaw(err)
+}
+
+// noteRaw returns err, and notes when it is store.ErrNoRawEvents (a read
+// the database cannot answer, as it keeps no raw events) so that the
+// replay stops and starts again on one that does (needsRaw), even if the
+// engine only logs the error.
+func (x *subjectIndex) noteRaw(err error) error {
+	if errors.Is(err, store.ErrNoRawEvents) {
+		x.needRaw.Store(true)
+	}
+	return err
+}
+
+// needsRaw returns store.ErrNoRawEvents if a read failed with it.
+func (x *subjectIndex) needsRaw() error {
+	if x.needRaw.Load() {
+		return fmt.Errorf("the replay read what only raw events answer: %w", store.ErrNoRawEvents)
+	}
+	return nil
 }
 
 // count is the distinct customers actor read (outside: outside their own

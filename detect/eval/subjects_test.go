@@ -1,9 +1,11 @@
 package eval
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -63,21 +65,35 @@ func TestSubjectIndexAgreesWithStore(t *testing.T) {
 	if err := s.InsertEvents(ctx, evs, end); err != nil {
 		t.Fatal(err)
 	}
-	for _, ahead := range []bool{false, true} {
-		t.Run(map[bool]string{false: "on demand", true: "read ahead"}[ahead], func(t *testing.T) {
-			checkSubjectIndex(t, s, start, end, ahead)
-		})
+	for _, fed := range []bool{false, true} {
+		for _, ahead := range []bool{false, true} {
+			name := map[bool]string{false: "on demand", true: "read ahead"}[ahead] + map[bool]string{true: ", from the events fed"}[fed]
+			t.Run(name, func(t *testing.T) {
+				var feed []models.Event
+				if fed {
+					feed = evs
+				}
+				checkSubjectIndex(t, s, start, end, ahead, feed)
+			})
+		}
 	}
 }
 
 // checkSubjectIndex steps a subject index over [start, end) of s's events
 // (see TestSubjectIndexAgreesWithStore); with ahead, the index reads ahead
-// as the test marks ranges stored.
-func checkSubjectIndex(t *testing.T, s *store.Store, start, end time.Time, ahead bool) {
+// as the test marks ranges stored. With fed (s's events, in time order),
+// its buckets come from a bucketFeed, as on a database that keeps no raw
+// events: each range's events are fed before it is marked stored, and
+// each read's rows must be the store's SubjectBuckets, row for row.
+func checkSubjectIndex(t *testing.T, s *store.Store, start, end time.Time, ahead bool, fed []models.Event) {
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(3, 5))
 	every := 10 * time.Minute
 	x := newSubjectIndex(s, every)
+	var feed *bucketFeed
+	if fed != nil {
+		feed = newBucketFeed()
+	}
 	// every read of the buckets, with the stored mark when it started
 	var mu sync.Mutex
 	var storedTo time.Time
@@ -86,13 +102,58 @@ func checkSubjectIndex(t *testing.T, s *store.Store, start, end time.Time, ahead
 		ahead            bool
 	}
 	var reads []read
+	fedRows := 0 // rows read from the feed
 	x.buckets = func(rctx context.Context, from, to time.Time, bucket time.Duration, shard store.Shard) ([]store.SubjectBuckets, error) {
 		mu.Lock()
 		// the reader's reads run on its own context, those on demand on
 		// the test's
 		reads = append(reads, read{from, to, storedTo, rctx != ctx})
 		mu.Unlock()
-		return s.SubjectBuckets(rctx, from, to, bucket, shard)
+		if feed == nil {
+			return s.SubjectBuckets(rctx, from, to, bucket, shard)
+		}
+		got, err := feed.buckets(rctx, from, to, bucket, shard)
+		if err != nil {
+			return nil, err
+		}
+		want, err := s.SubjectBuckets(rctx, from, to, bucket, shard)
+		if err != nil {
+			return nil, err
+		}
+		slices.SortFunc(want, func(p, q store.SubjectBuckets) int {
+			return cmp.Or(compareStrings(p.Tenant, q.Tenant), compareStrings(p.ActorID, q.ActorID), compareStrings(p.SubjectID, q.SubjectID))
+		})
+		// (an empty list is an empty list, whether nil or not)
+		norm := func(rows []store.SubjectBuckets) []store.SubjectBuckets {
+			out := make([]store.SubjectBuckets, 0, len(rows))
+			for _, r := range rows {
+				for _, bs := range []*[]uint32{&r.Buckets, &r.ReadBuckets, &r.OutsideBuckets} {
+					*bs = append([]uint32{}, *bs...)
+					slices.Sort(*bs)
+				}
+				out = append(out, r)
+			}
+			return out
+		}
+		if !reflect.DeepEqual(norm(got), norm(want)) {
+			t.Errorf("buckets %s..%s from the events fed: %d rows, the store's %d:\n got %v\nwant %v", from, to, len(got), len(want), got, want)
+		}
+		mu.Lock()
+		fedRows += len(got)
+		mu.Unlock()
+		return got, nil
+	}
+	fedTo := 0 // fed[:fedTo] are fed
+	feedTo := func(tm time.Time) {
+		if feed == nil {
+			return
+		}
+		i := fedTo
+		for i < len(fed) && fed[i].TS.Before(tm) {
+			i++
+		}
+		feed.feed(fed[fedTo:i], tm)
+		fedTo = i
 	}
 	if ahead {
 		x.startAt(ctx, start.Truncate(24*time.Hour))
@@ -111,6 +172,8 @@ func checkSubjectIndex(t *testing.T, s *store.Store, start, end time.Time, ahead
 	next := start.Add(95 * time.Minute) // not a whole bucket
 	advance := func() {
 		readyAt, next = next, next.Add(time.Duration(3+rng.IntN(9))*time.Hour)
+		// the replay feeds a group's events before it inserts them
+		feedTo(next)
 		if !ahead {
 			return
 		}
@@ -197,6 +260,9 @@ func checkSubjectIndex(t *testing.T, s *store.Store, start, end time.Time, ahead
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if feed != nil && fedRows < 1000 {
+		t.Errorf("%d rows read from the events fed: too few to compare", fedRows)
+	}
 	if len(reads) == 0 || len(reads) > 30 {
 		t.Errorf("the index read the store %d times; want a read per step of the stored time", len(reads))
 	}

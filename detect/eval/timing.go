@@ -77,10 +77,12 @@ func (st *storeTimes) String() string {
 // (readAhead; timed there), else the store's (timed).
 func (x *subjectIndex) WindowAggregates(ctx context.Context, from, to time.Time, window time.Duration, shard store.Shard) ([]store.WindowActivity, error) {
 	if x.ahead != nil {
-		return x.ahead.windowAggregates(ctx, from, to, window, shard)
+		rows, err := x.ahead.windowAggregates(ctx, from, to, window, shard)
+		return rows, x.noteRaw(err)
 	}
 	defer x.times.since("window aggregates", x.times.now())
-	return x.Store.WindowAggregates(ctx, from, to, window, shard)
+	rows, err := x.Store.WindowAggregates(ctx, from, to, window, shard)
+	return rows, x.noteRaw(err)
 }
 
 // TopSubjects implements detect.Aggregates: from the evidence index when
@@ -97,5 +99,6 @@ func (x *subjectIndex) TopSubjects(ctx context.Context, tenant, actor string, fr
 		}
 	}
 	defer x.times.since("evidence from the store", t0)
-	return x.Store.TopSubjects(ctx, tenant, actor, from, to, n)
+	subs, err := x.Store.TopSubjects(ctx, tenant, actor, from, to, n)
+	return subs, x.noteRaw(err)
 }

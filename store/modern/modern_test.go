@@ -188,6 +188,54 @@ func TestSQLRunsOnModernClickHouse(t *testing.T) {
 	}
 }
 
+// TestPassThroughSchemaOnModernClickHouse: chatwarden eval's pass-through
+// schema (store.PassThroughSchema: events a Null table, the detection
+// views on it) migrates on ClickHouse 26.x too, the ALTER of the Null
+// events table included, and a row inserted into events reaches the views
+// while events keeps none.
+func TestPassThroughSchemaOnModernClickHouse(t *testing.T) {
+	session, err := chdb.NewSession(t.TempDir())
+	if err != nil {
+		t.Fatalf("starting embedded ClickHouse: %v", err)
+	}
+	defer session.Close()
+	query := func(q string) string {
+		res, err := session.Query(q, "TabSeparated")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+		return strings.TrimSpace(res.String())
+	}
+	query("CREATE DATABASE IF NOT EXISTS cwpass")
+	query("USE cwpass")
+	query(store.SchemaMigrationsDDL)
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		for _, stmt := range m.StatementsFor(store.PassThroughSchema) {
+			query(stmt)
+		}
+	}
+	if got := query("SELECT engine FROM system.tables WHERE database = 'cwpass' AND name = 'events'"); got != "Null" {
+		t.Fatalf("events engine %q, want Null", got)
+	}
+	query(`INSERT INTO events (event_id, ts, tenant, actor_id, action, store, subject_id, records, result, destination)
+VALUES ('e1', '2026-03-02 10:00:00', 't1', 'a1', 'share', 'crm', 's1', 3, 'allowed', 'partner.example')`)
+	for q, want := range map[string]string{
+		"SELECT count() FROM events":                                            "0",
+		"SELECT count() FROM actor_minute":                                      "1",
+		"SELECT sumMerge(records_sum) FROM actor_minute":                        "3",
+		"SELECT count() FROM shares WHERE destination = 'partner.example'":      "1",
+		"SELECT sumMerge(events) FROM actor_minute_exports WHERE tenant = 't1'": "0",
+	} {
+		if got := query(q); got != want {
+			t.Errorf("%s = %s, want %s", q, got, want)
+		}
+	}
+}
+
 // settingsClause renders settings as a SETTINGS clause.
 func settingsClause(s map[string]any) string {
 	if len(s) == 0 {

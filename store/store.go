@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -48,8 +49,14 @@ type Config struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// MaxOpenConns bounds the pool (default 8).
 	MaxOpenConns int `yaml:"max_open_conns"`
-	// Compression is the native protocol's block compression: lz4 (default)
-	// or none (cheaper on CPU when ClickHouse runs on the same host).
+	// Compression is the native protocol's block compression: lz4, none,
+	// or auto (the default, also when empty): none to a server at a
+	// loopback address (localhost, 127.0.0.0/8, ::1), lz4 to any other.
+	// On the same host LZ4 saves no network and costs the client CPU
+	// (about 1 s of the eval replay's 1.6M events; the server's
+	// decompression is too small to show in a profile), while over a
+	// network it saves most of the bytes (docs/scaling.md, "Ingest hot
+	// path").
 	Compression string `yaml:"compression"`
 	// Cluster names a ClickHouse cluster (its remote_servers entry, with
 	// ZooKeeper, {shard}/{replica} macros and distributed_ddl configured):
@@ -101,9 +108,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clickhouse.cluster: %q is not a plain identifier", c.Cluster)
 	}
 	switch c.Compression {
-	case "", "lz4", "none":
+	case "", "auto", "lz4", "none":
 	default:
-		return fmt.Errorf("clickhouse.compression: %q is not lz4 or none", c.Compression)
+		return fmt.Errorf("clickhouse.compression: %q is not auto, lz4 or none", c.Compression)
 	}
 	if c.Password != "" && c.PasswordFile != "" {
 		return errors.New("clickhouse.password and clickhouse.password_file: set one, not both")
@@ -228,10 +235,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		}
 		password = b
 	}
-	opts := func(db string, settings clickhouse.Settings) *clickhouse.Options {
+	opts := func(addr, db string, settings clickhouse.Settings) *clickhouse.Options {
 		o := &clickhouse.Options{
 			Protocol:        clickhouse.Native,
-			Addr:            []string{cfg.Addr},
+			Addr:            []string{addr},
 			Auth:            clickhouse.Auth{Database: db, Username: cfg.User, Password: password},
 			DialTimeout:     cfg.DialTimeout,
 			ReadTimeout:     cfg.QueryTimeout,
@@ -244,7 +251,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			// database a logged query ran in (QueriesSince).
 			ClientInfo: clickhouse.ClientInfo{Comment: []string{clientDatabase + db}},
 		}
-		if cfg.Compression != "none" {
+		if compresses(cfg.Compression, addr) {
 			o.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
 		}
 		if cfg.TLS {
@@ -261,7 +268,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		}
 	}
 	// First connect to "default" to learn the version and create the database.
-	boot, err := clickhouse.Open(opts("default", nil))
+	boot, err := clickhouse.Open(opts(cfg.Addr, "default", nil))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to clickhouse at %s: %w", cfg.Addr, err)
 	}
@@ -292,7 +299,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			settings[k] = v
 		}
 	}
-	conn, err := clickhouse.Open(opts(cfg.Database, settings))
+	conn, err := clickhouse.Open(opts(cfg.Addr, cfg.Database, settings))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to clickhouse database %s: %w", cfg.Database, err)
 	}
@@ -302,18 +309,39 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	}
 	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database, "version", raw)
 	node := func(addr string) (driver.Conn, error) {
-		o := opts(cfg.Database, settings)
-		o.Addr, o.MaxOpenConns, o.MaxIdleConns = []string{addr}, 1, 1
+		o := opts(addr, cfg.Database, settings)
+		o.MaxOpenConns, o.MaxIdleConns = 1, 1
 		return clickhouse.Open(o)
 	}
 	replica := func(addr string) (driver.Conn, error) {
-		o := opts(cfg.Database, settings)
-		o.Addr = []string{addr}
+		o := opts(addr, cfg.Database, settings)
 		o.MaxOpenConns, o.MaxIdleConns = min(cfg.MaxOpenConns, 4), min(cfg.MaxOpenConns, 4)
 		return clickhouse.Open(o)
 	}
 	return &Store{conn: conn, cfg: cfg, version: v, zone: &zoneInfo{}, log: log, chain: newAuditChain(), node: node, replica: replica,
 		shards: shardReads{conns: map[string]driver.Conn{}, downUntil: map[string]time.Time{}, warned: map[int]bool{}}}, nil
+}
+
+// compresses reports whether blocks sent to and read from the server at
+// addr (host:port) are LZ4-compressed under the setting mode (see
+// Config.Compression): auto (or empty) compresses unless the host is a
+// loopback address.
+func compresses(mode, addr string) bool {
+	switch mode {
+	case "lz4":
+		return true
+	case "none":
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // RawReads returns a Store over the same connections whose readers that

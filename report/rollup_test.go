@@ -33,7 +33,7 @@ func rollupAlerts(w Week) []store.AlertRow {
 
 // TestWeeklyRollupMatchesRawEvents (issue 12): the weekly report's daily
 // volume reads the hourly rollup actor_hour, its vendor activity the
-// vendors' vendor_hour and its flagged exposure events_by_hour; the same
+// vendors' vendor_actor_hour and its flagged exposure events_by_hour; the same
 // report over the raw tables
 // (store.RawReads: actor_minute and events)
 // must be the same, field for field, for every tenant and for one.

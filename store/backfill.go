@@ -16,7 +16,7 @@ const backFillHour = "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)"
 // partitioned by toYYYYMMDD of backFillHour (actor_minute_exports by that of
 // the minute, which falls in the same day).
 var backFilled = map[string]bool{"actor_hour": true, "events_by_hour": true, "vendor_hour": true,
-	"actor_minute_exports": true}
+	"actor_minute_exports": true, "vendor_actor_hour": true}
 
 // backFill runs a migration's back-fill statement stmt (INSERT INTO table
 // (...) SELECT ... FROM events ...) one UTC hour of events at a time, so

@@ -41,6 +41,7 @@ var shardedTables = map[string]bool{
 	"actor_hour":           true,
 	"events_by_hour":       true,
 	"vendor_hour":          true,
+	"vendor_actor_hour":    true,
 	"actor_minute_exports": true,
 }
 
@@ -55,7 +56,7 @@ var (
 	clusterViewRe   = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*) TO ([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$`)
 	clusterFromRe   = regexp.MustCompile(`(?i)\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)\b`)
 	clusterAlterRe  = regexp.MustCompile(`(?s)^ALTER TABLE ([A-Za-z_][A-Za-z0-9_]*) ((?:ADD|DROP) COLUMN .*)$`)
-	clusterDropMVRe = regexp.MustCompile(`^DROP TABLE IF EXISTS ([A-Za-z_][A-Za-z0-9_]*_mv)$`)
+	clusterDropRe   = regexp.MustCompile(`^DROP TABLE IF EXISTS ([A-Za-z_][A-Za-z0-9_]*)$`)
 	clusterFillRe   = regexp.MustCompile(`(?s)^INSERT INTO ([A-Za-z_][A-Za-z0-9_]*) (\([^)]*\))\s+(SELECT\s.*)$`)
 )
 
@@ -65,9 +66,9 @@ var (
 // CREATE TABLE IF NOT EXISTS ... ENGINE = *MergeTree(...), CREATE
 // MATERIALIZED VIEW IF NOT EXISTS ... TO ... AS SELECT over a sharded table,
 // ALTER TABLE ... ADD COLUMN or DROP COLUMN, DROP TABLE IF EXISTS of a
-// materialized view (a name ending in _mv: one that a later statement
-// creates anew), and a view's back-fill INSERT INTO ... (...) SELECT ...
-// FROM from one sharded table into another.
+// materialized view (a name ending in _mv) or of a sharded table, and a
+// view's back-fill INSERT INTO ... (...) SELECT ... FROM from one sharded
+// table into another.
 func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 	if !identRe.MatchString(cluster) || !identRe.MatchString(db) {
 		return nil, fmt.Errorf("cluster %q and database %q must be plain identifiers", cluster, db)
@@ -137,9 +138,23 @@ func ClusterStatements(stmt, cluster, db string) ([]string, error) {
 		}
 		return []string{fmt.Sprintf("INSERT INTO %s.%s %s %s", db, to, cols, sel)}, nil
 	}
-	if m := clusterDropMVRe.FindStringSubmatch(stmt); m != nil {
-		// The views are created ON CLUSTER over the local tables.
-		return []string{fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s", db, m[1], cluster)}, nil
+	if m := clusterDropRe.FindStringSubmatch(stmt); m != nil {
+		name := m[1]
+		if strings.HasSuffix(name, "_mv") {
+			// The views are created ON CLUSTER over the local tables.
+			return []string{fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s", db, name, cluster)}, nil
+		}
+		if _, ok := shardedTables[name]; !ok {
+			return nil, fmt.Errorf("drop of %s: no cluster form for a table that is not sharded", name)
+		}
+		// The Distributed table first (no insert reaches the local
+		// tables through it after), then the local tables. A dropped
+		// replicated table's ZooKeeper path stays: a migration never
+		// creates a dropped table again under its old name (0018).
+		return []string{
+			fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s", db, name, cluster),
+			fmt.Sprintf("DROP TABLE IF EXISTS %s.%s%s ON CLUSTER %s", db, name, localSuffix, cluster),
+		}, nil
 	}
 	if m := clusterAlterRe.FindStringSubmatch(stmt); m != nil {
 		table, change := m[1], m[2]

@@ -96,11 +96,12 @@ func copiedTables() ([]string, error) {
 	}
 	var tables []string
 	viewTargets := map[string]bool{}
+	gone := dropped(ms)
 	for _, m := range ms {
 		for _, stmt := range m.Statements {
 			if v := clusterViewRe.FindStringSubmatch(strings.TrimSpace(stmt)); v != nil {
 				viewTargets[v[2]] = true
-			} else if c := clusterCreateRe.FindStringSubmatch(strings.TrimSpace(stmt)); c != nil {
+			} else if c := clusterCreateRe.FindStringSubmatch(strings.TrimSpace(stmt)); c != nil && !gone[c[1]] {
 				tables = append(tables, c[1])
 			}
 		}

@@ -101,7 +101,15 @@ func TestClusterStatements(t *testing.T) {
 			want: []string{"DROP TABLE IF EXISTS db1.vendor_hour_mv ON CLUSTER c1"},
 		},
 		{name: "unknown form", stmt: "DROP TABLE events", err: "no cluster form"},
-		{name: "a table dropped", stmt: "DROP TABLE IF EXISTS events", err: "no cluster form"},
+		{
+			name: "sharded table dropped",
+			stmt: "DROP TABLE IF EXISTS vendor_hour",
+			want: []string{
+				"DROP TABLE IF EXISTS db1.vendor_hour ON CLUSTER c1",
+				"DROP TABLE IF EXISTS db1.vendor_hour_local ON CLUSTER c1",
+			},
+		},
+		{name: "replicated table dropped", stmt: "DROP TABLE IF EXISTS alerts", err: "not sharded"},
 		{name: "view over a replicated table", stmt: "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO events AS SELECT * FROM alerts", err: "not sharded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -203,7 +203,7 @@ func TestSplitInsertHalfFailedRetriedOnce(t *testing.T) {
 	// On one server, ClickHouse 18.16 writes the events table, then pushes
 	// to the views in the order of their names: the failing INSERT stores
 	// its events and the actor_* views' rows, and none of event_ids,
-	// events_by_*, shares and vendor_hour. (On the test cluster it stores
+	// events_by_*, shares and vendor_actor_hour. (On the test cluster it stores
 	// the day's rows of one shard and not the other's.)
 	fault := cfg.Database + ".b_split_fault_mv"
 	storetest.Exec(t, cfg, "CREATE MATERIALIZED VIEW "+fault+onCluster+

@@ -221,14 +221,20 @@ func (s *Store) Exposure(ctx context.Context, f HistoryFilter) (Exposure, error)
 // customer set, and only the groups, not the events, are fanned out (an
 // earlier version fanned each event out to one row per category before
 // grouping: at 780k matching events, 640 ms of CPU where this takes 345,
-// the same figures). %s is the table and %s the WHERE clause (constant
-// fragments; values are bound).
+// the same figures). The customer sets hold cityHash64 of the pseudonyms,
+// as vendor_actor_hour's do (migration 0017): a set of UInt64 where a set
+// of strings holds 128-bit hashes of them, at 100M events about 15% less
+// CPU for the weekly report's flagged exposure (docs/scaling.md, "The
+// weekly report at 100M"); two customers of one exposure count once when
+// their pseudonyms share a 64-bit hash, about n^2 / 2^65 for n customers.
+// %s is the table and %s the WHERE clause (constant fragments; values are
+// bound).
 const exposureSQL = `SELECT k.1 AS kind, k.2 AS name, sum(n), sum(rec), sum(exps), sum(den),
 uniqExactIfMergeIf(subj, kind IN ('total', 'category')), uniqExactMergeIf(act, kind = 'total'), min(first_ts), max(last_ts)
 FROM (
     SELECT store, client_country, fields, count() AS n, sum(records) AS rec,
     countIf(action IN ('export', 'share')) AS exps, countIf(result = 'denied') AS den,
-    uniqExactIfState(subject_id, subject_id != '') AS subj, uniqExactState(actor_id) AS act,
+    uniqExactIfState(cityHash64(subject_id), subject_id != '') AS subj, uniqExactState(actor_id) AS act,
     min(ts) AS first_ts, max(ts) AS last_ts
     FROM (SELECT store, client_country, fields, records, action, result, subject_id, actor_id, ts FROM %s WHERE %s)
     GROUP BY store, client_country, fields
@@ -668,11 +674,11 @@ const MaxVendorActors = 200
 // with an actor_vendor) in [from, to), most records first (then by actor
 // id and tenant), at most MaxVendorActors of them; tenants, when not
 // empty, keeps only those tenants. When from and to are whole UTC hours it
-// reads the hourly rollup of vendor events vendor_hour (a week at 10M
+// reads the hourly rollup of vendor events vendor_actor_hour (a week at 10M
 // events: tens of thousands of rows, where actor_hour has every actor's
 // hundreds of thousands), else events; both give the same figures (an
 // actor whose type, role or vendor changed within the range shows one of
-// its values either way; vendor_hour counts an actor's customers by
+// its values either way; vendor_actor_hour counts an actor's customers by
 // 64-bit hashes of their pseudonyms, which two customers of one actor
 // share with a probability of about n^2 / 2^65 for n customers).
 func (s *Store) VendorActivity(ctx context.Context, tenants []string, from, to time.Time) ([]ActorInfo, error) {
@@ -709,25 +715,28 @@ ORDER BY r DESC, actor_id, tenant LIMIT ?`
 // sets side by side (vendorActivityHourly): each merges its own actors'
 // sets on its own core, where one query merges every actor's on one (its
 // aggregation does not spread over threads: a week's rows are a few
-// granules, and the threads' partial sets of an actor would be merged
-// once more).
+// hundred granules of one key range, and the threads' partial sets of an
+// actor would be merged once more).
 const vendorSetQueries = 2
 
-// vendorActivityHourly is VendorActivity over vendor_hour (from and to
-// whole UTC hours; cond and args its tenant filter). Merging the customer
-// sets is nearly all of the work (one hash insert per distinct actor and
-// customer of each hour, twice: reading the state, merging it; the sets
-// hold 64-bit hashes, migration 0017), so the
-// actors are ranked by records without them first, and only the actors
-// kept (at 10M events, 81% of the vendor events are the first 200
-// actors') have their sets merged, split between vendorSetQueries
-// queries running side by side: the same rows as merging every actor's
-// and keeping the first.
+// vendorActivityHourly is VendorActivity over vendor_actor_hour (from and
+// to whole UTC hours; cond and args its tenant filter). Merging the
+// customer sets is nearly all of the work (one hash insert per distinct
+// actor and customer of each hour, twice: reading the state, merging it;
+// the sets hold 64-bit hashes, migration 0017), so the actors are ranked
+// by records without them first, and only the actors kept (at 10M events,
+// 81% of the vendor events are the first 200 actors') have their sets
+// merged: the same rows as merging every actor's and keeping the first.
+// The kept actors, in key order (tenant, actor_id), are cut into
+// vendorSetQueries ranges of about equal records, one query each, running
+// side by side: vendor_actor_hour is ordered by that key (migration 0018),
+// so each query reads only its own range's granules and each set is read
+// once in all.
 func (s *Store) vendorActivityHourly(ctx context.Context, cond string, args []any, from, to time.Time) ([]ActorInfo, error) {
 	span := append([]any{from.UTC(), to.UTC()}, args...)
 	rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, anyLastMerge(vendor_type), anyLastMerge(vendor_role), anyLastMerge(vendor_name),
 sumMerge(events), sumMerge(records_sum) AS r
-FROM vendor_hour WHERE hour >= ? AND hour < ?`+cond+`
+FROM vendor_actor_hour WHERE hour >= ? AND hour < ?`+cond+`
 GROUP BY tenant, actor_id
 ORDER BY r DESC, actor_id, tenant LIMIT ?`, append(slices.Clone(span), uint64(MaxVendorActors))...)
 	if err != nil {
@@ -748,12 +757,14 @@ ORDER BY r DESC, actor_id, tenant LIMIT ?`, append(slices.Clone(span), uint64(Ma
 	}
 	type key struct{ tenant, actor string }
 	at := make(map[key]int, len(out))
-	// Actor i goes to query i % vendorSetQueries: in rank order, so each
-	// query gets about as many of the busiest actors' customers.
-	sets := make([][]any, vendorSetQueries)
 	for i, a := range out {
 		at[key{a.Tenant, a.ActorID}] = i
-		sets[i%vendorSetQueries] = append(sets[i%vendorSetQueries], clickhouse.GroupSet{Value: []any{a.Tenant, a.ActorID}})
+	}
+	sets := make([][]any, vendorSetQueries)
+	for q, r := range vendorSetRanges(out, vendorSetQueries) {
+		for _, i := range r {
+			sets[q] = append(sets[q], clickhouse.GroupSet{Value: []any{out[i].Tenant, out[i].ActorID}})
+		}
 	}
 	var (
 		wg   sync.WaitGroup
@@ -767,7 +778,7 @@ ORDER BY r DESC, actor_id, tenant LIMIT ?`, append(slices.Clone(span), uint64(Ma
 		}
 		wg.Go(func() {
 			rows, err := s.conn.Query(ctx, `SELECT tenant, actor_id, uniqExactIfMerge(customers)
-FROM vendor_hour WHERE hour >= ? AND hour < ?`+cond+` AND (tenant, actor_id) IN ?
+FROM vendor_actor_hour WHERE hour >= ? AND hour < ?`+cond+` AND (tenant, actor_id) IN ?
 GROUP BY tenant, actor_id`, append(slices.Clone(span), clickhouse.GroupSet{Value: set})...)
 			if err != nil {
 				errs[q] = fmt.Errorf("querying vendor activity's customers: %w", err)
@@ -827,6 +838,46 @@ func (s *Store) ProbeQuery(ctx context.Context, sql string) ([]string, int, erro
 		n++
 	}
 	return cols, n, rows.Err()
+}
+
+// vendorSetRanges cuts the actors as (indexes into as), in the order of
+// their key (tenant, actor_id), into at most n ranges of about equal
+// records: a range ends once it holds its share (the records not yet
+// placed over the ranges not yet filled). Records stand for the customers
+// whose sets the range's query merges. No range is empty unless as has
+// fewer than n actors.
+func vendorSetRanges(as []ActorInfo, n int) [][]int {
+	order := make([]int, len(as))
+	var left uint64
+	for i := range as {
+		order[i] = i
+		left += as[i].Records
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := strings.Compare(as[a].Tenant, as[b].Tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(as[a].ActorID, as[b].ActorID)
+	})
+	var out [][]int
+	for len(order) > 0 {
+		rest := min(n-len(out), len(order)) // ranges still to fill, this one included
+		if rest == 1 {
+			out = append(out, order)
+			break
+		}
+		share := left / uint64(rest)
+		var got uint64
+		k := 0
+		// Leave at least one actor for each range after this one.
+		for k < len(order)-(rest-1) && (k == 0 || got+as[order[k]].Records/2 < share) {
+			got += as[order[k]].Records
+			k++
+		}
+		out = append(out, order[:k:k])
+		order, left = order[k:], left-got
+	}
+	return out
 }
 
 // ceilSecond rounds an exclusive upper bound up to a whole second: events are

@@ -18,7 +18,7 @@ type PartialInsert struct {
 	// CompletePartialInsert wrote into it.
 	Written map[string]int
 	// Unsure lists the actor_minute, actor_minute_exports, actor_hour and
-	// vendor_hour keys ("table minute tenant actor") whose
+	// vendor_actor_hour keys ("table minute tenant actor") whose
 	// counts matched neither "has the events" nor "lacks them" (another
 	// writer of the same actor and minute, or an older partial insert):
 	// left as they are.
@@ -43,10 +43,11 @@ func eventViews() ([]eventView, error) {
 		return nil, err
 	}
 	var out []eventView
+	gone := dropped(ms)
 	for _, m := range ms {
 		for _, stmt := range m.Statements {
 			v := clusterViewRe.FindStringSubmatch(strings.TrimSpace(stmt))
-			if v == nil {
+			if v == nil || gone[v[1]] {
 				continue
 			}
 			if f := clusterFromRe.FindStringSubmatch(v[3]); f == nil || f[1] != "events" {
@@ -75,7 +76,7 @@ func eventViews() ([]eventView, error) {
 //
 //   - a target with an event_id column (event_ids, events_by_subject,
 //     shares) gets the rows of the ids it does not hold;
-//   - actor_minute, actor_minute_exports, actor_hour and vendor_hour
+//   - actor_minute, actor_minute_exports, actor_hour and vendor_actor_hour
 //     (aggregate states, no event id) get the events of an (actor, minute
 //     or hour) whose sumMerge(events) falls short of the events table's
 //     count (of the events the view keeps: vendor_hour's have an
@@ -223,7 +224,7 @@ type rollup struct {
 var rollups = map[string]rollup{
 	"actor_minute":         {column: "minute", expr: "toStartOfMinute(ts)", step: time.Minute},
 	"actor_hour":           {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
-	"vendor_hour":          {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
+	"vendor_actor_hour":    {column: "hour", expr: "toDateTime(intDiv(toUInt32(ts), 3600) * 3600)", step: time.Hour},
 	"actor_minute_exports": {column: "minute", expr: "toStartOfMinute(ts)", step: time.Minute},
 }
 
@@ -304,7 +305,7 @@ FROM `+v.target+` WHERE `+r.column+` >= ? AND `+r.column+` < ? AND actor_id IN ?
 var viewWhereRe = regexp.MustCompile(`(?is)\bFROM\s+events\s+WHERE\s+(.*?)\s+GROUP\s+BY\b`)
 
 // viewCond returns the WHERE of v's SELECT as a further condition over
-// events (" AND (...)"), or "" when v counts every event (vendor_hour
+// events (" AND (...)"), or "" when v counts every event (vendor_actor_hour
 // counts only the events with an actor_vendor).
 func viewCond(v eventView) string {
 	m := viewWhereRe.FindStringSubmatch(v.sel)

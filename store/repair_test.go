@@ -53,8 +53,8 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 		"actor_hour events":            "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
 		"events_by_hour":               "SELECT count() FROM events_by_hour",
 		"actor_hour records":           "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
-		"vendor_hour events":           "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
-		"vendor_hour records":          "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"vendor_actor_hour events":     "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_actor_hour GROUP BY hour, tenant, actor_id)",
+		"vendor_actor_hour records":    "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM vendor_actor_hour GROUP BY hour, tenant, actor_id)",
 		"actor_minute_exports events":  "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_minute_exports GROUP BY minute, tenant, actor_id)",
 		"actor_minute_exports records": "SELECT sum(n) FROM (SELECT sumMerge(records_sum) AS n FROM actor_minute_exports GROUP BY minute, tenant, actor_id)",
 	} {
@@ -67,7 +67,7 @@ func viewCounts(t *testing.T, cfg store.Config) map[string]uint64 {
 func wantCounts(evs []models.Event) map[string]uint64 {
 	out := map[string]uint64{"events": 0, "event_ids": 0, "events_by_subject": 0, "shares": 0,
 		"actor_minute events": 0, "actor_minute records": 0, "actor_minute export recs.": 0,
-		"actor_hour events": 0, "actor_hour records": 0, "events_by_hour": 0, "vendor_hour events": 0, "vendor_hour records": 0,
+		"actor_hour events": 0, "actor_hour records": 0, "events_by_hour": 0, "vendor_actor_hour events": 0, "vendor_actor_hour records": 0,
 		"actor_minute_exports events": 0, "actor_minute_exports records": 0}
 	for _, e := range evs {
 		out["events"]++
@@ -78,8 +78,8 @@ func wantCounts(evs []models.Event) map[string]uint64 {
 		out["events_by_hour"]++
 		out["actor_hour records"] += e.Records
 		if e.Actor.Vendor != "" {
-			out["vendor_hour events"]++
-			out["vendor_hour records"] += e.Records
+			out["vendor_actor_hour events"]++
+			out["vendor_actor_hour records"] += e.Records
 		}
 		if e.SubjectID != "" {
 			out["events_by_subject"]++
@@ -142,14 +142,14 @@ func TestCompletePartialInsert(t *testing.T) {
 
 	// No view written (the failure in the first view push).
 	none := partialEvents("none", 20, base)
-	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv",
+	insertWithViewsDetached(t, s, cfg, none, "actor_minute_mv", "event_ids_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "events_by_hour_mv", "vendor_actor_hour_mv",
 		"actor_minute_exports_mv")
 	// actor_minute and event_ids written, events_by_subject and shares not.
 	half := partialEvents("half", 20, base.Add(time.Minute))
 	insertWithViewsDetached(t, s, cfg, half, "events_by_subject_mv", "shares_mv")
 	// event_ids only: actor_minute missing, the view pushed first on 18.16.
 	first := partialEvents("first", 20, base.Add(3*time.Minute))
-	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "vendor_hour_mv",
+	insertWithViewsDetached(t, s, cfg, first, "actor_minute_mv", "events_by_subject_mv", "shares_mv", "actor_hour_mv", "vendor_actor_hour_mv",
 		"actor_minute_exports_mv")
 	// Stored completely.
 	whole := partialEvents("whole", 20, base.Add(5*time.Minute))
@@ -176,7 +176,7 @@ func TestCompletePartialInsert(t *testing.T) {
 		"actor_minute":         len(none) + len(first),
 		"actor_hour":           len(none) + len(first),
 		"events_by_hour":       len(none),
-		"vendor_hour":          int(wantCounts(none)["vendor_hour events"] + wantCounts(first)["vendor_hour events"]),
+		"vendor_actor_hour":    int(wantCounts(none)["vendor_actor_hour events"] + wantCounts(first)["vendor_actor_hour events"]),
 		"actor_minute_exports": int(wantCounts(none)["actor_minute_exports events"] + wantCounts(first)["actor_minute_exports events"]),
 	}
 	if !maps.Equal(got.Written, wantWritten) {

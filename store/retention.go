@@ -96,7 +96,7 @@ var retentionPolicy = map[string]tablePolicy{
 	"actor_minute":         {class: "events"},
 	"actor_hour":           {class: "events"},
 	"events_by_hour":       {class: "events"},
-	"vendor_hour":          {class: "events"},
+	"vendor_actor_hour":    {class: "events"},
 	"actor_minute_exports": {class: "events"},
 	"shares":               {class: "events"},
 	// A checkpoint older than the events cannot be back-filled from; the

@@ -32,6 +32,13 @@ func TestEveryTableHasRetention(t *testing.T) {
 			ddl[m[1]] = stmt
 		}
 	}
+	gone, err := store.Dropped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tbl := range gone {
+		delete(ddl, tbl) // a later migration drops it
+	}
 	if len(ddl) < 10 {
 		t.Fatalf("found only %d tables in the migrations: %v", len(ddl), ddl)
 	}

@@ -22,16 +22,16 @@ func BenchmarkInsertEventsActorHour(b *testing.B) {
 	benchInsertWithout(b, []string{"actor_hour_mv", "events_by_hour_mv"}, false, "with_rollups_events/s", "without_rollups_events/s")
 }
 
-// BenchmarkInsertEventsVendorHour is the ingest cost of vendor_hour
+// BenchmarkInsertEventsVendorHour is the ingest cost of vendor_actor_hour
 // (migration 0015, the weekly report's vendor activity): as
 // BenchmarkInsertEventsActorHour, with every other view attached in both
-// databases and vendor_hour_mv detached in one, and one actor in seven a
+// databases and vendor_actor_hour_mv detached in one, and one actor in seven a
 // vendor's (as in make bench-query's data). Reported in events/s:
-// with_vendor_hour and without_vendor_hour.
+// with_vendor_actor_hour and without_vendor_actor_hour.
 //
 //	go test -run '^$' -bench BenchmarkInsertEventsVendorHour -benchtime 30x ./store/
 func BenchmarkInsertEventsVendorHour(b *testing.B) {
-	benchInsertWithout(b, []string{"vendor_hour_mv"}, true, "with_vendor_hour_events/s", "without_vendor_hour_events/s")
+	benchInsertWithout(b, []string{"vendor_actor_hour_mv"}, true, "with_vendor_actor_hour_events/s", "without_vendor_actor_hour_events/s")
 }
 
 // benchInsertWithout inserts batches of 10,000 events into two databases

@@ -16,7 +16,7 @@ import (
 var rollupFrom = time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
 
 // TestRollupReadersMatchRawEvents (issue 12): DailyVolume reads the
-// hourly rollup actor_hour and VendorActivity the vendors' vendor_hour for
+// hourly rollup actor_hour and VendorActivity the vendors' vendor_actor_hour for
 // whole-hour ranges;
 // over the raw tables (RawReads: actor_minute and events) they must return
 // the same rows, for every tenant and for one, over a week and over a day
@@ -37,15 +37,15 @@ func TestRollupReadersMatchRawEvents(t *testing.T) {
 	if n := storetest.Count(t, cfg, "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)"); n != uint64(len(evs)) {
 		t.Fatalf("actor_hour counts %d events, want %d", n, len(evs))
 	}
-	// vendor_hour holds every vendor event once, and only those.
+	// vendor_actor_hour holds every vendor event once, and only those.
 	vendorEvents := 0
 	for _, e := range evs {
 		if e.Actor.Vendor != "" {
 			vendorEvents++
 		}
 	}
-	if n := storetest.Count(t, cfg, "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)"); vendorEvents == 0 || n != uint64(vendorEvents) {
-		t.Fatalf("vendor_hour counts %d events, want the %d vendor events", n, vendorEvents)
+	if n := storetest.Count(t, cfg, "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_actor_hour GROUP BY hour, tenant, actor_id)"); vendorEvents == 0 || n != uint64(vendorEvents) {
+		t.Fatalf("vendor_actor_hour counts %d events, want the %d vendor events", n, vendorEvents)
 	}
 	for _, tenants := range [][]string{nil, {"t1"}} {
 		for _, rng := range []struct{ from, to time.Time }{{from, to}, {from.Add(5 * time.Hour), from.Add(29 * time.Hour)}} {
@@ -69,7 +69,7 @@ func TestRollupReadersMatchRawEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(vend) == 0 || !slices.Equal(vend, rawVend) {
-				t.Errorf("tenants %v, %s..%s: VendorActivity from vendor_hour %+v, from events %+v", tenants, rng.from, rng.to, vend, rawVend)
+				t.Errorf("tenants %v, %s..%s: VendorActivity from vendor_actor_hour %+v, from events %+v", tenants, rng.from, rng.to, vend, rawVend)
 			}
 		}
 	}
@@ -117,7 +117,7 @@ func TestExposureFromEventsByHour(t *testing.T) {
 }
 
 // TestBackFillOfTheRollups: on a database whose events were stored before
-// actor_hour, events_by_hour, vendor_hour (as 0017 makes it) and
+// actor_hour, events_by_hour, vendor_actor_hour (0018) and
 // actor_minute_exports existed
 // (their views detached
 // while the events were inserted), the migrations that create them fill them from
@@ -135,7 +135,7 @@ func TestBackFillOfTheRollups(t *testing.T) {
 	if cfg.Cluster != "" {
 		onCluster = " ON CLUSTER " + cfg.Cluster
 	}
-	views := []string{"actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv", "actor_minute_exports_mv"}
+	views := []string{"actor_hour_mv", "events_by_hour_mv", "vendor_actor_hour_mv", "actor_minute_exports_mv"}
 	for _, v := range views {
 		storetest.Exec(t, cfg, "DETACH TABLE "+cfg.Database+"."+v+onCluster)
 	}
@@ -161,7 +161,7 @@ func TestBackFillOfTheRollups(t *testing.T) {
 	counts := map[string]string{
 		"actor_hour":           "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_hour GROUP BY hour, tenant, actor_id)",
 		"events_by_hour":       "SELECT count() FROM events_by_hour",
-		"vendor_hour":          "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_hour GROUP BY hour, tenant, actor_id)",
+		"vendor_actor_hour":    "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM vendor_actor_hour GROUP BY hour, tenant, actor_id)",
 		"actor_minute_exports": "SELECT sum(n) FROM (SELECT sumMerge(events) AS n FROM actor_minute_exports GROUP BY minute, tenant, actor_id)",
 	}
 	check := func(when string, all, vendor, export uint64) {
@@ -169,7 +169,7 @@ func TestBackFillOfTheRollups(t *testing.T) {
 		for table, q := range counts {
 			want := all
 			switch table {
-			case "vendor_hour":
+			case "vendor_actor_hour":
 				want = vendor
 			case "actor_minute_exports":
 				want = export
@@ -180,10 +180,10 @@ func TestBackFillOfTheRollups(t *testing.T) {
 		}
 	}
 	check("before the back-fill", 0, 0, 0)
-	// 0017 rebuilds vendor_hour with its customer sets as 64-bit hashes
-	// and back-fills it as 0015 did; 0015's back-fill names the
-	// subjects column that 0017 dropped, so it cannot run after it.
-	backFills := []int{13, 14, 16, 17}
+	// 0018 creates vendor_actor_hour, back-fills it and drops vendor_hour
+	// (which 0015 created and 0017 rebuilt), so those two cannot run
+	// after it.
+	backFills := []int{13, 14, 16, 18}
 	for _, v := range backFills {
 		if err := store.RunMigration(ctx, s, v); err != nil {
 			t.Fatal(err)
@@ -217,7 +217,7 @@ func TestBackFillOfTheRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(vend) == 0 || !slices.Equal(vend, rawVend) {
-		t.Errorf("after the back-fill VendorActivity from vendor_hour %+v, from events %+v", vend, rawVend)
+		t.Errorf("after the back-fill VendorActivity from vendor_actor_hour %+v, from events %+v", vend, rawVend)
 	}
 }
 
@@ -240,7 +240,7 @@ func TestHourDaysByTimeZone(t *testing.T) {
 }
 
 // TestVendorActivityRanksBeforeMerging (issue 12): VendorActivity over
-// vendor_hour merges the customer sets of the first MaxVendorActors actors
+// vendor_actor_hour merges the customer sets of the first MaxVendorActors actors
 // by records only; with more vendor actors than that (ties on records,
 // and the same actor id in two tenants with the same records) it must
 // return the rows of the raw read over events, which aggregates every
@@ -282,7 +282,7 @@ func TestVendorActivityRanksBeforeMerging(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(vend) != store.MaxVendorActors || !slices.Equal(vend, rawVend) {
-			t.Errorf("tenants %v: VendorActivity from vendor_hour (%d rows) %+v\nfrom events (%d rows) %+v", tenants, len(vend), vend, len(rawVend), rawVend)
+			t.Errorf("tenants %v: VendorActivity from vendor_actor_hour (%d rows) %+v\nfrom events (%d rows) %+v", tenants, len(vend), vend, len(rawVend), rawVend)
 		}
 		for i := 1; i < len(vend); i++ {
 			p, c := vend[i-1], vend[i]

@@ -63,14 +63,14 @@ func TestDetectionSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"event_ids_mv", "events_by_subject_mv", "actor_hour_mv", "events_by_hour_mv", "vendor_hour_mv"}; !slices.Equal(views, want) {
+	if want := []string{"event_ids_mv", "events_by_subject_mv", "actor_hour_mv", "events_by_hour_mv", "vendor_actor_hour_mv"}; !slices.Equal(views, want) {
 		t.Errorf("views of the full schema only: %v, want %v", views, want)
 	}
 	empty, err := DetectionSchema.Unfilled()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"event_ids", "events_by_subject", "actor_hour", "events_by_hour", "vendor_hour"}; !slices.Equal(empty, want) {
+	if want := []string{"event_ids", "events_by_subject", "actor_hour", "events_by_hour", "vendor_actor_hour"}; !slices.Equal(empty, want) {
 		t.Errorf("tables the detection schema leaves empty: %v, want %v", empty, want)
 	}
 	if pass, err := PassThroughSchema.Unfilled(); err != nil || !slices.Equal(pass, append([]string{"events"}, empty...)) {

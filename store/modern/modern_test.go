@@ -138,6 +138,13 @@ func TestSQLRunsOnModernClickHouse(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	gone, err := store.Dropped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tbl := range gone {
+		delete(tables, tbl) // a later migration drops it
+	}
 
 	// Queries that read client-sent external tables find a stand-in here.
 	for name, cols := range store.ExternalTables {

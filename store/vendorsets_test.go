@@ -85,7 +85,7 @@ func TestVendorSetRangesCoverEveryActor(t *testing.T) {
 		as := make([]ActorInfo, size)
 		for i := range as {
 			// records from a fixed, uneven pattern; ids not in key order
-			as[i] = ActorInfo{Tenant: "t", ActorID: string(rune('a' + (i*7)%size)) + strings.Repeat("x", i%3), Records: uint64(1 + (i*i*31)%97)}
+			as[i] = ActorInfo{Tenant: "t", ActorID: string(rune('a'+(i*7)%size)) + strings.Repeat("x", i%3), Records: uint64(1 + (i*i*31)%97)}
 		}
 		for n := 1; n <= 4; n++ {
 			ranges := vendorSetRanges(as, n)
